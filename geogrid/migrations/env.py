@@ -1,0 +1,25 @@
+"""Alembic environment: runs against the URL passed in the config (``sqlalchemy.url``)."""
+
+from alembic import context
+from sqlalchemy import create_engine
+
+from geogrid.store.tables import metadata
+
+config = context.config
+url = config.get_main_option("sqlalchemy.url")
+connectable = config.attributes.get("connection")
+
+
+def _run(connection) -> None:
+    context.configure(connection=connection, target_metadata=metadata)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if connectable is not None:
+    _run(connectable)
+else:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        _run(conn)
+    engine.dispose()

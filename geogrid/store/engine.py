@@ -1,0 +1,47 @@
+"""Database engine: from ``GEOGRID_DATABASE_URL`` or the embedded cluster."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine
+
+from geogrid.settings import get_settings
+
+__all__ = ["database_url", "get_engine", "raw_dsn"]
+
+
+def database_url(url: str | None = None, *, start: bool = True) -> str:
+    """The SQLAlchemy URL to use: the argument, ``GEOGRID_DATABASE_URL``, or the embedded
+    cluster (started on demand when ``start``)."""
+    if url:
+        return _normalise(url)
+    s = get_settings()
+    if s.database_url:
+        return _normalise(s.database_url)
+    from geogrid.store import cluster
+
+    return cluster.up(s) if start else cluster.url(s)
+
+
+def _normalise(url: str) -> str:
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def raw_dsn(url: str) -> str:
+    """libpq DSN of a SQLAlchemy URL (for psycopg COPY and GDAL)."""
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@lru_cache(maxsize=8)
+def _engine(url: str) -> Engine:
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """A pooled engine (one per URL per process)."""
+    return _engine(database_url(url))

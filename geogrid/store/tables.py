@@ -1,0 +1,229 @@
+"""The database schema as SQLAlchemy Core tables (the Alembic migrations create them).
+
+Everything spatial is stored in EPSG:4326. Boundaries are versioned like MapIt's
+generations: every unit row belongs to one ``boundary_version``; exactly one version is
+``published`` at a time and queries default to it; retired versions stay queryable (time
+travel by version or by date via ``published_at``/``retired_at``).
+
+Scale note: ``incident`` is the only large table (a city: millions of rows a year). It is
+indexed on time, units and geometry; at province scale it can become a range-partitioned
+table on ``reported_at`` without changing the columns, and reads can go to replicas.
+"""
+
+from __future__ import annotations
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+metadata = MetaData()
+
+LEVELS = ("district", "street", "community", "grid")
+STATUSES = (
+    "reported", "accepted", "dispatched", "in_progress", "resolved", "closed",
+    "rejected", "duplicate",
+)
+ROLES = (
+    "worker", "community_admin", "street_admin", "district_admin", "planner", "leader",
+    "analyst", "admin",
+)
+
+boundary_version = Table(
+    "boundary_version",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("label", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default="draft"),
+    Column("based_on", Integer, ForeignKey("boundary_version.id")),
+    Column("source", Text),
+    Column("author", Text),
+    Column("note", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("published_at", DateTime(timezone=True)),
+    Column("retired_at", DateTime(timezone=True)),
+    CheckConstraint("status IN ('draft', 'published', 'retired')", name="version_status"),
+)
+Index(
+    "one_published_version",
+    boundary_version.c.status,
+    unique=True,
+    postgresql_where=text("status = 'published'"),
+)
+
+unit = Table(
+    "unit",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("version_id", Integer, ForeignKey("boundary_version.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("code", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("level", Text, nullable=False),
+    Column("parent_code", Text),
+    Column("population", BigInteger, nullable=False, server_default="0"),
+    Column("households", BigInteger, nullable=False, server_default="0"),
+    Column("area_m2", Float, nullable=False),
+    Column("attrs", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("geom", Geometry("MULTIPOLYGON", srid=4326, spatial_index=False), nullable=False),
+    UniqueConstraint("version_id", "code", name="unit_version_code"),
+    CheckConstraint(f"level IN {LEVELS!r}", name="unit_level"),
+)
+Index("unit_version_level", unit.c.version_id, unit.c.level)
+Index("unit_geom", unit.c.geom, postgresql_using="gist")
+
+building = Table(
+    "building",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("households", Integer, nullable=False),
+    Column("population", Integer, nullable=False),
+    Column("source", Text),
+    Column("geom", Geometry("POINT", srid=4326, spatial_index=False), nullable=False),
+)
+Index("building_geom", building.c.geom, postgresql_using="gist")
+
+category = Table(
+    "category",
+    metadata,
+    Column("code", Text, primary_key=True),
+    Column("name_zh", Text, nullable=False),
+    Column("name_en", Text, nullable=False),
+    Column("limit_hours", Float, nullable=False),
+    Column("effort", Float, nullable=False, server_default="1"),
+    Column("escalate_level", Text, nullable=False, server_default="grid"),
+    Column("share", Float),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+)
+
+account = Table(
+    "account",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ref", Text, unique=True),
+    Column("name", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("token_hash", Text, unique=True),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(f"role IN {ROLES!r}", name="account_role"),
+)
+
+account_unit = Table(
+    "account_unit",
+    metadata,
+    Column("account_id", Integer, ForeignKey("account.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("unit_code", Text, primary_key=True),
+)
+Index("account_unit_code", account_unit.c.unit_code)
+
+incident = Table(
+    "incident",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("source_id", Text, unique=True),
+    Column("category", Text, ForeignKey("category.code"), nullable=False),
+    Column("description", Text),
+    Column("src_crs", Text, nullable=False, server_default="wgs84"),
+    Column("src_lon", Float),
+    Column("src_lat", Float),
+    Column("reported_at", DateTime(timezone=True), nullable=False),
+    Column("reporter_kind", Text, nullable=False, server_default="resident"),
+    Column("reporter_id", Integer, ForeignKey("account.id")),
+    Column("status", Text, nullable=False, server_default="reported"),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("accepted_at", DateTime(timezone=True)),
+    Column("dispatched_at", DateTime(timezone=True)),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("closed_at", DateTime(timezone=True)),
+    Column("due_at", DateTime(timezone=True)),
+    Column("assigned_level", Text),
+    Column("assigned_unit", Text),
+    Column("assignee_id", Integer, ForeignKey("account.id")),
+    Column("version_id", Integer, ForeignKey("boundary_version.id")),
+    Column("grid_code", Text),
+    Column("community_code", Text),
+    Column("street_code", Text),
+    Column("district_code", Text),
+    Column("geom", Geometry("POINT", srid=4326, spatial_index=False), nullable=False),
+    CheckConstraint(f"status IN {STATUSES!r}", name="incident_status"),
+)
+Index("incident_reported_at", incident.c.reported_at)
+Index("incident_grid", incident.c.grid_code, incident.c.reported_at)
+Index("incident_status_due", incident.c.status, incident.c.due_at)
+Index("incident_geom", incident.c.geom, postgresql_using="gist")
+
+incident_event = Table(
+    "incident_event",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("incident_id", BigInteger, ForeignKey("incident.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("actor_id", Integer, ForeignKey("account.id")),
+    Column("kind", Text, nullable=False),
+    Column("from_status", Text),
+    Column("to_status", Text),
+    Column("note", Text),
+    Column("data", JSONB),
+)
+Index("incident_event_incident", incident_event.c.incident_id, incident_event.c.at)
+
+incident_attribution = Table(
+    "incident_attribution",
+    metadata,
+    Column("incident_id", BigInteger, ForeignKey("incident.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("version_id", Integer, ForeignKey("boundary_version.id"), primary_key=True),
+    Column("grid_code", Text),
+    Column("community_code", Text),
+    Column("street_code", Text),
+    Column("district_code", Text),
+    Column("superseded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+plan = Table(
+    "plan",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("author", Text),
+    Column("base_version_id", Integer, ForeignKey("boundary_version.id"), nullable=False),
+    Column("community_codes", ARRAY(Text), nullable=False),
+    Column("status", Text, nullable=False, server_default="draft"),
+    Column("published_version_id", Integer, ForeignKey("boundary_version.id")),
+    Column("state", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("status IN ('draft', 'published', 'discarded')", name="plan_status"),
+)
+
+plan_edit = Table(
+    "plan_edit",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("plan_id", Integer, ForeignKey("plan.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("params", JSONB, nullable=False),
+    Column("undone", Boolean, nullable=False, server_default=text("false")),
+    Column("author", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("plan_id", "seq", name="plan_edit_seq"),
+)

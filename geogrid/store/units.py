@@ -1,0 +1,248 @@
+"""Boundary versions and units in PostGIS (MapIt-style generations).
+
+All geometry is EPSG:4326. A version is ``draft``, ``published`` (exactly one) or
+``retired``; publishing is one transaction, so readers see the old or the new version,
+never a mix.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from datetime import datetime
+
+import geopandas as gpd
+import pandas as pd
+from sqlalchemy import Connection, Engine, select, text
+
+from geogrid.errors import InvalidInput, NotFound
+from geogrid.geometry import as_multipolygons, to_ewkb_hex
+from geogrid.store.tables import LEVELS, boundary_version
+
+__all__ = [
+    "UNIT_COLUMNS",
+    "create_version",
+    "insert_units",
+    "publish_version",
+    "published_version_id",
+    "resolve_version",
+    "load_units",
+    "list_versions",
+    "copy_units",
+    "lookup_point",
+]
+
+UNIT_COLUMNS = ["code", "name", "level", "parent_code", "population", "households", "area_m2"]
+
+
+def create_version(
+    conn: Connection, label: str, *, source: str | None = None, author: str | None = None,
+    based_on: int | None = None, note: str | None = None,
+) -> int:
+    """Insert a draft boundary version and return its id."""
+    res = conn.execute(
+        boundary_version.insert()
+        .values(label=label, source=source, author=author, based_on=based_on, note=note,
+                status="draft")
+        .returning(boundary_version.c.id)
+    )
+    return int(res.scalar_one())
+
+
+def insert_units(conn: Connection, version_id: int, units: gpd.GeoDataFrame) -> int:
+    """COPY units (unit columns + geometry in EPSG:4326) into a version. Returns rows."""
+    if len(units) == 0:
+        return 0
+    if units.crs is not None and units.crs.to_epsg() != 4326:
+        raise InvalidInput("units.crs", units.crs, "EPSG:4326")
+    df = pd.DataFrame(
+        {
+            "version_id": version_id,
+            "code": units["code"].astype(str),
+            "name": units["name"].astype(str),
+            "level": units["level"].astype(str),
+            "parent_code": units["parent_code"].where(units["parent_code"].notna(), None),
+            "population": pd.to_numeric(units["population"]).fillna(0).astype("int64"),
+            "households": pd.to_numeric(units["households"]).fillna(0).astype("int64"),
+            "area_m2": pd.to_numeric(units["area_m2"]).astype(float),
+            "geom": to_ewkb_hex(as_multipolygons(units.geometry.values)),
+        }
+    )
+    cols = list(df.columns)
+    buf = io.StringIO()
+    df.to_csv(buf, sep="\t", header=False, index=False, na_rep="\\N")
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur:
+        with cur.copy(f"COPY unit ({', '.join(cols)}) FROM STDIN") as cp:
+            cp.write(buf.getvalue())
+    return len(df)
+
+
+def copy_units(
+    conn: Connection, from_version: int, to_version: int, *,
+    exclude_levels: Iterable[str] = (), exclude_codes: Iterable[str] = (),
+) -> int:
+    """Copy units of one version into another, leaving out some levels or codes."""
+    res = conn.execute(
+        text(
+            "INSERT INTO unit (version_id, code, name, level, parent_code, population, "
+            "households, area_m2, attrs, geom) "
+            "SELECT :to, code, name, level, parent_code, population, households, area_m2, "
+            "attrs, geom FROM unit WHERE version_id = :frm "
+            "AND NOT (level = ANY(:levels)) AND NOT (code = ANY(:codes))"
+        ),
+        {"to": to_version, "frm": from_version, "levels": list(exclude_levels),
+         "codes": list(exclude_codes)},
+    )
+    return res.rowcount
+
+
+def publish_version(conn: Connection, version_id: int) -> None:
+    """Make ``version_id`` the published version and retire the previous one (same
+    transaction as the caller's)."""
+    conn.execute(text("LOCK TABLE boundary_version IN SHARE ROW EXCLUSIVE MODE"))
+    conn.execute(
+        boundary_version.update()
+        .where(boundary_version.c.status == "published")
+        .values(status="retired", retired_at=text("now()"))
+    )
+    conn.execute(
+        boundary_version.update()
+        .where(boundary_version.c.id == version_id)
+        .values(status="published", published_at=text("now()"), retired_at=None)
+    )
+
+
+def published_version_id(conn: Connection) -> int | None:
+    """Id of the published version, or None when nothing is published yet."""
+    return conn.execute(
+        select(boundary_version.c.id).where(boundary_version.c.status == "published")
+    ).scalar_one_or_none()
+
+
+def resolve_version(
+    conn: Connection, version: int | None = None, as_of: datetime | None = None
+) -> int:
+    """The version to read: an explicit id, the one published at ``as_of``, or the
+    published one. Raises NotFound when there is none."""
+    if version is not None:
+        found = conn.execute(
+            select(boundary_version.c.id).where(boundary_version.c.id == int(version))
+        ).scalar_one_or_none()
+        if found is None:
+            raise NotFound(f"boundary version {version} does not exist")
+        return int(found)
+    if as_of is not None:
+        found = conn.execute(
+            text(
+                "SELECT id FROM boundary_version WHERE published_at <= :d "
+                "AND (retired_at IS NULL OR retired_at > :d) ORDER BY published_at DESC LIMIT 1"
+            ),
+            {"d": as_of},
+        ).scalar_one_or_none()
+        if found is None:
+            raise NotFound(f"no boundary version was published at {as_of.isoformat()}")
+        return int(found)
+    found = published_version_id(conn)
+    if found is None:
+        raise NotFound("no boundary version is published yet: import boundaries or run "
+                       "'geogrid demo load'")
+    return int(found)
+
+
+def load_units(
+    engine: Engine | Connection,
+    level: str | None = None,
+    *,
+    version: int | None = None,
+    as_of: datetime | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
+    codes: Iterable[str] | None = None,
+    parent_codes: Iterable[str] | None = None,
+) -> gpd.GeoDataFrame:
+    """Units of a version as a GeoDataFrame (EPSG:4326) with the unit columns, ordered by
+    code. ``bbox`` is (min lon, min lat, max lon, max lat) in EPSG:4326."""
+    if level is not None and level not in LEVELS:
+        raise InvalidInput("level", level, ", ".join(LEVELS))
+    with _connect(engine) as conn:
+        vid = resolve_version(conn, version, as_of)
+        cond = ["version_id = :v"]
+        params: dict = {"v": vid}
+        if level:
+            cond.append("level = :level")
+            params["level"] = level
+        if bbox is not None:
+            cond.append("geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)")
+            params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3])
+        if codes is not None:
+            cond.append("code = ANY(:codes)")
+            params["codes"] = list(codes)
+        if parent_codes is not None:
+            cond.append("parent_code = ANY(:pcodes)")
+            params["pcodes"] = list(parent_codes)
+        sql = (
+            "SELECT code, name, level, parent_code, population, households, area_m2, "
+            f"ST_AsBinary(geom) AS geom FROM unit WHERE {' AND '.join(cond)} ORDER BY code"
+        )
+        rows = conn.execute(text(sql), params).fetchall()
+    df = pd.DataFrame(rows, columns=[*UNIT_COLUMNS, "geom"])
+    geoms = gpd.GeoSeries.from_wkb([bytes(g) for g in df.pop("geom")], crs="EPSG:4326")
+    gdf = gpd.GeoDataFrame(df, geometry=geoms.values, crs="EPSG:4326")
+    gdf.attrs["version_id"] = vid
+    return gdf
+
+
+def list_versions(engine: Engine | Connection) -> pd.DataFrame:
+    with _connect(engine) as conn:
+        rows = conn.execute(
+            text(
+                "SELECT v.id, v.label, v.status, v.based_on, v.source, v.author, v.created_at,"
+                " v.published_at, v.retired_at, count(u.id) AS units "
+                "FROM boundary_version v LEFT JOIN unit u ON u.version_id = v.id "
+                "GROUP BY v.id ORDER BY v.id"
+            )
+        ).mappings().all()
+    return pd.DataFrame(rows)
+
+
+def lookup_point(
+    engine: Engine | Connection, lon: float, lat: float, *, version: int | None = None,
+    as_of: datetime | None = None,
+) -> tuple[int, list[dict]]:
+    """Units of every level covering a WGS84 point (ST_Covers), top level first."""
+    with _connect(engine) as conn:
+        vid = resolve_version(conn, version, as_of)
+        rows = conn.execute(
+            text(
+                "SELECT code, name, level, parent_code, population, households, area_m2 "
+                "FROM unit WHERE version_id = :v "
+                "AND ST_Covers(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) "
+                "ORDER BY array_position(ARRAY['district','street','community','grid'], level),"
+                " code"
+            ),
+            {"v": vid, "lon": lon, "lat": lat},
+        ).mappings().all()
+    # a point on a shared edge is covered by two units of a level: keep the first by code,
+    # the same rule as GridLocator (lowest position in code order)
+    seen: dict[str, dict] = {}
+    for r in rows:
+        seen.setdefault(r["level"], dict(r))
+    return vid, [seen[lv] for lv in LEVELS if lv in seen]
+
+
+class _connect:
+    """Use a given Connection as is, or open one from an Engine."""
+
+    def __init__(self, bind: Engine | Connection):
+        self.bind = bind
+        self.conn: Connection | None = None
+
+    def __enter__(self) -> Connection:
+        if isinstance(self.bind, Connection):
+            return self.bind
+        self.conn = self.bind.connect()
+        return self.conn
+
+    def __exit__(self, *exc) -> None:
+        if self.conn is not None:
+            self.conn.close()
