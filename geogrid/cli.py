@@ -274,6 +274,23 @@ def serve(
                 log_level="info")
 
 
+def _register_commands() -> None:
+    """Command groups of later features live in ``geogrid/commands/<name>.py``, each with a
+    ``register(app)`` function."""
+    import importlib
+    import pkgutil
+
+    try:
+        import geogrid.commands as pkg
+    except ImportError:
+        return
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        importlib.import_module(f"geogrid.commands.{info.name}").register(app)
+
+
+_register_commands()
+
+
 def main() -> None:  # pragma: no cover
     try:
         app()
