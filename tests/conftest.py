@@ -47,3 +47,58 @@ def db_url() -> str:
 def pg_dsn(db_url: str) -> str:
     """The same database as a plain libpq DSN (for psycopg / GDAL)."""
     return db_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """A real uvicorn server running ``api.main.create_app(url)`` in a thread."""
+
+    def __init__(self, url: str):
+        import threading
+        import time
+
+        import uvicorn
+
+        from api.main import create_app
+
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(create_app(url), host="127.0.0.1", port=self.port,
+                                log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        for _ in range(200):
+            if self.server.started:
+                break
+            time.sleep(0.05)
+        else:  # pragma: no cover
+            raise RuntimeError("uvicorn did not start")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server(db_url: str):
+    """Base URL of a real HTTP server on the session database."""
+    srv = LiveServer(db_url)
+    yield srv.base
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def http(live_server: str):
+    """An httpx client bound to the live server."""
+    import httpx
+
+    with httpx.Client(base_url=live_server, timeout=60) as client:
+        yield client
