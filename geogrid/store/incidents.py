@@ -1,0 +1,132 @@
+"""Incident rows in PostGIS: bulk ``COPY`` and the lookups bulk loading needs.
+
+Points are stored in EPSG:4326 together with the coordinate system and coordinates they
+arrived in (``src_crs``, ``src_lon``, ``src_lat``).
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, text
+
+from geogrid.geometry import points_ewkb_hex
+
+__all__ = ["category_table", "grid_workers", "existing_source_ids", "prepare_rows",
+           "copy_incidents", "INCIDENT_COPY_COLUMNS", "upsert_categories"]
+
+INCIDENT_COPY_COLUMNS = [
+    "source_id", "category", "description", "src_crs", "src_lon", "src_lat", "reported_at",
+    "reporter_kind", "reporter_id", "status", "updated_at", "accepted_at", "dispatched_at",
+    "resolved_at", "closed_at", "due_at", "assigned_level", "assigned_unit", "assignee_id",
+    "version_id", "grid_code", "community_code", "street_code", "district_code", "geom",
+]
+_LEVEL_COLUMN = {"grid": "grid_code", "community": "community_code", "street": "street_code",
+                 "district": "district_code"}
+
+
+def category_table(conn: Connection) -> pd.DataFrame:
+    """The category catalogue, indexed by code."""
+    rows = conn.execute(text("SELECT code, name_zh, name_en, limit_hours, effort, "
+                             "escalate_level, share FROM category WHERE active")).mappings()
+    return pd.DataFrame(list(rows)).set_index("code") if rows else pd.DataFrame()
+
+
+def upsert_categories(conn: Connection, cats: pd.DataFrame) -> None:
+    """Insert or update categories (frame indexed by code)."""
+    for code, r in cats.iterrows():
+        conn.execute(
+            text("INSERT INTO category (code, name_zh, name_en, limit_hours, effort, "
+                 "escalate_level, share) VALUES (:code, :zh, :en, :lim, :eff, :esc, :share) "
+                 "ON CONFLICT (code) DO UPDATE SET name_zh = EXCLUDED.name_zh, "
+                 "name_en = EXCLUDED.name_en, limit_hours = EXCLUDED.limit_hours, "
+                 "effort = EXCLUDED.effort, escalate_level = EXCLUDED.escalate_level, "
+                 "share = EXCLUDED.share"),
+            {"code": code, "zh": r["name_zh"], "en": r["name_en"],
+             "lim": float(r["limit_hours"]), "eff": float(r.get("effort", 1.0)),
+             "esc": r.get("escalate_level", "grid"),
+             "share": float(r["share"]) if "share" in r and pd.notna(r["share"]) else None},
+        )
+
+
+def grid_workers(conn: Connection) -> dict[str, int]:
+    """Grid code → id of the (first) worker account serving it."""
+    rows = conn.execute(text(
+        "SELECT au.unit_code, min(a.id) FROM account_unit au JOIN account a "
+        "ON a.id = au.account_id WHERE a.role = 'worker' AND a.active GROUP BY au.unit_code"
+    )).all()
+    return {code: int(aid) for code, aid in rows}
+
+
+def existing_source_ids(conn: Connection, ids: list[str]) -> set[str]:
+    if not ids:
+        return set()
+    rows = conn.execute(text("SELECT source_id FROM incident WHERE source_id = ANY(:ids)"),
+                        {"ids": ids}).scalars()
+    return set(rows)
+
+
+def prepare_rows(batch: pd.DataFrame, codes: pd.DataFrame, cats: pd.DataFrame,
+                 workers: dict[str, int], version_id: int | None) -> pd.DataFrame:
+    """Build the rows to COPY: due date from the category's limit, the responsible unit
+    (the category's escalation level) and the grid worker as assignee."""
+    n = len(batch)
+    limit_h = batch["category"].map(cats["limit_hours"]).astype(float).to_numpy()
+    due = batch["reported_at"] + pd.to_timedelta(limit_h, unit="h")
+    level = batch["category"].map(cats["escalate_level"]).fillna("grid").to_numpy(dtype=object)
+    codes = codes.reset_index(drop=True)
+    assigned_unit = np.full(n, None, dtype=object)
+    for lv, col in _LEVEL_COLUMN.items():
+        m = level == lv
+        assigned_unit[m] = codes[col].to_numpy(dtype=object)[m]
+    grid = codes["grid_code"].to_numpy(dtype=object)
+    assignee = pd.Series(grid).map(workers)
+    assignee[level != "grid"] = np.nan
+    reporter_id = batch["reporter_id"] if "reporter_id" in batch else pd.Series([None] * n)
+    last = batch[["reported_at", "accepted_at", "dispatched_at", "resolved_at",
+                  "closed_at"]].max(axis=1)
+    frame = pd.DataFrame({
+        "source_id": batch["source_id"].to_numpy(),
+        "category": batch["category"].to_numpy(),
+        "description": batch["description"].to_numpy(),
+        "src_crs": batch["src_crs"].to_numpy(),
+        "src_lon": batch["src_lon"].to_numpy(),
+        "src_lat": batch["src_lat"].to_numpy(),
+        "reported_at": batch["reported_at"].to_numpy(),
+        "reporter_kind": batch["reporter_kind"].to_numpy(),
+        "reporter_id": pd.array(reporter_id, dtype="Int64"),
+        "status": batch["status"].to_numpy(),
+        "updated_at": last.to_numpy(),
+        "accepted_at": batch["accepted_at"].to_numpy(),
+        "dispatched_at": batch["dispatched_at"].to_numpy(),
+        "resolved_at": batch["resolved_at"].to_numpy(),
+        "closed_at": batch["closed_at"].to_numpy(),
+        "due_at": due.to_numpy(),
+        "assigned_level": level,
+        "assigned_unit": assigned_unit,
+        "assignee_id": pd.array(assignee, dtype="Int64"),
+        "version_id": version_id,
+        "grid_code": grid,
+        "community_code": codes["community_code"].to_numpy(dtype=object),
+        "street_code": codes["street_code"].to_numpy(dtype=object),
+        "district_code": codes["district_code"].to_numpy(dtype=object),
+        "geom": points_ewkb_hex(batch["lon"].to_numpy(), batch["lat"].to_numpy()),
+    })
+    return frame
+
+
+def copy_incidents(conn: Connection, frame: pd.DataFrame) -> int:
+    """COPY prepared rows into ``incident`` inside the caller's transaction."""
+    if len(frame) == 0:
+        return 0
+    buf = io.StringIO()
+    frame[INCIDENT_COPY_COLUMNS].to_csv(buf, header=False, index=False, na_rep="",
+                                        date_format="%Y-%m-%d %H:%M:%S.%f%z")
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur:
+        with cur.copy(f"COPY incident ({', '.join(INCIDENT_COPY_COLUMNS)}) FROM STDIN "
+                      "WITH (FORMAT csv)") as cp:
+            cp.write(buf.getvalue())
+    return len(frame)
