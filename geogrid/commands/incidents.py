@@ -34,8 +34,9 @@ def import_cmd(
     from geogrid.store import get_engine
 
     try:
-        with Progress(TextColumn("[bold]import"), BarColumn(), TextColumn("{task.completed:,} rows"),
-                      TimeElapsedColumn(), console=err, transient=True) as bar:
+        columns = (TextColumn("[bold]import"), BarColumn(),
+                   TextColumn("{task.completed:,} rows"), TimeElapsedColumn())
+        with Progress(*columns, console=err, transient=True) as bar:
             task = bar.add_task("import", total=None)
             report = import_incidents(
                 get_engine(), path, crs=crs, skip_bad=skip_bad, rejects_path=rejects,
