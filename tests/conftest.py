@@ -102,3 +102,44 @@ def http(live_server: str):
 
     with httpx.Client(base_url=live_server, timeout=60) as client:
         yield client
+
+
+DEMO_INCIDENTS = int(os.environ.get("GEOGRID_TEST_DEMO_INCIDENTS", "60000"))
+
+
+@pytest.fixture(scope="session")
+def demo_db_url() -> str:
+    """A separate database holding the full Yulin demo (8,798 grids, workers and
+    ``GEOGRID_TEST_DEMO_INCIDENTS`` incidents, default 60,000), loaded once per test
+    session. Treat it as read-only; tests that write use their own database."""
+    name = f"geogrid_demo_{uuid.uuid4().hex[:10]}"
+    with _admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = ADMIN_URL.rsplit("/", 1)[0]
+    url = f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+    from geogrid.demo.load import load_demo
+    from geogrid.store import get_engine
+    from geogrid.store.schema import migrate
+
+    migrate(url)
+    load_demo(get_engine(url), incidents=DEMO_INCIDENTS)
+    yield url
+    get_engine(url).dispose()
+    with _admin() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def demo_server(demo_db_url: str):
+    """Base URL of a real HTTP server on the demo database."""
+    srv = LiveServer(demo_db_url)
+    yield srv.base
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_http(demo_server: str):
+    import httpx
+
+    with httpx.Client(base_url=demo_server, timeout=60) as client:
+        yield client
