@@ -143,3 +143,31 @@ def demo_http(demo_server: str):
 
     with httpx.Client(base_url=demo_server, timeout=60) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def make_db():
+    """Factory: ``make_db()`` returns the URL of a new migrated PostGIS database of its own
+    (all dropped at the end of the session)."""
+    from geogrid.store.schema import migrate
+
+    made: list[str] = []
+    base = ADMIN_URL.rsplit("/", 1)[0]
+
+    def factory() -> str:
+        name = f"geogrid_t_{uuid.uuid4().hex[:10]}"
+        with _admin() as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        made.append(name)
+        url = f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+        migrate(url)
+        return url
+
+    yield factory
+    from geogrid.store import get_engine
+
+    for name in made:
+        url = f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+        get_engine(url).dispose()
+        with _admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
