@@ -51,13 +51,17 @@ def upsert_categories(conn: Connection, cats: pd.DataFrame) -> None:
         )
 
 
-def grid_workers(conn: Connection) -> dict[str, int]:
-    """Grid code → id of the (first) worker account serving it."""
+def grid_workers(conn: Connection) -> dict[tuple[str, str], int]:
+    """(level, unit code) → id of the (first) account responsible there: the grid worker
+    for grids, the ``<level>_admin`` for the other levels (see
+    :func:`geogrid.lifecycle.admin_role_for`)."""
     rows = conn.execute(text(
-        "SELECT au.unit_code, min(a.id) FROM account_unit au JOIN account a "
-        "ON a.id = au.account_id WHERE a.role = 'worker' AND a.active GROUP BY au.unit_code"
+        "SELECT CASE a.role WHEN 'worker' THEN 'grid' ELSE replace(a.role, '_admin', '') END,"
+        " au.unit_code, min(a.id) FROM account_unit au JOIN account a ON a.id = au.account_id"
+        " WHERE a.active AND a.role IN ('worker', 'community_admin', 'street_admin', "
+        "'district_admin') GROUP BY 1, 2"
     )).all()
-    return {code: int(aid) for code, aid in rows}
+    return {(level, code): int(aid) for level, code, aid in rows}
 
 
 def existing_source_ids(conn: Connection, ids: list[str]) -> set[str]:
@@ -69,21 +73,32 @@ def existing_source_ids(conn: Connection, ids: list[str]) -> set[str]:
 
 
 def prepare_rows(batch: pd.DataFrame, codes: pd.DataFrame, cats: pd.DataFrame,
-                 workers: dict[str, int], version_id: int | None) -> pd.DataFrame:
+                 workers: dict[tuple[str, str], int], version_id: int | None) -> pd.DataFrame:
     """Build the rows to COPY: due date from the category's limit, the responsible unit
-    (the category's escalation level) and the grid worker as assignee."""
+    (the category's level, as :func:`geogrid.lifecycle.route` does for one incident: the
+    nearest level above that the point has, else below) and that unit's account as
+    assignee."""
     n = len(batch)
     limit_h = batch["category"].map(cats["limit_hours"]).astype(float).to_numpy()
     due = batch["reported_at"] + pd.to_timedelta(limit_h, unit="h")
     level = batch["category"].map(cats["escalate_level"]).fillna("grid").to_numpy(dtype=object)
     codes = codes.reset_index(drop=True)
     assigned_unit = np.full(n, None, dtype=object)
-    for lv, col in _LEVEL_COLUMN.items():
-        m = level == lv
-        assigned_unit[m] = codes[col].to_numpy(dtype=object)[m]
+    assigned_level = np.full(n, None, dtype=object)
+    order = list(_LEVEL_COLUMN)
+    for lv in order:
+        wanted = level == lv
+        r = order.index(lv)
+        for cand in order[r:] + order[:r][::-1]:
+            vals = codes[_LEVEL_COLUMN[cand]].to_numpy(dtype=object)
+            take = wanted & (assigned_unit == None) & pd.notna(vals)  # noqa: E711
+            assigned_unit[take] = vals[take]
+            assigned_level[take] = cand
+    level = assigned_level
     grid = codes["grid_code"].to_numpy(dtype=object)
-    assignee = pd.Series(grid).map(workers)
-    assignee[level != "grid"] = np.nan
+    keyed = {f"{lv}|{u}": aid for (lv, u), aid in workers.items()}
+    assignee = (pd.Series(level, dtype=object).astype(str) + "|"
+                + pd.Series(assigned_unit, dtype=object).astype(str)).map(keyed)
     reporter_id = batch["reporter_id"] if "reporter_id" in batch else pd.Series([None] * n)
     last = batch[["reported_at", "accepted_at", "dispatched_at", "resolved_at",
                   "closed_at"]].max(axis=1)
