@@ -1,0 +1,264 @@
+"""Pure helpers for OGC API - Features, Part 1: Core (links, datetime, assembly).
+
+Nothing here talks to the database or to FastAPI: :mod:`geogrid.store.features` runs the
+queries, ``api/routes/ogc.py`` parses the request and serialises what these functions build.
+
+Conventions (OGC 17-069r4):
+
+* Coordinates are CRS84 (WGS84 longitude, latitude; ``http://www.opengis.net/def/crs/OGC/1.3/CRS84``).
+* ``datetime`` is an RFC 3339 instant (``2024-05-01T08:00:00Z``), a full date
+  (``2024-05-01``: that whole day, UTC) or an interval ``start/end`` whose ends may be open
+  (``..`` or empty). Intervals are closed: an item whose time equals an end is selected.
+* Paging is offset-based: ``next``/``prev`` links carry ``offset`` and ``limit``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from geogrid.errors import InvalidInput
+
+__all__ = [
+    "CONFORMANCE",
+    "CRS84",
+    "GEOJSON",
+    "JSON",
+    "OPENAPI",
+    "LIMIT_DEFAULT",
+    "LIMIT_MAX",
+    "link",
+    "page_links",
+    "parse_datetime",
+    "parse_limit",
+    "parse_offset",
+    "feature_json",
+    "feature_collection_json",
+    "json_value",
+    "timestamp",
+]
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+JSON = "application/json"
+GEOJSON = "application/geo+json"
+OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+]
+LIMIT_DEFAULT = 10
+LIMIT_MAX = 10_000
+
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+)
+_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+
+
+def link(href: str, rel: str, type: str = JSON, title: str | None = None) -> dict[str, str]:
+    """One link object (``href``, ``rel``, ``type`` and an optional ``title``)."""
+    out = {"href": href, "rel": rel, "type": type}
+    if title:
+        out["title"] = title
+    return out
+
+
+def timestamp(now: datetime | None = None) -> str:
+    """``timeStamp`` of a response: RFC 3339 UTC with a ``Z``, to the second."""
+    now = now or datetime.now(UTC)
+    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_instant(text: str, *, end: bool) -> datetime:
+    m = _RFC3339.match(text)
+    if m:
+        try:
+            return datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
+        except ValueError:
+            pass
+    elif _DATE.match(text):
+        try:
+            d = date.fromisoformat(text)
+        except ValueError:
+            pass
+        else:
+            start = datetime(d.year, d.month, d.day, tzinfo=UTC)
+            # a date as the end of an interval means "through the end of that day"
+            return start + timedelta(days=1) - timedelta(microseconds=1) if end else start
+    raise InvalidInput(
+        "datetime", text,
+        "an RFC 3339 date-time with a time zone (2024-05-01T08:00:00Z), a date (2024-05-01) "
+        "or an interval start/end with '..' for an open end",
+    )
+
+
+def parse_datetime(value: str | None) -> tuple[datetime | None, datetime | None] | None:
+    """Parse the ``datetime`` query parameter into a closed interval ``(start, end)``.
+
+    ``None`` ends are open. An instant gives ``(t, t)``; a date gives that whole day (UTC).
+    Returns ``None`` when the parameter is absent. Raises :class:`InvalidInput`
+    (parameter ``datetime``) for anything else, and when start is after end.
+
+    >>> parse_datetime("2024-05-01T08:00:00Z/..")[1] is None
+    True
+    >>> s, e = parse_datetime("2024-05-01")
+    >>> s.isoformat(), e.isoformat()
+    ('2024-05-01T00:00:00+00:00', '2024-05-01T23:59:59.999999+00:00')
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if value == "":
+        raise InvalidInput("datetime", value, "an RFC 3339 date-time or interval")
+    if "/" not in value:
+        if value == "..":
+            raise InvalidInput("datetime", value, "an instant, or an interval start/end")
+        start = _parse_instant(value, end=False)
+        end = _parse_instant(value, end=True)
+        return start, end
+    parts = value.split("/")
+    if len(parts) != 2:
+        raise InvalidInput("datetime", value, "one interval start/end (a single '/')")
+    a, b = (p.strip() for p in parts)
+    start = None if a in ("", "..") else _parse_instant(a, end=False)
+    end = None if b in ("", "..") else _parse_instant(b, end=True)
+    if start is not None and end is not None and start > end:
+        raise InvalidInput("datetime", value, "an interval whose start is not after its end")
+    return start, end
+
+
+def parse_limit(value: str | int | None, *, maximum: int = LIMIT_MAX,
+                default: int = LIMIT_DEFAULT) -> int:
+    """``limit``: an integer 1..``maximum`` (default ``default``).
+
+    Out-of-range values are refused with 400 rather than clamped (the standard allows
+    either; refusing tells a client that its page size was not honoured).
+    """
+    if value is None or value == "":
+        return default
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise InvalidInput("limit", value, f"an integer from 1 to {maximum}") from None
+    if not 1 <= n <= maximum:
+        raise InvalidInput("limit", value, f"an integer from 1 to {maximum}")
+    return n
+
+
+def parse_offset(value: str | int | None) -> int:
+    """``offset`` of a page: an integer ≥ 0 (default 0)."""
+    if value is None or value == "":
+        return 0
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise InvalidInput("offset", value, "an integer ≥ 0") from None
+    if n < 0:
+        raise InvalidInput("offset", value, "an integer ≥ 0")
+    return n
+
+
+def page_links(
+    url: str,
+    params: Mapping[str, Any],
+    *,
+    offset: int,
+    limit: int,
+    returned: int,
+    matched: int | None,
+    type: str = GEOJSON,
+) -> list[dict[str, str]]:
+    """``self``, ``next`` (when more items follow) and ``prev`` (when ``offset`` > 0).
+
+    ``url`` is the items URL without query; ``params`` the request's query parameters
+    (``offset``/``limit`` are replaced, everything else is kept so the filters carry over).
+    """
+    base = {k: v for k, v in params.items() if k not in ("offset", "limit")}
+
+    def href(off: int) -> str:
+        q = {**base, "limit": limit}
+        if off:
+            q["offset"] = off
+        return f"{url}?{urlencode(q)}"
+
+    links = [link(href(offset), "self", type, "this page")]
+    more = (offset + returned < matched) if matched is not None else returned == limit
+    if more and returned:
+        links.append(link(href(offset + returned), "next", type, "next page"))
+    if offset > 0:
+        links.append(link(href(max(0, offset - limit)), "prev", type, "previous page"))
+    return links
+
+
+def json_value(v: Any) -> Any:
+    """A JSON-safe value: NaN/inf → None, datetimes → RFC 3339, numpy scalars → Python."""
+    if v is None or isinstance(v, (str, bool)):
+        return v
+    if isinstance(v, datetime):
+        if v.tzinfo is None:
+            v = v.replace(tzinfo=UTC)
+        return v.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if hasattr(v, "item") and not isinstance(v, (list, tuple, dict)):
+        try:
+            v = v.item()
+        except (ValueError, AttributeError):
+            return str(v)
+        if isinstance(v, datetime):
+            return json_value(v)
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, (list, tuple)):
+        return [json_value(x) for x in v]
+    if isinstance(v, dict):
+        return {k: json_value(x) for k, x in v.items()}
+    try:
+        if v != v:  # pandas NaT / NA
+            return None
+    except (TypeError, ValueError):
+        return None
+    return str(v)
+
+
+def feature_json(
+    fid: str | int,
+    geometry: str | None,
+    properties: Mapping[str, Any],
+    links: Sequence[Mapping[str, str]] | None = None,
+) -> str:
+    """One GeoJSON Feature as text. ``geometry`` is GeoJSON text (e.g. ``ST_AsGeoJSON``)
+    and is inserted as is (not re-parsed)."""
+    props = json.dumps({k: json_value(v) for k, v in properties.items()}, ensure_ascii=False)
+    extra = f',"links":{json.dumps(list(links), ensure_ascii=False)}' if links else ""
+    return (
+        f'{{"type":"Feature","id":{json.dumps(fid)},"geometry":{geometry or "null"},'
+        f'"properties":{props}{extra}}}'
+    )
+
+
+def feature_collection_json(
+    features: Iterable[str],
+    *,
+    links: Sequence[Mapping[str, str]],
+    number_matched: int | None,
+    number_returned: int,
+    time_stamp: str | None = None,
+) -> str:
+    """A GeoJSON FeatureCollection (OGC items response) from Feature texts."""
+    head = {
+        "type": "FeatureCollection",
+        "timeStamp": time_stamp or timestamp(),
+        "numberReturned": int(number_returned),
+    }
+    if number_matched is not None:
+        head["numberMatched"] = int(number_matched)
+    head["links"] = list(links)
+    text = json.dumps(head, ensure_ascii=False)
+    return text[:-1] + ',"features":[' + ",".join(features) + "]}"
