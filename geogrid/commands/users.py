@@ -58,8 +58,12 @@ def users_list() -> None:
     t = Table(title=f"{len(df)} account(s)")
     for col in ("id", "name", "role", "units", "ref", "active"):
         t.add_column(col)
+    def _s(v) -> str:
+        return "" if v is None or v != v else str(v)  # None and NaN → ""
+
     for r in df.itertuples(index=False):
-        t.add_row(str(r.id), r.name, r.role, r.units or "-", r.ref or "", str(r.active))
+        t.add_row(_s(r.id), _s(r.name), _s(r.role), _s(r.units) or "-", _s(r.ref),
+                  _s(r.active))
     console.print(t)
 
 
