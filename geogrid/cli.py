@@ -29,7 +29,7 @@ app.add_typer(boundaries_app, name="boundaries")
 app.add_typer(demo_app, name="demo")
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 LevelOpt = Annotated[str, typer.Option("--level", "-l", help="district, street, community or grid")]
 

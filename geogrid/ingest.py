@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import shapely
 
 from geogrid import crs as gcrs
 from geogrid.errors import FileInputError, InvalidInput, RowError
@@ -88,12 +89,17 @@ def read_batches(
             gdf = gpd.read_parquet(path) if suffix == ".parquet" else gpd.read_file(path)
         except Exception as exc:
             raise FileInputError(str(path), f"cannot be read: {exc}") from exc
-        geom = gdf.geometry
-        bad_type = ~geom.isna() & (geom.geom_type != "Point")
+        geom = gdf.geometry.values
+        is_point = np.asarray(shapely.get_type_id(geom) == 0)
+        empty = np.asarray(shapely.is_empty(geom) | shapely.is_missing(geom))
+        ok = is_point & ~empty
         df = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
-        df["lon"] = np.where(geom.isna() | bad_type, np.nan, geom.x.where(~bad_type))
-        df["lat"] = np.where(geom.isna() | bad_type, np.nan, geom.y.where(~bad_type))
-        df.loc[bad_type.to_numpy(), "lon"] = "not a Point geometry"
+        lon = np.full(len(df), None, dtype=object)
+        lat = np.full(len(df), None, dtype=object)
+        lon[ok] = shapely.get_x(geom[ok])
+        lat[ok] = shapely.get_y(geom[ok])
+        lon[~ok & ~empty] = "(not a Point geometry)"
+        df["lon"], df["lat"] = lon, lat
         for start in range(0, len(df), batch_size):
             yield start + 1, df.iloc[start:start + batch_size].reset_index(drop=True)
         return

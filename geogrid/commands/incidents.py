@@ -13,7 +13,7 @@ from geogrid.errors import FileInputError, GeogridError
 
 incidents_app = typer.Typer(help="Incidents: bulk import.", no_args_is_help=True)
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 @incidents_app.command("import")
