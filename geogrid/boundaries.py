@@ -23,6 +23,7 @@ from geogrid import crs as gcrs
 from geogrid.errors import FileInputError, InvalidInput, RowError, TopologyError
 from geogrid.geometry import as_multipolygons
 from geogrid.store import units as store_units
+from geogrid.store.changes import record_units_change
 from geogrid.store.tables import LEVELS
 
 __all__ = [
@@ -288,6 +289,7 @@ def import_layer(
         store_units.insert_units(conn, vid, layer)
         if publish:
             store_units.publish_version(conn, vid)
+            record_units_change(conn, vid, None, "publish", previous_version_id=base)
     return ImportResult(vid, level, len(layer), publish, findings, repairs)
 
 
@@ -304,6 +306,7 @@ def save_hierarchy(
                 store_units.insert_units(conn, vid, layers[lv])
         if publish:
             store_units.publish_version(conn, vid)
+            record_units_change(conn, vid, None, "publish", previous_version_id=base)
     return vid
 
 

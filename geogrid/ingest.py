@@ -291,6 +291,7 @@ def import_incidents(
 
     from geogrid.attribution import attributor_for_version
     from geogrid.store import incidents as store
+    from geogrid.store.changes import record_incident_change
 
     crs = gcrs.normalize_crs(crs)
     path = Path(path)
@@ -336,6 +337,8 @@ def import_incidents(
             report.outside += int(codes["grid_code"].isna().sum())
             frame = store.prepare_rows(batch, codes, cats, workers, att.version_id)
             report.loaded += store.copy_incidents(conn, frame)
+            record_incident_change(conn, batch["lon"].to_numpy(), batch["lat"].to_numpy(),
+                                   kind="import")
             if progress:
                 progress(report.rows)
         if report.errors and not skip_bad:

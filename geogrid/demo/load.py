@@ -18,8 +18,14 @@ from sqlalchemy import Engine, text
 __all__ = ["load_demo"]
 
 
-def load_demo(engine: Engine, *, incidents: int = 200_000, seed: int = 2016,
-              if_empty: bool = False, console=None) -> dict:
+def load_demo(
+    engine: Engine,
+    *,
+    incidents: int = 200_000,
+    seed: int = 2016,
+    if_empty: bool = False,
+    console=None,
+) -> dict:
     """Build and store the Yulin demo; returns counts and timings."""
     from geogrid.boundaries import save_hierarchy
     from geogrid.catalogue import load_categories
@@ -36,8 +42,10 @@ def load_demo(engine: Engine, *, incidents: int = 200_000, seed: int = 2016,
         if if_empty:
             say("demo: boundaries already stored, nothing to do")
             return {"skipped": True}
-        raise Conflict("the database already holds boundaries: the demo loads into an "
-                       "empty database (use a fresh GEOGRID_DATABASE_URL or 'geogrid db')")
+        raise Conflict(
+            "the database already holds boundaries: the demo loads into an "
+            "empty database (use a fresh GEOGRID_DATABASE_URL or 'geogrid db')"
+        )
     say("demo: building the hierarchy (districts → streets → communities → grids)…")
     city = build_demo(seed=seed)
     t_build = time.perf_counter() - t0
@@ -53,8 +61,10 @@ def load_demo(engine: Engine, *, incidents: int = 200_000, seed: int = 2016,
         "households": int(city.units["grid"]["households"].sum()),
         "population": int(city.units["grid"]["population"].sum()),
     }
-    say(f"demo: stored boundary version {vid} ({summary['grids']} grids) in "
-        f"{time.perf_counter() - t0:.1f} s (build {t_build:.1f} s)")
+    say(
+        f"demo: stored boundary version {vid} ({summary['grids']} grids) in "
+        f"{time.perf_counter() - t0:.1f} s (build {t_build:.1f} s)"
+    )
 
     try:
         from geogrid.demo.people import build_workers
@@ -63,13 +73,27 @@ def load_demo(engine: Engine, *, incidents: int = 200_000, seed: int = 2016,
     ids: dict[str, int] = {}
     if build_workers is not None:
         workers, staff = build_workers(city.units["grid"], seed=seed)
-        accounts = pd.concat([
-            pd.DataFrame({"ref": workers["worker_id"], "name": workers["name"],
-                          "role": "worker", "units": workers["grid_codes"]}),
-            pd.DataFrame({"ref": staff["account_id"] if "account_id" in staff else staff["ref"],
-                          "name": staff["name"], "role": staff["role"],
-                          "units": staff["unit_code"].map(lambda c: [c])}),
-        ], ignore_index=True)
+        accounts = pd.concat(
+            [
+                pd.DataFrame(
+                    {
+                        "ref": workers["worker_id"],
+                        "name": workers["name"],
+                        "role": "worker",
+                        "units": workers["grid_codes"],
+                    }
+                ),
+                pd.DataFrame(
+                    {
+                        "ref": staff["account_id"] if "account_id" in staff else staff["ref"],
+                        "name": staff["name"],
+                        "role": staff["role"],
+                        "units": staff["unit_code"].map(lambda c: [c]),
+                    }
+                ),
+            ],
+            ignore_index=True,
+        )
         with engine.begin() as conn:
             ids = insert_accounts(conn, accounts)
         summary["workers"] = len(workers)
@@ -80,22 +104,33 @@ def load_demo(engine: Engine, *, incidents: int = 200_000, seed: int = 2016,
         from geogrid.demo.incidents import build_incidents
 
         t1 = time.perf_counter()
-        frame = build_incidents(city.units["grid"], city.buildings,
-                                workers if build_workers is not None else None, cats,
-                                n=incidents, seed=seed)
+        frame = build_incidents(
+            city.units["grid"],
+            city.buildings,
+            workers if build_workers is not None else None,
+            cats,
+            n=incidents,
+            seed=seed,
+        )
         att = Attributor.from_layers(city.units, vid)
         summary.update(_store_incidents(engine, frame, att, cats, ids))
         summary["incident_seconds"] = round(time.perf_counter() - t1, 1)
-        say(f"demo: stored {summary['incidents']} incidents in "
-            f"{summary['incident_seconds']} s")
+        say(f"demo: stored {summary['incidents']} incidents in {summary['incident_seconds']} s")
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     return summary
 
 
-def _store_incidents(engine: Engine, frame: pd.DataFrame, att, cats: pd.DataFrame,
-                     ids: dict[str, int], batch: int = 250_000) -> dict:
+def _store_incidents(
+    engine: Engine,
+    frame: pd.DataFrame,
+    att,
+    cats: pd.DataFrame,
+    ids: dict[str, int],
+    batch: int = 250_000,
+) -> dict:
     from geogrid.ingest import LIFECYCLE_TIMES
     from geogrid.store import incidents as store_incidents
+    from geogrid.store.changes import record_change
 
     with engine.connect() as conn:
         workers = store_incidents.grid_workers(conn)
@@ -111,11 +146,15 @@ def _store_incidents(engine: Engine, frame: pd.DataFrame, att, cats: pd.DataFram
     loaded = outside = 0
     with engine.begin() as conn:
         for start in range(0, len(frame), batch):
-            part = frame.iloc[start:start + batch].reset_index(drop=True)
+            part = frame.iloc[start : start + batch].reset_index(drop=True)
             codes = att.attribute(part["lon"].to_numpy(), part["lat"].to_numpy())
             outside += int(codes["grid_code"].isna().sum())
             rows = store_incidents.prepare_rows(part, codes, cats, workers, att.version_id)
             loaded += store_incidents.copy_incidents(conn, rows)
+        record_change(conn, "incidents", None, "demo")
         conn.execute(text("ANALYZE incident"))
-    return {"incidents": loaded, "incidents_outside": outside,
-            "incident_grids": int(np.unique(frame.get("grid_code", pd.Series([]))).size)}
+    return {
+        "incidents": loaded,
+        "incidents_outside": outside,
+        "incident_grids": int(np.unique(frame.get("grid_code", pd.Series([]))).size),
+    }
