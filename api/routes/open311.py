@@ -25,9 +25,11 @@ a ``.xml`` suffix gets 400.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -180,16 +182,22 @@ async def post_request(
 ) -> list[dict]:
     """Create a service request (form-encoded or JSON)."""
     _json_only(fmt)
-    if request.headers.get("content-type", "").startswith("application/json"):
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await request.body()
+    if ctype == "application/json":
         try:
-            raw = await request.json()
+            raw = json.loads(body or b"{}")
         except ValueError:
-            raise InvalidInput("body", "…", "a JSON object or a form") from None
+            raise InvalidInput("body", "…", "a JSON object") from None
         if not isinstance(raw, dict):
             raise InvalidInput("body", type(raw).__name__, "a JSON object")
-        params = {k: v for k, v in raw.items()}
+        params = dict(raw)
+    elif ctype in ("", "application/x-www-form-urlencoded"):
+        # parsed here: URL-encoded forms need no extra dependency (python-multipart)
+        params = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
     else:
-        params = dict((await request.form()).items())
+        raise InvalidInput("content-type", ctype, "application/x-www-form-urlencoded or "
+                           "application/json (send media as media_url)")
     for k, v in request.query_params.items():
         params.setdefault(k, v)
 
