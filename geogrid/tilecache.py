@@ -343,3 +343,278 @@ class ChangeWatcher:
             return 0
         finally:
             self._lock.release()
+
+
+# ---------------------------------------------------------------------------- service
+
+
+@dataclass(frozen=True)
+class Window:
+    """The filter of a map: incidents reported in ``[start, end)`` of ``categories``
+    (None = all). ``key`` is its canonical text (part of every cache key)."""
+
+    start: Any
+    end: Any
+    categories: tuple[str, ...] | None
+
+    @property
+    def key(self) -> str:
+        return params_key({
+            "from": None if self.start is None else self.start.isoformat(),
+            "to": None if self.end is None else self.end.isoformat(),
+            "category": self.categories,
+        })
+
+
+DEFAULT_DAYS = 30
+METRIC_TTL = 300.0
+
+
+class MapService:
+    """Everything the map endpoints serve, with caches and change-driven invalidation.
+
+    * :meth:`vector_tile` — MVT of a layer (units with the metrics of a window, incidents);
+    * :meth:`heat_tile` — PNG heat-map tile of the incidents of a window;
+    * :meth:`unit_metrics` — per-unit metrics of a window (memoised; used by OGC items too);
+    * :meth:`poll` — applies new ``map_change`` rows (at most every ``poll_interval`` s).
+
+    Metric tiles also expire after :data:`METRIC_TTL` seconds (overdue counts move with the
+    clock); everything else lives until a change touches it or the LRU evicts it.
+    """
+
+    def __init__(self, engine, *, cache: TileCache | None = None, poll_interval: float = 0.5,
+                 metrics_ttl: float = METRIC_TTL):
+        from geogrid.settings import get_settings  # noqa: PLC0415
+
+        s = get_settings()
+        self.engine = engine
+        self.cache = cache if cache is not None else TileCache(s.tile_cache_size, s.redis_url)
+        self.metrics = Memo(size=32, ttl=metrics_ttl)
+        self.sources = Memo(size=8)
+        self.static = Memo(size=16, ttl=60.0)
+        self.metrics_ttl = metrics_ttl
+        self._heat_scales: dict[tuple[str, int], float] = {}
+        self.watcher = ChangeWatcher(self._fetch_changes, self._apply_changes, poll_interval)
+
+    # ------------------------------------------------------------------ filters
+    def window(self, start=None, end=None, categories=None, *, now=None) -> Window:
+        """Normalise a window: default start = 00:00 UTC :data:`DEFAULT_DAYS` days ago
+        (so the cache key rolls over daily), categories checked against the catalogue."""
+        from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
+        from geogrid.errors import InvalidInput  # noqa: PLC0415
+
+        if start is None and end is None:
+            today = (now or datetime.now(UTC)).astimezone(UTC).replace(
+                hour=0, minute=0, second=0, microsecond=0)
+            start = today - timedelta(days=DEFAULT_DAYS)
+        if start is not None and end is not None and start >= end:
+            raise InvalidInput("from/to", f"{start.isoformat()}/{end.isoformat()}",
+                               "from earlier than to")
+        cats = None
+        if categories:
+            cats = tuple(sorted({c.strip() for c in categories if c and c.strip()}))
+            known = self.static.get("categories", self._categories)
+            bad = [c for c in cats if c not in known]
+            if bad:
+                raise InvalidInput("category", ",".join(bad), ", ".join(sorted(known)))
+        return Window(start, end, cats or None)
+
+    def _categories(self) -> set[str]:
+        from sqlalchemy import text  # noqa: PLC0415
+
+        with self.engine.connect() as conn:
+            return set(conn.execute(text("SELECT code FROM category")).scalars())
+
+    def bounds(self) -> tuple[float, float, float, float] | None:
+        """WGS84 extent of the published districts (for TileJSON), memoised."""
+        def build():
+            from geogrid.store.features import collection_extent  # noqa: PLC0415
+
+            with self.engine.connect() as conn:
+                b = collection_extent(conn, "districts")["bbox"]
+            return tuple(b) if b else None
+
+        return self.static.get("bounds", build)
+
+    # ------------------------------------------------------------------ metrics
+    def unit_metrics(self, level: str, window: Window):
+        """Metrics of the published units of ``level`` for ``window`` (a DataFrame with
+        ``code``, the metric columns and the unit bbox ``xmin ymin xmax ymax``)."""
+        return self.metrics.get((level, window.key), lambda: self._build_metrics(level, window))
+
+    def _build_metrics(self, level: str, window: Window):
+        import numpy as np  # noqa: PLC0415
+        import pandas as pd  # noqa: PLC0415
+
+        try:
+            from geogrid.metrics import load_metrics  # noqa: PLC0415 -- colleague's module
+        except ImportError:
+            load_metrics = None
+        if load_metrics is not None:
+            gdf = load_metrics(self.engine, level, start=window.start, end=window.end,
+                               categories=list(window.categories) if window.categories else None)
+            b = gdf.geometry.bounds
+            df = pd.DataFrame(gdf.drop(columns="geometry"))
+            df[["xmin", "ymin", "xmax", "ymax"]] = b.to_numpy()
+            return df.reset_index(drop=True)
+        from geogrid.store.features import unit_counts  # noqa: PLC0415
+
+        with self.engine.connect() as conn:
+            df = unit_counts(conn, level, start=window.start, end=window.end,
+                             categories=window.categories)
+            from sqlalchemy import text  # noqa: PLC0415
+
+            ext = pd.DataFrame(conn.execute(text(
+                "SELECT u.code, ST_XMin(u.geom) xmin, ST_YMin(u.geom) ymin, ST_XMax(u.geom) xmax,"
+                " ST_YMax(u.geom) ymax FROM unit u JOIN boundary_version v ON v.id = u.version_id"
+                " WHERE v.status = 'published' AND u.level = :lv"), {"lv": level}).all(),
+                columns=["code", "xmin", "ymin", "xmax", "ymax"])
+        df = df.merge(ext, on="code", how="left")
+        for c in ("xmin", "ymin", "xmax", "ymax"):
+            df[c] = df[c].astype(np.float64)
+        return df
+
+    # ------------------------------------------------------------------ tiles
+    def vector_tile(self, layer: str, z: int, x: int, y: int, window: Window
+                    ) -> tuple[bytes, str]:
+        """``(mvt bytes, etag)`` of ``layer`` tile ``z/x/y`` (cached)."""
+        from geogrid.tiles import LAYER_LEVELS, check_tile, get_layer  # noqa: PLC0415
+
+        get_layer(layer)
+        check_tile(z, x, y)
+        self.poll()
+        hit = self.cache.get(layer, z, x, y, window.key)
+        if hit is not None:
+            return hit
+        token = self.cache.token(layer)
+        level = LAYER_LEVELS.get(layer)
+        if level is not None:
+            data = self._unit_tile(layer, level, z, x, y, window)
+            ttl = self.metrics_ttl
+        else:
+            from geogrid.store.tiles import incident_tile  # noqa: PLC0415
+
+            with self.engine.connect() as conn:
+                data, _, _ = incident_tile(conn, z, x, y, start=window.start, end=window.end,
+                                           categories=window.categories)
+            ttl = None
+        tag = self.cache.put(layer, z, x, y, window.key, data, token=token, ttl=ttl)
+        return data, tag
+
+    def _unit_tile(self, layer, level, z, x, y, window) -> bytes:
+        from geogrid.store.tiles import _padded_lonlat, unit_tile  # noqa: PLC0415
+        from geogrid.tiles import UNIT_METRIC_FIELDS  # noqa: PLC0415
+
+        df = self.unit_metrics(level, window)
+        w, s, e, n = _padded_lonlat(z, x, y)
+        sel = df[(df["xmax"] >= w) & (df["xmin"] <= e) & (df["ymax"] >= s) & (df["ymin"] <= n)]
+        metrics = {"code": sel["code"].astype(str).tolist()}
+        for f in UNIT_METRIC_FIELDS:
+            metrics[f] = sel[f].tolist() if f in sel else None
+        with self.engine.connect() as conn:
+            data, _ = unit_tile(conn, level, layer, z, x, y, metrics=metrics)
+        return data
+
+    def heat_source(self, window: Window):
+        def build():
+            from geogrid.heatmap import HeatSource  # noqa: PLC0415
+            from geogrid.store.tiles import incident_points  # noqa: PLC0415
+
+            with self.engine.connect() as conn:
+                lon, lat = incident_points(conn, start=window.start, end=window.end,
+                                           categories=window.categories)
+            b = self.bounds()
+            ref = 0.5 * (b[1] + b[3]) if b else None
+            return HeatSource.from_lonlat(lon, lat, ref_lat=ref)
+
+        return self.sources.get(window.key, build)
+
+    def heat_scale(self, z: int, window: Window) -> float:
+        """Top of the colour scale at zoom ``z`` (density per ground m²), quantised to
+        quarter powers of two so that a small edit does not recolour every tile."""
+        import math  # noqa: PLC0415
+
+        from geogrid.heatmap import zoom_scale  # noqa: PLC0415
+        from geogrid.tiles import heat_bandwidth_m  # noqa: PLC0415
+
+        raw = zoom_scale(self.heat_source(window), z, heat_bandwidth_m(z))
+        q = 0.0 if raw <= 0 else 2.0 ** (round(math.log2(raw) * 4.0) / 4.0)
+        key = (window.key, z)
+        old = self._heat_scales.get(key)
+        self._heat_scales[key] = q
+        if old is not None and old != q:  # the scale moved: every tile of this zoom is stale
+            self.cache.invalidate(["heatmap"], None, zooms=[z])
+        return q
+
+    def heat_tile(self, z: int, x: int, y: int, window: Window) -> tuple[bytes, str]:
+        """``(png bytes, etag)`` of heat tile ``z/x/y`` (256 px, cached)."""
+        from geogrid.heatmap import render_tile, to_png  # noqa: PLC0415
+        from geogrid.tiles import check_tile, heat_bandwidth_m  # noqa: PLC0415
+
+        check_tile(z, x, y)
+        self.poll()
+        hit = self.cache.get("heatmap", z, x, y, window.key)
+        if hit is not None:
+            return hit
+        vmax = self.heat_scale(z, window)  # may invalidate this zoom: take the token after
+        token = self.cache.token("heatmap")
+        d = render_tile(self.heat_source(window), z, x, y, bandwidth_m=heat_bandwidth_m(z))
+        png = to_png(d, vmax=vmax)
+        tag = self.cache.put("heatmap", z, x, y, window.key, png, token=token)
+        return png, tag
+
+    # ------------------------------------------------------------------ changes
+    def poll(self, force: bool = False) -> int:
+        """Apply new change rows (throttled); returns how many were applied."""
+        try:
+            return self.watcher.poll(force)
+        except Exception as exc:  # e.g. map_change missing in an old database
+            log.warning("change poll failed: %s", exc)
+            return 0
+
+    def _fetch_changes(self, last_id):
+        from geogrid.store.changes import changes_since  # noqa: PLC0415
+
+        with self.engine.connect() as conn:
+            return changes_since(conn, last_id)
+
+    def _apply_changes(self, changes) -> None:
+        from geogrid.store.changes import unit_extents  # noqa: PLC0415
+        from geogrid.tiles import DEPENDENT_LAYERS, LAYER_LEVELS, heat_margin_deg  # noqa: PLC0415
+
+        touched = {c.layer for c in changes}
+        if touched & {"incidents", "boundaries"}:
+            self.sources.clear()
+        self.metrics.clear()
+        self.static.clear()
+        with self.engine.connect() as conn:
+            for ch in changes:
+                for dep in DEPENDENT_LAYERS.get(ch.layer, (ch.layer,)):
+                    bbox = ch.bbox
+                    if dep == "heatmap":
+                        if bbox is None:
+                            self.cache.invalidate(["heatmap"], None)
+                            continue
+                        for z in self._cached_zooms("heatmap"):
+                            m = heat_margin_deg(z)
+                            self.cache.invalidate(["heatmap"], (bbox[0] - m, bbox[1] - m,
+                                                                bbox[2] + m, bbox[3] + m), [z])
+                        continue
+                    if ch.layer == "incidents" and dep in LAYER_LEVELS and bbox is not None:
+                        # metrics of the units containing the points change: their extent
+                        bbox = unit_extents(conn, LAYER_LEVELS[dep], bbox)
+                        if bbox is None:
+                            continue
+                    self.cache.invalidate([dep], bbox)
+        log.info("applied %d map changes", len(changes))
+
+    def _cached_zooms(self, layer: str) -> list[int]:
+        zs = set(self.cache._index.get(layer, {}))
+        if self.cache.redis is not None:
+            try:
+                zs |= {int(k.rsplit(b":", 1)[1]) for k in self.cache.redis.scan_iter(
+                    match=f"{self.cache.prefix}i:{layer}:*", count=1000)}
+            except Exception:  # noqa: BLE001
+                pass
+        return sorted(zs)

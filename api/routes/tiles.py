@@ -1,0 +1,146 @@
+"""Map tiles: ``/tiles/{layer}/{z}/{x}/{y}.mvt``, ``/tiles/{layer}.json`` (TileJSON 3.0.0),
+``/heatmap/{z}/{x}/{y}.png`` and ``/heatmap.json``.
+
+Tiles are XYZ in Web Mercator. ``from``/``to`` (RFC 3339 date-time or date; ``to``
+exclusive, a date meaning the end of that day) and ``category`` (comma-separated codes)
+choose the incidents behind the metrics, points and heat; default: the last 30 days from
+00:00 UTC. Responses carry a strong ``ETag`` (hash of the bytes) and
+``Cache-Control: public, max-age=5, must-revalidate``; ``If-None-Match`` gives 304.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from geogrid.errors import InvalidInput
+from geogrid.ogc import parse_datetime
+from geogrid.tilecache import MapService, Window
+from geogrid.tiles import LAYERS, MAX_ZOOM, get_layer, tilejson
+
+router = APIRouter(tags=["tiles"])
+
+MVT = "application/vnd.mapbox-vector-tile"
+CACHE_CONTROL = "public, max-age=5, must-revalidate"
+_lock = threading.Lock()
+
+
+def get_service(request: Request) -> MapService:
+    """The app's :class:`MapService` (created on first use, on the app's engine)."""
+    svc = getattr(request.app.state, "map_service", None)
+    if svc is None:
+        with _lock:
+            svc = getattr(request.app.state, "map_service", None)
+            if svc is None:
+                svc = MapService(request.app.state.engine)
+                request.app.state.map_service = svc
+    return svc
+
+
+ServiceDep = Annotated[MapService, Depends(get_service)]
+FromQ = Annotated[str | None, Query(alias="from", description=(
+    "start of the incident window, RFC 3339 date-time or date (inclusive); default 30 days "
+    "ago"))]
+ToQ = Annotated[str | None, Query(alias="to", description=(
+    "end of the window, RFC 3339 date-time (exclusive) or date (through that day)"))]
+CatQ = Annotated[str | None, Query(description="incident category codes, comma-separated")]
+
+
+def window_of(svc: MapService, from_: str | None, to: str | None, category: str | None
+              ) -> Window:
+    start = end = None
+    if from_:
+        start = _instant("from", from_)[0]
+    if to:
+        s, e = _instant("to", to)
+        end = e + timedelta(microseconds=1) if e != s else e
+    cats = [c for c in category.split(",")] if category else None
+    return svc.window(start, end, cats)
+
+
+def _instant(name: str, value: str):
+    if "/" in value or value.strip() == "..":
+        raise InvalidInput(name, value, "an RFC 3339 date-time or a date")
+    try:
+        return parse_datetime(value)
+    except InvalidInput as exc:
+        raise InvalidInput(name, value, exc.allowed) from None
+
+
+def _query(from_, to, category) -> str:
+    from urllib.parse import urlencode
+
+    q = {k: v for k, v in (("from", from_), ("to", to), ("category", category)) if v}
+    return ("?" + urlencode(q)) if q else ""
+
+
+def tile_response(request: Request, data: bytes, tag: str, media_type: str) -> Response:
+    headers = {"ETag": tag, "Cache-Control": CACHE_CONTROL}
+    inm = request.headers.get("if-none-match")
+    if inm and _matches(inm, tag):
+        return Response(status_code=304, headers=headers)
+    return Response(content=data, media_type=media_type, headers=headers)
+
+
+def _matches(header: str, tag: str) -> bool:
+    if header.strip() == "*":
+        return True
+    for t in header.split(","):
+        t = t.strip()
+        if t.startswith("W/"):
+            t = t[2:]
+        if t == tag:
+            return True
+    return False
+
+
+@router.get("/tiles/{layer}.json", summary="TileJSON 3.0.0 of a vector layer")
+def layer_tilejson(request: Request, svc: ServiceDep, layer: str, from_: FromQ = None,
+                   to: ToQ = None, category: CatQ = None) -> JSONResponse:
+    get_layer(layer)
+    window_of(svc, from_, to, category)  # validate now rather than on every tile
+    base = str(request.base_url).rstrip("/")
+    url = f"{base}/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt{_query(from_, to, category)}"
+    return JSONResponse(tilejson(layer, url, bounds=svc.bounds(), maxzoom=MAX_ZOOM,
+                                 attribution="geogrid · Yulin demo data"))
+
+
+@router.get("/tiles/{layer}/{z}/{x}/{y}.mvt", summary="Mapbox Vector Tile of a layer",
+            description=f"Layers: {', '.join(LAYERS)}. Web Mercator XYZ, MVT 2.1.",
+            response_class=Response,
+            responses={200: {"content": {MVT: {}}}, 304: {"description": "not modified"}})
+def vector_tile(request: Request, svc: ServiceDep, layer: str, z: int, x: int, y: int,
+                from_: FromQ = None, to: ToQ = None, category: CatQ = None) -> Response:
+    win = window_of(svc, from_, to, category)
+    data, tag = svc.vector_tile(layer, z, x, y, win)
+    return tile_response(request, data, tag, MVT)
+
+
+@router.get("/heatmap.json", summary="TileJSON 3.0.0 of the heat-map raster tiles")
+def heat_tilejson(request: Request, svc: ServiceDep, from_: FromQ = None, to: ToQ = None,
+                  category: CatQ = None) -> JSONResponse:
+    window_of(svc, from_, to, category)
+    base = str(request.base_url).rstrip("/")
+    b = svc.bounds() or (-180.0, -85.0511, 180.0, 85.0511)
+    return JSONResponse({
+        "tilejson": "3.0.0", "name": "geogrid incident heat map", "scheme": "xyz",
+        "tiles": [f"{base}/heatmap/{{z}}/{{x}}/{{y}}.png{_query(from_, to, category)}"],
+        "minzoom": 0, "maxzoom": 18, "bounds": [round(v, 6) for v in b],
+        "center": [round((b[0] + b[2]) / 2, 6), round((b[1] + b[3]) / 2, 6), 10],
+        "description": "Gaussian kernel density of incidents (bandwidth 6 px of the zoom, "
+                       "40 m–8 km); one colour scale per zoom",
+    })
+
+
+@router.get("/heatmap/{z}/{x}/{y}.png", summary="Heat-map PNG tile (256 px, RGBA)",
+            response_class=Response,
+            responses={200: {"content": {"image/png": {}}}, 304: {"description": "not modified"}})
+def heat_tile(request: Request, svc: ServiceDep, z: int, x: int, y: int, from_: FromQ = None,
+              to: ToQ = None, category: CatQ = None) -> Response:
+    win = window_of(svc, from_, to, category)
+    data, tag = svc.heat_tile(z, x, y, win)
+    return tile_response(request, data, tag, "image/png")

@@ -1,0 +1,263 @@
+"""Feature queries behind OGC API - Features (``/ogc``): pages, counts, single items.
+
+Geometry is EPSG:4326 (CRS84 lon/lat) and leaves PostGIS as GeoJSON text
+(``ST_AsGeoJSON(geom, 7)``: 7 decimals ≈ 1 cm), never parsed in Python.
+
+Boundary collections (``districts`` … ``grids``) have a temporal extent: a unit is valid
+while its boundary version is published, ``[published_at, retired_at)``. Without
+``datetime`` the published version is served; with ``datetime`` every version whose
+validity intersects the interval (a retired unit's feature id is ``code@v<version>``).
+Incidents are filtered on ``reported_at``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, text
+
+from geogrid.errors import InvalidInput
+
+__all__ = [
+    "BOUNDARY_COLLECTIONS",
+    "INCIDENT_FILTERS",
+    "UNIT_FILTERS",
+    "Page",
+    "collection_extent",
+    "incident_page",
+    "incident_item",
+    "unit_page",
+    "unit_item",
+    "unit_counts",
+]
+
+BOUNDARY_COLLECTIONS = {"districts": "district", "streets": "street",
+                        "communities": "community", "grids": "grid"}
+UNIT_FILTERS = ("code", "parent_code")
+INCIDENT_FILTERS = ("category", "status", "grid_code", "community_code", "street_code",
+                    "district_code")
+INCIDENT_PROPERTIES = ("category", "status", "reported_at", "due_at", "resolved_at",
+                       "closed_at", "assigned_level", "assigned_unit", "grid_code",
+                       "community_code", "street_code", "district_code", "source_id")
+OPEN_STATUSES = ("reported", "accepted", "dispatched", "in_progress")
+
+
+@dataclass
+class Page:
+    """Rows of one page (dicts with a ``geometry`` GeoJSON text and an ``id``) and the
+    number of items matching the filters."""
+
+    rows: list[dict[str, Any]]
+    matched: int
+
+
+def _bbox_cond(bbox, col: str, params: dict) -> str:
+    """``ST_Intersects`` with a CRS84 bbox; west > east crosses the antimeridian."""
+    w, s, e, n = bbox
+    params.update(bw=w, bs=s, be=e, bn=n)
+    if w <= e:
+        return f"ST_Intersects({col}, ST_MakeEnvelope(:bw, :bs, :be, :bn, 4326))"
+    return (f"(ST_Intersects({col}, ST_MakeEnvelope(:bw, :bs, 180, :bn, 4326)) OR "
+            f"ST_Intersects({col}, ST_MakeEnvelope(-180, :bs, :be, :bn, 4326)))")
+
+
+def _version_cond(interval, params: dict) -> str:
+    if interval is None:
+        return "v.status = 'published'"
+    start, end = interval
+    conds = ["v.published_at IS NOT NULL"]
+    if end is not None:
+        conds.append("v.published_at <= :t_end")
+        params["t_end"] = end
+    if start is not None:
+        conds.append("(v.retired_at IS NULL OR v.retired_at > :t_start)")
+        params["t_start"] = start
+    return " AND ".join(conds)
+
+
+def _list(values) -> list[str]:
+    out = []
+    for v in [values] if isinstance(values, str) else values:
+        out.extend(p.strip() for p in str(v).split(",") if p.strip())
+    return out
+
+
+_UNIT_SELECT = (
+    "SELECT u.code, u.name, u.level, u.parent_code, u.population, u.households, u.area_m2, "
+    "u.version_id, v.status AS version_status, v.published_at AS valid_from, "
+    "v.retired_at AS valid_to, ST_AsGeoJSON(u.geom, 7) AS geometry "
+    "FROM unit u JOIN boundary_version v ON v.id = u.version_id"
+)
+
+
+def _unit_row(r) -> dict[str, Any]:
+    d = dict(r)
+    d["id"] = d["code"] if d["version_status"] == "published" else \
+        f"{d['code']}@v{d['version_id']}"
+    return d
+
+
+def unit_page(
+    conn: Connection,
+    level: str,
+    *,
+    bbox: Sequence[float] | None = None,
+    interval: tuple[datetime | None, datetime | None] | None = None,
+    filters: dict[str, Sequence[str]] | None = None,
+    offset: int = 0,
+    limit: int = 10,
+) -> Page:
+    """One page of units of ``level`` (ordered by code, then version), with the count of
+    all matches. ``filters``: ``code`` and/or ``parent_code`` → accepted values."""
+    params: dict[str, Any] = {"level": level, "lim": int(limit), "off": int(offset)}
+    cond = ["u.level = :level", _version_cond(interval, params)]
+    if bbox is not None:
+        cond.append(_bbox_cond(bbox, "u.geom", params))
+    for name, values in (filters or {}).items():
+        if name not in UNIT_FILTERS:
+            raise InvalidInput(name, values, f"a filter of {', '.join(UNIT_FILTERS)}")
+        params[f"f_{name}"] = _list(values)
+        cond.append(f"u.{name} = ANY(:f_{name})")
+    where = " AND ".join(cond)
+    matched = conn.execute(
+        text(f"SELECT count(*) FROM unit u JOIN boundary_version v ON v.id = u.version_id "
+             f"WHERE {where}"), params).scalar_one()
+    rows = conn.execute(
+        text(f"{_UNIT_SELECT} WHERE {where} ORDER BY u.code, u.version_id "
+             f"LIMIT :lim OFFSET :off"), params).mappings().all()
+    return Page([_unit_row(r) for r in rows], int(matched))
+
+
+def unit_item(conn: Connection, level: str, feature_id: str) -> dict[str, Any] | None:
+    """One unit by feature id: ``code`` (published version) or ``code@v<version>``."""
+    params: dict[str, Any] = {"level": level}
+    if "@v" in feature_id:
+        code, _, v = feature_id.partition("@v")
+        if not v.isdigit():
+            return None
+        params.update(code=code, vid=int(v))
+        cond = "u.code = :code AND u.version_id = :vid"
+    else:
+        params["code"] = feature_id
+        cond = "u.code = :code AND v.status = 'published'"
+    r = conn.execute(text(f"{_UNIT_SELECT} WHERE u.level = :level AND {cond}"),
+                     params).mappings().first()
+    return None if r is None else _unit_row(r)
+
+
+_INCIDENT_SELECT = (
+    "SELECT i.id, " + ", ".join(f"i.{c}" for c in INCIDENT_PROPERTIES)
+    + ", ST_AsGeoJSON(i.geom, 7) AS geometry FROM incident i"
+)
+
+
+def incident_page(
+    conn: Connection,
+    *,
+    bbox: Sequence[float] | None = None,
+    interval: tuple[datetime | None, datetime | None] | None = None,
+    filters: dict[str, Sequence[str]] | None = None,
+    offset: int = 0,
+    limit: int = 10,
+) -> Page:
+    """One page of incidents (ordered by id) with the count of all matches. ``interval``
+    is closed and applies to ``reported_at``; ``filters`` are among
+    :data:`INCIDENT_FILTERS` (each a list of accepted values)."""
+    params: dict[str, Any] = {"lim": int(limit), "off": int(offset)}
+    cond = ["true"]
+    if bbox is not None:
+        cond.append(_bbox_cond(bbox, "i.geom", params))
+    if interval is not None:
+        start, end = interval
+        if start is not None:
+            cond.append("i.reported_at >= :t_start")
+            params["t_start"] = start
+        if end is not None:
+            cond.append("i.reported_at <= :t_end")
+            params["t_end"] = end
+    for name, values in (filters or {}).items():
+        if name not in INCIDENT_FILTERS:
+            raise InvalidInput(name, values, f"a filter of {', '.join(INCIDENT_FILTERS)}")
+        params[f"f_{name}"] = _list(values)
+        cond.append(f"i.{name} = ANY(:f_{name})")
+    where = " AND ".join(cond)
+    matched = conn.execute(text(f"SELECT count(*) FROM incident i WHERE {where}"),
+                           params).scalar_one()
+    rows = conn.execute(
+        text(f"{_INCIDENT_SELECT} WHERE {where} ORDER BY i.id LIMIT :lim OFFSET :off"), params
+    ).mappings().all()
+    return Page([dict(r) for r in rows], int(matched))
+
+
+def incident_item(conn: Connection, feature_id: str) -> dict[str, Any] | None:
+    if not feature_id.isdigit():
+        return None
+    r = conn.execute(text(f"{_INCIDENT_SELECT} WHERE i.id = :id"),
+                     {"id": int(feature_id)}).mappings().first()
+    return None if r is None else dict(r)
+
+
+def collection_extent(conn: Connection, collection: str) -> dict[str, Any]:
+    """``{"bbox": [w, s, e, n] | None, "interval": [start, end] | None}`` (WGS84, UTC)."""
+    if collection == "incidents":
+        b = conn.execute(text(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+            "(SELECT coalesce(ST_EstimatedExtent('incident', 'geom')::geometry, "
+            "ST_Extent(geom)::geometry) AS e FROM incident) q")).first()
+        t = conn.execute(text("SELECT min(reported_at), max(reported_at) FROM incident")).one()
+        return {"bbox": None if b is None or b[0] is None else [float(v) for v in b],
+                "interval": None if t[0] is None else [t[0], t[1]]}
+    level = BOUNDARY_COLLECTIONS[collection]
+    b = conn.execute(text(
+        "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(u.geom) "
+        "AS e FROM unit u JOIN boundary_version v ON v.id = u.version_id "
+        "WHERE v.status = 'published' AND u.level = :lv) q"), {"lv": level}).one()
+    t = conn.execute(text("SELECT min(published_at) FROM boundary_version "
+                          "WHERE published_at IS NOT NULL")).scalar_one()
+    return {"bbox": None if b[0] is None else [float(v) for v in b],
+            "interval": None if t is None else [t, None]}
+
+
+def unit_counts(
+    conn: Connection,
+    level: str,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    categories: Sequence[str] | None = None,
+    now: datetime | None = None,
+) -> pd.DataFrame:
+    """Incident counts per published unit of ``level`` (a small stand-in for
+    :func:`geogrid.metrics.load_metrics`): ``code``, ``population``, ``incidents``
+    (reported in ``[start, end)``), ``open_backlog`` and ``overdue`` (open at ``end``),
+    ``per_1000_residents`` and ``load_index`` (incidents / city mean)."""
+    col = {"district": "district_code", "street": "street_code",
+           "community": "community_code", "grid": "grid_code"}[level]
+    params: dict[str, Any] = {"lv": level, "s": start, "e": end or now,
+                              "cats": list(categories) if categories else None}
+    rows = conn.execute(text(
+        f"WITH u AS (SELECT u.code, u.population FROM unit u JOIN boundary_version v "
+        f"ON v.id = u.version_id WHERE v.status = 'published' AND u.level = :lv), "
+        f"c AS (SELECT {col} AS code, "
+        f"count(*) FILTER (WHERE (CAST(:s AS timestamptz) IS NULL OR reported_at >= :s) "
+        f"  AND (CAST(:e AS timestamptz) IS NULL OR reported_at < :e)) AS incidents, "
+        f"count(*) FILTER (WHERE status IN ('reported','accepted','dispatched','in_progress') "
+        f"  AND (CAST(:e AS timestamptz) IS NULL OR reported_at < :e)) AS open_backlog, "
+        f"count(*) FILTER (WHERE status IN ('reported','accepted','dispatched','in_progress') "
+        f"  AND due_at < coalesce(CAST(:e AS timestamptz), now())) AS overdue "
+        f"FROM incident WHERE (CAST(:cats AS text[]) IS NULL OR category = ANY(:cats)) "
+        f"GROUP BY {col}) "
+        f"SELECT u.code, u.population, coalesce(c.incidents, 0) AS incidents, "
+        f"coalesce(c.open_backlog, 0) AS open_backlog, coalesce(c.overdue, 0) AS overdue "
+        f"FROM u LEFT JOIN c USING (code) ORDER BY u.code"), params).mappings().all()
+    df = pd.DataFrame(rows, columns=["code", "population", "incidents", "open_backlog",
+                                     "overdue"])
+    pop = df["population"].astype(float)
+    df["per_1000_residents"] = (df["incidents"] * 1000.0 / pop.where(pop > 0)).round(3)
+    mean = df["incidents"].mean() if len(df) else 0.0
+    df["load_index"] = (df["incidents"] / mean).round(3) if mean else 0.0
+    return df

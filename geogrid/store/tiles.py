@@ -1,0 +1,238 @@
+"""Mapbox Vector Tiles straight from PostGIS (``ST_AsMVTGeom`` / ``ST_AsMVT``).
+
+Every query has bound parameters only. Geometry is selected with the index (``geom &&``
+the tile's WGS84 envelope padded by the tile buffer), transformed to EPSG:3857, simplified
+for the zoom (boundaries) and clipped to the tile (:data:`geogrid.tiles.EXTENT` units,
+:data:`geogrid.tiles.BUFFER` buffer). Budgets are enforced here (see :mod:`geogrid.tiles`).
+
+Metrics are passed as parallel arrays (``unnest``) for the units whose bbox meets the
+tile only, which is cheaper than joining a metrics query per tile (bench/tiles.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, text
+
+from geogrid.tiles import (
+    BUFFER,
+    EXTENT,
+    MAX_BYTES,
+    MAX_FEATURES,
+    cluster_cell_px,
+    simplify_tolerance,
+    tile_bounds_3857,
+    tile_bounds_lonlat,
+)
+
+__all__ = ["unit_tile", "incident_tile", "incident_points", "plain_unit_tile"]
+
+_OPEN = "('reported','accepted','dispatched','in_progress')"
+
+
+def _padded_lonlat(z: int, x: int, y: int, frac: float = BUFFER / EXTENT) -> tuple:
+    w, s, e, n = tile_bounds_lonlat(z, x, y)
+    dx, dy = (e - w) * frac, (n - s) * frac
+    return w - dx, max(s - dy, -89.9), e + dx, min(n + dy, 89.9)
+
+
+def _incident_filter(params: dict, start, end, categories) -> str:
+    cond = []
+    if start is not None:
+        cond.append("i.reported_at >= :t0")
+        params["t0"] = start
+    if end is not None:
+        cond.append("i.reported_at < :t1")
+        params["t1"] = end
+    if categories:
+        cond.append("i.category = ANY(:cats)")
+        params["cats"] = list(categories)
+    return (" AND " + " AND ".join(cond)) if cond else ""
+
+
+def unit_tile(
+    conn: Connection,
+    level: str,
+    layer: str,
+    z: int,
+    x: int,
+    y: int,
+    *,
+    metrics: dict[str, Sequence[Any]] | None = None,
+    max_features: int = MAX_FEATURES,
+    max_bytes: int = MAX_BYTES,
+) -> tuple[bytes, int]:
+    """MVT of the published units of ``level`` in tile ``z/x/y`` as layer ``layer``.
+
+    ``metrics``: ``code`` plus :data:`geogrid.tiles.UNIT_METRIC_FIELDS` arrays (aligned);
+    joined on code. Returns ``(bytes, features)``. Over budget (features or bytes) the
+    largest units are kept and the tolerance doubled until it fits.
+    """
+    m = metrics or {"code": []}
+    w, s, e, n = _padded_lonlat(z, x, y)
+    params: dict[str, Any] = {
+        "z": z, "x": x, "y": y, "lv": level, "layer": layer, "ext": EXTENT, "buf": BUFFER,
+        "w": w, "s": s, "e": e, "n": n,
+        "codes": list(m["code"]),
+        "inc": _ints(m.get("incidents"), len(m["code"])),
+        "bkl": _ints(m.get("open_backlog"), len(m["code"])),
+        "ovd": _ints(m.get("overdue"), len(m["code"])),
+        "p1k": _floats(m.get("per_1000_residents"), len(m["code"])),
+        "li": _floats(m.get("load_index"), len(m["code"])),
+    }
+    sql = text(
+        "WITH env AS (SELECT ST_TileEnvelope(:z, :x, :y) AS e), "
+        "m AS (SELECT * FROM unnest(CAST(:codes AS text[]), CAST(:inc AS bigint[]), "
+        "  CAST(:bkl AS bigint[]), CAST(:ovd AS bigint[]), CAST(:p1k AS float8[]), "
+        "  CAST(:li AS float8[])) AS m(code, incidents, open_backlog, overdue, "
+        "  per_1000_residents, load_index)), "
+        "u AS (SELECT u.code, u.name, u.parent_code, ST_Transform(u.geom, 3857) AS g "
+        "  FROM unit u JOIN boundary_version v ON v.id = u.version_id "
+        "  WHERE v.status = 'published' AND u.level = :lv "
+        "  AND u.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326)), "
+        "t AS (SELECT u.code, u.name, u.parent_code, m.incidents, m.open_backlog, m.overdue, "
+        "  m.per_1000_residents, m.load_index, "
+        "  ST_AsMVTGeom(ST_Simplify(u.g, :tol, false), env.e, :ext, :buf, true) AS geom "
+        "  FROM u CROSS JOIN env LEFT JOIN m ON m.code = u.code "
+        "  ORDER BY ST_Area(ST_Envelope(u.g)) DESC LIMIT :lim) "
+        "SELECT ST_AsMVT(t, :layer, :ext, 'geom'), count(*) FROM t WHERE geom IS NOT NULL"
+    )
+    tol, lim = simplify_tolerance(z), max_features
+    while True:
+        params.update(tol=tol, lim=lim)
+        data, count = conn.execute(sql, params).one()
+        data = bytes(data or b"")
+        if len(data) <= max_bytes or lim <= 1:
+            return data, int(count)
+        tol, lim = tol * 2.0, max(lim // 2, 1)
+
+
+def plain_unit_tile(conn: Connection, level: str, layer: str, z: int, x: int, y: int) -> bytes:
+    """The unit tile as pg_tileserv would serve it (one SQL per tile, no metrics, no
+    budgets): the baseline of ``bench/tiles.py``."""
+    w, s, e, n = _padded_lonlat(z, x, y)
+    row = conn.execute(text(
+        "WITH env AS (SELECT ST_TileEnvelope(:z, :x, :y) AS e), "
+        "t AS (SELECT u.code, u.name, u.parent_code, ST_AsMVTGeom(ST_Transform(u.geom, 3857), "
+        "  env.e, :ext, :buf, true) AS geom FROM unit u JOIN boundary_version v "
+        "  ON v.id = u.version_id CROSS JOIN env WHERE v.status = 'published' AND u.level = :lv "
+        "  AND u.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326)) "
+        "SELECT ST_AsMVT(t, :layer, :ext, 'geom') FROM t WHERE geom IS NOT NULL"),
+        {"z": z, "x": x, "y": y, "lv": level, "layer": layer, "ext": EXTENT, "buf": BUFFER,
+         "w": w, "s": s, "e": e, "n": n}).one()
+    return bytes(row[0] or b"")
+
+
+def incident_tile(
+    conn: Connection,
+    z: int,
+    x: int,
+    y: int,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    categories: Sequence[str] | None = None,
+    layer: str = "incidents",
+    max_features: int = MAX_FEATURES,
+    max_bytes: int = MAX_BYTES,
+) -> tuple[bytes, int, int | None]:
+    """MVT of incidents in tile ``z/x/y``: points when allowed and within budget, else
+    clusters. Returns ``(bytes, features, cell_px)`` (``cell_px`` None for points)."""
+    attempt = 0
+    while True:
+        cell = cluster_cell_px(z, attempt)
+        if cell is None:
+            data, count = _points(conn, z, x, y, start, end, categories, layer, max_features)
+            if data is not None and len(data) <= max_bytes:
+                return data, count, None
+        else:
+            data, count = _clusters(conn, z, x, y, start, end, categories, layer, cell)
+            if len(data) <= max_bytes and count <= max_features or cell >= 256:
+                return data, count, cell
+        attempt += 1
+
+
+def _points(conn, z, x, y, start, end, categories, layer, max_features):
+    w, s, e, n = _padded_lonlat(z, x, y)
+    params: dict[str, Any] = {"z": z, "x": x, "y": y, "ext": EXTENT, "buf": BUFFER,
+                              "layer": layer, "w": w, "s": s, "e": e, "n": n,
+                              "lim": max_features + 1}
+    flt = _incident_filter(params, start, end, categories)
+    data, count = conn.execute(text(
+        "WITH env AS (SELECT ST_TileEnvelope(:z, :x, :y) AS e), "
+        "t AS (SELECT i.id, i.category, i.status, "
+        "  to_char(i.reported_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+        "  AS reported_at, i.grid_code, 0 AS cluster, 1 AS count, "
+        f"  (i.status IN {_OPEN})::int AS open, "
+        "  ST_AsMVTGeom(ST_Transform(i.geom, 3857), env.e, :ext, :buf, true) AS geom "
+        "  FROM incident i CROSS JOIN env "
+        f"  WHERE i.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326){flt} LIMIT :lim) "
+        "SELECT ST_AsMVT(t, :layer, :ext, 'geom'), count(*) FROM t WHERE geom IS NOT NULL"),
+        params).one()
+    if count > max_features:
+        return None, int(count)
+    return bytes(data or b""), int(count)
+
+
+def _clusters(conn, z, x, y, start, end, categories, layer, cell_px):
+    # exact tile bounds (no buffer) so that every incident is counted in one tile only
+    x0, y0, x1, y1 = tile_bounds_3857(z, x, y)
+    w, s, e, n = tile_bounds_lonlat(z, x, y)
+    cell = (x1 - x0) * cell_px / 256.0
+    params: dict[str, Any] = {"z": z, "x": x, "y": y, "ext": EXTENT, "buf": BUFFER,
+                              "layer": layer, "w": w, "s": s, "e": e, "n": n,
+                              "x0": x0, "y0": y0, "x1": x1, "y1": y1, "cell": cell}
+    flt = _incident_filter(params, start, end, categories)
+    data, count = conn.execute(text(
+        "WITH env AS (SELECT ST_TileEnvelope(:z, :x, :y) AS e), "
+        "p AS (SELECT ST_X(g) AS px, ST_Y(g) AS py, o FROM (SELECT "
+        f"  ST_Transform(i.geom, 3857) AS g, (i.status IN {_OPEN})::int AS o FROM incident i "
+        f"  WHERE i.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326){flt}) q "
+        "  WHERE ST_X(g) >= :x0 AND ST_X(g) < :x1 AND ST_Y(g) > :y0 AND ST_Y(g) <= :y1), "
+        "c AS (SELECT floor((px - :x0) / :cell) AS cx, floor((py - :y0) / :cell) AS cy, "
+        "  count(*) AS n, sum(o) AS o, avg(px) AS ax, avg(py) AS ay FROM p GROUP BY 1, 2), "
+        "t AS (SELECT 1 AS cluster, c.n AS count, c.o AS open, "
+        "  ST_AsMVTGeom(ST_SetSRID(ST_MakePoint(c.ax, c.ay), 3857), env.e, :ext, :buf, true) "
+        "  AS geom FROM c CROSS JOIN env) "
+        "SELECT ST_AsMVT(t, :layer, :ext, 'geom'), count(*) FROM t WHERE geom IS NOT NULL"),
+        params).one()
+    return bytes(data or b""), int(count)
+
+
+def incident_points(
+    conn: Connection,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    categories: Sequence[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """WGS84 lon, lat arrays of the incidents of a filter (for the heat map)."""
+    params: dict[str, Any] = {}
+    flt = _incident_filter(params, start, end, categories)
+    rows = conn.execute(
+        text(f"SELECT ST_X(i.geom), ST_Y(i.geom) FROM incident i WHERE true{flt}"), params
+    ).all()
+    if not rows:
+        return np.empty(0), np.empty(0)
+    a = np.asarray(rows, dtype=np.float64)
+    return a[:, 0], a[:, 1]
+
+
+def _ints(values, n: int) -> list[int | None]:
+    if values is None:
+        return [None] * n
+    return [None if v is None or v != v else int(v) for v in values]
+
+
+def _floats(values, n: int) -> list[float | None]:
+    if values is None:
+        return [None] * n
+    out = []
+    for v in values:
+        f = None if v is None else float(v)
+        out.append(None if f is None or not np.isfinite(f) else f)
+    return out
