@@ -146,6 +146,13 @@ def test_unknown_category_names_the_known_ones(city):
         _new(city, category="potholes")
 
 
+def test_bad_coordinates_are_invalid_input(city):
+    with pytest.raises(InvalidInput, match="lon"):
+        workflow.create_incident(city.engine, category="garbage", lon="east", lat=22.6)
+    with pytest.raises(InvalidInput, match="lat"):
+        workflow.create_incident(city.engine, category="garbage", lon=110.1, lat=float("nan"))
+
+
 def test_naive_reported_at_is_refused(city):
     with pytest.raises(InvalidInput, match="time zone"):
         _new(city, reported_at=datetime(2026, 5, 1, 8))
@@ -307,12 +314,17 @@ def test_http_escalate_and_overdue(city, client):
     r = client.post(f"/incidents/{inc['id']}/escalate", json={"to_level": "grid"},
                     headers=city.auth("admin"))
     assert r.status_code == 409
+    r = client.post(f"/incidents/{inc['id']}/escalate", headers=city.auth("admin"))
+    assert r.status_code == 200 and r.json()["assigned_level"] == "street"
     r = client.get("/incidents/overdue", params={"unit": GRIDS[2]},
                    headers=city.auth("community"))
     assert r.status_code == 200
     rows = r.json()
     assert inc["id"] in [x["id"] for x in rows]
     assert all(x["unit_code"] == GRIDS[2] for x in rows)
+    mine = next(x for x in rows if x["id"] == inc["id"])
+    assert mine["assignee_id"] == city.accounts["street"].id
+    assert mine["hours_overdue"] == pytest.approx(1, abs=0.1)
     r = client.get("/incidents/overdue", params={"unit": "12345"},
                    headers=city.auth("community"))
     assert r.status_code == 400

@@ -49,14 +49,12 @@ class EscalateIn(BaseModel):
 
 
 def _clean(v: Any) -> Any:
-    if v is None:
+    if v is None or v is pd.NA or v is pd.NaT:
         return None
     if isinstance(v, float) and math.isnan(v):
         return None
     if isinstance(v, pd.Timestamp):
         return None if pd.isna(v) else v.isoformat()
-    if v is pd.NaT:
-        return None
     if hasattr(v, "item"):  # numpy scalars
         return _clean(v.item())
     return v

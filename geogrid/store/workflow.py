@@ -158,7 +158,11 @@ def create_incident(
     at the missing levels, and a ``flag`` event says so).
     """
     for name, v in (("lon", lon), ("lat", lat)):
-        if v is None or isinstance(v, bool) or not math.isfinite(float(v)):
+        try:
+            ok = not isinstance(v, bool) and math.isfinite(float(v))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
             raise InvalidInput(name, v, "a finite number")
     crs_name = gcrs.normalize_crs(crs)
     reported_at = _aware(reported_at, "reported_at") or _now()
@@ -609,6 +613,7 @@ def overdue(
         ).mappings().all()
     df = pd.DataFrame(rows, columns=cols)
     df["hours_overdue"] = df["hours_overdue"].astype(float)
+    df["assignee_id"] = df["assignee_id"].astype("Int64")
     return df
 
 
