@@ -185,10 +185,12 @@ class TileCache:
 
     # ------------------------------------------------------------------ invalidation
     def invalidate(self, layers: Iterable[str], bbox: Iterable[float] | None,
-                   zooms: Iterable[int] | None = None) -> int:
+                   zooms: Iterable[int] | None = None,
+                   pad: Callable[[int], float] | None = None) -> int:
         """Drop the cached tiles of ``layers`` whose bounds intersect the WGS84 ``bbox``
         (west, south, east, north) at every zoom (or only ``zooms``); ``bbox=None`` drops
-        every tile of the layers. Returns the number of entries dropped (memory + Redis)."""
+        every tile of the layers. ``pad(z)`` widens the bbox by that many degrees at zoom
+        ``z`` (tile buffers, kernel reach). Returns the entries dropped (memory + Redis)."""
         bbox = None if bbox is None else tuple(float(v) for v in bbox)
         dropped = 0
         for layer in set(layers):
@@ -199,17 +201,17 @@ class TileCache:
                     if zooms is not None and z not in zooms:
                         continue
                     cells = byz[z]
-                    for xy in _hits(cells.keys(), bbox, z):
+                    for xy in _hits(cells.keys(), _padded(bbox, pad, z), z):
                         for params in list(cells.get(xy, ())):
                             self._lru.pop((layer, z, xy[0], xy[1], params), None)
                             dropped += 1
                         cells.pop(xy, None)
             if self.redis is not None:
-                dropped += self._invalidate_redis(layer, bbox, zooms)
+                dropped += self._invalidate_redis(layer, bbox, zooms, pad)
         self.invalidated += dropped
         return dropped
 
-    def _invalidate_redis(self, layer: str, bbox, zooms) -> int:
+    def _invalidate_redis(self, layer: str, bbox, zooms, pad) -> int:
         try:
             zs = [int(k.rsplit(b":", 1)[1]) for k in
                   self.redis.scan_iter(match=f"{self.prefix}i:{layer}:*", count=1000)]
@@ -219,10 +221,11 @@ class TileCache:
                     continue
                 ik = self._ikey(layer, z)
                 members = [m.decode() for m in self.redis.smembers(ik)]
+                zb = _padded(bbox, pad, z)
                 gone = []
                 for m in members:
                     xs, ys, params = m.split(":", 2)
-                    if _hit((int(xs), int(ys)), bbox, z):
+                    if _hit((int(xs), int(ys)), zb, z):
                         gone.append(m)
                 if gone:
                     pipe = self.redis.pipeline(transaction=False)
@@ -248,6 +251,13 @@ class TileCache:
             keys = list(self.redis.scan_iter(match=f"{self.prefix}*", count=1000))
             for i in range(0, len(keys), 500):
                 self.redis.delete(*keys[i:i + 500])
+
+
+def _padded(bbox, pad, z: int):
+    if bbox is None or pad is None:
+        return bbox
+    m = float(pad(z))
+    return (bbox[0] - m, max(bbox[1] - m, -90.0), bbox[2] + m, min(bbox[3] + m, 90.0))
 
 
 def _hit(xy: tuple[int, int], bbox, z: int) -> bool:
@@ -581,7 +591,12 @@ class MapService:
 
     def _apply_changes(self, changes) -> None:
         from geogrid.store.changes import unit_extents  # noqa: PLC0415
-        from geogrid.tiles import DEPENDENT_LAYERS, LAYER_LEVELS, heat_margin_deg  # noqa: PLC0415
+        from geogrid.tiles import (  # noqa: PLC0415
+            DEPENDENT_LAYERS,
+            LAYER_LEVELS,
+            heat_margin_deg,
+            tile_pad_deg,
+        )
 
         touched = {c.layer for c in changes}
         if touched & {"incidents", "boundaries"}:
@@ -593,28 +608,12 @@ class MapService:
                 for dep in DEPENDENT_LAYERS.get(ch.layer, (ch.layer,)):
                     bbox = ch.bbox
                     if dep == "heatmap":
-                        if bbox is None:
-                            self.cache.invalidate(["heatmap"], None)
-                            continue
-                        for z in self._cached_zooms("heatmap"):
-                            m = heat_margin_deg(z)
-                            self.cache.invalidate(["heatmap"], (bbox[0] - m, bbox[1] - m,
-                                                                bbox[2] + m, bbox[3] + m), [z])
+                        self.cache.invalidate(["heatmap"], bbox, pad=heat_margin_deg)
                         continue
                     if ch.layer == "incidents" and dep in LAYER_LEVELS and bbox is not None:
                         # metrics of the units containing the points change: their extent
                         bbox = unit_extents(conn, LAYER_LEVELS[dep], bbox)
                         if bbox is None:
                             continue
-                    self.cache.invalidate([dep], bbox)
+                    self.cache.invalidate([dep], bbox, pad=tile_pad_deg)
         log.info("applied %d map changes", len(changes))
-
-    def _cached_zooms(self, layer: str) -> list[int]:
-        zs = set(self.cache._index.get(layer, {}))
-        if self.cache.redis is not None:
-            try:
-                zs |= {int(k.rsplit(b":", 1)[1]) for k in self.cache.redis.scan_iter(
-                    match=f"{self.cache.prefix}i:{layer}:*", count=1000)}
-            except Exception:  # noqa: BLE001
-                pass
-        return sorted(zs)

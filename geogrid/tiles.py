@@ -57,6 +57,7 @@ __all__ = [
     "tilejson",
     "heat_bandwidth_m",
     "heat_margin_deg",
+    "tile_pad_deg",
 ]
 
 EXTENT = 4096
@@ -247,6 +248,13 @@ def heat_margin_deg(z: int) -> float:
     bandwidths plus three pixels, converted at the equator and doubled for safety."""
     m = 5.0 * heat_bandwidth_m(z) + 3.0 * tile_pixel_size_3857(z)
     return 2.0 * m / 111_320.0
+
+
+def tile_pad_deg(z: int) -> float:
+    """The tile buffer (:data:`BUFFER` of :data:`EXTENT`) at zoom ``z`` in degrees of
+    longitude, +1 %: a change this close to a tile can show in it (clipped geometry and
+    points in the buffer). Degrees of latitude are shorter, so it is conservative."""
+    return 1.01 * BUFFER / EXTENT * 360.0 / (1 << z)
 
 
 def tilejson(

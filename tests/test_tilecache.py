@@ -1,0 +1,180 @@
+"""geogrid.tilecache and geogrid.store.changes: keys, ETags, LRU, bbox invalidation at
+every zoom (memory and Redis), the change log in the edit's transaction, the watcher."""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+from geogrid.tilecache import ChangeWatcher, Memo, TileCache, etag, params_key
+from geogrid.tiles import tile_bounds_lonlat, tile_pad_deg, tile_range
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _intersects(a, b) -> bool:
+    return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
+
+
+@pytest.mark.parametrize("z", [0, 3, 8, 12, 15])
+def test_tile_range_is_exactly_the_intersecting_tiles(z):
+    rng = np.random.default_rng(z)
+    for _ in range(20):
+        w, s = rng.uniform(109.5, 110.8), rng.uniform(21.6, 23.0)
+        bbox = (w, s, w + rng.uniform(0, 0.05), s + rng.uniform(0, 0.05))
+        x0, y0, x1, y1 = tile_range(bbox, z)
+        n = 1 << z
+        for x, y in itertools.product(range(max(x0 - 2, 0), min(x1 + 3, n)),
+                                      range(max(y0 - 2, 0), min(y1 + 3, n))):
+            inside = x0 <= x <= x1 and y0 <= y <= y1
+            assert inside == _intersects(tile_bounds_lonlat(z, x, y), bbox), (z, x, y)
+
+
+def test_params_key_and_etag():
+    assert params_key({"to": None, "from": "2026-01-01", "category": ["b", "a"]}) == \
+        "category=a,b&from=2026-01-01"
+    assert params_key(None) == ""
+    assert etag(b"abc") == etag(b"abc") != etag(b"abd")
+    assert etag(b"abc").startswith('"') and len(etag(b"abc")) == 34
+
+
+def test_lru_get_put_evict():
+    c = TileCache(size=3)
+    tags = [c.put("grids", 10, i, 0, "", bytes([i])) for i in range(4)]
+    assert len(c) == 3 and c.get("grids", 10, 0, 0) is None
+    assert c.get("grids", 10, 3, 0) == (bytes([3]), tags[3])
+    c.get("grids", 10, 1, 0)  # 1 becomes recent; 2 is evicted next
+    c.put("grids", 10, 9, 0, "", b"x")
+    assert c.get("grids", 10, 2, 0) is None and c.get("grids", 10, 1, 0) is not None
+
+
+def _fill(c: TileCache, layer: str, bbox, zooms, params=("", "from=2026-01-01")):
+    keys = []
+    for z in zooms:
+        x0, y0, x1, y1 = tile_range(bbox, z)
+        for x, y in itertools.product(range(x0 - 2, x1 + 3), range(y0 - 2, y1 + 3)):
+            for p in params:
+                c.put(layer, z, x, y, p, f"{layer}{z}{x}{y}{p}".encode())
+                keys.append((layer, z, x, y, p))
+    return keys
+
+
+def test_invalidate_exactly_the_intersecting_tiles_at_every_zoom():
+    c = TileCache(size=100_000)
+    area = (110.10, 22.60, 110.20, 22.70)
+    keys = _fill(c, "grids", area, range(8, 16)) + _fill(c, "incidents", area, [12])
+    change = (110.151, 22.631, 110.152, 22.632)
+    dropped = c.invalidate(["grids"], change)
+    expect = {k for k in keys if k[0] == "grids"
+              and _intersects(tile_bounds_lonlat(*k[1:4]), change)}
+    assert dropped == len(expect) >= 8 * 2  # both params variants, every zoom
+    for k in keys:
+        assert (c.get(*k) is None) == (k in expect), k
+    # padding by the tile buffer reaches the neighbours whose buffer holds the change
+    c2 = TileCache(size=100_000)
+    keys = _fill(c2, "incidents", area, [14])
+    pt = (110.15, 22.63, 110.15, 22.63)
+    c2.invalidate(["incidents"], pt, pad=tile_pad_deg)
+    gone = {k for k in keys if c2.get(*k) is None}
+    assert {k[2:4] for k in gone} >= set(itertools.product(*[range(a, b + 1) for a, b in
+                                                             zip(tile_range(pt, 14)[:2],
+                                                                 tile_range(pt, 14)[2:],
+                                                                 strict=True)]))
+    assert len({k[2:4] for k in gone}) <= 4
+
+
+def test_invalidate_everything_and_token_race():
+    c = TileCache()
+    c.put("heatmap", 5, 1, 1, "", b"a")
+    tok = c.token("heatmap")
+    c.invalidate(["heatmap"], None)
+    assert c.get("heatmap", 5, 1, 1) is None
+    tag = c.put("heatmap", 5, 1, 1, "", b"stale", token=tok)  # rendered before the change
+    assert tag == etag(b"stale") and c.get("heatmap", 5, 1, 1) is None
+
+
+@pytest.fixture()
+def redis_prefix():
+    redis = pytest.importorskip("redis")
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_timeout=1).ping()
+    except Exception:  # noqa: BLE001
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    prefix = f"geogrid-test-{uuid.uuid4().hex[:8]}:"
+    yield prefix
+    TileCache(redis_url=REDIS_URL, prefix=prefix).clear()
+
+
+def test_redis_shared_between_processes_and_invalidated(redis_prefix):
+    a = TileCache(size=10, redis_url=REDIS_URL, prefix=redis_prefix)
+    b = TileCache(size=10, redis_url=REDIS_URL, prefix=redis_prefix)
+    area = (110.10, 22.60, 110.20, 22.70)
+    keys = _fill(a, "grids", area, [10, 13], params=("",))
+    body = "grids{}{}{}".format(*keys[-1][1:4]).encode()
+    assert b.get(*keys[-1]) == (body, etag(body))  # b never rendered it: from Redis
+    change = (110.151, 22.631, 110.152, 22.632)
+    b.invalidate(["grids"], change)
+    fresh = TileCache(size=10, redis_url=REDIS_URL, prefix=redis_prefix)  # no memory level
+    for k in keys:
+        hit = _intersects(tile_bounds_lonlat(*k[1:4]), change)
+        assert (fresh.get(*k) is None) == hit, k
+    left = {m.decode() for m in a.redis.smembers(f"{redis_prefix}i:grids:13")}
+    assert len(left) == sum(1 for k in keys if k[1] == 13
+                            and not _intersects(tile_bounds_lonlat(*k[1:4]), change))
+
+
+def test_memo_builds_once_and_clears():
+    calls = []
+    m = Memo(size=2)
+    assert m.get("a", lambda: calls.append(1) or 1) == 1
+    assert m.get("a", lambda: calls.append(1) or 2) == 1 and len(calls) == 1
+    m.clear()
+    assert m.get("a", lambda: 3) == 3
+
+
+def test_watcher_throttles_and_skips_history():
+    seen, marks = [], iter([(["old"], 5), (["x"], 6), (["y"], 7)])
+    w = ChangeWatcher(lambda last: next(marks), seen.extend, interval=0.2)
+    assert w.poll() == 0 and w.last_id == 5  # first call: high-water mark only
+    assert w.poll() == 0  # throttled
+    time.sleep(0.25)
+    assert w.poll() == 1 and seen == ["x"]
+    assert w.poll(force=True) == 1 and seen == ["x", "y"]
+
+
+def test_record_change_is_part_of_the_edit_transaction(make_db):
+    from geogrid.store import get_engine
+    from geogrid.store.changes import (
+        changes_since,
+        record_change,
+        record_incident_change,
+    )
+
+    engine = get_engine(make_db())
+    with engine.connect() as conn:
+        _, mark = changes_since(conn, None)
+    with engine.connect() as conn:  # rolled back: no row
+        with conn.begin() as tx:
+            record_change(conn, ["grids", "communities"], (110.1, 22.6, 110.2, 22.7), "test")
+            tx.rollback()
+        assert changes_since(conn, mark)[0] == []
+    with engine.begin() as conn:
+        ids = record_incident_change(conn, np.array([110.15, 110.2, np.nan]),
+                                     np.array([22.6, 22.65, 1.0]))
+        record_change(conn, "boundaries", None, "publish")
+        assert record_incident_change(conn, [], []) == []
+    with engine.connect() as conn:
+        rows, last = changes_since(conn, mark)
+        n = conn.execute(text("SELECT count(*) FROM map_change")).scalar_one()
+    assert n == 2 and last == rows[-1].id and rows[0].id == ids[0]
+    assert rows[0].layer == "incidents" and rows[0].bbox == pytest.approx(
+        (110.15, 22.6, 110.2, 22.65))
+    assert rows[1].layer == "boundaries" and rows[1].bbox is None
+    with pytest.raises(Exception, match="bbox"):
+        with engine.begin() as conn:
+            record_change(conn, "grids", (2, 2, 1, 1), "bad")
