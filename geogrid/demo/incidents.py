@@ -28,6 +28,8 @@ from __future__ import annotations
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
 from geogrid.errors import InvalidInput
@@ -46,6 +48,10 @@ _KY = 110_574.0
 _KINDS = ("urban", "town", "rural")
 _HOUR_NS = 3_600_000_000_000
 _NAT = np.iinfo(np.int64).min
+_STATUSES = (
+    "reported", "accepted", "dispatched", "in_progress", "resolved", "closed", "rejected",
+    "duplicate",
+)  # fmt: skip
 
 # category → (urban, town, rural) preference multipliers on population weights
 _KIND_PREF = {
@@ -276,14 +282,17 @@ def build_incidents(
     # ---- who
     worker_p = np.array([_WORKER_P.get(c, _WORKER_P_DEFAULT) for c in cat_codes])
     by_worker = rng.random(n) < worker_p[cat]
-    reporter_kind = np.where(by_worker, "worker", "resident").astype(object)
-    reporter_id = np.full(n, None, dtype=object)
+    worker_ids: list[str] = []
+    reporter = np.full(n, -1, dtype=np.int64)  # index into worker_ids
     if workers is not None and len(workers):
         ex = workers[["worker_id", "grid_codes"]].explode("grid_codes")
         ex = ex.drop_duplicates("grid_codes")
-        wmap = pd.Series(ex["worker_id"].to_numpy(), index=ex["grid_codes"].astype(str))
-        wid = wmap.reindex(grid_codes).to_numpy(dtype=object)  # per grid index
-        reporter_id[by_worker] = wid[grid_idx[by_worker]]
+        worker_ids = [str(v) for v in pd.unique(ex["worker_id"])]
+        wpos = pd.Index(worker_ids).get_indexer(ex["worker_id"])
+        per_grid = np.full(len(grid_codes), -1, dtype=np.int64)
+        gi = pd.Index(grid_codes).get_indexer(ex["grid_codes"].astype(str))
+        per_grid[gi[gi >= 0]] = wpos[gi >= 0]
+        reporter[by_worker] = per_grid[grid_idx[by_worker]]
 
     # ---- when (local time of day → UTC ns)
     tod = _time_of_day(rng, by_worker, cat, cat_codes)
@@ -318,47 +327,41 @@ def build_incidents(
 
     acc_t, disp_t, prog_t = stamp(acc_h), stamp(disp_h), stamp(prog_h)
     res_t, close_t = stamp(res_h), stamp(close_h)
-    status = np.full(n, "reported", dtype=object)
-    for name, t in (
-        ("accepted", acc_t), ("dispatched", disp_t), ("in_progress", prog_t),
-        ("resolved", res_t), ("closed", close_t),
-    ):  # fmt: skip
-        status[t != _NAT] = name
+    status = np.zeros(n, dtype=np.int64)  # index into _STATUSES
+    for k, t in enumerate((acc_t, disp_t, prog_t, res_t, close_t), start=1):
+        status[t != _NAT] = k
     out_of_flow = (dup | rej) & (decided <= now_ns)
-    status[out_of_flow & dup] = "duplicate"
-    status[out_of_flow & rej] = "rejected"
+    status[out_of_flow & rej] = 6
+    status[out_of_flow & dup] = 7
     for t in (acc_t, disp_t, res_t):
         t[out_of_flow] = _NAT
     close_t[out_of_flow] = decided[out_of_flow]
     pending = (dup | rej) & ~out_of_flow  # decision still to come: only reported
     for t in (acc_t, disp_t, res_t, close_t):
         t[pending] = _NAT
-    status[pending] = "reported"
+    status[pending] = 0
 
     # ---- assemble, sorted by report time
     order = np.argsort(rep, kind="stable")
-    width = max(6, len(str(n)))
-    desc = _descriptions(cat_codes, categories)
-    kind_i = by_worker.astype(np.int64)  # 0 resident, 1 worker
+    desc = _descriptions(cat_codes, categories)  # [category, template, kind]
     tmpl_i = rng.integers(0, desc.shape[1], n)
+    desc_i = (cat * desc.shape[1] + tmpl_i) * 2 + by_worker
     frame = pd.DataFrame(
         {
-            "source_id": np.char.add(
-                "demo-", np.char.zfill(np.arange(1, n + 1).astype(str), width)
-            ).astype(object),
-            "category": cat_codes[cat[order]],
-            "description": desc[cat[order], tmpl_i[order], kind_i[order]],
+            "source_id": _source_ids(n),
+            "category": _strings(cat_codes, cat[order]),
+            "description": _strings(desc.ravel(), desc_i[order]),
             "lon": x[order],
             "lat": y[order],
             "reported_at": _utc(rep[order]),
-            "reporter_kind": reporter_kind[order],
-            "reporter_id": reporter_id[order],
-            "status": status[order],
+            "reporter_kind": _strings(["resident", "worker"], by_worker[order].astype(np.int64)),
+            "reporter_id": _strings(worker_ids, reporter[order]),
+            "status": _strings(_STATUSES, status[order]),
             "accepted_at": _utc(acc_t[order]),
             "dispatched_at": _utc(disp_t[order]),
             "resolved_at": _utc(res_t[order]),
             "closed_at": _utc(close_t[order]),
-            "grid_code": grid_codes[grid_idx[order]],
+            "grid_code": _strings(grid_codes, grid_idx[order]),
         }
     )
     frame.attrs["hotspots"] = hotspots.drop(columns=["category_index"]).to_dict("records")
@@ -412,6 +415,30 @@ def plant_hotspots(
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _strings(values, codes: np.ndarray) -> pd.api.extensions.ExtensionArray | np.ndarray:
+    """values[codes] as a pandas string array (codes < 0 → missing), built in Arrow."""
+    codes = np.asarray(codes)
+    mask = codes < 0
+    idx = pa.array(np.where(mask, 0, codes).astype(np.int32), mask=mask if mask.any() else None)
+    dictionary = pa.array([str(v) for v in values] or [""], type=pa.string())
+    arr = pa.DictionaryArray.from_arrays(idx, dictionary).cast(pa.string())
+    return _to_pandas_strings(arr)
+
+
+def _source_ids(n: int) -> pd.api.extensions.ExtensionArray | np.ndarray:
+    """``demo-000001`` … (at least 6 digits)."""
+    width = max(6, len(str(n)))
+    digits = pc.utf8_lpad(pa.array(np.arange(1, n + 1)).cast(pa.string()), width, "0")
+    return _to_pandas_strings(pc.binary_join_element_wise("demo-", digits, ""))
+
+
+def _to_pandas_strings(arr: pa.Array) -> pd.api.extensions.ExtensionArray | np.ndarray:
+    try:  # pandas ≥ 2.3: the default "str" dtype, Arrow-backed, zero-copy
+        return pd.array(arr, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+    except (TypeError, ValueError, ImportError):  # older pandas: object strings
+        return np.asarray(arr.to_pylist(), dtype=object)
 
 
 def _utc(ns: np.ndarray) -> pd.DatetimeIndex:
