@@ -136,12 +136,26 @@ def copy_incidents(conn: Connection, frame: pd.DataFrame) -> int:
     """COPY prepared rows into ``incident`` inside the caller's transaction."""
     if len(frame) == 0:
         return 0
+    out = frame[INCIDENT_COPY_COLUMNS].copy()
+    for col in out.columns:
+        if isinstance(out[col].dtype, pd.DatetimeTZDtype) or out[col].dtype.kind == "M":
+            out[col] = _iso_utc(out[col])
     buf = io.StringIO()
-    frame[INCIDENT_COPY_COLUMNS].to_csv(buf, header=False, index=False, na_rep="",
-                                        date_format="%Y-%m-%d %H:%M:%S.%f%z")
+    out.to_csv(buf, header=False, index=False, na_rep="")
     raw = conn.connection.driver_connection
     with raw.cursor() as cur:
         with cur.copy(f"COPY incident ({', '.join(INCIDENT_COPY_COLUMNS)}) FROM STDIN "
                       "WITH (FORMAT csv)") as cp:
             cp.write(buf.getvalue())
     return len(frame)
+
+
+def _iso_utc(s: pd.Series) -> np.ndarray:
+    """ISO 8601 UTC strings (None for NaT), formatted by NumPy in C: pandas' per-element
+    ``date_format`` costs ~100× more on a million timestamps."""
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+    arr = s.to_numpy(dtype="datetime64[us]")
+    txt = np.char.add(np.datetime_as_string(arr, unit="us"), "Z").astype(object)
+    txt[np.isnat(arr)] = None
+    return txt
