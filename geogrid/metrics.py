@@ -83,6 +83,7 @@ __all__ = [
     "METRIC_COLUMNS",
     "LoadWeights",
     "clear_cache",
+    "hotspots_of",
     "incident_frame",
     "incident_time_range",
     "load_index",
@@ -721,20 +722,37 @@ def unit_hotspots(
     ``not_significant``); ``attrs`` as :func:`load_metrics` plus ``metric``. When the metric
     is the same in every unit, every unit is ``not_significant`` (z NaN).
     """
+    m = load_metrics(engine, level, start=start, end=end, categories=categories,
+                     version=version, as_of=as_of, now=now)
+    return hotspots_of(engine, m, metric, weights=weights, permutations=permutations,
+                       fdr=fdr, seed=seed)
+
+
+def hotspots_of(
+    engine: Engine | Connection,
+    metrics_gdf: gpd.GeoDataFrame,
+    metric: str = "incidents",
+    *,
+    weights: str = "queen",
+    permutations: int = 0,
+    fdr: bool = True,
+    seed: int | None = 0,
+) -> pd.DataFrame:
+    """Gi* of a column of a :func:`load_metrics` result (see :func:`unit_hotspots`); rows
+    are aligned with ``metrics_gdf``."""
     from geogrid.hotspots import GiStar
     from geogrid.store.units import _connect
 
-    numeric = [k for k in METRICS if k not in ("population", "households")] + \
-        ["population", "households"]
+    m = metrics_gdf
+    numeric = [k for k in METRICS if k in m.columns and pd.api.types.is_numeric_dtype(m[k])]
     if metric not in numeric:
         raise InvalidInput("metric", metric, "one of " + ", ".join(numeric))
-    m = load_metrics(engine, level, start=start, end=end, categories=categories,
-                     version=version, as_of=as_of, now=now)
     y = m[metric].astype(float).fillna(0.0).to_numpy()
     out = pd.DataFrame({"code": m["code"].to_numpy(), "name": m["name"].to_numpy(), "value": y})
     if len(y) < 3 or np.ptp(y) == 0:
         out = out.assign(z=np.nan, p_value=np.nan, p_fdr=np.nan, **{"class": "not_significant"})
     else:
+        level = str(m["level"].iloc[0])
         with _connect(engine) as conn:
             w = _unit_weights(conn, m, level, m.attrs["version_id"], weights)
         g = GiStar(y, w, permutations=int(permutations), fdr=fdr, seed=seed)

@@ -1,0 +1,451 @@
+"""Folium maps for leaders and analysts: choropleths of unit metrics, incident heat maps,
+Gi* hot spots and clustered incident markers, composed by :func:`leader_map`.
+
+Everything is drawn in EPSG:4326 on a Web Mercator basemap. Maps stay light enough to
+open in a browser: unit polygons are simplified (``simplify_m``, default ≈10 m) and their
+coordinates rounded to 1e-5° (≈1 m); the heat map is drawn from points aggregated onto a
+lattice (never more than ``max_points`` weighted cells); markers are capped at
+``max_markers`` (a deterministic random sample beyond that, said in the layer's name).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geogrid.errors import InvalidInput
+
+__all__ = [
+    "HOTSPOT_COLOURS",
+    "HOTSPOT_LABELS",
+    "add_legend",
+    "aggregate_points",
+    "choropleth",
+    "heatmap_layer",
+    "hotspot_layer",
+    "incident_markers",
+    "leader_map",
+]
+
+#: ArcGIS-style Gi* class colours (hot = reds, cold = blues)
+HOTSPOT_COLOURS = {
+    "hot_99": "#d62f27",
+    "hot_95": "#ed7551",
+    "hot_90": "#fab984",
+    "not_significant": "#eeeeee",
+    "cold_90": "#c0d8ea",
+    "cold_95": "#7fa8d0",
+    "cold_99": "#4575b5",
+}
+HOTSPOT_LABELS = {
+    "hot_99": "Hot spot, 99% confidence",
+    "hot_95": "Hot spot, 95% confidence",
+    "hot_90": "Hot spot, 90% confidence",
+    "not_significant": "Not significant",
+    "cold_90": "Cold spot, 90% confidence",
+    "cold_95": "Cold spot, 95% confidence",
+    "cold_99": "Cold spot, 99% confidence",
+}
+_SEQUENTIAL = ["#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#f03b20", "#bd0026", "#800026"]
+_NO_DATA = "#bdbdbd"
+_DEG_PER_M = 1.0 / 111_320.0
+_TOOLTIP_EXTRA = ("incidents", "open_backlog", "overdue", "per_1000_residents",
+                  "load_index", "workers")
+
+
+def _folium():
+    try:
+        import folium
+        from folium import plugins
+    except ImportError as exc:  # pragma: no cover
+        raise ImportError("geogrid.maps needs folium: pip install folium") from exc
+    return folium, plugins
+
+
+def _display_geometry(geoms: Any, simplify_m: float | None) -> np.ndarray:
+    g = np.asarray(gpd.GeoSeries(geoms).values, dtype=object)
+    if simplify_m:
+        g = shapely.simplify(g, simplify_m * _DEG_PER_M, preserve_topology=True)
+    return shapely.set_precision(g, 1e-5)
+
+
+def _geojson(gdf: gpd.GeoDataFrame, columns: Sequence[str], simplify_m: float | None) -> dict:
+    """A FeatureCollection dict with the columns as properties (NaN → null, floats
+    rounded to 4 significant decimals)."""
+    props = pd.DataFrame(gdf[list(columns)]).copy()
+    for c in props.columns:
+        if pd.api.types.is_float_dtype(props[c]):
+            props[c] = props[c].round(4)
+        elif not pd.api.types.is_numeric_dtype(props[c]):
+            props[c] = props[c].astype(object).where(props[c].notna(), None).map(
+                lambda v: v if v is None else str(v))
+    out = gpd.GeoDataFrame(props, geometry=_display_geometry(gdf.geometry.values, simplify_m),
+                           crs="EPSG:4326")
+    return json.loads(out.to_json(na="null", drop_id=True))
+
+
+def _class_edges(values: np.ndarray, k: int) -> list[float]:
+    v = values[np.isfinite(values)]
+    if v.size == 0:
+        return [0.0, 1.0]
+    edges = np.unique(np.quantile(v, np.linspace(0, 1, k + 1)))
+    if edges.size < 2:
+        edges = np.array([edges[0], edges[0] + 1.0])
+    return [float(e) for e in edges]
+
+
+def add_legend(m, title: str, items: Iterable[tuple[str, str]], *, position: str = "bottomleft"):
+    """Add an HTML legend (``items`` = (colour, label) pairs) to a folium Map."""
+    from branca.element import MacroElement, Template
+
+    corner = {"bottomleft": "bottom: 28px; left: 10px;", "bottomright": "bottom: 28px; "
+              "right: 10px;", "topleft": "top: 80px; left: 10px;"}[position]
+    rows = "".join(
+        f'<div><span style="display:inline-block;width:14px;height:14px;margin-right:6px;'
+        f'background:{html.escape(c)};border:1px solid #777"></span>{html.escape(label)}</div>'
+        for c, label in items
+    )
+    body = (f'<div class="geogrid-legend" style="position: fixed; {corner} z-index: 9999; '
+            'background: rgba(255,255,255,0.9); padding: 6px 10px; font: 12px sans-serif; '
+            f'border-radius: 4px; box-shadow: 0 0 4px #888"><b>{html.escape(title)}</b>'
+            f"{rows}</div>")
+    macro = MacroElement()
+    macro._template = Template("{% macro html(this, kwargs) %}" + body + "{% endmacro %}")
+    m.get_root().add_child(macro)
+    return m
+
+
+def choropleth(
+    metrics_gdf: gpd.GeoDataFrame,
+    metric: str,
+    *,
+    m=None,
+    name: str | None = None,
+    classes: int = 6,
+    tooltip_columns: Sequence[str] | None = None,
+    simplify_m: float | None = 10.0,
+    fill_opacity: float = 0.7,
+    legend: bool = True,
+):
+    """A choropleth of one metric over units (quantile classes, yellow → dark red).
+
+    Parameters
+    ----------
+    metrics_gdf : GeoDataFrame (EPSG:4326), e.g. from :func:`geogrid.metrics.load_metrics`
+    metric : the column to colour by (numeric)
+    m : folium.Map, optional
+        The map to add to (default: a new one fitted to the units).
+    classes : number of quantile classes (fewer when values repeat)
+    tooltip_columns : shown on hover (default: name, code, the metric and a few counts)
+    simplify_m : simplification tolerance in metres (None: full geometry)
+    legend : add the colour scale (a branca colour map) to the map
+
+    Returns
+    -------
+    folium.Map with a ``folium.GeoJson`` layer named ``name`` (default: the metric); units
+    without a value are grey.
+    """
+    folium, _ = _folium()
+    import branca.colormap as cm
+
+    if metric not in metrics_gdf.columns or not pd.api.types.is_numeric_dtype(
+            metrics_gdf[metric]):
+        numeric = [c for c in metrics_gdf.columns if c != "geometry"
+                   and pd.api.types.is_numeric_dtype(metrics_gdf[c])]
+        raise InvalidInput("metric", metric, "a numeric column: " + ", ".join(numeric))
+    gdf = metrics_gdf.to_crs("EPSG:4326") if metrics_gdf.crs and \
+        metrics_gdf.crs.to_epsg() != 4326 else metrics_gdf
+    if m is None:
+        m = _new_map(gdf.total_bounds)
+    values = gdf[metric].to_numpy(dtype=float)
+    edges = _class_edges(values, classes)
+    colours = _SEQUENTIAL[: len(edges) - 1] if len(edges) - 1 <= len(_SEQUENTIAL) else None
+    cmap = cm.StepColormap(colours or _SEQUENTIAL, index=edges, vmin=edges[0], vmax=edges[-1],
+                           caption=_caption(metric))
+    if tooltip_columns is None:
+        tooltip_columns = [c for c in ("name", "code", metric, *_TOOLTIP_EXTRA)
+                           if c in gdf.columns]
+        tooltip_columns = list(dict.fromkeys(tooltip_columns))
+    data = _geojson(gdf, tooltip_columns, simplify_m)
+
+    def style(feature: dict) -> dict:
+        v = feature["properties"].get(metric)
+        colour = _NO_DATA if v is None or not np.isfinite(v) else cmap(v)
+        return {"fillColor": colour, "color": "#555555", "weight": 0.3,
+                "fillOpacity": fill_opacity}
+
+    layer = folium.GeoJson(
+        data,
+        name=name or _caption(metric),
+        style_function=style,
+        highlight_function=lambda f: {"weight": 2, "color": "#000000"},
+        tooltip=folium.GeoJsonTooltip(fields=list(tooltip_columns),
+                                      aliases=[_alias(c) for c in tooltip_columns],
+                                      localize=True, sticky=False),
+        smooth_factor=0.5,
+    )
+    layer.add_to(m)
+    if legend:
+        cmap.add_to(m)
+    return m
+
+
+def aggregate_points(
+    lon: Any, lat: Any, weight: Any = None, *, cell_deg: float = 0.002,
+    max_points: int = 5000,
+) -> pd.DataFrame:
+    """Sum point weights on a lon/lat lattice, coarsening the cell (×2) until at most
+    ``max_points`` non-empty cells remain.
+
+    Returns a DataFrame lon, lat (cell centres, WGS84 degrees), weight.
+
+    >>> aggregate_points([110.0001, 110.0003, 110.5], [22.0001, 22.0002, 22.5]).weight.tolist()
+    [2.0, 1.0]
+    """
+    lon = np.asarray(lon, dtype=float)
+    lat = np.asarray(lat, dtype=float)
+    w = np.ones(lon.size) if weight is None else np.asarray(weight, dtype=float)
+    ok = np.isfinite(lon) & np.isfinite(lat) & np.isfinite(w)
+    lon, lat, w = lon[ok], lat[ok], w[ok]
+    if max_points < 1:
+        raise InvalidInput("max_points", max_points, "a positive number of cells")
+    if lon.size == 0:
+        return pd.DataFrame({"lon": [], "lat": [], "weight": []})
+    cell = float(cell_deg)
+    while True:
+        ix = np.floor(lon / cell).astype(np.int64)
+        iy = np.floor(lat / cell).astype(np.int64)
+        sums = pd.Series(w).groupby([ix, iy]).sum()
+        if len(sums) <= max_points:
+            break
+        cell *= 2.0
+    gx = sums.index.get_level_values(0).to_numpy()
+    gy = sums.index.get_level_values(1).to_numpy()
+    return pd.DataFrame({"lon": (gx + 0.5) * cell, "lat": (gy + 0.5) * cell,
+                         "weight": sums.to_numpy(dtype=float)})
+
+
+def _lonlat(points: Any) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(points, gpd.GeoDataFrame | gpd.GeoSeries):
+        g = points.to_crs("EPSG:4326").geometry if points.crs is not None else points.geometry
+        return g.x.to_numpy(), g.y.to_numpy()
+    if isinstance(points, pd.DataFrame) and {"lon", "lat"} <= set(points.columns):
+        return points["lon"].to_numpy(float), points["lat"].to_numpy(float)
+    raise InvalidInput("points", type(points).__name__,
+                       "a DataFrame with lon/lat columns (WGS84) or a point GeoDataFrame")
+
+
+def heatmap_layer(
+    points: Any,
+    *,
+    weight: str | None = None,
+    name: str = "Incident density",
+    max_points: int = 5000,
+    cell_deg: float = 0.002,
+    radius: int = 14,
+    blur: int = 18,
+    show: bool = True,
+):
+    """A ``folium.plugins.HeatMap`` of points aggregated on a lattice (never the raw points).
+
+    ``points``: DataFrame with ``lon``/``lat`` (WGS84) or a point GeoDataFrame; ``weight``
+    an optional column. Points are summed into cells of ``cell_deg`` degrees (≈200 m),
+    coarsened until at most ``max_points`` cells; intensities are scaled to 0–1.
+    Returns a ``folium.FeatureGroup`` (add it to a map).
+    """
+    folium, plugins = _folium()
+    lon, lat = _lonlat(points)
+    w = points[weight].to_numpy(float) if weight else None
+    cells = aggregate_points(lon, lat, w, cell_deg=cell_deg, max_points=max_points)
+    group = folium.FeatureGroup(name=name, show=show)
+    if len(cells):
+        top = float(np.quantile(cells["weight"], 0.99)) or 1.0
+        data = np.column_stack([cells["lat"].round(5), cells["lon"].round(5),
+                                np.minimum(cells["weight"] / top, 1.0).round(3)]).tolist()
+        plugins.HeatMap(data, radius=radius, blur=blur, min_opacity=0.3, max_zoom=16,
+                        name=name).add_to(group)
+    return group
+
+
+def hotspot_layer(
+    gi_result: Any,
+    grids: gpd.GeoDataFrame,
+    *,
+    name: str = "Hot spots (Gi*)",
+    include_not_significant: bool = False,
+    simplify_m: float | None = 10.0,
+    show: bool = True,
+):
+    """Units coloured by Gi* class (``hot_99`` … ``cold_99``, see :data:`HOTSPOT_COLOURS`).
+
+    Parameters
+    ----------
+    gi_result : :class:`geogrid.hotspots.GiStar`, or a DataFrame with a ``class`` column
+        (e.g. :func:`geogrid.metrics.unit_hotspots`); with a ``code`` column it is matched
+        to ``grids`` by code, otherwise by row order.
+    grids : GeoDataFrame of the units (``code``, ``name``, geometry)
+    include_not_significant : also draw the units that are not significant (light grey)
+
+    Returns a ``folium.FeatureGroup``.
+    """
+    folium, _ = _folium()
+    if hasattr(gi_result, "classes") and hasattr(gi_result, "Zs"):
+        frame = pd.DataFrame({"class": np.asarray(gi_result.classes, dtype=object),
+                              "z": gi_result.Zs})
+        aligned = frame.reset_index(drop=True)
+    elif isinstance(gi_result, pd.DataFrame) and "class" in gi_result.columns:
+        frame = gi_result
+        if "code" in frame.columns and "code" in grids.columns:
+            aligned = frame.set_index("code").reindex(grids["code"]).reset_index(drop=True)
+        else:
+            aligned = frame.reset_index(drop=True)
+    else:
+        raise InvalidInput("gi_result", type(gi_result).__name__,
+                           "a GiStar or a DataFrame with a 'class' column")
+    if len(aligned) != len(grids):
+        raise InvalidInput("gi_result", len(aligned), f"{len(grids)} rows, one per unit")
+    g = grids.reset_index(drop=True)
+    cls = aligned["class"].astype(object).where(aligned["class"].notna(), "not_significant")
+    data = gpd.GeoDataFrame({
+        "name": g["name"].astype(str) if "name" in g else "",
+        "code": g["code"].astype(str) if "code" in g else g.index.astype(str),
+        "class": cls.astype(str).to_numpy(),
+        "label": cls.map(HOTSPOT_LABELS).fillna(cls).to_numpy(),
+        "z": pd.to_numeric(aligned.get("z", pd.Series(np.nan, index=aligned.index)),
+                           errors="coerce").round(2).to_numpy(),
+    }, geometry=g.geometry.values, crs=grids.crs or "EPSG:4326")
+    if not include_not_significant:
+        data = data[data["class"] != "not_significant"]
+    group = folium.FeatureGroup(name=name, show=show)
+    if len(data):
+        fc = _geojson(data, ["name", "code", "class", "label", "z"], simplify_m)
+        folium.GeoJson(
+            fc,
+            name=name,
+            style_function=lambda f: {
+                "fillColor": HOTSPOT_COLOURS.get(f["properties"]["class"], _NO_DATA),
+                "color": "#444444", "weight": 0.4, "fillOpacity": 0.75},
+            tooltip=folium.GeoJsonTooltip(fields=["name", "code", "label", "z"],
+                                          aliases=["Name", "Code", "Gi*", "z"]),
+        ).add_to(group)
+    return group
+
+
+def incident_markers(
+    points: pd.DataFrame,
+    *,
+    max_markers: int = 5000,
+    seed: int = 0,
+    name: str = "Incidents",
+    label_columns: Sequence[str] = ("category", "status", "reported_at"),
+    show: bool = False,
+):
+    """Clustered incident markers (``folium.plugins.FastMarkerCluster``), at most
+    ``max_markers`` of them: beyond that a deterministic random sample (the layer's name
+    says "sample of n of N"). ``points``: DataFrame with ``lon``/``lat`` (WGS84).
+    """
+    _, plugins = _folium()
+    if max_markers < 1:
+        raise InvalidInput("max_markers", max_markers, "a positive number")
+    lon, lat = _lonlat(points)
+    df = pd.DataFrame({"lon": lon, "lat": lat})
+    labels = [c for c in label_columns if c in points.columns]
+    for c in labels:
+        v = points[c]
+        if pd.api.types.is_datetime64_any_dtype(v):
+            v = v.dt.strftime("%Y-%m-%d %H:%M")
+        df[c] = v.astype(str).to_numpy()
+    df = df[np.isfinite(df["lon"]) & np.isfinite(df["lat"])]
+    total = len(df)
+    if total > max_markers:
+        df = df.sample(n=max_markers, random_state=seed).sort_index()
+        name = f"{name} (sample of {max_markers:,} of {total:,})"
+    text = df[labels].agg(" · ".join, axis=1) if labels else pd.Series("", index=df.index)
+    data = [[round(a, 6), round(b, 6), html.escape(t)] for a, b, t in
+            zip(df["lat"], df["lon"], text, strict=True)]
+    callback = ("function (row) {var marker = L.marker(new L.LatLng(row[0], row[1]));"
+                "marker.bindPopup(row[2]); return marker;}")
+    return plugins.FastMarkerCluster(data, callback=callback, name=name, show=show)
+
+
+def _new_map(bounds: Sequence[float] | None = None, tiles: str = "OpenStreetMap"):
+    folium, _ = _folium()
+    m = folium.Map(location=[22.63, 110.15], zoom_start=9, tiles=tiles, control_scale=True)
+    if bounds is not None and np.all(np.isfinite(bounds)):
+        x0, y0, x1, y1 = (float(b) for b in bounds)
+        m.fit_bounds([[y0, x0], [y1, x1]])
+    return m
+
+
+def _caption(metric: str) -> str:
+    from geogrid.metrics import METRICS
+
+    return METRICS.get(metric, metric)
+
+
+def _alias(column: str) -> str:
+    return {"name": "Name", "code": "Code"}.get(column, column.replace("_", " "))
+
+
+def leader_map(
+    engine,
+    level: str = "grid",
+    metric: str = "incidents",
+    start: Any = None,
+    end: Any = None,
+    categories: Any = None,
+    *,
+    now: Any = None,
+    version: int | None = None,
+    heat: bool = True,
+    hotspots: bool = True,
+    markers: bool = True,
+    max_markers: int = 5000,
+    tiles: str = "OpenStreetMap",
+):
+    """The leader's map: a choropleth of ``metric`` per unit of ``level``, an incident heat
+    map, Gi* hot spots of the metric, clustered incident markers (capped), legends and a
+    layer control.
+
+    Parameters are those of :func:`geogrid.metrics.load_metrics`; returns a ``folium.Map``
+    (``m.save("map.html")``).
+    """
+    folium, _ = _folium()
+    from geogrid import metrics as gm
+
+    mt = gm.load_metrics(engine, level, start=start, end=end, categories=categories,
+                         version=version, now=now)
+    m = _new_map(mt.total_bounds, tiles)
+    choropleth(mt, metric, m=m, name=f"{level}: {metric}")
+    pts = None
+    if heat or markers:
+        pts = gm.incident_frame(engine, mt.attrs["start"], mt.attrs["end"],
+                                mt.attrs["categories"],
+                                columns=["lon", "lat", "category", "status", "reported_at"],
+                                version=version, now=now)
+    if heat and pts is not None:
+        heatmap_layer(pts, name="Incident density").add_to(m)
+    if hotspots:
+        gi = gm.hotspots_of(engine, mt, metric)
+        hotspot_layer(gi, mt, name=f"Hot spots of {metric} (Gi*, FDR)").add_to(m)
+        present = [c for c in HOTSPOT_COLOURS if c in set(gi["class"])] or ["not_significant"]
+        add_legend(m, "Hot spots (Gi*)", [(HOTSPOT_COLOURS[c], HOTSPOT_LABELS[c])
+                                          for c in present])
+    if markers and pts is not None:
+        incident_markers(pts, max_markers=max_markers).add_to(m)
+    cats = ", ".join(mt.attrs["categories"]) if mt.attrs["categories"] else "all categories"
+    title = (f"{_caption(metric)} by {level} · {mt.attrs['start'][:10]} – "
+             f"{mt.attrs['end'][:10]} · {cats}")
+    m.get_root().html.add_child(folium.Element(
+        '<div class="geogrid-title" style="position: fixed; top: 10px; left: 60px; '
+        "z-index: 9999; background: rgba(255,255,255,0.9); padding: 4px 10px; "
+        f'font: bold 14px sans-serif; border-radius: 4px">{html.escape(title)}</div>'))
+    folium.LayerControl(collapsed=False).add_to(m)
+    return m

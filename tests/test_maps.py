@@ -1,0 +1,119 @@
+"""geogrid.maps: the layers asked for are in the HTML, and nothing unbounded is embedded."""
+
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from shapely import box
+
+from geogrid import maps
+from geogrid.errors import InvalidInput
+
+
+def _units(n: int = 4) -> gpd.GeoDataFrame:
+    geoms = [box(110.1 + 0.01 * i, 22.6, 110.11 + 0.01 * i, 22.61) for i in range(n)]
+    return gpd.GeoDataFrame({
+        "code": [f"450902001001{i:03d}" for i in range(1, n + 1)],
+        "name": [f"网格{i}" for i in range(1, n + 1)],
+        "level": "grid",
+        "incidents": np.arange(n) * 3,
+        "per_1000_residents": [1.5, np.nan, 2.25, 0.0][:n],
+        "load_index": np.linspace(50, 150, n),
+    }, geometry=geoms, crs="EPSG:4326")
+
+
+def _html(m) -> str:
+    return m.get_root().render()
+
+
+def test_choropleth_has_geojson_tooltip_and_legend():
+    m = maps.choropleth(_units(), "per_1000_residents")
+    out = _html(m)
+    assert "L.geoJson(" in out or "geo_json" in out
+    assert "GeoJsonTooltip" in out or "bindTooltip" in out
+    assert ("网格2" in out or json.dumps("网格2")[1:-1] in out) and "450902001001003" in out
+    assert "legend" in out  # branca colour scale
+    assert "#bdbdbd" in out  # the unit without a value is grey
+    with pytest.raises(InvalidInput, match="metric"):
+        maps.choropleth(_units(), "name")
+
+
+def test_aggregate_points_caps_cells():
+    rng = np.random.default_rng(1)
+    lon = 110.15 + rng.normal(0, 0.2, 50_000)
+    lat = 22.63 + rng.normal(0, 0.2, 50_000)
+    cells = maps.aggregate_points(lon, lat, max_points=500)
+    assert len(cells) <= 500
+    assert cells["weight"].sum() == pytest.approx(50_000)
+
+
+def test_heatmap_layer_embeds_aggregated_cells_only():
+    import folium
+
+    rng = np.random.default_rng(2)
+    pts = pd.DataFrame({"lon": 110.15 + rng.normal(0, 0.1, 40_000),
+                        "lat": 22.63 + rng.normal(0, 0.1, 40_000)})
+    m = folium.Map()
+    maps.heatmap_layer(pts, max_points=300).add_to(m)
+    out = _html(m)
+    assert "heatLayer" in out
+    assert out.count("],") < 2_000  # ≤ 300 weighted cells, not 40,000 points
+
+
+def test_incident_markers_capped_and_sampled():
+    import folium
+
+    pts = pd.DataFrame({"lon": np.linspace(110.0, 110.3, 8000),
+                        "lat": np.linspace(22.5, 22.7, 8000), "category": "sanitation",
+                        "reported_at": pd.Timestamp("2026-05-01", tz="UTC")})
+    layer = maps.incident_markers(pts, max_markers=1000)
+    assert "sample of 1,000 of 8,000" in layer.layer_name
+    m = folium.Map()
+    layer.add_to(m)
+    out = _html(m)
+    assert "markerClusterGroup" in out
+    assert out.count("sanitation") == 1000
+
+
+def test_hotspot_layer_colours_classes():
+    import folium
+
+    g = _units()
+    gi = pd.DataFrame({"code": g["code"], "class": ["hot_99", "not_significant", "cold_95",
+                                                    "hot_90"], "z": [3.1, 0.1, -2.0, 1.7]})
+    m = folium.Map()
+    maps.hotspot_layer(gi, g).add_to(m)
+    maps.add_legend(m, "Hot spots", [(maps.HOTSPOT_COLOURS[c], maps.HOTSPOT_LABELS[c])
+                                     for c in ("hot_99", "cold_95")])
+    out = _html(m)
+    for c in ("hot_99", "cold_95", "hot_90"):
+        assert maps.HOTSPOT_COLOURS[c] in out
+    assert "geogrid-legend" in out and "Hot spot, 99% confidence" in out
+    assert "450902001001002" not in out  # not significant: not drawn by default
+    with pytest.raises(InvalidInput, match="gi_result"):
+        maps.hotspot_layer(gi.iloc[:2].drop(columns="code"), g)
+
+
+def test_leader_map_on_the_demo(demo_db_url, tmp_path):
+    from geogrid import metrics
+    from geogrid.store import get_engine
+
+    eng = get_engine(demo_db_url)
+    _, last = metrics.incident_time_range(eng)
+    end = last.normalize()
+    start = end - pd.Timedelta(days=30)
+    m = maps.leader_map(eng, "grid", "incidents", start, end, now=end, max_markers=2000)
+    path = tmp_path / "map.html"
+    m.save(str(path))
+    out = path.read_text(encoding="utf-8")
+    assert "L.geoJson(" in out or "geo_json" in out  # the choropleth
+    assert "heatLayer" in out  # heat map
+    assert "Hot spots of incidents" in out  # Gi* layer
+    assert "markerClusterGroup" in out and "sample of 2,000" in out  # capped markers
+    assert "L.control.layers" in out  # LayerControl
+    assert "geogrid-legend" in out and "legend" in out  # legends
+    assert path.stat().st_size < 40_000_000
