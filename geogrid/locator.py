@@ -9,7 +9,7 @@ subdivided; the very few points left over get an exact GEOS test.
 
 Layout of the index (all cells are squares in degrees, EPSG:4326):
 
-* level 0: a raster of ``cell_size`` cells over the grids' bounding box plus one cell
+* level 0: a raster of ``cell_size`` cells over the grids' bounding box plus two cells
   of padding on each side;
 * level ``k`` (``k = 1 .. len(factors)``): tiles of ``factors[k-1]`` x ``factors[k-1]``
   sub-cells, allocated only under level ``k-1`` cells that need them, in a pool.
@@ -64,7 +64,7 @@ class GridLocator:
     factors : sequence of int, default (8, 8)
         Subdivision of each level (powers of two). With the defaults a Yulin-sized
         city gets ~13 m cells at level 1 and ~1.6 m cells at level 2.
-    split_levels : int, default 1
+    split_levels : int, default 0
         Levels (from 0) at which cells crossed by a single boundary segment are still
         subdivided, to send fewer points to the orientation test; deeper down they are
         answered by the orientation test directly.
@@ -124,7 +124,7 @@ class GridLocator:
         codes: Sequence[str] | np.ndarray | None = None,
         cell_size: float | None = None,
         factors: Sequence[int] = (8, 8),
-        split_levels: int = 1,
+        split_levels: int = 0,
         threads: int | None = None,
         chunk_size: int = 1 << 18,
     ) -> None:
@@ -174,13 +174,15 @@ class GridLocator:
             cell_size = float(np.sqrt(area / 2_000_000))
             cell_size = max(cell_size, 1e-7)
         c0 = float(cell_size)
-        nx = int(np.ceil((xmax - xmin) / c0)) + 2
-        ny = int(np.ceil((ymax - ymin) / c0)) + 2
+        # two cells of padding on each side: the outer ring of cells is pure "outside",
+        # which is where NaN, infinite and far-away coordinates are clamped to
+        nx = int(np.ceil((xmax - xmin) / c0)) + 4
+        ny = int(np.ceil((ymax - ymin) / c0)) + 4
         if nx * ny > 200_000_000:
             raise InvalidInput("cell_size", cell_size, "a size giving at most 2e8 level-0 cells")
         self.cell_size = c0
-        self._x0 = xmin - c0
-        self._y0 = ymin - c0
+        self._x0 = xmin - 2 * c0
+        self._y0 = ymin - 2 * c0
         self._shape0 = (ny, nx)
         bits = [int(f).bit_length() - 1 for f in self.factors]
         self._bits = bits
