@@ -152,6 +152,8 @@ _URBAN_NAMES = (
     "碧桂", "锦绣", "华景", "南湖", "城站", "北站", "新兴", "团结", "光明", "长安", "绿城",
     "岭南", "云天", "宏达", "世纪", "东方", "金湾", "玉兰", "凤凰", "龙湖", "桂花", "书香",
 )
+_ESTATE_A = tuple("金银锦华富康福瑞祥嘉兴泰盛安宁丰美和翠朝")
+_ESTATE_B = tuple("园苑城湾庭景都港")
 _VILLAGE_A = (
     "大", "小", "新", "六", "石", "塘", "山", "那", "旺", "平", "龙", "凤", "沙", "水", "高",
     "长", "白", "黄", "罗", "杨", "陈", "李", "东", "西", "南", "北", "上", "下", "中", "坡",
@@ -869,10 +871,14 @@ def _multi(geoms: np.ndarray) -> np.ndarray:
     return out
 
 
-def _name_pool(rng: np.random.Generator, stem_first: list[str]) -> tuple[list[str], list[str]]:
+def _name_pool(rng: np.random.Generator) -> tuple[list[str], list[str]]:
+    """Urban community names (the pilot names first) and village names, shuffled."""
     urban = list(_URBAN_NAMES)
     head, rest = urban[:2], urban[2:]
     rng.shuffle(rest)
+    extra = [a + b for a in _ESTATE_A for b in _ESTATE_B if a + b not in urban]
+    rng.shuffle(extra)
+    rest += extra
     villages = [a + b for a in _VILLAGE_A for b in _VILLAGE_B if a != b]
     rng.shuffle(villages)
     return head + rest, villages
@@ -927,7 +933,7 @@ def _assemble(
     cm_name = np.empty(n_cm, dtype=object)
     for d in range(len(districts)):
         drng = np.random.default_rng([seed, int(d_code[d]), 2])
-        urban_pool, village_pool = _name_pool(drng, [])
+        urban_pool, village_pool = _name_pool(drng)
         used: set[str] = set()
         ui = vi = 0
         for s in np.flatnonzero(st_d == d):

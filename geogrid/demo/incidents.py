@@ -446,7 +446,7 @@ def _utc(ns: np.ndarray) -> pd.DatetimeIndex:
 
 
 def _day_weights(dates: pd.DatetimeIndex) -> np.ndarray:
-    weekly = np.array([1.08, 1.05, 1.04, 1.03, 1.00, 0.80, 0.64])[dates.dayofweek]
+    weekly = np.array([1.08, 1.05, 1.04, 1.03, 1.00, 0.80, 0.64])[dates.day_of_week]
     trend = 0.85 + 0.30 * np.arange(len(dates)) / max(len(dates) - 1, 1)
     holiday = np.ones(len(dates))
     for sf in _SPRING_FESTIVAL:
@@ -459,7 +459,7 @@ def _day_weights(dates: pd.DatetimeIndex) -> np.ndarray:
 
 
 def _season(code: str, dates: pd.DatetimeIndex) -> np.ndarray:
-    doy = dates.dayofyear.to_numpy().astype(float)
+    doy = dates.day_of_year.to_numpy().astype(float)
 
     def bump(centre: float, width: float) -> np.ndarray:
         d = np.abs(doy - centre)
