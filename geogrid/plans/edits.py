@@ -39,7 +39,10 @@ strings in WGS84)
               the neighbour ``to``.
 ``rename``    ``{"code", "new_code"?, "new_name"?}``: rename and/or recode a grid.
 ``replace``   ``{"community", "grids": [{"code", "name", "geometry"}]}``: replace all
-              grids of a community (what auto-partition stores).
+              grids of a community.
+``autopartition`` ``{"result": [{"community", "grids": [...]}], ...}``: what
+              :func:`geogrid.plans.partition.autopartition` computed, stored with its
+              inputs; replayed as ``replace`` per community (replay never re-runs METIS).
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ __all__ = [
 GRID_SIZE = 1e-7
 """Precision grid of every overlay and of the noding, degrees (≈1 cm at Yulin)."""
 
-EDIT_KINDS = ("split", "merge", "move_edge", "reassign", "rename", "replace")
+EDIT_KINDS = ("split", "merge", "move_edge", "reassign", "rename", "replace", "autopartition")
 
 _DEG2_TO_M2 = 111_320.0 * 110_574.0 * np.cos(np.radians(22.6))  # rough, for tiny faces only
 _ABSORB_M2 = 1.0  # unlabelled faces smaller than this go to their longest-edge neighbour
@@ -658,4 +661,15 @@ def apply_edit(cov: Coverage, kind: str, params: Mapping[str, Any]
                       new_name=p.get("new_name"))
     if kind == "replace":
         return replace(cov, str(_param(p, "community", kind)), list(_param(p, "grids", kind)))
+    if kind == "autopartition":
+        results = list(_param(p, "result", kind))
+        out, removed, added, modified = cov, [], [], []
+        for r in results:
+            out, res = replace(out, str(_param(r, "community", kind)),
+                               list(_param(r, "grids", kind)))
+            removed += res.removed
+            added += res.added
+            modified += res.modified
+        return out, EditResult(",".join(str(r["community"]) for r in results), removed,
+                               added, modified)
     raise InvalidInput("kind", kind, ", ".join(EDIT_KINDS))
