@@ -200,8 +200,9 @@ def _metis(n_parts: int, cells_n: int, a: np.ndarray, b: np.ndarray, elen: np.nd
     scale = 100_000 / max(float(weights.sum()), 1e-12)
     vw = np.maximum(1, np.round(weights * scale)).astype(np.int64)
     opts = pymetis.Options(contig=1, ufactor=int(ufactor), seed=int(seed), niter=20, ncuts=4)
-    res = pymetis.part_graph(int(n_parts), xadj=xadj.tolist(), adjncy=dst.tolist(),
-                             vweights=vw.tolist(), eweights=ew_int.tolist(), options=opts)
+    graph = pymetis.CSRAdjacency(xadj.tolist(), dst.tolist())
+    res = pymetis.part_graph(int(n_parts), graph, vweights=vw.tolist(),
+                             eweights=ew_int.tolist(), options=opts)
     return np.asarray(res.vertex_part, dtype=np.int64)
 
 
