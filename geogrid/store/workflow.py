@@ -27,6 +27,7 @@ from geogrid import crs as gcrs
 from geogrid import lifecycle
 from geogrid.accounts import Account, require_can_act, require_can_report
 from geogrid.errors import Conflict, InvalidInput, NotFound
+from geogrid.store.changes import record_incident_change
 
 __all__ = [
     "create_incident",
@@ -222,6 +223,7 @@ def create_incident(
                    "outside every grid of the published boundaries"
                    + (f" (version {version_id})" if version_id else " (none published)"),
                    {"flag": "outside_grid", "version_id": version_id})
+        record_incident_change(c, [wlon], [wlat], kind="create")
         out = get_incident(c, iid)
     out["outside"] = outside
     return out
@@ -287,7 +289,10 @@ def transition(
                   {**sets, "id": int(incident_id)})
         _event(c, int(incident_id), at, _actor_id(actor), "status", row["status"], to_status,
                note)
-        return get_incident(c, int(incident_id))
+        out = get_incident(c, int(incident_id))
+        if out.get("lon") is not None:  # status colours and backlog metrics change
+            record_incident_change(c, [out["lon"]], [out["lat"]], kind="status")
+        return out
 
 
 # --------------------------------------------------------------------------- escalation
