@@ -11,7 +11,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from geogrid.errors import FileInputError, GeogridError
 
-incidents_app = typer.Typer(help="Incidents: bulk import.", no_args_is_help=True)
+incidents_app = typer.Typer(help="Incidents: bulk import, overdue, escalation.",
+                            no_args_is_help=True)
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
@@ -57,6 +58,41 @@ def import_cmd(
     )
     if report.rejects_path:
         console.print(f"rejected rows written to {report.rejects_path}")
+
+
+@incidents_app.command("escalate-overdue")
+def escalate_overdue_cmd() -> None:
+    """Escalate overdue incidents one level per time limit passed (run it from cron)."""
+    from geogrid.store import get_engine
+    from geogrid.store.workflow import escalate_overdue
+
+    try:
+        moved = escalate_overdue(get_engine())
+    except GeogridError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    console.print(f"escalated {len(moved):,} overdue incident(s)")
+    if len(moved):
+        console.print(moved.groupby(["from_level", "to_level"]).size().to_string())
+
+
+@incidents_app.command("overdue")
+def overdue_cmd(
+    unit: Annotated[str | None, typer.Option(help="unit code")] = None,
+    level: Annotated[str | None, typer.Option(help="grid, community, street or district")] = None,
+    limit: Annotated[int, typer.Option()] = 50,
+) -> None:
+    """List overdue incidents, per unit."""
+    from geogrid.store import get_engine
+    from geogrid.store.workflow import overdue
+
+    try:
+        df = overdue(get_engine(), unit_code=unit, level=level)
+    except GeogridError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    console.print(f"{len(df):,} overdue incident(s)")
+    console.print(df.head(limit).to_string(index=False))
 
 
 def register(app: typer.Typer) -> None:
