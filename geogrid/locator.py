@@ -147,6 +147,14 @@ class GridLocator:
         self.chunk_size = int(chunk_size)
         self._geoms = geoms
         shapely.prepare(geoms)
+        # GEOS builds the point locator of a prepared polygon lazily, on its first
+        # point test inside the envelope: build them all now, so that concurrent
+        # locate() threads only ever read them.
+        first = shapely.get_coordinates(shapely.get_point(shapely.get_exterior_ring(
+            shapely.get_geometry(geoms, 0)), 0))
+        nonempty = ~shapely.is_empty(geoms)
+        if nonempty.any():
+            shapely.intersects_xy(geoms[nonempty], first[:, 0], first[:, 1])
         self._build(cell_size)
         self.build_seconds = time.perf_counter() - t0
 
