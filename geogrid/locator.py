@@ -164,8 +164,7 @@ class GridLocator:
         geoms = self._geoms
         seg = _segments(geoms)  # unique segments with left/right grids
         self.n_segments = nseg = len(seg["ax"])
-        self._seg_ax, self._seg_ay = seg["ax"], seg["ay"]
-        self._seg_bx, self._seg_by = seg["bx"], seg["by"]
+        self._seg4 = np.stack([seg["ax"], seg["ay"], seg["bx"], seg["by"]], axis=1)
         self._seg_lr = np.stack([seg["right"], seg["left"]], axis=1).astype(np.int32)
         simple = seg["simple"]
 
@@ -339,8 +338,7 @@ class GridLocator:
     def nbytes(self) -> int:
         """Bytes held by the index arrays (not counting the prepared GEOS geometries)."""
         arrays = [
-            self._coarse, *self._pools, self._seg_ax, self._seg_ay, self._seg_bx,
-            self._seg_by, self._seg_lr, self._cand_ptr, self._cand,
+            self._coarse, *self._pools, self._seg4, self._seg_lr, self._cand_ptr, self._cand,
         ]
         return int(sum(a.nbytes for a in arrays))
 
@@ -457,15 +455,12 @@ class GridLocator:
     def _side(self, xs, ys, sidx, scode) -> np.ndarray:
         """Label of points in single-segment cells: left / right of the segment."""
         px, py = xs[sidx], ys[sidx]
-        ax = self._seg_ax[scode]
-        ax -= px
-        by = self._seg_by[scode]
-        by -= py
+        s4 = self._seg4.take(scode, axis=0)  # one gather of (ax, ay, bx, by) rows
+        ax = np.subtract(s4[:, 0], px)
+        by = np.subtract(s4[:, 3], py)
         dl = ax * by  # (ax - px) * (by - py)
-        ay = self._seg_ay[scode]
-        ay -= py
-        bx = self._seg_bx[scode]
-        bx -= px
+        ay = np.subtract(s4[:, 1], py, out=ax)
+        bx = np.subtract(s4[:, 2], px, out=by)
         dr = ay * bx  # (ay - py) * (bx - px)
         det = dl - dr
         np.abs(dl, out=dl)
