@@ -333,6 +333,10 @@ class ChangeWatcher:
         self._next = 0.0
         self._lock = threading.Lock()
 
+    def due(self) -> bool:
+        """True when the next :meth:`poll` would query."""
+        return time.monotonic() >= self._next
+
     def poll(self, force: bool = False) -> int:
         """Check now if the interval has passed (or ``force``); returns changes applied."""
         now = time.monotonic()
@@ -573,6 +577,15 @@ class MapService:
         png = to_png(d, vmax=vmax)
         tag = self.cache.put("heatmap", z, x, y, window.key, png, token=token)
         return png, tag
+
+    def cached(self, layer: str, z: int, x: int, y: int, window: Window
+               ) -> tuple[bytes, str] | None:
+        """A cached tile, without any I/O other than the cache, or None when it is not
+        cached *or* a change poll is due (then call :meth:`vector_tile`/:meth:`heat_tile`,
+        which poll first). Lets an async endpoint answer hits on the event loop."""
+        if self.watcher.due() or self.cache.redis is not None:
+            return None
+        return self.cache.get(layer, z, x, y, window.key)
 
     # ------------------------------------------------------------------ changes
     def poll(self, force: bool = False) -> int:

@@ -16,6 +16,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from geogrid.errors import InvalidInput
 from geogrid.ogc import parse_datetime
@@ -29,7 +30,7 @@ CACHE_CONTROL = "public, max-age=5, must-revalidate"
 _lock = threading.Lock()
 
 
-def get_service(request: Request) -> MapService:
+async def get_service(request: Request) -> MapService:
     """The app's :class:`MapService` (created on first use, on the app's engine)."""
     svc = getattr(request.app.state, "map_service", None)
     if svc is None:
@@ -113,11 +114,15 @@ def layer_tilejson(request: Request, svc: ServiceDep, layer: str, from_: FromQ =
             description=f"Layers: {', '.join(LAYERS)}. Web Mercator XYZ, MVT 2.1.",
             response_class=Response,
             responses={200: {"content": {MVT: {}}}, 304: {"description": "not modified"}})
-def vector_tile(request: Request, svc: ServiceDep, layer: str, z: int, x: int, y: int,
-                from_: FromQ = None, to: ToQ = None, category: CatQ = None) -> Response:
-    win = window_of(svc, from_, to, category)
-    data, tag = svc.vector_tile(layer, z, x, y, win)
-    return tile_response(request, data, tag, MVT)
+async def vector_tile(request: Request, svc: ServiceDep, layer: str, z: int, x: int, y: int,
+                      from_: FromQ = None, to: ToQ = None, category: CatQ = None) -> Response:
+    # cache hits are answered on the event loop; renders (and change polls) in the pool
+    win = await run_in_threadpool(window_of, svc, from_, to, category) if category else \
+        window_of(svc, from_, to, category)
+    hit = svc.cached(layer, z, x, y, win) if layer in LAYERS else None
+    if hit is None:
+        hit = await run_in_threadpool(svc.vector_tile, layer, z, x, y, win)
+    return tile_response(request, *hit, MVT)
 
 
 @router.get("/heatmap.json", summary="TileJSON 3.0.0 of the heat-map raster tiles")
@@ -139,8 +144,11 @@ def heat_tilejson(request: Request, svc: ServiceDep, from_: FromQ = None, to: To
 @router.get("/heatmap/{z}/{x}/{y}.png", summary="Heat-map PNG tile (256 px, RGBA)",
             response_class=Response,
             responses={200: {"content": {"image/png": {}}}, 304: {"description": "not modified"}})
-def heat_tile(request: Request, svc: ServiceDep, z: int, x: int, y: int, from_: FromQ = None,
-              to: ToQ = None, category: CatQ = None) -> Response:
-    win = window_of(svc, from_, to, category)
-    data, tag = svc.heat_tile(z, x, y, win)
-    return tile_response(request, data, tag, "image/png")
+async def heat_tile(request: Request, svc: ServiceDep, z: int, x: int, y: int,
+                    from_: FromQ = None, to: ToQ = None, category: CatQ = None) -> Response:
+    win = await run_in_threadpool(window_of, svc, from_, to, category) if category else \
+        window_of(svc, from_, to, category)
+    hit = svc.cached("heatmap", z, x, y, win)
+    if hit is None:
+        hit = await run_in_threadpool(svc.heat_tile, z, x, y, win)
+    return tile_response(request, *hit, "image/png")
