@@ -227,3 +227,14 @@ plan_edit = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("plan_id", "seq", name="plan_edit_seq"),
 )
+
+# Created by revision 0003: the bboxes of edits, read by tile servers to invalidate caches.
+map_change = Table(
+    "map_change",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("layer", Text, nullable=False),
+    Column("bbox", Geometry("POLYGON", srid=4326, spatial_index=False)),
+    Column("kind", Text, nullable=False),
+)
