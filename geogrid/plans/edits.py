@@ -20,10 +20,14 @@ with ``shapely.coverage_is_valid`` and :func:`geogrid.validation.validate_units`
 gap, overlap, sliver, grid outside its community), and an edited grid must stay in one
 piece (contiguity).
 
-The community boundary itself never moves. Where an edit's line meets it, a vertex is
-added to the grid on this side (rounded to the precision grid, so it lies within
-≈1 cm of the neighbouring community's edge): far below the 1 m² gap/overlap thresholds of
-:mod:`geogrid.validation`, but the neighbouring community's grid does not get that vertex.
+Noding is done in floating precision, not snap-rounded to ``GRID_SIZE``: snap rounding
+moves a node where a new line meets an existing edge by up to half a precision cell,
+which bends the (fixed) community boundary and leaves ~1 m² slivers against the
+neighbouring community. In floating precision a new node lies on both segments to
+~1e-15 degrees. Edits work inside the union of the community's current grids
+(:meth:`Coverage.extent`), so the outer boundary of the community's grids never moves;
+where an edit's line meets it, the grid on this side gets a vertex that the neighbouring
+community's grid does not have (it lies on that grid's edge to ~1e-15 degrees).
 
 Edit kinds (``apply_edit(coverage, kind, params)``; geometries are GeoJSON dicts or WKT
 strings in WGS84)
@@ -77,6 +81,7 @@ GRID_SIZE = 1e-7
 
 EDIT_KINDS = ("split", "merge", "move_edge", "reassign", "rename", "replace", "autopartition")
 
+_OVERSHOOT = 1e-9  # degrees (~0.1 mm) a clipped line reaches past the region it cuts
 _DEG2_TO_M2 = 111_320.0 * 110_574.0 * np.cos(np.radians(22.6))  # rough, for tiny faces only
 _ABSORB_M2 = 1.0  # unlabelled faces smaller than this go to their longest-edge neighbour
 
@@ -119,6 +124,21 @@ class Coverage:
         if len(row) == 0:
             raise InvalidInput("community", community, "a community code of this plan")
         return self.communities.geometry.iloc[self.communities.index.get_loc(row[0])]
+
+    def extent(self, community: str) -> BaseGeometry:
+        """The union of the community's grids: the region edits redistribute.
+
+        Edits and re-cuts work inside this region, not inside the community polygon, so
+        the outer boundary of the community's grids never moves by a hair even where the
+        stored community polygon and its grids differ by rounding (≈1 cm in the demo);
+        the grids then still meet the neighbouring community's grids exactly.
+        """
+        geoms = np.asarray(self.grids_of(community).geometry.array, dtype=object)
+        if len(geoms) == 0:
+            return self.community_geom(community)
+        if bool(shapely.coverage_is_valid(geoms)):
+            return shapely.coverage_union_all(geoms)
+        return shapely.union_all(geoms)
 
     def grids_of(self, community: str) -> gpd.GeoDataFrame:
         return self.grids[self.grids["parent_code"] == community]
@@ -321,9 +341,16 @@ def _as_multi(g: BaseGeometry) -> shapely.MultiPolygon:
     return shapely.MultiPolygon(parts)
 
 
+def _clip(line: BaseGeometry, region: BaseGeometry) -> BaseGeometry:
+    """``line`` inside ``region``, reaching ~0.1 mm past its boundary so that noding
+    meets the boundary for sure (an end computed *on* the boundary may fall 1e-16
+    short and dangle); the overshoot is a dangle polygonize ignores."""
+    return shapely.intersection(line, shapely.buffer(region, _OVERSHOOT, quad_segs=2))
+
+
 def _pieces(region: BaseGeometry, line: BaseGeometry) -> np.ndarray:
     """Faces of ``region`` cut by ``line``."""
-    cut = shapely.intersection(line, region)
+    cut = _clip(line, region)
     faces = _noded_faces([shapely.boundary(region), cut])
     rp = shapely.point_on_surface(faces)
     shapely.prepare(region)
@@ -407,7 +434,7 @@ class _Faces:
         self.names = grids["name"].astype(str).tolist()
         self.geoms = np.asarray(grids.geometry.array, dtype=object)
         self.faces, self.rp, self.labels = community_faces(
-            cov.community_geom(community), self.geoms, extra_lines)
+            cov.extent(community), self.geoms, extra_lines)
 
     def index(self, code: str) -> int:
         return self.codes.index(code)
@@ -438,7 +465,7 @@ def split(cov: Coverage, code: str, line: Any, *, new_code: str | None = None,
     if line.geom_type not in ("LineString", "MultiLineString"):
         raise InvalidInput("params.line", line.geom_type, "a LineString")
     target = cov.grids.geometry[cov.grids["code"] == code].iloc[0]
-    f = _Faces(cov, community, [shapely.intersection(line, target)])
+    f = _Faces(cov, community, [_clip(line, target)])
     k = f.index(code)
     mine = np.flatnonzero(f.labels == k)
     parts = shapely.get_parts(target)
@@ -545,7 +572,7 @@ def move_edge(cov: Coverage, a: str, b: str, line: Any) -> tuple[Coverage, EditR
         raise TopologyError(
             f"move_edge refused: the new line would leave nothing of {gone}",
             [_finding("empty_geometry", [gone], f"grid {gone} would be empty")])
-    f = _Faces(cov, community, [shapely.intersection(line, union)])
+    f = _Faces(cov, community, [_clip(line, union)])
     ia, ib = f.index(a), f.index(b)
     mine = np.flatnonzero((f.labels == ia) | (f.labels == ib))
     fi, pi = shapely.STRtree(pieces).query(f.rp[mine], predicate="within")
@@ -576,7 +603,7 @@ def reassign(cov: Coverage, polygon: Any, to: str, from_: str | None = None
     if shapely.area(shapely.intersection(gf, poly)) <= 0:
         raise TopologyError(f"reassign refused: the polygon does not overlap grid {from_}",
                             [_finding("no_overlap", [from_], "no area to move", poly)])
-    f = _Faces(cov, community, [shapely.intersection(shapely.boundary(poly), gf)])
+    f = _Faces(cov, community, [_clip(shapely.boundary(poly), gf)])
     shapely.prepare(poly)
     moved = (f.labels == f.index(from_)) & shapely.contains(poly, f.rp)
     f.labels[moved] = f.index(to)
@@ -630,7 +657,7 @@ def replace(cov: Coverage, community: str, grids: list[Mapping[str, Any]]
         raise InvalidInput("params.grids", [o[0] for o in owners], "distinct codes")
     before = set(cov.grids_of(community)["code"])
     after = {o[0] for o in owners}
-    geoms = rebuild_community(cov.community_geom(community), [o[2] for o in owners])[2]
+    geoms = rebuild_community(cov.extent(community), [o[2] for o in owners])[2]
     rows = [{"code": c, "name": n, "geometry": g}
             for (c, n, _), g in zip(owners, geoms, strict=True)]
     res = EditResult(community, sorted(before - after), sorted(after - before),

@@ -335,7 +335,7 @@ def autopartition(
             raise InvalidInput("n", n, f"at least one grid per community ({len(communities)})")
         per = []
         for c in communities:
-            g = cov.community_geom(c)
+            g = cov.extent(c)
             if lon is not None and len(lon):
                 shapely.prepare(g)
                 inside = shapely.contains_xy(g, lon, lat)
@@ -349,7 +349,7 @@ def autopartition(
         counts = {c: int(b) + 1 for c, b in zip(communities, base, strict=True)}
     out = []
     for c in communities:
-        geom = cov.community_geom(c)
+        geom = cov.extent(c)
         sel = slice(None)
         if lon is not None and len(lon):
             minx, miny, maxx, maxy = geom.bounds

@@ -479,7 +479,7 @@ def publish_plan(engine: Engine, plan_id: int, *, author: str | None = None) -> 
     Conflict  the plan is not a draft, or its communities changed in the published
         version since the plan was created (HTTP 409)
     """
-    from geogrid.locator import GridLocator
+    from geogrid.plans.impact import locate_points
 
     t0 = datetime.now(UTC)
     with engine.begin() as conn:
@@ -539,7 +539,7 @@ def publish_plan(engine: Engine, plan_id: int, *, author: str | None = None) -> 
             lon = np.array([r[1] for r in rows], dtype=float)
             lat = np.array([r[2] for r in rows], dtype=float)
             old = np.array([r[3] for r in rows], dtype=object)
-            pos = GridLocator(np.asarray(new.geometry.array, dtype=object)).locate(lon, lat)
+            pos = locate_points(new.geometry.array, lon, lat)
             codes = np.append(new["code"].to_numpy(dtype=object), None)[pos]
             change = codes != old
             moved = int(change.sum())
@@ -577,11 +577,10 @@ def _grid_units(conn: Connection, cov: Coverage) -> gpd.GeoDataFrame:
     hh = np.zeros(len(grids))
     pop = np.zeros(len(grids))
     if bld:
-        from geogrid.locator import GridLocator
+        from geogrid.plans.impact import locate_points
 
         arr = np.asarray(bld, dtype=float)
-        pos = GridLocator(np.asarray(grids.geometry.array, dtype=object)).locate(arr[:, 0],
-                                                                               arr[:, 1])
+        pos = locate_points(grids.geometry.array, arr[:, 0], arr[:, 1])
         ok = pos >= 0
         hh = np.bincount(pos[ok], weights=arr[ok, 2], minlength=len(grids))
         pop = np.bincount(pos[ok], weights=arr[ok, 3], minlength=len(grids))
