@@ -284,12 +284,46 @@ def partition_community(
     keep = [p for p in range(k) if not pieces[p].is_empty]
     pieces = [pieces[p] for p in keep]
     geoms = rebuild_community(community, pieces, absorb_m2=math.inf)[2]
+    geoms = _make_contiguous(community, geoms)
     # loads of the exact grids: the weight of the points inside them (area without points)
     loads = _loads(geoms, points_lon, points_lat, points_weight, float(area.sum()))
     info = {"cells": int(len(cells)), "n": len(geoms), "rounds": rounds,
             "method": f"pymetis k-way on {len(cells)} {'blocks' if blocks is not None else shape}"
                       f" cells of {cell_m:g} m, contiguous, ufactor {ufactor}"}
     return geoms, loads, info
+
+
+def _make_contiguous(community: BaseGeometry, geoms: np.ndarray, rounds: int = 3
+                     ) -> np.ndarray:
+    """Give each detached minor part of a grid (METIS parts are connected in the cell
+    graph, but clipped cells may touch only at a corner) to the grid it shares the
+    longest edge with; rebuild the exact coverage. Parts with no such neighbour (an
+    island of the community) stay."""
+    for _ in range(rounds):
+        multi = [i for i, g in enumerate(geoms) if shapely.get_num_geometries(g) > 1]
+        if not multi:
+            return geoms
+        owners = [shapely.Polygon() if g.is_empty else g for g in geoms]
+        moved = False
+        for i in multi:
+            parts = shapely.get_parts(geoms[i])
+            parts = parts[np.argsort(-shapely.area(parts))]
+            keep = [parts[0]]
+            for part in parts[1:]:
+                shared = shapely.length(shapely.intersection(
+                    shapely.boundary(part), shapely.boundary(np.asarray(owners, dtype=object))))
+                shared[i] = 0
+                j = int(np.argmax(shared))
+                if shared[j] > 0:
+                    owners[j] = shapely.union_all([owners[j], part])
+                    moved = True
+                else:
+                    keep.append(part)
+            owners[i] = shapely.union_all(keep)
+        if not moved:
+            return geoms
+        geoms = rebuild_community(community, owners, absorb_m2=math.inf)[2]
+    return geoms
 
 
 def _loads(geoms, lon, lat, wt, area_total) -> np.ndarray:
