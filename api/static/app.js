@@ -425,12 +425,23 @@ function refreshTiles() {
 }
 
 async function onIdle() {
-  if (!S.dirty || S.mode !== "map") return;
+  if (!S.dirty || S.mode !== "map" || S.zooming) return;
   S.dirty = false;
-  refreshSelectedProps();
-  await updateBreaks();
-  renderPanel();
-  document.body.dataset.ready = "1";
+  S.updating = true;
+  try {
+    refreshSelectedProps();
+    await updateBreaks();
+    renderPanel();
+  } finally {
+    S.updating = false;
+    document.body.dataset.ready = "1";
+  }
+}
+
+// true when the map shows the current state: tiles loaded, not moving, panel updated
+function settled() {
+  return !!map && map.loaded() && map.areTilesLoaded() && !map.isMoving() && !S.dirty &&
+    !S.zooming && !S.updating;
 }
 
 // the units shown at the display level, with their metric values
@@ -633,9 +644,24 @@ function incidentPopup(f, lngLat) {
 }
 
 async function zoomToUnit(unit) {
+  S.zooming = true;
+  try {
+    await fitUnit(unit);
+  } finally {
+    S.zooming = false;
+    S.dirty = true;
+    map.triggerRepaint();
+  }
+}
+
+async function fitUnit(unit) {
+  const fit = (b) => new Promise((resolve) => {
+    map.once("moveend", resolve);
+    map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { padding: 40, maxZoom: 17 });
+    if (!map.isMoving()) setTimeout(resolve, 50); // bounds already shown: no move
+  });
   if (!unit) {
-    const b = S.tilejson.grids.bounds;
-    map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { padding: 30 });
+    await fit(S.tilejson.grids.bounds);
     return;
   }
   const child = LEVELS[LEVELS.indexOf(unit.level) + 1];
@@ -648,7 +674,7 @@ async function zoomToUnit(unit) {
     console.warn("boundaries", e);
   }
   const b = gj && bboxOf(gj);
-  if (b) map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { padding: 40, maxZoom: 17 });
+  if (b) await fit(b);
 }
 
 function drill(unit) {
@@ -1187,7 +1213,7 @@ function plannerClick(e) {
 }
 
 // test hook: the state and the map
-window.geogrid = { S, get map() { return map; }, displayLevel, openPlan, setMode };
+window.geogrid = { S, get map() { return map; }, displayLevel, openPlan, setMode, settled };
 
 init().catch((e) => {
   console.warn(e);
