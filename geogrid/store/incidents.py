@@ -10,6 +10,8 @@ import io
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 from sqlalchemy import Connection, text
 
 from geogrid.geometry import points_ewkb_hex
@@ -109,16 +111,16 @@ def prepare_rows(batch: pd.DataFrame, codes: pd.DataFrame, cats: pd.DataFrame,
         "src_crs": batch["src_crs"].to_numpy(),
         "src_lon": batch["src_lon"].to_numpy(),
         "src_lat": batch["src_lat"].to_numpy(),
-        "reported_at": batch["reported_at"].to_numpy(),
+        "reported_at": batch["reported_at"].reset_index(drop=True),
         "reporter_kind": batch["reporter_kind"].to_numpy(),
         "reporter_id": pd.array(reporter_id, dtype="Int64"),
         "status": batch["status"].to_numpy(),
-        "updated_at": last.to_numpy(),
-        "accepted_at": batch["accepted_at"].to_numpy(),
-        "dispatched_at": batch["dispatched_at"].to_numpy(),
-        "resolved_at": batch["resolved_at"].to_numpy(),
-        "closed_at": batch["closed_at"].to_numpy(),
-        "due_at": due.to_numpy(),
+        "updated_at": last.reset_index(drop=True),
+        "accepted_at": batch["accepted_at"].reset_index(drop=True),
+        "dispatched_at": batch["dispatched_at"].reset_index(drop=True),
+        "resolved_at": batch["resolved_at"].reset_index(drop=True),
+        "closed_at": batch["closed_at"].reset_index(drop=True),
+        "due_at": due.reset_index(drop=True),
         "assigned_level": level,
         "assigned_unit": assigned_unit,
         "assignee_id": pd.array(assignee, dtype="Int64"),
@@ -140,13 +142,16 @@ def copy_incidents(conn: Connection, frame: pd.DataFrame) -> int:
     for col in out.columns:
         if isinstance(out[col].dtype, pd.DatetimeTZDtype) or out[col].dtype.kind == "M":
             out[col] = _iso_utc(out[col])
-    buf = io.StringIO()
-    out.to_csv(buf, header=False, index=False, na_rep="")
+    # pyarrow's C++ CSV writer is ~10x faster than DataFrame.to_csv; nulls are written
+    # unquoted-empty, which COPY's csv format reads as NULL.
+    table = pa.Table.from_pandas(out, preserve_index=False)
+    buf = io.BytesIO()
+    pacsv.write_csv(table, buf, write_options=pacsv.WriteOptions(include_header=False))
     raw = conn.connection.driver_connection
     with raw.cursor() as cur:
         with cur.copy(f"COPY incident ({', '.join(INCIDENT_COPY_COLUMNS)}) FROM STDIN "
                       "WITH (FORMAT csv)") as cp:
-            cp.write(buf.getvalue())
+            cp.write(buf.getbuffer())
     return len(frame)
 
 
