@@ -270,12 +270,6 @@ def _units(conn: Connection, level: str, vid: int) -> gpd.GeoDataFrame:
     return _cached(key, lambda: load_units(conn, level, version=vid))
 
 
-def _chain(conn: Connection, vid: int) -> pd.DataFrame:
-    fp = sm.unit_fingerprint(conn, vid, "grid")
-    key = ("chain", str(conn.engine.url), vid, fp)
-    return _cached(key, lambda: sm.grid_chain(conn, vid))
-
-
 # --------------------------------------------------------------------------- core
 
 
@@ -332,17 +326,39 @@ def _reattributed_rows(engine: Engine, conn: Connection, vid: int, **window) -> 
     return rows
 
 
+def _chain(conn: Connection, vid: int) -> pd.DataFrame:
+    """grid → community, street, district codes of a version (from the parent links;
+    cached like the units)."""
+
+    def build() -> pd.DataFrame:
+        u = sm.unit_parents(conn, vid)
+        parent = dict(zip(u["code"], u["parent_code"], strict=True))
+        grids = u.loc[u["level"] == "grid", ["code", "parent_code"]]
+        community = grids["parent_code"].astype(object)
+        street = community.map(parent)
+        return pd.DataFrame({"grid_code": grids["code"].to_numpy(dtype=object),
+                             "community_code": community.to_numpy(dtype=object),
+                             "street_code": street.to_numpy(dtype=object),
+                             "district_code": street.map(parent).to_numpy(dtype=object)})
+
+    fp = sm.unit_fingerprint(conn, vid, "grid")
+    return _cached(("chain", str(conn.engine.url), vid, fp), build)
+
+
 def _worker_fte(conn: Connection, level: str, vid: int) -> pd.Series:
-    """Worker full-time equivalents per unit code of a level (1/k per grid served)."""
+    """Worker full-time equivalents per unit code of a level (a worker serving k grids of
+    the version counts 1/k in each; grids not in the version are ignored)."""
     wg = sm.worker_grids(conn)
     chain = _chain(conn, vid)
-    wg = wg[wg["grid_code"].isin(chain["grid_code"])]
-    if wg.empty:
+    up = dict(zip(chain["grid_code"], chain[sm.LEVEL_COLUMN[level]], strict=True))
+    grids = wg["grid_code"].to_numpy(dtype=object)
+    keep = np.fromiter((g in up for g in grids), dtype=bool, count=len(grids))
+    if not keep.any():
         return pd.Series(dtype=float)
-    fte = 1.0 / wg.groupby("account_id")["grid_code"].transform("size")
-    codes = wg["grid_code"].map(chain.set_index("grid_code")[sm.LEVEL_COLUMN[level]]) \
-        if level != "grid" else wg["grid_code"]
-    return fte.groupby(codes.to_numpy(dtype=object)).sum()
+    acc = wg["account_id"].to_numpy()[keep]
+    _, inv, k = np.unique(acc, return_inverse=True, return_counts=True)
+    codes = np.array([up[g] for g in grids[keep]], dtype=object)
+    return pd.Series(1.0 / k[inv]).groupby(codes).sum()
 
 
 def load_score(
@@ -390,7 +406,9 @@ def _compute(
         cats = _categories(conn, categories)
         window = dict(prev_start=prev_start, start=start_d, end=end_d, t=t, categories=cats,
                       past=t < now_d)
-        agg = sm.aggregate_units(conn, level, version_id=vid, **window)
+        # with an Engine the aggregate's two statements run on two pooled connections
+        agg = sm.aggregate_units(engine if isinstance(engine, Engine) else conn, level,
+                                 version_id=vid, **window)
         path = "sql"
         if int(agg["mismatched"].sum()) > 0:
             rows = _reattributed_rows(eng, conn, vid, **window)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, text
 
@@ -23,7 +24,7 @@ __all__ = [
     "INCIDENT_FRAME_COLUMNS",
     "aggregate_units",
     "category_efforts",
-    "grid_chain",
+    "unit_parents",
     "grid_totals",
     "incident_rows",
     "incident_time_range",
@@ -67,6 +68,11 @@ INCIDENT_FRAME_COLUMNS = {
 }
 
 
+def _frame(rows: list, columns: list[str]) -> pd.DataFrame:
+    """A DataFrame from result rows (plain tuples: pandas is slow on Row objects)."""
+    return pd.DataFrame([tuple(r) for r in rows], columns=columns)
+
+
 def _window_filter(old_done_after: bool) -> str:
     """Rows the metrics need: reported in [prev_start, end), plus incidents reported earlier
     that were still open at ``t`` (current open statuses; and, when ``t`` is in the past,
@@ -105,7 +111,8 @@ def aggregate_units(
       ``resolved_on_time``: of those, ``resolved_at <= due_at``; ``open_overdue_window``:
       in the window, open at ``t`` and past due.
     * ``median_hours`` / ``p90_hours``: ``percentile_cont`` (linear) of
-      ``resolved_at - reported_at`` in hours over ``resolved``.
+      ``resolved_at - reported_at`` in hours over ``resolved`` (a second statement; with an
+      Engine both statements run in parallel on two pooled connections).
     * ``mismatched``: rows whose stored attribution is not ``version_id``.
 
     ``past`` (``t`` before now) adds the incidents reported before ``prev_start`` and done
@@ -115,7 +122,7 @@ def aggregate_units(
     Returns one row per code of the level column (a ``None`` code = outside every grid).
     """
     col = LEVEL_COLUMN[level]
-    sql = f"""
+    counts_sql = f"""
         WITH w AS (
             SELECT i.{col} AS code, i.reported_at, i.status, i.resolved_at, i.due_at,
                    i.version_id, c.effort,
@@ -139,24 +146,43 @@ def aggregate_units(
             count(*) FILTER (WHERE in_win AND res_t AND resolved_at <= due_at)
                 AS resolved_on_time,
             count(*) FILTER (WHERE in_win AND open_t AND due_at < :t) AS open_overdue_window,
-            percentile_cont(0.5) WITHIN GROUP (
-                ORDER BY EXTRACT(EPOCH FROM resolved_at - reported_at) / 3600.0)
-                FILTER (WHERE in_win AND res_t) AS median_hours,
-            percentile_cont(0.9) WITHIN GROUP (
-                ORDER BY EXTRACT(EPOCH FROM resolved_at - reported_at) / 3600.0)
-                FILTER (WHERE in_win AND res_t) AS p90_hours,
             count(*) FILTER (WHERE version_id IS DISTINCT FROM :v) AS mismatched
         FROM w GROUP BY code
     """
+    # percentiles need a sort per group: only over the window's resolved rows, separately,
+    # so that the counts above stay a hash aggregate (measured: 2× faster than one query)
+    pct_sql = f"""
+        SELECT i.{col} AS code, percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (
+                   ORDER BY EXTRACT(EPOCH FROM i.resolved_at - i.reported_at) / 3600.0) AS q
+        FROM incident i
+        WHERE i.reported_at >= :s AND i.reported_at < :e AND i.status = ANY(:resolved)
+          AND i.resolved_at IS NOT NULL AND i.resolved_at <= :t
+          AND (CAST(:cats AS text[]) IS NULL OR i.category = ANY(CAST(:cats AS text[])))
+        GROUP BY 1
+    """
     params = _params(prev_start, start, end, t, categories, version_id)
-    with _connect(bind) as conn:
-        rows = conn.execute(text(sql), params).all()
+
+    def run(sql: str, conn: Connection | None = None) -> list:
+        with _connect(conn if conn is not None else bind) as c:
+            c.execute(text("SET LOCAL work_mem = '64MB'"))
+            return c.execute(text(sql), params).all()
+
+    if isinstance(bind, Engine):  # two pooled connections: the statements run in parallel
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=2) as ex:
+            fut = ex.submit(run, pct_sql)
+            counts = run(counts_sql)
+            pct = fut.result()
+    else:
+        counts, pct = run(counts_sql), run(pct_sql)
     cols = ["code", "incidents", "previous_incidents", "effort_incidents", "open_backlog",
-            "overdue", "resolved", "resolved_on_time", "open_overdue_window", "median_hours",
-            "p90_hours", "mismatched"]
-    df = pd.DataFrame(rows, columns=cols)
-    for c in ("effort_incidents", "median_hours", "p90_hours"):
-        df[c] = df[c].astype(float)
+            "overdue", "resolved", "resolved_on_time", "open_overdue_window", "mismatched"]
+    df = _frame(counts, cols)
+    df["effort_incidents"] = df["effort_incidents"].astype(float)
+    q = {code: (float(v[0]), float(v[1])) for code, v in pct if v is not None}
+    df["median_hours"] = df["code"].map(lambda c: q.get(c, (np.nan, np.nan))[0]).astype(float)
+    df["p90_hours"] = df["code"].map(lambda c: q.get(c, (np.nan, np.nan))[1]).astype(float)
     return df
 
 
@@ -179,7 +205,7 @@ def metric_rows(
     params = _params(prev_start, start, end, t, categories, version_id)
     with _connect(bind) as conn:
         res = conn.execute(text(sql), params)
-        df = pd.DataFrame(res.all(), columns=list(res.keys()))
+        df = _frame(res.all(), list(res.keys()))
     for c in ("reported_at", "resolved_at", "due_at", "done_at"):
         df[c] = pd.to_datetime(df[c], utc=True)
     df["effort"] = df["effort"].astype(float)
@@ -200,7 +226,7 @@ def incident_rows(
     )
     with _connect(bind) as conn:
         res = conn.execute(text(sql), {"s": start, "e": end, "cats": categories})
-        return pd.DataFrame(res.all(), columns=columns)
+        return _frame(res.all(), columns)
 
 
 def incident_time_range(bind: Engine | Connection) -> tuple[datetime | None, datetime | None]:
@@ -221,28 +247,21 @@ def category_efforts(bind: Engine | Connection) -> pd.DataFrame:
 def worker_grids(bind: Engine | Connection) -> pd.DataFrame:
     """account_id, grid_code of every active grid worker's grids."""
     with _connect(bind) as conn:
-        res = conn.execute(text(
+        rows = conn.execute(text(
             "SELECT a.id AS account_id, au.unit_code AS grid_code FROM account a "
             "JOIN account_unit au ON au.account_id = a.id "
             "WHERE a.role = 'worker' AND a.active ORDER BY a.id, au.unit_code"
-        ))
-        return pd.DataFrame(res.all(), columns=["account_id", "grid_code"])
+        )).all()
+    return _frame(rows, ["account_id", "grid_code"])
 
 
-def grid_chain(bind: Engine | Connection, version_id: int) -> pd.DataFrame:
-    """grid_code, community_code, street_code, district_code of every grid of a version
-    (from the parent links; missing parents give None)."""
+def unit_parents(bind: Engine | Connection, version_id: int) -> pd.DataFrame:
+    """code, level, parent_code of every unit of a version (no geometry)."""
     with _connect(bind) as conn:
-        res = conn.execute(text(
-            "SELECT g.code AS grid_code, c.code AS community_code, s.code AS street_code, "
-            "s.parent_code AS district_code FROM unit g "
-            "LEFT JOIN unit c ON c.version_id = g.version_id AND c.code = g.parent_code "
-            "AND c.level = 'community' "
-            "LEFT JOIN unit s ON s.version_id = g.version_id AND s.code = c.parent_code "
-            "AND s.level = 'street' "
-            "WHERE g.version_id = :v AND g.level = 'grid' ORDER BY g.code"
-        ), {"v": version_id})
-        return pd.DataFrame(res.all(), columns=list(res.keys()))
+        rows = conn.execute(text(
+            "SELECT code, level, parent_code FROM unit WHERE version_id = :v"
+        ), {"v": version_id}).all()
+    return _frame(rows, ["code", "level", "parent_code"])
 
 
 def unit_fingerprint(bind: Engine | Connection, version_id: int, level: str) -> tuple:
@@ -273,7 +292,7 @@ def trend_counts(
         rows = conn.execute(text(sql), {"iv": interval, "tz": tz, "code": code, "s": start,
                                         "e": end, "cats": categories,
                                         "resolved": list(_RESOLVED)}).all()
-    return pd.DataFrame(rows, columns=["period", "incidents", "resolved"])
+    return _frame(rows, ["period", "incidents", "resolved"])
 
 
 def grid_totals(bind: Engine | Connection, version_id: int) -> tuple[int, float, float]:
