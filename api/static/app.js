@@ -576,11 +576,13 @@ function renderLegend() {
   }
   if (S.show.heat) parts.push(el("div", { class: "sep" }), el("h4", {}, t("layer_heat")),
     el("div", { class: "row" }, el("span", { class: "sw", style: "width:100px;background:linear-gradient(90deg,rgba(255,255,178,.6),#fd8d3c,#bd0026)" })));
+  while (parts.length && parts[0].className === "sep") parts.shift();
   box.replaceChildren(...parts);
   box.hidden = !parts.length;
 }
 
 function legendRow(color, label, border, round) {
+  // (a row of the legend: a swatch and its label)
   return el("div", { class: "row" },
     el("span", { class: "sw", style: `background:${color};${border ? `border:2px solid ${border};` : ""}${round ? "border-radius:50%;width:12px;" : ""}` }),
     el("span", {}, label));
