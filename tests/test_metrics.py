@@ -346,3 +346,69 @@ def test_hotspots_on_the_demo(demo_window):
     assert set(h["class"]) <= {"hot_99", "hot_95", "hot_90", "not_significant", "cold_90",
                                "cold_95", "cold_99"}
     assert h["class"].str.startswith("hot").sum() > 0
+
+
+# --------------------------------------------------------------------------- HTTP API
+
+
+@pytest.fixture(scope="module")
+def api_window(demo_window):
+    _, start, end = demo_window
+    return {"from": start.isoformat(), "to": end.isoformat()}
+
+
+def test_api_metrics_json_and_geojson(demo_http, api_window):
+    r = demo_http.get("/metrics")
+    assert r.status_code == 200 and "per_1000_residents" in r.json()["metrics"]
+    r = demo_http.get("/metrics/grid", params=api_window)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body["units"]) == 8798 and body["version_id"] >= 1
+    assert set(metrics.METRIC_COLUMNS) - {"geometry"} <= set(body["units"][0])
+    total = sum(u["incidents"] for u in body["units"])
+    r = demo_http.get("/metrics/district", params={**api_window, "format": "geojson"})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/geo+json")
+    fc = r.json()
+    assert fc["type"] == "FeatureCollection" and len(fc["features"]) == 7
+    assert sum(f["properties"]["incidents"] for f in fc["features"]) == total
+    assert fc["features"][0]["geometry"]["type"] == "MultiPolygon"
+    one = demo_http.get("/metrics/street", params={**api_window, "category": "sanitation"})
+    assert one.json()["categories"] == ["sanitation"]
+    assert sum(u["incidents"] for u in one.json()["units"]) < total
+
+
+def test_api_trend_and_hotspots(demo_http, api_window):
+    units = demo_http.get("/metrics/community", params=api_window).json()["units"]
+    busiest = max(units, key=lambda u: u["incidents"])
+    r = demo_http.get(f"/metrics/community/{busiest['code']}/trend",
+                      params={**api_window, "interval": "week"})
+    assert r.status_code == 200, r.text
+    periods = r.json()["periods"]
+    assert 4 <= len(periods) <= 6 and sum(p["incidents"] for p in periods) == busiest["incidents"]
+    r = demo_http.get(f"/metrics/community/{busiest['code']}/trend",
+                      params={"interval": "month"})
+    assert r.status_code == 200 and len(r.json()["periods"]) >= 12
+    r = demo_http.get("/hotspots", params={**api_window, "level": "grid"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body["units"]) == 8798 and sum(body["classes"].values()) == 8798
+    assert {"code", "name", "value", "z", "p_value", "p_fdr", "class"} <= set(body["units"][0])
+
+
+def test_api_errors(demo_http, api_window):
+    r = demo_http.get("/metrics/province")
+    assert r.status_code == 400 and r.json()["error"] == "InvalidInput"
+    assert r.json()["parameter"] == "level"
+    r = demo_http.get("/metrics/grid", params={"category": "nope"})
+    assert r.status_code == 400 and r.json()["parameter"] == "category"
+    r = demo_http.get("/metrics/grid", params={"from": "yesterday"})
+    assert r.status_code == 400 and r.json()["parameter"] == "start"
+    r = demo_http.get("/metrics/grid", params={**api_window, "format": "xml"})
+    assert r.status_code == 400 and r.json()["parameter"] == "format"
+    r = demo_http.get("/metrics/grid/450999999999999/trend")
+    assert r.status_code == 404 and r.json()["error"] == "NotFound"
+    r = demo_http.get("/metrics/grid/450902001001001/trend", params={"interval": "day"})
+    assert r.status_code == 400 and r.json()["parameter"] == "interval"
+    r = demo_http.get("/hotspots", params={"metric": "geometry"})
+    assert r.status_code == 400 and r.json()["parameter"] == "metric"
