@@ -22,25 +22,34 @@ def _admin() -> psycopg.Connection:
     return psycopg.connect(ADMIN_URL, autocommit=True)
 
 
-@pytest.fixture(scope="session")
-def db_url() -> str:
-    """SQLAlchemy URL of a fresh PostGIS database (psycopg 3 driver)."""
-    name = f"geogrid_test_{uuid.uuid4().hex[:10]}"
+def create_database(prefix: str = "geogrid_t") -> str:
+    """Create a new PostGIS database with the migrations applied; returns its URL."""
+    from geogrid.store.schema import migrate
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with _admin() as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     base = ADMIN_URL.rsplit("/", 1)[0]
     url = f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
-    with psycopg.connect(f"{base}/{name}", autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
-    try:
-        from geogrid.store.schema import migrate  # noqa: PLC0415
-    except ImportError:  # schema not written yet (early development)
-        migrate = None
-    if migrate is not None:
-        migrate(url)
-    yield url
+    migrate(url)
+    return url
+
+
+def drop_database(url: str) -> None:
+    """Dispose the pooled engine of ``url`` and drop its database."""
+    from geogrid.store import get_engine
+
+    get_engine(url).dispose()
     with _admin() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def db_url() -> str:
+    """SQLAlchemy URL of a fresh migrated PostGIS database (psycopg 3 driver)."""
+    url = create_database("geogrid_test")
+    yield url
+    drop_database(url)
 
 
 @pytest.fixture(scope="session")
@@ -112,21 +121,13 @@ def demo_db_url() -> str:
     """A separate database holding the full Yulin demo (8,798 grids, workers and
     ``GEOGRID_TEST_DEMO_INCIDENTS`` incidents, default 60,000), loaded once per test
     session. Treat it as read-only; tests that write use their own database."""
-    name = f"geogrid_demo_{uuid.uuid4().hex[:10]}"
-    with _admin() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = ADMIN_URL.rsplit("/", 1)[0]
-    url = f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
     from geogrid.demo.load import load_demo
     from geogrid.store import get_engine
-    from geogrid.store.schema import migrate
 
-    migrate(url)
+    url = create_database("geogrid_demo")
     load_demo(get_engine(url), incidents=DEMO_INCIDENTS)
     yield url
-    get_engine(url).dispose()
-    with _admin() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_database(url)
 
 
 @pytest.fixture(scope="session")
@@ -149,25 +150,12 @@ def demo_http(demo_server: str):
 def make_db():
     """Factory: ``make_db()`` returns the URL of a new migrated PostGIS database of its own
     (all dropped at the end of the session)."""
-    from geogrid.store.schema import migrate
-
     made: list[str] = []
-    base = ADMIN_URL.rsplit("/", 1)[0]
 
     def factory() -> str:
-        name = f"geogrid_t_{uuid.uuid4().hex[:10]}"
-        with _admin() as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        made.append(name)
-        url = f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
-        migrate(url)
-        return url
+        made.append(create_database())
+        return made[-1]
 
     yield factory
-    from geogrid.store import get_engine
-
-    for name in made:
-        url = f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
-        get_engine(url).dispose()
-        with _admin() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    for url in made:
+        drop_database(url)

@@ -19,14 +19,12 @@ Grid layout (codes 450902001001 + 001..004)::
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import geopandas as gpd
-import psycopg
-from conftest import ADMIN_URL, LiveServer
+from conftest import LiveServer
 from shapely import MultiPolygon, box
 from sqlalchemy import Engine, create_engine, text
 
@@ -115,20 +113,14 @@ def layers() -> dict[str, gpd.GeoDataFrame]:
 @contextmanager
 def build() -> Iterator[City]:
     """Create the database, the city, its categories and accounts; drop it afterwards."""
+    from conftest import create_database, drop_database
+
     from geogrid.boundaries import save_hierarchy
     from geogrid.store.accounts import add_user
-    from geogrid.store.schema import migrate
 
-    name = f"geogrid_city_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = ADMIN_URL.rsplit("/", 1)[0]
-    with psycopg.connect(f"{base}/{name}", autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
-    url = f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+    url = create_database("geogrid_city")
     engine = create_engine(url)
     try:
-        migrate(url)
         vid = save_hierarchy(engine, layers(), label="small city", source="tests/small_city")
         with engine.begin() as conn:
             conn.execute(
@@ -145,8 +137,7 @@ def build() -> Iterator[City]:
         yield city
     finally:
         engine.dispose()
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(url)
 
 
 @contextmanager
