@@ -90,12 +90,14 @@ class PlanData:
         if self._factors:
             return self._factors
         out = {}
-        bl, bt = self.buildings["lon"].to_numpy(), self.buildings["lat"].to_numpy()
+        bl = self.buildings["lon"].to_numpy(dtype=float)
+        bt = self.buildings["lat"].to_numpy(dtype=float)
+        bhh = self.buildings["households"].to_numpy(dtype=float)
         for code, hh, g in zip(self.communities["code"], self.communities["households"],
                                self.communities.geometry, strict=True):
             shapely.prepare(g)
             inside = shapely.intersects_xy(g, bl, bt)
-            b = float(self.buildings["households"].to_numpy()[inside].sum())
+            b = float(bhh[inside].sum())
             out[str(code)] = float(hh) / b if (b > 0 and hh and hh > 0) else 1.0
         self._factors.update(out)
         return out
