@@ -12,6 +12,7 @@ dpkg -s postgresql-15-postgis-3 >/dev/null 2>&1 || need+=(postgresql-15-postgis-
 if [ "${GEOGRID_WITH_BROWSER:-1}" = "1" ]; then
   dpkg -s chromium >/dev/null 2>&1 || need+=(chromium)
   dpkg -s gdal-bin >/dev/null 2>&1 || need+=(gdal-bin)
+  dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || need+=(fonts-wqy-microhei)
 fi
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv python3-pip)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
