@@ -89,6 +89,7 @@ __all__ = [
     "load_index",
     "load_metrics",
     "load_score",
+    "parse_time",
     "resolve_window",
     "unit_hotspots",
     "unit_trend",
@@ -158,8 +159,10 @@ class LoadWeights:
 # --------------------------------------------------------------------------- inputs
 
 
-def _aware(value: Any, parameter: str, tz: str = LOCAL_TZ) -> datetime | None:
-    """A timezone-aware datetime: naive values and dates are local time in ``tz``."""
+def parse_time(value: Any, parameter: str, tz: str = LOCAL_TZ) -> datetime | None:
+    """A timezone-aware datetime from a datetime, date, Timestamp or ISO 8601 string (None
+    stays None); naive values and dates are local time in ``tz``. Errors name
+    ``parameter``."""
     if value is None or value == "":
         return None
     if isinstance(value, str):
@@ -191,9 +194,9 @@ def resolve_window(
     >>> (e - s).days, s.isoformat()
     (31, '2026-05-01T00:00:00+08:00')
     """
-    now_d = _aware(now, "now") or datetime.now(UTC)
-    end_d = _aware(end, "end")
-    start_d = _aware(start, "start")
+    now_d = parse_time(now, "now") or datetime.now(UTC)
+    end_d = parse_time(end, "end")
+    start_d = parse_time(start, "start")
     if end_d is None:
         end_d = now_d if start_d is None or start_d < now_d else start_d + timedelta(days=days)
     if start_d is None:
@@ -396,7 +399,7 @@ def _compute(
 
     level = _level(level)
     start_d, end_d, now_d = resolve_window(start, end, now)
-    as_of_d = _aware(as_of, "as_of")
+    as_of_d = parse_time(as_of, "as_of")
     w = _weights(weights)
     prev_start = start_d - (end_d - start_d)
     t = min(end_d, now_d)
@@ -609,7 +612,7 @@ def incident_frame(
     with _connect(engine) as conn:
         cats = _categories(conn, categories)
         df = sm.incident_rows(conn, start=start_d, end=end_d, categories=cats, columns=need)
-        vid = resolve_version(conn, version, _aware(as_of, "as_of")) if travel else None
+        vid = resolve_version(conn, version, parse_time(as_of, "as_of")) if travel else None
     for c in df.columns:
         if c.endswith("_at"):
             df[c] = pd.to_datetime(df[c], utc=True)

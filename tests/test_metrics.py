@@ -403,7 +403,7 @@ def test_api_errors(demo_http, api_window):
     r = demo_http.get("/metrics/grid", params={"category": "nope"})
     assert r.status_code == 400 and r.json()["parameter"] == "category"
     r = demo_http.get("/metrics/grid", params={"from": "yesterday"})
-    assert r.status_code == 400 and r.json()["parameter"] == "start"
+    assert r.status_code == 400 and r.json()["parameter"] == "from"
     r = demo_http.get("/metrics/grid", params={**api_window, "format": "xml"})
     assert r.status_code == 400 and r.json()["parameter"] == "format"
     r = demo_http.get("/metrics/grid/450999999999999/trend")

@@ -46,6 +46,10 @@ def _records(df: pd.DataFrame) -> list[dict]:
     return [{k: _clean(v) for k, v in r.items()} for r in df.to_dict("records")]
 
 
+def _when(value: str | None, parameter: str):
+    return gm.parse_time(value, parameter)
+
+
 def _meta(attrs: dict) -> dict:
     keys = ("version_id", "level", "start", "end", "as_at", "previous_start", "categories",
             "weights", "metric")
@@ -73,8 +77,8 @@ def unit_metrics(
     FeatureCollection with the unit polygons)."""
     if fmt not in ("json", "geojson"):
         raise InvalidInput("format", fmt, "json or geojson")
-    m = gm.load_metrics(engine, level, start=start, end=end, categories=category,
-                        version=version)
+    m = gm.load_metrics(engine, level, start=_when(start, "from"), end=_when(end, "to"),
+                        categories=category, version=version)
     if fmt == "geojson":
         doc = json.loads(m.to_json(na="null", drop_id=True))
         doc["metadata"] = _meta(m.attrs)
@@ -97,8 +101,8 @@ def unit_trend(
 ) -> dict:
     """Incidents of one unit per week or month (local time), for the side panel; default
     the last 26 weeks or 12 months."""
-    df = gm.unit_trend(engine, level, code, interval=interval, start=start, end=end,
-                       categories=category)
+    df = gm.unit_trend(engine, level, code, interval=interval, start=_when(start, "from"),
+                       end=_when(end, "to"), categories=category)
     return {"level": level, "code": code, "interval": interval,
             "periods": _records(df)}
 
@@ -117,8 +121,9 @@ def hotspots(
 ) -> dict:
     """Getis-Ord Gi* hot and cold spots of a metric per unit (queen contiguity,
     Benjamini–Hochberg FDR): class hot_99 … cold_99 or not_significant."""
-    df = gm.unit_hotspots(engine, level, metric=metric, start=start, end=end,
-                          categories=category, permutations=permutations)
+    df = gm.unit_hotspots(engine, level, metric=metric, start=_when(start, "from"),
+                          end=_when(end, "to"), categories=category,
+                          permutations=permutations)
     counts = df["class"].value_counts().to_dict()
     return {**_meta(df.attrs), "classes": {k: int(v) for k, v in counts.items()},
             "units": _records(df)}
