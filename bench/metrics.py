@@ -76,9 +76,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.compare:
             s, e, _ = gm.resolve_window(start, end, end)
 
-            def sql_only(level=level, s=s, e=e):
+            def sql_only(level=level, s=s, e=e, vid=m.attrs["version_id"]):
                 sm.aggregate_units(engine, level, prev_start=s - (e - s), start=s, end=e, t=e,
-                                   categories=None, version_id=m.attrs["version_id"],
+                                   categories=None, version_id=vid,
                                    past=False)
 
             _, sql_runs = _time(sql_only, args.repeat)

@@ -26,15 +26,32 @@ level are exactly the sums of the units below, rates are recomputed from those s
 level. Incidents outside every grid belong to no unit. ``workers`` are full-time
 equivalents: a worker serving *k* grids counts 1/*k* in each, so workers also add up.
 
-SQL or pandas? (measured at 1,000,000 demo incidents, 8,798 grids, one month, 2 cores)
---------------------------------------------------------------------------------------
-Aggregating in PostgreSQL (one ``GROUP BY`` with ``FILTER`` clauses and
-``percentile_cont``, returning ≤ 8,798 rows) is the default because it moves only the
-result: it took about 0.15 s for a month of grid metrics, against about 0.5 s for
-fetching the ~170,000 rows of the window (and the previous window) into pandas and
-grouping there (``python -m bench.metrics --compare`` prints both; the fetch dominates the
-pandas path). Unit geometries come from an in-process cache per (database, version,
-level), refreshed when the version's units change, so the hot path never re-reads polygons.
+SQL or pandas? (measured at 1,000,000 demo incidents, 8,798 grids, 2 shared cores)
+----------------------------------------------------------------------------------
+PostgreSQL does the aggregation; pandas is only the time-travel path. ``python -m
+bench.metrics --compare`` on a month (86,184 incidents; the statements read the 183,277
+rows of the window, the previous window and the older open backlog), median of 5 warm runs:
+
+===========================  ==========  ==========  ==========
+level                        grid        community   district
+===========================  ==========  ==========  ==========
+``load_metrics`` (all in)    0.38–0.44   0.22–0.29   0.19–0.28 s
+SQL aggregation only         0.30–0.40   0.19–0.25   0.14–0.30 s
+pandas path (fetch + group)  1.2         1.0         1.1 s
+===========================  ==========  ==========  ==========
+
+(two runs; other engineers' test suites shared the two cores, so expect less on a quiet
+machine). The pandas path is 3–5× slower because every row must travel to Python: the
+fetch is ~1.1 s (times sent as epoch seconds; as timestamps it was 2.6 s) while the
+grouping itself takes 50–70 ms; SQL returns at most one row per unit. In SQL the counts
+are one hash aggregate with ``FILTER`` clauses, and the percentiles (which need a sort per
+group) are a second statement over the window's resolved rows only, run in parallel on a
+second pooled connection -- measured twice as fast as one combined ``GROUP BY``. Both
+paths give identical numbers (checked by the benchmark and tests/test_metrics.py). Unit
+geometries, the grid → community → street → district chain and Gi* weights come from an
+in-process cache per (database, version, level), refreshed when the version's units change
+(count / max id), so the hot path never re-reads polygons; the first call per version pays
+~0.2–0.5 s to load them.
 
 Time travel. ``version=`` or ``as_of=`` picks the boundary version. Incidents store the
 codes of the version they were attributed to (``incident.version_id``); when any incident
