@@ -435,13 +435,14 @@ def leader_map(
     if hotspots:
         gi = gm.hotspots_of(engine, mt, metric)
         hotspot_layer(gi, mt, name=f"Hot spots of {metric} (Gi*, FDR)").add_to(m)
-        present = [c for c in HOTSPOT_COLOURS if c in set(gi["class"])] or ["not_significant"]
+        present = [c for c in HOTSPOT_COLOURS
+                   if c in set(gi["class"]) and c != "not_significant"] or ["not_significant"]
         add_legend(m, "Hot spots (Gi*)", [(HOTSPOT_COLOURS[c], HOTSPOT_LABELS[c])
                                           for c in present])
     if markers and pts is not None:
         incident_markers(pts, max_markers=max_markers).add_to(m)
     cats = ", ".join(mt.attrs["categories"]) if mt.attrs["categories"] else "all categories"
-    title = (f"{_caption(metric)} by {level} · {mt.attrs['start'][:10]} – "
+    title = (f"{metric.replace('_', ' ')} by {level} · {mt.attrs['start'][:10]} – "
              f"{mt.attrs['end'][:10]} · {cats}")
     m.get_root().html.add_child(folium.Element(
         '<div class="geogrid-title" style="position: fixed; top: 10px; left: 60px; '

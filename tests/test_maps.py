@@ -117,3 +117,24 @@ def test_leader_map_on_the_demo(demo_db_url, tmp_path):
     assert "L.control.layers" in out  # LayerControl
     assert "geogrid-legend" in out and "legend" in out  # legends
     assert path.stat().st_size < 40_000_000
+
+
+def test_geogrid_map_command(demo_db_url, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "community.html"
+    env = {**os.environ, "GEOGRID_DATABASE_URL": demo_db_url}
+    cli = Path(sys.executable).with_name("geogrid")
+    res = subprocess.run([str(cli), "map", "--metric", "per_1000_residents", "--level",
+                          "community", "--category", "sanitation", "--markers", "500",
+                          "--out", str(out)], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr
+    html = out.read_text(encoding="utf-8")
+    assert "community: per_1000_residents" in html and "L.control.layers" in html
+    bad = subprocess.run([str(cli), "map", "--level", "province", "--out", str(out)], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "level" in bad.stderr
