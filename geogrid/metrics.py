@@ -272,11 +272,15 @@ def clear_cache() -> None:
 
 
 def _cached(key: tuple, build):
+    """The cached value of ``key`` (its last element is the fingerprint of the units);
+    entries with the same prefix and an older fingerprint are dropped."""
     with _cache_lock:
         if key in _cache:
             return _cache[key]
     value = build()
     with _cache_lock:
+        for old in [k for k in _cache if k[:-1] == key[:-1]]:
+            del _cache[old]
         _cache[key] = value
     return value
 
