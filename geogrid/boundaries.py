@@ -17,7 +17,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from geogrid import crs as gcrs
 from geogrid.errors import FileInputError, InvalidInput, RowError, TopologyError
@@ -307,6 +307,9 @@ def save_hierarchy(
         if publish:
             store_units.publish_version(conn, vid)
             record_units_change(conn, vid, None, "publish", previous_version_id=base)
+    with engine.connect() as conn:  # planner statistics for the new rows
+        conn.execute(text("ANALYZE unit"))
+        conn.commit()
     return vid
 
 
