@@ -300,45 +300,48 @@ def import_incidents(
     att = attributor_for_version(engine)
     rejects: list[pd.DataFrame] = []
     seen: set[str] = set()
-    with engine.begin() as conn:
+    with engine.connect() as conn:
         cats = store.category_table(conn)
         workers = store.grid_workers(conn)
-        for first, raw in read_batches(path, batch_size=batch_size, lon_field=lon_field,
-                                       lat_field=lat_field):
-            batch, good, errors = check_batch(raw, file=str(path), first_row=first, crs=crs,
-                                              categories=set(cats.index))
-            report.rows += len(batch)
-            if errors:
-                report.errors.extend(errors)
-                if skip_bad:
-                    rej = raw.loc[~good.to_numpy()].copy()
-                    rej.insert(0, "row", batch.loc[~good.to_numpy(), "_row"].to_numpy())
-                    by_row: dict[int, list[str]] = {}
-                    for e in errors:
-                        if e.row is not None:
-                            by_row.setdefault(e.row, []).append(f"{e.field}: {e.message}")
-                    rej["error"] = ["; ".join(by_row.get(int(r), [])) for r in rej["row"]]
-                    rejects.append(rej)
-                    report.rejected += int((~good).sum())
-            if report.errors and not skip_bad:
-                if progress:
-                    progress(report.rows)
-                continue  # keep reading to report every problem; nothing will be written
-            batch = batch.loc[good.to_numpy()].reset_index(drop=True)
-            # idempotency: drop ids seen earlier in this file or already stored
-            dup_in_file = batch["source_id"].duplicated() | batch["source_id"].isin(seen)
-            report.duplicates_in_file += int(dup_in_file.sum())
-            batch = batch.loc[~dup_in_file.to_numpy()]
-            seen.update(batch["source_id"])
-            stored = store.existing_source_ids(conn, batch["source_id"].tolist())
-            report.already_stored += len(stored)
-            batch = batch.loc[~batch["source_id"].isin(stored).to_numpy()].reset_index(drop=True)
-            codes = att.attribute(batch["lon"].to_numpy(), batch["lat"].to_numpy())
-            report.outside += int(codes["grid_code"].isna().sum())
-            frame = store.prepare_rows(batch, codes, cats, workers, att.version_id)
-            report.loaded += store.copy_incidents(conn, frame)
-            record_incident_change(conn, batch["lon"].to_numpy(), batch["lat"].to_numpy(),
-                                   kind="import")
+
+    def produce() -> Iterator[tuple[bytes | None, tuple | None]]:
+        """Parse, check, attribute and encode batches (runs one batch ahead of COPY)."""
+        with engine.connect() as lookup:
+            for first, raw in read_batches(path, batch_size=batch_size, lon_field=lon_field,
+                                           lat_field=lat_field):
+                batch, good, errors = check_batch(raw, file=str(path), first_row=first,
+                                                  crs=crs, categories=set(cats.index))
+                report.rows += len(batch)
+                if errors:
+                    report.errors.extend(errors)
+                    if skip_bad:
+                        rejects.append(_rejects(raw, batch, good, errors))
+                        report.rejected += int((~good).sum())
+                if report.errors and not skip_bad:
+                    yield None, None  # keep reading to report every problem
+                    continue
+                batch = batch.loc[good.to_numpy()].reset_index(drop=True)
+                # idempotency: drop ids seen earlier in this file or already stored
+                dup_in_file = batch["source_id"].duplicated() | batch["source_id"].isin(seen)
+                report.duplicates_in_file += int(dup_in_file.sum())
+                batch = batch.loc[~dup_in_file.to_numpy()]
+                seen.update(batch["source_id"])
+                stored = store.existing_source_ids(lookup, batch["source_id"].tolist())
+                report.already_stored += len(stored)
+                batch = batch.loc[~batch["source_id"].isin(stored).to_numpy()]
+                batch = batch.reset_index(drop=True)
+                codes = att.attribute(batch["lon"].to_numpy(), batch["lat"].to_numpy())
+                report.outside += int(codes["grid_code"].isna().sum())
+                frame = store.prepare_rows(batch, codes, cats, workers, att.version_id)
+                lon, lat = batch["lon"].to_numpy(), batch["lat"].to_numpy()
+                yield store.encode_rows(frame), (lon, lat, len(frame))
+
+    with engine.begin() as conn:
+        for encoded, pts in _prefetch(produce()):
+            if encoded is not None and not (report.errors and not skip_bad):
+                store.copy_encoded(conn, encoded)
+                report.loaded += pts[2]
+                record_incident_change(conn, pts[0], pts[1], kind="import")
             if progress:
                 progress(report.rows)
         if report.errors and not skip_bad:
@@ -349,3 +352,60 @@ def import_incidents(
         report.rejects_path = str(rp)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _rejects(raw: pd.DataFrame, batch: pd.DataFrame, good: pd.Series,
+             errors: list[RowError]) -> pd.DataFrame:
+    """The bad rows as read, with their row number and the reasons."""
+    bad = ~good.to_numpy()
+    rej = raw.loc[bad].copy()
+    rej.insert(0, "row", batch.loc[bad, "_row"].to_numpy())
+    by_row: dict[int, list[str]] = {}
+    for e in errors:
+        if e.row is not None:
+            by_row.setdefault(e.row, []).append(f"{e.field}: {e.message}")
+    rej["error"] = ["; ".join(by_row.get(int(r), [])) for r in rej["row"]]
+    return rej
+
+
+def _prefetch(items: Iterator, depth: int = 1) -> Iterator:
+    """Run a generator one item ahead in a thread, so that parsing and attributing the
+    next batch (NumPy/pandas/pyarrow, which release the GIL) overlaps the server's COPY of
+    this one."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    failure: list[BaseException] = []
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                q.put(item)
+        except BaseException as exc:  # re-raised in the consumer
+            failure.append(exc)
+        finally:
+            q.put(done)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                break
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                pass
+            t.join(timeout=0.05)
+    if failure:
+        raise failure[0]

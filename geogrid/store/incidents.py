@@ -17,7 +17,8 @@ from sqlalchemy import Connection, text
 from geogrid.geometry import points_ewkb_hex
 
 __all__ = ["category_table", "grid_workers", "existing_source_ids", "prepare_rows",
-           "copy_incidents", "INCIDENT_COPY_COLUMNS", "upsert_categories"]
+           "copy_incidents", "encode_rows", "copy_encoded", "INCIDENT_COPY_COLUMNS",
+           "upsert_categories"]
 
 INCIDENT_COPY_COLUMNS = [
     "source_id", "category", "description", "src_crs", "src_lon", "src_lat", "reported_at",
@@ -134,10 +135,8 @@ def prepare_rows(batch: pd.DataFrame, codes: pd.DataFrame, cats: pd.DataFrame,
     return frame
 
 
-def copy_incidents(conn: Connection, frame: pd.DataFrame) -> int:
-    """COPY prepared rows into ``incident`` inside the caller's transaction."""
-    if len(frame) == 0:
-        return 0
+def encode_rows(frame: pd.DataFrame) -> bytes:
+    """Prepared rows as the CSV body of a ``COPY incident`` (no database needed)."""
     out = frame[INCIDENT_COPY_COLUMNS].copy()
     for col in out.columns:
         if isinstance(out[col].dtype, pd.DatetimeTZDtype) or out[col].dtype.kind == "M":
@@ -147,11 +146,23 @@ def copy_incidents(conn: Connection, frame: pd.DataFrame) -> int:
     table = pa.Table.from_pandas(out, preserve_index=False)
     buf = io.BytesIO()
     pacsv.write_csv(table, buf, write_options=pacsv.WriteOptions(include_header=False))
+    return buf.getvalue()
+
+
+def copy_encoded(conn: Connection, body: bytes) -> None:
+    """COPY an :func:`encode_rows` body into ``incident`` inside the caller's transaction."""
     raw = conn.connection.driver_connection
     with raw.cursor() as cur:
         with cur.copy(f"COPY incident ({', '.join(INCIDENT_COPY_COLUMNS)}) FROM STDIN "
                       "WITH (FORMAT csv)") as cp:
-            cp.write(buf.getbuffer())
+            cp.write(body)
+
+
+def copy_incidents(conn: Connection, frame: pd.DataFrame) -> int:
+    """COPY prepared rows into ``incident`` inside the caller's transaction."""
+    if len(frame) == 0:
+        return 0
+    copy_encoded(conn, encode_rows(frame))
     return len(frame)
 
 
