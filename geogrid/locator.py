@@ -20,10 +20,19 @@ by exactly one boundary segment ``c`` (the side of the segment decides); otherwi
 ``c - n_segments`` is a tile of the next level, or at the last level a list of
 candidate grids tested exactly with GEOS.
 
-A cell is *mixed* when a boundary segment touches it, enlarged by 1e-6 of its size
+A cell is *mixed* when a boundary segment meets it, enlarged by 5e-7 of its size
 (conservative against rounding in the cell-index arithmetic, which is the same
 expression at build and at query time); every other cell is *pure* and labelled by
-testing the centre of one cell per connected pure region.
+testing the centre of one cell per connected pure region. "Meets" is decided per
+(cell, segment) pair by an exact-or-unsure separating-axis test, after a cheap cover
+by bounding boxes: a segment that merely passes near a cell must not count, since
+the cell may lie in a third grid whose own (shorter) segments miss it.
+
+A cell crossed by one segment is answered by the side of that segment only when the
+grid on each side is certain: the segment is shared, vertex for vertex, by two grids,
+or no other grid meets its interior (outside on its right). A segment without such a
+twin (a T-junction: the neighbour's edge is split at vertices this grid lacks, or its
+T-vertex is rounded off the line) sends its cells down to exact GEOS tests.
 """
 
 from __future__ import annotations
@@ -41,7 +50,8 @@ from geogrid.errors import InvalidInput
 
 __all__ = ["GridLocator"]
 
-_EPS = 1e-6  # cell enlargement for "touches", in cells
+_EPS = 1e-6  # cell enlargement of the (conservative) cell cover of a segment, in cells
+_MU = 0.5e-6  # cell enlargement of the exact segment / cell test, in cells (< _EPS)
 _ORIENT_ERR = 1e-15  # relative error bound for the float orientation test (Shewchuk: 3.3e-16)
 _OUT = -1
 
@@ -96,13 +106,16 @@ class GridLocator:
     the city belong to the grid they touch. NaN / infinite / out-of-range coordinates
     give -1.
 
-    *Exactness.* Pure cells are exact by construction (no boundary touches them, with a
-    safety margin). In a cell crossed by one segment the point is on the left (the grid
-    the ring belongs to, rings being oriented counter-clockwise) or on the right (the
-    neighbour sharing that segment, or outside) of the segment; the sign of the float
-    orientation determinant is trusted only when it exceeds its error bound, otherwise
-    (on or within ~1e-15 relative of the segment) GEOS decides. Everything else goes
-    to ``shapely.intersects_xy`` against the candidate grids of the cell.
+    *Exactness.* Pure cells are exact by construction (no boundary meets them, with a
+    safety margin). In a cell crossed by one segment, and nothing else, the point is on
+    the left (the grid the ring belongs to, rings being oriented counter-clockwise) or
+    on the right (the grid sharing that segment vertex for vertex, or outside when no
+    other grid meets the segment) of the segment; the sign of the float orientation
+    determinant is trusted only when it exceeds its error bound, otherwise (on or
+    within ~1e-15 relative of the segment) GEOS decides. Everything else (vertices,
+    T-junctions, slivers, unsure cell tests) goes to ``shapely.intersects_xy`` against
+    the grids whose envelope meets the level-0 cell. This holds for any coverage of
+    valid polygons, T-junctions and rounded T-vertices included.
 
     Examples
     --------
@@ -162,7 +175,8 @@ class GridLocator:
 
     def _build(self, cell_size: float | None) -> None:
         geoms = self._geoms
-        seg = _segments(geoms)  # unique segments with left/right grids
+        self._tree = shapely.STRtree(geoms)
+        seg = _segments(geoms, self._tree)  # unique segments with left/right grids
         self.n_segments = nseg = len(seg["ax"])
         self._seg4 = np.stack([seg["ax"], seg["ay"], seg["bx"], seg["by"]], axis=1)
         self._seg_lr = np.stack([seg["right"], seg["left"]], axis=1).astype(np.int32)
@@ -210,6 +224,9 @@ class GridLocator:
         )
         key = cv * nx + cu
         key, cs = _unique_pairs(key, cs, nseg)
+        # keep the pairs whose segment may really meet the (enlarged) cell
+        maybe, sure = _touches(seg, cs, key % nx, key // nx, self._x0, self._y0, scales[0])
+        key, cs, sure = key[maybe], cs[maybe], sure[maybe]
         ncells0 = nx * ny
         # mixed cells of level 0
         mkeys, mstart, mcount = _groups(key)
@@ -221,12 +238,15 @@ class GridLocator:
         coarse = labels0.astype(np.int32)
         # classify mixed cells
         parent_keys, parent_start, parent_count, parent_segs = mkeys, mstart, mcount, cs
+        parent_sure = sure
         parent_uv = (mkeys % nx, mkeys // nx)  # cell coords at level 0
         cand_lists: list[np.ndarray] = []  # (for multi cells at the last level)
         pools: list[np.ndarray] = []
         for lev in range(len(self.factors) + 1):
             last = lev == len(self.factors)
-            single = (parent_count == 1) & simple[parent_segs[parent_start]]
+            # one segment, certainly crossing the cell, with a known grid on each side
+            first_seg = parent_segs[parent_start]
+            single = (parent_count == 1) & simple[first_seg] & parent_sure[parent_start]
             split = ~single | (lev < self.split_levels)
             if last:
                 split[:] = False
@@ -236,14 +256,14 @@ class GridLocator:
             tile_ids = np.cumsum(split) - 1
             vals[split] = -2 - (nseg + tile_ids[split])
             if multi_leaf.any():
-                # candidate grids: union of the grids of the segments touching the cell
-                leaf_slot = np.cumsum(multi_leaf) - 1
-                vals[multi_leaf] = -2 - (nseg + leaf_slot[multi_leaf])
-                cand_lists.append(
-                    _cell_candidates(
-                        parent_start[multi_leaf], parent_count[multi_leaf], parent_segs, seg
-                    )
-                )
+                # candidate grids: those whose envelope meets the level-0 ancestor cell,
+                # a superset of the grids covering any point of the cell whatever the
+                # input (a grid can cover a cell without its boundary touching it)
+                up = sum(bits[:lev])
+                key0 = (parent_uv[1][multi_leaf] >> up) * nx + (parent_uv[0][multi_leaf] >> up)
+                cells0, slot = np.unique(key0, return_inverse=True)
+                vals[multi_leaf] = -2 - (nseg + slot.reshape(-1))
+                cand_lists.append(self._box_candidates(cells0 % nx, cells0 // nx, scales[0]))
             if lev == 0:
                 coarse[parent_keys] = vals
             else:
@@ -276,6 +296,12 @@ class GridLocator:
             cu, cv, cidx, tile = cu[inside], cv[inside], cidx[inside], tile[inside]
             ckey = tile * (f * f) + (cv & (f - 1)) * f + (cu & (f - 1))
             ckey, csegs = _unique_pairs(ckey, segs[cidx], nseg)
+            tile, within = ckey // (f * f), ckey % (f * f)
+            maybe, sure = _touches(
+                seg, csegs, (pu[tile] << b) + within % f, (pv[tile] << b) + within // f,
+                self._x0, self._y0, scales[lev + 1],
+            )
+            ckey, csegs, sure = ckey[maybe], csegs[maybe], sure[maybe]
             mkeys, mstart, mcount = _groups(ckey)
             pure = np.ones(nt * f * f, dtype=bool)
             pure[mkeys] = False
@@ -292,6 +318,7 @@ class GridLocator:
                 (pv[tiles_of_mixed] << b) + within // f,
             )
             parent_keys, parent_start, parent_count, parent_segs = mkeys, mstart, mcount, csegs
+            parent_sure = sure
         self._coarse = coarse
         self._pools = pools
         # candidate lists: segments first (their grids), then multi leaf cells
@@ -299,6 +326,24 @@ class GridLocator:
         extra = cand_lists[0] if cand_lists else (np.zeros(1, np.int64), np.empty(0, np.int32))
         self._cand_ptr = np.concatenate([seg_cand[0][:-1], extra[0] + seg_cand[0][-1]])
         self._cand = np.concatenate([seg_cand[1], extra[1]]).astype(np.int32)
+
+    def _box_candidates(self, u: np.ndarray, v: np.ndarray, scale: float):
+        """CSR of the grids whose envelope meets each (enlarged) cell ``(u, v)`` at ``scale``.
+
+        A superset of the grids covering any point of the cell, whatever the input
+        (T-junctions, gaps, slivers, a grid containing the cell): the exact GEOS test
+        then picks the lowest.
+        """
+        x0 = self._x0 + (u - _MU) / scale
+        y0 = self._y0 + (v - _MU) / scale
+        x1 = self._x0 + (u + (1 + _MU)) / scale
+        y1 = self._y0 + (v + (1 + _MU)) / scale
+        ci, gi = self._tree.query(shapely.box(x0, y0, x1, y1))
+        order = np.lexsort((gi, ci))
+        ci, gi = ci[order], gi[order]
+        ptr = np.zeros(len(u) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(ci, minlength=len(u)), out=ptr[1:])
+        return ptr, gi.astype(np.int32)
 
     def _label_pure(self, pure: np.ndarray, scale: float, cell_uv) -> np.ndarray:
         """Label pure cells (``pure``: (tiles, h, w) bool) with their grid, -1 outside.
@@ -329,7 +374,7 @@ class GridLocator:
         y = self._y0 + (gv + 0.5) / scale
         comp_label = np.empty(ncomp + 1, dtype=np.int32)
         comp_label[0] = _OUT
-        comp_label[1:] = _lowest_covering(self._geoms, x, y)
+        comp_label[1:] = _lowest_covering(self._geoms, x, y, self._tree)
         return comp_label[comp]
 
     # ------------------------------------------------------------------ query
@@ -529,15 +574,15 @@ def _check_grids(grids, codes) -> tuple[np.ndarray, np.ndarray | None]:
     return geoms, codes
 
 
-def _segments(geoms: np.ndarray) -> dict[str, np.ndarray]:
+def _segments(geoms: np.ndarray, tree: shapely.STRtree) -> dict[str, np.ndarray]:
     """Unique boundary segments with the grids on their left and right.
 
     Rings are oriented (exterior counter-clockwise, holes clockwise) so the grid is on
     the left of each of its directed segments. A segment shared by two grids appears
-    once in each direction. ``simple`` segments (at most one occurrence per direction,
-    from valid grids) can be answered by an orientation test; the others (overlaps,
-    invalid polygons) send their cells to GEOS. ``cand`` is a CSR of the grids of each
-    segment (ascending).
+    once in each direction (vertices matching exactly). ``simple`` segments have a
+    known grid (or certainly nothing) on each side and can be answered by an
+    orientation test; the others (T-junctions, overlaps, invalid polygons) send their
+    cells to GEOS. ``cand`` is a CSR of the grids of each segment (ascending).
     """
     oriented = shapely.orient_polygons(geoms)
     parts, part_grid = shapely.get_parts(oriented, return_index=True)
@@ -572,7 +617,30 @@ def _segments(geoms: np.ndarray) -> dict[str, np.ndarray]:
     valid = shapely.is_valid(geoms)
     bad_grid = ~valid[g]
     tainted = np.bincount(inv, weights=bad_grid, minlength=nu) > 0
-    simple = (n_fwd <= 1) & (n_bwd <= 1) & ~tainted
+    # The side test needs the grid on each side of the segment for sure.
+    # * Twins (once in each direction): the two grids sharing the edge.
+    # * Once in one direction only: the far side is *not* necessarily outside. At a
+    #   T-junction the neighbour's edge is split at vertices this grid lacks (or its
+    #   vertices are only rounded onto the line), so its segments never match this one.
+    #   The far side is outside for sure only when no other grid meets the segment's
+    #   relative interior (exact GEOS relate): then a cell crossed by this segment alone
+    #   has nothing on its far side (a grid covering it would contain the whole cell and
+    #   so meet the segment). Otherwise the segment is not simple: its cells go to GEOS.
+    # * Repeated segments (overlapping grids) and invalid grids: never simple.
+    simple = (n_fwd == 1) & (n_bwd == 1) & ~tainted
+    lone = np.flatnonzero((counts == 1) & ~tainted)
+    if lone.size:
+        own = np.where(left[lone] >= 0, left[lone], right[lone])
+        lines = shapely.linestrings(uniq[lone].reshape(-1, 2, 2))
+        li, gi = tree.query(lines, predicate="intersects")
+        other = gi != own[li]
+        li, gi = li[other], gi[other]
+        # 'FF*******': the segment's interior meets neither the interior nor the
+        # boundary of the other grid (touching at the segment's ends is fine)
+        clear = shapely.relate_pattern(lines[li], geoms[gi], "FF*******")
+        touched = np.zeros(lone.size, dtype=bool)
+        touched[li[~clear]] = True
+        simple[lone[~touched]] = True
     # candidate grids per unique segment (sorted, unique)
     order = np.lexsort((g, inv))
     inv_s, g_s = inv[order], g[order]
@@ -639,6 +707,45 @@ def _clip(ax, ay, bx, by, x0, y0, x1, y1):
     return ax + dx * t0, ay + dy * t0, ax + dx * t1, ay + dy * t1, keep
 
 
+def _touches(seg, sid, u, v, x0, y0, scale):
+    """Does segment ``sid`` meet cell ``(u, v)`` (at ``scale``, enlarged by ``_MU`` cells)?
+
+    Separating-axis test of a segment and a box: the box axes are exact float
+    comparisons, the segment's normal is the sign of four orientation determinants,
+    trusted beyond their error bound. Returns ``(maybe, sure)``: ``maybe`` is False only
+    when the segment certainly misses the cell, ``sure`` True only when it certainly
+    meets it. The touches of :func:`_cover` are a superset (bounding boxes of pieces).
+    """
+    ax, ay, bx, by = seg["ax"][sid], seg["ay"][sid], seg["bx"][sid], seg["by"][sid]
+    bx0 = x0 + (u - _MU) / scale
+    by0 = y0 + (v - _MU) / scale
+    bx1 = x0 + (u + (1 + _MU)) / scale
+    by1 = y0 + (v + (1 + _MU)) / scale
+    overlap = (
+        (np.minimum(ax, bx) <= bx1) & (np.maximum(ax, bx) >= bx0)
+        & (np.minimum(ay, by) <= by1) & (np.maximum(ay, by) >= by0)
+    )
+    dx, dy = bx - ax, by - ay
+    pos = np.zeros(len(sid), dtype=bool)
+    neg = np.zeros(len(sid), dtype=bool)
+    all_pos = np.ones(len(sid), dtype=bool)
+    all_neg = np.ones(len(sid), dtype=bool)
+    for cx, cy in ((bx0, by0), (bx1, by0), (bx0, by1), (bx1, by1)):
+        lhs = dx * (cy - ay)
+        rhs = dy * (cx - ax)
+        det = lhs - rhs
+        err = (np.abs(lhs) + np.abs(rhs)) * _ORIENT_ERR
+        p = det > err
+        n = det < -err
+        pos |= p
+        neg |= n
+        all_pos &= p
+        all_neg &= n
+    maybe = overlap & ~all_pos & ~all_neg
+    sure = overlap & pos & neg
+    return maybe, sure
+
+
 def _unique_pairs(key: np.ndarray, sid: np.ndarray, nseg: int):
     """Unique (key, sid) pairs sorted by key then sid."""
     combo = _unique_sorted(key * max(nseg, 1) + sid)
@@ -672,28 +779,13 @@ def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.repeat(starts, counts) + offs
 
 
-def _cell_candidates(starts, counts, cell_segs, seg) -> tuple[np.ndarray, np.ndarray]:
-    """CSR of the sorted unique grids of the segments touching each cell."""
-    ptr, data = seg["cand"]
-    segs = cell_segs[_ranges(starts, counts)]
-    cell = np.repeat(np.arange(len(starts)), counts)
-    gcount = ptr[segs + 1] - ptr[segs]
-    grids = data[_ranges(ptr[segs], gcount)].astype(np.int64)
-    cell = np.repeat(cell, gcount)
-    pairs = _unique_sorted(cell * (int(data.max(initial=0)) + 1) + grids)
-    div = int(data.max(initial=0)) + 1
-    pc, pg = pairs // div, pairs % div
-    out_ptr = np.zeros(len(starts) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(pc, minlength=len(starts)), out=out_ptr[1:])
-    return out_ptr, pg.astype(np.int32)
-
-
-def _lowest_covering(geoms: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def _lowest_covering(geoms: np.ndarray, x: np.ndarray, y: np.ndarray, tree=None) -> np.ndarray:
     """For each point the lowest position of a grid covering it (GEOS), -1 if none."""
     res = np.full(len(x), _OUT, dtype=np.int32)
     if len(x) == 0 or len(geoms) == 0:
         return res
-    tree = shapely.STRtree(geoms)
+    if tree is None:
+        tree = shapely.STRtree(geoms)
     pi, gi = tree.query(shapely.points(x, y))
     if pi.size == 0:
         return res
