@@ -435,10 +435,10 @@ class MapService:
         return Window(start, end, cats or None)
 
     def _categories(self) -> set[str]:
-        from sqlalchemy import text  # noqa: PLC0415
+        from geogrid.store.incidents import category_table  # noqa: PLC0415
 
         with self.engine.connect() as conn:
-            return set(conn.execute(text("SELECT code FROM category")).scalars())
+            return set(category_table(conn).index)
 
     def bounds(self) -> tuple[float, float, float, float] | None:
         """WGS84 extent of the published districts (for TileJSON), memoised."""
@@ -458,36 +458,16 @@ class MapService:
         return self.metrics.get((level, window.key), lambda: self._build_metrics(level, window))
 
     def _build_metrics(self, level: str, window: Window):
-        import numpy as np  # noqa: PLC0415
         import pandas as pd  # noqa: PLC0415
 
-        try:
-            from geogrid.metrics import load_metrics  # noqa: PLC0415 -- colleague's module
-        except ImportError:
-            load_metrics = None
-        if load_metrics is not None:
-            gdf = load_metrics(self.engine, level, start=window.start, end=window.end,
-                               categories=list(window.categories) if window.categories else None)
-            b = gdf.geometry.bounds
-            df = pd.DataFrame(gdf.drop(columns="geometry"))
-            df[["xmin", "ymin", "xmax", "ymax"]] = b.to_numpy()
-            return df.reset_index(drop=True)
-        from geogrid.store.features import unit_counts  # noqa: PLC0415
+        from geogrid.metrics import load_metrics  # noqa: PLC0415
 
-        with self.engine.connect() as conn:
-            df = unit_counts(conn, level, start=window.start, end=window.end,
-                             categories=window.categories)
-            from sqlalchemy import text  # noqa: PLC0415
-
-            ext = pd.DataFrame(conn.execute(text(
-                "SELECT u.code, ST_XMin(u.geom) xmin, ST_YMin(u.geom) ymin, ST_XMax(u.geom) xmax,"
-                " ST_YMax(u.geom) ymax FROM unit u JOIN boundary_version v ON v.id = u.version_id"
-                " WHERE v.status = 'published' AND u.level = :lv"), {"lv": level}).all(),
-                columns=["code", "xmin", "ymin", "xmax", "ymax"])
-        df = df.merge(ext, on="code", how="left")
-        for c in ("xmin", "ymin", "xmax", "ymax"):
-            df[c] = df[c].astype(np.float64)
-        return df
+        gdf = load_metrics(self.engine, level, start=window.start, end=window.end,
+                           categories=list(window.categories) if window.categories else None)
+        b = gdf.geometry.bounds
+        df = pd.DataFrame(gdf.drop(columns="geometry"))
+        df[["xmin", "ymin", "xmax", "ymax"]] = b.to_numpy()
+        return df.reset_index(drop=True)
 
     # ------------------------------------------------------------------ tiles
     def vector_tile(self, layer: str, z: int, x: int, y: int, window: Window

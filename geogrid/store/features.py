@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import pandas as pd
 from sqlalchemy import Connection, text
 
 from geogrid.errors import InvalidInput
@@ -32,7 +31,6 @@ __all__ = [
     "incident_item",
     "unit_page",
     "unit_item",
-    "unit_counts",
 ]
 
 BOUNDARY_COLLECTIONS = {"districts": "district", "streets": "street",
@@ -220,44 +218,3 @@ def collection_extent(conn: Connection, collection: str) -> dict[str, Any]:
                           "WHERE published_at IS NOT NULL")).scalar_one()
     return {"bbox": None if b[0] is None else [float(v) for v in b],
             "interval": None if t is None else [t, None]}
-
-
-def unit_counts(
-    conn: Connection,
-    level: str,
-    *,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    categories: Sequence[str] | None = None,
-    now: datetime | None = None,
-) -> pd.DataFrame:
-    """Incident counts per published unit of ``level`` (a small stand-in for
-    :func:`geogrid.metrics.load_metrics`): ``code``, ``population``, ``incidents``
-    (reported in ``[start, end)``), ``open_backlog`` and ``overdue`` (open at ``end``),
-    ``per_1000_residents`` and ``load_index`` (incidents / city mean)."""
-    col = {"district": "district_code", "street": "street_code",
-           "community": "community_code", "grid": "grid_code"}[level]
-    params: dict[str, Any] = {"lv": level, "s": start, "e": end or now,
-                              "cats": list(categories) if categories else None}
-    rows = conn.execute(text(
-        f"WITH u AS (SELECT u.code, u.population FROM unit u JOIN boundary_version v "
-        f"ON v.id = u.version_id WHERE v.status = 'published' AND u.level = :lv), "
-        f"c AS (SELECT {col} AS code, "
-        f"count(*) FILTER (WHERE (CAST(:s AS timestamptz) IS NULL OR reported_at >= :s) "
-        f"  AND (CAST(:e AS timestamptz) IS NULL OR reported_at < :e)) AS incidents, "
-        f"count(*) FILTER (WHERE status IN ('reported','accepted','dispatched','in_progress') "
-        f"  AND (CAST(:e AS timestamptz) IS NULL OR reported_at < :e)) AS open_backlog, "
-        f"count(*) FILTER (WHERE status IN ('reported','accepted','dispatched','in_progress') "
-        f"  AND due_at < coalesce(CAST(:e AS timestamptz), now())) AS overdue "
-        f"FROM incident WHERE (CAST(:cats AS text[]) IS NULL OR category = ANY(:cats)) "
-        f"GROUP BY {col}) "
-        f"SELECT u.code, u.population, coalesce(c.incidents, 0) AS incidents, "
-        f"coalesce(c.open_backlog, 0) AS open_backlog, coalesce(c.overdue, 0) AS overdue "
-        f"FROM u LEFT JOIN c USING (code) ORDER BY u.code"), params).mappings().all()
-    df = pd.DataFrame(rows, columns=["code", "population", "incidents", "open_backlog",
-                                     "overdue"])
-    pop = df["population"].astype(float)
-    df["per_1000_residents"] = (df["incidents"] * 1000.0 / pop.where(pop > 0)).round(3)
-    mean = df["incidents"].mean() if len(df) else 0.0
-    df["load_index"] = (df["incidents"] / mean).round(3) if mean else 0.0
-    return df
