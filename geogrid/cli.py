@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -37,6 +38,13 @@ LevelOpt = Annotated[str, typer.Option("--level", "-l", help="district, street, 
 def _fail(exc: GeogridError, code: int = 2) -> None:
     err.print(f"[bold red]error:[/] {exc}", highlight=False)
     raise typer.Exit(code)
+
+
+def _aware(when: datetime | None) -> datetime | None:
+    """Naive date-times from the command line are UTC."""
+    if when is not None and when.tzinfo is None:
+        return when.replace(tzinfo=UTC)
+    return when
 
 
 def _engine():
@@ -199,14 +207,16 @@ def boundaries_validate(
 def boundaries_export(
     path: Path,
     level: LevelOpt,
-    version: Annotated[int | None, typer.Option()] = None,
+    version: Annotated[int | None, typer.Option(help="boundary version id")] = None,
+    as_of: Annotated[datetime | None, typer.Option("--as-of", help="the version published "
+                     "at this date-time (ISO 8601, UTC when no offset)")] = None,
 ) -> None:
     """Export a level of a version (default: published) to GeoJSON, GPKG, .zip or .parquet."""
     from geogrid.boundaries import write_boundary_file
     from geogrid.store.units import load_units
 
     try:
-        units = load_units(_engine(), level, version=version)
+        units = load_units(_engine(), level, version=version, as_of=_aware(as_of))
         write_boundary_file(units, path)
     except GeogridError as exc:
         _fail(exc)

@@ -113,3 +113,17 @@ def test_demo_is_deterministic():
     b = build_hierarchy(seed=2016)["grid"]
     assert list(a["code"]) == list(b["code"])
     assert np.array_equal(a["households"].to_numpy(), b["households"].to_numpy())
+
+
+def test_time_travel_parameters(demo_http):
+    """Lookups and metrics can be asked for the boundaries published at a date."""
+    later = demo_http.get("/metrics/district", params={"as_of": "2100-01-01T00:00:00Z"})
+    now = demo_http.get("/metrics/district")
+    assert later.status_code == 200 and later.json()["version_id"] == now.json()["version_id"]
+    before = demo_http.get("/metrics/district", params={"as_of": "2001-01-01T00:00:00Z"})
+    assert before.status_code == 404 and "2001-01-01" in before.json()["message"]
+    bad = demo_http.get("/metrics/district", params={"as_of": "soon"})
+    assert bad.status_code == 400 and bad.json()["parameter"] == "as_of"
+    old = demo_http.get("/locate", params={"lon": 110.18, "lat": 22.65,
+                                           "as_of": "2001-01-01T00:00:00Z"})
+    assert old.status_code == 404

@@ -71,6 +71,8 @@ def unit_metrics(
     category: CategoryQ = None,
     version: Annotated[int | None, Query(description="boundary version (default: "
                                          "published)")] = None,
+    as_of: Annotated[str | None, Query(description="the boundaries published at this "
+                                       "date-time (RFC 3339), instead of a version")] = None,
     fmt: Annotated[str, Query(alias="format", description="json or geojson")] = "json",
 ) -> Response:
     """Load metrics of every unit of a level for a window (JSON rows, or a GeoJSON
@@ -78,7 +80,8 @@ def unit_metrics(
     if fmt not in ("json", "geojson"):
         raise InvalidInput("format", fmt, "json or geojson")
     m = gm.load_metrics(engine, level, start=_when(start, "from"), end=_when(end, "to"),
-                        categories=category, version=version)
+                        categories=category, version=version,
+                        as_of=_when(as_of, "as_of"))
     if fmt == "geojson":
         doc = json.loads(m.to_json(na="null", drop_id=True))
         doc["metadata"] = _meta(m.attrs)
