@@ -416,7 +416,8 @@ def _compute(
     engine: Engine | Connection, level: str, *, start, end, categories, version, as_of, now,
     weights,
 ) -> gpd.GeoDataFrame:
-    from geogrid.store.units import _connect, resolve_version
+    from geogrid.store.engine import connection as _connect
+    from geogrid.store.units import resolve_version
 
     level = _level(level)
     start_d, end_d, now_d = resolve_window(start, end, now)
@@ -613,7 +614,8 @@ def incident_frame(
     DataFrame; times are UTC-aware pandas timestamps, ``lon``/``lat`` WGS84 degrees
     (EPSG:4326), ``hours_to_resolve`` = resolved_at - reported_at in hours (NaN if open).
     """
-    from geogrid.store.units import _connect, resolve_version
+    from geogrid.store.engine import connection as _connect
+    from geogrid.store.units import resolve_version
 
     default = ["id", "category", "status", "reported_at", "resolved_at", "due_at",
                "grid_code", "community_code", "street_code", "district_code", "lon", "lat"]
@@ -694,7 +696,8 @@ def unit_trend(
     DataFrame: period (aware local start of the period), incidents, resolved (of those,
     resolved or closed now); every period of the window appears (0 when empty).
     """
-    from geogrid.store.units import _connect, load_units
+    from geogrid.store.engine import connection as _connect
+    from geogrid.store.units import load_units
 
     level = _level(level)
     if interval not in _INTERVALS:
@@ -783,7 +786,7 @@ def hotspots_of(
     """Gi* of a column of a :func:`load_metrics` result (see :func:`unit_hotspots`); rows
     are aligned with ``metrics_gdf``."""
     from geogrid.hotspots import GiStar
-    from geogrid.store.units import _connect
+    from geogrid.store.engine import connection as _connect
 
     m = metrics_gdf
     numeric = [k for k in METRICS if k in m.columns and pd.api.types.is_numeric_dtype(m[k])]

@@ -7,7 +7,6 @@ of it is stored (``account.token_hash``).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from contextlib import contextmanager
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, select, text
@@ -20,20 +19,13 @@ from geogrid.accounts import (
     new_token,
 )
 from geogrid.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from geogrid.store.engine import transaction as _tx
 from geogrid.store.tables import account, account_unit
 
 __all__ = ["add_user", "authenticate", "get_account", "list_users", "rotate_token",
            "accounts_for_unit"]
 
 
-@contextmanager
-def _tx(bind: Engine | Connection):
-    """A transaction on an Engine, or the caller's Connection as is."""
-    if isinstance(bind, Connection):
-        yield bind
-    else:
-        with bind.begin() as conn:
-            yield conn
 
 
 def add_user(

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 from sqlalchemy.engine import Engine
 
 from geogrid.settings import get_settings
 
-__all__ = ["database_url", "get_engine", "raw_dsn"]
+__all__ = ["database_url", "get_engine", "raw_dsn", "transaction", "connection"]
 
 
 def database_url(url: str | None = None, *, start: bool = True) -> str:
@@ -45,3 +47,23 @@ def _engine(url: str) -> Engine:
 def get_engine(url: str | None = None) -> Engine:
     """A pooled engine (one per URL per process)."""
     return _engine(database_url(url))
+
+
+@contextmanager
+def transaction(bind: Engine | Connection) -> Iterator[Connection]:
+    """A new transaction on an Engine, or the caller's Connection (and its transaction)."""
+    if isinstance(bind, Connection):
+        yield bind
+    else:
+        with bind.begin() as conn:
+            yield conn
+
+
+@contextmanager
+def connection(bind: Engine | Connection) -> Iterator[Connection]:
+    """A connection from an Engine (closed afterwards), or the caller's Connection as is."""
+    if isinstance(bind, Connection):
+        yield bind
+    else:
+        with bind.connect() as conn:
+            yield conn

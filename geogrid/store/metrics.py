@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, text
 
-from geogrid.store.units import _connect
+from geogrid.store.engine import connection as _connect
 
 __all__ = [
     "DONE_STATUSES",

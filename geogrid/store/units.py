@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, select, text
 
 from geogrid.errors import InvalidInput, NotFound
 from geogrid.geometry import as_multipolygons, to_ewkb_hex
+from geogrid.store.engine import connection
 from geogrid.store.tables import LEVELS, boundary_version
 
 __all__ = [
@@ -164,7 +165,7 @@ def load_units(
     code. ``bbox`` is (min lon, min lat, max lon, max lat) in EPSG:4326."""
     if level is not None and level not in LEVELS:
         raise InvalidInput("level", level, ", ".join(LEVELS))
-    with _connect(engine) as conn:
+    with connection(engine) as conn:
         vid = resolve_version(conn, version, as_of)
         cond = ["version_id = :v"]
         params: dict = {"v": vid}
@@ -193,7 +194,7 @@ def load_units(
 
 
 def list_versions(engine: Engine | Connection) -> pd.DataFrame:
-    with _connect(engine) as conn:
+    with connection(engine) as conn:
         rows = conn.execute(
             text(
                 "SELECT v.id, v.label, v.status, v.based_on, v.source, v.author, v.created_at,"
@@ -210,7 +211,7 @@ def lookup_point(
     as_of: datetime | None = None,
 ) -> tuple[int, list[dict]]:
     """Units of every level covering a WGS84 point (ST_Covers), top level first."""
-    with _connect(engine) as conn:
+    with connection(engine) as conn:
         vid = resolve_version(conn, version, as_of)
         rows = conn.execute(
             text(
@@ -228,21 +229,3 @@ def lookup_point(
     for r in rows:
         seen.setdefault(r["level"], dict(r))
     return vid, [seen[lv] for lv in LEVELS if lv in seen]
-
-
-class _connect:
-    """Use a given Connection as is, or open one from an Engine."""
-
-    def __init__(self, bind: Engine | Connection):
-        self.bind = bind
-        self.conn: Connection | None = None
-
-    def __enter__(self) -> Connection:
-        if isinstance(self.bind, Connection):
-            return self.bind
-        self.conn = self.bind.connect()
-        return self.conn
-
-    def __exit__(self, *exc) -> None:
-        if self.conn is not None:
-            self.conn.close()

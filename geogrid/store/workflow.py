@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +27,7 @@ from geogrid import lifecycle
 from geogrid.accounts import Account, require_can_act, require_can_report
 from geogrid.errors import Conflict, InvalidInput, NotFound
 from geogrid.store.changes import record_incident_change
+from geogrid.store.engine import transaction as _tx
 
 __all__ = [
     "create_incident",
@@ -48,13 +48,6 @@ _LEVEL_COLUMN = {"grid": "grid_code", "community": "community_code", "street": "
 _CODE_LEVEL = {15: "grid", 12: "community", 9: "street", 6: "district"}
 
 
-@contextmanager
-def _tx(bind: Engine | Connection):
-    if isinstance(bind, Connection):
-        yield bind
-    else:
-        with bind.begin() as conn:
-            yield conn
 
 
 def _now() -> datetime:
