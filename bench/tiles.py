@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -99,6 +100,29 @@ async def _load(base: str, paths: list[str], clients: int, requests: int, second
         t0 = time.perf_counter()
         await asyncio.gather(*(worker(i) for i in range(clients)))
         return done / (time.perf_counter() - t0), done
+
+
+def _wrk_rps(base: str, paths: list[str], clients: int, seconds: float
+             ) -> tuple[float, int] | None:
+    """Requests/s of ``wrk`` (a C load generator, if installed) cycling over ``paths``:
+    the Python load generator above saturates a core of its own on a 2-core machine."""
+    import re
+    import shutil
+    import tempfile
+
+    if shutil.which("wrk") is None:
+        return None
+    lua = ("local paths = {" + ",".join(f'"{p}"' for p in paths) + "}\n"
+           "local i = 0\nrequest = function()\n  i = i % #paths + 1\n"
+           "  return wrk.format('GET', paths[i])\nend\n")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(lua)
+    out = subprocess.run(["wrk", "-t2", f"-c{clients}", f"-d{max(int(seconds), 1)}s", "-s",
+                          f.name, base], capture_output=True, text=True, timeout=seconds + 30)
+    Path(f.name).unlink(missing_ok=True)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out.stdout)
+    n = re.search(r"(\d+) requests in", out.stdout)
+    return (float(rps.group(1)), int(n.group(1))) if rps and n else None
 
 
 def _db_rps(engine, tiles, clients: int, requests: int, seconds: float) -> float:
@@ -214,6 +238,10 @@ def main(argv: list[str] | None = None) -> None:
         rps, n = asyncio.run(_load(base, load_paths, args.clients, args.requests, args.seconds))
         rows.append((f"cached grid tiles z12+z14, {args.clients} clients ({n} req)", "", "",
                      f"{rps:.0f}"))
+        wrk = _wrk_rps(base, load_paths, args.clients, min(args.seconds, 10.0))
+        if wrk is not None:
+            rows.append((f"cached grid tiles z12+z14, wrk {args.clients} connections "
+                         f"({wrk[1]} req)", "", "", f"{wrk[0]:.0f}"))
         tiles = [(int(p.split("/")[3]), int(p.split("/")[4]), int(p.split("/")[5].split(".")[0]))
                  for p in load_paths]
         drps = _db_rps(engine, tiles, args.clients, args.requests // 4, args.seconds)
