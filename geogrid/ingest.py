@@ -72,15 +72,10 @@ def read_batches(
         raise FileInputError(str(path), "file not found")
     suffix = path.suffix.lower()
     if suffix in (".csv", ".txt", ".gz"):
-        try:
-            reader = pd.read_csv(path, chunksize=batch_size, dtype=str, keep_default_na=False,
-                                 na_values=[""], encoding="utf-8-sig")
-            first = 1
-            for chunk in reader:
-                yield first, _pick_xy(chunk, str(path), lon_field, lat_field)
-                first += len(chunk)
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise FileInputError(str(path), f"cannot be read as CSV: {exc}") from exc
+        first = 1
+        for chunk in _csv_chunks(path, batch_size):
+            yield first, _pick_xy(chunk, str(path), lon_field, lat_field)
+            first += len(chunk)
         return
     if suffix in (".geojson", ".json", ".parquet", ".gpkg"):
         import geopandas as gpd
@@ -104,6 +99,45 @@ def read_batches(
             yield start + 1, df.iloc[start:start + batch_size].reset_index(drop=True)
         return
     raise InvalidInput("path", str(path), "a .csv, .geojson, .json or .parquet file")
+
+
+def _csv_chunks(path: Path, batch_size: int) -> Iterator[pd.DataFrame]:
+    """CSV as frames of ``batch_size`` rows, every column a string (empty → missing),
+    streamed with pyarrow's multithreaded reader (several times faster than pandas')."""
+    import csv
+    import gzip
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
+            header = next(csv.reader(f), None)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise FileInputError(str(path), f"cannot be read as UTF-8 CSV: {exc}") from exc
+    if not header:
+        raise FileInputError(str(path), "the file is empty (no header row)")
+    convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in header},
+                                   strings_can_be_null=True, null_values=[""])
+    try:
+        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 24),
+                                convert_options=convert)
+        pending: list[pd.DataFrame] = []
+        size = 0
+        for rb in reader:
+            df = rb.to_pandas()
+            pending.append(df)
+            size += len(df)
+            while size >= batch_size:
+                whole = pd.concat(pending, ignore_index=True) if len(pending) > 1 else pending[0]
+                yield whole.iloc[:batch_size].reset_index(drop=True)
+                rest = whole.iloc[batch_size:].reset_index(drop=True)
+                pending, size = ([rest], len(rest)) if len(rest) else ([], 0)
+        if size:
+            yield pd.concat(pending, ignore_index=True)
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise FileInputError(str(path), f"cannot be read as CSV: {exc}") from exc
 
 
 def _pick_xy(df: pd.DataFrame, file: str, lon_field: str | None,
@@ -169,7 +203,7 @@ def check_batch(
         bad[:] = True
     else:
         cats = df[cat_col].astype(object).where(df[cat_col].notna(), None).to_numpy()
-        unknown = np.array([c is None or str(c) not in categories for c in cats])
+        unknown = ~pd.Series(cats, dtype=object).isin(list(categories)).to_numpy()
         allowed = ", ".join(sorted(categories))
         flag(unknown, cat_col, lambda v: f"unknown category {v!r} (known: {allowed})", cats)
 
@@ -188,7 +222,7 @@ def check_batch(
     # status and lifecycle times (optional, for historical imports)
     status = (df["status"].fillna("reported").astype(str).str.strip().to_numpy(dtype=object)
               if "status" in df else np.full(n, "reported", dtype=object))
-    flag(np.array([s not in _STATUSES for s in status]), "status",
+    flag(~pd.Series(status, dtype=object).isin(list(_STATUSES)).to_numpy(), "status",
          lambda v: f"unknown status {v!r} (known: {', '.join(sorted(_STATUSES))})", status)
     times = {}
     for c in LIFECYCLE_TIMES:

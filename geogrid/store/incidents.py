@@ -11,6 +11,7 @@ import io
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from sqlalchemy import Connection, text
 
@@ -88,23 +89,32 @@ def prepare_rows(batch: pd.DataFrame, codes: pd.DataFrame, cats: pd.DataFrame,
     codes = codes.reset_index(drop=True)
     assigned_unit = np.full(n, None, dtype=object)
     assigned_level = np.full(n, None, dtype=object)
+    unassigned = np.ones(n, dtype=bool)
     order = list(_LEVEL_COLUMN)
+    values = {lv: codes[col].to_numpy(dtype=object) for lv, col in _LEVEL_COLUMN.items()}
+    present = {lv: pd.notna(v) for lv, v in values.items()}
     for lv in order:
         wanted = level == lv
         r = order.index(lv)
         for cand in order[r:] + order[:r][::-1]:
-            vals = codes[_LEVEL_COLUMN[cand]].to_numpy(dtype=object)
-            take = wanted & (assigned_unit == None) & pd.notna(vals)  # noqa: E711
-            assigned_unit[take] = vals[take]
+            take = wanted & unassigned & present[cand]
+            assigned_unit[take] = values[cand][take]
             assigned_level[take] = cand
+            unassigned &= ~take
     level = assigned_level
-    grid = codes["grid_code"].to_numpy(dtype=object)
-    keyed = {f"{lv}|{u}": aid for (lv, u), aid in workers.items()}
-    assignee = (pd.Series(level, dtype=object).astype(str) + "|"
-                + pd.Series(assigned_unit, dtype=object).astype(str)).map(keyed)
+    grid = values["grid"]
+    assignee = np.full(n, None, dtype=object)
+    if workers:
+        keys = pd.MultiIndex.from_tuples(list(workers), names=["level", "unit"])
+        pos = keys.get_indexer(pd.MultiIndex.from_arrays([level, assigned_unit]))
+        ids = np.array(list(workers.values()), dtype=object)
+        assignee[pos >= 0] = ids[pos[pos >= 0]]
     reporter_id = batch["reporter_id"] if "reporter_id" in batch else pd.Series([None] * n)
-    last = batch[["reported_at", "accepted_at", "dispatched_at", "resolved_at",
-                  "closed_at"]].max(axis=1)
+    # the latest lifecycle time (NaT is the smallest int64, so it never wins)
+    times = np.stack([batch[c].to_numpy(dtype="datetime64[us]").view("int64") for c in
+                      ("reported_at", "accepted_at", "dispatched_at", "resolved_at",
+                       "closed_at")])
+    last = pd.Series(pd.to_datetime(times.max(axis=0).view("datetime64[us]"), utc=True))
     frame = pd.DataFrame({
         "source_id": batch["source_id"].to_numpy(),
         "category": batch["category"].to_numpy(),
@@ -137,13 +147,16 @@ def prepare_rows(batch: pd.DataFrame, codes: pd.DataFrame, cats: pd.DataFrame,
 
 def encode_rows(frame: pd.DataFrame) -> bytes:
     """Prepared rows as the CSV body of a ``COPY incident`` (no database needed)."""
-    out = frame[INCIDENT_COPY_COLUMNS].copy()
-    for col in out.columns:
-        if isinstance(out[col].dtype, pd.DatetimeTZDtype) or out[col].dtype.kind == "M":
-            out[col] = _iso_utc(out[col])
-    # pyarrow's C++ CSV writer is ~10x faster than DataFrame.to_csv; nulls are written
-    # unquoted-empty, which COPY's csv format reads as NULL.
-    table = pa.Table.from_pandas(out, preserve_index=False)
+    # pyarrow's C++ CSV writer is ~10x faster than DataFrame.to_csv; it writes nulls
+    # unquoted-empty, which COPY's csv format reads as NULL. Timestamps go as UTC text
+    # with a Z (casting in Arrow is ~8x faster than the writer's own timestamp format).
+    table = pa.Table.from_pandas(frame[INCIDENT_COPY_COLUMNS], preserve_index=False)
+    for i, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type):
+            utc = pc.cast(table.column(i), pa.timestamp("us", tz="UTC"), safe=False)
+            text_ = pc.cast(utc, pa.timestamp("us"))
+            text_ = pc.binary_join_element_wise(pc.cast(text_, pa.string()), "Z", "")
+            table = table.set_column(i, field.name, text_)
     buf = io.BytesIO()
     pacsv.write_csv(table, buf, write_options=pacsv.WriteOptions(include_header=False))
     return buf.getvalue()
@@ -165,13 +178,3 @@ def copy_incidents(conn: Connection, frame: pd.DataFrame) -> int:
     copy_encoded(conn, encode_rows(frame))
     return len(frame)
 
-
-def _iso_utc(s: pd.Series) -> np.ndarray:
-    """ISO 8601 UTC strings (None for NaT), formatted by NumPy in C: pandas' per-element
-    ``date_format`` costs ~100× more on a million timestamps."""
-    if isinstance(s.dtype, pd.DatetimeTZDtype):
-        s = s.dt.tz_convert("UTC").dt.tz_localize(None)
-    arr = s.to_numpy(dtype="datetime64[us]")
-    txt = np.char.add(np.datetime_as_string(arr, unit="us"), "Z").astype(object)
-    txt[np.isnat(arr)] = None
-    return txt
