@@ -74,12 +74,15 @@ def _aware(value: datetime | None, parameter: str) -> datetime | None:
 
 
 # --------------------------------------------------------------------------- categories
+_CATEGORY_SELECT = ("SELECT code, name_zh, name_en, limit_hours, effort, escalate_level, "
+                    "share, active FROM category")
+
+
 def list_categories(bind: Engine | Connection, *, active_only: bool = True) -> list[dict]:
     """The incident catalogue, ordered by code."""
     with _tx(bind) as conn:
         rows = conn.execute(
-            text("SELECT code, name_zh, name_en, limit_hours, effort, escalate_level, share, "
-                 "active FROM category WHERE active OR NOT :only ORDER BY code"),
+            text(f"{_CATEGORY_SELECT} WHERE active OR NOT :only ORDER BY code"),
             {"only": active_only},
         ).mappings().all()
     return [dict(r) for r in rows]
@@ -89,8 +92,7 @@ def get_category(bind: Engine | Connection, code: str) -> dict:
     """One category; InvalidInput naming the known codes when it does not exist."""
     with _tx(bind) as conn:
         row = conn.execute(
-            text("SELECT code, name_zh, name_en, limit_hours, effort, escalate_level, share, "
-                 "active FROM category WHERE code = :c"),
+            text(f"{_CATEGORY_SELECT} WHERE code = :c"),
             {"c": code},
         ).mappings().first()
         if row is None or not row["active"]:
