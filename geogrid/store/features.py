@@ -84,6 +84,17 @@ def _list(values) -> list[str]:
     return out
 
 
+def _filter_conds(filters: dict[str, Sequence[str]] | None, allowed: Sequence[str],
+                  alias: str, cond: list[str], params: dict) -> None:
+    """Add ``<alias>.<name> = ANY(:f_<name>)`` to ``cond`` for each filter; InvalidInput
+    for a name not in ``allowed``."""
+    for name, values in (filters or {}).items():
+        if name not in allowed:
+            raise InvalidInput(name, values, f"a filter of {', '.join(allowed)}")
+        params[f"f_{name}"] = _list(values)
+        cond.append(f"{alias}.{name} = ANY(:f_{name})")
+
+
 _UNIT_SELECT = (
     "SELECT u.code, u.name, u.level, u.parent_code, u.population, u.households, u.area_m2, "
     "u.version_id, v.status AS version_status, v.published_at AS valid_from, "
@@ -115,11 +126,7 @@ def unit_page(
     cond = ["u.level = :level", _version_cond(interval, params)]
     if bbox is not None:
         cond.append(_bbox_cond(bbox, "u.geom", params))
-    for name, values in (filters or {}).items():
-        if name not in UNIT_FILTERS:
-            raise InvalidInput(name, values, f"a filter of {', '.join(UNIT_FILTERS)}")
-        params[f"f_{name}"] = _list(values)
-        cond.append(f"u.{name} = ANY(:f_{name})")
+    _filter_conds(filters, UNIT_FILTERS, "u", cond, params)
     where = " AND ".join(cond)
     matched = conn.execute(
         text(f"SELECT count(*) FROM unit u JOIN boundary_version v ON v.id = u.version_id "
@@ -177,11 +184,7 @@ def incident_page(
         if end is not None:
             cond.append("i.reported_at <= :t_end")
             params["t_end"] = end
-    for name, values in (filters or {}).items():
-        if name not in INCIDENT_FILTERS:
-            raise InvalidInput(name, values, f"a filter of {', '.join(INCIDENT_FILTERS)}")
-        params[f"f_{name}"] = _list(values)
-        cond.append(f"i.{name} = ANY(:f_{name})")
+    _filter_conds(filters, INCIDENT_FILTERS, "i", cond, params)
     where = " AND ".join(cond)
     matched = conn.execute(text(f"SELECT count(*) FROM incident i WHERE {where}"),
                            params).scalar_one()
