@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import shapely
 
+from geogrid.errors import InvalidInput
 from geogrid.plans.edits import Coverage, apply_edit, check_community
-from geogrid.plans.partition import autopartition, balance, partition_community
+from geogrid.plans.partition import allocate, autopartition, balance, partition_community
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +88,86 @@ def test_n_grids_balance(demo) -> None:
     grids = demo.units["grid"]
     pub = grids[grids["parent_code"] == code]["households"].to_numpy(float)
     assert bal["cv"] <= balance(pub)["cv"] + 0.05
+
+
+# ------------------------------------------------------------------ several pieces
+
+DEG_X, DEG_Y = 1 / 102_750, 1 / 110_574  # one metre in degrees at 22.63°N
+
+
+def _two_piece_city(seed: int = 7):
+    """A community of two separated squares near Yulin (an 800 m square and, 600 m east
+    of it, a 400 m exclave), one published grid covering both, and synthetic buildings:
+    600 of 6 households in the big square, 200 of 6 in the exclave (3:1)."""
+    x0, y0 = 110.15, 22.63
+    big = shapely.box(x0, y0, x0 + 800 * DEG_X, y0 + 800 * DEG_Y)
+    ex0 = x0 + 1400 * DEG_X
+    small = shapely.box(ex0, y0 + 200 * DEG_Y, ex0 + 400 * DEG_X, y0 + 600 * DEG_Y)
+    comm_geom = shapely.MultiPolygon([big, small])
+    code = "450902001099"
+    comm = gpd.GeoDataFrame({"code": [code], "name": ["两片社区"], "parent_code": ["450902001"]},
+                            geometry=[comm_geom], crs="EPSG:4326")
+    grids = gpd.GeoDataFrame({"code": [code + "001"], "name": ["两片网格"],
+                              "parent_code": [code]}, geometry=[comm_geom], crs="EPSG:4326")
+    rng = np.random.default_rng(seed)
+    pts = []
+    for geom, count in ((big, 600), (small, 200)):
+        minx, miny, maxx, maxy = geom.bounds
+        pts.append(np.column_stack([rng.uniform(minx, maxx, count),
+                                    rng.uniform(miny, maxy, count)]))
+    xy = np.concatenate(pts)
+    return Coverage(comm, grids, frozenset(grids["code"])), code, xy[:, 0], xy[:, 1], \
+        np.full(len(xy), 6.0), (big, small)
+
+
+def _apply(cov, parts):
+    params = {"result": [{"community": p.community, "grids": [
+        {"code": g["code"], "name": g["name"], "geometry": g["geometry"]} for g in p.grids]}
+        for p in parts]}
+    return apply_edit(cov, "autopartition", params)[0]
+
+
+def test_community_in_two_pieces_n_grids_contiguous_and_balanced() -> None:
+    cov, code, lon, lat, hh, (big, small) = _two_piece_city()
+    parts = autopartition(cov, [code], n=4, points_lon=lon, points_lat=lat,
+                          points_weight=hh, cell_m=50)
+    (p,) = parts
+    assert len(p.grids) == 4 and p.balance["pieces"] == 2
+    out = _apply(cov, parts)  # the edit's own checks: coverage and contiguity
+    grids = out.grids_of(code)
+    assert check_community(out, code, contiguous=list(grids["code"])) == []
+    geoms = np.asarray(grids.geometry.values)
+    assert (shapely.get_num_geometries(geoms) == 1).all()
+    # households 3:1 → three grids on the big square, one on the exclave
+    on_small = shapely.area(shapely.intersection(geoms, small)) > 0
+    assert on_small.sum() == 1
+    assert shapely.area(shapely.intersection(geoms[on_small][0], big)) == 0
+    assert p.loads.sum() == pytest.approx(hh.sum())
+    assert p.balance["max_min_ratio"] < 1.25 and p.balance["cv"] < 0.1, p.balance
+    # the old grid's code stays with the grid overlapping it most
+    assert code + "001" in set(grids["code"])
+
+
+def test_community_in_two_pieces_target_and_minimum_n() -> None:
+    cov, code, lon, lat, hh, (_, small) = _two_piece_city()
+    target = 1300.0  # households: 3600 on the big square, 1200 on the exclave
+    (p,) = autopartition(cov, [code], target=target, points_lon=lon, points_lat=lat,
+                         points_weight=hh, cell_m=50)
+    assert p.balance["reached"], p.balance
+    out = _apply(cov, [p])
+    geoms = np.asarray(out.grids_of(code).geometry.values)
+    assert (shapely.get_num_geometries(geoms) == 1).all()
+    assert len(geoms) == 4  # ceil(3600 / 1300) + ceil(1200 / 1300)
+    assert check_community(out, code, contiguous=list(out.grids_of(code)["code"])) == []
+    # one grid cannot cover two separate pieces
+    (two,) = autopartition(cov, [code], n=2, points_lon=lon, points_lat=lat,
+                           points_weight=hh, cell_m=50)
+    assert len(two.grids) == 2
+    with pytest.raises(InvalidInput, match="separate"):
+        autopartition(cov, [code], n=1, points_lon=lon, points_lat=lat, points_weight=hh)
+
+
+def test_allocate_is_proportional_with_a_minimum() -> None:
+    assert allocate(np.array([900.0, 100.0]), 10).tolist() == [9, 1]
+    assert allocate(np.array([990.0, 10.0]), 2).tolist() == [1, 1]
+    assert allocate(np.array([5.0, 1.0]), 6, maximum=np.array([3, 10])).tolist() == [3, 3]

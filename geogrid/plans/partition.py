@@ -18,8 +18,13 @@ Method
    (cells sharing an edge; edge weight = shared edge length, so the cut — the total
    length of grid boundaries — is minimised, which makes grids compact) with vertex
    weights = cell loads, ``contig`` (every part connected) and ``ufactor`` (allowed
-   imbalance, default 3%). Disconnected pieces of a community (islands) are joined to
-   their nearest cell so METIS sees one component.
+   imbalance, default 3%). Within a piece, cells that touch only at a corner (a narrow
+   neck) are joined to their nearest cell so METIS sees one component.
+   **Communities in several pieces** (islands, exclaves: a MultiPolygon) are cut piece
+   by piece, since a grid must be one polygon: with ``n``, every piece gets at least
+   one grid and the rest are handed out one at a time to the piece with the highest
+   load per grid (D'Hondt: proportional to the pieces' weights, minimising the heaviest
+   mean); with ``target``, each piece is cut to the target on its own.
 4. **Target load.** With ``target`` instead of ``n``: ``n = ceil(total / target)``,
    increased until the heaviest grid is under the target (or cells cannot be split
    further: one cell heavier than the target is reported, not hidden).
@@ -47,7 +52,7 @@ from geogrid.errors import InvalidInput
 from geogrid.plans.edits import Coverage, rebuild_community
 
 __all__ = ["CommunityPartition", "tessellate", "partition_community", "autopartition",
-           "balance"]
+           "balance", "community_pieces", "allocate"]
 
 
 @dataclass
@@ -206,6 +211,51 @@ def _metis(n_parts: int, cells_n: int, a: np.ndarray, b: np.ndarray, elen: np.nd
     return np.asarray(res.vertex_part, dtype=np.int64)
 
 
+def community_pieces(community: BaseGeometry) -> np.ndarray:
+    """The connected pieces (polygons with area) of a community, largest first."""
+    parts = shapely.get_parts(community)
+    parts = parts[(shapely.get_type_id(parts) == 3) & (shapely.area(parts) > 0)]
+    return parts[np.argsort(-shapely.area(parts), kind="stable")]
+
+
+def allocate(weights: np.ndarray, n: int, *, minimum: np.ndarray | int = 1,
+             maximum: np.ndarray | None = None) -> np.ndarray:
+    """Share ``n`` grids among pieces of the given weights: ``minimum`` each, then one at
+    a time to the piece with the highest weight per grid (D'Hondt), never more than
+    ``maximum`` (e.g. its number of cells). The sum is ``n`` unless the maxima cap it."""
+    w = np.asarray(weights, dtype=float)
+    counts = np.broadcast_to(np.asarray(minimum, dtype=np.int64), w.shape).copy()
+    cap = np.full(w.shape, np.iinfo(np.int64).max) if maximum is None else np.asarray(maximum)
+    counts = np.minimum(counts, cap)
+    for _ in range(int(n) - int(counts.sum())):
+        room = counts < cap
+        if not room.any():
+            break
+        score = np.where(room, w / np.maximum(counts, 1), -np.inf)
+        counts[int(np.argmax(score))] += 1
+    return counts
+
+
+def _cut(cells: np.ndarray, weights: np.ndarray, w: np.ndarray, k: int | None,
+         target: float | None, use_points: bool, ufactor: int, seed: int,
+         max_rounds: int) -> tuple[np.ndarray, int, int]:
+    """METIS on the cells of one connected piece: ``k`` parts, or as many as needed to
+    bring every part under ``target``. Returns (part of each cell, parts, rounds)."""
+    a, b, elen = _adjacency(cells)
+    fixed = k is not None
+    if k is None:
+        k = max(1, math.ceil(float(weights.sum()) / target))
+    k = max(1, min(int(k), len(cells)))
+    rounds = 0
+    while True:
+        rounds += 1
+        part = _metis(k, len(cells), a, b, elen, weights, ufactor, seed)
+        loads = np.bincount(part, weights=w if use_points else weights, minlength=k)
+        if fixed or loads.max() <= target or k >= len(cells) or rounds >= max_rounds:
+            return part, k, rounds
+        k += 1
+
+
 def partition_community(
     community: BaseGeometry,
     *,
@@ -244,7 +294,12 @@ def partition_community(
     -------
     (geoms, loads, info)
         Grid geometries (MultiPolygon, EPSG:4326, an exact coverage of the community),
-        their loads, and ``{"cells", "n", "rounds", "method"}``.
+        their loads, and ``{"cells", "n", "rounds", "pieces", "method"}``.
+
+    Raises
+    ------
+    InvalidInput
+        ``n`` smaller than the number of separate pieces of the community.
     """
     if n is None and target is None:
         raise InvalidInput("n", None, "a number of grids (n) or a target load per grid")
@@ -268,28 +323,39 @@ def partition_community(
     total_pts = w.sum()
     spread = area / area.sum() * (total_pts * area_share if total_pts > 0 else 1.0)
     weights = w + spread
-    a, b, elen = _adjacency(cells)
-    total = float(weights.sum())
-    k = int(n) if n is not None else max(1, math.ceil(total / target))
-    k = min(k, len(cells))
-    rounds = 0
-    while True:
-        rounds += 1
-        part = _metis(k, len(cells), a, b, elen, weights, ufactor, seed)
-        loads = np.bincount(part, weights=w if total_pts > 0 else weights, minlength=k)
-        if n is not None or loads.max() <= target or k >= len(cells) or rounds >= max_rounds:
-            break
-        k += 1
-    pieces = [shapely.union_all(cells[part == p]) for p in range(k)]
-    keep = [p for p in range(k) if not pieces[p].is_empty]
-    pieces = [pieces[p] for p in keep]
+    # cut each connected piece of the community on its own: a grid must be one polygon
+    shards = community_pieces(community)
+    if len(shards) > 1:
+        _, piece_of = shapely.STRtree(shards).query_nearest(
+            shapely.point_on_surface(cells), all_matches=False)
+    else:
+        piece_of = np.zeros(len(cells), dtype=np.int64)
+    members = [np.flatnonzero(piece_of == p) for p in range(len(shards))]
+    members = [m for m in members if len(m)]
+    if n is not None:
+        if int(n) < len(members):
+            raise InvalidInput("n", n, f"at least {len(members)}: the community is in "
+                               f"{len(members)} separate pieces and a grid must be one piece")
+        counts = allocate(np.asarray([weights[m].sum() for m in members]), int(n),
+                          maximum=np.asarray([len(m) for m in members]))
+    else:
+        counts = [None] * len(members)
+    pieces, rounds = [], 0
+    for m, kp in zip(members, counts, strict=True):
+        part, k, r = _cut(cells[m], weights[m], w[m], kp, target, total_pts > 0, ufactor,
+                          seed, max_rounds)
+        rounds = max(rounds, r)
+        pieces += [shapely.union_all(cells[m][part == p]) for p in range(k)]
+    pieces = [g for g in pieces if not g.is_empty]
     geoms = rebuild_community(community, pieces, absorb_m2=math.inf)[2]
     geoms = _make_contiguous(community, geoms)
     # loads of the exact grids: the weight of the points inside them (area without points)
     loads = _loads(geoms, points_lon, points_lat, points_weight, float(area.sum()))
     info = {"cells": int(len(cells)), "n": len(geoms), "rounds": rounds,
+            "pieces": len(members),
             "method": f"pymetis k-way on {len(cells)} {'blocks' if blocks is not None else shape}"
-                      f" cells of {cell_m:g} m, contiguous, ufactor {ufactor}"}
+                      f" cells of {cell_m:g} m, contiguous, ufactor {ufactor}"
+                      + (f", {len(members)} pieces cut separately" if len(members) > 1 else "")}
     return geoms, loads, info
 
 
@@ -354,9 +420,10 @@ def autopartition(
     """Re-cut communities of a plan; returns, per community, grids with codes.
 
     With several communities and ``n``, the ``n`` grids are shared out by load (largest
-    remainder, at least one each); with ``target`` each community is cut to it. Each new
-    grid takes the code and name of the old grid it overlaps most (greedily, largest
-    overlap first), so workers follow; the others get new codes.
+    remainder, at least one each, one per piece for a community in several pieces); with
+    ``target`` each community is cut to it. Each new grid takes the code and name of the
+    old grid it overlaps most (greedily, largest overlap first), so workers follow; the
+    others get new codes.
     """
     if not communities:
         raise InvalidInput("communities", communities, "one or more community codes")
@@ -365,8 +432,11 @@ def autopartition(
     wt = None if points_weight is None else np.asarray(points_weight, float)
     counts: dict[str, int | None] = {c: None for c in communities}
     if n is not None:
-        if int(n) < len(communities):
-            raise InvalidInput("n", n, f"at least one grid per community ({len(communities)})")
+        # at least one grid per community, and per piece of a community in several pieces
+        mins = np.asarray([max(1, len(community_pieces(cov.extent(c)))) for c in communities])
+        if int(n) < mins.sum():
+            raise InvalidInput("n", n, f"at least one grid per community and per separate "
+                               f"piece of a community ({int(mins.sum())})")
         per = []
         for c in communities:
             g = cov.extent(c)
@@ -376,11 +446,11 @@ def autopartition(
                 per.append((wt[inside].sum() if wt is not None else inside.sum()) + 1e-9)
             else:
                 per.append(shapely.area(g))
-        share = np.asarray(per) / np.sum(per) * (int(n) - len(communities))
+        share = np.asarray(per) / np.sum(per) * (int(n) - mins.sum())
         base = np.floor(share).astype(int)
-        rest = int(n) - len(communities) - base.sum()
+        rest = int(n) - mins.sum() - base.sum()
         base[np.argsort(-(share - base))[:rest]] += 1
-        counts = {c: int(b) + 1 for c, b in zip(communities, base, strict=True)}
+        counts = {c: int(b + m) for c, b, m in zip(communities, base, mins, strict=True)}
     out = []
     for c in communities:
         geom = cov.extent(c)
