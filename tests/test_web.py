@@ -250,55 +250,264 @@ def test_planner_without_plans_api_or_with_an_empty_list(web, demo_http):
     assert web.errors == []
 
 
-def test_planner_opens_a_plan_shows_metrics_and_merges(browser):
+@pytest.fixture(scope="module")
+def city_server():
+    """The small city (its own database) served, with one building of 100 households at
+    the centre of each grid (the plan impact prorates households)."""
     import small_city
     from sqlalchemy import text
 
     with small_city.build() as city, small_city.serve(city) as http:
         if not _has_plans(http):
             pytest.skip("the plans API is not there")
-        # one building at the centre of each grid (the plan impact prorates households)
         with city.engine.begin() as conn:
             conn.execute(text(
                 "INSERT INTO building (households, population, source, geom) VALUES "
                 "(100, 250, 'tests/test_web', ST_SetSRID(ST_MakePoint(:x, :y), 4326))"),
                 [{"x": x, "y": y} for x, y in small_city.CENTRES.values()])
-        r = http.post("/plans", json={"name": "四格合并", "communities": [small_city.COMMUNITY]},
+        yield city, http
+
+
+class PlannerPage(Page):
+    """The planner tab of the small city, with one new plan of its community open."""
+
+    def __init__(self, browser, city, http, name: str):
+        import small_city
+
+        r = http.post("/plans", json={"name": name, "communities": [small_city.COMMUNITY]},
                       headers=city.auth("planner"))
         assert r.status_code == 201, r.text
-        plan_id = r.json()["id"]
-        web = Page(browser, str(http.base_url).rstrip("/"))
-        try:
-            web.open()
-            web.page.click("#tab-planner")
-            web.page.fill("#panel-planner input[type=password]", city.tokens["planner"])
-            web.page.dispatch_event("#panel-planner input[type=password]", "change")
-            web.page.click(f"button[data-plan='{plan_id}']")
-            web.page.wait_for_selector("#plan-metrics tbody tr", timeout=120_000)
-            web.page.wait_for_timeout(1500)  # fitBounds
-            table = web.page.inner_text("#plan-metrics")
-            assert "网格数" in table
-            rows = web.page.locator("#plan-metrics tbody tr").all_inner_texts()
-            assert any(re.match(r"网格数\s+4\s+4", r) for r in rows), rows
-            assert web.page.locator("#plan-grids tbody tr").count() == 4
+        self.plan_id = r.json()["id"]
+        self.http = http
+        super().__init__(browser, str(http.base_url).rstrip("/"))
+        self.open()
+        self.page.click("#tab-planner")
+        self.page.fill("#panel-planner input[type=password]", city.tokens["planner"])
+        self.page.dispatch_event("#panel-planner input[type=password]", "change")
+        self.page.click(f"button[data-plan='{self.plan_id}']")
+        self.page.wait_for_selector("#plan-metrics tbody tr", timeout=120_000)
+        self.page.wait_for_timeout(1500)  # fitBounds
 
-            # merge two grids picked on the map
-            a, b = small_city.GRIDS[0], small_city.GRIDS[1]
-            for code in (a, b):
-                lon, lat = small_city.CENTRES[code]
-                xy = web.page.evaluate(
-                    "([lon, lat]) => { const p = window.geogridMap.project([lon, lat]);"
-                    " const r = window.geogridMap.getCanvas().getBoundingClientRect();"
-                    " return [p.x + r.left, p.y + r.top]; }", [lon, lat])
-                web.page.mouse.click(*xy)
-            assert web.page.inner_text("#picked") == f"{a}, {b}"
-            web.page.click("#btn-merge")
-            web.page.wait_for_selector("#plan-diff.chips", timeout=120_000)
-            rows = web.page.locator("#plan-metrics tbody tr").all_inner_texts()
-            assert any(re.match(r"网格数\s+4\s+3", r) for r in rows), rows
-            assert b in web.page.inner_text("#plan-diff")
-            web.page.wait_for_timeout(500)
-            web.shot("planner.png")
-            assert web.errors == []
-        finally:
-            web.close()
+    def click_lonlat(self, lon: float, lat: float) -> None:
+        xy = self.page.evaluate(
+            "([lon, lat]) => { const p = window.geogridMap.project([lon, lat]);"
+            " const r = window.geogridMap.getCanvas().getBoundingClientRect();"
+            " return [p.x + r.left, p.y + r.top]; }", [lon, lat])
+        self.page.mouse.click(*xy)
+        self.page.wait_for_timeout(250)  # never two clicks in a double-click
+
+    def wait_grids(self, n: int) -> None:
+        """Until the plan's per-grid table has ``n`` rows."""
+        self.page.wait_for_function(
+            "(n) => document.querySelectorAll('#plan-grids tbody tr').length === n",
+            arg=n, timeout=120_000)
+
+    def grid_count_row(self, before: int, after: int) -> None:
+        rows = self.page.locator("#plan-metrics tbody tr").all_inner_texts()
+        assert any(re.match(rf"网格数\s+{before}\s+{after}\b", r) for r in rows), rows
+
+    def plan_grids(self) -> dict:
+        """code → (name, shapely geometry) of the plan's grids, from the API."""
+        import shapely
+
+        body = self.http.get(f"/plans/{self.plan_id}").json()
+        return {f["properties"]["code"]: (f["properties"]["name"],
+                                          shapely.geometry.shape(f["geometry"]))
+                for f in body["grids"]["features"]}
+
+
+def test_planner_opens_a_plan_shows_metrics_and_merges(browser, city_server):
+    import small_city
+
+    web = PlannerPage(browser, *city_server, "四格合并")
+    try:
+        table = web.page.inner_text("#plan-metrics")
+        assert "网格数" in table
+        web.grid_count_row(4, 4)
+        assert web.page.locator("#plan-grids tbody tr").count() == 4
+
+        # merge two grids picked on the map
+        a, b = small_city.GRIDS[0], small_city.GRIDS[1]
+        for code in (a, b):
+            web.click_lonlat(*small_city.CENTRES[code])
+        assert web.page.inner_text("#picked") == f"{a}, {b}"
+        web.page.click("#btn-merge")
+        web.page.wait_for_selector("#plan-diff.chips", timeout=120_000)
+        web.grid_count_row(4, 3)
+        assert b in web.page.inner_text("#plan-diff")
+        web.page.wait_for_timeout(500)
+        web.shot("planner.png")
+        assert web.errors == []
+    finally:
+        web.close()
+
+
+def test_planner_splits_a_grid_by_a_two_click_line(browser, city_server):
+    import small_city
+    from small_city import CX, CY, DX, DY
+
+    web = PlannerPage(browser, *city_server, "切分")
+    try:
+        code = small_city.GRIDS[0]  # the south-west grid
+        web.page.click("#edit-kinds button[data-kind=split]")
+        web.click_lonlat(*small_city.CENTRES[code])
+        assert web.page.inner_text("#picked") == code
+        assert web.page.is_disabled("#btn-split")
+        # a north-south line a quarter of the way in from the grid's east edge, from
+        # outside the community (south) into the grid to the north
+        web.page.click("#btn-draw-line")
+        x = CX - DX / 4
+        web.click_lonlat(x, CY - 1.08 * DY)
+        assert web.page.inner_text("#draw-status").startswith("正在画图")
+        web.click_lonlat(x, CY + 0.1 * DY)
+        assert web.page.inner_text("#draw-status").endswith("2")
+        web.page.wait_for_timeout(300)
+        web.shot("planner_split_line.png")
+        web.page.click("#btn-split")
+        web.wait_grids(5)
+        web.grid_count_row(4, 5)
+        new = f"{small_city.COMMUNITY}005"
+        web.page.wait_for_selector("#plan-diff.chips")
+        diff = web.page.inner_text("#plan-diff")
+        assert new in diff and code in diff
+        grids = web.plan_grids()
+        assert len(grids) == 5
+        # the larger (west) piece keeps the code, the east quarter is the new grid
+        assert grids[code][1].area == pytest.approx(3 * grids[new][1].area, rel=0.05)
+        assert "完成" in web.page.inner_text("#plan-msg")
+        web.page.wait_for_timeout(500)
+        web.shot("planner_split.png")
+        assert web.errors == []
+    finally:
+        web.close()
+
+
+def test_planner_autopartition_into_n_grids(browser, city_server):
+    web = PlannerPage(browser, *city_server, "自动划分")
+    try:
+        web.page.fill("#auto-n", "2")
+        web.page.click("#btn-auto")
+        web.wait_grids(2)
+        web.grid_count_row(4, 2)
+        grids = web.plan_grids()
+        assert len(grids) == 2
+        assert all(g.geom_type == "Polygon" or len(g.geoms) == 1 for _, g in grids.values())
+        # two of the four buildings (100 households each) in each grid
+        msg = web.page.inner_text("#plan-msg")
+        assert "自动划分" in msg and "完成" in msg
+        assert re.search(r": 2 · .+ 1 · CV 0\b", msg), msg
+        web.page.wait_for_timeout(500)
+        web.shot("planner_autopartition.png")
+        assert web.errors == []
+    finally:
+        web.close()
+
+
+def test_planner_undo_redo_and_rename(browser, city_server):
+    import small_city
+
+    web = PlannerPage(browser, *city_server, "撤销重做")
+    try:
+        a, b, c = small_city.GRIDS[2], small_city.GRIDS[3], small_city.GRIDS[0]
+        # merge with the selects instead of the map
+        web.page.select_option("#slot-0", a)
+        web.page.select_option("#slot-1", b)
+        assert web.page.inner_text("#picked") == f"{a}, {b}"
+        web.page.click("#btn-merge")
+        web.wait_grids(3)
+        web.page.click("#btn-undo")
+        web.wait_grids(4)
+        web.grid_count_row(4, 4)
+        assert "撤销" in web.page.inner_text("#plan-msg")
+        web.page.click("#btn-redo")
+        web.wait_grids(3)
+        web.grid_count_row(4, 3)
+
+        # rename and recode a grid
+        web.page.click("#edit-kinds button[data-kind=rename]")
+        web.click_lonlat(*small_city.CENTRES[c])
+        assert web.page.inner_text("#picked") == c
+        assert web.page.is_disabled("#btn-rename")
+        new_code = f"{small_city.COMMUNITY}009"
+        web.page.fill("#rename-name", "江滨新网格")
+        web.page.fill("#rename-code", new_code)
+        assert web.page.is_enabled("#btn-rename")
+        web.page.click("#btn-rename")
+        web.page.wait_for_selector("#plan-grids td[title='江滨新网格']", timeout=120_000)
+        assert web.page.inner_text("#plan-grids td[title='江滨新网格']") == new_code
+        grids = web.plan_grids()
+        assert grids[new_code][0] == "江滨新网格" and c not in grids
+        # a malformed code is not sent; a code in use is refused by the server, with the
+        # reason shown, and nothing changes
+        web.page.click("#edit-kinds button[data-kind=rename]")
+        web.page.select_option("#slot-0", new_code)
+        web.page.fill("#rename-code", "123")
+        assert web.page.is_disabled("#btn-rename")
+        web.page.fill("#rename-code", a)
+        web.page.click("#btn-rename")
+        web.page.wait_for_selector("#plan-msg.err")
+        assert "new_code" in web.page.inner_text("#plan-msg")
+        assert set(web.plan_grids()) == set(grids)
+        assert len(web.errors) == 1 and "status of 400" in web.errors[0], web.errors
+        web.errors.clear()
+
+        # undo the rename, in English
+        web.page.click("#lang-en")
+        web.page.wait_for_function(
+            "document.querySelector('#btn-undo')?.textContent === 'Undo'")
+        assert web.page.inner_text("#edit-kinds button[data-kind=move_edge]") == "Move edge"
+        web.page.click("#btn-undo")
+        web.page.wait_for_selector(f"#plan-grids td:text-is('{c}')", timeout=120_000)
+        web.page.click("#lang-zh")
+        assert web.errors == []
+    finally:
+        web.close()
+
+
+def test_planner_reassigns_a_rectangle_and_moves_an_edge(browser, city_server):
+    import small_city
+    from small_city import CX, CY, DX, DY
+
+    web = PlannerPage(browser, *city_server, "划转与移边")
+    try:
+        g1, g2, g3, g4 = small_city.GRIDS
+        before = web.plan_grids()
+        # reassign: the east fifth of 001 (and a bit of 002) by a rectangle, to 002
+        web.page.click("#edit-kinds button[data-kind=reassign]")
+        web.click_lonlat(*small_city.CENTRES[g1])
+        web.click_lonlat(*small_city.CENTRES[g2])
+        assert web.page.inner_text("#picked") == f"{g1}, {g2}"
+        web.page.click("#btn-draw-rect")
+        web.click_lonlat(CX - 0.2 * DX, CY - 0.8 * DY)
+        web.click_lonlat(CX + 0.1 * DX, CY - 0.2 * DY)
+        web.page.click("#btn-reassign")
+        web.page.wait_for_selector("#plan-diff.chips", timeout=120_000)
+        after = web.plan_grids()
+        moved = after[g2][1].area - before[g2][1].area
+        assert moved == pytest.approx(0.2 * DX * 0.6 * DY, rel=0.05)
+        assert after[g1][1].area == pytest.approx(before[g1][1].area - moved, rel=1e-6)
+
+        # move the edge between 003 and 004 west-east by a three-click line that starts
+        # outside the community (north) and ends in 001 (outside the two grids)
+        web.page.click("#edit-kinds button[data-kind=move_edge]")
+        web.page.select_option("#slot-0", g3)
+        web.page.select_option("#slot-1", g4)
+        web.page.click("#btn-draw-polyline")
+        for lon, lat in [(CX + 0.2 * DX, CY + 1.08 * DY), (CX + 0.2 * DX, CY + 0.5 * DY),
+                         (CX - 0.1 * DX, CY - 0.1 * DY)]:
+            web.click_lonlat(lon, lat)
+        assert web.page.inner_text("#draw-status").startswith("正在画图")
+        web.page.click("#btn-move-edge")
+        web.page.wait_for_function(
+            "(c) => document.querySelector('#plan-msg')?.textContent.includes(c)",
+            arg="移动边界", timeout=120_000)
+        assert "err" not in (web.page.get_attribute("#plan-msg", "class") or "")
+        final = web.plan_grids()
+        assert final[g3][1].area > 1.1 * final[g4][1].area
+        assert final[g3][1].geom_type in ("Polygon", "MultiPolygon")
+        assert len(final) == 4
+        web.page.wait_for_timeout(500)
+        web.shot("planner_edges.png")
+        assert web.errors == []
+    finally:
+        web.close()

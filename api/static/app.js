@@ -1,7 +1,7 @@
 // geogrid web map: the leaders' overview (choropleth, heat map, hot spots, incidents,
 // drill-down district → street → community → grid, side panel with metrics, trend and
 // overdue) and the planner mode (plans of a community: grids, metrics side by side, diff,
-// auto-partition, merge, split, undo/redo/publish).
+// auto-partition, merge, split, move-edge, reassign, rename, undo/redo/publish).
 //
 // Plain browser JavaScript, no build step. Data: our own API only (vector tiles /tiles,
 // raster heat tiles /heatmap, /metrics, /hotspots, /boundaries, /incidents/overdue, /plans).
@@ -347,9 +347,11 @@ function addLayers() {
     filter: ["boolean", false],
     paint: { "line-color": "#1d4ed8", "line-width": 3.5 } });
   map.addSource("draw", { type: "geojson", data: EMPTY_FC });
+  map.addLayer({ id: "draw-fill", type: "fill", source: "draw", filter: ["==", ["geometry-type"], "Polygon"],
+    paint: { "fill-color": "#1d4ed8", "fill-opacity": 0.15 } });
   map.addLayer({ id: "draw-line", type: "line", source: "draw",
     paint: { "line-color": "#1d4ed8", "line-width": 2.5, "line-dasharray": [2, 1] } });
-  map.addLayer({ id: "draw-pt", type: "circle", source: "draw",
+  map.addLayer({ id: "draw-pt", type: "circle", source: "draw", filter: ["==", ["geometry-type"], "Point"],
     paint: { "circle-color": "#1d4ed8", "circle-radius": 5 } });
 }
 
@@ -962,9 +964,92 @@ function overdueSection(unit) {
 
 // ------------------------------------------------------------------ planner mode
 
+// Labels of the planner's edit forms (merged into the tables of i18n.js).
+Object.assign(I18N.zh, {
+  edit: "编辑",
+  move_edge: "移动边界",
+  reassign: "区域划转",
+  rename: "重命名/改编码",
+  grid_a: "网格 A",
+  grid_b: "网格 B",
+  grid_one: "网格",
+  from_grid: "划出网格",
+  to_grid: "划入网格",
+  choose: "— 选择 —",
+  draw_polyline: "画新边界",
+  draw_polygon: "画多边形",
+  draw_rect: "画矩形",
+  points_drawn: "已画点数",
+  drawing: "正在画图：在地图上点击（Esc 取消）",
+  cancel: "取消",
+  new_name: "新名称",
+  new_code: "新编码（社区编码+3位数字）",
+  target_load: "或每格户数上限",
+  all_communities: "全部社区",
+  move_edge_hint: "选择两个相邻网格（或在地图上依次点击），点击“画新边界”，从两网格外侧开始依次点击新边界线上的点，在另一侧外侧结束，再点击“移动边界”。",
+  reassign_hint: "选择划出网格和划入网格，画一个多边形（依次点击顶点）或矩形（点击两个对角）：多边形内属于划出网格的部分划给划入网格。",
+  rename_hint: "选择一个网格，输入新名称和/或新编码。",
+  balance_result: "负荷均衡",
+});
+Object.assign(I18N.en, {
+  edit: "Edit",
+  move_edge: "Move edge",
+  reassign: "Reassign area",
+  rename: "Rename / recode",
+  grid_a: "Grid A",
+  grid_b: "Grid B",
+  grid_one: "Grid",
+  from_grid: "From grid",
+  to_grid: "To grid",
+  choose: "— choose —",
+  draw_polyline: "Draw new edge",
+  draw_polygon: "Draw polygon",
+  draw_rect: "Draw rectangle",
+  points_drawn: "Points drawn",
+  drawing: "Drawing: click on the map (Esc cancels)",
+  cancel: "Cancel",
+  new_name: "New name",
+  new_code: "New code (community code + 3 digits)",
+  target_load: "or max households per grid",
+  all_communities: "All communities",
+  move_edge_hint: "Pick two neighbouring grids (or click them on the map), press Draw new edge and click points of the new shared edge, starting and ending outside the two grids, then press Move edge.",
+  reassign_hint: "Pick the grid giving the area and the grid receiving it, then draw a polygon (click its vertices) or a rectangle (click two corners): the part of the first grid inside it goes to the second.",
+  rename_hint: "Pick a grid and type a new name and/or a new code.",
+  balance_result: "Load balance",
+});
+
+// The edit kinds of the planner (POST /plans/{id}/edits, see geogrid/plans/edits.py):
+// the grids each needs ("slots", filled by clicking grids on the map or with the
+// selects, in order) and the shapes it can draw on the map.
+const EDIT_TOOLS = {
+  merge: { slots: ["grid_a", "grid_b"], draw: [] },
+  split: { slots: ["grid_one"], draw: ["line"] },
+  move_edge: { slots: ["grid_a", "grid_b"], draw: ["polyline"] },
+  reassign: { slots: ["from_grid", "to_grid"], draw: ["polygon", "rect"] },
+  rename: { slots: ["grid_one"], draw: [] },
+};
+// clicks after which a drawing ends by itself (0: it ends with the edit's button)
+const DRAW_CLICKS = { line: 2, rect: 2, polyline: 0, polygon: 0 };
+const DRAW_LABEL = { line: "draw_line", polyline: "draw_polyline", polygon: "draw_polygon", rect: "draw_rect" };
+
 function plannerState() {
-  if (!S.plan) S.plan = { list: [], current: null, picked: [], drawing: false, linePts: [], msg: null, impact: null, diff: null };
+  if (!S.plan) {
+    S.plan = { list: [], current: null, kind: "merge", picked: [], shape: null, drawing: false,
+      drawPts: [], form: { name: "", code: "" }, msg: null, impact: null, diff: null };
+  }
   return S.plan;
+}
+
+const pickedCodes = () => plannerState().picked.filter(Boolean);
+
+function resetEdit() {
+  const P = plannerState();
+  P.picked = [];
+  P.shape = null;
+  P.drawing = false;
+  P.drawPts = [];
+  P.form = { name: "", code: "" };
+  if (map && map.getSource("draw")) drawSketch();
 }
 
 async function renderPlanner() {
@@ -1029,9 +1114,7 @@ async function createPlan(name, community) {
 
 async function openPlan(id) {
   const P = plannerState();
-  P.picked = [];
-  P.drawing = false;
-  P.linePts = [];
+  resetEdit();
   P.msg = { text: t("loading"), err: false };
   drawPlanner();
   try {
@@ -1066,35 +1149,26 @@ function paintDiff() {
   map.removeFeatureState({ source: "plan" });
   const rows = (P.diff && P.diff.grids) || [];
   for (const r of rows) if (r.change !== "removed") map.setFeatureState({ source: "plan", id: r.code }, { change: r.change });
-  for (const code of P.picked) map.setFeatureState({ source: "plan", id: code }, { picked: true });
-  map.setFilter("plan-picked", ["in", ["get", "code"], ["literal", P.picked]]);
+  for (const code of pickedCodes()) map.setFeatureState({ source: "plan", id: code }, { picked: true });
+  map.setFilter("plan-picked", ["in", ["get", "code"], ["literal", pickedCodes()]]);
+}
+
+// the plan's grids, sorted by code: [{code, name}]
+function planGrids() {
+  const fc = (plannerState().current || {}).grids || EMPTY_FC;
+  return (fc.features || []).map((f) => ({ code: f.properties.code, name: f.properties.name }))
+    .sort((a, b) => (a.code < b.code ? -1 : 1));
 }
 
 function currentPlanSection(P) {
   const plan = P.current;
   const out = [el("h3", {}, `${t("plan")} #${plan.id} ${plan.name} · ${plan.status || ""}`)];
-  // edit tools
-  const comm = (plan.community_codes || [])[0] || "";
-  const nInput = el("input", { type: "number", min: 1, id: "auto-n", placeholder: t("target_n") });
   out.push(el("div", { class: "row-form" },
-    el("button", { class: "btn", type: "button", onclick: () => planAction("undo") }, t("undo")),
-    el("button", { class: "btn", type: "button", onclick: () => planAction("redo") }, t("redo")),
+    el("button", { class: "btn", type: "button", id: "btn-undo", onclick: () => planAction("undo") }, t("undo")),
+    el("button", { class: "btn", type: "button", id: "btn-redo", onclick: () => planAction("redo") }, t("redo")),
     el("button", { class: "btn primary", type: "button", onclick: () => { if (confirm(t("publish_confirm"))) planAction("publish"); } }, t("publish"))));
-  if (S.api.autopartition) {
-    out.push(el("div", { class: "row-form" }, el("span", {}, t("autopartition")), nInput,
-      el("button", { class: "btn", type: "button", onclick: () => autopartition(comm, nInput.value) }, t("run"))));
-  }
-  out.push(el("p", { class: "hint" }, t("merge_hint"), " ", t("split_hint")));
-  out.push(el("div", { class: "row-form" },
-    el("span", {}, `${t("selected_grids")}: `, el("b", { id: "picked" }, P.picked.join(", ") || t("none"))),
-    el("button", { class: "btn", type: "button", onclick: () => { P.picked = []; P.linePts = []; P.drawing = false; drawLine(); paintDiff(); drawPlanner(); } }, t("clear"))));
-  out.push(el("div", { class: "row-form" },
-    el("button", { class: "btn", type: "button", id: "btn-merge", disabled: P.picked.length < 2 ? "disabled" : null,
-      onclick: () => planEdit("merge", { codes: P.picked.slice() }) }, t("merge")),
-    el("button", { class: "btn" + (P.drawing ? " on" : ""), type: "button", id: "btn-draw", disabled: P.picked.length !== 1 ? "disabled" : null,
-      onclick: () => { P.drawing = true; P.linePts = []; drawLine(); drawPlanner(); } }, t("draw_line")),
-    el("button", { class: "btn", type: "button", id: "btn-split", disabled: P.picked.length !== 1 || P.linePts.length !== 2 ? "disabled" : null,
-      onclick: () => planEdit("split", { code: P.picked[0], line: { type: "LineString", coordinates: P.linePts } }) }, t("split"))));
+  if (S.api.autopartition) out.push(...autopartitionForm(plan));
+  out.push(el("h3", {}, t("edit")), ...editForm(P));
   // metrics side by side
   out.push(el("h3", {}, t("plan_metrics")));
   out.push(impactTable(P.impact));
@@ -1102,6 +1176,163 @@ function currentPlanSection(P) {
   out.push(el("h3", {}, t("diff")));
   out.push(diffSection(P.diff));
   return out;
+}
+
+function autopartitionForm(plan) {
+  const comms = plan.community_codes || [];
+  const nInput = el("input", { type: "number", min: 1, id: "auto-n", placeholder: t("target_n") });
+  const targetInput = el("input", { type: "number", min: 1, id: "auto-target", placeholder: t("target_load") });
+  const commSelect = el("select", { id: "auto-community" },
+    comms.length > 1 ? el("option", { value: "" }, t("all_communities")) : null,
+    comms.map((c) => el("option", { value: c }, c)));
+  const run = () => autopartition(commSelect.value, nInput.value, targetInput.value);
+  return [
+    el("div", { class: "row-form" }, el("span", {}, t("autopartition")), comms.length > 1 ? commSelect : null),
+    el("div", { class: "row-form" }, nInput, targetInput,
+      el("button", { class: "btn", type: "button", id: "btn-auto", onclick: run }, t("run"))),
+  ];
+}
+
+// the edit tools: a kind bar, the grid slots, the drawing buttons, the kind's own
+// inputs and its button (enabled once the edit has what it needs)
+function editForm(P) {
+  const tool = EDIT_TOOLS[P.kind];
+  const kinds = el("div", { class: "seg", id: "edit-kinds", role: "tablist" },
+    Object.keys(EDIT_TOOLS).map((k) => el("button", { type: "button", role: "tab",
+      class: k === P.kind ? "on" : "", "data-kind": k, onclick: () => setEditKind(k) }, t(k))));
+  const grids = planGrids();
+  const slots = tool.slots.map((label, i) => el("label", { class: "slot" }, el("span", {}, t(label)),
+    el("select", { id: `slot-${i}`, onchange: (e) => { setSlot(i, e.target.value); } },
+      el("option", { value: "" }, t("choose")),
+      grids.map((g) => el("option", { value: g.code, selected: P.picked[i] === g.code ? "selected" : null },
+        `${g.code.slice(-3)} ${g.name || ""}`)))));
+  const out = [kinds, el("p", { class: "hint" }, t(P.kind + "_hint")), el("div", { class: "slots" }, slots),
+    el("div", { class: "row-form" },
+      el("span", {}, `${t("selected_grids")}: `, el("b", { id: "picked" }, pickedCodes().join(", ") || t("none"))),
+      el("button", { class: "btn", type: "button", onclick: () => { resetEdit(); paintDiff(); drawPlanner(); } }, t("clear")))];
+  if (tool.draw.length) {
+    out.push(el("div", { class: "row-form" },
+      tool.draw.map((shape) => el("button", { type: "button", id: `btn-draw-${shape}`,
+        class: "btn" + (P.drawing && P.shape === shape ? " on" : ""), onclick: () => startDrawing(shape) }, t(DRAW_LABEL[shape]))),
+      el("span", { class: "hint", id: "draw-status" },
+        P.drawing ? t("drawing") : P.drawPts.length ? `${t("points_drawn")}: ${P.drawPts.length}` : "")));
+  }
+  if (P.kind === "rename") {
+    const current = grids.find((g) => g.code === P.picked[0]);
+    const input = (id, key, ph) => el("input", { type: "text", id, value: P.form[key], placeholder: ph,
+      oninput: (e) => { P.form[key] = e.target.value; updateApply(); } });
+    out.push(el("div", { class: "row-form" }, input("rename-name", "name", current ? current.name : t("new_name"))),
+      el("div", { class: "row-form" }, input("rename-code", "code", t("new_code"))));
+  }
+  out.push(el("div", { class: "row-form" },
+    el("button", { class: "btn primary", type: "button", id: `btn-${P.kind.replace("_", "-")}`,
+      disabled: editParams(P) ? null : "disabled", onclick: applyEdit }, t(P.kind))));
+  return out;
+}
+
+function setEditKind(kind) {
+  const P = plannerState();
+  const keep = pickedCodes().slice(0, EDIT_TOOLS[kind].slots.length);
+  resetEdit();
+  P.kind = kind;
+  P.picked = keep;
+  paintDiff();
+  drawPlanner();
+}
+
+function setSlot(i, code) {
+  const P = plannerState();
+  const picked = EDIT_TOOLS[P.kind].slots.map((_, k) => P.picked[k] || "");
+  picked[i] = code;
+  P.picked = picked;
+  paintDiff();
+  drawPlanner();
+}
+
+// a grid clicked on the map fills the first free slot (or replaces the oldest pick);
+// clicking a picked grid again frees its slot
+function togglePick(code) {
+  const P = plannerState();
+  const picked = EDIT_TOOLS[P.kind].slots.map((_, k) => P.picked[k] || "");
+  const i = picked.indexOf(code);
+  if (i >= 0) picked[i] = "";
+  else if (picked.includes("")) picked[picked.indexOf("")] = code;
+  else { picked.shift(); picked.push(code); }
+  P.picked = picked;
+  paintDiff();
+  drawPlanner();
+}
+
+function startDrawing(shape) {
+  const P = plannerState();
+  P.shape = shape;
+  P.drawing = true;
+  P.drawPts = [];
+  drawSketch();
+  drawPlanner();
+}
+
+function stopDrawing() {
+  const P = plannerState();
+  if (!P.drawing) return;
+  P.drawing = false;
+  drawSketch();
+  drawPlanner();
+}
+
+// the drawn geometry (GeoJSON, WGS84), or null while it is incomplete
+function drawnGeometry(P) {
+  const pts = P.drawPts;
+  if ((P.shape === "line" || P.shape === "polyline") && pts.length >= 2) {
+    return { type: "LineString", coordinates: pts.slice() };
+  }
+  if (P.shape === "polygon" && pts.length >= 3) {
+    return { type: "Polygon", coordinates: [[...pts, pts[0]]] };
+  }
+  if (P.shape === "rect" && pts.length === 2) {
+    const [[x0, y0], [x1, y1]] = pts;
+    return { type: "Polygon", coordinates: [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]] };
+  }
+  return null;
+}
+
+// the params of the current edit (see geogrid/plans/edits.py), or null when incomplete
+function editParams(P) {
+  const [a, b] = P.picked;
+  const shape = drawnGeometry(P);
+  switch (P.kind) {
+    case "merge":
+      return pickedCodes().length >= 2 ? { codes: pickedCodes() } : null;
+    case "split":
+      return a && shape ? { code: a, line: shape } : null;
+    case "move_edge":
+      return a && b && a !== b && shape ? { a, b, line: shape } : null;
+    case "reassign":
+      return a && b && a !== b && shape ? { from: a, to: b, polygon: shape } : null;
+    case "rename": {
+      const name = P.form.name.trim();
+      const code = P.form.code.trim();
+      if (!a || (!name && !code)) return null;
+      // a grid code is its community's code and 3 digits (the server checks it too)
+      if (code && !(code.length === a.length && code.startsWith(a.slice(0, -3)) && /^\d+$/.test(code))) return null;
+      return { code: a, ...(name ? { new_name: name } : {}), ...(code ? { new_code: code } : {}) };
+    }
+    default:
+      return null;
+  }
+}
+
+function updateApply() {
+  const P = plannerState();
+  const btn = document.getElementById(`btn-${P.kind.replace("_", "-")}`);
+  if (btn) btn.disabled = !editParams(P);
+}
+
+function applyEdit() {
+  const P = plannerState();
+  if (P.drawing) stopDrawing();
+  const params = editParams(P);
+  if (params) planEdit(P.kind, params);
 }
 
 const IMPACT_KEYS = ["grids", "households", "population", "incidents", "load_index", "max_min_ratio", "cv",
@@ -1163,9 +1394,6 @@ async function planEdit(kind, params) {
   const P = plannerState();
   try {
     await planPost(`/plans/${P.current.id}/edits`, { kind, params });
-    P.picked = [];
-    P.linePts = [];
-    drawLine();
     await openPlan(P.current.id);
     planMsg(`${t(kind)} · ${t("done")}`);
   } catch (e) {
@@ -1173,24 +1401,32 @@ async function planEdit(kind, params) {
   }
 }
 
-async function autopartition(community, n) {
+async function autopartition(community, n, target) {
   const P = plannerState();
   planMsg(t("loading"));
   try {
     const body = { communities: community ? [community] : null };
     if (n) body.n = Number(n);
-    await planPost(`/plans/${P.current.id}/autopartition`, body);
+    else if (target) body.target = Number(target);
+    const res = await planPost(`/plans/${P.current.id}/autopartition`, body);
     await openPlan(P.current.id);
-    planMsg(`${t("autopartition")} · ${t("done")}`);
+    const bal = Object.entries((res && res.balance) || {}).map(([c, b]) =>
+      `${c}: ${b.n} · ${t("max_min_ratio")} ${fmt(b.max_min_ratio)} · CV ${fmt(b.cv)}`);
+    planMsg([`${t("autopartition")} · ${t("done")}`, ...bal].join("；"));
   } catch (e) {
     planMsg(e.message, true);
   }
 }
 
-function drawLine() {
+// the sketch on the map: the clicked points, and the line or polygon they make
+function drawSketch() {
   const P = plannerState();
-  const feats = P.linePts.map((c) => ({ type: "Feature", properties: {}, geometry: { type: "Point", coordinates: c } }));
-  if (P.linePts.length === 2) feats.push({ type: "Feature", properties: {}, geometry: { type: "LineString", coordinates: P.linePts } });
+  const feats = P.drawPts.map((c) => ({ type: "Feature", properties: {}, geometry: { type: "Point", coordinates: c } }));
+  let shape = null;
+  if (P.shape === "polygon" && P.drawPts.length >= 3) shape = drawnGeometry(P);
+  else if (P.shape === "rect" && P.drawPts.length === 2) shape = drawnGeometry(P);
+  else if (P.drawPts.length >= 2) shape = { type: "LineString", coordinates: P.drawPts };
+  if (shape) feats.push({ type: "Feature", properties: {}, geometry: shape });
   map.getSource("draw").setData({ type: "FeatureCollection", features: feats });
 }
 
@@ -1198,21 +1434,22 @@ function plannerClick(e) {
   const P = plannerState();
   if (!P.current) return;
   if (P.drawing) {
-    P.linePts.push([e.lngLat.lng, e.lngLat.lat]);
-    if (P.linePts.length >= 2) { P.linePts = P.linePts.slice(-2); P.drawing = false; }
-    drawLine();
+    P.drawPts.push([e.lngLat.lng, e.lngLat.lat]);
+    const ends = DRAW_CLICKS[P.shape];
+    if (ends && P.drawPts.length >= ends) P.drawing = false;
+    drawSketch();
     drawPlanner();
     return;
   }
   const f = featureAt(e.point, ["plan-fill"]);
-  if (!f) return;
-  const code = f.properties.code;
-  const i = P.picked.indexOf(code);
-  if (i >= 0) P.picked.splice(i, 1);
-  else { P.picked.push(code); if (P.picked.length > 2) P.picked.shift(); }
-  paintDiff();
-  drawPlanner();
+  if (f) togglePick(f.properties.code);
 }
+
+document.addEventListener("keydown", (e) => {
+  if (e.key !== "Escape" || S.mode !== "planner" || !S.plan || !S.plan.drawing) return;
+  S.plan.drawPts = [];
+  stopDrawing();
+});
 
 // test hook: the state and the map
 window.geogrid = { S, get map() { return map; }, displayLevel, openPlan, setMode, settled };
