@@ -8,6 +8,7 @@ file, row and field.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,6 +141,9 @@ class DatabaseUnavailable(GeogridError):
 
 
 def _jsonable(value: Any) -> Any:
+    """A value that JSON can carry (NaN and infinities become their text)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return str(value)

@@ -217,7 +217,8 @@ def check_batch(
         reported = _parse_times(df[t_col])
         raw_t = df[t_col].to_numpy(dtype=object)
         flag(reported.isna().to_numpy(), t_col,
-             lambda v: f"{v!r} is not a timestamp (ISO 8601 expected)", raw_t)
+             lambda v: "timestamp is missing" if pd.isna(v) else
+             f"{v!r} is not a timestamp (ISO 8601 expected)", raw_t)
 
     # status and lifecycle times (optional, for historical imports)
     status = (df["status"].fillna("reported").astype(str).str.strip().to_numpy(dtype=object)
@@ -254,10 +255,13 @@ def check_batch(
         no_sid = np.ones(n, dtype=bool)
     if no_sid.any():
         # content hash: the same row imported twice gets the same id
-        key = (pd.Series(cats).astype(str) + "|" + pd.Series(src_lon).map("{:.7f}".format)
-               + "|" + pd.Series(src_lat).map("{:.7f}".format) + "|"
-               + reported.astype(str).reset_index(drop=True) + "|"
-               + pd.Series(desc.to_numpy()).astype(str))
+        def text_of(values) -> pd.Series:  # missing values hash as "" (never NaN)
+            arr = np.asarray(values, dtype=object)
+            return pd.Series(np.where(pd.isna(arr), "", arr).astype(str), dtype=object)
+
+        key = (text_of(cats) + "|" + text_of(pd.Series(src_lon).map("{:.7f}".format))
+               + "|" + text_of(pd.Series(src_lat).map("{:.7f}".format)) + "|"
+               + text_of(reported.astype(object).to_numpy()) + "|" + text_of(desc))
         hashed = np.array([
             "sha1:" + hashlib.sha1(k.encode("utf-8")).hexdigest()[:20] for k in key[no_sid]
         ], dtype=object)

@@ -196,11 +196,20 @@ def parse_time(value: Any, parameter: str, tz: str = LOCAL_TZ) -> datetime | Non
         raise InvalidInput(parameter, value, "a datetime or an ISO 8601 string")
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(tz))
+    if not TIME_RANGE[0] <= value < TIME_RANGE[1]:
+        raise InvalidInput(parameter, value.isoformat(), "a date-time from "
+                           f"{TIME_RANGE[0].date()} to before {TIME_RANGE[1].date()}")
     return value
+
+
+#: The dates geogrid accepts (windows, as-of, reports): wide enough for any real record,
+#: narrow enough that window arithmetic never overflows.
+TIME_RANGE = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))
 
 
 def resolve_window(
     start: Any = None, end: Any = None, now: Any = None, *, days: int = DEFAULT_DAYS,
+    names: tuple[str, str] = ("from", "to"),
 ) -> tuple[datetime, datetime, datetime]:
     """``(start, end, now)`` as aware datetimes.
 
@@ -212,14 +221,18 @@ def resolve_window(
     (31, '2026-05-01T00:00:00+08:00')
     """
     now_d = parse_time(now, "now") or datetime.now(UTC)
-    end_d = parse_time(end, "end")
-    start_d = parse_time(start, "start")
+    end_d = parse_time(end, names[1])
+    start_d = parse_time(start, names[0])
     if end_d is None:
         end_d = now_d if start_d is None or start_d < now_d else start_d + timedelta(days=days)
     if start_d is None:
         start_d = end_d - timedelta(days=days)
     if not start_d < end_d:
-        raise InvalidInput("start", start_d.isoformat(), f"a time before end={end_d.isoformat()}")
+        raise InvalidInput(names[0], start_d.isoformat(),
+                           f"a time before {names[1]}={end_d.isoformat()}")
+    if start_d - (end_d - start_d) < TIME_RANGE[0]:  # the previous window must exist too
+        raise InvalidInput(names[0], start_d.isoformat(), "a window whose previous window "
+                           f"of the same length starts after {TIME_RANGE[0].date()}")
     return start_d, end_d, now_d
 
 
@@ -704,6 +717,10 @@ def unit_trend(
         raise InvalidInput("interval", interval, "week or month")
     freq, days = _INTERVALS[interval]
     start_d, end_d, _ = resolve_window(start, end, now, days=days)
+    most = {"week": 530, "month": 122}[interval]  # ten years of periods
+    if (end_d - start_d).days / (7 if interval == "week" else 30.4) > most:
+        raise InvalidInput("from", start_d.isoformat(), f"a window of at most {most} "
+                           f"{interval}s for a {interval}ly trend")
     with _connect(engine) as conn:
         if load_units(conn, level, codes=[str(code)]).empty:
             raise NotFound(f"no {level} with code {code!r} in the published boundaries")

@@ -76,6 +76,13 @@ def timestamp(now: datetime | None = None) -> str:
 
 
 def _parse_instant(text: str, *, end: bool) -> datetime:
+    when = _parse_instant_unchecked(text, end=end)
+    if not datetime(1, 1, 2, tzinfo=UTC) <= when <= datetime(9999, 12, 30, tzinfo=UTC):
+        raise InvalidInput("datetime", text, "a date-time between 0001-01-02 and 9999-12-30")
+    return when
+
+
+def _parse_instant_unchecked(text: str, *, end: bool) -> datetime:
     m = _RFC3339.match(text)
     if m:
         try:
@@ -90,7 +97,9 @@ def _parse_instant(text: str, *, end: bool) -> datetime:
         else:
             start = datetime(d.year, d.month, d.day, tzinfo=UTC)
             # a date as the end of an interval means "through the end of that day"
-            return start + timedelta(days=1) - timedelta(microseconds=1) if end else start
+            if end and d < date.max:
+                return start + timedelta(days=1) - timedelta(microseconds=1)
+            return start
     raise InvalidInput(
         "datetime", text,
         "an RFC 3339 date-time with a time zone (2024-05-01T08:00:00Z), a date (2024-05-01) "

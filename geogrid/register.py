@@ -46,8 +46,9 @@ def month_bounds(month: str, tz: str = "Asia/Shanghai") -> tuple[datetime, datet
     ['2026-12-01T00:00:00+08:00', '2027-01-01T00:00:00+08:00']
     """
     m = re.fullmatch(r"(\d{4})-(\d{2})", str(month or ""))
-    if not m or not 1 <= int(m.group(2)) <= 12:
-        raise InvalidInput("month", month, "a month as YYYY-MM, e.g. 2026-05")
+    if not m or not 1 <= int(m.group(2)) <= 12 or not 1970 <= int(m.group(1)) < 2200:
+        raise InvalidInput("month", month, "a month as YYYY-MM from 1970-01 to 2199-12, "
+                           "e.g. 2026-05")
     y, mo = int(m.group(1)), int(m.group(2))
     zone = ZoneInfo(tz)
     start = datetime(y, mo, 1, tzinfo=zone)

@@ -218,3 +218,20 @@ def test_points_exactly_on_an_edge_go_to_one_grid(city):
     lon, lat = np.array([pt.x] * 3), np.array([pt.y] * 3)
     got = att.attribute(lon, lat)["grid_code"]
     assert got.nunique() == 1 and got.iloc[0] in (g["code"].iloc[0], g["code"].iloc[j])
+
+
+def test_missing_or_bad_times_without_source_ids(city, tmp_path):
+    """Rows without a source id are hashed; a missing time must still be a clear error."""
+    p = tmp_path / "times.csv"
+    p.write_text("category,lon,lat,reported_at\n"
+                 f"sanitation,{city['lon'][0]},{city['lat'][0]},notadate\n"
+                 f"sanitation,{city['lon'][0]},{city['lat'][0]},\n")
+    with pytest.raises(FileInputError) as info:
+        import_incidents(city["engine"], p)
+    msgs = [str(e) for e in info.value.errors]
+    assert "row 1, field 'reported_at': 'notadate' is not a timestamp" in msgs[0]
+    assert "row 2, field 'reported_at': timestamp is missing" in msgs[1]
+    q = tmp_path / "notime.csv"
+    q.write_text(f"category,lon,lat\nsanitation,{city['lon'][0]},{city['lat'][0]}\n")
+    with pytest.raises(FileInputError, match="no reported_at column"):
+        import_incidents(city["engine"], q)

@@ -252,7 +252,7 @@ def test_invalid_inputs(tiny):
     eng = tiny[0]
     with pytest.raises(InvalidInput, match="level"):
         metrics.load_metrics(eng, "province")
-    with pytest.raises(InvalidInput, match="start"):
+    with pytest.raises(InvalidInput, match="from"):
         metrics.load_metrics(eng, "grid", start=END, end=START)
     with pytest.raises(NotFound):
         metrics.load_metrics(eng, "grid", version=999)

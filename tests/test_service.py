@@ -127,3 +127,23 @@ def test_time_travel_parameters(demo_http):
     old = demo_http.get("/locate", params={"lon": 110.18, "lat": 22.65,
                                            "as_of": "2001-01-01T00:00:00Z"})
     assert old.status_code == 404
+
+
+def test_out_of_range_numbers_and_dates_are_400(demo_http):
+    for params, name in [({"lon": "nan", "lat": 22}, "lon"), ({"lon": "inf", "lat": 22}, "lon")]:
+        r = demo_http.get("/locate", params=params)
+        assert r.status_code == 400 and r.json()["parameter"] == name, r.text
+    for path, params, name in [
+        ("/metrics/district", {"from": "0001-01-02", "to": "2020-01-01"}, "from"),
+        ("/metrics/district", {"from": "2020-01-01", "to": "9999-12-31"}, "to"),
+        ("/metrics/district", {"from": "2020-02-01", "to": "2020-01-01"}, "from"),
+        ("/hotspots", {"from": "0001-01-02", "to": "2020-01-01"}, "from"),
+        ("/ogc/collections/incidents/items", {"datetime": "0001-01-01/9999-12-31"},
+         "datetime"),
+        ("/tiles/incidents/10/823/451.mvt", {"from": "0001-01-01"}, "from"),
+        ("/metrics/district/450902/trend", {"from": "1990-01-01", "to": "2026-01-01"},
+         "from"),
+    ]:
+        r = demo_http.get(path, params=params)
+        assert r.status_code == 400, (path, params, r.status_code, r.text[:200])
+        assert r.json()["parameter"] == name, (path, r.json())

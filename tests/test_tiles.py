@@ -71,7 +71,7 @@ def test_tilejson_and_tiles_carry_the_announced_fields(demo_http, layer):
 def test_grid_metrics_in_tiles_match_the_window(demo_http, demo_db_url):
     z, x, y = 13, *tile_range((110.15, 22.63, 110.15, 22.63), 13)[:2]
     r = demo_http.get(f"/tiles/grids/{z}/{x}/{y}.mvt",
-                      params={"from": "2026-05-01", "to": "2026-05-31", "category": "vendor"})
+                      params={"from": "2026-05-01", "to": "2026-06-01", "category": "vendor"})
     feats = _decode(r.content)["grids"]["features"]
     got = {f["properties"]["code"]: f["properties"]["incidents"] for f in feats}
     with psycopg.connect(demo_db_url.replace("+psycopg", "")) as c:

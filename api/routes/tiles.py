@@ -1,8 +1,9 @@
 """Map tiles: ``/tiles/{layer}/{z}/{x}/{y}.mvt``, ``/tiles/{layer}.json`` (TileJSON 3.0.0),
 ``/heatmap/{z}/{x}/{y}.png`` and ``/heatmap.json``.
 
-Tiles are XYZ in Web Mercator. ``from``/``to`` (RFC 3339 date-time or date; ``to``
-exclusive, a date meaning the end of that day) and ``category`` (comma-separated codes)
+Tiles are XYZ in Web Mercator. ``from``/``to`` (ISO 8601 date-time or date, read as
+``/metrics`` reads them: dates and naive times in China Standard Time, ``to`` exclusive) and
+``category`` (comma-separated codes)
 choose the incidents behind the metrics, points and heat; default: the last 30 days from
 00:00 UTC. Responses carry a strong ``ETag`` (hash of the bytes) and
 ``Cache-Control: public, max-age=5, must-revalidate``; ``If-None-Match`` gives 304.
@@ -11,15 +12,13 @@ choose the incidents behind the metrics, points and heat; default: the last 30 d
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from geogrid.errors import InvalidInput
-from geogrid.ogc import parse_datetime
+from geogrid.metrics import parse_time
 from geogrid.tilecache import MapService, Window
 from geogrid.tiles import LAYERS, MAX_ZOOM, get_layer, tilejson
 
@@ -44,32 +43,22 @@ async def get_service(request: Request) -> MapService:
 
 ServiceDep = Annotated[MapService, Depends(get_service)]
 FromQ = Annotated[str | None, Query(alias="from", description=(
-    "start of the incident window, RFC 3339 date-time or date (inclusive); default 30 days "
-    "ago"))]
+    "start of the incident window, ISO 8601 date-time or date (inclusive; dates and naive "
+    "times are China Standard Time); default 30 days ago"))]
 ToQ = Annotated[str | None, Query(alias="to", description=(
-    "end of the window, RFC 3339 date-time (exclusive) or date (through that day)"))]
+    "end of the window, ISO 8601 date-time or date (exclusive)"))]
 CatQ = Annotated[str | None, Query(description="incident category codes, comma-separated")]
 
 
 def window_of(svc: MapService, from_: str | None, to: str | None, category: str | None
               ) -> Window:
-    start = end = None
-    if from_:
-        start = _instant("from", from_)[0]
-    if to:
-        s, e = _instant("to", to)
-        end = e + timedelta(microseconds=1) if e != s else e
+    """The incident window, read exactly as ``/metrics`` reads it
+    (:func:`geogrid.metrics.parse_time`: ISO 8601; dates and naive times are China
+    Standard Time; ``to`` exclusive), so tiles and the choropleth show the same window."""
+    start = parse_time(from_, "from")
+    end = parse_time(to, "to")
     cats = [c for c in category.split(",")] if category else None
     return svc.window(start, end, cats)
-
-
-def _instant(name: str, value: str):
-    if "/" in value or value.strip() == "..":
-        raise InvalidInput(name, value, "an RFC 3339 date-time or a date")
-    try:
-        return parse_datetime(value)
-    except InvalidInput as exc:
-        raise InvalidInput(name, value, exc.allowed) from None
 
 
 def _query(from_, to, category) -> str:
