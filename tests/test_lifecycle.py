@@ -354,3 +354,11 @@ def test_bad_crs_is_400(city, client):
     r = client.post("/incidents", json={"category": "garbage", "lon": 110.15, "lat": 22.63,
                                         "crs": "mars"}, headers=city.auth("admin"))
     assert r.status_code == 400 and r.json()["parameter"] == "crs"
+
+
+def test_points_far_from_the_city_and_absurd_times_are_refused(city):
+    with pytest.raises(InvalidInput, match="lon/lat.*more than 20 km"):
+        workflow.create_incident(city.engine, category="garbage", lon=0.0, lat=0.0)
+    with pytest.raises(InvalidInput, match="reported_at"):
+        workflow.create_incident(city.engine, category="garbage", lon=OUTSIDE[0],
+                                 lat=OUTSIDE[1], reported_at="2299-06-01T00:00:00Z")

@@ -46,6 +46,7 @@ def map_cmd(
                        max_markers=max(markers, 1))
     except GeogridError as exc:
         _fail(exc)
+    out.parent.mkdir(parents=True, exist_ok=True)
     m.save(str(out))
     console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
 

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from geogrid.errors import GeogridError, TopologyError
+from geogrid.errors import GeogridError, InvalidInput, TopologyError
 
 plan_app = typer.Typer(help="Boundary plans: redraw the grids of some communities.",
                        no_args_is_help=True)
@@ -92,6 +92,8 @@ def edit(
     """Apply one edit (validated; refused with its reason)."""
     from geogrid.store.plans import add_edit
 
+    if params.startswith("@") and not Path(params[1:]).is_file():
+        _fail(InvalidInput("params", params, "JSON, or @FILE naming an existing JSON file"))
     text = Path(params[1:]).read_text() if params.startswith("@") else params
     try:
         res = add_edit(_engine(), plan_id, kind, json.loads(text), author=author)

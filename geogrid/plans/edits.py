@@ -63,7 +63,7 @@ import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geogrid.errors import InvalidInput, TopologyError
+from geogrid.errors import GeogridError, InvalidInput, TopologyError
 
 __all__ = [
     "GRID_SIZE",
@@ -667,8 +667,28 @@ def replace(cov: Coverage, community: str, grids: list[Mapping[str, Any]]
 
 def apply_edit(cov: Coverage, kind: str, params: Mapping[str, Any]
                ) -> tuple[Coverage, EditResult]:
-    """Apply one edit (see the module docstring for kinds and params); validated."""
-    p = dict(params or {})
+    """Apply one edit (see the module docstring for kinds and params); validated.
+
+    Parameters of the wrong type (a number where a list or a geometry is expected …) are
+    refused as :class:`InvalidInput` naming ``params``, never as an internal error."""
+    if kind not in EDIT_KINDS:
+        raise InvalidInput("kind", kind, ", ".join(EDIT_KINDS))
+    if params is not None and not isinstance(params, Mapping):
+        raise InvalidInput("params", params, f"an object with the parameters of a {kind!r} "
+                           "edit")
+    try:
+        return _apply_edit(cov, kind, dict(params or {}))
+    except (TypeError, AttributeError, KeyError, IndexError) as exc:
+        raise InvalidInput("params", dict(params or {}), f"the parameters of a {kind!r} edit "
+                           f"(see geogrid.plans.edits): {exc}") from None
+    except ValueError as exc:
+        if isinstance(exc, GeogridError):
+            raise
+        raise InvalidInput("params", dict(params or {}), f"the parameters of a {kind!r} edit "
+                           f"(see geogrid.plans.edits): {exc}") from None
+
+
+def _apply_edit(cov: Coverage, kind: str, p: dict[str, Any]) -> tuple[Coverage, EditResult]:
     if kind == "split":
         return split(cov, str(_param(p, "code", kind)), _param(p, "line", kind),
                      new_code=p.get("new_code"), new_name=p.get("new_name"))

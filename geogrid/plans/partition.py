@@ -333,6 +333,9 @@ def partition_community(
     members = [np.flatnonzero(piece_of == p) for p in range(len(shards))]
     members = [m for m in members if len(m)]
     if n is not None:
+        if int(n) > len(cells):
+            raise InvalidInput("n", n, f"at most {len(cells)}: the community has only "
+                               f"{len(cells)} cells of {cell_m:g} m to group into grids")
         if int(n) < len(members):
             raise InvalidInput("n", n, f"at least {len(members)}: the community is in "
                                f"{len(members)} separate pieces and a grid must be one piece")

@@ -21,7 +21,7 @@ import io
 import json
 import threading
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import geopandas as gpd
@@ -292,16 +292,12 @@ def plan_geojson(engine: Engine, plan_id: int) -> dict:
 
 
 def _window(start: Any, end: Any) -> tuple[datetime, datetime]:
-    end = pd.Timestamp(end).to_pydatetime() if end is not None else datetime.now(UTC)
-    start = pd.Timestamp(start).to_pydatetime() if start is not None \
-        else end - timedelta(days=365)
-    if end.tzinfo is None:
-        end = end.replace(tzinfo=UTC)
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=UTC)
-    if start >= end:
-        raise InvalidInput("start", start.isoformat(), f"a time before end={end.isoformat()}")
-    return start, end
+    """The incident window of an impact preview (default: the year up to now), read like
+    every other window (:func:`geogrid.metrics.resolve_window`)."""
+    from geogrid.metrics import resolve_window
+
+    start_d, end_d, _ = resolve_window(start, end, days=365, names=("start", "end"))
+    return start_d, end_d
 
 
 def plan_data(engine: Engine, plan_id: int, *, start: Any = None, end: Any = None,

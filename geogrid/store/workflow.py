@@ -26,6 +26,7 @@ from geogrid import crs as gcrs
 from geogrid import lifecycle
 from geogrid.accounts import Account, require_can_act, require_can_report
 from geogrid.errors import Conflict, InvalidInput, NotFound
+from geogrid.metrics import TIME_RANGE
 from geogrid.store.changes import record_incident_change
 from geogrid.store.engine import transaction as _tx
 
@@ -117,6 +118,19 @@ def _assignee(conn: Connection, level: str | None, code: str | None) -> int | No
     ).scalar_one_or_none()
 
 
+#: A report outside every grid is kept and flagged when it is within this distance (m) of
+#: a district (GPS error, a river bank, a new estate); farther away it is refused as bad
+#: input (a swapped lon/lat, a wrong CRS, 0/0).
+NEAR_CITY_M = 20_000.0
+
+
+def _near_city(conn: Connection, version_id: int, lon: float, lat: float) -> bool:
+    return bool(conn.execute(text(
+        "SELECT EXISTS (SELECT 1 FROM unit WHERE version_id = :v AND level = 'district' "
+        "AND ST_DWithin(geom::geography, ST_SetSRID(ST_MakePoint(:x, :y), 4326)::geography, "
+        ":d))"), {"v": version_id, "x": lon, "y": lat, "d": NEAR_CITY_M}).scalar_one())
+
+
 def create_incident(
     conn: Engine | Connection,
     *,
@@ -162,6 +176,9 @@ def create_incident(
             raise InvalidInput(name, v, "a finite number")
     crs_name = gcrs.normalize_crs(crs)
     reported_at = _aware(reported_at, "reported_at") or _now()
+    if not TIME_RANGE[0] <= reported_at < TIME_RANGE[1]:
+        raise InvalidInput("reported_at", reported_at.isoformat(), "a date-time from "
+                           f"{TIME_RANGE[0].date()} to before {TIME_RANGE[1].date()}")
     wlon, wlat = gcrs.to_wgs84(np.array([float(lon)]), np.array([float(lat)]), crs_name)
     wlon, wlat = float(wlon[0]), float(wlat[0])
     if not (-180 <= wlon <= 180 and -90 <= wlat <= 90) or not (
@@ -176,6 +193,10 @@ def create_incident(
             version_id, units = lookup_point(c, wlon, wlat)
         except NotFound:  # nothing published yet: keep the incident, unattributed
             version_id, units = None, []
+        if not units and version_id is not None and not _near_city(c, version_id, wlon, wlat):
+            raise InvalidInput("lon/lat", (lon, lat), f"a point in or near the city ({crs_name}"
+                               f"; WGS84 {wlon:.6f}, {wlat:.6f} is more than "
+                               f"{NEAR_CITY_M / 1000:g} km from every district)")
         codes = {u["level"]: u["code"] for u in units}
         if isinstance(actor, Account):
             require_can_report(actor, {_LEVEL_COLUMN[lv]: codes.get(lv)
