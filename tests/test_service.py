@@ -147,3 +147,10 @@ def test_out_of_range_numbers_and_dates_are_400(demo_http):
         r = demo_http.get(path, params=params)
         assert r.status_code == 400, (path, params, r.status_code, r.text[:200])
         assert r.json()["parameter"] == name, (path, r.json())
+
+
+def test_unknown_filter_values_are_400(demo_http):
+    for params, name in [({"category": "nope"}, "category"), ({"status": "nope"}, "status")]:
+        r = demo_http.get("/ogc/collections/incidents/items", params=params)
+        assert r.status_code == 400 and r.json()["parameter"] == name, r.text[:300]
+        assert "sanitation" in r.text or "reported" in r.text  # says what is allowed

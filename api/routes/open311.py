@@ -44,6 +44,7 @@ from geogrid import lifecycle
 from geogrid.errors import GeogridError, InvalidInput, NotFound
 from geogrid.store import workflow
 from geogrid.store.accounts import authenticate
+from geogrid.store.incidents import check_categories
 
 MAX_REQUESTS = 1000
 DEFAULT_DAYS = 90
@@ -211,6 +212,7 @@ async def post_request(
                            "address_string or address_id alone)")
     lat = _number("lat", params["lat"])
     lon = _number("long", params["long"])
+    await run_in_threadpool(check_categories, engine, [str(code)], "service_code")
     row = await run_in_threadpool(
         lambda: workflow.create_incident(
             engine, category=str(code), lon=lon, lat=lat,
@@ -259,7 +261,7 @@ def get_requests(
             categories=[c.strip() for c in service_code.split(",") if c.strip()]
             if service_code else None,
             statuses=lifecycle.statuses_for_open311(status) if status else None,
-            start=start, end=end, limit=MAX_REQUESTS,
+            start=start, end=end, limit=MAX_REQUESTS, category_parameter=None,
         )
     return [_request(r) for r in rows]
 

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from geogrid.errors import InvalidInput
+from geogrid.store.incidents import check_categories, check_statuses
 
 __all__ = [
     "BOUNDARY_COLLECTIONS",
@@ -185,6 +186,10 @@ def incident_page(
             cond.append("i.reported_at <= :t_end")
             params["t_end"] = end
     _filter_conds(filters, INCIDENT_FILTERS, "i", cond, params)
+    if "f_category" in params:
+        check_categories(conn, params["f_category"])
+    if "f_status" in params:
+        check_statuses(params["f_status"])
     where = " AND ".join(cond)
     matched = conn.execute(text(f"SELECT count(*) FROM incident i WHERE {where}"),
                            params).scalar_one()

@@ -13,13 +13,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
+from geogrid.errors import InvalidInput
 from geogrid.geometry import points_ewkb_hex
 
 __all__ = ["category_table", "grid_workers", "existing_source_ids", "prepare_rows",
-           "copy_incidents", "encode_rows", "copy_encoded", "INCIDENT_COPY_COLUMNS",
-           "upsert_categories"]
+           "copy_incidents", "encode_rows", "copy_encoded", "check_categories",
+           "check_statuses", "INCIDENT_COPY_COLUMNS", "upsert_categories"]
 
 INCIDENT_COPY_COLUMNS = [
     "source_id", "category", "description", "src_crs", "src_lon", "src_lat", "reported_at",
@@ -36,6 +37,31 @@ def category_table(conn: Connection) -> pd.DataFrame:
     rows = conn.execute(text("SELECT code, name_zh, name_en, limit_hours, effort, "
                              "escalate_level, share FROM category WHERE active")).mappings()
     return pd.DataFrame(list(rows)).set_index("code") if rows else pd.DataFrame()
+
+
+def check_categories(conn: Connection | Engine, values, parameter: str = "category"
+                     ) -> list[str]:
+    """The category codes given, or InvalidInput naming ``parameter`` and the known codes."""
+    from geogrid.store.engine import connection
+
+    values = [str(v) for v in values]
+    with connection(conn) as c:
+        known = set(category_table(c).index)
+    bad = [v for v in values if v not in known]
+    if bad:
+        raise InvalidInput(parameter, ",".join(bad), "one of " + ", ".join(sorted(known)))
+    return values
+
+
+def check_statuses(values, parameter: str = "status") -> list[str]:
+    """The statuses given, or InvalidInput naming ``parameter`` and the statuses."""
+    from geogrid.store.tables import STATUSES
+
+    values = [str(v) for v in values]
+    bad = [v for v in values if v not in STATUSES]
+    if bad:
+        raise InvalidInput(parameter, ",".join(bad), "one of " + ", ".join(STATUSES))
+    return values
 
 
 def upsert_categories(conn: Connection, cats: pd.DataFrame) -> None:

@@ -29,6 +29,7 @@ from geogrid.errors import Conflict, InvalidInput, NotFound
 from geogrid.metrics import TIME_RANGE
 from geogrid.store.changes import record_incident_change
 from geogrid.store.engine import transaction as _tx
+from geogrid.store.incidents import check_categories, check_statuses
 
 __all__ = [
     "create_incident",
@@ -525,8 +526,11 @@ def list_incidents(
     end: datetime | None = None,
     limit: int = 1000,
     offset: int = 0,
+    category_parameter: str | None = "category",
 ) -> list[dict]:
-    """Incidents matching every filter given, newest report first.
+    """Incidents matching every filter given, newest report first. Unknown categories or
+    statuses are InvalidInput (``category_parameter`` names the parameter in errors; None
+    makes unknown categories simply match nothing, as Open311 filters do).
 
     ``start``/``end`` bound ``reported_at`` (inclusive); ``unit_code`` matches the
     incident's code at the level of the code (15 digits grid … 6 district).
@@ -537,10 +541,11 @@ def list_incidents(
         params["ids"] = [int(i) for i in ids]
     if categories is not None:
         cond.append("i.category = ANY(:cats)")
-        params["cats"] = list(categories)
+        params["cats"] = (check_categories(conn, categories, category_parameter)
+                          if category_parameter else [str(c) for c in categories])
     if statuses is not None:
         cond.append("i.status = ANY(:statuses)")
-        params["statuses"] = list(statuses)
+        params["statuses"] = check_statuses(statuses)
     if unit_code:
         cond.append(f"i.{_LEVEL_COLUMN[_level_of_code(unit_code)]} = :unit")
         params["unit"] = unit_code
