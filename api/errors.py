@@ -56,6 +56,8 @@ def add_exception_handlers(app: FastAPI) -> None:
             loc = [str(p) for p in e.get("loc", ())]
             where = loc[0] if loc else "request"
             name = ".".join(loc[1:]) or where
+            if e.get("type") == "json_invalid":  # loc is ("body", <character offset>)
+                name = "body"
             problems.append({"parameter": name, "in": where, "message": e.get("msg"),
                              "value": _short(e.get("input"))})
         first = problems[0] if problems else {"parameter": "request", "message": "invalid"}

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from geogrid.errors import FileInputError, GeogridError, TopologyError
+from geogrid.errors import FileInputError, GeogridError, InvalidInput, TopologyError
 
 app = typer.Typer(help="geogrid: grid-management boundaries, incidents and analytics.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -167,6 +167,8 @@ def boundaries_validate(
     fmt: Annotated[str, typer.Option("--format", help="table or geojson")] = "table",
 ) -> None:
     """Report every topology finding; exit 1 when there are any."""
+    if fmt not in ("table", "geojson"):
+        _fail(InvalidInput("--format", fmt, "table or geojson"))
     from geogrid import validation
     from geogrid.boundaries import PARENT_LEVEL, read_boundary_file
     from geogrid.store.tables import LEVELS

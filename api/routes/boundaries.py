@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
+import pandas as pd
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
@@ -18,7 +19,8 @@ router = APIRouter(prefix="/boundaries", tags=["boundaries"])
 @router.get("/versions")
 def versions(engine: EngineDep) -> list[dict]:
     df = list_versions(engine)
-    return [{k: (None if v != v else v) for k, v in r.items()} for r in
+    df["based_on"] = df["based_on"].astype("Int64")
+    return [{k: (None if v is pd.NA or v != v else v) for k, v in r.items()} for r in
             df.astype(object).where(df.notna(), None).to_dict("records")]
 
 
