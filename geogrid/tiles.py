@@ -93,23 +93,12 @@ _UNIT_FIELDS = {
 }
 UNIT_METRIC_FIELDS = ("incidents", "open_backlog", "overdue", "per_1000_residents",
                       "load_index")
-_METRIC_FALLBACK = {
-    "incidents": "incidents reported in the window",
-    "open_backlog": "incidents still open at the end of the window",
-    "overdue": "open incidents past their due time at the end of the window",
-    "per_1000_residents": "incidents per 1,000 residents in the window",
-    "load_index": "composite workload index (1.0 = city average)",
-}
 
 
 def _metric_fields() -> dict[str, tuple[str, str]]:
-    try:
-        from geogrid.metrics import METRICS  # noqa: PLC0415 -- written by a colleague
-    except ImportError:
-        METRICS = {}
-    return {
-        k: ("Number", str(METRICS.get(k, _METRIC_FALLBACK[k]))) for k in UNIT_METRIC_FIELDS
-    }
+    from geogrid.metrics import METRICS  # noqa: PLC0415 -- metrics imports this module's peers
+
+    return {k: ("Number", str(METRICS[k])) for k in UNIT_METRIC_FIELDS}
 
 
 def _unit_layer(name: str, level: str, minzoom: int, title: str) -> TileLayer:

@@ -856,13 +856,8 @@ def _assign(tree: shapely.STRtree, pts: np.ndarray, geoms: np.ndarray) -> np.nda
 
 
 def _area_m2(geoms: np.ndarray) -> np.ndarray:
-    try:
-        from geogrid.crs import area_m2
-    except ImportError:  # pragma: no cover - crs module not present
-        from pyproj import Transformer
+    from geogrid.crs import area_m2
 
-        tr = Transformer.from_crs("EPSG:4326", METRIC_CRS, always_xy=True)
-        return shapely.area(shapely.transform(geoms, lambda c: np.c_[tr.transform(*c.T)]))
     return np.asarray(area_m2(np.asarray(geoms, dtype=object), crs=METRIC_CRS), dtype=float)
 
 

@@ -56,7 +56,9 @@ def load_demo(
     vid = save_hierarchy(engine, city.units, label="Yulin demo", source=f"demo seed {seed}")
     summary = {
         "version_id": vid,
-        **{f"{lv}s": len(city.units[lv]) for lv in ("district", "street", "community", "grid")},
+        **{plural: len(city.units[lv]) for lv, plural in
+           (("district", "districts"), ("street", "streets"), ("community", "communities"),
+            ("grid", "grids"))},
         "buildings": len(city.buildings),
         "households": int(city.units["grid"]["households"].sum()),
         "population": int(city.units["grid"]["population"].sum()),
@@ -66,38 +68,36 @@ def load_demo(
         f"{time.perf_counter() - t0:.1f} s (build {t_build:.1f} s)"
     )
 
-    try:
-        from geogrid.demo.people import build_workers
-    except ImportError:  # people not generated yet
-        build_workers = None
+    from geogrid.demo.people import build_workers
+
     ids: dict[str, int] = {}
-    if build_workers is not None:
-        workers, staff = build_workers(city.units["grid"], seed=seed)
-        accounts = pd.concat(
-            [
-                pd.DataFrame(
-                    {
-                        "ref": workers["worker_id"],
-                        "name": workers["name"],
-                        "role": "worker",
-                        "units": workers["grid_codes"],
-                    }
-                ),
-                pd.DataFrame(
-                    {
-                        "ref": staff["account_id"] if "account_id" in staff else staff["ref"],
-                        "name": staff["name"],
-                        "role": staff["role"],
-                        "units": staff["unit_code"].map(lambda c: [c]),
-                    }
-                ),
-            ],
-            ignore_index=True,
-        )
-        with engine.begin() as conn:
-            ids = insert_accounts(conn, accounts)
-        summary["workers"] = len(workers)
-        summary["staff"] = len(staff)
+    # people: one worker per grid (a few shared) and unit administrators
+    workers, staff = build_workers(city.units["grid"], seed=seed)
+    accounts = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "ref": workers["worker_id"],
+                    "name": workers["name"],
+                    "role": "worker",
+                    "units": workers["grid_codes"],
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "ref": staff["account_id"],
+                    "name": staff["name"],
+                    "role": staff["role"],
+                    "units": staff["unit_code"].map(lambda c: [c]),
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    with engine.begin() as conn:
+        ids = insert_accounts(conn, accounts)
+    summary["workers"] = len(workers)
+    summary["staff"] = len(staff)
 
     if incidents > 0:
         from geogrid.attribution import Attributor
@@ -107,7 +107,7 @@ def load_demo(
         frame = build_incidents(
             city.units["grid"],
             city.buildings,
-            workers if build_workers is not None else None,
+            workers,
             cats,
             n=incidents,
             seed=seed,

@@ -32,6 +32,7 @@ from sqlalchemy import Connection, Engine, text
 
 from geogrid.errors import Conflict, InvalidInput, NotFound, TopologyError
 from geogrid.plans.edits import Coverage, EditResult, apply_edit, check_community
+from geogrid.store.changes import record_units_change
 from geogrid.store.units import (
     copy_units,
     create_version,
@@ -545,12 +546,7 @@ def publish_plan(engine: Engine, plan_id: int, *, author: str | None = None) -> 
         workers = _reassign_workers(conn, old_grids, new)
         publish_version(conn, vid)
         touched = sorted(set(old_grids["code"]) | set(new["code"]))
-        try:
-            from geogrid.store.changes import record_units_change
-        except ImportError:  # pragma: no cover - map change log not installed
-            record_units_change = None
-        if record_units_change is not None:
-            record_units_change(conn, vid, touched, "publish", previous_version_id=current)
+        record_units_change(conn, vid, touched, "publish", previous_version_id=current)
         conn.execute(text("UPDATE plan SET status = 'published', published_version_id = :v, "
                           "updated_at = now() WHERE id = :p"), {"v": vid, "p": plan_id})
     return {"plan_id": int(plan_id), "version_id": int(vid), "previous_version_id": current,
