@@ -17,8 +17,14 @@ from geogrid.accounts import ROLES, Account
 from geogrid.errors import Forbidden
 from geogrid.store.accounts import authenticate
 
-__all__ = ["current_account", "optional_account", "require_role", "AccountDep",
-           "OptionalAccountDep", "bearer_token"]
+__all__ = [
+    "current_account",
+    "optional_account",
+    "require_role",
+    "AccountDep",
+    "OptionalAccountDep",
+    "bearer_token",
+]
 
 _bearer = HTTPBearer(auto_error=False, description="a token from `geogrid users add`")
 
@@ -33,14 +39,16 @@ def bearer_token(
 
 
 def current_account(
-    engine: EngineDep, token: Annotated[str | None, Depends(bearer_token)],
+    engine: EngineDep,
+    token: Annotated[str | None, Depends(bearer_token)],
 ) -> Account:
     """The authenticated account (401 without a valid bearer token)."""
     return authenticate(engine, token)
 
 
 def optional_account(
-    engine: EngineDep, token: Annotated[str | None, Depends(bearer_token)],
+    engine: EngineDep,
+    token: Annotated[str | None, Depends(bearer_token)],
 ) -> Account | None:
     """The account when a token is sent (401 for an unknown one), None when none is."""
     if token is None:
@@ -63,8 +71,9 @@ def require_role(*roles: str):
 
     def _check(account: AccountDep) -> Account:
         if account.role not in roles:
-            raise Forbidden(f"role {account.role!r} may not do this: allowed roles are "
-                            f"{', '.join(roles)}")
+            raise Forbidden(
+                f"role {account.role!r} may not do this: allowed roles are {', '.join(roles)}"
+            )
         return account
 
     return _check

@@ -58,8 +58,14 @@ def add_exception_handlers(app: FastAPI) -> None:
             name = ".".join(loc[1:]) or where
             if e.get("type") == "json_invalid":  # loc is ("body", <character offset>)
                 name = "body"
-            problems.append({"parameter": name, "in": where, "message": e.get("msg"),
-                             "value": _short(e.get("input"))})
+            problems.append(
+                {
+                    "parameter": name,
+                    "in": where,
+                    "message": e.get("msg"),
+                    "value": _short(e.get("input")),
+                }
+            )
         first = problems[0] if problems else {"parameter": "request", "message": "invalid"}
         return JSONResponse(
             {
@@ -73,14 +79,18 @@ def add_exception_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": "HTTPError", "message": str(exc.detail)},
-                            status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            {"error": "HTTPError", "message": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return JSONResponse({"error": "InternalError", "message": "internal server error"},
-                            status_code=500)
+        return JSONResponse(
+            {"error": "InternalError", "message": "internal server error"}, status_code=500
+        )
 
 
 def _short(v):

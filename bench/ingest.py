@@ -57,10 +57,22 @@ def main() -> None:
         with engine.begin() as conn:
             upsert_categories(conn, cats)
         workers, _ = build_workers(city.units["grid"], seed=2016)
-        frame = build_incidents(city.units["grid"], city.buildings, workers, cats,
-                                n=args.rows, seed=7)
-        cols = ["source_id", "category", "description", "lon", "lat", "reported_at",
-                "status", "accepted_at", "dispatched_at", "resolved_at", "closed_at"]
+        frame = build_incidents(
+            city.units["grid"], city.buildings, workers, cats, n=args.rows, seed=7
+        )
+        cols = [
+            "source_id",
+            "category",
+            "description",
+            "lon",
+            "lat",
+            "reported_at",
+            "status",
+            "accepted_at",
+            "dispatched_at",
+            "resolved_at",
+            "closed_at",
+        ]
         with tempfile.TemporaryDirectory() as tmp:
             csv = Path(tmp) / "incidents.csv"
             frame[cols].to_csv(csv, index=False)
@@ -70,22 +82,29 @@ def main() -> None:
             t_geogrid = time.perf_counter() - t0
         assert rep.loaded == args.rows, rep
 
-        gdf = gpd.GeoDataFrame(frame[cols].drop(columns=["lon", "lat"]),
-                               geometry=gpd.points_from_xy(frame["lon"], frame["lat"]),
-                               crs="EPSG:4326")
+        gdf = gpd.GeoDataFrame(
+            frame[cols].drop(columns=["lon", "lat"]),
+            geometry=gpd.points_from_xy(frame["lon"], frame["lat"]),
+            crs="EPSG:4326",
+        )
         t0 = time.perf_counter()
-        gdf.to_postgis("incident_to_postgis", engine, if_exists="replace", index=False,
-                       chunksize=100_000)
+        gdf.to_postgis(
+            "incident_to_postgis", engine, if_exists="replace", index=False, chunksize=100_000
+        )
         with engine.begin() as conn:
             conn.execute(text("CREATE INDEX ON incident_to_postgis USING gist (geometry)"))
         t_gpd = time.perf_counter() - t0
 
         print(f"rows={args.rows:,}  CSV {size_mb:.0f} MB")
         print(f"{'method':58s} {'seconds':>8s} {'rows/s':>10s}")
-        print(f"{'geogrid incidents import (check+CRS+attribute+COPY, 1 tx)':58s} "
-              f"{t_geogrid:8.1f} {args.rows / t_geogrid:10,.0f}")
-        print(f"{'GeoDataFrame.to_postgis (parsed rows, no checks/attribution)':58s} "
-              f"{t_gpd:8.1f} {args.rows / t_gpd:10,.0f}")
+        print(
+            f"{'geogrid incidents import (check+CRS+attribute+COPY, 1 tx)':58s} "
+            f"{t_geogrid:8.1f} {args.rows / t_geogrid:10,.0f}"
+        )
+        print(
+            f"{'GeoDataFrame.to_postgis (parsed rows, no checks/attribution)':58s} "
+            f"{t_gpd:8.1f} {args.rows / t_gpd:10,.0f}"
+        )
         print(f"geogrid speed-up over to_postgis: {t_gpd / t_geogrid:.2f}x")
     finally:
         get_engine(url).dispose()

@@ -60,9 +60,7 @@ def _off_edge_disagreements(bounds_tree, x, y, got, ref) -> int:
     diff = np.flatnonzero(got != ref)
     if diff.size == 0:
         return 0
-    hit, _ = bounds_tree.query(
-        shapely.points(x[diff], y[diff]), predicate="dwithin", distance=1e-9
-    )
+    hit, _ = bounds_tree.query(shapely.points(x[diff], y[diff]), predicate="dwithin", distance=1e-9)
     on_edge = np.zeros(diff.size, dtype=bool)
     on_edge[hit] = True
     return int((~on_edge).sum())
@@ -116,7 +114,8 @@ class PostGIS:
         self.conn = conn
         conn.execute("SET jit = off")
         wkb = shapely.to_wkb(
-            shapely.set_srid(np.asarray(grids.geometry.values), 4326), hex=True,
+            shapely.set_srid(np.asarray(grids.geometry.values), 4326),
+            hex=True,
             include_srid=True,
         )
         conn.execute(
@@ -203,12 +202,24 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--grids", choices=["voronoi", "db"], default="voronoi")
     ap.add_argument("--pg-url", default=os.environ.get("GEOGRID_BENCH_PG", DEFAULT_PG))
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--sjoin-max", type=int, default=2_000_000,
-                    help="time sjoin on at most this many points (prefix)")
-    ap.add_argument("--pg-max", type=int, default=1_000_000,
-                    help="PostGIS with GiST on grids+points: at most this many points")
-    ap.add_argument("--pg-probe-max", type=int, default=200_000,
-                    help="PostGIS with GiST on grids only: at most this many points")
+    ap.add_argument(
+        "--sjoin-max",
+        type=int,
+        default=2_000_000,
+        help="time sjoin on at most this many points (prefix)",
+    )
+    ap.add_argument(
+        "--pg-max",
+        type=int,
+        default=1_000_000,
+        help="PostGIS with GiST on grids+points: at most this many points",
+    )
+    ap.add_argument(
+        "--pg-probe-max",
+        type=int,
+        default=200_000,
+        help="PostGIS with GiST on grids only: at most this many points",
+    )
     ap.add_argument("--no-pg", action="store_true")
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -248,37 +259,66 @@ def main(argv: list[str] | None = None) -> None:
             try:
                 dt, res = fn(m)
             except Exception as e:  # noqa: BLE001
-                rows.append((name, n, 0, float("nan"), -1,
-                             f"skipped: {type(e).__name__}: {str(e).splitlines()[0][:80]}"))
+                rows.append(
+                    (
+                        name,
+                        n,
+                        0,
+                        float("nan"),
+                        -1,
+                        f"skipped: {type(e).__name__}: {str(e).splitlines()[0][:80]}",
+                    )
+                )
                 return
             bad = _off_edge_disagreements(bounds_tree, lon[:m], lat[:m], ours[:m], res)
             rows.append((name, n, m, dt, bad, note))
 
         m = min(n, args.sjoin_max)
-        add("geopandas.sjoin within", m, lambda m: run_sjoin(grids, lon[:m], lat[:m]),
-            f"first {m:,} points" if m < n else "")
-        add("shapely STRtree+contains_xy", n,
-            lambda m: run_strtree(grids, lon[:m], lat[:m], args.repeat))
+        add(
+            "geopandas.sjoin within",
+            m,
+            lambda m: run_sjoin(grids, lon[:m], lat[:m]),
+            f"first {m:,} points" if m < n else "",
+        )
+        add(
+            "shapely STRtree+contains_xy",
+            n,
+            lambda m: run_strtree(grids, lon[:m], lat[:m], args.repeat),
+        )
         if pg is not None:
             m = min(n, args.pg_probe_max)
             pg.load_points(lon[:m], lat[:m])
-            add("PostGIS ST_Covers, GiST grids", m, lambda m: pg.join(m),
-                f"first {m:,} points; join query only")
+            add(
+                "PostGIS ST_Covers, GiST grids",
+                m,
+                lambda m: pg.join(m),
+                f"first {m:,} points; join query only",
+            )
             m = min(n, args.pg_max)
             pg.load_points(lon[:m], lat[:m])
             t_idx = pg.index_points()
-            add("PostGIS ST_Covers, GiST grids+pts", m, lambda m: pg.join(m),
-                f"first {m:,} points; join only (+{t_idx:.1f} s point index)")
+            add(
+                "PostGIS ST_Covers, GiST grids+pts",
+                m,
+                lambda m: pg.join(m),
+                f"first {m:,} points; join only (+{t_idx:.1f} s point index)",
+            )
         else:
             rows.append(("PostGIS", n, 0, float("nan"), -1, pg_note))
-        add("DuckDB spatial", min(n, 1_000_000), lambda m: run_duckdb(grids, lon[:m], lat[:m]),
-            "first 1,000,000 points" if n > 1_000_000 else "")
+        add(
+            "DuckDB spatial",
+            min(n, 1_000_000),
+            lambda m: run_duckdb(grids, lon[:m], lat[:m]),
+            "first 1,000,000 points" if n > 1_000_000 else "",
+        )
     if pg is not None:
         pg.close()
 
     print()
-    print(f"{'method':<34} {'points':>11} {'timed on':>11} {'seconds':>8} {'points/s':>11} "
-          f"{'geogrid x':>9} {'off-edge diff':>13}  note")
+    print(
+        f"{'method':<34} {'points':>11} {'timed on':>11} {'seconds':>8} {'points/s':>11} "
+        f"{'geogrid x':>9} {'off-edge diff':>13}  note"
+    )
     loc_rate = {r[1]: r[2] / r[3] for r in rows if r[0].startswith("geogrid")}
     for name, n, m, dt, bad, note in rows:
         if m == 0 or not np.isfinite(dt):
@@ -286,10 +326,14 @@ def main(argv: list[str] | None = None) -> None:
             continue
         rate = m / dt
         speed = loc_rate[n] / rate
-        print(f"{name:<34} {n:>11,} {m:>11,} {dt:>8.3f} {rate / 1e6:>10.2f}M "
-              f"{speed:>8.1f}x {bad:>13}  {note}")
-    print(f"\nGridLocator build {loc.build_seconds:.2f} s, index arrays {loc.nbytes / 1e6:.1f} MB;"
-          f" load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus (timings noisy).")
+        print(
+            f"{name:<34} {n:>11,} {m:>11,} {dt:>8.3f} {rate / 1e6:>10.2f}M "
+            f"{speed:>8.1f}x {bad:>13}  {note}"
+        )
+    print(
+        f"\nGridLocator build {loc.build_seconds:.2f} s, index arrays {loc.nbytes / 1e6:.1f} MB;"
+        f" load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus (timings noisy)."
+    )
 
 
 if __name__ == "__main__":

@@ -39,8 +39,17 @@ def _pandas_path(engine, level: str, start, end):
     s, e, now = gm.resolve_window(start, end, end)
     ps = s - (e - s)
     with engine.connect() as conn:
-        rows = sm.metric_rows(conn, prev_start=ps, start=s, end=e, t=e, categories=None,
-                              version_id=0, with_points=False, past=False)
+        rows = sm.metric_rows(
+            conn,
+            prev_start=ps,
+            start=s,
+            end=e,
+            t=e,
+            categories=None,
+            version_id=0,
+            with_points=False,
+            past=False,
+        )
     return gm._aggregate_rows(rows, level, ps, s, e, e), len(rows)
 
 
@@ -60,8 +69,10 @@ def main(argv: list[str] | None = None) -> None:
     _, last = gm.incident_time_range(engine)
     end = last.normalize()
     start = end - pd.Timedelta(days=30)
-    print(f"{n:,} incidents; window {start.date()} – {end.date()} (30 days), "
-          f"median of {args.repeat} warm runs")
+    print(
+        f"{n:,} incidents; window {start.date()} – {end.date()} (30 days), "
+        f"median of {args.repeat} warm runs"
+    )
     for level in ("grid", "community", "district"):
         holder = {}
 
@@ -70,16 +81,26 @@ def main(argv: list[str] | None = None) -> None:
 
         cold, runs = _time(run, args.repeat)
         m = holder["m"]
-        print(f"  load_metrics {level:<9} {len(m):>5} units  "
-              f"median {statistics.median(runs) * 1000:7.1f} ms  (cold {cold * 1000:.0f} ms, "
-              f"{int(m['incidents'].sum()):,} incidents, path {m.attrs['path']})")
+        print(
+            f"  load_metrics {level:<9} {len(m):>5} units  "
+            f"median {statistics.median(runs) * 1000:7.1f} ms  (cold {cold * 1000:.0f} ms, "
+            f"{int(m['incidents'].sum()):,} incidents, path {m.attrs['path']})"
+        )
         if args.compare:
             s, e, _ = gm.resolve_window(start, end, end)
 
             def sql_only(level=level, s=s, e=e, vid=m.attrs["version_id"]):
-                sm.aggregate_units(engine, level, prev_start=s - (e - s), start=s, end=e, t=e,
-                                   categories=None, version_id=vid,
-                                   past=False)
+                sm.aggregate_units(
+                    engine,
+                    level,
+                    prev_start=s - (e - s),
+                    start=s,
+                    end=e,
+                    t=e,
+                    categories=None,
+                    version_id=vid,
+                    past=False,
+                )
 
             _, sql_runs = _time(sql_only, args.repeat)
             out = {}
@@ -89,14 +110,18 @@ def main(argv: list[str] | None = None) -> None:
 
             _, pd_runs = _time(pandas_only, args.repeat)
             agg = out["agg"].set_index("code").reindex(m["code"])
-            same = (np.array_equal(agg["incidents"].fillna(0).to_numpy(),
-                                   m["incidents"].to_numpy())
-                    and np.allclose(agg["median_hours"].to_numpy(float),
-                                    m["median_hours_to_resolve"].to_numpy(float),
-                                    equal_nan=True))
-            print(f"      aggregation only: SQL {statistics.median(sql_runs) * 1000:7.1f} ms | "
-                  f"pandas {statistics.median(pd_runs) * 1000:7.1f} ms "
-                  f"({out['rows']:,} rows fetched); same numbers: {same}")
+            same = np.array_equal(
+                agg["incidents"].fillna(0).to_numpy(), m["incidents"].to_numpy()
+            ) and np.allclose(
+                agg["median_hours"].to_numpy(float),
+                m["median_hours_to_resolve"].to_numpy(float),
+                equal_nan=True,
+            )
+            print(
+                f"      aggregation only: SQL {statistics.median(sql_runs) * 1000:7.1f} ms | "
+                f"pandas {statistics.median(pd_runs) * 1000:7.1f} ms "
+                f"({out['rows']:,} rows fetched); same numbers: {same}"
+            )
 
 
 if __name__ == "__main__":

@@ -43,30 +43,43 @@ def main() -> None:
     eng = get_engine()
     with eng.connect() as conn:
         total = conn.execute(text("SELECT count(*) FROM incident")).scalar_one()
-        street = args.street or conn.execute(text(
-            "SELECT street_code FROM incident GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")
-        ).scalar_one()
-        comms = conn.execute(text(
-            "SELECT code FROM unit WHERE level = 'community' AND parent_code = :s AND "
-            "version_id = (SELECT id FROM boundary_version WHERE status = 'published') "
-            "ORDER BY code"), {"s": street}).scalars().all()
+        street = (
+            args.street
+            or conn.execute(
+                text("SELECT street_code FROM incident GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")
+            ).scalar_one()
+        )
+        comms = (
+            conn.execute(
+                text(
+                    "SELECT code FROM unit WHERE level = 'community' AND parent_code = :s AND "
+                    "version_id = (SELECT id FROM boundary_version WHERE status = 'published') "
+                    "ORDER BY code"
+                ),
+                {"s": street},
+            )
+            .scalars()
+            .all()
+        )
     out: dict = {"incidents_in_database": total, "street": street, "communities": len(comms)}
     plan = store.create_plan(eng, comms, "bench plan", author="bench")
     pid = plan["id"]
     try:
         rep, t_first = _t(store.impact, eng, pid)
         sess = next(s for k, s in store._sessions.items() if k[1] == pid)
-        out.update(grids=len(sess.grids), incidents_in_plan=len(sess.data.incidents),
-                   incidents_in_window=int(sess.data.incidents["in_window"].sum()),
-                   buildings_in_plan=len(sess.data.buildings),
-                   first_impact_s=round(t_first, 3))
+        out.update(
+            grids=len(sess.grids),
+            incidents_in_plan=len(sess.data.incidents),
+            incidents_in_window=int(sess.data.incidents["in_window"].sum()),
+            buildings_in_plan=len(sess.data.buildings),
+            first_impact_s=round(t_first, 3),
+        )
         # ---- one-grid edit: split the busiest grid through its interior point
         busiest = sess.table.sort_values("incidents").iloc[-1]["code"]
         g = sess.grids.geometry[sess.grids["code"] == busiest].item()
         p = shapely.point_on_surface(g)
         minx, miny, maxx, maxy = g.bounds
-        line = {"type": "LineString",
-                "coordinates": [[p.x, miny - 1e-3], [p.x, maxy + 1e-3]]}
+        line = {"type": "LineString", "coordinates": [[p.x, miny - 1e-3], [p.x, maxy + 1e-3]]}
         orig_update = sess.update
         timings = {}
 
@@ -79,42 +92,61 @@ def main() -> None:
         _, t_edit = _t(store.add_edit, eng, pid, "split", {"code": busiest, "line": line})
         _, t_rep = _t(store.impact, eng, pid)
         out["one_grid_edit"] = {
-            "grid": busiest, "edit_and_validate_s": round(t_edit - timings["update"], 3),
+            "grid": busiest,
+            "edit_and_validate_s": round(t_edit - timings["update"], 3),
             "impact_update_s": round(timings["update"], 4),
             "relocated_points": int(sess.relocated),
-            "report_s": round(t_rep, 3)}
+            "report_s": round(t_rep, 3),
+        }
         # ---- re-cut the busiest community
         comm = sess.table.groupby("parent_code")["incidents"].sum().idxmax()
         n = int((sess.grids["parent_code"] == comm).sum())
-        res, t_auto = _t(store.autopartition_plan, eng, pid, communities=[comm], n=n,
-                         load="load_index", cell_m=60)
+        res, t_auto = _t(
+            store.autopartition_plan,
+            eng,
+            pid,
+            communities=[comm],
+            n=n,
+            load="load_index",
+            cell_m=60,
+        )
         out["recut_community"] = {
-            "community": comm, "grids": n,
+            "community": comm,
+            "grids": n,
             "partition_edit_and_update_s": round(t_auto, 3),
             "impact_update_s": round(timings["update"], 4),
             "relocated_points": int(sess.relocated),
-            "balance": {k: res["balance"][comm][k] for k in ("max_min_ratio", "cv", "cells")}}
+            "balance": {k: res["balance"][comm][k] for k in ("max_min_ratio", "cv", "cells")},
+        }
         # ---- from scratch, for comparison
         _, cov = store.plan_coverage(eng, pid)
         scratch, t_scratch = _t(plan_metrics, sess.data, cov.grids)
         out["from_scratch_table_s"] = round(t_scratch, 3)
         same = np.allclose(scratch["incidents"], sess.table["incidents"]) and np.allclose(
-            scratch["households"], sess.table["households"])
+            scratch["households"], sess.table["households"]
+        )
         out["incremental_equals_scratch"] = bool(same)
         if not same:
-            bad = np.flatnonzero(~np.isclose(scratch["incidents"], sess.table["incidents"])
-                                 | ~np.isclose(scratch["households"], sess.table["households"]))
+            bad = np.flatnonzero(
+                ~np.isclose(scratch["incidents"], sess.table["incidents"])
+                | ~np.isclose(scratch["households"], sess.table["households"])
+            )
             out["mismatch"] = {
-                "scratch": scratch.iloc[bad[:5]][["code", "incidents", "households"]]
-                .values.tolist(),
-                "incremental": sess.table.iloc[bad[:5]][["code", "incidents", "households"]]
-                .values.tolist()}
+                "scratch": scratch.iloc[bad[:5]][
+                    ["code", "incidents", "households"]
+                ].values.tolist(),
+                "incremental": sess.table.iloc[bad[:5]][
+                    ["code", "incidents", "households"]
+                ].values.tolist(),
+            }
         # ---- diff
         d, t_diff = _t(store.diff, eng, pid)
-        out["diff"] = {"seconds": round(t_diff, 3), **d["summary"],
-                       "incidents_moving": d["incidents"]["count"],
-                       "workers_needing_decision": sum(w["needs_decision"]
-                                                       for w in d["workers"])}
+        out["diff"] = {
+            "seconds": round(t_diff, 3),
+            **d["summary"],
+            "incidents_moving": d["incidents"]["count"],
+            "workers_needing_decision": sum(w["needs_decision"] for w in d["workers"]),
+        }
     finally:
         if not args.keep:
             with eng.begin() as conn:

@@ -38,8 +38,7 @@ def _tiles(z: int, span: int) -> list[tuple[int, int, int]]:
     from geogrid.tiles import tile_range
 
     x, y = tile_range((*CENTRE, *CENTRE), z)[:2]
-    return [(z, x + dx, y + dy) for dx in range(-span, span + 1)
-            for dy in range(-span, span + 1)]
+    return [(z, x + dx, y + dy) for dx in range(-span, span + 1) for dy in range(-span, span + 1)]
 
 
 def _stats(ms: list[float]) -> tuple[float, float]:
@@ -57,9 +56,21 @@ def _start_server(db: str | None) -> tuple[subprocess.Popen, str]:
     if db:
         env["GEOGRID_DATABASE_URL"] = db
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.main:app_from_env", "--factory", "--host",
-         "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        env=env)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api.main:app_from_env",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -82,12 +93,14 @@ def _fetch_all(client: httpx.Client, paths: list[str]) -> list[float]:
     return out
 
 
-async def _load(base: str, paths: list[str], clients: int, requests: int, seconds: float
-                ) -> tuple[float, int]:
+async def _load(
+    base: str, paths: list[str], clients: int, requests: int, seconds: float
+) -> tuple[float, int]:
     done = 0
     stop = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+
         async def worker(i: int) -> None:
             nonlocal done
             k = i
@@ -102,8 +115,7 @@ async def _load(base: str, paths: list[str], clients: int, requests: int, second
         return done / (time.perf_counter() - t0), done
 
 
-def _wrk_rps(base: str, paths: list[str], clients: int, seconds: float
-             ) -> tuple[float, int] | None:
+def _wrk_rps(base: str, paths: list[str], clients: int, seconds: float) -> tuple[float, int] | None:
     """Requests/s of ``wrk`` (a C load generator, if installed) cycling over ``paths``:
     the Python load generator above saturates a core of its own on a 2-core machine."""
     import re
@@ -112,13 +124,19 @@ def _wrk_rps(base: str, paths: list[str], clients: int, seconds: float
 
     if shutil.which("wrk") is None:
         return None
-    lua = ("local paths = {" + ",".join(f'"{p}"' for p in paths) + "}\n"
-           "local i = 0\nrequest = function()\n  i = i % #paths + 1\n"
-           "  return wrk.format('GET', paths[i])\nend\n")
+    lua = (
+        "local paths = {" + ",".join(f'"{p}"' for p in paths) + "}\n"
+        "local i = 0\nrequest = function()\n  i = i % #paths + 1\n"
+        "  return wrk.format('GET', paths[i])\nend\n"
+    )
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(lua)
-    out = subprocess.run(["wrk", "-t2", f"-c{clients}", f"-d{max(int(seconds), 1)}s", "-s",
-                          f.name, base], capture_output=True, text=True, timeout=seconds + 30)
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{clients}", f"-d{max(int(seconds), 1)}s", "-s", f.name, base],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+    )
     Path(f.name).unlink(missing_ok=True)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out.stdout)
     n = re.search(r"(\d+) requests in", out.stdout)
@@ -168,14 +186,22 @@ def main(argv: list[str] | None = None) -> None:
         proc, base = _start_server(args.db)
     rows: list[tuple[str, str, str, str]] = []
     try:
-        stamp = f"2026-10-28T{random.randrange(24):02d}:{random.randrange(60):02d}:" \
-                f"{random.randrange(60):02d}Z"
+        stamp = (
+            f"2026-10-28T{random.randrange(24):02d}:{random.randrange(60):02d}:"
+            f"{random.randrange(60):02d}Z"
+        )
         q = f"?from={stamp}"
         client = httpx.Client(base_url=base, timeout=120)
         t = time.perf_counter()
         client.get(f"/tiles/grids/8/206/111.mvt{q}").raise_for_status()  # metrics of window
-        rows.append(("grid metrics for the window (once)", "",
-                     f"{(time.perf_counter() - t) * 1000:.0f}", ""))
+        rows.append(
+            (
+                "grid metrics for the window (once)",
+                "",
+                f"{(time.perf_counter() - t) * 1000:.0f}",
+                "",
+            )
+        )
         all_cached: list[str] = []
         for z, span in ZOOM_SPAN.items():
             tiles = _tiles(z, span)
@@ -196,30 +222,57 @@ def main(argv: list[str] | None = None) -> None:
                 for tz, tx, ty in tiles:
                     w, s, e, n = _padded_lonlat(tz, tx, ty)
                     sel = df[(df.xmax >= w) & (df.xmin <= e) & (df.ymax >= s) & (df.ymin <= n)]
-                    m = {"code": sel["code"].tolist(),
-                         **{f: sel[f].tolist() for f in ("incidents", "open_backlog", "overdue",
-                                                         "per_1000_residents", "load_index")}}
+                    m = {
+                        "code": sel["code"].tolist(),
+                        **{
+                            f: sel[f].tolist()
+                            for f in (
+                                "incidents",
+                                "open_backlog",
+                                "overdue",
+                                "per_1000_residents",
+                                "load_index",
+                            )
+                        },
+                    }
                     t = time.perf_counter()
                     unit_tile(conn, "grid", "grids", tz, tx, ty, metrics=m)
                     ours.append((time.perf_counter() - t) * 1000)
             n = len(tiles)
-            rows.append((f"grids z{z} HTTP cold ({n} tiles, ~{np.mean(sizes) / 1024:.0f} KB)",
-                         *(f"{v:.1f}" for v in _stats(cold)), ""))
+            rows.append(
+                (
+                    f"grids z{z} HTTP cold ({n} tiles, ~{np.mean(sizes) / 1024:.0f} KB)",
+                    *(f"{v:.1f}" for v in _stats(cold)),
+                    "",
+                )
+            )
             rows.append((f"grids z{z} HTTP cached", *(f"{v:.1f}" for v in _stats(warm)), ""))
-            rows.append((f"grids z{z} PostGIS ST_AsMVT plain (DB only)",
-                         *(f"{v:.1f}" for v in _stats(db)), ""))
-            rows.append((f"grids z{z} our SQL + metrics unnest (DB only)",
-                         *(f"{v:.1f}" for v in _stats(ours)), ""))
+            rows.append(
+                (
+                    f"grids z{z} PostGIS ST_AsMVT plain (DB only)",
+                    *(f"{v:.1f}" for v in _stats(db)),
+                    "",
+                )
+            )
+            rows.append(
+                (
+                    f"grids z{z} our SQL + metrics unnest (DB only)",
+                    *(f"{v:.1f}" for v in _stats(ours)),
+                    "",
+                )
+            )
             all_cached += paths
         heat = [f"/heatmap/12/{x}/{y}.png{q}" for _, x, y in _tiles(12, 3)]
         t = time.perf_counter()
         client.get(f"/heatmap/8/206/111.png{q}").raise_for_status()
-        rows.append(("heat source + z8 scale (once)", "",
-                     f"{(time.perf_counter() - t) * 1000:.0f}", ""))
+        rows.append(
+            ("heat source + z8 scale (once)", "", f"{(time.perf_counter() - t) * 1000:.0f}", "")
+        )
         cold = _fetch_all(client, heat)
         warm = _fetch_all(client, heat)
-        rows.append((f"heat z12 HTTP cold ({len(heat)} tiles)",
-                     *(f"{v:.1f}" for v in _stats(cold)), ""))
+        rows.append(
+            (f"heat z12 HTTP cold ({len(heat)} tiles)", *(f"{v:.1f}" for v in _stats(cold)), "")
+        )
         rows.append(("heat z12 HTTP cached", *(f"{v:.1f}" for v in _stats(warm)), ""))
         hl = _fetch_all(client, ["/health"] * 30)
         rows.append(("HTTP baseline: GET /health", *(f"{v:.1f}" for v in _stats(hl)), ""))
@@ -231,22 +284,31 @@ def main(argv: list[str] | None = None) -> None:
             t = time.perf_counter()
             svc.vector_tile("grids", 14, *_tiles(14, 0)[0][1:], win)
             inproc.append((time.perf_counter() - t) * 1000)
-        rows.append(("cached tile, in-process MapService lookup",
-                     *(f"{v:.3f}" for v in _stats(inproc)), ""))
+        rows.append(
+            ("cached tile, in-process MapService lookup", *(f"{v:.3f}" for v in _stats(inproc)), "")
+        )
         client.close()
         load_paths = [p for p in all_cached if "/12/" in p or "/14/" in p]
         rps, n = asyncio.run(_load(base, load_paths, args.clients, args.requests, args.seconds))
-        rows.append((f"cached grid tiles z12+z14, {args.clients} clients ({n} req)", "", "",
-                     f"{rps:.0f}"))
+        rows.append(
+            (f"cached grid tiles z12+z14, {args.clients} clients ({n} req)", "", "", f"{rps:.0f}")
+        )
         wrk = _wrk_rps(base, load_paths, args.clients, min(args.seconds, 10.0))
         if wrk is not None:
-            rows.append((f"cached grid tiles z12+z14, wrk {args.clients} connections "
-                         f"({wrk[1]} req)", "", "", f"{wrk[0]:.0f}"))
-        tiles = [(int(p.split("/")[3]), int(p.split("/")[4]), int(p.split("/")[5].split(".")[0]))
-                 for p in load_paths]
+            rows.append(
+                (
+                    f"cached grid tiles z12+z14, wrk {args.clients} connections ({wrk[1]} req)",
+                    "",
+                    "",
+                    f"{wrk[0]:.0f}",
+                )
+            )
+        tiles = [
+            (int(p.split("/")[3]), int(p.split("/")[4]), int(p.split("/")[5].split(".")[0]))
+            for p in load_paths
+        ]
         drps = _db_rps(engine, tiles, args.clients, args.requests // 4, args.seconds)
-        rows.append((f"PostGIS ST_AsMVT plain, {args.clients} connections", "", "",
-                     f"{drps:.0f}"))
+        rows.append((f"PostGIS ST_AsMVT plain, {args.clients} connections", "", "", f"{drps:.0f}"))
     finally:
         if proc is not None:
             proc.terminate()
@@ -256,8 +318,7 @@ def main(argv: list[str] | None = None) -> None:
     print("-" * (w + 32))
     for name, med, p95, rps in rows:
         print(f"{name:<{w}}  {med:>9}  {p95:>8}  {rps:>7}")
-    print(f"\nserver {base}; {os.cpu_count()} CPUs; tiles around {CENTRE}; "
-          f"window from {stamp}")
+    print(f"\nserver {base}; {os.cpu_count()} CPUs; tiles around {CENTRE}; window from {stamp}")
 
 
 if __name__ == "__main__":

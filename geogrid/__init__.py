@@ -16,15 +16,27 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["GridLocator", "locate", "crs", "metrics", "heatmap", "hotspots", "maps",
-           "validation", "boundaries", "ingest", "register", "plans", "__version__"]
+__all__ = [
+    "GridLocator",
+    "locate",
+    "crs",
+    "metrics",
+    "heatmap",
+    "hotspots",
+    "maps",
+    "validation",
+    "boundaries",
+    "ingest",
+    "register",
+    "plans",
+    "__version__",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from geogrid.locator import GridLocator
     from geogrid.lookup import locate
 
-_ATTRS = {"GridLocator": ("geogrid.locator", "GridLocator"),
-          "locate": ("geogrid.lookup", "locate")}
+_ATTRS = {"GridLocator": ("geogrid.locator", "GridLocator"), "locate": ("geogrid.lookup", "locate")}
 
 
 def __getattr__(name: str) -> Any:

@@ -44,8 +44,14 @@ __all__ = [
 ]
 
 ROLES = (
-    "worker", "community_admin", "street_admin", "district_admin", "planner", "leader",
-    "analyst", "admin",
+    "worker",
+    "community_admin",
+    "street_admin",
+    "district_admin",
+    "planner",
+    "leader",
+    "analyst",
+    "admin",
 )
 #: role → the level of the units it is bound to
 UNIT_ROLES = {
@@ -76,8 +82,14 @@ class Account:
         return UNIT_ROLES.get(self.role)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "role": self.role,
-                "units": list(self.units), "ref": self.ref, "active": self.active}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "role": self.role,
+            "units": list(self.units),
+            "ref": self.ref,
+            "active": self.active,
+        }
 
 
 def new_token() -> str:
@@ -112,8 +124,12 @@ def check_units_for_role(role: str, units: Iterable[str]) -> list[str]:
     level = UNIT_ROLES.get(role)
     if level is None:
         if codes:
-            raise InvalidInput("unit", codes, f"no units for role {role!r} (only worker and "
-                               "community/street/district admins are bound to units)")
+            raise InvalidInput(
+                "unit",
+                codes,
+                f"no units for role {role!r} (only worker and "
+                "community/street/district admins are bound to units)",
+            )
         return []
     if not codes:
         raise InvalidInput("unit", codes, f"at least one {level} code for role {role!r}")
@@ -124,8 +140,12 @@ def check_units_for_role(role: str, units: Iterable[str]) -> list[str]:
     return sorted(set(codes))
 
 
-_CODE_KEY = {"grid": "grid_code", "community": "community_code", "street": "street_code",
-             "district": "district_code"}
+_CODE_KEY = {
+    "grid": "grid_code",
+    "community": "community_code",
+    "street": "street_code",
+    "district": "district_code",
+}
 
 
 def _unit_code(incident_units: Mapping[str, Any], level: str) -> str | None:
@@ -161,8 +181,9 @@ def can_act_on(account: Account, incident_units: Mapping[str, Any]) -> bool:
     return code is not None and code in account.units
 
 
-def require_can_act(account: Account, incident_units: Mapping[str, Any],
-                    what: str = "this incident") -> None:
+def require_can_act(
+    account: Account, incident_units: Mapping[str, Any], what: str = "this incident"
+) -> None:
     """Raise Forbidden unless :func:`can_act_on`."""
     if can_act_on(account, incident_units):
         return
@@ -189,5 +210,7 @@ def _why_not(account: Account, incident_units: Mapping[str, Any], action: str) -
         return f"role {account.role!r} may not {action} (read-only or planning role)"
     code = _unit_code(incident_units, level)
     where = f"{level} {code}" if code else f"outside every {level}"
-    return (f"{account.role} {account.name!r} may not {action}: it is in {where}, not in "
-            f"their {level}(s) {', '.join(account.units)}")
+    return (
+        f"{account.role} {account.name!r} may not {action}: it is in {where}, not in "
+        f"their {level}(s) {', '.join(account.units)}"
+    )

@@ -34,27 +34,30 @@ class Attributor:
 
         self.locator = GridLocator(self.grids)
         self._codes = np.array(
-            [self.grids["code"].to_numpy(dtype=object),
-             self.chain["community_code"].to_numpy(dtype=object),
-             self.chain["street_code"].to_numpy(dtype=object),
-             self.chain["district_code"].to_numpy(dtype=object)],
+            [
+                self.grids["code"].to_numpy(dtype=object),
+                self.chain["community_code"].to_numpy(dtype=object),
+                self.chain["street_code"].to_numpy(dtype=object),
+                self.chain["district_code"].to_numpy(dtype=object),
+            ],
             dtype=object,
         )
 
     @classmethod
-    def from_layers(cls, layers: dict[str, gpd.GeoDataFrame],
-                    version_id: int | None = None) -> Attributor:
+    def from_layers(
+        cls, layers: dict[str, gpd.GeoDataFrame], version_id: int | None = None
+    ) -> Attributor:
         grids = layers["grid"].reset_index(drop=True)
         parent = {}
         for lv in ("community", "street"):
             if lv in layers:
-                parent.update(dict(zip(layers[lv]["code"], layers[lv]["parent_code"],
-                                       strict=True)))
+                parent.update(dict(zip(layers[lv]["code"], layers[lv]["parent_code"], strict=True)))
         community = grids["parent_code"].astype(object)
         street = community.map(parent)
         district = street.map(parent)
-        chain = pd.DataFrame({"community_code": community, "street_code": street,
-                              "district_code": district})
+        chain = pd.DataFrame(
+            {"community_code": community, "street_code": street, "district_code": district}
+        )
         return cls(version_id, grids, chain)
 
     def positions(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:

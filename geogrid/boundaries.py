@@ -37,10 +37,14 @@ __all__ = [
     "save_hierarchy",
 ]
 
-FORMATS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG", ".zip": "ESRI Shapefile",
-           ".parquet": "Parquet"}
-PARENT_LEVEL = {"district": None, "street": "district", "community": "street",
-                "grid": "community"}
+FORMATS = {
+    ".geojson": "GeoJSON",
+    ".json": "GeoJSON",
+    ".gpkg": "GPKG",
+    ".zip": "ESRI Shapefile",
+    ".parquet": "Parquet",
+}
+PARENT_LEVEL = {"district": None, "street": "district", "community": "street", "grid": "community"}
 # Shapefile field names are limited to 10 characters.
 _SHP_NAMES = {"parent_code": "parent"}
 
@@ -48,8 +52,9 @@ _SHP_NAMES = {"parent_code": "parent"}
 def _format_of(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
-        raise InvalidInput("path", str(path), "a .geojson, .json, .gpkg, .zip (Shapefile) or "
-                           ".parquet file")
+        raise InvalidInput(
+            "path", str(path), "a .geojson, .json, .gpkg, .zip (Shapefile) or .parquet file"
+        )
     return FORMATS[suffix]
 
 
@@ -100,8 +105,15 @@ def read_boundary_file(
     errors: list[RowError] = []
     for what, f in (("code", code_field), ("name", name_field), ("parent", parent_field)):
         if f is not None and f not in gdf.columns:
-            errors.append(RowError(str(path), None, f, f"{what} field {f!r} is not in the "
-                                   f"file (fields: {', '.join(map(str, fields))})"))
+            errors.append(
+                RowError(
+                    str(path),
+                    None,
+                    f,
+                    f"{what} field {f!r} is not in the "
+                    f"file (fields: {', '.join(map(str, fields))})",
+                )
+            )
     if code_field is None:
         errors.append(RowError(str(path), None, None, "no code field: pass --code-field"))
     if name_field is None:
@@ -112,8 +124,11 @@ def read_boundary_file(
     source_crs = crs
     if source_crs is None:
         source_crs = "EPSG:4326" if gdf.crs is None else gdf.crs.to_string()
-    gdf = gcrs.to_wgs84_frame(gdf, source_crs if crs else None) if crs or gdf.crs else (
-        gdf.set_crs("EPSG:4326"))
+    gdf = (
+        gcrs.to_wgs84_frame(gdf, source_crs if crs else None)
+        if crs or gdf.crs
+        else (gdf.set_crs("EPSG:4326"))
+    )
 
     codes = gdf[code_field]
     for i, c in enumerate(codes):
@@ -123,8 +138,7 @@ def read_boundary_file(
         if g is None:
             errors.append(RowError(str(path), i + 1, "geometry", "geometry is missing"))
         elif g.geom_type not in ("Polygon", "MultiPolygon"):
-            errors.append(RowError(str(path), i + 1, "geometry",
-                                   f"{g.geom_type} is not a polygon"))
+            errors.append(RowError(str(path), i + 1, "geometry", f"{g.geom_type} is not a polygon"))
     if errors:
         raise FileInputError(str(path), errors)
 
@@ -141,8 +155,9 @@ def read_boundary_file(
         crs="EPSG:4326",
     )
     out["area_m2"] = gcrs.area_m2(out.geometry)
-    return out[["code", "name", "level", "parent_code", "population", "households", "area_m2",
-                "geometry"]]
+    return out[
+        ["code", "name", "level", "parent_code", "population", "households", "area_m2", "geometry"]
+    ]
 
 
 def _first_present(fields: list[str], names: list[str], required: bool = True) -> str | None:
@@ -173,8 +188,16 @@ def write_boundary_file(units: gpd.GeoDataFrame, path: str | Path) -> Path:
     path = Path(path)
     fmt = _format_of(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    cols = ["code", "name", "level", "parent_code", "population", "households", "area_m2",
-            "geometry"]
+    cols = [
+        "code",
+        "name",
+        "level",
+        "parent_code",
+        "population",
+        "households",
+        "area_m2",
+        "geometry",
+    ]
     data = units[cols].copy()
     if fmt == "Parquet":
         data.to_parquet(path)
@@ -267,10 +290,13 @@ def import_layer(
             layer["parent_code"] = None
         elif layer["parent_code"].isna().all():
             if parent_level not in layers:
-                raise InvalidInput("level", level, f"a level whose parent level "
-                                   f"({parent_level}) is already imported",
-                                   f"cannot match parents: no {parent_level} level is "
-                                   f"stored yet; import {parent_level} first")
+                raise InvalidInput(
+                    "level",
+                    level,
+                    f"a level whose parent level ({parent_level}) is already imported",
+                    f"cannot match parents: no {parent_level} level is "
+                    f"stored yet; import {parent_level} first",
+                )
             layer["parent_code"] = match_parents(layer, layers[parent_level])
         layers[level] = layer
         findings = validation.validate_hierarchy(layers)
@@ -281,7 +307,11 @@ def import_layer(
                 findings,
             )
         vid = store_units.create_version(
-            conn, label or f"import {level}", source=source, author=author, based_on=base,
+            conn,
+            label or f"import {level}",
+            source=source,
+            author=author,
+            based_on=base,
             note=f"{len(findings)} finding(s) accepted" if findings else None,
         )
         if base is not None:
@@ -294,7 +324,11 @@ def import_layer(
 
 
 def save_hierarchy(
-    engine: Engine, layers: dict[str, gpd.GeoDataFrame], *, label: str, source: str,
+    engine: Engine,
+    layers: dict[str, gpd.GeoDataFrame],
+    *,
+    label: str,
+    source: str,
     publish: bool = True,
 ) -> int:
     """Store a whole hierarchy as one new version in one transaction; returns its id."""
@@ -311,5 +345,3 @@ def save_hierarchy(
         conn.execute(text("ANALYZE unit"))
         conn.commit()
     return vid
-
-

@@ -19,11 +19,15 @@ from rich.table import Table
 
 from geogrid.errors import FileInputError, GeogridError, InvalidInput, TopologyError
 
-app = typer.Typer(help="geogrid: grid-management boundaries, incidents and analytics.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="geogrid: grid-management boundaries, incidents and analytics.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 db_app = typer.Typer(help="The database: embedded cluster and migrations.", no_args_is_help=True)
-boundaries_app = typer.Typer(help="Boundary layers: import, validate, export, versions.",
-                             no_args_is_help=True)
+boundaries_app = typer.Typer(
+    help="Boundary layers: import, validate, export, versions.", no_args_is_help=True
+)
 demo_app = typer.Typer(help="The Yulin demo.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(boundaries_app, name="boundaries")
@@ -117,8 +121,7 @@ def _print_findings(findings, fmt: str) -> None:
     for f in findings:
         c = f.location.centroid if f.location is not None and not f.location.is_empty else None
         where = f"{c.x:.6f}, {c.y:.6f}" if c is not None else ""
-        t.add_row(f.kind, f.level or "", ", ".join(f.codes), f"{f.area_m2:,.1f}", where,
-                  f.message)
+        t.add_row(f.kind, f.level or "", ", ".join(f.codes), f"{f.area_m2:,.1f}", where, f.message)
     console.print(t)
 
 
@@ -128,23 +131,36 @@ def boundaries_import(
     level: LevelOpt,
     code_field: Annotated[str | None, typer.Option(help="field holding the unit code")] = None,
     name_field: Annotated[str | None, typer.Option(help="field holding the name")] = None,
-    parent_field: Annotated[str | None, typer.Option(help="field holding the parent's code; "
-                            "without it parents are matched by containment")] = None,
+    parent_field: Annotated[
+        str | None,
+        typer.Option(
+            help="field holding the parent's code; without it parents are matched by containment"
+        ),
+    ] = None,
     crs: Annotated[str | None, typer.Option(help="source CRS: wgs84, gcj02, bd09, EPSG:n")] = None,
     layer: Annotated[str | None, typer.Option(help="layer name in a GeoPackage")] = None,
     force: Annotated[bool, typer.Option("--force", help="store even with findings")] = False,
-    repair: Annotated[bool, typer.Option("--repair", help="make_valid invalid geometry, "
-                      "report the area moved")] = False,
+    repair: Annotated[
+        bool, typer.Option("--repair", help="make_valid invalid geometry, report the area moved")
+    ] = False,
     draft: Annotated[bool, typer.Option("--draft", help="store as a draft version")] = False,
 ) -> None:
     """Import a boundary layer as a new boundary version (all or nothing)."""
     from geogrid.boundaries import import_layer, read_boundary_file
 
     try:
-        units = read_boundary_file(path, level, code_field=code_field, name_field=name_field,
-                                   parent_field=parent_field, crs=crs, layer=layer)
-        res = import_layer(_engine(), units, level, source=str(path), force=force,
-                           repair=repair, publish=not draft)
+        units = read_boundary_file(
+            path,
+            level,
+            code_field=code_field,
+            name_field=name_field,
+            parent_field=parent_field,
+            crs=crs,
+            layer=layer,
+        )
+        res = import_layer(
+            _engine(), units, level, source=str(path), force=force, repair=repair, publish=not draft
+        )
     except TopologyError as exc:
         _print_findings(exc.findings, "table")
         _fail(exc)
@@ -153,14 +169,19 @@ def boundaries_import(
     if res.repairs is not None and len(res.repairs):
         console.print(res.repairs.to_string(index=False))
     state = "published" if res.published else "draft"
-    console.print(f"imported {res.count} {level} unit(s) as boundary version "
-                  f"{res.version_id} ({state})")
+    console.print(
+        f"imported {res.count} {level} unit(s) as boundary version {res.version_id} ({state})"
+    )
 
 
 @boundaries_app.command("validate")
 def boundaries_validate(
-    path: Annotated[Path | None, typer.Argument(help="a file to check before import; "
-                    "without it the stored version is checked")] = None,
+    path: Annotated[
+        Path | None,
+        typer.Argument(
+            help="a file to check before import; without it the stored version is checked"
+        ),
+    ] = None,
     level: Annotated[str | None, typer.Option("--level", "-l")] = None,
     version: Annotated[int | None, typer.Option(help="stored version (default: published)")] = None,
     crs: Annotated[str | None, typer.Option()] = None,
@@ -210,8 +231,12 @@ def boundaries_export(
     path: Path,
     level: LevelOpt,
     version: Annotated[int | None, typer.Option(help="boundary version id")] = None,
-    as_of: Annotated[datetime | None, typer.Option("--as-of", help="the version published "
-                     "at this date-time (ISO 8601, UTC when no offset)")] = None,
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(
+            "--as-of", help="the version published at this date-time (ISO 8601, UTC when no offset)"
+        ),
+    ] = None,
 ) -> None:
     """Export a level of a version (default: published) to GeoJSON, GPKG, .zip or .parquet."""
     from geogrid.boundaries import write_boundary_file
@@ -236,7 +261,8 @@ def boundaries_versions() -> None:
 # ----------------------------------------------------------------------------- lookup
 @app.command("locate")
 def locate_cmd(
-    lon: float, lat: float,
+    lon: float,
+    lat: float,
     crs: Annotated[str, typer.Option(help="wgs84, gcj02 or bd09")] = "wgs84",
 ) -> None:
     """Units at every level that contain a point."""
@@ -254,15 +280,17 @@ def locate_cmd(
 def demo_load(
     incidents: Annotated[int, typer.Option(help="number of synthetic incidents")] = 200_000,
     seed: Annotated[int, typer.Option()] = 2016,
-    if_empty: Annotated[bool, typer.Option("--if-empty", help="do nothing when boundaries "
-                        "are already stored")] = False,
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="do nothing when boundaries are already stored")
+    ] = False,
 ) -> None:
     """Build and store the deterministic Yulin demo (boundaries, buildings, people, incidents)."""
     from geogrid.demo.load import load_demo
 
     try:
-        summary = load_demo(_engine(), incidents=incidents, seed=seed, if_empty=if_empty,
-                            console=console)
+        summary = load_demo(
+            _engine(), incidents=incidents, seed=seed, if_empty=if_empty, console=console
+        )
     except GeogridError as exc:
         _fail(exc)
     console.print(summary)
@@ -282,8 +310,14 @@ def serve(
 
     url = database_url()
     migrate(url)
-    uvicorn.run("api.main:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level="info")
+    uvicorn.run(
+        "api.main:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
 
 
 def _register_commands() -> None:

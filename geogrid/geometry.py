@@ -47,8 +47,9 @@ def points_ewkb_hex(lon, lat, srid: int = 4326) -> np.ndarray:
     """
     lon = np.asarray(lon, dtype="<f8")
     lat = np.asarray(lat, dtype="<f8")
-    rec = np.empty(len(lon), dtype=[("bo", "u1"), ("type", "<u4"), ("srid", "<u4"),
-                                      ("x", "<f8"), ("y", "<f8")])
+    rec = np.empty(
+        len(lon), dtype=[("bo", "u1"), ("type", "<u4"), ("srid", "<u4"), ("x", "<f8"), ("y", "<f8")]
+    )
     rec["bo"] = 1
     rec["type"] = 0x20000001  # Point with the SRID flag
     rec["srid"] = srid

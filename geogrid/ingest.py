@@ -30,13 +30,27 @@ import shapely
 from geogrid import crs as gcrs
 from geogrid.errors import FileInputError, InvalidInput, RowError
 
-__all__ = ["ImportReport", "read_batches", "check_batch", "import_incidents",
-           "LOCAL_TZ", "LIFECYCLE_TIMES"]
+__all__ = [
+    "ImportReport",
+    "read_batches",
+    "check_batch",
+    "import_incidents",
+    "LOCAL_TZ",
+    "LIFECYCLE_TIMES",
+]
 
 LOCAL_TZ = "Asia/Shanghai"
 LIFECYCLE_TIMES = ["accepted_at", "dispatched_at", "resolved_at", "closed_at"]
-_STATUSES = {"reported", "accepted", "dispatched", "in_progress", "resolved", "closed",
-             "rejected", "duplicate"}
+_STATUSES = {
+    "reported",
+    "accepted",
+    "dispatched",
+    "in_progress",
+    "resolved",
+    "closed",
+    "rejected",
+    "duplicate",
+}
 _LON_NAMES = ("lon", "lng", "longitude", "long", "x")
 _LAT_NAMES = ("lat", "latitude", "y")
 _TIME_NAMES = ("reported_at", "requested_datetime", "datetime", "time", "timestamp")
@@ -62,7 +76,10 @@ class ImportReport:
 
 
 def read_batches(
-    path: str | Path, *, batch_size: int = 200_000, lon_field: str | None = None,
+    path: str | Path,
+    *,
+    batch_size: int = 200_000,
+    lon_field: str | None = None,
     lat_field: str | None = None,
 ) -> Iterator[tuple[int, pd.DataFrame]]:
     """Yield ``(first_row_number, frame)`` with ``lon``/``lat`` columns as read (strings
@@ -96,7 +113,7 @@ def read_batches(
         lon[~ok & ~empty] = "(not a Point geometry)"
         df["lon"], df["lat"] = lon, lat
         for start in range(0, len(df), batch_size):
-            yield start + 1, df.iloc[start:start + batch_size].reset_index(drop=True)
+            yield start + 1, df.iloc[start : start + batch_size].reset_index(drop=True)
         return
     raise InvalidInput("path", str(path), "a .csv, .geojson, .json or .parquet file")
 
@@ -118,11 +135,13 @@ def _csv_chunks(path: Path, batch_size: int) -> Iterator[pd.DataFrame]:
         raise FileInputError(str(path), f"cannot be read as UTF-8 CSV: {exc}") from exc
     if not header:
         raise FileInputError(str(path), "the file is empty (no header row)")
-    convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in header},
-                                   strings_can_be_null=True, null_values=[""])
+    convert = pacsv.ConvertOptions(
+        column_types={c: pa.string() for c in header}, strings_can_be_null=True, null_values=[""]
+    )
     try:
-        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 24),
-                                convert_options=convert)
+        reader = pacsv.open_csv(
+            path, read_options=pacsv.ReadOptions(block_size=1 << 24), convert_options=convert
+        )
         pending: list[pd.DataFrame] = []
         size = 0
         for rb in reader:
@@ -140,17 +159,32 @@ def _csv_chunks(path: Path, batch_size: int) -> Iterator[pd.DataFrame]:
         raise FileInputError(str(path), f"cannot be read as CSV: {exc}") from exc
 
 
-def _pick_xy(df: pd.DataFrame, file: str, lon_field: str | None,
-             lat_field: str | None) -> pd.DataFrame:
+def _pick_xy(
+    df: pd.DataFrame, file: str, lon_field: str | None, lat_field: str | None
+) -> pd.DataFrame:
     cols = {c.lower(): c for c in df.columns}
     lon = lon_field or next((cols[n] for n in _LON_NAMES if n in cols), None)
     lat = lat_field or next((cols[n] for n in _LAT_NAMES if n in cols), None)
-    missing = [(w, f) for w, f in (("longitude", lon), ("latitude", lat))
-               if f is None or f not in df.columns]
+    missing = [
+        (w, f)
+        for w, f in (("longitude", lon), ("latitude", lat))
+        if f is None or f not in df.columns
+    ]
     if missing:
-        raise FileInputError(file, [RowError(file, None, f, f"no {w} column (looked for "
-                                             f"{f or '/'.join(_LON_NAMES if w == 'longitude' else _LAT_NAMES)}; "  # noqa: E501
-                                             "set --lon-field/--lat-field)") for w, f in missing])
+        raise FileInputError(
+            file,
+            [
+                RowError(
+                    file,
+                    None,
+                    f,
+                    f"no {w} column (looked for "
+                    f"{f or '/'.join(_LON_NAMES if w == 'longitude' else _LAT_NAMES)}; "  # noqa: E501
+                    "set --lon-field/--lat-field)",
+                )
+                for w, f in missing
+            ],
+        )
     out = df.rename(columns={lon: "lon", lat: "lat"})
     return out
 
@@ -161,7 +195,12 @@ def _col(df: pd.DataFrame, names: tuple[str, ...]) -> str | None:
 
 
 def check_batch(
-    df: pd.DataFrame, *, file: str, first_row: int, crs: str, categories: set[str],
+    df: pd.DataFrame,
+    *,
+    file: str,
+    first_row: int,
+    crs: str,
+    categories: set[str],
 ) -> tuple[pd.DataFrame, pd.Series, list[RowError]]:
     """Check and normalise a batch.
 
@@ -216,22 +255,40 @@ def check_batch(
     else:
         reported = _parse_times(df[t_col])
         raw_t = df[t_col].to_numpy(dtype=object)
-        flag(reported.isna().to_numpy(), t_col,
-             lambda v: "timestamp is missing" if pd.isna(v) else
-             f"{v!r} is not a timestamp (ISO 8601 expected)", raw_t)
+        flag(
+            reported.isna().to_numpy(),
+            t_col,
+            lambda v: (
+                "timestamp is missing"
+                if pd.isna(v)
+                else f"{v!r} is not a timestamp (ISO 8601 expected)"
+            ),
+            raw_t,
+        )
 
     # status and lifecycle times (optional, for historical imports)
-    status = (df["status"].fillna("reported").astype(str).str.strip().to_numpy(dtype=object)
-              if "status" in df else np.full(n, "reported", dtype=object))
-    flag(~pd.Series(status, dtype=object).isin(list(_STATUSES)).to_numpy(), "status",
-         lambda v: f"unknown status {v!r} (known: {', '.join(sorted(_STATUSES))})", status)
+    status = (
+        df["status"].fillna("reported").astype(str).str.strip().to_numpy(dtype=object)
+        if "status" in df
+        else np.full(n, "reported", dtype=object)
+    )
+    flag(
+        ~pd.Series(status, dtype=object).isin(list(_STATUSES)).to_numpy(),
+        "status",
+        lambda v: f"unknown status {v!r} (known: {', '.join(sorted(_STATUSES))})",
+        status,
+    )
     times = {}
     for c in LIFECYCLE_TIMES:
         if c in df:
             parsed = _parse_times(df[c])
             given = df[c].notna().to_numpy()
-            flag(given & parsed.isna().to_numpy(), c, lambda v: f"{v!r} is not a timestamp",
-                 df[c].to_numpy(dtype=object))
+            flag(
+                given & parsed.isna().to_numpy(),
+                c,
+                lambda v: f"{v!r} is not a timestamp",
+                df[c].to_numpy(dtype=object),
+            )
             times[c] = parsed
         else:
             times[c] = pd.Series(pd.NaT, index=df.index, dtype="datetime64[ns, UTC]")
@@ -244,8 +301,11 @@ def check_batch(
         lon[ok_xy], lat[ok_xy] = gcrs.to_wgs84(src_lon[ok_xy], src_lat[ok_xy], crs)
 
     desc_col = _col(df, ("description", "desc", "text"))
-    desc = (df[desc_col].astype(object).where(df[desc_col].notna(), None)
-            if desc_col else pd.Series([None] * n, dtype=object))
+    desc = (
+        df[desc_col].astype(object).where(df[desc_col].notna(), None)
+        if desc_col
+        else pd.Series([None] * n, dtype=object)
+    )
     sid_col = _col(df, ("source_id", "id", "service_request_id"))
     if sid_col is not None:
         sid = df[sid_col].astype(object).where(df[sid_col].notna(), None).to_numpy()
@@ -259,28 +319,45 @@ def check_batch(
             arr = np.asarray(values, dtype=object)
             return pd.Series(np.where(pd.isna(arr), "", arr).astype(str), dtype=object)
 
-        key = (text_of(cats) + "|" + text_of(pd.Series(src_lon).map("{:.7f}".format))
-               + "|" + text_of(pd.Series(src_lat).map("{:.7f}".format)) + "|"
-               + text_of(reported.astype(object).to_numpy()) + "|" + text_of(desc))
-        hashed = np.array([
-            "sha1:" + hashlib.sha1(k.encode("utf-8")).hexdigest()[:20] for k in key[no_sid]
-        ], dtype=object)
+        key = (
+            text_of(cats)
+            + "|"
+            + text_of(pd.Series(src_lon).map("{:.7f}".format))
+            + "|"
+            + text_of(pd.Series(src_lat).map("{:.7f}".format))
+            + "|"
+            + text_of(reported.astype(object).to_numpy())
+            + "|"
+            + text_of(desc)
+        )
+        hashed = np.array(
+            ["sha1:" + hashlib.sha1(k.encode("utf-8")).hexdigest()[:20] for k in key[no_sid]],
+            dtype=object,
+        )
         sid[no_sid] = hashed
     kind_col = _col(df, ("reporter_kind",))
-    reporter_kind = (df[kind_col].fillna("resident").astype(str).to_numpy(dtype=object)
-                     if kind_col else np.full(n, "resident", dtype=object))
+    reporter_kind = (
+        df[kind_col].fillna("resident").astype(str).to_numpy(dtype=object)
+        if kind_col
+        else np.full(n, "resident", dtype=object)
+    )
 
-    out = pd.DataFrame({
-        "source_id": pd.Series(sid, dtype=object).astype(str),
-        "category": cats,
-        "description": desc.to_numpy(),
-        "lon": lon, "lat": lat,
-        "src_crs": crs, "src_lon": src_lon, "src_lat": src_lat,
-        "reported_at": reported.reset_index(drop=True),
-        "reporter_kind": reporter_kind,
-        "status": status,
-        **{c: times[c].reset_index(drop=True) for c in LIFECYCLE_TIMES},
-    })
+    out = pd.DataFrame(
+        {
+            "source_id": pd.Series(sid, dtype=object).astype(str),
+            "category": cats,
+            "description": desc.to_numpy(),
+            "lon": lon,
+            "lat": lat,
+            "src_crs": crs,
+            "src_lon": src_lon,
+            "src_lat": src_lat,
+            "reported_at": reported.reset_index(drop=True),
+            "reporter_kind": reporter_kind,
+            "status": status,
+            **{c: times[c].reset_index(drop=True) for c in LIFECYCLE_TIMES},
+        }
+    )
     out["_row"] = rows
     return out, pd.Series(~bad), errors
 
@@ -345,10 +422,12 @@ def import_incidents(
     def produce() -> Iterator[tuple[bytes | None, tuple | None]]:
         """Parse, check, attribute and encode batches (runs one batch ahead of COPY)."""
         with engine.connect() as lookup:
-            for first, raw in read_batches(path, batch_size=batch_size, lon_field=lon_field,
-                                           lat_field=lat_field):
-                batch, good, errors = check_batch(raw, file=str(path), first_row=first,
-                                                  crs=crs, categories=set(cats.index))
+            for first, raw in read_batches(
+                path, batch_size=batch_size, lon_field=lon_field, lat_field=lat_field
+            ):
+                batch, good, errors = check_batch(
+                    raw, file=str(path), first_row=first, crs=crs, categories=set(cats.index)
+                )
                 report.rows += len(batch)
                 if errors:
                     report.errors.extend(errors)
@@ -392,8 +471,9 @@ def import_incidents(
     return report
 
 
-def _rejects(raw: pd.DataFrame, batch: pd.DataFrame, good: pd.Series,
-             errors: list[RowError]) -> pd.DataFrame:
+def _rejects(
+    raw: pd.DataFrame, batch: pd.DataFrame, good: pd.Series, errors: list[RowError]
+) -> pd.DataFrame:
     """The bad rows as read, with their row number and the reasons."""
     bad = ~good.to_numpy()
     rej = raw.loc[bad].copy()

@@ -53,8 +53,14 @@ __all__ = [
 ]
 
 STATUSES = (
-    "reported", "accepted", "dispatched", "in_progress", "resolved", "closed",
-    "rejected", "duplicate",
+    "reported",
+    "accepted",
+    "dispatched",
+    "in_progress",
+    "resolved",
+    "closed",
+    "rejected",
+    "duplicate",
 )
 #: statuses nothing can leave
 FINAL = frozenset({"closed", "rejected", "duplicate"})
@@ -126,10 +132,14 @@ def check_transition(from_status: str, to_status: str) -> None:
     if to_status in allowed:
         return
     if not allowed:
-        raise Conflict(f"cannot move an incident from {from_status!r} to {to_status!r}: "
-                       f"{from_status!r} is final")
-    raise Conflict(f"cannot move an incident from {from_status!r} to {to_status!r}: allowed "
-                   f"from {from_status!r}: {', '.join(allowed)}")
+        raise Conflict(
+            f"cannot move an incident from {from_status!r} to {to_status!r}: "
+            f"{from_status!r} is final"
+        )
+    raise Conflict(
+        f"cannot move an incident from {from_status!r} to {to_status!r}: allowed "
+        f"from {from_status!r}: {', '.join(allowed)}"
+    )
 
 
 def open311_status(status: str) -> str:
@@ -175,7 +185,9 @@ def is_overdue(status: str, due: datetime | None, now: datetime) -> bool:
 
 
 def escalation_level(
-    category: Mapping[str, Any], reported_at: datetime, now: datetime,
+    category: Mapping[str, Any],
+    reported_at: datetime,
+    now: datetime,
     current_level: str | None = None,
 ) -> str:
     """The level an unresolved incident should be handled at, ``now``.
@@ -245,7 +257,10 @@ def admin_role_for(level: str) -> str:
 
 
 def open311_window(
-    start: datetime | None, end: datetime | None, now: datetime, days: int = 90,
+    start: datetime | None,
+    end: datetime | None,
+    now: datetime,
+    days: int = 90,
 ) -> tuple[datetime, datetime]:
     """The [start, end] window of an Open311 ``GET requests`` query.
 
@@ -259,20 +274,25 @@ def open311_window(
     if end is None:
         end = max(now, start)
     if start > end:
-        raise InvalidInput("start_date", start.isoformat(), f"a date before end_date "
-                           f"({end.isoformat()})")
+        raise InvalidInput(
+            "start_date", start.isoformat(), f"a date before end_date ({end.isoformat()})"
+        )
     return start, end
 
 
 _GROUPS = (
-    (("garbage", "waste", "sanitation", "litter", "rubbish", "produce", "hygiene"),
-     "sanitation 环境卫生"),
+    (
+        ("garbage", "waste", "sanitation", "litter", "rubbish", "produce", "hygiene"),
+        "sanitation 环境卫生",
+    ),
     (("ad", "ads", "poster", "flyer"), "city appearance 市容"),
     (("construction", "building", "build"), "construction 违建"),
     (("vendor", "stall", "road", "occupation", "parking", "traffic"), "roads 道路占用"),
     (("dispute", "neighbour", "neighbor", "conflict", "mediation"), "disputes 矛盾纠纷"),
-    (("facility", "facilities", "lamp", "light", "manhole", "public"),
-     "public facilities 公共设施"),
+    (
+        ("facility", "facilities", "lamp", "light", "manhole", "public"),
+        "public facilities 公共设施",
+    ),
     (("safety", "fire", "security", "hazard"), "safety 安全隐患"),
 )
 

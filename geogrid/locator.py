@@ -163,8 +163,9 @@ class GridLocator:
         # GEOS builds the point locator of a prepared polygon lazily, on its first
         # point test inside the envelope: build them all now, so that concurrent
         # locate() threads only ever read them.
-        first = shapely.get_coordinates(shapely.get_point(shapely.get_exterior_ring(
-            shapely.get_geometry(geoms, 0)), 0))
+        first = shapely.get_coordinates(
+            shapely.get_point(shapely.get_exterior_ring(shapely.get_geometry(geoms, 0)), 0)
+        )
         nonempty = ~shapely.is_empty(geoms)
         if nonempty.any():
             shapely.intersects_xy(geoms[nonempty], first[:, 0], first[:, 1])
@@ -283,13 +284,25 @@ class GridLocator:
             bx0 = self._x0 + pu[rep] * c_par - margin
             by0 = self._y0 + pv[rep] * c_par - margin
             ax, ay, bx2, by2, keep = _clip(
-                seg["ax"][segs], seg["ay"][segs], seg["bx"][segs], seg["by"][segs],
-                bx0, by0, bx0 + c_par + 2 * margin, by0 + c_par + 2 * margin,
+                seg["ax"][segs],
+                seg["ay"][segs],
+                seg["bx"][segs],
+                seg["by"][segs],
+                bx0,
+                by0,
+                bx0 + c_par + 2 * margin,
+                by0 + c_par + 2 * margin,
             )
             rep, segs = rep[keep], segs[keep]
             cu, cv, cidx = _cover(
-                ax[keep], ay[keep], bx2[keep], by2[keep], np.arange(len(segs)),
-                self._x0, self._y0, scales[lev + 1],
+                ax[keep],
+                ay[keep],
+                bx2[keep],
+                by2[keep],
+                np.arange(len(segs)),
+                self._x0,
+                self._y0,
+                scales[lev + 1],
             )
             tile = rep[cidx]
             inside = ((cu >> b) == pu[tile]) & ((cv >> b) == pv[tile])
@@ -298,8 +311,13 @@ class GridLocator:
             ckey, csegs = _unique_pairs(ckey, segs[cidx], nseg)
             tile, within = ckey // (f * f), ckey % (f * f)
             maybe, sure = _touches(
-                seg, csegs, (pu[tile] << b) + within % f, (pv[tile] << b) + within // f,
-                self._x0, self._y0, scales[lev + 1],
+                seg,
+                csegs,
+                (pu[tile] << b) + within % f,
+                (pv[tile] << b) + within // f,
+                self._x0,
+                self._y0,
+                scales[lev + 1],
             )
             ckey, csegs, sure = ckey[maybe], csegs[maybe], sure[maybe]
             mkeys, mstart, mcount = _groups(ckey)
@@ -383,7 +401,12 @@ class GridLocator:
     def nbytes(self) -> int:
         """Bytes held by the index arrays (not counting the prepared GEOS geometries)."""
         arrays = [
-            self._coarse, *self._pools, self._seg4, self._seg_lr, self._cand_ptr, self._cand,
+            self._coarse,
+            *self._pools,
+            self._seg4,
+            self._seg_lr,
+            self._cand_ptr,
+            self._cand,
         ]
         return int(sum(a.nbytes for a in arrays))
 
@@ -424,9 +447,7 @@ class GridLocator:
     def locate_codes(self, lon, lat) -> np.ndarray:
         """Codes of the grids covering WGS84 points (object array; None where none)."""
         if self.codes is None:
-            raise InvalidInput(
-                "codes", None, "grid codes: a 'code' column or the codes= argument"
-            )
+            raise InvalidInput("codes", None, "grid codes: a 'code' column or the codes= argument")
         pos = self.locate(lon, lat)
         table = np.empty(self.n + 1, dtype=object)
         table[: self.n] = self.codes
@@ -564,9 +585,7 @@ def _check_grids(grids, codes) -> tuple[np.ndarray, np.ndarray | None]:
     bad = ~np.isin(kinds, (3, 6)) & ~shapely.is_empty(geoms)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise InvalidInput(
-            f"grids[{i}]", geoms[i].geom_type, "Polygon or MultiPolygon geometries"
-        )
+        raise InvalidInput(f"grids[{i}]", geoms[i].geom_type, "Polygon or MultiPolygon geometries")
     if codes is not None:
         codes = np.asarray(codes, dtype=object).reshape(-1)
         if len(codes) != len(geoms):
@@ -598,7 +617,13 @@ def _segments(geoms: np.ndarray, tree: shapely.STRtree) -> dict[str, np.ndarray]
         e = np.empty(0)
         ei = np.empty(0, np.int64)
         return dict(
-            ax=e, ay=e, bx=e, by=e, left=ei, right=ei, simple=np.empty(0, bool),
+            ax=e,
+            ay=e,
+            bx=e,
+            by=e,
+            left=ei,
+            right=ei,
+            simple=np.empty(0, bool),
             cand=(np.zeros(1, np.int64), np.empty(0, np.int32)),
         )
     fwd = (a[:, 0] < b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] < b[:, 1]))
@@ -650,9 +675,14 @@ def _segments(geoms: np.ndarray, tree: shapely.STRtree) -> dict[str, np.ndarray]
     ptr = np.zeros(nu + 1, dtype=np.int64)
     np.cumsum(np.bincount(inv_s, minlength=nu), out=ptr[1:])
     return dict(
-        ax=np.ascontiguousarray(uniq[:, 0]), ay=np.ascontiguousarray(uniq[:, 1]),
-        bx=np.ascontiguousarray(uniq[:, 2]), by=np.ascontiguousarray(uniq[:, 3]),
-        left=left, right=right, simple=simple, cand=(ptr, g_s.astype(np.int32)),
+        ax=np.ascontiguousarray(uniq[:, 0]),
+        ay=np.ascontiguousarray(uniq[:, 1]),
+        bx=np.ascontiguousarray(uniq[:, 2]),
+        by=np.ascontiguousarray(uniq[:, 3]),
+        left=left,
+        right=right,
+        simple=simple,
+        cand=(ptr, g_s.astype(np.int32)),
     )
 
 
@@ -722,8 +752,10 @@ def _touches(seg, sid, u, v, x0, y0, scale):
     bx1 = x0 + (u + (1 + _MU)) / scale
     by1 = y0 + (v + (1 + _MU)) / scale
     overlap = (
-        (np.minimum(ax, bx) <= bx1) & (np.maximum(ax, bx) >= bx0)
-        & (np.minimum(ay, by) <= by1) & (np.maximum(ay, by) >= by0)
+        (np.minimum(ax, bx) <= bx1)
+        & (np.maximum(ax, bx) >= bx0)
+        & (np.minimum(ay, by) <= by1)
+        & (np.maximum(ay, by) >= by0)
     )
     dx, dy = bx - ax, by - ay
     pos = np.zeros(len(sid), dtype=bool)

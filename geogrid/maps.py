@@ -56,8 +56,14 @@ HOTSPOT_LABELS = {
 _SEQUENTIAL = ["#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#f03b20", "#bd0026", "#800026"]
 _NO_DATA = "#bdbdbd"
 _DEG_PER_M = 1.0 / 111_320.0
-_TOOLTIP_EXTRA = ("incidents", "open_backlog", "overdue", "per_1000_residents",
-                  "load_index", "workers")
+_TOOLTIP_EXTRA = (
+    "incidents",
+    "open_backlog",
+    "overdue",
+    "per_1000_residents",
+    "load_index",
+    "workers",
+)
 
 
 def _folium():
@@ -84,10 +90,15 @@ def _geojson(gdf: gpd.GeoDataFrame, columns: Sequence[str], simplify_m: float | 
         if pd.api.types.is_float_dtype(props[c]):
             props[c] = props[c].round(4)
         elif not pd.api.types.is_numeric_dtype(props[c]):
-            props[c] = props[c].astype(object).where(props[c].notna(), None).map(
-                lambda v: v if v is None else str(v))
-    out = gpd.GeoDataFrame(props, geometry=_display_geometry(gdf.geometry.values, simplify_m),
-                           crs="EPSG:4326")
+            props[c] = (
+                props[c]
+                .astype(object)
+                .where(props[c].notna(), None)
+                .map(lambda v: v if v is None else str(v))
+            )
+    out = gpd.GeoDataFrame(
+        props, geometry=_display_geometry(gdf.geometry.values, simplify_m), crs="EPSG:4326"
+    )
     return json.loads(out.to_json(na="null", drop_id=True))
 
 
@@ -105,17 +116,22 @@ def add_legend(m, title: str, items: Iterable[tuple[str, str]], *, position: str
     """Add an HTML legend (``items`` = (colour, label) pairs) to a folium Map."""
     from branca.element import MacroElement, Template
 
-    corner = {"bottomleft": "bottom: 28px; left: 10px;", "bottomright": "bottom: 28px; "
-              "right: 10px;", "topleft": "top: 80px; left: 10px;"}[position]
+    corner = {
+        "bottomleft": "bottom: 28px; left: 10px;",
+        "bottomright": "bottom: 28px; right: 10px;",
+        "topleft": "top: 80px; left: 10px;",
+    }[position]
     rows = "".join(
         f'<div><span style="display:inline-block;width:14px;height:14px;margin-right:6px;'
         f'background:{html.escape(c)};border:1px solid #777"></span>{html.escape(label)}</div>'
         for c, label in items
     )
-    body = (f'<div class="geogrid-legend" style="position: fixed; {corner} z-index: 9999; '
-            'background: rgba(255,255,255,0.9); padding: 6px 10px; font: 12px sans-serif; '
-            f'border-radius: 4px; box-shadow: 0 0 4px #888"><b>{html.escape(title)}</b>'
-            f"{rows}</div>")
+    body = (
+        f'<div class="geogrid-legend" style="position: fixed; {corner} z-index: 9999; '
+        "background: rgba(255,255,255,0.9); padding: 6px 10px; font: 12px sans-serif; "
+        f'border-radius: 4px; box-shadow: 0 0 4px #888"><b>{html.escape(title)}</b>'
+        f"{rows}</div>"
+    )
     macro = MacroElement()
     macro._template = Template("{% macro html(this, kwargs) %}" + body + "{% endmacro %}")
     m.get_root().add_child(macro)
@@ -155,40 +171,47 @@ def choropleth(
     folium, _ = _folium()
     import branca.colormap as cm
 
-    if metric not in metrics_gdf.columns or not pd.api.types.is_numeric_dtype(
-            metrics_gdf[metric]):
-        numeric = [c for c in metrics_gdf.columns if c != "geometry"
-                   and pd.api.types.is_numeric_dtype(metrics_gdf[c])]
+    if metric not in metrics_gdf.columns or not pd.api.types.is_numeric_dtype(metrics_gdf[metric]):
+        numeric = [
+            c
+            for c in metrics_gdf.columns
+            if c != "geometry" and pd.api.types.is_numeric_dtype(metrics_gdf[c])
+        ]
         raise InvalidInput("metric", metric, "a numeric column: " + ", ".join(numeric))
-    gdf = metrics_gdf.to_crs("EPSG:4326") if metrics_gdf.crs and \
-        metrics_gdf.crs.to_epsg() != 4326 else metrics_gdf
+    gdf = (
+        metrics_gdf.to_crs("EPSG:4326")
+        if metrics_gdf.crs and metrics_gdf.crs.to_epsg() != 4326
+        else metrics_gdf
+    )
     if m is None:
         m = _new_map(gdf.total_bounds)
     values = gdf[metric].to_numpy(dtype=float)
     edges = _class_edges(values, classes)
     colours = _SEQUENTIAL[: len(edges) - 1] if len(edges) - 1 <= len(_SEQUENTIAL) else None
-    cmap = cm.StepColormap(colours or _SEQUENTIAL, index=edges, vmin=edges[0], vmax=edges[-1],
-                           caption=_caption(metric))
+    cmap = cm.StepColormap(
+        colours or _SEQUENTIAL, index=edges, vmin=edges[0], vmax=edges[-1], caption=_caption(metric)
+    )
     if tooltip_columns is None:
-        tooltip_columns = [c for c in ("name", "code", metric, *_TOOLTIP_EXTRA)
-                           if c in gdf.columns]
+        tooltip_columns = [c for c in ("name", "code", metric, *_TOOLTIP_EXTRA) if c in gdf.columns]
         tooltip_columns = list(dict.fromkeys(tooltip_columns))
     data = _geojson(gdf, tooltip_columns, simplify_m)
 
     def style(feature: dict) -> dict:
         v = feature["properties"].get(metric)
         colour = _NO_DATA if v is None or not np.isfinite(v) else cmap(v)
-        return {"fillColor": colour, "color": "#555555", "weight": 0.3,
-                "fillOpacity": fill_opacity}
+        return {"fillColor": colour, "color": "#555555", "weight": 0.3, "fillOpacity": fill_opacity}
 
     layer = folium.GeoJson(
         data,
         name=name or _caption(metric),
         style_function=style,
         highlight_function=lambda f: {"weight": 2, "color": "#000000"},
-        tooltip=folium.GeoJsonTooltip(fields=list(tooltip_columns),
-                                      aliases=[_alias(c) for c in tooltip_columns],
-                                      localize=True, sticky=False),
+        tooltip=folium.GeoJsonTooltip(
+            fields=list(tooltip_columns),
+            aliases=[_alias(c) for c in tooltip_columns],
+            localize=True,
+            sticky=False,
+        ),
         smooth_factor=0.5,
     )
     layer.add_to(m)
@@ -198,7 +221,11 @@ def choropleth(
 
 
 def aggregate_points(
-    lon: Any, lat: Any, weight: Any = None, *, cell_deg: float = 0.002,
+    lon: Any,
+    lat: Any,
+    weight: Any = None,
+    *,
+    cell_deg: float = 0.002,
     max_points: int = 5000,
 ) -> pd.DataFrame:
     """Sum point weights on a lon/lat lattice, coarsening the cell (×2) until at most
@@ -228,8 +255,9 @@ def aggregate_points(
         cell *= 2.0
     gx = sums.index.get_level_values(0).to_numpy()
     gy = sums.index.get_level_values(1).to_numpy()
-    return pd.DataFrame({"lon": (gx + 0.5) * cell, "lat": (gy + 0.5) * cell,
-                         "weight": sums.to_numpy(dtype=float)})
+    return pd.DataFrame(
+        {"lon": (gx + 0.5) * cell, "lat": (gy + 0.5) * cell, "weight": sums.to_numpy(dtype=float)}
+    )
 
 
 def _lonlat(points: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -238,8 +266,11 @@ def _lonlat(points: Any) -> tuple[np.ndarray, np.ndarray]:
         return g.x.to_numpy(), g.y.to_numpy()
     if isinstance(points, pd.DataFrame) and {"lon", "lat"} <= set(points.columns):
         return points["lon"].to_numpy(float), points["lat"].to_numpy(float)
-    raise InvalidInput("points", type(points).__name__,
-                       "a DataFrame with lon/lat columns (WGS84) or a point GeoDataFrame")
+    raise InvalidInput(
+        "points",
+        type(points).__name__,
+        "a DataFrame with lon/lat columns (WGS84) or a point GeoDataFrame",
+    )
 
 
 def heatmap_layer(
@@ -267,10 +298,16 @@ def heatmap_layer(
     group = folium.FeatureGroup(name=name, show=show)
     if len(cells):
         top = float(np.quantile(cells["weight"], 0.99)) or 1.0
-        data = np.column_stack([cells["lat"].round(5), cells["lon"].round(5),
-                                np.minimum(cells["weight"] / top, 1.0).round(3)]).tolist()
-        plugins.HeatMap(data, radius=radius, blur=blur, min_opacity=0.3, max_zoom=16,
-                        name=name).add_to(group)
+        data = np.column_stack(
+            [
+                cells["lat"].round(5),
+                cells["lon"].round(5),
+                np.minimum(cells["weight"] / top, 1.0).round(3),
+            ]
+        ).tolist()
+        plugins.HeatMap(
+            data, radius=radius, blur=blur, min_opacity=0.3, max_zoom=16, name=name
+        ).add_to(group)
     return group
 
 
@@ -297,8 +334,9 @@ def hotspot_layer(
     """
     folium, _ = _folium()
     if hasattr(gi_result, "classes") and hasattr(gi_result, "Zs"):
-        frame = pd.DataFrame({"class": np.asarray(gi_result.classes, dtype=object),
-                              "z": gi_result.Zs})
+        frame = pd.DataFrame(
+            {"class": np.asarray(gi_result.classes, dtype=object), "z": gi_result.Zs}
+        )
         aligned = frame.reset_index(drop=True)
     elif isinstance(gi_result, pd.DataFrame) and "class" in gi_result.columns:
         frame = gi_result
@@ -307,20 +345,28 @@ def hotspot_layer(
         else:
             aligned = frame.reset_index(drop=True)
     else:
-        raise InvalidInput("gi_result", type(gi_result).__name__,
-                           "a GiStar or a DataFrame with a 'class' column")
+        raise InvalidInput(
+            "gi_result", type(gi_result).__name__, "a GiStar or a DataFrame with a 'class' column"
+        )
     if len(aligned) != len(grids):
         raise InvalidInput("gi_result", len(aligned), f"{len(grids)} rows, one per unit")
     g = grids.reset_index(drop=True)
     cls = aligned["class"].astype(object).where(aligned["class"].notna(), "not_significant")
-    data = gpd.GeoDataFrame({
-        "name": g["name"].astype(str) if "name" in g else "",
-        "code": g["code"].astype(str) if "code" in g else g.index.astype(str),
-        "class": cls.astype(str).to_numpy(),
-        "label": cls.map(HOTSPOT_LABELS).fillna(cls).to_numpy(),
-        "z": pd.to_numeric(aligned.get("z", pd.Series(np.nan, index=aligned.index)),
-                           errors="coerce").round(2).to_numpy(),
-    }, geometry=g.geometry.values, crs=grids.crs or "EPSG:4326")
+    data = gpd.GeoDataFrame(
+        {
+            "name": g["name"].astype(str) if "name" in g else "",
+            "code": g["code"].astype(str) if "code" in g else g.index.astype(str),
+            "class": cls.astype(str).to_numpy(),
+            "label": cls.map(HOTSPOT_LABELS).fillna(cls).to_numpy(),
+            "z": pd.to_numeric(
+                aligned.get("z", pd.Series(np.nan, index=aligned.index)), errors="coerce"
+            )
+            .round(2)
+            .to_numpy(),
+        },
+        geometry=g.geometry.values,
+        crs=grids.crs or "EPSG:4326",
+    )
     if not include_not_significant:
         data = data[data["class"] != "not_significant"]
     group = folium.FeatureGroup(name=name, show=show)
@@ -331,9 +377,13 @@ def hotspot_layer(
             name=name,
             style_function=lambda f: {
                 "fillColor": HOTSPOT_COLOURS.get(f["properties"]["class"], _NO_DATA),
-                "color": "#444444", "weight": 0.4, "fillOpacity": 0.75},
-            tooltip=folium.GeoJsonTooltip(fields=["name", "code", "label", "z"],
-                                          aliases=["Name", "Code", "Gi*", "z"]),
+                "color": "#444444",
+                "weight": 0.4,
+                "fillOpacity": 0.75,
+            },
+            tooltip=folium.GeoJsonTooltip(
+                fields=["name", "code", "label", "z"], aliases=["Name", "Code", "Gi*", "z"]
+            ),
         ).add_to(group)
     return group
 
@@ -368,10 +418,14 @@ def incident_markers(
         df = df.sample(n=max_markers, random_state=seed).sort_index()
         name = f"{name} (sample of {max_markers:,} of {total:,})"
     text = df[labels].agg(" · ".join, axis=1) if labels else pd.Series("", index=df.index)
-    data = [[round(a, 6), round(b, 6), html.escape(t)] for a, b, t in
-            zip(df["lat"], df["lon"], text, strict=True)]
-    callback = ("function (row) {var marker = L.marker(new L.LatLng(row[0], row[1]));"
-                "marker.bindPopup(row[2]); return marker;}")
+    data = [
+        [round(a, 6), round(b, 6), html.escape(t)]
+        for a, b, t in zip(df["lat"], df["lon"], text, strict=True)
+    ]
+    callback = (
+        "function (row) {var marker = L.marker(new L.LatLng(row[0], row[1]));"
+        "marker.bindPopup(row[2]); return marker;}"
+    )
     return plugins.FastMarkerCluster(data, callback=callback, name=name, show=show)
 
 
@@ -420,33 +474,44 @@ def leader_map(
     folium, _ = _folium()
     from geogrid import metrics as gm
 
-    mt = gm.load_metrics(engine, level, start=start, end=end, categories=categories,
-                         version=version, now=now)
+    mt = gm.load_metrics(
+        engine, level, start=start, end=end, categories=categories, version=version, now=now
+    )
     m = _new_map(mt.total_bounds, tiles)
     choropleth(mt, metric, m=m, name=f"{level}: {metric}")
     pts = None
     if heat or markers:
-        pts = gm.incident_frame(engine, mt.attrs["start"], mt.attrs["end"],
-                                mt.attrs["categories"],
-                                columns=["lon", "lat", "category", "status", "reported_at"],
-                                version=version, now=now)
+        pts = gm.incident_frame(
+            engine,
+            mt.attrs["start"],
+            mt.attrs["end"],
+            mt.attrs["categories"],
+            columns=["lon", "lat", "category", "status", "reported_at"],
+            version=version,
+            now=now,
+        )
     if heat and pts is not None:
         heatmap_layer(pts, name="Incident density").add_to(m)
     if hotspots:
         gi = gm.hotspots_of(engine, mt, metric)
         hotspot_layer(gi, mt, name=f"Hot spots of {metric} (Gi*, FDR)").add_to(m)
-        present = [c for c in HOTSPOT_COLOURS
-                   if c in set(gi["class"]) and c != "not_significant"] or ["not_significant"]
-        add_legend(m, "Hot spots (Gi*)", [(HOTSPOT_COLOURS[c], HOTSPOT_LABELS[c])
-                                          for c in present])
+        present = [
+            c for c in HOTSPOT_COLOURS if c in set(gi["class"]) and c != "not_significant"
+        ] or ["not_significant"]
+        add_legend(m, "Hot spots (Gi*)", [(HOTSPOT_COLOURS[c], HOTSPOT_LABELS[c]) for c in present])
     if markers and pts is not None:
         incident_markers(pts, max_markers=max_markers).add_to(m)
     cats = ", ".join(mt.attrs["categories"]) if mt.attrs["categories"] else "all categories"
-    title = (f"{metric.replace('_', ' ')} by {level} · {mt.attrs['start'][:10]} – "
-             f"{mt.attrs['end'][:10]} · {cats}")
-    m.get_root().html.add_child(folium.Element(
-        '<div class="geogrid-title" style="position: fixed; top: 10px; left: 60px; '
-        "z-index: 9999; background: rgba(255,255,255,0.9); padding: 4px 10px; "
-        f'font: bold 14px sans-serif; border-radius: 4px">{html.escape(title)}</div>'))
+    title = (
+        f"{metric.replace('_', ' ')} by {level} · {mt.attrs['start'][:10]} – "
+        f"{mt.attrs['end'][:10]} · {cats}"
+    )
+    m.get_root().html.add_child(
+        folium.Element(
+            '<div class="geogrid-title" style="position: fixed; top: 10px; left: 60px; '
+            "z-index: 9999; background: rgba(255,255,255,0.9); padding: 4px 10px; "
+            f'font: bold 14px sans-serif; border-radius: 4px">{html.escape(title)}</div>'
+        )
+    )
     folium.LayerControl(collapsed=False).add_to(m)
     return m

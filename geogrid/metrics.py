@@ -142,15 +142,40 @@ METRICS: dict[str, str] = {
 }
 
 METRIC_COLUMNS = [
-    "code", "name", "level", "parent_code", "population", "households", "area_m2",
-    "incidents", "open_backlog", "overdue", "per_1000_residents", "per_km2",
-    "median_hours_to_resolve", "p90_hours_to_resolve", "resolved_within_limit_share",
-    "workers", "incidents_per_worker", "previous_incidents", "change", "change_pct",
-    "load_index", "geometry",
+    "code",
+    "name",
+    "level",
+    "parent_code",
+    "population",
+    "households",
+    "area_m2",
+    "incidents",
+    "open_backlog",
+    "overdue",
+    "per_1000_residents",
+    "per_km2",
+    "median_hours_to_resolve",
+    "p90_hours_to_resolve",
+    "resolved_within_limit_share",
+    "workers",
+    "incidents_per_worker",
+    "previous_incidents",
+    "change",
+    "change_pct",
+    "load_index",
+    "geometry",
 ]
 
-_COUNTS = ["incidents", "previous_incidents", "open_backlog", "overdue", "resolved",
-           "resolved_on_time", "open_overdue_window", "mismatched"]
+_COUNTS = [
+    "incidents",
+    "previous_incidents",
+    "open_backlog",
+    "overdue",
+    "resolved",
+    "resolved_on_time",
+    "open_overdue_window",
+    "mismatched",
+]
 
 
 @dataclass(frozen=True)
@@ -186,8 +211,11 @@ def parse_time(value: Any, parameter: str, tz: str = LOCAL_TZ) -> datetime | Non
         try:
             value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise InvalidInput(parameter, value, "an ISO 8601 date or date-time, e.g. "
-                               "2026-05-01 or 2026-05-01T08:00:00+08:00") from None
+            raise InvalidInput(
+                parameter,
+                value,
+                "an ISO 8601 date or date-time, e.g. 2026-05-01 or 2026-05-01T08:00:00+08:00",
+            ) from None
     if isinstance(value, pd.Timestamp):
         value = value.to_pydatetime()
     if isinstance(value, date) and not isinstance(value, datetime):
@@ -197,8 +225,11 @@ def parse_time(value: Any, parameter: str, tz: str = LOCAL_TZ) -> datetime | Non
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(tz))
     if not TIME_RANGE[0] <= value < TIME_RANGE[1]:
-        raise InvalidInput(parameter, value.isoformat(), "a date-time from "
-                           f"{TIME_RANGE[0].date()} to before {TIME_RANGE[1].date()}")
+        raise InvalidInput(
+            parameter,
+            value.isoformat(),
+            f"a date-time from {TIME_RANGE[0].date()} to before {TIME_RANGE[1].date()}",
+        )
     return value
 
 
@@ -208,7 +239,11 @@ TIME_RANGE = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
 
 
 def resolve_window(
-    start: Any = None, end: Any = None, now: Any = None, *, days: int = DEFAULT_DAYS,
+    start: Any = None,
+    end: Any = None,
+    now: Any = None,
+    *,
+    days: int = DEFAULT_DAYS,
     names: tuple[str, str] = ("from", "to"),
 ) -> tuple[datetime, datetime, datetime]:
     """``(start, end, now)`` as aware datetimes.
@@ -228,11 +263,16 @@ def resolve_window(
     if start_d is None:
         start_d = end_d - timedelta(days=days)
     if not start_d < end_d:
-        raise InvalidInput(names[0], start_d.isoformat(),
-                           f"a time before {names[1]}={end_d.isoformat()}")
+        raise InvalidInput(
+            names[0], start_d.isoformat(), f"a time before {names[1]}={end_d.isoformat()}"
+        )
     if start_d - (end_d - start_d) < TIME_RANGE[0]:  # the previous window must exist too
-        raise InvalidInput(names[0], start_d.isoformat(), "a window whose previous window "
-                           f"of the same length starts after {TIME_RANGE[0].date()}")
+        raise InvalidInput(
+            names[0],
+            start_d.isoformat(),
+            "a window whose previous window "
+            f"of the same length starts after {TIME_RANGE[0].date()}",
+        )
     return start_d, end_d, now_d
 
 
@@ -253,8 +293,9 @@ def _categories(conn: Connection, categories: Any) -> list[str] | None:
     known = set(sm.category_efforts(conn)["code"])
     bad = [c for c in cats if c not in known]
     if bad:
-        raise InvalidInput("category", ",".join(bad), "category codes among "
-                           + ", ".join(sorted(known)))
+        raise InvalidInput(
+            "category", ",".join(bad), "category codes among " + ", ".join(sorted(known))
+        )
     return cats
 
 
@@ -318,22 +359,27 @@ def _aggregate_rows(rows: pd.DataFrame, level: str, prev_start, start, end, t) -
     prev = ((rep >= prev_start) & (rep < start)).to_numpy()
     done = rows["status"].isin(sm.DONE_STATUSES).to_numpy()
     open_t = (rep < t).to_numpy() & ~(done & (rows["done_at"] <= t).to_numpy())
-    res_t = (rows["status"].isin(("resolved", "closed")) & rows["resolved_at"].notna()
-             & (rows["resolved_at"] <= t)).to_numpy()
+    res_t = (
+        rows["status"].isin(("resolved", "closed"))
+        & rows["resolved_at"].notna()
+        & (rows["resolved_at"] <= t)
+    ).to_numpy()
     past_due = (rows["due_at"] < t).to_numpy()
     on_time = (rows["resolved_at"] <= rows["due_at"]).to_numpy()
-    frame = pd.DataFrame({
-        "code": rows[col].to_numpy(dtype=object),
-        "incidents": in_win.astype(np.int64),
-        "previous_incidents": prev.astype(np.int64),
-        "effort_incidents": np.where(in_win, rows["effort"].to_numpy(float), 0.0),
-        "open_backlog": open_t.astype(np.int64),
-        "overdue": (open_t & past_due).astype(np.int64),
-        "resolved": (in_win & res_t).astype(np.int64),
-        "resolved_on_time": (in_win & res_t & on_time).astype(np.int64),
-        "open_overdue_window": (in_win & open_t & past_due).astype(np.int64),
-        "mismatched": np.zeros(len(rows), dtype=np.int64),
-    })
+    frame = pd.DataFrame(
+        {
+            "code": rows[col].to_numpy(dtype=object),
+            "incidents": in_win.astype(np.int64),
+            "previous_incidents": prev.astype(np.int64),
+            "effort_incidents": np.where(in_win, rows["effort"].to_numpy(float), 0.0),
+            "open_backlog": open_t.astype(np.int64),
+            "overdue": (open_t & past_due).astype(np.int64),
+            "resolved": (in_win & res_t).astype(np.int64),
+            "resolved_on_time": (in_win & res_t & on_time).astype(np.int64),
+            "open_overdue_window": (in_win & open_t & past_due).astype(np.int64),
+            "mismatched": np.zeros(len(rows), dtype=np.int64),
+        }
+    )
     sums = frame.groupby("code", dropna=False, sort=False).sum()
     res = rows.loc[in_win & res_t]
     hours = (res["resolved_at"] - res["reported_at"]).dt.total_seconds() / 3600.0
@@ -354,8 +400,9 @@ def _reattributed_rows(engine: Engine, conn: Connection, vid: int, **window) -> 
     other = (rows["version_id"].isna() | (rows["version_id"] != vid)).to_numpy()
     if other.any():
         att = attributor_for_version(engine, vid)
-        codes = att.attribute(rows.loc[other, "lon"].to_numpy(float),
-                              rows.loc[other, "lat"].to_numpy(float))
+        codes = att.attribute(
+            rows.loc[other, "lon"].to_numpy(float), rows.loc[other, "lat"].to_numpy(float)
+        )
         for c in ATTRIBUTION_COLUMNS:
             vals = rows[c].to_numpy(dtype=object).copy()
             vals[other] = codes[c].to_numpy(dtype=object)
@@ -373,10 +420,14 @@ def _chain(conn: Connection, vid: int) -> pd.DataFrame:
         grids = u.loc[u["level"] == "grid", ["code", "parent_code"]]
         community = grids["parent_code"].astype(object)
         street = community.map(parent)
-        return pd.DataFrame({"grid_code": grids["code"].to_numpy(dtype=object),
-                             "community_code": community.to_numpy(dtype=object),
-                             "street_code": street.to_numpy(dtype=object),
-                             "district_code": street.map(parent).to_numpy(dtype=object)})
+        return pd.DataFrame(
+            {
+                "grid_code": grids["code"].to_numpy(dtype=object),
+                "community_code": community.to_numpy(dtype=object),
+                "street_code": street.to_numpy(dtype=object),
+                "district_code": street.map(parent).to_numpy(dtype=object),
+            }
+        )
 
     fp = sm.unit_fingerprint(conn, vid, "grid")
     return _cached(("chain", str(conn.engine.url), vid, fp), build)
@@ -399,8 +450,12 @@ def _worker_fte(conn: Connection, level: str, vid: int) -> pd.Series:
 
 
 def load_score(
-    effort_incidents: Any, households: Any, area_km2: Any, *,
-    reference: tuple[float, float, float], weights: LoadWeights | None = None,
+    effort_incidents: Any,
+    households: Any,
+    area_km2: Any,
+    *,
+    reference: tuple[float, float, float],
+    weights: LoadWeights | None = None,
 ) -> np.ndarray:
     """The load index of units from their sums (vectorised).
 
@@ -411,9 +466,11 @@ def load_score(
     [55.0, 145.0]
     """
     w = weights or LoadWeights()
-    parts = ((w.incidents, effort_incidents, reference[0]),
-             (w.households, households, reference[1]),
-             (w.area, area_km2, reference[2]))
+    parts = (
+        (w.incidents, effort_incidents, reference[0]),
+        (w.households, households, reference[1]),
+        (w.area, area_km2, reference[2]),
+    )
     total = 0.0
     out = np.zeros(np.shape(np.asarray(effort_incidents, dtype=float)))
     for wk, x, mean in parts:
@@ -426,7 +483,15 @@ def load_score(
 
 
 def _compute(
-    engine: Engine | Connection, level: str, *, start, end, categories, version, as_of, now,
+    engine: Engine | Connection,
+    level: str,
+    *,
+    start,
+    end,
+    categories,
+    version,
+    as_of,
+    now,
     weights,
 ) -> gpd.GeoDataFrame:
     from geogrid.store.engine import connection as _connect
@@ -442,11 +507,13 @@ def _compute(
     with _connect(engine) as conn:
         vid = resolve_version(conn, version, as_of_d)
         cats = _categories(conn, categories)
-        window = dict(prev_start=prev_start, start=start_d, end=end_d, t=t, categories=cats,
-                      past=t < now_d)
+        window = dict(
+            prev_start=prev_start, start=start_d, end=end_d, t=t, categories=cats, past=t < now_d
+        )
         # with an Engine the aggregate's two statements run on two pooled connections
-        agg = sm.aggregate_units(engine if isinstance(engine, Engine) else conn, level,
-                                 version_id=vid, **window)
+        agg = sm.aggregate_units(
+            engine if isinstance(engine, Engine) else conn, level, version_id=vid, **window
+        )
         path = "sql"
         if int(agg["mismatched"].sum()) > 0:
             rows = _reattributed_rows(eng, conn, vid, **window)
@@ -471,10 +538,10 @@ def _compute(
         out["per_km2"] = np.where(km2 > 0, inc / km2, np.nan)
         decided = (out["resolved"] + out["open_overdue_window"]).astype(float)
         out["resolved_within_limit_share"] = np.where(
-            decided > 0, out["resolved_on_time"] / decided, np.nan)
+            decided > 0, out["resolved_on_time"] / decided, np.nan
+        )
         out["workers"] = fte.reindex(out.index).fillna(0.0).astype(float).round(6)
-        out["incidents_per_worker"] = np.where(out["workers"] > 0, inc / out["workers"],
-                                               np.nan)
+        out["incidents_per_worker"] = np.where(out["workers"] > 0, inc / out["workers"], np.nan)
         prev = out["previous_incidents"].astype(float)
         out["change"] = out["incidents"] - out["previous_incidents"]
         out["change_pct"] = np.where(prev > 0, out["change"] / prev * 100.0, np.nan)
@@ -482,18 +549,28 @@ def _compute(
     out["p90_hours_to_resolve"] = a["p90_hours"].astype(float)
     # grid means for the load index: all attributed incidents belong to exactly one grid
     effort_total = float(agg["effort_incidents"].sum())
-    ref = ((effort_total / n_grids, hh_total / n_grids, area_total / 1e6 / n_grids)
-           if n_grids else (0.0, 0.0, 0.0))
+    ref = (
+        (effort_total / n_grids, hh_total / n_grids, area_total / 1e6 / n_grids)
+        if n_grids
+        else (0.0, 0.0, 0.0)
+    )
     out["area_km2"] = km2
-    out["load_index"] = load_score(out["effort_incidents"], out["households"].astype(float),
-                                   km2, reference=ref, weights=w)
-    gdf = gpd.GeoDataFrame(out.reset_index(drop=True), geometry=units.geometry.values,
-                           crs="EPSG:4326")
+    out["load_index"] = load_score(
+        out["effort_incidents"], out["households"].astype(float), km2, reference=ref, weights=w
+    )
+    gdf = gpd.GeoDataFrame(
+        out.reset_index(drop=True), geometry=units.geometry.values, crs="EPSG:4326"
+    )
     gdf.attrs.update(
-        version_id=vid, level=level, start=start_d.isoformat(), end=end_d.isoformat(),
-        as_at=t.isoformat(), previous_start=prev_start.isoformat(), categories=cats,
-        weights=asdict(w), load_reference=dict(zip(("effort", "households", "area_km2"),
-                                                   ref, strict=True)),
+        version_id=vid,
+        level=level,
+        start=start_d.isoformat(),
+        end=end_d.isoformat(),
+        as_at=t.isoformat(),
+        previous_start=prev_start.isoformat(),
+        categories=cats,
+        weights=asdict(w),
+        load_reference=dict(zip(("effort", "households", "area_km2"), ref, strict=True)),
         path=path,
     )
     return gdf
@@ -538,8 +615,17 @@ def load_metrics(
     the time the state was read at, the categories, the weights and the path taken
     (``sql`` or ``pandas (re-attributed)``).
     """
-    gdf = _compute(engine, level, start=start, end=end, categories=categories,
-                   version=version, as_of=as_of, now=now, weights=weights)
+    gdf = _compute(
+        engine,
+        level,
+        start=start,
+        end=end,
+        categories=categories,
+        version=version,
+        as_of=as_of,
+        now=now,
+        weights=weights,
+    )
     attrs = dict(gdf.attrs)
     out = gdf[METRIC_COLUMNS]
     out.attrs.update(attrs)
@@ -567,30 +653,58 @@ def load_index(
     in index points; they add up to ``load_index``), load_index, load_per_worker
     (``load_index / workers``: NaN without workers), geometry. Sorted by code.
     """
-    gdf = _compute(engine, level, start=start, end=end, categories=categories,
-                   version=version, as_of=as_of, now=now, weights=weights)
+    gdf = _compute(
+        engine,
+        level,
+        start=start,
+        end=end,
+        categories=categories,
+        version=version,
+        as_of=as_of,
+        now=now,
+        weights=weights,
+    )
     w = _weights(weights)
     ref = gdf.attrs["load_reference"]
-    active = [(wk, r) for wk, r in ((w.incidents, ref["effort"]),
-                                    (w.households, ref["households"]),
-                                    (w.area, ref["area_km2"])) if wk > 0 and r > 0]
+    active = [
+        (wk, r)
+        for wk, r in (
+            (w.incidents, ref["effort"]),
+            (w.households, ref["households"]),
+            (w.area, ref["area_km2"]),
+        )
+        if wk > 0 and r > 0
+    ]
     total = sum(wk for wk, _ in active) or np.nan
     parts = {}
-    for name, wk, x, r in (("incidents_part", w.incidents, gdf["effort_incidents"],
-                            ref["effort"]),
-                           ("households_part", w.households, gdf["households"],
-                            ref["households"]),
-                           ("area_part", w.area, gdf["area_km2"], ref["area_km2"])):
-        parts[name] = (100.0 * wk * x.astype(float) / r / total if wk > 0 and r > 0
-                       else np.zeros(len(gdf)))
-    out = gdf[["code", "name", "level", "parent_code", "incidents", "effort_incidents",
-               "households", "area_km2", "workers"]].copy()
+    for name, wk, x, r in (
+        ("incidents_part", w.incidents, gdf["effort_incidents"], ref["effort"]),
+        ("households_part", w.households, gdf["households"], ref["households"]),
+        ("area_part", w.area, gdf["area_km2"], ref["area_km2"]),
+    ):
+        parts[name] = (
+            100.0 * wk * x.astype(float) / r / total if wk > 0 and r > 0 else np.zeros(len(gdf))
+        )
+    out = gdf[
+        [
+            "code",
+            "name",
+            "level",
+            "parent_code",
+            "incidents",
+            "effort_incidents",
+            "households",
+            "area_km2",
+            "workers",
+        ]
+    ].copy()
     for k, v in parts.items():
         out[k] = np.asarray(v, dtype=float)
     out["load_index"] = gdf["load_index"].to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
-        out["load_per_worker"] = np.where(out["workers"] > 0,
-                                          out["load_index"] / out["workers"], np.nan)
+        out["load_per_worker"] = np.where(
+            out["workers"] > 0, out["load_index"] / out["workers"], np.nan
+        )
     res = gpd.GeoDataFrame(out, geometry=gdf.geometry.values, crs="EPSG:4326")
     res.attrs.update(gdf.attrs)
     return res
@@ -630,8 +744,20 @@ def incident_frame(
     from geogrid.store.engine import connection as _connect
     from geogrid.store.units import resolve_version
 
-    default = ["id", "category", "status", "reported_at", "resolved_at", "due_at",
-               "grid_code", "community_code", "street_code", "district_code", "lon", "lat"]
+    default = [
+        "id",
+        "category",
+        "status",
+        "reported_at",
+        "resolved_at",
+        "due_at",
+        "grid_code",
+        "community_code",
+        "street_code",
+        "district_code",
+        "lon",
+        "lat",
+    ]
     cols = list(columns) if columns is not None else default
     allowed = [*sm.INCIDENT_FRAME_COLUMNS, "hours_to_resolve"]
     bad = [c for c in cols if c not in allowed]
@@ -658,15 +784,15 @@ def incident_frame(
             from geogrid.attribution import attributor_for_version
 
             att = attributor_for_version(_engine_of(engine), vid)
-            new = att.attribute(df.loc[other, "lon"].to_numpy(float),
-                                df.loc[other, "lat"].to_numpy(float))
+            new = att.attribute(
+                df.loc[other, "lon"].to_numpy(float), df.loc[other, "lat"].to_numpy(float)
+            )
             for c in codes:
                 vals = df[c].to_numpy(dtype=object).copy()
                 vals[other] = new[c].to_numpy(dtype=object)
                 df[c] = vals
     if "hours_to_resolve" in cols:
-        df["hours_to_resolve"] = (df["resolved_at"] - df["reported_at"]).dt.total_seconds() \
-            / 3600.0
+        df["hours_to_resolve"] = (df["resolved_at"] - df["reported_at"]).dt.total_seconds() / 3600.0
     for c in ("lon", "lat"):
         if c in df:
             df[c] = df[c].astype(float)
@@ -719,14 +845,25 @@ def unit_trend(
     start_d, end_d, _ = resolve_window(start, end, now, days=days)
     most = {"week": 530, "month": 122}[interval]  # ten years of periods
     if (end_d - start_d).days / (7 if interval == "week" else 30.4) > most:
-        raise InvalidInput("from", start_d.isoformat(), f"a window of at most {most} "
-                           f"{interval}s for a {interval}ly trend")
+        raise InvalidInput(
+            "from",
+            start_d.isoformat(),
+            f"a window of at most {most} {interval}s for a {interval}ly trend",
+        )
     with _connect(engine) as conn:
         if load_units(conn, level, codes=[str(code)]).empty:
             raise NotFound(f"no {level} with code {code!r} in the published boundaries")
         cats = _categories(conn, categories)
-        df = sm.trend_counts(conn, level, str(code), start=start_d, end=end_d,
-                             interval=interval, tz=tz, categories=cats)
+        df = sm.trend_counts(
+            conn,
+            level,
+            str(code),
+            start=start_d,
+            end=end_d,
+            interval=interval,
+            tz=tz,
+            categories=cats,
+        )
     zone = ZoneInfo(tz)
     first = pd.Timestamp(start_d.astimezone(zone).replace(tzinfo=None)).normalize()
     last = pd.Timestamp(end_d.astimezone(zone).replace(tzinfo=None))
@@ -737,8 +874,9 @@ def unit_trend(
     periods = pd.date_range(first, last, freq="W-MON" if interval == "week" else "MS")
     periods = periods[periods < last]
     df["period"] = pd.to_datetime(df["period"])
-    out = (df.set_index("period")[["incidents", "resolved"]]
-           .reindex(periods.union(pd.DatetimeIndex(df["period"])), fill_value=0))
+    out = df.set_index("period")[["incidents", "resolved"]].reindex(
+        periods.union(pd.DatetimeIndex(df["period"])), fill_value=0
+    )
     out.index = out.index.tz_localize(zone)
     out.index.name = "period"
     return out.astype(np.int64).reset_index()
@@ -784,10 +922,19 @@ def unit_hotspots(
     ``not_significant``); ``attrs`` as :func:`load_metrics` plus ``metric``. When the metric
     is the same in every unit, every unit is ``not_significant`` (z NaN).
     """
-    m = load_metrics(engine, level, start=start, end=end, categories=categories,
-                     version=version, as_of=as_of, now=now)
-    return hotspots_of(engine, m, metric, weights=weights, permutations=permutations,
-                       fdr=fdr, seed=seed)
+    m = load_metrics(
+        engine,
+        level,
+        start=start,
+        end=end,
+        categories=categories,
+        version=version,
+        as_of=as_of,
+        now=now,
+    )
+    return hotspots_of(
+        engine, m, metric, weights=weights, permutations=permutations, fdr=fdr, seed=seed
+    )
 
 
 def hotspots_of(
@@ -819,8 +966,11 @@ def hotspots_of(
             w = _unit_weights(conn, m, level, m.attrs["version_id"], weights)
         g = GiStar(y, w, permutations=int(permutations), fdr=fdr, seed=seed)
         f = g.to_frame()
-        out = out.assign(z=f["z"].to_numpy(), p_value=f["p_value"].to_numpy(),
-                         p_fdr=f["p_fdr"].to_numpy(),
-                         **{"class": np.asarray(f["class"].astype(str))})
+        out = out.assign(
+            z=f["z"].to_numpy(),
+            p_value=f["p_value"].to_numpy(),
+            p_fdr=f["p_fdr"].to_numpy(),
+            **{"class": np.asarray(f["class"].astype(str))},
+        )
     out.attrs.update(m.attrs, metric=metric)
     return out

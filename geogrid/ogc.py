@@ -101,7 +101,8 @@ def _parse_instant_unchecked(text: str, *, end: bool) -> datetime:
                 return start + timedelta(days=1) - timedelta(microseconds=1)
             return start
     raise InvalidInput(
-        "datetime", text,
+        "datetime",
+        text,
         "an RFC 3339 date-time with a time zone (2024-05-01T08:00:00Z), a date (2024-05-01) "
         "or an interval start/end with '..' for an open end",
     )
@@ -142,8 +143,9 @@ def parse_datetime(value: str | None) -> tuple[datetime | None, datetime | None]
     return start, end
 
 
-def parse_limit(value: str | int | None, *, maximum: int = LIMIT_MAX,
-                default: int = LIMIT_DEFAULT) -> int:
+def parse_limit(
+    value: str | int | None, *, maximum: int = LIMIT_MAX, default: int = LIMIT_DEFAULT
+) -> int:
     """``limit``: an integer 1..``maximum`` (default ``default``).
 
     Out-of-range values are refused with 400 rather than clamped (the standard allows

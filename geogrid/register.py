@@ -47,8 +47,9 @@ def month_bounds(month: str, tz: str = "Asia/Shanghai") -> tuple[datetime, datet
     """
     m = re.fullmatch(r"(\d{4})-(\d{2})", str(month or ""))
     if not m or not 1 <= int(m.group(2)) <= 12 or not 1970 <= int(m.group(1)) < 2200:
-        raise InvalidInput("month", month, "a month as YYYY-MM from 1970-01 to 2199-12, "
-                           "e.g. 2026-05")
+        raise InvalidInput(
+            "month", month, "a month as YYYY-MM from 1970-01 to 2199-12, e.g. 2026-05"
+        )
     y, mo = int(m.group(1)), int(m.group(2))
     zone = ZoneInfo(tz)
     start = datetime(y, mo, 1, tzinfo=zone)
@@ -60,12 +61,16 @@ def _hours(handled: pd.DataFrame) -> pd.Series:
     if handled.empty:
         return pd.Series(dtype=float)
     d = pd.to_datetime(handled["resolved_at"], utc=True) - pd.to_datetime(
-        handled["reported_at"], utc=True)
+        handled["reported_at"], utc=True
+    )
     return d.dt.total_seconds() / 3600.0
 
 
 def monthly_register(
-    engine: Engine | Connection, month: str, level: str = "worker", *,
+    engine: Engine | Connection,
+    month: str,
+    level: str = "worker",
+    *,
     tz: str = "Asia/Shanghai",
 ) -> pd.DataFrame:
     """The register of a month, per worker or rolled up to a level.
@@ -101,7 +106,7 @@ def monthly_register(
         for lv in ("community", "street", "district"):
             up = parent.get(code) if code is not None else None
             if up is None and g is not None:
-                up = g[:_PREFIX[lv]]
+                up = g[: _PREFIX[lv]]
             chain[lv].append(up)
             code = up
     for lv, vals in chain.items():
@@ -109,12 +114,19 @@ def monthly_register(
     w["grid_codes"] = w["grid_codes"].map(lambda g: ",".join(g))
 
     handled = handled.assign(hours=_hours(handled))
-    handled["on_time"] = (pd.to_datetime(handled["resolved_at"], utc=True)
-                          <= pd.to_datetime(handled["due_at"], utc=True))
-    handled = handled.merge(w[["worker_id", "community_code", "street_code",
-                               "district_code"]], on="worker_id", how="inner")
-    reported = reported.merge(w[["worker_id", "community_code", "street_code",
-                                 "district_code"]], on="worker_id", how="inner")
+    handled["on_time"] = pd.to_datetime(handled["resolved_at"], utc=True) <= pd.to_datetime(
+        handled["due_at"], utc=True
+    )
+    handled = handled.merge(
+        w[["worker_id", "community_code", "street_code", "district_code"]],
+        on="worker_id",
+        how="inner",
+    )
+    reported = reported.merge(
+        w[["worker_id", "community_code", "street_code", "district_code"]],
+        on="worker_id",
+        how="inner",
+    )
 
     key = "worker_id" if level == "worker" else f"{level}_code"
     rep = reported.groupby(key).size()
@@ -124,22 +136,36 @@ def monthly_register(
     med = grp["hours"].median()
 
     if level == "worker":
-        out = w[["worker_id", "worker_name", "ref", "grid_codes", "community_code",
-                 "street_code", "district_code"]].copy()
+        out = w[
+            [
+                "worker_id",
+                "worker_name",
+                "ref",
+                "grid_codes",
+                "community_code",
+                "street_code",
+                "district_code",
+            ]
+        ].copy()
         idx = out["worker_id"]
     else:
         counts = w.groupby(key).size()
-        out = pd.DataFrame({"level": level, "code": counts.index,
-                            "name": [names.get(c) for c in counts.index],
-                            "workers": counts.to_numpy()})
+        out = pd.DataFrame(
+            {
+                "level": level,
+                "code": counts.index,
+                "name": [names.get(c) for c in counts.index],
+                "workers": counts.to_numpy(),
+            }
+        )
         idx = out["code"]
     out.insert(0, "month", month)
     out["reported"] = idx.map(rep).fillna(0).astype(int).to_numpy()
     out["handled"] = idx.map(han).fillna(0).astype(int).to_numpy()
     out["on_time"] = idx.map(ont).fillna(0).astype(int).to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
-        out["on_time_rate"] = np.where(out["handled"] > 0,
-                                       out["on_time"] / out["handled"].where(
-                                           out["handled"] > 0, 1), np.nan)
+        out["on_time_rate"] = np.where(
+            out["handled"] > 0, out["on_time"] / out["handled"].where(out["handled"] > 0, 1), np.nan
+        )
     out["median_hours"] = idx.map(med).astype(float).to_numpy()
     return out.reset_index(drop=True)

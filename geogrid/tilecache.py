@@ -79,8 +79,7 @@ class TileCache:
         Redis key prefix (tests use a unique one).
     """
 
-    def __init__(self, size: int = 20_000, redis_url: str | None = None,
-                 prefix: str = "geogrid:"):
+    def __init__(self, size: int = 20_000, redis_url: str | None = None, prefix: str = "geogrid:"):
         self.size = int(size)
         self.prefix = prefix
         self._lru: OrderedDict[tuple, _Entry] = OrderedDict()
@@ -134,8 +133,18 @@ class TileCache:
         self.misses += 1
         return None
 
-    def put(self, layer: str, z: int, x: int, y: int, params: str, data: bytes, *,
-            token: int | None = None, ttl: float | None = None) -> str:
+    def put(
+        self,
+        layer: str,
+        z: int,
+        x: int,
+        y: int,
+        params: str,
+        data: bytes,
+        *,
+        token: int | None = None,
+        ttl: float | None = None,
+    ) -> str:
         """Store tile bytes; returns the ETag. Skipped (tag still returned) when ``token``
         is older than the layer's last invalidation."""
         tag = etag(data)
@@ -160,7 +169,8 @@ class TileCache:
             self._lru[key] = entry
             self._lru.move_to_end(key)
             self._index.setdefault(layer, {}).setdefault(z, {}).setdefault((x, y), set()).add(
-                params)
+                params
+            )
             while len(self._lru) > self.size:
                 old, _ = self._lru.popitem(last=False)
                 self._unindex(old)
@@ -184,9 +194,13 @@ class TileCache:
         return len(self._lru)
 
     # ------------------------------------------------------------------ invalidation
-    def invalidate(self, layers: Iterable[str], bbox: Iterable[float] | None,
-                   zooms: Iterable[int] | None = None,
-                   pad: Callable[[int], float] | None = None) -> int:
+    def invalidate(
+        self,
+        layers: Iterable[str],
+        bbox: Iterable[float] | None,
+        zooms: Iterable[int] | None = None,
+        pad: Callable[[int], float] | None = None,
+    ) -> int:
         """Drop the cached tiles of ``layers`` whose bounds intersect the WGS84 ``bbox``
         (west, south, east, north) at every zoom (or only ``zooms``); ``bbox=None`` drops
         every tile of the layers. ``pad(z)`` widens the bbox by that many degrees at zoom
@@ -213,8 +227,10 @@ class TileCache:
 
     def _invalidate_redis(self, layer: str, bbox, zooms, pad) -> int:
         try:
-            zs = [int(k.rsplit(b":", 1)[1]) for k in
-                  self.redis.scan_iter(match=f"{self.prefix}i:{layer}:*", count=1000)]
+            zs = [
+                int(k.rsplit(b":", 1)[1])
+                for k in self.redis.scan_iter(match=f"{self.prefix}i:{layer}:*", count=1000)
+            ]
             n = 0
             for z in zs:
                 if zooms is not None and z not in zooms:
@@ -250,7 +266,7 @@ class TileCache:
         if self.redis is not None:
             keys = list(self.redis.scan_iter(match=f"{self.prefix}*", count=1000))
             for i in range(0, len(keys), 500):
-                self.redis.delete(*keys[i:i + 500])
+                self.redis.delete(*keys[i : i + 500])
 
 
 def _padded(bbox, pad, z: int):
@@ -324,8 +340,12 @@ class ChangeWatcher:
     records the current high-water mark (nothing cached can be older than the process).
     """
 
-    def __init__(self, fetch: Callable[[int | None], tuple[list, int]],
-                 apply: Callable[[list], None], interval: float = 0.5):
+    def __init__(
+        self,
+        fetch: Callable[[int | None], tuple[list, int]],
+        apply: Callable[[list], None],
+        interval: float = 0.5,
+    ):
         self.fetch = fetch
         self.apply = apply
         self.interval = interval
@@ -373,11 +393,13 @@ class Window:
 
     @property
     def key(self) -> str:
-        return params_key({
-            "from": None if self.start is None else self.start.isoformat(),
-            "to": None if self.end is None else self.end.isoformat(),
-            "category": self.categories,
-        })
+        return params_key(
+            {
+                "from": None if self.start is None else self.start.isoformat(),
+                "to": None if self.end is None else self.end.isoformat(),
+                "category": self.categories,
+            }
+        )
 
 
 DEFAULT_DAYS = 30
@@ -396,8 +418,14 @@ class MapService:
     clock); everything else lives until a change touches it or the LRU evicts it.
     """
 
-    def __init__(self, engine, *, cache: TileCache | None = None, poll_interval: float = 0.5,
-                 metrics_ttl: float = METRIC_TTL):
+    def __init__(
+        self,
+        engine,
+        *,
+        cache: TileCache | None = None,
+        poll_interval: float = 0.5,
+        metrics_ttl: float = METRIC_TTL,
+    ):
         from geogrid.settings import get_settings  # noqa: PLC0415
 
         s = get_settings()
@@ -419,12 +447,16 @@ class MapService:
         from geogrid.errors import InvalidInput  # noqa: PLC0415
 
         if start is None and end is None:
-            today = (now or datetime.now(UTC)).astimezone(UTC).replace(
-                hour=0, minute=0, second=0, microsecond=0)
+            today = (
+                (now or datetime.now(UTC))
+                .astimezone(UTC)
+                .replace(hour=0, minute=0, second=0, microsecond=0)
+            )
             start = today - timedelta(days=DEFAULT_DAYS)
         if start is not None and end is not None and start >= end:
-            raise InvalidInput("from/to", f"{start.isoformat()}/{end.isoformat()}",
-                               "from earlier than to")
+            raise InvalidInput(
+                "from/to", f"{start.isoformat()}/{end.isoformat()}", "from earlier than to"
+            )
         cats = None
         if categories:
             cats = tuple(sorted({c.strip() for c in categories if c and c.strip()}))
@@ -442,6 +474,7 @@ class MapService:
 
     def bounds(self) -> tuple[float, float, float, float] | None:
         """WGS84 extent of the published districts (for TileJSON), memoised."""
+
         def build():
             from geogrid.store.features import collection_extent  # noqa: PLC0415
 
@@ -462,16 +495,20 @@ class MapService:
 
         from geogrid.metrics import load_metrics  # noqa: PLC0415
 
-        gdf = load_metrics(self.engine, level, start=window.start, end=window.end,
-                           categories=list(window.categories) if window.categories else None)
+        gdf = load_metrics(
+            self.engine,
+            level,
+            start=window.start,
+            end=window.end,
+            categories=list(window.categories) if window.categories else None,
+        )
         b = gdf.geometry.bounds
         df = pd.DataFrame(gdf.drop(columns="geometry"))
         df[["xmin", "ymin", "xmax", "ymax"]] = b.to_numpy()
         return df.reset_index(drop=True)
 
     # ------------------------------------------------------------------ tiles
-    def vector_tile(self, layer: str, z: int, x: int, y: int, window: Window
-                    ) -> tuple[bytes, str]:
+    def vector_tile(self, layer: str, z: int, x: int, y: int, window: Window) -> tuple[bytes, str]:
         """``(mvt bytes, etag)`` of ``layer`` tile ``z/x/y`` (cached)."""
         from geogrid.tiles import LAYER_LEVELS, check_tile, get_layer  # noqa: PLC0415
 
@@ -490,8 +527,9 @@ class MapService:
             from geogrid.store.tiles import incident_tile  # noqa: PLC0415
 
             with self.engine.connect() as conn:
-                data, _, _ = incident_tile(conn, z, x, y, start=window.start, end=window.end,
-                                           categories=window.categories)
+                data, _, _ = incident_tile(
+                    conn, z, x, y, start=window.start, end=window.end, categories=window.categories
+                )
             ttl = None
         tag = self.cache.put(layer, z, x, y, window.key, data, token=token, ttl=ttl)
         return data, tag
@@ -516,8 +554,9 @@ class MapService:
             from geogrid.store.tiles import incident_points  # noqa: PLC0415
 
             with self.engine.connect() as conn:
-                lon, lat = incident_points(conn, start=window.start, end=window.end,
-                                           categories=window.categories)
+                lon, lat = incident_points(
+                    conn, start=window.start, end=window.end, categories=window.categories
+                )
             b = self.bounds()
             ref = 0.5 * (b[1] + b[3]) if b else None
             return HeatSource.from_lonlat(lon, lat, ref_lat=ref)
@@ -558,8 +597,9 @@ class MapService:
         tag = self.cache.put("heatmap", z, x, y, window.key, png, token=token)
         return png, tag
 
-    def cached(self, layer: str, z: int, x: int, y: int, window: Window
-               ) -> tuple[bytes, str] | None:
+    def cached(
+        self, layer: str, z: int, x: int, y: int, window: Window
+    ) -> tuple[bytes, str] | None:
         """A cached tile, without any I/O other than the cache, or None when it is not
         cached *or* a change poll is due (then call :meth:`vector_tile`/:meth:`heat_tile`,
         which poll first). Lets an async endpoint answer hits on the event loop."""

@@ -86,13 +86,14 @@ class TileLayer:
 
 
 _UNIT_FIELDS = {
-    "code": ("String", "unit code (hierarchical: district 6, street 9, community 12, grid 15 "
-                       "digits)"),
+    "code": (
+        "String",
+        "unit code (hierarchical: district 6, street 9, community 12, grid 15 digits)",
+    ),
     "name": ("String", "unit name"),
     "parent_code": ("String", "code of the parent unit"),
 }
-UNIT_METRIC_FIELDS = ("incidents", "open_backlog", "overdue", "per_1000_residents",
-                      "load_index")
+UNIT_METRIC_FIELDS = ("incidents", "open_backlog", "overdue", "per_1000_residents", "load_index")
 
 
 def _metric_fields() -> dict[str, tuple[str, str]]:
@@ -102,21 +103,24 @@ def _metric_fields() -> dict[str, tuple[str, str]]:
 
 
 def _unit_layer(name: str, level: str, minzoom: int, title: str) -> TileLayer:
-    return TileLayer(name, title, "polygon", minzoom, MAX_ZOOM, level,
-                     {**_UNIT_FIELDS})
+    return TileLayer(name, title, "polygon", minzoom, MAX_ZOOM, level, {**_UNIT_FIELDS})
 
 
 LAYERS: dict[str, TileLayer] = {
     "districts": _unit_layer("districts", "district", 0, "Districts (区/县) with load metrics"),
     "streets": _unit_layer("streets", "street", 0, "Streets/towns (街道/乡镇) with load metrics"),
-    "communities": _unit_layer("communities", "community", 0,
-                               "Communities (社区/村) with load metrics"),
+    "communities": _unit_layer(
+        "communities", "community", 0, "Communities (社区/村) with load metrics"
+    ),
     "grids": _unit_layer("grids", "grid", 0, "Grids (网格) with load metrics"),
     "incidents": TileLayer(
         "incidents",
         "Incidents: points from zoom 12 when a tile holds ≤ 5,000 of them, else clusters "
         "(cluster=1) with counts",
-        "point", 0, MAX_ZOOM, None,
+        "point",
+        0,
+        MAX_ZOOM,
+        None,
         {
             "id": ("Number", "incident id (points only)"),
             "category": ("String", "category code (points only)"),

@@ -88,22 +88,34 @@ def layers() -> dict[str, gpd.GeoDataFrame]:
     x = [CX - DX, CX, CX + DX]
     y = [CY - DY, CY, CY + DY]
     whole = _square(x[0], y[0], x[2], y[2])
-    grid_geoms = [_square(x[0], y[0], x[1], y[1]), _square(x[1], y[0], x[2], y[1]),
-                  _square(x[0], y[1], x[1], y[2]), _square(x[1], y[1], x[2], y[2])]
+    grid_geoms = [
+        _square(x[0], y[0], x[1], y[1]),
+        _square(x[1], y[0], x[2], y[1]),
+        _square(x[0], y[1], x[1], y[2]),
+        _square(x[1], y[1], x[2], y[2]),
+    ]
     spec = {
         "district": [(DISTRICT, "玉州区", None, whole)],
         "street": [(STREET, "名山街道", DISTRICT, whole)],
         "community": [(COMMUNITY, "江滨社区", STREET, whole)],
-        "grid": [(g, f"江滨社区第{i + 1}网格", COMMUNITY, geom)
-                 for i, (g, geom) in enumerate(zip(GRIDS, grid_geoms, strict=True))],
+        "grid": [
+            (g, f"江滨社区第{i + 1}网格", COMMUNITY, geom)
+            for i, (g, geom) in enumerate(zip(GRIDS, grid_geoms, strict=True))
+        ],
     }
     out = {}
     for level, rows in spec.items():
         gdf = gpd.GeoDataFrame(
-            {"code": [r[0] for r in rows], "name": [r[1] for r in rows],
-             "level": level, "parent_code": [r[2] for r in rows],
-             "population": 1000 * len(rows), "households": 400 * len(rows)},
-            geometry=[r[3] for r in rows], crs="EPSG:4326",
+            {
+                "code": [r[0] for r in rows],
+                "name": [r[1] for r in rows],
+                "level": level,
+                "parent_code": [r[2] for r in rows],
+                "population": 1000 * len(rows),
+                "households": 400 * len(rows),
+            },
+            geometry=[r[3] for r in rows],
+            crs="EPSG:4326",
         )
         gdf["area_m2"] = area_m2(gdf.geometry).to_numpy()
         out[level] = gdf
@@ -124,10 +136,14 @@ def build() -> Iterator[City]:
         vid = save_hierarchy(engine, layers(), label="small city", source="tests/small_city")
         with engine.begin() as conn:
             conn.execute(
-                text("INSERT INTO category (code, name_zh, name_en, limit_hours, effort, "
-                     "escalate_level) VALUES (:c, :z, :e, :l, :f, :x)"),
-                [{"c": c, "z": z, "e": e, "l": lh, "f": f, "x": x}
-                 for c, z, e, lh, f, x in CATEGORIES],
+                text(
+                    "INSERT INTO category (code, name_zh, name_en, limit_hours, effort, "
+                    "escalate_level) VALUES (:c, :z, :e, :l, :f, :x)"
+                ),
+                [
+                    {"c": c, "z": z, "e": e, "l": lh, "f": f, "x": x}
+                    for c, z, e, lh, f, x in CATEGORIES
+                ],
             )
         city = City(url, engine, vid)
         for key, nm, role, units in ACCOUNTS:

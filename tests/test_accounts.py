@@ -26,10 +26,18 @@ from geogrid.errors import Conflict, Forbidden, InvalidInput, Unauthorized
 from geogrid.store.accounts import add_user, authenticate, list_users
 
 ROOT = Path(__file__).resolve().parents[1]
-HERE = {"grid_code": GRIDS[0], "community_code": "450902001001", "street_code": "450902001",
-        "district_code": "450902"}
-OTHER_STREET = {"grid_code": "450902002001001", "community_code": "450902002001",
-                "street_code": "450902002", "district_code": "450902"}
+HERE = {
+    "grid_code": GRIDS[0],
+    "community_code": "450902001001",
+    "street_code": "450902001",
+    "district_code": "450902",
+}
+OTHER_STREET = {
+    "grid_code": "450902002001001",
+    "community_code": "450902002001",
+    "street_code": "450902002",
+    "district_code": "450902",
+}
 
 
 @pytest.fixture(scope="module")
@@ -45,18 +53,21 @@ def test_tokens_are_random_and_hashed_with_sha256():
     assert hash_token(a) == hashlib.sha256(a.encode()).hexdigest()
 
 
-@pytest.mark.parametrize(("role", "units", "here", "other_street"), [
-    ("worker", (GRIDS[0],), True, False),
-    ("worker", (GRIDS[1],), False, False),
-    ("community_admin", ("450902001001",), True, False),
-    ("street_admin", ("450902001",), True, False),
-    ("street_admin", ("450902002",), False, True),
-    ("district_admin", ("450902",), True, True),
-    ("admin", (), True, True),
-    ("leader", (), False, False),
-    ("analyst", (), False, False),
-    ("planner", (), False, False),
-])
+@pytest.mark.parametrize(
+    ("role", "units", "here", "other_street"),
+    [
+        ("worker", (GRIDS[0],), True, False),
+        ("worker", (GRIDS[1],), False, False),
+        ("community_admin", ("450902001001",), True, False),
+        ("street_admin", ("450902001",), True, False),
+        ("street_admin", ("450902002",), False, True),
+        ("district_admin", ("450902",), True, True),
+        ("admin", (), True, True),
+        ("leader", (), False, False),
+        ("analyst", (), False, False),
+        ("planner", (), False, False),
+    ],
+)
 def test_scope(role, units, here, other_street):
     acc = Account(1, "x", role, units)
     assert can_act_on(acc, HERE) is here
@@ -67,13 +78,16 @@ def test_inactive_account_acts_nowhere():
     assert not can_act_on(Account(1, "x", "admin", (), active=False), HERE)
 
 
-@pytest.mark.parametrize(("role", "units", "match"), [
-    ("worker", [], "at least one grid code"),
-    ("worker", ["450902001001"], "grid code of 15 digits"),
-    ("street_admin", ["450902001001001"], "street code of 9 digits"),
-    ("leader", ["450902"], "no units for role 'leader'"),
-    ("boss", [], "role='boss'"),
-])
+@pytest.mark.parametrize(
+    ("role", "units", "match"),
+    [
+        ("worker", [], "at least one grid code"),
+        ("worker", ["450902001001"], "grid code of 15 digits"),
+        ("street_admin", ["450902001001001"], "street code of 9 digits"),
+        ("leader", ["450902"], "no units for role 'leader'"),
+        ("boss", [], "role='boss'"),
+    ],
+)
 def test_units_must_fit_the_role(role, units, match):
     with pytest.raises(InvalidInput, match=match):
         check_units_for_role(role, units)
@@ -136,8 +150,14 @@ def test_list_users_has_no_hashes(city):
 # --------------------------------------------------------------------------- CLI
 def _cli(city, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "GEOGRID_DATABASE_URL": city.url}
-    return subprocess.run([sys.executable, "-m", "geogrid.cli", "users", *args], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "geogrid.cli", "users", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_cli_users_add_prints_the_token_once(city):

@@ -39,8 +39,15 @@ def demo_units():
 
 def test_read_real_districts(districts):
     assert len(districts) == 7
-    assert set(districts["code"]) == {"450902", "450903", "450921", "450922", "450923",
-                                      "450924", "450981"}
+    assert set(districts["code"]) == {
+        "450902",
+        "450903",
+        "450921",
+        "450922",
+        "450923",
+        "450924",
+        "450981",
+    }
     yz = districts.set_index("code").loc["450902"]
     assert yz["name"] == "玉州区"
     assert yz["area_m2"] == pytest.approx(438e6, rel=0.02)
@@ -68,22 +75,41 @@ def test_round_trip_every_format(tmp_path, demo_units, suffix):
     assert list(back["population"]) == list(streets["population"])
     assert list(back["households"]) == list(streets["households"])
     assert np.allclose(back["area_m2"], streets["area_m2"], rtol=1e-9)
-    assert shapely.equals_exact(back.geometry.values, streets.geometry.values,
-                                tolerance=1e-9).all()
+    assert shapely.equals_exact(back.geometry.values, streets.geometry.values, tolerance=1e-9).all()
 
 
 def test_bad_files_name_row_and_field(tmp_path):
     p = tmp_path / "bad.geojson"
-    p.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"code": "450902", "name": "a"},
-         "geometry": {"type": "Polygon", "coordinates": [[[110, 22], [110.1, 22],
-                                                          [110.1, 22.1], [110, 22]]]}},
-        {"type": "Feature", "properties": {"code": None, "name": "b"},
-         "geometry": {"type": "Polygon", "coordinates": [[[110, 22], [110.1, 22],
-                                                          [110.1, 22.1], [110, 22]]]}},
-        {"type": "Feature", "properties": {"code": "3", "name": "c"},
-         "geometry": {"type": "Point", "coordinates": [110, 22]}},
-    ]}))
+    p.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {"code": "450902", "name": "a"},
+                        "geometry": {
+                            "type": "Polygon",
+                            "coordinates": [[[110, 22], [110.1, 22], [110.1, 22.1], [110, 22]]],
+                        },
+                    },
+                    {
+                        "type": "Feature",
+                        "properties": {"code": None, "name": "b"},
+                        "geometry": {
+                            "type": "Polygon",
+                            "coordinates": [[[110, 22], [110.1, 22], [110.1, 22.1], [110, 22]]],
+                        },
+                    },
+                    {
+                        "type": "Feature",
+                        "properties": {"code": "3", "name": "c"},
+                        "geometry": {"type": "Point", "coordinates": [110, 22]},
+                    },
+                ],
+            }
+        )
+    )
     with pytest.raises(FileInputError) as info:
         read_boundary_file(p, "district")
     msg = str(info.value)
@@ -100,15 +126,17 @@ def test_bad_files_name_row_and_field(tmp_path):
 def _snapshot(engine) -> tuple:
     with engine.connect() as conn:
         versions = conn.execute(text("SELECT id, status FROM boundary_version ORDER BY id")).all()
-        units = conn.execute(text(
-            "SELECT count(*), coalesce(md5(string_agg(code || level || "
-            "coalesce(parent_code, '') || ST_AsEWKB(geom)::text, ',' ORDER BY id)), '') "
-            "FROM unit")).one()
+        units = conn.execute(
+            text(
+                "SELECT count(*), coalesce(md5(string_agg(code || level || "
+                "coalesce(parent_code, '') || ST_AsEWKB(geom)::text, ',' ORDER BY id)), '') "
+                "FROM unit"
+            )
+        ).one()
     return tuple(versions), tuple(units)
 
 
-def test_import_matches_parents_and_bad_import_changes_nothing(make_db, districts,
-                                                               demo_units):
+def test_import_matches_parents_and_bad_import_changes_nothing(make_db, districts, demo_units):
     engine = get_engine(make_db())
     # the demo's districts: the real outlines snapped to the 1e-7 degree precision grid
     res = import_layer(engine, demo_units["district"], "district", source="test")
@@ -127,10 +155,13 @@ def test_import_matches_parents_and_bad_import_changes_nothing(make_db, district
     # a bad layer: one community overlaps its sibling, another lies outside every street
     comms = demo_units["community"].copy()
     comms = comms[comms["parent_code"].str.startswith("450902")].head(20).copy()
-    comms.loc[comms.index[1], "geometry"] = shapely.MultiPolygon(
-        [comms.geometry.iloc[1].union(comms.geometry.iloc[0].buffer(0.002)).buffer(0)]
-    ) if comms.geometry.iloc[1].union(
-        comms.geometry.iloc[0].buffer(0.002)).geom_type == "Polygon" else comms.geometry.iloc[1]
+    comms.loc[comms.index[1], "geometry"] = (
+        shapely.MultiPolygon(
+            [comms.geometry.iloc[1].union(comms.geometry.iloc[0].buffer(0.002)).buffer(0)]
+        )
+        if comms.geometry.iloc[1].union(comms.geometry.iloc[0].buffer(0.002)).geom_type == "Polygon"
+        else comms.geometry.iloc[1]
+    )
     with pytest.raises(TopologyError) as info:
         import_layer(engine, comms, "community", source="bad")
     kinds = {f.kind for f in info.value.findings}
@@ -145,33 +176,55 @@ def test_hierarchy_against_postgis(make_db, demo_units):
     engine = get_engine(url)
     vid = save_hierarchy(engine, demo_units, label="demo", source="test")
     with engine.connect() as conn:
-        counts = dict(conn.execute(text(
-            "SELECT level, count(*) FROM unit WHERE version_id = :v GROUP BY level"),
-            {"v": vid}).all())
-        assert counts == {"district": 7, "street": len(demo_units["street"]),
-                          "community": len(demo_units["community"]), "grid": 8798}
+        counts = dict(
+            conn.execute(
+                text("SELECT level, count(*) FROM unit WHERE version_id = :v GROUP BY level"),
+                {"v": vid},
+            ).all()
+        )
+        assert counts == {
+            "district": 7,
+            "street": len(demo_units["street"]),
+            "community": len(demo_units["community"]),
+            "grid": 8798,
+        }
         # every child's interior point is covered by its parent, in PostGIS
-        bad = conn.execute(text(
-            "SELECT count(*) FROM unit c JOIN unit p ON p.version_id = c.version_id "
-            "AND p.code = c.parent_code WHERE c.version_id = :v "
-            "AND NOT ST_Covers(p.geom, ST_PointOnSurface(c.geom))"), {"v": vid}).scalar_one()
+        bad = conn.execute(
+            text(
+                "SELECT count(*) FROM unit c JOIN unit p ON p.version_id = c.version_id "
+                "AND p.code = c.parent_code WHERE c.version_id = :v "
+                "AND NOT ST_Covers(p.geom, ST_PointOnSurface(c.geom))"
+            ),
+            {"v": vid},
+        ).scalar_one()
         assert bad == 0
-        orphans = conn.execute(text(
-            "SELECT count(*) FROM unit c LEFT JOIN unit p ON p.version_id = c.version_id "
-            "AND p.code = c.parent_code WHERE c.version_id = :v AND c.level <> 'district' "
-            "AND p.id IS NULL"), {"v": vid}).scalar_one()
+        orphans = conn.execute(
+            text(
+                "SELECT count(*) FROM unit c LEFT JOIN unit p ON p.version_id = c.version_id "
+                "AND p.code = c.parent_code WHERE c.version_id = :v AND c.level <> 'district' "
+                "AND p.id IS NULL"
+            ),
+            {"v": vid},
+        ).scalar_one()
         assert orphans == 0
         # our areas (pyproj, EPSG:4546) equal PostGIS's in the same CRS
-        worst = conn.execute(text(
-            "SELECT max(abs(area_m2 / ST_Area(ST_Transform(geom, 4546)) - 1)) FROM unit "
-            "WHERE version_id = :v"), {"v": vid}).scalar_one()
+        worst = conn.execute(
+            text(
+                "SELECT max(abs(area_m2 / ST_Area(ST_Transform(geom, 4546)) - 1)) FROM unit "
+                "WHERE version_id = :v"
+            ),
+            {"v": vid},
+        ).scalar_one()
         assert worst < 1e-6
         # grids sum to their community within 0.01 %
-        worst_sum = conn.execute(text(
-            "SELECT max(abs(s.a / c.area_m2 - 1)) FROM unit c JOIN (SELECT parent_code, "
-            "sum(area_m2) a FROM unit WHERE version_id = :v AND level = 'grid' "
-            "GROUP BY parent_code) s ON s.parent_code = c.code WHERE c.version_id = :v"),
-            {"v": vid}).scalar_one()
+        worst_sum = conn.execute(
+            text(
+                "SELECT max(abs(s.a / c.area_m2 - 1)) FROM unit c JOIN (SELECT parent_code, "
+                "sum(area_m2) a FROM unit WHERE version_id = :v AND level = 'grid' "
+                "GROUP BY parent_code) s ON s.parent_code = c.code WHERE c.version_id = :v"
+            ),
+            {"v": vid},
+        ).scalar_one()
         assert worst_sum < 1e-4
     # lookup in PostGIS agrees with the library's point lookup
     from geogrid.lookup import locate
@@ -189,8 +242,13 @@ def test_hierarchy_against_postgis(make_db, demo_units):
 
 def _cli(args: list[str], url: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "GEOGRID_DATABASE_URL": url}
-    return subprocess.run([sys.executable, "-m", "geogrid.cli", *args], capture_output=True,
-                          text=True, env=env, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "geogrid.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+    )
 
 
 def test_cli_validate_import_export(make_db, tmp_path, districts):
@@ -198,12 +256,17 @@ def test_cli_validate_import_export(make_db, tmp_path, districts):
     # a crafted bad file: two districts overlapping, one bow-tie
     bad = districts.head(3).copy()
     bad.loc[bad.index[1], "geometry"] = shapely.MultiPolygon(
-        [bad.geometry.iloc[1].geoms[0].union(bad.geometry.iloc[0].geoms[0].buffer(0.01))])
-    bad.loc[bad.index[2], "geometry"] = shapely.MultiPolygon([shapely.Polygon(
-        [(110.0, 22.0), (110.01, 22.01), (110.01, 22.0), (110.0, 22.01)])])
+        [bad.geometry.iloc[1].geoms[0].union(bad.geometry.iloc[0].geoms[0].buffer(0.01))]
+    )
+    bad.loc[bad.index[2], "geometry"] = shapely.MultiPolygon(
+        [shapely.Polygon([(110.0, 22.0), (110.01, 22.01), (110.01, 22.0), (110.0, 22.01)])]
+    )
     path = write_boundary_file(bad, tmp_path / "bad.geojson")
-    res = _cli(["boundaries", "validate", str(path), "--level", "district", "--format",
-                "geojson"], url, tmp_path)
+    res = _cli(
+        ["boundaries", "validate", str(path), "--level", "district", "--format", "geojson"],
+        url,
+        tmp_path,
+    )
     assert res.returncode == 1, res.stderr
     kinds = {f["properties"]["kind"] for f in json.loads(res.stdout)["features"]}
     assert {"overlap", "invalid_geometry"} <= kinds

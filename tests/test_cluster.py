@@ -33,8 +33,13 @@ def test_embedded_cluster_lifecycle(tmp_path_factory):
     env.update(GEOGRID_HOME=str(home), GEOGRID_PG_PORT=str(port))
 
     def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "geogrid.cli", *args], env=env,
-                              capture_output=True, text=True, timeout=180)
+        return subprocess.run(
+            [sys.executable, "-m", "geogrid.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
 
     try:
         up = cli("db", "up")
@@ -46,8 +51,10 @@ def test_embedded_cluster_lifecycle(tmp_path_factory):
         assert mig.returncode == 0, mig.stderr
         with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/geogrid") as conn:
             assert conn.execute("SELECT postgis_lib_version()").fetchone()[0].startswith("3.")
-            tables = {r[0] for r in conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+            tables = {
+                r[0]
+                for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            }
             assert {"unit", "incident", "boundary_version", "alembic_version"} <= tables
         assert cli("db", "up").returncode == 0  # idempotent while running
     finally:

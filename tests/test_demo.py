@@ -43,9 +43,7 @@ def cats():
 
 @pytest.fixture(scope="module")
 def incidents(city, people, cats):
-    return build_incidents(
-        city.units["grid"], city.buildings, people[0], cats, n=120_000, seed=7
-    )
+    return build_incidents(city.units["grid"], city.buildings, people[0], cats, n=120_000, seed=7)
 
 
 # --------------------------------------------------------------------------- hierarchy

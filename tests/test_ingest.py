@@ -36,8 +36,13 @@ def city(make_db):
         upsert_categories(conn, load_categories())
     grids = units["grid"]
     pts = grids.geometry.representative_point()
-    return {"url": url, "engine": engine, "grids": grids,
-            "lon": pts.x.to_numpy(), "lat": pts.y.to_numpy()}
+    return {
+        "url": url,
+        "engine": engine,
+        "grids": grids,
+        "lon": pts.x.to_numpy(),
+        "lat": pts.y.to_numpy(),
+    }
 
 
 def _count(engine) -> int:
@@ -47,14 +52,18 @@ def _count(engine) -> int:
 
 def _rows(city, n: int, start: int = 0, prefix: str = "t") -> pd.DataFrame:
     i = np.arange(start, start + n)
-    return pd.DataFrame({
-        "source_id": [f"{prefix}-{k}" for k in i],
-        "category": np.array(["sanitation", "neighbour_dispute", "illegal_construction"])[i % 3],
-        "lon": city["lon"][i % len(city["lon"])],
-        "lat": city["lat"][i % len(city["lat"])],
-        "reported_at": [f"2026-05-{1 + k % 28:02d}T08:30:00" for k in i],
-        "description": "测试",
-    })
+    return pd.DataFrame(
+        {
+            "source_id": [f"{prefix}-{k}" for k in i],
+            "category": np.array(["sanitation", "neighbour_dispute", "illegal_construction"])[
+                i % 3
+            ],
+            "lon": city["lon"][i % len(city["lon"])],
+            "lat": city["lat"][i % len(city["lat"])],
+            "reported_at": [f"2026-05-{1 + k % 28:02d}T08:30:00" for k in i],
+            "description": "测试",
+        }
+    )
 
 
 def test_csv_import_attributes_and_converts(city, tmp_path):
@@ -65,14 +74,22 @@ def test_csv_import_attributes_and_converts(city, tmp_path):
     rep = import_incidents(engine, p)
     assert (rep.rows, rep.loaded, rep.rejected, rep.outside) == (300, 300, 0, 0)
     with engine.connect() as conn:
-        got = pd.DataFrame(conn.execute(text(
-            "SELECT source_id, grid_code, community_code, district_code, ST_X(geom) x, "
-            "ST_Y(geom) y, reported_at, due_at, assigned_level, src_crs FROM incident "
-            "WHERE source_id LIKE 'csv-%' ORDER BY id")).mappings().all())
+        got = pd.DataFrame(
+            conn.execute(
+                text(
+                    "SELECT source_id, grid_code, community_code, district_code, ST_X(geom) x, "
+                    "ST_Y(geom) y, reported_at, due_at, assigned_level, src_crs FROM incident "
+                    "WHERE source_id LIKE 'csv-%' ORDER BY id"
+                )
+            )
+            .mappings()
+            .all()
+        )
     codes = city["grids"]["code"].to_numpy()
     assert list(got["grid_code"]) == list(codes[np.arange(300) % len(codes)])
-    assert all(g.startswith(c) for g, c in zip(got["grid_code"], got["community_code"],
-                                               strict=True))
+    assert all(
+        g.startswith(c) for g, c in zip(got["grid_code"], got["community_code"], strict=True)
+    )
     # naive times are China Standard Time: 08:30 local = 00:30 UTC
     assert got["reported_at"].iloc[0] == pd.Timestamp("2026-05-01T00:30:00Z")
     # due = reported + the category's limit (sanitation: 24 h)
@@ -86,15 +103,21 @@ def test_chinese_crs_converted_on_ingest(city, tmp_path, name):
     fwd = gcrs.wgs84_to_gcj02 if name == "gcj02" else gcrs.wgs84_to_bd09
     df["lon"], df["lat"] = fwd(df["lon"].to_numpy(), df["lat"].to_numpy())
     p = tmp_path / f"{name}.geojson"
-    gpd.GeoDataFrame(df.drop(columns=["lon", "lat"]),
-                     geometry=gpd.points_from_xy(df["lon"], df["lat"]),
-                     crs="EPSG:4326").to_file(p)
+    gpd.GeoDataFrame(
+        df.drop(columns=["lon", "lat"]),
+        geometry=gpd.points_from_xy(df["lon"], df["lat"]),
+        crs="EPSG:4326",
+    ).to_file(p)
     rep = import_incidents(city["engine"], p, crs=name)
     assert rep.loaded == 50
     with city["engine"].connect() as conn:
-        got = conn.execute(text(
-            "SELECT ST_X(geom), ST_Y(geom), src_lon, src_lat, src_crs FROM incident "
-            "WHERE source_id LIKE :p ORDER BY id"), {"p": f"crs-{name}-%"}).all()
+        got = conn.execute(
+            text(
+                "SELECT ST_X(geom), ST_Y(geom), src_lon, src_lat, src_crs FROM incident "
+                "WHERE source_id LIKE :p ORDER BY id"
+            ),
+            {"p": f"crs-{name}-%"},
+        ).all()
     x, y, sx, sy, sc = map(np.array, zip(*got, strict=True))
     want_x, want_y = gcrs.to_wgs84(sx.astype(float), sy.astype(float), name)
     assert np.allclose(x, want_x, atol=1e-9) and np.allclose(y, want_y, atol=1e-9)
@@ -107,22 +130,25 @@ def test_geoparquet_and_outside_points_kept(city, tmp_path):
     df = _rows(city, 20, prefix="pq")
     df.loc[0, ["lon", "lat"]] = [100.0, 30.0]  # far outside Yulin
     p = tmp_path / "a.parquet"
-    gpd.GeoDataFrame(df.drop(columns=["lon", "lat"]),
-                     geometry=gpd.points_from_xy(df["lon"], df["lat"]),
-                     crs="EPSG:4326").to_parquet(p)
+    gpd.GeoDataFrame(
+        df.drop(columns=["lon", "lat"]),
+        geometry=gpd.points_from_xy(df["lon"], df["lat"]),
+        crs="EPSG:4326",
+    ).to_parquet(p)
     rep = import_incidents(city["engine"], p)
     assert rep.loaded == 20 and rep.outside == 1
     with city["engine"].connect() as conn:
-        row = conn.execute(text("SELECT grid_code, district_code FROM incident "
-                                "WHERE source_id = 'pq-0'")).one()
+        row = conn.execute(
+            text("SELECT grid_code, district_code FROM incident WHERE source_id = 'pq-0'")
+        ).one()
     assert row == (None, None)
 
 
 def _bad_frame(city) -> pd.DataFrame:
     df = _rows(city, 12, prefix="bad").astype(object)
-    df.loc[1, "lon"] = None                 # missing coordinate
-    df.loc[3, "lat"] = "abc"                # non-numeric
-    df.loc[5, "lon"] = 181.5                # out of range
+    df.loc[1, "lon"] = None  # missing coordinate
+    df.loc[3, "lat"] = "abc"  # non-numeric
+    df.loc[5, "lon"] = 181.5  # out of range
     df.loc[7, "category"] = "alien_landing"  # unknown category
     df.loc[9, "reported_at"] = "yesterday"  # bad timestamp
     return df
@@ -177,10 +203,13 @@ def test_reimport_is_idempotent(city, tmp_path):
 def test_locator_attribution_equals_postgis(city):
     """Every stored incident's grid equals PostGIS's ST_Covers join (off-edge points)."""
     with city["engine"].connect() as conn:
-        disagree = conn.execute(text(
-            "SELECT count(*) FROM incident i JOIN unit u ON u.level = 'grid' "
-            "AND u.version_id = i.version_id AND ST_Covers(u.geom, i.geom) "
-            "WHERE i.grid_code IS DISTINCT FROM u.code")).scalar_one()
+        disagree = conn.execute(
+            text(
+                "SELECT count(*) FROM incident i JOIN unit u ON u.level = 'grid' "
+                "AND u.version_id = i.version_id AND ST_Covers(u.geom, i.geom) "
+                "WHERE i.grid_code IS DISTINCT FROM u.code"
+            )
+        ).scalar_one()
     assert disagree == 0
 
 
@@ -188,14 +217,22 @@ def test_cli_import_reports_rows_per_second_and_errors(city, tmp_path):
     env = {**os.environ, "GEOGRID_DATABASE_URL": city["url"]}
     p = tmp_path / "cli.csv"
     _rows(city, 40, prefix="cli").rename(columns={"lon": "x", "lat": "y"}).to_csv(p, index=False)
-    res = subprocess.run([sys.executable, "-m", "geogrid.cli", "incidents", "import", str(p)],
-                         capture_output=True, text=True, env=env)
+    res = subprocess.run(
+        [sys.executable, "-m", "geogrid.cli", "incidents", "import", str(p)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert res.returncode == 0, res.stderr
     assert "40 loaded" in res.stdout and "rows/s" in res.stdout
     bad = tmp_path / "clibad.csv"
     _bad_frame(city).to_csv(bad, index=False)
-    res = subprocess.run([sys.executable, "-m", "geogrid.cli", "incidents", "import",
-                          str(bad)], capture_output=True, text=True, env=env)
+    res = subprocess.run(
+        [sys.executable, "-m", "geogrid.cli", "incidents", "import", str(bad)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert res.returncode == 2
     assert "clibad.csv, row 8, field 'category'" in res.stderr
 
@@ -207,14 +244,16 @@ def test_points_exactly_on_an_edge_go_to_one_grid(city):
     g = city["grids"]
     a, b = g.geometry.iloc[0], None
     for j in range(1, 200):
-        if g.geometry.iloc[j].touches(a) and shapely.intersection(
-                a, g.geometry.iloc[j]).length > 0:
+        if g.geometry.iloc[j].touches(a) and shapely.intersection(a, g.geometry.iloc[j]).length > 0:
             b = g.geometry.iloc[j]
             break
     assert b is not None
     edge = shapely.intersection(a.boundary, b.boundary)
-    pt = shapely.line_interpolate_point(shapely.line_merge(edge), 0.37, normalized=True) \
-        if edge.geom_type != "Point" else edge
+    pt = (
+        shapely.line_interpolate_point(shapely.line_merge(edge), 0.37, normalized=True)
+        if edge.geom_type != "Point"
+        else edge
+    )
     lon, lat = np.array([pt.x] * 3), np.array([pt.y] * 3)
     got = att.attribute(lon, lat)["grid_code"]
     assert got.nunique() == 1 and got.iloc[0] in (g["code"].iloc[0], g["code"].iloc[j])
@@ -223,9 +262,11 @@ def test_points_exactly_on_an_edge_go_to_one_grid(city):
 def test_missing_or_bad_times_without_source_ids(city, tmp_path):
     """Rows without a source id are hashed; a missing time must still be a clear error."""
     p = tmp_path / "times.csv"
-    p.write_text("category,lon,lat,reported_at\n"
-                 f"sanitation,{city['lon'][0]},{city['lat'][0]},notadate\n"
-                 f"sanitation,{city['lon'][0]},{city['lat'][0]},\n")
+    p.write_text(
+        "category,lon,lat,reported_at\n"
+        f"sanitation,{city['lon'][0]},{city['lat'][0]},notadate\n"
+        f"sanitation,{city['lon'][0]},{city['lat'][0]},\n"
+    )
     with pytest.raises(FileInputError) as info:
         import_incidents(city["engine"], p)
     msgs = [str(e) for e in info.value.errors]

@@ -45,12 +45,15 @@ def test_transition_table_allows_the_main_path():
         lifecycle.check_transition("reported", s)
 
 
-@pytest.mark.parametrize(("frm", "to", "match"), [
-    ("closed", "accepted", "'closed' is final"),
-    ("rejected", "in_progress", "'rejected' is final"),
-    ("reported", "resolved", "allowed from 'reported': accepted, rejected, duplicate"),
-    ("in_progress", "closed", "from 'in_progress' to 'closed'"),
-])
+@pytest.mark.parametrize(
+    ("frm", "to", "match"),
+    [
+        ("closed", "accepted", "'closed' is final"),
+        ("rejected", "in_progress", "'rejected' is final"),
+        ("reported", "resolved", "allowed from 'reported': accepted, rejected, duplicate"),
+        ("in_progress", "closed", "from 'in_progress' to 'closed'"),
+    ],
+)
 def test_transition_refused_with_reason(frm, to, match):
     with pytest.raises(Conflict, match=match):
         lifecycle.check_transition(frm, to)
@@ -69,19 +72,41 @@ def test_every_status_has_a_row_and_final_ones_are_empty():
 
 def test_open311_status_mapping():
     assert [lifecycle.open311_status(s) for s in lifecycle.STATUSES] == [
-        "open", "open", "open", "open", "closed", "closed", "closed", "closed"]
+        "open",
+        "open",
+        "open",
+        "open",
+        "closed",
+        "closed",
+        "closed",
+        "closed",
+    ]
     assert lifecycle.statuses_for_open311("open") == [
-        "reported", "accepted", "dispatched", "in_progress"]
+        "reported",
+        "accepted",
+        "dispatched",
+        "in_progress",
+    ]
     with pytest.raises(InvalidInput, match="status"):
         lifecycle.statuses_for_open311("pending")
 
 
 def test_escalation_level_per_time_limit():
     cat = {"limit_hours": 24, "escalate_level": "grid"}
-    at = [lifecycle.escalation_level(cat, T0, T0 + timedelta(hours=h)) for h in
-          (0, 23.9, 24, 24.01, 48, 48.5, 72.5, 1000)]
-    assert at == ["grid", "grid", "grid", "community", "community", "street", "district",
-                  "district"]
+    at = [
+        lifecycle.escalation_level(cat, T0, T0 + timedelta(hours=h))
+        for h in (0, 23.9, 24, 24.01, 48, 48.5, 72.5, 1000)
+    ]
+    assert at == [
+        "grid",
+        "grid",
+        "grid",
+        "community",
+        "community",
+        "street",
+        "district",
+        "district",
+    ]
     # never lowered below the current level, and a street category starts at street
     assert lifecycle.escalation_level(cat, T0, T0, "street") == "street"
     street = {"limit_hours": 72, "escalate_level": "street"}
@@ -109,15 +134,20 @@ def test_new_incident_goes_to_the_grid_worker(city):
     assert inc["assigned_level"] == "grid"
     assert inc["assigned_unit"] == GRIDS[0]
     assert inc["assignee_id"] == city.accounts["w1"].id
-    assert (inc["grid_code"], inc["community_code"], inc["street_code"],
-            inc["district_code"]) == (GRIDS[0], GRIDS[0][:12], GRIDS[0][:9], GRIDS[0][:6])
+    assert (inc["grid_code"], inc["community_code"], inc["street_code"], inc["district_code"]) == (
+        GRIDS[0],
+        GRIDS[0][:12],
+        GRIDS[0][:9],
+        GRIDS[0][:6],
+    )
     assert inc["version_id"] == city.version_id
     assert inc["due_at"] == T0 + timedelta(hours=24)
     assert inc["status"] == "reported" and not inc["outside"]
     assert inc["units"]["grid"]["name"] == "江滨社区第1网格"
     hist = workflow.history(city.engine, inc["id"])
     assert [(e["kind"], e["from_status"], e["to_status"]) for e in hist] == [
-        ("status", None, "reported")]
+        ("status", None, "reported")
+    ]
 
 
 def test_worker_with_two_grids_gets_both(city):
@@ -133,8 +163,7 @@ def test_category_needing_the_street_goes_to_the_street(city):
 
 
 def test_point_outside_every_grid_is_kept_and_flagged(city):
-    inc = workflow.create_incident(city.engine, category="garbage", lon=OUTSIDE[0],
-                                   lat=OUTSIDE[1])
+    inc = workflow.create_incident(city.engine, category="garbage", lon=OUTSIDE[0], lat=OUTSIDE[1])
     assert inc["outside"] is True
     assert inc["grid_code"] is None and inc["assigned_unit"] is None
     kinds = [e["kind"] for e in workflow.history(city.engine, inc["id"])]
@@ -162,8 +191,14 @@ def test_full_lifecycle_keeps_every_event(city):
     inc = _new(city, reported_at=T0)
     path = ["accepted", "dispatched", "in_progress", "resolved", "closed"]
     for i, s in enumerate(path, start=1):
-        out = workflow.transition(city.engine, inc["id"], s, city.accounts["w1"].id,
-                                  f"step {i}", at=T0 + timedelta(hours=i))
+        out = workflow.transition(
+            city.engine,
+            inc["id"],
+            s,
+            city.accounts["w1"].id,
+            f"step {i}",
+            at=T0 + timedelta(hours=i),
+        )
         assert out["status"] == s
     assert out["accepted_at"] == T0 + timedelta(hours=1)
     assert out["dispatched_at"] == T0 + timedelta(hours=2)
@@ -174,8 +209,13 @@ def test_full_lifecycle_keeps_every_event(city):
         workflow.transition(city.engine, inc["id"], "accepted")
     hist = workflow.history(city.engine, inc["id"])
     assert [(e["from_status"], e["to_status"]) for e in hist] == [
-        (None, "reported"), ("reported", "accepted"), ("accepted", "dispatched"),
-        ("dispatched", "in_progress"), ("in_progress", "resolved"), ("resolved", "closed")]
+        (None, "reported"),
+        ("reported", "accepted"),
+        ("accepted", "dispatched"),
+        ("dispatched", "in_progress"),
+        ("in_progress", "resolved"),
+        ("resolved", "closed"),
+    ]
     assert hist[1]["note"] == "step 1" and hist[1]["actor_name"] == "李梅"
 
 
@@ -211,7 +251,9 @@ def test_manual_escalation(city):
         workflow.escalate(city.engine, inc["id"])
     ev = [e for e in workflow.history(city.engine, inc["id"]) if e["kind"] == "escalate"]
     assert [(e["data"]["from_level"], e["data"]["to_level"]) for e in ev] == [
-        ("grid", "community"), ("community", "district")]
+        ("grid", "community"),
+        ("community", "district"),
+    ]
 
 
 def test_overdue_and_automatic_escalation(city):
@@ -223,30 +265,35 @@ def test_overdue_and_automatic_escalation(city):
     done = _new(city, reported_at=now - timedelta(hours=40))
     for s in ("accepted", "in_progress", "resolved"):
         workflow.transition(city.engine, done["id"], s, at=now - timedelta(hours=1))
-    street = _new(city, category="illegal_construction", grid=GRIDS[3],
-                  reported_at=now - timedelta(hours=80))
+    street = _new(
+        city, category="illegal_construction", grid=GRIDS[3], reported_at=now - timedelta(hours=80)
+    )
 
     od = workflow.overdue(city.engine, now=now)
     assert set(od["id"]) == {late["id"], street["id"]}
     row = od.set_index("id").loc[late["id"]]
     assert row["unit_code"] == GRIDS[0] and row["hours_overdue"] == pytest.approx(6)
-    assert list(workflow.overdue(city.engine, unit_code=GRIDS[3], now=now)["id"]) == [
-        street["id"]]
+    assert list(workflow.overdue(city.engine, unit_code=GRIDS[3], now=now)["id"]) == [street["id"]]
     by_street = workflow.overdue(city.engine, level="street", now=now)
     assert set(by_street["unit_code"]) == {"450902001"}
     assert fresh["id"] not in set(od["id"])
 
     moved = workflow.escalate_overdue(city.engine, now=now)
     assert sorted(zip(moved["id"], moved["to_level"], strict=True)) == sorted(
-        [(late["id"], "community"), (street["id"], "district")])
-    assert workflow.get_incident(city.engine, street["id"])["assignee_id"] == \
-        city.accounts["district"].id
+        [(late["id"], "community"), (street["id"], "district")]
+    )
+    assert (
+        workflow.get_incident(city.engine, street["id"])["assignee_id"]
+        == city.accounts["district"].id
+    )
     # idempotent at the same time; one more limit later `late` climbs one more level and
     # `fresh` (27 h old by then) becomes overdue
     assert workflow.escalate_overdue(city.engine, now=now).empty
     moved = workflow.escalate_overdue(city.engine, now=now + timedelta(hours=25))
     assert list(zip(moved["id"], moved["to_level"], strict=True)) == [
-        (late["id"], "street"), (fresh["id"], "community")]
+        (late["id"], "street"),
+        (fresh["id"], "community"),
+    ]
     ev = [e for e in workflow.history(city.engine, late["id"]) if e["kind"] == "escalate"]
     assert [e["data"]["reason"] for e in ev] == ["overdue", "overdue"]
     assert ev[0]["at"] == now
@@ -279,8 +326,9 @@ def test_worker_reports_only_inside_own_grids(city, client):
 
 def test_http_transitions_and_history(city, client):
     lon, lat = CENTRES[GRIDS[0]]
-    inc = client.post("/incidents", json={"category": "dispute", "lon": lon, "lat": lat},
-                      headers=city.auth("w1")).json()
+    inc = client.post(
+        "/incidents", json={"category": "dispute", "lon": lon, "lat": lat}, headers=city.auth("w1")
+    ).json()
     url = f"/incidents/{inc['id']}/transitions"
     r = client.post(url, json={"status": "accepted"}, headers=city.auth("w2"))
     assert r.status_code == 403
@@ -305,19 +353,22 @@ def test_http_transitions_and_history(city, client):
 def test_http_escalate_and_overdue(city, client):
     lon, lat = CENTRES[GRIDS[2]]
     old = (datetime.now(UTC) - timedelta(hours=5)).isoformat()
-    inc = client.post("/incidents", json={"category": "dispute", "lon": lon, "lat": lat,
-                                          "reported_at": old},
-                      headers=city.auth("w3")).json()
-    r = client.post(f"/incidents/{inc['id']}/escalate", json={"note": "调解不成"},
-                    headers=city.auth("w3"))
+    inc = client.post(
+        "/incidents",
+        json={"category": "dispute", "lon": lon, "lat": lat, "reported_at": old},
+        headers=city.auth("w3"),
+    ).json()
+    r = client.post(
+        f"/incidents/{inc['id']}/escalate", json={"note": "调解不成"}, headers=city.auth("w3")
+    )
     assert r.status_code == 200 and r.json()["assigned_level"] == "community"
-    r = client.post(f"/incidents/{inc['id']}/escalate", json={"to_level": "grid"},
-                    headers=city.auth("admin"))
+    r = client.post(
+        f"/incidents/{inc['id']}/escalate", json={"to_level": "grid"}, headers=city.auth("admin")
+    )
     assert r.status_code == 409
     r = client.post(f"/incidents/{inc['id']}/escalate", headers=city.auth("admin"))
     assert r.status_code == 200 and r.json()["assigned_level"] == "street"
-    r = client.get("/incidents/overdue", params={"unit": GRIDS[2]},
-                   headers=city.auth("community"))
+    r = client.get("/incidents/overdue", params={"unit": GRIDS[2]}, headers=city.auth("community"))
     assert r.status_code == 200
     rows = r.json()
     assert inc["id"] in [x["id"] for x in rows]
@@ -325,8 +376,7 @@ def test_http_escalate_and_overdue(city, client):
     mine = next(x for x in rows if x["id"] == inc["id"])
     assert mine["assignee_id"] == city.accounts["street"].id
     assert mine["hours_overdue"] == pytest.approx(1, abs=0.1)
-    r = client.get("/incidents/overdue", params={"unit": "12345"},
-                   headers=city.auth("community"))
+    r = client.get("/incidents/overdue", params={"unit": "12345"}, headers=city.auth("community"))
     assert r.status_code == 400
 
 
@@ -336,23 +386,30 @@ def test_chinese_map_coordinates_are_converted(city, client, crs_name):
     x, y = gcrs.from_wgs84(np.array([wlon]), np.array([wlat]), crs_name)
     x, y = float(x[0]), float(y[0])
     assert abs(x - wlon) > 1e-4  # the offset is hundreds of metres
-    r = client.post("/incidents", json={"category": "garbage", "lon": x, "lat": y,
-                                        "crs": crs_name}, headers=city.auth("w1"))
+    r = client.post(
+        "/incidents",
+        json={"category": "garbage", "lon": x, "lat": y, "crs": crs_name},
+        headers=city.auth("w1"),
+    )
     assert r.status_code == 201, r.text
     inc = r.json()
     ex, ey = gcrs.to_wgs84(np.array([x]), np.array([y]), crs_name)
     with city.engine.connect() as conn:
         sx, sy, src = conn.execute(
             text("SELECT ST_X(geom), ST_Y(geom), src_crs FROM incident WHERE id = :i"),
-            {"i": inc["id"]}).one()
+            {"i": inc["id"]},
+        ).one()
     assert (sx, sy) == pytest.approx((float(ex[0]), float(ey[0])), abs=1e-12)
     assert src == crs_name and inc["src_lon"] == x and inc["src_lat"] == y
     assert inc["grid_code"] == GRIDS[0]
 
 
 def test_bad_crs_is_400(city, client):
-    r = client.post("/incidents", json={"category": "garbage", "lon": 110.15, "lat": 22.63,
-                                        "crs": "mars"}, headers=city.auth("admin"))
+    r = client.post(
+        "/incidents",
+        json={"category": "garbage", "lon": 110.15, "lat": 22.63, "crs": "mars"},
+        headers=city.auth("admin"),
+    )
     assert r.status_code == 400 and r.json()["parameter"] == "crs"
 
 
@@ -360,5 +417,10 @@ def test_points_far_from_the_city_and_absurd_times_are_refused(city):
     with pytest.raises(InvalidInput, match="lon/lat.*more than 20 km"):
         workflow.create_incident(city.engine, category="garbage", lon=0.0, lat=0.0)
     with pytest.raises(InvalidInput, match="reported_at"):
-        workflow.create_incident(city.engine, category="garbage", lon=OUTSIDE[0],
-                                 lat=OUTSIDE[1], reported_at="2299-06-01T00:00:00Z")
+        workflow.create_incident(
+            city.engine,
+            category="garbage",
+            lon=OUTSIDE[0],
+            lat=OUTSIDE[1],
+            reported_at="2299-06-01T00:00:00Z",
+        )

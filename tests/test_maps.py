@@ -16,14 +16,18 @@ from geogrid.errors import InvalidInput
 
 def _units(n: int = 4) -> gpd.GeoDataFrame:
     geoms = [box(110.1 + 0.01 * i, 22.6, 110.11 + 0.01 * i, 22.61) for i in range(n)]
-    return gpd.GeoDataFrame({
-        "code": [f"450902001001{i:03d}" for i in range(1, n + 1)],
-        "name": [f"网格{i}" for i in range(1, n + 1)],
-        "level": "grid",
-        "incidents": np.arange(n) * 3,
-        "per_1000_residents": [1.5, np.nan, 2.25, 0.0][:n],
-        "load_index": np.linspace(50, 150, n),
-    }, geometry=geoms, crs="EPSG:4326")
+    return gpd.GeoDataFrame(
+        {
+            "code": [f"450902001001{i:03d}" for i in range(1, n + 1)],
+            "name": [f"网格{i}" for i in range(1, n + 1)],
+            "level": "grid",
+            "incidents": np.arange(n) * 3,
+            "per_1000_residents": [1.5, np.nan, 2.25, 0.0][:n],
+            "load_index": np.linspace(50, 150, n),
+        },
+        geometry=geoms,
+        crs="EPSG:4326",
+    )
 
 
 def _html(m) -> str:
@@ -55,8 +59,9 @@ def test_heatmap_layer_embeds_aggregated_cells_only():
     import folium
 
     rng = np.random.default_rng(2)
-    pts = pd.DataFrame({"lon": 110.15 + rng.normal(0, 0.1, 40_000),
-                        "lat": 22.63 + rng.normal(0, 0.1, 40_000)})
+    pts = pd.DataFrame(
+        {"lon": 110.15 + rng.normal(0, 0.1, 40_000), "lat": 22.63 + rng.normal(0, 0.1, 40_000)}
+    )
     m = folium.Map()
     maps.heatmap_layer(pts, max_points=300).add_to(m)
     out = _html(m)
@@ -67,9 +72,14 @@ def test_heatmap_layer_embeds_aggregated_cells_only():
 def test_incident_markers_capped_and_sampled():
     import folium
 
-    pts = pd.DataFrame({"lon": np.linspace(110.0, 110.3, 8000),
-                        "lat": np.linspace(22.5, 22.7, 8000), "category": "sanitation",
-                        "reported_at": pd.Timestamp("2026-05-01", tz="UTC")})
+    pts = pd.DataFrame(
+        {
+            "lon": np.linspace(110.0, 110.3, 8000),
+            "lat": np.linspace(22.5, 22.7, 8000),
+            "category": "sanitation",
+            "reported_at": pd.Timestamp("2026-05-01", tz="UTC"),
+        }
+    )
     layer = maps.incident_markers(pts, max_markers=1000)
     assert "sample of 1,000 of 8,000" in layer.layer_name
     m = folium.Map()
@@ -83,12 +93,20 @@ def test_hotspot_layer_colours_classes():
     import folium
 
     g = _units()
-    gi = pd.DataFrame({"code": g["code"], "class": ["hot_99", "not_significant", "cold_95",
-                                                    "hot_90"], "z": [3.1, 0.1, -2.0, 1.7]})
+    gi = pd.DataFrame(
+        {
+            "code": g["code"],
+            "class": ["hot_99", "not_significant", "cold_95", "hot_90"],
+            "z": [3.1, 0.1, -2.0, 1.7],
+        }
+    )
     m = folium.Map()
     maps.hotspot_layer(gi, g).add_to(m)
-    maps.add_legend(m, "Hot spots", [(maps.HOTSPOT_COLOURS[c], maps.HOTSPOT_LABELS[c])
-                                     for c in ("hot_99", "cold_95")])
+    maps.add_legend(
+        m,
+        "Hot spots",
+        [(maps.HOTSPOT_COLOURS[c], maps.HOTSPOT_LABELS[c]) for c in ("hot_99", "cold_95")],
+    )
     out = _html(m)
     for c in ("hot_99", "cold_95", "hot_90"):
         assert maps.HOTSPOT_COLOURS[c] in out
@@ -128,13 +146,34 @@ def test_geogrid_map_command(demo_db_url, tmp_path):
     out = tmp_path / "community.html"
     env = {**os.environ, "GEOGRID_DATABASE_URL": demo_db_url}
     cli = Path(sys.executable).with_name("geogrid")
-    res = subprocess.run([str(cli), "map", "--metric", "per_1000_residents", "--level",
-                          "community", "--category", "sanitation", "--markers", "500",
-                          "--out", str(out)], env=env, capture_output=True, text=True,
-                         timeout=300)
+    res = subprocess.run(
+        [
+            str(cli),
+            "map",
+            "--metric",
+            "per_1000_residents",
+            "--level",
+            "community",
+            "--category",
+            "sanitation",
+            "--markers",
+            "500",
+            "--out",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr
     html = out.read_text(encoding="utf-8")
     assert "community: per_1000_residents" in html and "L.control.layers" in html
-    bad = subprocess.run([str(cli), "map", "--level", "province", "--out", str(out)], env=env,
-                         capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(
+        [str(cli), "map", "--level", "province", "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode == 2 and "level" in bad.stderr

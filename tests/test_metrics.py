@@ -54,8 +54,16 @@ def _units() -> gpd.GeoDataFrame:
         (G21, "网格21", "grid", C2, 500, 200, 0.5e6, sq(2, 3)),
         (G22, "网格22", "grid", C2, 500, 200, 0.5e6, sq(3, 4)),
     ]
-    cols = ["code", "name", "level", "parent_code", "population", "households", "area_m2",
-            "geometry"]
+    cols = [
+        "code",
+        "name",
+        "level",
+        "parent_code",
+        "population",
+        "households",
+        "area_m2",
+        "geometry",
+    ]
     return gpd.GeoDataFrame(pd.DataFrame(rows, columns=cols), crs="EPSG:4326")
 
 
@@ -103,31 +111,47 @@ def tiny(make_db):
         vid = create_version(conn, "tiny")
         insert_units(conn, vid, units)
         publish_version(conn, vid)
-        conn.execute(insert(category), [
-            {"code": "A", "name_zh": "甲", "name_en": "A", "limit_hours": 24.0, "effort": 1.0},
-            {"code": "B", "name_zh": "乙", "name_en": "B", "limit_hours": 48.0, "effort": 2.0},
-        ])
+        conn.execute(
+            insert(category),
+            [
+                {"code": "A", "name_zh": "甲", "name_en": "A", "limit_hours": 24.0, "effort": 1.0},
+                {"code": "B", "name_zh": "乙", "name_en": "B", "limit_hours": 48.0, "effort": 2.0},
+            ],
+        )
         ids = {}
         for ref in ("w1", "w2", "w3"):
-            ids[ref] = conn.execute(insert(account).values(ref=ref, name=ref, role="worker")
-                                    .returning(account.c.id)).scalar_one()
-        conn.execute(insert(account_unit), [
-            {"account_id": ids["w1"], "unit_code": G11},
-            {"account_id": ids["w2"], "unit_code": G12},  # w2 serves two grids: 0.5 each
-            {"account_id": ids["w2"], "unit_code": G21},
-            {"account_id": ids["w3"], "unit_code": G22},
-        ])
+            ids[ref] = conn.execute(
+                insert(account).values(ref=ref, name=ref, role="worker").returning(account.c.id)
+            ).scalar_one()
+        conn.execute(
+            insert(account_unit),
+            [
+                {"account_id": ids["w1"], "unit_code": G11},
+                {"account_id": ids["w2"], "unit_code": G12},  # w2 serves two grids: 0.5 each
+                {"account_id": ids["w2"], "unit_code": G21},
+                {"account_id": ids["w3"], "unit_code": G22},
+            ],
+        )
         rows = []
         for n, (g, cat, rep, status, res, closed) in enumerate(INCIDENTS):
-            rows.append({
-                "source_id": f"t{n + 1}", "category": cat, "reported_at": rep,
-                "status": status, "resolved_at": res, "closed_at": closed,
-                "updated_at": max(x for x in (rep, res, closed) if x is not None),
-                "due_at": rep + timedelta(hours=LIMIT[cat]), "version_id": vid,
-                "grid_code": g, "community_code": g[:12] if g else None,
-                "street_code": g[:9] if g else None, "district_code": g[:6] if g else None,
-                "geom": _point(g),
-            })
+            rows.append(
+                {
+                    "source_id": f"t{n + 1}",
+                    "category": cat,
+                    "reported_at": rep,
+                    "status": status,
+                    "resolved_at": res,
+                    "closed_at": closed,
+                    "updated_at": max(x for x in (rep, res, closed) if x is not None),
+                    "due_at": rep + timedelta(hours=LIMIT[cat]),
+                    "version_id": vid,
+                    "grid_code": g,
+                    "community_code": g[:12] if g else None,
+                    "street_code": g[:9] if g else None,
+                    "district_code": g[:6] if g else None,
+                    "geom": _point(g),
+                }
+            )
         conn.execute(insert(incident), rows)
     yield eng, vid
 
@@ -183,23 +207,27 @@ def test_load_index_by_hand(tiny):
     m = _m(eng, "grid")
     # effort: G11 = 4·1 + 1·2 = 6, G12 = 2 + 3 = 5, G21 = 1, G22 = 0 → Ē = 3
     # households mean 350, area mean 1 km²; weights 0.6 / 0.3 / 0.1
-    expected = [100 * (0.6 * 6 / 3 + 0.3 * 400 / 350 + 0.1 * 1),
-                100 * (0.6 * 5 / 3 + 0.3 * 600 / 350 + 0.1 * 2),
-                100 * (0.6 * 1 / 3 + 0.3 * 200 / 350 + 0.1 * 0.5),
-                100 * (0.0 + 0.3 * 200 / 350 + 0.1 * 0.5)]
+    expected = [
+        100 * (0.6 * 6 / 3 + 0.3 * 400 / 350 + 0.1 * 1),
+        100 * (0.6 * 5 / 3 + 0.3 * 600 / 350 + 0.1 * 2),
+        100 * (0.6 * 1 / 3 + 0.3 * 200 / 350 + 0.1 * 0.5),
+        100 * (0.0 + 0.3 * 200 / 350 + 0.1 * 0.5),
+    ]
     np.testing.assert_allclose(m["load_index"], expected)
     assert m["load_index"].mean() == pytest.approx(100.0)
     # only incidents: 100 · E/Ē
     only = _m(eng, "grid", weights=metrics.LoadWeights(1, 0, 0))
     np.testing.assert_allclose(only["load_index"], [200.0, 500 / 3, 100 / 3, 0.0])
     li = metrics.load_index(eng, "grid", start=START, end=END, now=NOW).set_index("code")
-    np.testing.assert_allclose(li[["incidents_part", "households_part", "area_part"]]
-                               .sum(axis=1), expected)
-    np.testing.assert_allclose(li["load_per_worker"], np.array(expected) / [1, .5, .5, 1])
+    np.testing.assert_allclose(
+        li[["incidents_part", "households_part", "area_part"]].sum(axis=1), expected
+    )
+    np.testing.assert_allclose(li["load_per_worker"], np.array(expected) / [1, 0.5, 0.5, 1])
     # upper levels: the sum of their grids
     c = _m(eng, "community")
-    np.testing.assert_allclose(c["load_index"], [expected[0] + expected[1],
-                                                 expected[2] + expected[3]])
+    np.testing.assert_allclose(
+        c["load_index"], [expected[0] + expected[1], expected[2] + expected[3]]
+    )
     with pytest.raises(InvalidInput, match="weights"):
         metrics.LoadWeights(0, 0, 0)
 
@@ -274,25 +302,27 @@ def test_time_travel_reattributes_in_memory(tiny):
         b = _m(eng, level, version=v2)
         assert b.attrs["path"].startswith("pandas") and a.attrs["path"] == "sql"
         cols = [c for c in metrics.METRIC_COLUMNS if c not in ("code", "geometry")]
-        pd.testing.assert_frame_equal(pd.DataFrame(a[cols]), pd.DataFrame(b[cols]),
-                                      check_dtype=False)
+        pd.testing.assert_frame_equal(
+            pd.DataFrame(a[cols]), pd.DataFrame(b[cols]), check_dtype=False
+        )
     f = metrics.incident_frame(eng, START, END, version=v2)
     assert f["grid_code"].value_counts().to_dict() == {G11: 5, G12: 4, G21: 1}
 
 
 def test_incident_frame_and_trend(tiny):
     eng = tiny[0]
-    f = metrics.incident_frame(eng, START, END, columns=["category", "lon", "lat",
-                                                         "hours_to_resolve", "grid_code"])
+    f = metrics.incident_frame(
+        eng, START, END, columns=["category", "lon", "lat", "hours_to_resolve", "grid_code"]
+    )
     assert len(f) == 11  # 10 in units + #15 outside
     assert f["lon"].between(110.1, 110.6).all()
     assert sorted(f["hours_to_resolve"].dropna()) == [4.0, 10.0, 12.0, 20.0, 30.0, 384.0]
-    tr = metrics.unit_trend(eng, "grid", G11, interval="month", start=_t(3, 1), end=END,
-                            now=NOW, tz="UTC")
+    tr = metrics.unit_trend(
+        eng, "grid", G11, interval="month", start=_t(3, 1), end=END, now=NOW, tz="UTC"
+    )
     assert tr["incidents"].tolist() == [1, 1, 5]  # March #6, April #5, May
     assert tr["period"].iloc[0] == pd.Timestamp("2026-03-01", tz="UTC")
-    wk = metrics.unit_trend(eng, "community", C1, interval="week", start=START, end=END,
-                            now=NOW)
+    wk = metrics.unit_trend(eng, "community", C1, interval="week", start=START, end=END, now=NOW)
     assert wk["incidents"].sum() == 9 and (wk["period"].dt.day_of_week == 0).all()
     with pytest.raises(NotFound):
         metrics.unit_trend(eng, "grid", "450902999999999", now=NOW)
@@ -325,15 +355,13 @@ def test_rollups_are_consistent_on_the_demo(demo_window):
     assert len(by["grid"]) == 8798
     counts = ["incidents", "previous_incidents", "open_backlog", "overdue"]
     assert by["grid"]["incidents"].sum() > 1000
-    for child, parent in (("grid", "community"), ("community", "street"),
-                          ("street", "district")):
+    for child, parent in (("grid", "community"), ("community", "street"), ("street", "district")):
         up = by[child].groupby("parent_code")[counts + ["workers", "load_index"]].sum()
         p = by[parent].set_index("code")
         for c in counts:
             assert (up[c].reindex(p.index, fill_value=0) == p[c]).all(), (child, c)
         np.testing.assert_allclose(up["workers"].reindex(p.index, fill_value=0), p["workers"])
-        np.testing.assert_allclose(up["load_index"].reindex(p.index, fill_value=0),
-                                   p["load_index"])
+        np.testing.assert_allclose(up["load_index"].reindex(p.index, fill_value=0), p["load_index"])
     assert by["grid"]["load_index"].mean() == pytest.approx(100.0)
     totals = {lv: int(by[lv]["incidents"].sum()) for lv in metrics.LEVELS}
     assert len(set(totals.values())) == 1, totals
@@ -343,8 +371,15 @@ def test_hotspots_on_the_demo(demo_window):
     eng, start, end = demo_window
     h = metrics.unit_hotspots(eng, "grid", start=start, end=end, now=end)
     assert len(h) == 8798
-    assert set(h["class"]) <= {"hot_99", "hot_95", "hot_90", "not_significant", "cold_90",
-                               "cold_95", "cold_99"}
+    assert set(h["class"]) <= {
+        "hot_99",
+        "hot_95",
+        "hot_90",
+        "not_significant",
+        "cold_90",
+        "cold_95",
+        "cold_99",
+    }
     assert h["class"].str.startswith("hot").sum() > 0
 
 
@@ -381,13 +416,13 @@ def test_api_metrics_json_and_geojson(demo_http, api_window):
 def test_api_trend_and_hotspots(demo_http, api_window):
     units = demo_http.get("/metrics/community", params=api_window).json()["units"]
     busiest = max(units, key=lambda u: u["incidents"])
-    r = demo_http.get(f"/metrics/community/{busiest['code']}/trend",
-                      params={**api_window, "interval": "week"})
+    r = demo_http.get(
+        f"/metrics/community/{busiest['code']}/trend", params={**api_window, "interval": "week"}
+    )
     assert r.status_code == 200, r.text
     periods = r.json()["periods"]
     assert 4 <= len(periods) <= 6 and sum(p["incidents"] for p in periods) == busiest["incidents"]
-    r = demo_http.get(f"/metrics/community/{busiest['code']}/trend",
-                      params={"interval": "month"})
+    r = demo_http.get(f"/metrics/community/{busiest['code']}/trend", params={"interval": "month"})
     assert r.status_code == 200 and len(r.json()["periods"]) >= 12
     r = demo_http.get("/hotspots", params={**api_window, "level": "grid"})
     assert r.status_code == 200, r.text

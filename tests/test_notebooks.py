@@ -25,10 +25,16 @@ def kernel_env(demo_db_url, tmp_path_factory):
     specs = KernelSpecManager().find_kernel_specs()
     spec = Path(specs.get("python3", "")) / "kernel.json"
     if "python3" not in specs or sys.prefix not in str(spec):
-        subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix"],
-                       check=True, capture_output=True)
-    env = {"GEOGRID_DATABASE_URL": demo_db_url, "MPLBACKEND": "Agg",
-           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+        subprocess.run(
+            [sys.executable, "-m", "ipykernel", "install", "--sys-prefix"],
+            check=True,
+            capture_output=True,
+        )
+    env = {
+        "GEOGRID_DATABASE_URL": demo_db_url,
+        "MPLBACKEND": "Agg",
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    }
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the kernel inherits the environment of this process
     yield tmp_path_factory.mktemp("notebooks")
@@ -42,9 +48,11 @@ def kernel_env(demo_db_url, tmp_path_factory):
 def test_notebooks_exist_without_outputs():
     import nbformat
 
-    assert [p.name for p in NOTEBOOKS] == ["01_getting_started.ipynb",
-                                           "02_hotspots_and_trends.ipynb",
-                                           "03_workload_and_staffing.ipynb"]
+    assert [p.name for p in NOTEBOOKS] == [
+        "01_getting_started.ipynb",
+        "02_hotspots_and_trends.ipynb",
+        "03_workload_and_staffing.ipynb",
+    ]
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
         nbformat.validate(nb)
@@ -60,9 +68,11 @@ def test_notebook_runs(path, kernel_env):
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=120, kernel_name="python3",
-                            resources={"metadata": {"path": str(kernel_env)}})
+    client = NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(kernel_env)}}
+    )
     client.execute()  # raises CellExecutionError on the first failing cell
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
-              if o.output_type == "error"]
+    errors = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
+    ]
     assert not errors

@@ -16,10 +16,23 @@ from geogrid.store import workflow
 
 BASE = "/open311/v2"
 REQUEST_FIELDS = {
-    "service_request_id", "status", "status_notes", "service_name", "service_code",
-    "description", "agency_responsible", "service_notice", "requested_datetime",
-    "updated_datetime", "expected_datetime", "address", "address_id", "zipcode", "lat",
-    "long", "media_url",
+    "service_request_id",
+    "status",
+    "status_notes",
+    "service_name",
+    "service_code",
+    "description",
+    "agency_responsible",
+    "service_notice",
+    "requested_datetime",
+    "updated_datetime",
+    "expected_datetime",
+    "address",
+    "address_id",
+    "zipcode",
+    "lat",
+    "long",
+    "media_url",
 }
 
 
@@ -49,8 +62,15 @@ def test_services(client):
     services = {s["service_code"]: s for s in r.json()}
     assert set(services) == {"garbage", "small_ads", "illegal_construction", "dispute"}
     g = services["garbage"]
-    assert set(g) == {"service_code", "service_name", "description", "metadata", "type",
-                      "keywords", "group"}
+    assert set(g) == {
+        "service_code",
+        "service_name",
+        "description",
+        "metadata",
+        "type",
+        "keywords",
+        "group",
+    }
     assert (g["service_name"], g["metadata"], g["type"]) == ("垃圾乱堆乱放", False, "realtime")
     assert "Garbage dumped" in g["keywords"] and g["group"].startswith("sanitation")
     assert services["dispute"]["group"].startswith("disputes")
@@ -69,10 +89,18 @@ def test_xml_is_refused_in_the_spec_format(client):
 
 def test_anonymous_form_post_and_get_one(city, client):
     lon, lat = CENTRES[GRIDS[1]]
-    r = client.post(f"{BASE}/requests.json", data={
-        "service_code": "garbage", "lat": str(lat), "long": str(lon),
-        "description": "小区门口垃圾三天没人清", "address_string": "江滨路12号",
-        "media_url": "https://example.org/p.jpg", "email": "resident@example.org"})
+    r = client.post(
+        f"{BASE}/requests.json",
+        data={
+            "service_code": "garbage",
+            "lat": str(lat),
+            "long": str(lon),
+            "description": "小区门口垃圾三天没人清",
+            "address_string": "江滨路12号",
+            "media_url": "https://example.org/p.jpg",
+            "email": "resident@example.org",
+        },
+    )
     assert r.status_code == 201, r.text
     (created,) = r.json()
     assert set(created) == {"service_request_id", "service_notice", "account_id"}
@@ -92,10 +120,13 @@ def test_anonymous_form_post_and_get_one(city, client):
     expected = datetime.fromisoformat(req["expected_datetime"])
     assert requested.tzinfo is not None and expected - requested == timedelta(hours=24)
     with city.engine.connect() as conn:
-        kind, reporter, dump = conn.execute(text(
-            "SELECT i.reporter_kind, i.reporter_id, (SELECT string_agg(e::text, ' ') FROM "
-            "incident_event e WHERE e.incident_id = i.id) FROM incident i WHERE i.id = :i"),
-            {"i": int(rid)}).one()
+        kind, reporter, dump = conn.execute(
+            text(
+                "SELECT i.reporter_kind, i.reporter_id, (SELECT string_agg(e::text, ' ') FROM "
+                "incident_event e WHERE e.incident_id = i.id) FROM incident i WHERE i.id = :i"
+            ),
+            {"i": int(rid)},
+        ).one()
     assert (kind, reporter) == ("resident", None)
     assert "resident@example.org" not in dump  # personal data is not stored
 
@@ -118,31 +149,54 @@ def test_json_post_with_api_key_and_bearer(city, client):
     assert r.status_code == 201, r.text
     rid2 = int(r.json()[0]["service_request_id"])
     with city.engine.connect() as conn:
-        rows = dict(conn.execute(text(
-            "SELECT id, reporter_id FROM incident WHERE id IN (:a, :b)"),
-            {"a": rid, "b": rid2}).all())
+        rows = dict(
+            conn.execute(
+                text("SELECT id, reporter_id FROM incident WHERE id IN (:a, :b)"),
+                {"a": rid, "b": rid2},
+            ).all()
+        )
     assert rows == {rid: city.accounts["w1"].id, rid2: city.accounts["community"].id}
 
 
 def test_post_errors(city, client):
     lon, lat = CENTRES[GRIDS[0]]
     url = f"{BASE}/requests.json"
-    _spec_error(client.post(url, data={"service_code": "garbage", "lat": lat, "long": lon,
-                                       "api_key": "not-a-key"}), 401, "unknown")
-    _spec_error(client.post(url, data={"service_code": "garbage", "lat": lat, "long": lon,
-                                       "api_key": city.tokens["w2"]}), 403, "grid")
+    _spec_error(
+        client.post(
+            url, data={"service_code": "garbage", "lat": lat, "long": lon, "api_key": "not-a-key"}
+        ),
+        401,
+        "unknown",
+    )
+    _spec_error(
+        client.post(
+            url,
+            data={"service_code": "garbage", "lat": lat, "long": lon, "api_key": city.tokens["w2"]},
+        ),
+        403,
+        "grid",
+    )
     _spec_error(client.post(url, data={"lat": lat, "long": lon}), 400, "service_code")
-    _spec_error(client.post(url, data={"service_code": "potholes", "lat": lat, "long": lon}),
-                400, "potholes")
-    _spec_error(client.post(url, data={"service_code": "garbage", "lat": "north",
-                                       "long": lon}), 400, "lat")
-    _spec_error(client.post(url, data={"service_code": "garbage",
-                                       "address_string": "江滨路"}), 400, "lat and long")
+    _spec_error(
+        client.post(url, data={"service_code": "potholes", "lat": lat, "long": lon}),
+        400,
+        "potholes",
+    )
+    _spec_error(
+        client.post(url, data={"service_code": "garbage", "lat": "north", "long": lon}), 400, "lat"
+    )
+    _spec_error(
+        client.post(url, data={"service_code": "garbage", "address_string": "江滨路"}),
+        400,
+        "lat and long",
+    )
 
 
 def test_post_outside_every_grid_is_accepted_with_a_notice(client):
-    r = client.post(f"{BASE}/requests.json", data={"service_code": "garbage",
-                                                    "lat": OUTSIDE[1], "long": OUTSIDE[0]})
+    r = client.post(
+        f"{BASE}/requests.json",
+        data={"service_code": "garbage", "lat": OUTSIDE[1], "long": OUTSIDE[0]},
+    )
     assert r.status_code == 201
     assert "outside every grid" in r.json()[0]["service_notice"]
     (req,) = client.get(f"{BASE}/requests/{r.json()[0]['service_request_id']}.json").json()
@@ -152,8 +206,10 @@ def test_post_outside_every_grid_is_accepted_with_a_notice(client):
 def test_post_gcj02_extension_is_converted(city, client):
     wlon, wlat = CENTRES[GRIDS[2]]
     x, y = gcrs.from_wgs84(np.array([wlon]), np.array([wlat]), "gcj02")
-    r = client.post(f"{BASE}/requests.json", data={
-        "service_code": "garbage", "long": float(x[0]), "lat": float(y[0]), "crs": "gcj02"})
+    r = client.post(
+        f"{BASE}/requests.json",
+        data={"service_code": "garbage", "long": float(x[0]), "lat": float(y[0]), "crs": "gcj02"},
+    )
     assert r.status_code == 201, r.text
     (req,) = client.get(f"{BASE}/requests/{r.json()[0]['service_request_id']}.json").json()
     ex, ey = gcrs.to_wgs84(x, y, "gcj02")
@@ -171,8 +227,13 @@ def test_filters_and_default_window(city, client):
     lon, lat = CENTRES[GRIDS[3]]
 
     def make(days: float, status: str | None = None) -> str:
-        inc = workflow.create_incident(city.engine, category="dispute", lon=lon, lat=lat,
-                                       reported_at=now - timedelta(days=days))
+        inc = workflow.create_incident(
+            city.engine,
+            category="dispute",
+            lon=lon,
+            lat=lat,
+            reported_at=now - timedelta(days=days),
+        )
         if status:
             for s in ("accepted", "in_progress", status):
                 workflow.transition(city.engine, inc["id"], s)
@@ -192,35 +253,39 @@ def test_filters_and_default_window(city, client):
     assert ids(service_code="dispute", start_date=start) == [done, recent, old]
     end = (now - timedelta(days=95)).isoformat()
     assert ids(service_code="dispute", end_date=end) == [old]
-    assert ids(service_code="dispute", start_date=start,
-               end_date=(now - timedelta(days=7)).isoformat()) == [recent, old]
+    assert ids(
+        service_code="dispute", start_date=start, end_date=(now - timedelta(days=7)).isoformat()
+    ) == [recent, old]
     # service_request_id overrides every other filter
-    assert sorted(ids(service_request_id=f"{old},{done}", status="open")) == sorted(
-        [old, done])
+    assert sorted(ids(service_request_id=f"{old},{done}", status="open")) == sorted([old, done])
     assert ids(service_code="dispute,nothing") == [done, recent]
 
 
 def test_filter_errors(client):
     url = f"{BASE}/requests.json"
     _spec_error(client.get(url, params={"start_date": "yesterday"}), 400, "start_date")
-    _spec_error(client.get(url, params={"start_date": "2026-05-01T08:00:00"}), 400,
-                "time zone")
+    _spec_error(client.get(url, params={"start_date": "2026-05-01T08:00:00"}), 400, "time zone")
     _spec_error(client.get(url, params={"status": "pending"}), 400, "status")
-    _spec_error(client.get(url, params={"service_request_id": "1,x"}), 400,
-                "service_request_id")
-    _spec_error(client.get(url, params={"start_date": "2026-05-02T00:00:00Z",
-                                        "end_date": "2026-05-01T00:00:00Z"}), 400,
-                "start_date")
+    _spec_error(client.get(url, params={"service_request_id": "1,x"}), 400, "service_request_id")
+    _spec_error(
+        client.get(
+            url, params={"start_date": "2026-05-02T00:00:00Z", "end_date": "2026-05-01T00:00:00Z"}
+        ),
+        400,
+        "start_date",
+    )
 
 
 def test_at_most_1000_requests(city, client):
     with city.engine.begin() as conn:
-        n = conn.execute(text(
-            "INSERT INTO incident (category, reported_at, updated_at, due_at, status, geom) "
-            "SELECT 'small_ads', now() - g * interval '1 minute', now(), "
-            "now() - g * interval '1 minute' + interval '48 hours', 'reported', "
-            "ST_SetSRID(ST_MakePoint(110.15, 22.63), 4326) FROM generate_series(1, 1100) g"
-        )).rowcount
+        n = conn.execute(
+            text(
+                "INSERT INTO incident (category, reported_at, updated_at, due_at, status, geom) "
+                "SELECT 'small_ads', now() - g * interval '1 minute', now(), "
+                "now() - g * interval '1 minute' + interval '48 hours', 'reported', "
+                "ST_SetSRID(ST_MakePoint(110.15, 22.63), 4326) FROM generate_series(1, 1100) g"
+            )
+        ).rowcount
     assert n == 1100
     r = client.get(f"{BASE}/requests.json")
     assert r.status_code == 200

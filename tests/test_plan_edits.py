@@ -29,29 +29,42 @@ from geogrid.validation import validate_units
 COMMUNITY = "450902001001"
 
 
-def voronoi_community(seed: int = 0, n: int = 8, code: str = COMMUNITY,
-                      center: tuple[float, float] = (110.15, 22.63),
-                      radius: float = 0.008) -> Coverage:
+def voronoi_community(
+    seed: int = 0,
+    n: int = 8,
+    code: str = COMMUNITY,
+    center: tuple[float, float] = (110.15, 22.63),
+    radius: float = 0.008,
+) -> Coverage:
     """A random star-shaped community (~1.5 km across) cut into ``n`` Voronoi grids."""
     rng = np.random.default_rng(seed)
     ang = np.sort(rng.uniform(0, 2 * np.pi, 14))
     r = rng.uniform(0.75 * radius, 1.1 * radius, 14)
     cx, cy = center
     comm = shapely.set_precision(
-        shapely.Polygon(np.c_[cx + r * np.cos(ang), cy + r * np.sin(ang)]), GRID_SIZE)
+        shapely.Polygon(np.c_[cx + r * np.cos(ang), cy + r * np.sin(ang)]), GRID_SIZE
+    )
     pts = np.c_[cx + rng.uniform(-0.7, 0.7, n) * radius, cy + rng.uniform(-0.7, 0.7, n) * radius]
-    cells = shapely.get_parts(shapely.voronoi_polygons(
-        shapely.multipoints(pts), extend_to=shapely.buffer(comm, radius)))
+    cells = shapely.get_parts(
+        shapely.voronoi_polygons(shapely.multipoints(pts), extend_to=shapely.buffer(comm, radius))
+    )
     cells = shapely.intersection(cells, comm)
     cells = [c for c in cells if not c.is_empty]
     geoms = rebuild_community(comm, cells, absorb_m2=100.0)[2]
     communities = gpd.GeoDataFrame(
         {"code": [code], "name": ["测试社区"], "parent_code": [code[:9]]},
-        geometry=[comm], crs="EPSG:4326")
+        geometry=[comm],
+        crs="EPSG:4326",
+    )
     grids = gpd.GeoDataFrame(
-        {"code": [f"{code}{i + 1:03d}" for i in range(len(geoms))],
-         "name": [f"第{i + 1}网格" for i in range(len(geoms))], "parent_code": code},
-        geometry=list(geoms), crs="EPSG:4326")
+        {
+            "code": [f"{code}{i + 1:03d}" for i in range(len(geoms))],
+            "name": [f"第{i + 1}网格" for i in range(len(geoms))],
+            "parent_code": code,
+        },
+        geometry=list(geoms),
+        crs="EPSG:4326",
+    )
     return Coverage(communities, grids, frozenset(grids["code"]))
 
 
@@ -93,16 +106,25 @@ def _line_through(geom, angle: float, frac: float, length: float = 0.05) -> shap
 def test_split_keeps_partition_and_codes(cov: Coverage) -> None:
     code = cov.grids["code"].iloc[0]
     g = cov.grids.geometry.iloc[0]
-    out, res = apply_edit(cov, "split", {"code": code, "line": shapely.to_geojson(
-        _line_through(g, 0.3, 0.5)), "new_name": "新网格"})
+    out, res = apply_edit(
+        cov,
+        "split",
+        {
+            "code": code,
+            "line": shapely.to_geojson(_line_through(g, 0.3, 0.5)),
+            "new_name": "新网格",
+        },
+    )
     assert_partition(out)
     assert res.modified == [code] and len(res.added) == 1
     assert res.added[0] not in cov.grids["code"].tolist()
     assert len(out.grids) == len(cov.grids) + 1
     assert out.grids.loc[out.grids["code"] == res.added[0], "name"].item() == "新网格"
     # neighbours share the new vertices exactly: the coverage is valid (no invalid edges)
-    assert all(e is None or e.is_empty for e in shapely.coverage_invalid_edges(
-        np.asarray(out.grids.geometry.array)))
+    assert all(
+        e is None or e.is_empty
+        for e in shapely.coverage_invalid_edges(np.asarray(out.grids.geometry.array))
+    )
     assert len(cov.grids) == 8  # input not changed
 
 
@@ -132,10 +154,18 @@ def test_split_refused_when_it_leaves_a_sliver(cov: Coverage) -> None:
 def test_merge_and_refusals(cov: Coverage) -> None:
     geoms = np.asarray(cov.grids.geometry.array)
     codes = cov.grids["code"].tolist()
-    touching = [(i, j) for i in range(len(codes)) for j in range(i + 1, len(codes))
-                if shapely.length(shapely.intersection(geoms[i].boundary, geoms[j].boundary)) > 0]
-    apart = [(i, j) for i in range(len(codes)) for j in range(i + 1, len(codes))
-             if not shapely.intersects(geoms[i], geoms[j])]
+    touching = [
+        (i, j)
+        for i in range(len(codes))
+        for j in range(i + 1, len(codes))
+        if shapely.length(shapely.intersection(geoms[i].boundary, geoms[j].boundary)) > 0
+    ]
+    apart = [
+        (i, j)
+        for i in range(len(codes))
+        for j in range(i + 1, len(codes))
+        if not shapely.intersects(geoms[i], geoms[j])
+    ]
     i, j = touching[0]
     out, res = apply_edit(cov, "merge", {"codes": [codes[i], codes[j]]})
     assert_partition(out)
@@ -151,9 +181,12 @@ def test_merge_and_refusals(cov: Coverage) -> None:
 def test_move_edge_and_reassign(cov: Coverage) -> None:
     geoms = np.asarray(cov.grids.geometry.array)
     codes = cov.grids["code"].tolist()
-    i, j = next((i, j) for i in range(len(codes)) for j in range(i + 1, len(codes))
-                if shapely.length(shapely.intersection(geoms[i].boundary,
-                                                       geoms[j].boundary)) > 0)
+    i, j = next(
+        (i, j)
+        for i in range(len(codes))
+        for j in range(i + 1, len(codes))
+        if shapely.length(shapely.intersection(geoms[i].boundary, geoms[j].boundary)) > 0
+    )
     shared = shapely.line_merge(shapely.intersection(geoms[i].boundary, geoms[j].boundary))
     # the same edge moved 5 m into b (a parallel offset), extended past the union
     moved = shapely.offset_curve(shared, 5e-5)
@@ -166,8 +199,9 @@ def test_move_edge_and_reassign(cov: Coverage) -> None:
     line = shapely.LineString(np.vstack([xy[0] + d0 * 3e-4, xy, xy[-1] + d1 * 3e-4]))
     cj = np.array(shapely.get_coordinates(shapely.point_on_surface(geoms[j]))[0])
     mid = shapely.get_coordinates(shapely.line_interpolate_point(shared, 0.5, normalized=True))[0]
-    out, res = apply_edit(cov, "move_edge", {"a": codes[i], "b": codes[j],
-                                             "line": shapely.to_wkt(line)})
+    out, res = apply_edit(
+        cov, "move_edge", {"a": codes[i], "b": codes[j], "line": shapely.to_wkt(line)}
+    )
     assert_partition(out)
     ga = out.grids.geometry[out.grids["code"] == codes[i]].item()
     assert shapely.area(ga) > shapely.area(geoms[i])
@@ -180,22 +214,25 @@ def test_move_edge_and_reassign(cov: Coverage) -> None:
         assert shapely.area(shapely.symmetric_difference(before, after)) < 1e-14  # deg², ~1e-4 m²
     # reassign a block of j near the shared edge to i
     block = shapely.buffer(shapely.Point(*(mid + (cj - mid) * 0.1)), 0.0004)
-    out2, res2 = apply_edit(out, "reassign", {"polygon": shapely.to_geojson(block),
-                                              "from": codes[j], "to": codes[i]})
+    out2, res2 = apply_edit(
+        out, "reassign", {"polygon": shapely.to_geojson(block), "from": codes[j], "to": codes[i]}
+    )
     assert_partition(out2)
     assert res2.modified == sorted([codes[i], codes[j]])
     # a block not touching the receiving grid would split it: refused
     far = next(k for k in range(len(codes)) if not shapely.intersects(geoms[k], geoms[i]))
     inner = shapely.buffer(shapely.point_on_surface(geoms[far]), 0.0002)
     with pytest.raises(TopologyError, match="separate parts|refused"):
-        apply_edit(cov, "reassign", {"polygon": shapely.to_wkt(inner), "from": codes[far],
-                                     "to": codes[i]})
+        apply_edit(
+            cov, "reassign", {"polygon": shapely.to_wkt(inner), "from": codes[far], "to": codes[i]}
+        )
 
 
 def test_rename_recode(cov: Coverage) -> None:
     code = cov.grids["code"].iloc[2]
-    out, res = apply_edit(cov, "rename", {"code": code, "new_code": f"{COMMUNITY}050",
-                                          "new_name": "东门"})
+    out, res = apply_edit(
+        cov, "rename", {"code": code, "new_code": f"{COMMUNITY}050", "new_name": "东门"}
+    )
     assert res.removed == [code] and res.added == [f"{COMMUNITY}050"]
     assert out.grids.loc[out.grids["code"] == f"{COMMUNITY}050", "name"].item() == "东门"
     with pytest.raises(InvalidInput, match="3 digits"):
@@ -210,9 +247,15 @@ def test_rename_recode(cov: Coverage) -> None:
 @given(
     seed=st.integers(0, 5),
     ops=st.lists(
-        st.tuples(st.sampled_from(["split", "merge"]), st.integers(0, 50),
-                  st.floats(0, np.pi), st.floats(0.05, 0.95)),
-        min_size=1, max_size=5),
+        st.tuples(
+            st.sampled_from(["split", "merge"]),
+            st.integers(0, 50),
+            st.floats(0, np.pi),
+            st.floats(0.05, 0.95),
+        ),
+        min_size=1,
+        max_size=5,
+    ),
 )
 def test_random_edits_keep_the_partition(seed: int, ops: list) -> None:
     cov = voronoi_community(seed=seed)
@@ -224,8 +267,11 @@ def test_random_edits_keep_the_partition(seed: int, ops: list) -> None:
             params = {"code": code, "line": shapely.to_wkt(_line_through(geom, angle, frac))}
         else:
             geoms = np.asarray(cov.grids.geometry.array)
-            nb = [c for c, g in zip(codes, geoms, strict=True) if c != code and shapely.length(
-                shapely.intersection(g.boundary, geom.boundary)) > 0]
+            nb = [
+                c
+                for c, g in zip(codes, geoms, strict=True)
+                if c != code and shapely.length(shapely.intersection(g.boundary, geom.boundary)) > 0
+            ]
             if not nb:
                 continue
             params = {"codes": [code, nb[pick % len(nb)]]}

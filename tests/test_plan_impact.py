@@ -34,8 +34,9 @@ def _check(eng, pid) -> dict:
     inc = sess.table
     assert inc["code"].tolist() == scratch["code"].tolist()
     num = [c for c in GRID_COLUMNS if c not in ("code", "name", "parent_code")]
-    pd.testing.assert_frame_equal(inc[num].astype(float), scratch[num].astype(float),
-                                  rtol=1e-9, atol=1e-6)
+    pd.testing.assert_frame_equal(
+        inc[num].astype(float), scratch[num].astype(float), rtol=1e-9, atol=1e-6
+    )
     assert totals(inc) == pytest.approx(totals(scratch))
     return rep
 
@@ -48,21 +49,32 @@ def test_incremental_equals_scratch(city) -> None:
     assert rep["plan"]["totals"] == pytest.approx(rep["published"]["totals"])
     n_inc = rep["plan"]["totals"]["incidents"]
     assert n_inc > 0
-    line = {"type": "LineString", "coordinates": [[CX - DX / 3, CY - DY - 0.001],
-                                                   [CX - DX / 3, CY + 0.001]]}
+    line = {
+        "type": "LineString",
+        "coordinates": [[CX - DX / 3, CY - DY - 0.001], [CX - DX / 3, CY + 0.001]],
+    }
     store.add_edit(eng, pid, "split", {"code": GRIDS[0], "line": line})
     rep = _check(eng, pid)
     assert rep["relocated_points"] > 0
     assert rep["plan"]["totals"]["incidents"] == n_inc  # nothing lost or counted twice
     store.add_edit(eng, pid, "merge", {"codes": [GRIDS[2], GRIDS[3]]})
     _check(eng, pid)
-    edge = {"type": "LineString", "coordinates": [[CX - DX - 0.001, CY + DY / 5],
-                                                   [CX + DX + 0.001, CY + DY / 5]]}
-    block = {"type": "Polygon", "coordinates": [[[CX + 0.1 * DX, CY - 0.2 * DY],
-                                                 [CX + 0.5 * DX, CY - 0.2 * DY],
-                                                 [CX + 0.5 * DX, CY + 0.2 * DY],
-                                                 [CX + 0.1 * DX, CY + 0.2 * DY],
-                                                 [CX + 0.1 * DX, CY - 0.2 * DY]]]}
+    edge = {
+        "type": "LineString",
+        "coordinates": [[CX - DX - 0.001, CY + DY / 5], [CX + DX + 0.001, CY + DY / 5]],
+    }
+    block = {
+        "type": "Polygon",
+        "coordinates": [
+            [
+                [CX + 0.1 * DX, CY - 0.2 * DY],
+                [CX + 0.5 * DX, CY - 0.2 * DY],
+                [CX + 0.5 * DX, CY + 0.2 * DY],
+                [CX + 0.1 * DX, CY + 0.2 * DY],
+                [CX + 0.1 * DX, CY - 0.2 * DY],
+            ]
+        ],
+    }
     store.add_edit(eng, pid, "reassign", {"polygon": block, "from": GRIDS[1], "to": GRIDS[2]})
     _check(eng, pid)
     store.add_edit(eng, pid, "move_edge", {"a": GRIDS[1], "b": GRIDS[2], "line": edge})
@@ -76,7 +88,8 @@ def test_incremental_equals_scratch(city) -> None:
     rep = _check(eng, pid)
     assert rep["plan"]["totals"]["incidents"] == n_inc
     assert rep["plan"]["totals"]["households"] == pytest.approx(
-        rep["published"]["totals"]["households"])
+        rep["published"]["totals"]["households"]
+    )
 
 
 def test_shape_metrics_reference() -> None:
@@ -84,8 +97,12 @@ def test_shape_metrics_reference() -> None:
 
     sq = shapely.box(CX, CY, CX + DX, CY + DY)  # ~500 m square
     disc = shapely.Point(CX, CY).buffer(DX / 2, quad_segs=64)
-    two = shapely.MultiPolygon([shapely.box(CX, CY, CX + DX / 4, CY + DY / 4),
-                                shapely.box(CX + DX / 2, CY, CX + DX, CY + DY / 4)])
+    two = shapely.MultiPolygon(
+        [
+            shapely.box(CX, CY, CX + DX / 4, CY + DY / 4),
+            shapely.box(CX + DX / 2, CY, CX + DX, CY + DY / 4),
+        ]
+    )
     m = shape_metrics([sq, disc, two])
     assert m["area_m2"][0] == pytest.approx(250_000, rel=0.01)
     assert m["polsby_popper"][0] == pytest.approx(np.pi / 4, rel=0.01)

@@ -38,11 +38,13 @@ def _coverage(demo, codes: list[str]) -> Coverage:
     comm = comm[comm["code"].isin(codes)].reset_index(drop=True)
     grids = demo.units["grid"]
     grids = grids[grids["parent_code"].isin(codes)].reset_index(drop=True)
-    return Coverage(comm[["code", "name", "parent_code", "households", "population",
-                          "geometry"]],
-                    gpd.GeoDataFrame(grids[["code", "name", "parent_code"]],
-                                     geometry=grids.geometry.values, crs="EPSG:4326"),
-                    frozenset(grids["code"]))
+    return Coverage(
+        comm[["code", "name", "parent_code", "households", "population", "geometry"]],
+        gpd.GeoDataFrame(
+            grids[["code", "name", "parent_code"]], geometry=grids.geometry.values, crs="EPSG:4326"
+        ),
+        frozenset(grids["code"]),
+    )
 
 
 def test_target_households_reached_contiguous(demo) -> None:
@@ -51,16 +53,34 @@ def test_target_households_reached_contiguous(demo) -> None:
     b = demo.buildings
     lon, lat = b.geometry.x.to_numpy(), b.geometry.y.to_numpy()
     target = 300.0  # households per grid (the urban norm of the demo)
-    parts = autopartition(cov, codes, target=target, points_lon=lon, points_lat=lat,
-                          points_weight=b["households"].to_numpy(), cell_m=60)
-    params = {"result": [{"community": p.community, "grids": [
-        {"code": g["code"], "name": g["name"], "geometry": g["geometry"]} for g in p.grids]}
-        for p in parts]}
+    parts = autopartition(
+        cov,
+        codes,
+        target=target,
+        points_lon=lon,
+        points_lat=lat,
+        points_weight=b["households"].to_numpy(),
+        cell_m=60,
+    )
+    params = {
+        "result": [
+            {
+                "community": p.community,
+                "grids": [
+                    {"code": g["code"], "name": g["name"], "geometry": g["geometry"]}
+                    for g in p.grids
+                ],
+            }
+            for p in parts
+        ]
+    }
     out, _ = apply_edit(cov, "autopartition", params)
     for p in parts:
         assert p.balance["reached"], p.balance
-        assert check_community(out, p.community,
-                               contiguous=list(out.grids_of(p.community)["code"])) == []
+        assert (
+            check_community(out, p.community, contiguous=list(out.grids_of(p.community)["code"]))
+            == []
+        )
         geoms = out.grids_of(p.community).geometry
         assert (shapely.get_num_geometries(geoms.values) == 1).all()
         # every household counted once
@@ -78,8 +98,13 @@ def test_n_grids_balance(demo) -> None:
     inside = shapely.intersects_xy(comm, lon, lat)
     n = max(2, len(cov.grids_of(code)))
     geoms, loads, info = partition_community(
-        comm, n=n, points_lon=lon[inside], points_lat=lat[inside],
-        points_weight=b["households"].to_numpy()[inside], cell_m=50)
+        comm,
+        n=n,
+        points_lon=lon[inside],
+        points_lat=lat[inside],
+        points_weight=b["households"].to_numpy()[inside],
+        cell_m=50,
+    )
     bal = balance(loads)
     assert len(geoms) == n
     assert bal["max_min_ratio"] < 1.6 and bal["cv"] < 0.15, bal
@@ -105,32 +130,55 @@ def _two_piece_city(seed: int = 7):
     small = shapely.box(ex0, y0 + 200 * DEG_Y, ex0 + 400 * DEG_X, y0 + 600 * DEG_Y)
     comm_geom = shapely.MultiPolygon([big, small])
     code = "450902001099"
-    comm = gpd.GeoDataFrame({"code": [code], "name": ["两片社区"], "parent_code": ["450902001"]},
-                            geometry=[comm_geom], crs="EPSG:4326")
-    grids = gpd.GeoDataFrame({"code": [code + "001"], "name": ["两片网格"],
-                              "parent_code": [code]}, geometry=[comm_geom], crs="EPSG:4326")
+    comm = gpd.GeoDataFrame(
+        {"code": [code], "name": ["两片社区"], "parent_code": ["450902001"]},
+        geometry=[comm_geom],
+        crs="EPSG:4326",
+    )
+    grids = gpd.GeoDataFrame(
+        {"code": [code + "001"], "name": ["两片网格"], "parent_code": [code]},
+        geometry=[comm_geom],
+        crs="EPSG:4326",
+    )
     rng = np.random.default_rng(seed)
     pts = []
     for geom, count in ((big, 600), (small, 200)):
         minx, miny, maxx, maxy = geom.bounds
-        pts.append(np.column_stack([rng.uniform(minx, maxx, count),
-                                    rng.uniform(miny, maxy, count)]))
+        pts.append(
+            np.column_stack([rng.uniform(minx, maxx, count), rng.uniform(miny, maxy, count)])
+        )
     xy = np.concatenate(pts)
-    return Coverage(comm, grids, frozenset(grids["code"])), code, xy[:, 0], xy[:, 1], \
-        np.full(len(xy), 6.0), (big, small)
+    return (
+        Coverage(comm, grids, frozenset(grids["code"])),
+        code,
+        xy[:, 0],
+        xy[:, 1],
+        np.full(len(xy), 6.0),
+        (big, small),
+    )
 
 
 def _apply(cov, parts):
-    params = {"result": [{"community": p.community, "grids": [
-        {"code": g["code"], "name": g["name"], "geometry": g["geometry"]} for g in p.grids]}
-        for p in parts]}
+    params = {
+        "result": [
+            {
+                "community": p.community,
+                "grids": [
+                    {"code": g["code"], "name": g["name"], "geometry": g["geometry"]}
+                    for g in p.grids
+                ],
+            }
+            for p in parts
+        ]
+    }
     return apply_edit(cov, "autopartition", params)[0]
 
 
 def test_community_in_two_pieces_n_grids_contiguous_and_balanced() -> None:
     cov, code, lon, lat, hh, (big, small) = _two_piece_city()
-    parts = autopartition(cov, [code], n=4, points_lon=lon, points_lat=lat,
-                          points_weight=hh, cell_m=50)
+    parts = autopartition(
+        cov, [code], n=4, points_lon=lon, points_lat=lat, points_weight=hh, cell_m=50
+    )
     (p,) = parts
     assert len(p.grids) == 4 and p.balance["pieces"] == 2
     out = _apply(cov, parts)  # the edit's own checks: coverage and contiguity
@@ -151,8 +199,9 @@ def test_community_in_two_pieces_n_grids_contiguous_and_balanced() -> None:
 def test_community_in_two_pieces_target_and_minimum_n() -> None:
     cov, code, lon, lat, hh, (_, small) = _two_piece_city()
     target = 1300.0  # households: 3600 on the big square, 1200 on the exclave
-    (p,) = autopartition(cov, [code], target=target, points_lon=lon, points_lat=lat,
-                         points_weight=hh, cell_m=50)
+    (p,) = autopartition(
+        cov, [code], target=target, points_lon=lon, points_lat=lat, points_weight=hh, cell_m=50
+    )
     assert p.balance["reached"], p.balance
     out = _apply(cov, [p])
     geoms = np.asarray(out.grids_of(code).geometry.values)
@@ -160,8 +209,9 @@ def test_community_in_two_pieces_target_and_minimum_n() -> None:
     assert len(geoms) == 4  # ceil(3600 / 1300) + ceil(1200 / 1300)
     assert check_community(out, code, contiguous=list(out.grids_of(code)["code"])) == []
     # one grid cannot cover two separate pieces
-    (two,) = autopartition(cov, [code], n=2, points_lon=lon, points_lat=lat,
-                           points_weight=hh, cell_m=50)
+    (two,) = autopartition(
+        cov, [code], n=2, points_lon=lon, points_lat=lat, points_weight=hh, cell_m=50
+    )
     assert len(two.grids) == 2
     with pytest.raises(InvalidInput, match="separate"):
         autopartition(cov, [code], n=1, points_lon=lon, points_lat=lat, points_weight=hh)

@@ -35,8 +35,9 @@ def add_points(engine, n_incidents: int = 3000, n_buildings: int = 300, seed: in
         return (CX + rng.uniform(-DX, DX, n) * 0.999, CY + rng.uniform(-DY, DY, n) * 0.999)
 
     def grid_of(x, y):
-        return np.where(y < CY, np.where(x < CX, GRIDS[0], GRIDS[1]),
-                        np.where(x < CX, GRIDS[2], GRIDS[3]))
+        return np.where(
+            y < CY, np.where(x < CX, GRIDS[0], GRIDS[1]), np.where(x < CX, GRIDS[2], GRIDS[3])
+        )
 
     bx, by = pts(n_buildings)
     ix, iy = pts(n_incidents)
@@ -44,24 +45,44 @@ def add_points(engine, n_incidents: int = 3000, n_buildings: int = 300, seed: in
     now = datetime.now(UTC)
     cats = ["garbage", "small_ads", "illegal_construction", "dispute"]
     with engine.begin() as conn:
-        vid = conn.execute(text("SELECT id FROM boundary_version WHERE status = 'published'"
-                                )).scalar_one()
-        conn.execute(text("INSERT INTO building (households, population, geom) VALUES "
-                          "(:h, :p, ST_SetSRID(ST_MakePoint(:x, :y), 4326))"),
-                     [{"h": int(h), "p": int(h) * 3, "x": float(x), "y": float(y)}
-                      for h, x, y in zip(rng.integers(1, 40, n_buildings), bx, by,
-                                         strict=True)])
-        conn.execute(text(
-            "INSERT INTO incident (category, reported_at, updated_at, status, version_id, "
-            "grid_code, community_code, street_code, district_code, assigned_level, "
-            "assigned_unit, geom) VALUES (:c, :t, :t, :s, :v, :g, :cc, :sc, :dc, 'grid', :g, "
-            "ST_SetSRID(ST_MakePoint(:x, :y), 4326))"),
-            [{"c": cats[k % 4], "t": now - timedelta(days=float(d)),
-              "s": "closed" if k % 3 else "reported", "v": vid, "g": g,
-              "cc": small_city.COMMUNITY, "sc": small_city.STREET, "dc": small_city.DISTRICT,
-              "x": float(x), "y": float(y)}
-             for k, (g, x, y, d) in enumerate(zip(codes, ix, iy, rng.uniform(0, 700, len(ix)),
-                                                  strict=True))])
+        vid = conn.execute(
+            text("SELECT id FROM boundary_version WHERE status = 'published'")
+        ).scalar_one()
+        conn.execute(
+            text(
+                "INSERT INTO building (households, population, geom) VALUES "
+                "(:h, :p, ST_SetSRID(ST_MakePoint(:x, :y), 4326))"
+            ),
+            [
+                {"h": int(h), "p": int(h) * 3, "x": float(x), "y": float(y)}
+                for h, x, y in zip(rng.integers(1, 40, n_buildings), bx, by, strict=True)
+            ],
+        )
+        conn.execute(
+            text(
+                "INSERT INTO incident (category, reported_at, updated_at, status, version_id, "
+                "grid_code, community_code, street_code, district_code, assigned_level, "
+                "assigned_unit, geom) VALUES (:c, :t, :t, :s, :v, :g, :cc, :sc, :dc, 'grid', :g, "
+                "ST_SetSRID(ST_MakePoint(:x, :y), 4326))"
+            ),
+            [
+                {
+                    "c": cats[k % 4],
+                    "t": now - timedelta(days=float(d)),
+                    "s": "closed" if k % 3 else "reported",
+                    "v": vid,
+                    "g": g,
+                    "cc": small_city.COMMUNITY,
+                    "sc": small_city.STREET,
+                    "dc": small_city.DISTRICT,
+                    "x": float(x),
+                    "y": float(y),
+                }
+                for k, (g, x, y, d) in enumerate(
+                    zip(codes, ix, iy, rng.uniform(0, 700, len(ix)), strict=True)
+                )
+            ],
+        )
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +118,10 @@ def test_plan_edit_undo_redo_and_refusal(city) -> None:
     store._base_cache.clear()
     _, cov2 = store.plan_coverage(eng, p["id"])
     assert cov.grids["code"].tolist() == cov2.grids["code"].tolist()
-    assert all(shapely.equals_exact(a, b, 0) for a, b in
-               zip(cov.grids.geometry, cov2.grids.geometry, strict=True))
+    assert all(
+        shapely.equals_exact(a, b, 0)
+        for a, b in zip(cov.grids.geometry, cov2.grids.geometry, strict=True)
+    )
     # a new edit drops the undone one (the redo stack)
     store.add_edit(eng, p["id"], "rename", {"code": GRIDS[1], "new_name": "东区"})
     plan = store.get_plan(eng, p["id"])
@@ -109,20 +132,32 @@ def test_plan_edit_undo_redo_and_refusal(city) -> None:
 def test_publish_is_atomic_reattributes_and_time_travels(city) -> None:
     eng = city.engine
     p = store.create_plan(eng, [small_city.COMMUNITY], "east-west", author="t")
-    split = store.add_edit(eng, p["id"], "split", {"code": GRIDS[0], "line": _split_line(),
-                                                   "new_code": f"{small_city.COMMUNITY}005"})
+    split = store.add_edit(
+        eng,
+        p["id"],
+        "split",
+        {"code": GRIDS[0], "line": _split_line(), "new_code": f"{small_city.COMMUNITY}005"},
+    )
     new_code = split["added"][0]
     store.add_edit(eng, p["id"], "merge", {"codes": [GRIDS[2], GRIDS[3]]})
     diff = store.diff(eng, p["id"])
     assert {r["code"]: r["change"] for r in diff["grids"]} == {
-        GRIDS[0]: "changed", GRIDS[2]: "changed", GRIDS[3]: "removed", new_code: "new"}
+        GRIDS[0]: "changed",
+        GRIDS[2]: "changed",
+        GRIDS[3]: "removed",
+        new_code: "new",
+    }
     _, cov = store.plan_coverage(eng, p["id"])
     old = load_units(eng, "grid")
     old_codes = sorted(old["code"])
     new_codes = sorted(cov.grids["code"])
     with eng.connect() as conn:
-        before = {r[0]: r[1:] for r in conn.execute(text(
-            "SELECT id, grid_code, version_id, ST_X(geom), ST_Y(geom) FROM incident"))}
+        before = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                text("SELECT id, grid_code, version_id, ST_X(geom), ST_Y(geom) FROM incident")
+            )
+        }
     old_vid = resolve_version(eng.connect())
     t_before = datetime.now(UTC)
     time.sleep(0.05)
@@ -133,12 +168,15 @@ def test_publish_is_atomic_reattributes_and_time_travels(city) -> None:
     def reader() -> None:
         with eng.connect() as conn:
             while not stop.is_set():
-                codes = conn.execute(text(
-                    "SELECT array_agg(code ORDER BY code) FROM unit WHERE level = 'grid' AND "
-                    "version_id = (SELECT id FROM boundary_version WHERE status = 'published')"
-                )).scalar_one()
-                n_hist = conn.execute(text("SELECT count(*) FROM incident_attribution")
-                                      ).scalar_one()
+                codes = conn.execute(
+                    text(
+                        "SELECT array_agg(code ORDER BY code) FROM unit WHERE level = 'grid' AND "
+                        "version_id = (SELECT id FROM boundary_version WHERE status = 'published')"
+                    )
+                ).scalar_one()
+                n_hist = conn.execute(
+                    text("SELECT count(*) FROM incident_attribution")
+                ).scalar_one()
                 seen.append((tuple(codes or ()), n_hist))
                 conn.commit()
 
@@ -161,16 +199,25 @@ def test_publish_is_atomic_reattributes_and_time_travels(city) -> None:
     shapely.prepare(grids.geometry.values)
     expected = {}
     for iid, (_g, _v, x, y) in before.items():
-        hit = [c for c, geom in zip(grids["code"], grids.geometry, strict=True)
-               if shapely.intersects_xy(geom, x, y)]
+        hit = [
+            c
+            for c, geom in zip(grids["code"], grids.geometry, strict=True)
+            if shapely.intersects_xy(geom, x, y)
+        ]
         expected[iid] = min(hit)
     changed = {i for i in before if expected[i] != before[i][0]}
     assert res["incidents_reattributed"] == len(changed) > 0
     with eng.connect() as conn:
-        now = {r[0]: r[1:] for r in conn.execute(text(
-            "SELECT id, grid_code, version_id FROM incident"))}
-        hist = {r[0]: r[1:] for r in conn.execute(text(
-            "SELECT incident_id, version_id, grid_code FROM incident_attribution"))}
+        now = {
+            r[0]: r[1:]
+            for r in conn.execute(text("SELECT id, grid_code, version_id FROM incident"))
+        }
+        hist = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                text("SELECT incident_id, version_id, grid_code FROM incident_attribution")
+            )
+        }
     assert set(hist) == changed
     for i in before:
         assert now[i][0] == expected[i]
@@ -181,9 +228,13 @@ def test_publish_is_atomic_reattributes_and_time_travels(city) -> None:
     needs = {w["from"]: w for w in res["workers_needing_decision"]}
     assert GRIDS[0] in needs and "split" in needs[GRIDS[0]]["reason"]
     with eng.connect() as conn:
-        w3 = conn.execute(text("SELECT array_agg(unit_code ORDER BY unit_code) FROM "
-                               "account_unit WHERE account_id = :a"),
-                          {"a": city.accounts["w3"].id}).scalar_one()
+        w3 = conn.execute(
+            text(
+                "SELECT array_agg(unit_code ORDER BY unit_code) FROM "
+                "account_unit WHERE account_id = :a"
+            ),
+            {"a": city.accounts["w3"].id},
+        ).scalar_one()
     assert w3 == [GRIDS[2]]
     # time travel: the old date resolves to the old version and the old grid
     x, y = SPLIT_X - DX / 8, CY - DY / 2  # in the piece cut off
@@ -205,13 +256,20 @@ def test_stale_plan_is_refused(city) -> None:
     b = store.create_plan(eng, [small_city.COMMUNITY], "b")
     _, cov = store.plan_coverage(eng, a["id"])
     code = cov.grids["code"].iloc[0]
-    line = {"type": "LineString", "coordinates": [
-        [float(v) for v in xy] for xy in shapely.get_coordinates(shapely.LineString(
-            [(CX - DX - 0.001, CY + DY / 3), (CX + DX + 0.001, CY + DY / 3)]))]}
+    line = {
+        "type": "LineString",
+        "coordinates": [
+            [float(v) for v in xy]
+            for xy in shapely.get_coordinates(
+                shapely.LineString([(CX - DX - 0.001, CY + DY / 3), (CX + DX + 0.001, CY + DY / 3)])
+            )
+        ],
+    }
     geom = cov.grids.geometry.iloc[0]
     if not shapely.intersects(geom, shapely.from_geojson(str(line).replace("'", '"'))):
-        code = cov.grids["code"][cov.grids.intersects(
-            shapely.from_geojson(str(line).replace("'", '"')))].iloc[0]
+        code = cov.grids["code"][
+            cov.grids.intersects(shapely.from_geojson(str(line).replace("'", '"')))
+        ].iloc[0]
     store.add_edit(eng, a["id"], "split", {"code": code, "line": line})
     store.publish_plan(eng, a["id"])
     with pytest.raises(Conflict, match="create a new plan"):
@@ -228,13 +286,22 @@ def test_api(city) -> None:
         pid = r.json()["id"]
         grids = http.get(f"/plans/{pid}").json()["grids"]["features"]
         code = grids[0]["properties"]["code"]
-        bad = http.post(f"/plans/{pid}/edits", headers=city.auth("planner"), json={
-            "kind": "split", "params": {"code": code, "line": {
-                "type": "LineString", "coordinates": [[0, 0], [0.0001, 0]]}}})
+        bad = http.post(
+            f"/plans/{pid}/edits",
+            headers=city.auth("planner"),
+            json={
+                "kind": "split",
+                "params": {
+                    "code": code,
+                    "line": {"type": "LineString", "coordinates": [[0, 0], [0.0001, 0]]},
+                },
+            },
+        )
         assert bad.status_code == 422
         assert bad.json()["error"] == "TopologyError" and bad.json()["findings"]
-        ok = http.post(f"/plans/{pid}/autopartition", headers=city.auth("planner"),
-                       json={"n": 6, "cell_m": 60})
+        ok = http.post(
+            f"/plans/{pid}/autopartition", headers=city.auth("planner"), json={"n": 6, "cell_m": 60}
+        )
         assert ok.status_code == 201, ok.text
         bal = ok.json()["balance"][small_city.COMMUNITY]
         assert bal["n"] == 6 and bal["max_min_ratio"] < 1.5

@@ -25,8 +25,13 @@ def _t(month: int, day: int, hour: int, minute: int = 0) -> datetime:
 CASES = {
     "A": ("w1", 0, "garbage", _t(3, 2, 10), [("resolved", _t(3, 2, 16))]),  # 6 on time
     "B": ("w1", 0, "garbage", _t(3, 5, 8), [("resolved", _t(3, 6, 20))]),  # 36 late
-    "C": ("w1", 0, "garbage", _t(3, 10, 9),
-          [("resolved", _t(3, 10, 19)), ("closed", _t(3, 11, 9))]),  # 10 on time, closed
+    "C": (
+        "w1",
+        0,
+        "garbage",
+        _t(3, 10, 9),
+        [("resolved", _t(3, 10, 19)), ("closed", _t(3, 11, 9))],
+    ),  # 10 on time, closed
     "D": ("w2", 1, "garbage", _t(3, 3, 12), [("resolved", _t(3, 4, 14))]),  # 26 late
     "E": (None, 2, "garbage", _t(3, 20, 8), [("resolved", _t(3, 20, 12))]),  # 4, resident
     "F": ("w2", 1, "garbage", _t(2, 27, 8), [("resolved", _t(3, 1, 2))]),  # Feb report, 42
@@ -34,8 +39,13 @@ CASES = {
     # reported 1 March 07:00 local (28 Feb in UTC); resolved 1 April 00:30 local (March UTC)
     "H": ("w1", 0, "garbage", _t(3, 1, 7), [("resolved", _t(4, 1, 0, 30))]),
     "I": ("w1", 0, "garbage", _t(3, 15, 10), [("rejected", _t(3, 15, 11))]),
-    "J": ("w1", 0, "garbage", _t(3, 12, 8),
-          [("resolved", _t(3, 12, 10)), ("in_progress", _t(3, 13, 9))]),  # reopened
+    "J": (
+        "w1",
+        0,
+        "garbage",
+        _t(3, 12, 8),
+        [("resolved", _t(3, 12, 10)), ("in_progress", _t(3, 13, 9))],
+    ),  # reopened
     "K": ("w3", 2, "dispute", _t(3, 25, 8), [("resolved", _t(3, 25, 11))]),  # 3 on time
     "L": ("w2", 1, "garbage", _t(3, 8, 8), ["escalate", ("resolved", _t(3, 8, 12))]),
 }
@@ -54,9 +64,15 @@ def city():
         for reporter, g, cat, at, steps in CASES.values():
             lon, lat = CENTRES[GRIDS[g]]
             acc = c.accounts[reporter] if reporter else None
-            inc = workflow.create_incident(c.engine, category=cat, lon=lon, lat=lat,
-                                           reported_at=at, reporter_id=acc.id if acc else None,
-                                           actor=acc)
+            inc = workflow.create_incident(
+                c.engine,
+                category=cat,
+                lon=lon,
+                lat=lat,
+                reported_at=at,
+                reporter_id=acc.id if acc else None,
+                actor=acc,
+            )
             t = at
             for step in steps:
                 if step == "escalate":
@@ -104,8 +120,10 @@ def test_rollups_sum_counts_and_recompute_medians(city, level):
     df = monthly_register(city.engine, "2026-03", level)
     assert len(df) == 1
     row = df.iloc[0]
-    assert row["code"] == {"community": "450902001001", "street": "450902001",
-                           "district": "450902"}[level]
+    assert (
+        row["code"]
+        == {"community": "450902001001", "street": "450902001", "district": "450902"}[level]
+    )
     assert (row["workers"], row["reported"], row["handled"], row["on_time"]) == (3, 10, 7, 4)
     # median of 6, 36, 10, 26, 42, 4, 3 — not the mean of the workers' medians (15.83)
     assert row["median_hours"] == pytest.approx(10.0)
@@ -119,18 +137,24 @@ def test_an_empty_month(city):
 
 
 def test_register_endpoint(city, client):
-    r = client.get("/register", params={"month": "2026-03", "level": "community"},
-                   headers=city.auth("leader"))
+    r = client.get(
+        "/register", params={"month": "2026-03", "level": "community"}, headers=city.auth("leader")
+    )
     assert r.status_code == 200, r.text
     (row,) = r.json()
     assert (row["code"], row["name"], row["handled"], row["median_hours"]) == (
-        "450902001001", "江滨社区", 7, 10.0)
+        "450902001001",
+        "江滨社区",
+        7,
+        10.0,
+    )
     r = client.get("/register", params={"month": "2026-03"}, headers=city.auth("leader"))
     rows = {x["worker_id"]: x for x in r.json()}
     assert rows[city.accounts["w2"].id]["on_time_rate"] == 0.0
     r = client.get("/register", params={"month": "March"}, headers=city.auth("leader"))
     assert r.status_code == 400 and r.json()["parameter"] == "month"
-    r = client.get("/register", params={"month": "2026-03", "level": "grid"},
-                   headers=city.auth("leader"))
+    r = client.get(
+        "/register", params={"month": "2026-03", "level": "grid"}, headers=city.auth("leader")
+    )
     assert r.status_code == 400
     assert client.get("/register", params={"month": "2026-03"}).status_code == 401

@@ -73,35 +73,54 @@ def test_boundaries_geojson_with_bbox(demo_http):
 def test_demo_must_show(demo_db_url):
     engine = get_engine(demo_db_url)
     with engine.connect() as conn:
-        counts = dict(conn.execute(text(
-            "SELECT level, count(*) FROM unit u JOIN boundary_version v ON v.id = u.version_id "
-            "AND v.status = 'published' GROUP BY level")).all())
+        counts = dict(
+            conn.execute(
+                text(
+                    "SELECT level, count(*) FROM unit u JOIN boundary_version v ON v.id = u.version_id "
+                    "AND v.status = 'published' GROUP BY level"
+                )
+            ).all()
+        )
         assert counts["district"] == 7 and counts["grid"] == 8798
-        broken = conn.execute(text(
-            "SELECT count(*) FROM unit g LEFT JOIN unit c ON c.code = g.parent_code "
-            "AND c.version_id = g.version_id LEFT JOIN unit s ON s.code = c.parent_code "
-            "AND s.version_id = g.version_id LEFT JOIN unit d ON d.code = s.parent_code "
-            "AND d.version_id = g.version_id WHERE g.level = 'grid' AND (c.level IS DISTINCT "
-            "FROM 'community' OR s.level IS DISTINCT FROM 'street' OR d.level IS DISTINCT "
-            "FROM 'district')")).scalar_one()
+        broken = conn.execute(
+            text(
+                "SELECT count(*) FROM unit g LEFT JOIN unit c ON c.code = g.parent_code "
+                "AND c.version_id = g.version_id LEFT JOIN unit s ON s.code = c.parent_code "
+                "AND s.version_id = g.version_id LEFT JOIN unit d ON d.code = s.parent_code "
+                "AND d.version_id = g.version_id WHERE g.level = 'grid' AND (c.level IS DISTINCT "
+                "FROM 'community' OR s.level IS DISTINCT FROM 'street' OR d.level IS DISTINCT "
+                "FROM 'district')"
+            )
+        ).scalar_one()
         assert broken == 0
-        worst = conn.execute(text(
-            "SELECT max(abs(s.a / c.area_m2 - 1)) FROM unit c JOIN (SELECT parent_code, "
-            "version_id, sum(area_m2) a FROM unit WHERE level = 'grid' GROUP BY 1, 2) s "
-            "ON s.parent_code = c.code AND s.version_id = c.version_id")).scalar_one()
+        worst = conn.execute(
+            text(
+                "SELECT max(abs(s.a / c.area_m2 - 1)) FROM unit c JOIN (SELECT parent_code, "
+                "version_id, sum(area_m2) a FROM unit WHERE level = 'grid' GROUP BY 1, 2) s "
+                "ON s.parent_code = c.code AND s.version_id = c.version_id"
+            )
+        ).scalar_one()
         assert worst < 1e-4  # 0.01 %
         hh = conn.execute(text("SELECT sum(households) FROM building")).scalar_one()
-        grid_hh = conn.execute(text("SELECT sum(households) FROM unit WHERE level = 'grid'"
-                                    )).scalar_one()
+        grid_hh = conn.execute(
+            text("SELECT sum(households) FROM unit WHERE level = 'grid'")
+        ).scalar_one()
         assert hh == grid_hh and 1.4e6 < hh < 1.9e6
         # households per urban grid: 200–400 typical
-        med = conn.execute(text(
-            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY households) FROM unit "
-            "WHERE level = 'grid' AND name LIKE '%社区%'")).scalar_one()
+        med = conn.execute(
+            text(
+                "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY households) FROM unit "
+                "WHERE level = 'grid' AND name LIKE '%社区%'"
+            )
+        ).scalar_one()
         assert 200 <= med <= 400
     env = {**os.environ, "GEOGRID_DATABASE_URL": demo_db_url}
-    res = subprocess.run([sys.executable, "-m", "geogrid.cli", "boundaries", "validate"],
-                         capture_output=True, text=True, env=env)
+    res = subprocess.run(
+        [sys.executable, "-m", "geogrid.cli", "boundaries", "validate"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert "no findings" in res.stdout
 
@@ -124,8 +143,9 @@ def test_time_travel_parameters(demo_http):
     assert before.status_code == 404 and "2001-01-01" in before.json()["message"]
     bad = demo_http.get("/metrics/district", params={"as_of": "soon"})
     assert bad.status_code == 400 and bad.json()["parameter"] == "as_of"
-    old = demo_http.get("/locate", params={"lon": 110.18, "lat": 22.65,
-                                           "as_of": "2001-01-01T00:00:00Z"})
+    old = demo_http.get(
+        "/locate", params={"lon": 110.18, "lat": 22.65, "as_of": "2001-01-01T00:00:00Z"}
+    )
     assert old.status_code == 404
 
 
@@ -138,11 +158,9 @@ def test_out_of_range_numbers_and_dates_are_400(demo_http):
         ("/metrics/district", {"from": "2020-01-01", "to": "9999-12-31"}, "to"),
         ("/metrics/district", {"from": "2020-02-01", "to": "2020-01-01"}, "from"),
         ("/hotspots", {"from": "0001-01-02", "to": "2020-01-01"}, "from"),
-        ("/ogc/collections/incidents/items", {"datetime": "0001-01-01/9999-12-31"},
-         "datetime"),
+        ("/ogc/collections/incidents/items", {"datetime": "0001-01-01/9999-12-31"}, "datetime"),
         ("/tiles/incidents/10/823/451.mvt", {"from": "0001-01-01"}, "from"),
-        ("/metrics/district/450902/trend", {"from": "1990-01-01", "to": "2026-01-01"},
-         "from"),
+        ("/metrics/district/450902/trend", {"from": "1990-01-01", "to": "2026-01-01"}, "from"),
     ]:
         r = demo_http.get(path, params=params)
         assert r.status_code == 400, (path, params, r.status_code, r.text[:200])

@@ -29,15 +29,18 @@ def test_tile_range_is_exactly_the_intersecting_tiles(z):
         bbox = (w, s, w + rng.uniform(0, 0.05), s + rng.uniform(0, 0.05))
         x0, y0, x1, y1 = tile_range(bbox, z)
         n = 1 << z
-        for x, y in itertools.product(range(max(x0 - 2, 0), min(x1 + 3, n)),
-                                      range(max(y0 - 2, 0), min(y1 + 3, n))):
+        for x, y in itertools.product(
+            range(max(x0 - 2, 0), min(x1 + 3, n)), range(max(y0 - 2, 0), min(y1 + 3, n))
+        ):
             inside = x0 <= x <= x1 and y0 <= y <= y1
             assert inside == _intersects(tile_bounds_lonlat(z, x, y), bbox), (z, x, y)
 
 
 def test_params_key_and_etag():
-    assert params_key({"to": None, "from": "2026-01-01", "category": ["b", "a"]}) == \
-        "category=a,b&from=2026-01-01"
+    assert (
+        params_key({"to": None, "from": "2026-01-01", "category": ["b", "a"]})
+        == "category=a,b&from=2026-01-01"
+    )
     assert params_key(None) == ""
     assert etag(b"abc") == etag(b"abc") != etag(b"abd")
     assert etag(b"abc").startswith('"') and len(etag(b"abc")) == 34
@@ -70,8 +73,9 @@ def test_invalidate_exactly_the_intersecting_tiles_at_every_zoom():
     keys = _fill(c, "grids", area, range(8, 16)) + _fill(c, "incidents", area, [12])
     change = (110.151, 22.631, 110.152, 22.632)
     dropped = c.invalidate(["grids"], change)
-    expect = {k for k in keys if k[0] == "grids"
-              and _intersects(tile_bounds_lonlat(*k[1:4]), change)}
+    expect = {
+        k for k in keys if k[0] == "grids" and _intersects(tile_bounds_lonlat(*k[1:4]), change)
+    }
     assert dropped == len(expect) >= 8 * 2  # both params variants, every zoom
     for k in keys:
         assert (c.get(*k) is None) == (k in expect), k
@@ -81,10 +85,14 @@ def test_invalidate_exactly_the_intersecting_tiles_at_every_zoom():
     pt = (110.15, 22.63, 110.15, 22.63)
     c2.invalidate(["incidents"], pt, pad=tile_pad_deg)
     gone = {k for k in keys if c2.get(*k) is None}
-    assert {k[2:4] for k in gone} >= set(itertools.product(*[range(a, b + 1) for a, b in
-                                                             zip(tile_range(pt, 14)[:2],
-                                                                 tile_range(pt, 14)[2:],
-                                                                 strict=True)]))
+    assert {k[2:4] for k in gone} >= set(
+        itertools.product(
+            *[
+                range(a, b + 1)
+                for a, b in zip(tile_range(pt, 14)[:2], tile_range(pt, 14)[2:], strict=True)
+            ]
+        )
+    )
     assert len({k[2:4] for k in gone}) <= 4
 
 
@@ -124,8 +132,9 @@ def test_redis_shared_between_processes_and_invalidated(redis_prefix):
         hit = _intersects(tile_bounds_lonlat(*k[1:4]), change)
         assert (fresh.get(*k) is None) == hit, k
     left = {m.decode() for m in a.redis.smembers(f"{redis_prefix}i:grids:13")}
-    assert len(left) == sum(1 for k in keys if k[1] == 13
-                            and not _intersects(tile_bounds_lonlat(*k[1:4]), change))
+    assert len(left) == sum(
+        1 for k in keys if k[1] == 13 and not _intersects(tile_bounds_lonlat(*k[1:4]), change)
+    )
 
 
 def test_memo_builds_once_and_clears():
@@ -164,8 +173,9 @@ def test_record_change_is_part_of_the_edit_transaction(make_db):
             tx.rollback()
         assert changes_since(conn, mark)[0] == []
     with engine.begin() as conn:
-        ids = record_incident_change(conn, np.array([110.15, 110.2, np.nan]),
-                                     np.array([22.6, 22.65, 1.0]))
+        ids = record_incident_change(
+            conn, np.array([110.15, 110.2, np.nan]), np.array([22.6, 22.65, 1.0])
+        )
         record_change(conn, "boundaries", None, "publish")
         assert record_incident_change(conn, [], []) == []
     with engine.connect() as conn:
@@ -173,7 +183,8 @@ def test_record_change_is_part_of_the_edit_transaction(make_db):
         n = conn.execute(text("SELECT count(*) FROM map_change")).scalar_one()
     assert n == 2 and last == rows[-1].id and rows[0].id == ids[0]
     assert rows[0].layer == "incidents" and rows[0].bbox == pytest.approx(
-        (110.15, 22.6, 110.2, 22.65))
+        (110.15, 22.6, 110.2, 22.65)
+    )
     assert rows[1].layer == "boundaries" and rows[1].bbox is None
     with pytest.raises(Exception, match="bbox"):
         with engine.begin() as conn:

@@ -64,33 +64,50 @@ def test_tilejson_and_tiles_carry_the_announced_fields(demo_http, layer):
     seen = set().union(*(f["properties"] for f in feats))
     assert seen <= set(vl["fields"])
     if layer == "grids":
-        assert {"code", "name", "parent_code", "incidents", "open_backlog", "overdue",
-                "per_1000_residents", "load_index"} <= seen
+        assert {
+            "code",
+            "name",
+            "parent_code",
+            "incidents",
+            "open_backlog",
+            "overdue",
+            "per_1000_residents",
+            "load_index",
+        } <= seen
 
 
 def test_grid_metrics_in_tiles_match_the_window(demo_http, demo_db_url):
     z, x, y = 13, *tile_range((110.15, 22.63, 110.15, 22.63), 13)[:2]
-    r = demo_http.get(f"/tiles/grids/{z}/{x}/{y}.mvt",
-                      params={"from": "2026-05-01", "to": "2026-06-01", "category": "vendor"})
+    r = demo_http.get(
+        f"/tiles/grids/{z}/{x}/{y}.mvt",
+        params={"from": "2026-05-01", "to": "2026-06-01", "category": "vendor"},
+    )
     feats = _decode(r.content)["grids"]["features"]
     got = {f["properties"]["code"]: f["properties"]["incidents"] for f in feats}
     with psycopg.connect(demo_db_url.replace("+psycopg", "")) as c:
-        rows = dict(c.execute(
-            "SELECT grid_code, count(*) FROM incident WHERE category = 'vendor' AND "
-            "reported_at >= '2026-05-01 00:00+08' AND reported_at < '2026-06-01 00:00+08' "
-            "AND grid_code = ANY(%s) GROUP BY 1", (list(got),)).fetchall())
+        rows = dict(
+            c.execute(
+                "SELECT grid_code, count(*) FROM incident WHERE category = 'vendor' AND "
+                "reported_at >= '2026-05-01 00:00+08' AND reported_at < '2026-06-01 00:00+08' "
+                "AND grid_code = ANY(%s) GROUP BY 1",
+                (list(got),),
+            ).fetchall()
+        )
     # the window's dates are read by geogrid.metrics (local days, Asia/Shanghai)
     assert sum(got.values()) > 0
     assert {k: v for k, v in got.items() if v} == rows
 
 
 def test_bad_tile_requests(demo_http):
-    for path, param in [("/tiles/roads/1/0/0.mvt", "layer"), ("/tiles/grids/3/8/0.mvt", "x/y"),
-                        ("/tiles/grids/23/0/0.mvt", "z"),
-                        ("/tiles/grids/3/1/1.mvt?category=nope", "category"),
-                        ("/tiles/grids/3/1/1.mvt?from=soon", "from"),
-                        ("/tiles/grids/3/1/1.mvt?from=2026-02-01&to=2026-01-01", "from/to"),
-                        ("/heatmap/3/9/0.png", "x/y")]:
+    for path, param in [
+        ("/tiles/roads/1/0/0.mvt", "layer"),
+        ("/tiles/grids/3/8/0.mvt", "x/y"),
+        ("/tiles/grids/23/0/0.mvt", "z"),
+        ("/tiles/grids/3/1/1.mvt?category=nope", "category"),
+        ("/tiles/grids/3/1/1.mvt?from=soon", "from"),
+        ("/tiles/grids/3/1/1.mvt?from=2026-02-01&to=2026-01-01", "from/to"),
+        ("/heatmap/3/9/0.png", "x/y"),
+    ]:
         r = demo_http.get(path)
         assert r.status_code == 400, path
         assert r.json()["parameter"] == param, path
@@ -139,8 +156,7 @@ def test_points_fall_back_to_clusters_over_budget(demo_db_url):
         assert cell is None and n > 60  # points
         data, n2, cell = incident_tile(conn, z, x, y, max_features=50)
         assert cell is not None and n2 <= 50
-        assert all(f["properties"]["cluster"] == 1
-                   for f in _decode(data)["incidents"]["features"])
+        assert all(f["properties"]["cluster"] == 1 for f in _decode(data)["incidents"]["features"])
         data, n3, cell = incident_tile(conn, z, x, y, max_bytes=2000)
         assert len(data) <= 2000 or cell == 256
 
@@ -151,8 +167,7 @@ def test_unit_budget_keeps_largest_units(demo_db_url):
 
     with get_engine(demo_db_url).connect() as conn:
         data, n = unit_tile(conn, "grid", "grids", 6, 51, 27)
-        small, n2 = unit_tile(conn, "grid", "grids", 6, 51, 27, max_features=100,
-                              max_bytes=20_000)
+        small, n2 = unit_tile(conn, "grid", "grids", 6, 51, 27, max_features=100, max_bytes=20_000)
     assert n > 1000 and n2 <= 100 and len(small) <= 20_000 < len(data)
 
 
@@ -183,8 +198,9 @@ def test_heat_tiles_seamless_and_one_scale_per_zoom(demo_http, demo_db_url):
     win = svc.window()
     src = svc.heat_source(win)
     xa0, ya0, xa1, ya1 = tile_bounds_3857(z, x, y)
-    big = src.density((xa0, ya0, tile_bounds_3857(z, x + 1, y)[2], ya1), (256, 512),
-                      heat_bandwidth_m(z))
+    big = src.density(
+        (xa0, ya0, tile_bounds_3857(z, x + 1, y)[2], ya1), (256, 512), heat_bandwidth_m(z)
+    )
     ref = _png(to_png(big, vmax=svc.heat_scale(z, win)))
     joined = np.concatenate([pa, pb], axis=1)
     diff = np.abs(joined.astype(int) - ref.astype(int))
@@ -218,9 +234,13 @@ def _city() -> dict[str, gpd.GeoDataFrame]:
     return {
         "district": layer("district", [(d, None, square(0, 0, N * 500))]),
         "street": layer("street", [(st, d, square(0, 0, N * 500))]),
-        "community": layer("community", [(comms[0], st, shapely.box(0, 0, N * 250, N * 500)),
-                                         (comms[1], st, shapely.box(N * 250, 0, N * 500,
-                                                                    N * 500))]),
+        "community": layer(
+            "community",
+            [
+                (comms[0], st, shapely.box(0, 0, N * 250, N * 500)),
+                (comms[1], st, shapely.box(N * 250, 0, N * 500, N * 500)),
+            ],
+        ),
         "grid": layer("grid", grids),
     }
 
@@ -284,8 +304,10 @@ def _near(tile, bbox) -> bool:
 def _wait_applied(client, layer, tile, old_tag, timeout=5.0) -> None:
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
-        if client.get(f"/tiles/{layer}/{tile[0]}/{tile[1]}/{tile[2]}.mvt").headers[
-                "etag"] != old_tag:
+        if (
+            client.get(f"/tiles/{layer}/{tile[0]}/{tile[1]}/{tile[2]}.mvt").headers["etag"]
+            != old_tag
+        ):
             return
         time.sleep(0.1)
     raise AssertionError(f"{layer} {tile} did not change within {timeout} s")
@@ -301,12 +323,15 @@ def test_new_incident_changes_exactly_the_affected_tiles(edit_city):
     grid = city["grid"].iloc[2 * N + 3]  # row 2, column 3
     p = grid.geometry.centroid
     with engine.begin() as conn:  # the edit and its change row: one transaction
-        conn.execute(text(
-            "INSERT INTO incident (category, reported_at, updated_at, status, due_at, "
-            "grid_code, community_code, street_code, district_code, geom) VALUES "
-            "('sanitation', now(), now(), 'reported', now() + interval '1 day', :g, :c, "
-            "'450902001', '450902', ST_SetSRID(ST_MakePoint(:x, :y), 4326))"),
-            {"g": grid["code"], "c": grid["parent_code"], "x": p.x, "y": p.y})
+        conn.execute(
+            text(
+                "INSERT INTO incident (category, reported_at, updated_at, status, due_at, "
+                "grid_code, community_code, street_code, district_code, geom) VALUES "
+                "('sanitation', now(), now(), 'reported', now() + interval '1 day', :g, :c, "
+                "'450902001', '450902', ST_SetSRID(ST_MakePoint(:x, :y), 4326))"
+            ),
+            {"g": grid["code"], "c": grid["parent_code"], "x": p.x, "y": p.y},
+        )
         record_incident_change(conn, [p.x], [p.y], "create")
     home = (16, *tile_range((p.x, p.y, p.x, p.y), 16)[:2])
     _wait_applied(client, "incidents", home, before["incidents"][home])
@@ -337,19 +362,24 @@ def test_boundary_publish_changes_exactly_the_affected_tiles(edit_city):
 
     moved = gpd.GeoDataFrame(
         pd.DataFrame([a.drop("geometry"), b.drop("geometry")]).reset_index(drop=True),
-        geometry=as_multipolygons([lonlat(shapely.box(0, 0, 650, 500)),
-                                   lonlat(shapely.box(650, 0, 1000, 500))]),
-        crs="EPSG:4326")
+        geometry=as_multipolygons(
+            [lonlat(shapely.box(0, 0, 650, 500)), lonlat(shapely.box(650, 0, 1000, 500))]
+        ),
+        crs="EPSG:4326",
+    )
     with engine.begin() as conn:
         old = store_units.published_version_id(conn)
         new = store_units.create_version(conn, "edge moved", source="tests", based_on=old)
         store_units.copy_units(conn, old, new, exclude_codes=[a["code"], b["code"]])
         store_units.insert_units(conn, new, moved)
         store_units.publish_version(conn, new)
-        record_units_change(conn, new, [a["code"], b["code"]], "publish",
-                            previous_version_id=old)
-    region = tuple(np.r_[np.minimum(a.geometry.bounds[:2], b.geometry.bounds[:2]),
-                         np.maximum(a.geometry.bounds[2:], b.geometry.bounds[2:])])
+        record_units_change(conn, new, [a["code"], b["code"]], "publish", previous_version_id=old)
+    region = tuple(
+        np.r_[
+            np.minimum(a.geometry.bounds[:2], b.geometry.bounds[:2]),
+            np.maximum(a.geometry.bounds[2:], b.geometry.bounds[2:]),
+        ]
+    )
     edge = lonlat(shapely.Point(575, 250))
     home = (16, *tile_range((edge.x, edge.y, edge.x, edge.y), 16)[:2])
     _wait_applied(client, "grids", home, before[home])

@@ -13,8 +13,16 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 VIEWPORT = {"width": 1400, "height": 860}
 
@@ -84,8 +92,7 @@ class Page:
 
     def settle(self) -> None:
         self.page.wait_for_timeout(200)
-        self.page.wait_for_function("window.geogrid.settled()", timeout=180_000,
-                                    polling=100)
+        self.page.wait_for_function("window.geogrid.settled()", timeout=180_000, polling=100)
 
     def pick(self, layer: str) -> dict:
         hit = self.page.evaluate(PICK_JS, layer)
@@ -127,8 +134,9 @@ def test_page_and_static_files_are_served(demo_http):
     assert v.status_code == 200
     assert v.headers["content-type"].startswith("text/javascript")
     assert "max-age=86400" in v.headers["cache-control"]
-    again = demo_http.get("/static/app.js", headers={"If-None-Match": demo_http.get(
-        "/static/app.js").headers["etag"]})
+    again = demo_http.get(
+        "/static/app.js", headers={"If-None-Match": demo_http.get("/static/app.js").headers["etag"]}
+    )
     assert again.status_code == 304
     assert demo_http.get("/static/../main.py").status_code == 404
     assert demo_http.get("/static/%2e%2e/routes/web.py").status_code == 404
@@ -181,7 +189,8 @@ def test_drill_down_from_district_to_grid_and_panel(web):
 
     g = web.click_feature("fill-grid")
     web.page.wait_for_function(
-        "(code) => document.querySelector('#unit-code')?.textContent === code", arg=g["code"])
+        "(code) => document.querySelector('#unit-code')?.textContent === code", arg=g["code"]
+    )
     web.settle()
     panel = web.page.inner_text("#panel-map")
     assert g["code"] in panel and g["props"]["name"] in panel
@@ -261,10 +270,13 @@ def city_server():
         if not _has_plans(http):
             pytest.skip("the plans API is not there")
         with city.engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO building (households, population, source, geom) VALUES "
-                "(100, 250, 'tests/test_web', ST_SetSRID(ST_MakePoint(:x, :y), 4326))"),
-                [{"x": x, "y": y} for x, y in small_city.CENTRES.values()])
+            conn.execute(
+                text(
+                    "INSERT INTO building (households, population, source, geom) VALUES "
+                    "(100, 250, 'tests/test_web', ST_SetSRID(ST_MakePoint(:x, :y), 4326))"
+                ),
+                [{"x": x, "y": y} for x, y in small_city.CENTRES.values()],
+            )
         yield city, http
 
 
@@ -274,8 +286,11 @@ class PlannerPage(Page):
     def __init__(self, browser, city, http, name: str):
         import small_city
 
-        r = http.post("/plans", json={"name": name, "communities": [small_city.COMMUNITY]},
-                      headers=city.auth("planner"))
+        r = http.post(
+            "/plans",
+            json={"name": name, "communities": [small_city.COMMUNITY]},
+            headers=city.auth("planner"),
+        )
         assert r.status_code == 201, r.text
         self.plan_id = r.json()["id"]
         self.http = http
@@ -292,7 +307,9 @@ class PlannerPage(Page):
         xy = self.page.evaluate(
             "([lon, lat]) => { const p = window.geogridMap.project([lon, lat]);"
             " const r = window.geogridMap.getCanvas().getBoundingClientRect();"
-            " return [p.x + r.left, p.y + r.top]; }", [lon, lat])
+            " return [p.x + r.left, p.y + r.top]; }",
+            [lon, lat],
+        )
         self.page.mouse.click(*xy)
         self.page.wait_for_timeout(250)  # never two clicks in a double-click
 
@@ -300,7 +317,9 @@ class PlannerPage(Page):
         """Until the plan's per-grid table has ``n`` rows."""
         self.page.wait_for_function(
             "(n) => document.querySelectorAll('#plan-grids tbody tr').length === n",
-            arg=n, timeout=120_000)
+            arg=n,
+            timeout=120_000,
+        )
 
     def grid_count_row(self, before: int, after: int) -> None:
         rows = self.page.locator("#plan-metrics tbody tr").all_inner_texts()
@@ -311,9 +330,13 @@ class PlannerPage(Page):
         import shapely
 
         body = self.http.get(f"/plans/{self.plan_id}").json()
-        return {f["properties"]["code"]: (f["properties"]["name"],
-                                          shapely.geometry.shape(f["geometry"]))
-                for f in body["grids"]["features"]}
+        return {
+            f["properties"]["code"]: (
+                f["properties"]["name"],
+                shapely.geometry.shape(f["geometry"]),
+            )
+            for f in body["grids"]["features"]
+        }
 
 
 def test_planner_opens_a_plan_shows_metrics_and_merges(browser, city_server):
@@ -453,8 +476,7 @@ def test_planner_undo_redo_and_rename(browser, city_server):
 
         # undo the rename, in English
         web.page.click("#lang-en")
-        web.page.wait_for_function(
-            "document.querySelector('#btn-undo')?.textContent === 'Undo'")
+        web.page.wait_for_function("document.querySelector('#btn-undo')?.textContent === 'Undo'")
         assert web.page.inner_text("#edit-kinds button[data-kind=move_edge]") == "Move edge"
         web.page.click("#btn-undo")
         web.page.wait_for_selector(f"#plan-grids td:text-is('{c}')", timeout=120_000)
@@ -493,14 +515,19 @@ def test_planner_reassigns_a_rectangle_and_moves_an_edge(browser, city_server):
         web.page.select_option("#slot-0", g3)
         web.page.select_option("#slot-1", g4)
         web.page.click("#btn-draw-polyline")
-        for lon, lat in [(CX + 0.2 * DX, CY + 1.08 * DY), (CX + 0.2 * DX, CY + 0.5 * DY),
-                         (CX - 0.1 * DX, CY - 0.1 * DY)]:
+        for lon, lat in [
+            (CX + 0.2 * DX, CY + 1.08 * DY),
+            (CX + 0.2 * DX, CY + 0.5 * DY),
+            (CX - 0.1 * DX, CY - 0.1 * DY),
+        ]:
             web.click_lonlat(lon, lat)
         assert web.page.inner_text("#draw-status").startswith("正在画图")
         web.page.click("#btn-move-edge")
         web.page.wait_for_function(
             "(c) => document.querySelector('#plan-msg')?.textContent.includes(c)",
-            arg="移动边界", timeout=120_000)
+            arg="移动边界",
+            timeout=120_000,
+        )
         assert "err" not in (web.page.get_attribute("#plan-msg", "class") or "")
         final = web.plan_grids()
         assert final[g3][1].area > 1.1 * final[g4][1].area

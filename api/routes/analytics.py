@@ -21,12 +21,20 @@ from geogrid.errors import InvalidInput
 
 router = APIRouter(tags=["analytics"])
 
-FromQ = Annotated[str | None, Query(alias="from", description="start of the window "
-                                    "(inclusive), ISO 8601; default 30 days before `to`")]
-ToQ = Annotated[str | None, Query(alias="to", description="end of the window (exclusive), "
-                                  "ISO 8601; default now")]
-CategoryQ = Annotated[str | None, Query(description="category codes, comma-separated "
-                                        "(default: all)")]
+FromQ = Annotated[
+    str | None,
+    Query(
+        alias="from",
+        description="start of the window (inclusive), ISO 8601; default 30 days before `to`",
+    ),
+]
+ToQ = Annotated[
+    str | None,
+    Query(alias="to", description="end of the window (exclusive), ISO 8601; default now"),
+]
+CategoryQ = Annotated[
+    str | None, Query(description="category codes, comma-separated (default: all)")
+]
 LevelP = Annotated[str, Path(description="district, street, community or grid")]
 
 
@@ -51,8 +59,17 @@ def _when(value: str | None, parameter: str):
 
 
 def _meta(attrs: dict) -> dict:
-    keys = ("version_id", "level", "start", "end", "as_at", "previous_start", "categories",
-            "weights", "metric")
+    keys = (
+        "version_id",
+        "level",
+        "start",
+        "end",
+        "as_at",
+        "previous_start",
+        "categories",
+        "weights",
+        "metric",
+    )
     return {k: attrs[k] for k in keys if k in attrs}
 
 
@@ -69,27 +86,41 @@ def unit_metrics(
     start: FromQ = None,
     end: ToQ = None,
     category: CategoryQ = None,
-    version: Annotated[int | None, Query(description="boundary version (default: "
-                                         "published)")] = None,
-    as_of: Annotated[str | None, Query(description="the boundaries published at this "
-                                       "date-time (RFC 3339), instead of a version")] = None,
+    version: Annotated[
+        int | None, Query(description="boundary version (default: published)")
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        Query(
+            description="the boundaries published at this "
+            "date-time (RFC 3339), instead of a version"
+        ),
+    ] = None,
     fmt: Annotated[str, Query(alias="format", description="json or geojson")] = "json",
 ) -> Response:
     """Load metrics of every unit of a level for a window (JSON rows, or a GeoJSON
     FeatureCollection with the unit polygons)."""
     if fmt not in ("json", "geojson"):
         raise InvalidInput("format", fmt, "json or geojson")
-    m = gm.load_metrics(engine, level, start=_when(start, "from"), end=_when(end, "to"),
-                        categories=category, version=version,
-                        as_of=_when(as_of, "as_of"))
+    m = gm.load_metrics(
+        engine,
+        level,
+        start=_when(start, "from"),
+        end=_when(end, "to"),
+        categories=category,
+        version=version,
+        as_of=_when(as_of, "as_of"),
+    )
     if fmt == "geojson":
         doc = json.loads(m.to_json(na="null", drop_id=True))
         doc["metadata"] = _meta(m.attrs)
-        return Response(json.dumps(doc, ensure_ascii=False, allow_nan=False),
-                        media_type="application/geo+json")
+        return Response(
+            json.dumps(doc, ensure_ascii=False, allow_nan=False), media_type="application/geo+json"
+        )
     body = {**_meta(m.attrs), "units": _records(pd.DataFrame(m.drop(columns="geometry")))}
-    return Response(json.dumps(body, ensure_ascii=False, allow_nan=False),
-                    media_type="application/json")
+    return Response(
+        json.dumps(body, ensure_ascii=False, allow_nan=False), media_type="application/json"
+    )
 
 
 @router.get("/metrics/{level}/{code}/trend")
@@ -104,10 +135,16 @@ def unit_trend(
 ) -> dict:
     """Incidents of one unit per week or month (local time), for the side panel; default
     the last 26 weeks or 12 months."""
-    df = gm.unit_trend(engine, level, code, interval=interval, start=_when(start, "from"),
-                       end=_when(end, "to"), categories=category)
-    return {"level": level, "code": code, "interval": interval,
-            "periods": _records(df)}
+    df = gm.unit_trend(
+        engine,
+        level,
+        code,
+        interval=interval,
+        start=_when(start, "from"),
+        end=_when(end, "to"),
+        categories=category,
+    )
+    return {"level": level, "code": code, "interval": interval, "periods": _records(df)}
 
 
 @router.get("/hotspots")
@@ -117,16 +154,26 @@ def hotspots(
     start: FromQ = None,
     end: ToQ = None,
     category: CategoryQ = None,
-    metric: Annotated[str, Query(description="the metric tested (see GET /metrics)")] =
-        "incidents",
-    permutations: Annotated[int, Query(ge=0, le=9999, description="0: analytical p-values; "
-                                       "else conditional permutations")] = 0,
+    metric: Annotated[str, Query(description="the metric tested (see GET /metrics)")] = "incidents",
+    permutations: Annotated[
+        int,
+        Query(ge=0, le=9999, description="0: analytical p-values; else conditional permutations"),
+    ] = 0,
 ) -> dict:
     """Getis-Ord Gi* hot and cold spots of a metric per unit (queen contiguity,
     Benjamini–Hochberg FDR): class hot_99 … cold_99 or not_significant."""
-    df = gm.unit_hotspots(engine, level, metric=metric, start=_when(start, "from"),
-                          end=_when(end, "to"), categories=category,
-                          permutations=permutations)
+    df = gm.unit_hotspots(
+        engine,
+        level,
+        metric=metric,
+        start=_when(start, "from"),
+        end=_when(end, "to"),
+        categories=category,
+        permutations=permutations,
+    )
     counts = df["class"].value_counts().to_dict()
-    return {**_meta(df.attrs), "classes": {k: int(v) for k, v in counts.items()},
-            "units": _records(df)}
+    return {
+        **_meta(df.attrs),
+        "classes": {k: int(v) for k, v in counts.items()},
+        "units": _records(df),
+    }

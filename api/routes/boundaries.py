@@ -20,8 +20,10 @@ router = APIRouter(prefix="/boundaries", tags=["boundaries"])
 def versions(engine: EngineDep) -> list[dict]:
     df = list_versions(engine)
     df["based_on"] = df["based_on"].astype("Int64")
-    return [{k: (None if v is pd.NA or v != v else v) for k, v in r.items()} for r in
-            df.astype(object).where(df.notna(), None).to_dict("records")]
+    return [
+        {k: (None if v is pd.NA or v != v else v) for k, v in r.items()}
+        for r in df.astype(object).where(df.notna(), None).to_dict("records")
+    ]
 
 
 @router.get("/{level}")
@@ -34,7 +36,14 @@ def boundary_layer(
     as_of: Annotated[datetime | None, Query()] = None,
 ) -> Response:
     """A level (district, street, community, grid) as a GeoJSON FeatureCollection (EPSG:4326)."""
-    units = load_units(engine, level, version=version, as_of=as_of, bbox=parse_bbox(bbox),
-                       parent_codes=[parent] if parent else None)
-    return Response(units.to_json(drop_id=True, ensure_ascii=False),
-                    media_type="application/geo+json")
+    units = load_units(
+        engine,
+        level,
+        version=version,
+        as_of=as_of,
+        bbox=parse_bbox(bbox),
+        parent_codes=[parent] if parent else None,
+    )
+    return Response(
+        units.to_json(drop_id=True, ensure_ascii=False), media_type="application/geo+json"
+    )

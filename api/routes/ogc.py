@@ -53,20 +53,40 @@ from geogrid.store.features import (
 router = APIRouter(prefix="/ogc", tags=["ogc"])
 
 COLLECTIONS = {
-    "districts": ("Districts (区/县)", "County-level districts of the published boundary "
-                  "version, with the load metrics of the last 30 days."),
-    "streets": ("Streets (街道/乡镇)", "Streets and towns with the load metrics of the last "
-                "30 days."),
-    "communities": ("Communities (社区/村)", "Communities and villages with the load metrics "
-                    "of the last 30 days."),
-    "grids": ("Grids (网格)", "Management grids (the smallest unit) with the load metrics of "
-              "the last 30 days."),
-    "incidents": ("Incidents", "Reported incidents (points, WGS84); datetime filters "
-                  "reported_at."),
+    "districts": (
+        "Districts (区/县)",
+        "County-level districts of the published boundary "
+        "version, with the load metrics of the last 30 days.",
+    ),
+    "streets": (
+        "Streets (街道/乡镇)",
+        "Streets and towns with the load metrics of the last 30 days.",
+    ),
+    "communities": (
+        "Communities (社区/村)",
+        "Communities and villages with the load metrics of the last 30 days.",
+    ),
+    "grids": (
+        "Grids (网格)",
+        "Management grids (the smallest unit) with the load metrics of the last 30 days.",
+    ),
+    "incidents": ("Incidents", "Reported incidents (points, WGS84); datetime filters reported_at."),
 }
 _COMMON = {"f", "bbox", "datetime", "limit", "offset"}
-_UNIT_METRIC_SKIP = {"code", "name", "level", "parent_code", "population", "households",
-                     "area_m2", "geometry", "xmin", "ymin", "xmax", "ymax"}
+_UNIT_METRIC_SKIP = {
+    "code",
+    "name",
+    "level",
+    "parent_code",
+    "population",
+    "households",
+    "area_m2",
+    "geometry",
+    "xmin",
+    "ymin",
+    "xmax",
+    "ymax",
+}
 
 
 def _base(request: Request) -> str:
@@ -76,10 +96,12 @@ def _base(request: Request) -> str:
 def _check_params(request: Request, allowed: set[str]) -> None:
     for name in request.query_params:
         if name not in allowed:
-            raise InvalidInput(name, request.query_params[name],
-                               f"one of the parameters {', '.join(sorted(allowed))}",
-                               f"unknown query parameter {name!r}; allowed: "
-                               f"{', '.join(sorted(allowed))}")
+            raise InvalidInput(
+                name,
+                request.query_params[name],
+                f"one of the parameters {', '.join(sorted(allowed))}",
+                f"unknown query parameter {name!r}; allowed: {', '.join(sorted(allowed))}",
+            )
     f = request.query_params.get("f")
     if f is not None and f not in ("json", "geojson"):
         raise InvalidInput("f", f, "json (or geojson for features)")
@@ -87,8 +109,7 @@ def _check_params(request: Request, allowed: set[str]) -> None:
 
 def _collection(cid: str) -> None:
     if cid not in COLLECTIONS:
-        raise NotFound(f"collection {cid!r} does not exist; collections: "
-                       f"{', '.join(COLLECTIONS)}")
+        raise NotFound(f"collection {cid!r} does not exist; collections: {', '.join(COLLECTIONS)}")
 
 
 @router.get("/", summary="Landing page")
@@ -96,21 +117,31 @@ def landing(request: Request) -> JSONResponse:
     _check_params(request, {"f"})
     base = _base(request)
     root = str(request.base_url).rstrip("/")
-    return JSONResponse({
-        "title": "geogrid OGC API - Features",
-        "description": "Yulin grid-management boundaries and incidents (网格化管理).",
-        "links": [
-            link(f"{base}/", "self", JSON, "this document"),
-            link(f"{root}/openapi.json", "service-desc", OPENAPI, "the API definition"),
-            link(f"{root}/docs", "service-doc", "text/html", "the API documentation"),
-            link(f"{base}/conformance", "conformance", JSON, "conformance classes"),
-            link(f"{base}/conformance", "http://www.opengis.net/def/rel/ogc/1.0/conformance",
-                 JSON, "conformance classes"),
-            link(f"{base}/collections", "data", JSON, "collections"),
-            link(f"{base}/collections", "http://www.opengis.net/def/rel/ogc/1.0/data", JSON,
-                 "collections"),
-        ],
-    })
+    return JSONResponse(
+        {
+            "title": "geogrid OGC API - Features",
+            "description": "Yulin grid-management boundaries and incidents (网格化管理).",
+            "links": [
+                link(f"{base}/", "self", JSON, "this document"),
+                link(f"{root}/openapi.json", "service-desc", OPENAPI, "the API definition"),
+                link(f"{root}/docs", "service-doc", "text/html", "the API documentation"),
+                link(f"{base}/conformance", "conformance", JSON, "conformance classes"),
+                link(
+                    f"{base}/conformance",
+                    "http://www.opengis.net/def/rel/ogc/1.0/conformance",
+                    JSON,
+                    "conformance classes",
+                ),
+                link(f"{base}/collections", "data", JSON, "collections"),
+                link(
+                    f"{base}/collections",
+                    "http://www.opengis.net/def/rel/ogc/1.0/data",
+                    JSON,
+                    "collections",
+                ),
+            ],
+        }
+    )
 
 
 @router.get("/conformance", summary="Conformance classes")
@@ -130,8 +161,10 @@ def _collection_doc(request: Request, svc, cid: str) -> dict:
     ext = svc.static.get(("extent", cid), build)
     extent: dict = {"spatial": {"bbox": [ext["bbox"] or [-180, -90, 180, 90]], "crs": CRS84}}
     if ext["interval"] is not None:
-        extent["temporal"] = {"interval": [[json_value(t) for t in ext["interval"]]],
-                              "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}
+        extent["temporal"] = {
+            "interval": [[json_value(t) for t in ext["interval"]]],
+            "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian",
+        }
     return {
         "id": cid,
         "title": title,
@@ -151,10 +184,12 @@ def collections(request: Request, svc: ServiceDep) -> JSONResponse:
     _check_params(request, {"f"})
     svc.poll()
     base = _base(request)
-    return JSONResponse({
-        "links": [link(f"{base}/collections", "self", JSON, "collections")],
-        "collections": [_collection_doc(request, svc, cid) for cid in COLLECTIONS],
-    })
+    return JSONResponse(
+        {
+            "links": [link(f"{base}/collections", "self", JSON, "collections")],
+            "collections": [_collection_doc(request, svc, cid) for cid in COLLECTIONS],
+        }
+    )
 
 
 @router.get("/collections/{collection_id}", summary="One feature collection")
@@ -166,9 +201,21 @@ def collection(request: Request, svc: ServiceDep, collection_id: str) -> JSONRes
 
 
 def _unit_props(row: dict, metrics) -> dict:
-    props = {k: row[k] for k in ("code", "name", "level", "parent_code", "population",
-                                 "households", "area_m2", "version_id", "valid_from",
-                                 "valid_to")}
+    props = {
+        k: row[k]
+        for k in (
+            "code",
+            "name",
+            "level",
+            "parent_code",
+            "population",
+            "households",
+            "area_m2",
+            "version_id",
+            "valid_from",
+            "valid_to",
+        )
+    }
     if metrics is not None and row["version_status"] == "published":
         m = metrics.get(row["code"])
         if m is not None:
@@ -190,20 +237,35 @@ def _incident_props(row: dict) -> dict:
     return {k: v for k, v in row.items() if k not in ("geometry",)}
 
 
-@router.get("/collections/{collection_id}/items", summary="Features of a collection",
-            response_class=Response,
-            responses={200: {"content": {GEOJSON: {}}, "description": "a FeatureCollection"}})
+@router.get(
+    "/collections/{collection_id}/items",
+    summary="Features of a collection",
+    response_class=Response,
+    responses={200: {"content": {GEOJSON: {}}, "description": "a FeatureCollection"}},
+)
 def items(
     request: Request,
     svc: ServiceDep,
     collection_id: str,
-    bbox: Annotated[str | None, Query(description=(
-        "minLon,minLat,maxLon,maxLat (CRS84); features intersecting it"))] = None,
-    datetime: Annotated[str | None, Query(description=(
-        "RFC 3339 instant or interval (start/end, '..' open); incidents: reported_at; "
-        "boundaries: the validity of their version"))] = None,
-    limit: Annotated[int, Query(ge=1, le=LIMIT_MAX, description=(
-        f"items per page, 1..{LIMIT_MAX} (out of range: 400)"))] = LIMIT_DEFAULT,
+    bbox: Annotated[
+        str | None,
+        Query(description=("minLon,minLat,maxLon,maxLat (CRS84); features intersecting it")),
+    ] = None,
+    datetime: Annotated[
+        str | None,
+        Query(
+            description=(
+                "RFC 3339 instant or interval (start/end, '..' open); incidents: reported_at; "
+                "boundaries: the validity of their version"
+            )
+        ),
+    ] = None,
+    limit: Annotated[
+        int,
+        Query(
+            ge=1, le=LIMIT_MAX, description=(f"items per page, 1..{LIMIT_MAX} (out of range: 400)")
+        ),
+    ] = LIMIT_DEFAULT,
     offset: Annotated[int, Query(ge=0, description="items to skip (paging)")] = 0,
     f: Annotated[str | None, Query(description="json")] = None,
     category: Annotated[str | None, Query(description="incidents: category codes")] = None,
@@ -226,30 +288,48 @@ def items(
     svc.poll()
     with svc.engine.connect() as conn:
         if is_inc:
-            page = incident_page(conn, bbox=box, interval=interval, filters=filters,
-                                 offset=offset, limit=limit)
+            page = incident_page(
+                conn, bbox=box, interval=interval, filters=filters, offset=offset, limit=limit
+            )
         else:
-            page = unit_page(conn, BOUNDARY_COLLECTIONS[collection_id], bbox=box,
-                             interval=interval, filters=filters, offset=offset, limit=limit)
+            page = unit_page(
+                conn,
+                BOUNDARY_COLLECTIONS[collection_id],
+                bbox=box,
+                interval=interval,
+                filters=filters,
+                offset=offset,
+                limit=limit,
+            )
     if is_inc:
         feats = [feature_json(r["id"], r["geometry"], _incident_props(r)) for r in page.rows]
     else:
         metrics = _metrics_lookup(svc, BOUNDARY_COLLECTIONS[collection_id])
-        feats = [feature_json(r["id"], r["geometry"], _unit_props(r, metrics))
-                 for r in page.rows]
+        feats = [feature_json(r["id"], r["geometry"], _unit_props(r, metrics)) for r in page.rows]
     url = f"{_base(request)}/collections/{collection_id}/items"
-    links = page_links(url, dict(qp), offset=offset, limit=limit, returned=len(feats),
-                       matched=page.matched)
-    links.append(link(f"{_base(request)}/collections/{collection_id}", "collection", JSON,
-                      COLLECTIONS[collection_id][0]))
-    body = feature_collection_json(feats, links=links, number_matched=page.matched,
-                                   number_returned=len(feats))
+    links = page_links(
+        url, dict(qp), offset=offset, limit=limit, returned=len(feats), matched=page.matched
+    )
+    links.append(
+        link(
+            f"{_base(request)}/collections/{collection_id}",
+            "collection",
+            JSON,
+            COLLECTIONS[collection_id][0],
+        )
+    )
+    body = feature_collection_json(
+        feats, links=links, number_matched=page.matched, number_returned=len(feats)
+    )
     return Response(body, media_type=GEOJSON)
 
 
-@router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature",
-            response_class=Response,
-            responses={200: {"content": {GEOJSON: {}}, "description": "a Feature"}})
+@router.get(
+    "/collections/{collection_id}/items/{feature_id}",
+    summary="One feature",
+    response_class=Response,
+    responses={200: {"content": {GEOJSON: {}}, "description": "a Feature"}},
+)
 def item(request: Request, svc: ServiceDep, collection_id: str, feature_id: str) -> Response:
     _collection(collection_id)
     _check_params(request, {"f"})
@@ -270,5 +350,4 @@ def item(request: Request, svc: ServiceDep, collection_id: str, feature_id: str)
         props = _incident_props(row)
     else:
         props = _unit_props(row, _metrics_lookup(svc, BOUNDARY_COLLECTIONS[collection_id]))
-    return Response(feature_json(row["id"], row["geometry"], props, links),
-                    media_type=GEOJSON)
+    return Response(feature_json(row["id"], row["geometry"], props, links), media_type=GEOJSON)

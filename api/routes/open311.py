@@ -51,8 +51,9 @@ DEFAULT_DAYS = 90
 
 
 def _error(code: int, description: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse([{"code": code, "description": description}], status_code=code,
-                        headers=headers)
+    return JSONResponse(
+        [{"code": code, "description": description}], status_code=code, headers=headers
+    )
 
 
 class Open311Route(APIRoute):
@@ -81,8 +82,12 @@ router = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=Open311Ro
 
 def _json_only(fmt: str) -> None:
     if fmt != "json":
-        raise InvalidInput("format", fmt, "json (this server does not serve XML)",
-                           message=f"format {fmt!r} not supported: use .json")
+        raise InvalidInput(
+            "format",
+            fmt,
+            "json (this server does not serve XML)",
+            message=f"format {fmt!r} not supported: use .json",
+        )
 
 
 def _iso(v: datetime | None) -> str | None:
@@ -93,8 +98,7 @@ def _service(cat: dict) -> dict:
     return {
         "service_code": cat["code"],
         "service_name": cat["name_zh"],
-        "description": f"{cat['name_zh']} ({cat['name_en']}); time limit "
-                       f"{cat['limit_hours']:g} h",
+        "description": f"{cat['name_zh']} ({cat['name_en']}); time limit {cat['limit_hours']:g} h",
         "metadata": False,
         "type": "realtime",
         "keywords": ",".join([cat["name_zh"], cat["name_en"], cat["code"]]),
@@ -161,11 +165,11 @@ def _parse_dt(name: str, value: str | None) -> datetime | None:
     try:
         d = datetime.fromisoformat(value.strip().replace(" ", "+"))
     except ValueError:
-        raise InvalidInput(name, value, "an ISO 8601 date-time with a time zone, e.g. "
-                           "2026-05-01T08:00:00+08:00") from None
+        raise InvalidInput(
+            name, value, "an ISO 8601 date-time with a time zone, e.g. 2026-05-01T08:00:00+08:00"
+        ) from None
     if d.tzinfo is None:
-        raise InvalidInput(name, value, "an ISO 8601 date-time with a time zone (Z or "
-                           "+08:00)")
+        raise InvalidInput(name, value, "an ISO 8601 date-time with a time zone (Z or +08:00)")
     return d
 
 
@@ -178,7 +182,9 @@ def _number(name: str, value: Any) -> float:
 
 @router.post("/requests.{fmt}", status_code=201)
 async def post_request(
-    request: Request, engine: EngineDep, fmt: str,
+    request: Request,
+    engine: EngineDep,
+    fmt: str,
     token: Annotated[str | None, Depends(bearer_token)],
 ) -> list[dict]:
     """Create a service request (form-encoded or JSON)."""
@@ -197,8 +203,11 @@ async def post_request(
         # parsed here: URL-encoded forms need no extra dependency (python-multipart)
         params = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
     else:
-        raise InvalidInput("content-type", ctype, "application/x-www-form-urlencoded or "
-                           "application/json (send media as media_url)")
+        raise InvalidInput(
+            "content-type",
+            ctype,
+            "application/x-www-form-urlencoded or application/json (send media as media_url)",
+        )
     for k, v in request.query_params.items():
         params.setdefault(k, v)
 
@@ -208,19 +217,29 @@ async def post_request(
     if not code:
         raise InvalidInput("service_code", code, "a service code from services.json")
     if params.get("lat") in (None, "") or params.get("long") in (None, ""):
-        raise InvalidInput("lat/long", None, "lat and long (this server cannot place an "
-                           "address_string or address_id alone)")
+        raise InvalidInput(
+            "lat/long",
+            None,
+            "lat and long (this server cannot place an address_string or address_id alone)",
+        )
     lat = _number("lat", params["lat"])
     lon = _number("long", params["long"])
     await run_in_threadpool(check_categories, engine, [str(code)], "service_code")
     row = await run_in_threadpool(
         lambda: workflow.create_incident(
-            engine, category=str(code), lon=lon, lat=lat,
+            engine,
+            category=str(code),
+            lon=lon,
+            lat=lat,
             crs=str(params.get("crs") or "wgs84"),
             description=params.get("description") or None,
-            reporter_id=account.id if account else None, actor=account,
-            data={"address_string": params.get("address_string"),
-                  "media_url": params.get("media_url"), "channel": "open311"},
+            reporter_id=account.id if account else None,
+            actor=account,
+            data={
+                "address_string": params.get("address_string"),
+                "media_url": params.get("media_url"),
+                "channel": "open311",
+            },
         )
     )
     notice = f"受理 accepted; due {_iso(row['due_at'])}"
@@ -228,15 +247,16 @@ async def post_request(
         notice += f"; assigned to {_agency(row)}"
     if row.get("outside"):
         notice += "; " + _notice(row)
-    return [{"service_request_id": str(row["id"]), "service_notice": notice,
-             "account_id": None}]
+    return [{"service_request_id": str(row["id"]), "service_notice": notice, "account_id": None}]
 
 
 @router.get("/requests.{fmt}")
 def get_requests(
-    engine: EngineDep, fmt: str,
-    service_request_id: Annotated[str | None, Query(description="comma-separated ids; "
-                                                    "overrides the other filters")] = None,
+    engine: EngineDep,
+    fmt: str,
+    service_request_id: Annotated[
+        str | None, Query(description="comma-separated ids; overrides the other filters")
+    ] = None,
     service_code: Annotated[str | None, Query(description="comma-separated codes")] = None,
     start_date: Annotated[str | None, Query(description="ISO 8601 with time zone")] = None,
     end_date: Annotated[str | None, Query(description="ISO 8601 with time zone")] = None,
@@ -253,15 +273,22 @@ def get_requests(
             ids.append(int(part))
         rows = workflow.list_incidents(engine, ids=ids, limit=MAX_REQUESTS)
     else:
-        start, end = lifecycle.open311_window(_parse_dt("start_date", start_date),
-                                              _parse_dt("end_date", end_date),
-                                              datetime.now(UTC), DEFAULT_DAYS)
+        start, end = lifecycle.open311_window(
+            _parse_dt("start_date", start_date),
+            _parse_dt("end_date", end_date),
+            datetime.now(UTC),
+            DEFAULT_DAYS,
+        )
         rows = workflow.list_incidents(
             engine,
             categories=[c.strip() for c in service_code.split(",") if c.strip()]
-            if service_code else None,
+            if service_code
+            else None,
             statuses=lifecycle.statuses_for_open311(status) if status else None,
-            start=start, end=end, limit=MAX_REQUESTS, category_parameter=None,
+            start=start,
+            end=end,
+            limit=MAX_REQUESTS,
+            category_parameter=None,
         )
     return [_request(r) for r in rows]
 

@@ -22,8 +22,9 @@ router = APIRouter(prefix="/plans", tags=["plans"])
 
 PlannerDep = Annotated[Account, Depends(require_role("planner", "admin"))]
 PlanId = Annotated[int, Path(ge=1, description="plan id")]
-Start = Annotated[datetime | None, Query(description="incident window start (default: "
-                                                     "365 days before end)")]
+Start = Annotated[
+    datetime | None, Query(description="incident window start (default: 365 days before end)")
+]
 End = Annotated[datetime | None, Query(description="incident window end (default: now)")]
 
 
@@ -34,8 +35,9 @@ class PlanIn(BaseModel):
 
 class EditIn(BaseModel):
     kind: str = Field(description="split, merge, move_edge, reassign, rename, replace")
-    params: dict[str, Any] = Field(default_factory=dict, description="edit parameters; "
-                                   "geometries as GeoJSON (WGS84)")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="edit parameters; geometries as GeoJSON (WGS84)"
+    )
 
 
 class AutoPartitionIn(BaseModel):
@@ -89,12 +91,21 @@ def redo(engine: EngineDep, plan_id: PlanId, account: PlannerDep) -> dict:
 
 
 @router.post("/{plan_id}/autopartition", status_code=201)
-def autopartition(body: AutoPartitionIn, engine: EngineDep, plan_id: PlanId,
-                  account: PlannerDep) -> dict:
+def autopartition(
+    body: AutoPartitionIn, engine: EngineDep, plan_id: PlanId, account: PlannerDep
+) -> dict:
     return store.autopartition_plan(
-        engine, plan_id, communities=body.communities, n=body.n, target=body.target,
-        load=body.load, cell_m=body.cell_m, shape=body.shape, seed=body.seed,
-        author=_name(account))
+        engine,
+        plan_id,
+        communities=body.communities,
+        n=body.n,
+        target=body.target,
+        load=body.load,
+        cell_m=body.cell_m,
+        shape=body.shape,
+        seed=body.seed,
+        author=_name(account),
+    )
 
 
 @router.get("/{plan_id}/impact")

@@ -42,16 +42,24 @@ async def get_service(request: Request) -> MapService:
 
 
 ServiceDep = Annotated[MapService, Depends(get_service)]
-FromQ = Annotated[str | None, Query(alias="from", description=(
-    "start of the incident window, ISO 8601 date-time or date (inclusive; dates and naive "
-    "times are China Standard Time); default 30 days ago"))]
-ToQ = Annotated[str | None, Query(alias="to", description=(
-    "end of the window, ISO 8601 date-time or date (exclusive)"))]
+FromQ = Annotated[
+    str | None,
+    Query(
+        alias="from",
+        description=(
+            "start of the incident window, ISO 8601 date-time or date (inclusive; dates and naive "
+            "times are China Standard Time); default 30 days ago"
+        ),
+    ),
+]
+ToQ = Annotated[
+    str | None,
+    Query(alias="to", description=("end of the window, ISO 8601 date-time or date (exclusive)")),
+]
 CatQ = Annotated[str | None, Query(description="incident category codes, comma-separated")]
 
 
-def window_of(svc: MapService, from_: str | None, to: str | None, category: str | None
-              ) -> Window:
+def window_of(svc: MapService, from_: str | None, to: str | None, category: str | None) -> Window:
     """The incident window, read exactly as ``/metrics`` reads it
     (:func:`geogrid.metrics.parse_time`: ISO 8601; dates and naive times are China
     Standard Time; ``to`` exclusive), so tiles and the choropleth show the same window."""
@@ -89,25 +97,53 @@ def _matches(header: str, tag: str) -> bool:
 
 
 @router.get("/tiles/{layer}.json", summary="TileJSON 3.0.0 of a vector layer")
-def layer_tilejson(request: Request, svc: ServiceDep, layer: str, from_: FromQ = None,
-                   to: ToQ = None, category: CatQ = None) -> JSONResponse:
+def layer_tilejson(
+    request: Request,
+    svc: ServiceDep,
+    layer: str,
+    from_: FromQ = None,
+    to: ToQ = None,
+    category: CatQ = None,
+) -> JSONResponse:
     get_layer(layer)
     window_of(svc, from_, to, category)  # validate now rather than on every tile
     base = str(request.base_url).rstrip("/")
     url = f"{base}/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt{_query(from_, to, category)}"
-    return JSONResponse(tilejson(layer, url, bounds=svc.bounds(), maxzoom=MAX_ZOOM,
-                                 attribution="geogrid · Yulin demo data"))
+    return JSONResponse(
+        tilejson(
+            layer,
+            url,
+            bounds=svc.bounds(),
+            maxzoom=MAX_ZOOM,
+            attribution="geogrid · Yulin demo data",
+        )
+    )
 
 
-@router.get("/tiles/{layer}/{z}/{x}/{y}.mvt", summary="Mapbox Vector Tile of a layer",
-            description=f"Layers: {', '.join(LAYERS)}. Web Mercator XYZ, MVT 2.1.",
-            response_class=Response,
-            responses={200: {"content": {MVT: {}}}, 304: {"description": "not modified"}})
-async def vector_tile(request: Request, svc: ServiceDep, layer: str, z: int, x: int, y: int,
-                      from_: FromQ = None, to: ToQ = None, category: CatQ = None) -> Response:
+@router.get(
+    "/tiles/{layer}/{z}/{x}/{y}.mvt",
+    summary="Mapbox Vector Tile of a layer",
+    description=f"Layers: {', '.join(LAYERS)}. Web Mercator XYZ, MVT 2.1.",
+    response_class=Response,
+    responses={200: {"content": {MVT: {}}}, 304: {"description": "not modified"}},
+)
+async def vector_tile(
+    request: Request,
+    svc: ServiceDep,
+    layer: str,
+    z: int,
+    x: int,
+    y: int,
+    from_: FromQ = None,
+    to: ToQ = None,
+    category: CatQ = None,
+) -> Response:
     # cache hits are answered on the event loop; renders (and change polls) in the pool
-    win = await run_in_threadpool(window_of, svc, from_, to, category) if category else \
-        window_of(svc, from_, to, category)
+    win = (
+        await run_in_threadpool(window_of, svc, from_, to, category)
+        if category
+        else window_of(svc, from_, to, category)
+    )
     hit = svc.cached(layer, z, x, y, win) if layer in LAYERS else None
     if hit is None:
         hit = await run_in_threadpool(svc.vector_tile, layer, z, x, y, win)
@@ -115,28 +151,49 @@ async def vector_tile(request: Request, svc: ServiceDep, layer: str, z: int, x: 
 
 
 @router.get("/heatmap.json", summary="TileJSON 3.0.0 of the heat-map raster tiles")
-def heat_tilejson(request: Request, svc: ServiceDep, from_: FromQ = None, to: ToQ = None,
-                  category: CatQ = None) -> JSONResponse:
+def heat_tilejson(
+    request: Request, svc: ServiceDep, from_: FromQ = None, to: ToQ = None, category: CatQ = None
+) -> JSONResponse:
     window_of(svc, from_, to, category)
     base = str(request.base_url).rstrip("/")
     b = svc.bounds() or (-180.0, -85.0511, 180.0, 85.0511)
-    return JSONResponse({
-        "tilejson": "3.0.0", "name": "geogrid incident heat map", "scheme": "xyz",
-        "tiles": [f"{base}/heatmap/{{z}}/{{x}}/{{y}}.png{_query(from_, to, category)}"],
-        "minzoom": 0, "maxzoom": 18, "bounds": [round(v, 6) for v in b],
-        "center": [round((b[0] + b[2]) / 2, 6), round((b[1] + b[3]) / 2, 6), 10],
-        "description": "Gaussian kernel density of incidents (bandwidth 6 px of the zoom, "
-                       "40 m–8 km); one colour scale per zoom",
-    })
+    return JSONResponse(
+        {
+            "tilejson": "3.0.0",
+            "name": "geogrid incident heat map",
+            "scheme": "xyz",
+            "tiles": [f"{base}/heatmap/{{z}}/{{x}}/{{y}}.png{_query(from_, to, category)}"],
+            "minzoom": 0,
+            "maxzoom": 18,
+            "bounds": [round(v, 6) for v in b],
+            "center": [round((b[0] + b[2]) / 2, 6), round((b[1] + b[3]) / 2, 6), 10],
+            "description": "Gaussian kernel density of incidents (bandwidth 6 px of the zoom, "
+            "40 m–8 km); one colour scale per zoom",
+        }
+    )
 
 
-@router.get("/heatmap/{z}/{x}/{y}.png", summary="Heat-map PNG tile (256 px, RGBA)",
-            response_class=Response,
-            responses={200: {"content": {"image/png": {}}}, 304: {"description": "not modified"}})
-async def heat_tile(request: Request, svc: ServiceDep, z: int, x: int, y: int,
-                    from_: FromQ = None, to: ToQ = None, category: CatQ = None) -> Response:
-    win = await run_in_threadpool(window_of, svc, from_, to, category) if category else \
-        window_of(svc, from_, to, category)
+@router.get(
+    "/heatmap/{z}/{x}/{y}.png",
+    summary="Heat-map PNG tile (256 px, RGBA)",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}, 304: {"description": "not modified"}},
+)
+async def heat_tile(
+    request: Request,
+    svc: ServiceDep,
+    z: int,
+    x: int,
+    y: int,
+    from_: FromQ = None,
+    to: ToQ = None,
+    category: CatQ = None,
+) -> Response:
+    win = (
+        await run_in_threadpool(window_of, svc, from_, to, category)
+        if category
+        else window_of(svc, from_, to, category)
+    )
     hit = svc.cached("heatmap", z, x, y, win)
     if hit is None:
         hit = await run_in_threadpool(svc.heat_tile, z, x, y, win)

@@ -41,8 +41,12 @@ _TYPES = {
 
 
 def _file(path: Path, cache: str, request: Request) -> Response:
-    resp = FileResponse(path, media_type=_TYPES.get(path.suffix.lower()),
-                        headers={"Cache-Control": cache}, stat_result=path.stat())
+    resp = FileResponse(
+        path,
+        media_type=_TYPES.get(path.suffix.lower()),
+        headers={"Cache-Control": cache},
+        stat_result=path.stat(),
+    )
     inm = request.headers.get("if-none-match")
     etag = resp.headers.get("etag")
     if inm and etag and etag in [t.strip() for t in inm.split(",")]:

@@ -24,14 +24,19 @@ def _fail(exc: GeogridError) -> None:
 def map_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write")] = Path("map.html"),
     metric: Annotated[str, typer.Option("--metric", "-m", help=_METRIC_HELP)] = "incidents",
-    level: Annotated[str, typer.Option("--level", "-l", help="district, street, community "
-                                       "or grid")] = "grid",
-    start: Annotated[str | None, typer.Option("--from", help="window start, ISO date "
-                                              "(default: 30 days before --to)")] = None,
-    end: Annotated[str | None, typer.Option("--to", help="window end (exclusive), ISO date "
-                                            "(default: now)")] = None,
-    category: Annotated[list[str] | None, typer.Option("--category", "-c", help="category "
-                                                       "code (repeatable)")] = None,
+    level: Annotated[
+        str, typer.Option("--level", "-l", help="district, street, community or grid")
+    ] = "grid",
+    start: Annotated[
+        str | None,
+        typer.Option("--from", help="window start, ISO date (default: 30 days before --to)"),
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--to", help="window end (exclusive), ISO date (default: now)")
+    ] = None,
+    category: Annotated[
+        list[str] | None, typer.Option("--category", "-c", help="category code (repeatable)")
+    ] = None,
     markers: Annotated[int, typer.Option(help="maximum incident markers (0: none)")] = 5000,
     hotspots: Annotated[bool, typer.Option("--hotspots/--no-hotspots")] = True,
     heat: Annotated[bool, typer.Option("--heat/--no-heat")] = True,
@@ -41,9 +46,18 @@ def map_cmd(
     from geogrid.store import get_engine
 
     try:
-        m = leader_map(get_engine(), level, metric, start, end, category or None,
-                       heat=heat, hotspots=hotspots, markers=markers > 0,
-                       max_markers=max(markers, 1))
+        m = leader_map(
+            get_engine(),
+            level,
+            metric,
+            start,
+            end,
+            category or None,
+            heat=heat,
+            hotspots=hotspots,
+            markers=markers > 0,
+            max_markers=max(markers, 1),
+        )
     except GeogridError as exc:
         _fail(exc)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -56,8 +70,12 @@ def metrics_cmd(
     start: Annotated[str | None, typer.Option("--from")] = None,
     end: Annotated[str | None, typer.Option("--to")] = None,
     category: Annotated[list[str] | None, typer.Option("--category", "-c")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help=".csv, .geojson, .gpkg or "
-                                             ".parquet (default: print the top rows)")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help=".csv, .geojson, .gpkg or .parquet (default: print the top rows)"
+        ),
+    ] = None,
     sort: Annotated[str, typer.Option(help="column to sort by (descending)")] = "incidents",
     top: Annotated[int, typer.Option(help="rows to print")] = 20,
 ) -> None:
@@ -72,12 +90,27 @@ def metrics_cmd(
     if sort not in m.columns:
         _fail(GeogridError(f"--sort={sort!r} is not a column: {', '.join(m.columns[:-1])}"))
     if out is None:
-        cols = ["code", "name", "incidents", "open_backlog", "overdue", "per_1000_residents",
-                "median_hours_to_resolve", "workers", "change_pct", "load_index"]
-        console.print(f"{level} metrics {m.attrs['start'][:10]} – {m.attrs['end'][:10]} "
-                      f"(boundary version {m.attrs['version_id']})")
-        typer.echo(m.sort_values(sort, ascending=False)[cols].head(top)
-                   .to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+        cols = [
+            "code",
+            "name",
+            "incidents",
+            "open_backlog",
+            "overdue",
+            "per_1000_residents",
+            "median_hours_to_resolve",
+            "workers",
+            "change_pct",
+            "load_index",
+        ]
+        console.print(
+            f"{level} metrics {m.attrs['start'][:10]} – {m.attrs['end'][:10]} "
+            f"(boundary version {m.attrs['version_id']})"
+        )
+        typer.echo(
+            m.sort_values(sort, ascending=False)[cols]
+            .head(top)
+            .to_string(index=False, float_format=lambda v: f"{v:,.2f}")
+        )
         return
     suffix = out.suffix.lower()
     if suffix == ".csv":

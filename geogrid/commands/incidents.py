@@ -11,8 +11,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from geogrid.errors import FileInputError, GeogridError
 
-incidents_app = typer.Typer(help="Incidents: bulk import, overdue, escalation.",
-                            no_args_is_help=True)
+incidents_app = typer.Typer(
+    help="Incidents: bulk import, overdue, escalation.", no_args_is_help=True
+)
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
@@ -20,12 +21,16 @@ err = Console(stderr=True, soft_wrap=True)
 @incidents_app.command("import")
 def import_cmd(
     path: Path,
-    crs: Annotated[str, typer.Option(help="coordinates in the file: wgs84, gcj02, bd09 or "
-                                     "EPSG:n")] = "wgs84",
-    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="load the good rows, write "
-                        "the bad ones to a rejects file")] = False,
-    rejects: Annotated[Path | None, typer.Option(help="rejects CSV (default "
-                       "<file>.rejects.csv)")] = None,
+    crs: Annotated[
+        str, typer.Option(help="coordinates in the file: wgs84, gcj02, bd09 or EPSG:n")
+    ] = "wgs84",
+    skip_bad: Annotated[
+        bool,
+        typer.Option("--skip-bad", help="load the good rows, write the bad ones to a rejects file"),
+    ] = False,
+    rejects: Annotated[
+        Path | None, typer.Option(help="rejects CSV (default <file>.rejects.csv)")
+    ] = None,
     lon_field: Annotated[str | None, typer.Option(help="CSV column of longitude/x")] = None,
     lat_field: Annotated[str | None, typer.Option(help="CSV column of latitude/y")] = None,
     batch_size: Annotated[int, typer.Option()] = 200_000,
@@ -35,13 +40,23 @@ def import_cmd(
     from geogrid.store import get_engine
 
     try:
-        columns = (TextColumn("[bold]import"), BarColumn(),
-                   TextColumn("{task.completed:,} rows"), TimeElapsedColumn())
+        columns = (
+            TextColumn("[bold]import"),
+            BarColumn(),
+            TextColumn("{task.completed:,} rows"),
+            TimeElapsedColumn(),
+        )
         with Progress(*columns, console=err, transient=True) as bar:
             task = bar.add_task("import", total=None)
             report = import_incidents(
-                get_engine(), path, crs=crs, skip_bad=skip_bad, rejects_path=rejects,
-                lon_field=lon_field, lat_field=lat_field, batch_size=batch_size,
+                get_engine(),
+                path,
+                crs=crs,
+                skip_bad=skip_bad,
+                rejects_path=rejects,
+                lon_field=lon_field,
+                lat_field=lat_field,
+                batch_size=batch_size,
                 progress=lambda n: bar.update(task, completed=n),
             )
     except FileInputError as exc:

@@ -14,8 +14,9 @@ from rich.table import Table
 
 from geogrid.errors import GeogridError, InvalidInput, TopologyError
 
-plan_app = typer.Typer(help="Boundary plans: redraw the grids of some communities.",
-                       no_args_is_help=True)
+plan_app = typer.Typer(
+    help="Boundary plans: redraw the grids of some communities.", no_args_is_help=True
+)
 console = Console()
 err = Console(stderr=True)
 
@@ -31,8 +32,7 @@ def _fail(exc: GeogridError) -> None:
     if isinstance(exc, TopologyError):
         for f in exc.findings[:20]:
             d = f.to_dict() if hasattr(f, "to_dict") else f
-            err.print(f"  {d['kind']}: {', '.join(d['codes'])} — {d['message']}",
-                      highlight=False)
+            err.print(f"  {d['kind']}: {', '.join(d['codes'])} — {d['message']}", highlight=False)
     raise typer.Exit(2) from None
 
 
@@ -53,8 +53,10 @@ def create(
         p = create_plan(_engine(), communities.split(","), name, author=author)
     except GeogridError as exc:
         _fail(exc)
-    console.print(f"plan {p['id']} '{p['name']}' on version {p['base_version_id']}: "
-                  f"{', '.join(p['community_codes'])}")
+    console.print(
+        f"plan {p['id']} '{p['name']}' on version {p['base_version_id']}: "
+        f"{', '.join(p['community_codes'])}"
+    )
 
 
 @plan_app.command("list")
@@ -66,8 +68,15 @@ def list_cmd() -> None:
     for c in ("id", "name", "status", "base", "communities", "edits", "author"):
         t.add_column(c)
     for p in list_plans(_engine()):
-        t.add_row(str(p["id"]), p["name"], p["status"], str(p["base_version_id"]),
-                  ",".join(p["community_codes"]), str(p["edits"]), p["author"] or "")
+        t.add_row(
+            str(p["id"]),
+            p["name"],
+            p["status"],
+            str(p["base_version_id"]),
+            ",".join(p["community_codes"]),
+            str(p["edits"]),
+            p["author"] or "",
+        )
     console.print(t)
 
 
@@ -131,33 +140,43 @@ def autopartition_cmd(
     n: Annotated[int | None, typer.Option(help="number of grids")] = None,
     target: Annotated[float | None, typer.Option(help="maximum load per grid")] = None,
     load: Annotated[str, typer.Option(help="households or load_index")] = "households",
-    communities: Annotated[str | None, typer.Option(help="comma-separated; default all")]
-    = None,
+    communities: Annotated[str | None, typer.Option(help="comma-separated; default all")] = None,
     cell_m: Annotated[float, typer.Option(help="cell size, metres")] = 75.0,
 ) -> None:
     """Re-cut communities into balanced, contiguous grids (one undoable edit)."""
     from geogrid.store.plans import autopartition_plan
 
     try:
-        res = autopartition_plan(_engine(), plan_id, n=n, target=target, load=load,
-                                 communities=communities.split(",") if communities else None,
-                                 cell_m=cell_m)
+        res = autopartition_plan(
+            _engine(),
+            plan_id,
+            n=n,
+            target=target,
+            load=load,
+            communities=communities.split(",") if communities else None,
+            cell_m=cell_m,
+        )
     except GeogridError as exc:
         _fail(exc)
     t = Table(title="balance")
     for c in ("community", "grids", "max/min", "CV", "target reached", "cells"):
         t.add_column(c)
     for c, b in res["balance"].items():
-        t.add_row(c, str(b["n"]), f"{b['max_min_ratio'] or float('inf'):.2f}", f"{b['cv']:.3f}",
-                  str(b["reached"]), str(b["cells"]))
+        t.add_row(
+            c,
+            str(b["n"]),
+            f"{b['max_min_ratio'] or float('inf'):.2f}",
+            f"{b['cv']:.3f}",
+            str(b["reached"]),
+            str(b["cells"]),
+        )
     console.print(t)
 
 
 @plan_app.command("impact")
 def impact_cmd(
     plan_id: int,
-    start: Annotated[str | None, typer.Option(help="window start (default end - 365 d)")]
-    = None,
+    start: Annotated[str | None, typer.Option(help="window start (default end - 365 d)")] = None,
     end: Annotated[str | None, typer.Option(help="window end (default now)")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
 ) -> None:
@@ -172,8 +191,16 @@ def impact_cmd(
         _json(rep)
         return
     t = Table(title=f"plan {plan_id}: grids")
-    cols = ("code", "households", "population", "incidents", "load_index", "area_m2",
-            "polsby_popper", "parts")
+    cols = (
+        "code",
+        "households",
+        "population",
+        "incidents",
+        "load_index",
+        "area_m2",
+        "polsby_popper",
+        "parts",
+    )
     for c in cols:
         t.add_column(c)
     for r in rep["plan"]["grids"]:
@@ -216,10 +243,12 @@ def publish_cmd(plan_id: int, author: Annotated[str | None, typer.Option()] = No
         res = publish_plan(_engine(), plan_id, author=author)
     except GeogridError as exc:
         _fail(exc)
-    console.print(f"published plan {plan_id} as version {res['version_id']}: "
-                  f"{res['grids']} grids, {res['incidents_reattributed']:,} incidents "
-                  f"re-attributed, {len(res['workers_needing_decision'])} worker(s) need a "
-                  f"decision ({res['seconds']} s)")
+    console.print(
+        f"published plan {plan_id} as version {res['version_id']}: "
+        f"{res['grids']} grids, {res['incidents_reattributed']:,} incidents "
+        f"re-attributed, {len(res['workers_needing_decision'])} worker(s) need a "
+        f"decision ({res['seconds']} s)"
+    )
     for w in res["workers_needing_decision"]:
         console.print(f"  account {w['account_id']}: {w['from']} → {w['to']} ({w['reason']})")
 

@@ -25,13 +25,21 @@ def _engine():
 @users_app.command("add")
 def users_add(
     name: str,
-    role: Annotated[str, typer.Option("--role", help="worker, community_admin, street_admin, "
-                                      "district_admin, planner, leader, analyst or admin")],
-    unit: Annotated[list[str] | None, typer.Option("--unit", help="unit code (repeat): grid "
-                                                   "codes for a worker, the unit of an admin")]
-    = None,
-    ref: Annotated[str | None, typer.Option(help="external reference, e.g. staff number")]
-    = None,
+    role: Annotated[
+        str,
+        typer.Option(
+            "--role",
+            help="worker, community_admin, street_admin, "
+            "district_admin, planner, leader, analyst or admin",
+        ),
+    ],
+    unit: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--unit", help="unit code (repeat): grid codes for a worker, the unit of an admin"
+        ),
+    ] = None,
+    ref: Annotated[str | None, typer.Option(help="external reference, e.g. staff number")] = None,
 ) -> None:
     """Create an account and print its bearer token (shown this once only)."""
     from geogrid.store.accounts import add_user
@@ -42,11 +50,14 @@ def users_add(
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
     units = ", ".join(acc.units) or "-"
-    console.print(f"created account {acc.id}: {acc.name} ({acc.role}; units {units})",
-                  highlight=False)
+    console.print(
+        f"created account {acc.id}: {acc.name} ({acc.role}; units {units})", highlight=False
+    )
     console.print(f"token: {token}", highlight=False, soft_wrap=True)
-    err.print("[bold yellow]warning:[/] this token is shown only once and is stored only as a "
-              "hash; copy it now (send it as 'Authorization: Bearer <token>').")
+    err.print(
+        "[bold yellow]warning:[/] this token is shown only once and is stored only as a "
+        "hash; copy it now (send it as 'Authorization: Bearer <token>')."
+    )
 
 
 @users_app.command("list")
@@ -58,12 +69,12 @@ def users_list() -> None:
     t = Table(title=f"{len(df)} account(s)")
     for col in ("id", "name", "role", "units", "ref", "active"):
         t.add_column(col)
+
     def _s(v) -> str:
         return "" if v is None or v != v else str(v)  # None and NaN → ""
 
     for r in df.itertuples(index=False):
-        t.add_row(_s(r.id), _s(r.name), _s(r.role), _s(r.units) or "-", _s(r.ref),
-                  _s(r.active))
+        t.add_row(_s(r.id), _s(r.name), _s(r.role), _s(r.units) or "-", _s(r.ref), _s(r.active))
     console.print(t)
 
 

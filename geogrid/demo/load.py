@@ -56,9 +56,15 @@ def load_demo(
     vid = save_hierarchy(engine, city.units, label="Yulin demo", source=f"demo seed {seed}")
     summary = {
         "version_id": vid,
-        **{plural: len(city.units[lv]) for lv, plural in
-           (("district", "districts"), ("street", "streets"), ("community", "communities"),
-            ("grid", "grids"))},
+        **{
+            plural: len(city.units[lv])
+            for lv, plural in (
+                ("district", "districts"),
+                ("street", "streets"),
+                ("community", "communities"),
+                ("grid", "grids"),
+            )
+        },
         "buildings": len(city.buildings),
         "households": int(city.units["grid"]["households"].sum()),
         "population": int(city.units["grid"]["population"].sum()),

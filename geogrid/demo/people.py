@@ -111,9 +111,7 @@ def build_workers(
                 break
     lead = (partner < 0) | (np.arange(n) < partner)  # the first grid of a pair leads
     idx = np.flatnonzero(lead)
-    grid_lists = [
-        [codes[k]] if partner[k] < 0 else [codes[k], codes[partner[k]]] for k in idx
-    ]
+    grid_lists = [[codes[k]] if partner[k] < 0 else [codes[k], codes[partner[k]]] for k in idx]
     workers = pd.DataFrame(
         {
             "worker_id": ["W" + codes[k] for k in idx],

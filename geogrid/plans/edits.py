@@ -146,8 +146,11 @@ class Coverage:
     def next_codes(self, community: str, n: int) -> list[str]:
         """``n`` unused grid codes (community code + 3 digits) after the highest in use."""
         used = set(self.grids["code"]) | set(self.reserved)
-        suffixes = [int(c[len(community):]) for c in used
-                    if c.startswith(community) and c[len(community):].isdigit()]
+        suffixes = [
+            int(c[len(community) :])
+            for c in used
+            if c.startswith(community) and c[len(community) :].isdigit()
+        ]
         start = max(suffixes, default=0) + 1
         if start + n - 1 > 999:
             raise InvalidInput("community", community, "a community with fewer than 999 grids")
@@ -202,8 +205,7 @@ def parse_geometry(value: Any, parameter: str) -> BaseGeometry:
             s = value.strip()
             return shapely.from_geojson(s) if s.startswith("{") else shapely.from_wkt(s)
     except Exception as exc:  # noqa: BLE001 - any parse failure is the caller's input
-        raise InvalidInput(parameter, _short(value), "a GeoJSON geometry or WKT (WGS84)") \
-            from exc
+        raise InvalidInput(parameter, _short(value), "a GeoJSON geometry or WKT (WGS84)") from exc
     raise InvalidInput(parameter, _short(value), "a GeoJSON geometry or WKT (WGS84)")
 
 
@@ -310,8 +312,9 @@ def _absorb_once(faces: np.ndarray, labels: np.ndarray, absorb_m2: float) -> boo
     for i in np.flatnonzero(labels < 0):
         if shapely.area(faces[i]) * _DEG2_TO_M2 >= absorb_m2:
             continue
-        shared = shapely.length(shapely.intersection(shapely.boundary(faces[i]),
-                                                     shapely.boundary(faces)))
+        shared = shapely.length(
+            shapely.intersection(shapely.boundary(faces[i]), shapely.boundary(faces))
+        )
         shared[i] = 0
         shared[labels < 0] = 0
         if shared.max() > 0:
@@ -360,15 +363,23 @@ def _pieces(region: BaseGeometry, line: BaseGeometry) -> np.ndarray:
 # --------------------------------------------------------------------------- checks
 
 
-def _finding(kind: str, codes: list[str], message: str, where: BaseGeometry | None = None
-             ) -> dict[str, Any]:
+def _finding(
+    kind: str, codes: list[str], message: str, where: BaseGeometry | None = None
+) -> dict[str, Any]:
     loc = None if where is None else json.loads(shapely.to_geojson(where))
-    return {"kind": kind, "level": "grid", "codes": list(codes), "location": loc,
-            "area_m2": 0.0, "message": message}
+    return {
+        "kind": kind,
+        "level": "grid",
+        "codes": list(codes),
+        "location": loc,
+        "area_m2": 0.0,
+        "message": message,
+    }
 
 
-def check_community(cov: Coverage, community: str, *, contiguous: list[str] | None = None
-                    ) -> list[Any]:
+def check_community(
+    cov: Coverage, community: str, *, contiguous: list[str] | None = None
+) -> list[Any]:
     """Findings of one community's grids: coverage validity, gaps, overlaps, slivers,
     grids outside the community (geogrid.validation), and the contiguity of the grids in
     ``contiguous``. Empty when the community is exactly partitioned."""
@@ -387,39 +398,63 @@ def check_community(cov: Coverage, community: str, *, contiguous: list[str] | No
         bad = shapely.coverage_invalid_edges(geoms)
         for code, e in zip(grids["code"], bad, strict=True):
             if e is not None and not e.is_empty:
-                findings.append(_finding("invalid_coverage", [code],
-                                         f"edges of {code} do not match its neighbours", e))
+                findings.append(
+                    _finding(
+                        "invalid_coverage",
+                        [code],
+                        f"edges of {code} do not match its neighbours",
+                        e,
+                    )
+                )
     findings.extend(validate_units(grids, level="grid", parents=comm[["code", "geometry"]]))
     for code in contiguous or []:
         g = grids.geometry[grids["code"] == code]
         if len(g) and shapely.get_num_geometries(g.iloc[0]) > 1:
-            findings.append(_finding(
-                "not_contiguous", [code],
-                f"grid {code} would be in {shapely.get_num_geometries(g.iloc[0])} separate "
-                "parts", g.iloc[0]))
+            findings.append(
+                _finding(
+                    "not_contiguous",
+                    [code],
+                    f"grid {code} would be in {shapely.get_num_geometries(g.iloc[0])} separate "
+                    "parts",
+                    g.iloc[0],
+                )
+            )
     return findings
 
 
-def _commit(cov: Coverage, community: str, rows: list[dict], result: EditResult,
-            contiguous: list[str], kind: str) -> tuple[Coverage, EditResult]:
+def _commit(
+    cov: Coverage,
+    community: str,
+    rows: list[dict],
+    result: EditResult,
+    contiguous: list[str],
+    kind: str,
+) -> tuple[Coverage, EditResult]:
     """Replace the community's grids by ``rows`` (code, name, geometry), validate."""
     others = cov.grids[cov.grids["parent_code"] != community]
     new = gpd.GeoDataFrame(
-        {"code": [r["code"] for r in rows], "name": [r["name"] for r in rows],
-         "parent_code": community},
-        geometry=[r["geometry"] for r in rows], crs="EPSG:4326",
+        {
+            "code": [r["code"] for r in rows],
+            "name": [r["name"] for r in rows],
+            "parent_code": community,
+        },
+        geometry=[r["geometry"] for r in rows],
+        crs="EPSG:4326",
     )
     grids = pd.concat([others, new], ignore_index=True)
     grids = grids.sort_values("code", kind="stable").reset_index(drop=True)
-    out = Coverage(cov.communities, gpd.GeoDataFrame(grids, geometry="geometry",
-                                                     crs="EPSG:4326"), cov.reserved)
+    out = Coverage(
+        cov.communities, gpd.GeoDataFrame(grids, geometry="geometry", crs="EPSG:4326"), cov.reserved
+    )
     findings = check_community(out, community, contiguous=contiguous)
     if findings:
         first = findings[0]
         msg = first.message if hasattr(first, "message") else first["message"]
         raise TopologyError(
             f"{kind} refused: it would break the partition of community {community} "
-            f"({len(findings)} finding(s); first: {msg})", findings)
+            f"({len(findings)} finding(s); first: {msg})",
+            findings,
+        )
     return out, result
 
 
@@ -434,7 +469,8 @@ class _Faces:
         self.names = grids["name"].astype(str).tolist()
         self.geoms = np.asarray(grids.geometry.array, dtype=object)
         self.faces, self.rp, self.labels = community_faces(
-            cov.extent(community), self.geoms, extra_lines)
+            cov.extent(community), self.geoms, extra_lines
+        )
 
     def index(self, code: str) -> int:
         return self.codes.index(code)
@@ -444,21 +480,25 @@ class _Faces:
         self.names.append(name)
         return len(self.codes) - 1
 
-    def commit(self, result: EditResult, contiguous: list[str], kind: str
-               ) -> tuple[Coverage, EditResult]:
+    def commit(
+        self, result: EditResult, contiguous: list[str], kind: str
+    ) -> tuple[Coverage, EditResult]:
         geoms = _dissolve(self.faces, self.labels, len(self.codes))
         removed = set(result.removed)
-        rows = [{"code": c, "name": n, "geometry": g}
-                for c, n, g in zip(self.codes, self.names, geoms, strict=True)
-                if c not in removed]
+        rows = [
+            {"code": c, "name": n, "geometry": g}
+            for c, n, g in zip(self.codes, self.names, geoms, strict=True)
+            if c not in removed
+        ]
         return _commit(self.cov, self.community, rows, result, contiguous, kind)
 
 
 # --------------------------------------------------------------------------- edits
 
 
-def split(cov: Coverage, code: str, line: Any, *, new_code: str | None = None,
-          new_name: str | None = None) -> tuple[Coverage, EditResult]:
+def split(
+    cov: Coverage, code: str, line: Any, *, new_code: str | None = None, new_name: str | None = None
+) -> tuple[Coverage, EditResult]:
     """Cut grid ``code`` by a line (WGS84) crossing it from boundary to boundary."""
     community = cov.community_of(code)
     line = parse_geometry(line, "params.line")
@@ -479,13 +519,17 @@ def split(cov: Coverage, code: str, line: Any, *, new_code: str | None = None,
         raise TopologyError(
             f"split refused: the line does not cut grid {code} into two parts (it must "
             "cross the grid from one edge to another)",
-            [_finding("no_cut", [code], f"the line does not cut grid {code}", line)])
+            [_finding("no_cut", [code], f"the line does not cut grid {code}", line)],
+        )
     cut = cut[np.argsort(-shapely.area(f.faces[cut]), kind="stable")]
     extra = len(cut) - 1
     if new_code is not None:
         if extra != 1:
-            raise InvalidInput("params.new_code", new_code,
-                               f"no new_code: the line cuts {code} into {len(cut)} pieces")
+            raise InvalidInput(
+                "params.new_code",
+                new_code,
+                f"no new_code: the line cuts {code} into {len(cut)} pieces",
+            )
         _check_new_code(cov, community, new_code)
         codes = [new_code]
     else:
@@ -497,16 +541,19 @@ def split(cov: Coverage, code: str, line: Any, *, new_code: str | None = None,
     return f.commit(EditResult(community, [], codes, [code]), [code, *codes], "split")
 
 
-def merge(cov: Coverage, codes: list[str], *, code: str | None = None,
-          name: str | None = None) -> tuple[Coverage, EditResult]:
+def merge(
+    cov: Coverage, codes: list[str], *, code: str | None = None, name: str | None = None
+) -> tuple[Coverage, EditResult]:
     """Merge adjacent grids of one community into one grid."""
     codes = [str(c) for c in codes]
     if len(set(codes)) < 2:
         raise InvalidInput("params.codes", codes, "two or more distinct grid codes")
     communities = {cov.community_of(c) for c in codes}
     if len(communities) > 1:
-        raise TopologyError(f"merge refused: grids {codes} are in different communities "
-                            f"{sorted(communities)}; a grid stays inside one community")
+        raise TopologyError(
+            f"merge refused: grids {codes} are in different communities "
+            f"{sorted(communities)}; a grid stays inside one community"
+        )
     community = communities.pop()
     keep = str(code or codes[0])
     if keep not in codes:
@@ -533,8 +580,9 @@ def _require_adjacent(sel: gpd.GeoDataFrame) -> None:
         for j in range(n):
             if j in seen:
                 continue
-            shared = shapely.length(shapely.intersection(shapely.boundary(geoms[i]),
-                                                         shapely.boundary(geoms[j])))
+            shared = shapely.length(
+                shapely.intersection(shapely.boundary(geoms[i]), shapely.boundary(geoms[j]))
+            )
             if shared > 0:
                 seen.add(j)
                 stack.append(j)
@@ -543,7 +591,8 @@ def _require_adjacent(sel: gpd.GeoDataFrame) -> None:
         raise TopologyError(
             f"merge refused: grids {lonely} share no edge with {codes[0]} (only adjacent "
             "grids can be merged)",
-            [_finding("not_adjacent", lonely, "shares no edge with the other merged grids")])
+            [_finding("not_adjacent", lonely, "shares no edge with the other merged grids")],
+        )
 
 
 def move_edge(cov: Coverage, a: str, b: str, line: Any) -> tuple[Coverage, EditResult]:
@@ -564,14 +613,17 @@ def move_edge(cov: Coverage, a: str, b: str, line: Any) -> tuple[Coverage, EditR
         raise TopologyError(
             f"move_edge refused: the line does not cross the union of {a} and {b} from "
             "boundary to boundary",
-            [_finding("no_cut", [a, b], "the line does not cut the two grids", line)])
+            [_finding("no_cut", [a, b], "the line does not cut the two grids", line)],
+        )
     to_a = shapely.area(shapely.intersection(pieces, ga)) >= shapely.area(
-        shapely.intersection(pieces, gb))
+        shapely.intersection(pieces, gb)
+    )
     if to_a.all() or (~to_a).all():
         gone = b if to_a.all() else a
         raise TopologyError(
             f"move_edge refused: the new line would leave nothing of {gone}",
-            [_finding("empty_geometry", [gone], f"grid {gone} would be empty")])
+            [_finding("empty_geometry", [gone], f"grid {gone} would be empty")],
+        )
     f = _Faces(cov, community, [_clip(line, union)])
     ia, ib = f.index(a), f.index(b)
     mine = np.flatnonzero((f.labels == ia) | (f.labels == ib))
@@ -580,8 +632,9 @@ def move_edge(cov: Coverage, a: str, b: str, line: Any) -> tuple[Coverage, EditR
     return f.commit(EditResult(community, [], [], sorted([a, b])), [a, b], "move_edge")
 
 
-def reassign(cov: Coverage, polygon: Any, to: str, from_: str | None = None
-             ) -> tuple[Coverage, EditResult]:
+def reassign(
+    cov: Coverage, polygon: Any, to: str, from_: str | None = None
+) -> tuple[Coverage, EditResult]:
     """Give the part of grid ``from_`` inside ``polygon`` to its neighbour ``to``."""
     community = cov.community_of(to)
     poly = parse_geometry(polygon, "params.polygon")
@@ -595,14 +648,18 @@ def reassign(cov: Coverage, polygon: Any, to: str, from_: str | None = None
             raise TopologyError(f"reassign refused: the polygon covers no grid next to {to}")
         from_ = str(others["code"].iloc[int(np.argmax(ov))])
     elif cov.community_of(from_) != community:
-        raise TopologyError(f"reassign refused: {from_} and {to} are in different "
-                            "communities; a grid stays inside one community")
+        raise TopologyError(
+            f"reassign refused: {from_} and {to} are in different "
+            "communities; a grid stays inside one community"
+        )
     if from_ == to:
         raise InvalidInput("params.from", from_, f"a grid other than {to}")
     gf = grids.geometry[grids["code"] == from_].iloc[0]
     if shapely.area(shapely.intersection(gf, poly)) <= 0:
-        raise TopologyError(f"reassign refused: the polygon does not overlap grid {from_}",
-                            [_finding("no_overlap", [from_], "no area to move", poly)])
+        raise TopologyError(
+            f"reassign refused: the polygon does not overlap grid {from_}",
+            [_finding("no_overlap", [from_], "no area to move", poly)],
+        )
     f = _Faces(cov, community, [_clip(shapely.boundary(poly), gf)])
     shapely.prepare(poly)
     moved = (f.labels == f.index(from_)) & shapely.contains(poly, f.rp)
@@ -613,14 +670,16 @@ def reassign(cov: Coverage, polygon: Any, to: str, from_: str | None = None
 
 def _check_new_code(cov: Coverage, community: str, new_code: str) -> None:
     if not re.fullmatch(rf"{re.escape(community)}\d{{3}}", new_code):
-        raise InvalidInput("params.new_code", new_code,
-                           f"the community code {community} followed by 3 digits")
+        raise InvalidInput(
+            "params.new_code", new_code, f"the community code {community} followed by 3 digits"
+        )
     if new_code in set(cov.grids["code"]):
         raise InvalidInput("params.new_code", new_code, "a code not used by another grid")
 
 
-def rename(cov: Coverage, code: str, *, new_code: str | None = None,
-           new_name: str | None = None) -> tuple[Coverage, EditResult]:
+def rename(
+    cov: Coverage, code: str, *, new_code: str | None = None, new_name: str | None = None
+) -> tuple[Coverage, EditResult]:
     """Rename and/or recode a grid (geometry unchanged)."""
     community = cov.community_of(code)
     if not new_code and not new_name:
@@ -639,8 +698,9 @@ def rename(cov: Coverage, code: str, *, new_code: str | None = None,
     return out, EditResult(community, [], [], [code])
 
 
-def replace(cov: Coverage, community: str, grids: list[Mapping[str, Any]]
-            ) -> tuple[Coverage, EditResult]:
+def replace(
+    cov: Coverage, community: str, grids: list[Mapping[str, Any]]
+) -> tuple[Coverage, EditResult]:
     """Replace every grid of ``community`` (e.g. by an auto-partition)."""
     cov.community_geom(community)
     if not grids:
@@ -649,24 +709,33 @@ def replace(cov: Coverage, community: str, grids: list[Mapping[str, Any]]
     for k, g in enumerate(grids):
         code = str(_param(g, "code", "replace"))
         if not re.fullmatch(rf"{re.escape(community)}\d{{3}}", code):
-            raise InvalidInput(f"params.grids[{k}].code", code,
-                               f"the community code {community} followed by 3 digits")
-        owners.append((code, str(g.get("name") or code),
-                       parse_geometry(_param(g, "geometry", "replace"), "geometry")))
+            raise InvalidInput(
+                f"params.grids[{k}].code",
+                code,
+                f"the community code {community} followed by 3 digits",
+            )
+        owners.append(
+            (
+                code,
+                str(g.get("name") or code),
+                parse_geometry(_param(g, "geometry", "replace"), "geometry"),
+            )
+        )
     if len({o[0] for o in owners}) < len(owners):
         raise InvalidInput("params.grids", [o[0] for o in owners], "distinct codes")
     before = set(cov.grids_of(community)["code"])
     after = {o[0] for o in owners}
     geoms = rebuild_community(cov.extent(community), [o[2] for o in owners])[2]
-    rows = [{"code": c, "name": n, "geometry": g}
-            for (c, n, _), g in zip(owners, geoms, strict=True)]
-    res = EditResult(community, sorted(before - after), sorted(after - before),
-                     sorted(before & after))
+    rows = [
+        {"code": c, "name": n, "geometry": g} for (c, n, _), g in zip(owners, geoms, strict=True)
+    ]
+    res = EditResult(
+        community, sorted(before - after), sorted(after - before), sorted(before & after)
+    )
     return _commit(cov, community, rows, res, sorted(after), "replace")
 
 
-def apply_edit(cov: Coverage, kind: str, params: Mapping[str, Any]
-               ) -> tuple[Coverage, EditResult]:
+def apply_edit(cov: Coverage, kind: str, params: Mapping[str, Any]) -> tuple[Coverage, EditResult]:
     """Apply one edit (see the module docstring for kinds and params); validated.
 
     Parameters of the wrong type (a number where a list or a geometry is expected …) are
@@ -674,49 +743,65 @@ def apply_edit(cov: Coverage, kind: str, params: Mapping[str, Any]
     if kind not in EDIT_KINDS:
         raise InvalidInput("kind", kind, ", ".join(EDIT_KINDS))
     if params is not None and not isinstance(params, Mapping):
-        raise InvalidInput("params", params, f"an object with the parameters of a {kind!r} "
-                           "edit")
+        raise InvalidInput("params", params, f"an object with the parameters of a {kind!r} edit")
     try:
         return _apply_edit(cov, kind, dict(params or {}))
     except (TypeError, AttributeError, KeyError, IndexError) as exc:
-        raise InvalidInput("params", dict(params or {}), f"the parameters of a {kind!r} edit "
-                           f"(see geogrid.plans.edits): {exc}") from None
+        raise InvalidInput(
+            "params",
+            dict(params or {}),
+            f"the parameters of a {kind!r} edit (see geogrid.plans.edits): {exc}",
+        ) from None
     except ValueError as exc:
         if isinstance(exc, GeogridError):
             raise
-        raise InvalidInput("params", dict(params or {}), f"the parameters of a {kind!r} edit "
-                           f"(see geogrid.plans.edits): {exc}") from None
+        raise InvalidInput(
+            "params",
+            dict(params or {}),
+            f"the parameters of a {kind!r} edit (see geogrid.plans.edits): {exc}",
+        ) from None
 
 
 def _apply_edit(cov: Coverage, kind: str, p: dict[str, Any]) -> tuple[Coverage, EditResult]:
     if kind == "split":
-        return split(cov, str(_param(p, "code", kind)), _param(p, "line", kind),
-                     new_code=p.get("new_code"), new_name=p.get("new_name"))
+        return split(
+            cov,
+            str(_param(p, "code", kind)),
+            _param(p, "line", kind),
+            new_code=p.get("new_code"),
+            new_name=p.get("new_name"),
+        )
     if kind == "merge":
         codes = _param(p, "codes", kind)
         if not isinstance(codes, (list, tuple)):
             raise InvalidInput("params.codes", codes, "a list of grid codes")
         return merge(cov, list(codes), code=p.get("code"), name=p.get("name"))
     if kind == "move_edge":
-        return move_edge(cov, str(_param(p, "a", kind)), str(_param(p, "b", kind)),
-                         _param(p, "line", kind))
+        return move_edge(
+            cov, str(_param(p, "a", kind)), str(_param(p, "b", kind)), _param(p, "line", kind)
+        )
     if kind == "reassign":
-        return reassign(cov, _param(p, "polygon", kind), str(_param(p, "to", kind)),
-                        p.get("from"))
+        return reassign(cov, _param(p, "polygon", kind), str(_param(p, "to", kind)), p.get("from"))
     if kind == "rename":
-        return rename(cov, str(_param(p, "code", kind)), new_code=p.get("new_code"),
-                      new_name=p.get("new_name"))
+        return rename(
+            cov,
+            str(_param(p, "code", kind)),
+            new_code=p.get("new_code"),
+            new_name=p.get("new_name"),
+        )
     if kind == "replace":
         return replace(cov, str(_param(p, "community", kind)), list(_param(p, "grids", kind)))
     if kind == "autopartition":
         results = list(_param(p, "result", kind))
         out, removed, added, modified = cov, [], [], []
         for r in results:
-            out, res = replace(out, str(_param(r, "community", kind)),
-                               list(_param(r, "grids", kind)))
+            out, res = replace(
+                out, str(_param(r, "community", kind)), list(_param(r, "grids", kind))
+            )
             removed += res.removed
             added += res.added
             modified += res.modified
-        return out, EditResult(",".join(str(r["community"]) for r in results), removed,
-                               added, modified)
+        return out, EditResult(
+            ",".join(str(r["community"]) for r in results), removed, added, modified
+        )
     raise InvalidInput("kind", kind, ", ".join(EDIT_KINDS))

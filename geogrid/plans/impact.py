@@ -51,11 +51,32 @@ import shapely
 from geogrid.crs import metric_crs, transform_geometries
 from geogrid.plans.edits import EditResult
 
-__all__ = ["PlanData", "ImpactSession", "plan_metrics", "totals", "shape_metrics",
-           "diff_plan", "locate_points", "worker_successors", "GRID_COLUMNS"]
+__all__ = [
+    "PlanData",
+    "ImpactSession",
+    "plan_metrics",
+    "totals",
+    "shape_metrics",
+    "diff_plan",
+    "locate_points",
+    "worker_successors",
+    "GRID_COLUMNS",
+]
 
-GRID_COLUMNS = ["code", "name", "parent_code", "households", "population", "incidents",
-                "effort", "load_index", "area_m2", "polsby_popper", "hull_ratio", "parts"]
+GRID_COLUMNS = [
+    "code",
+    "name",
+    "parent_code",
+    "households",
+    "population",
+    "incidents",
+    "effort",
+    "load_index",
+    "area_m2",
+    "polsby_popper",
+    "hull_ratio",
+    "parts",
+]
 
 
 @dataclass
@@ -93,8 +114,12 @@ class PlanData:
         bl = self.buildings["lon"].to_numpy(dtype=float)
         bt = self.buildings["lat"].to_numpy(dtype=float)
         bhh = self.buildings["households"].to_numpy(dtype=float)
-        for code, hh, g in zip(self.communities["code"], self.communities["households"],
-                               self.communities.geometry, strict=True):
+        for code, hh, g in zip(
+            self.communities["code"],
+            self.communities["households"],
+            self.communities.geometry,
+            strict=True,
+        ):
             shapely.prepare(g)
             inside = shapely.intersects_xy(g, bl, bt)
             b = float(bhh[inside].sum())
@@ -108,8 +133,9 @@ def shape_metrics(geoms: Iterable) -> pd.DataFrame:
     arr = np.asarray(list(geoms), dtype=object)
     if len(arr) == 0:
         return pd.DataFrame(columns=["area_m2", "polsby_popper", "hull_ratio", "parts"])
-    lon, lat = shapely.get_coordinates(shapely.centroid(shapely.envelope(
-        shapely.GeometryCollection(list(arr)))))[0]
+    lon, lat = shapely.get_coordinates(
+        shapely.centroid(shapely.envelope(shapely.GeometryCollection(list(arr))))
+    )[0]
     m = np.asarray(transform_geometries(arr, "wgs84", metric_crs(lon, lat)), dtype=object)
     area = shapely.area(m)
     perim = shapely.length(m)
@@ -117,8 +143,14 @@ def shape_metrics(geoms: Iterable) -> pd.DataFrame:
     with np.errstate(divide="ignore", invalid="ignore"):
         pp = np.where(perim > 0, 4 * np.pi * area / perim**2, np.nan)
         hr = np.where(hull > 0, area / hull, np.nan)
-    return pd.DataFrame({"area_m2": area, "polsby_popper": pp, "hull_ratio": hr,
-                         "parts": shapely.get_num_geometries(m).astype(int)})
+    return pd.DataFrame(
+        {
+            "area_m2": area,
+            "polsby_popper": pp,
+            "hull_ratio": hr,
+            "parts": shapely.get_num_geometries(m).astype(int),
+        }
+    )
 
 
 def locate_points(geoms, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -135,8 +167,9 @@ def locate_points(geoms, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     if len(lon) == 0 or len(geoms) == 0:
         return out
     tree = shapely.STRtree(geoms)
-    pi, gi = tree.query(shapely.points(np.asarray(lon, float), np.asarray(lat, float)),
-                        predicate="intersects")
+    pi, gi = tree.query(
+        shapely.points(np.asarray(lon, float), np.asarray(lat, float)), predicate="intersects"
+    )
     if len(pi):
         order = np.lexsort((gi, pi))
         pi, gi = pi[order], gi[order]
@@ -152,12 +185,22 @@ def _locate_all(grids: gpd.GeoDataFrame, lon: np.ndarray, lat: np.ndarray) -> np
 def _load(data: PlanData, effort, households, area_m2) -> np.ndarray:
     from geogrid.metrics import load_score
 
-    return load_score(effort, households, np.asarray(area_m2) / 1e6, reference=data.reference,
-                      weights=data.weights)
+    return load_score(
+        effort,
+        households,
+        np.asarray(area_m2) / 1e6,
+        reference=data.reference,
+        weights=data.weights,
+    )
 
 
-def _table(data: PlanData, grids: gpd.GeoDataFrame, ipos: np.ndarray, bpos: np.ndarray,
-           shapes: pd.DataFrame) -> pd.DataFrame:
+def _table(
+    data: PlanData,
+    grids: gpd.GeoDataFrame,
+    ipos: np.ndarray,
+    bpos: np.ndarray,
+    shapes: pd.DataFrame,
+) -> pd.DataFrame:
     n = len(grids)
     inc = data.incidents
     win = inc["in_window"].to_numpy()
@@ -165,17 +208,20 @@ def _table(data: PlanData, grids: gpd.GeoDataFrame, ipos: np.ndarray, bpos: np.n
     incidents = np.bincount(ipos[ok], minlength=n)
     effort = np.bincount(ipos[ok], weights=inc["effort"].to_numpy()[ok], minlength=n)
     bok = bpos >= 0
-    hh = np.bincount(bpos[bok], weights=data.buildings["households"].to_numpy()[bok],
-                     minlength=n)
-    pop = np.bincount(bpos[bok], weights=data.buildings["population"].to_numpy()[bok],
-                      minlength=n)
+    hh = np.bincount(bpos[bok], weights=data.buildings["households"].to_numpy()[bok], minlength=n)
+    pop = np.bincount(bpos[bok], weights=data.buildings["population"].to_numpy()[bok], minlength=n)
     f = grids["parent_code"].map(data.community_factors()).fillna(1.0).to_numpy()
-    out = pd.DataFrame({
-        "code": grids["code"].to_numpy(), "name": grids["name"].to_numpy(),
-        "parent_code": grids["parent_code"].to_numpy(),
-        "households": hh * f, "population": pop * f,
-        "incidents": incidents.astype(np.int64), "effort": effort,
-    })
+    out = pd.DataFrame(
+        {
+            "code": grids["code"].to_numpy(),
+            "name": grids["name"].to_numpy(),
+            "parent_code": grids["parent_code"].to_numpy(),
+            "households": hh * f,
+            "population": pop * f,
+            "incidents": incidents.astype(np.int64),
+            "effort": effort,
+        }
+    )
     for c in ["area_m2", "polsby_popper", "hull_ratio", "parts"]:
         out[c] = shapes[c].to_numpy()
     out["load_index"] = _load(data, out["effort"], out["households"], out["area_m2"])
@@ -241,8 +287,9 @@ class ImpactSession:
         self.last_seconds = 0.0
         self.relocated = 0
 
-    def update(self, grids: gpd.GeoDataFrame, results: EditResult | list[EditResult]
-               ) -> pd.DataFrame:
+    def update(
+        self, grids: gpd.GeoDataFrame, results: EditResult | list[EditResult]
+    ) -> pd.DataFrame:
         """Move to ``grids`` (the plan after the edits ``results``), re-locating only the
         points of the grids the edits touched; returns the new table."""
         import time
@@ -255,17 +302,22 @@ class ImpactSession:
         # intermediate codes (added then removed within the batch) are neither here nor there
         old_codes = self.grids["code"].to_numpy(dtype=object)
         new_index = {c: i for i, c in enumerate(grids["code"])}
-        remap = np.array([new_index.get(c, -1) if c not in before else -1 for c in old_codes]
-                         + [-1], dtype=np.int64)
-        touched_new = sorted(i for c, i in new_index.items()
-                             if c in after or c not in set(old_codes))
+        remap = np.array(
+            [new_index.get(c, -1) if c not in before else -1 for c in old_codes] + [-1],
+            dtype=np.int64,
+        )
+        touched_new = sorted(
+            i for c, i in new_index.items() if c in after or c not in set(old_codes)
+        )
         ipos = remap[self.ipos]  # -1 → index len → -1
         bpos = remap[self.bpos]
         old_out_i = self.ipos < 0
         old_out_b = self.bpos < 0
         self.relocated = 0
-        for pos, lon, lat, was_out in ((ipos, self._lon, self._lat, old_out_i),
-                                       (bpos, self._blon, self._blat, old_out_b)):
+        for pos, lon, lat, was_out in (
+            (ipos, self._lon, self._lat, old_out_i),
+            (bpos, self._blon, self._blat, old_out_b),
+        ):
             todo = np.flatnonzero((pos < 0) & ~was_out)
             self.relocated += len(todo)
             if len(todo):
@@ -294,8 +346,9 @@ class ImpactSession:
         for i in idx:  # code order: a point on a shared edge goes to the first, as GridLocator
             g = grids.geometry.iloc[i]
             minx, miny, maxx, maxy = g.bounds
-            cand = np.flatnonzero((out < 0) & (lon >= minx) & (lon <= maxx) & (lat >= miny)
-                                  & (lat <= maxy))
+            cand = np.flatnonzero(
+                (out < 0) & (lon >= minx) & (lon <= maxx) & (lat >= miny) & (lat <= maxy)
+            )
             if len(cand):
                 shapely.prepare(g)
                 hit = shapely.intersects_xy(g, lon[cand], lat[cand])
@@ -346,39 +399,58 @@ def diff_plan(data: PlanData, session: ImpactSession, *, max_ids: int = 1000) ->
             kind = "removed"
         else:
             a, b = base.geometry.iloc[bmap[code]], plan.geometry.iloc[pmap[code]]
-            same = shapely.area(shapely.symmetric_difference(a, b)) < 1e-14 and \
-                base["name"].iloc[bmap[code]] == plan["name"].iloc[pmap[code]]
+            same = (
+                shapely.area(shapely.symmetric_difference(a, b)) < 1e-14
+                and base["name"].iloc[bmap[code]] == plan["name"].iloc[pmap[code]]
+            )
             if same:
                 continue
             kind = "changed"
-        name = (plan["name"].iloc[pmap[code]] if code in pmap
-                else base["name"].iloc[bmap[code]])
-        row = {"code": code, "change": kind, "name": name,
-               "area_m2_before": float(bsh.at[code, "area_m2"]) if code in bmap else None,
-               "area_m2_after": float(psh.at[code, "area_m2"]) if code in pmap else None}
+        name = plan["name"].iloc[pmap[code]] if code in pmap else base["name"].iloc[bmap[code]]
+        row = {
+            "code": code,
+            "change": kind,
+            "name": name,
+            "area_m2_before": float(bsh.at[code, "area_m2"]) if code in bmap else None,
+            "area_m2_after": float(psh.at[code, "area_m2"]) if code in pmap else None,
+        }
         rows.append(row)
         geom = plan.geometry.iloc[pmap[code]] if code in pmap else base.geometry.iloc[bmap[code]]
-        feats.append({"type": "Feature", "geometry": json.loads(shapely.to_geojson(geom)),
-                      "properties": row})
+        feats.append(
+            {"type": "Feature", "geometry": json.loads(shapely.to_geojson(geom)), "properties": row}
+        )
     # incidents
     now = session.grid_codes_of_incidents()
     was = data.incidents["base_grid"].to_numpy(dtype=object)
-    moved = np.flatnonzero(pd.Series(now).ne(pd.Series(was)).to_numpy()
-                           & ~(pd.isna(now) & pd.isna(was)))
-    pairs = (pd.DataFrame({"from": was[moved], "to": now[moved]})
-             .value_counts(dropna=False).rename("incidents").reset_index())
-    incidents = {"count": int(len(moved)),
-                 "moves": json.loads(pairs.to_json(orient="records", force_ascii=False)),
-                 "ids": data.incidents["id"].to_numpy()[moved][:max_ids].tolist()}
+    moved = np.flatnonzero(
+        pd.Series(now).ne(pd.Series(was)).to_numpy() & ~(pd.isna(now) & pd.isna(was))
+    )
+    pairs = (
+        pd.DataFrame({"from": was[moved], "to": now[moved]})
+        .value_counts(dropna=False)
+        .rename("incidents")
+        .reset_index()
+    )
+    incidents = {
+        "count": int(len(moved)),
+        "moves": json.loads(pairs.to_json(orient="records", force_ascii=False)),
+        "ids": data.incidents["id"].to_numpy()[moved][:max_ids].tolist(),
+    }
     workers = worker_successors(data, plan)
-    return {"grids": rows, "incidents": incidents, "workers": workers,
-            "geojson": {"type": "FeatureCollection", "features": feats},
-            "summary": {k: sum(1 for r in rows if r["change"] == k)
-                        for k in ("new", "removed", "changed")}}
+    return {
+        "grids": rows,
+        "incidents": incidents,
+        "workers": workers,
+        "geojson": {"type": "FeatureCollection", "features": feats},
+        "summary": {
+            k: sum(1 for r in rows if r["change"] == k) for k in ("new", "removed", "changed")
+        },
+    }
 
 
-def worker_successors(data: PlanData, plan: gpd.GeoDataFrame, *, split_share: float = 0.1
-                      ) -> list[dict]:
+def worker_successors(
+    data: PlanData, plan: gpd.GeoDataFrame, *, split_share: float = 0.1
+) -> list[dict]:
     """For each worker of a base grid of the plan, the plan grid overlapping that grid most.
 
     ``needs_decision`` when the old grid is split (another plan grid takes at least
@@ -420,7 +492,14 @@ def worker_successors(data: PlanData, plan: gpd.GeoDataFrame, *, split_share: fl
             reasons.append(f"grids {sorted(by_target[to])} merge into {to}")
         if to is not None and to not in base_codes:
             reasons.append(f"successor {to} is a new grid")
-        out.append({"account_id": int(aid), "from": code, "to": to,
-                    "overlap_share": round(share, 4), "needs_decision": bool(reasons),
-                    "reason": "; ".join(reasons)})
+        out.append(
+            {
+                "account_id": int(aid),
+                "from": code,
+                "to": to,
+                "overlap_share": round(share, 4),
+                "needs_decision": bool(reasons),
+                "reason": "; ".join(reasons),
+            }
+        )
     return out

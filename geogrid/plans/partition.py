@@ -51,8 +51,15 @@ from geogrid.crs import metric_crs, transform_geometries
 from geogrid.errors import InvalidInput
 from geogrid.plans.edits import Coverage, rebuild_community
 
-__all__ = ["CommunityPartition", "tessellate", "partition_community", "autopartition",
-           "balance", "community_pieces", "allocate"]
+__all__ = [
+    "CommunityPartition",
+    "tessellate",
+    "partition_community",
+    "autopartition",
+    "balance",
+    "community_pieces",
+    "allocate",
+]
 
 
 @dataclass
@@ -97,8 +104,13 @@ def balance(loads: np.ndarray, target: float | None = None) -> dict:
     }
 
 
-def tessellate(community: BaseGeometry, cell_m: float = 75.0, *, shape: str = "hex",
-               blocks: np.ndarray | None = None) -> np.ndarray:
+def tessellate(
+    community: BaseGeometry,
+    cell_m: float = 75.0,
+    *,
+    shape: str = "hex",
+    blocks: np.ndarray | None = None,
+) -> np.ndarray:
     """Cells covering ``community`` (EPSG:4326), clipped to it; single polygons.
 
     ``shape`` is ``hex`` (flat-to-flat ``cell_m`` metres) or ``square`` (side
@@ -156,8 +168,9 @@ def _adjacency(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     a, b = tree.query(cells, predicate="intersects")
     keep = a < b
     a, b = a[keep], b[keep]
-    shared = shapely.length(shapely.intersection(shapely.boundary(cells[a]),
-                                                 shapely.boundary(cells[b])))
+    shared = shapely.length(
+        shapely.intersection(shapely.boundary(cells[a]), shapely.boundary(cells[b]))
+    )
     ok = shared > 0
     a, b, shared = a[ok], b[ok], shared[ok]
     # join disconnected components (islands) to their nearest cell
@@ -165,8 +178,9 @@ def _adjacency(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from scipy.sparse.csgraph import connected_components
 
     n = len(cells)
-    ncomp, comp = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n)),
-                                       directed=False)
+    ncomp, comp = connected_components(
+        coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n)), directed=False
+    )
     if ncomp > 1:
         extra_a, extra_b = [], []
         main = np.flatnonzero(comp == np.bincount(comp).argmax())
@@ -187,8 +201,16 @@ def _adjacency(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return a, b, shared
 
 
-def _metis(n_parts: int, cells_n: int, a: np.ndarray, b: np.ndarray, elen: np.ndarray,
-           weights: np.ndarray, ufactor: int, seed: int) -> np.ndarray:
+def _metis(
+    n_parts: int,
+    cells_n: int,
+    a: np.ndarray,
+    b: np.ndarray,
+    elen: np.ndarray,
+    weights: np.ndarray,
+    ufactor: int,
+    seed: int,
+) -> np.ndarray:
     import pymetis
 
     if n_parts <= 1 or cells_n <= 1:
@@ -206,8 +228,9 @@ def _metis(n_parts: int, cells_n: int, a: np.ndarray, b: np.ndarray, elen: np.nd
     vw = np.maximum(1, np.round(weights * scale)).astype(np.int64)
     opts = pymetis.Options(contig=1, ufactor=int(ufactor), seed=int(seed), niter=20, ncuts=4)
     graph = pymetis.CSRAdjacency(xadj.tolist(), dst.tolist())
-    res = pymetis.part_graph(int(n_parts), graph, vweights=vw.tolist(),
-                             eweights=ew_int.tolist(), options=opts)
+    res = pymetis.part_graph(
+        int(n_parts), graph, vweights=vw.tolist(), eweights=ew_int.tolist(), options=opts
+    )
     return np.asarray(res.vertex_part, dtype=np.int64)
 
 
@@ -218,8 +241,9 @@ def community_pieces(community: BaseGeometry) -> np.ndarray:
     return parts[np.argsort(-shapely.area(parts), kind="stable")]
 
 
-def allocate(weights: np.ndarray, n: int, *, minimum: np.ndarray | int = 1,
-             maximum: np.ndarray | None = None) -> np.ndarray:
+def allocate(
+    weights: np.ndarray, n: int, *, minimum: np.ndarray | int = 1, maximum: np.ndarray | None = None
+) -> np.ndarray:
     """Share ``n`` grids among pieces of the given weights: ``minimum`` each, then one at
     a time to the piece with the highest weight per grid (D'Hondt), never more than
     ``maximum`` (e.g. its number of cells). The sum is ``n`` unless the maxima cap it."""
@@ -236,9 +260,17 @@ def allocate(weights: np.ndarray, n: int, *, minimum: np.ndarray | int = 1,
     return counts
 
 
-def _cut(cells: np.ndarray, weights: np.ndarray, w: np.ndarray, k: int | None,
-         target: float | None, use_points: bool, ufactor: int, seed: int,
-         max_rounds: int) -> tuple[np.ndarray, int, int]:
+def _cut(
+    cells: np.ndarray,
+    weights: np.ndarray,
+    w: np.ndarray,
+    k: int | None,
+    target: float | None,
+    use_points: bool,
+    ufactor: int,
+    seed: int,
+    max_rounds: int,
+) -> tuple[np.ndarray, int, int]:
     """METIS on the cells of one connected piece: ``k`` parts, or as many as needed to
     bring every part under ``target``. Returns (part of each cell, parts, rounds)."""
     a, b, elen = _adjacency(cells)
@@ -313,11 +345,11 @@ def partition_community(
     area = shapely.area(cells)
     w = np.zeros(len(cells))
     if points_lon is not None and len(points_lon):
-        wt = np.ones(len(points_lon)) if points_weight is None else np.asarray(points_weight,
-                                                                                float)
+        wt = np.ones(len(points_lon)) if points_weight is None else np.asarray(points_weight, float)
         tree = shapely.STRtree(cells)
-        pi, ci = tree.query(shapely.points(np.asarray(points_lon), np.asarray(points_lat)),
-                            predicate="intersects")
+        pi, ci = tree.query(
+            shapely.points(np.asarray(points_lon), np.asarray(points_lat)), predicate="intersects"
+        )
         first = np.r_[True, pi[1:] != pi[:-1]] if len(pi) else np.zeros(0, bool)
         np.add.at(w, ci[first], wt[pi[first]])
     total_pts = w.sum()
@@ -327,26 +359,39 @@ def partition_community(
     shards = community_pieces(community)
     if len(shards) > 1:
         _, piece_of = shapely.STRtree(shards).query_nearest(
-            shapely.point_on_surface(cells), all_matches=False)
+            shapely.point_on_surface(cells), all_matches=False
+        )
     else:
         piece_of = np.zeros(len(cells), dtype=np.int64)
     members = [np.flatnonzero(piece_of == p) for p in range(len(shards))]
     members = [m for m in members if len(m)]
     if n is not None:
         if int(n) > len(cells):
-            raise InvalidInput("n", n, f"at most {len(cells)}: the community has only "
-                               f"{len(cells)} cells of {cell_m:g} m to group into grids")
+            raise InvalidInput(
+                "n",
+                n,
+                f"at most {len(cells)}: the community has only "
+                f"{len(cells)} cells of {cell_m:g} m to group into grids",
+            )
         if int(n) < len(members):
-            raise InvalidInput("n", n, f"at least {len(members)}: the community is in "
-                               f"{len(members)} separate pieces and a grid must be one piece")
-        counts = allocate(np.asarray([weights[m].sum() for m in members]), int(n),
-                          maximum=np.asarray([len(m) for m in members]))
+            raise InvalidInput(
+                "n",
+                n,
+                f"at least {len(members)}: the community is in "
+                f"{len(members)} separate pieces and a grid must be one piece",
+            )
+        counts = allocate(
+            np.asarray([weights[m].sum() for m in members]),
+            int(n),
+            maximum=np.asarray([len(m) for m in members]),
+        )
     else:
         counts = [None] * len(members)
     pieces, rounds = [], 0
     for m, kp in zip(members, counts, strict=True):
-        part, k, r = _cut(cells[m], weights[m], w[m], kp, target, total_pts > 0, ufactor,
-                          seed, max_rounds)
+        part, k, r = _cut(
+            cells[m], weights[m], w[m], kp, target, total_pts > 0, ufactor, seed, max_rounds
+        )
         rounds = max(rounds, r)
         pieces += [shapely.union_all(cells[m][part == p]) for p in range(k)]
     pieces = [g for g in pieces if not g.is_empty]
@@ -354,16 +399,19 @@ def partition_community(
     geoms = _make_contiguous(community, geoms)
     # loads of the exact grids: the weight of the points inside them (area without points)
     loads = _loads(geoms, points_lon, points_lat, points_weight, float(area.sum()))
-    info = {"cells": int(len(cells)), "n": len(geoms), "rounds": rounds,
-            "pieces": len(members),
-            "method": f"pymetis k-way on {len(cells)} {'blocks' if blocks is not None else shape}"
-                      f" cells of {cell_m:g} m, contiguous, ufactor {ufactor}"
-                      + (f", {len(members)} pieces cut separately" if len(members) > 1 else "")}
+    info = {
+        "cells": int(len(cells)),
+        "n": len(geoms),
+        "rounds": rounds,
+        "pieces": len(members),
+        "method": f"pymetis k-way on {len(cells)} {'blocks' if blocks is not None else shape}"
+        f" cells of {cell_m:g} m, contiguous, ufactor {ufactor}"
+        + (f", {len(members)} pieces cut separately" if len(members) > 1 else ""),
+    }
     return geoms, loads, info
 
 
-def _make_contiguous(community: BaseGeometry, geoms: np.ndarray, rounds: int = 3
-                     ) -> np.ndarray:
+def _make_contiguous(community: BaseGeometry, geoms: np.ndarray, rounds: int = 3) -> np.ndarray:
     """Give each detached minor part of a grid (METIS parts are connected in the cell
     graph, but clipped cells may touch only at a corner) to the grid it shares the
     longest edge with; rebuild the exact coverage. Parts with no such neighbour (an
@@ -379,8 +427,11 @@ def _make_contiguous(community: BaseGeometry, geoms: np.ndarray, rounds: int = 3
             parts = parts[np.argsort(-shapely.area(parts))]
             keep = [parts[0]]
             for part in parts[1:]:
-                shared = shapely.length(shapely.intersection(
-                    shapely.boundary(part), shapely.boundary(np.asarray(owners, dtype=object))))
+                shared = shapely.length(
+                    shapely.intersection(
+                        shapely.boundary(part), shapely.boundary(np.asarray(owners, dtype=object))
+                    )
+                )
                 shared[i] = 0
                 j = int(np.argmax(shared))
                 if shared[j] > 0:
@@ -438,8 +489,12 @@ def autopartition(
         # at least one grid per community, and per piece of a community in several pieces
         mins = np.asarray([max(1, len(community_pieces(cov.extent(c)))) for c in communities])
         if int(n) < mins.sum():
-            raise InvalidInput("n", n, f"at least one grid per community and per separate "
-                               f"piece of a community ({int(mins.sum())})")
+            raise InvalidInput(
+                "n",
+                n,
+                f"at least one grid per community and per separate "
+                f"piece of a community ({int(mins.sum())})",
+            )
         per = []
         for c in communities:
             g = cov.extent(c)
@@ -462,13 +517,19 @@ def autopartition(
             minx, miny, maxx, maxy = geom.bounds
             sel = (lon >= minx) & (lon <= maxx) & (lat >= miny) & (lat <= maxy)
         geoms, loads, info = partition_community(
-            geom, n=counts[c], target=target if counts[c] is None else None,
+            geom,
+            n=counts[c],
+            target=target if counts[c] is None else None,
             points_lon=None if lon is None else lon[sel],
             points_lat=None if lat is None else lat[sel],
-            points_weight=None if wt is None else wt[sel], **options)
+            points_weight=None if wt is None else wt[sel],
+            **options,
+        )
         codes, names = _codes_for(cov, c, geoms)
-        grids = [{"code": k, "name": nm, "geometry": g, "load": float(ld)}
-                 for k, nm, g, ld in zip(codes, names, geoms, loads, strict=True)]
+        grids = [
+            {"code": k, "name": nm, "geometry": g, "load": float(ld)}
+            for k, nm, g, ld in zip(codes, names, geoms, loads, strict=True)
+        ]
         grids.sort(key=lambda r: r["code"])
         bal = balance(np.asarray([r["load"] for r in grids]), target)
         bal.update(info)

@@ -22,14 +22,21 @@ from geogrid.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from geogrid.store.engine import transaction as _tx
 from geogrid.store.tables import account, account_unit
 
-__all__ = ["add_user", "authenticate", "get_account", "list_users", "rotate_token",
-           "accounts_for_unit"]
-
-
+__all__ = [
+    "add_user",
+    "authenticate",
+    "get_account",
+    "list_users",
+    "rotate_token",
+    "accounts_for_unit",
+]
 
 
 def add_user(
-    conn: Engine | Connection, name: str, role: str, units: Iterable[str] = (),
+    conn: Engine | Connection,
+    name: str,
+    role: str,
+    units: Iterable[str] = (),
     ref: str | None = None,
 ) -> tuple[Account, str]:
     """Create an account and return it with its token (the only time the token is seen).
@@ -58,16 +65,20 @@ def add_user(
             .returning(account.c.id)
         ).scalar_one()
         if codes:
-            c.execute(account_unit.insert(), [{"account_id": aid, "unit_code": u}
-                                              for u in codes])
+            c.execute(account_unit.insert(), [{"account_id": aid, "unit_code": u} for u in codes])
     return Account(int(aid), str(name).strip(), role, tuple(codes), ref, True), token
 
 
 def _units_of(c: Connection, aid: int) -> tuple[str, ...]:
-    rows = c.execute(
-        select(account_unit.c.unit_code).where(account_unit.c.account_id == aid)
-        .order_by(account_unit.c.unit_code)
-    ).scalars().all()
+    rows = (
+        c.execute(
+            select(account_unit.c.unit_code)
+            .where(account_unit.c.account_id == aid)
+            .order_by(account_unit.c.unit_code)
+        )
+        .scalars()
+        .all()
+    )
     return tuple(rows)
 
 
@@ -76,11 +87,15 @@ def authenticate(conn: Engine | Connection, token: str | None) -> Account:
     if not token:
         raise Unauthorized("a bearer token is required: send 'Authorization: Bearer <token>'")
     with _tx(conn) as c:
-        row = c.execute(
-            select(account.c.id, account.c.name, account.c.role, account.c.ref,
-                   account.c.active)
-            .where(account.c.token_hash == hash_token(token))
-        ).mappings().first()
+        row = (
+            c.execute(
+                select(
+                    account.c.id, account.c.name, account.c.role, account.c.ref, account.c.active
+                ).where(account.c.token_hash == hash_token(token))
+            )
+            .mappings()
+            .first()
+        )
         if row is None or not row["active"]:
             raise Unauthorized("unknown or revoked token")
         units = _units_of(c, row["id"])
@@ -89,15 +104,19 @@ def authenticate(conn: Engine | Connection, token: str | None) -> Account:
 
 def get_account(conn: Engine | Connection, account_id: int) -> Account:
     with _tx(conn) as c:
-        row = c.execute(
-            select(account.c.id, account.c.name, account.c.role, account.c.ref,
-                   account.c.active).where(account.c.id == int(account_id))
-        ).mappings().first()
+        row = (
+            c.execute(
+                select(
+                    account.c.id, account.c.name, account.c.role, account.c.ref, account.c.active
+                ).where(account.c.id == int(account_id))
+            )
+            .mappings()
+            .first()
+        )
         if row is None:
             raise NotFound(f"account {account_id} does not exist")
         units = _units_of(c, row["id"])
-    return Account(int(row["id"]), row["name"], row["role"], units, row["ref"],
-                   bool(row["active"]))
+    return Account(int(row["id"]), row["name"], row["role"], units, row["ref"], bool(row["active"]))
 
 
 def rotate_token(conn: Engine | Connection, account_id: int) -> str:
@@ -105,7 +124,8 @@ def rotate_token(conn: Engine | Connection, account_id: int) -> str:
     token = new_token()
     with _tx(conn) as c:
         n = c.execute(
-            account.update().where(account.c.id == int(account_id))
+            account.update()
+            .where(account.c.id == int(account_id))
             .values(token_hash=hash_token(token))
         ).rowcount
     if not n:
@@ -116,16 +136,21 @@ def rotate_token(conn: Engine | Connection, account_id: int) -> str:
 def list_users(conn: Engine | Connection) -> pd.DataFrame:
     """Accounts with their units (no token hashes)."""
     with _tx(conn) as c:
-        rows = c.execute(
-            text(
-                "SELECT a.id, a.name, a.role, a.ref, a.active, a.created_at, "
-                "coalesce(string_agg(au.unit_code, ',' ORDER BY au.unit_code), '') AS units "
-                "FROM account a LEFT JOIN account_unit au ON au.account_id = a.id "
-                "GROUP BY a.id ORDER BY a.id"
+        rows = (
+            c.execute(
+                text(
+                    "SELECT a.id, a.name, a.role, a.ref, a.active, a.created_at, "
+                    "coalesce(string_agg(au.unit_code, ',' ORDER BY au.unit_code), '') AS units "
+                    "FROM account a LEFT JOIN account_unit au ON au.account_id = a.id "
+                    "GROUP BY a.id ORDER BY a.id"
+                )
             )
-        ).mappings().all()
-    return pd.DataFrame(rows, columns=["id", "name", "role", "ref", "active", "created_at",
-                                       "units"])
+            .mappings()
+            .all()
+        )
+    return pd.DataFrame(
+        rows, columns=["id", "name", "role", "ref", "active", "created_at", "units"]
+    )
 
 
 def accounts_for_unit(conn: Connection, role: str, unit_code: str) -> int | None:

@@ -25,8 +25,14 @@ from sqlalchemy import Connection, text
 
 from geogrid.errors import InvalidInput
 
-__all__ = ["Change", "record_change", "record_incident_change", "record_units_change",
-           "changes_since", "unit_extents"]
+__all__ = [
+    "Change",
+    "record_change",
+    "record_incident_change",
+    "record_units_change",
+    "changes_since",
+    "unit_extents",
+]
 
 
 @dataclass(frozen=True)
@@ -81,8 +87,10 @@ def record_change(
                 w, e = w - 1e-7, e + 1e-7
             if n - s < 1e-7:
                 s, n = s - 1e-7, n + 1e-7
-            sql = ("INSERT INTO map_change (layer, bbox, kind) VALUES "
-                   "(:l, ST_MakeEnvelope(:w, :s, :e, :n, 4326), :k) RETURNING id")
+            sql = (
+                "INSERT INTO map_change (layer, bbox, kind) VALUES "
+                "(:l, ST_MakeEnvelope(:w, :s, :e, :n, 4326), :k) RETURNING id"
+            )
             params = {"l": layer, "k": kind, "w": w, "s": s, "e": e, "n": n}
         ids.append(int(conn.execute(text(sql), params).scalar_one()))
     conn.execute(text("SELECT pg_notify('map_change', :p)"), {"p": ",".join(map(str, ids))})
@@ -101,13 +109,18 @@ def record_incident_change(
     if not ok.any():
         return []
     x, y = x[ok], y[ok]
-    return record_change(conn, "incidents",
-                         (float(x.min()), float(y.min()), float(x.max()), float(y.max())), kind)
+    return record_change(
+        conn, "incidents", (float(x.min()), float(y.min()), float(x.max()), float(y.max())), kind
+    )
 
 
 def record_units_change(
-    conn: Connection, version_id: int, codes: Iterable[str] | None = None,
-    kind: str = "publish", *, previous_version_id: int | None = None,
+    conn: Connection,
+    version_id: int,
+    codes: Iterable[str] | None = None,
+    kind: str = "publish",
+    *,
+    previous_version_id: int | None = None,
 ) -> list[int]:
     """Record a boundary change: the extent of the units ``codes`` (all units when None)
     of ``version_id`` and, if given, of ``previous_version_id`` (what disappeared), as
@@ -119,8 +132,11 @@ def record_units_change(
         cond += " AND code = ANY(:codes)"
         params["codes"] = list(codes)
     row = conn.execute(
-        text(f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-             f"(SELECT ST_Extent(geom) AS e FROM unit WHERE {cond}) s"), params
+        text(
+            f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+            f"(SELECT ST_Extent(geom) AS e FROM unit WHERE {cond}) s"
+        ),
+        params,
     ).one()
     if row[0] is None:
         return []
@@ -134,8 +150,10 @@ def changes_since(conn: Connection, last_id: int | None) -> tuple[list[Change], 
         mark = conn.execute(text("SELECT coalesce(max(id), 0) FROM map_change")).scalar_one()
         return [], int(mark)
     rows = conn.execute(
-        text("SELECT id, at, layer, ST_XMin(bbox), ST_YMin(bbox), ST_XMax(bbox), "
-             "ST_YMax(bbox), kind FROM map_change WHERE id > :last ORDER BY id LIMIT 10000"),
+        text(
+            "SELECT id, at, layer, ST_XMin(bbox), ST_YMin(bbox), ST_XMax(bbox), "
+            "ST_YMax(bbox), kind FROM map_change WHERE id > :last ORDER BY id LIMIT 10000"
+        ),
         {"last": last_id},
     ).all()
     out = [
@@ -150,10 +168,12 @@ def unit_extents(conn: Connection, level: str, bbox: Sequence[float]) -> tuple |
     area whose metric tiles a change of incidents inside ``bbox`` can alter."""
     w, s, e, n = _bbox(bbox)
     row = conn.execute(
-        text("SELECT ST_XMin(x), ST_YMin(x), ST_XMax(x), ST_YMax(x) FROM (SELECT "
-             "ST_Extent(u.geom) AS x FROM unit u JOIN boundary_version v ON v.id = u.version_id "
-             "WHERE v.status = 'published' AND u.level = :lv "
-             "AND ST_Intersects(u.geom, ST_MakeEnvelope(:w, :s, :e, :n, 4326))) q"),
+        text(
+            "SELECT ST_XMin(x), ST_YMin(x), ST_XMax(x), ST_YMax(x) FROM (SELECT "
+            "ST_Extent(u.geom) AS x FROM unit u JOIN boundary_version v ON v.id = u.version_id "
+            "WHERE v.status = 'published' AND u.level = :lv "
+            "AND ST_Intersects(u.geom, ST_MakeEnvelope(:w, :s, :e, :n, 4326))) q"
+        ),
         {"lv": level, "w": w, "s": s, "e": e, "n": n},
     ).one()
     return None if row[0] is None else tuple(float(v) for v in row)

@@ -79,8 +79,17 @@ def up(settings: Settings | None = None) -> str:
                 os.chmod(p, os.stat(p).st_mode | 0o011)
         _run(
             _as_owner(
-                [pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                 "-E", "UTF8", "--locale=C.UTF-8"]
+                [
+                    pg_bin("initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ]
             ),
             "initdb",
         )
@@ -93,8 +102,19 @@ def up(settings: Settings | None = None) -> str:
             )
     if not status(s)["running"]:
         _run(
-            _as_owner([pg_bin("pg_ctl"), "-D", str(data), "-l", str(data / "server.log"),
-                       "-w", "-t", "60", "start"]),
+            _as_owner(
+                [
+                    pg_bin("pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(data / "server.log"),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ]
+            ),
             "pg_ctl start",
         )
     _ensure_database(s)
@@ -105,8 +125,10 @@ def down(settings: Settings | None = None) -> None:
     """Stop the embedded cluster (fast shutdown)."""
     s = settings or get_settings()
     if status(s)["running"]:
-        _run(_as_owner([pg_bin("pg_ctl"), "-D", str(s.pg_data), "-m", "fast", "-w", "stop"]),
-             "pg_ctl stop")
+        _run(
+            _as_owner([pg_bin("pg_ctl"), "-D", str(s.pg_data), "-m", "fast", "-w", "stop"]),
+            "pg_ctl stop",
+        )
 
 
 def _ensure_database(s: Settings) -> None:

@@ -30,7 +30,7 @@ def database_url(url: str | None = None, *, start: bool = True) -> str:
 def _normalise(url: str) -> str:
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

@@ -34,14 +34,36 @@ __all__ = [
     "unit_item",
 ]
 
-BOUNDARY_COLLECTIONS = {"districts": "district", "streets": "street",
-                        "communities": "community", "grids": "grid"}
+BOUNDARY_COLLECTIONS = {
+    "districts": "district",
+    "streets": "street",
+    "communities": "community",
+    "grids": "grid",
+}
 UNIT_FILTERS = ("code", "parent_code")
-INCIDENT_FILTERS = ("category", "status", "grid_code", "community_code", "street_code",
-                    "district_code")
-INCIDENT_PROPERTIES = ("category", "status", "reported_at", "due_at", "resolved_at",
-                       "closed_at", "assigned_level", "assigned_unit", "grid_code",
-                       "community_code", "street_code", "district_code", "source_id")
+INCIDENT_FILTERS = (
+    "category",
+    "status",
+    "grid_code",
+    "community_code",
+    "street_code",
+    "district_code",
+)
+INCIDENT_PROPERTIES = (
+    "category",
+    "status",
+    "reported_at",
+    "due_at",
+    "resolved_at",
+    "closed_at",
+    "assigned_level",
+    "assigned_unit",
+    "grid_code",
+    "community_code",
+    "street_code",
+    "district_code",
+    "source_id",
+)
 OPEN_STATUSES = ("reported", "accepted", "dispatched", "in_progress")
 
 
@@ -60,8 +82,10 @@ def _bbox_cond(bbox, col: str, params: dict) -> str:
     params.update(bw=w, bs=s, be=e, bn=n)
     if w <= e:
         return f"ST_Intersects({col}, ST_MakeEnvelope(:bw, :bs, :be, :bn, 4326))"
-    return (f"(ST_Intersects({col}, ST_MakeEnvelope(:bw, :bs, 180, :bn, 4326)) OR "
-            f"ST_Intersects({col}, ST_MakeEnvelope(-180, :bs, :be, :bn, 4326)))")
+    return (
+        f"(ST_Intersects({col}, ST_MakeEnvelope(:bw, :bs, 180, :bn, 4326)) OR "
+        f"ST_Intersects({col}, ST_MakeEnvelope(-180, :bs, :be, :bn, 4326)))"
+    )
 
 
 def _version_cond(interval, params: dict) -> str:
@@ -85,8 +109,13 @@ def _list(values) -> list[str]:
     return out
 
 
-def _filter_conds(filters: dict[str, Sequence[str]] | None, allowed: Sequence[str],
-                  alias: str, cond: list[str], params: dict) -> None:
+def _filter_conds(
+    filters: dict[str, Sequence[str]] | None,
+    allowed: Sequence[str],
+    alias: str,
+    cond: list[str],
+    params: dict,
+) -> None:
     """Add ``<alias>.<name> = ANY(:f_<name>)`` to ``cond`` for each filter; InvalidInput
     for a name not in ``allowed``."""
     for name, values in (filters or {}).items():
@@ -106,8 +135,7 @@ _UNIT_SELECT = (
 
 def _unit_row(r) -> dict[str, Any]:
     d = dict(r)
-    d["id"] = d["code"] if d["version_status"] == "published" else \
-        f"{d['code']}@v{d['version_id']}"
+    d["id"] = d["code"] if d["version_status"] == "published" else f"{d['code']}@v{d['version_id']}"
     return d
 
 
@@ -130,11 +158,22 @@ def unit_page(
     _filter_conds(filters, UNIT_FILTERS, "u", cond, params)
     where = " AND ".join(cond)
     matched = conn.execute(
-        text(f"SELECT count(*) FROM unit u JOIN boundary_version v ON v.id = u.version_id "
-             f"WHERE {where}"), params).scalar_one()
-    rows = conn.execute(
-        text(f"{_UNIT_SELECT} WHERE {where} ORDER BY u.code, u.version_id "
-             f"LIMIT :lim OFFSET :off"), params).mappings().all()
+        text(
+            f"SELECT count(*) FROM unit u JOIN boundary_version v ON v.id = u.version_id "
+            f"WHERE {where}"
+        ),
+        params,
+    ).scalar_one()
+    rows = (
+        conn.execute(
+            text(
+                f"{_UNIT_SELECT} WHERE {where} ORDER BY u.code, u.version_id LIMIT :lim OFFSET :off"
+            ),
+            params,
+        )
+        .mappings()
+        .all()
+    )
     return Page([_unit_row(r) for r in rows], int(matched))
 
 
@@ -150,13 +189,17 @@ def unit_item(conn: Connection, level: str, feature_id: str) -> dict[str, Any] |
     else:
         params["code"] = feature_id
         cond = "u.code = :code AND v.status = 'published'"
-    r = conn.execute(text(f"{_UNIT_SELECT} WHERE u.level = :level AND {cond}"),
-                     params).mappings().first()
+    r = (
+        conn.execute(text(f"{_UNIT_SELECT} WHERE u.level = :level AND {cond}"), params)
+        .mappings()
+        .first()
+    )
     return None if r is None else _unit_row(r)
 
 
 _INCIDENT_SELECT = (
-    "SELECT i.id, " + ", ".join(f"i.{c}" for c in INCIDENT_PROPERTIES)
+    "SELECT i.id, "
+    + ", ".join(f"i.{c}" for c in INCIDENT_PROPERTIES)
     + ", ST_AsGeoJSON(i.geom, 7) AS geometry FROM incident i"
 )
 
@@ -191,38 +234,58 @@ def incident_page(
     if "f_status" in params:
         check_statuses(params["f_status"])
     where = " AND ".join(cond)
-    matched = conn.execute(text(f"SELECT count(*) FROM incident i WHERE {where}"),
-                           params).scalar_one()
-    rows = conn.execute(
-        text(f"{_INCIDENT_SELECT} WHERE {where} ORDER BY i.id LIMIT :lim OFFSET :off"), params
-    ).mappings().all()
+    matched = conn.execute(
+        text(f"SELECT count(*) FROM incident i WHERE {where}"), params
+    ).scalar_one()
+    rows = (
+        conn.execute(
+            text(f"{_INCIDENT_SELECT} WHERE {where} ORDER BY i.id LIMIT :lim OFFSET :off"), params
+        )
+        .mappings()
+        .all()
+    )
     return Page([dict(r) for r in rows], int(matched))
 
 
 def incident_item(conn: Connection, feature_id: str) -> dict[str, Any] | None:
     if not feature_id.isdigit():
         return None
-    r = conn.execute(text(f"{_INCIDENT_SELECT} WHERE i.id = :id"),
-                     {"id": int(feature_id)}).mappings().first()
+    r = (
+        conn.execute(text(f"{_INCIDENT_SELECT} WHERE i.id = :id"), {"id": int(feature_id)})
+        .mappings()
+        .first()
+    )
     return None if r is None else dict(r)
 
 
 def collection_extent(conn: Connection, collection: str) -> dict[str, Any]:
     """``{"bbox": [w, s, e, n] | None, "interval": [start, end] | None}`` (WGS84, UTC)."""
     if collection == "incidents":
-        b = conn.execute(text(
-            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-            "(SELECT coalesce(ST_EstimatedExtent('incident', 'geom')::geometry, "
-            "ST_Extent(geom)::geometry) AS e FROM incident) q")).first()
+        b = conn.execute(
+            text(
+                "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+                "(SELECT coalesce(ST_EstimatedExtent('incident', 'geom')::geometry, "
+                "ST_Extent(geom)::geometry) AS e FROM incident) q"
+            )
+        ).first()
         t = conn.execute(text("SELECT min(reported_at), max(reported_at) FROM incident")).one()
-        return {"bbox": None if b is None or b[0] is None else [float(v) for v in b],
-                "interval": None if t[0] is None else [t[0], t[1]]}
+        return {
+            "bbox": None if b is None or b[0] is None else [float(v) for v in b],
+            "interval": None if t[0] is None else [t[0], t[1]],
+        }
     level = BOUNDARY_COLLECTIONS[collection]
-    b = conn.execute(text(
-        "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(u.geom) "
-        "AS e FROM unit u JOIN boundary_version v ON v.id = u.version_id "
-        "WHERE v.status = 'published' AND u.level = :lv) q"), {"lv": level}).one()
-    t = conn.execute(text("SELECT min(published_at) FROM boundary_version "
-                          "WHERE published_at IS NOT NULL")).scalar_one()
-    return {"bbox": None if b[0] is None else [float(v) for v in b],
-            "interval": None if t is None else [t, None]}
+    b = conn.execute(
+        text(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(u.geom) "
+            "AS e FROM unit u JOIN boundary_version v ON v.id = u.version_id "
+            "WHERE v.status = 'published' AND u.level = :lv) q"
+        ),
+        {"lv": level},
+    ).one()
+    t = conn.execute(
+        text("SELECT min(published_at) FROM boundary_version WHERE published_at IS NOT NULL")
+    ).scalar_one()
+    return {
+        "bbox": None if b[0] is None else [float(v) for v in b],
+        "interval": None if t is None else [t, None],
+    }

@@ -12,12 +12,18 @@ def health_report(engine: Engine) -> dict:
         with engine.connect() as conn:
             postgis = conn.execute(text("SELECT postgis_lib_version()")).scalar_one()
             pg = conn.execute(text("SHOW server_version")).scalar_one()
-            row = conn.execute(
-                text("SELECT v.id, v.label, v.published_at, "
-                     "(SELECT count(*) FROM unit u WHERE u.version_id = v.id "
-                     " AND u.level = 'grid') AS grids "
-                     "FROM boundary_version v WHERE status = 'published'")
-            ).mappings().first()
+            row = (
+                conn.execute(
+                    text(
+                        "SELECT v.id, v.label, v.published_at, "
+                        "(SELECT count(*) FROM unit u WHERE u.version_id = v.id "
+                        " AND u.level = 'grid') AS grids "
+                        "FROM boundary_version v WHERE status = 'published'"
+                    )
+                )
+                .mappings()
+                .first()
+            )
     except Exception as exc:  # any driver error means unhealthy
         return {"status": "unhealthy", "database": "unreachable", "error": str(exc)[:300]}
     return {
@@ -26,7 +32,13 @@ def health_report(engine: Engine) -> dict:
         "postgresql": pg,
         "postgis": postgis,
         "published_version": (
-            {"id": row["id"], "label": row["label"], "published_at": str(row["published_at"]),
-             "grids": row["grids"]} if row else None
+            {
+                "id": row["id"],
+                "label": row["label"],
+                "published_at": str(row["published_at"]),
+                "grids": row["grids"],
+            }
+            if row
+            else None
         ),
     }

@@ -34,8 +34,12 @@ __all__ = [
     "worker_grids",
 ]
 
-LEVEL_COLUMN = {"grid": "grid_code", "community": "community_code", "street": "street_code",
-                "district": "district_code"}
+LEVEL_COLUMN = {
+    "grid": "grid_code",
+    "community": "community_code",
+    "street": "street_code",
+    "district": "district_code",
+}
 #: statuses after which an incident is no longer open (geogrid.lifecycle.DONE)
 DONE_STATUSES = ("resolved", "closed", "rejected", "duplicate")
 OPEN_STATUSES = ("reported", "accepted", "dispatched", "in_progress")
@@ -88,15 +92,30 @@ def _window_filter(old_done_after: bool) -> str:
 
 
 def _params(prev_start, start, end, t, categories, version_id) -> dict[str, Any]:
-    return {"ps": prev_start, "s": start, "e": end, "t": t, "v": version_id,
-            "cats": list(categories) if categories is not None else None,
-            "open": list(OPEN_STATUSES), "done": list(DONE_STATUSES),
-            "resolved": list(_RESOLVED)}
+    return {
+        "ps": prev_start,
+        "s": start,
+        "e": end,
+        "t": t,
+        "v": version_id,
+        "cats": list(categories) if categories is not None else None,
+        "open": list(OPEN_STATUSES),
+        "done": list(DONE_STATUSES),
+        "resolved": list(_RESOLVED),
+    }
 
 
 def aggregate_units(
-    bind: Engine | Connection, level: str, *, prev_start: datetime, start: datetime,
-    end: datetime, t: datetime, categories: list[str] | None, version_id: int, past: bool,
+    bind: Engine | Connection,
+    level: str,
+    *,
+    prev_start: datetime,
+    start: datetime,
+    end: datetime,
+    t: datetime,
+    categories: list[str] | None,
+    version_id: int,
+    past: bool,
 ) -> pd.DataFrame:
     """Per-unit incident aggregates in one pass over the window's rows (PostGIS path).
 
@@ -176,8 +195,18 @@ def aggregate_units(
             pct = fut.result()
     else:
         counts, pct = run(counts_sql), run(pct_sql)
-    cols = ["code", "incidents", "previous_incidents", "effort_incidents", "open_backlog",
-            "overdue", "resolved", "resolved_on_time", "open_overdue_window", "mismatched"]
+    cols = [
+        "code",
+        "incidents",
+        "previous_incidents",
+        "effort_incidents",
+        "open_backlog",
+        "overdue",
+        "resolved",
+        "resolved_on_time",
+        "open_overdue_window",
+        "mismatched",
+    ]
     df = _frame(counts, cols)
     df["effort_incidents"] = df["effort_incidents"].astype(float)
     q = {code: (float(v[0]), float(v[1])) for code, v in pct if v is not None}
@@ -187,8 +216,15 @@ def aggregate_units(
 
 
 def metric_rows(
-    bind: Engine | Connection, *, prev_start: datetime, start: datetime, end: datetime,
-    t: datetime, categories: list[str] | None, version_id: int, with_points: bool,
+    bind: Engine | Connection,
+    *,
+    prev_start: datetime,
+    start: datetime,
+    end: datetime,
+    t: datetime,
+    categories: list[str] | None,
+    version_id: int,
+    with_points: bool,
     past: bool,
 ) -> pd.DataFrame:
     """The rows the vectorised path aggregates (same selection as :func:`aggregate_units`):
@@ -209,8 +245,20 @@ def metric_rows(
     params = _params(prev_start, start, end, t, categories, version_id)
     with _connect(bind) as conn:
         rows = conn.execute(text(sql), params).all()
-    cols = ["category", "effort", "status", "reported_at", "resolved_at", "due_at", "done_at",
-            "version_id", "grid_code", "community_code", "street_code", "district_code"]
+    cols = [
+        "category",
+        "effort",
+        "status",
+        "reported_at",
+        "resolved_at",
+        "due_at",
+        "done_at",
+        "version_id",
+        "grid_code",
+        "community_code",
+        "street_code",
+        "district_code",
+    ]
     df = _frame(rows, cols + (["lon", "lat"] if with_points else []))
     for c in ("reported_at", "resolved_at", "due_at", "done_at"):
         sec = pd.to_numeric(df[c], errors="coerce").astype(float)
@@ -220,8 +268,12 @@ def metric_rows(
 
 
 def incident_rows(
-    bind: Engine | Connection, *, start: datetime, end: datetime,
-    categories: list[str] | None, columns: list[str],
+    bind: Engine | Connection,
+    *,
+    start: datetime,
+    end: datetime,
+    categories: list[str] | None,
+    columns: list[str],
 ) -> pd.DataFrame:
     """Incidents reported in ``[start, end)`` with the named columns (see
     :data:`INCIDENT_FRAME_COLUMNS`), ordered by ``reported_at``."""
@@ -246,28 +298,35 @@ def incident_time_range(bind: Engine | Connection) -> tuple[datetime | None, dat
 def category_efforts(bind: Engine | Connection) -> pd.DataFrame:
     """code, name_zh, name_en, limit_hours, effort, active of every category."""
     with _connect(bind) as conn:
-        res = conn.execute(text("SELECT code, name_zh, name_en, limit_hours, effort, active "
-                                "FROM category ORDER BY code"))
+        res = conn.execute(
+            text(
+                "SELECT code, name_zh, name_en, limit_hours, effort, active "
+                "FROM category ORDER BY code"
+            )
+        )
         return pd.DataFrame(res.all(), columns=list(res.keys()))
 
 
 def worker_grids(bind: Engine | Connection) -> pd.DataFrame:
     """account_id, grid_code of every active grid worker's grids."""
     with _connect(bind) as conn:
-        rows = conn.execute(text(
-            "SELECT a.id AS account_id, au.unit_code AS grid_code FROM account a "
-            "JOIN account_unit au ON au.account_id = a.id "
-            "WHERE a.role = 'worker' AND a.active ORDER BY a.id, au.unit_code"
-        )).all()
+        rows = conn.execute(
+            text(
+                "SELECT a.id AS account_id, au.unit_code AS grid_code FROM account a "
+                "JOIN account_unit au ON au.account_id = a.id "
+                "WHERE a.role = 'worker' AND a.active ORDER BY a.id, au.unit_code"
+            )
+        ).all()
     return _frame(rows, ["account_id", "grid_code"])
 
 
 def unit_parents(bind: Engine | Connection, version_id: int) -> pd.DataFrame:
     """code, level, parent_code of every unit of a version (no geometry)."""
     with _connect(bind) as conn:
-        rows = conn.execute(text(
-            "SELECT code, level, parent_code FROM unit WHERE version_id = :v"
-        ), {"v": version_id}).all()
+        rows = conn.execute(
+            text("SELECT code, level, parent_code FROM unit WHERE version_id = :v"),
+            {"v": version_id},
+        ).all()
     return _frame(rows, ["code", "level", "parent_code"])
 
 
@@ -275,15 +334,23 @@ def unit_fingerprint(bind: Engine | Connection, version_id: int, level: str) -> 
     """(count, max id) of a version's units at a level: changes when a draft is edited by
     deleting/inserting rows, so cached geometries are refreshed."""
     with _connect(bind) as conn:
-        row = conn.execute(text(
-            "SELECT count(*), max(id) FROM unit WHERE version_id = :v AND level = :l"
-        ), {"v": version_id, "l": level}).one()
+        row = conn.execute(
+            text("SELECT count(*), max(id) FROM unit WHERE version_id = :v AND level = :l"),
+            {"v": version_id, "l": level},
+        ).one()
     return (int(row[0]), row[1])
 
 
 def trend_counts(
-    bind: Engine | Connection, level: str, code: str, *, start: datetime, end: datetime,
-    interval: str, tz: str, categories: list[str] | None,
+    bind: Engine | Connection,
+    level: str,
+    code: str,
+    *,
+    start: datetime,
+    end: datetime,
+    interval: str,
+    tz: str,
+    categories: list[str] | None,
 ) -> pd.DataFrame:
     """Incidents of one unit per ``week``/``month`` (periods start at local midnight in
     ``tz``; weeks on Monday): period (naive local), incidents, resolved, overdue_now."""
@@ -296,17 +363,29 @@ def trend_counts(
         "GROUP BY 1 ORDER BY 1"
     )
     with _connect(bind) as conn:
-        rows = conn.execute(text(sql), {"iv": interval, "tz": tz, "code": code, "s": start,
-                                        "e": end, "cats": categories,
-                                        "resolved": list(_RESOLVED)}).all()
+        rows = conn.execute(
+            text(sql),
+            {
+                "iv": interval,
+                "tz": tz,
+                "code": code,
+                "s": start,
+                "e": end,
+                "cats": categories,
+                "resolved": list(_RESOLVED),
+            },
+        ).all()
     return _frame(rows, ["period", "incidents", "resolved"])
 
 
 def grid_totals(bind: Engine | Connection, version_id: int) -> tuple[int, float, float]:
     """(number of grids, Σ households, Σ area_m2) of a version's grids."""
     with _connect(bind) as conn:
-        row = conn.execute(text(
-            "SELECT count(*), COALESCE(sum(households), 0), COALESCE(sum(area_m2), 0) "
-            "FROM unit WHERE version_id = :v AND level = 'grid'"
-        ), {"v": version_id}).one()
+        row = conn.execute(
+            text(
+                "SELECT count(*), COALESCE(sum(households), 0), COALESCE(sum(area_m2), 0) "
+                "FROM unit WHERE version_id = :v AND level = 'grid'"
+            ),
+            {"v": version_id},
+        ).one()
     return int(row[0]), float(row[1]), float(row[2])

@@ -15,12 +15,16 @@ __all__ = ["copy_buildings", "insert_accounts"]
 
 def copy_buildings(conn: Connection, buildings: gpd.GeoDataFrame, source: str) -> int:
     """COPY building points (households, population; EPSG:4326)."""
-    df = pd.DataFrame({
-        "households": buildings["households"].astype("int64").to_numpy(),
-        "population": buildings["population"].astype("int64").to_numpy(),
-        "source": source,
-        "geom": points_ewkb_hex(buildings.geometry.x.to_numpy(), buildings.geometry.y.to_numpy()),
-    })
+    df = pd.DataFrame(
+        {
+            "households": buildings["households"].astype("int64").to_numpy(),
+            "population": buildings["population"].astype("int64").to_numpy(),
+            "source": source,
+            "geom": points_ewkb_hex(
+                buildings.geometry.x.to_numpy(), buildings.geometry.y.to_numpy()
+            ),
+        }
+    )
     buf = io.StringIO()
     df.to_csv(buf, sep="\t", header=False, index=False)
     with conn.connection.driver_connection.cursor() as cur:
@@ -35,18 +39,24 @@ def insert_accounts(conn: Connection, accounts: pd.DataFrame) -> dict[str, int]:
     if len(accounts) == 0:
         return {}
     rows = conn.execute(
-        text("INSERT INTO account (ref, name, role) SELECT * FROM "
-             "unnest(CAST(:refs AS text[]), CAST(:names AS text[]), CAST(:roles AS text[])) "
-             "RETURNING id, ref"),
-        {"refs": accounts["ref"].astype(str).tolist(),
-         "names": accounts["name"].astype(str).tolist(),
-         "roles": accounts["role"].astype(str).tolist()},
+        text(
+            "INSERT INTO account (ref, name, role) SELECT * FROM "
+            "unnest(CAST(:refs AS text[]), CAST(:names AS text[]), CAST(:roles AS text[])) "
+            "RETURNING id, ref"
+        ),
+        {
+            "refs": accounts["ref"].astype(str).tolist(),
+            "names": accounts["name"].astype(str).tolist(),
+            "roles": accounts["role"].astype(str).tolist(),
+        },
     ).all()
     ids = {ref: int(i) for i, ref in rows}
     pairs = accounts[["ref", "units"]].explode("units").dropna()
     conn.execute(
-        text("INSERT INTO account_unit (account_id, unit_code) SELECT * FROM "
-             "unnest(CAST(:ids AS int[]), CAST(:codes AS text[])) ON CONFLICT DO NOTHING"),
+        text(
+            "INSERT INTO account_unit (account_id, unit_code) SELECT * FROM "
+            "unnest(CAST(:ids AS int[]), CAST(:codes AS text[])) ON CONFLICT DO NOTHING"
+        ),
         {"ids": [ids[r] for r in pairs["ref"]], "codes": pairs["units"].astype(str).tolist()},
     )
     return ids

@@ -43,8 +43,19 @@ from geogrid.store.units import (
 )
 
 __all__ = [
-    "create_plan", "list_plans", "get_plan", "plan_coverage", "add_edit", "undo", "redo",
-    "autopartition_plan", "plan_data", "impact", "diff", "publish_plan", "plan_geojson",
+    "create_plan",
+    "list_plans",
+    "get_plan",
+    "plan_coverage",
+    "add_edit",
+    "undo",
+    "redo",
+    "autopartition_plan",
+    "plan_data",
+    "impact",
+    "diff",
+    "publish_plan",
+    "plan_geojson",
 ]
 
 _lock = threading.RLock()
@@ -61,8 +72,9 @@ def _key(engine: Engine) -> str:
 # --------------------------------------------------------------------------- plans
 
 
-def create_plan(engine: Engine, communities: Iterable[str], name: str, *,
-                author: str | None = None) -> dict:
+def create_plan(
+    engine: Engine, communities: Iterable[str], name: str, *, author: str | None = None
+) -> dict:
     """Create a plan on the published version for ``communities``; returns its row."""
     codes = sorted({str(c).strip() for c in communities if str(c).strip()})
     if not codes:
@@ -73,34 +85,60 @@ def create_plan(engine: Engine, communities: Iterable[str], name: str, *,
         vid = published_version_id(conn)
         if vid is None:
             raise NotFound("no boundary version is published: nothing to plan on")
-        found = set(conn.execute(
-            text("SELECT code FROM unit WHERE version_id = :v AND level = 'community' "
-                 "AND code = ANY(:c)"), {"v": vid, "c": codes}).scalars())
+        found = set(
+            conn.execute(
+                text(
+                    "SELECT code FROM unit WHERE version_id = :v AND level = 'community' "
+                    "AND code = ANY(:c)"
+                ),
+                {"v": vid, "c": codes},
+            ).scalars()
+        )
         missing = [c for c in codes if c not in found]
         if missing:
-            raise InvalidInput("communities", missing,
-                               f"community codes of the published version {vid}")
+            raise InvalidInput(
+                "communities", missing, f"community codes of the published version {vid}"
+            )
         pid = conn.execute(
-            text("INSERT INTO plan (name, author, base_version_id, community_codes) "
-                 "VALUES (:n, :a, :v, :c) RETURNING id"),
-            {"n": str(name).strip(), "a": author, "v": vid, "c": codes}).scalar_one()
+            text(
+                "INSERT INTO plan (name, author, base_version_id, community_codes) "
+                "VALUES (:n, :a, :v, :c) RETURNING id"
+            ),
+            {"n": str(name).strip(), "a": author, "v": vid, "c": codes},
+        ).scalar_one()
     return get_plan(engine, int(pid))
 
 
 def _plan_row(conn: Connection, plan_id: int, *, lock: bool = False) -> dict:
-    row = conn.execute(
-        text("SELECT id, name, author, base_version_id, community_codes, status, "
-             "published_version_id, created_at, updated_at FROM plan WHERE id = :i"
-             + (" FOR UPDATE" if lock else "")), {"i": int(plan_id)}).mappings().one_or_none()
+    row = (
+        conn.execute(
+            text(
+                "SELECT id, name, author, base_version_id, community_codes, status, "
+                "published_version_id, created_at, updated_at FROM plan WHERE id = :i"
+                + (" FOR UPDATE" if lock else "")
+            ),
+            {"i": int(plan_id)},
+        )
+        .mappings()
+        .one_or_none()
+    )
     if row is None:
         raise NotFound(f"plan {plan_id} does not exist")
     return dict(row)
 
 
 def _edits(conn: Connection, plan_id: int) -> list[dict]:
-    rows = conn.execute(
-        text("SELECT id, seq, kind, params, undone, author, created_at FROM plan_edit "
-             "WHERE plan_id = :p ORDER BY seq"), {"p": int(plan_id)}).mappings().all()
+    rows = (
+        conn.execute(
+            text(
+                "SELECT id, seq, kind, params, undone, author, created_at FROM plan_edit "
+                "WHERE plan_id = :p ORDER BY seq"
+            ),
+            {"p": int(plan_id)},
+        )
+        .mappings()
+        .all()
+    )
     return [dict(r) for r in rows]
 
 
@@ -108,24 +146,33 @@ def get_plan(engine: Engine, plan_id: int) -> dict:
     """The plan row with its edits (without params geometry)."""
     with engine.connect() as conn:
         row = _plan_row(conn, plan_id)
-        row["edits"] = [{k: v for k, v in e.items() if k != "params"} | {
-            "summary": _summary(e["kind"], e["params"])} for e in _edits(conn, plan_id)]
+        row["edits"] = [
+            {k: v for k, v in e.items() if k != "params"}
+            | {"summary": _summary(e["kind"], e["params"])}
+            for e in _edits(conn, plan_id)
+        ]
     return _jsonable(row)
 
 
 def _summary(kind: str, params: dict) -> dict:
-    return {k: v for k, v in params.items()
-            if k not in ("line", "polygon", "grids", "result")}
+    return {k: v for k, v in params.items() if k not in ("line", "polygon", "grids", "result")}
 
 
 def list_plans(engine: Engine) -> list[dict]:
     with engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT p.id, p.name, p.author, p.base_version_id, p.community_codes, p.status, "
-            "p.published_version_id, p.created_at, p.updated_at, "
-            "count(e.id) FILTER (WHERE NOT e.undone) AS edits "
-            "FROM plan p LEFT JOIN plan_edit e ON e.plan_id = p.id GROUP BY p.id "
-            "ORDER BY p.id")).mappings().all()
+        rows = (
+            conn.execute(
+                text(
+                    "SELECT p.id, p.name, p.author, p.base_version_id, p.community_codes, p.status, "
+                    "p.published_version_id, p.created_at, p.updated_at, "
+                    "count(e.id) FILTER (WHERE NOT e.undone) AS edits "
+                    "FROM plan p LEFT JOIN plan_edit e ON e.plan_id = p.id GROUP BY p.id "
+                    "ORDER BY p.id"
+                )
+            )
+            .mappings()
+            .all()
+        )
     return [_jsonable(dict(r)) for r in rows]
 
 
@@ -147,9 +194,11 @@ def _base_coverage(engine: Engine | Connection, plan: dict) -> Coverage:
     grids = load_units(engine, "grid", version=vid, parent_codes=codes)
     cov = Coverage(
         comms[["code", "name", "parent_code", "households", "population", "geometry"]],
-        gpd.GeoDataFrame(grids[["code", "name", "parent_code"]],
-                         geometry=grids.geometry.values, crs="EPSG:4326"),
-        frozenset(grids["code"]))
+        gpd.GeoDataFrame(
+            grids[["code", "name", "parent_code"]], geometry=grids.geometry.values, crs="EPSG:4326"
+        ),
+        frozenset(grids["code"]),
+    )
     with _lock:
         _base_cache[key] = cov
     return cov
@@ -187,9 +236,12 @@ def _change(old: Coverage, new: Coverage) -> EditResult:
     b = new.grids.set_index("code")
     removed = sorted(set(a.index) - set(b.index))
     added = sorted(set(b.index) - set(a.index))
-    modified = [c for c in sorted(set(a.index) & set(b.index))
-                if a.at[c, "name"] != b.at[c, "name"]
-                or not shapely.equals_exact(a.geometry[c], b.geometry[c], 0.0)]
+    modified = [
+        c
+        for c in sorted(set(a.index) & set(b.index))
+        if a.at[c, "name"] != b.at[c, "name"]
+        or not shapely.equals_exact(a.geometry[c], b.geometry[c], 0.0)
+    ]
     return EditResult("", removed, added, modified)
 
 
@@ -210,8 +262,9 @@ def _check_draft(plan: dict) -> None:
         raise Conflict(f"plan {plan['id']} is {plan['status']}: only draft plans change")
 
 
-def add_edit(engine: Engine, plan_id: int, kind: str, params: dict, *,
-             author: str | None = None) -> dict:
+def add_edit(
+    engine: Engine, plan_id: int, kind: str, params: dict, *, author: str | None = None
+) -> dict:
     """Apply one edit (validated; TopologyError when refused) and store it."""
     if not isinstance(params, dict):
         raise InvalidInput("params", params, "a JSON object")
@@ -221,22 +274,36 @@ def add_edit(engine: Engine, plan_id: int, kind: str, params: dict, *,
         edits = _edits(conn, plan_id)
         before = _replay(conn, plan, edits)
         after, res = apply_edit(before, kind, params)
-        conn.execute(text("DELETE FROM plan_edit WHERE plan_id = :p AND undone"),
-                     {"p": plan_id})
+        conn.execute(text("DELETE FROM plan_edit WHERE plan_id = :p AND undone"), {"p": plan_id})
         seq = max((e["seq"] for e in edits if not e["undone"]), default=0) + 1
         eid = conn.execute(
-            text("INSERT INTO plan_edit (plan_id, seq, kind, params, author) VALUES "
-                 "(:p, :s, :k, CAST(:params AS jsonb), :a) RETURNING id"),
-            {"p": plan_id, "s": seq, "k": kind, "params": json.dumps(params, default=_js),
-             "a": author}).scalar_one()
+            text(
+                "INSERT INTO plan_edit (plan_id, seq, kind, params, author) VALUES "
+                "(:p, :s, :k, CAST(:params AS jsonb), :a) RETURNING id"
+            ),
+            {
+                "p": plan_id,
+                "s": seq,
+                "k": kind,
+                "params": json.dumps(params, default=_js),
+                "a": author,
+            },
+        ).scalar_one()
         conn.execute(text("UPDATE plan SET updated_at = now() WHERE id = :p"), {"p": plan_id})
         ids = tuple(int(e["id"]) for e in edits if not e["undone"]) + (int(eid),)
     with _lock:
         _state_cache[(_key(engine), int(plan_id))] = (ids, after)
     _after_change(engine, plan_id, before, after)
-    return {"edit_id": int(eid), "seq": seq, "kind": kind, "community": res.community,
-            "removed": res.removed, "added": res.added, "modified": res.modified,
-            "grids": len(after.grids)}
+    return {
+        "edit_id": int(eid),
+        "seq": seq,
+        "kind": kind,
+        "community": res.community,
+        "removed": res.removed,
+        "added": res.added,
+        "modified": res.modified,
+        "grids": len(after.grids),
+    }
 
 
 def _js(o: Any) -> Any:
@@ -263,14 +330,20 @@ def _undo_redo(engine: Engine, plan_id: int, undo: bool) -> dict:
             if not cand:
                 raise Conflict(f"plan {plan_id} has no undone edit to redo")
             target = cand[0]
-        conn.execute(text("UPDATE plan_edit SET undone = :u WHERE id = :i"),
-                     {"u": undo, "i": target["id"]})
+        conn.execute(
+            text("UPDATE plan_edit SET undone = :u WHERE id = :i"), {"u": undo, "i": target["id"]}
+        )
         conn.execute(text("UPDATE plan SET updated_at = now() WHERE id = :p"), {"p": plan_id})
         target["undone"] = undo
         after = _replay(conn, plan, edits)
     _after_change(engine, plan_id, before, after)
-    return {"edit_id": int(target["id"]), "seq": int(target["seq"]), "kind": target["kind"],
-            "undone": undo, "grids": len(after.grids)}
+    return {
+        "edit_id": int(target["id"]),
+        "seq": int(target["seq"]),
+        "kind": target["kind"],
+        "undone": undo,
+        "grids": len(after.grids),
+    }
 
 
 def undo(engine: Engine, plan_id: int) -> dict:
@@ -301,8 +374,9 @@ def _window(start: Any, end: Any) -> tuple[datetime, datetime]:
     return start_d, end_d
 
 
-def plan_data(engine: Engine, plan_id: int, *, start: Any = None, end: Any = None,
-              weights: Any = None):
+def plan_data(
+    engine: Engine, plan_id: int, *, start: Any = None, end: Any = None, weights: Any = None
+):
     """Read a plan's :class:`~geogrid.plans.impact.PlanData` (incidents of every time
     in its communities, ``in_window`` for ``[start, end)``, default the last 365 days)."""
     from geogrid.plans.impact import PlanData
@@ -313,32 +387,51 @@ def plan_data(engine: Engine, plan_id: int, *, start: Any = None, end: Any = Non
         cov = _base_coverage(conn, plan)
         vid = int(plan["base_version_id"])
         codes = cov.grids["code"].tolist()
-        inc = pd.DataFrame(conn.execute(text(
-            "SELECT i.id, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, "
-            "coalesce(c.effort, 1.0) AS effort, "
-            "(i.reported_at >= :s AND i.reported_at < :e) AS in_window, "
-            "i.grid_code AS base_grid FROM incident i "
-            "LEFT JOIN category c ON c.code = i.category WHERE i.grid_code = ANY(:g)"),
-            {"g": codes, "s": start, "e": end}).all(),
-            columns=["id", "lon", "lat", "effort", "in_window", "base_grid"])
+        inc = pd.DataFrame(
+            conn.execute(
+                text(
+                    "SELECT i.id, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, "
+                    "coalesce(c.effort, 1.0) AS effort, "
+                    "(i.reported_at >= :s AND i.reported_at < :e) AS in_window, "
+                    "i.grid_code AS base_grid FROM incident i "
+                    "LEFT JOIN category c ON c.code = i.category WHERE i.grid_code = ANY(:g)"
+                ),
+                {"g": codes, "s": start, "e": end},
+            ).all(),
+            columns=["id", "lon", "lat", "effort", "in_window", "base_grid"],
+        )
         xmin, ymin, xmax, ymax = cov.communities.total_bounds
-        bld = pd.DataFrame(conn.execute(text(
-            "SELECT ST_X(geom), ST_Y(geom), households, population FROM building "
-            "WHERE geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)"),
-            {"x0": xmin, "y0": ymin, "x1": xmax, "y1": ymax}).all(),
-            columns=["lon", "lat", "households", "population"])
-        workers = pd.DataFrame(conn.execute(text(
-            "SELECT au.account_id, au.unit_code FROM account_unit au JOIN account a "
-            "ON a.id = au.account_id WHERE a.active AND a.role = 'worker' "
-            "AND au.unit_code = ANY(:g)"), {"g": codes}).all(),
-            columns=["account_id", "unit_code"])
-        ref = conn.execute(text(
-            "SELECT (SELECT coalesce(sum(coalesce(c.effort, 1.0)), 0) FROM incident i "
-            "  LEFT JOIN category c ON c.code = i.category "
-            "  WHERE i.reported_at >= :s AND i.reported_at < :e AND i.grid_code IS NOT NULL),"
-            " count(*), coalesce(sum(households), 0), coalesce(sum(area_m2), 0) "
-            "FROM unit WHERE version_id = :v AND level = 'grid'"),
-            {"v": vid, "s": start, "e": end}).one()
+        bld = pd.DataFrame(
+            conn.execute(
+                text(
+                    "SELECT ST_X(geom), ST_Y(geom), households, population FROM building "
+                    "WHERE geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)"
+                ),
+                {"x0": xmin, "y0": ymin, "x1": xmax, "y1": ymax},
+            ).all(),
+            columns=["lon", "lat", "households", "population"],
+        )
+        workers = pd.DataFrame(
+            conn.execute(
+                text(
+                    "SELECT au.account_id, au.unit_code FROM account_unit au JOIN account a "
+                    "ON a.id = au.account_id WHERE a.active AND a.role = 'worker' "
+                    "AND au.unit_code = ANY(:g)"
+                ),
+                {"g": codes},
+            ).all(),
+            columns=["account_id", "unit_code"],
+        )
+        ref = conn.execute(
+            text(
+                "SELECT (SELECT coalesce(sum(coalesce(c.effort, 1.0)), 0) FROM incident i "
+                "  LEFT JOIN category c ON c.code = i.category "
+                "  WHERE i.reported_at >= :s AND i.reported_at < :e AND i.grid_code IS NOT NULL),"
+                " count(*), coalesce(sum(households), 0), coalesce(sum(area_m2), 0) "
+                "FROM unit WHERE version_id = :v AND level = 'grid'"
+            ),
+            {"v": vid, "s": start, "e": end},
+        ).one()
     # keep only the buildings inside the plan's communities
     if len(bld):
         inside = np.zeros(len(bld), dtype=bool)
@@ -354,8 +447,7 @@ def plan_data(engine: Engine, plan_id: int, *, start: Any = None, end: Any = Non
     for c in ("households", "population"):
         bld[c] = bld[c].astype(float)
     base = cov.grids.copy()
-    return PlanData(cov.communities, base, inc, bld, workers, reference, weights,
-                    (start, end))
+    return PlanData(cov.communities, base, inc, bld, workers, reference, weights, (start, end))
 
 
 def _session(engine: Engine, plan_id: int, start: Any, end: Any):
@@ -374,8 +466,9 @@ def _session(engine: Engine, plan_id: int, start: Any, end: Any):
         with _lock:
             _sessions[key] = sess
     elif not sess.grids["code"].equals(cov.grids["code"].reset_index(drop=True)) or any(
-            not shapely.equals_exact(a, b, 0.0)
-            for a, b in zip(sess.grids.geometry, cov.grids.geometry, strict=False)):
+        not shapely.equals_exact(a, b, 0.0)
+        for a, b in zip(sess.grids.geometry, cov.grids.geometry, strict=False)
+    ):
         sess.update(cov.grids, _change(Coverage(cov.communities, sess.grids), cov))
     return sess
 
@@ -394,10 +487,19 @@ def diff(engine: Engine, plan_id: int, *, start: Any = None, end: Any = None) ->
 
 
 def autopartition_plan(
-    engine: Engine, plan_id: int, *, communities: list[str] | None = None,
-    n: int | None = None, target: float | None = None, load: str = "households",
-    cell_m: float = 75.0, shape: str = "hex", start: Any = None, end: Any = None,
-    seed: int = 0, author: str | None = None,
+    engine: Engine,
+    plan_id: int,
+    *,
+    communities: list[str] | None = None,
+    n: int | None = None,
+    target: float | None = None,
+    load: str = "households",
+    cell_m: float = 75.0,
+    shape: str = "hex",
+    start: Any = None,
+    end: Any = None,
+    seed: int = 0,
+    author: str | None = None,
 ) -> dict:
     """Re-cut communities of a plan (default: all) into ``n`` grids or grids under
     ``target`` load, ``load`` = ``households`` or ``load_index``; stored as one edit
@@ -426,19 +528,47 @@ def autopartition_plan(
         inc = data.incidents[data.incidents["in_window"]]
         lon = np.concatenate([lon, inc["lon"].to_numpy()])
         lat = np.concatenate([lat, inc["lat"].to_numpy()])
-        wt = np.concatenate([
-            100 * w.households / tot * wt / max(ref_h, 1e-12),
-            100 * w.incidents / tot * inc["effort"].to_numpy() / max(ref_e, 1e-12)])
-    parts = autopartition(cov, comms, n=n, target=target, points_lon=lon, points_lat=lat,
-                          points_weight=wt, cell_m=cell_m, shape=shape, seed=seed)
+        wt = np.concatenate(
+            [
+                100 * w.households / tot * wt / max(ref_h, 1e-12),
+                100 * w.incidents / tot * inc["effort"].to_numpy() / max(ref_e, 1e-12),
+            ]
+        )
+    parts = autopartition(
+        cov,
+        comms,
+        n=n,
+        target=target,
+        points_lon=lon,
+        points_lat=lat,
+        points_weight=wt,
+        cell_m=cell_m,
+        shape=shape,
+        seed=seed,
+    )
     params = {
-        "communities": comms, "n": n, "target": target, "load": load, "cell_m": cell_m,
-        "shape": shape, "seed": seed,
+        "communities": comms,
+        "n": n,
+        "target": target,
+        "load": load,
+        "cell_m": cell_m,
+        "shape": shape,
+        "seed": seed,
         "balance": {p.community: _clean(p.balance) for p in parts},
-        "result": [{"community": p.community,
-                    "grids": [{"code": g["code"], "name": g["name"],
-                               "geometry": json.loads(shapely.to_geojson(g["geometry"]))}
-                              for g in p.grids]} for p in parts],
+        "result": [
+            {
+                "community": p.community,
+                "grids": [
+                    {
+                        "code": g["code"],
+                        "name": g["name"],
+                        "geometry": json.loads(shapely.to_geojson(g["geometry"])),
+                    }
+                    for g in p.grids
+                ],
+            }
+            for p in parts
+        ],
     }
     out = add_edit(engine, plan_id, "autopartition", params, author=author)
     out["balance"] = params["balance"]
@@ -460,10 +590,14 @@ def _clean(d: dict) -> dict:
 
 
 def _snapshot(conn: Connection, vid: int, communities: list[str]) -> set[tuple]:
-    rows = conn.execute(text(
-        "SELECT code, name, md5(ST_AsEWKB(geom)) FROM unit WHERE version_id = :v AND "
-        "((level = 'community' AND code = ANY(:c)) OR (level = 'grid' AND "
-        "parent_code = ANY(:c)))"), {"v": vid, "c": communities}).all()
+    rows = conn.execute(
+        text(
+            "SELECT code, name, md5(ST_AsEWKB(geom)) FROM unit WHERE version_id = :v AND "
+            "((level = 'community' AND code = ANY(:c)) OR (level = 'grid' AND "
+            "parent_code = ANY(:c)))"
+        ),
+        {"v": vid, "c": communities},
+    ).all()
     return {tuple(r) for r in rows}
 
 
@@ -493,43 +627,80 @@ def publish_plan(engine: Engine, plan_id: int, *, author: str | None = None) -> 
         if current != base and _snapshot(conn, base, comms) != _snapshot(conn, current, comms):
             raise Conflict(
                 f"plan {plan_id} is based on version {base}, but version {current} is "
-                f"published now and changed communities {comms}: create a new plan")
+                f"published now and changed communities {comms}: create a new plan"
+            )
         # ---- validate: every community exactly partitioned, every grid under a parent
         findings: list = []
         for c in comms:
             findings.extend(check_community(cov, c, contiguous=list(cov.grids_of(c)["code"])))
         orphans = cov.grids[~cov.grids["parent_code"].isin(comms)]
         for code in orphans["code"]:
-            findings.append({"kind": "orphan", "codes": [code], "level": "grid",
-                             "location": None, "area_m2": 0.0,
-                             "message": f"grid {code} is not under a plan community"})
-        present = set(conn.execute(text(
-            "SELECT code FROM unit WHERE version_id = :v AND level = 'community' AND "
-            "code = ANY(:c) AND parent_code IS NOT NULL"), {"v": current, "c": comms}).scalars())
+            findings.append(
+                {
+                    "kind": "orphan",
+                    "codes": [code],
+                    "level": "grid",
+                    "location": None,
+                    "area_m2": 0.0,
+                    "message": f"grid {code} is not under a plan community",
+                }
+            )
+        present = set(
+            conn.execute(
+                text(
+                    "SELECT code FROM unit WHERE version_id = :v AND level = 'community' AND "
+                    "code = ANY(:c) AND parent_code IS NOT NULL"
+                ),
+                {"v": current, "c": comms},
+            ).scalars()
+        )
         for c in comms:
             if c not in present:
-                findings.append({"kind": "orphan", "codes": [c], "level": "community",
-                                 "location": None, "area_m2": 0.0,
-                                 "message": f"community {c} is missing or has no street"})
+                findings.append(
+                    {
+                        "kind": "orphan",
+                        "codes": [c],
+                        "level": "community",
+                        "location": None,
+                        "area_m2": 0.0,
+                        "message": f"community {c} is missing or has no street",
+                    }
+                )
         if findings:
-            raise TopologyError(f"plan {plan_id} cannot be published: {len(findings)} "
-                                "finding(s)", findings)
+            raise TopologyError(
+                f"plan {plan_id} cannot be published: {len(findings)} finding(s)", findings
+            )
         old_grids = load_units(conn, "grid", version=current, parent_codes=comms)
-        chain = dict(conn.execute(text(
-            "SELECT c.code, c.parent_code || '|' || s.parent_code FROM unit c JOIN unit s "
-            "ON s.version_id = c.version_id AND s.code = c.parent_code "
-            "WHERE c.version_id = :v AND c.code = ANY(:c)"), {"v": current, "c": comms}).all())
+        chain = dict(
+            conn.execute(
+                text(
+                    "SELECT c.code, c.parent_code || '|' || s.parent_code FROM unit c JOIN unit s "
+                    "ON s.version_id = c.version_id AND s.code = c.parent_code "
+                    "WHERE c.version_id = :v AND c.code = ANY(:c)"
+                ),
+                {"v": current, "c": comms},
+            ).all()
+        )
         # ---- the new grids with prorated households/population and areas
         new = _grid_units(conn, cov)
-        vid = create_version(conn, f"plan {plan_id}: {plan['name']}", source=f"plan {plan_id}",
-                             author=author or plan["author"], based_on=current,
-                             note=f"grids of communities {', '.join(comms)} redrawn")
+        vid = create_version(
+            conn,
+            f"plan {plan_id}: {plan['name']}",
+            source=f"plan {plan_id}",
+            author=author or plan["author"],
+            based_on=current,
+            note=f"grids of communities {', '.join(comms)} redrawn",
+        )
         copy_units(conn, current, vid, exclude_codes=old_grids["code"].tolist())
         insert_units(conn, vid, new)
         # ---- re-attribute incidents of the old grids whose grid changes
-        rows = conn.execute(text(
-            "SELECT id, ST_X(geom), ST_Y(geom), grid_code FROM incident "
-            "WHERE grid_code = ANY(:g)"), {"g": old_grids["code"].tolist()}).all()
+        rows = conn.execute(
+            text(
+                "SELECT id, ST_X(geom), ST_Y(geom), grid_code FROM incident "
+                "WHERE grid_code = ANY(:g)"
+            ),
+            {"g": old_grids["code"].tolist()},
+        ).all()
         moved = 0
         if rows:
             ids = np.array([r[0] for r in rows], dtype=np.int64)
@@ -547,13 +718,23 @@ def publish_plan(engine: Engine, plan_id: int, *, author: str | None = None) -> 
         publish_version(conn, vid)
         touched = sorted(set(old_grids["code"]) | set(new["code"]))
         record_units_change(conn, vid, touched, "publish", previous_version_id=current)
-        conn.execute(text("UPDATE plan SET status = 'published', published_version_id = :v, "
-                          "updated_at = now() WHERE id = :p"), {"v": vid, "p": plan_id})
-    return {"plan_id": int(plan_id), "version_id": int(vid), "previous_version_id": current,
-            "grids": int(len(new)), "incidents_reattributed": moved,
-            "workers": workers,
-            "workers_needing_decision": [w for w in workers if w["needs_decision"]],
-            "seconds": round((datetime.now(UTC) - t0).total_seconds(), 2)}
+        conn.execute(
+            text(
+                "UPDATE plan SET status = 'published', published_version_id = :v, "
+                "updated_at = now() WHERE id = :p"
+            ),
+            {"v": vid, "p": plan_id},
+        )
+    return {
+        "plan_id": int(plan_id),
+        "version_id": int(vid),
+        "previous_version_id": current,
+        "grids": int(len(new)),
+        "incidents_reattributed": moved,
+        "workers": workers,
+        "workers_needing_decision": [w for w in workers if w["needs_decision"]],
+        "seconds": round((datetime.now(UTC) - t0).total_seconds(), 2),
+    }
 
 
 def _grid_units(conn: Connection, cov: Coverage) -> gpd.GeoDataFrame:
@@ -562,10 +743,13 @@ def _grid_units(conn: Connection, cov: Coverage) -> gpd.GeoDataFrame:
 
     grids = cov.grids.reset_index(drop=True)
     xmin, ymin, xmax, ymax = grids.total_bounds
-    bld = conn.execute(text(
-        "SELECT ST_X(geom), ST_Y(geom), households, population FROM building "
-        "WHERE geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)"),
-        {"x0": xmin, "y0": ymin, "x1": xmax, "y1": ymax}).all()
+    bld = conn.execute(
+        text(
+            "SELECT ST_X(geom), ST_Y(geom), households, population FROM building "
+            "WHERE geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)"
+        ),
+        {"x0": xmin, "y0": ymin, "x1": xmax, "y1": ymax},
+    ).all()
     hh = np.zeros(len(grids))
     pop = np.zeros(len(grids))
     if bld:
@@ -584,12 +768,19 @@ def _grid_units(conn: Connection, cov: Coverage) -> gpd.GeoDataFrame:
             want = float(comm.at[c, col] or 0)
             if s > 0 and want > 0:
                 arr_[sel] = _largest_remainder(arr_[sel] / s * want, int(round(want)))
-    return gpd.GeoDataFrame({
-        "code": grids["code"], "name": grids["name"], "level": "grid",
-        "parent_code": grids["parent_code"], "population": np.round(pop).astype(np.int64),
-        "households": np.round(hh).astype(np.int64),
-        "area_m2": shape_metrics(grids.geometry)["area_m2"].to_numpy(),
-    }, geometry=grids.geometry.values, crs="EPSG:4326")
+    return gpd.GeoDataFrame(
+        {
+            "code": grids["code"],
+            "name": grids["name"],
+            "level": "grid",
+            "parent_code": grids["parent_code"],
+            "population": np.round(pop).astype(np.int64),
+            "households": np.round(hh).astype(np.int64),
+            "area_m2": shape_metrics(grids.geometry)["area_m2"].to_numpy(),
+        },
+        geometry=grids.geometry.values,
+        crs="EPSG:4326",
+    )
 
 
 def _largest_remainder(x: np.ndarray, total: int) -> np.ndarray:
@@ -600,54 +791,84 @@ def _largest_remainder(x: np.ndarray, total: int) -> np.ndarray:
     return base
 
 
-def _reattribute(conn: Connection, ids: np.ndarray, codes: np.ndarray,
-                 new: gpd.GeoDataFrame, chain: dict, vid: int, previous: int) -> None:
+def _reattribute(
+    conn: Connection,
+    ids: np.ndarray,
+    codes: np.ndarray,
+    new: gpd.GeoDataFrame,
+    chain: dict,
+    vid: int,
+    previous: int,
+) -> None:
     parent = dict(zip(new["code"], new["parent_code"], strict=True))
     comm = [parent.get(c) for c in codes]
     street = [chain.get(c, "|").split("|")[0] or None if c else None for c in comm]
     district = [chain.get(c, "|").split("|")[1] or None if c else None for c in comm]
-    df = pd.DataFrame({"id": ids, "grid": codes, "community": comm, "street": street,
-                       "district": district})
-    conn.execute(text("CREATE TEMP TABLE _reattr (id bigint PRIMARY KEY, grid text, "
-                      "community text, street text, district text) ON COMMIT DROP"))
+    df = pd.DataFrame(
+        {"id": ids, "grid": codes, "community": comm, "street": street, "district": district}
+    )
+    conn.execute(
+        text(
+            "CREATE TEMP TABLE _reattr (id bigint PRIMARY KEY, grid text, "
+            "community text, street text, district text) ON COMMIT DROP"
+        )
+    )
     buf = io.StringIO()
     df.to_csv(buf, sep="\t", header=False, index=False, na_rep="\\N")
     with conn.connection.driver_connection.cursor() as cur:
         with cur.copy("COPY _reattr FROM STDIN") as cp:
             cp.write(buf.getvalue())
-    conn.execute(text(
-        "INSERT INTO incident_attribution (incident_id, version_id, grid_code, "
-        "community_code, street_code, district_code, superseded_at) "
-        "SELECT i.id, coalesce(i.version_id, :v0), i.grid_code, i.community_code, "
-        "i.street_code, i.district_code, now() FROM incident i JOIN _reattr r ON r.id = i.id "
-        "ON CONFLICT (incident_id, version_id) DO NOTHING"),
-        {"v0": previous})
-    conn.execute(text(
-        "UPDATE incident i SET grid_code = r.grid, community_code = r.community, "
-        "street_code = r.street, district_code = r.district, version_id = :v, "
-        "assigned_unit = CASE WHEN i.assigned_level = 'grid' AND i.status NOT IN "
-        "('resolved', 'closed', 'rejected', 'duplicate') THEN r.grid ELSE i.assigned_unit END "
-        "FROM _reattr r WHERE r.id = i.id"), {"v": vid})
+    conn.execute(
+        text(
+            "INSERT INTO incident_attribution (incident_id, version_id, grid_code, "
+            "community_code, street_code, district_code, superseded_at) "
+            "SELECT i.id, coalesce(i.version_id, :v0), i.grid_code, i.community_code, "
+            "i.street_code, i.district_code, now() FROM incident i JOIN _reattr r ON r.id = i.id "
+            "ON CONFLICT (incident_id, version_id) DO NOTHING"
+        ),
+        {"v0": previous},
+    )
+    conn.execute(
+        text(
+            "UPDATE incident i SET grid_code = r.grid, community_code = r.community, "
+            "street_code = r.street, district_code = r.district, version_id = :v, "
+            "assigned_unit = CASE WHEN i.assigned_level = 'grid' AND i.status NOT IN "
+            "('resolved', 'closed', 'rejected', 'duplicate') THEN r.grid ELSE i.assigned_unit END "
+            "FROM _reattr r WHERE r.id = i.id"
+        ),
+        {"v": vid},
+    )
 
 
-def _reassign_workers(conn: Connection, old: gpd.GeoDataFrame, new: gpd.GeoDataFrame
-                      ) -> list[dict]:
+def _reassign_workers(conn: Connection, old: gpd.GeoDataFrame, new: gpd.GeoDataFrame) -> list[dict]:
     from geogrid.plans.impact import PlanData, worker_successors
 
-    ws = pd.DataFrame(conn.execute(text(
-        "SELECT au.account_id, au.unit_code FROM account_unit au JOIN account a ON "
-        "a.id = au.account_id WHERE a.role = 'worker' AND au.unit_code = ANY(:g)"),
-        {"g": old["code"].tolist()}).all(), columns=["account_id", "unit_code"])
+    ws = pd.DataFrame(
+        conn.execute(
+            text(
+                "SELECT au.account_id, au.unit_code FROM account_unit au JOIN account a ON "
+                "a.id = au.account_id WHERE a.role = 'worker' AND au.unit_code = ANY(:g)"
+            ),
+            {"g": old["code"].tolist()},
+        ).all(),
+        columns=["account_id", "unit_code"],
+    )
     data = PlanData(gpd.GeoDataFrame(), old, pd.DataFrame(), pd.DataFrame(), ws, (1, 1, 1))
     out = worker_successors(data, new)
     gone = set(old["code"]) - set(new["code"])
     for w in out:
         w["reassigned"] = False
         if w["from"] in gone and w["to"] is not None:
-            conn.execute(text("INSERT INTO account_unit (account_id, unit_code) VALUES "
-                              "(:a, :t) ON CONFLICT DO NOTHING"), {"a": w["account_id"],
-                                                                   "t": w["to"]})
-            conn.execute(text("DELETE FROM account_unit WHERE account_id = :a AND "
-                              "unit_code = :f"), {"a": w["account_id"], "f": w["from"]})
+            conn.execute(
+                text(
+                    "INSERT INTO account_unit (account_id, unit_code) VALUES "
+                    "(:a, :t) ON CONFLICT DO NOTHING"
+                ),
+                {"a": w["account_id"], "t": w["to"]},
+            )
+            conn.execute(
+                text("DELETE FROM account_unit WHERE account_id = :a AND unit_code = :f"),
+                {"a": w["account_id"], "f": w["from"]},
+            )
             w["reassigned"] = True
     return out

@@ -36,12 +36,24 @@ metadata = MetaData()
 
 LEVELS = ("district", "street", "community", "grid")
 STATUSES = (
-    "reported", "accepted", "dispatched", "in_progress", "resolved", "closed",
-    "rejected", "duplicate",
+    "reported",
+    "accepted",
+    "dispatched",
+    "in_progress",
+    "resolved",
+    "closed",
+    "rejected",
+    "duplicate",
 )
 ROLES = (
-    "worker", "community_admin", "street_admin", "district_admin", "planner", "leader",
-    "analyst", "admin",
+    "worker",
+    "community_admin",
+    "street_admin",
+    "district_admin",
+    "planner",
+    "leader",
+    "analyst",
+    "admin",
 )
 
 boundary_version = Table(
@@ -70,8 +82,9 @@ unit = Table(
     "unit",
     metadata,
     Column("id", BigInteger, primary_key=True),
-    Column("version_id", Integer, ForeignKey("boundary_version.id", ondelete="CASCADE"),
-           nullable=False),
+    Column(
+        "version_id", Integer, ForeignKey("boundary_version.id", ondelete="CASCADE"), nullable=False
+    ),
     Column("code", Text, nullable=False),
     Column("name", Text, nullable=False),
     Column("level", Text, nullable=False),
@@ -127,8 +140,7 @@ account = Table(
 account_unit = Table(
     "account_unit",
     metadata,
-    Column("account_id", Integer, ForeignKey("account.id", ondelete="CASCADE"),
-           primary_key=True),
+    Column("account_id", Integer, ForeignKey("account.id", ondelete="CASCADE"), primary_key=True),
     Column("unit_code", Text, primary_key=True),
 )
 Index("account_unit_code", account_unit.c.unit_code)
@@ -176,8 +188,9 @@ incident_event = Table(
     "incident_event",
     metadata,
     Column("id", BigInteger, primary_key=True),
-    Column("incident_id", BigInteger, ForeignKey("incident.id", ondelete="CASCADE"),
-           nullable=False),
+    Column(
+        "incident_id", BigInteger, ForeignKey("incident.id", ondelete="CASCADE"), nullable=False
+    ),
     Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("actor_id", Integer, ForeignKey("account.id")),
     Column("kind", Text, nullable=False),
@@ -191,8 +204,9 @@ Index("incident_event_incident", incident_event.c.incident_id, incident_event.c.
 incident_attribution = Table(
     "incident_attribution",
     metadata,
-    Column("incident_id", BigInteger, ForeignKey("incident.id", ondelete="CASCADE"),
-           primary_key=True),
+    Column(
+        "incident_id", BigInteger, ForeignKey("incident.id", ondelete="CASCADE"), primary_key=True
+    ),
     Column("version_id", Integer, ForeignKey("boundary_version.id"), primary_key=True),
     Column("grid_code", Text),
     Column("community_code", Text),

@@ -75,8 +75,17 @@ def unit_tile(
     m = metrics or {"code": []}
     w, s, e, n = _padded_lonlat(z, x, y)
     params: dict[str, Any] = {
-        "z": z, "x": x, "y": y, "lv": level, "layer": layer, "ext": EXTENT, "buf": BUFFER,
-        "w": w, "s": s, "e": e, "n": n,
+        "z": z,
+        "x": x,
+        "y": y,
+        "lv": level,
+        "layer": layer,
+        "ext": EXTENT,
+        "buf": BUFFER,
+        "w": w,
+        "s": s,
+        "e": e,
+        "n": n,
         "codes": list(m["code"]),
         "inc": _ints(m.get("incidents"), len(m["code"])),
         "bkl": _ints(m.get("open_backlog"), len(m["code"])),
@@ -115,15 +124,29 @@ def plain_unit_tile(conn: Connection, level: str, layer: str, z: int, x: int, y:
     """The unit tile as pg_tileserv would serve it (one SQL per tile, no metrics, no
     budgets): the baseline of ``bench/tiles.py``."""
     w, s, e, n = _padded_lonlat(z, x, y)
-    row = conn.execute(text(
-        "WITH env AS (SELECT ST_TileEnvelope(:z, :x, :y) AS e), "
-        "t AS (SELECT u.code, u.name, u.parent_code, ST_AsMVTGeom(ST_Transform(u.geom, 3857), "
-        "  env.e, :ext, :buf, true) AS geom FROM unit u JOIN boundary_version v "
-        "  ON v.id = u.version_id CROSS JOIN env WHERE v.status = 'published' AND u.level = :lv "
-        "  AND u.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326)) "
-        "SELECT ST_AsMVT(t, :layer, :ext, 'geom') FROM t WHERE geom IS NOT NULL"),
-        {"z": z, "x": x, "y": y, "lv": level, "layer": layer, "ext": EXTENT, "buf": BUFFER,
-         "w": w, "s": s, "e": e, "n": n}).one()
+    row = conn.execute(
+        text(
+            "WITH env AS (SELECT ST_TileEnvelope(:z, :x, :y) AS e), "
+            "t AS (SELECT u.code, u.name, u.parent_code, ST_AsMVTGeom(ST_Transform(u.geom, 3857), "
+            "  env.e, :ext, :buf, true) AS geom FROM unit u JOIN boundary_version v "
+            "  ON v.id = u.version_id CROSS JOIN env WHERE v.status = 'published' AND u.level = :lv "
+            "  AND u.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326)) "
+            "SELECT ST_AsMVT(t, :layer, :ext, 'geom') FROM t WHERE geom IS NOT NULL"
+        ),
+        {
+            "z": z,
+            "x": x,
+            "y": y,
+            "lv": level,
+            "layer": layer,
+            "ext": EXTENT,
+            "buf": BUFFER,
+            "w": w,
+            "s": s,
+            "e": e,
+            "n": n,
+        },
+    ).one()
     return bytes(row[0] or b"")
 
 
@@ -158,21 +181,34 @@ def incident_tile(
 
 def _points(conn, z, x, y, start, end, categories, layer, max_features):
     w, s, e, n = _padded_lonlat(z, x, y)
-    params: dict[str, Any] = {"z": z, "x": x, "y": y, "ext": EXTENT, "buf": BUFFER,
-                              "layer": layer, "w": w, "s": s, "e": e, "n": n,
-                              "lim": max_features + 1}
+    params: dict[str, Any] = {
+        "z": z,
+        "x": x,
+        "y": y,
+        "ext": EXTENT,
+        "buf": BUFFER,
+        "layer": layer,
+        "w": w,
+        "s": s,
+        "e": e,
+        "n": n,
+        "lim": max_features + 1,
+    }
     flt = _incident_filter(params, start, end, categories)
-    data, count = conn.execute(text(
-        "WITH env AS (SELECT ST_TileEnvelope(:z, :x, :y) AS e), "
-        "t AS (SELECT i.id, i.category, i.status, "
-        "  to_char(i.reported_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
-        "  AS reported_at, i.grid_code, 0 AS cluster, 1 AS count, "
-        f"  (i.status IN {_OPEN})::int AS open, "
-        "  ST_AsMVTGeom(ST_Transform(i.geom, 3857), env.e, :ext, :buf, true) AS geom "
-        "  FROM incident i CROSS JOIN env "
-        f"  WHERE i.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326){flt} LIMIT :lim) "
-        "SELECT ST_AsMVT(t, :layer, :ext, 'geom'), count(*) FROM t WHERE geom IS NOT NULL"),
-        params).one()
+    data, count = conn.execute(
+        text(
+            "WITH env AS (SELECT ST_TileEnvelope(:z, :x, :y) AS e), "
+            "t AS (SELECT i.id, i.category, i.status, "
+            "  to_char(i.reported_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+            "  AS reported_at, i.grid_code, 0 AS cluster, 1 AS count, "
+            f"  (i.status IN {_OPEN})::int AS open, "
+            "  ST_AsMVTGeom(ST_Transform(i.geom, 3857), env.e, :ext, :buf, true) AS geom "
+            "  FROM incident i CROSS JOIN env "
+            f"  WHERE i.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326){flt} LIMIT :lim) "
+            "SELECT ST_AsMVT(t, :layer, :ext, 'geom'), count(*) FROM t WHERE geom IS NOT NULL"
+        ),
+        params,
+    ).one()
     if count > max_features:
         return None, int(count)
     return bytes(data or b""), int(count)
@@ -183,23 +219,40 @@ def _clusters(conn, z, x, y, start, end, categories, layer, cell_px):
     x0, y0, x1, y1 = tile_bounds_3857(z, x, y)
     w, s, e, n = tile_bounds_lonlat(z, x, y)
     cell = (x1 - x0) * cell_px / 256.0
-    params: dict[str, Any] = {"z": z, "x": x, "y": y, "ext": EXTENT, "buf": BUFFER,
-                              "layer": layer, "w": w, "s": s, "e": e, "n": n,
-                              "x0": x0, "y0": y0, "x1": x1, "y1": y1, "cell": cell}
+    params: dict[str, Any] = {
+        "z": z,
+        "x": x,
+        "y": y,
+        "ext": EXTENT,
+        "buf": BUFFER,
+        "layer": layer,
+        "w": w,
+        "s": s,
+        "e": e,
+        "n": n,
+        "x0": x0,
+        "y0": y0,
+        "x1": x1,
+        "y1": y1,
+        "cell": cell,
+    }
     flt = _incident_filter(params, start, end, categories)
-    data, count = conn.execute(text(
-        "WITH env AS (SELECT ST_TileEnvelope(:z, :x, :y) AS e), "
-        "p AS (SELECT ST_X(g) AS px, ST_Y(g) AS py, o FROM (SELECT "
-        f"  ST_Transform(i.geom, 3857) AS g, (i.status IN {_OPEN})::int AS o FROM incident i "
-        f"  WHERE i.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326){flt}) q "
-        "  WHERE ST_X(g) >= :x0 AND ST_X(g) < :x1 AND ST_Y(g) > :y0 AND ST_Y(g) <= :y1), "
-        "c AS (SELECT floor((px - :x0) / :cell) AS cx, floor((py - :y0) / :cell) AS cy, "
-        "  count(*) AS n, sum(o) AS o, avg(px) AS ax, avg(py) AS ay FROM p GROUP BY 1, 2), "
-        "t AS (SELECT 1 AS cluster, c.n AS count, c.o AS open, "
-        "  ST_AsMVTGeom(ST_SetSRID(ST_MakePoint(c.ax, c.ay), 3857), env.e, :ext, :buf, true) "
-        "  AS geom FROM c CROSS JOIN env) "
-        "SELECT ST_AsMVT(t, :layer, :ext, 'geom'), count(*) FROM t WHERE geom IS NOT NULL"),
-        params).one()
+    data, count = conn.execute(
+        text(
+            "WITH env AS (SELECT ST_TileEnvelope(:z, :x, :y) AS e), "
+            "p AS (SELECT ST_X(g) AS px, ST_Y(g) AS py, o FROM (SELECT "
+            f"  ST_Transform(i.geom, 3857) AS g, (i.status IN {_OPEN})::int AS o FROM incident i "
+            f"  WHERE i.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326){flt}) q "
+            "  WHERE ST_X(g) >= :x0 AND ST_X(g) < :x1 AND ST_Y(g) > :y0 AND ST_Y(g) <= :y1), "
+            "c AS (SELECT floor((px - :x0) / :cell) AS cx, floor((py - :y0) / :cell) AS cy, "
+            "  count(*) AS n, sum(o) AS o, avg(px) AS ax, avg(py) AS ay FROM p GROUP BY 1, 2), "
+            "t AS (SELECT 1 AS cluster, c.n AS count, c.o AS open, "
+            "  ST_AsMVTGeom(ST_SetSRID(ST_MakePoint(c.ax, c.ay), 3857), env.e, :ext, :buf, true) "
+            "  AS geom FROM c CROSS JOIN env) "
+            "SELECT ST_AsMVT(t, :layer, :ext, 'geom'), count(*) FROM t WHERE geom IS NOT NULL"
+        ),
+        params,
+    ).one()
     return bytes(data or b""), int(count)
 
 

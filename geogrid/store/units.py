@@ -37,14 +37,20 @@ UNIT_COLUMNS = ["code", "name", "level", "parent_code", "population", "household
 
 
 def create_version(
-    conn: Connection, label: str, *, source: str | None = None, author: str | None = None,
-    based_on: int | None = None, note: str | None = None,
+    conn: Connection,
+    label: str,
+    *,
+    source: str | None = None,
+    author: str | None = None,
+    based_on: int | None = None,
+    note: str | None = None,
 ) -> int:
     """Insert a draft boundary version and return its id."""
     res = conn.execute(
         boundary_version.insert()
-        .values(label=label, source=source, author=author, based_on=based_on, note=note,
-                status="draft")
+        .values(
+            label=label, source=source, author=author, based_on=based_on, note=note, status="draft"
+        )
         .returning(boundary_version.c.id)
     )
     return int(res.scalar_one())
@@ -80,8 +86,12 @@ def insert_units(conn: Connection, version_id: int, units: gpd.GeoDataFrame) -> 
 
 
 def copy_units(
-    conn: Connection, from_version: int, to_version: int, *,
-    exclude_levels: Iterable[str] = (), exclude_codes: Iterable[str] = (),
+    conn: Connection,
+    from_version: int,
+    to_version: int,
+    *,
+    exclude_levels: Iterable[str] = (),
+    exclude_codes: Iterable[str] = (),
 ) -> int:
     """Copy units of one version into another, leaving out some levels or codes."""
     res = conn.execute(
@@ -92,8 +102,12 @@ def copy_units(
             "attrs, geom FROM unit WHERE version_id = :frm "
             "AND NOT (level = ANY(:levels)) AND NOT (code = ANY(:codes))"
         ),
-        {"to": to_version, "frm": from_version, "levels": list(exclude_levels),
-         "codes": list(exclude_codes)},
+        {
+            "to": to_version,
+            "frm": from_version,
+            "levels": list(exclude_levels),
+            "codes": list(exclude_codes),
+        },
     )
     return res.rowcount
 
@@ -146,8 +160,9 @@ def resolve_version(
         return int(found)
     found = published_version_id(conn)
     if found is None:
-        raise NotFound("no boundary version is published yet: import boundaries or run "
-                       "'geogrid demo load'")
+        raise NotFound(
+            "no boundary version is published yet: import boundaries or run 'geogrid demo load'"
+        )
     return int(found)
 
 
@@ -195,34 +210,46 @@ def load_units(
 
 def list_versions(engine: Engine | Connection) -> pd.DataFrame:
     with connection(engine) as conn:
-        rows = conn.execute(
-            text(
-                "SELECT v.id, v.label, v.status, v.based_on, v.source, v.author, v.created_at,"
-                " v.published_at, v.retired_at, count(u.id) AS units "
-                "FROM boundary_version v LEFT JOIN unit u ON u.version_id = v.id "
-                "GROUP BY v.id ORDER BY v.id"
+        rows = (
+            conn.execute(
+                text(
+                    "SELECT v.id, v.label, v.status, v.based_on, v.source, v.author, v.created_at,"
+                    " v.published_at, v.retired_at, count(u.id) AS units "
+                    "FROM boundary_version v LEFT JOIN unit u ON u.version_id = v.id "
+                    "GROUP BY v.id ORDER BY v.id"
+                )
             )
-        ).mappings().all()
+            .mappings()
+            .all()
+        )
     return pd.DataFrame(rows)
 
 
 def lookup_point(
-    engine: Engine | Connection, lon: float, lat: float, *, version: int | None = None,
+    engine: Engine | Connection,
+    lon: float,
+    lat: float,
+    *,
+    version: int | None = None,
     as_of: datetime | None = None,
 ) -> tuple[int, list[dict]]:
     """Units of every level covering a WGS84 point (ST_Covers), top level first."""
     with connection(engine) as conn:
         vid = resolve_version(conn, version, as_of)
-        rows = conn.execute(
-            text(
-                "SELECT code, name, level, parent_code, population, households, area_m2 "
-                "FROM unit WHERE version_id = :v "
-                "AND ST_Covers(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) "
-                "ORDER BY array_position(ARRAY['district','street','community','grid'], level),"
-                " code"
-            ),
-            {"v": vid, "lon": lon, "lat": lat},
-        ).mappings().all()
+        rows = (
+            conn.execute(
+                text(
+                    "SELECT code, name, level, parent_code, population, households, area_m2 "
+                    "FROM unit WHERE version_id = :v "
+                    "AND ST_Covers(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) "
+                    "ORDER BY array_position(ARRAY['district','street','community','grid'], level),"
+                    " code"
+                ),
+                {"v": vid, "lon": lon, "lat": lat},
+            )
+            .mappings()
+            .all()
+        )
     # a point on a shared edge is covered by two units of a level: keep the first by code,
     # the same rule as GridLocator (lowest position in code order)
     seen: dict[str, dict] = {}

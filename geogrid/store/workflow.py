@@ -45,11 +45,13 @@ __all__ = [
     "register_rows",
 ]
 
-_LEVEL_COLUMN = {"grid": "grid_code", "community": "community_code", "street": "street_code",
-                 "district": "district_code"}
+_LEVEL_COLUMN = {
+    "grid": "grid_code",
+    "community": "community_code",
+    "street": "street_code",
+    "district": "district_code",
+}
 _CODE_LEVEL = {15: "grid", 12: "community", 9: "street", 6: "district"}
-
-
 
 
 def _now() -> datetime:
@@ -70,39 +72,55 @@ def _aware(value: datetime | None, parameter: str) -> datetime | None:
     if not isinstance(value, datetime):
         raise InvalidInput(parameter, value, "a datetime")
     if value.tzinfo is None:
-        raise InvalidInput(parameter, value.isoformat(), "a date-time with a time zone "
-                           "(e.g. 2026-05-01T08:00:00+08:00)")
+        raise InvalidInput(
+            parameter,
+            value.isoformat(),
+            "a date-time with a time zone (e.g. 2026-05-01T08:00:00+08:00)",
+        )
     return value
 
 
 # --------------------------------------------------------------------------- categories
-_CATEGORY_SELECT = ("SELECT code, name_zh, name_en, limit_hours, effort, escalate_level, "
-                    "share, active FROM category")
+_CATEGORY_SELECT = (
+    "SELECT code, name_zh, name_en, limit_hours, effort, escalate_level, "
+    "share, active FROM category"
+)
 
 
 def list_categories(bind: Engine | Connection, *, active_only: bool = True) -> list[dict]:
     """The incident catalogue, ordered by code."""
     with _tx(bind) as conn:
-        rows = conn.execute(
-            text(f"{_CATEGORY_SELECT} WHERE active OR NOT :only ORDER BY code"),
-            {"only": active_only},
-        ).mappings().all()
+        rows = (
+            conn.execute(
+                text(f"{_CATEGORY_SELECT} WHERE active OR NOT :only ORDER BY code"),
+                {"only": active_only},
+            )
+            .mappings()
+            .all()
+        )
     return [dict(r) for r in rows]
 
 
 def get_category(bind: Engine | Connection, code: str) -> dict:
     """One category; InvalidInput naming the known codes when it does not exist."""
     with _tx(bind) as conn:
-        row = conn.execute(
-            text(f"{_CATEGORY_SELECT} WHERE code = :c"),
-            {"c": code},
-        ).mappings().first()
+        row = (
+            conn.execute(
+                text(f"{_CATEGORY_SELECT} WHERE code = :c"),
+                {"c": code},
+            )
+            .mappings()
+            .first()
+        )
         if row is None or not row["active"]:
-            known = conn.execute(
-                text("SELECT code FROM category WHERE active ORDER BY code")
-            ).scalars().all()
-            raise InvalidInput("category", code, "one of " + (", ".join(known) or
-                                                              "(no categories are defined)"))
+            known = (
+                conn.execute(text("SELECT code FROM category WHERE active ORDER BY code"))
+                .scalars()
+                .all()
+            )
+            raise InvalidInput(
+                "category", code, "one of " + (", ".join(known) or "(no categories are defined)")
+            )
     return dict(row)
 
 
@@ -126,10 +144,16 @@ NEAR_CITY_M = 20_000.0
 
 
 def _near_city(conn: Connection, version_id: int, lon: float, lat: float) -> bool:
-    return bool(conn.execute(text(
-        "SELECT EXISTS (SELECT 1 FROM unit WHERE version_id = :v AND level = 'district' "
-        "AND ST_DWithin(geom::geography, ST_SetSRID(ST_MakePoint(:x, :y), 4326)::geography, "
-        ":d))"), {"v": version_id, "x": lon, "y": lat, "d": NEAR_CITY_M}).scalar_one())
+    return bool(
+        conn.execute(
+            text(
+                "SELECT EXISTS (SELECT 1 FROM unit WHERE version_id = :v AND level = 'district' "
+                "AND ST_DWithin(geom::geography, ST_SetSRID(ST_MakePoint(:x, :y), 4326)::geography, "
+                ":d))"
+            ),
+            {"v": version_id, "x": lon, "y": lat, "d": NEAR_CITY_M},
+        ).scalar_one()
+    )
 
 
 def create_incident(
@@ -178,12 +202,16 @@ def create_incident(
     crs_name = gcrs.normalize_crs(crs)
     reported_at = _aware(reported_at, "reported_at") or _now()
     if not TIME_RANGE[0] <= reported_at < TIME_RANGE[1]:
-        raise InvalidInput("reported_at", reported_at.isoformat(), "a date-time from "
-                           f"{TIME_RANGE[0].date()} to before {TIME_RANGE[1].date()}")
+        raise InvalidInput(
+            "reported_at",
+            reported_at.isoformat(),
+            f"a date-time from {TIME_RANGE[0].date()} to before {TIME_RANGE[1].date()}",
+        )
     wlon, wlat = gcrs.to_wgs84(np.array([float(lon)]), np.array([float(lat)]), crs_name)
     wlon, wlat = float(wlon[0]), float(wlat[0])
     if not (-180 <= wlon <= 180 and -90 <= wlat <= 90) or not (
-            math.isfinite(wlon) and math.isfinite(wlat)):
+        math.isfinite(wlon) and math.isfinite(wlat)
+    ):
         raise InvalidInput("lon/lat", (lon, lat), f"a coordinate on the earth in {crs_name}")
 
     from geogrid.store.units import lookup_point
@@ -195,21 +223,25 @@ def create_incident(
         except NotFound:  # nothing published yet: keep the incident, unattributed
             version_id, units = None, []
         if not units and version_id is not None and not _near_city(c, version_id, wlon, wlat):
-            raise InvalidInput("lon/lat", (lon, lat), f"a point in or near the city ({crs_name}"
-                               f"; WGS84 {wlon:.6f}, {wlat:.6f} is more than "
-                               f"{NEAR_CITY_M / 1000:g} km from every district)")
+            raise InvalidInput(
+                "lon/lat",
+                (lon, lat),
+                f"a point in or near the city ({crs_name}"
+                f"; WGS84 {wlon:.6f}, {wlat:.6f} is more than "
+                f"{NEAR_CITY_M / 1000:g} km from every district)",
+            )
         codes = {u["level"]: u["code"] for u in units}
         if isinstance(actor, Account):
-            require_can_report(actor, {_LEVEL_COLUMN[lv]: codes.get(lv)
-                                       for lv in lifecycle.LEVELS})
+            require_can_report(actor, {_LEVEL_COLUMN[lv]: codes.get(lv) for lv in lifecycle.LEVELS})
         level, unit_code = lifecycle.route(cat["escalate_level"], codes)
         assignee = _assignee(c, level, unit_code)
         kind = reporter_kind
         if kind is None:
             kind = "resident"
             if reporter_id is not None:
-                kind = c.execute(text("SELECT role FROM account WHERE id = :i"),
-                                 {"i": reporter_id}).scalar_one_or_none()
+                kind = c.execute(
+                    text("SELECT role FROM account WHERE id = :i"), {"i": reporter_id}
+                ).scalar_one_or_none()
                 if kind is None:
                     raise InvalidInput("reporter_id", reporter_id, "an existing account id")
         due = lifecycle.due_at(reported_at, cat["limit_hours"])
@@ -223,12 +255,28 @@ def create_incident(
                 ":rep_at, :due, :level, :unit, :assignee, :vid, :g, :c, :s, :d, "
                 "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) RETURNING id"
             ),
-            {"source_id": source_id, "cat": cat["code"], "descr": description,
-             "src_crs": crs_name, "src_lon": float(lon), "src_lat": float(lat),
-             "rep_at": reported_at, "kind": kind, "reporter": reporter_id, "due": due,
-             "level": level, "unit": unit_code, "assignee": assignee, "vid": version_id,
-             "g": codes.get("grid"), "c": codes.get("community"), "s": codes.get("street"),
-             "d": codes.get("district"), "lon": wlon, "lat": wlat},
+            {
+                "source_id": source_id,
+                "cat": cat["code"],
+                "descr": description,
+                "src_crs": crs_name,
+                "src_lon": float(lon),
+                "src_lat": float(lat),
+                "rep_at": reported_at,
+                "kind": kind,
+                "reporter": reporter_id,
+                "due": due,
+                "level": level,
+                "unit": unit_code,
+                "assignee": assignee,
+                "vid": version_id,
+                "g": codes.get("grid"),
+                "c": codes.get("community"),
+                "s": codes.get("street"),
+                "d": codes.get("district"),
+                "lon": wlon,
+                "lat": wlat,
+            },
         ).scalar_one()
         actor_id = _actor_id(actor) if actor is not None else reporter_id
         event_data = {k: v for k, v in dict(data or {}).items() if v not in (None, "")}
@@ -236,27 +284,50 @@ def create_incident(
         _event(c, iid, reported_at, actor_id, "status", None, "reported", None, event_data)
         outside = "grid" not in codes
         if outside:
-            _event(c, iid, reported_at, actor_id, "flag", None, None,
-                   "outside every grid of the published boundaries"
-                   + (f" (version {version_id})" if version_id else " (none published)"),
-                   {"flag": "outside_grid", "version_id": version_id})
+            _event(
+                c,
+                iid,
+                reported_at,
+                actor_id,
+                "flag",
+                None,
+                None,
+                "outside every grid of the published boundaries"
+                + (f" (version {version_id})" if version_id else " (none published)"),
+                {"flag": "outside_grid", "version_id": version_id},
+            )
         record_incident_change(c, [wlon], [wlat], kind="create")
         out = get_incident(c, iid)
     out["outside"] = outside
     return out
 
 
-def _event(conn: Connection, incident_id: int, at: datetime, actor_id: int | None, kind: str,
-           from_status: str | None, to_status: str | None, note: str | None,
-           data: Mapping[str, Any] | None = None) -> None:
+def _event(
+    conn: Connection,
+    incident_id: int,
+    at: datetime,
+    actor_id: int | None,
+    kind: str,
+    from_status: str | None,
+    to_status: str | None,
+    note: str | None,
+    data: Mapping[str, Any] | None = None,
+) -> None:
     conn.execute(
         text(
             "INSERT INTO incident_event (incident_id, at, actor_id, kind, from_status, "
             "to_status, note, data) VALUES (:i, :at, :a, :k, :f, :t, :n, CAST(:d AS jsonb))"
         ),
-        {"i": incident_id, "at": at, "a": actor_id, "k": kind, "f": from_status,
-         "t": to_status, "n": note,
-         "d": json.dumps(dict(data), ensure_ascii=False, default=str) if data else None},
+        {
+            "i": incident_id,
+            "at": at,
+            "a": actor_id,
+            "k": kind,
+            "f": from_status,
+            "t": to_status,
+            "n": note,
+            "d": json.dumps(dict(data), ensure_ascii=False, default=str) if data else None,
+        },
     )
 
 
@@ -276,8 +347,13 @@ def _lock(conn: Connection, incident_id: int) -> dict:
 
 
 def transition(
-    conn: Engine | Connection, incident_id: int, to_status: str,
-    actor: Account | int | None = None, note: str | None = None, *, at: datetime | None = None,
+    conn: Engine | Connection,
+    incident_id: int,
+    to_status: str,
+    actor: Account | int | None = None,
+    note: str | None = None,
+    *,
+    at: datetime | None = None,
 ) -> dict:
     """Move an incident to ``to_status`` (see :data:`geogrid.lifecycle.TRANSITIONS`).
 
@@ -302,10 +378,11 @@ def transition(
         if row["status"] == "resolved" and to_status == "in_progress":
             sets["resolved_at"] = None
         assignments = ", ".join(f"{k} = :{k}" for k in sets)  # column names from constants
-        c.execute(text(f"UPDATE incident SET {assignments} WHERE id = :id"),
-                  {**sets, "id": int(incident_id)})
-        _event(c, int(incident_id), at, _actor_id(actor), "status", row["status"], to_status,
-               note)
+        c.execute(
+            text(f"UPDATE incident SET {assignments} WHERE id = :id"),
+            {**sets, "id": int(incident_id)},
+        )
+        _event(c, int(incident_id), at, _actor_id(actor), "status", row["status"], to_status, note)
         out = get_incident(c, int(incident_id))
         if out.get("lon") is not None:  # status colours and backlog metrics change
             record_incident_change(c, [out["lon"]], [out["lat"]], kind="status")
@@ -314,7 +391,7 @@ def transition(
 
 # --------------------------------------------------------------------------- escalation
 def _code_at_or_above(row: Mapping[str, Any], level: str) -> tuple[str | None, str | None]:
-    for lv in lifecycle.LEVELS[lifecycle.level_rank(level):]:
+    for lv in lifecycle.LEVELS[lifecycle.level_rank(level) :]:
         code = row.get(_LEVEL_COLUMN[lv])
         if code:
             return lv, code
@@ -339,12 +416,16 @@ def _assignees(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple
         {"roles": roles, "codes": codes},
     ).all()
     by_role = {(r[0], r[1]): int(r[2]) for r in rows}
-    return {(lv, code): by_role[(lifecycle.admin_role_for(lv), code)]
-            for lv, code in pairs if (lifecycle.admin_role_for(lv), code) in by_role}
+    return {
+        (lv, code): by_role[(lifecycle.admin_role_for(lv), code)]
+        for lv, code in pairs
+        if (lifecycle.admin_role_for(lv), code) in by_role
+    }
 
 
-def _apply_escalations(conn: Connection, moves: list[dict], at: datetime,
-                       actor_id: int | None, note: str | None) -> None:
+def _apply_escalations(
+    conn: Connection, moves: list[dict], at: datetime, actor_id: int | None, note: str | None
+) -> None:
     """Update the incidents and append one ``escalate`` event each, in two statements."""
     if not moves:
         return
@@ -356,9 +437,13 @@ def _apply_escalations(conn: Connection, moves: list[dict], at: datetime,
             "CAST(:levels AS text[]), CAST(:units AS text[]), CAST(:assignees AS int[])) "
             "AS m(id, level, unit, assignee) WHERE i.id = m.id"
         ),
-        {"ids": ids, "levels": [m["to_level"] for m in moves],
-         "units": [m["unit"] for m in moves], "assignees": [m["assignee_id"] for m in moves],
-         "at": at},
+        {
+            "ids": ids,
+            "levels": [m["to_level"] for m in moves],
+            "units": [m["unit"] for m in moves],
+            "assignees": [m["assignee_id"] for m in moves],
+            "at": at,
+        },
     )
     conn.execute(
         text(
@@ -366,16 +451,29 @@ def _apply_escalations(conn: Connection, moves: list[dict], at: datetime,
             "SELECT m.id, :at, :actor, 'escalate', :note, CAST(m.data AS jsonb) "
             "FROM unnest(CAST(:ids AS bigint[]), CAST(:data AS text[])) AS m(id, data)"
         ),
-        {"ids": ids, "at": at, "actor": actor_id, "note": note,
-         "data": [json.dumps({k: m[k] for k in ("from_level", "to_level", "unit",
-                                                  "assignee_id", "reason")})
-                  for m in moves]},
+        {
+            "ids": ids,
+            "at": at,
+            "actor": actor_id,
+            "note": note,
+            "data": [
+                json.dumps(
+                    {k: m[k] for k in ("from_level", "to_level", "unit", "assignee_id", "reason")}
+                )
+                for m in moves
+            ],
+        },
     )
 
 
 def escalate(
-    conn: Engine | Connection, incident_id: int, actor: Account | int | None = None,
-    to_level: str | None = None, note: str | None = None, *, at: datetime | None = None,
+    conn: Engine | Connection,
+    incident_id: int,
+    actor: Account | int | None = None,
+    to_level: str | None = None,
+    note: str | None = None,
+    *,
+    at: datetime | None = None,
 ) -> dict:
     """Hand an incident up to a higher level (default: the next level up).
 
@@ -395,29 +493,46 @@ def escalate(
             raise Conflict(f"cannot escalate incident {incident_id}: it is {row['status']}")
         current = row["assigned_level"]
         if current is None:
-            raise Conflict(f"cannot escalate incident {incident_id}: it is outside every unit "
-                           "and not assigned")
+            raise Conflict(
+                f"cannot escalate incident {incident_id}: it is outside every unit and not assigned"
+            )
         target = to_level or lifecycle.next_level(current)
         if target is None:
-            raise Conflict(f"cannot escalate incident {incident_id}: it is already at the "
-                           "district")
+            raise Conflict(f"cannot escalate incident {incident_id}: it is already at the district")
         if lifecycle.level_rank(target) <= lifecycle.level_rank(current):
-            raise Conflict(f"cannot escalate incident {incident_id} to {target!r}: it is "
-                           f"already at {current!r} (escalation goes up: "
-                           f"{', '.join(lifecycle.LEVELS)})")
+            raise Conflict(
+                f"cannot escalate incident {incident_id} to {target!r}: it is "
+                f"already at {current!r} (escalation goes up: "
+                f"{', '.join(lifecycle.LEVELS)})"
+            )
         level, unit = _code_at_or_above(row, target)
         if level is None:
-            raise Conflict(f"cannot escalate incident {incident_id}: it has no unit at "
-                           f"{target!r} or above")
+            raise Conflict(
+                f"cannot escalate incident {incident_id}: it has no unit at {target!r} or above"
+            )
         assignee = _assignees(c, [(level, unit)]).get((level, unit))
-        _apply_escalations(c, [{"id": int(incident_id), "from_level": current,
-                                "to_level": level, "unit": unit, "assignee_id": assignee,
-                                "reason": "manual"}], at, _actor_id(actor), note)
+        _apply_escalations(
+            c,
+            [
+                {
+                    "id": int(incident_id),
+                    "from_level": current,
+                    "to_level": level,
+                    "unit": unit,
+                    "assignee_id": assignee,
+                    "reason": "manual",
+                }
+            ],
+            at,
+            _actor_id(actor),
+            note,
+        )
         return get_incident(c, int(incident_id))
 
 
 def escalate_overdue(
-    conn: Engine | Connection, now: datetime | None = None,
+    conn: Engine | Connection,
+    now: datetime | None = None,
     actor: Account | int | None = None,
 ) -> pd.DataFrame:
     """Escalate every overdue incident whose time limits call for a higher level, by one
@@ -433,17 +548,21 @@ def escalate_overdue(
     now = _aware(now, "now") or _now()
     cols = ["id", "from_level", "to_level", "unit", "assignee_id", "reason"]
     with _tx(conn) as c:
-        rows = c.execute(
-            text(
-                "SELECT i.id, i.reported_at, i.assigned_level, i.grid_code, i.community_code, "
-                "i.street_code, i.district_code, c.limit_hours, c.escalate_level "
-                "FROM incident i JOIN category c ON c.code = i.category "
-                "WHERE NOT (i.status = ANY(:done)) AND i.due_at < :now "
-                "AND i.assigned_level IS NOT NULL AND i.assigned_level <> 'district' "
-                "ORDER BY i.id FOR UPDATE OF i"
-            ),
-            {"done": sorted(lifecycle.DONE), "now": now},
-        ).mappings().all()
+        rows = (
+            c.execute(
+                text(
+                    "SELECT i.id, i.reported_at, i.assigned_level, i.grid_code, i.community_code, "
+                    "i.street_code, i.district_code, c.limit_hours, c.escalate_level "
+                    "FROM incident i JOIN category c ON c.code = i.category "
+                    "WHERE NOT (i.status = ANY(:done)) AND i.due_at < :now "
+                    "AND i.assigned_level IS NOT NULL AND i.assigned_level <> 'district' "
+                    "ORDER BY i.id FOR UPDATE OF i"
+                ),
+                {"done": sorted(lifecycle.DONE), "now": now},
+            )
+            .mappings()
+            .all()
+        )
         planned = []
         for r in rows:
             current = r["assigned_level"]
@@ -453,13 +572,21 @@ def escalate_overdue(
             level, unit = _code_at_or_above(r, lifecycle.next_level(current))
             if level is None:
                 continue
-            planned.append({"id": int(r["id"]), "from_level": current, "to_level": level,
-                            "unit": unit, "reason": "overdue"})
+            planned.append(
+                {
+                    "id": int(r["id"]),
+                    "from_level": current,
+                    "to_level": level,
+                    "unit": unit,
+                    "reason": "overdue",
+                }
+            )
         who = _assignees(c, [(m["to_level"], m["unit"]) for m in planned])
         for m in planned:
             m["assignee_id"] = who.get((m["to_level"], m["unit"]))
-        _apply_escalations(c, planned, now, _actor_id(actor),
-                           "time limit passed: escalated automatically")
+        _apply_escalations(
+            c, planned, now, _actor_id(actor), "time limit passed: escalated automatically"
+        )
     return pd.DataFrame(planned, columns=cols)
 
 
@@ -491,25 +618,35 @@ def _row(r: Mapping[str, Any]) -> dict:
     return d
 
 
-def get_incident(conn: Engine | Connection, incident_id: int, *,
-                 with_history: bool = False) -> dict:
+def get_incident(
+    conn: Engine | Connection, incident_id: int, *, with_history: bool = False
+) -> dict:
     """One incident with ``units`` (level → {code, name}) and optionally ``history``."""
     with _tx(conn) as c:
-        r = c.execute(text(_SELECT + "WHERE i.id = :id"),
-                      {"id": int(incident_id)}).mappings().first()
+        r = (
+            c.execute(text(_SELECT + "WHERE i.id = :id"), {"id": int(incident_id)})
+            .mappings()
+            .first()
+        )
         if r is None:
             raise NotFound(f"incident {incident_id} does not exist")
         d = _row(r)
         codes = [d[_LEVEL_COLUMN[lv]] for lv in lifecycle.LEVELS if d[_LEVEL_COLUMN[lv]]]
         names = {}
         if d["version_id"] is not None and codes:
-            names = dict(c.execute(
-                text("SELECT code, name FROM unit WHERE version_id = :v AND code = ANY(:codes)"),
-                {"v": d["version_id"], "codes": codes},
-            ).all())
-        d["units"] = {lv: {"code": d[_LEVEL_COLUMN[lv]],
-                           "name": names.get(d[_LEVEL_COLUMN[lv]])}
-                      for lv in reversed(lifecycle.LEVELS) if d[_LEVEL_COLUMN[lv]]}
+            names = dict(
+                c.execute(
+                    text(
+                        "SELECT code, name FROM unit WHERE version_id = :v AND code = ANY(:codes)"
+                    ),
+                    {"v": d["version_id"], "codes": codes},
+                ).all()
+            )
+        d["units"] = {
+            lv: {"code": d[_LEVEL_COLUMN[lv]], "name": names.get(d[_LEVEL_COLUMN[lv]])}
+            for lv in reversed(lifecycle.LEVELS)
+            if d[_LEVEL_COLUMN[lv]]
+        }
         if with_history:
             d["history"] = history(c, int(incident_id))
     return d
@@ -541,8 +678,11 @@ def list_incidents(
         params["ids"] = [int(i) for i in ids]
     if categories is not None:
         cond.append("i.category = ANY(:cats)")
-        params["cats"] = (check_categories(conn, categories, category_parameter)
-                          if category_parameter else [str(c) for c in categories])
+        params["cats"] = (
+            check_categories(conn, categories, category_parameter)
+            if category_parameter
+            else [str(c) for c in categories]
+        )
     if statuses is not None:
         cond.append("i.status = ANY(:statuses)")
         params["statuses"] = check_statuses(statuses)
@@ -557,10 +697,17 @@ def list_incidents(
         params["end"] = _aware(end, "end")
     where = ("WHERE " + " AND ".join(cond) + " ") if cond else ""
     with _tx(conn) as c:
-        rows = c.execute(
-            text(_SELECT + where + "ORDER BY i.reported_at DESC, i.id DESC "
-                 "LIMIT :limit OFFSET :offset"), params
-        ).mappings().all()
+        rows = (
+            c.execute(
+                text(
+                    _SELECT + where + "ORDER BY i.reported_at DESC, i.id DESC "
+                    "LIMIT :limit OFFSET :offset"
+                ),
+                params,
+            )
+            .mappings()
+            .all()
+        )
     return [_row(r) for r in rows]
 
 
@@ -570,32 +717,43 @@ def _level_of_code(code: str, level: str | None = None) -> str:
         return level
     lv = _CODE_LEVEL.get(len(str(code)))
     if lv is None:
-        raise InvalidInput("unit", code, "a unit code of 6 (district), 9 (street), "
-                           "12 (community) or 15 (grid) digits, or give level")
+        raise InvalidInput(
+            "unit",
+            code,
+            "a unit code of 6 (district), 9 (street), "
+            "12 (community) or 15 (grid) digits, or give level",
+        )
     return lv
 
 
 def history(conn: Engine | Connection, incident_id: int) -> list[dict]:
     """Every event of an incident, oldest first (NotFound for an unknown incident)."""
     with _tx(conn) as c:
-        exists = c.execute(text("SELECT 1 FROM incident WHERE id = :id"),
-                           {"id": int(incident_id)}).first()
+        exists = c.execute(
+            text("SELECT 1 FROM incident WHERE id = :id"), {"id": int(incident_id)}
+        ).first()
         if exists is None:
             raise NotFound(f"incident {incident_id} does not exist")
-        rows = c.execute(
-            text(
-                "SELECT e.id, e.at, e.actor_id, a.name AS actor_name, e.kind, e.from_status, "
-                "e.to_status, e.note, e.data FROM incident_event e "
-                "LEFT JOIN account a ON a.id = e.actor_id WHERE e.incident_id = :id "
-                "ORDER BY e.at, e.id"
-            ),
-            {"id": int(incident_id)},
-        ).mappings().all()
+        rows = (
+            c.execute(
+                text(
+                    "SELECT e.id, e.at, e.actor_id, a.name AS actor_name, e.kind, e.from_status, "
+                    "e.to_status, e.note, e.data FROM incident_event e "
+                    "LEFT JOIN account a ON a.id = e.actor_id WHERE e.incident_id = :id "
+                    "ORDER BY e.at, e.id"
+                ),
+                {"id": int(incident_id)},
+            )
+            .mappings()
+            .all()
+        )
     return [dict(r) for r in rows]
 
 
 def overdue(
-    conn: Engine | Connection, unit_code: str | None = None, level: str | None = None,
+    conn: Engine | Connection,
+    unit_code: str | None = None,
+    level: str | None = None,
     now: datetime | None = None,
 ) -> pd.DataFrame:
     """Overdue incidents (not resolved/closed/rejected/duplicate and ``now > due_at``).
@@ -622,21 +780,38 @@ def overdue(
     if unit_code:
         cond = f"AND i.{col} = :unit "
         params["unit"] = unit_code
-    cols = ["unit_code", "id", "category", "status", "reported_at", "due_at", "hours_overdue",
-            "assigned_level", "assigned_unit", "assignee_id", "grid_code", "community_code",
-            "street_code", "district_code"]
+    cols = [
+        "unit_code",
+        "id",
+        "category",
+        "status",
+        "reported_at",
+        "due_at",
+        "hours_overdue",
+        "assigned_level",
+        "assigned_unit",
+        "assignee_id",
+        "grid_code",
+        "community_code",
+        "street_code",
+        "district_code",
+    ]
     with _tx(conn) as c:
-        rows = c.execute(
-            text(
-                f"SELECT i.{col} AS unit_code, i.id, i.category, i.status, i.reported_at, "
-                "i.due_at, EXTRACT(EPOCH FROM (CAST(:now AS timestamptz) - i.due_at)) / 3600.0 "
-                "AS hours_overdue, i.assigned_level, i.assigned_unit, i.assignee_id, "
-                "i.grid_code, i.community_code, i.street_code, i.district_code FROM incident i "
-                "WHERE NOT (i.status = ANY(:done)) AND i.due_at < :now "
-                f"{cond}ORDER BY i.{col} NULLS LAST, i.due_at, i.id"
-            ),
-            params,
-        ).mappings().all()
+        rows = (
+            c.execute(
+                text(
+                    f"SELECT i.{col} AS unit_code, i.id, i.category, i.status, i.reported_at, "
+                    "i.due_at, EXTRACT(EPOCH FROM (CAST(:now AS timestamptz) - i.due_at)) / 3600.0 "
+                    "AS hours_overdue, i.assigned_level, i.assigned_unit, i.assignee_id, "
+                    "i.grid_code, i.community_code, i.street_code, i.district_code FROM incident i "
+                    "WHERE NOT (i.status = ANY(:done)) AND i.due_at < :now "
+                    f"{cond}ORDER BY i.{col} NULLS LAST, i.due_at, i.id"
+                ),
+                params,
+            )
+            .mappings()
+            .all()
+        )
     df = pd.DataFrame(rows, columns=cols)
     df["hours_overdue"] = df["hours_overdue"].astype(float)
     df["assignee_id"] = df["assignee_id"].astype("Int64")
@@ -645,7 +820,9 @@ def overdue(
 
 # --------------------------------------------------------------------------- register
 def register_rows(
-    conn: Engine | Connection, start: datetime, end: datetime,
+    conn: Engine | Connection,
+    start: datetime,
+    end: datetime,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The rows behind the monthly register, for ``start <= t < end``.
 
@@ -658,36 +835,55 @@ def register_rows(
     units : code, name, level, parent_code of the published version (empty if none)
     """
     with _tx(conn) as c:
-        workers = pd.DataFrame(c.execute(
-            text(
-                "SELECT a.id AS worker_id, a.name AS worker_name, a.ref, "
-                "array_agg(au.unit_code ORDER BY au.unit_code) AS grid_codes "
-                "FROM account a JOIN account_unit au ON au.account_id = a.id "
-                "WHERE a.role = 'worker' GROUP BY a.id ORDER BY a.id"
+        workers = pd.DataFrame(
+            c.execute(
+                text(
+                    "SELECT a.id AS worker_id, a.name AS worker_name, a.ref, "
+                    "array_agg(au.unit_code ORDER BY au.unit_code) AS grid_codes "
+                    "FROM account a JOIN account_unit au ON au.account_id = a.id "
+                    "WHERE a.role = 'worker' GROUP BY a.id ORDER BY a.id"
+                )
             )
-        ).mappings().all(), columns=["worker_id", "worker_name", "ref", "grid_codes"])
-        reported = pd.DataFrame(c.execute(
-            text(
-                "SELECT i.reporter_id AS worker_id, i.id FROM incident i "
-                "JOIN account a ON a.id = i.reporter_id AND a.role = 'worker' "
-                "WHERE i.reported_at >= :s AND i.reported_at < :e"
-            ),
-            {"s": start, "e": end},
-        ).mappings().all(), columns=["worker_id", "id"])
-        handled = pd.DataFrame(c.execute(
-            text(
-                "SELECT i.assignee_id AS worker_id, i.id, i.reported_at, i.resolved_at, "
-                "i.due_at FROM incident i JOIN account a ON a.id = i.assignee_id "
-                "AND a.role = 'worker' WHERE i.status IN ('resolved', 'closed') "
-                "AND i.resolved_at >= :s AND i.resolved_at < :e"
-            ),
-            {"s": start, "e": end},
-        ).mappings().all(), columns=["worker_id", "id", "reported_at", "resolved_at",
-                                     "due_at"])
-        units = pd.DataFrame(c.execute(
-            text(
-                "SELECT u.code, u.name, u.level, u.parent_code FROM unit u "
-                "JOIN boundary_version v ON v.id = u.version_id AND v.status = 'published'"
+            .mappings()
+            .all(),
+            columns=["worker_id", "worker_name", "ref", "grid_codes"],
+        )
+        reported = pd.DataFrame(
+            c.execute(
+                text(
+                    "SELECT i.reporter_id AS worker_id, i.id FROM incident i "
+                    "JOIN account a ON a.id = i.reporter_id AND a.role = 'worker' "
+                    "WHERE i.reported_at >= :s AND i.reported_at < :e"
+                ),
+                {"s": start, "e": end},
             )
-        ).mappings().all(), columns=["code", "name", "level", "parent_code"])
+            .mappings()
+            .all(),
+            columns=["worker_id", "id"],
+        )
+        handled = pd.DataFrame(
+            c.execute(
+                text(
+                    "SELECT i.assignee_id AS worker_id, i.id, i.reported_at, i.resolved_at, "
+                    "i.due_at FROM incident i JOIN account a ON a.id = i.assignee_id "
+                    "AND a.role = 'worker' WHERE i.status IN ('resolved', 'closed') "
+                    "AND i.resolved_at >= :s AND i.resolved_at < :e"
+                ),
+                {"s": start, "e": end},
+            )
+            .mappings()
+            .all(),
+            columns=["worker_id", "id", "reported_at", "resolved_at", "due_at"],
+        )
+        units = pd.DataFrame(
+            c.execute(
+                text(
+                    "SELECT u.code, u.name, u.level, u.parent_code FROM unit u "
+                    "JOIN boundary_version v ON v.id = u.version_id AND v.status = 'published'"
+                )
+            )
+            .mappings()
+            .all(),
+            columns=["code", "name", "level", "parent_code"],
+        )
     return workers, reported, handled, units

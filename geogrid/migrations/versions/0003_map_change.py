@@ -18,8 +18,7 @@ def upgrade() -> None:
     op.create_table(
         "map_change",
         sa.Column("id", sa.BigInteger, primary_key=True),
-        sa.Column("at", sa.DateTime(timezone=True), nullable=False,
-                  server_default=sa.func.now()),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
         sa.Column("layer", sa.Text, nullable=False),
         sa.Column("bbox", Geometry("POLYGON", srid=4326, spatial_index=False)),
         sa.Column("kind", sa.Text, nullable=False),
