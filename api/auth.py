@@ -13,7 +13,7 @@ from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import EngineDep
-from geogrid.accounts import ROLES, Account
+from geogrid.core.accounts import ROLES, Account
 from geogrid.errors import Forbidden
 from geogrid.store.accounts import authenticate
 

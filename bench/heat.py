@@ -1,4 +1,4 @@
-"""Heat-map tile benchmark: geogrid.heatmap vs datashader.
+"""Heat-map tile benchmark: geogrid.core.heatmap vs datashader.
 
     python -m bench.heat [--points 1000000] [--bandwidth 300] [--repeat 7]
 
@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from geogrid.heatmap import HeatSource, render_tile, tile_bounds_3857, tile_pixel_size_3857
+from geogrid.core.heatmap import HeatSource, render_tile, tile_bounds_3857, tile_pixel_size_3857
 
 # (lon, lat, share of points, sigma in degrees)
 _CLUSTERS = [

@@ -33,12 +33,12 @@ def main() -> None:
     ap.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = ap.parse_args()
 
-    from geogrid.boundaries import save_hierarchy
-    from geogrid.catalogue import load_categories
+    from geogrid.core.catalogue import load_categories
     from geogrid.demo.boundaries import build_demo
     from geogrid.demo.incidents import build_incidents
     from geogrid.demo.people import build_workers
-    from geogrid.ingest import import_incidents
+    from geogrid.services.boundaries import save_hierarchy
+    from geogrid.services.ingest import import_incidents
     from geogrid.store import get_engine
     from geogrid.store.incidents import upsert_categories
     from geogrid.store.schema import migrate

@@ -30,7 +30,7 @@ import numpy as np
 import shapely
 
 from bench._data import clustered_points, grids_from_db, voronoi_grids
-from geogrid.locator import GridLocator
+from geogrid.core.locator import GridLocator
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 

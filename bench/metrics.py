@@ -1,4 +1,4 @@
-"""Time ``geogrid.metrics.load_metrics`` on the configured database.
+"""Time ``geogrid.services.metrics.load_metrics`` on the configured database.
 
     GEOGRID_DATABASE_URL=postgresql://… python -m bench.metrics [--repeat 5] [--compare]
 
@@ -33,7 +33,7 @@ def _time(fn, repeat: int) -> tuple[float, list[float]]:
 
 def _pandas_path(engine, level: str, start, end):
     """The same metrics through the vectorised path (rows fetched, grouped in pandas)."""
-    from geogrid import metrics as gm
+    from geogrid.services import metrics as gm
     from geogrid.store import metrics as sm
 
     s, e, now = gm.resolve_window(start, end, end)
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--compare", action="store_true", help="also time the pandas path")
     args = ap.parse_args(argv)
 
-    from geogrid import metrics as gm
+    from geogrid.services import metrics as gm
     from geogrid.store import get_engine
     from geogrid.store import metrics as sm
 

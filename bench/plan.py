@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
 
-    from geogrid.plans.impact import plan_metrics
+    from geogrid.core.plans.impact import plan_metrics
     from geogrid.store import get_engine
     from geogrid.store import plans as store
 

@@ -35,7 +35,7 @@ ZOOM_SPAN = {10: 2, 12: 3, 14: 4}  # tiles in each direction around the centre
 
 
 def _tiles(z: int, span: int) -> list[tuple[int, int, int]]:
-    from geogrid.tiles import tile_range
+    from geogrid.core.tiles import tile_range
 
     x, y = tile_range((*CENTRE, *CENTRE), z)[:2]
     return [(z, x + dx, y + dy) for dx in range(-span, span + 1) for dy in range(-span, span + 1)]
@@ -175,9 +175,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seconds", type=float, default=15.0)
     args = ap.parse_args(argv)
 
+    from geogrid.services.tilecache import MapService, TileCache
     from geogrid.store import get_engine
     from geogrid.store.tiles import _padded_lonlat, plain_unit_tile, unit_tile
-    from geogrid.tilecache import MapService, TileCache
 
     engine = get_engine(args.db)
     proc = None

@@ -15,4 +15,14 @@ if [ -z "${GEOGRID_TEST_ADMIN_URL:-}" ]; then
   fi
 fi
 mkdir -p artifacts
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# static checks first: style, formatting, the import rules of the layers, types, the page's JS
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/lint-imports
+.venv/bin/mypy
+if [ -f package.json ]; then
+  [ -d node_modules ] || npm ci --no-audit --no-fund --silent
+  npx --no-install eslint api/static tests/js
+  node --test tests/js/
+fi
+exec .venv/bin/python -m pytest -q -p no:cacheprovider -n "${GEOGRID_TEST_WORKERS:-2}" "$@"

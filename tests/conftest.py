@@ -122,7 +122,7 @@ def demo_db_url() -> str:
     """A separate database holding the full Yulin demo (8,798 grids, workers and
     ``GEOGRID_TEST_DEMO_INCIDENTS`` incidents, default 60,000), loaded once per test
     session. Treat it as read-only; tests that write use their own database."""
-    from geogrid.demo.load import load_demo
+    from geogrid.services.demo import load_demo
     from geogrid.store import get_engine
 
     url = create_database("geogrid_demo")

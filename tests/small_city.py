@@ -83,7 +83,7 @@ def _square(x0: float, y0: float, x1: float, y1: float) -> MultiPolygon:
 
 def layers() -> dict[str, gpd.GeoDataFrame]:
     """The four unit layers (unit GeoDataFrames in EPSG:4326)."""
-    from geogrid.crs import area_m2
+    from geogrid.core.crs import area_m2
 
     x = [CX - DX, CX, CX + DX]
     y = [CY - DY, CY, CY + DY]
@@ -127,7 +127,7 @@ def build() -> Iterator[City]:
     """Create the database, the city, its categories and accounts; drop it afterwards."""
     from conftest import create_database, drop_database
 
-    from geogrid.boundaries import save_hierarchy
+    from geogrid.services.boundaries import save_hierarchy
     from geogrid.store.accounts import add_user
 
     url = create_database("geogrid_city")

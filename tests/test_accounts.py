@@ -15,7 +15,7 @@ from small_city import GRIDS
 from sqlalchemy import text
 
 from api.auth import require_role
-from geogrid.accounts import (
+from geogrid.core.accounts import (
     Account,
     can_act_on,
     check_units_for_role,

@@ -15,9 +15,9 @@ import pytest
 import shapely
 from sqlalchemy import text
 
-from geogrid import crs as gcrs
-from geogrid.boundaries import import_layer, read_boundary_file, write_boundary_file
+from geogrid.core import crs as gcrs
 from geogrid.errors import FileInputError, InvalidInput, TopologyError
+from geogrid.services.boundaries import import_layer, read_boundary_file, write_boundary_file
 from geogrid.store import get_engine
 from geogrid.store.units import load_units
 
@@ -170,7 +170,7 @@ def test_import_matches_parents_and_bad_import_changes_nothing(make_db, district
 
 
 def test_hierarchy_against_postgis(make_db, demo_units):
-    from geogrid.boundaries import save_hierarchy
+    from geogrid.services.boundaries import save_hierarchy
 
     url = make_db()
     engine = get_engine(url)
@@ -227,7 +227,7 @@ def test_hierarchy_against_postgis(make_db, demo_units):
         ).scalar_one()
         assert worst_sum < 1e-4
     # lookup in PostGIS agrees with the library's point lookup
-    from geogrid.lookup import locate
+    from geogrid.services.lookup import locate
 
     res = locate(110.18, 22.65, engine=engine)
     assert res["inside"] and set(res["units"]) == {"district", "street", "community", "grid"}

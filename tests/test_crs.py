@@ -1,4 +1,4 @@
-"""Tests for geogrid.crs: GCJ-02/BD-09 conversions, CRS names, reprojection, metric CRS."""
+"""Tests for geogrid.core.crs: GCJ-02/BD-09 conversions, CRS names, reprojection, metric CRS."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import shapely
 from numpy.testing import assert_allclose
 from shapely import LineString, Point, box
 
-from geogrid.crs import (
+from geogrid.core.crs import (
     CRS_NAMES,
     YULIN_METRIC_CRS,
     area_m2,

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from geogrid.catalogue import DEFAULT_CATEGORIES_PATH, category_codes, load_categories
+from geogrid.core.catalogue import DEFAULT_CATEGORIES_PATH, category_codes, load_categories
 from geogrid.demo import build_demo, build_incidents, build_workers, plant_hotspots
 from geogrid.demo.boundaries import DEFAULT_COUNTIES_PATH, LEVELS, UNIT_COLUMNS
 from geogrid.errors import FileInputError, InvalidInput

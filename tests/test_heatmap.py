@@ -1,4 +1,4 @@
-"""geogrid.heatmap against exact references (direct sum, scipy.stats.gaussian_kde)."""
+"""geogrid.core.heatmap against exact references (direct sum, scipy.stats.gaussian_kde)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from PIL import Image
 from pyproj import Transformer
 from scipy import stats
 
-from geogrid.errors import InvalidInput
-from geogrid.heatmap import (
+from geogrid.core.heatmap import (
     HeatSource,
     density_grid,
     lonlat_to_3857,
@@ -22,6 +21,7 @@ from geogrid.heatmap import (
     to_png,
     zoom_scale,
 )
+from geogrid.errors import InvalidInput
 
 BBOX = (0.0, 0.0, 10_000.0, 10_000.0)  # 64×64 → 156.25 m pixels
 

@@ -1,4 +1,4 @@
-"""geogrid.hotspots against esda, scipy and planted space-time patterns."""
+"""geogrid.core.hotspots against esda, scipy and planted space-time patterns."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ import shapely
 from libpysal.weights import W, lat2W
 from scipy import sparse, stats
 
-from geogrid.errors import InvalidInput
-from geogrid.hotspots import (
+from geogrid.core.hotspots import (
     EMERGING_CATEGORIES,
     EmergingHotSpots,
     GiStar,
@@ -22,6 +21,7 @@ from geogrid.hotspots import (
     space_time_gi,
     spatial_weights,
 )
+from geogrid.errors import InvalidInput
 
 SIDE = 50  # 50 × 50 lattice = 2,500 units
 

@@ -14,18 +14,18 @@ import pytest
 import shapely
 from sqlalchemy import text
 
-from geogrid import crs as gcrs
+from geogrid.core import crs as gcrs
 from geogrid.errors import FileInputError
-from geogrid.ingest import import_incidents
+from geogrid.services.ingest import import_incidents
 from geogrid.store import get_engine
 
 
 @pytest.fixture(scope="module")
 def city(make_db):
     """A database with the demo boundaries and the category catalogue, no incidents."""
-    from geogrid.boundaries import save_hierarchy
-    from geogrid.catalogue import load_categories
+    from geogrid.core.catalogue import load_categories
     from geogrid.demo.boundaries import build_hierarchy
+    from geogrid.services.boundaries import save_hierarchy
     from geogrid.store.incidents import upsert_categories
 
     url = make_db()
@@ -238,7 +238,7 @@ def test_cli_import_reports_rows_per_second_and_errors(city, tmp_path):
 
 
 def test_points_exactly_on_an_edge_go_to_one_grid(city):
-    from geogrid.attribution import attributor_for_version
+    from geogrid.core.attribution import attributor_for_version
 
     att = attributor_for_version(city["engine"])
     g = city["grids"]

@@ -11,8 +11,8 @@ import small_city
 from small_city import CENTRES, GRIDS, OUTSIDE
 from sqlalchemy import text
 
-from geogrid import crs as gcrs
-from geogrid import lifecycle
+from geogrid.core import crs as gcrs
+from geogrid.core import lifecycle
 from geogrid.errors import Conflict, Forbidden, InvalidInput
 from geogrid.store import workflow
 

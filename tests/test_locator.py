@@ -1,4 +1,4 @@
-"""geogrid.locator.GridLocator: exactness against GEOS, GeoPandas and PostGIS."""
+"""geogrid.core.locator.GridLocator: exactness against GEOS, GeoPandas and PostGIS."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import shapely
 from shapely.geometry import MultiPolygon, Polygon, box
 
 from bench._data import clustered_points, voronoi_grids
+from geogrid.core.locator import GridLocator
 from geogrid.errors import InvalidInput
-from geogrid.locator import GridLocator
 
 
 def brute(geoms, x, y) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""geogrid.maps: the layers asked for are in the HTML, and nothing unbounded is embedded."""
+"""geogrid.core.maps: the layers asked for are in the HTML, and nothing unbounded is embedded."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from shapely import box
 
-from geogrid import maps
+from geogrid.core import maps
 from geogrid.errors import InvalidInput
 
 
@@ -117,7 +117,7 @@ def test_hotspot_layer_colours_classes():
 
 
 def test_leader_map_on_the_demo(demo_db_url, tmp_path):
-    from geogrid import metrics
+    from geogrid.services import metrics
     from geogrid.store import get_engine
 
     eng = get_engine(demo_db_url)

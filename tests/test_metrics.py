@@ -1,4 +1,4 @@
-"""geogrid.metrics on a hand-computed case, roll-up consistency on the demo, and the
+"""geogrid.services.metrics on a hand-computed case, roll-up consistency on the demo, and the
 analytics API over real HTTP.
 
 The tiny city (its own database): district 450902 → street 450902001 → communities
@@ -21,8 +21,8 @@ import pytest
 from shapely import box
 from sqlalchemy import insert
 
-from geogrid import metrics
 from geogrid.errors import InvalidInput, NotFound
+from geogrid.services import metrics
 from geogrid.store.tables import account, account_unit, category, incident
 
 D, S = "450902", "450902001"

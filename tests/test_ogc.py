@@ -11,8 +11,8 @@ import subprocess
 import psycopg
 import pytest
 
+from geogrid.core.ogc import CONFORMANCE, parse_datetime
 from geogrid.errors import InvalidInput
-from geogrid.ogc import CONFORMANCE, parse_datetime
 
 GEOJSON = "application/geo+json"
 

@@ -11,7 +11,7 @@ import small_city
 from small_city import CENTRES, GRIDS, OUTSIDE
 from sqlalchemy import text
 
-from geogrid import crs as gcrs
+from geogrid.core import crs as gcrs
 from geogrid.store import workflow
 
 BASE = "/open311/v2"

@@ -1,9 +1,9 @@
-"""Plan edits keep the community partition exact (geogrid.plans.edits).
+"""Plan edits keep the community partition exact (geogrid.core.plans.edits).
 
 A synthetic Voronoi community in central Yulin (clipped on the 1e-7 degree precision grid
 like the demo) is edited with random split lines, merges, edge moves and reassignments
 (hypothesis); after every edit the grids must still partition the community: valid
-coverage (``shapely.coverage_is_valid``), no finding from ``geogrid.validation``, union
+coverage (``shapely.coverage_is_valid``), no finding from ``geogrid.core.validation``, union
 equal to the community. Edits that would break it are refused with their reason.
 """
 
@@ -16,15 +16,15 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geogrid.errors import InvalidInput, TopologyError
-from geogrid.plans.edits import (
+from geogrid.core.plans.edits import (
     GRID_SIZE,
     Coverage,
     apply_edit,
     check_community,
     rebuild_community,
 )
-from geogrid.validation import validate_units
+from geogrid.core.validation import validate_units
+from geogrid.errors import InvalidInput, TopologyError
 
 COMMUNITY = "450902001001"
 

@@ -1,4 +1,4 @@
-"""The interactive impact preview equals a from-scratch recomputation (geogrid.plans.impact).
+"""The interactive impact preview equals a from-scratch recomputation (geogrid.core.plans.impact).
 
 The tiny city of ``tests/small_city.py`` (own database) with random buildings and a
 year of incidents; a plan is edited step by step (split, merge, move an edge, reassign,
@@ -15,7 +15,7 @@ import small_city
 from small_city import CX, CY, DX, DY, GRIDS
 from test_plan_publish import add_points
 
-from geogrid.plans.impact import GRID_COLUMNS, plan_metrics, shape_metrics, totals
+from geogrid.core.plans.impact import GRID_COLUMNS, plan_metrics, shape_metrics, totals
 from geogrid.store import plans as store
 
 

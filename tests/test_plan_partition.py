@@ -1,4 +1,4 @@
-"""Auto-partition of demo communities (geogrid.plans.partition).
+"""Auto-partition of demo communities (geogrid.core.plans.partition).
 
 Communities and building points come from the deterministic Yulin demo build
 (:func:`geogrid.demo.boundaries.build_demo`, in memory: nothing is written). Each
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import shapely
 
+from geogrid.core.plans.edits import Coverage, apply_edit, check_community
+from geogrid.core.plans.partition import allocate, autopartition, balance, partition_community
 from geogrid.errors import InvalidInput
-from geogrid.plans.edits import Coverage, apply_edit, check_community
-from geogrid.plans.partition import allocate, autopartition, balance, partition_community
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import pytest
 import small_city
 from small_city import CENTRES, GRIDS
 
+from geogrid.core.register import month_bounds, monthly_register
 from geogrid.errors import InvalidInput
-from geogrid.register import month_bounds, monthly_register
 from geogrid.store import workflow
 
 CST = timezone(timedelta(hours=8))

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 from sqlalchemy import text
 
-from geogrid import crs as gcrs
+from geogrid.core import crs as gcrs
 from geogrid.store import get_engine
 
 

@@ -1,4 +1,4 @@
-"""geogrid.tilecache and geogrid.store.changes: keys, ETags, LRU, bbox invalidation at
+"""geogrid.services.tilecache and geogrid.store.changes: keys, ETags, LRU, bbox invalidation at
 every zoom (memory and Redis), the change log in the edit's transaction, the watcher."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
-from geogrid.tilecache import ChangeWatcher, Memo, TileCache, etag, params_key
-from geogrid.tiles import tile_bounds_lonlat, tile_pad_deg, tile_range
+from geogrid.core.tiles import tile_bounds_lonlat, tile_pad_deg, tile_range
+from geogrid.services.tilecache import ChangeWatcher, Memo, TileCache, etag, params_key
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

@@ -24,7 +24,7 @@ import shapely
 from PIL import Image
 from sqlalchemy import text
 
-from geogrid.tiles import (
+from geogrid.core.tiles import (
     LAYERS,
     MAX_BYTES,
     MAX_FEATURES,
@@ -93,7 +93,7 @@ def test_grid_metrics_in_tiles_match_the_window(demo_http, demo_db_url):
                 (list(got),),
             ).fetchall()
         )
-    # the window's dates are read by geogrid.metrics (local days, Asia/Shanghai)
+    # the window's dates are read by geogrid.services.metrics (local days, Asia/Shanghai)
     assert sum(got.values()) > 0
     assert {k: v for k, v in got.items() if v} == rows
 
@@ -179,8 +179,8 @@ def _png(data: bytes) -> np.ndarray:
 
 
 def test_heat_tiles_seamless_and_one_scale_per_zoom(demo_http, demo_db_url):
-    from geogrid.heatmap import to_png
-    from geogrid.tiles import heat_bandwidth_m
+    from geogrid.core.heatmap import to_png
+    from geogrid.core.tiles import heat_bandwidth_m
 
     z = 12
     x, y = tile_range((110.15, 22.63, 110.15, 22.63), z)[:2]
@@ -191,8 +191,8 @@ def test_heat_tiles_seamless_and_one_scale_per_zoom(demo_http, demo_db_url):
     assert pa[..., 3].any()
     # one render of both tiles side by side, coloured with the same zoom scale: a
     # MapService of our own on the same database computes the same source and scale
+    from geogrid.services.tilecache import MapService, TileCache
     from geogrid.store import get_engine
-    from geogrid.tilecache import MapService, TileCache
 
     svc = MapService(get_engine(demo_db_url), cache=TileCache())
     win = svc.window()
@@ -249,8 +249,8 @@ def _city() -> dict[str, gpd.GeoDataFrame]:
 def edit_city(make_db):
     from conftest import LiveServer
 
-    from geogrid.boundaries import save_hierarchy
-    from geogrid.catalogue import load_categories
+    from geogrid.core.catalogue import load_categories
+    from geogrid.services.boundaries import save_hierarchy
     from geogrid.store import get_engine
     from geogrid.store.incidents import upsert_categories
 
@@ -294,7 +294,7 @@ def _etags(client, layer, tiles) -> dict:
 
 
 def _near(tile, bbox) -> bool:
-    from geogrid.tiles import tile_pad_deg
+    from geogrid.core.tiles import tile_pad_deg
 
     w, s, e, n = tile_bounds_lonlat(*tile)
     m = tile_pad_deg(tile[0])
@@ -349,7 +349,7 @@ def test_new_incident_changes_exactly_the_affected_tiles(edit_city):
 
 
 def test_boundary_publish_changes_exactly_the_affected_tiles(edit_city):
-    from geogrid.geometry import as_multipolygons
+    from geogrid.core.geometry import as_multipolygons
     from geogrid.store import units as store_units
     from geogrid.store.changes import record_units_change
 

@@ -1,4 +1,4 @@
-"""Tests of geogrid.validation on crafted layers in real Yulin coordinates (see shapes.py)."""
+"""Tests of geogrid.core.validation on crafted layers in real Yulin coordinates (see shapes.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ import shapely
 import shapes
 from shapes import COMMUNITY, GRIDS, STREET, bowtie, layer, square
 
-from geogrid.errors import InvalidInput
-from geogrid.validation import (
+from geogrid.core.validation import (
     KINDS,
     Finding,
     findings_frame,
@@ -22,6 +21,7 @@ from geogrid.validation import (
     validate_hierarchy,
     validate_units,
 )
+from geogrid.errors import InvalidInput
 
 REL = 1e-3
 

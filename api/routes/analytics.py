@@ -16,8 +16,8 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
 from api.deps import EngineDep
-from geogrid import metrics as gm
 from geogrid.errors import InvalidInput
+from geogrid.services import metrics as gm
 
 router = APIRouter(tags=["analytics"])
 

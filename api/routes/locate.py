@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import EngineDep
-from geogrid.lookup import locate as locate_point
+from geogrid.services.lookup import locate as locate_point
 
 router = APIRouter(tags=["boundaries"])
 

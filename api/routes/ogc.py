@@ -23,8 +23,7 @@ from fastapi.responses import JSONResponse, Response
 
 from api.params import parse_bbox
 from api.routes.tiles import ServiceDep
-from geogrid.errors import InvalidInput, NotFound
-from geogrid.ogc import (
+from geogrid.core.ogc import (
     CONFORMANCE,
     CRS84,
     GEOJSON,
@@ -39,6 +38,7 @@ from geogrid.ogc import (
     page_links,
     parse_datetime,
 )
+from geogrid.errors import InvalidInput, NotFound
 from geogrid.store.features import (
     BOUNDARY_COLLECTIONS,
     INCIDENT_FILTERS,

@@ -40,7 +40,7 @@ from fastapi.routing import APIRoute
 from api.auth import bearer_token
 from api.deps import EngineDep
 from api.errors import status_for
-from geogrid import lifecycle
+from geogrid.core import lifecycle
 from geogrid.errors import GeogridError, InvalidInput, NotFound
 from geogrid.store import workflow
 from geogrid.store.accounts import authenticate

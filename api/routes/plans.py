@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import require_role
 from api.deps import EngineDep
-from geogrid.accounts import Account
+from geogrid.core.accounts import Account
 from geogrid.store import plans as store
 
 router = APIRouter(prefix="/plans", tags=["plans"])

@@ -18,9 +18,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from geogrid.metrics import parse_time
-from geogrid.tilecache import MapService, Window
-from geogrid.tiles import LAYERS, MAX_ZOOM, get_layer, tilejson
+from geogrid.core.tiles import LAYERS, MAX_ZOOM, get_layer, tilejson
+from geogrid.services.metrics import parse_time
+from geogrid.services.tilecache import MapService, Window
 
 router = APIRouter(tags=["tiles"])
 
@@ -61,7 +61,7 @@ CatQ = Annotated[str | None, Query(description="incident category codes, comma-s
 
 def window_of(svc: MapService, from_: str | None, to: str | None, category: str | None) -> Window:
     """The incident window, read exactly as ``/metrics`` reads it
-    (:func:`geogrid.metrics.parse_time`: ISO 8601; dates and naive times are China
+    (:func:`geogrid.services.metrics.parse_time`: ISO 8601; dates and naive times are China
     Standard Time; ``to`` exclusive), so tiles and the choropleth show the same window."""
     start = parse_time(from_, "from")
     end = parse_time(to, "to")

@@ -1,7 +1,7 @@
 """Deterministic synthetic Yulin demo: boundaries, buildings, workers, incidents.
 
 Pure functions returning (Geo)DataFrames; nothing here touches a database
-(:mod:`geogrid.demo.load` stores them).
+(:mod:`geogrid.services.demo` stores them).
 
 * :func:`build_hierarchy` / :func:`build_buildings` / :func:`build_demo` — the four-level
   unit hierarchy generated inside the 7 real Yulin county polygons, and its buildings.

@@ -39,6 +39,7 @@ import pandas as pd
 import shapely
 from scipy.spatial import cKDTree
 
+from geogrid.core.hierarchy import LEVELS
 from geogrid.errors import InvalidInput
 
 __all__ = [
@@ -55,7 +56,6 @@ __all__ = [
 #: Precision grid of every overlay (degrees, ≈1 cm at Yulin).
 GRID_SIZE = 1e-7
 #: The four unit levels, top down.
-LEVELS = ("district", "street", "community", "grid")
 #: The real county polygons (WGS84) in the repository.
 DEFAULT_COUNTIES_PATH = (
     Path(__file__).resolve().parents[2] / "boundaries" / "yulin" / "yulin_counties_wgs84.geojson"
@@ -856,7 +856,7 @@ def _assign(tree: shapely.STRtree, pts: np.ndarray, geoms: np.ndarray) -> np.nda
 
 
 def _area_m2(geoms: np.ndarray) -> np.ndarray:
-    from geogrid.crs import area_m2
+    from geogrid.core.crs import area_m2
 
     return np.asarray(area_m2(np.asarray(geoms, dtype=object), crs=METRIC_CRS), dtype=float)
 

@@ -20,7 +20,7 @@ Model
   closure (resident confirmation ≈ a day later); some rejected or duplicate; a few stall.
   Status is the last stage reached by ``now`` (the end of the window), so recent incidents
   are still open. Rejected and duplicate incidents have only ``closed_at`` (as in
-  :mod:`geogrid.lifecycle`).
+  :mod:`geogrid.core.lifecycle`).
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def build_incidents(
         without it worker reports have ``reporter_id`` None.
     categories : DataFrame, optional
         The catalogue indexed by code (``share``, ``limit_hours``, ``escalate_level``);
-        default :func:`geogrid.catalogue.load_categories`.
+        default :func:`geogrid.core.catalogue.load_categories`.
     n : int
         Number of incidents (exact).
     seed : int
@@ -168,7 +168,7 @@ def build_incidents(
     if not isinstance(days, (int, np.integer)) or days < 1:
         raise InvalidInput("days", days, "a positive number of days")
     if categories is None:
-        from geogrid.catalogue import load_categories
+        from geogrid.core.catalogue import load_categories
 
         categories = load_categories()
     try:

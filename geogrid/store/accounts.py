@@ -1,6 +1,6 @@
 """Accounts in the database: create with a one-time token, authenticate, list.
 
-The plain token never reaches the database: only :func:`geogrid.accounts.hash_token`
+The plain token never reaches the database: only :func:`geogrid.core.accounts.hash_token`
 of it is stored (``account.token_hash``).
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Iterable
 import pandas as pd
 from sqlalchemy import Connection, Engine, select, text
 
-from geogrid.accounts import (
+from geogrid.core.accounts import (
     Account,
     check_role,
     check_units_for_role,
@@ -44,7 +44,7 @@ def add_user(
     Parameters
     ----------
     name : display name
-    role : one of :data:`geogrid.accounts.ROLES`
+    role : one of :data:`geogrid.core.accounts.ROLES`
     units : unit codes (grid codes for a worker, the community/street/district code for
         an admin of that level; none for other roles)
     ref : optional external reference (staff number), unique

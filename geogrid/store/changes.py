@@ -10,7 +10,7 @@ edit committed. Tile servers read new rows with :func:`changes_since` (a cheap
 extent is unknown). ``layer`` is a tile layer name (``incidents``, ``districts``,
 ``streets``, ``communities``, ``grids``) or ``boundaries`` (all boundary layers);
 dependent layers (metrics, heat map) are derived by the reader
-(:data:`geogrid.tiles.DEPENDENT_LAYERS`).
+(:data:`geogrid.core.tiles.DEPENDENT_LAYERS`).
 """
 
 from __future__ import annotations

@@ -64,7 +64,6 @@ INCIDENT_PROPERTIES = (
     "district_code",
     "source_id",
 )
-OPEN_STATUSES = ("reported", "accepted", "dispatched", "in_progress")
 
 
 @dataclass

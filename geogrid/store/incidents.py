@@ -15,8 +15,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from sqlalchemy import Connection, Engine, text
 
+from geogrid.core.geometry import points_ewkb_hex
+from geogrid.core.hierarchy import LEVEL_COLUMN as _LEVEL_COLUMN
+from geogrid.core.lifecycle import STATUSES
 from geogrid.errors import InvalidInput
-from geogrid.geometry import points_ewkb_hex
 
 __all__ = [
     "category_table",
@@ -59,12 +61,6 @@ INCIDENT_COPY_COLUMNS = [
     "district_code",
     "geom",
 ]
-_LEVEL_COLUMN = {
-    "grid": "grid_code",
-    "community": "community_code",
-    "street": "street_code",
-    "district": "district_code",
-}
 
 
 def category_table(conn: Connection) -> pd.DataFrame:
@@ -93,7 +89,6 @@ def check_categories(conn: Connection | Engine, values, parameter: str = "catego
 
 def check_statuses(values, parameter: str = "status") -> list[str]:
     """The statuses given, or InvalidInput naming ``parameter`` and the statuses."""
-    from geogrid.store.tables import STATUSES
 
     values = [str(v) for v in values]
     bad = [v for v in values if v not in STATUSES]
@@ -129,7 +124,7 @@ def upsert_categories(conn: Connection, cats: pd.DataFrame) -> None:
 def grid_workers(conn: Connection) -> dict[tuple[str, str], int]:
     """(level, unit code) → id of the (first) account responsible there: the grid worker
     for grids, the ``<level>_admin`` for the other levels (see
-    :func:`geogrid.lifecycle.admin_role_for`)."""
+    :func:`geogrid.core.lifecycle.admin_role_for`)."""
     rows = conn.execute(
         text(
             "SELECT CASE a.role WHEN 'worker' THEN 'grid' ELSE replace(a.role, '_admin', '') END,"
@@ -158,7 +153,7 @@ def prepare_rows(
     version_id: int | None,
 ) -> pd.DataFrame:
     """Build the rows to COPY: due date from the category's limit, the responsible unit
-    (the category's level, as :func:`geogrid.lifecycle.route` does for one incident: the
+    (the category's level, as :func:`geogrid.core.lifecycle.route` does for one incident: the
     nearest level above that the point has, else below) and that unit's account as
     assignee."""
     n = len(batch)

@@ -1,4 +1,4 @@
-"""The SQL behind :mod:`geogrid.metrics`: per-unit aggregates of incidents, the rows the
+"""The SQL behind :mod:`geogrid.services.metrics`: per-unit aggregates of incidents, the rows the
 vectorised (pandas) path needs, worker assignments, unit totals, and trend counts.
 
 Level columns are chosen from a fixed mapping (``grid`` → ``grid_code`` …), never from user
@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, text
 
+from geogrid.core.hierarchy import LEVEL_COLUMN
+from geogrid.core.lifecycle import DONE_STATUSES, OPEN_STATUSES
 from geogrid.store.engine import connection as _connect
 
 __all__ = [
@@ -34,15 +36,6 @@ __all__ = [
     "worker_grids",
 ]
 
-LEVEL_COLUMN = {
-    "grid": "grid_code",
-    "community": "community_code",
-    "street": "street_code",
-    "district": "district_code",
-}
-#: statuses after which an incident is no longer open (geogrid.lifecycle.DONE)
-DONE_STATUSES = ("resolved", "closed", "rejected", "duplicate")
-OPEN_STATUSES = ("reported", "accepted", "dispatched", "in_progress")
 _RESOLVED = ("resolved", "closed")
 
 #: columns :func:`incident_rows` can return (``lon``/``lat`` are EPSG:4326 degrees)

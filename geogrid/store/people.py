@@ -8,7 +8,7 @@ import geopandas as gpd
 import pandas as pd
 from sqlalchemy import Connection, text
 
-from geogrid.geometry import points_ewkb_hex
+from geogrid.core.geometry import points_ewkb_hex
 
 __all__ = ["copy_buildings", "insert_accounts"]
 

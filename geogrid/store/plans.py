@@ -30,8 +30,8 @@ import pandas as pd
 import shapely
 from sqlalchemy import Connection, Engine, text
 
+from geogrid.core.plans.edits import Coverage, EditResult, apply_edit, check_community
 from geogrid.errors import Conflict, InvalidInput, NotFound, TopologyError
-from geogrid.plans.edits import Coverage, EditResult, apply_edit, check_community
 from geogrid.store.changes import record_units_change
 from geogrid.store.units import (
     copy_units,
@@ -367,8 +367,8 @@ def plan_geojson(engine: Engine, plan_id: int) -> dict:
 
 def _window(start: Any, end: Any) -> tuple[datetime, datetime]:
     """The incident window of an impact preview (default: the year up to now), read like
-    every other window (:func:`geogrid.metrics.resolve_window`)."""
-    from geogrid.metrics import resolve_window
+    every other window (:func:`geogrid.services.metrics.resolve_window`)."""
+    from geogrid.services.metrics import resolve_window
 
     start_d, end_d, _ = resolve_window(start, end, days=365, names=("start", "end"))
     return start_d, end_d
@@ -377,9 +377,9 @@ def _window(start: Any, end: Any) -> tuple[datetime, datetime]:
 def plan_data(
     engine: Engine, plan_id: int, *, start: Any = None, end: Any = None, weights: Any = None
 ):
-    """Read a plan's :class:`~geogrid.plans.impact.PlanData` (incidents of every time
+    """Read a plan's :class:`~geogrid.core.plans.impact.PlanData` (incidents of every time
     in its communities, ``in_window`` for ``[start, end)``, default the last 365 days)."""
-    from geogrid.plans.impact import PlanData
+    from geogrid.core.plans.impact import PlanData
 
     start, end = _window(start, end)
     with engine.connect() as conn:
@@ -451,7 +451,7 @@ def plan_data(
 
 
 def _session(engine: Engine, plan_id: int, start: Any, end: Any):
-    from geogrid.plans.impact import ImpactSession
+    from geogrid.core.plans.impact import ImpactSession
 
     s, e = _window(start, end)
     # a window given to the day shares the session (the default: the last 365 days)
@@ -474,13 +474,13 @@ def _session(engine: Engine, plan_id: int, start: Any, end: Any):
 
 
 def impact(engine: Engine, plan_id: int, *, start: Any = None, end: Any = None) -> dict:
-    """Plan metrics side by side with the published grids (see geogrid.plans.impact)."""
+    """Plan metrics side by side with the published grids (see geogrid.core.plans.impact)."""
     return _session(engine, plan_id, start, end).report()
 
 
 def diff(engine: Engine, plan_id: int, *, start: Any = None, end: Any = None) -> dict:
     """Grids, incidents and workers that change between the base version and the plan."""
-    from geogrid.plans.impact import diff_plan
+    from geogrid.core.plans.impact import diff_plan
 
     sess = _session(engine, plan_id, start, end)
     return diff_plan(sess.data, sess)
@@ -504,7 +504,7 @@ def autopartition_plan(
     """Re-cut communities of a plan (default: all) into ``n`` grids or grids under
     ``target`` load, ``load`` = ``households`` or ``load_index``; stored as one edit
     (undoable). Returns the balance achieved per community."""
-    from geogrid.plans.partition import autopartition
+    from geogrid.core.plans.partition import autopartition
 
     if load not in ("households", "load_index"):
         raise InvalidInput("load", load, "households or load_index")
@@ -520,7 +520,7 @@ def autopartition_plan(
     if load == "load_index":
         # the load index is linear: households and effort-weighted incidents as weighted
         # points, the area term spread by area inside the partitioner (area_share)
-        from geogrid.metrics import LoadWeights
+        from geogrid.services.metrics import LoadWeights
 
         w = data.weights or LoadWeights()
         ref_e, ref_h, ref_a = data.reference
@@ -610,7 +610,7 @@ def publish_plan(engine: Engine, plan_id: int, *, author: str | None = None) -> 
     Conflict  the plan is not a draft, or its communities changed in the published
         version since the plan was created (HTTP 409)
     """
-    from geogrid.plans.impact import locate_points
+    from geogrid.core.plans.impact import locate_points
 
     t0 = datetime.now(UTC)
     with engine.begin() as conn:
@@ -739,7 +739,7 @@ def publish_plan(engine: Engine, plan_id: int, *, author: str | None = None) -> 
 
 def _grid_units(conn: Connection, cov: Coverage) -> gpd.GeoDataFrame:
     """Unit rows of the plan grids: households/population prorated from buildings."""
-    from geogrid.plans.impact import shape_metrics
+    from geogrid.core.plans.impact import shape_metrics
 
     grids = cov.grids.reset_index(drop=True)
     xmin, ymin, xmax, ymax = grids.total_bounds
@@ -753,7 +753,7 @@ def _grid_units(conn: Connection, cov: Coverage) -> gpd.GeoDataFrame:
     hh = np.zeros(len(grids))
     pop = np.zeros(len(grids))
     if bld:
-        from geogrid.plans.impact import locate_points
+        from geogrid.core.plans.impact import locate_points
 
         arr = np.asarray(bld, dtype=float)
         pos = locate_points(grids.geometry.array, arr[:, 0], arr[:, 1])
@@ -841,7 +841,7 @@ def _reattribute(
 
 
 def _reassign_workers(conn: Connection, old: gpd.GeoDataFrame, new: gpd.GeoDataFrame) -> list[dict]:
-    from geogrid.plans.impact import PlanData, worker_successors
+    from geogrid.core.plans.impact import PlanData, worker_successors
 
     ws = pd.DataFrame(
         conn.execute(

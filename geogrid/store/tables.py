@@ -32,19 +32,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
+from geogrid.core.hierarchy import LEVELS
+from geogrid.core.lifecycle import STATUSES
+
 metadata = MetaData()
 
-LEVELS = ("district", "street", "community", "grid")
-STATUSES = (
-    "reported",
-    "accepted",
-    "dispatched",
-    "in_progress",
-    "resolved",
-    "closed",
-    "rejected",
-    "duplicate",
-)
 ROLES = (
     "worker",
     "community_admin",
@@ -146,7 +138,7 @@ account_unit = Table(
 Index("account_unit_code", account_unit.c.unit_code)
 
 # The fact table. Its references (category, reporter/assignee account, boundary version)
-# are checked by the writers (geogrid.ingest, geogrid.store.workflow) rather than by
+# are checked by the writers (geogrid.services.ingest, geogrid.store.workflow) rather than by
 # foreign keys: per-row RI triggers cost more than the rest of a million-row COPY.
 incident = Table(
     "incident",

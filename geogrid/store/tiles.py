@@ -2,8 +2,8 @@
 
 Every query has bound parameters only. Geometry is selected with the index (``geom &&``
 the tile's WGS84 envelope padded by the tile buffer), transformed to EPSG:3857, simplified
-for the zoom (boundaries) and clipped to the tile (:data:`geogrid.tiles.EXTENT` units,
-:data:`geogrid.tiles.BUFFER` buffer). Budgets are enforced here (see :mod:`geogrid.tiles`).
+for the zoom (boundaries) and clipped to the tile (:data:`geogrid.core.tiles.EXTENT` units,
+:data:`geogrid.core.tiles.BUFFER` buffer). Budgets are enforced here (see :mod:`geogrid.core.tiles`).
 
 Metrics are passed as parallel arrays (``unnest``) for the units whose bbox meets the
 tile only, which is cheaper than joining a metrics query per tile (bench/tiles.py).
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, text
 
-from geogrid.tiles import (
+from geogrid.core.tiles import (
     BUFFER,
     EXTENT,
     MAX_BYTES,
@@ -68,7 +68,7 @@ def unit_tile(
 ) -> tuple[bytes, int]:
     """MVT of the published units of ``level`` in tile ``z/x/y`` as layer ``layer``.
 
-    ``metrics``: ``code`` plus :data:`geogrid.tiles.UNIT_METRIC_FIELDS` arrays (aligned);
+    ``metrics``: ``code`` plus :data:`geogrid.core.tiles.UNIT_METRIC_FIELDS` arrays (aligned);
     joined on code. Returns ``(bytes, features)``. Over budget (features or bytes) the
     largest units are kept and the tolerance doubled until it fits.
     """

@@ -15,8 +15,8 @@ import geopandas as gpd
 import pandas as pd
 from sqlalchemy import Connection, Engine, select, text
 
+from geogrid.core.geometry import as_multipolygons, to_ewkb_hex
 from geogrid.errors import InvalidInput, NotFound
-from geogrid.geometry import as_multipolygons, to_ewkb_hex
 from geogrid.store.engine import connection
 from geogrid.store.tables import LEVELS, boundary_version
 

@@ -22,11 +22,13 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, text
 
-from geogrid import crs as gcrs
-from geogrid import lifecycle
-from geogrid.accounts import Account, require_can_act, require_can_report
+from geogrid.core import crs as gcrs
+from geogrid.core import lifecycle
+from geogrid.core.accounts import Account, require_can_act, require_can_report
+from geogrid.core.hierarchy import LEVEL_COLUMN as _LEVEL_COLUMN
+from geogrid.core.hierarchy import level_of_code
 from geogrid.errors import Conflict, InvalidInput, NotFound
-from geogrid.metrics import TIME_RANGE
+from geogrid.services.metrics import TIME_RANGE
 from geogrid.store.changes import record_incident_change
 from geogrid.store.engine import transaction as _tx
 from geogrid.store.incidents import check_categories, check_statuses
@@ -44,14 +46,6 @@ __all__ = [
     "get_category",
     "register_rows",
 ]
-
-_LEVEL_COLUMN = {
-    "grid": "grid_code",
-    "community": "community_code",
-    "street": "street_code",
-    "district": "district_code",
-}
-_CODE_LEVEL = {15: "grid", 12: "community", 9: "street", 6: "district"}
 
 
 def _now() -> datetime:
@@ -178,10 +172,10 @@ def create_incident(
     category : a category code (``category`` table)
     lon, lat : the coordinate in ``crs`` (degrees for ``wgs84``/``gcj02``/``bd09``,
         easting/northing for a projected EPSG CRS); converted to WGS84 (EPSG:4326) with
-        :func:`geogrid.crs.to_wgs84`, the original kept in ``src_*``.
+        :func:`geogrid.core.crs.to_wgs84`, the original kept in ``src_*``.
     reported_at : timezone-aware; default now
     reporter_id : the reporting account (None: an anonymous resident)
-    actor : the account doing it. When an :class:`~geogrid.accounts.Account`, its scope is
+    actor : the account doing it. When an :class:`~geogrid.core.accounts.Account`, its scope is
         checked (a worker reports only inside their own grids: Forbidden otherwise).
     reporter_kind : default ``resident`` when anonymous, else the reporter's role
     data : extra facts kept in the ``reported`` event (``address_string``, ``media_url``)
@@ -355,7 +349,7 @@ def transition(
     *,
     at: datetime | None = None,
 ) -> dict:
-    """Move an incident to ``to_status`` (see :data:`geogrid.lifecycle.TRANSITIONS`).
+    """Move an incident to ``to_status`` (see :data:`geogrid.core.lifecycle.TRANSITIONS`).
 
     Sets ``status``, ``updated_at`` and the status's timestamp column (``accepted_at`` …;
     ``rejected``/``duplicate`` set ``closed_at``; reopening ``resolved → in_progress``
@@ -536,7 +530,7 @@ def escalate_overdue(
     actor: Account | int | None = None,
 ) -> pd.DataFrame:
     """Escalate every overdue incident whose time limits call for a higher level, by one
-    level (see :func:`geogrid.lifecycle.escalation_level`), in one batch.
+    level (see :func:`geogrid.core.lifecycle.escalation_level`), in one batch.
 
     Running it again at the same ``now`` changes nothing; run it periodically (a cron job)
     and an incident left alone climbs one level per time limit passed.
@@ -715,15 +709,7 @@ def _level_of_code(code: str, level: str | None = None) -> str:
     if level is not None:
         lifecycle.level_rank(level)
         return level
-    lv = _CODE_LEVEL.get(len(str(code)))
-    if lv is None:
-        raise InvalidInput(
-            "unit",
-            code,
-            "a unit code of 6 (district), 9 (street), "
-            "12 (community) or 15 (grid) digits, or give level",
-        )
-    return lv
+    return level_of_code(code, "unit")
 
 
 def history(conn: Engine | Connection, incident_id: int) -> list[dict]:

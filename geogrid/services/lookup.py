@@ -7,7 +7,7 @@ from datetime import datetime
 import numpy as np
 from sqlalchemy import Engine
 
-from geogrid import crs as gcrs
+from geogrid.core import crs as gcrs
 from geogrid.errors import InvalidInput
 
 __all__ = ["locate"]

@@ -4,13 +4,13 @@ Method
 ------
 1. **Cells.** The community is covered by a fine tessellation: regular hexagons of
    ``cell_m`` metres across the flats (default 75 m) laid out in the metric CRS
-   (:func:`geogrid.crs.metric_crs`, EPSG:4546 for Yulin) and clipped to the community;
+   (:func:`geogrid.core.crs.metric_crs`, EPSG:4546 for Yulin) and clipped to the community;
    or, when a block layer is given (street blocks, polygons in EPSG:4326), the blocks
    clipped to the community, so grid edges follow the streets.
 2. **Weights.** Each cell weighs its load: the households of the building points inside
    it, or any per-point weight the caller passes (the plan's load index puts
    effort-weighted incidents, households and area together, see
-   :mod:`geogrid.plans.impact`). For METIS only, a small area term (``area_share`` of
+   :mod:`geogrid.core.plans.impact`). For METIS only, a small area term (``area_share`` of
    the total weight, spread by area) keeps empty land from being free, so grids stay
    compact where nobody lives; reported loads are the point weights alone (the area
    share when there are no points).
@@ -29,7 +29,7 @@ Method
    increased until the heaviest grid is under the target (or cells cannot be split
    further: one cell heavier than the target is reported, not hidden).
 5. **Exact coverage.** The parts' cells are dissolved and the community is rebuilt from
-   noded linework (:func:`geogrid.plans.edits.rebuild_community`), so the new grids
+   noded linework (:func:`geogrid.core.plans.edits.rebuild_community`), so the new grids
    partition the community exactly and share their edges vertex for vertex.
 
 The balance achieved is reported per community: max/min load ratio and the coefficient
@@ -47,9 +47,9 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geogrid.crs import metric_crs, transform_geometries
+from geogrid.core.crs import metric_crs, transform_geometries
+from geogrid.core.plans.edits import Coverage, rebuild_community
 from geogrid.errors import InvalidInput
-from geogrid.plans.edits import Coverage, rebuild_community
 
 __all__ = [
     "CommunityPartition",

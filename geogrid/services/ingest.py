@@ -3,8 +3,8 @@
 Files: CSV (lon/lat or x/y columns, names configurable), GeoJSON and GeoParquet (point
 geometry). The pipeline per batch (default 200,000 rows) is vectorised end to end:
 parse → check (every bad row is reported with file, row number and field) → convert to
-WGS84 (:mod:`geogrid.crs`) → attribute to the published boundary version in memory
-(:class:`geogrid.attribution.Attributor`) → ``COPY`` into PostgreSQL.
+WGS84 (:mod:`geogrid.core.crs`) → attribute to the published boundary version in memory
+(:class:`geogrid.core.attribution.Attributor`) → ``COPY`` into PostgreSQL.
 
 All or nothing: the whole import is one transaction. With bad rows and without
 ``skip_bad`` nothing is written (the file is still read to the end so that every problem
@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geogrid import crs as gcrs
+from geogrid.core import crs as gcrs
+from geogrid.core.lifecycle import STATUSES
 from geogrid.errors import FileInputError, InvalidInput, RowError
 
 __all__ = [
@@ -41,16 +42,7 @@ __all__ = [
 
 LOCAL_TZ = "Asia/Shanghai"
 LIFECYCLE_TIMES = ["accepted_at", "dispatched_at", "resolved_at", "closed_at"]
-_STATUSES = {
-    "reported",
-    "accepted",
-    "dispatched",
-    "in_progress",
-    "resolved",
-    "closed",
-    "rejected",
-    "duplicate",
-}
+_STATUSES = frozenset(STATUSES)
 _LON_NAMES = ("lon", "lng", "longitude", "long", "x")
 _LAT_NAMES = ("lat", "latitude", "y")
 _TIME_NAMES = ("reported_at", "requested_datetime", "datetime", "time", "timestamp")
@@ -404,7 +396,7 @@ def import_incidents(
     """
     import time
 
-    from geogrid.attribution import attributor_for_version
+    from geogrid.core.attribution import attributor_for_version
     from geogrid.store import incidents as store
     from geogrid.store.changes import record_incident_change
 

@@ -31,12 +31,13 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine
 
+from geogrid.core.hierarchy import CODE_LENGTH
 from geogrid.errors import InvalidInput
 
 __all__ = ["monthly_register", "month_bounds", "REGISTER_LEVELS"]
 
 REGISTER_LEVELS = ("worker", "community", "street", "district")
-_PREFIX = {"community": 12, "street": 9, "district": 6}
+_PREFIX = CODE_LENGTH
 
 
 def month_bounds(month: str, tz: str = "Asia/Shanghai") -> tuple[datetime, datetime]:

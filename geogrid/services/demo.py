@@ -27,10 +27,10 @@ def load_demo(
     console=None,
 ) -> dict:
     """Build and store the Yulin demo; returns counts and timings."""
-    from geogrid.boundaries import save_hierarchy
-    from geogrid.catalogue import load_categories
+    from geogrid.core.catalogue import load_categories
     from geogrid.demo.boundaries import build_demo
     from geogrid.errors import Conflict
+    from geogrid.services.boundaries import save_hierarchy
     from geogrid.store import incidents as store_incidents
     from geogrid.store.people import copy_buildings, insert_accounts
 
@@ -106,7 +106,7 @@ def load_demo(
     summary["staff"] = len(staff)
 
     if incidents > 0:
-        from geogrid.attribution import Attributor
+        from geogrid.core.attribution import Attributor
         from geogrid.demo.incidents import build_incidents
 
         t1 = time.perf_counter()
@@ -134,7 +134,7 @@ def _store_incidents(
     ids: dict[str, int],
     batch: int = 250_000,
 ) -> dict:
-    from geogrid.ingest import LIFECYCLE_TIMES
+    from geogrid.services.ingest import LIFECYCLE_TIMES
     from geogrid.store import incidents as store_incidents
     from geogrid.store.changes import record_change
 

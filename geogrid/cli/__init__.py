@@ -107,7 +107,7 @@ def db_migrate() -> None:
 
 # ----------------------------------------------------------------------------- boundaries
 def _print_findings(findings, fmt: str) -> None:
-    from geogrid.validation import findings_geojson
+    from geogrid.core.validation import findings_geojson
 
     if fmt == "geojson":
         sys.stdout.write(json.dumps(findings_geojson(findings), ensure_ascii=False) + "\n")
@@ -146,7 +146,7 @@ def boundaries_import(
     draft: Annotated[bool, typer.Option("--draft", help="store as a draft version")] = False,
 ) -> None:
     """Import a boundary layer as a new boundary version (all or nothing)."""
-    from geogrid.boundaries import import_layer, read_boundary_file
+    from geogrid.services.boundaries import import_layer, read_boundary_file
 
     try:
         units = read_boundary_file(
@@ -190,8 +190,8 @@ def boundaries_validate(
     """Report every topology finding; exit 1 when there are any."""
     if fmt not in ("table", "geojson"):
         _fail(InvalidInput("--format", fmt, "table or geojson"))
-    from geogrid import validation
-    from geogrid.boundaries import PARENT_LEVEL, read_boundary_file
+    from geogrid.core import validation
+    from geogrid.services.boundaries import PARENT_LEVEL, read_boundary_file
     from geogrid.store.tables import LEVELS
     from geogrid.store.units import load_units
 
@@ -239,7 +239,7 @@ def boundaries_export(
     ] = None,
 ) -> None:
     """Export a level of a version (default: published) to GeoJSON, GPKG, .zip or .parquet."""
-    from geogrid.boundaries import write_boundary_file
+    from geogrid.services.boundaries import write_boundary_file
     from geogrid.store.units import load_units
 
     try:
@@ -266,7 +266,7 @@ def locate_cmd(
     crs: Annotated[str, typer.Option(help="wgs84, gcj02 or bd09")] = "wgs84",
 ) -> None:
     """Units at every level that contain a point."""
-    from geogrid.lookup import locate
+    from geogrid.services.lookup import locate
 
     try:
         res = locate(lon, lat, crs=crs)
@@ -285,7 +285,7 @@ def demo_load(
     ] = False,
 ) -> None:
     """Build and store the deterministic Yulin demo (boundaries, buildings, people, incidents)."""
-    from geogrid.demo.load import load_demo
+    from geogrid.services.demo import load_demo
 
     try:
         summary = load_demo(
@@ -321,17 +321,11 @@ def serve(
 
 
 def _register_commands() -> None:
-    """Command groups of later features live in ``geogrid/commands/<name>.py``, each with a
-    ``register(app)`` function."""
-    import importlib
-    import pkgutil
+    """The command groups, listed explicitly (each module has a ``register(app)``)."""
+    from geogrid.cli import analytics, incidents, plan, users
 
-    try:
-        import geogrid.commands as pkg
-    except ImportError:
-        return
-    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
-        importlib.import_module(f"geogrid.commands.{info.name}").register(app)
+    for group in (analytics, incidents, plan, users):
+        group.register(app)
 
 
 _register_commands()

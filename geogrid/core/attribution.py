@@ -1,6 +1,6 @@
 """Attribution of points to the units of every level of a boundary version.
 
-An :class:`Attributor` wraps a :class:`~geogrid.locator.GridLocator` over a version's grids
+An :class:`Attributor` wraps a :class:`~geogrid.core.locator.GridLocator` over a version's grids
 and the grid → community → street → district chain, so a million incidents are attributed
 in memory in a fraction of a second. Attributors are cached per version id (versions are
 immutable once stored).
@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
-__all__ = ["Attributor", "attributor_for_version", "ATTRIBUTION_COLUMNS"]
+from geogrid.core.hierarchy import ATTRIBUTION_COLUMNS
 
-ATTRIBUTION_COLUMNS = ["grid_code", "community_code", "street_code", "district_code"]
+__all__ = ["Attributor", "attributor_for_version", "ATTRIBUTION_COLUMNS"]
 
 
 @dataclass
@@ -30,7 +30,7 @@ class Attributor:
     chain: pd.DataFrame  # indexed like grids: community_code, street_code, district_code
 
     def __post_init__(self) -> None:
-        from geogrid.locator import GridLocator
+        from geogrid.core.locator import GridLocator
 
         self.locator = GridLocator(self.grids)
         self._codes = np.array(

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from geogrid.core.hierarchy import LEVELS_UP
 from geogrid.errors import FileInputError, RowError
 
 __all__ = ["CATEGORY_COLUMNS", "DEFAULT_CATEGORIES_PATH", "category_codes", "load_categories"]
@@ -44,9 +45,9 @@ CATEGORY_COLUMNS = (
     "share",
 )
 #: The packaged catalogue.
-DEFAULT_CATEGORIES_PATH = Path(__file__).resolve().parent / "data" / "categories.csv"
+DEFAULT_CATEGORIES_PATH = Path(__file__).resolve().parents[1] / "data" / "categories.csv"
 _ENV = "GEOGRID_CATEGORIES"
-_LEVELS = ("grid", "community", "street", "district")
+_LEVELS = LEVELS_UP
 _CODE = re.compile(r"[a-z][a-z0-9_]*")
 
 

@@ -34,8 +34,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from geogrid.core.heatmap import tile_bounds_3857, tile_pixel_size_3857
 from geogrid.errors import InvalidInput
-from geogrid.heatmap import tile_bounds_3857, tile_pixel_size_3857
 
 __all__ = [
     "BUFFER",
@@ -97,7 +97,7 @@ UNIT_METRIC_FIELDS = ("incidents", "open_backlog", "overdue", "per_1000_resident
 
 
 def _metric_fields() -> dict[str, tuple[str, str]]:
-    from geogrid.metrics import METRICS  # noqa: PLC0415 -- metrics imports this module's peers
+    from geogrid.services.metrics import METRICS  # noqa: PLC0415 -- metrics imports this module's peers
 
     return {k: ("Number", str(METRICS[k])) for k in UNIT_METRIC_FIELDS}
 

@@ -27,12 +27,15 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from geogrid.core.hierarchy import LEVELS_UP
 from geogrid.errors import Conflict, InvalidInput
 
 __all__ = [
     "STATUSES",
     "FINAL",
     "DONE",
+    "OPEN_STATUSES",
+    "DONE_STATUSES",
     "LEVELS",
     "TRANSITIONS",
     "TIMESTAMP_COLUMN",
@@ -66,9 +69,13 @@ STATUSES = (
 FINAL = frozenset({"closed", "rejected", "duplicate"})
 #: statuses where the time limit no longer runs (never overdue)
 DONE = frozenset({"resolved", "closed", "rejected", "duplicate"})
+#: statuses of an open incident (the time limit runs), in lifecycle order
+OPEN_STATUSES = tuple(s for s in STATUSES if s not in DONE)
+#: :data:`DONE` in lifecycle order (for SQL ``IN`` lists)
+DONE_STATUSES = tuple(s for s in STATUSES if s in DONE)
 
 #: routing levels, bottom first (the order of escalation)
-LEVELS = ("grid", "community", "street", "district")
+LEVELS = LEVELS_UP
 
 #: from-status → statuses it may move to
 TRANSITIONS: dict[str, frozenset[str]] = {

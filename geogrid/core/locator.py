@@ -63,7 +63,7 @@ class GridLocator:
     ----------
     grids : GeoDataFrame or GeoSeries or array of shapely geometries
         Grid polygons (Polygon / MultiPolygon, lon/lat degrees, EPSG:4326). They must
-        not overlap (a partition, as checked by ``geogrid.validation``); gaps are fine.
+        not overlap (a partition, as checked by ``geogrid.core.validation``); gaps are fine.
         Empty or missing geometries cover nothing.
     codes : sequence of str, optional
         Grid codes aligned with ``grids``; defaults to the ``code`` column of a

@@ -32,11 +32,11 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from geogrid.tiles import tile_range
+from geogrid.core.tiles import tile_range
 
 __all__ = ["TileCache", "Memo", "ChangeWatcher", "etag", "params_key"]
 
-log = logging.getLogger("geogrid.tilecache")
+log = logging.getLogger("geogrid.services.tilecache")
 
 
 def etag(data: bytes) -> str:
@@ -493,7 +493,7 @@ class MapService:
     def _build_metrics(self, level: str, window: Window):
         import pandas as pd  # noqa: PLC0415
 
-        from geogrid.metrics import load_metrics  # noqa: PLC0415
+        from geogrid.services.metrics import load_metrics  # noqa: PLC0415
 
         gdf = load_metrics(
             self.engine,
@@ -510,7 +510,7 @@ class MapService:
     # ------------------------------------------------------------------ tiles
     def vector_tile(self, layer: str, z: int, x: int, y: int, window: Window) -> tuple[bytes, str]:
         """``(mvt bytes, etag)`` of ``layer`` tile ``z/x/y`` (cached)."""
-        from geogrid.tiles import LAYER_LEVELS, check_tile, get_layer  # noqa: PLC0415
+        from geogrid.core.tiles import LAYER_LEVELS, check_tile, get_layer  # noqa: PLC0415
 
         get_layer(layer)
         check_tile(z, x, y)
@@ -535,8 +535,8 @@ class MapService:
         return data, tag
 
     def _unit_tile(self, layer, level, z, x, y, window) -> bytes:
+        from geogrid.core.tiles import UNIT_METRIC_FIELDS  # noqa: PLC0415
         from geogrid.store.tiles import _padded_lonlat, unit_tile  # noqa: PLC0415
-        from geogrid.tiles import UNIT_METRIC_FIELDS  # noqa: PLC0415
 
         df = self.unit_metrics(level, window)
         w, s, e, n = _padded_lonlat(z, x, y)
@@ -550,7 +550,7 @@ class MapService:
 
     def heat_source(self, window: Window):
         def build():
-            from geogrid.heatmap import HeatSource  # noqa: PLC0415
+            from geogrid.core.heatmap import HeatSource  # noqa: PLC0415
             from geogrid.store.tiles import incident_points  # noqa: PLC0415
 
             with self.engine.connect() as conn:
@@ -568,8 +568,8 @@ class MapService:
         quarter powers of two so that a small edit does not recolour every tile."""
         import math  # noqa: PLC0415
 
-        from geogrid.heatmap import zoom_scale  # noqa: PLC0415
-        from geogrid.tiles import heat_bandwidth_m  # noqa: PLC0415
+        from geogrid.core.heatmap import zoom_scale  # noqa: PLC0415
+        from geogrid.core.tiles import heat_bandwidth_m  # noqa: PLC0415
 
         raw = zoom_scale(self.heat_source(window), z, heat_bandwidth_m(z))
         q = 0.0 if raw <= 0 else 2.0 ** (round(math.log2(raw) * 4.0) / 4.0)
@@ -582,8 +582,8 @@ class MapService:
 
     def heat_tile(self, z: int, x: int, y: int, window: Window) -> tuple[bytes, str]:
         """``(png bytes, etag)`` of heat tile ``z/x/y`` (256 px, cached)."""
-        from geogrid.heatmap import render_tile, to_png  # noqa: PLC0415
-        from geogrid.tiles import check_tile, heat_bandwidth_m  # noqa: PLC0415
+        from geogrid.core.heatmap import render_tile, to_png  # noqa: PLC0415
+        from geogrid.core.tiles import check_tile, heat_bandwidth_m  # noqa: PLC0415
 
         check_tile(z, x, y)
         self.poll()
@@ -623,13 +623,13 @@ class MapService:
             return changes_since(conn, last_id)
 
     def _apply_changes(self, changes) -> None:
-        from geogrid.store.changes import unit_extents  # noqa: PLC0415
-        from geogrid.tiles import (  # noqa: PLC0415
+        from geogrid.core.tiles import (  # noqa: PLC0415
             DEPENDENT_LAYERS,
             LAYER_LEVELS,
             heat_margin_deg,
             tile_pad_deg,
         )
+        from geogrid.store.changes import unit_extents  # noqa: PLC0415
 
         touched = {c.layer for c in changes}
         if touched & {"incidents", "boundaries"}:

@@ -9,12 +9,12 @@ the same communities:
     scaled per community so the community's total equals its stored ``households``
     (factor = community households / building households of the community; 1 when
     either is 0). In the demo the factor is exactly 1. A building on a shared edge counts
-    for the grid first in code order (the :class:`~geogrid.locator.GridLocator` rule).
+    for the grid first in code order (the :class:`~geogrid.core.locator.GridLocator` rule).
 ``incidents``, ``effort``
     Incidents reported in the window ``[start, end)`` located in the grid, and the sum
     of their category ``effort``.
 ``load_index``
-    :func:`geogrid.metrics.load_score` (weights :class:`geogrid.metrics.LoadWeights`,
+    :func:`geogrid.services.metrics.load_score` (weights :class:`geogrid.services.metrics.LoadWeights`,
     default 0.6 effort-weighted incidents, 0.3 households, 0.1 area), with the
     reference means of *all* grids of the base version over the same window, so 100 is
     an average grid of the city and the plan and the published columns are comparable.
@@ -48,8 +48,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geogrid.crs import metric_crs, transform_geometries
-from geogrid.plans.edits import EditResult
+from geogrid.core.crs import metric_crs, transform_geometries
+from geogrid.core.plans.edits import EditResult
 
 __all__ = [
     "PlanData",
@@ -92,7 +92,7 @@ class PlanData:
     buildings : DataFrame  lon, lat, households, population
     workers : DataFrame  account_id, unit_code (base grid codes)
     reference : (mean effort, mean households, mean area km²) per grid of the base version
-    weights : geogrid.metrics.LoadWeights or None (default weights)
+    weights : geogrid.services.metrics.LoadWeights or None (default weights)
     window : (start, end) of the incident window
     """
 
@@ -158,7 +158,7 @@ def locate_points(geoms, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
 
     A point on a shared edge goes to the lowest position (the GridLocator rule). An
     STRtree query with the ``intersects`` predicate: about 0.1 s per 100,000 points over
-    a few hundred grids, which is all a plan needs. (:class:`~geogrid.locator.GridLocator`
+    a few hundred grids, which is all a plan needs. (:class:`~geogrid.core.locator.GridLocator`
     is faster for a whole city, but its raster labels were found wrong around grids
     re-cut by auto-partition, so plans use the exact test.)
     """
@@ -183,7 +183,7 @@ def _locate_all(grids: gpd.GeoDataFrame, lon: np.ndarray, lat: np.ndarray) -> np
 
 
 def _load(data: PlanData, effort, households, area_m2) -> np.ndarray:
-    from geogrid.metrics import load_score
+    from geogrid.services.metrics import load_score
 
     return load_score(
         effort,

@@ -2,7 +2,7 @@
 
 Formats: GeoJSON (``.geojson``/``.json``), GeoPackage (``.gpkg``), zipped Shapefile
 (``.zip`` / ``.shp.zip``) and GeoParquet (``.parquet``). Everything is reprojected to
-EPSG:4326 on the way in (pyproj; GCJ-02 and BD-09 through :mod:`geogrid.crs`); areas are
+EPSG:4326 on the way in (pyproj; GCJ-02 and BD-09 through :mod:`geogrid.core.crs`); areas are
 computed in the metric CRS of the data (CGCS2000 3-degree Gauss-Kruger zone).
 """
 
@@ -19,12 +19,12 @@ import pandas as pd
 import shapely
 from sqlalchemy import Engine, text
 
-from geogrid import crs as gcrs
+from geogrid.core import crs as gcrs
+from geogrid.core.geometry import as_multipolygons
+from geogrid.core.hierarchy import LEVELS, PARENT_LEVEL
 from geogrid.errors import FileInputError, InvalidInput, RowError, TopologyError
-from geogrid.geometry import as_multipolygons
 from geogrid.store import units as store_units
 from geogrid.store.changes import record_units_change
-from geogrid.store.tables import LEVELS
 
 __all__ = [
     "FORMATS",
@@ -44,7 +44,6 @@ FORMATS = {
     ".zip": "ESRI Shapefile",
     ".parquet": "Parquet",
 }
-PARENT_LEVEL = {"district": None, "street": "district", "community": "street", "grid": "community"}
 # Shapefile field names are limited to 10 characters.
 _SHP_NAMES = {"parent_code": "parent"}
 
@@ -263,10 +262,10 @@ def import_layer(
     The new version is the published one with ``level`` replaced by ``layer``. Parents are
     matched by spatial containment when ``parent_code`` is empty. The whole hierarchy of
     the new version is validated first; any finding refuses the import (nothing is written)
-    unless ``force``. ``repair`` runs :func:`geogrid.validation.repair` first and reports
+    unless ``force``. ``repair`` runs :func:`geogrid.core.validation.repair` first and reports
     what changed. One transaction: all or nothing.
     """
-    from geogrid import validation
+    from geogrid.core import validation
 
     if level not in LEVELS:
         raise InvalidInput("level", level, ", ".join(LEVELS))

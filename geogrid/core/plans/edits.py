@@ -16,7 +16,7 @@ boundary and the edit's line are noded together on a fixed precision grid
 owns its interior point, and each grid is the ``coverage_union`` of its faces. Two
 neighbours therefore share every vertex of their common edge, exactly, and no sliver
 from floating-point drift can appear. After each edit the community's grids are checked
-with ``shapely.coverage_is_valid`` and :func:`geogrid.validation.validate_units` (no
+with ``shapely.coverage_is_valid`` and :func:`geogrid.core.validation.validate_units` (no
 gap, overlap, sliver, grid outside its community), and an edited grid must stay in one
 piece (contiguity).
 
@@ -45,7 +45,7 @@ strings in WGS84)
 ``replace``   ``{"community", "grids": [{"code", "name", "geometry"}]}``: replace all
               grids of a community.
 ``autopartition`` ``{"result": [{"community", "grids": [...]}], ...}``: what
-              :func:`geogrid.plans.partition.autopartition` computed, stored with its
+              :func:`geogrid.core.plans.partition.autopartition` computed, stored with its
               inputs; replayed as ``replace`` per community (replay never re-runs METIS).
 """
 
@@ -381,9 +381,9 @@ def check_community(
     cov: Coverage, community: str, *, contiguous: list[str] | None = None
 ) -> list[Any]:
     """Findings of one community's grids: coverage validity, gaps, overlaps, slivers,
-    grids outside the community (geogrid.validation), and the contiguity of the grids in
+    grids outside the community (geogrid.core.validation), and the contiguity of the grids in
     ``contiguous``. Empty when the community is exactly partitioned."""
-    from geogrid.validation import validate_units
+    from geogrid.core.validation import validate_units
 
     grids = cov.grids_of(community)
     comm = cov.communities[cov.communities["code"] == community]
@@ -750,7 +750,7 @@ def apply_edit(cov: Coverage, kind: str, params: Mapping[str, Any]) -> tuple[Cov
         raise InvalidInput(
             "params",
             dict(params or {}),
-            f"the parameters of a {kind!r} edit (see geogrid.plans.edits): {exc}",
+            f"the parameters of a {kind!r} edit (see geogrid.core.plans.edits): {exc}",
         ) from None
     except ValueError as exc:
         if isinstance(exc, GeogridError):
@@ -758,7 +758,7 @@ def apply_edit(cov: Coverage, kind: str, params: Mapping[str, Any]) -> tuple[Cov
         raise InvalidInput(
             "params",
             dict(params or {}),
-            f"the parameters of a {kind!r} edit (see geogrid.plans.edits): {exc}",
+            f"the parameters of a {kind!r} edit (see geogrid.core.plans.edits): {exc}",
         ) from None
 
 

@@ -57,7 +57,7 @@ Time travel. ``version=`` or ``as_of=`` picks the boundary version. Incidents st
 codes of the version they were attributed to (``incident.version_id``); when any incident
 the metrics need carries another version, the SQL result is discarded and the rows are
 read with their coordinates, those of other versions are re-attributed in memory with
-:func:`geogrid.attribution.attributor_for_version`, and the same definitions are computed
+:func:`geogrid.core.attribution.attributor_for_version`, and the same definitions are computed
 with pandas (the vectorised path). Nothing is written back.
 
 Load index (for planners)
@@ -90,6 +90,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine
 
+from geogrid.core.hierarchy import LEVELS_UP
 from geogrid.errors import InvalidInput, NotFound
 from geogrid.store import metrics as sm
 
@@ -112,7 +113,7 @@ __all__ = [
     "unit_trend",
 ]
 
-LEVELS = ("grid", "community", "street", "district")
+LEVELS = LEVELS_UP
 LOCAL_TZ = "Asia/Shanghai"
 DEFAULT_DAYS = 30
 
@@ -394,7 +395,7 @@ def _aggregate_rows(rows: pd.DataFrame, level: str, prev_start, start, end, t) -
 def _reattributed_rows(engine: Engine, conn: Connection, vid: int, **window) -> pd.DataFrame:
     """The window's rows with codes of version ``vid`` (re-attributed in memory where the
     stored attribution is of another version)."""
-    from geogrid.attribution import ATTRIBUTION_COLUMNS, attributor_for_version
+    from geogrid.core.attribution import ATTRIBUTION_COLUMNS, attributor_for_version
 
     rows = sm.metric_rows(conn, version_id=vid, with_points=True, **window)
     other = (rows["version_id"].isna() | (rows["version_id"] != vid)).to_numpy()
@@ -781,7 +782,7 @@ def incident_frame(
     if travel:
         other = (df["version_id"].isna() | (df["version_id"] != vid)).to_numpy()
         if other.any():
-            from geogrid.attribution import attributor_for_version
+            from geogrid.core.attribution import attributor_for_version
 
             att = attributor_for_version(_engine_of(engine), vid)
             new = att.attribute(
@@ -886,7 +887,7 @@ def unit_trend(
 
 
 def _unit_weights(conn: Connection, units: gpd.GeoDataFrame, level: str, vid: int, kind: str):
-    from geogrid.hotspots import spatial_weights
+    from geogrid.core.hotspots import spatial_weights
 
     fp = sm.unit_fingerprint(conn, vid, level)
     key = ("weights", str(conn.engine.url), vid, level, kind, fp)
@@ -909,7 +910,7 @@ def unit_hotspots(
     fdr: bool = True,
     seed: int | None = 0,
 ) -> pd.DataFrame:
-    """Getis-Ord Gi* of a metric over the units of a level (:class:`geogrid.hotspots.GiStar`).
+    """Getis-Ord Gi* of a metric over the units of a level (:class:`geogrid.core.hotspots.GiStar`).
 
     ``metric`` is a numeric column of :func:`load_metrics` (NaN counts as 0). Spatial
     weights (queen/rook contiguity or a distance band) are cached per version and level.
@@ -949,7 +950,7 @@ def hotspots_of(
 ) -> pd.DataFrame:
     """Gi* of a column of a :func:`load_metrics` result (see :func:`unit_hotspots`); rows
     are aligned with ``metrics_gdf``."""
-    from geogrid.hotspots import GiStar
+    from geogrid.core.hotspots import GiStar
     from geogrid.store.engine import connection as _connect
 
     m = metrics_gdf

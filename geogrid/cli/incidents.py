@@ -36,7 +36,7 @@ def import_cmd(
     batch_size: Annotated[int, typer.Option()] = 200_000,
 ) -> None:
     """Import incidents from CSV, GeoJSON or GeoParquet (one transaction, idempotent)."""
-    from geogrid.ingest import import_incidents
+    from geogrid.services.ingest import import_incidents
     from geogrid.store import get_engine
 
     try:

@@ -13,7 +13,9 @@ from geogrid.errors import GeogridError
 console = Console()
 err = Console(stderr=True)
 
-_METRIC_HELP = "metric to map (see geogrid.metrics.METRICS), e.g. incidents, per_1000_residents"
+_METRIC_HELP = (
+    "metric to map (see geogrid.services.metrics.METRICS), e.g. incidents, per_1000_residents"
+)
 
 
 def _fail(exc: GeogridError) -> None:
@@ -42,7 +44,7 @@ def map_cmd(
     heat: Annotated[bool, typer.Option("--heat/--no-heat")] = True,
 ) -> None:
     """Write a leader's map: choropleth of a metric, heat map, Gi* hot spots, markers."""
-    from geogrid.maps import leader_map
+    from geogrid.core.maps import leader_map
     from geogrid.store import get_engine
 
     try:
@@ -80,7 +82,7 @@ def metrics_cmd(
     top: Annotated[int, typer.Option(help="rows to print")] = 20,
 ) -> None:
     """Load metrics per unit for a window (print the top units, or write a file)."""
-    from geogrid.metrics import load_metrics
+    from geogrid.services.metrics import load_metrics
     from geogrid.store import get_engine
 
     try:

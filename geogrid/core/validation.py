@@ -39,7 +39,7 @@ Geometries are stored in EPSG:4326 (a frame without a CRS is taken as EPSG:4326,
 CRS is reprojected). Topology (validity, containment, intersections, unions, differences)
 is computed on the stored lon/lat coordinates, so the verdicts are about the data exactly
 as stored and every ``location`` is in EPSG:4326. Areas are measured by projecting the
-pieces to the metric CRS of the layer, :func:`geogrid.crs.metric_crs` of the centre of
+pieces to the metric CRS of the layer, :func:`geogrid.core.crs.metric_crs` of the centre of
 its bounding box (EPSG:4546, CGCS2000 / 3-degree Gauss-Kruger CM 111E, for Yulin). The
 tolerance buffer is drawn in a local metric frame (equirectangular, scaled by the GRS80
 radii of curvature at the centre of the units tested; an affine map, so straight edges
@@ -103,7 +103,7 @@ import shapely
 from shapely.errors import GEOSException
 from shapely.geometry.base import BaseGeometry
 
-from geogrid.crs import area_m2, metric_crs
+from geogrid.core.crs import area_m2, metric_crs
 from geogrid.errors import InvalidInput
 
 __all__ = [

@@ -142,7 +142,7 @@ def spatial_weights(
         CRS the centroids are computed in when ``geoms`` is in a geographic CRS
         (default EPSG:4546, the Gauss-Kruger zone for Yulin).
     """
-    import geopandas as gpd  # noqa: PLC0415 -- keep `import geogrid.hotspots` light
+    import geopandas as gpd  # noqa: PLC0415 -- keep `import geogrid.core.hotspots` light
     from libpysal import weights as lw  # noqa: PLC0415
 
     if isinstance(geoms, gpd.GeoSeries):

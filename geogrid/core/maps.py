@@ -71,7 +71,7 @@ def _folium():
         import folium
         from folium import plugins
     except ImportError as exc:  # pragma: no cover
-        raise ImportError("geogrid.maps needs folium: pip install folium") from exc
+        raise ImportError("geogrid.core.maps needs folium: pip install folium") from exc
     return folium, plugins
 
 
@@ -154,7 +154,7 @@ def choropleth(
 
     Parameters
     ----------
-    metrics_gdf : GeoDataFrame (EPSG:4326), e.g. from :func:`geogrid.metrics.load_metrics`
+    metrics_gdf : GeoDataFrame (EPSG:4326), e.g. from :func:`geogrid.services.metrics.load_metrics`
     metric : the column to colour by (numeric)
     m : folium.Map, optional
         The map to add to (default: a new one fitted to the units).
@@ -324,8 +324,8 @@ def hotspot_layer(
 
     Parameters
     ----------
-    gi_result : :class:`geogrid.hotspots.GiStar`, or a DataFrame with a ``class`` column
-        (e.g. :func:`geogrid.metrics.unit_hotspots`); with a ``code`` column it is matched
+    gi_result : :class:`geogrid.core.hotspots.GiStar`, or a DataFrame with a ``class`` column
+        (e.g. :func:`geogrid.services.metrics.unit_hotspots`); with a ``code`` column it is matched
         to ``grids`` by code, otherwise by row order.
     grids : GeoDataFrame of the units (``code``, ``name``, geometry)
     include_not_significant : also draw the units that are not significant (light grey)
@@ -439,7 +439,7 @@ def _new_map(bounds: Sequence[float] | None = None, tiles: str = "OpenStreetMap"
 
 
 def _caption(metric: str) -> str:
-    from geogrid.metrics import METRICS
+    from geogrid.services.metrics import METRICS
 
     return METRICS.get(metric, metric)
 
@@ -468,11 +468,11 @@ def leader_map(
     map, Gi* hot spots of the metric, clustered incident markers (capped), legends and a
     layer control.
 
-    Parameters are those of :func:`geogrid.metrics.load_metrics`; returns a ``folium.Map``
+    Parameters are those of :func:`geogrid.services.metrics.load_metrics`; returns a ``folium.Map``
     (``m.save("map.html")``).
     """
     folium, _ = _folium()
-    from geogrid import metrics as gm
+    from geogrid.services import metrics as gm
 
     mt = gm.load_metrics(
         engine, level, start=start, end=end, categories=categories, version=version, now=now
