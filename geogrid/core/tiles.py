@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from geogrid.core.heatmap import tile_bounds_3857, tile_pixel_size_3857
+from geogrid.core.metric_catalogue import METRICS
 from geogrid.errors import InvalidInput
 
 __all__ = [
@@ -97,8 +98,6 @@ UNIT_METRIC_FIELDS = ("incidents", "open_backlog", "overdue", "per_1000_resident
 
 
 def _metric_fields() -> dict[str, tuple[str, str]]:
-    from geogrid.services.metrics import METRICS  # noqa: PLC0415 -- metrics imports this module's peers
-
     return {k: ("Number", str(METRICS[k])) for k in UNIT_METRIC_FIELDS}
 
 
