@@ -18,8 +18,10 @@ def _run(connection) -> None:
 
 if connectable is not None:
     _run(connectable)
-else:
+elif url:
     engine = create_engine(url)
     with engine.connect() as conn:
         _run(conn)
     engine.dispose()
+else:  # pragma: no cover - geogrid.store.schema.migrate always passes one of them
+    raise RuntimeError("alembic: no connection and no sqlalchemy.url")
