@@ -19,8 +19,9 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from geogrid.core.tiles import LAYERS, MAX_ZOOM, get_layer, tilejson
-from geogrid.services.metrics import parse_time
+from geogrid.core.timewindow import parse_time
 from geogrid.services.tilecache import MapService, Window
+from geogrid.settings import get_settings
 
 router = APIRouter(tags=["tiles"])
 
@@ -63,8 +64,9 @@ def window_of(svc: MapService, from_: str | None, to: str | None, category: str 
     """The incident window, read exactly as ``/metrics`` reads it
     (:func:`geogrid.services.metrics.parse_time`: ISO 8601; dates and naive times are China
     Standard Time; ``to`` exclusive), so tiles and the choropleth show the same window."""
-    start = parse_time(from_, "from")
-    end = parse_time(to, "to")
+    tz = get_settings().city.timezone
+    start = parse_time(from_, "from", tz)
+    end = parse_time(to, "to", tz)
     cats = [c for c in category.split(",")] if category else None
     return svc.window(start, end, cats)
 

@@ -27,8 +27,8 @@ from geogrid.core import lifecycle
 from geogrid.core.accounts import Account, require_can_act, require_can_report
 from geogrid.core.hierarchy import LEVEL_COLUMN as _LEVEL_COLUMN
 from geogrid.core.hierarchy import level_of_code
+from geogrid.core.timewindow import TIME_RANGE
 from geogrid.errors import Conflict, InvalidInput, NotFound
-from geogrid.services.metrics import TIME_RANGE
 from geogrid.store.changes import record_incident_change
 from geogrid.store.engine import transaction as _tx
 from geogrid.store.incidents import check_categories, check_statuses
