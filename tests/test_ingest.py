@@ -238,7 +238,7 @@ def test_cli_import_reports_rows_per_second_and_errors(city, tmp_path):
 
 
 def test_points_exactly_on_an_edge_go_to_one_grid(city):
-    from geogrid.core.attribution import attributor_for_version
+    from geogrid.services.attribution import attributor_for_version
 
     att = attributor_for_version(city["engine"])
     g = city["grids"]

@@ -1,37 +1,74 @@
 """Attribution of points to the units of every level of a boundary version.
 
-An :class:`Attributor` wraps a :class:`~geogrid.core.locator.GridLocator` over a version's grids
-and the grid → community → street → district chain, so a million incidents are attributed
-in memory in a fraction of a second. Attributors are cached per version id (versions are
-immutable once stored).
+An :class:`Attributor` wraps a :class:`~geogrid.core.locator.GridLocator` over a version's
+grids and the grid → community → street → district chain, so a million incidents are
+attributed in memory in a fraction of a second. It is pure: it is built from the
+version's layers (GeoDataFrames, EPSG:4326); reading them from the database and caching
+attributors per version is :mod:`geogrid.services.attribution`'s work.
+
+>>> import geopandas as gpd
+>>> from shapely.geometry import box
+>>> layers = {
+...     "grid": gpd.GeoDataFrame(
+...         {"code": ["g1"], "parent_code": ["c1"]}, geometry=[box(0, 0, 1, 1)], crs=4326
+...     ),
+...     "community": gpd.GeoDataFrame(
+...         {"code": ["c1"], "parent_code": ["s1"]}, geometry=[box(0, 0, 1, 1)], crs=4326
+...     ),
+...     "street": gpd.GeoDataFrame(
+...         {"code": ["s1"], "parent_code": ["d1"]}, geometry=[box(0, 0, 1, 1)], crs=4326
+...     ),
+... }
+>>> codes = Attributor.from_layers(layers).attribute([0.5, 5.0], [0.5, 5.0])
+>>> codes.iloc[0].tolist(), bool(codes.iloc[1].isna().all())
+(['g1', 'c1', 's1', 'd1'], True)
 """
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import geopandas as gpd
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
-from sqlalchemy import Engine
 
 from geogrid.core.hierarchy import ATTRIBUTION_COLUMNS
+from geogrid.core.locator import GridLocator
 
-__all__ = ["Attributor", "attributor_for_version", "ATTRIBUTION_COLUMNS"]
+__all__ = ["ATTRIBUTION_COLUMNS", "ATTRIBUTION_LEVELS", "Attributor"]
+
+#: the layers an attributor is built from (the grids and the levels of their parents)
+ATTRIBUTION_LEVELS = ("street", "community", "grid")
 
 
 @dataclass
 class Attributor:
-    """Point → unit codes at every level, for one boundary version (WGS84 input)."""
+    """Point → unit codes at every level, for one boundary version (WGS84 input).
+
+    Parameters
+    ----------
+    version_id : int or None
+        The boundary version the grids belong to (for the record).
+    grids : GeoDataFrame
+        The version's grids (EPSG:4326) with ``code`` and ``parent_code``.
+    chain : DataFrame
+        Aligned with ``grids``: ``community_code``, ``street_code``, ``district_code``.
+
+    Attributes
+    ----------
+    locator : GridLocator
+        The point-in-grid index over ``grids``.
+    """
 
     version_id: int | None
     grids: gpd.GeoDataFrame
-    chain: pd.DataFrame  # indexed like grids: community_code, street_code, district_code
+    chain: pd.DataFrame
+    locator: GridLocator = field(init=False, repr=False)
+    _codes: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        from geogrid.core.locator import GridLocator
-
         self.locator = GridLocator(self.grids)
         self._codes = np.array(
             [
@@ -45,10 +82,13 @@ class Attributor:
 
     @classmethod
     def from_layers(
-        cls, layers: dict[str, gpd.GeoDataFrame], version_id: int | None = None
+        cls, layers: Mapping[str, gpd.GeoDataFrame], version_id: int | None = None
     ) -> Attributor:
+        """An attributor from a version's layers: ``grid`` (required), ``community`` and
+        ``street`` (for the chain up to the district; a missing layer leaves its codes
+        None)."""
         grids = layers["grid"].reset_index(drop=True)
-        parent = {}
+        parent: dict[str, str] = {}
         for lv in ("community", "street"):
             if lv in layers:
                 parent.update(dict(zip(layers[lv]["code"], layers[lv]["parent_code"], strict=True)))
@@ -60,12 +100,13 @@ class Attributor:
         )
         return cls(version_id, grids, chain)
 
-    def positions(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-        """Positions into ``grids`` (-1 outside every grid)."""
+    def positions(self, lon: npt.ArrayLike, lat: npt.ArrayLike) -> np.ndarray:
+        """Positions into ``grids`` of WGS84 points (degrees); -1 outside every grid."""
         return self.locator.locate(np.asarray(lon, float), np.asarray(lat, float))
 
-    def attribute(self, lon: np.ndarray, lat: np.ndarray) -> pd.DataFrame:
-        """Codes at every level for WGS84 points (None where outside every grid)."""
+    def attribute(self, lon: npt.ArrayLike, lat: npt.ArrayLike) -> pd.DataFrame:
+        """Codes at every level (:data:`ATTRIBUTION_COLUMNS`) for WGS84 points (degrees);
+        None where a point is outside every grid."""
         pos = self.positions(lon, lat)
         out = {}
         inside = pos >= 0
@@ -74,24 +115,3 @@ class Attributor:
             vals[inside] = self._codes[i][pos[inside]]
             out[col] = vals
         return pd.DataFrame(out)
-
-
-_cache: dict[tuple[str, int], Attributor] = {}
-_lock = threading.Lock()
-
-
-def attributor_for_version(engine: Engine, version: int | None = None) -> Attributor:
-    """The (cached) attributor of a stored version (default: the published one)."""
-    from geogrid.store.units import load_units, resolve_version
-
-    with engine.connect() as conn:
-        vid = resolve_version(conn, version)
-    key = (str(engine.url), vid)
-    with _lock:
-        if key in _cache:
-            return _cache[key]
-    layers = {lv: load_units(engine, lv, version=vid) for lv in ("street", "community", "grid")}
-    att = Attributor.from_layers(layers, vid)
-    with _lock:
-        _cache[key] = att
-    return att

@@ -7,10 +7,11 @@ the context of one engine, and go away with it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
+from geogrid.services.unitcache import UnitCache
 from geogrid.settings import Settings, get_settings
 from geogrid.store import get_engine
 
@@ -26,6 +27,8 @@ class AppContext:
 
     engine: Engine
     settings: Settings
+    #: unit geometries, hierarchy chains, spatial weights and attributors of this database
+    unit_cache: UnitCache = field(default_factory=UnitCache)
 
     @classmethod
     def open(cls, database_url: str | None = None, settings: Settings | None = None) -> AppContext:
@@ -35,3 +38,4 @@ class AppContext:
 
     def close(self) -> None:
         """Drop the caches (the engine's pool stays with :func:`geogrid.store.get_engine`)."""
+        self.unit_cache.clear()

@@ -396,7 +396,7 @@ def import_incidents(
     """
     import time
 
-    from geogrid.core.attribution import attributor_for_version
+    from geogrid.services.attribution import attributor_for_version
     from geogrid.store import incidents as store
     from geogrid.store.changes import record_incident_change
 

@@ -395,7 +395,8 @@ def _aggregate_rows(rows: pd.DataFrame, level: str, prev_start, start, end, t) -
 def _reattributed_rows(engine: Engine, conn: Connection, vid: int, **window) -> pd.DataFrame:
     """The window's rows with codes of version ``vid`` (re-attributed in memory where the
     stored attribution is of another version)."""
-    from geogrid.core.attribution import ATTRIBUTION_COLUMNS, attributor_for_version
+    from geogrid.core.attribution import ATTRIBUTION_COLUMNS
+    from geogrid.services.attribution import attributor_for_version
 
     rows = sm.metric_rows(conn, version_id=vid, with_points=True, **window)
     other = (rows["version_id"].isna() | (rows["version_id"] != vid)).to_numpy()
@@ -782,7 +783,7 @@ def incident_frame(
     if travel:
         other = (df["version_id"].isna() | (df["version_id"] != vid)).to_numpy()
         if other.any():
-            from geogrid.core.attribution import attributor_for_version
+            from geogrid.services.attribution import attributor_for_version
 
             att = attributor_for_version(_engine_of(engine), vid)
             new = att.attribute(
