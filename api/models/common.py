@@ -1,30 +1,108 @@
-"""Models shared by several resources: the error body and GeoJSON."""
+"""Models shared by several resources: the base of every answer model, the error body and
+GeoJSON.
+
+Answer models subclass :class:`ApiModel` so that their JSON follows the API's one set of
+rules (:func:`api.json.jsonable`): datetimes in UTC with an explicit offset, NaN and
+infinities as ``null``, numpy values as plain numbers, also inside ``dict[str, Any]``
+fields.
+
+Error answers: add ``responses=error_responses(...)`` (or :data:`ERROR_RESPONSES` for the
+common 400/404) to a route so the OpenAPI document lists the statuses it can answer with,
+each with an :class:`ErrorBody`::
+
+    @router.get("/things/{code}", response_model=Thing, responses=error_responses(400, 404))
+
+Invalid parameters and malformed bodies are always answered with 400 + ``ErrorBody`` (the
+app documents that for every operation that has parameters; see :mod:`api.errors`).
+"""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    field_serializer,
+)
 
-__all__ = ["ErrorBody", "Geometry", "Feature", "FeatureCollection", "ERROR_RESPONSES"]
+from api.json import jsonable
+
+__all__ = [
+    "ApiModel",
+    "ErrorBody",
+    "Geometry",
+    "Feature",
+    "FeatureCollection",
+    "ERROR_DESCRIPTIONS",
+    "ERROR_RESPONSES",
+    "error_responses",
+]
 
 
-class ErrorBody(BaseModel):
+class ApiModel(BaseModel):
+    """Base of the API's models: JSON output through :func:`api.json.jsonable`.
+
+    >>> from datetime import datetime, timedelta, timezone
+    >>> class Stamp(ApiModel):
+    ...     at: datetime
+    ...     score: float | None
+    ...     extra: dict[str, Any] = {}
+    >>> cst = timezone(timedelta(hours=8))
+    >>> Stamp(at=datetime(2026, 3, 1, 16, tzinfo=cst), score=float("nan"),
+    ...       extra={"seen": datetime(2026, 3, 1, 16, tzinfo=cst)}).model_dump_json()
+    '{"at":"2026-03-01T08:00:00+00:00","score":null,"extra":{"seen":"2026-03-01T08:00:00+00:00"}}'
+    """
+
+    # The return type is deliberately not annotated: an annotation would replace every
+    # field's own schema in the OpenAPI document by the annotation's.
+    @field_serializer("*", mode="wrap")
+    def _json_rules(
+        self, value: Any, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ):
+        if not info.mode_is_json() or isinstance(value, ApiModel):
+            return handler(value)
+        return jsonable(value)
+
+
+class ErrorBody(ApiModel):
     """The body of every 4xx/5xx answer (see ``api/errors.py``)."""
 
     model_config = ConfigDict(extra="allow")
 
-    error: str = Field(description="error class", examples=["InvalidInput"])
+    error: str = Field(
+        description="error class: InvalidInput, FileInputError, NotFound, Conflict, "
+        "TopologyError, Unauthorized, Forbidden, DatabaseUnavailable, HTTPError or InternalError",
+        examples=["InvalidInput"],
+    )
     message: str = Field(
         description="what went wrong, naming the parameter, the value and what is allowed",
-        examples=[
-            "level: 'town' is not allowed; expected one of district, street, community, grid"
-        ],
+        examples=["level='town' is not valid: expected one of district, street, community, grid"],
     )
-    parameter: str | None = Field(None, description="the offending parameter", examples=["level"])
+    parameter: str | None = Field(
+        None, description="the offending parameter (InvalidInput)", examples=["level"]
+    )
+    value: Any = Field(None, description="the value received (InvalidInput)", examples=["town"])
+    allowed: str | None = Field(
+        None,
+        description="what would have been accepted, in words (InvalidInput)",
+        examples=["one of district, street, community, grid"],
+    )
+    errors: list[dict[str, Any]] | None = Field(
+        None,
+        description="every problem found: for invalid requests ``parameter``, ``in`` (query, "
+        "path, header, body), ``message`` and ``value``; for refused files ``file``, ``row``, "
+        "``field``, ``message`` and ``value``",
+    )
+    findings: list[dict[str, Any]] | None = Field(
+        None, description="the topology findings that refused an edit (TopologyError)"
+    )
 
 
-class Geometry(BaseModel):
+class Geometry(ApiModel):
     """A GeoJSON geometry (RFC 7946), WGS84 lon/lat."""
 
     model_config = ConfigDict(extra="allow")
@@ -33,7 +111,7 @@ class Geometry(BaseModel):
     coordinates: Any = Field(None, description="coordinates, WGS84 (lon, lat) degrees")
 
 
-class Feature(BaseModel):
+class Feature(ApiModel):
     """A GeoJSON Feature."""
 
     model_config = ConfigDict(extra="allow")
@@ -44,7 +122,7 @@ class Feature(BaseModel):
     properties: dict[str, Any] | None = Field(None, description="feature attributes")
 
 
-class FeatureCollection(BaseModel):
+class FeatureCollection(ApiModel):
     """A GeoJSON FeatureCollection."""
 
     model_config = ConfigDict(extra="allow")
@@ -53,8 +131,28 @@ class FeatureCollection(BaseModel):
     features: list[Feature] = Field(description="the features")
 
 
-#: ``responses=`` for routes: the documented error answers
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "invalid input (the parameter is named)"},
-    404: {"model": ErrorBody, "description": "not found"},
+#: what each error status means (the mapping itself is ``api.errors.STATUS_CODES``)
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "invalid input (the parameter is named)",
+    401: "no or an unknown bearer token",
+    403: "the account may not do this (role or unit scope)",
+    404: "not found",
+    409: "conflicts with the stored state",
+    422: "the edit would break the partition (findings attached)",
+    503: "the database is unavailable",
 }
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route: the given error statuses, each with an :class:`ErrorBody`.
+
+    >>> sorted(error_responses(400, 404))
+    [400, 404]
+    >>> error_responses(409)[409]["description"]
+    'conflicts with the stored state'
+    """
+    return {s: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[s]} for s in statuses}
+
+
+#: ``responses=`` for routes: the common error answers (400 and 404)
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = error_responses(400, 404)
