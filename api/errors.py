@@ -1,14 +1,32 @@
-"""geogrid errors → HTTP, in one place (titiler's DEFAULT_STATUS_CODES pattern)."""
+"""geogrid errors → HTTP, in one place (titiler's ``DEFAULT_STATUS_CODES`` pattern).
+
+Every error answer of the app has the body :class:`api.models.common.ErrorBody`:
+
+- a :class:`~geogrid.errors.GeogridError` → the status of :data:`STATUS_CODES` (first
+  match along the class's MRO; 400 when none matches) and ``exc.to_dict()``;
+- an invalid request (a parameter that does not parse, a missing field, malformed JSON)
+  → 400 ``InvalidInput`` naming the first offending parameter, all of them in ``errors``;
+- an HTTP error of the framework (unknown path, method not allowed) → its status,
+  ``HTTPError``;
+- anything else → 500 ``InternalError`` (logged with its traceback, no details leaked).
+
+Routes document the statuses they can answer with ``responses=error_responses(...)`` (see
+:mod:`api.models.common`); :func:`document_errors` replaces FastAPI's own 422 schema,
+which this app never sends, by the 400 ``ErrorBody`` in the OpenAPI document.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.json import GeogridJSONResponse
+from api.models.common import ERROR_DESCRIPTIONS, ErrorBody
 from geogrid.errors import (
     Conflict,
     DatabaseUnavailable,
@@ -21,8 +39,18 @@ from geogrid.errors import (
     Unauthorized,
 )
 
+__all__ = [
+    "STATUS_CODES",
+    "status_for",
+    "error_response",
+    "validation_body",
+    "add_exception_handlers",
+    "document_errors",
+]
+
 log = logging.getLogger("geogrid.api")
 
+#: the HTTP status of each error class (subclasses inherit their parent's)
 STATUS_CODES: dict[type[GeogridError], int] = {
     InvalidInput: 400,
     FileInputError: 400,
@@ -34,67 +62,143 @@ STATUS_CODES: dict[type[GeogridError], int] = {
     DatabaseUnavailable: 503,
 }
 
+_SHORT = 200  # characters of a refused value echoed back
+
 
 def status_for(exc: GeogridError) -> int:
+    """The HTTP status of ``exc``.
+
+    >>> status_for(NotFound("no grid 45090200101"))
+    404
+    >>> class StaleEdit(Conflict): ...
+    >>> status_for(StaleEdit("edited meanwhile"))
+    409
+    """
     for cls in type(exc).__mro__:
         if cls in STATUS_CODES:
             return STATUS_CODES[cls]
     return 400
 
 
+def error_response(
+    body: dict[str, Any], status: int, headers: dict[str, str] | None = None
+) -> GeogridJSONResponse:
+    """``body`` checked against :class:`ErrorBody` and sent with ``status``."""
+    checked = ErrorBody.model_validate(body)
+    return GeogridJSONResponse(
+        checked.model_dump(mode="json", exclude_none=True), status_code=status, headers=headers
+    )
+
+
+def validation_body(problems: Sequence[Any]) -> dict[str, Any]:
+    """The :class:`ErrorBody` of an invalid request (pydantic's error list).
+
+    >>> body = validation_body([{"loc": ("query", "lon"), "msg": "not a number", "input": "x"}])
+    >>> body["message"], body["parameter"], body["errors"][0]["in"]
+    ('lon: not a number', 'lon', 'query')
+    >>> validation_body([{"type": "json_invalid", "loc": ("body", 1), "msg": "JSON decode error",
+    ...                   "input": {}}])["parameter"]
+    'body'
+    """
+    listed = []
+    for e in problems:
+        loc = [str(p) for p in e.get("loc", ())]
+        where = loc[0] if loc else "request"
+        name = ".".join(loc[1:]) or where
+        if e.get("type") == "json_invalid":  # loc is ("body", <character offset>)
+            name = "body"
+        listed.append(
+            {
+                "parameter": name,
+                "in": where,
+                "message": e.get("msg"),
+                "value": _short(e.get("input")),
+            }
+        )
+    first = listed[0] if listed else {"parameter": "request", "message": "invalid request"}
+    return {
+        "error": "InvalidInput",
+        "message": f"{first['parameter']}: {first['message']}",
+        "parameter": first["parameter"],
+        "errors": listed,
+    }
+
+
 def add_exception_handlers(app: FastAPI) -> None:
+    """Answer every error of ``app`` with an :class:`ErrorBody`."""
+
     @app.exception_handler(GeogridError)
-    async def _geogrid(request: Request, exc: GeogridError) -> JSONResponse:
+    async def _geogrid(request: Request, exc: GeogridError) -> GeogridJSONResponse:
         status = status_for(exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse(exc.to_dict(), status_code=status, headers=headers)
+        try:
+            return error_response(exc.to_dict(), status, headers)
+        except (TypeError, ValueError):  # a detail JSON cannot carry: keep class and message
+            log.exception("error details of %s not serialisable", type(exc).__name__)
+            body = {"error": type(exc).__name__, "message": str(exc)}
+            return error_response(body, status, headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = []
-        for e in exc.errors():
-            loc = [str(p) for p in e.get("loc", ())]
-            where = loc[0] if loc else "request"
-            name = ".".join(loc[1:]) or where
-            if e.get("type") == "json_invalid":  # loc is ("body", <character offset>)
-                name = "body"
-            problems.append(
-                {
-                    "parameter": name,
-                    "in": where,
-                    "message": e.get("msg"),
-                    "value": _short(e.get("input")),
-                }
-            )
-        first = problems[0] if problems else {"parameter": "request", "message": "invalid"}
-        return JSONResponse(
-            {
-                "error": "InvalidInput",
-                "message": f"{first['parameter']}: {first['message']}",
-                "parameter": first["parameter"],
-                "errors": problems,
-            },
-            status_code=400,
-        )
+    async def _validation(request: Request, exc: RequestValidationError) -> GeogridJSONResponse:
+        return error_response(validation_body(exc.errors()), 400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(
+    async def _http(request: Request, exc: StarletteHTTPException) -> GeogridJSONResponse:
+        return error_response(
             {"error": "HTTPError", "message": str(exc.detail)},
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
+            exc.status_code,
+            getattr(exc, "headers", None),
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> GeogridJSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return JSONResponse(
-            {"error": "InternalError", "message": "internal server error"}, status_code=500
+        return error_response({"error": "InternalError", "message": "internal server error"}, 500)
+
+
+def document_errors(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Make ``openapi`` (an OpenAPI document) say what the app really answers on errors.
+
+    FastAPI documents a 422 ``HTTPValidationError`` for every operation with parameters;
+    this app answers invalid requests with 400 and an :class:`ErrorBody` instead. The
+    document is changed in place and returned.
+    """
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    ref = {"$ref": "#/components/schemas/ErrorBody"}
+    for path_item in openapi.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.get("responses") if isinstance(operation, dict) else None
+            if not isinstance(responses, dict):
+                continue
+            if _is_fastapi_422(responses.get("422")):
+                del responses["422"]
+                responses.setdefault(
+                    "400",
+                    {
+                        "description": ERROR_DESCRIPTIONS[400],
+                        "content": {"application/json": {"schema": ref}},
+                    },
+                )
+    if "ErrorBody" not in schemas:
+        schemas["ErrorBody"] = ErrorBody.model_json_schema(
+            ref_template="#/components/schemas/{model}", mode="serialization"
         )
+    text = repr(openapi.get("paths", {}))
+    for unused in ("HTTPValidationError", "ValidationError"):
+        if f"#/components/schemas/{unused}'" not in text:
+            schemas.pop(unused, None)
+    return openapi
 
 
-def _short(v):
-    if v is None or isinstance(v, (int, float, bool)):
-        return v
-    s = str(v)
-    return s if len(s) <= 200 else s[:200] + "…"
+def _is_fastapi_422(response: Any) -> bool:
+    if not isinstance(response, dict):
+        return False
+    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+    return bool(schema.get("$ref", "").endswith("/HTTPValidationError"))
+
+
+def _short(value: Any) -> Any:
+    if value is None or isinstance(value, (int, float, bool)):
+        return value
+    text = str(value)
+    return text if len(text) <= _SHORT else text[:_SHORT] + "…"

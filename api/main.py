@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
-from api.errors import add_exception_handlers
+from api.errors import add_exception_handlers, document_errors
 from api.json import GeogridJSONResponse
 from api.routes import (
     analytics,
@@ -33,7 +34,7 @@ from api.routes import (
 from geogrid.services.context import AppContext
 from geogrid.settings import Settings
 
-__all__ = ["ROUTERS", "create_app", "app_from_env"]
+__all__ = ["ROUTERS", "GeogridAPI", "create_app", "app_from_env"]
 
 #: every router of the API, in the order of the OpenAPI document
 # TODO(lead): add ``config`` (api/routes/config.py, being written by the city helper)
@@ -58,6 +59,15 @@ _DESCRIPTION = (
     "`bd09` or an EPSG code). Times are ISO 8601; answers give them in UTC with an "
     "explicit offset. Every error answer is an `ErrorBody`."
 )
+
+
+class GeogridAPI(FastAPI):
+    """The app: FastAPI whose OpenAPI document shows the errors it really sends."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = document_errors(super().openapi())
+        return self.openapi_schema
 
 
 def create_app(database_url: str | None = None, settings: Settings | None = None) -> FastAPI:
@@ -88,7 +98,7 @@ def create_app(database_url: str | None = None, settings: Settings | None = None
         finally:
             ctx.close()
 
-    app = FastAPI(
+    app = GeogridAPI(
         title="geogrid",
         version="0.1.0",
         description=_DESCRIPTION,
