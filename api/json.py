@@ -34,7 +34,7 @@ import pandas as pd
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-__all__ = ["jsonable", "dumps", "GeogridJSONResponse"]
+__all__ = ["jsonable", "dumps", "GeogridJSONResponse", "GeoJSONResponse"]
 
 
 def jsonable(obj: Any) -> Any:
@@ -179,3 +179,12 @@ def _key(key: Any) -> str:
         return key
     value = jsonable(key)
     return value if isinstance(value, str) else json.dumps(value)
+
+
+class GeoJSONResponse(GeogridJSONResponse):
+    """A GeoJSON answer (``application/geo+json``, RFC 7946), rendered like any other.
+
+    Use it as a route's ``response_class`` with a GeoJSON ``response_model``.
+    """
+
+    media_type = "application/geo+json"

@@ -1,49 +1,69 @@
-"""Boundary layers as GeoJSON: ``GET /boundaries/{level}`` and ``/boundaries/versions``."""
+"""Boundary layers: ``GET /boundaries/versions`` and ``GET /boundaries/{level}`` (GeoJSON)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-import pandas as pd
-from fastapi import APIRouter, Query
-from fastapi.responses import Response
+from fastapi import APIRouter, Path, Query
 
 from api.deps import EngineDep
+from api.json import GeoJSONResponse
+from api.models.boundaries import BoundaryLayer, BoundaryVersion
+from api.models.common import error_responses
 from api.params import parse_bbox
-from geogrid.store.units import list_versions, load_units
+from geogrid.core.hierarchy import Level
+from geogrid.services import units
+
+__all__ = ["router"]
 
 router = APIRouter(prefix="/boundaries", tags=["boundaries"])
 
 
-@router.get("/versions")
-def versions(engine: EngineDep) -> list[dict]:
-    df = list_versions(engine)
-    df["based_on"] = df["based_on"].astype("Int64")
-    return [
-        {k: (None if v is pd.NA or v != v else v) for k, v in r.items()}
-        for r in df.astype(object).where(df.notna(), None).to_dict("records")
-    ]
+@router.get("/versions", response_model=list[BoundaryVersion], summary="Every boundary version")
+def versions(engine: EngineDep) -> list[dict[str, Any]]:
+    """Every boundary version, oldest first (drafts, the published one, retired ones)."""
+    return units.list_versions(engine)
 
 
-@router.get("/{level}")
+@router.get(
+    "/{level}",
+    response_model=BoundaryLayer,
+    response_class=GeoJSONResponse,
+    summary="A level's units as GeoJSON",
+    responses=error_responses(400, 404),
+)
 def boundary_layer(
     engine: EngineDep,
-    level: str,
-    bbox: Annotated[str | None, Query(description="minLon,minLat,maxLon,maxLat (WGS84)")] = None,
-    parent: Annotated[str | None, Query(description="only children of this unit code")] = None,
-    version: Annotated[int | None, Query()] = None,
-    as_of: Annotated[datetime | None, Query()] = None,
-) -> Response:
-    """A level (district, street, community, grid) as a GeoJSON FeatureCollection (EPSG:4326)."""
-    units = load_units(
-        engine,
-        level,
-        version=version,
-        as_of=as_of,
-        bbox=parse_bbox(bbox),
-        parent_codes=[parent] if parent else None,
-    )
-    return Response(
-        units.to_json(drop_id=True, ensure_ascii=False), media_type="application/geo+json"
+    level: Annotated[
+        Level,
+        Path(description="level: district, street, community or grid", examples=["street"]),
+    ],
+    bbox: Annotated[
+        str | None,
+        Query(
+            description="only units meeting this box: minLon,minLat,maxLon,maxLat (WGS84 degrees)",
+            examples=["110.15,22.62,110.16,22.63"],
+        ),
+    ] = None,
+    parent: Annotated[
+        str | None,
+        Query(description="only the children of this unit code", examples=["450902001"]),
+    ] = None,
+    version: Annotated[
+        int | None,
+        Query(description="boundary version id (default: the published one)", examples=[3]),
+    ] = None,
+    as_of: Annotated[
+        datetime | None,
+        Query(
+            description="the version published at this time (ISO 8601 with an offset)",
+            examples=["2026-03-01T00:00:00Z"],
+        ),
+    ] = None,
+) -> dict[str, Any]:
+    """The units of a level (district, street, community, grid) as a GeoJSON
+    FeatureCollection in WGS84 (EPSG:4326), ordered by code."""
+    return units.boundary_layer(
+        engine, level, version=version, as_of=as_of, bbox=parse_bbox(bbox), parent=parent
     )

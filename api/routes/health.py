@@ -1,17 +1,30 @@
-"""``GET /health``: database reachable, PostGIS version, published boundary version."""
+"""``GET /health``: database reachable, PostgreSQL/PostGIS versions, published boundary
+version."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from typing import Any
+
+from fastapi import APIRouter, Response
 
 from api.deps import EngineDep
-from geogrid.store.health import health_report
+from api.models.health import HealthReport
+from geogrid.services.health import HEALTHY, health_report
+
+__all__ = ["router"]
 
 router = APIRouter(tags=["service"])
 
 
-@router.get("/health")
-def health(engine: EngineDep) -> JSONResponse:
+@router.get(
+    "/health",
+    response_model=HealthReport,
+    summary="Health of the service",
+    responses={503: {"model": HealthReport, "description": "the database does not answer"}},
+)
+def health(engine: EngineDep, response: Response) -> dict[str, Any]:
+    """200 when the database answers, 503 (with the same body) when it does not."""
     report = health_report(engine)
-    return JSONResponse(report, status_code=200 if report["status"] == "healthy" else 503)
+    if report["status"] != HEALTHY:
+        response.status_code = 503
+    return report

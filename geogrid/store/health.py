@@ -35,7 +35,7 @@ def health_report(engine: Engine) -> dict:
             {
                 "id": row["id"],
                 "label": row["label"],
-                "published_at": str(row["published_at"]),
+                "published_at": row["published_at"],
                 "grids": row["grids"],
             }
             if row
