@@ -21,9 +21,16 @@ import pytest
 from shapely import box
 from sqlalchemy import insert
 
+from geogrid.core.hierarchy import LEVELS_UP
+from geogrid.core.loadindex import LoadWeights
+from geogrid.core.metric_catalogue import METRIC_COLUMNS, METRICS
+from geogrid.core.timewindow import resolve_window
 from geogrid.errors import InvalidInput, NotFound
 from geogrid.services import metrics
+from geogrid.services.unitcache import UnitCache
+from geogrid.store import get_engine
 from geogrid.store.tables import account, account_unit, category, incident
+from geogrid.store.units import copy_units, create_version, insert_units, publish_version
 
 D, S = "450902", "450902001"
 C1, C2 = S + "001", S + "002"
@@ -101,9 +108,6 @@ def _point(grid: str | None) -> str:
 
 @pytest.fixture(scope="module")
 def tiny(make_db):
-    from geogrid.store import get_engine
-    from geogrid.store.units import create_version, insert_units, publish_version
-
     url = make_db()
     eng = get_engine(url)
     units = _units()
@@ -166,9 +170,9 @@ def _m(eng, level, **kw):
 def test_columns_and_metrics_dict(tiny):
     eng, vid = tiny
     m = metrics.load_metrics(eng, "grid", start=START, end=END, now=NOW)
-    assert list(m.columns) == metrics.METRIC_COLUMNS
+    assert list(m.columns) == METRIC_COLUMNS
     assert m.crs.to_epsg() == 4326
-    assert set(metrics.METRICS) <= set(m.columns)
+    assert set(METRICS) <= set(m.columns)
     assert m.attrs["version_id"] == vid and m.attrs["path"] == "sql"
     assert list(m["code"]) == [G11, G12, G21, G22]
 
@@ -216,7 +220,7 @@ def test_load_index_by_hand(tiny):
     np.testing.assert_allclose(m["load_index"], expected)
     assert m["load_index"].mean() == pytest.approx(100.0)
     # only incidents: 100 · E/Ē
-    only = _m(eng, "grid", weights=metrics.LoadWeights(1, 0, 0))
+    only = _m(eng, "grid", weights=LoadWeights(1, 0, 0))
     np.testing.assert_allclose(only["load_index"], [200.0, 500 / 3, 100 / 3, 0.0])
     li = metrics.load_index(eng, "grid", start=START, end=END, now=NOW).set_index("code")
     np.testing.assert_allclose(
@@ -229,7 +233,7 @@ def test_load_index_by_hand(tiny):
         c["load_index"], [expected[0] + expected[1], expected[2] + expected[3]]
     )
     with pytest.raises(InvalidInput, match="weights"):
-        metrics.LoadWeights(0, 0, 0)
+        LoadWeights(0, 0, 0)
 
 
 def test_community_and_district_by_hand(tiny):
@@ -291,17 +295,15 @@ def test_invalid_inputs(tiny):
 def test_time_travel_reattributes_in_memory(tiny):
     """A draft copy of the boundaries: every incident carries the other version, so the
     pandas path re-attributes them by location -- and must agree with the SQL path."""
-    from geogrid.store.units import copy_units, create_version
-
     eng, vid = tiny
     with eng.begin() as conn:
         v2 = create_version(conn, "copy")
         copy_units(conn, vid, v2)
-    for level in metrics.LEVELS:
+    for level in LEVELS_UP:
         a = _m(eng, level)
         b = _m(eng, level, version=v2)
         assert b.attrs["path"].startswith("pandas") and a.attrs["path"] == "sql"
-        cols = [c for c in metrics.METRIC_COLUMNS if c not in ("code", "geometry")]
+        cols = [c for c in METRIC_COLUMNS if c not in ("code", "geometry")]
         pd.testing.assert_frame_equal(
             pd.DataFrame(a[cols]), pd.DataFrame(b[cols]), check_dtype=False
         )
@@ -329,9 +331,9 @@ def test_incident_frame_and_trend(tiny):
 
 
 def test_resolve_window_defaults():
-    s, e, n = metrics.resolve_window(now=NOW)
+    s, e, n = resolve_window(now=NOW, tz="Asia/Shanghai")
     assert e == NOW and e - s == timedelta(days=30)
-    s, e, _ = metrics.resolve_window(start="2026-05-01", now=NOW)
+    s, e, _ = resolve_window(start="2026-05-01", now=NOW, tz="Asia/Shanghai")
     assert e == NOW and s.utcoffset() == timedelta(hours=8)
 
 
@@ -340,8 +342,6 @@ def test_resolve_window_defaults():
 
 @pytest.fixture(scope="module")
 def demo_window(demo_db_url):
-    from geogrid.store import get_engine
-
     eng = get_engine(demo_db_url)
     _, last = metrics.incident_time_range(eng)
     end = last.normalize()
@@ -351,7 +351,7 @@ def demo_window(demo_db_url):
 def test_rollups_are_consistent_on_the_demo(demo_window):
     eng, start, end = demo_window
     kw = dict(start=start, end=end, now=end)
-    by = {lv: metrics.load_metrics(eng, lv, **kw) for lv in metrics.LEVELS}
+    by = {lv: metrics.load_metrics(eng, lv, **kw) for lv in LEVELS_UP}
     assert len(by["grid"]) == 8798
     counts = ["incidents", "previous_incidents", "open_backlog", "overdue"]
     assert by["grid"]["incidents"].sum() > 1000
@@ -363,7 +363,7 @@ def test_rollups_are_consistent_on_the_demo(demo_window):
         np.testing.assert_allclose(up["workers"].reindex(p.index, fill_value=0), p["workers"])
         np.testing.assert_allclose(up["load_index"].reindex(p.index, fill_value=0), p["load_index"])
     assert by["grid"]["load_index"].mean() == pytest.approx(100.0)
-    totals = {lv: int(by[lv]["incidents"].sum()) for lv in metrics.LEVELS}
+    totals = {lv: int(by[lv]["incidents"].sum()) for lv in LEVELS_UP}
     assert len(set(totals.values())) == 1, totals
 
 
@@ -399,7 +399,7 @@ def test_api_metrics_json_and_geojson(demo_http, api_window):
     assert r.status_code == 200, r.text
     body = r.json()
     assert len(body["units"]) == 8798 and body["version_id"] >= 1
-    assert set(metrics.METRIC_COLUMNS) - {"geometry"} <= set(body["units"][0])
+    assert set(METRIC_COLUMNS) - {"geometry"} <= set(body["units"][0])
     total = sum(u["incidents"] for u in body["units"])
     r = demo_http.get("/metrics/district", params={**api_window, "format": "geojson"})
     assert r.status_code == 200
@@ -447,3 +447,15 @@ def test_api_errors(demo_http, api_window):
     assert r.status_code == 400 and r.json()["parameter"] == "interval"
     r = demo_http.get("/hotspots", params={"metric": "geometry"})
     assert r.status_code == 400 and r.json()["parameter"] == "metric"
+
+
+def test_unit_cache_is_explicit(tiny):
+    """Unit geometries and chains are kept only in the cache the caller passes."""
+    eng = tiny[0]
+    cache = UnitCache()
+    a = _m(eng, "community", cache=cache)
+    assert len(cache) > 0
+    b = _m(eng, "community", cache=cache)
+    pd.testing.assert_frame_equal(pd.DataFrame(a), pd.DataFrame(b))
+    cache.clear()
+    assert len(cache) == 0

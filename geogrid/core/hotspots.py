@@ -64,10 +64,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 from scipy import sparse, stats
 
+from geogrid.core.crs import metric_crs_of
 from geogrid.errors import InvalidInput
 
 __all__ = [
@@ -83,7 +85,6 @@ __all__ = [
     "spatial_weights",
 ]
 
-YULIN_METRIC_CRS = "EPSG:4546"  # CGCS2000 / 3-degree Gauss-Kruger CM 111E
 
 GI_CLASSES = (
     "hot_99",
@@ -124,7 +125,7 @@ def spatial_weights(
     kind: str = "queen",
     *,
     threshold_m: float | None = None,
-    metric_crs: str = YULIN_METRIC_CRS,
+    metric_crs: str | None = None,
 ):
     """Binary libpysal weights for unit polygons (ids 0..n-1 in row order).
 
@@ -138,12 +139,13 @@ def spatial_weights(
     threshold_m : float, optional
         Distance band in metres (``kind="distance"``). Default: the smallest distance at
         which every unit has a neighbour (``libpysal.weights.min_threshold_distance``).
-    metric_crs : str
-        CRS the centroids are computed in when ``geoms`` is in a geographic CRS
-        (default EPSG:4546, the Gauss-Kruger zone for Yulin).
+    metric_crs : str, optional
+        CRS the centroids are computed in when ``geoms`` is in a geographic CRS (e.g. the
+        city's ``settings.city.metric_crs``). Default: the CGCS2000 3° Gauss-Kruger zone of
+        the units' centre (:func:`geogrid.core.crs.metric_crs_of`).
     """
-    import geopandas as gpd  # noqa: PLC0415 -- keep `import geogrid.core.hotspots` light
-    from libpysal import weights as lw  # noqa: PLC0415
+    # libpysal is heavy (~2 s to import): loaded when weights are built, not on import
+    from libpysal import weights as lw
 
     if isinstance(geoms, gpd.GeoSeries):
         geoms = gpd.GeoDataFrame(geometry=geoms)
@@ -160,7 +162,7 @@ def spatial_weights(
     if gdf.crs is None:
         raise InvalidInput("geoms.crs", None, "a GeoDataFrame with a CRS (distance in metres)")
     if gdf.crs.is_geographic:
-        gdf = gdf.to_crs(metric_crs)
+        gdf = gdf.to_crs(metric_crs if metric_crs is not None else metric_crs_of(gdf))
     c = gdf.geometry.centroid
     coords = np.column_stack([c.x.to_numpy(), c.y.to_numpy()])
     if threshold_m is None:
@@ -170,7 +172,7 @@ def spatial_weights(
     return lw.DistanceBand(coords, threshold=threshold_m, binary=True, silence_warnings=True)
 
 
-def _resolve_weights(w_or_geoms: Any, kind: str, threshold_m: float | None, metric_crs: str):
+def _resolve_weights(w_or_geoms: Any, kind: str, threshold_m: float | None, metric_crs: str | None):
     if hasattr(w_or_geoms, "sparse") and hasattr(w_or_geoms, "n"):
         if threshold_m is not None:
             raise InvalidInput("threshold_m", threshold_m, "None when weights are given")
@@ -268,10 +270,11 @@ class GiStar:
         seed: int | None = None,
         fdr: bool = True,
         alpha_levels: Sequence[float] = (0.10, 0.05, 0.01),
-        metric_crs: str = YULIN_METRIC_CRS,
+        metric_crs: str | None = None,
         n_jobs: int = 1,
     ):
-        import esda  # noqa: PLC0415
+        # esda is heavy (~2 s to import): loaded when a statistic is fitted, not on import
+        import esda
 
         y = np.asarray(y, dtype=np.float64).ravel()
         if not np.isfinite(y).all():
@@ -502,7 +505,7 @@ class EmergingHotSpots:
         *,
         weights: str = "queen",
         threshold_m: float | None = None,
-        metric_crs: str = YULIN_METRIC_CRS,
+        metric_crs: str | None = None,
         neighbour_time_steps: int = 1,
         alpha: float = 0.05,
         global_window: str = "cube",

@@ -48,8 +48,8 @@ are one hash aggregate with ``FILTER`` clauses, and the percentiles (which need 
 group) are a second statement over the window's resolved rows only, run in parallel on a
 second pooled connection -- measured twice as fast as one combined ``GROUP BY``. Both
 paths give identical numbers (checked by the benchmark and tests/test_metrics.py). Unit
-geometries, the grid → community → street → district chain and Gi* weights come from an
-in-process cache per (database, version, level), refreshed when the version's units change
+geometries, the grid → community → street → district chain and Gi* weights come from the
+caller's :class:`~geogrid.services.unitcache.UnitCache` per (version, level), refreshed when the version's units change
 (count / max id), so the hot path never re-reads polygons; the first call per version pays
 ~0.2–0.5 s to load them.
 
@@ -57,233 +57,114 @@ Time travel. ``version=`` or ``as_of=`` picks the boundary version. Incidents st
 codes of the version they were attributed to (``incident.version_id``); when any incident
 the metrics need carries another version, the SQL result is discarded and the rows are
 read with their coordinates, those of other versions are re-attributed in memory with
-:func:`geogrid.core.attribution.attributor_for_version`, and the same definitions are computed
+:func:`geogrid.services.attribution.attributor_for_version`, and the same definitions are computed
 with pandas (the vectorised path). Nothing is written back.
 
 Load index (for planners)
 -------------------------
-For grid *i* with effort-weighted incidents ``E_i`` (Σ category ``effort`` over the
-window's incidents), ``households H_i`` and area ``A_i`` (km²)::
+``load_index`` = 100 · weighted mean of effort-weighted incidents, households and area,
+each relative to the city's mean grid (the mean grid is exactly 100; upper levels sum
+their grids). The formula and its weights are in :mod:`geogrid.core.loadindex`.
 
-    load_index_i = 100 · (w_E·E_i/Ē + w_H·H_i/H̄ + w_A·A_i/Ā) / (w_E + w_H + w_A)
-
-where Ē, H̄, Ā are the means over all grids of the version (same window and categories).
-Each term averages 1 over the grids, so **the city's mean grid is exactly 100**; a grid at
-200 carries twice an average grid's load. A term whose mean is 0 (e.g. no incidents) is
-left out of both sums. At upper levels the same formula is applied to the unit's sums with
-the *grid* means, which makes it additive: a community's index is the sum of its grids'
-(1,200 = the load of twelve average grids). Weights: :class:`LoadWeights` (default 0.6
-incidents, 0.3 households, 0.1 area).
+Where things live
+-----------------
+The metric catalogue is :mod:`geogrid.core.metric_catalogue`; windows are read by
+:mod:`geogrid.core.timewindow` in the city's time zone (``settings.city.timezone`` unless
+``tz=`` is given); the arithmetic on sums is :mod:`geogrid.core.unitmetrics`; the SQL is
+:mod:`geogrid.store.metrics`. This module only orchestrates. Unit geometries, chains and
+spatial weights are kept in a :class:`~geogrid.services.unitcache.UnitCache` when one is
+passed (``cache=ctx.unit_cache``); without one they are read afresh.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine
 
-from geogrid.core.hierarchy import LEVELS_UP
+from geogrid.core.hierarchy import ATTRIBUTION_COLUMNS, LEVELS_UP
+from geogrid.core.hotspots import GiStar, spatial_weights
+from geogrid.core.loadindex import LoadWeights, as_weights, load_parts
+from geogrid.core.metric_catalogue import METRIC_COLUMNS, METRICS
+from geogrid.core.timewindow import parse_time, resolve_window
+from geogrid.core.unitmetrics import (
+    TREND_INTERVALS,
+    aggregate_incident_rows,
+    fill_periods,
+    grid_chain,
+    unit_metrics,
+    worker_fte,
+)
 from geogrid.errors import InvalidInput, NotFound
+from geogrid.services.attribution import attributor_for_version
+from geogrid.services.unitcache import UnitCache
+from geogrid.settings import get_settings
 from geogrid.store import metrics as sm
+from geogrid.store.engine import connection as _connect
+from geogrid.store.units import load_units, resolve_version
 
 __all__ = [
-    "LEVELS",
-    "LOCAL_TZ",
-    "METRICS",
-    "METRIC_COLUMNS",
-    "LoadWeights",
-    "clear_cache",
+    "INCIDENT_FRAME_DEFAULT",
     "hotspots_of",
     "incident_frame",
     "incident_time_range",
     "load_index",
     "load_metrics",
-    "load_score",
-    "parse_time",
-    "resolve_window",
     "unit_hotspots",
     "unit_trend",
 ]
 
-LEVELS = LEVELS_UP
-LOCAL_TZ = "Asia/Shanghai"
-DEFAULT_DAYS = 30
+Bind = Engine | Connection
+Categories = Iterable[str] | str | None
+Weights = LoadWeights | Mapping[str, float] | None
 
-#: metric name → description with units (for the UI, TileJSON and OGC collections)
-METRICS: dict[str, str] = {
-    "population": "Residents (persons)",
-    "households": "Households (count)",
-    "area_m2": "Area (m², EPSG:4546 Gauss-Kruger)",
-    "incidents": "Incidents reported in the window (count)",
-    "open_backlog": "Incidents open at the end of the window (count)",
-    "overdue": "Open incidents past their due time at the end of the window (count)",
-    "per_1000_residents": "Incidents in the window per 1,000 residents",
-    "per_km2": "Incidents in the window per km²",
-    "median_hours_to_resolve": "Median time from report to resolution of the window's "
-    "resolved incidents (hours)",
-    "p90_hours_to_resolve": "90th percentile time from report to resolution (hours)",
-    "resolved_within_limit_share": "Share of decided incidents (resolved, or open past due) "
-    "resolved within the category's time limit (0–1)",
-    "workers": "Grid workers serving the unit (full-time equivalents: a worker with k grids "
-    "counts 1/k in each)",
-    "incidents_per_worker": "Incidents in the window per worker FTE",
-    "previous_incidents": "Incidents in the previous window of the same length (count)",
-    "change": "Incidents minus previous_incidents (count)",
-    "change_pct": "Change against the previous window (%)",
-    "load_index": "Workload index: effort-weighted incidents, households and area; the "
-    "city's mean grid = 100 (upper levels: sum of their grids)",
-}
+#: the columns :func:`incident_frame` returns by default
+INCIDENT_FRAME_DEFAULT = [
+    "id",
+    "category",
+    "status",
+    "reported_at",
+    "resolved_at",
+    "due_at",
+    *ATTRIBUTION_COLUMNS,
+    "lon",
+    "lat",
+]
 
-METRIC_COLUMNS = [
+_LOAD_INDEX_COLUMNS = [
     "code",
     "name",
     "level",
     "parent_code",
-    "population",
+    "incidents",
+    "effort_incidents",
     "households",
-    "area_m2",
-    "incidents",
-    "open_backlog",
-    "overdue",
-    "per_1000_residents",
-    "per_km2",
-    "median_hours_to_resolve",
-    "p90_hours_to_resolve",
-    "resolved_within_limit_share",
+    "area_km2",
     "workers",
-    "incidents_per_worker",
-    "previous_incidents",
-    "change",
-    "change_pct",
-    "load_index",
-    "geometry",
 ]
-
-_COUNTS = [
-    "incidents",
-    "previous_incidents",
-    "open_backlog",
-    "overdue",
-    "resolved",
-    "resolved_on_time",
-    "open_overdue_window",
-    "mismatched",
-]
-
-
-@dataclass(frozen=True)
-class LoadWeights:
-    """Weights of the load index terms (any non-negative numbers, not all 0; only their
-    ratios matter).
-
-    incidents : weight of effort-weighted incidents (Σ category ``effort``)
-    households : weight of resident households
-    area : weight of the area in km²
-    """
-
-    incidents: float = 0.6
-    households: float = 0.3
-    area: float = 0.1
-
-    def __post_init__(self) -> None:
-        vals = (self.incidents, self.households, self.area)
-        if not all(np.isfinite(v) and v >= 0 for v in vals) or sum(vals) <= 0:
-            raise InvalidInput("weights", vals, "non-negative numbers, not all 0")
 
 
 # --------------------------------------------------------------------------- inputs
 
 
-def parse_time(value: Any, parameter: str, tz: str = LOCAL_TZ) -> datetime | None:
-    """A timezone-aware datetime from a datetime, date, Timestamp or ISO 8601 string (None
-    stays None); naive values and dates are local time in ``tz``. Errors name
-    ``parameter``."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidInput(
-                parameter,
-                value,
-                "an ISO 8601 date or date-time, e.g. 2026-05-01 or 2026-05-01T08:00:00+08:00",
-            ) from None
-    if isinstance(value, pd.Timestamp):
-        value = value.to_pydatetime()
-    if isinstance(value, date) and not isinstance(value, datetime):
-        value = datetime(value.year, value.month, value.day)
-    if not isinstance(value, datetime):
-        raise InvalidInput(parameter, value, "a datetime or an ISO 8601 string")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=ZoneInfo(tz))
-    if not TIME_RANGE[0] <= value < TIME_RANGE[1]:
-        raise InvalidInput(
-            parameter,
-            value.isoformat(),
-            f"a date-time from {TIME_RANGE[0].date()} to before {TIME_RANGE[1].date()}",
-        )
-    return value
-
-
-#: The dates geogrid accepts (windows, as-of, reports): wide enough for any real record,
-#: narrow enough that window arithmetic never overflows.
-TIME_RANGE = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))
-
-
-def resolve_window(
-    start: Any = None,
-    end: Any = None,
-    now: Any = None,
-    *,
-    days: int = DEFAULT_DAYS,
-    names: tuple[str, str] = ("from", "to"),
-) -> tuple[datetime, datetime, datetime]:
-    """``(start, end, now)`` as aware datetimes.
-
-    Defaults: ``now`` = the current time; ``end`` = ``now``; ``start`` = ``end - days``.
-    Naive values and dates are Asia/Shanghai local time.
-
-    >>> s, e, _ = resolve_window("2026-05-01", "2026-06-01")
-    >>> (e - s).days, s.isoformat()
-    (31, '2026-05-01T00:00:00+08:00')
-    """
-    now_d = parse_time(now, "now") or datetime.now(UTC)
-    end_d = parse_time(end, names[1])
-    start_d = parse_time(start, names[0])
-    if end_d is None:
-        end_d = now_d if start_d is None or start_d < now_d else start_d + timedelta(days=days)
-    if start_d is None:
-        start_d = end_d - timedelta(days=days)
-    if not start_d < end_d:
-        raise InvalidInput(
-            names[0], start_d.isoformat(), f"a time before {names[1]}={end_d.isoformat()}"
-        )
-    if start_d - (end_d - start_d) < TIME_RANGE[0]:  # the previous window must exist too
-        raise InvalidInput(
-            names[0],
-            start_d.isoformat(),
-            "a window whose previous window "
-            f"of the same length starts after {TIME_RANGE[0].date()}",
-        )
-    return start_d, end_d, now_d
+def _zone(tz: str | None) -> str:
+    """The time zone windows are read in: ``tz``, else the configured city's."""
+    return tz or get_settings().city.timezone
 
 
 def _level(level: str) -> str:
-    if level not in LEVELS:
-        raise InvalidInput("level", level, "one of " + ", ".join(LEVELS))
+    if level not in LEVELS_UP:
+        raise InvalidInput("level", level, "one of " + ", ".join(LEVELS_UP))
     return level
 
 
-def _categories(conn: Connection, categories: Any) -> list[str] | None:
+def _categories(conn: Connection, categories: Categories) -> list[str] | None:
     if categories is None:
         return None
     if isinstance(categories, str):
@@ -300,277 +181,139 @@ def _categories(conn: Connection, categories: Any) -> list[str] | None:
     return cats
 
 
-def _weights(weights: Any) -> LoadWeights:
-    if weights is None:
-        return LoadWeights()
-    if isinstance(weights, LoadWeights):
-        return weights
-    if isinstance(weights, dict):
-        return LoadWeights(**weights)
-    raise InvalidInput("weights", weights, "a LoadWeights or a dict incidents/households/area")
+def _database(conn: Connection) -> str:
+    return str(conn.engine.url)
 
 
-def _engine_of(bind: Engine | Connection) -> Engine:
-    return bind.engine if isinstance(bind, Connection) else bind
+# --------------------------------------------------------------------------- unit data
 
 
-# --------------------------------------------------------------------------- unit cache
-
-_cache: dict[tuple, Any] = {}
-_cache_lock = threading.Lock()
-
-
-def clear_cache() -> None:
-    """Forget cached unit geometries, hierarchies and spatial weights."""
-    with _cache_lock:
-        _cache.clear()
-
-
-def _cached(key: tuple, build):
-    """The cached value of ``key`` (its last element is the fingerprint of the units);
-    entries with the same prefix and an older fingerprint are dropped."""
-    with _cache_lock:
-        if key in _cache:
-            return _cache[key]
-    value = build()
-    with _cache_lock:
-        for old in [k for k in _cache if k[:-1] == key[:-1]]:
-            del _cache[old]
-        _cache[key] = value
-    return value
-
-
-def _units(conn: Connection, level: str, vid: int) -> gpd.GeoDataFrame:
-    """The version's units at a level (cached per database, version, level, fingerprint)."""
-    from geogrid.store.units import load_units
-
+def _units(conn: Connection, cache: UnitCache, level: str, vid: int) -> gpd.GeoDataFrame:
+    """The version's units at a level (EPSG:4326), kept in ``cache``."""
     fp = sm.unit_fingerprint(conn, vid, level)
-    key = ("units", str(conn.engine.url), vid, level, fp)
-    return _cached(key, lambda: load_units(conn, level, version=vid))
-
-
-# --------------------------------------------------------------------------- core
-
-
-def _aggregate_rows(rows: pd.DataFrame, level: str, prev_start, start, end, t) -> pd.DataFrame:
-    """The pandas (vectorised) twin of :func:`geogrid.store.metrics.aggregate_units`."""
-    col = sm.LEVEL_COLUMN[level]
-    rep = rows["reported_at"]
-    in_win = ((rep >= start) & (rep < end)).to_numpy()
-    prev = ((rep >= prev_start) & (rep < start)).to_numpy()
-    done = rows["status"].isin(sm.DONE_STATUSES).to_numpy()
-    open_t = (rep < t).to_numpy() & ~(done & (rows["done_at"] <= t).to_numpy())
-    res_t = (
-        rows["status"].isin(("resolved", "closed"))
-        & rows["resolved_at"].notna()
-        & (rows["resolved_at"] <= t)
-    ).to_numpy()
-    past_due = (rows["due_at"] < t).to_numpy()
-    on_time = (rows["resolved_at"] <= rows["due_at"]).to_numpy()
-    frame = pd.DataFrame(
-        {
-            "code": rows[col].to_numpy(dtype=object),
-            "incidents": in_win.astype(np.int64),
-            "previous_incidents": prev.astype(np.int64),
-            "effort_incidents": np.where(in_win, rows["effort"].to_numpy(float), 0.0),
-            "open_backlog": open_t.astype(np.int64),
-            "overdue": (open_t & past_due).astype(np.int64),
-            "resolved": (in_win & res_t).astype(np.int64),
-            "resolved_on_time": (in_win & res_t & on_time).astype(np.int64),
-            "open_overdue_window": (in_win & open_t & past_due).astype(np.int64),
-            "mismatched": np.zeros(len(rows), dtype=np.int64),
-        }
+    return cache.get(
+        _database(conn), ("units", vid, level), fp, lambda: load_units(conn, level, version=vid)
     )
-    sums = frame.groupby("code", dropna=False, sort=False).sum()
-    res = rows.loc[in_win & res_t]
-    hours = (res["resolved_at"] - res["reported_at"]).dt.total_seconds() / 3600.0
-    q = hours.groupby(res[col].to_numpy(dtype=object)).quantile([0.5, 0.9]).unstack()
-    if q.empty:
-        q = pd.DataFrame(columns=[0.5, 0.9], dtype=float)
-    sums["median_hours"] = q[0.5].reindex(sums.index)
-    sums["p90_hours"] = q[0.9].reindex(sums.index)
-    return sums.reset_index().rename(columns={"index": "code"})
 
 
-def _reattributed_rows(engine: Engine, conn: Connection, vid: int, **window) -> pd.DataFrame:
-    """The window's rows with codes of version ``vid`` (re-attributed in memory where the
-    stored attribution is of another version)."""
-    from geogrid.core.attribution import ATTRIBUTION_COLUMNS
-    from geogrid.services.attribution import attributor_for_version
-
-    rows = sm.metric_rows(conn, version_id=vid, with_points=True, **window)
-    other = (rows["version_id"].isna() | (rows["version_id"] != vid)).to_numpy()
-    if other.any():
-        att = attributor_for_version(engine, vid)
-        codes = att.attribute(
-            rows.loc[other, "lon"].to_numpy(float), rows.loc[other, "lat"].to_numpy(float)
-        )
-        for c in ATTRIBUTION_COLUMNS:
-            vals = rows[c].to_numpy(dtype=object).copy()
-            vals[other] = codes[c].to_numpy(dtype=object)
-            rows[c] = vals
-    return rows
-
-
-def _chain(conn: Connection, vid: int) -> pd.DataFrame:
-    """grid → community, street, district codes of a version (from the parent links;
-    cached like the units)."""
-
-    def build() -> pd.DataFrame:
-        u = sm.unit_parents(conn, vid)
-        parent = dict(zip(u["code"], u["parent_code"], strict=True))
-        grids = u.loc[u["level"] == "grid", ["code", "parent_code"]]
-        community = grids["parent_code"].astype(object)
-        street = community.map(parent)
-        return pd.DataFrame(
-            {
-                "grid_code": grids["code"].to_numpy(dtype=object),
-                "community_code": community.to_numpy(dtype=object),
-                "street_code": street.to_numpy(dtype=object),
-                "district_code": street.map(parent).to_numpy(dtype=object),
-            }
-        )
-
+def _chain(conn: Connection, cache: UnitCache, vid: int) -> pd.DataFrame:
+    """grid → community, street, district codes of a version, kept in ``cache``."""
     fp = sm.unit_fingerprint(conn, vid, "grid")
-    return _cached(("chain", str(conn.engine.url), vid, fp), build)
-
-
-def _worker_fte(conn: Connection, level: str, vid: int) -> pd.Series:
-    """Worker full-time equivalents per unit code of a level (a worker serving k grids of
-    the version counts 1/k in each; grids not in the version are ignored)."""
-    wg = sm.worker_grids(conn)
-    chain = _chain(conn, vid)
-    up = dict(zip(chain["grid_code"], chain[sm.LEVEL_COLUMN[level]], strict=True))
-    grids = wg["grid_code"].to_numpy(dtype=object)
-    keep = np.fromiter((g in up for g in grids), dtype=bool, count=len(grids))
-    if not keep.any():
-        return pd.Series(dtype=float)
-    acc = wg["account_id"].to_numpy()[keep]
-    _, inv, k = np.unique(acc, return_inverse=True, return_counts=True)
-    codes = np.array([up[g] for g in grids[keep]], dtype=object)
-    return pd.Series(1.0 / k[inv]).groupby(codes).sum()
-
-
-def load_score(
-    effort_incidents: Any,
-    households: Any,
-    area_km2: Any,
-    *,
-    reference: tuple[float, float, float],
-    weights: LoadWeights | None = None,
-) -> np.ndarray:
-    """The load index of units from their sums (vectorised).
-
-    ``reference`` = the grid means (Ē, H̄, Ā) the terms are divided by; terms with a zero
-    mean are left out. See the module docstring.
-
-    >>> load_score([1, 3], [10, 30], [1, 1], reference=(2, 20, 1)).round(1).tolist()
-    [55.0, 145.0]
-    """
-    w = weights or LoadWeights()
-    parts = (
-        (w.incidents, effort_incidents, reference[0]),
-        (w.households, households, reference[1]),
-        (w.area, area_km2, reference[2]),
+    return cache.get(
+        _database(conn), ("chain", vid), fp, lambda: grid_chain(sm.unit_parents(conn, vid))
     )
-    total = 0.0
-    out = np.zeros(np.shape(np.asarray(effort_incidents, dtype=float)))
-    for wk, x, mean in parts:
-        if wk > 0 and mean > 0:
-            out = out + wk * np.asarray(x, dtype=float) / mean
-            total += wk
-    if total == 0:
-        return np.full(out.shape, np.nan)
-    return 100.0 * out / total
+
+
+def _weights_of(conn: Connection, cache: UnitCache, units: gpd.GeoDataFrame, vid: int, kind: str):
+    """Spatial weights of a version's units at a level, kept in ``cache``."""
+    level = str(units["level"].iloc[0])
+    fp = sm.unit_fingerprint(conn, vid, level)
+    metric_crs = get_settings().city.metric_crs
+    return cache.get(
+        _database(conn),
+        ("weights", vid, level, kind),
+        fp,
+        lambda: spatial_weights(units[["geometry"]], kind, metric_crs=metric_crs),
+    )
+
+
+def _reattribute(conn: Connection, cache: UnitCache, df: pd.DataFrame, vid: int) -> pd.DataFrame:
+    """``df`` with the codes of version ``vid``: rows stored with another version are
+    re-attributed in memory from their lon/lat (nothing is written back)."""
+    other = (df["version_id"].isna() | (df["version_id"] != vid)).to_numpy()
+    if not other.any():
+        return df
+    att = attributor_for_version(conn, vid, cache=cache)
+    codes = att.attribute(
+        df.loc[other, "lon"].to_numpy(float), df.loc[other, "lat"].to_numpy(float)
+    )
+    for c in ATTRIBUTION_COLUMNS:
+        vals = df[c].to_numpy(dtype=object).copy()
+        vals[other] = codes[c].to_numpy(dtype=object)
+        df[c] = vals
+    return df
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+@dataclass(frozen=True)
+class _Window:
+    prev_start: datetime
+    start: datetime
+    end: datetime
+    t: datetime
+    categories: list[str] | None
+    past: bool
 
 
 def _compute(
-    engine: Engine | Connection,
+    engine: Bind,
     level: str,
     *,
-    start,
-    end,
-    categories,
-    version,
-    as_of,
-    now,
-    weights,
+    start: Any,
+    end: Any,
+    categories: Categories,
+    version: int | None,
+    as_of: Any,
+    now: Any,
+    weights: Weights,
+    tz: str | None,
+    cache: UnitCache | None,
 ) -> gpd.GeoDataFrame:
-    from geogrid.store.engine import connection as _connect
-    from geogrid.store.units import resolve_version
-
+    """Every metric of :data:`METRICS` plus the load index's parts, per unit."""
     level = _level(level)
-    start_d, end_d, now_d = resolve_window(start, end, now)
-    as_of_d = parse_time(as_of, "as_of")
-    w = _weights(weights)
-    prev_start = start_d - (end_d - start_d)
+    zone = _zone(tz)
+    start_d, end_d, now_d = resolve_window(start, end, now, tz=zone)
+    as_of_d = parse_time(as_of, "as_of", zone)
+    w = as_weights(weights)
+    cache = cache if cache is not None else UnitCache()
     t = min(end_d, now_d)
-    eng = _engine_of(engine)
     with _connect(engine) as conn:
         vid = resolve_version(conn, version, as_of_d)
-        cats = _categories(conn, categories)
-        window = dict(
-            prev_start=prev_start, start=start_d, end=end_d, t=t, categories=cats, past=t < now_d
+        win = _Window(
+            prev_start=start_d - (end_d - start_d),
+            start=start_d,
+            end=end_d,
+            t=t,
+            categories=_categories(conn, categories),
+            past=t < now_d,
         )
         # with an Engine the aggregate's two statements run on two pooled connections
         agg = sm.aggregate_units(
-            engine if isinstance(engine, Engine) else conn, level, version_id=vid, **window
+            engine if isinstance(engine, Engine) else conn, level, version_id=vid, **asdict(win)
         )
         path = "sql"
         if int(agg["mismatched"].sum()) > 0:
-            rows = _reattributed_rows(eng, conn, vid, **window)
-            agg = _aggregate_rows(rows, level, prev_start, start_d, end_d, t)
+            rows = sm.metric_rows(conn, version_id=vid, with_points=True, **asdict(win))
+            rows = _reattribute(conn, cache, rows, vid)
+            agg = aggregate_incident_rows(
+                rows, level, prev_start=win.prev_start, start=start_d, end=end_d, t=t
+            )
             path = "pandas (re-attributed)"
-        units = _units(conn, level, vid)
-        fte = _worker_fte(conn, level, vid)
+        units = _units(conn, cache, level, vid)
+        fte = worker_fte(sm.worker_grids(conn), _chain(conn, cache, vid), level)
         n_grids, hh_total, area_total = sm.grid_totals(conn, vid)
 
-    agg = agg[agg["code"].notna()].set_index("code")
-    out = pd.DataFrame(units.drop(columns="geometry"))
-    out.index = pd.Index(units["code"].to_numpy(), name=None)
-    a = agg.reindex(out.index)
-    for c in _COUNTS:
-        out[c] = a[c].fillna(0).astype(np.int64) if c in a else 0
-    out["effort_incidents"] = a["effort_incidents"].fillna(0.0).astype(float)
-    pop = out["population"].astype(float)
-    km2 = out["area_m2"].astype(float) / 1e6
-    inc = out["incidents"].astype(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["per_1000_residents"] = np.where(pop > 0, inc / pop * 1000.0, np.nan)
-        out["per_km2"] = np.where(km2 > 0, inc / km2, np.nan)
-        decided = (out["resolved"] + out["open_overdue_window"]).astype(float)
-        out["resolved_within_limit_share"] = np.where(
-            decided > 0, out["resolved_on_time"] / decided, np.nan
-        )
-        out["workers"] = fte.reindex(out.index).fillna(0.0).astype(float).round(6)
-        out["incidents_per_worker"] = np.where(out["workers"] > 0, inc / out["workers"], np.nan)
-        prev = out["previous_incidents"].astype(float)
-        out["change"] = out["incidents"] - out["previous_incidents"]
-        out["change_pct"] = np.where(prev > 0, out["change"] / prev * 100.0, np.nan)
-    out["median_hours_to_resolve"] = a["median_hours"].astype(float)
-    out["p90_hours_to_resolve"] = a["p90_hours"].astype(float)
     # grid means for the load index: all attributed incidents belong to exactly one grid
-    effort_total = float(agg["effort_incidents"].sum())
+    effort_total = float(agg.loc[agg["code"].notna(), "effort_incidents"].sum())
     ref = (
         (effort_total / n_grids, hh_total / n_grids, area_total / 1e6 / n_grids)
         if n_grids
         else (0.0, 0.0, 0.0)
     )
-    out["area_km2"] = km2
-    out["load_index"] = load_score(
-        out["effort_incidents"], out["households"].astype(float), km2, reference=ref, weights=w
+    out = unit_metrics(
+        pd.DataFrame(units.drop(columns="geometry")), agg, fte, reference=ref, weights=w
     )
-    gdf = gpd.GeoDataFrame(
-        out.reset_index(drop=True), geometry=units.geometry.values, crs="EPSG:4326"
-    )
+    gdf = gpd.GeoDataFrame(out, geometry=units.geometry.values, crs="EPSG:4326")
     gdf.attrs.update(
         version_id=vid,
         level=level,
         start=start_d.isoformat(),
         end=end_d.isoformat(),
         as_at=t.isoformat(),
-        previous_start=prev_start.isoformat(),
-        categories=cats,
+        previous_start=win.prev_start.isoformat(),
+        categories=win.categories,
         weights=asdict(w),
         load_reference=dict(zip(("effort", "households", "area_km2"), ref, strict=True)),
         path=path,
@@ -579,16 +322,18 @@ def _compute(
 
 
 def load_metrics(
-    engine: Engine | Connection,
+    engine: Bind,
     level: str = "grid",
     *,
     start: Any = None,
     end: Any = None,
-    categories: Iterable[str] | str | None = None,
+    categories: Categories = None,
     version: int | None = None,
     as_of: Any = None,
     now: Any = None,
-    weights: LoadWeights | dict | None = None,
+    weights: Weights = None,
+    tz: str | None = None,
+    cache: UnitCache | None = None,
 ) -> gpd.GeoDataFrame:
     """Load metrics of every unit of a level, for a time window.
 
@@ -597,8 +342,8 @@ def load_metrics(
     engine : Engine or Connection
     level : {"grid", "community", "street", "district"}
     start, end : datetime, date or ISO string, optional
-        The window ``[start, end)``; naive values are Asia/Shanghai local time. Default:
-        the 30 days up to ``now``.
+        The window ``[start, end)``; dates and naive values are local time in ``tz``.
+        Default: the 30 days up to ``now``.
     categories : iterable of category codes, or a comma-separated string, optional
         Only these categories (unknown codes raise :class:`~geogrid.errors.InvalidInput`).
     version, as_of : int / datetime, optional
@@ -606,15 +351,21 @@ def load_metrics(
         one). Incidents stored with another version are re-attributed in memory.
     now : datetime, optional
         The present (default: the current time); the state is read at ``min(end, now)``.
-    weights : LoadWeights or dict, optional
-        Weights of ``load_index``.
+    weights : LoadWeights or mapping, optional
+        Weights of ``load_index`` (:class:`geogrid.core.loadindex.LoadWeights`).
+    tz : str, optional
+        IANA time zone of dates and naive times (default: ``settings.city.timezone``).
+    cache : UnitCache, optional
+        Where unit geometries and chains are kept between calls (e.g.
+        ``AppContext.unit_cache``); without one they are read afresh.
 
     Returns
     -------
     GeoDataFrame (EPSG:4326), one row per unit ordered by code, columns
-    :data:`METRIC_COLUMNS` (see :data:`METRICS` for meanings and units). Counts are ints;
-    rates are NaN where their denominator is 0. ``attrs`` holds the version, the window,
-    the time the state was read at, the categories, the weights and the path taken
+    :data:`~geogrid.core.metric_catalogue.METRIC_COLUMNS` (see
+    :data:`~geogrid.core.metric_catalogue.METRICS` for meanings and units). Counts are
+    ints; rates are NaN where their denominator is 0. ``attrs`` holds the version, the
+    window, the time the state was read at, the categories, the weights and the path taken
     (``sql`` or ``pandas (re-attributed)``).
     """
     gdf = _compute(
@@ -627,33 +378,37 @@ def load_metrics(
         as_of=as_of,
         now=now,
         weights=weights,
+        tz=tz,
+        cache=cache,
     )
-    attrs = dict(gdf.attrs)
     out = gdf[METRIC_COLUMNS]
-    out.attrs.update(attrs)
+    out.attrs.update(dict(gdf.attrs))
     return out
 
 
 def load_index(
-    engine: Engine | Connection,
+    engine: Bind,
     level: str = "grid",
     *,
     start: Any = None,
     end: Any = None,
-    categories: Iterable[str] | str | None = None,
+    categories: Categories = None,
     version: int | None = None,
     as_of: Any = None,
     now: Any = None,
-    weights: LoadWeights | dict | None = None,
+    weights: Weights = None,
+    tz: str | None = None,
+    cache: UnitCache | None = None,
 ) -> gpd.GeoDataFrame:
     """The load index with its parts, per unit (parameters as :func:`load_metrics`).
 
     Returns
     -------
-    GeoDataFrame: code, name, level, parent_code, incidents, effort_incidents, households,
-    area_km2, workers, incidents_part, households_part, area_part (each term's contribution
-    in index points; they add up to ``load_index``), load_index, load_per_worker
-    (``load_index / workers``: NaN without workers), geometry. Sorted by code.
+    GeoDataFrame (EPSG:4326): code, name, level, parent_code, incidents, effort_incidents,
+    households, area_km2, workers, incidents_part, households_part, area_part (each term's
+    contribution in index points; they add up to ``load_index``), load_index,
+    load_per_worker (``load_index / workers``: NaN without workers), geometry. Sorted by
+    code.
     """
     gdf = _compute(
         engine,
@@ -665,43 +420,20 @@ def load_index(
         as_of=as_of,
         now=now,
         weights=weights,
+        tz=tz,
+        cache=cache,
     )
-    w = _weights(weights)
     ref = gdf.attrs["load_reference"]
-    active = [
-        (wk, r)
-        for wk, r in (
-            (w.incidents, ref["effort"]),
-            (w.households, ref["households"]),
-            (w.area, ref["area_km2"]),
-        )
-        if wk > 0 and r > 0
-    ]
-    total = sum(wk for wk, _ in active) or np.nan
-    parts = {}
-    for name, wk, x, r in (
-        ("incidents_part", w.incidents, gdf["effort_incidents"], ref["effort"]),
-        ("households_part", w.households, gdf["households"], ref["households"]),
-        ("area_part", w.area, gdf["area_km2"], ref["area_km2"]),
-    ):
-        parts[name] = (
-            100.0 * wk * x.astype(float) / r / total if wk > 0 and r > 0 else np.zeros(len(gdf))
-        )
-    out = gdf[
-        [
-            "code",
-            "name",
-            "level",
-            "parent_code",
-            "incidents",
-            "effort_incidents",
-            "households",
-            "area_km2",
-            "workers",
-        ]
-    ].copy()
-    for k, v in parts.items():
-        out[k] = np.asarray(v, dtype=float)
+    parts = load_parts(
+        gdf["effort_incidents"],
+        gdf["households"].astype(float),
+        gdf["area_km2"],
+        reference=(ref["effort"], ref["households"], ref["area_km2"]),
+        weights=as_weights(weights),
+    )
+    out = pd.DataFrame(gdf[_LOAD_INDEX_COLUMNS]).copy()
+    for name, v in parts.items():
+        out[f"{name}_part"] = np.nan_to_num(np.asarray(v, dtype=float))
     out["load_index"] = gdf["load_index"].to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         out["load_per_worker"] = np.where(
@@ -716,15 +448,17 @@ def load_index(
 
 
 def incident_frame(
-    engine: Engine | Connection,
+    engine: Bind,
     start: Any = None,
     end: Any = None,
-    categories: Iterable[str] | str | None = None,
+    categories: Categories = None,
     columns: Iterable[str] | None = None,
     *,
     version: int | None = None,
     as_of: Any = None,
     now: Any = None,
+    tz: str | None = None,
+    cache: UnitCache | None = None,
 ) -> pd.DataFrame:
     """Incidents reported in ``[start, end)`` for analysts, ordered by ``reported_at``.
 
@@ -733,66 +467,38 @@ def incident_frame(
     start, end : as :func:`load_metrics` (default: the 30 days up to now)
     categories : category codes (default: all)
     columns : names among :data:`geogrid.store.metrics.INCIDENT_FRAME_COLUMNS` plus
-        ``hours_to_resolve``. Default: id, category, status, reported_at, resolved_at,
-        due_at, grid_code, community_code, street_code, district_code, lon, lat.
+        ``hours_to_resolve``. Default: :data:`INCIDENT_FRAME_DEFAULT`.
     version, as_of : when given, the four code columns are those of that boundary version
         (incidents stored with another version are re-attributed in memory).
+    tz, cache : as :func:`load_metrics`
 
     Returns
     -------
     DataFrame; times are UTC-aware pandas timestamps, ``lon``/``lat`` WGS84 degrees
     (EPSG:4326), ``hours_to_resolve`` = resolved_at - reported_at in hours (NaN if open).
     """
-    from geogrid.store.engine import connection as _connect
-    from geogrid.store.units import resolve_version
-
-    default = [
-        "id",
-        "category",
-        "status",
-        "reported_at",
-        "resolved_at",
-        "due_at",
-        "grid_code",
-        "community_code",
-        "street_code",
-        "district_code",
-        "lon",
-        "lat",
-    ]
-    cols = list(columns) if columns is not None else default
+    cols = list(columns) if columns is not None else list(INCIDENT_FRAME_DEFAULT)
     allowed = [*sm.INCIDENT_FRAME_COLUMNS, "hours_to_resolve"]
     bad = [c for c in cols if c not in allowed]
     if bad or not cols:
         raise InvalidInput("columns", bad or cols, "names among " + ", ".join(allowed))
-    start_d, end_d, _ = resolve_window(start, end, now)
-    codes = ["grid_code", "community_code", "street_code", "district_code"]
+    zone = _zone(tz)
+    start_d, end_d, _ = resolve_window(start, end, now, tz=zone)
     need = list(dict.fromkeys(c for c in cols if c != "hours_to_resolve"))
     if "hours_to_resolve" in cols:
         need += [c for c in ("reported_at", "resolved_at") if c not in need]
     travel = version is not None or as_of is not None
     if travel:
-        need += [c for c in ("version_id", "lon", "lat", *codes) if c not in need]
+        need += [c for c in ("version_id", "lon", "lat", *ATTRIBUTION_COLUMNS) if c not in need]
     with _connect(engine) as conn:
         cats = _categories(conn, categories)
         df = sm.incident_rows(conn, start=start_d, end=end_d, categories=cats, columns=need)
-        vid = resolve_version(conn, version, parse_time(as_of, "as_of")) if travel else None
-    for c in df.columns:
-        if c.endswith("_at"):
-            df[c] = pd.to_datetime(df[c], utc=True)
-    if travel:
-        other = (df["version_id"].isna() | (df["version_id"] != vid)).to_numpy()
-        if other.any():
-            from geogrid.services.attribution import attributor_for_version
-
-            att = attributor_for_version(_engine_of(engine), vid)
-            new = att.attribute(
-                df.loc[other, "lon"].to_numpy(float), df.loc[other, "lat"].to_numpy(float)
-            )
-            for c in codes:
-                vals = df[c].to_numpy(dtype=object).copy()
-                vals[other] = new[c].to_numpy(dtype=object)
-                df[c] = vals
+        for c in df.columns:
+            if c.endswith("_at"):
+                df[c] = pd.to_datetime(df[c], utc=True)
+        if travel:
+            vid = resolve_version(conn, version, parse_time(as_of, "as_of", zone))
+            df = _reattribute(conn, cache if cache is not None else UnitCache(), df, vid)
     if "hours_to_resolve" in cols:
         df["hours_to_resolve"] = (df["resolved_at"] - df["reported_at"]).dt.total_seconds() / 3600.0
     for c in ("lon", "lat"):
@@ -801,33 +507,32 @@ def incident_frame(
     return df[cols]
 
 
-def incident_time_range(engine: Engine | Connection) -> tuple[pd.Timestamp, pd.Timestamp]:
+def incident_time_range(engine: Bind) -> tuple[pd.Timestamp, pd.Timestamp]:
     """(first, last) ``reported_at`` of all stored incidents (UTC); NotFound when empty.
     Notebooks and the benchmark use it to pick windows that hold data."""
     lo, hi = sm.incident_time_range(engine)
-    if lo is None:
+    if lo is None or hi is None:
         raise NotFound("no incidents are stored yet: run 'geogrid demo load'")
     return pd.Timestamp(lo).tz_convert("UTC"), pd.Timestamp(hi).tz_convert("UTC")
 
 
 # --------------------------------------------------------------------------- trend
 
-_INTERVALS = {"week": ("W-MON", 182), "month": ("MS", 365)}
-
 
 def unit_trend(
-    engine: Engine | Connection,
+    engine: Bind,
     level: str,
     code: str,
     *,
     interval: str = "week",
     start: Any = None,
     end: Any = None,
-    categories: Iterable[str] | str | None = None,
+    categories: Categories = None,
     now: Any = None,
-    tz: str = LOCAL_TZ,
+    tz: str | None = None,
 ) -> pd.DataFrame:
-    """Incidents of one unit per week (Monday) or calendar month, in local time ``tz``.
+    """Incidents of one unit per week (Monday) or calendar month, in local time ``tz``
+    (default: ``settings.city.timezone``).
 
     Uses the stored attribution (the codes incidents were attributed with). Default window:
     the 26 weeks (``week``) or 12 months (``month``) up to now.
@@ -837,14 +542,11 @@ def unit_trend(
     DataFrame: period (aware local start of the period), incidents, resolved (of those,
     resolved or closed now); every period of the window appears (0 when empty).
     """
-    from geogrid.store.engine import connection as _connect
-    from geogrid.store.units import load_units
-
     level = _level(level)
-    if interval not in _INTERVALS:
+    if interval not in TREND_INTERVALS:
         raise InvalidInput("interval", interval, "week or month")
-    freq, days = _INTERVALS[interval]
-    start_d, end_d, _ = resolve_window(start, end, now, days=days)
+    zone = _zone(tz)
+    start_d, end_d, _ = resolve_window(start, end, now, tz=zone, days=TREND_INTERVALS[interval][1])
     most = {"week": 530, "month": 122}[interval]  # ten years of periods
     if (end_d - start_d).days / (7 if interval == "week" else 30.4) > most:
         raise InvalidInput(
@@ -856,53 +558,30 @@ def unit_trend(
         if load_units(conn, level, codes=[str(code)]).empty:
             raise NotFound(f"no {level} with code {code!r} in the published boundaries")
         cats = _categories(conn, categories)
-        df = sm.trend_counts(
+        counts = sm.trend_counts(
             conn,
             level,
             str(code),
             start=start_d,
             end=end_d,
             interval=interval,
-            tz=tz,
+            tz=zone,
             categories=cats,
         )
-    zone = ZoneInfo(tz)
-    first = pd.Timestamp(start_d.astimezone(zone).replace(tzinfo=None)).normalize()
-    last = pd.Timestamp(end_d.astimezone(zone).replace(tzinfo=None))
-    if interval == "week":
-        first = first - pd.Timedelta(days=first.weekday())
-    else:
-        first = first.replace(day=1)
-    periods = pd.date_range(first, last, freq="W-MON" if interval == "week" else "MS")
-    periods = periods[periods < last]
-    df["period"] = pd.to_datetime(df["period"])
-    out = df.set_index("period")[["incidents", "resolved"]].reindex(
-        periods.union(pd.DatetimeIndex(df["period"])), fill_value=0
-    )
-    out.index = out.index.tz_localize(zone)
-    out.index.name = "period"
-    return out.astype(np.int64).reset_index()
+    return fill_periods(counts, start_d, end_d, interval, zone)
 
 
 # --------------------------------------------------------------------------- hot spots
 
 
-def _unit_weights(conn: Connection, units: gpd.GeoDataFrame, level: str, vid: int, kind: str):
-    from geogrid.core.hotspots import spatial_weights
-
-    fp = sm.unit_fingerprint(conn, vid, level)
-    key = ("weights", str(conn.engine.url), vid, level, kind, fp)
-    return _cached(key, lambda: spatial_weights(units[["geometry"]], kind))
-
-
 def unit_hotspots(
-    engine: Engine | Connection,
+    engine: Bind,
     level: str = "grid",
     *,
     metric: str = "incidents",
     start: Any = None,
     end: Any = None,
-    categories: Iterable[str] | str | None = None,
+    categories: Categories = None,
     version: int | None = None,
     as_of: Any = None,
     now: Any = None,
@@ -910,13 +589,16 @@ def unit_hotspots(
     permutations: int = 0,
     fdr: bool = True,
     seed: int | None = 0,
+    tz: str | None = None,
+    cache: UnitCache | None = None,
 ) -> pd.DataFrame:
     """Getis-Ord Gi* of a metric over the units of a level (:class:`geogrid.core.hotspots.GiStar`).
 
     ``metric`` is a numeric column of :func:`load_metrics` (NaN counts as 0). Spatial
-    weights (queen/rook contiguity or a distance band) are cached per version and level.
-    ``permutations=0`` uses the analytical normal p-values (fast); with permutations, the
-    conditional randomisation p-values. Classes are after Benjamini–Hochberg when ``fdr``.
+    weights (queen/rook contiguity or a distance band) are kept in ``cache`` per version
+    and level. ``permutations=0`` uses the analytical normal p-values (fast); with
+    permutations, the conditional randomisation p-values. Classes are after
+    Benjamini–Hochberg when ``fdr``.
 
     Returns
     -------
@@ -924,6 +606,7 @@ def unit_hotspots(
     ``not_significant``); ``attrs`` as :func:`load_metrics` plus ``metric``. When the metric
     is the same in every unit, every unit is ``not_significant`` (z NaN).
     """
+    cache = cache if cache is not None else UnitCache()
     m = load_metrics(
         engine,
         level,
@@ -933,14 +616,23 @@ def unit_hotspots(
         version=version,
         as_of=as_of,
         now=now,
+        tz=tz,
+        cache=cache,
     )
     return hotspots_of(
-        engine, m, metric, weights=weights, permutations=permutations, fdr=fdr, seed=seed
+        engine,
+        m,
+        metric,
+        weights=weights,
+        permutations=permutations,
+        fdr=fdr,
+        seed=seed,
+        cache=cache,
     )
 
 
 def hotspots_of(
-    engine: Engine | Connection,
+    engine: Bind,
     metrics_gdf: gpd.GeoDataFrame,
     metric: str = "incidents",
     *,
@@ -948,12 +640,10 @@ def hotspots_of(
     permutations: int = 0,
     fdr: bool = True,
     seed: int | None = 0,
+    cache: UnitCache | None = None,
 ) -> pd.DataFrame:
     """Gi* of a column of a :func:`load_metrics` result (see :func:`unit_hotspots`); rows
     are aligned with ``metrics_gdf``."""
-    from geogrid.core.hotspots import GiStar
-    from geogrid.store.engine import connection as _connect
-
     m = metrics_gdf
     numeric = [k for k in METRICS if k in m.columns and pd.api.types.is_numeric_dtype(m[k])]
     if metric not in numeric:
@@ -963,9 +653,10 @@ def hotspots_of(
     if len(y) < 3 or np.ptp(y) == 0:
         out = out.assign(z=np.nan, p_value=np.nan, p_fdr=np.nan, **{"class": "not_significant"})
     else:
-        level = str(m["level"].iloc[0])
         with _connect(engine) as conn:
-            w = _unit_weights(conn, m, level, m.attrs["version_id"], weights)
+            w = _weights_of(
+                conn, cache if cache is not None else UnitCache(), m, m.attrs["version_id"], weights
+            )
         g = GiStar(y, w, permutations=int(permutations), fdr=fdr, seed=seed)
         f = g.to_frame()
         out = out.assign(
