@@ -191,10 +191,12 @@ def test_heat_tiles_seamless_and_one_scale_per_zoom(demo_http, demo_db_url):
     assert pa[..., 3].any()
     # one render of both tiles side by side, coloured with the same zoom scale: a
     # MapService of our own on the same database computes the same source and scale
-    from geogrid.services.tilecache import MapService, TileCache
+    from geogrid.services.mapservice import MapService
+    from geogrid.services.tilecache import TileCache
+    from geogrid.settings import get_settings
     from geogrid.store import get_engine
 
-    svc = MapService(get_engine(demo_db_url), cache=TileCache())
+    svc = MapService(get_engine(demo_db_url), get_settings(), cache=TileCache())
     win = svc.window()
     src = svc.heat_source(win)
     xa0, ya0, xa1, ya1 = tile_bounds_3857(z, x, y)
@@ -212,7 +214,7 @@ def test_heat_tiles_seamless_and_one_scale_per_zoom(demo_http, demo_db_url):
     assert step_edge <= step_in
     # one scale per zoom, whatever tile is asked first; zooms differ
     assert svc.heat_scale(z, win) == svc.heat_scale(z, win) > 0
-    other = MapService(get_engine(demo_db_url), cache=TileCache())
+    other = MapService(get_engine(demo_db_url), get_settings(), cache=TileCache())
     other.heat_tile(z, x + 3, y + 2, other.window())
     assert other.heat_scale(z, other.window()) == svc.heat_scale(z, win)
 

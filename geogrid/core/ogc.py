@@ -1,7 +1,8 @@
 """Pure helpers for OGC API - Features, Part 1: Core (links, datetime, assembly).
 
 Nothing here talks to the database or to FastAPI: :mod:`geogrid.store.features` runs the
-queries, ``api/routes/ogc.py`` parses the request and serialises what these functions build.
+queries, :mod:`geogrid.services.features` assembles collections and pages, and
+``api/routes/ogc.py`` parses the request and serialises what these functions build.
 
 Conventions (OGC 17-069r4):
 
@@ -18,15 +19,22 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from geogrid.core.tiles import LAYER_LEVELS
 from geogrid.errors import InvalidInput
 
 __all__ = [
+    "BOUNDARY_COLLECTIONS",
+    "COLLECTIONS",
+    "INCIDENT_FILTERS",
+    "UNIT_FILTERS",
     "CONFORMANCE",
     "CRS84",
+    "Extent",
     "GEOJSON",
     "JSON",
     "OPENAPI",
@@ -54,6 +62,51 @@ CONFORMANCE = [
 ]
 LIMIT_DEFAULT = 10
 LIMIT_MAX = 10_000
+
+#: boundary collection id → unit level (the same names as the vector-tile layers)
+BOUNDARY_COLLECTIONS: dict[str, str] = dict(LAYER_LEVELS)
+#: collection id → (title, description), in the order of ``/collections``
+COLLECTIONS: dict[str, tuple[str, str]] = {
+    "districts": (
+        "Districts (区/县)",
+        "County-level districts of the published boundary "
+        "version, with the load metrics of the last 30 days.",
+    ),
+    "streets": (
+        "Streets (街道/乡镇)",
+        "Streets and towns with the load metrics of the last 30 days.",
+    ),
+    "communities": (
+        "Communities (社区/村)",
+        "Communities and villages with the load metrics of the last 30 days.",
+    ),
+    "grids": (
+        "Grids (网格)",
+        "Management grids (the smallest unit) with the load metrics of the last 30 days.",
+    ),
+    "incidents": ("Incidents", "Reported incidents (points, WGS84); datetime filters reported_at."),
+}
+#: property filters of boundary items (comma-separated values are OR-ed)
+UNIT_FILTERS: tuple[str, ...] = ("code", "parent_code")
+#: property filters of incident items
+INCIDENT_FILTERS: tuple[str, ...] = (
+    "category",
+    "status",
+    "grid_code",
+    "community_code",
+    "street_code",
+    "district_code",
+)
+
+
+@dataclass(frozen=True)
+class Extent:
+    """Extent of a collection: ``bbox`` (CRS84 west, south, east, north; None when empty)
+    and ``interval`` (start, end; a None end is open; None when there is no time)."""
+
+    bbox: tuple[float, float, float, float] | None
+    interval: tuple[datetime | None, datetime | None] | None
+
 
 _RFC3339 = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
@@ -129,9 +182,7 @@ def parse_datetime(value: str | None) -> tuple[datetime | None, datetime | None]
     if "/" not in value:
         if value == "..":
             raise InvalidInput("datetime", value, "an instant, or an interval start/end")
-        start = _parse_instant(value, end=False)
-        end = _parse_instant(value, end=True)
-        return start, end
+        return _parse_instant(value, end=False), _parse_instant(value, end=True)
     parts = value.split("/")
     if len(parts) != 2:
         raise InvalidInput("datetime", value, "one interval start/end (a single '/')")

@@ -48,17 +48,24 @@ __all__ = [
     "LAYER_LEVELS",
     "DEPENDENT_LAYERS",
     "TileLayer",
+    "UNIT_METRIC_FIELDS",
     "check_tile",
+    "get_layer",
+    "layer_fields",
     "cluster_cell_px",
     "simplify_tolerance",
     "tile_bounds_3857",
     "tile_bounds_lonlat",
+    "padded_tile_bounds_lonlat",
     "tile_range",
     "tiles_in_bbox",
     "tilejson",
+    "heat_tilejson",
+    "HEAT_MAXZOOM",
     "heat_bandwidth_m",
     "heat_margin_deg",
     "tile_pad_deg",
+    "mercator_to_tile_units",
 ]
 
 EXTENT = 4096
@@ -66,6 +73,8 @@ BUFFER = 64
 MAX_FEATURES = 5_000
 MAX_BYTES = 500_000
 MAX_ZOOM = 22
+HEAT_MAXZOOM = 18
+_WORLD = (-180.0, -85.05112878, 180.0, 85.05112878)
 SIMPLIFY_PX = 0.5
 POINT_MINZOOM = 12  # incidents below this zoom are always clustered
 CLUSTER_PX = 8  # cluster cell size in 256-px pixels at POINT_MINZOOM - 1 and below
@@ -179,6 +188,21 @@ def tile_bounds_lonlat(z: int, x: int, y: int) -> tuple[float, float, float, flo
     return west, south, east, north
 
 
+def padded_tile_bounds_lonlat(
+    z: int, x: int, y: int, frac: float = BUFFER / EXTENT
+) -> tuple[float, float, float, float]:
+    """(west, south, east, north) of tile ``z/x/y`` in WGS84 degrees, widened on each side
+    by ``frac`` of the tile (default: the MVT buffer, :data:`BUFFER` of :data:`EXTENT`) and
+    clamped to ±89.9° of latitude: the envelope that selects what a tile may show.
+
+    >>> [round(v, 3) for v in padded_tile_bounds_lonlat(10, 824, 446)]
+    [109.682, 22.264, 110.045, 22.599]
+    """
+    w, s, e, n = tile_bounds_lonlat(z, x, y)
+    dx, dy = (e - w) * frac, (n - s) * frac
+    return w - dx, max(s - dy, -89.9), e + dx, min(n + dy, 89.9)
+
+
 def _tile_xy(lon: float, lat: float, z: int) -> tuple[float, float]:
     lat = max(min(lat, 85.0511287798), -85.0511287798)
     n = 1 << z
@@ -268,7 +292,7 @@ def tilejson(
     lay = get_layer(layer)
     lo = lay.minzoom if minzoom is None else minzoom
     hi = lay.maxzoom if maxzoom is None else maxzoom
-    b = list(bounds) if bounds else [-180.0, -85.05112878, 180.0, 85.05112878]
+    b = list(bounds) if bounds else list(_WORLD)
     center = [round((b[0] + b[2]) / 2, 6), round((b[1] + b[3]) / 2, 6), min(lo + 10, hi)]
     fields = layer_fields(layer)
     doc: dict[str, Any] = {
@@ -299,9 +323,34 @@ def tilejson(
     return doc
 
 
-def tile_bounds_3857_checked(z: int, x: int, y: int) -> tuple[float, float, float, float]:
-    check_tile(z, x, y)
-    return tile_bounds_3857(z, x, y)
+def heat_tilejson(
+    tiles_url: str,
+    *,
+    bounds: tuple[float, float, float, float] | None = None,
+    attribution: str | None = None,
+) -> dict[str, Any]:
+    """A TileJSON 3.0.0 document for the heat-map raster tiles (256-px PNG, zoom 0 to
+    :data:`HEAT_MAXZOOM`); ``bounds`` in WGS84 degrees, the centre at zoom 10.
+
+    >>> heat_tilejson("https://h/{z}/{x}/{y}.png", bounds=(110, 22, 111, 23))["center"]
+    [110.5, 22.5, 10]
+    """
+    b = list(bounds) if bounds else list(_WORLD)
+    doc: dict[str, Any] = {
+        "tilejson": "3.0.0",
+        "name": "geogrid incident heat map",
+        "description": "Gaussian kernel density of incidents (bandwidth 6 px of the zoom, "
+        "40 m–8 km); one colour scale per zoom",
+        "scheme": "xyz",
+        "tiles": [tiles_url],
+        "minzoom": 0,
+        "maxzoom": HEAT_MAXZOOM,
+        "bounds": [round(v, 6) for v in b],
+        "center": [round((b[0] + b[2]) / 2, 6), round((b[1] + b[3]) / 2, 6), 10],
+    }
+    if attribution:
+        doc["attribution"] = attribution
+    return doc
 
 
 def mercator_to_tile_units(z: int) -> float:

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
+from geogrid.services.city import CityCache
+from geogrid.services.mapservice import MapService
+from geogrid.services.plans.sessions import PlanSessions
 from geogrid.services.unitcache import UnitCache
 from geogrid.settings import Settings, get_settings
 from geogrid.store import get_engine
@@ -27,15 +30,25 @@ class AppContext:
 
     engine: Engine
     settings: Settings
+    #: the map service (tiles, heat map, unit metrics of the map; its own caches)
+    maps: MapService
     #: unit geometries, hierarchy chains, spatial weights and attributors of this database
     unit_cache: UnitCache = field(default_factory=UnitCache)
+    #: the served city's profile (configuration completed from the published boundaries)
+    city_cache: CityCache = field(default_factory=CityCache)
+    #: the planner's replayed coverages and impact sessions (geogrid.services.plans)
+    plans: PlanSessions = field(default_factory=PlanSessions)
 
     @classmethod
     def open(cls, database_url: str | None = None, settings: Settings | None = None) -> AppContext:
         """A context on ``database_url`` (default: the settings' URL or the embedded cluster)."""
         s = settings or get_settings()
-        return cls(engine=get_engine(database_url or s.database_url), settings=s)
+        engine = get_engine(database_url or s.database_url)
+        return cls(engine=engine, settings=s, maps=MapService(engine, s))
 
     def close(self) -> None:
         """Drop the caches (the engine's pool stays with :func:`geogrid.store.get_engine`)."""
         self.unit_cache.clear()
+        self.city_cache.clear()
+        self.plans.clear()
+        self.maps.close()

@@ -1,5 +1,7 @@
 """Tile cache (in-memory LRU, optionally Redis) with bbox invalidation, and the small
-memo caches of map serving (metrics and heat sources per filter).
+generic pieces of map serving: a memo (:class:`Memo`) and a throttled change poller
+(:class:`ChangeWatcher`). What is cached, and when it goes stale, is decided by the map
+service (:mod:`geogrid.services.mapservice`); nothing here knows the database.
 
 Keys. A cached tile is addressed by ``(layer, z, x, y, params)`` where ``params`` is the
 canonical query string of everything that changes the bytes (window, categories…). The
@@ -28,9 +30,11 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
+
+import redis
 
 from geogrid.core.tiles import tile_range
 
@@ -39,13 +43,28 @@ __all__ = ["TileCache", "Memo", "ChangeWatcher", "etag", "params_key"]
 log = logging.getLogger("geogrid.services.tilecache")
 
 
+BBox = tuple[float, float, float, float]
+#: a cache key: layer, z, x, y, params
+Key = tuple[str, int, int, int, str]
+T = TypeVar("T")
+C = TypeVar("C")
+
+
 def etag(data: bytes) -> str:
-    """Strong ETag (quoted) of tile bytes: 128-bit BLAKE2b, hex."""
+    """Strong ETag (quoted) of tile bytes: 128-bit BLAKE2b, hex.
+
+    >>> etag(b"abc") == etag(b"abc"), len(etag(b"abc"))
+    (True, 34)
+    """
     return '"' + hashlib.blake2b(data, digest_size=16).hexdigest() + '"'
 
 
 def params_key(params: dict[str, Any] | None) -> str:
-    """Canonical, order-independent text of the parameters that shape a tile."""
+    """Canonical, order-independent text of the parameters that shape a tile.
+
+    >>> params_key({"to": None, "from": "2026-01-01", "category": ["b", "a"]})
+    'category=a,b&from=2026-01-01'
+    """
     if not params:
         return ""
     parts = []
@@ -79,19 +98,19 @@ class TileCache:
         Redis key prefix (tests use a unique one).
     """
 
-    def __init__(self, size: int = 20_000, redis_url: str | None = None, prefix: str = "geogrid:"):
+    def __init__(
+        self, size: int = 20_000, redis_url: str | None = None, prefix: str = "geogrid:"
+    ) -> None:
         self.size = int(size)
         self.prefix = prefix
-        self._lru: OrderedDict[tuple, _Entry] = OrderedDict()
+        self._lru: OrderedDict[Key, _Entry] = OrderedDict()
         self._index: dict[str, dict[int, dict[tuple[int, int], set[str]]]] = {}
         self._lock = threading.RLock()
         self._epoch: dict[str, int] = {}
         self.hits = self.misses = self.invalidated = 0
-        self.redis = None
-        if redis_url:
-            import redis  # noqa: PLC0415 -- optional
-
-            self.redis = redis.Redis.from_url(redis_url, socket_timeout=2.0)
+        self.redis: redis.Redis | None = (
+            redis.Redis.from_url(redis_url, socket_timeout=2.0) if redis_url else None
+        )
 
     # ------------------------------------------------------------------ keys
     def _rkey(self, layer: str, z: int, x: int, y: int, params: str) -> str:
@@ -107,7 +126,7 @@ class TileCache:
 
     def get(self, layer: str, z: int, x: int, y: int, params: str = "") -> tuple[bytes, str] | None:
         """``(bytes, etag)`` or None."""
-        key = (layer, z, x, y, params)
+        key: Key = (layer, z, x, y, params)
         now = time.monotonic()
         with self._lock:
             e = self._lru.get(key)
@@ -120,14 +139,13 @@ class TileCache:
                     return e.data, e.etag
         if self.redis is not None:
             try:
-                raw = self.redis.get(self._rkey(layer, z, x, y, params))
+                raw = cast(bytes | None, self.redis.get(self._rkey(layer, z, x, y, params)))
             except Exception as exc:  # a cache must not take the server down
                 log.warning("redis get failed: %s", exc)
                 raw = None
             if raw is not None:
                 tag, _, data = raw.partition(b"\n")
-                ttl = None
-                self._store(key, _Entry(data, tag.decode(), ttl))
+                self._store(key, _Entry(data, tag.decode(), None))
                 self.hits += 1
                 return data, tag.decode()
         self.misses += 1
@@ -150,7 +168,7 @@ class TileCache:
         tag = etag(data)
         if token is not None and token != self.token(layer):
             return tag
-        key = (layer, z, x, y, params)
+        key: Key = (layer, z, x, y, params)
         self._store(key, _Entry(data, tag, None if ttl is None else time.monotonic() + ttl))
         if self.redis is not None:
             try:
@@ -163,7 +181,7 @@ class TileCache:
                 log.warning("redis put failed: %s", exc)
         return tag
 
-    def _store(self, key: tuple, entry: _Entry) -> None:
+    def _store(self, key: Key, entry: _Entry) -> None:
         layer, z, x, y, params = key
         with self._lock:
             self._lru[key] = entry
@@ -175,7 +193,7 @@ class TileCache:
                 old, _ = self._lru.popitem(last=False)
                 self._unindex(old)
 
-    def _unindex(self, key: tuple) -> None:
+    def _unindex(self, key: Key) -> None:
         layer, z, x, y, params = key
         byz = self._index.get(layer, {}).get(z)
         if byz is None:
@@ -186,7 +204,7 @@ class TileCache:
             if not s:
                 del byz[(x, y)]
 
-    def _drop(self, key: tuple) -> None:
+    def _drop(self, key: Key) -> None:
         if self._lru.pop(key, None) is not None:
             self._unindex(key)
 
@@ -198,14 +216,14 @@ class TileCache:
         self,
         layers: Iterable[str],
         bbox: Iterable[float] | None,
-        zooms: Iterable[int] | None = None,
+        zooms: Sequence[int] | None = None,
         pad: Callable[[int], float] | None = None,
     ) -> int:
         """Drop the cached tiles of ``layers`` whose bounds intersect the WGS84 ``bbox``
         (west, south, east, north) at every zoom (or only ``zooms``); ``bbox=None`` drops
         every tile of the layers. ``pad(z)`` widens the bbox by that many degrees at zoom
         ``z`` (tile buffers, kernel reach). Returns the entries dropped (memory + Redis)."""
-        bbox = None if bbox is None else tuple(float(v) for v in bbox)
+        box = None if bbox is None else _bbox(bbox)
         dropped = 0
         for layer in set(layers):
             with self._lock:
@@ -215,28 +233,35 @@ class TileCache:
                     if zooms is not None and z not in zooms:
                         continue
                     cells = byz[z]
-                    for xy in _hits(cells.keys(), _padded(bbox, pad, z), z):
+                    for xy in _hits(cells.keys(), _padded(box, pad, z), z):
                         for params in list(cells.get(xy, ())):
                             self._lru.pop((layer, z, xy[0], xy[1], params), None)
                             dropped += 1
                         cells.pop(xy, None)
             if self.redis is not None:
-                dropped += self._invalidate_redis(layer, bbox, zooms, pad)
+                dropped += self._invalidate_redis(self.redis, layer, box, zooms, pad)
         self.invalidated += dropped
         return dropped
 
-    def _invalidate_redis(self, layer: str, bbox, zooms, pad) -> int:
+    def _invalidate_redis(
+        self,
+        r: redis.Redis,
+        layer: str,
+        bbox: BBox | None,
+        zooms: Sequence[int] | None,
+        pad: Callable[[int], float] | None,
+    ) -> int:
         try:
             zs = [
                 int(k.rsplit(b":", 1)[1])
-                for k in self.redis.scan_iter(match=f"{self.prefix}i:{layer}:*", count=1000)
+                for k in r.scan_iter(match=f"{self.prefix}i:{layer}:*", count=1000)
             ]
             n = 0
             for z in zs:
                 if zooms is not None and z not in zooms:
                     continue
                 ik = self._ikey(layer, z)
-                members = [m.decode() for m in self.redis.smembers(ik)]
+                members = [m.decode() for m in cast(set[bytes], r.smembers(ik))]
                 zb = _padded(bbox, pad, z)
                 gone = []
                 for m in members:
@@ -244,7 +269,7 @@ class TileCache:
                     if _hit((int(xs), int(ys)), zb, z):
                         gone.append(m)
                 if gone:
-                    pipe = self.redis.pipeline(transaction=False)
+                    pipe = r.pipeline(transaction=False)
                     for m in gone:
                         xs, ys, params = m.split(":", 2)
                         pipe.delete(self._rkey(layer, z, int(xs), int(ys), params))
@@ -268,22 +293,40 @@ class TileCache:
             for i in range(0, len(keys), 500):
                 self.redis.delete(*keys[i : i + 500])
 
+    def close(self) -> None:
+        """Drop the memory level and release the Redis connections (Redis keeps its keys:
+        other processes share them)."""
+        with self._lock:
+            self._lru.clear()
+            self._index.clear()
+        if self.redis is not None:
+            self.redis.close()
 
-def _padded(bbox, pad, z: int):
+
+def _bbox(bbox: Iterable[float]) -> BBox:
+    """``bbox`` as four floats (west, south, east, north)."""
+    w, s, e, n = (float(v) for v in bbox)
+    return w, s, e, n
+
+
+def _padded(bbox: BBox | None, pad: Callable[[int], float] | None, z: int) -> BBox | None:
+    """``bbox`` widened by ``pad(z)`` degrees (latitudes clamped to ±90)."""
     if bbox is None or pad is None:
         return bbox
     m = float(pad(z))
     return (bbox[0] - m, max(bbox[1] - m, -90.0), bbox[2] + m, min(bbox[3] + m, 90.0))
 
 
-def _hit(xy: tuple[int, int], bbox, z: int) -> bool:
+def _hit(xy: tuple[int, int], bbox: BBox | None, z: int) -> bool:
+    """True when tile ``xy`` of zoom ``z`` meets ``bbox`` (None: everywhere)."""
     if bbox is None:
         return True
     x0, y0, x1, y1 = tile_range(bbox, z)
     return x0 <= xy[0] <= x1 and y0 <= xy[1] <= y1
 
 
-def _hits(cells: Iterable[tuple[int, int]], bbox, z: int) -> list[tuple[int, int]]:
+def _hits(cells: Iterable[tuple[int, int]], bbox: BBox | None, z: int) -> list[tuple[int, int]]:
+    """The tiles ``cells`` of zoom ``z`` that meet ``bbox`` (None: all of them)."""
     cells = list(cells)
     if bbox is None:
         return cells
@@ -293,9 +336,14 @@ def _hits(cells: Iterable[tuple[int, int]], bbox, z: int) -> list[tuple[int, int
 
 class Memo:
     """A small thread-safe memo: ``get(key, build)`` builds once per key (LRU of
-    ``size`` entries, optional TTL in seconds); :meth:`clear` on changes."""
+    ``size`` entries, optional TTL in seconds); :meth:`clear` on changes.
 
-    def __init__(self, size: int = 16, ttl: float | None = None):
+    >>> m = Memo(size=2)
+    >>> m.get("a", lambda: 1), m.get("a", lambda: 2)
+    (1, 1)
+    """
+
+    def __init__(self, size: int = 16, ttl: float | None = None) -> None:
         self.size = size
         self.ttl = ttl
         self._d: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
@@ -303,7 +351,8 @@ class Memo:
         self._building: dict[Hashable, threading.Lock] = {}
         self.generation = 0
 
-    def get(self, key: Hashable, build: Callable[[], Any]) -> Any:
+    def get(self, key: Hashable, build: Callable[[], T]) -> T:
+        """The value of ``key``, built by ``build()`` when missing or expired."""
         now = time.monotonic()
         with self._lock:
             hit = self._d.get(key)
@@ -326,26 +375,27 @@ class Memo:
         return value
 
     def clear(self) -> None:
+        """Forget every value (a build in progress is not stored)."""
         with self._lock:
             self._d.clear()
             self.generation += 1
 
 
-class ChangeWatcher:
+class ChangeWatcher(Generic[C]):
     """Polls for new change rows at most every ``interval`` seconds and hands them to
     ``apply`` (a callable taking the list of changes).
 
     ``fetch(last_id)`` returns ``(rows, new_last_id)``; rows are whatever ``apply``
-    understands (see :func:`geogrid.store.changes.changes_since`). The first call only
+    understands (e.g. :class:`geogrid.store.changes.Change`). The first call only
     records the current high-water mark (nothing cached can be older than the process).
     """
 
     def __init__(
         self,
-        fetch: Callable[[int | None], tuple[list, int]],
-        apply: Callable[[list], None],
+        fetch: Callable[[int | None], tuple[list[C], int]],
+        apply: Callable[[list[C]], None],
         interval: float = 0.5,
-    ):
+    ) -> None:
         self.fetch = fetch
         self.apply = apply
         self.interval = interval
@@ -377,276 +427,3 @@ class ChangeWatcher:
             return 0
         finally:
             self._lock.release()
-
-
-# ---------------------------------------------------------------------------- service
-
-
-@dataclass(frozen=True)
-class Window:
-    """The filter of a map: incidents reported in ``[start, end)`` of ``categories``
-    (None = all). ``key`` is its canonical text (part of every cache key)."""
-
-    start: Any
-    end: Any
-    categories: tuple[str, ...] | None
-
-    @property
-    def key(self) -> str:
-        return params_key(
-            {
-                "from": None if self.start is None else self.start.isoformat(),
-                "to": None if self.end is None else self.end.isoformat(),
-                "category": self.categories,
-            }
-        )
-
-
-DEFAULT_DAYS = 30
-METRIC_TTL = 300.0
-
-
-class MapService:
-    """Everything the map endpoints serve, with caches and change-driven invalidation.
-
-    * :meth:`vector_tile` — MVT of a layer (units with the metrics of a window, incidents);
-    * :meth:`heat_tile` — PNG heat-map tile of the incidents of a window;
-    * :meth:`unit_metrics` — per-unit metrics of a window (memoised; used by OGC items too);
-    * :meth:`poll` — applies new ``map_change`` rows (at most every ``poll_interval`` s).
-
-    Metric tiles also expire after :data:`METRIC_TTL` seconds (overdue counts move with the
-    clock); everything else lives until a change touches it or the LRU evicts it.
-    """
-
-    def __init__(
-        self,
-        engine,
-        *,
-        cache: TileCache | None = None,
-        poll_interval: float = 0.5,
-        metrics_ttl: float = METRIC_TTL,
-    ):
-        from geogrid.settings import get_settings  # noqa: PLC0415
-
-        s = get_settings()
-        self.engine = engine
-        self.cache = cache if cache is not None else TileCache(s.tile_cache_size, s.redis_url)
-        self.metrics = Memo(size=32, ttl=metrics_ttl)
-        self.sources = Memo(size=8)
-        self.static = Memo(size=16, ttl=60.0)
-        self.metrics_ttl = metrics_ttl
-        self._heat_scales: dict[tuple[str, int], float] = {}
-        self.watcher = ChangeWatcher(self._fetch_changes, self._apply_changes, poll_interval)
-
-    # ------------------------------------------------------------------ filters
-    def window(self, start=None, end=None, categories=None, *, now=None) -> Window:
-        """Normalise a window: default start = 00:00 UTC :data:`DEFAULT_DAYS` days ago
-        (so the cache key rolls over daily), categories checked against the catalogue."""
-        from datetime import UTC, datetime, timedelta  # noqa: PLC0415
-
-        from geogrid.errors import InvalidInput  # noqa: PLC0415
-
-        if start is None and end is None:
-            today = (
-                (now or datetime.now(UTC))
-                .astimezone(UTC)
-                .replace(hour=0, minute=0, second=0, microsecond=0)
-            )
-            start = today - timedelta(days=DEFAULT_DAYS)
-        if start is not None and end is not None and start >= end:
-            raise InvalidInput(
-                "from/to", f"{start.isoformat()}/{end.isoformat()}", "from earlier than to"
-            )
-        cats = None
-        if categories:
-            cats = tuple(sorted({c.strip() for c in categories if c and c.strip()}))
-            known = self.static.get("categories", self._categories)
-            bad = [c for c in cats if c not in known]
-            if bad:
-                raise InvalidInput("category", ",".join(bad), ", ".join(sorted(known)))
-        return Window(start, end, cats or None)
-
-    def _categories(self) -> set[str]:
-        from geogrid.store.incidents import category_table  # noqa: PLC0415
-
-        with self.engine.connect() as conn:
-            return set(category_table(conn).index)
-
-    def bounds(self) -> tuple[float, float, float, float] | None:
-        """WGS84 extent of the published districts (for TileJSON), memoised."""
-
-        def build():
-            from geogrid.store.features import collection_extent  # noqa: PLC0415
-
-            with self.engine.connect() as conn:
-                b = collection_extent(conn, "districts")["bbox"]
-            return tuple(b) if b else None
-
-        return self.static.get("bounds", build)
-
-    # ------------------------------------------------------------------ metrics
-    def unit_metrics(self, level: str, window: Window):
-        """Metrics of the published units of ``level`` for ``window`` (a DataFrame with
-        ``code``, the metric columns and the unit bbox ``xmin ymin xmax ymax``)."""
-        return self.metrics.get((level, window.key), lambda: self._build_metrics(level, window))
-
-    def _build_metrics(self, level: str, window: Window):
-        import pandas as pd  # noqa: PLC0415
-
-        from geogrid.services.metrics import load_metrics  # noqa: PLC0415
-
-        gdf = load_metrics(
-            self.engine,
-            level,
-            start=window.start,
-            end=window.end,
-            categories=list(window.categories) if window.categories else None,
-        )
-        b = gdf.geometry.bounds
-        df = pd.DataFrame(gdf.drop(columns="geometry"))
-        df[["xmin", "ymin", "xmax", "ymax"]] = b.to_numpy()
-        return df.reset_index(drop=True)
-
-    # ------------------------------------------------------------------ tiles
-    def vector_tile(self, layer: str, z: int, x: int, y: int, window: Window) -> tuple[bytes, str]:
-        """``(mvt bytes, etag)`` of ``layer`` tile ``z/x/y`` (cached)."""
-        from geogrid.core.tiles import LAYER_LEVELS, check_tile, get_layer  # noqa: PLC0415
-
-        get_layer(layer)
-        check_tile(z, x, y)
-        self.poll()
-        hit = self.cache.get(layer, z, x, y, window.key)
-        if hit is not None:
-            return hit
-        token = self.cache.token(layer)
-        level = LAYER_LEVELS.get(layer)
-        if level is not None:
-            data = self._unit_tile(layer, level, z, x, y, window)
-            ttl = self.metrics_ttl
-        else:
-            from geogrid.store.tiles import incident_tile  # noqa: PLC0415
-
-            with self.engine.connect() as conn:
-                data, _, _ = incident_tile(
-                    conn, z, x, y, start=window.start, end=window.end, categories=window.categories
-                )
-            ttl = None
-        tag = self.cache.put(layer, z, x, y, window.key, data, token=token, ttl=ttl)
-        return data, tag
-
-    def _unit_tile(self, layer, level, z, x, y, window) -> bytes:
-        from geogrid.core.tiles import UNIT_METRIC_FIELDS  # noqa: PLC0415
-        from geogrid.store.tiles import _padded_lonlat, unit_tile  # noqa: PLC0415
-
-        df = self.unit_metrics(level, window)
-        w, s, e, n = _padded_lonlat(z, x, y)
-        sel = df[(df["xmax"] >= w) & (df["xmin"] <= e) & (df["ymax"] >= s) & (df["ymin"] <= n)]
-        metrics = {"code": sel["code"].astype(str).tolist()}
-        for f in UNIT_METRIC_FIELDS:
-            metrics[f] = sel[f].tolist() if f in sel else None
-        with self.engine.connect() as conn:
-            data, _ = unit_tile(conn, level, layer, z, x, y, metrics=metrics)
-        return data
-
-    def heat_source(self, window: Window):
-        def build():
-            from geogrid.core.heatmap import HeatSource  # noqa: PLC0415
-            from geogrid.store.tiles import incident_points  # noqa: PLC0415
-
-            with self.engine.connect() as conn:
-                lon, lat = incident_points(
-                    conn, start=window.start, end=window.end, categories=window.categories
-                )
-            b = self.bounds()
-            ref = 0.5 * (b[1] + b[3]) if b else None
-            return HeatSource.from_lonlat(lon, lat, ref_lat=ref)
-
-        return self.sources.get(window.key, build)
-
-    def heat_scale(self, z: int, window: Window) -> float:
-        """Top of the colour scale at zoom ``z`` (density per ground m²), quantised to
-        quarter powers of two so that a small edit does not recolour every tile."""
-        import math  # noqa: PLC0415
-
-        from geogrid.core.heatmap import zoom_scale  # noqa: PLC0415
-        from geogrid.core.tiles import heat_bandwidth_m  # noqa: PLC0415
-
-        raw = zoom_scale(self.heat_source(window), z, heat_bandwidth_m(z))
-        q = 0.0 if raw <= 0 else 2.0 ** (round(math.log2(raw) * 4.0) / 4.0)
-        key = (window.key, z)
-        old = self._heat_scales.get(key)
-        self._heat_scales[key] = q
-        if old is not None and old != q:  # the scale moved: every tile of this zoom is stale
-            self.cache.invalidate(["heatmap"], None, zooms=[z])
-        return q
-
-    def heat_tile(self, z: int, x: int, y: int, window: Window) -> tuple[bytes, str]:
-        """``(png bytes, etag)`` of heat tile ``z/x/y`` (256 px, cached)."""
-        from geogrid.core.heatmap import render_tile, to_png  # noqa: PLC0415
-        from geogrid.core.tiles import check_tile, heat_bandwidth_m  # noqa: PLC0415
-
-        check_tile(z, x, y)
-        self.poll()
-        hit = self.cache.get("heatmap", z, x, y, window.key)
-        if hit is not None:
-            return hit
-        vmax = self.heat_scale(z, window)  # may invalidate this zoom: take the token after
-        token = self.cache.token("heatmap")
-        d = render_tile(self.heat_source(window), z, x, y, bandwidth_m=heat_bandwidth_m(z))
-        png = to_png(d, vmax=vmax)
-        tag = self.cache.put("heatmap", z, x, y, window.key, png, token=token)
-        return png, tag
-
-    def cached(
-        self, layer: str, z: int, x: int, y: int, window: Window
-    ) -> tuple[bytes, str] | None:
-        """A cached tile, without any I/O other than the cache, or None when it is not
-        cached *or* a change poll is due (then call :meth:`vector_tile`/:meth:`heat_tile`,
-        which poll first). Lets an async endpoint answer hits on the event loop."""
-        if self.watcher.due() or self.cache.redis is not None:
-            return None
-        return self.cache.get(layer, z, x, y, window.key)
-
-    # ------------------------------------------------------------------ changes
-    def poll(self, force: bool = False) -> int:
-        """Apply new change rows (throttled); returns how many were applied."""
-        try:
-            return self.watcher.poll(force)
-        except Exception as exc:  # e.g. map_change missing in an old database
-            log.warning("change poll failed: %s", exc)
-            return 0
-
-    def _fetch_changes(self, last_id):
-        from geogrid.store.changes import changes_since  # noqa: PLC0415
-
-        with self.engine.connect() as conn:
-            return changes_since(conn, last_id)
-
-    def _apply_changes(self, changes) -> None:
-        from geogrid.core.tiles import (  # noqa: PLC0415
-            DEPENDENT_LAYERS,
-            LAYER_LEVELS,
-            heat_margin_deg,
-            tile_pad_deg,
-        )
-        from geogrid.store.changes import unit_extents  # noqa: PLC0415
-
-        touched = {c.layer for c in changes}
-        if touched & {"incidents", "boundaries"}:
-            self.sources.clear()
-        self.metrics.clear()
-        self.static.clear()
-        with self.engine.connect() as conn:
-            for ch in changes:
-                for dep in DEPENDENT_LAYERS.get(ch.layer, (ch.layer,)):
-                    bbox = ch.bbox
-                    if dep == "heatmap":
-                        self.cache.invalidate(["heatmap"], bbox, pad=heat_margin_deg)
-                        continue
-                    if ch.layer == "incidents" and dep in LAYER_LEVELS and bbox is not None:
-                        # metrics of the units containing the points change: their extent
-                        bbox = unit_extents(conn, LAYER_LEVELS[dep], bbox)
-                        if bbox is None:
-                            continue
-                    self.cache.invalidate([dep], bbox, pad=tile_pad_deg)
-        log.info("applied %d map changes", len(changes))

@@ -19,6 +19,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, text
@@ -37,6 +38,9 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Change:
+    """One ``map_change`` row: what changed (``layer``), where (``bbox``, WGS84 west,
+    south, east, north; None = everywhere), when (``at``, aware UTC) and why (``kind``)."""
+
     id: int
     at: datetime
     layer: str
@@ -77,6 +81,7 @@ def record_change(
     b = _bbox(bbox)
     names = [layers] if isinstance(layers, str) else list(layers)
     ids = []
+    params: dict[str, Any]
     for layer in names:
         if b is None:
             sql = "INSERT INTO map_change (layer, bbox, kind) VALUES (:l, NULL, :k) RETURNING id"
@@ -163,10 +168,15 @@ def changes_since(conn: Connection, last_id: int | None) -> tuple[list[Change], 
     return out, (out[-1].id if out else int(last_id))
 
 
-def unit_extents(conn: Connection, level: str, bbox: Sequence[float]) -> tuple | None:
+def unit_extents(
+    conn: Connection, level: str, bbox: Sequence[float]
+) -> tuple[float, float, float, float] | None:
     """Extent (WGS84) of the published units of ``level`` that intersect ``bbox``: the
     area whose metric tiles a change of incidents inside ``bbox`` can alter."""
-    w, s, e, n = _bbox(bbox)
+    b = _bbox(bbox)
+    if b is None:
+        raise InvalidInput("bbox", bbox, "(west, south, east, north) in WGS84 degrees")
+    w, s, e, n = b
     row = conn.execute(
         text(
             "SELECT ST_XMin(x), ST_YMin(x), ST_XMax(x), ST_YMax(x) FROM (SELECT "
@@ -176,4 +186,4 @@ def unit_extents(conn: Connection, level: str, bbox: Sequence[float]) -> tuple |
         ),
         {"lv": level, "w": w, "s": s, "e": e, "n": n},
     ).one()
-    return None if row[0] is None else tuple(float(v) for v in row)
+    return None if row[0] is None else (float(row[0]), float(row[1]), float(row[2]), float(row[3]))

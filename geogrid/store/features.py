@@ -7,48 +7,36 @@ Boundary collections (``districts`` … ``grids``) have a temporal extent: a uni
 while its boundary version is published, ``[published_at, retired_at)``. Without
 ``datetime`` the published version is served; with ``datetime`` every version whose
 validity intersects the interval (a retired unit's feature id is ``code@v<version>``).
-Incidents are filtered on ``reported_at``.
+Incidents are filtered on ``reported_at``. Filter values are checked by the caller
+(:mod:`geogrid.services.features`); only filter *names* are checked here, since they
+become column names of the SQL text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, RowMapping, text
 
+from geogrid.core.ogc import INCIDENT_FILTERS, UNIT_FILTERS, Extent
 from geogrid.errors import InvalidInput
-from geogrid.store.incidents import check_categories, check_statuses
 
 __all__ = [
-    "BOUNDARY_COLLECTIONS",
-    "INCIDENT_FILTERS",
-    "UNIT_FILTERS",
+    "INCIDENT_PROPERTIES",
     "Page",
-    "collection_extent",
+    "incident_extent",
     "incident_page",
     "incident_item",
+    "unit_extent",
     "unit_page",
     "unit_item",
 ]
 
-BOUNDARY_COLLECTIONS = {
-    "districts": "district",
-    "streets": "street",
-    "communities": "community",
-    "grids": "grid",
-}
-UNIT_FILTERS = ("code", "parent_code")
-INCIDENT_FILTERS = (
-    "category",
-    "status",
-    "grid_code",
-    "community_code",
-    "street_code",
-    "district_code",
-)
+Interval = tuple[datetime | None, datetime | None]
+#: columns of an incident feature (besides ``id`` and the geometry)
 INCIDENT_PROPERTIES = (
     "category",
     "status",
@@ -75,7 +63,7 @@ class Page:
     matched: int
 
 
-def _bbox_cond(bbox, col: str, params: dict) -> str:
+def _bbox_cond(bbox: Sequence[float], col: str, params: dict[str, Any]) -> str:
     """``ST_Intersects`` with a CRS84 bbox; west > east crosses the antimeridian."""
     w, s, e, n = bbox
     params.update(bw=w, bs=s, be=e, bn=n)
@@ -87,7 +75,7 @@ def _bbox_cond(bbox, col: str, params: dict) -> str:
     )
 
 
-def _version_cond(interval, params: dict) -> str:
+def _version_cond(interval: Interval | None, params: dict[str, Any]) -> str:
     if interval is None:
         return "v.status = 'published'"
     start, end = interval
@@ -101,22 +89,22 @@ def _version_cond(interval, params: dict) -> str:
     return " AND ".join(conds)
 
 
-def _list(values) -> list[str]:
-    out = []
+def _list(values: str | Sequence[str]) -> list[str]:
+    out: list[str] = []
     for v in [values] if isinstance(values, str) else values:
         out.extend(p.strip() for p in str(v).split(",") if p.strip())
     return out
 
 
 def _filter_conds(
-    filters: dict[str, Sequence[str]] | None,
+    filters: Mapping[str, Sequence[str]] | None,
     allowed: Sequence[str],
     alias: str,
     cond: list[str],
-    params: dict,
+    params: dict[str, Any],
 ) -> None:
     """Add ``<alias>.<name> = ANY(:f_<name>)`` to ``cond`` for each filter; InvalidInput
-    for a name not in ``allowed``."""
+    for a name not in ``allowed`` (the name becomes a column of the SQL text)."""
     for name, values in (filters or {}).items():
         if name not in allowed:
             raise InvalidInput(name, values, f"a filter of {', '.join(allowed)}")
@@ -132,7 +120,7 @@ _UNIT_SELECT = (
 )
 
 
-def _unit_row(r) -> dict[str, Any]:
+def _unit_row(r: RowMapping) -> dict[str, Any]:
     d = dict(r)
     d["id"] = d["code"] if d["version_status"] == "published" else f"{d['code']}@v{d['version_id']}"
     return d
@@ -143,8 +131,8 @@ def unit_page(
     level: str,
     *,
     bbox: Sequence[float] | None = None,
-    interval: tuple[datetime | None, datetime | None] | None = None,
-    filters: dict[str, Sequence[str]] | None = None,
+    interval: Interval | None = None,
+    filters: Mapping[str, Sequence[str]] | None = None,
     offset: int = 0,
     limit: int = 10,
 ) -> Page:
@@ -207,14 +195,15 @@ def incident_page(
     conn: Connection,
     *,
     bbox: Sequence[float] | None = None,
-    interval: tuple[datetime | None, datetime | None] | None = None,
-    filters: dict[str, Sequence[str]] | None = None,
+    interval: Interval | None = None,
+    filters: Mapping[str, Sequence[str]] | None = None,
     offset: int = 0,
     limit: int = 10,
 ) -> Page:
     """One page of incidents (ordered by id) with the count of all matches. ``interval``
     is closed and applies to ``reported_at``; ``filters`` are among
-    :data:`INCIDENT_FILTERS` (each a list of accepted values)."""
+    :data:`geogrid.core.ogc.INCIDENT_FILTERS` (each a list of accepted values, checked
+    by the caller)."""
     params: dict[str, Any] = {"lim": int(limit), "off": int(offset)}
     cond = ["true"]
     if bbox is not None:
@@ -228,10 +217,6 @@ def incident_page(
             cond.append("i.reported_at <= :t_end")
             params["t_end"] = end
     _filter_conds(filters, INCIDENT_FILTERS, "i", cond, params)
-    if "f_category" in params:
-        check_categories(conn, params["f_category"])
-    if "f_status" in params:
-        check_statuses(params["f_status"])
     where = " AND ".join(cond)
     matched = conn.execute(
         text(f"SELECT count(*) FROM incident i WHERE {where}"), params
@@ -247,6 +232,7 @@ def incident_page(
 
 
 def incident_item(conn: Connection, feature_id: str) -> dict[str, Any] | None:
+    """One incident by feature id (its numeric id), or None."""
     if not feature_id.isdigit():
         return None
     r = (
@@ -257,22 +243,25 @@ def incident_item(conn: Connection, feature_id: str) -> dict[str, Any] | None:
     return None if r is None else dict(r)
 
 
-def collection_extent(conn: Connection, collection: str) -> dict[str, Any]:
-    """``{"bbox": [w, s, e, n] | None, "interval": [start, end] | None}`` (WGS84, UTC)."""
-    if collection == "incidents":
-        b = conn.execute(
-            text(
-                "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-                "(SELECT coalesce(ST_EstimatedExtent('incident', 'geom')::geometry, "
-                "ST_Extent(geom)::geometry) AS e FROM incident) q"
-            )
-        ).first()
-        t = conn.execute(text("SELECT min(reported_at), max(reported_at) FROM incident")).one()
-        return {
-            "bbox": None if b is None or b[0] is None else [float(v) for v in b],
-            "interval": None if t[0] is None else [t[0], t[1]],
-        }
-    level = BOUNDARY_COLLECTIONS[collection]
+def incident_extent(conn: Connection) -> Extent:
+    """Extent of the incidents: their points (estimated from the statistics when present)
+    and ``[min, max]`` of ``reported_at``."""
+    b = conn.execute(
+        text(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+            "(SELECT coalesce(ST_EstimatedExtent('incident', 'geom')::geometry, "
+            "ST_Extent(geom)::geometry) AS e FROM incident) q"
+        )
+    ).first()
+    t = conn.execute(text("SELECT min(reported_at), max(reported_at) FROM incident")).one()
+    return Extent(
+        None if b is None or b[0] is None else (float(b[0]), float(b[1]), float(b[2]), float(b[3])),
+        None if t[0] is None else (t[0], t[1]),
+    )
+
+
+def unit_extent(conn: Connection, level: str) -> Extent:
+    """Extent of the published units of ``level`` and ``[first publication, open)``."""
     b = conn.execute(
         text(
             "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(u.geom) "
@@ -284,7 +273,7 @@ def collection_extent(conn: Connection, collection: str) -> dict[str, Any]:
     t = conn.execute(
         text("SELECT min(published_at) FROM boundary_version WHERE published_at IS NOT NULL")
     ).scalar_one()
-    return {
-        "bbox": None if b[0] is None else [float(v) for v in b],
-        "interval": None if t is None else [t, None],
-    }
+    return Extent(
+        None if b[0] is None else (float(b[0]), float(b[1]), float(b[2]), float(b[3])),
+        None if t is None else (t, None),
+    )

@@ -18,12 +18,14 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, text
 
+from geogrid.core.lifecycle import OPEN_STATUSES
 from geogrid.core.tiles import (
     BUFFER,
     EXTENT,
     MAX_BYTES,
     MAX_FEATURES,
     cluster_cell_px,
+    padded_tile_bounds_lonlat,
     simplify_tolerance,
     tile_bounds_3857,
     tile_bounds_lonlat,
@@ -31,16 +33,18 @@ from geogrid.core.tiles import (
 
 __all__ = ["unit_tile", "incident_tile", "incident_points", "plain_unit_tile"]
 
-_OPEN = "('reported','accepted','dispatched','in_progress')"
+# 1 when an incident is open (bound parameter :open_statuses, see _incident_filter)
+_OPEN = "(i.status = ANY(:open_statuses))::int"
 
 
-def _padded_lonlat(z: int, x: int, y: int, frac: float = BUFFER / EXTENT) -> tuple:
-    w, s, e, n = tile_bounds_lonlat(z, x, y)
-    dx, dy = (e - w) * frac, (n - s) * frac
-    return w - dx, max(s - dy, -89.9), e + dx, min(n + dy, 89.9)
-
-
-def _incident_filter(params: dict, start, end, categories) -> str:
+def _incident_filter(
+    params: dict[str, Any],
+    start: datetime | None,
+    end: datetime | None,
+    categories: Sequence[str] | None,
+) -> str:
+    """The ``AND …`` conditions of an incident window (bound into ``params``)."""
+    params["open_statuses"] = list(OPEN_STATUSES)
     cond = []
     if start is not None:
         cond.append("i.reported_at >= :t0")
@@ -73,7 +77,7 @@ def unit_tile(
     largest units are kept and the tolerance doubled until it fits.
     """
     m = metrics or {"code": []}
-    w, s, e, n = _padded_lonlat(z, x, y)
+    w, s, e, n = padded_tile_bounds_lonlat(z, x, y)
     params: dict[str, Any] = {
         "z": z,
         "x": x,
@@ -123,7 +127,7 @@ def unit_tile(
 def plain_unit_tile(conn: Connection, level: str, layer: str, z: int, x: int, y: int) -> bytes:
     """The unit tile as pg_tileserv would serve it (one SQL per tile, no metrics, no
     budgets): the baseline of ``bench/tiles.py``."""
-    w, s, e, n = _padded_lonlat(z, x, y)
+    w, s, e, n = padded_tile_bounds_lonlat(z, x, y)
     row = conn.execute(
         text(
             "WITH env AS (SELECT ST_TileEnvelope(:z, :x, :y) AS e), "
@@ -179,8 +183,18 @@ def incident_tile(
         attempt += 1
 
 
-def _points(conn, z, x, y, start, end, categories, layer, max_features):
-    w, s, e, n = _padded_lonlat(z, x, y)
+def _points(
+    conn: Connection,
+    z: int,
+    x: int,
+    y: int,
+    start: datetime | None,
+    end: datetime | None,
+    categories: Sequence[str] | None,
+    layer: str,
+    max_features: int,
+) -> tuple[bytes | None, int]:
+    w, s, e, n = padded_tile_bounds_lonlat(z, x, y)
     params: dict[str, Any] = {
         "z": z,
         "x": x,
@@ -201,7 +215,7 @@ def _points(conn, z, x, y, start, end, categories, layer, max_features):
             "t AS (SELECT i.id, i.category, i.status, "
             "  to_char(i.reported_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
             "  AS reported_at, i.grid_code, 0 AS cluster, 1 AS count, "
-            f"  (i.status IN {_OPEN})::int AS open, "
+            f"  {_OPEN} AS open, "
             "  ST_AsMVTGeom(ST_Transform(i.geom, 3857), env.e, :ext, :buf, true) AS geom "
             "  FROM incident i CROSS JOIN env "
             f"  WHERE i.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326){flt} LIMIT :lim) "
@@ -214,7 +228,17 @@ def _points(conn, z, x, y, start, end, categories, layer, max_features):
     return bytes(data or b""), int(count)
 
 
-def _clusters(conn, z, x, y, start, end, categories, layer, cell_px):
+def _clusters(
+    conn: Connection,
+    z: int,
+    x: int,
+    y: int,
+    start: datetime | None,
+    end: datetime | None,
+    categories: Sequence[str] | None,
+    layer: str,
+    cell_px: int,
+) -> tuple[bytes, int]:
     # exact tile bounds (no buffer) so that every incident is counted in one tile only
     x0, y0, x1, y1 = tile_bounds_3857(z, x, y)
     w, s, e, n = tile_bounds_lonlat(z, x, y)
@@ -241,7 +265,7 @@ def _clusters(conn, z, x, y, start, end, categories, layer, cell_px):
         text(
             "WITH env AS (SELECT ST_TileEnvelope(:z, :x, :y) AS e), "
             "p AS (SELECT ST_X(g) AS px, ST_Y(g) AS py, o FROM (SELECT "
-            f"  ST_Transform(i.geom, 3857) AS g, (i.status IN {_OPEN})::int AS o FROM incident i "
+            f"  ST_Transform(i.geom, 3857) AS g, {_OPEN} AS o FROM incident i "
             f"  WHERE i.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326){flt}) q "
             "  WHERE ST_X(g) >= :x0 AND ST_X(g) < :x1 AND ST_Y(g) > :y0 AND ST_Y(g) <= :y1), "
             "c AS (SELECT floor((px - :x0) / :cell) AS cx, floor((py - :y0) / :cell) AS cy, "
@@ -275,16 +299,16 @@ def incident_points(
     return a[:, 0], a[:, 1]
 
 
-def _ints(values, n: int) -> list[int | None]:
+def _ints(values: Sequence[Any] | None, n: int) -> list[int | None]:
     if values is None:
         return [None] * n
     return [None if v is None or v != v else int(v) for v in values]
 
 
-def _floats(values, n: int) -> list[float | None]:
+def _floats(values: Sequence[Any] | None, n: int) -> list[float | None]:
     if values is None:
         return [None] * n
-    out = []
+    out: list[float | None] = []
     for v in values:
         f = None if v is None else float(v)
         out.append(None if f is None or not np.isfinite(f) else f)

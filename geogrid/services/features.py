@@ -1,0 +1,252 @@
+"""OGC API - Features workflows: the collections, pages of items and single items behind
+``/ogc`` (``api/routes/ogc.py`` parses the request and serialises what these return).
+
+Collections (:data:`geogrid.core.ogc.COLLECTIONS`): the four boundary levels (units of the
+published version, or of every version valid in a ``datetime`` interval) with the load
+metrics of the map's default window (the last 30 days) as properties, and ``incidents``.
+Geometry stays GeoJSON text from PostGIS (:mod:`geogrid.store.features`), never parsed.
+
+Every call first applies the map changes (:meth:`MapService.poll`), so extents and
+metrics follow the edits like the tiles do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from geogrid.core.lifecycle import STATUSES
+from geogrid.core.ogc import (
+    BOUNDARY_COLLECTIONS,
+    COLLECTIONS,
+    INCIDENT_FILTERS,
+    LIMIT_DEFAULT,
+    UNIT_FILTERS,
+    Extent,
+)
+from geogrid.errors import InvalidInput, NotFound
+from geogrid.services.mapservice import MapService
+from geogrid.store.features import (
+    incident_extent,
+    incident_item,
+    incident_page,
+    unit_extent,
+    unit_item,
+    unit_page,
+)
+
+__all__ = [
+    "CollectionInfo",
+    "Item",
+    "ItemPage",
+    "check_collection",
+    "collection",
+    "collections",
+    "filter_names",
+    "item",
+    "items",
+]
+
+BBox = tuple[float, float, float, float]
+Interval = tuple[datetime | None, datetime | None]
+
+#: unit columns served as properties (besides the metrics of the window)
+_UNIT_PROPERTIES = (
+    "code",
+    "name",
+    "level",
+    "parent_code",
+    "population",
+    "households",
+    "area_m2",
+    "version_id",
+    "valid_from",
+    "valid_to",
+)
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """One collection: its id, title, description and extent."""
+
+    id: str
+    title: str
+    description: str
+    extent: Extent
+
+
+@dataclass(frozen=True)
+class Item:
+    """One feature: its id, its geometry as GeoJSON text (CRS84) and its properties."""
+
+    id: str | int
+    geometry: str | None
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ItemPage:
+    """The items of one page and the number of items matching the filters (all pages)."""
+
+    items: list[Item]
+    matched: int
+
+
+def check_collection(collection_id: str) -> str:
+    """``collection_id`` when it is a collection, else :class:`NotFound`.
+
+    >>> check_collection("grids")
+    'grids'
+    """
+    if collection_id not in COLLECTIONS:
+        raise NotFound(
+            f"collection {collection_id!r} does not exist; collections: {', '.join(COLLECTIONS)}"
+        )
+    return collection_id
+
+
+def filter_names(collection_id: str) -> tuple[str, ...]:
+    """The property filters of a collection's items.
+
+    >>> filter_names("districts")
+    ('code', 'parent_code')
+    """
+    check_collection(collection_id)
+    return INCIDENT_FILTERS if collection_id == "incidents" else UNIT_FILTERS
+
+
+def collections(maps: MapService) -> list[CollectionInfo]:
+    """Every collection, in the order of :data:`geogrid.core.ogc.COLLECTIONS`."""
+    maps.poll()
+    return [_info(maps, cid) for cid in COLLECTIONS]
+
+
+def collection(maps: MapService, collection_id: str) -> CollectionInfo:
+    """One collection (:class:`NotFound` when there is no such collection)."""
+    check_collection(collection_id)
+    maps.poll()
+    return _info(maps, collection_id)
+
+
+def items(
+    maps: MapService,
+    collection_id: str,
+    *,
+    bbox: BBox | None = None,
+    interval: Interval | None = None,
+    filters: Mapping[str, Sequence[str]] | None = None,
+    offset: int = 0,
+    limit: int = LIMIT_DEFAULT,
+) -> ItemPage:
+    """One page of a collection's items.
+
+    Parameters
+    ----------
+    maps : MapService
+        The map service (database, metrics of the default window, change log).
+    collection_id : str
+        A collection of :data:`geogrid.core.ogc.COLLECTIONS`.
+    bbox : tuple, optional
+        CRS84 west, south, east, north; west > east crosses the antimeridian.
+    interval : tuple, optional
+        Closed interval (None ends open): incidents' ``reported_at``; boundaries: the
+        validity of their version (without it, the published version).
+    filters : mapping, optional
+        Property filters of :func:`filter_names` → accepted values (comma-separated values
+        are split; values are OR-ed). Unknown categories/statuses are :class:`InvalidInput`.
+    offset, limit : int
+        Paging (items to skip, items per page).
+    """
+    check_collection(collection_id)
+    flt = _check_filters(maps, collection_id, filters)
+    maps.poll()
+    with maps.engine.connect() as conn:
+        if collection_id == "incidents":
+            page = incident_page(
+                conn, bbox=bbox, interval=interval, filters=flt, offset=offset, limit=limit
+            )
+        else:
+            page = unit_page(
+                conn,
+                BOUNDARY_COLLECTIONS[collection_id],
+                bbox=bbox,
+                interval=interval,
+                filters=flt,
+                offset=offset,
+                limit=limit,
+            )
+    if collection_id == "incidents":
+        return ItemPage([_incident(r) for r in page.rows], page.matched)
+    metrics = maps.metrics_by_code(BOUNDARY_COLLECTIONS[collection_id], maps.window())
+    return ItemPage([_unit(r, metrics) for r in page.rows], page.matched)
+
+
+def item(maps: MapService, collection_id: str, feature_id: str) -> Item:
+    """One feature by id (:class:`NotFound` when it does not exist)."""
+    check_collection(collection_id)
+    maps.poll()
+    with maps.engine.connect() as conn:
+        if collection_id == "incidents":
+            row = incident_item(conn, feature_id)
+        else:
+            row = unit_item(conn, BOUNDARY_COLLECTIONS[collection_id], feature_id)
+    if row is None:
+        raise NotFound(f"feature {feature_id!r} does not exist in collection {collection_id!r}")
+    if collection_id == "incidents":
+        return _incident(row)
+    return _unit(row, maps.metrics_by_code(BOUNDARY_COLLECTIONS[collection_id], maps.window()))
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _info(maps: MapService, collection_id: str) -> CollectionInfo:
+    title, description = COLLECTIONS[collection_id]
+
+    def build() -> Extent:
+        with maps.engine.connect() as conn:
+            if collection_id == "incidents":
+                return incident_extent(conn)
+            return unit_extent(conn, BOUNDARY_COLLECTIONS[collection_id])
+
+    extent = maps.static.get(("extent", collection_id), build)
+    return CollectionInfo(collection_id, title, description, extent)
+
+
+def _check_filters(
+    maps: MapService, collection_id: str, filters: Mapping[str, Sequence[str]] | None
+) -> dict[str, list[str]]:
+    """Filters split on commas, names checked; category and status values checked."""
+    allowed = filter_names(collection_id)
+    out: dict[str, list[str]] = {}
+    for name, values in (filters or {}).items():
+        if name not in allowed:
+            raise InvalidInput(name, values, f"a filter of {', '.join(allowed)}")
+        vals = [p.strip() for v in values for p in str(v).split(",") if p.strip()]
+        if name == "category":
+            known = maps.categories()
+            bad = [v for v in vals if v not in known]
+            if bad:
+                raise InvalidInput(name, ",".join(bad), "one of " + ", ".join(sorted(known)))
+        elif name == "status":
+            bad = [v for v in vals if v not in STATUSES]
+            if bad:
+                raise InvalidInput(name, ",".join(bad), "one of " + ", ".join(STATUSES))
+        out[name] = vals
+    return out
+
+
+def _incident(row: Mapping[str, Any]) -> Item:
+    props = {k: v for k, v in row.items() if k != "geometry"}
+    return Item(row["id"], row["geometry"], props)
+
+
+def _unit(row: Mapping[str, Any], metrics: Mapping[str, Mapping[str, Any]]) -> Item:
+    props = {k: row[k] for k in _UNIT_PROPERTIES}
+    if row["version_status"] == "published":  # metrics are those of the published units
+        m = metrics.get(row["code"])
+        if m is not None:
+            props.update(m)
+    return Item(row["id"], row["geometry"], props)

@@ -1,0 +1,424 @@
+"""The map service: vector tiles, heat-map tiles and the per-unit metrics behind them, with
+caches that follow the edits (the ``map_change`` log).
+
+One :class:`MapService` lives on the application's context
+(:class:`geogrid.services.context.AppContext`, created in the app's lifespan); a bench or a
+test builds its own with ``MapService(engine, settings)``. Nothing here is process-wide: the
+tile cache (memory LRU, optionally Redis, sized from :class:`geogrid.settings.Settings`),
+the memos and the change watcher belong to the instance.
+
+Windows. Every tile is drawn for a :class:`Window` of incidents (``[start, end)`` and a set
+of categories); its canonical text is part of every cache key. ``from``/``to`` text is read
+exactly as ``/metrics`` reads it (:func:`geogrid.core.timewindow.parse_time`: ISO 8601;
+dates and naive times are local time of the city), so tiles and the choropleth agree.
+
+Staleness. :meth:`MapService.poll` reads new ``map_change`` rows (at most every
+``poll_interval`` s) and drops the cached tiles whose bounds meet the changed area, in the
+changed layer and in the layers that depend on it
+(:data:`geogrid.core.tiles.DEPENDENT_LAYERS`); metric tiles also expire after
+:data:`METRIC_TTL` seconds (overdue counts move with the clock).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from geogrid.core.heatmap import HeatSource, render_tile, to_png, zoom_scale
+from geogrid.core.tiles import (
+    DEPENDENT_LAYERS,
+    LAYER_LEVELS,
+    MAX_ZOOM,
+    UNIT_METRIC_FIELDS,
+    check_tile,
+    get_layer,
+    heat_bandwidth_m,
+    heat_margin_deg,
+    heat_tilejson,
+    padded_tile_bounds_lonlat,
+    tile_pad_deg,
+    tilejson,
+)
+from geogrid.core.timewindow import parse_time
+from geogrid.errors import InvalidInput
+from geogrid.services.metrics import load_metrics
+from geogrid.services.tilecache import ChangeWatcher, Memo, TileCache, params_key
+from geogrid.settings import Settings
+from geogrid.store.changes import Change, changes_since, unit_extents
+from geogrid.store.features import unit_extent
+from geogrid.store.incidents import category_table
+from geogrid.store.tiles import incident_points, incident_tile, unit_tile
+
+__all__ = ["DEFAULT_DAYS", "METRIC_TTL", "MapService", "Window"]
+
+log = logging.getLogger("geogrid.services.mapservice")
+
+#: length of the default window (days back from today's 00:00 UTC)
+DEFAULT_DAYS = 30
+#: seconds a metric tile (or a metrics frame) is kept at most
+METRIC_TTL = 300.0
+
+BBox = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Window:
+    """The filter of a map: incidents reported in ``[start, end)`` (aware datetimes; None
+    is open) of ``categories`` (None = all). ``key`` is its canonical text (part of every
+    cache key).
+
+    >>> Window(datetime(2026, 3, 1, tzinfo=UTC), None, ("vendor",)).key
+    'category=vendor&from=2026-03-01T00:00:00+00:00'
+    """
+
+    start: datetime | None
+    end: datetime | None
+    categories: tuple[str, ...] | None
+
+    @property
+    def key(self) -> str:
+        """Canonical, order-independent text of the window."""
+        return params_key(
+            {
+                "from": None if self.start is None else self.start.isoformat(),
+                "to": None if self.end is None else self.end.isoformat(),
+                "category": self.categories,
+            }
+        )
+
+
+class MapService:
+    """Everything the map endpoints serve, with caches and change-driven invalidation.
+
+    * :meth:`vector_tile` — MVT of a layer (units with the metrics of a window, incidents);
+    * :meth:`heat_tile` — PNG heat-map tile of the incidents of a window;
+    * :meth:`unit_metrics` / :meth:`metrics_by_code` — per-unit metrics of a window
+      (memoised; OGC items use them too);
+    * :meth:`poll` — applies new ``map_change`` rows (at most every ``poll_interval`` s).
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+        The database.
+    settings : Settings
+        ``tile_cache_size`` (entries in memory), ``redis_url`` (optional shared level) and
+        ``city.timezone`` (how dates of ``from``/``to`` are read).
+    cache : TileCache, optional
+        A tile cache of your own (default: one built from ``settings``).
+    poll_interval : float
+        Seconds between two reads of the change log.
+    metrics_ttl : float
+        Seconds a metric tile or metrics frame is kept at most.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        *,
+        cache: TileCache | None = None,
+        poll_interval: float = 0.5,
+        metrics_ttl: float = METRIC_TTL,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.cache = (
+            cache if cache is not None else TileCache(settings.tile_cache_size, settings.redis_url)
+        )
+        self.metrics = Memo(size=32, ttl=metrics_ttl)
+        self.sources = Memo(size=8)
+        self.static = Memo(size=16, ttl=60.0)
+        self.metrics_ttl = metrics_ttl
+        self._heat_scales: dict[tuple[str, int], float] = {}
+        self.watcher: ChangeWatcher[Change] = ChangeWatcher(
+            self._fetch_changes, self._apply_changes, poll_interval
+        )
+
+    def close(self) -> None:
+        """Drop the caches held in memory and release the cache's Redis connections."""
+        self.metrics.clear()
+        self.sources.clear()
+        self.static.clear()
+        self.cache.close()
+
+    # ------------------------------------------------------------------ filters
+    def window(
+        self,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        categories: Iterable[str] | str | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> Window:
+        """Normalise a window.
+
+        Parameters
+        ----------
+        start, end : datetime or str, optional
+            ``[start, end)``; text is ISO 8601 (dates and naive times are local time of the
+            city). Both None: from 00:00 UTC :data:`DEFAULT_DAYS` days ago (so the cache key
+            rolls over daily), open end.
+        categories : iterable of str or str, optional
+            Category codes (text: comma-separated), checked against the catalogue.
+        now : datetime, optional
+            The clock (for tests).
+
+        Raises
+        ------
+        InvalidInput
+            ``from``/``to`` unreadable or ``from`` not earlier than ``to``; unknown
+            ``category``.
+        """
+        tz = self.settings.city.timezone
+        t0 = parse_time(start, "from", tz)
+        t1 = parse_time(end, "to", tz)
+        if t0 is None and t1 is None:
+            today = (
+                (now or datetime.now(UTC))
+                .astimezone(UTC)
+                .replace(hour=0, minute=0, second=0, microsecond=0)
+            )
+            t0 = today - timedelta(days=DEFAULT_DAYS)
+        if t0 is not None and t1 is not None and t0 >= t1:
+            raise InvalidInput(
+                "from/to", f"{t0.isoformat()}/{t1.isoformat()}", "from earlier than to"
+            )
+        cats = None
+        if categories:
+            items = categories.split(",") if isinstance(categories, str) else categories
+            cats = tuple(sorted({c.strip() for c in items if c and c.strip()}))
+            known = self.categories()
+            bad = [c for c in cats if c not in known]
+            if bad:
+                raise InvalidInput("category", ",".join(bad), ", ".join(sorted(known)))
+        return Window(t0, t1, cats or None)
+
+    def categories(self) -> frozenset[str]:
+        """Codes of the active incident categories (memoised for a minute)."""
+        return self.static.get("categories", self._categories)
+
+    def _categories(self) -> frozenset[str]:
+        with self.engine.connect() as conn:
+            return frozenset(str(c) for c in category_table(conn).index)
+
+    def bounds(self) -> BBox | None:
+        """WGS84 extent of the published districts (for TileJSON), memoised."""
+
+        def build() -> BBox | None:
+            with self.engine.connect() as conn:
+                return unit_extent(conn, "district").bbox
+
+        return self.static.get("bounds", build)
+
+    @property
+    def attribution(self) -> str:
+        """Credit line of the tiles: ``geogrid`` and the city's name when configured."""
+        name = self.settings.city.name_en
+        return f"geogrid · {name}" if name else "geogrid"
+
+    def layer_tilejson(
+        self,
+        layer: str,
+        tiles_url: str,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        categories: Iterable[str] | str | None = None,
+    ) -> dict[str, Any]:
+        """TileJSON 3.0.0 of vector layer ``layer`` whose tiles are at ``tiles_url`` (a
+        ``{z}/{x}/{y}`` template); the window is checked now rather than on every tile."""
+        get_layer(layer)
+        self.window(start, end, categories)
+        return tilejson(
+            layer, tiles_url, bounds=self.bounds(), maxzoom=MAX_ZOOM, attribution=self.attribution
+        )
+
+    def heat_tilejson(
+        self,
+        tiles_url: str,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        categories: Iterable[str] | str | None = None,
+    ) -> dict[str, Any]:
+        """TileJSON 3.0.0 of the heat-map tiles at ``tiles_url`` (window checked now)."""
+        self.window(start, end, categories)
+        return heat_tilejson(tiles_url, bounds=self.bounds(), attribution=self.attribution)
+
+    # ------------------------------------------------------------------ metrics
+    def unit_metrics(self, level: str, window: Window) -> pd.DataFrame:
+        """Metrics of the published units of ``level`` for ``window``: a DataFrame with
+        ``code``, the metric columns and the unit bbox ``xmin ymin xmax ymax`` (WGS84)."""
+        return self.metrics.get((level, window.key), lambda: self._build_metrics(level, window))
+
+    def metrics_by_code(self, level: str, window: Window) -> dict[str, dict[str, Any]]:
+        """:meth:`unit_metrics` as ``code → {metric: value}`` (metric columns only: no
+        names, populations or bboxes), memoised with the frame."""
+
+        def build() -> dict[str, dict[str, Any]]:
+            df = self.unit_metrics(level, window)
+            cols = [c for c in df.columns if c not in _NOT_METRICS]
+            recs = df[cols].to_dict("records")
+            return {
+                str(c): {str(k): v for k, v in r.items()}
+                for c, r in zip(df["code"], recs, strict=True)
+            }
+
+        return self.metrics.get(("by_code", level, window.key), build)
+
+    def _build_metrics(self, level: str, window: Window) -> pd.DataFrame:
+        gdf = load_metrics(
+            self.engine,
+            level,
+            start=window.start,
+            end=window.end,
+            categories=list(window.categories) if window.categories else None,
+        )
+        b = gdf.geometry.bounds
+        df = pd.DataFrame(gdf.drop(columns="geometry"))
+        df[["xmin", "ymin", "xmax", "ymax"]] = b.to_numpy()
+        return df.reset_index(drop=True)
+
+    # ------------------------------------------------------------------ tiles
+    def vector_tile(self, layer: str, z: int, x: int, y: int, window: Window) -> tuple[bytes, str]:
+        """``(mvt bytes, etag)`` of ``layer`` tile ``z/x/y`` (cached)."""
+        get_layer(layer)
+        check_tile(z, x, y)
+        self.poll()
+        hit = self.cache.get(layer, z, x, y, window.key)
+        if hit is not None:
+            return hit
+        token = self.cache.token(layer)
+        level = LAYER_LEVELS.get(layer)
+        ttl: float | None
+        if level is not None:
+            data = self._unit_tile(layer, level, z, x, y, window)
+            ttl = self.metrics_ttl
+        else:
+            with self.engine.connect() as conn:
+                data, _, _ = incident_tile(
+                    conn, z, x, y, start=window.start, end=window.end, categories=window.categories
+                )
+            ttl = None
+        tag = self.cache.put(layer, z, x, y, window.key, data, token=token, ttl=ttl)
+        return data, tag
+
+    def _unit_tile(self, layer: str, level: str, z: int, x: int, y: int, window: Window) -> bytes:
+        df = self.unit_metrics(level, window)
+        w, s, e, n = padded_tile_bounds_lonlat(z, x, y)
+        sel = df[(df["xmax"] >= w) & (df["xmin"] <= e) & (df["ymax"] >= s) & (df["ymin"] <= n)]
+        metrics: dict[str, Any] = {"code": sel["code"].astype(str).tolist()}
+        for f in UNIT_METRIC_FIELDS:
+            metrics[f] = sel[f].tolist() if f in sel else None
+        with self.engine.connect() as conn:
+            data, _ = unit_tile(conn, level, layer, z, x, y, metrics=metrics)
+        return data
+
+    def heat_source(self, window: Window) -> HeatSource:
+        """The incident points of ``window`` prepared for heat rendering (memoised)."""
+
+        def build() -> HeatSource:
+            with self.engine.connect() as conn:
+                lon, lat = incident_points(
+                    conn, start=window.start, end=window.end, categories=window.categories
+                )
+            b = self.bounds()
+            ref = 0.5 * (b[1] + b[3]) if b else None
+            return HeatSource.from_lonlat(lon, lat, ref_lat=ref)
+
+        return self.sources.get(window.key, build)
+
+    def heat_scale(self, z: int, window: Window) -> float:
+        """Top of the colour scale at zoom ``z`` (density per ground m²), quantised to
+        quarter powers of two so that a small edit does not recolour every tile."""
+        raw = zoom_scale(self.heat_source(window), z, heat_bandwidth_m(z))
+        q = 0.0 if raw <= 0 else 2.0 ** (round(math.log2(raw) * 4.0) / 4.0)
+        key = (window.key, z)
+        old = self._heat_scales.get(key)
+        self._heat_scales[key] = q
+        if old is not None and old != q:  # the scale moved: every tile of this zoom is stale
+            self.cache.invalidate(["heatmap"], None, zooms=[z])
+        return q
+
+    def heat_tile(self, z: int, x: int, y: int, window: Window) -> tuple[bytes, str]:
+        """``(png bytes, etag)`` of heat tile ``z/x/y`` (256 px, cached)."""
+        check_tile(z, x, y)
+        self.poll()
+        hit = self.cache.get("heatmap", z, x, y, window.key)
+        if hit is not None:
+            return hit
+        vmax = self.heat_scale(z, window)  # may invalidate this zoom: take the token after
+        token = self.cache.token("heatmap")
+        d = render_tile(self.heat_source(window), z, x, y, bandwidth_m=heat_bandwidth_m(z))
+        png = to_png(d, vmax=vmax)
+        tag = self.cache.put("heatmap", z, x, y, window.key, png, token=token)
+        return png, tag
+
+    def cached(
+        self, layer: str, z: int, x: int, y: int, window: Window
+    ) -> tuple[bytes, str] | None:
+        """A cached tile, without any I/O other than the memory cache, or None when it is
+        not cached, a change poll is due or the cache has a Redis level (then call
+        :meth:`vector_tile`/:meth:`heat_tile`, which poll first). Lets an async endpoint
+        answer hits on the event loop."""
+        if self.watcher.due() or self.cache.redis is not None:
+            return None
+        return self.cache.get(layer, z, x, y, window.key)
+
+    # ------------------------------------------------------------------ changes
+    def poll(self, force: bool = False) -> int:
+        """Apply new change rows (throttled unless ``force``); returns how many were applied."""
+        try:
+            return self.watcher.poll(force)
+        except Exception as exc:  # e.g. map_change missing in an old database
+            log.warning("change poll failed: %s", exc)
+            return 0
+
+    def _fetch_changes(self, last_id: int | None) -> tuple[list[Change], int]:
+        with self.engine.connect() as conn:
+            return changes_since(conn, last_id)
+
+    def _apply_changes(self, changes: list[Change]) -> None:
+        touched = {c.layer for c in changes}
+        if touched & {"incidents", "boundaries"}:
+            self.sources.clear()
+        self.metrics.clear()
+        self.static.clear()
+        with self.engine.connect() as conn:
+            for ch in changes:
+                for dep in DEPENDENT_LAYERS.get(ch.layer, (ch.layer,)):
+                    bbox = ch.bbox
+                    if dep == "heatmap":
+                        self.cache.invalidate(["heatmap"], bbox, pad=heat_margin_deg)
+                        continue
+                    if ch.layer == "incidents" and dep in LAYER_LEVELS and bbox is not None:
+                        # metrics of the units containing the points change: their extent
+                        bbox = unit_extents(conn, LAYER_LEVELS[dep], bbox)
+                        if bbox is None:
+                            continue
+                    self.cache.invalidate([dep], bbox, pad=tile_pad_deg)
+        log.info("applied %d map changes", len(changes))
+
+
+#: columns of :meth:`MapService.unit_metrics` that are not metrics of the window
+_NOT_METRICS = frozenset(
+    {
+        "code",
+        "name",
+        "level",
+        "parent_code",
+        "population",
+        "households",
+        "area_m2",
+        "geometry",
+        "xmin",
+        "ymin",
+        "xmax",
+        "ymax",
+    }
+)
