@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
+import pandas as pd
 import pytest
 import small_city
 from small_city import CENTRES, GRIDS
 
-from geogrid.core.register import month_bounds, monthly_register
+from geogrid.core.register import register_frame
+from geogrid.core.timewindow import month_bounds
 from geogrid.errors import InvalidInput
-from geogrid.store import workflow
+from geogrid.services import incidents as workflow
+from geogrid.services.register import monthly_register
 
 CST = timezone(timedelta(hours=8))
 
@@ -95,11 +98,11 @@ def client(city):
 
 
 def test_month_bounds_are_local_time():
-    s, e = month_bounds("2026-03")
+    s, e = month_bounds("2026-03", "Asia/Shanghai")
     assert s.isoformat() == "2026-03-01T00:00:00+08:00"
     assert e.isoformat() == "2026-04-01T00:00:00+08:00"
     with pytest.raises(InvalidInput, match="YYYY-MM"):
-        month_bounds("2026-13")
+        month_bounds("2026-13", "Asia/Shanghai")
 
 
 def test_worker_rows_match_the_hand_count(city):
@@ -128,6 +131,28 @@ def test_rollups_sum_counts_and_recompute_medians(city, level):
     # median of 6, 36, 10, 26, 42, 4, 3 — not the mean of the workers' medians (15.83)
     assert row["median_hours"] == pytest.approx(10.0)
     assert row["on_time_rate"] == pytest.approx(4 / 7)
+
+
+def test_register_frame_is_pure_and_checks_the_level():
+    """The core lays out rows; the service only reads them."""
+    empty = register_frame(
+        "2026-03",
+        pd.DataFrame(columns=["worker_id", "worker_name", "ref", "grid_codes"]),
+        pd.DataFrame(columns=["worker_id", "id"]),
+        pd.DataFrame(columns=["worker_id", "id", "reported_at", "resolved_at", "due_at"]),
+        pd.DataFrame(columns=["code", "name", "level", "parent_code"]),
+        "street",
+    )
+    assert empty.empty and {"reported", "handled", "median_hours"} <= set(empty.columns)
+    with pytest.raises(InvalidInput, match="level"):
+        register_frame("2026-03", empty, empty, empty, empty, "grid")
+
+
+def test_register_month_is_read_in_the_given_zone(city):
+    # H: reported 1 March 07:00 CST (28 February in UTC): in March's register only in CST
+    cst = monthly_register(city.engine, "2026-03", "district", tz="Asia/Shanghai")
+    utc = monthly_register(city.engine, "2026-03", "district", tz="UTC")
+    assert int(cst["reported"].iloc[0]) == int(utc["reported"].iloc[0]) + 1
 
 
 def test_an_empty_month(city):

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import AccountDep
 from api.deps import EngineDep
-from geogrid.core.register import monthly_register
+from geogrid.services.register import monthly_register
 from geogrid.store import workflow
 
 router = APIRouter(tags=["incidents"])

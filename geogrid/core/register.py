@@ -1,6 +1,6 @@
 """The grid worker's monthly register (社区网格员为民服务事项登记表) and its roll-ups.
 
-Definitions, for a calendar month in local time (Asia/Shanghai, UTC+8, by default):
+Definitions, for a calendar month in the city's local time (``settings.city.timezone``):
 
 * **reported** — incidents whose ``reporter_id`` is the worker and whose ``reported_at``
   falls in the month.
@@ -19,43 +19,36 @@ Roll-ups (community, street, district) group workers by the unit their first gri
 code) belongs to in the published boundary version (falling back to the code prefix when
 the grid is not in it). Counts are sums of the workers' rows; medians are recomputed from
 the underlying incidents, never averaged.
+
+This module is pure: :func:`register_frame` turns the month's rows
+(:func:`geogrid.store.workflow.register_rows`) into the register;
+:func:`geogrid.services.register.monthly_register` reads them for a month.
 """
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
-from zoneinfo import ZoneInfo
-
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine
 
 from geogrid.core.hierarchy import CODE_LENGTH
 from geogrid.errors import InvalidInput
 
-__all__ = ["monthly_register", "month_bounds", "REGISTER_LEVELS"]
+__all__ = ["REGISTER_LEVELS", "check_register_level", "register_frame"]
 
+#: the rows a register can have: one per worker, or per unit of an upper level
 REGISTER_LEVELS = ("worker", "community", "street", "district")
-_PREFIX = CODE_LENGTH
+_UPPER = REGISTER_LEVELS[1:]
 
 
-def month_bounds(month: str, tz: str = "Asia/Shanghai") -> tuple[datetime, datetime]:
-    """``[start, end)`` of a month ``YYYY-MM`` in time zone ``tz``.
+def check_register_level(level: str) -> str:
+    """``level`` if it is one of :data:`REGISTER_LEVELS`, else InvalidInput.
 
-    >>> [d.isoformat() for d in month_bounds("2026-12")]
-    ['2026-12-01T00:00:00+08:00', '2027-01-01T00:00:00+08:00']
+    >>> check_register_level("street")
+    'street'
     """
-    m = re.fullmatch(r"(\d{4})-(\d{2})", str(month or ""))
-    if not m or not 1 <= int(m.group(2)) <= 12 or not 1970 <= int(m.group(1)) < 2200:
-        raise InvalidInput(
-            "month", month, "a month as YYYY-MM from 1970-01 to 2199-12, e.g. 2026-05"
-        )
-    y, mo = int(m.group(1)), int(m.group(2))
-    zone = ZoneInfo(tz)
-    start = datetime(y, mo, 1, tzinfo=zone)
-    end = datetime(y + (mo == 12), mo % 12 + 1, 1, tzinfo=zone)
-    return start, end
+    if level not in REGISTER_LEVELS:
+        raise InvalidInput("level", level, "one of " + ", ".join(REGISTER_LEVELS))
+    return level
 
 
 def _hours(handled: pd.DataFrame) -> pd.Series:
@@ -67,21 +60,51 @@ def _hours(handled: pd.DataFrame) -> pd.Series:
     return d.dt.total_seconds() / 3600.0
 
 
-def monthly_register(
-    engine: Engine | Connection,
+def _worker_units(workers: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
+    """Workers with the community, street and district of their first grid (from the
+    published parent links, else the code prefix) and ``grid_codes`` joined by commas."""
+    parent = dict(zip(units["code"], units["parent_code"], strict=True))
+    w = workers.copy()
+    first = w["grid_codes"].map(lambda g: g[0] if len(g) else None)
+    chain: dict[str, list[str | None]] = {lv: [] for lv in _UPPER}
+    for g in first:
+        code = g
+        for lv in _UPPER:
+            up = parent.get(code) if code is not None else None
+            if up is None and g is not None:
+                up = g[: CODE_LENGTH[lv]]
+            chain[lv].append(up)
+            code = up
+    for lv, vals in chain.items():
+        w[f"{lv}_code"] = vals
+    w["grid_codes"] = w["grid_codes"].map(lambda g: ",".join(g))
+    return w
+
+
+def register_frame(
     month: str,
+    workers: pd.DataFrame,
+    reported: pd.DataFrame,
+    handled: pd.DataFrame,
+    units: pd.DataFrame,
     level: str = "worker",
-    *,
-    tz: str = "Asia/Shanghai",
 ) -> pd.DataFrame:
-    """The register of a month, per worker or rolled up to a level.
+    """The register of a month from its rows, per worker or rolled up to a level.
 
     Parameters
     ----------
-    engine : database
-    month : ``YYYY-MM``
-    level : ``worker`` (one row per grid worker), ``community``, ``street`` or ``district``
-    tz : time zone of the month's bounds
+    month : str
+        ``YYYY-MM`` (written in the ``month`` column).
+    workers : DataFrame
+        worker_id, worker_name, ref, grid_codes (sorted list of grid codes).
+    reported : DataFrame
+        worker_id, id: incidents the workers reported in the month.
+    handled : DataFrame
+        worker_id, id, reported_at, resolved_at, due_at: incidents the workers handled.
+    units : DataFrame
+        code, name, level, parent_code of the published boundary version.
+    level : str
+        One of :data:`REGISTER_LEVELS`.
 
     Returns
     -------
@@ -89,45 +112,30 @@ def monthly_register(
     community_code, street_code, district_code, reported, handled, on_time, on_time_rate,
     median_hours. Other levels: month, level, code, name, workers, reported, handled,
     on_time, on_time_rate, median_hours (one row per unit that has a worker).
+
+    >>> workers = pd.DataFrame({"worker_id": [1], "worker_name": ["Li"], "ref": ["w1"],
+    ...                         "grid_codes": [["450902001001001"]]})
+    >>> reported = pd.DataFrame({"worker_id": [1, 1], "id": [10, 11]})
+    >>> handled = pd.DataFrame({"worker_id": [1], "id": [10],
+    ...     "reported_at": [pd.Timestamp("2026-03-02T02:00Z")],
+    ...     "resolved_at": [pd.Timestamp("2026-03-02T08:00Z")],
+    ...     "due_at": [pd.Timestamp("2026-03-03T02:00Z")]})
+    >>> units = pd.DataFrame(columns=["code", "name", "level", "parent_code"])
+    >>> r = register_frame("2026-03", workers, reported, handled, units)
+    >>> row = r.iloc[0]
+    >>> int(row["reported"]), int(row["handled"]), float(row["median_hours"]), row["street_code"]
+    (2, 1, 6.0, '450902001')
     """
-    from geogrid.store.workflow import register_rows
-
-    if level not in REGISTER_LEVELS:
-        raise InvalidInput("level", level, "one of " + ", ".join(REGISTER_LEVELS))
-    start, end = month_bounds(month, tz)
-    workers, reported, handled, units = register_rows(engine, start, end)
-
-    parent = dict(zip(units["code"], units["parent_code"], strict=True))
+    check_register_level(level)
     names = dict(zip(units["code"], units["name"], strict=True))
-    w = workers.copy()
-    first = w["grid_codes"].map(lambda g: g[0] if len(g) else None)
-    chain = {"community": [], "street": [], "district": []}
-    for g in first:
-        code = g
-        for lv in ("community", "street", "district"):
-            up = parent.get(code) if code is not None else None
-            if up is None and g is not None:
-                up = g[: _PREFIX[lv]]
-            chain[lv].append(up)
-            code = up
-    for lv, vals in chain.items():
-        w[f"{lv}_code"] = vals
-    w["grid_codes"] = w["grid_codes"].map(lambda g: ",".join(g))
-
+    w = _worker_units(workers, units)
+    codes = w[["worker_id", "community_code", "street_code", "district_code"]]
     handled = handled.assign(hours=_hours(handled))
     handled["on_time"] = pd.to_datetime(handled["resolved_at"], utc=True) <= pd.to_datetime(
         handled["due_at"], utc=True
     )
-    handled = handled.merge(
-        w[["worker_id", "community_code", "street_code", "district_code"]],
-        on="worker_id",
-        how="inner",
-    )
-    reported = reported.merge(
-        w[["worker_id", "community_code", "street_code", "district_code"]],
-        on="worker_id",
-        how="inner",
-    )
+    handled = handled.merge(codes, on="worker_id", how="inner")
+    reported = reported.merge(codes, on="worker_id", how="inner")
 
     key = "worker_id" if level == "worker" else f"{level}_code"
     rep = reported.groupby(key).size()
