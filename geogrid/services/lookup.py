@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine
 
 from geogrid.core import crs as gcrs
 from geogrid.errors import InvalidInput
+from geogrid.store import get_engine
+from geogrid.store.units import lookup_point
 
 __all__ = ["locate"]
 
@@ -21,7 +24,7 @@ def locate(
     version: int | None = None,
     as_of: datetime | None = None,
     engine: Engine | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Units containing a point, at every level.
 
     Parameters
@@ -29,6 +32,7 @@ def locate(
     lon, lat : coordinates in degrees, in ``crs`` (``wgs84``, ``gcj02``, ``bd09`` or EPSG)
     version, as_of : boundary version id, or the version published at a date (default: the
         published version)
+    engine : the database (default: the configured one, :func:`geogrid.store.get_engine`)
 
     Returns
     -------
@@ -36,9 +40,6 @@ def locate(
     dict level → {code, name, parent_code, population, households, area_m2}) and
     ``inside`` (False with a message when the point is outside every district).
     """
-    from geogrid.store import get_engine
-    from geogrid.store.units import lookup_point
-
     for name, v, lo, hi in (("lon", lon, -180, 180), ("lat", lat, -90, 90)):
         if v is None or not np.isfinite(v) or not lo <= v <= hi:
             raise InvalidInput(name, v, f"a number between {lo} and {hi}")
