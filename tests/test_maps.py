@@ -12,6 +12,9 @@ from shapely import box
 
 from geogrid.core import maps
 from geogrid.errors import InvalidInput
+from geogrid.services import metrics
+from geogrid.services.context import AppContext
+from geogrid.services.maps import leader_map
 
 
 def _units(n: int = 4) -> gpd.GeoDataFrame:
@@ -116,15 +119,25 @@ def test_hotspot_layer_colours_classes():
         maps.hotspot_layer(gi.iloc[:2].drop(columns="code"), g)
 
 
-def test_leader_map_on_the_demo(demo_db_url, tmp_path):
-    from geogrid.services import metrics
-    from geogrid.store import get_engine
+def test_leader_map_from_frames_is_pure():
+    """The core draws what it is given: no hot-spot or marker layer without their frames."""
+    g = _units()
+    g.attrs.update(level="grid", start="2026-05-01T00:00:00+08:00", end="2026-06-01")
+    pts = pd.DataFrame({"lon": [110.105, 110.115], "lat": [22.605, 22.605]})
+    out = _html(maps.leader_map(g, "load_index", incidents=pts, markers=False))
+    assert "heatLayer" in out and "markerClusterGroup" not in out
+    assert "Hot spots of" not in out and "L.control.layers" in out
+    assert "load index by grid · 2026-05-01 – 2026-06-01 · all categories" in out
 
-    eng = get_engine(demo_db_url)
-    _, last = metrics.incident_time_range(eng)
+
+def test_leader_map_on_the_demo(demo_db_url, tmp_path):
+    ctx = AppContext.open(demo_db_url)
+    _, last = metrics.incident_time_range(ctx.engine)
     end = last.normalize()
     start = end - pd.Timedelta(days=30)
-    m = maps.leader_map(eng, "grid", "incidents", start, end, now=end, max_markers=2000)
+    m = leader_map(
+        ctx.engine, "grid", "incidents", start, end, now=end, max_markers=2000, cache=ctx.unit_cache
+    )
     path = tmp_path / "map.html"
     m.save(str(path))
     out = path.read_text(encoding="utf-8")

@@ -8,13 +8,17 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from geogrid.core.metric_catalogue import METRIC_COLUMNS
 from geogrid.errors import GeogridError
+from geogrid.services.context import AppContext
+from geogrid.services.maps import leader_map
+from geogrid.services.metrics import load_metrics
 
 console = Console()
 err = Console(stderr=True)
 
 _METRIC_HELP = (
-    "metric to map (see geogrid.services.metrics.METRICS), e.g. incidents, per_1000_residents"
+    "metric to map (see geogrid.core.metric_catalogue.METRICS), e.g. incidents, per_1000_residents"
 )
 
 
@@ -44,12 +48,10 @@ def map_cmd(
     heat: Annotated[bool, typer.Option("--heat/--no-heat")] = True,
 ) -> None:
     """Write a leader's map: choropleth of a metric, heat map, Gi* hot spots, markers."""
-    from geogrid.core.maps import leader_map
-    from geogrid.store import get_engine
-
+    ctx = AppContext.open()
     try:
         m = leader_map(
-            get_engine(),
+            ctx.engine,
             level,
             metric,
             start,
@@ -59,6 +61,8 @@ def map_cmd(
             hotspots=hotspots,
             markers=markers > 0,
             max_markers=max(markers, 1),
+            tz=ctx.settings.city.timezone,
+            cache=ctx.unit_cache,
         )
     except GeogridError as exc:
         _fail(exc)
@@ -82,15 +86,22 @@ def metrics_cmd(
     top: Annotated[int, typer.Option(help="rows to print")] = 20,
 ) -> None:
     """Load metrics per unit for a window (print the top units, or write a file)."""
-    from geogrid.services.metrics import load_metrics
-    from geogrid.store import get_engine
-
+    ctx = AppContext.open()
     try:
-        m = load_metrics(get_engine(), level, start=start, end=end, categories=category or None)
+        m = load_metrics(
+            ctx.engine,
+            level,
+            start=start,
+            end=end,
+            categories=category or None,
+            tz=ctx.settings.city.timezone,
+            cache=ctx.unit_cache,
+        )
     except GeogridError as exc:
         _fail(exc)
     if sort not in m.columns:
-        _fail(GeogridError(f"--sort={sort!r} is not a column: {', '.join(m.columns[:-1])}"))
+        allowed = ", ".join(c for c in METRIC_COLUMNS if c != "geometry")
+        _fail(GeogridError(f"--sort={sort!r} is not a column: {allowed}"))
     if out is None:
         cols = [
             "code",

@@ -15,11 +15,16 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import branca.colormap as cm
+import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from branca.element import MacroElement, Template
+from folium import plugins
 
+from geogrid.core.metric_catalogue import METRICS
 from geogrid.errors import InvalidInput
 
 __all__ = [
@@ -66,15 +71,6 @@ _TOOLTIP_EXTRA = (
 )
 
 
-def _folium():
-    try:
-        import folium
-        from folium import plugins
-    except ImportError as exc:  # pragma: no cover
-        raise ImportError("geogrid.core.maps needs folium: pip install folium") from exc
-    return folium, plugins
-
-
 def _display_geometry(geoms: Any, simplify_m: float | None) -> np.ndarray:
     g = np.asarray(gpd.GeoSeries(geoms).values, dtype=object)
     if simplify_m:
@@ -114,7 +110,6 @@ def _class_edges(values: np.ndarray, k: int) -> list[float]:
 
 def add_legend(m, title: str, items: Iterable[tuple[str, str]], *, position: str = "bottomleft"):
     """Add an HTML legend (``items`` = (colour, label) pairs) to a folium Map."""
-    from branca.element import MacroElement, Template
 
     corner = {
         "bottomleft": "bottom: 28px; left: 10px;",
@@ -168,8 +163,6 @@ def choropleth(
     folium.Map with a ``folium.GeoJson`` layer named ``name`` (default: the metric); units
     without a value are grey.
     """
-    folium, _ = _folium()
-    import branca.colormap as cm
 
     if metric not in metrics_gdf.columns or not pd.api.types.is_numeric_dtype(metrics_gdf[metric]):
         numeric = [
@@ -291,7 +284,6 @@ def heatmap_layer(
     coarsened until at most ``max_points`` cells; intensities are scaled to 0–1.
     Returns a ``folium.FeatureGroup`` (add it to a map).
     """
-    folium, plugins = _folium()
     lon, lat = _lonlat(points)
     w = points[weight].to_numpy(float) if weight else None
     cells = aggregate_points(lon, lat, w, cell_deg=cell_deg, max_points=max_points)
@@ -332,7 +324,6 @@ def hotspot_layer(
 
     Returns a ``folium.FeatureGroup``.
     """
-    folium, _ = _folium()
     if hasattr(gi_result, "classes") and hasattr(gi_result, "Zs"):
         frame = pd.DataFrame(
             {"class": np.asarray(gi_result.classes, dtype=object), "z": gi_result.Zs}
@@ -401,7 +392,6 @@ def incident_markers(
     ``max_markers`` of them: beyond that a deterministic random sample (the layer's name
     says "sample of n of N"). ``points``: DataFrame with ``lon``/``lat`` (WGS84).
     """
-    _, plugins = _folium()
     if max_markers < 1:
         raise InvalidInput("max_markers", max_markers, "a positive number")
     lon, lat = _lonlat(points)
@@ -429,9 +419,22 @@ def incident_markers(
     return plugins.FastMarkerCluster(data, callback=callback, name=name, show=show)
 
 
-def _new_map(bounds: Sequence[float] | None = None, tiles: str = "OpenStreetMap"):
-    folium, _ = _folium()
-    m = folium.Map(location=[22.63, 110.15], zoom_start=9, tiles=tiles, control_scale=True)
+def _new_map(
+    bounds: Sequence[float] | None = None,
+    tiles: str = "OpenStreetMap",
+    *,
+    center: tuple[float, float] | None = None,
+    zoom: float | None = None,
+) -> folium.Map:
+    """A map fitted to ``bounds`` (lon/lat, EPSG:4326) when they are finite, else centred
+    on ``center`` (lon, lat) at ``zoom``."""
+    lon, lat = center if center is not None else (0.0, 0.0)
+    m = folium.Map(
+        location=[lat, lon],
+        zoom_start=round(zoom) if zoom is not None else (9 if center is not None else 2),
+        tiles=tiles,
+        control_scale=True,
+    )
     if bounds is not None and np.all(np.isfinite(bounds)):
         x0, y0, x1, y1 = (float(b) for b in bounds)
         m.fit_bounds([[y0, x0], [y1, x1]])
@@ -439,8 +442,6 @@ def _new_map(bounds: Sequence[float] | None = None, tiles: str = "OpenStreetMap"
 
 
 def _caption(metric: str) -> str:
-    from geogrid.services.metrics import METRICS
-
     return METRICS.get(metric, metric)
 
 
@@ -449,64 +450,69 @@ def _alias(column: str) -> str:
 
 
 def leader_map(
-    engine,
-    level: str = "grid",
+    metrics_gdf: gpd.GeoDataFrame,
     metric: str = "incidents",
-    start: Any = None,
-    end: Any = None,
-    categories: Any = None,
     *,
-    now: Any = None,
-    version: int | None = None,
-    heat: bool = True,
-    hotspots: bool = True,
-    markers: bool = True,
+    incidents: pd.DataFrame | None = None,
+    hotspots: pd.DataFrame | None = None,
     max_markers: int = 5000,
+    heat: bool = True,
+    markers: bool = True,
     tiles: str = "OpenStreetMap",
-):
-    """The leader's map: a choropleth of ``metric`` per unit of ``level``, an incident heat
-    map, Gi* hot spots of the metric, clustered incident markers (capped), legends and a
-    layer control.
+    center: tuple[float, float] | None = None,
+    zoom: float | None = None,
+) -> folium.Map:
+    """The leader's map from frames: a choropleth of ``metric`` per unit, an incident heat
+    map, Gi* hot spots of the metric, clustered incident markers (capped), legends, a title
+    and a layer control.
 
-    Parameters are those of :func:`geogrid.services.metrics.load_metrics`; returns a ``folium.Map``
-    (``m.save("map.html")``).
+    Parameters
+    ----------
+    metrics_gdf : GeoDataFrame (EPSG:4326)
+        Unit metrics (:func:`geogrid.services.metrics.load_metrics`); its ``attrs`` (level,
+        start, end, categories) make the title when present.
+    metric : str
+        The column to colour by.
+    incidents : DataFrame, optional
+        lon, lat (WGS84 degrees) and optionally category, status, reported_at: the heat map
+        (``heat``) and the markers (``markers``). None: neither.
+    hotspots : DataFrame, optional
+        Gi* result (:func:`geogrid.services.metrics.hotspots_of`) aligned with
+        ``metrics_gdf``. None: no hot-spot layer.
+    max_markers : int
+        At most this many markers (a deterministic sample beyond that).
+    tiles : str
+        Folium basemap.
+    center, zoom : optional
+        Map view (lon, lat and Web Mercator zoom) when the units have no extent.
+
+    Returns
+    -------
+    folium.Map (``m.save("map.html")``); :func:`geogrid.services.maps.leader_map` reads the
+    frames from a database.
     """
-    folium, _ = _folium()
-    from geogrid.services import metrics as gm
-
-    mt = gm.load_metrics(
-        engine, level, start=start, end=end, categories=categories, version=version, now=now
-    )
-    m = _new_map(mt.total_bounds, tiles)
+    mt = metrics_gdf
+    level = str(mt.attrs.get("level", mt["level"].iloc[0] if len(mt) else ""))
+    m = _new_map(mt.total_bounds if len(mt) else None, tiles, center=center, zoom=zoom)
     choropleth(mt, metric, m=m, name=f"{level}: {metric}")
-    pts = None
-    if heat or markers:
-        pts = gm.incident_frame(
-            engine,
-            mt.attrs["start"],
-            mt.attrs["end"],
-            mt.attrs["categories"],
-            columns=["lon", "lat", "category", "status", "reported_at"],
-            version=version,
-            now=now,
-        )
-    if heat and pts is not None:
-        heatmap_layer(pts, name="Incident density").add_to(m)
-    if hotspots:
-        gi = gm.hotspots_of(engine, mt, metric)
-        hotspot_layer(gi, mt, name=f"Hot spots of {metric} (Gi*, FDR)").add_to(m)
+    if heat and incidents is not None:
+        heatmap_layer(incidents, name="Incident density").add_to(m)
+    if hotspots is not None:
+        hotspot_layer(hotspots, mt, name=f"Hot spots of {metric} (Gi*, FDR)").add_to(m)
         present = [
-            c for c in HOTSPOT_COLOURS if c in set(gi["class"]) and c != "not_significant"
+            c for c in HOTSPOT_COLOURS if c in set(hotspots["class"]) and c != "not_significant"
         ] or ["not_significant"]
         add_legend(m, "Hot spots (Gi*)", [(HOTSPOT_COLOURS[c], HOTSPOT_LABELS[c]) for c in present])
-    if markers and pts is not None:
-        incident_markers(pts, max_markers=max_markers).add_to(m)
-    cats = ", ".join(mt.attrs["categories"]) if mt.attrs["categories"] else "all categories"
-    title = (
-        f"{metric.replace('_', ' ')} by {level} · {mt.attrs['start'][:10]} – "
-        f"{mt.attrs['end'][:10]} · {cats}"
-    )
-    m.get_root().html.add_child(
+    if markers and incidents is not None:
+        incident_markers(incidents, max_markers=max_markers).add_to(m)
+    categories = mt.attrs.get("categories")
+    cats = ", ".join(categories) if categories else "all categories"
+    window = ""
+    if "start" in mt.attrs and "end" in mt.attrs:
+        window = f" · {str(mt.attrs['start'])[:10]} – {str(mt.attrs['end'])[:10]}"
+    title = f"{metric.replace('_', ' ')} by {level}{window} · {cats}"
+    root: Any = m.get_root()  # a branca Figure (typed as Element)
+    root.html.add_child(
         folium.Element(
             '<div class="geogrid-title" style="position: fixed; top: 10px; left: 60px; '
             "z-index: 9999; background: rgba(255,255,255,0.9); padding: 4px 10px; "
