@@ -25,6 +25,8 @@ import statistics
 import time
 
 import numpy as np
+import pandas as pd
+from scipy.ndimage import gaussian_filter
 
 from geogrid.core.heatmap import HeatSource, render_tile, tile_bounds_3857, tile_pixel_size_3857
 
@@ -110,9 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     geo = geogrid_times()
 
     # Phase 2: datashader on the same Web-Mercator points and tile extents.
-    import datashader as ds  # noqa: PLC0415 -- optional [bench] dependency
-    import pandas as pd  # noqa: PLC0415
-    from scipy.ndimage import gaussian_filter  # noqa: PLC0415
+    import datashader as ds  # optional [bench] dependency, imported after phase 1 on purpose
 
     df = pd.DataFrame({"x": src.x, "y": src.y})
 

@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 import geopandas as gpd
 import numpy as np
+import psycopg
 import shapely
 
 from bench._data import clustered_points, grids_from_db, voronoi_grids
@@ -97,8 +98,6 @@ class PostGIS:
     """Grids in a temp table of ``url``'s database, or of a scratch database with PostGIS."""
 
     def __init__(self, url: str, grids: gpd.GeoDataFrame):
-        import psycopg  # noqa: PLC0415
-
         self.psycopg = psycopg
         self.admin_url = url
         self.scratch = None
@@ -173,7 +172,7 @@ class PostGIS:
 
 
 def run_duckdb(grids: gpd.GeoDataFrame, x, y) -> tuple[float, np.ndarray]:
-    import duckdb  # noqa: PLC0415
+    import duckdb  # optional [bench] dependency, only for this comparison
 
     con = duckdb.connect()
     con.execute("INSTALL spatial")
@@ -231,11 +230,11 @@ def main(argv: list[str] | None = None) -> None:
     lon, lat = clustered_points(max(sizes), seed=0, grids=grids)
     print(f"points: {max(sizes):,} clustered ({time.perf_counter() - t:.1f} s to make)")
     loc = GridLocator(grids)
-    tiles = [len(p) // (f * f) for p, f in zip(loc._pools, loc.factors, strict=False)]
+    ny, nx = loc.shape
     print(
         f"GridLocator: build {loc.build_seconds:.2f} s, index {loc.nbytes / 1e6:.1f} MB "
-        f"(level 0 {loc._shape0[1]}x{loc._shape0[0]} cells of {loc.cell_size:.5f} deg, "
-        f"tiles per level {tiles}, "
+        f"(level 0 {nx}x{ny} cells of {loc.cell_size:.5f} deg, "
+        f"tiles per level {loc.tiles_per_level}, "
         f"{loc.n_segments} segments), threads {loc.threads}, cpus {os.cpu_count()}"
     )
     bounds_tree = shapely.STRtree(shapely.boundary(np.asarray(grids.geometry.values)))

@@ -21,22 +21,32 @@ import argparse
 import asyncio
 import os
 import random
+import re
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import numpy as np
+from sqlalchemy import Engine
+
+from geogrid.core.tiles import UNIT_METRIC_FIELDS, padded_tile_bounds_lonlat, tile_range
+from geogrid.services.mapservice import MapService
+from geogrid.services.tilecache import TileCache
+from geogrid.settings import get_settings
+from geogrid.store import get_engine
+from geogrid.store.tiles import plain_unit_tile, unit_tile
 
 CENTRE = (110.16, 22.64)  # Yuzhou district, where grids are densest
 ZOOM_SPAN = {10: 2, 12: 3, 14: 4}  # tiles in each direction around the centre
 
 
 def _tiles(z: int, span: int) -> list[tuple[int, int, int]]:
-    from geogrid.core.tiles import tile_range
-
     x, y = tile_range((*CENTRE, *CENTRE), z)[:2]
     return [(z, x + dx, y + dy) for dx in range(-span, span + 1) for dy in range(-span, span + 1)]
 
@@ -47,8 +57,6 @@ def _stats(ms: list[float]) -> tuple[float, float]:
 
 
 def _start_server(db: str | None) -> tuple[subprocess.Popen, str]:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -118,10 +126,6 @@ async def _load(
 def _wrk_rps(base: str, paths: list[str], clients: int, seconds: float) -> tuple[float, int] | None:
     """Requests/s of ``wrk`` (a C load generator, if installed) cycling over ``paths``:
     the Python load generator above saturates a core of its own on a 2-core machine."""
-    import re
-    import shutil
-    import tempfile
-
     if shutil.which("wrk") is None:
         return None
     lua = (
@@ -143,9 +147,9 @@ def _wrk_rps(base: str, paths: list[str], clients: int, seconds: float) -> tuple
     return (float(rps.group(1)), int(n.group(1))) if rps and n else None
 
 
-def _db_rps(engine, tiles, clients: int, requests: int, seconds: float) -> float:
-    from geogrid.store.tiles import plain_unit_tile
-
+def _db_rps(
+    engine: Engine, tiles: list[tuple[int, int, int]], clients: int, requests: int, seconds: float
+) -> float:
     stop = time.perf_counter() + seconds
     per = max(requests // clients, 1)
 
@@ -175,11 +179,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seconds", type=float, default=15.0)
     args = ap.parse_args(argv)
 
-    from geogrid.services.tilecache import MapService, TileCache
-    from geogrid.store import get_engine
-    from geogrid.store.tiles import _padded_lonlat, plain_unit_tile, unit_tile
-
     engine = get_engine(args.db)
+    settings = get_settings()
     proc = None
     base = args.url
     if base is None:
@@ -215,25 +216,16 @@ def main(argv: list[str] | None = None) -> None:
                     t = time.perf_counter()
                     plain_unit_tile(conn, "grid", "grids", tz, tx, ty)
                     db.append((time.perf_counter() - t) * 1000)
-                svc = MapService(engine, cache=TileCache())
+                svc = MapService(engine, settings, cache=TileCache())
                 win = svc.window()
                 df = svc.unit_metrics("grid", win)  # not timed
                 ours = []
                 for tz, tx, ty in tiles:
-                    w, s, e, n = _padded_lonlat(tz, tx, ty)
+                    w, s, e, n = padded_tile_bounds_lonlat(tz, tx, ty)
                     sel = df[(df.xmax >= w) & (df.xmin <= e) & (df.ymax >= s) & (df.ymin <= n)]
                     m = {
                         "code": sel["code"].tolist(),
-                        **{
-                            f: sel[f].tolist()
-                            for f in (
-                                "incidents",
-                                "open_backlog",
-                                "overdue",
-                                "per_1000_residents",
-                                "load_index",
-                            )
-                        },
+                        **{f: sel[f].tolist() for f in UNIT_METRIC_FIELDS},
                     }
                     t = time.perf_counter()
                     unit_tile(conn, "grid", "grids", tz, tx, ty, metrics=m)
@@ -276,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(("heat z12 HTTP cached", *(f"{v:.1f}" for v in _stats(warm)), ""))
         hl = _fetch_all(client, ["/health"] * 30)
         rows.append(("HTTP baseline: GET /health", *(f"{v:.1f}" for v in _stats(hl)), ""))
-        svc = MapService(engine, cache=TileCache())
+        svc = MapService(engine, settings, cache=TileCache())
         win = svc.window()
         svc.vector_tile("grids", 14, *_tiles(14, 0)[0][1:], win)
         inproc = []

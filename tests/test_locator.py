@@ -153,8 +153,9 @@ def test_points_on_cell_lines_and_vertices():
     # exactly on the level-0 and finest cell lines
     k = np.arange(-2, 400)
     fine = loc.cell_size / 16
-    xs = np.r_[loc._x0 + k * loc.cell_size, loc._x0 + k[:200] * fine + 0.3]
-    ys = np.r_[loc._y0 + k * loc.cell_size, loc._y0 + k[:200] * fine + 0.2]
+    x0, y0 = loc.origin
+    xs = np.r_[x0 + k * loc.cell_size, x0 + k[:200] * fine + 0.3]
+    ys = np.r_[y0 + k * loc.cell_size, y0 + k[:200] * fine + 0.2]
     gx, gy = np.meshgrid(xs[::3], ys[::3])
     # every vertex, and points on the segments (GEOS decides if they are exactly on)
     vx, vy = shapely.get_coordinates(geoms).T

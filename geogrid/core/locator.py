@@ -38,6 +38,7 @@ T-vertex is rounded off the line) sends its cells down to exact GEOS tests.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -141,8 +142,6 @@ class GridLocator:
         threads: int | None = None,
         chunk_size: int = 1 << 18,
     ) -> None:
-        import time  # noqa: PLC0415
-
         t0 = time.perf_counter()
         geoms, self.codes = _check_grids(grids, codes)
         self.n = len(geoms)
@@ -396,6 +395,24 @@ class GridLocator:
         return comp_label[comp]
 
     # ------------------------------------------------------------------ query
+
+    @property
+    def origin(self) -> tuple[float, float]:
+        """South-west corner (lon, lat degrees) of the level-0 raster: cell ``(i, j)`` of
+        level 0 spans ``origin + (i, j) * cell_size`` to ``origin + (i + 1, j + 1) * cell_size``.
+        """
+        return float(self._x0), float(self._y0)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Rows and columns of the level-0 raster (padding included)."""
+        ny, nx = self._shape0
+        return int(ny), int(nx)
+
+    @property
+    def tiles_per_level(self) -> list[int]:
+        """Sub-cell tiles allocated at each level below level 0 (one per subdivided cell)."""
+        return [len(p) // (f * f) for p, f in zip(self._pools, self.factors, strict=False)]
 
     @property
     def nbytes(self) -> int:
