@@ -16,7 +16,8 @@ from small_city import CX, CY, DX, DY, GRIDS
 from test_plan_publish import add_points
 
 from geogrid.core.plans.impact import GRID_COLUMNS, plan_metrics, shape_metrics, totals
-from geogrid.store import plans as store
+from geogrid.services import plans
+from geogrid.services.context import AppContext
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +27,18 @@ def city():
         yield c
 
 
-def _check(eng, pid) -> dict:
-    rep = store.impact(eng, pid)
-    sess = next(s for k, s in store._sessions.items() if k[1] == pid)
-    _, cov = store.plan_coverage(eng, pid)
+@pytest.fixture(scope="module")
+def ctx(city):
+    """The service context on the city's database (its plan sessions are ``ctx.plans``)."""
+    c = AppContext.open(city.url)
+    yield c
+    c.close()
+
+
+def _check(ctx, pid) -> dict:
+    rep = plans.impact(ctx, pid)
+    sess = plans.impact_session(ctx, pid)  # the session kept by ctx.plans, updated in place
+    _, cov = plans.plan_coverage(ctx, pid)
     scratch = plan_metrics(sess.data, cov.grids)
     inc = sess.table
     assert inc["code"].tolist() == scratch["code"].tolist()
@@ -41,11 +50,10 @@ def _check(eng, pid) -> dict:
     return rep
 
 
-def test_incremental_equals_scratch(city) -> None:
-    eng = city.engine
-    p = store.create_plan(eng, [small_city.COMMUNITY], "impact")
+def test_incremental_equals_scratch(ctx) -> None:
+    p = plans.create_plan(ctx, [small_city.COMMUNITY], "impact")
     pid = p["id"]
-    rep = _check(eng, pid)
+    rep = _check(ctx, pid)
     assert rep["plan"]["totals"] == pytest.approx(rep["published"]["totals"])
     n_inc = rep["plan"]["totals"]["incidents"]
     assert n_inc > 0
@@ -53,12 +61,12 @@ def test_incremental_equals_scratch(city) -> None:
         "type": "LineString",
         "coordinates": [[CX - DX / 3, CY - DY - 0.001], [CX - DX / 3, CY + 0.001]],
     }
-    store.add_edit(eng, pid, "split", {"code": GRIDS[0], "line": line})
-    rep = _check(eng, pid)
+    plans.add_edit(ctx, pid, "split", {"code": GRIDS[0], "line": line})
+    rep = _check(ctx, pid)
     assert rep["relocated_points"] > 0
     assert rep["plan"]["totals"]["incidents"] == n_inc  # nothing lost or counted twice
-    store.add_edit(eng, pid, "merge", {"codes": [GRIDS[2], GRIDS[3]]})
-    _check(eng, pid)
+    plans.add_edit(ctx, pid, "merge", {"codes": [GRIDS[2], GRIDS[3]]})
+    _check(ctx, pid)
     edge = {
         "type": "LineString",
         "coordinates": [[CX - DX - 0.001, CY + DY / 5], [CX + DX + 0.001, CY + DY / 5]],
@@ -75,17 +83,17 @@ def test_incremental_equals_scratch(city) -> None:
             ]
         ],
     }
-    store.add_edit(eng, pid, "reassign", {"polygon": block, "from": GRIDS[1], "to": GRIDS[2]})
-    _check(eng, pid)
-    store.add_edit(eng, pid, "move_edge", {"a": GRIDS[1], "b": GRIDS[2], "line": edge})
-    _check(eng, pid)
-    store.autopartition_plan(eng, pid, n=5, cell_m=60)
-    rep = _check(eng, pid)
+    plans.add_edit(ctx, pid, "reassign", {"polygon": block, "from": GRIDS[1], "to": GRIDS[2]})
+    _check(ctx, pid)
+    plans.add_edit(ctx, pid, "move_edge", {"a": GRIDS[1], "b": GRIDS[2], "line": edge})
+    _check(ctx, pid)
+    plans.autopartition_plan(ctx, pid, n=5, cell_m=60)
+    rep = _check(ctx, pid)
     assert rep["plan"]["totals"]["grids"] == 5
-    store.undo(eng, pid)
-    _check(eng, pid)
-    store.redo(eng, pid)
-    rep = _check(eng, pid)
+    plans.undo(ctx, pid)
+    _check(ctx, pid)
+    plans.redo(ctx, pid)
+    rep = _check(ctx, pid)
     assert rep["plan"]["totals"]["incidents"] == n_inc
     assert rep["plan"]["totals"]["households"] == pytest.approx(
         rep["published"]["totals"]["households"]

@@ -1,4 +1,4 @@
-"""Plans stored and published (geogrid.store.plans, api/routes/plans.py).
+"""Plans stored and published (geogrid.services.plans, api/routes/plans.py).
 
 Every test module here builds the tiny city of ``tests/small_city.py`` (one community,
 four 500 m grids) in its own database, adds building points and a year of incidents,
@@ -21,7 +21,8 @@ from small_city import CX, CY, DX, DY, GRIDS
 from sqlalchemy import text
 
 from geogrid.errors import Conflict, TopologyError
-from geogrid.store import plans as store
+from geogrid.services import plans
+from geogrid.services.context import AppContext
 from geogrid.store.units import load_units, lookup_point, resolve_version
 
 SPLIT_X = CX - 0.75 * DX  # a vertical line cutting the west quarter off grid 001 (SW)
@@ -92,62 +93,68 @@ def city():
         yield c
 
 
+@pytest.fixture(scope="module")
+def ctx(city):
+    """The service context on the city's database (its plan sessions are ``ctx.plans``)."""
+    c = AppContext.open(city.url)
+    yield c
+    c.close()
+
+
 def _split_line(x: float = SPLIT_X) -> dict:
     return {"type": "LineString", "coordinates": [[x, CY - DY - 0.001], [x, CY + 0.0001]]}
 
 
-def test_plan_edit_undo_redo_and_refusal(city) -> None:
-    eng = city.engine
-    p = store.create_plan(eng, [small_city.COMMUNITY], "undo test", author="t")
-    res = store.add_edit(eng, p["id"], "split", {"code": GRIDS[0], "line": _split_line()})
+def test_plan_edit_undo_redo_and_refusal(ctx) -> None:
+    p = plans.create_plan(ctx, [small_city.COMMUNITY], "undo test", author="t")
+    res = plans.add_edit(ctx, p["id"], "split", {"code": GRIDS[0], "line": _split_line()})
     assert res["added"] and res["grids"] == 5
-    res2 = store.add_edit(eng, p["id"], "merge", {"codes": [GRIDS[2], GRIDS[3]]})
+    res2 = plans.add_edit(ctx, p["id"], "merge", {"codes": [GRIDS[2], GRIDS[3]]})
     assert res2["grids"] == 4 and res2["removed"] == [GRIDS[3]]
     # a merge of grids that share no edge is refused with its reason, nothing stored
     with pytest.raises(TopologyError, match="share no edge"):
-        store.add_edit(eng, p["id"], "merge", {"codes": [GRIDS[1], res["added"][0]]})
-    assert len(store.get_plan(eng, p["id"])["edits"]) == 2
-    assert store.undo(eng, p["id"])["grids"] == 5
-    assert store.undo(eng, p["id"])["grids"] == 4
+        plans.add_edit(ctx, p["id"], "merge", {"codes": [GRIDS[1], res["added"][0]]})
+    assert len(plans.get_plan(ctx, p["id"])["edits"]) == 2
+    assert plans.undo(ctx, p["id"])["grids"] == 5
+    assert plans.undo(ctx, p["id"])["grids"] == 4
     with pytest.raises(Conflict, match="no edit to undo"):
-        store.undo(eng, p["id"])
-    assert store.redo(eng, p["id"])["grids"] == 5
+        plans.undo(ctx, p["id"])
+    assert plans.redo(ctx, p["id"])["grids"] == 5
     # replay from the database (fresh caches) gives the same coverage
-    _, cov = store.plan_coverage(eng, p["id"])
-    store._state_cache.clear()
-    store._base_cache.clear()
-    _, cov2 = store.plan_coverage(eng, p["id"])
+    _, cov = plans.plan_coverage(ctx, p["id"])
+    ctx.plans.clear()
+    _, cov2 = plans.plan_coverage(ctx, p["id"])
     assert cov.grids["code"].tolist() == cov2.grids["code"].tolist()
     assert all(
         shapely.equals_exact(a, b, 0)
         for a, b in zip(cov.grids.geometry, cov2.grids.geometry, strict=True)
     )
     # a new edit drops the undone one (the redo stack)
-    store.add_edit(eng, p["id"], "rename", {"code": GRIDS[1], "new_name": "东区"})
-    plan = store.get_plan(eng, p["id"])
+    plans.add_edit(ctx, p["id"], "rename", {"code": GRIDS[1], "new_name": "东区"})
+    plan = plans.get_plan(ctx, p["id"])
     assert [e["kind"] for e in plan["edits"]] == ["split", "rename"]
     assert not any(e["undone"] for e in plan["edits"])
 
 
-def test_publish_is_atomic_reattributes_and_time_travels(city) -> None:
+def test_publish_is_atomic_reattributes_and_time_travels(city, ctx) -> None:
     eng = city.engine
-    p = store.create_plan(eng, [small_city.COMMUNITY], "east-west", author="t")
-    split = store.add_edit(
-        eng,
+    p = plans.create_plan(ctx, [small_city.COMMUNITY], "east-west", author="t")
+    split = plans.add_edit(
+        ctx,
         p["id"],
         "split",
         {"code": GRIDS[0], "line": _split_line(), "new_code": f"{small_city.COMMUNITY}005"},
     )
     new_code = split["added"][0]
-    store.add_edit(eng, p["id"], "merge", {"codes": [GRIDS[2], GRIDS[3]]})
-    diff = store.diff(eng, p["id"])
+    plans.add_edit(ctx, p["id"], "merge", {"codes": [GRIDS[2], GRIDS[3]]})
+    diff = plans.diff(ctx, p["id"])
     assert {r["code"]: r["change"] for r in diff["grids"]} == {
         GRIDS[0]: "changed",
         GRIDS[2]: "changed",
         GRIDS[3]: "removed",
         new_code: "new",
     }
-    _, cov = store.plan_coverage(eng, p["id"])
+    _, cov = plans.plan_coverage(ctx, p["id"])
     old = load_units(eng, "grid")
     old_codes = sorted(old["code"])
     new_codes = sorted(cov.grids["code"])
@@ -183,7 +190,7 @@ def test_publish_is_atomic_reattributes_and_time_travels(city) -> None:
     th = threading.Thread(target=reader)
     th.start()
     time.sleep(0.2)
-    res = store.publish_plan(eng, p["id"], author="t")
+    res = plans.publish_plan(ctx, p["id"], author="t")
     time.sleep(0.2)
     stop.set()
     th.join()
@@ -245,16 +252,15 @@ def test_publish_is_atomic_reattributes_and_time_travels(city) -> None:
     _, new_units = lookup_point(eng, x, y)
     assert [u["code"] for u in old_units if u["level"] == "grid"] == [GRIDS[0]]
     assert [u["code"] for u in new_units if u["level"] == "grid"] == [new_code]
-    assert store.get_plan(eng, p["id"])["status"] == "published"
+    assert plans.get_plan(ctx, p["id"])["status"] == "published"
     with pytest.raises(Conflict, match="published"):
-        store.add_edit(eng, p["id"], "rename", {"code": GRIDS[1], "new_name": "x"})
+        plans.add_edit(ctx, p["id"], "rename", {"code": GRIDS[1], "new_name": "x"})
 
 
-def test_stale_plan_is_refused(city) -> None:
-    eng = city.engine
-    a = store.create_plan(eng, [small_city.COMMUNITY], "a")
-    b = store.create_plan(eng, [small_city.COMMUNITY], "b")
-    _, cov = store.plan_coverage(eng, a["id"])
+def test_stale_plan_is_refused(ctx) -> None:
+    a = plans.create_plan(ctx, [small_city.COMMUNITY], "a")
+    b = plans.create_plan(ctx, [small_city.COMMUNITY], "b")
+    _, cov = plans.plan_coverage(ctx, a["id"])
     code = cov.grids["code"].iloc[0]
     line = {
         "type": "LineString",
@@ -270,10 +276,10 @@ def test_stale_plan_is_refused(city) -> None:
         code = cov.grids["code"][
             cov.grids.intersects(shapely.from_geojson(str(line).replace("'", '"')))
         ].iloc[0]
-    store.add_edit(eng, a["id"], "split", {"code": code, "line": line})
-    store.publish_plan(eng, a["id"])
+    plans.add_edit(ctx, a["id"], "split", {"code": code, "line": line})
+    plans.publish_plan(ctx, a["id"])
     with pytest.raises(Conflict, match="create a new plan"):
-        store.publish_plan(eng, b["id"])
+        plans.publish_plan(ctx, b["id"])
 
 
 def test_api(city) -> None:

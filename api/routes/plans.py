@@ -2,7 +2,8 @@
 
 Reads need no token; writes need a bearer token of role ``planner`` or ``admin``.
 A refused edit is a 422 with the reason and the topology findings; publishing a plan whose
-communities changed in the published version since it was created is a 409.
+communities changed in the published version since it was created is a 409. Each route
+calls one function of :mod:`geogrid.services.plans` with the app's context.
 """
 
 from __future__ import annotations
@@ -10,92 +11,152 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Body, Depends, Path, Query
 
 from api.auth import require_role
-from api.deps import EngineDep
+from api.deps import ContextDep
+from api.models.common import error_responses
+from api.models.plans import (
+    AutoPartitioned,
+    AutoPartitionIn,
+    EditApplied,
+    EditIn,
+    EditToggled,
+    Impact,
+    Plan,
+    PlanDetail,
+    PlanDiff,
+    PlanIn,
+    PlanSummary,
+    Published,
+)
 from geogrid.core.accounts import Account
-from geogrid.store import plans as store
+from geogrid.services import plans
+
+__all__ = ["router"]
 
 router = APIRouter(prefix="/plans", tags=["plans"])
 
 PlannerDep = Annotated[Account, Depends(require_role("planner", "admin"))]
-PlanId = Annotated[int, Path(ge=1, description="plan id")]
+PlanId = Annotated[int, Path(ge=1, description="plan id", examples=[7])]
 Start = Annotated[
-    datetime | None, Query(description="incident window start (default: 365 days before end)")
+    datetime | None,
+    Query(
+        description="incident window start, ISO 8601 (naive: the city's local time; default: "
+        "365 days before end)",
+        examples=["2025-03-01T00:00:00+08:00"],
+    ),
 ]
-End = Annotated[datetime | None, Query(description="incident window end (default: now)")]
-
-
-class PlanIn(BaseModel):
-    name: str = Field(min_length=1, description="plan name")
-    communities: list[str] = Field(min_length=1, description="community codes to redraw")
-
-
-class EditIn(BaseModel):
-    kind: str = Field(description="split, merge, move_edge, reassign, rename, replace")
-    params: dict[str, Any] = Field(
-        default_factory=dict, description="edit parameters; geometries as GeoJSON (WGS84)"
-    )
-
-
-class AutoPartitionIn(BaseModel):
-    communities: list[str] | None = Field(None, description="default: all of the plan's")
-    n: int | None = Field(None, ge=1, description="number of grids")
-    target: float | None = Field(None, gt=0, description="maximum load per grid")
-    load: str = Field("households", description="households or load_index")
-    cell_m: float = Field(75.0, gt=5, le=1000, description="cell size in metres")
-    shape: str = Field("hex", description="hex or square")
-    seed: int = 0
+End = Annotated[
+    datetime | None,
+    Query(
+        description="incident window end, ISO 8601 (naive: the city's local time; default: now)",
+        examples=["2026-03-01T00:00:00+08:00"],
+    ),
+]
+_WRITE_ERRORS = error_responses(400, 401, 403, 404, 409)
 
 
 def _name(account: Account) -> str:
     return getattr(account, "ref", None) or getattr(account, "name", None) or str(account.id)
 
 
-@router.post("", status_code=201)
-def create(body: PlanIn, engine: EngineDep, account: PlannerDep) -> dict:
-    """Create a plan on the published version for some communities."""
-    return store.create_plan(engine, body.communities, body.name, author=_name(account))
+@router.post(
+    "",
+    status_code=201,
+    response_model=Plan,
+    summary="Create a plan",
+    responses=error_responses(400, 401, 403, 404),
+)
+def create(body: PlanIn, ctx: ContextDep, account: PlannerDep) -> dict[str, Any]:
+    """Create a draft plan on the published version for some communities."""
+    return plans.create_plan(ctx, body.communities, body.name, author=_name(account))
 
 
-@router.get("")
-def list_all(engine: EngineDep) -> list[dict]:
-    return store.list_plans(engine)
+@router.get("", response_model=list[PlanSummary], summary="Every plan")
+def list_all(ctx: ContextDep) -> list[dict[str, Any]]:
+    """Every plan, oldest first, with its number of active edits."""
+    return plans.list_plans(ctx)
 
 
-@router.get("/{plan_id}")
-def show(engine: EngineDep, plan_id: PlanId, start: Start = None, end: End = None) -> dict:
-    """The plan, its edits, its grids (GeoJSON) and their metrics with totals."""
-    out = store.get_plan(engine, plan_id)
-    out["grids"] = store.plan_geojson(engine, plan_id)
-    rep = store.impact(engine, plan_id, start=start, end=end)
-    out["metrics"] = rep["plan"]
-    return out
+@router.get(
+    "/{plan_id}",
+    response_model=PlanDetail,
+    summary="A plan, its grids and their metrics",
+    responses=error_responses(400, 404),
+)
+def show(ctx: ContextDep, plan_id: PlanId, start: Start = None, end: End = None) -> dict[str, Any]:
+    """The plan, its edits, its grids (GeoJSON, EPSG:4326) and their metrics with totals."""
+    return plans.plan_detail(ctx, plan_id, start=start, end=end)
 
 
-@router.post("/{plan_id}/edits", status_code=201)
-def edit(body: EditIn, engine: EngineDep, plan_id: PlanId, account: PlannerDep) -> dict:
-    return store.add_edit(engine, plan_id, body.kind, body.params, author=_name(account))
+@router.post(
+    "/{plan_id}/edits",
+    status_code=201,
+    response_model=EditApplied,
+    summary="Apply one edit",
+    responses=error_responses(400, 401, 403, 404, 409, 422),
+)
+def edit(
+    body: Annotated[
+        EditIn,
+        Body(
+            description="the edit: ``kind`` and its ``params`` (geometries GeoJSON, WGS84)",
+            examples=[
+                {
+                    "kind": "merge",
+                    "params": {"codes": ["450902001001003", "450902001001004"]},
+                }
+            ],
+        ),
+    ],
+    ctx: ContextDep,
+    plan_id: PlanId,
+    account: PlannerDep,
+) -> dict[str, Any]:
+    """Apply one edit (split, merge, move_edge, reassign, rename, replace) to a draft plan;
+    an edit that would break the partition is refused (422, with the findings) and
+    nothing is stored."""
+    params = body.params.model_dump(by_alias=True, exclude_none=True)
+    return plans.add_edit(ctx, plan_id, body.kind, params, author=_name(account))
 
 
-@router.post("/{plan_id}/undo")
-def undo(engine: EngineDep, plan_id: PlanId, account: PlannerDep) -> dict:
-    return store.undo(engine, plan_id)
+@router.post(
+    "/{plan_id}/undo",
+    response_model=EditToggled,
+    summary="Undo the last edit",
+    responses=_WRITE_ERRORS,
+)
+def undo(ctx: ContextDep, plan_id: PlanId, account: PlannerDep) -> dict[str, Any]:
+    """Undo the last active edit (409 when there is none)."""
+    return plans.undo(ctx, plan_id)
 
 
-@router.post("/{plan_id}/redo")
-def redo(engine: EngineDep, plan_id: PlanId, account: PlannerDep) -> dict:
-    return store.redo(engine, plan_id)
+@router.post(
+    "/{plan_id}/redo",
+    response_model=EditToggled,
+    summary="Redo the first undone edit",
+    responses=_WRITE_ERRORS,
+)
+def redo(ctx: ContextDep, plan_id: PlanId, account: PlannerDep) -> dict[str, Any]:
+    """Redo the first undone edit (409 when there is none)."""
+    return plans.redo(ctx, plan_id)
 
 
-@router.post("/{plan_id}/autopartition", status_code=201)
+@router.post(
+    "/{plan_id}/autopartition",
+    status_code=201,
+    response_model=AutoPartitioned,
+    summary="Re-cut communities into balanced grids",
+    responses=error_responses(400, 401, 403, 404, 409, 422),
+)
 def autopartition(
-    body: AutoPartitionIn, engine: EngineDep, plan_id: PlanId, account: PlannerDep
-) -> dict:
-    return store.autopartition_plan(
-        engine,
+    body: AutoPartitionIn, ctx: ContextDep, plan_id: PlanId, account: PlannerDep
+) -> dict[str, Any]:
+    """Re-cut communities of a draft plan into ``n`` grids (or grids under ``target``) of
+    balanced load, stored as one undoable edit; answers the balance reached."""
+    return plans.autopartition_plan(
+        ctx,
         plan_id,
         communities=body.communities,
         n=body.n,
@@ -103,23 +164,44 @@ def autopartition(
         load=body.load,
         cell_m=body.cell_m,
         shape=body.shape,
+        start=body.start,
+        end=body.end,
         seed=body.seed,
         author=_name(account),
     )
 
 
-@router.get("/{plan_id}/impact")
-def impact(engine: EngineDep, plan_id: PlanId, start: Start = None, end: End = None) -> dict:
+@router.get(
+    "/{plan_id}/impact",
+    response_model=Impact,
+    summary="Plan metrics beside the published grids",
+    responses=error_responses(400, 404),
+)
+def impact(
+    ctx: ContextDep, plan_id: PlanId, start: Start = None, end: End = None
+) -> dict[str, Any]:
     """Per-grid metrics and totals, plan and published side by side."""
-    return store.impact(engine, plan_id, start=start, end=end)
+    return plans.impact(ctx, plan_id, start=start, end=end)
 
 
-@router.get("/{plan_id}/diff")
-def diff(engine: EngineDep, plan_id: PlanId, start: Start = None, end: End = None) -> dict:
+@router.get(
+    "/{plan_id}/diff",
+    response_model=PlanDiff,
+    summary="What the plan changes",
+    responses=error_responses(400, 404),
+)
+def diff(ctx: ContextDep, plan_id: PlanId, start: Start = None, end: End = None) -> dict[str, Any]:
     """New, removed, changed grids (table and GeoJSON); incidents and workers moving."""
-    return store.diff(engine, plan_id, start=start, end=end)
+    return plans.diff(ctx, plan_id, start=start, end=end)
 
 
-@router.post("/{plan_id}/publish")
-def publish(engine: EngineDep, plan_id: PlanId, account: PlannerDep) -> dict:
-    return store.publish_plan(engine, plan_id, author=_name(account))
+@router.post(
+    "/{plan_id}/publish",
+    response_model=Published,
+    summary="Publish the plan as a new boundary version",
+    responses=error_responses(400, 401, 403, 404, 409, 422),
+)
+def publish(ctx: ContextDep, plan_id: PlanId, account: PlannerDep) -> dict[str, Any]:
+    """Validate and publish the plan as a new boundary version, in one transaction:
+    incidents re-attributed (history kept), workers moved to successor grids."""
+    return plans.publish_plan(ctx, plan_id, author=_name(account))

@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from geogrid.errors import GeogridError, InvalidInput, TopologyError
+from geogrid.services import plans
+from geogrid.services.context import AppContext
 
 plan_app = typer.Typer(
     help="Boundary plans: redraw the grids of some communities.", no_args_is_help=True
@@ -21,13 +23,12 @@ console = Console()
 err = Console(stderr=True)
 
 
-def _engine():
-    from geogrid.store import get_engine
+def _ctx() -> AppContext:
+    """The service context on the configured database (``GEOGRID_DATABASE_URL``)."""
+    return AppContext.open()
 
-    return get_engine()
 
-
-def _fail(exc: GeogridError) -> None:
+def _fail(exc: GeogridError) -> NoReturn:
     err.print(f"[bold red]error:[/] {exc}", highlight=False)
     if isinstance(exc, TopologyError):
         for f in exc.findings[:20]:
@@ -36,7 +37,7 @@ def _fail(exc: GeogridError) -> None:
     raise typer.Exit(2) from None
 
 
-def _json(obj) -> None:
+def _json(obj: object) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str, indent=1) + "\n")
 
 
@@ -47,10 +48,9 @@ def create(
     author: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Create a plan on the published version."""
-    from geogrid.store.plans import create_plan
 
     try:
-        p = create_plan(_engine(), communities.split(","), name, author=author)
+        p = plans.create_plan(_ctx(), communities.split(","), name, author=author)
     except GeogridError as exc:
         _fail(exc)
     console.print(
@@ -62,12 +62,11 @@ def create(
 @plan_app.command("list")
 def list_cmd() -> None:
     """List plans."""
-    from geogrid.store.plans import list_plans
 
     t = Table()
     for c in ("id", "name", "status", "base", "communities", "edits", "author"):
         t.add_column(c)
-    for p in list_plans(_engine()):
+    for p in plans.list_plans(_ctx()):
         t.add_row(
             str(p["id"]),
             p["name"],
@@ -83,10 +82,9 @@ def list_cmd() -> None:
 @plan_app.command("show")
 def show(plan_id: int) -> None:
     """A plan and its edits (JSON)."""
-    from geogrid.store.plans import get_plan
 
     try:
-        _json(get_plan(_engine(), plan_id))
+        _json(plans.get_plan(_ctx(), plan_id))
     except GeogridError as exc:
         _fail(exc)
 
@@ -99,13 +97,12 @@ def edit(
     author: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Apply one edit (validated; refused with its reason)."""
-    from geogrid.store.plans import add_edit
 
     if params.startswith("@") and not Path(params[1:]).is_file():
         _fail(InvalidInput("params", params, "JSON, or @FILE naming an existing JSON file"))
     text = Path(params[1:]).read_text() if params.startswith("@") else params
     try:
-        res = add_edit(_engine(), plan_id, kind, json.loads(text), author=author)
+        res = plans.add_edit(_ctx(), plan_id, kind, json.loads(text), author=author)
     except json.JSONDecodeError as exc:
         err.print(f"[bold red]error:[/] params is not JSON: {exc}")
         raise typer.Exit(2) from None
@@ -116,20 +113,18 @@ def edit(
 
 @plan_app.command("undo")
 def undo_cmd(plan_id: int) -> None:
-    from geogrid.store.plans import undo
 
     try:
-        console.print(undo(_engine(), plan_id))
+        console.print(plans.undo(_ctx(), plan_id))
     except GeogridError as exc:
         _fail(exc)
 
 
 @plan_app.command("redo")
 def redo_cmd(plan_id: int) -> None:
-    from geogrid.store.plans import redo
 
     try:
-        console.print(redo(_engine(), plan_id))
+        console.print(plans.redo(_ctx(), plan_id))
     except GeogridError as exc:
         _fail(exc)
 
@@ -144,11 +139,10 @@ def autopartition_cmd(
     cell_m: Annotated[float, typer.Option(help="cell size, metres")] = 75.0,
 ) -> None:
     """Re-cut communities into balanced, contiguous grids (one undoable edit)."""
-    from geogrid.store.plans import autopartition_plan
 
     try:
-        res = autopartition_plan(
-            _engine(),
+        res = plans.autopartition_plan(
+            _ctx(),
             plan_id,
             n=n,
             target=target,
@@ -181,10 +175,9 @@ def impact_cmd(
     fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
 ) -> None:
     """Plan metrics side by side with the published grids."""
-    from geogrid.store.plans import impact
 
     try:
-        rep = impact(_engine(), plan_id, start=start, end=end)
+        rep = plans.impact(_ctx(), plan_id, start=start, end=end)
     except GeogridError as exc:
         _fail(exc)
     if fmt == "json":
@@ -221,10 +214,9 @@ def diff_cmd(
     geojson: Annotated[Path | None, typer.Option(help="write the changed grids here")] = None,
 ) -> None:
     """New/removed/changed grids, incidents and workers that change grid."""
-    from geogrid.store.plans import diff
 
     try:
-        d = diff(_engine(), plan_id)
+        d = plans.diff(_ctx(), plan_id)
     except GeogridError as exc:
         _fail(exc)
     if geojson:
@@ -237,10 +229,9 @@ def diff_cmd(
 @plan_app.command("publish")
 def publish_cmd(plan_id: int, author: Annotated[str | None, typer.Option()] = None) -> None:
     """Validate and publish the plan as a new boundary version (one transaction)."""
-    from geogrid.store.plans import publish_plan
 
     try:
-        res = publish_plan(_engine(), plan_id, author=author)
+        res = plans.publish_plan(_ctx(), plan_id, author=author)
     except GeogridError as exc:
         _fail(exc)
     console.print(

@@ -4,7 +4,10 @@ and published as a new boundary version.
 * :mod:`geogrid.core.plans.edits` — pure topology edits on a community's grid coverage;
 * :mod:`geogrid.core.plans.partition` — auto-partition of communities into balanced grids;
 * :mod:`geogrid.core.plans.impact` — plan metrics, incremental incident re-join, diff;
-* :mod:`geogrid.store.plans` — persistence (plans, edits, undo/redo) and publishing.
+* :mod:`geogrid.core.plans.publish` — publish findings, prorated grid units, re-attribution
+  and worker moves;
+* :mod:`geogrid.services.plans` — the workflows (plans, edits, undo/redo, impact sessions,
+  publishing); :mod:`geogrid.store.plans` — their rows.
 """
 
 from geogrid.core.plans.edits import EDIT_KINDS, GRID_SIZE, Coverage, EditResult, apply_edit

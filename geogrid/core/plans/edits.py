@@ -63,6 +63,7 @@ import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from geogrid.core.validation import validate_units
 from geogrid.errors import GeogridError, InvalidInput, TopologyError
 
 __all__ = [
@@ -72,6 +73,7 @@ __all__ = [
     "EditResult",
     "apply_edit",
     "check_community",
+    "coverage_change",
     "parse_geometry",
     "rebuild_community",
 ]
@@ -189,6 +191,36 @@ class EditResult:
     @property
     def touched_after(self) -> list[str]:
         return sorted(set(self.added) | set(self.modified))
+
+
+def coverage_change(old: Coverage, new: Coverage) -> EditResult:
+    """What differs between two coverages: grid codes removed, added, and kept with another
+    name or geometry (exact comparison). ``community`` is empty.
+
+    >>> import shapely
+    >>> cov = Coverage(
+    ...     gpd.GeoDataFrame({"code": ["c"]}, geometry=[shapely.box(0, 0, 2, 1)], crs=4326),
+    ...     gpd.GeoDataFrame(
+    ...         {"code": ["c001", "c002"], "name": ["a", "b"], "parent_code": ["c", "c"]},
+    ...         geometry=[shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1)],
+    ...         crs=4326,
+    ...     ),
+    ... )
+    >>> after, _ = apply_edit(cov, "rename", {"code": "c002", "new_name": "B"})
+    >>> coverage_change(cov, after)
+    EditResult(community='', removed=[], added=[], modified=['c002'])
+    """
+    a = old.grids.set_index("code")
+    b = new.grids.set_index("code")
+    removed = sorted(set(a.index) - set(b.index))
+    added = sorted(set(b.index) - set(a.index))
+    modified = [
+        c
+        for c in sorted(set(a.index) & set(b.index))
+        if a.at[c, "name"] != b.at[c, "name"]
+        or not shapely.equals_exact(a.geometry[c], b.geometry[c], 0.0)
+    ]
+    return EditResult("", removed, added, modified)
 
 
 # --------------------------------------------------------------------------- parsing
@@ -383,8 +415,6 @@ def check_community(
     """Findings of one community's grids: coverage validity, gaps, overlaps, slivers,
     grids outside the community (geogrid.core.validation), and the contiguity of the grids in
     ``contiguous``. Empty when the community is exactly partitioned."""
-    from geogrid.core.validation import validate_units
-
     grids = cov.grids_of(community)
     comm = cov.communities[cov.communities["code"] == community]
     findings: list[Any] = []

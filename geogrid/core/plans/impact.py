@@ -14,7 +14,7 @@ the same communities:
     Incidents reported in the window ``[start, end)`` located in the grid, and the sum
     of their category ``effort``.
 ``load_index``
-    :func:`geogrid.services.metrics.load_score` (weights :class:`geogrid.services.metrics.LoadWeights`,
+    :func:`geogrid.core.loadindex.load_score` (weights :class:`geogrid.core.loadindex.LoadWeights`,
     default 0.6 effort-weighted incidents, 0.3 households, 0.1 area), with the
     reference means of *all* grids of the base version over the same window, so 100 is
     an average grid of the city and the plan and the published columns are comparable.
@@ -39,6 +39,7 @@ scratch (:func:`locate_points` over all plan grids); the tests check both agree.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,7 @@ import pandas as pd
 import shapely
 
 from geogrid.core.crs import metric_crs, transform_geometries
+from geogrid.core.loadindex import LoadWeights, load_score
 from geogrid.core.plans.edits import EditResult
 
 __all__ = [
@@ -60,6 +62,8 @@ __all__ = [
     "diff_plan",
     "locate_points",
     "worker_successors",
+    "points_within",
+    "codes_at",
     "GRID_COLUMNS",
 ]
 
@@ -92,7 +96,7 @@ class PlanData:
     buildings : DataFrame  lon, lat, households, population
     workers : DataFrame  account_id, unit_code (base grid codes)
     reference : (mean effort, mean households, mean area km²) per grid of the base version
-    weights : geogrid.services.metrics.LoadWeights or None (default weights)
+    weights : geogrid.core.loadindex.LoadWeights or None (default weights)
     window : (start, end) of the incident window
     """
 
@@ -102,7 +106,7 @@ class PlanData:
     buildings: pd.DataFrame
     workers: pd.DataFrame
     reference: tuple[float, float, float]
-    weights: Any = None
+    weights: LoadWeights | None = None
     window: tuple[Any, Any] = (None, None)
     _factors: dict[str, float] = field(default_factory=dict)
 
@@ -178,13 +182,30 @@ def locate_points(geoms, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     return out
 
 
+def points_within(areas: Iterable[Any], points: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``points`` (``lon``, ``lat``, WGS84) inside or on the boundary of any
+    of ``areas`` (EPSG:4326 polygons), with a new RangeIndex.
+
+    >>> pts = pd.DataFrame({"lon": [0.5, 2.0], "lat": [0.5, 0.5]})
+    >>> points_within([shapely.box(0, 0, 1, 1)], pts)["lon"].tolist()
+    [0.5]
+    """
+    if len(points) == 0:
+        return points.reset_index(drop=True)
+    lon = points["lon"].to_numpy(dtype=float)
+    lat = points["lat"].to_numpy(dtype=float)
+    inside = np.zeros(len(points), dtype=bool)
+    for g in areas:
+        shapely.prepare(g)
+        inside |= shapely.intersects_xy(g, lon, lat)
+    return points[inside].reset_index(drop=True)
+
+
 def _locate_all(grids: gpd.GeoDataFrame, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     return locate_points(grids.geometry.array, lon, lat)
 
 
-def _load(data: PlanData, effort, households, area_m2) -> np.ndarray:
-    from geogrid.services.metrics import load_score
-
+def _load(data: PlanData, effort: Any, households: Any, area_m2: Any) -> np.ndarray:
     return load_score(
         effort,
         households,
@@ -292,8 +313,6 @@ class ImpactSession:
     ) -> pd.DataFrame:
         """Move to ``grids`` (the plan after the edits ``results``), re-locating only the
         points of the grids the edits touched; returns the new table."""
-        import time
-
         t0 = time.perf_counter()
         results = [results] if isinstance(results, EditResult) else list(results)
         grids = grids.reset_index(drop=True)
@@ -324,11 +343,14 @@ class ImpactSession:
                 pos[todo] = self._relocate(grids, touched_new, lon[todo], lat[todo])
         shapes = self.shapes.copy()
         keep = pd.Series(range(len(old_codes)), index=old_codes)
-        rows = []
         tset = set(touched_new)
-        for i, c in enumerate(grids["code"]):
-            rows.append(-1 if (i in tset or c not in keep.index) else keep[c])
-        rows = np.asarray(rows)
+        rows = np.asarray(
+            [
+                -1 if (i in tset or c not in keep.index) else int(keep[c])
+                for i, c in enumerate(grids["code"])
+            ],
+            dtype=np.int64,
+        )
         new_shapes = pd.DataFrame(index=range(len(grids)), columns=shapes.columns, dtype=float)
         have = rows >= 0
         new_shapes.loc[have, :] = shapes.iloc[rows[have]].to_numpy()
@@ -368,8 +390,15 @@ class ImpactSession:
         }
 
     def grid_codes_of_incidents(self) -> np.ndarray:
-        codes = np.append(self.grids["code"].to_numpy(dtype=object), None)
-        return codes[self.ipos]
+        """The plan grid code of each incident of :attr:`data` (None outside every grid)."""
+        return codes_at(self.grids["code"], self.ipos)
+
+
+def codes_at(codes: pd.Series, pos: np.ndarray) -> np.ndarray:
+    """``codes[pos]`` as an object array, None where ``pos`` is -1."""
+    out = np.empty(len(codes) + 1, dtype=object)
+    out[:-1] = codes.to_numpy(dtype=object)
+    return out[pos]
 
 
 def _records(df: pd.DataFrame) -> list[dict]:
@@ -411,8 +440,8 @@ def diff_plan(data: PlanData, session: ImpactSession, *, max_ids: int = 1000) ->
             "code": code,
             "change": kind,
             "name": name,
-            "area_m2_before": float(bsh.at[code, "area_m2"]) if code in bmap else None,
-            "area_m2_after": float(psh.at[code, "area_m2"]) if code in pmap else None,
+            "area_m2_before": float(bsh.loc[code, "area_m2"]) if code in bmap else None,
+            "area_m2_after": float(psh.loc[code, "area_m2"]) if code in pmap else None,
         }
         rows.append(row)
         geom = plan.geometry.iloc[pmap[code]] if code in pmap else base.geometry.iloc[bmap[code]]
@@ -436,7 +465,7 @@ def diff_plan(data: PlanData, session: ImpactSession, *, max_ids: int = 1000) ->
         "moves": json.loads(pairs.to_json(orient="records", force_ascii=False)),
         "ids": data.incidents["id"].to_numpy()[moved][:max_ids].tolist(),
     }
-    workers = worker_successors(data, plan)
+    workers = worker_successors(data.base_grids, data.workers, plan)
     return {
         "grids": rows,
         "incidents": incidents,
@@ -449,16 +478,33 @@ def diff_plan(data: PlanData, session: ImpactSession, *, max_ids: int = 1000) ->
 
 
 def worker_successors(
-    data: PlanData, plan: gpd.GeoDataFrame, *, split_share: float = 0.1
-) -> list[dict]:
-    """For each worker of a base grid of the plan, the plan grid overlapping that grid most.
+    base_grids: gpd.GeoDataFrame,
+    workers: pd.DataFrame,
+    plan: gpd.GeoDataFrame,
+    *,
+    split_share: float = 0.1,
+) -> list[dict[str, Any]]:
+    """For each worker of a base grid, the plan grid overlapping that grid most.
 
+    Parameters
+    ----------
+    base_grids : GeoDataFrame  the grids before (``code``, geometry EPSG:4326)
+    workers : DataFrame  ``account_id``, ``unit_code`` (codes of ``base_grids``)
+    plan : GeoDataFrame  the grids after (``code``, geometry EPSG:4326)
+    split_share : float  share of an old grid's area (0-1) another grid must take for a
+        split to need a decision
+
+    Returns
+    -------
+    list of dict  ``account_id``, ``from``, ``to`` (None when nothing overlaps),
+    ``overlap_share`` (of the old grid's area), ``needs_decision``, ``reason``.
     ``needs_decision`` when the old grid is split (another plan grid takes at least
-    ``split_share`` of its area), when several old grids' workers land on one grid that
-    had other workers (a merge), or when the successor is a new grid."""
-    base = data.base_grids.reset_index(drop=True)
+    ``split_share`` of its area), when several old grids' workers land on one grid (a
+    merge), or when the successor is a new grid.
+    """
+    base = base_grids.reset_index(drop=True)
     plan = plan.reset_index(drop=True)
-    if len(data.workers) == 0:
+    if len(workers) == 0:
         return []
     bg = np.asarray(base.geometry.array, dtype=object)
     pg = np.asarray(plan.geometry.array, dtype=object)
@@ -474,7 +520,7 @@ def worker_successors(
         second = float(ov[o[1]]) if len(o) > 1 else 0.0
         succ[code] = (str(plan["code"].iloc[cand[o[0]]]), float(ov[o[0]]), second)
     out = []
-    ws = data.workers[data.workers["unit_code"].isin(set(base["code"]))]
+    ws = workers[workers["unit_code"].isin(set(base["code"]))]
     by_target: dict[str, set[str]] = {}
     for code in ws["unit_code"].unique():
         to = succ.get(code, (None, 0, 0))[0]

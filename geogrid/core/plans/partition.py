@@ -44,10 +44,15 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
+import pymetis
 import shapely
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from shapely.geometry.base import BaseGeometry
 
 from geogrid.core.crs import metric_crs, transform_geometries
+from geogrid.core.loadindex import LoadWeights
 from geogrid.core.plans.edits import Coverage, rebuild_community
 from geogrid.errors import InvalidInput
 
@@ -59,7 +64,12 @@ __all__ = [
     "balance",
     "community_pieces",
     "allocate",
+    "LOADS",
+    "load_points",
 ]
+
+#: what auto-partition can balance
+LOADS = ("households", "load_index")
 
 
 @dataclass
@@ -174,9 +184,6 @@ def _adjacency(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ok = shared > 0
     a, b, shared = a[ok], b[ok], shared[ok]
     # join disconnected components (islands) to their nearest cell
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     n = len(cells)
     ncomp, comp = connected_components(
         coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n)), directed=False
@@ -211,8 +218,6 @@ def _metis(
     ufactor: int,
     seed: int,
 ) -> np.ndarray:
-    import pymetis
-
     if n_parts <= 1 or cells_n <= 1:
         return np.zeros(cells_n, dtype=np.int64)
     src = np.concatenate([a, b])
@@ -276,6 +281,8 @@ def _cut(
     a, b, elen = _adjacency(cells)
     fixed = k is not None
     if k is None:
+        if target is None:
+            raise InvalidInput("target", target, "a load per grid, or a number of grids n")
         k = max(1, math.ceil(float(weights.sum()) / target))
     k = max(1, min(int(k), len(cells)))
     rounds = 0
@@ -386,7 +393,7 @@ def partition_community(
             maximum=np.asarray([len(m) for m in members]),
         )
     else:
-        counts = [None] * len(members)
+        counts = np.full(len(members), None, dtype=object)
     pieces, rounds = [], 0
     for m, kp in zip(members, counts, strict=True):
         part, k, r = _cut(
@@ -458,6 +465,62 @@ def _loads(geoms, lon, lat, wt, area_total) -> np.ndarray:
         taken |= inside
         loads[i] = wt[inside].sum()
     return loads
+
+
+def load_points(
+    buildings: pd.DataFrame,
+    incidents: pd.DataFrame,
+    *,
+    load: str = "households",
+    reference: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    weights: LoadWeights | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The weighted points (lon, lat WGS84, weight) whose sum per grid is the load to balance.
+
+    ``load="households"``: the building points weighted by their households.
+    ``load="load_index"``: the load index is linear, so its household and incident terms
+    are weighted points too — buildings weighted ``100·w_h/Σw · households / H̄`` and the
+    incidents ``100·w_i/Σw · effort / Ē`` (``reference`` = (Ē, H̄, Ā), the grid means of
+    :func:`geogrid.core.loadindex.grid_reference`); the area term is spread by area inside
+    the partitioner (``area_share``).
+
+    Parameters
+    ----------
+    buildings : DataFrame  ``lon``, ``lat``, ``households``
+    incidents : DataFrame  ``lon``, ``lat``, ``effort`` of the incidents in the window
+
+    >>> b = pd.DataFrame({"lon": [0.0], "lat": [0.0], "households": [10.0]})
+    >>> i = pd.DataFrame({"lon": [1.0], "lat": [1.0], "effort": [2.0]})
+    >>> load_points(b, i)[2].tolist()
+    [10.0]
+    >>> w = LoadWeights(incidents=1, households=1, area=0)
+    >>> load_points(b, i, load="load_index", reference=(2, 10, 1), weights=w)[2].tolist()
+    [50.0, 50.0]
+    """
+    if load not in LOADS:
+        raise InvalidInput("load", load, " or ".join(LOADS))
+    lon = buildings["lon"].to_numpy(dtype=float)
+    lat = buildings["lat"].to_numpy(dtype=float)
+    wt = buildings["households"].to_numpy(dtype=float)
+    if load == "households":
+        return lon, lat, wt
+    w = weights or LoadWeights()
+    tot = w.incidents + w.households + w.area
+    ref_e, ref_h, _ = reference
+    return (
+        np.concatenate([lon, incidents["lon"].to_numpy(dtype=float)]),
+        np.concatenate([lat, incidents["lat"].to_numpy(dtype=float)]),
+        np.concatenate(
+            [
+                100 * w.households / tot * wt / max(ref_h, 1e-12),
+                100
+                * w.incidents
+                / tot
+                * incidents["effort"].to_numpy(dtype=float)
+                / max(ref_e, 1e-12),
+            ]
+        ),
+    )
 
 
 def autopartition(
