@@ -21,6 +21,7 @@ from api.json import GeogridJSONResponse
 from api.routes import (
     analytics,
     boundaries,
+    config,
     docs,
     health,
     incidents,
@@ -37,8 +38,6 @@ from geogrid.settings import Settings
 __all__ = ["ROUTERS", "GeogridAPI", "create_app", "app_from_env"]
 
 #: every router of the API, in the order of the OpenAPI document
-# TODO(lead): add ``config`` (api/routes/config.py, being written by the city helper)
-# after ``plans`` once the module exists.
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
     locate.router,
@@ -49,6 +48,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     ogc.router,
     tiles.router,
     plans.router,
+    config.router,
     web.router,
     docs.router,
 )

@@ -7,12 +7,27 @@
 ``GEOGRID_REDIS_URL``     Redis for the shared tile cache (optional; memory cache otherwise).
 ``GEOGRID_CATEGORIES``    CSV overriding the incident category catalogue.
 ``GEOGRID_CITY_FILE``     a JSON or TOML file describing the city (:class:`City`); without
-                          it, ``GEOGRID_CITY__<FIELD>`` variables, else the Yulin demo.
+                          it, the ``GEOGRID_CITY__<FIELD>`` variables (e.g.
+                          ``GEOGRID_CITY__NAME_ZH``), else a city with no name (the page
+                          then shows the top unit's name, or "geogrid").
 
 A city is configuration, not code: its name, time zone, metric CRS, default map view and
 category catalogue live in :class:`City`. Times are stored in UTC and shown in
 ``city.timezone``; lengths and areas are measured in ``city.metric_crs`` (when unset, the
-CGCS2000 3° Gauss-Kruger zone of the data's longitude).
+CGCS2000 3° Gauss-Kruger zone of the published boundaries' central longitude, see
+:mod:`geogrid.services.city`). The demo's city is ``geogrid/demo/yulin.toml``.
+
+A city file holds the :class:`City` fields at its top level or under a ``[city]`` table;
+``timezone`` is required in a file. A relative ``categories`` path is read relative to the
+file::
+
+    [city]
+    code = "340100"
+    name_zh = "合肥市"
+    name_en = "Hefei"
+    timezone = "Asia/Shanghai"
+    center = [117.23, 31.82]
+    zoom = 9
 """
 
 from __future__ import annotations
@@ -21,70 +36,139 @@ import json
 import tomllib
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, field_validator
+import pyproj
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pyproj.exceptions import CRSError
 
-__all__ = ["City", "Settings", "get_settings", "load_city"]
+__all__ = ["DEFAULT_TIMEZONE", "City", "CityFileError", "Settings", "get_settings", "load_city"]
+
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+"""China Standard Time (UTC+8), the zone of a city configured without a file. A city file
+must name its zone."""
 
 
 class City(BaseModel):
     """What makes one city's service differ from another's.
 
-    >>> City(code="450900", name_zh="玉林市", name_en="Yulin").timezone
+    Every field is optional except in a city file, which must name the ``timezone``; unset
+    fields are derived from the published boundaries when the service needs them
+    (:func:`geogrid.services.city.city_profile`).
+
+    >>> City().timezone
     'Asia/Shanghai'
+    >>> City(name_en="Testcity", timezone="Asia/Urumqi", metric_crs="epsg:4548").metric_crs
+    'EPSG:4548'
     """
 
     model_config = {"frozen": True}
 
-    code: str = Field("450900", description="administrative code of the city (6 digits)")
-    name_zh: str = Field("玉林市", description="the city's name in Chinese")
-    name_en: str = Field("Yulin", description="the city's name in English")
+    code: str | None = Field(default=None, description="administrative code of the city (6 digits)")
+    name_zh: str | None = Field(default=None, description="the city's name in Chinese")
+    name_en: str | None = Field(default=None, description="the city's name in English")
     timezone: str = Field(
-        "Asia/Shanghai", description="IANA time zone in which times are shown and read"
+        default=DEFAULT_TIMEZONE,
+        description="IANA time zone in which times are shown and read",
     )
     metric_crs: str | None = Field(
-        None,
-        description="CRS for lengths and areas (e.g. EPSG:4546); unset: the CGCS2000 3° "
-        "Gauss-Kruger zone of the data's central longitude",
+        default=None,
+        description="projected CRS for lengths and areas, as 'EPSG:n'; unset: the CGCS2000 3° "
+        "Gauss-Kruger zone of the published boundaries' central longitude",
     )
-    center: tuple[float, float] = Field(
-        (110.16, 22.65), description="default map centre, WGS84 (lon, lat)"
+    center: tuple[float, float] | None = Field(
+        default=None,
+        description="default map centre, WGS84 (lon, lat); unset: the boundaries' centre",
     )
-    zoom: float = Field(8.5, description="default map zoom (Web Mercator zoom level)")
+    zoom: float | None = Field(
+        default=None,
+        description="default map zoom (Web Mercator zoom level); unset: fit the boundaries",
+    )
     categories: Path | None = Field(
-        None, description="CSV of the incident category catalogue (default: the shipped one)"
+        default=None,
+        description="CSV of the incident category catalogue (default: the shipped one)",
     )
-    source: str = Field(
-        "Yulin demo data (synthetic hierarchy on the real county outlines)",
-        description="the data's source line shown on maps",
+    source: str | None = Field(
+        default=None, description="the data's source line shown on maps (attribution)"
     )
 
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, v: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {v!r} (an IANA name, e.g. Asia/Shanghai)") from exc
         return v
 
+    @field_validator("metric_crs")
+    @classmethod
+    def _projected(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        try:
+            crs = pyproj.CRS.from_user_input(v)
+        except CRSError as exc:
+            raise ValueError(f"unknown CRS {v!r} (a projected CRS, e.g. EPSG:4548)") from exc
+        if not crs.is_projected:
+            raise ValueError(f"{v!r} is not a projected (metric) CRS")
+        auth = crs.to_authority()
+        return f"{auth[0]}:{auth[1]}" if auth else crs.to_string()
+
+    @field_validator("center")
+    @classmethod
+    def _lon_lat(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not (-180 <= v[0] <= 180 and -90 <= v[1] <= 90):
+            raise ValueError(f"center {v!r} is not a WGS84 (lon, lat) pair")
+        return v
+
+
+class CityFileError(ValueError):
+    """A city file that is missing, unreadable or invalid (the message names the file and
+    the field). Settings sit below :mod:`geogrid.errors` in the layers, so this is a plain
+    ``ValueError``."""
+
+    def __init__(self, path: Path, problem: str):
+        self.path = path
+        super().__init__(f"city file {str(path)!r}: {problem}")
+
 
 def load_city(path: str | Path) -> City:
-    """Read a :class:`City` from a JSON or TOML file."""
+    """Read a :class:`City` from a JSON or TOML file (fields at the top or under ``city``).
+
+    Raises
+    ------
+    CityFileError
+        When the file is missing, unreadable, has no ``timezone`` or an invalid field.
+    """
     p = Path(path)
-    raw: dict[str, Any]
-    if p.suffix.lower() == ".toml":
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    else:
-        raw = json.loads(p.read_text(encoding="utf-8"))
-    return City.model_validate(raw.get("city", raw))
+    if not p.is_file():
+        raise CityFileError(p, "no such file (GEOGRID_CITY_FILE names a .toml or .json file)")
+    try:
+        text = p.read_text(encoding="utf-8")
+        raw: Any = tomllib.loads(text) if p.suffix.lower() == ".toml" else json.loads(text)
+    except (OSError, ValueError) as exc:
+        raise CityFileError(p, f"cannot be read as TOML or JSON: {exc}") from exc
+    fields = raw.get("city", raw) if isinstance(raw, dict) else None
+    if not isinstance(fields, dict) or "timezone" not in fields:
+        raise CityFileError(p, "timezone is required (an IANA name, e.g. Asia/Shanghai)")
+    categories = fields.get("categories")
+    if categories is not None and not Path(categories).is_absolute():
+        fields = {**fields, "categories": str(p.resolve().parent / categories)}
+    try:
+        return City.model_validate(fields)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise CityFileError(p, problems) from exc
 
 
 class Settings(BaseSettings):
-    """The process's settings, read once (:func:`get_settings`)."""
+    """The process's settings, read once (:func:`get_settings`).
+
+    >>> Settings(city=City(name_en="Testcity")).city.name_en
+    'Testcity'
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="GEOGRID_", env_nested_delimiter="__", frozen=True, extra="ignore"
@@ -109,10 +193,12 @@ class Settings(BaseSettings):
 
     @property
     def pg_data(self) -> Path:
+        """Data folder of the embedded cluster."""
         return self.home / "pg"
 
     @property
     def embedded(self) -> bool:
+        """Whether the embedded cluster is used (no ``GEOGRID_DATABASE_URL``)."""
         return not self.database_url
 
 

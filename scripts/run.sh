@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Set up, start the database (the embedded cluster when GEOGRID_DATABASE_URL is unset),
-# load the Yulin demo if the database is empty, and serve on http://127.0.0.1:8000.
+# load the demo city (Yulin) if the database is empty, and serve on http://127.0.0.1:8000.
+# The city served is GEOGRID_CITY_FILE, by default the demo's (geogrid/demo/yulin.toml);
+# to serve another city, import its boundaries and point GEOGRID_CITY_FILE at its file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
+export GEOGRID_CITY_FILE="${GEOGRID_CITY_FILE:-$PWD/geogrid/demo/yulin.toml}"
 if [ -z "${GEOGRID_DATABASE_URL:-}" ]; then geogrid db up; fi
 geogrid db migrate
 geogrid demo load --if-empty

@@ -14,7 +14,6 @@ from shapely import LineString, Point, box
 
 from geogrid.core.crs import (
     CRS_NAMES,
-    YULIN_METRIC_CRS,
     area_m2,
     bd09_to_gcj02,
     bd09_to_wgs84,
@@ -24,6 +23,7 @@ from geogrid.core.crs import (
     in_china,
     length_m,
     metric_crs,
+    metric_crs_of,
     normalize_crs,
     project_xy,
     to_metric,
@@ -35,6 +35,8 @@ from geogrid.core.crs import (
 )
 from geogrid.errors import InvalidInput
 
+#: CGCS2000 / 3-degree Gauss-Kruger CM 111E: the zone of the Yulin test data (109.5-110.9E)
+YULIN_METRIC_CRS = "EPSG:4546"
 YULIN_DIR = Path(__file__).resolve().parents[1] / "boundaries" / "yulin"
 
 # Reference values for the input point (116.404, 39.915), as printed in the "//result"
@@ -319,6 +321,16 @@ def test_to_wgs84_frame_needs_a_crs() -> None:
 )
 def test_metric_crs(lon, lat, expected) -> None:
     assert metric_crs(lon, lat).to_string() == expected
+
+
+def test_metric_crs_of_a_city_elsewhere_and_of_nothing() -> None:
+    assert metric_crs_of([box(116.9, 31.6, 117.5, 32.0)]).to_string() == "EPSG:4548"
+    assert "CM 117E" in metric_crs_of([box(116.9, 31.6, 117.5, 32.0)]).name
+    frame = gpd.GeoDataFrame(geometry=[box(110.0, 22.5, 110.3, 22.8)], crs="EPSG:4326")
+    assert metric_crs_of(frame).to_string() == YULIN_METRIC_CRS
+    # nothing to measure: an equal-area CRS, and areas of nothing are 0
+    assert metric_crs_of([]).to_string() == "EPSG:6933"
+    assert area_m2([shapely.Polygon()]).tolist() == [0.0]
 
 
 def test_metric_crs_is_cgcs2000_gauss_kruger() -> None:

@@ -1,23 +1,37 @@
 """The ``geogrid`` command line (typer + rich).
 
-Each command parses its options, calls one library function, and prints the result.
+Each command parses its options, calls one service function, and prints the result.
 Errors from geogrid are printed as one clear message (file, row and field for files) and
 exit with status 2; ``boundaries validate`` exits 1 when it has findings.
+
+The city (name, time zone, metric CRS, map view) comes from the settings:
+``GEOGRID_CITY_FILE`` (see :mod:`geogrid.settings`); ``geogrid serve --city FILE`` sets it
+for the server.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
+import uvicorn
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import Engine
 
+from geogrid.cli import analytics, plan, users
+from geogrid.cli import incidents as incidents_commands
+from geogrid.core.validation import Finding, findings_geojson
 from geogrid.errors import FileInputError, GeogridError, InvalidInput, TopologyError
+from geogrid.services import boundaries, database
+from geogrid.services.demo import DEMO_CITY_FILE, load_demo
+from geogrid.services.lookup import locate
+from geogrid.settings import CityFileError, Settings, get_settings, load_city
 
 app = typer.Typer(
     help="geogrid: grid-management boundaries, incidents and analytics.",
@@ -28,7 +42,9 @@ db_app = typer.Typer(help="The database: embedded cluster and migrations.", no_a
 boundaries_app = typer.Typer(
     help="Boundary layers: import, validate, export, versions.", no_args_is_help=True
 )
-demo_app = typer.Typer(help="The Yulin demo.", no_args_is_help=True)
+demo_app = typer.Typer(
+    help="The demo city (a synthetic hierarchy on real county outlines).", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(boundaries_app, name="boundaries")
 app.add_typer(demo_app, name="demo")
@@ -40,6 +56,7 @@ LevelOpt = Annotated[str, typer.Option("--level", "-l", help="district, street, 
 
 
 def _fail(exc: GeogridError, code: int = 2) -> None:
+    """Print the error and exit with ``code``."""
     err.print(f"[bold red]error:[/] {exc}", highlight=False)
     raise typer.Exit(code)
 
@@ -51,20 +68,25 @@ def _aware(when: datetime | None) -> datetime | None:
     return when
 
 
-def _engine():
-    from geogrid.store import get_engine
+def _settings() -> Settings:
+    """The settings of this command (read once per command); a bad city file is an error."""
+    try:
+        return get_settings()
+    except CityFileError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
 
-    return get_engine()
+
+def _engine() -> Engine:
+    return database.get_engine(_settings().database_url)
 
 
 # ----------------------------------------------------------------------------- db
 @db_app.command("up")
 def db_up() -> None:
     """Start the embedded PostgreSQL + PostGIS cluster (initialised on first use)."""
-    from geogrid.store import cluster
-
     try:
-        url = cluster.up()
+        url = database.cluster_up(_settings())
     except GeogridError as exc:
         _fail(exc)
     console.print(f"embedded database running: {url}")
@@ -73,42 +95,32 @@ def db_up() -> None:
 @db_app.command("down")
 def db_down() -> None:
     """Stop the embedded cluster."""
-    from geogrid.store import cluster
-
-    cluster.down()
+    database.cluster_down(_settings())
     console.print("embedded database stopped")
 
 
 @db_app.command("status")
 def db_status() -> None:
     """Show the database in use and whether it answers."""
-    from geogrid.settings import get_settings
-    from geogrid.store import cluster
-
-    s = get_settings()
-    if s.database_url:
-        console.print(f"GEOGRID_DATABASE_URL={s.database_url}")
+    info = database.cluster_status(_settings())
+    if "url" in info:
+        console.print(f"GEOGRID_DATABASE_URL={info['url']}")
     else:
-        console.print(cluster.status(s))
+        console.print(info)
 
 
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Apply the Alembic migrations (idempotent)."""
-    from geogrid.store import database_url, migrate
-
     try:
-        url = database_url()
-        migrate(url)
+        database.migrate(_settings().database_url)
     except GeogridError as exc:
         _fail(exc)
     console.print("schema up to date")
 
 
 # ----------------------------------------------------------------------------- boundaries
-def _print_findings(findings, fmt: str) -> None:
-    from geogrid.core.validation import findings_geojson
-
+def _print_findings(findings: list[Finding], fmt: str) -> None:
     if fmt == "geojson":
         sys.stdout.write(json.dumps(findings_geojson(findings), ensure_ascii=False) + "\n")
         return
@@ -145,11 +157,14 @@ def boundaries_import(
     ] = False,
     draft: Annotated[bool, typer.Option("--draft", help="store as a draft version")] = False,
 ) -> None:
-    """Import a boundary layer as a new boundary version (all or nothing)."""
-    from geogrid.services.boundaries import import_layer, read_boundary_file
+    """Import a boundary layer as a new boundary version (all or nothing).
 
+    Areas are measured in the city's metric CRS (GEOGRID_CITY_FILE's metric_crs, else the
+    Gauss-Kruger zone of the boundaries' centre)."""
+    settings = _settings()
     try:
-        units = read_boundary_file(
+        res = boundaries.import_file(
+            _engine(),
             path,
             level,
             code_field=code_field,
@@ -157,9 +172,10 @@ def boundaries_import(
             parent_field=parent_field,
             crs=crs,
             layer=layer,
-        )
-        res = import_layer(
-            _engine(), units, level, source=str(path), force=force, repair=repair, publish=not draft
+            metric_crs=settings.city.metric_crs,
+            force=force,
+            repair=repair,
+            publish=not draft,
         )
     except TopologyError as exc:
         _print_findings(exc.findings, "table")
@@ -170,7 +186,8 @@ def boundaries_import(
         console.print(res.repairs.to_string(index=False))
     state = "published" if res.published else "draft"
     console.print(
-        f"imported {res.count} {level} unit(s) as boundary version {res.version_id} ({state})"
+        f"imported {res.count} {level} unit(s) as boundary version {res.version_id} ({state}); "
+        f"areas in {res.metric_crs}"
     )
 
 
@@ -190,36 +207,20 @@ def boundaries_validate(
     """Report every topology finding; exit 1 when there are any."""
     if fmt not in ("table", "geojson"):
         _fail(InvalidInput("--format", fmt, "table or geojson"))
-    from geogrid.core import validation
-    from geogrid.services.boundaries import PARENT_LEVEL, read_boundary_file
-    from geogrid.store.tables import LEVELS
-    from geogrid.store.units import load_units
-
+    metric = _settings().city.metric_crs
+    findings: list[Finding] = []
     try:
         if path is not None:
             if level is None:
-                _fail(GeogridError("--level is required with a file"))
-            units = read_boundary_file(path, level, crs=crs)
-            parents = None
-            parent_level = PARENT_LEVEL[level]
-            if parent_level and units["parent_code"].notna().any():
-                try:
-                    parents = load_units(_engine(), parent_level, version=version)
-                except GeogridError:
-                    parents = None
-            findings = validation.validate_units(units, level=level, parents=parents)
+                _fail(InvalidInput("--level", None, "a level (district, street, community, grid)"))
+            else:
+                findings = boundaries.validate_file(
+                    _engine(), path, level, crs=crs, version=version, metric_crs=metric
+                )
         else:
-            eng = _engine()
-            layers = {lv: load_units(eng, lv, version=version) for lv in LEVELS}
-            layers = {k: v for k, v in layers.items() if len(v)}
-            if level:
-                keep = [level]
-                if PARENT_LEVEL[level]:
-                    keep.append(PARENT_LEVEL[level])
-                layers = {k: v for k, v in layers.items() if k in keep}
-            findings = validation.validate_hierarchy(layers)
-            if level:
-                findings = [f for f in findings if f.level == level]
+            findings = boundaries.validate_stored(
+                _engine(), level=level, version=version, metric_crs=metric
+            )
     except GeogridError as exc:
         _fail(exc)
     _print_findings(findings, fmt)
@@ -239,23 +240,17 @@ def boundaries_export(
     ] = None,
 ) -> None:
     """Export a level of a version (default: published) to GeoJSON, GPKG, .zip or .parquet."""
-    from geogrid.services.boundaries import write_boundary_file
-    from geogrid.store.units import load_units
-
     try:
-        units = load_units(_engine(), level, version=version, as_of=_aware(as_of))
-        write_boundary_file(units, path)
+        n = boundaries.export_level(_engine(), path, level, version=version, as_of=_aware(as_of))
     except GeogridError as exc:
         _fail(exc)
-    console.print(f"wrote {len(units)} {level} unit(s) to {path}")
+    console.print(f"wrote {n} {level} unit(s) to {path}")
 
 
 @boundaries_app.command("versions")
 def boundaries_versions() -> None:
     """List boundary versions."""
-    from geogrid.store.units import list_versions
-
-    console.print(list_versions(_engine()).to_string(index=False))
+    console.print(boundaries.list_versions(_engine()).to_string(index=False))
 
 
 # ----------------------------------------------------------------------------- lookup
@@ -266,10 +261,8 @@ def locate_cmd(
     crs: Annotated[str, typer.Option(help="wgs84, gcj02 or bd09")] = "wgs84",
 ) -> None:
     """Units at every level that contain a point."""
-    from geogrid.services.lookup import locate
-
     try:
-        res = locate(lon, lat, crs=crs)
+        res = locate(lon, lat, crs=crs, engine=_engine())
     except GeogridError as exc:
         _fail(exc)
     console.print_json(json.dumps(res, ensure_ascii=False, default=str))
@@ -284,9 +277,8 @@ def demo_load(
         bool, typer.Option("--if-empty", help="do nothing when boundaries are already stored")
     ] = False,
 ) -> None:
-    """Build and store the deterministic Yulin demo (boundaries, buildings, people, incidents)."""
-    from geogrid.services.demo import load_demo
-
+    """Build and store the deterministic demo city (boundaries, buildings, people,
+    incidents); serve it with GEOGRID_CITY_FILE set to the demo's city file."""
     try:
         summary = load_demo(
             _engine(), incidents=incidents, seed=seed, if_empty=if_empty, console=console
@@ -294,6 +286,7 @@ def demo_load(
     except GeogridError as exc:
         _fail(exc)
     console.print(summary)
+    console.print(f"the demo's city file: GEOGRID_CITY_FILE={DEMO_CITY_FILE}")
 
 
 # ----------------------------------------------------------------------------- serve
@@ -302,14 +295,25 @@ def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
     workers: Annotated[int, typer.Option()] = 1,
+    city: Annotated[
+        Path | None,
+        typer.Option(help="the city file (TOML or JSON); default $GEOGRID_CITY_FILE"),
+    ] = None,
 ) -> None:
-    """Run the HTTP service (FastAPI + uvicorn)."""
-    import uvicorn
-
-    from geogrid.store import database_url, migrate
-
-    url = database_url()
-    migrate(url)
+    """Run the HTTP service (FastAPI + uvicorn) for the configured city."""
+    if city is not None:
+        try:
+            load_city(city)
+        except CityFileError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(2) from exc
+        # the app factory (in every worker) reads the settings from the environment
+        os.environ["GEOGRID_CITY_FILE"] = str(city.resolve())
+    settings = _settings()
+    try:
+        database.migrate(settings.database_url)
+    except GeogridError as exc:
+        _fail(exc)
     uvicorn.run(
         "api.main:app_from_env",
         factory=True,
@@ -320,18 +324,14 @@ def serve(
     )
 
 
-def _register_commands() -> None:
-    """The command groups, listed explicitly (each module has a ``register(app)``)."""
-    from geogrid.cli import analytics, incidents, plan, users
-
-    for group in (analytics, incidents, plan, users):
-        group.register(app)
-
-
-_register_commands()
+#: the command groups of the other modules, listed explicitly (each has ``register(app)``)
+COMMAND_GROUPS = (analytics, incidents_commands, plan, users)
+for _group in COMMAND_GROUPS:
+    _group.register(app)
 
 
 def main() -> None:  # pragma: no cover
+    """Run the command line, printing file errors as one message."""
     try:
         app()
     except FileInputError as exc:

@@ -10,7 +10,7 @@ Three *named* coordinate systems appear in Chinese data:
 ``"bd09"``
     BD-09 (百度坐标): GCJ-02 with Baidu's further offset, used by Baidu Maps.
 
-Any other CRS is named by a string pyproj understands (``"EPSG:4490"``, ``"EPSG:4546"``...)
+Any other CRS is named by a string pyproj understands (``"EPSG:4490"``, ``"EPSG:4548"``...)
 and is handled by pyproj. All functions take and return **longitude first** (x, y order).
 
 GCJ-02 is only applied inside the usual out-of-China bounding box used by the public
@@ -20,7 +20,10 @@ box are returned unchanged by every GCJ-02 conversion; BD-09's own offset is app
 everywhere, as Baidu does. NaN in gives NaN out.
 
 Areas and lengths are computed in a metric CRS: :func:`metric_crs` returns the CGCS2000
-3-degree Gauss-Kruger zone of a longitude (EPSG:4546, central meridian 111E, for Yulin).
+3-degree Gauss-Kruger zone of a longitude (e.g. EPSG:4548, central meridian 117E, for a city
+at 116-118E); :func:`metric_crs_of` the zone of a set of geometries' centre. A service
+measures in its city's CRS (``settings.city.metric_crs``, or the zone of the published
+boundaries) and passes it as ``crs``.
 """
 
 from __future__ import annotations
@@ -41,7 +44,6 @@ from geogrid.errors import InvalidInput
 
 __all__ = [
     "CRS_NAMES",
-    "YULIN_METRIC_CRS",
     "wgs84_to_gcj02",
     "gcj02_to_wgs84",
     "gcj02_to_bd09",
@@ -55,6 +57,7 @@ __all__ = [
     "transform_geometries",
     "to_wgs84_frame",
     "metric_crs",
+    "metric_crs_of",
     "project_xy",
     "to_metric",
     "area_m2",
@@ -64,8 +67,6 @@ __all__ = [
 CRS_NAMES: tuple[str, str, str] = ("wgs84", "gcj02", "bd09")
 """The named (non-EPSG) coordinate systems."""
 
-YULIN_METRIC_CRS = "EPSG:4546"
-"""CGCS2000 / 3-degree Gauss-Kruger CM 111E: the metric CRS for Yulin (109.5-110.9E)."""
 
 _CRS_ALLOWED = "wgs84, gcj02, bd09 or an EPSG code"
 
@@ -102,6 +103,8 @@ _GK_FIRST_EPSG = 4534
 _GK_FIRST_CM = 75
 _GK_ZONES = 21
 _GK_LON_RANGE = (73.5, 136.5)
+# WGS 84 / NSIDC EASE-Grid 2.0 Global (equal-area): the CRS of "nothing to measure"
+_EMPTY_METRIC_EPSG = 6933
 
 ArrayLike = Any
 """A float, a sequence of floats or a NumPy array (degrees unless stated)."""
@@ -648,9 +651,9 @@ def metric_crs(lon: float, lat: float | None = None) -> pyproj.CRS:
 
     Inside 73.5-136.5E (China's longitudes) this is the CGCS2000 3-degree Gauss-Kruger
     zone whose central meridian is nearest: EPSG:4534 (CM 75E) ... EPSG:4554 (CM 135E),
-    one code per 3 degrees (axes in metres, easting without zone prefix). For Yulin
-    (109.5-110.9E) it is EPSG:4546, CM 111E. A longitude half-way between two central
-    meridians goes east.
+    one code per 3 degrees (axes in metres, easting without zone prefix): e.g. EPSG:4546
+    (CM 111E) at 109.5-112.5E, EPSG:4548 (CM 117E) at 115.5-118.5E. A longitude half-way
+    between two central meridians goes east.
 
     Outside that range it falls back to the WGS 84 / UTM zone of the longitude
     (EPSG:326zz north, EPSG:327zz when ``lat < 0``).
@@ -670,6 +673,8 @@ def metric_crs(lon: float, lat: float | None = None) -> pyproj.CRS:
     --------
     >>> metric_crs(110.15).to_string()
     'EPSG:4546'
+    >>> metric_crs(117.2).to_string()
+    'EPSG:4548'
     >>> metric_crs(2.35, 48.86).to_string()
     'EPSG:32631'
     """
@@ -694,15 +699,45 @@ def _metric_target(crs: str | pyproj.CRS | None, geoms: Any, source: str) -> pyp
         name = normalize_crs(crs)
         target = _pyproj_crs_or_none(name)
         if target is None or not target.is_projected:
-            raise InvalidInput("crs", crs, "a projected (metric) CRS such as EPSG:4546")
+            raise InvalidInput("crs", crs, "a projected (metric) CRS such as EPSG:4548")
         return target
+    return _centre_metric_crs(geoms, source)
+
+
+def _centre_metric_crs(geoms: Any, source: str) -> pyproj.CRS:
     values = np.asarray(geoms.array if isinstance(geoms, gpd.GeoSeries) else geoms, dtype=object)
     bounds = shapely.total_bounds(values) if values.size else np.full(4, np.nan)
     if not np.all(np.isfinite(bounds)):
-        return _crs_from_epsg(int(YULIN_METRIC_CRS.split(":")[1]))
+        # nothing to measure (no or only empty geometries): any metric CRS gives 0
+        return _crs_from_epsg(_EMPTY_METRIC_EPSG)
     cx, cy = (bounds[0] + bounds[2]) / 2.0, (bounds[1] + bounds[3]) / 2.0
     cx, cy = _convert(cx, cy, source, "wgs84")
     return metric_crs(cx, cy)
+
+
+def metric_crs_of(geoms: Any) -> pyproj.CRS:
+    """The metric CRS of a set of geometries: :func:`metric_crs` of the centre of their
+    bounding box (the zone a city's areas are measured in when its CRS is not configured).
+
+    Parameters
+    ----------
+    geoms : GeoDataFrame, GeoSeries or array-like of shapely geometries
+        Geometries in their ``.crs``, or in EPSG:4326 when it is unset / for plain arrays.
+
+    Returns
+    -------
+    pyproj.CRS
+        A CGCS2000 3-degree Gauss-Kruger zone inside China's longitudes, else a UTM zone;
+        EPSG:6933 (an equal-area world CRS) when there is nothing to measure.
+
+    Examples
+    --------
+    >>> from shapely import box
+    >>> metric_crs_of([box(116.8, 31.6, 117.6, 32.1)]).to_string()
+    'EPSG:4548'
+    """
+    series = geoms.geometry if isinstance(geoms, gpd.GeoDataFrame) else geoms
+    return _centre_metric_crs(series, _source_of(series))
 
 
 def _source_of(geoms: Any) -> str:
@@ -796,7 +831,7 @@ def project_xy(lon: ArrayLike, lat: ArrayLike, crs: str | pyproj.CRS) -> tuple[A
     lon, lat : float or array-like
         WGS84 (EPSG:4326) longitude and latitude in degrees.
     crs : str or pyproj.CRS
-        A projected CRS, e.g. ``metric_crs(lon)`` or ``YULIN_METRIC_CRS``.
+        A projected CRS, e.g. ``metric_crs(lon)`` or the city's ``"EPSG:4548"``.
 
     Returns
     -------
@@ -806,5 +841,5 @@ def project_xy(lon: ArrayLike, lat: ArrayLike, crs: str | pyproj.CRS) -> tuple[A
     name = normalize_crs(crs)
     target = _pyproj_crs_or_none(name)
     if target is None or not target.is_projected:
-        raise InvalidInput("crs", crs, "a projected (metric) CRS such as EPSG:4546")
+        raise InvalidInput("crs", crs, "a projected (metric) CRS such as EPSG:4548")
     return _convert(lon, lat, "wgs84", name)

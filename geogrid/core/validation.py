@@ -39,11 +39,12 @@ Geometries are stored in EPSG:4326 (a frame without a CRS is taken as EPSG:4326,
 CRS is reprojected). Topology (validity, containment, intersections, unions, differences)
 is computed on the stored lon/lat coordinates, so the verdicts are about the data exactly
 as stored and every ``location`` is in EPSG:4326. Areas are measured by projecting the
-pieces to the metric CRS of the layer, :func:`geogrid.core.crs.metric_crs` of the centre of
-its bounding box (EPSG:4546, CGCS2000 / 3-degree Gauss-Kruger CM 111E, for Yulin). The
+pieces to ``metric_crs`` (the city's, when the caller passes it), by default
+:func:`geogrid.core.crs.metric_crs` of the centre of the layer's bounding box (a CGCS2000
+3-degree Gauss-Kruger zone, e.g. EPSG:4548, CM 117E, for a city at 116-118E). The
 tolerance buffer is drawn in a local metric frame (equirectangular, scaled by the GRS80
 radii of curvature at the centre of the units tested; an affine map, so straight edges
-stay straight; its scale is within 0.5% across a city the size of Yulin). Areas are in
+stay straight; its scale is within 0.5% across a city 300 km wide). Areas are in
 m², distances in m.
 
 Why not overlay in the projected CRS: a polygon that is valid in lon/lat can become
@@ -293,7 +294,7 @@ def _metric_target(*arrays: np.ndarray) -> pyproj.CRS:
             xmin, ymin, xmax, ymax = shapely.total_bounds(present)
             if np.all(np.isfinite([xmin, ymin, xmax, ymax])):
                 return metric_crs((xmin + xmax) / 2.0, (ymin + ymax) / 2.0)
-    return metric_crs(111.0)  # nothing to measure
+    return metric_crs(117.0)  # nothing to measure: any zone gives 0
 
 
 def _areas(geoms: np.ndarray, target: pyproj.CRS) -> np.ndarray:
@@ -428,6 +429,7 @@ def validate_units(
     sliver_m2: float = 10.0,
     gap_m2: float = 1.0,
     overlap_m2: float = 1.0,
+    metric_crs: str | pyproj.CRS | None = None,
 ) -> list[Finding]:
     """Check one boundary layer, optionally against its parent layer.
 
@@ -456,6 +458,9 @@ def validate_units(
         larger than this (m²) are reported.
     overlap_m2 : float, default 1.0
         Sibling intersections larger than this (m²) are reported.
+    metric_crs : str or pyproj.CRS, optional
+        Projected CRS of the areas (the city's); default the Gauss-Kruger zone of the
+        layer's centre.
 
     Returns
     -------
@@ -497,7 +502,11 @@ def validate_units(
     pcodes = _parent_codes(units)
     geoms = _wgs84_geoms(units)
     p_geoms = _wgs84_geoms(parents) if check_parents and parents is not None else geoms[:0]
-    target = _metric_target(geoms, p_geoms)
+    target = (
+        pyproj.CRS.from_user_input(metric_crs)
+        if metric_crs is not None
+        else _metric_target(geoms, p_geoms)
+    )
     out = _Collector(level)
 
     ok = _geometry_findings(out, codes, geoms)
@@ -563,7 +572,7 @@ def _duplicate_findings(out: _Collector, codes: np.ndarray, geoms: np.ndarray) -
         points = [p for p in anchors[positions] if p is not None]
         out.add(
             "duplicate_code",
-            (code,),
+            (str(code),),
             shapely.MultiPoint(points) if points else None,
             0.0,
             f"code {code} is used by {len(positions)} units (rows {positions}, 0-based)",
@@ -784,6 +793,7 @@ def validate_hierarchy(
     sliver_m2: float = 10.0,
     gap_m2: float = 1.0,
     overlap_m2: float = 1.0,
+    metric_crs: str | pyproj.CRS | None = None,
 ) -> list[Finding]:
     """Check every level of a hierarchy, each against the level above.
 
@@ -795,6 +805,9 @@ def validate_hierarchy(
         checked on its own (no orphan, not-within or gap checks).
     tolerance_m, sliver_m2, gap_m2, overlap_m2 : float
         As in :func:`validate_units`.
+    metric_crs : str or pyproj.CRS, optional
+        Projected CRS of the areas (the city's); default for each level the zone of its
+        centre.
 
     Returns
     -------
@@ -829,6 +842,7 @@ def validate_hierarchy(
             sliver_m2=sliver_m2,
             gap_m2=gap_m2,
             overlap_m2=overlap_m2,
+            metric_crs=metric_crs,
         )
     findings += _chain_findings(layers)
     return sorted(findings, key=_sort_key)

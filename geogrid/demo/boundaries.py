@@ -22,8 +22,8 @@ everything below them is generated, deterministically for a seed:
    urban communities (社区) get about one grid per 300 households, villages (村) fewer
    households per grid (but much larger grids).
 
-All geometry is EPSG:4326 (lon, lat); ``area_m2`` is measured in EPSG:4546
-(CGCS2000 / 3-degree Gauss-Kruger CM 111E).
+All geometry is EPSG:4326 (lon, lat); ``area_m2`` is measured in the demo city's metric CRS
+(``geogrid/demo/yulin.toml``: EPSG:4546, CGCS2000 / 3-degree Gauss-Kruger CM 111E).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import cast
 
 import geopandas as gpd
 import numpy as np
@@ -39,13 +40,16 @@ import pandas as pd
 import shapely
 from scipy.spatial import cKDTree
 
+from geogrid.core.crs import area_m2
 from geogrid.core.hierarchy import LEVELS
+from geogrid.demo.city import METRIC_CRS
 from geogrid.errors import InvalidInput
 
 __all__ = [
     "DEFAULT_COUNTIES_PATH",
     "GRID_SIZE",
     "LEVELS",
+    "METRIC_CRS",
     "UNIT_COLUMNS",
     "build_buildings",
     "build_demo",
@@ -70,7 +74,6 @@ UNIT_COLUMNS = [
     "area_m2",
     "geometry",
 ]
-METRIC_CRS = "EPSG:4546"
 
 # A local equirectangular projection (metres) used for k-means and jitter only.
 _LON0, _LAT0 = 110.2, 22.5
@@ -438,6 +441,11 @@ def _to_local(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return (np.asarray(lon) - _LON0) * _KX, (np.asarray(lat) - _LAT0) * _KY
 
 
+def _seat(spec: _DistrictSpec) -> tuple[np.ndarray, np.ndarray]:
+    """The district seat as 0-d arrays (lon, lat), ready for :func:`_to_local`."""
+    return np.asarray(spec.seat[0]), np.asarray(spec.seat[1])
+
+
 def _from_local(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(x) / _KX + _LON0, np.asarray(y) / _KY + _LAT0
 
@@ -462,13 +470,12 @@ def _street_seats(
     di: int, geom: shapely.Geometry, spec: _DistrictSpec, rng: np.random.Generator
 ) -> list[tuple[int, str, float, float]]:
     """Seat points of each street/town: urban ones around the seat, rural ones spread out."""
-    sx, sy = _to_local(*spec.seat)
-    fixed = []
-    for name in spec.streets:
-        if name in spec.urban_offsets_km:
-            dx, dy = spec.urban_offsets_km[name]
-            fixed.append((float(sx) + dx * 1000, float(sy) + dy * 1000))
-    fixed = np.array(fixed, dtype=float).reshape(-1, 2)
+    sx, sy = _to_local(*_seat(spec))
+    offsets = [
+        (float(sx) + dx * 1000, float(sy) + dy * 1000)
+        for dx, dy in (spec.urban_offsets_km[n] for n in spec.streets if n in spec.urban_offsets_km)
+    ]
+    fixed = np.array(offsets, dtype=float).reshape(-1, 2)
     n_rural = len(spec.streets) - len(fixed)
     u = _uniform_in(geom, 6000, rng)
     ux, uy = _to_local(u[:, 0], u[:, 1])
@@ -556,7 +563,7 @@ def _district_buildings(
     hh_u = pop * spec.urban_share / _HH_SIZE[URBAN]
     hh_t = pop * spec.town_share / _HH_SIZE[TOWN]
     hh_r = pop * (1 - spec.urban_share - spec.town_share) / _HH_SIZE[RURAL]
-    sx, sy = _to_local(*spec.seat)
+    sx, sy = _to_local(*_seat(spec))
     stx, sty = _to_local(st_lon, st_lat)
     n_urban_st = len(spec.urban_offsets_km)
     core_sigma = spec.core_sigma_km * 1000
@@ -781,7 +788,8 @@ def _merge_detached(
         new = main.copy()
         groups = pd.Series(orphans).groupby(receiver).apply(list)
         changed = False
-        for r, olist in groups.items():
+        for key, olist in groups.items():
+            r = int(cast(int, key))
             pieces = [main[r]] + [parts[o] for o in olist]
             new[r] = (
                 shapely.coverage_union_all(pieces)
@@ -856,8 +864,6 @@ def _assign(tree: shapely.STRtree, pts: np.ndarray, geoms: np.ndarray) -> np.nda
 
 
 def _area_m2(geoms: np.ndarray) -> np.ndarray:
-    from geogrid.core.crs import area_m2
-
     return np.asarray(area_m2(np.asarray(geoms, dtype=object), crs=METRIC_CRS), dtype=float)
 
 
@@ -942,8 +948,8 @@ def _assemble(
                     if first_urban and not st_name[s].endswith("街道") and own not in used:
                         nm = own
                     else:
-                        nm = None
-                        while nm is None or nm in used:
+                        nm = ""
+                        while not nm or nm in used:
                             base = urban_pool[ui % len(urban_pool)]
                             lap = ui // len(urban_pool)
                             nm = base + ("" if lap == 0 else "二三四五六七八九"[min(lap, 8) - 1])
@@ -951,8 +957,8 @@ def _assemble(
                             ui += 1
                     first_urban = False
                 else:
-                    nm = None
-                    while nm is None or nm in used:
+                    nm = ""
+                    while not nm or nm in used:
                         base = village_pool[vi % len(village_pool)]
                         lap = vi // len(village_pool)
                         nm = base + ("" if lap == 0 else "新" * lap) + "村"

@@ -32,11 +32,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 
+from geogrid.core.catalogue import load_categories
+from geogrid.demo.city import TIMEZONE
 from geogrid.errors import InvalidInput
 
 __all__ = ["INCIDENT_COLUMNS", "LOCAL_TZ", "build_incidents", "plant_hotspots"]
 
-LOCAL_TZ = "Asia/Shanghai"
+#: the demo city's time zone (``geogrid/demo/yulin.toml``)
+LOCAL_TZ = TIMEZONE
 INCIDENT_COLUMNS = [
     "source_id", "category", "description", "lon", "lat", "reported_at", "reporter_kind",
     "reporter_id", "status", "accepted_at", "dispatched_at", "resolved_at", "closed_at",
@@ -168,8 +171,6 @@ def build_incidents(
     if not isinstance(days, (int, np.integer)) or days < 1:
         raise InvalidInput("days", days, "a positive number of days")
     if categories is None:
-        from geogrid.core.catalogue import load_categories
-
         categories = load_categories()
     try:
         t0 = pd.Timestamp(start)
@@ -288,9 +289,9 @@ def build_incidents(
         ex = workers[["worker_id", "grid_codes"]].explode("grid_codes")
         ex = ex.drop_duplicates("grid_codes")
         worker_ids = [str(v) for v in pd.unique(ex["worker_id"])]
-        wpos = pd.Index(worker_ids).get_indexer(ex["worker_id"])
+        wpos = pd.Index(worker_ids).get_indexer(pd.Index(ex["worker_id"].astype(str)))
         per_grid = np.full(len(grid_codes), -1, dtype=np.int64)
-        gi = pd.Index(grid_codes).get_indexer(ex["grid_codes"].astype(str))
+        gi = pd.Index(grid_codes).get_indexer(pd.Index(ex["grid_codes"].astype(str)))
         per_grid[gi[gi >= 0]] = wpos[gi >= 0]
         reporter[by_worker] = per_grid[grid_idx[by_worker]]
 

@@ -1,4 +1,8 @@
-"""Store the deterministic Yulin demo in the database (``geogrid demo load``).
+"""Store the deterministic demo city in the database (``geogrid demo load``).
+
+The demo city is Yulin (玉林市), described by ``geogrid/demo/yulin.toml``
+(:data:`DEMO_CITY_FILE`): serve it with ``GEOGRID_CITY_FILE`` set to that file, as
+``scripts/run.sh`` does.
 
 Boundaries (one published version), buildings, the category catalogue, worker and staff
 accounts, and a year of synthetic incidents attributed with the in-memory locator and
@@ -10,12 +14,35 @@ no-op, which is what the README's run command uses).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, text
 
-__all__ = ["load_demo"]
+from geogrid.core.attribution import Attributor
+from geogrid.core.catalogue import load_categories
+from geogrid.core.incident_files import LIFECYCLE_TIMES, prepare_rows
+from geogrid.demo.boundaries import build_demo
+from geogrid.demo.city import CITY, CITY_FILE
+from geogrid.demo.incidents import build_incidents
+from geogrid.demo.people import build_workers
+from geogrid.errors import Conflict
+from geogrid.services.boundaries import save_hierarchy
+from geogrid.store import incidents as store_incidents
+from geogrid.store.changes import record_change
+from geogrid.store.people import copy_buildings, insert_accounts
+
+__all__ = ["DEMO_CITY_FILE", "load_demo"]
+
+#: the demo city's file (``GEOGRID_CITY_FILE`` for serving the demo)
+DEMO_CITY_FILE: Path = CITY_FILE
+
+
+class _Printer(Protocol):
+    def print(self, *objects: Any, **kwargs: Any) -> None: ...
 
 
 def load_demo(
@@ -24,17 +51,29 @@ def load_demo(
     incidents: int = 200_000,
     seed: int = 2016,
     if_empty: bool = False,
-    console=None,
-) -> dict:
-    """Build and store the Yulin demo; returns counts and timings."""
-    from geogrid.core.catalogue import load_categories
-    from geogrid.demo.boundaries import build_demo
-    from geogrid.errors import Conflict
-    from geogrid.services.boundaries import save_hierarchy
-    from geogrid.store import incidents as store_incidents
-    from geogrid.store.people import copy_buildings, insert_accounts
+    console: _Printer | None = None,
+) -> dict[str, Any]:
+    """Build and store the demo city; returns counts and timings.
 
-    say = console.print if console is not None else (lambda *a, **k: None)
+    Parameters
+    ----------
+    engine : Engine
+        A migrated, empty database.
+    incidents : int
+        Number of synthetic incidents (0: none).
+    seed : int
+        Random seed of every builder.
+    if_empty : bool
+        Do nothing (``{"skipped": True}``) when boundaries are already stored.
+    console : rich Console or anything with ``print``, optional
+        Progress lines.
+
+    Raises
+    ------
+    Conflict
+        When the database already holds boundaries and not ``if_empty``.
+    """
+    say: Callable[..., None] = console.print if console is not None else _quiet
     t0 = time.perf_counter()
     with engine.connect() as conn:
         n_units = conn.execute(text("SELECT count(*) FROM unit")).scalar_one()
@@ -49,12 +88,14 @@ def load_demo(
     say("demo: building the hierarchy (districts → streets → communities → grids)…")
     city = build_demo(seed=seed)
     t_build = time.perf_counter() - t0
-    cats = load_categories()
+    cats = load_categories(CITY.categories)
     with engine.begin() as conn:
         store_incidents.upsert_categories(conn, cats)
         copy_buildings(conn, city.buildings, source=f"demo seed {seed}")
-    vid = save_hierarchy(engine, city.units, label="Yulin demo", source=f"demo seed {seed}")
-    summary = {
+    vid = save_hierarchy(
+        engine, city.units, label=f"{CITY.name_en} demo", source=f"demo seed {seed}"
+    )
+    summary: dict[str, Any] = {
         "version_id": vid,
         **{
             plural: len(city.units[lv])
@@ -73,8 +114,6 @@ def load_demo(
         f"demo: stored boundary version {vid} ({summary['grids']} grids) in "
         f"{time.perf_counter() - t0:.1f} s (build {t_build:.1f} s)"
     )
-
-    from geogrid.demo.people import build_workers
 
     ids: dict[str, int] = {}
     # people: one worker per grid (a few shared) and unit administrators
@@ -106,9 +145,6 @@ def load_demo(
     summary["staff"] = len(staff)
 
     if incidents > 0:
-        from geogrid.core.attribution import Attributor
-        from geogrid.demo.incidents import build_incidents
-
         t1 = time.perf_counter()
         frame = build_incidents(
             city.units["grid"],
@@ -126,18 +162,18 @@ def load_demo(
     return summary
 
 
+def _quiet(*objects: Any, **kwargs: Any) -> None:
+    """No progress output."""
+
+
 def _store_incidents(
     engine: Engine,
     frame: pd.DataFrame,
-    att,
+    att: Attributor,
     cats: pd.DataFrame,
     ids: dict[str, int],
     batch: int = 250_000,
-) -> dict:
-    from geogrid.services.ingest import LIFECYCLE_TIMES
-    from geogrid.store import incidents as store_incidents
-    from geogrid.store.changes import record_change
-
+) -> dict[str, int]:
     with engine.connect() as conn:
         workers = store_incidents.grid_workers(conn)
     frame = frame.reset_index(drop=True)
@@ -155,7 +191,7 @@ def _store_incidents(
             part = frame.iloc[start : start + batch].reset_index(drop=True)
             codes = att.attribute(part["lon"].to_numpy(), part["lat"].to_numpy())
             outside += int(codes["grid_code"].isna().sum())
-            rows = store_incidents.prepare_rows(part, codes, cats, workers, att.version_id)
+            rows = prepare_rows(part, codes, cats, workers, att.version_id)
             loaded += store_incidents.copy_incidents(conn, rows)
         record_change(conn, "incidents", None, "demo")
         conn.execute(text("ANALYZE incident"))

@@ -15,6 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import psycopg
+
 from geogrid.errors import DatabaseUnavailable
 from geogrid.settings import Settings, get_settings
 
@@ -44,6 +46,7 @@ def _as_owner(cmd: list[str]) -> list[str]:
 
 
 def url(settings: Settings | None = None) -> str:
+    """SQLAlchemy URL of the embedded cluster's database."""
     s = settings or get_settings()
     return f"postgresql+psycopg://postgres@127.0.0.1:{s.pg_port}/{DB_NAME}"
 
@@ -132,8 +135,6 @@ def down(settings: Settings | None = None) -> None:
 
 
 def _ensure_database(s: Settings) -> None:
-    import psycopg
-
     dsn = f"postgresql://postgres@127.0.0.1:{s.pg_port}/postgres"
     for _ in range(50):
         try:

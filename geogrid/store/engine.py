@@ -10,6 +10,7 @@ from sqlalchemy import Connection, create_engine
 from sqlalchemy.engine import Engine
 
 from geogrid.settings import get_settings
+from geogrid.store import cluster
 
 __all__ = ["database_url", "get_engine", "raw_dsn", "transaction", "connection"]
 
@@ -22,8 +23,6 @@ def database_url(url: str | None = None, *, start: bool = True) -> str:
     s = get_settings()
     if s.database_url:
         return _normalise(s.database_url)
-    from geogrid.store import cluster
-
     return cluster.up(s) if start else cluster.url(s)
 
 

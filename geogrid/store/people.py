@@ -27,7 +27,10 @@ def copy_buildings(conn: Connection, buildings: gpd.GeoDataFrame, source: str) -
     )
     buf = io.StringIO()
     df.to_csv(buf, sep="\t", header=False, index=False)
-    with conn.connection.driver_connection.cursor() as cur:
+    raw = conn.connection.driver_connection
+    if raw is None:  # pragma: no cover - a pooled psycopg connection always has one
+        raise RuntimeError("COPY needs a psycopg connection")
+    with raw.cursor() as cur:
         with cur.copy("COPY building (households, population, source, geom) FROM STDIN") as cp:
             cp.write(buf.getvalue())
     return len(df)

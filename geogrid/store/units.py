@@ -16,9 +16,10 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, select, text
 
 from geogrid.core.geometry import as_multipolygons, to_ewkb_hex
+from geogrid.core.hierarchy import LEVELS, check_level
 from geogrid.errors import InvalidInput, NotFound
 from geogrid.store.engine import connection
-from geogrid.store.tables import LEVELS, boundary_version
+from geogrid.store.tables import boundary_version
 
 __all__ = [
     "UNIT_COLUMNS",
@@ -31,6 +32,8 @@ __all__ = [
     "list_versions",
     "copy_units",
     "lookup_point",
+    "version_extent",
+    "level_names",
 ]
 
 UNIT_COLUMNS = ["code", "name", "level", "parent_code", "population", "households", "area_m2"]
@@ -79,6 +82,8 @@ def insert_units(conn: Connection, version_id: int, units: gpd.GeoDataFrame) -> 
     buf = io.StringIO()
     df.to_csv(buf, sep="\t", header=False, index=False, na_rep="\\N")
     raw = conn.connection.driver_connection
+    if raw is None:  # pragma: no cover - a pooled psycopg connection always has one
+        raise RuntimeError("COPY needs a psycopg connection")
     with raw.cursor() as cur:
         with cur.copy(f"COPY unit ({', '.join(cols)}) FROM STDIN") as cp:
             cp.write(buf.getvalue())
@@ -208,7 +213,37 @@ def load_units(
     return gdf
 
 
+def version_extent(
+    engine: Engine | Connection, version_id: int
+) -> tuple[float, float, float, float] | None:
+    """Bounding box (min lon, min lat, max lon, max lat; EPSG:4326) of a version's units,
+    or None when it has none."""
+    with connection(engine) as conn:
+        row = conn.execute(
+            text(
+                "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+                "(SELECT ST_Extent(geom) AS e FROM unit WHERE version_id = :v) AS x"
+            ),
+            {"v": version_id},
+        ).one()
+    if row[0] is None:
+        return None
+    return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
+
+
+def level_names(engine: Engine | Connection, version_id: int, level: str) -> list[tuple[str, str]]:
+    """``(code, name)`` of a version's units at one level, ordered by code."""
+    check_level(level)
+    with connection(engine) as conn:
+        rows = conn.execute(
+            text("SELECT code, name FROM unit WHERE version_id = :v AND level = :l ORDER BY code"),
+            {"v": version_id, "l": level},
+        ).all()
+    return [(str(c), str(n)) for c, n in rows]
+
+
 def list_versions(engine: Engine | Connection) -> pd.DataFrame:
+    """Every boundary version with its unit count, oldest first."""
     with connection(engine) as conn:
         rows = (
             conn.execute(
