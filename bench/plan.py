@@ -23,6 +23,10 @@ import numpy as np
 import shapely
 from sqlalchemy import text
 
+from geogrid.core.plans.impact import plan_metrics
+from geogrid.services import plans
+from geogrid.services.context import AppContext
+
 
 def _t(fn, *a, **k):
     t0 = time.perf_counter()
@@ -36,11 +40,8 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
 
-    from geogrid.core.plans.impact import plan_metrics
-    from geogrid.store import get_engine
-    from geogrid.store import plans as store
-
-    eng = get_engine()
+    ctx = AppContext.open()
+    eng = ctx.engine
     with eng.connect() as conn:
         total = conn.execute(text("SELECT count(*) FROM incident")).scalar_one()
         street = (
@@ -62,11 +63,11 @@ def main() -> None:
             .all()
         )
     out: dict = {"incidents_in_database": total, "street": street, "communities": len(comms)}
-    plan = store.create_plan(eng, comms, "bench plan", author="bench")
+    plan = plans.create_plan(ctx, comms, "bench plan", author="bench")
     pid = plan["id"]
     try:
-        rep, t_first = _t(store.impact, eng, pid)
-        sess = next(s for k, s in store._sessions.items() if k[1] == pid)
+        rep, t_first = _t(plans.impact, ctx, pid)
+        sess = plans.impact_session(ctx, pid)  # the session kept on ctx.plans
         out.update(
             grids=len(sess.grids),
             incidents_in_plan=len(sess.data.incidents),
@@ -89,8 +90,8 @@ def main() -> None:
             return r
 
         sess.update = timed_update
-        _, t_edit = _t(store.add_edit, eng, pid, "split", {"code": busiest, "line": line})
-        _, t_rep = _t(store.impact, eng, pid)
+        _, t_edit = _t(plans.add_edit, ctx, pid, "split", {"code": busiest, "line": line})
+        _, t_rep = _t(plans.impact, ctx, pid)
         out["one_grid_edit"] = {
             "grid": busiest,
             "edit_and_validate_s": round(t_edit - timings["update"], 3),
@@ -102,8 +103,8 @@ def main() -> None:
         comm = sess.table.groupby("parent_code")["incidents"].sum().idxmax()
         n = int((sess.grids["parent_code"] == comm).sum())
         res, t_auto = _t(
-            store.autopartition_plan,
-            eng,
+            plans.autopartition_plan,
+            ctx,
             pid,
             communities=[comm],
             n=n,
@@ -119,7 +120,7 @@ def main() -> None:
             "balance": {k: res["balance"][comm][k] for k in ("max_min_ratio", "cv", "cells")},
         }
         # ---- from scratch, for comparison
-        _, cov = store.plan_coverage(eng, pid)
+        _, cov = plans.plan_coverage(ctx, pid)
         scratch, t_scratch = _t(plan_metrics, sess.data, cov.grids)
         out["from_scratch_table_s"] = round(t_scratch, 3)
         same = np.allclose(scratch["incidents"], sess.table["incidents"]) and np.allclose(
@@ -140,7 +141,7 @@ def main() -> None:
                 ].values.tolist(),
             }
         # ---- diff
-        d, t_diff = _t(store.diff, eng, pid)
+        d, t_diff = _t(plans.diff, ctx, pid)
         out["diff"] = {
             "seconds": round(t_diff, 3),
             **d["summary"],
@@ -149,8 +150,8 @@ def main() -> None:
         }
     finally:
         if not args.keep:
-            with eng.begin() as conn:
-                conn.execute(text("DELETE FROM plan WHERE id = :p"), {"p": pid})
+            plans.delete_plan(ctx, pid)
+        ctx.close()
     print(json.dumps(out, indent=1, ensure_ascii=False, default=str))
 
 
