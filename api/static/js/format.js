@@ -1,0 +1,71 @@
+// Formatting of numbers, dates and times for display (pure: no DOM, no state).
+
+/** The text shown for a missing value. */
+export const MISSING = "–";
+
+/**
+ * A metric value as text: "–" when missing, km² for areas given in m², a percentage for
+ * shares (0–1), integers with thousands separators, other numbers with 0–3 decimals
+ * (fewer the larger the value).
+ *
+ * @param {unknown} v the value
+ * @param {string} [key] the metric's key (area_m2 and resolved_within_limit_share have units)
+ * @param {string} [locale] a BCP 47 locale; default: the browser's
+ * @returns {string}
+ */
+export function formatValue(v, key, locale) {
+  if (v === null || v === undefined || (typeof v === "number" && !Number.isFinite(v))) return MISSING;
+  if (typeof v !== "number") return String(v);
+  if (key === "area_m2") return (v / 1e6).toLocaleString(locale, { maximumFractionDigits: 2 });
+  if (key === "resolved_within_limit_share") return (v * 100).toFixed(1) + "%";
+  if (Number.isInteger(v)) return v.toLocaleString(locale);
+  const a = Math.abs(v);
+  const digits = a >= 1000 ? 0 : a >= 100 ? 1 : a >= 1 ? 2 : 3;
+  return v.toLocaleString(locale, { maximumFractionDigits: digits });
+}
+
+/**
+ * The calendar date (YYYY-MM-DD) of an instant in a time zone.
+ *
+ * @param {Date} instant
+ * @param {string} [timeZone] an IANA zone, e.g. "Asia/Shanghai"; default: the browser's
+ * @returns {string}
+ */
+export function isoDate(instant, timeZone) {
+  const parts = new Intl.DateTimeFormat("en-CA", {
+    timeZone, year: "numeric", month: "2-digit", day: "2-digit",
+  }).formatToParts(instant);
+  const get = (type) => parts.find((p) => p.type === type).value;
+  return `${get("year")}-${get("month")}-${get("day")}`;
+}
+
+/**
+ * The date `days` days before `instant`, in a time zone (YYYY-MM-DD).
+ *
+ * @param {Date} instant
+ * @param {number} days
+ * @param {string} [timeZone]
+ * @returns {string}
+ */
+export function daysBefore(instant, days, timeZone) {
+  return isoDate(new Date(instant.getTime() - days * 864e5), timeZone);
+}
+
+/**
+ * An RFC 3339 time as "YYYY-MM-DD HH:MM" in a time zone ("" when missing or invalid).
+ *
+ * @param {string|null|undefined} rfc3339 e.g. "2026-03-01T08:00:00+00:00"
+ * @param {string} [timeZone]
+ * @returns {string}
+ */
+export function localDateTime(rfc3339, timeZone) {
+  if (!rfc3339) return "";
+  const d = new Date(rfc3339);
+  if (Number.isNaN(d.getTime())) return String(rfc3339);
+  const parts = new Intl.DateTimeFormat("en-CA", {
+    timeZone, year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+  }).formatToParts(d);
+  const get = (type) => parts.find((p) => p.type === type).value;
+  return `${get("year")}-${get("month")}-${get("day")} ${get("hour")}:${get("minute")}`;
+}
