@@ -15,6 +15,9 @@ if [ "${GEOGRID_WITH_BROWSER:-1}" = "1" ]; then
   dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || need+=(fonts-wqy-microhei)
 fi
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv python3-pip)
+# the web page's lint and unit tests (package.json: eslint, node --test)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
