@@ -144,7 +144,9 @@ class MergeParams(BaseModel):
         examples=[[_GRID, _GRID2]],
     )
     code: str | None = Field(
-        None, description="the code the merged grid keeps (default: the first of codes)"
+        None,
+        description="the code the merged grid keeps (default: the first of codes)",
+        examples=[_GRID],
     )
     name: str | None = Field(
         None, description="name of the merged grid (default: the kept grid's)", examples=["东区"]
@@ -208,49 +210,73 @@ class ReplaceParams(BaseModel):
     """Replace every grid of a community."""
 
     community: str = Field(description="the community", examples=[_COMMUNITY])
-    grids: list[ReplaceGrid] = Field(min_length=1, description="its new grids")
+    grids: list[ReplaceGrid] = Field(
+        min_length=1,
+        description="its new grids",
+        examples=[[{"code": _GRID, "name": "一网格", "geometry": _POLYGON_EXAMPLE}]],
+    )
 
 
 class SplitEdit(BaseModel):
     """``split``: cut a grid by a line."""
 
     kind: Literal["split"] = Field(description="edit kind", examples=["split"])
-    params: SplitParams = Field(description="the split's parameters")
+    params: SplitParams = Field(
+        description="the split's parameters",
+        examples=[{"code": _GRID, "line": _LINE_EXAMPLE}],
+    )
 
 
 class MergeEdit(BaseModel):
     """``merge``: merge adjacent grids."""
 
     kind: Literal["merge"] = Field(description="edit kind", examples=["merge"])
-    params: MergeParams = Field(description="the merge's parameters")
+    params: MergeParams = Field(
+        description="the merge's parameters", examples=[{"codes": [_GRID, _GRID2]}]
+    )
 
 
 class MoveEdgeEdit(BaseModel):
     """``move_edge``: redraw the edge between two neighbours."""
 
     kind: Literal["move_edge"] = Field(description="edit kind", examples=["move_edge"])
-    params: MoveEdgeParams = Field(description="the new edge")
+    params: MoveEdgeParams = Field(
+        description="the new edge", examples=[{"a": _GRID, "b": _GRID2, "line": _LINE_EXAMPLE}]
+    )
 
 
 class ReassignEdit(BaseModel):
     """``reassign``: move an area from a grid to its neighbour."""
 
     kind: Literal["reassign"] = Field(description="edit kind", examples=["reassign"])
-    params: ReassignParams = Field(description="the area and the grids")
+    params: ReassignParams = Field(
+        description="the area and the grids",
+        examples=[{"polygon": _POLYGON_EXAMPLE, "from": _GRID, "to": _GRID2}],
+    )
 
 
 class RenameEdit(BaseModel):
     """``rename``: rename and/or recode a grid."""
 
     kind: Literal["rename"] = Field(description="edit kind", examples=["rename"])
-    params: RenameParams = Field(description="the new name and/or code")
+    params: RenameParams = Field(
+        description="the new name and/or code", examples=[{"code": _GRID, "new_name": "滨江一网格"}]
+    )
 
 
 class ReplaceEdit(BaseModel):
     """``replace``: replace every grid of a community."""
 
     kind: Literal["replace"] = Field(description="edit kind", examples=["replace"])
-    params: ReplaceParams = Field(description="the community and its new grids")
+    params: ReplaceParams = Field(
+        description="the community and its new grids",
+        examples=[
+            {
+                "community": _COMMUNITY,
+                "grids": [{"code": _GRID, "name": "一网格", "geometry": _POLYGON_EXAMPLE}],
+            }
+        ],
+    )
 
 
 #: one edit of a plan, by kind
