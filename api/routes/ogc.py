@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse
 
 from api.deps import ContextDep
 from api.models.common import error_responses
@@ -75,10 +75,14 @@ FQ = Annotated[
 ]
 
 
-class GeoJSONResponse(Response):
-    """A GeoJSON answer (``application/geo+json``), its text made by :mod:`geogrid.core.ogc`."""
+class GeoJSONResponse(JSONResponse):
+    """A GeoJSON answer (``application/geo+json``) whose text is already made (by
+    :mod:`geogrid.core.ogc`, from PostGIS's GeoJSON): sent as is, not encoded again."""
 
     media_type = GEOJSON
+
+    def render(self, content: Any) -> bytes:
+        return content.encode("utf-8") if isinstance(content, str) else bytes(content)
 
 
 def _geojson_responses(description: str) -> dict[int | str, dict[str, Any]]:
