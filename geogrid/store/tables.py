@@ -32,21 +32,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
+from geogrid.core.accounts import ROLES
 from geogrid.core.hierarchy import LEVELS
 from geogrid.core.lifecycle import STATUSES
 
 metadata = MetaData()
-
-ROLES = (
-    "worker",
-    "community_admin",
-    "street_admin",
-    "district_admin",
-    "planner",
-    "leader",
-    "analyst",
-    "admin",
-)
 
 boundary_version = Table(
     "boundary_version",
