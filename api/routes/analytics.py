@@ -1,21 +1,31 @@
 """Analytics: per-unit load metrics, a unit's trend, and Gi* hot spots.
 
-Times (``from``, ``to``) are ISO 8601 dates or date-times; without a time zone they are
-Asia/Shanghai local time. The window is ``[from, to)``, by default the 30 days up to now.
-Geometry is WGS84 (EPSG:4326). Definitions of every metric: ``GET /metrics``.
+Times (``from``, ``to``, ``as_of``) are ISO 8601 dates or date-times; without a time zone
+they are local time of the city (``settings.city.timezone``). The window is
+``[from, to)``, by default the 30 days up to now. Geometry is WGS84 (EPSG:4326).
+Definitions of every metric: ``GET /metrics``.
 """
 
 from __future__ import annotations
 
-import json
-import math
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import pandas as pd
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import Response
 
-from api.deps import EngineDep
+from api.deps import ContextDep
+from api.json import GeoJSONResponse
+from api.models.analytics import (
+    Hotspots,
+    MetricCatalogue,
+    MetricsFeatureCollection,
+    UnitMetricsPage,
+    UnitTrend,
+)
+from api.models.common import error_responses
+from geogrid.core.hierarchy import LEVELS_UP
+from geogrid.core.metric_catalogue import METRICS
 from geogrid.errors import InvalidInput
 from geogrid.services import metrics as gm
 
@@ -25,155 +35,190 @@ FromQ = Annotated[
     str | None,
     Query(
         alias="from",
-        description="start of the window (inclusive), ISO 8601; default 30 days before `to`",
+        description="start of the window (inclusive), ISO 8601 date or date-time; dates and "
+        "naive times are the city's local time; default 30 days before `to`",
+        examples=["2026-05-01"],
     ),
 ]
 ToQ = Annotated[
     str | None,
-    Query(alias="to", description="end of the window (exclusive), ISO 8601; default now"),
+    Query(
+        alias="to",
+        description="end of the window (exclusive), ISO 8601 date or date-time; default now",
+        examples=["2026-06-01"],
+    ),
 ]
 CategoryQ = Annotated[
-    str | None, Query(description="category codes, comma-separated (default: all)")
+    str | None,
+    Query(
+        description="category codes, comma-separated (default: all)",
+        examples=["sanitation,road"],
+    ),
 ]
-LevelP = Annotated[str, Path(description="district, street, community or grid")]
+LevelP = Annotated[
+    str,
+    Path(description="district, street, community or grid", examples=["community"]),
+]
+VersionQ = Annotated[
+    int | None,
+    Query(description="boundary version id (default: the published one)", examples=[3]),
+]
+AsOfQ = Annotated[
+    str | None,
+    Query(
+        description="the boundaries published at this date-time (RFC 3339), instead of a "
+        "version; incidents are re-attributed to them in memory",
+        examples=["2026-01-01T00:00:00+08:00"],
+    ),
+]
+
+_META = ("version_id", "level", "start", "end", "as_at", "previous_start", "categories", "weights")
+_ERRORS = error_responses(400, 404)
 
 
-def _clean(v: Any) -> Any:
-    if v is None:
-        return None
-    if hasattr(v, "item"):  # numpy scalars
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, pd.Timestamp):
-        return v.isoformat()
-    return v
+def _meta(attrs: Mapping[Any, Any]) -> dict[str, Any]:
+    return {k: attrs[k] for k in _META if k in attrs}
 
 
-def _records(df: pd.DataFrame) -> list[dict]:
-    return [{k: _clean(v) for k, v in r.items()} for r in df.to_dict("records")]
+def _rows(df: pd.DataFrame) -> list[dict[str, Any]]:
+    return df.to_dict("records")  # type: ignore[return-value]  # str keys: frame columns
 
 
-def _when(value: str | None, parameter: str):
-    return gm.parse_time(value, parameter)
-
-
-def _meta(attrs: dict) -> dict:
-    keys = (
-        "version_id",
-        "level",
-        "start",
-        "end",
-        "as_at",
-        "previous_start",
-        "categories",
-        "weights",
-        "metric",
-    )
-    return {k: attrs[k] for k in keys if k in attrs}
-
-
-@router.get("/metrics")
-def metric_catalogue() -> dict:
+@router.get("/metrics", response_model=MetricCatalogue)
+def metric_catalogue() -> MetricCatalogue:
     """Every metric with its description and unit."""
-    return {"metrics": gm.METRICS, "levels": list(gm.LEVELS)}
+    return MetricCatalogue(metrics=METRICS, levels=list(LEVELS_UP))
 
 
-@router.get("/metrics/{level}")
+@router.get(
+    "/metrics/{level}",
+    response_model=UnitMetricsPage | MetricsFeatureCollection,
+    responses={
+        200: {
+            "description": "JSON rows (format=json) or a GeoJSON FeatureCollection "
+            "(format=geojson, application/geo+json)",
+            "content": {
+                "application/geo+json": {
+                    "schema": {"$ref": "#/components/schemas/MetricsFeatureCollection"}
+                }
+            },
+        },
+        **_ERRORS,
+    },
+)
 def unit_metrics(
-    engine: EngineDep,
+    ctx: ContextDep,
     level: LevelP,
     start: FromQ = None,
     end: ToQ = None,
     category: CategoryQ = None,
-    version: Annotated[
-        int | None, Query(description="boundary version (default: published)")
-    ] = None,
-    as_of: Annotated[
-        str | None,
+    version: VersionQ = None,
+    as_of: AsOfQ = None,
+    fmt: Annotated[
+        str,
         Query(
-            description="the boundaries published at this "
-            "date-time (RFC 3339), instead of a version"
+            alias="format", description="json (rows) or geojson (with polygons)", examples=["json"]
         ),
-    ] = None,
-    fmt: Annotated[str, Query(alias="format", description="json or geojson")] = "json",
-) -> Response:
+    ] = "json",
+) -> Any:
     """Load metrics of every unit of a level for a window (JSON rows, or a GeoJSON
     FeatureCollection with the unit polygons)."""
     if fmt not in ("json", "geojson"):
         raise InvalidInput("format", fmt, "json or geojson")
     m = gm.load_metrics(
-        engine,
+        ctx.engine,
         level,
-        start=_when(start, "from"),
-        end=_when(end, "to"),
+        start=start,
+        end=end,
         categories=category,
         version=version,
-        as_of=_when(as_of, "as_of"),
+        as_of=as_of,
+        tz=ctx.settings.city.timezone,
+        cache=ctx.unit_cache,
     )
     if fmt == "geojson":
-        doc = json.loads(m.to_json(na="null", drop_id=True))
-        doc["metadata"] = _meta(m.attrs)
-        return Response(
-            json.dumps(doc, ensure_ascii=False, allow_nan=False), media_type="application/geo+json"
-        )
-    body = {**_meta(m.attrs), "units": _records(pd.DataFrame(m.drop(columns="geometry")))}
-    return Response(
-        json.dumps(body, ensure_ascii=False, allow_nan=False), media_type="application/json"
-    )
+        doc = m.to_geo_dict(na="null", drop_id=True)
+        return GeoJSONResponse({**doc, "metadata": _meta(m.attrs)})
+    return {**_meta(m.attrs), "units": _rows(pd.DataFrame(m.drop(columns="geometry")))}
 
 
-@router.get("/metrics/{level}/{code}/trend")
+@router.get("/metrics/{level}/{code}/trend", response_model=UnitTrend, responses=_ERRORS)
 def unit_trend(
-    engine: EngineDep,
+    ctx: ContextDep,
     level: LevelP,
-    code: Annotated[str, Path(description="unit code")],
-    interval: Annotated[str, Query(description="week (Monday) or month")] = "week",
+    code: Annotated[str, Path(description="unit code", examples=["450902001001"])],
+    interval: Annotated[
+        str,
+        Query(description="week (from Monday) or month", examples=["week"]),
+    ] = "week",
     start: FromQ = None,
     end: ToQ = None,
     category: CategoryQ = None,
-) -> dict:
-    """Incidents of one unit per week or month (local time), for the side panel; default
-    the last 26 weeks or 12 months."""
+) -> dict[str, Any]:
+    """Incidents of one unit per week or month (the city's local time), for the side panel;
+    default the last 26 weeks or 12 months."""
     df = gm.unit_trend(
-        engine,
+        ctx.engine,
         level,
         code,
         interval=interval,
-        start=_when(start, "from"),
-        end=_when(end, "to"),
+        start=start,
+        end=end,
         categories=category,
+        tz=ctx.settings.city.timezone,
     )
-    return {"level": level, "code": code, "interval": interval, "periods": _records(df)}
+    periods = [
+        {
+            "period": p.date(),
+            "period_start": p.to_pydatetime(),
+            "incidents": int(n),
+            "resolved": int(r),
+        }
+        for p, n, r in zip(df["period"], df["incidents"], df["resolved"], strict=True)
+    ]
+    return {"level": level, "code": code, "interval": interval, "periods": periods}
 
 
-@router.get("/hotspots")
+@router.get("/hotspots", response_model=Hotspots, responses=_ERRORS)
 def hotspots(
-    engine: EngineDep,
-    level: Annotated[str, Query(description="district, street, community or grid")] = "grid",
+    ctx: ContextDep,
+    level: Annotated[
+        str, Query(description="district, street, community or grid", examples=["grid"])
+    ] = "grid",
     start: FromQ = None,
     end: ToQ = None,
     category: CategoryQ = None,
-    metric: Annotated[str, Query(description="the metric tested (see GET /metrics)")] = "incidents",
+    metric: Annotated[
+        str,
+        Query(description="the metric tested (a name from GET /metrics)", examples=["incidents"]),
+    ] = "incidents",
     permutations: Annotated[
         int,
-        Query(ge=0, le=9999, description="0: analytical p-values; else conditional permutations"),
+        Query(
+            ge=0,
+            le=9999,
+            description="0: analytical p-values; else conditional permutations",
+            examples=[0],
+        ),
     ] = 0,
-) -> dict:
+) -> dict[str, Any]:
     """Getis-Ord Gi* hot and cold spots of a metric per unit (queen contiguity,
     Benjamini–Hochberg FDR): class hot_99 … cold_99 or not_significant."""
     df = gm.unit_hotspots(
-        engine,
+        ctx.engine,
         level,
         metric=metric,
-        start=_when(start, "from"),
-        end=_when(end, "to"),
+        start=start,
+        end=end,
         categories=category,
         permutations=permutations,
+        tz=ctx.settings.city.timezone,
+        cache=ctx.unit_cache,
     )
-    counts = df["class"].value_counts().to_dict()
+    counts = df["class"].value_counts()
     return {
         **_meta(df.attrs),
-        "classes": {k: int(v) for k, v in counts.items()},
-        "units": _records(df),
+        "metric": df.attrs["metric"],
+        "classes": {str(k): int(v) for k, v in counts.items()},
+        "units": _rows(df),
     }
