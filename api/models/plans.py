@@ -495,7 +495,7 @@ class GridChange(ApiModel):
 class IncidentMove(ApiModel):
     """Incidents moving from one grid to another."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
     from_: str | None = Field(None, alias="from", description="grid before")
     to: str | None = Field(None, description="grid after (null: outside every grid)")
@@ -513,7 +513,7 @@ class IncidentMoves(ApiModel):
 class WorkerSuccessor(ApiModel):
     """Where a worker of an old grid goes."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
     account_id: int = Field(description="worker account id", examples=[5])
     from_: str = Field(alias="from", description="the old grid", examples=[_GRID])
