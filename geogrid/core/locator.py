@@ -41,6 +41,7 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -610,7 +611,7 @@ def _check_grids(grids, codes) -> tuple[np.ndarray, np.ndarray | None]:
     return geoms, codes
 
 
-def _segments(geoms: np.ndarray, tree: shapely.STRtree) -> dict[str, np.ndarray]:
+def _segments(geoms: np.ndarray, tree: shapely.STRtree) -> dict[str, Any]:
     """Unique boundary segments with the grids on their left and right.
 
     Rings are oriented (exterior counter-clockwise, holes clockwise) so the grid is on
