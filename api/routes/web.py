@@ -1,7 +1,7 @@
 """The leaders' web map: ``GET /`` (the page), ``GET /static/{path}`` (its files) and
 ``GET /web/config.json`` (client settings).
 
-The page (``api/static/index.html`` + ``app.js``) is a MapLibre GL JS map over our own
+The page (``api/static/index.html`` + ES modules in ``js/``) is a MapLibre GL JS map over our
 layers only (``/tiles``, ``/heatmap``, ``/boundaries``, ``/metrics``, ``/plans``); it works
 offline. A raster basemap is optional and off by default: set ``GEOGRID_BASEMAP_URL`` to an
 XYZ template (``https://…/{z}/{x}/{y}.png``) and ``GEOGRID_BASEMAP_ATTRIBUTION`` to its
