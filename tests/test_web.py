@@ -80,9 +80,15 @@ class Page:
         self.page = browser.new_page(viewport=VIEWPORT)
         self.errors: list[str] = []
         self.tiles: dict[str, list[int]] = {}
+        self.elsewhere: list[str] = []  # requests leaving the server (the page works offline)
         self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
         self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+        self.page.on("request", self._request)
         self.page.on("response", self._response)
+
+    def _request(self, r) -> None:
+        if not r.url.startswith((self.base + "/", "data:", "blob:")):
+            self.elsewhere.append(r.url)
 
     def _response(self, r) -> None:
         m = re.search(r"/tiles/(\w+)/\d+/\d+/\d+\.mvt", r.url)
@@ -172,6 +178,7 @@ def test_map_loads_without_errors_and_renders_the_grid_layer(web):
     assert 200 in web.tiles["grids"]
     web.shot("leaders_map.png")
     assert web.errors == []
+    assert web.elsewhere == []
 
 
 def test_drill_down_from_district_to_grid_and_panel(web, demo_http):
@@ -251,6 +258,7 @@ def test_layers_window_and_hotspots(web):
     assert "热点" in web.page.inner_text("#legend")
     web.shot("layers.png")
     assert web.errors == []
+    assert web.elsewhere == []
 
 
 # ------------------------------------------------------------------ planner

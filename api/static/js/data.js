@@ -14,10 +14,8 @@ export const rowsKey = (level) => `${level}|${windowKey(filter())}`;
 export function metricRows(level) {
   const key = rowsKey(level);
   if (!S.metricRows.has(key)) {
-    const p = request(`${apiPath(["metrics", level])}?${windowQuery(filter())}`).then((body) => {
-      const rows = Array.isArray(body) ? body : body.units || body.items || [];
-      return new Map(rows.map((r) => [r.code, r]));
-    });
+    const p = request(`${apiPath(["metrics", level])}?${windowQuery(filter())}`)
+      .then((body) => new Map(body.units.map((r) => [r.code, r])));
     S.metricRows.set(key, p);
     p.catch(() => S.metricRows.delete(key));
   }
