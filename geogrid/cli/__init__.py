@@ -11,6 +11,7 @@ for the server.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -29,6 +30,7 @@ from geogrid.cli import incidents as incidents_commands
 from geogrid.core.validation import Finding, findings_geojson
 from geogrid.errors import FileInputError, GeogridError, InvalidInput, TopologyError
 from geogrid.services import boundaries, database
+from geogrid.services.city import install_categories, profile_for
 from geogrid.services.demo import DEMO_CITY_FILE, load_demo
 from geogrid.services.lookup import locate
 from geogrid.settings import CityFileError, Settings, get_settings, load_city
@@ -48,6 +50,11 @@ demo_app = typer.Typer(
 app.add_typer(db_app, name="db")
 app.add_typer(boundaries_app, name="boundaries")
 app.add_typer(demo_app, name="demo")
+city_app = typer.Typer(
+    help="The city served (GEOGRID_CITY_FILE): its profile and category catalogue.",
+    no_args_is_help=True,
+)
+app.add_typer(city_app, name="city")
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -251,6 +258,37 @@ def boundaries_export(
 def boundaries_versions() -> None:
     """List boundary versions."""
     console.print(boundaries.list_versions(_engine()).to_string(index=False))
+
+
+# ----------------------------------------------------------------------------- city
+@city_app.command("show")
+def city_show() -> None:
+    """The city as it would be served: configured fields, the rest derived from the
+    published boundaries (metric CRS, name, map view)."""
+    settings = _settings()
+    try:
+        vid, profile = profile_for(_engine(), settings.city)
+    except GeogridError as exc:
+        _fail(exc)
+    console.print_json(
+        json.dumps(
+            {"city_file": str(settings.city_file or ""), "published_version": vid}
+            | dataclasses.asdict(profile),
+            ensure_ascii=False,
+        )
+    )
+
+
+@city_app.command("categories")
+def city_categories() -> None:
+    """Store the city's incident category catalogue (its ``categories`` CSV, else the
+    shipped one) in the database (insert or update by code)."""
+    settings = _settings()
+    try:
+        n = install_categories(_engine(), settings.city)
+    except GeogridError as exc:
+        _fail(exc)
+    console.print(f"stored {n} incident categories")
 
 
 # ----------------------------------------------------------------------------- lookup

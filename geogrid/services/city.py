@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
+from geogrid.core.catalogue import load_categories
 from geogrid.core.crs import metric_crs
 from geogrid.core.hierarchy import CODE_LENGTH, LEVEL_NAMES, LEVELS
 from geogrid.core.lifecycle import STATUSES
 from geogrid.core.metric_catalogue import METRICS
+from geogrid.services.incidents import list_categories, save_categories
 from geogrid.settings import City, Settings
-from geogrid.store import incidents as store_incidents
 from geogrid.store import units as store_units
 from geogrid.store.engine import connection
 
@@ -45,6 +46,7 @@ __all__ = [
     "city_profile",
     "derive_profile",
     "fit_zoom",
+    "install_categories",
     "profile_for",
 ]
 
@@ -228,7 +230,7 @@ def city_config(ctx: AppContext) -> dict[str, Any]:
         ``name_en``).
     """
     profile = city_profile(ctx)
-    categories = store_incidents.category_rows(ctx.engine)
+    categories = list_categories(ctx.engine)
     return {
         "city": {
             "code": profile.code,
@@ -256,3 +258,12 @@ def city_config(ctx: AppContext) -> dict[str, Any]:
             for c in categories
         ],
     }
+
+
+def install_categories(engine: Engine, city: City) -> int:
+    """Store the city's incident category catalogue (``city.categories``, else the shipped
+    one; ``GEOGRID_CATEGORIES`` overrides the shipped one) in the database, inserting or
+    updating by code. Returns the number of categories."""
+    cats = load_categories(city.categories)
+    save_categories(engine, cats)
+    return len(cats)
