@@ -15,7 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.deps import EngineDep
 from geogrid.core.accounts import ROLES, Account
 from geogrid.errors import Forbidden
-from geogrid.store.accounts import authenticate
+from geogrid.services.accounts import authenticate
 
 __all__ = [
     "current_account",

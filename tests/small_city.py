@@ -128,7 +128,7 @@ def build() -> Iterator[City]:
     from conftest import create_database, drop_database
 
     from geogrid.services.boundaries import save_hierarchy
-    from geogrid.store.accounts import add_user
+    from geogrid.services.accounts import add_user
 
     url = create_database("geogrid_city")
     engine = create_engine(url)

@@ -23,7 +23,7 @@ from geogrid.core.accounts import (
     new_token,
 )
 from geogrid.errors import Conflict, Forbidden, InvalidInput, Unauthorized
-from geogrid.store.accounts import add_user, authenticate, list_users
+from geogrid.services.accounts import add_user, authenticate, list_users
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = {

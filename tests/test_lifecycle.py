@@ -14,7 +14,7 @@ from sqlalchemy import text
 from geogrid.core import crs as gcrs
 from geogrid.core import lifecycle
 from geogrid.errors import Conflict, Forbidden, InvalidInput
-from geogrid.store import workflow
+from geogrid.services import incidents
 
 T0 = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
 
@@ -33,7 +33,7 @@ def client(city):
 
 def _new(city, category="garbage", grid=GRIDS[0], **kw):
     lon, lat = CENTRES[grid]
-    return workflow.create_incident(city.engine, category=category, lon=lon, lat=lat, **kw)
+    return incidents.create_incident(city.engine, category=category, lon=lon, lat=lat, **kw)
 
 
 # --------------------------------------------------------------------------- pure rules
@@ -144,7 +144,7 @@ def test_new_incident_goes_to_the_grid_worker(city):
     assert inc["due_at"] == T0 + timedelta(hours=24)
     assert inc["status"] == "reported" and not inc["outside"]
     assert inc["units"]["grid"]["name"] == "江滨社区第1网格"
-    hist = workflow.history(city.engine, inc["id"])
+    hist = incidents.history(city.engine, inc["id"])
     assert [(e["kind"], e["from_status"], e["to_status"]) for e in hist] == [
         ("status", None, "reported")
     ]
@@ -163,10 +163,10 @@ def test_category_needing_the_street_goes_to_the_street(city):
 
 
 def test_point_outside_every_grid_is_kept_and_flagged(city):
-    inc = workflow.create_incident(city.engine, category="garbage", lon=OUTSIDE[0], lat=OUTSIDE[1])
+    inc = incidents.create_incident(city.engine, category="garbage", lon=OUTSIDE[0], lat=OUTSIDE[1])
     assert inc["outside"] is True
     assert inc["grid_code"] is None and inc["assigned_unit"] is None
-    kinds = [e["kind"] for e in workflow.history(city.engine, inc["id"])]
+    kinds = [e["kind"] for e in incidents.history(city.engine, inc["id"])]
     assert kinds == ["status", "flag"]
 
 
@@ -177,9 +177,9 @@ def test_unknown_category_names_the_known_ones(city):
 
 def test_bad_coordinates_are_invalid_input(city):
     with pytest.raises(InvalidInput, match="lon"):
-        workflow.create_incident(city.engine, category="garbage", lon="east", lat=22.6)
+        incidents.create_incident(city.engine, category="garbage", lon="east", lat=22.6)
     with pytest.raises(InvalidInput, match="lat"):
-        workflow.create_incident(city.engine, category="garbage", lon=110.1, lat=float("nan"))
+        incidents.create_incident(city.engine, category="garbage", lon=110.1, lat=float("nan"))
 
 
 def test_naive_reported_at_is_refused(city):
@@ -191,7 +191,7 @@ def test_full_lifecycle_keeps_every_event(city):
     inc = _new(city, reported_at=T0)
     path = ["accepted", "dispatched", "in_progress", "resolved", "closed"]
     for i, s in enumerate(path, start=1):
-        out = workflow.transition(
+        out = incidents.transition(
             city.engine,
             inc["id"],
             s,
@@ -206,8 +206,8 @@ def test_full_lifecycle_keeps_every_event(city):
     assert out["closed_at"] == T0 + timedelta(hours=5)
     assert out["updated_at"] == T0 + timedelta(hours=5)
     with pytest.raises(Conflict, match="'closed' is final"):
-        workflow.transition(city.engine, inc["id"], "accepted")
-    hist = workflow.history(city.engine, inc["id"])
+        incidents.transition(city.engine, inc["id"], "accepted")
+    hist = incidents.history(city.engine, inc["id"])
     assert [(e["from_status"], e["to_status"]) for e in hist] == [
         (None, "reported"),
         ("reported", "accepted"),
@@ -222,34 +222,34 @@ def test_full_lifecycle_keeps_every_event(city):
 def test_reopen_clears_resolved_at(city):
     inc = _new(city)
     for s in ("accepted", "in_progress", "resolved"):
-        workflow.transition(city.engine, inc["id"], s)
-    out = workflow.transition(city.engine, inc["id"], "in_progress", note="居民不满意")
+        incidents.transition(city.engine, inc["id"], s)
+    out = incidents.transition(city.engine, inc["id"], "in_progress", note="居民不满意")
     assert out["resolved_at"] is None and out["status"] == "in_progress"
-    assert len(workflow.history(city.engine, inc["id"])) == 5
+    assert len(incidents.history(city.engine, inc["id"])) == 5
 
 
 def test_scope_is_checked_for_accounts(city):
     inc = _new(city, grid=GRIDS[0])
     with pytest.raises(Forbidden, match="not in their grid"):
-        workflow.transition(city.engine, inc["id"], "accepted", city.accounts["w2"])
+        incidents.transition(city.engine, inc["id"], "accepted", city.accounts["w2"])
     with pytest.raises(Forbidden, match="read-only"):
-        workflow.transition(city.engine, inc["id"], "accepted", city.accounts["leader"])
-    out = workflow.transition(city.engine, inc["id"], "accepted", city.accounts["community"])
+        incidents.transition(city.engine, inc["id"], "accepted", city.accounts["leader"])
+    out = incidents.transition(city.engine, inc["id"], "accepted", city.accounts["community"])
     assert out["status"] == "accepted"
 
 
 def test_manual_escalation(city):
     inc = _new(city, grid=GRIDS[1])
-    out = workflow.escalate(city.engine, inc["id"], city.accounts["w2"], note="需要社区协调")
+    out = incidents.escalate(city.engine, inc["id"], city.accounts["w2"], note="需要社区协调")
     assert (out["assigned_level"], out["assigned_unit"]) == ("community", "450902001001")
     assert out["assignee_id"] == city.accounts["community"].id
     with pytest.raises(Conflict, match="already at 'community'"):
-        workflow.escalate(city.engine, inc["id"], to_level="grid")
-    out = workflow.escalate(city.engine, inc["id"], to_level="district")
+        incidents.escalate(city.engine, inc["id"], to_level="grid")
+    out = incidents.escalate(city.engine, inc["id"], to_level="district")
     assert out["assignee_id"] == city.accounts["district"].id
     with pytest.raises(Conflict, match="already at the district"):
-        workflow.escalate(city.engine, inc["id"])
-    ev = [e for e in workflow.history(city.engine, inc["id"]) if e["kind"] == "escalate"]
+        incidents.escalate(city.engine, inc["id"])
+    ev = [e for e in incidents.history(city.engine, inc["id"]) if e["kind"] == "escalate"]
     assert [(e["data"]["from_level"], e["data"]["to_level"]) for e in ev] == [
         ("grid", "community"),
         ("community", "district"),
@@ -264,37 +264,37 @@ def test_overdue_and_automatic_escalation(city):
     fresh = _new(city, reported_at=now - timedelta(hours=2))
     done = _new(city, reported_at=now - timedelta(hours=40))
     for s in ("accepted", "in_progress", "resolved"):
-        workflow.transition(city.engine, done["id"], s, at=now - timedelta(hours=1))
+        incidents.transition(city.engine, done["id"], s, at=now - timedelta(hours=1))
     street = _new(
         city, category="illegal_construction", grid=GRIDS[3], reported_at=now - timedelta(hours=80)
     )
 
-    od = workflow.overdue(city.engine, now=now)
+    od = incidents.overdue(city.engine, now=now)
     assert set(od["id"]) == {late["id"], street["id"]}
     row = od.set_index("id").loc[late["id"]]
     assert row["unit_code"] == GRIDS[0] and row["hours_overdue"] == pytest.approx(6)
-    assert list(workflow.overdue(city.engine, unit_code=GRIDS[3], now=now)["id"]) == [street["id"]]
-    by_street = workflow.overdue(city.engine, level="street", now=now)
+    assert list(incidents.overdue(city.engine, unit_code=GRIDS[3], now=now)["id"]) == [street["id"]]
+    by_street = incidents.overdue(city.engine, level="street", now=now)
     assert set(by_street["unit_code"]) == {"450902001"}
     assert fresh["id"] not in set(od["id"])
 
-    moved = workflow.escalate_overdue(city.engine, now=now)
+    moved = incidents.escalate_overdue(city.engine, now=now)
     assert sorted(zip(moved["id"], moved["to_level"], strict=True)) == sorted(
         [(late["id"], "community"), (street["id"], "district")]
     )
     assert (
-        workflow.get_incident(city.engine, street["id"])["assignee_id"]
+        incidents.get_incident(city.engine, street["id"])["assignee_id"]
         == city.accounts["district"].id
     )
     # idempotent at the same time; one more limit later `late` climbs one more level and
     # `fresh` (27 h old by then) becomes overdue
-    assert workflow.escalate_overdue(city.engine, now=now).empty
-    moved = workflow.escalate_overdue(city.engine, now=now + timedelta(hours=25))
+    assert incidents.escalate_overdue(city.engine, now=now).empty
+    moved = incidents.escalate_overdue(city.engine, now=now + timedelta(hours=25))
     assert list(zip(moved["id"], moved["to_level"], strict=True)) == [
         (late["id"], "street"),
         (fresh["id"], "community"),
     ]
-    ev = [e for e in workflow.history(city.engine, late["id"]) if e["kind"] == "escalate"]
+    ev = [e for e in incidents.history(city.engine, late["id"]) if e["kind"] == "escalate"]
     assert [e["data"]["reason"] for e in ev] == ["overdue", "overdue"]
     assert ev[0]["at"] == now
 
@@ -415,9 +415,9 @@ def test_bad_crs_is_400(city, client):
 
 def test_points_far_from_the_city_and_absurd_times_are_refused(city):
     with pytest.raises(InvalidInput, match="lon/lat.*more than 20 km"):
-        workflow.create_incident(city.engine, category="garbage", lon=0.0, lat=0.0)
+        incidents.create_incident(city.engine, category="garbage", lon=0.0, lat=0.0)
     with pytest.raises(InvalidInput, match="reported_at"):
-        workflow.create_incident(
+        incidents.create_incident(
             city.engine,
             category="garbage",
             lon=OUTSIDE[0],

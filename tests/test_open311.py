@@ -12,7 +12,7 @@ from small_city import CENTRES, GRIDS, OUTSIDE
 from sqlalchemy import text
 
 from geogrid.core import crs as gcrs
-from geogrid.store import workflow
+from geogrid.services import incidents
 
 BASE = "/open311/v2"
 REQUEST_FIELDS = {
@@ -131,9 +131,9 @@ def test_anonymous_form_post_and_get_one(city, client):
     assert "resident@example.org" not in dump  # personal data is not stored
 
     # resolving it shows up as closed with the note
-    workflow.transition(city.engine, int(rid), "accepted")
-    workflow.transition(city.engine, int(rid), "in_progress")
-    workflow.transition(city.engine, int(rid), "resolved", note="已清运")
+    incidents.transition(city.engine, int(rid), "accepted")
+    incidents.transition(city.engine, int(rid), "in_progress")
+    incidents.transition(city.engine, int(rid), "resolved", note="已清运")
     (req,) = client.get(f"{BASE}/requests/{rid}.json").json()
     assert (req["status"], req["status_notes"]) == ("closed", "已清运")
     assert req["updated_datetime"] >= req["requested_datetime"]
@@ -227,7 +227,7 @@ def test_filters_and_default_window(city, client):
     lon, lat = CENTRES[GRIDS[3]]
 
     def make(days: float, status: str | None = None) -> str:
-        inc = workflow.create_incident(
+        inc = incidents.create_incident(
             city.engine,
             category="dispute",
             lon=lon,
@@ -236,7 +236,7 @@ def test_filters_and_default_window(city, client):
         )
         if status:
             for s in ("accepted", "in_progress", status):
-                workflow.transition(city.engine, inc["id"], s)
+                incidents.transition(city.engine, inc["id"], s)
         return str(inc["id"])
 
     old, recent, done = make(100), make(10), make(5, "resolved")

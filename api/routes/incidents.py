@@ -9,73 +9,47 @@ Incidents are stored in WGS84 (EPSG:4326) with the coordinate as received kept i
 
 from __future__ import annotations
 
-import math
-from datetime import datetime
 from typing import Annotated, Any
 
-import pandas as pd
 from fastapi import APIRouter, Path, Query, status
-from pydantic import BaseModel, Field
 
 from api.auth import AccountDep
 from api.deps import EngineDep
+from api.json import jsonable
+from api.models.common import error_responses
+from api.models.incidents import (
+    EscalateIn,
+    Incident,
+    IncidentIn,
+    OverdueIncident,
+    RegisterRow,
+    TransitionIn,
+)
+from geogrid.core.hierarchy import Level
+from geogrid.core.lifecycle import STATUSES
+from geogrid.services import incidents
 from geogrid.services.register import monthly_register
-from geogrid.store import workflow
+
+__all__ = ["router"]
 
 router = APIRouter(tags=["incidents"])
 
-
-class IncidentIn(BaseModel):
-    category: str = Field(description="category code (see GET /open311/v2/services.json)")
-    lon: float = Field(description="longitude (or easting) in `crs`")
-    lat: float = Field(description="latitude (or northing) in `crs`")
-    crs: str = Field(
-        "wgs84",
-        description="coordinate system of lon/lat: wgs84 (GPS), gcj02 "
-        "(AMap/Tencent/WeChat), bd09 (Baidu) or an EPSG code",
-    )
-    description: str | None = Field(None, description="what was found")
-    reported_at: datetime | None = Field(
-        None, description="when it was found (RFC 3339 with time zone); default now"
-    )
+IncidentId = Annotated[int, Path(ge=1, description="incident id", examples=[1024])]
+_AUTH = error_responses(400, 401, 403)
 
 
-class TransitionIn(BaseModel):
-    status: str = Field(
-        description="accepted, dispatched, in_progress, resolved, closed, rejected or duplicate"
-    )
-    note: str | None = None
-
-
-class EscalateIn(BaseModel):
-    to_level: str | None = Field(
-        None, description="community, street or district; default the next level up"
-    )
-    note: str | None = None
-
-
-def _clean(v: Any) -> Any:
-    if v is None or v is pd.NA or v is pd.NaT:
-        return None
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    if isinstance(v, pd.Timestamp):
-        return None if pd.isna(v) else v.isoformat()
-    if hasattr(v, "item"):  # numpy scalars
-        return _clean(v.item())
-    return v
-
-
-def _records(df: pd.DataFrame) -> list[dict]:
-    return [{k: _clean(v) for k, v in r.items()} for r in df.to_dict("records")]
-
-
-@router.post("/incidents", status_code=status.HTTP_201_CREATED)
-def report_incident(body: IncidentIn, engine: EngineDep, account: AccountDep) -> dict:
+@router.post(
+    "/incidents",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Incident,
+    summary="Report an incident",
+    responses=_AUTH,
+)
+def report_incident(body: IncidentIn, engine: EngineDep, account: AccountDep) -> dict[str, Any]:
     """Report an incident. It is attributed to the published boundaries and assigned to its
     grid's worker (or the unit its category needs). A worker may report only inside their
     own grids (403 otherwise)."""
-    return workflow.create_incident(
+    return incidents.create_incident(
         engine,
         category=body.category,
         lon=body.lon,
@@ -88,20 +62,40 @@ def report_incident(body: IncidentIn, engine: EngineDep, account: AccountDep) ->
     )
 
 
-@router.get("/incidents")
+@router.get(
+    "/incidents",
+    response_model=list[Incident],
+    summary="Incidents, newest first",
+    responses=error_responses(400, 401),
+)
 def list_incidents(
     engine: EngineDep,
     account: AccountDep,
-    unit: Annotated[str | None, Query(description="unit code (any level)")] = None,
-    status_: Annotated[
-        str | None, Query(alias="status", description="comma-separated statuses")
+    unit: Annotated[
+        str | None,
+        Query(description="unit code (any level: 6, 9, 12 or 15 digits)", examples=["450902001"]),
     ] = None,
-    category: Annotated[str | None, Query(description="comma-separated category codes")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> list[dict]:
-    """Incidents, newest first."""
-    return workflow.list_incidents(
+    status_: Annotated[
+        str | None,
+        Query(
+            alias="status",
+            description=f"comma-separated statuses: {', '.join(STATUSES)}",
+            examples=["reported,accepted"],
+        ),
+    ] = None,
+    category: Annotated[
+        str | None,
+        Query(description="comma-separated category codes", examples=["garbage,dispute"]),
+    ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=1000, description="at most this many incidents", examples=[100])
+    ] = 100,
+    offset: Annotated[
+        int, Query(ge=0, description="skip this many incidents first", examples=[0])
+    ] = 0,
+) -> list[dict[str, Any]]:
+    """Incidents matching every filter given, newest report first."""
+    return incidents.list_incidents(
         engine,
         unit_code=unit,
         statuses=status_.split(",") if status_ else None,
@@ -111,65 +105,97 @@ def list_incidents(
     )
 
 
-@router.get("/incidents/overdue")
+@router.get(
+    "/incidents/overdue",
+    response_model=list[OverdueIncident],
+    summary="Overdue incidents, per unit",
+    responses=error_responses(400, 401),
+)
 def overdue_incidents(
     engine: EngineDep,
     account: AccountDep,
     unit: Annotated[
         str | None,
-        Query(description="unit code; its level is read from its length unless `level` is given"),
-    ] = None,
-    level: Annotated[
-        str | None,
         Query(
-            description="grid, community, street or district: the unit column rows are grouped by"
+            description="unit code; its level is read from its length unless `level` is given",
+            examples=["450902001001001"],
         ),
     ] = None,
-) -> list[dict]:
+    level: Annotated[
+        Level | None,
+        Query(
+            description="grid, community, street or district: the unit column rows are "
+            "grouped by (default: the level of `unit`, else grid)",
+            examples=["community"],
+        ),
+    ] = None,
+) -> Any:
     """Incidents past their time limit and not resolved, grouped by unit."""
-    return _records(workflow.overdue(engine, unit_code=unit, level=level))
+    return jsonable(incidents.overdue(engine, unit_code=unit, level=level).to_dict("records"))
 
 
-@router.get("/incidents/{incident_id}")
-def get_incident(
-    engine: EngineDep,
-    account: AccountDep,
-    incident_id: Annotated[int, Path(ge=1)],
-) -> dict:
+@router.get(
+    "/incidents/{incident_id}",
+    response_model=Incident,
+    summary="One incident with its history",
+    responses=error_responses(401, 404),
+)
+def get_incident(engine: EngineDep, account: AccountDep, incident_id: IncidentId) -> dict[str, Any]:
     """One incident with its units at every level and its full history."""
-    return workflow.get_incident(engine, incident_id, with_history=True)
+    return incidents.get_incident(engine, incident_id, with_history=True)
 
 
-@router.post("/incidents/{incident_id}/transitions")
+@router.post(
+    "/incidents/{incident_id}/transitions",
+    response_model=Incident,
+    summary="Move an incident to a new status",
+    responses=error_responses(400, 401, 403, 404, 409),
+)
 def transition_incident(
-    engine: EngineDep,
-    account: AccountDep,
-    incident_id: Annotated[int, Path(ge=1)],
-    body: TransitionIn,
-) -> dict:
+    engine: EngineDep, account: AccountDep, incident_id: IncidentId, body: TransitionIn
+) -> dict[str, Any]:
     """Move an incident to a new status (409 when the lifecycle does not allow it; 403
     outside the account's units)."""
-    return workflow.transition(engine, incident_id, body.status, account, body.note)
+    return incidents.transition(engine, incident_id, body.status, account, body.note)
 
 
-@router.post("/incidents/{incident_id}/escalate")
+@router.post(
+    "/incidents/{incident_id}/escalate",
+    response_model=Incident,
+    summary="Hand an incident up to a higher level",
+    responses=error_responses(400, 401, 403, 404, 409),
+)
 def escalate_incident(
     engine: EngineDep,
     account: AccountDep,
-    incident_id: Annotated[int, Path(ge=1)],
+    incident_id: IncidentId,
     body: EscalateIn | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Hand an incident up to a higher level (default the next)."""
-    body = body or EscalateIn()
-    return workflow.escalate(engine, incident_id, account, body.to_level, body.note)
+    to_level = body.to_level if body else None
+    note = body.note if body else None
+    return incidents.escalate(engine, incident_id, account, to_level, note)
 
 
-@router.get("/register")
+@router.get(
+    "/register",
+    response_model=list[RegisterRow],
+    summary="The monthly register",
+    responses=error_responses(400, 401),
+)
 def register(
     engine: EngineDep,
     account: AccountDep,
-    month: Annotated[str, Query(description="YYYY-MM (Asia/Shanghai)")],
-    level: Annotated[str, Query(description="worker, community, street or district")] = "worker",
-) -> list[dict]:
+    month: Annotated[
+        str, Query(description="YYYY-MM, in the city's time zone", examples=["2026-05"])
+    ],
+    level: Annotated[
+        str,
+        Query(
+            description="worker (one row per grid worker), community, street or district",
+            examples=["worker"],
+        ),
+    ] = "worker",
+) -> Any:
     """The monthly register (为民服务事项登记表): reported, handled, on time, median hours."""
-    return _records(monthly_register(engine, month, level))
+    return jsonable(monthly_register(engine, month, level).to_dict("records"))

@@ -2,14 +2,15 @@
 
 * ``GET services.json`` — the incident categories as services.
 * ``GET services/{service_code}.json`` — a service definition (no extra attributes).
-* ``POST requests.json`` — report (form-encoded or JSON): ``service_code``, ``lat``,
-  ``long`` (WGS84; extension: ``crs=gcj02|bd09`` for coordinates from Chinese phone
-  maps), ``description``, ``address_string``, ``media_url``. Authentication is optional:
-  an ``api_key`` parameter or an ``Authorization: Bearer`` token identifies an account
-  (an unknown key is refused with 401, a worker outside their grids with 403); **without
-  a key the report is accepted as an anonymous resident report** — residents' requests
-  must all be answered (全响应), and routing/scope does not depend on who reports.
-  Personal fields (``email``, ``phone``, names, ``device_id``) are not stored.
+* ``POST requests.json`` — report (``application/x-www-form-urlencoded`` as the spec says,
+  or a JSON object): ``service_code``, ``lat``, ``long`` (WGS84; extension:
+  ``crs=gcj02|bd09`` for coordinates from Chinese phone maps), ``description``,
+  ``address_string``, ``media_url``. Authentication is optional: an ``api_key`` parameter
+  or an ``Authorization: Bearer`` token identifies an account (an unknown key is refused
+  with 401, a worker outside their grids with 403); **without a key the report is
+  accepted as an anonymous resident report** — residents' requests must all be answered
+  (全响应), and routing/scope does not depend on who reports. Personal fields (``email``,
+  ``phone``, names, ``device_id``) are not stored.
 * ``GET requests.json`` — filters ``service_request_id`` (comma list; overrides the
   others), ``service_code`` (comma list), ``start_date``/``end_date`` (ISO 8601 with a
   time zone; default the last 90 days), ``status`` (``open``/``closed``); newest first, at
@@ -26,31 +27,45 @@ a ``.xml`` suffix gets 400.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
+from pydantic import ValidationError
 
 from api.auth import bearer_token
 from api.deps import EngineDep
 from api.errors import status_for
+from api.models.open311 import (
+    Open311Created,
+    Open311Error,
+    Open311Request,
+    Open311RequestIn,
+    Open311Service,
+    Open311ServiceDefinition,
+)
 from geogrid.core import lifecycle
 from geogrid.errors import GeogridError, InvalidInput, NotFound
-from geogrid.store import workflow
-from geogrid.store.accounts import authenticate
-from geogrid.store.incidents import check_categories
+from geogrid.services import incidents
+from geogrid.services.accounts import authenticate
 
+__all__ = ["router", "MAX_REQUESTS", "DEFAULT_DAYS"]
+
+#: most requests one ``GET requests`` answers
 MAX_REQUESTS = 1000
+#: days of the default ``GET requests`` window
 DEFAULT_DAYS = 90
 
+_FORM = "application/x-www-form-urlencoded"
+_JSON = "application/json"
 
-def _error(code: int, description: str, headers: dict | None = None) -> JSONResponse:
+
+def _error(code: int, description: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(
         [{"code": code, "description": description}], status_code=code, headers=headers
     )
@@ -59,7 +74,7 @@ def _error(code: int, description: str, headers: dict | None = None) -> JSONResp
 class Open311Route(APIRoute):
     """Errors in the GeoReport format: a list of ``{code, description}``."""
 
-    def get_route_handler(self) -> Callable:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def route_handler(request: Request) -> Response:
@@ -77,7 +92,24 @@ class Open311Route(APIRoute):
         return route_handler
 
 
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    what = {
+        400: "invalid input (the parameter is named)",
+        401: "an unknown api_key or bearer token",
+        403: "the account may not report there",
+        404: "not found",
+    }
+    return {c: {"model": list[Open311Error], "description": what[c]} for c in codes}
+
+
 router = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=Open311Route)
+
+Format = Annotated[
+    str,
+    Path(
+        description="the answer's format: json (this server does not serve xml)", examples=["json"]
+    ),
+]
 
 
 def _json_only(fmt: str) -> None:
@@ -90,11 +122,13 @@ def _json_only(fmt: str) -> None:
         )
 
 
-def _iso(v: datetime | None) -> str | None:
-    return v.isoformat(timespec="seconds") if v is not None else None
+# --------------------------------------------------------------------------- serialising
+def _seconds(value: datetime | None) -> datetime | None:
+    """The spec's times are to the second."""
+    return value.replace(microsecond=0) if value is not None else None
 
 
-def _service(cat: dict) -> dict:
+def _service(cat: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "service_code": cat["code"],
         "service_name": cat["name_zh"],
@@ -106,20 +140,20 @@ def _service(cat: dict) -> dict:
     }
 
 
-def _agency(row: dict) -> str | None:
+def _agency(row: Mapping[str, Any]) -> str | None:
     if not row.get("assigned_unit"):
         return None
     name = row.get("assigned_unit_name")
-    return f"{name} ({row['assigned_unit']})" if name else row["assigned_unit"]
+    return f"{name} ({row['assigned_unit']})" if name else str(row["assigned_unit"])
 
 
-def _notice(row: dict) -> str | None:
+def _notice(row: Mapping[str, Any]) -> str | None:
     if not row.get("grid_code"):
         return "outside every grid: the grid management centre will route it"
     return None
 
 
-def _request(row: dict) -> dict:
+def _request(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "service_request_id": str(row["id"]),
         "status": lifecycle.open311_status(row["status"]),
@@ -129,9 +163,9 @@ def _request(row: dict) -> dict:
         "description": row.get("description"),
         "agency_responsible": _agency(row),
         "service_notice": _notice(row),
-        "requested_datetime": _iso(row["reported_at"]),
-        "updated_datetime": _iso(row["updated_at"]),
-        "expected_datetime": _iso(row.get("due_at")),
+        "requested_datetime": _seconds(row["reported_at"]),
+        "updated_datetime": _seconds(row["updated_at"]),
+        "expected_datetime": _seconds(row.get("due_at")),
         "address": row.get("address"),
         "address_id": None,
         "zipcode": None,
@@ -141,22 +175,134 @@ def _request(row: dict) -> dict:
     }
 
 
-@router.get("/services.{fmt}")
-def services(engine: EngineDep, fmt: str) -> list[dict]:
+# --------------------------------------------------------------------------- parsing
+async def _request_body(request: Request) -> Open311RequestIn:
+    """The POST body, form-encoded (the spec) or JSON; query parameters fill gaps."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await request.body()
+    params: dict[str, Any]
+    if ctype == _JSON:
+        try:
+            raw = json.loads(body or b"{}")
+        except ValueError:
+            raise InvalidInput("body", "…", "a JSON object") from None
+        if not isinstance(raw, dict):
+            raise InvalidInput("body", type(raw).__name__, "a JSON object")
+        params = dict(raw)
+    elif ctype in ("", _FORM):
+        # parsed here: URL-encoded forms need no extra dependency (python-multipart)
+        params = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    else:
+        raise InvalidInput("content-type", ctype, f"{_FORM} or {_JSON} (send media as media_url)")
+    for k, v in request.query_params.items():
+        params.setdefault(k, v)
+    # an empty form field is an absent one
+    params = {k: v for k, v in params.items() if v not in ("", None)}
+    try:
+        form = Open311RequestIn.model_validate(params)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        name = ".".join(str(p) for p in e.get("loc", ())) or "body"
+        if e.get("type") == "missing":
+            raise InvalidInput(name, None, "a value (the parameter is required)") from None
+        raise InvalidInput(name, e.get("input"), f"a valid value ({e.get('msg')})") from None
+    return form
+
+
+_POST_BODY = {
+    "required": True,
+    "content": {
+        _FORM: {"schema": Open311RequestIn.model_json_schema()},
+        _JSON: {"schema": Open311RequestIn.model_json_schema()},
+    },
+}
+
+
+# --------------------------------------------------------------------------- routes
+@router.get(
+    "/services.{fmt}",
+    response_model=list[Open311Service],
+    summary="Open311 service list",
+    responses=_errors(400),
+)
+def services(engine: EngineDep, fmt: Format) -> list[dict[str, Any]]:
     """The service list: one service per active incident category."""
     _json_only(fmt)
-    return [_service(c) for c in workflow.list_categories(engine)]
+    return [_service(c) for c in incidents.list_categories(engine)]
 
 
-@router.get("/services/{service_code}.{fmt}")
-def service_definition(engine: EngineDep, service_code: str, fmt: str) -> dict:
+@router.get(
+    "/services/{service_code}.{fmt}",
+    response_model=Open311ServiceDefinition,
+    summary="Open311 service definition",
+    responses=_errors(400, 404),
+)
+def service_definition(
+    engine: EngineDep,
+    service_code: Annotated[
+        str, Path(description="a service code from services.json", examples=["dispute"])
+    ],
+    fmt: Format,
+) -> dict[str, Any]:
     """A service definition (no extra attributes are asked for)."""
     _json_only(fmt)
     try:
-        cat = workflow.get_category(engine, service_code)
+        cat = incidents.get_category(engine, service_code, "service_code")
     except InvalidInput:
         raise NotFound(f"service_code {service_code!r} does not exist") from None
     return {"service_code": cat["code"], "attributes": []}
+
+
+@router.post(
+    "/requests.{fmt}",
+    status_code=201,
+    response_model=list[Open311Created],
+    summary="Open311: create a service request",
+    responses=_errors(400, 401, 403),
+    openapi_extra={"requestBody": _POST_BODY},
+)
+def post_request(
+    engine: EngineDep,
+    fmt: Format,
+    body: Annotated[Open311RequestIn, Depends(_request_body)],
+    token: Annotated[str | None, Depends(bearer_token)],
+) -> list[dict[str, Any]]:
+    """Create a service request (form-encoded as the spec says, or a JSON object). Without
+    an ``api_key`` or bearer token it is an anonymous resident report."""
+    _json_only(fmt)
+    if body.lat is None or body.long is None:
+        raise InvalidInput(
+            "lat/long",
+            None,
+            "lat and long (this server cannot place an address_string or address_id alone)",
+        )
+    key = body.api_key or token
+    account = authenticate(engine, key) if key else None
+    row = incidents.create_incident(
+        engine,
+        category=body.service_code,
+        lon=body.long,
+        lat=body.lat,
+        crs=body.crs,
+        description=body.description,
+        reporter_id=account.id if account else None,
+        actor=account,
+        data={
+            "address_string": body.address_string,
+            "media_url": body.media_url,
+            "channel": "open311",
+        },
+        category_parameter="service_code",
+    )
+    due = _seconds(row["due_at"])
+    notice = f"受理 accepted; due {due.isoformat() if due else '-'}"
+    agency = _agency(row)
+    if agency:
+        notice += f"; assigned to {agency}"
+    outside = _notice(row)
+    if row.get("outside") and outside:
+        notice += "; " + outside
+    return [{"service_request_id": str(row["id"]), "service_notice": notice, "account_id": None}]
 
 
 def _parse_dt(name: str, value: str | None) -> datetime | None:
@@ -173,105 +319,60 @@ def _parse_dt(name: str, value: str | None) -> datetime | None:
     return d
 
 
-def _number(name: str, value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise InvalidInput(name, value, "a number (WGS84 degrees)") from None
+def _ids(value: str) -> list[int]:
+    out = []
+    for part in value.split(","):
+        part = part.strip()
+        if not part.isdigit():
+            raise InvalidInput("service_request_id", part, "comma-separated numeric ids")
+        out.append(int(part))
+    return out
 
 
-@router.post("/requests.{fmt}", status_code=201)
-async def post_request(
-    request: Request,
-    engine: EngineDep,
-    fmt: str,
-    token: Annotated[str | None, Depends(bearer_token)],
-) -> list[dict]:
-    """Create a service request (form-encoded or JSON)."""
-    _json_only(fmt)
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await request.body()
-    if ctype == "application/json":
-        try:
-            raw = json.loads(body or b"{}")
-        except ValueError:
-            raise InvalidInput("body", "…", "a JSON object") from None
-        if not isinstance(raw, dict):
-            raise InvalidInput("body", type(raw).__name__, "a JSON object")
-        params = dict(raw)
-    elif ctype in ("", "application/x-www-form-urlencoded"):
-        # parsed here: URL-encoded forms need no extra dependency (python-multipart)
-        params = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-    else:
-        raise InvalidInput(
-            "content-type",
-            ctype,
-            "application/x-www-form-urlencoded or application/json (send media as media_url)",
-        )
-    for k, v in request.query_params.items():
-        params.setdefault(k, v)
-
-    key = params.get("api_key") or token
-    account = await run_in_threadpool(authenticate, engine, key) if key else None
-    code = params.get("service_code")
-    if not code:
-        raise InvalidInput("service_code", code, "a service code from services.json")
-    if params.get("lat") in (None, "") or params.get("long") in (None, ""):
-        raise InvalidInput(
-            "lat/long",
-            None,
-            "lat and long (this server cannot place an address_string or address_id alone)",
-        )
-    lat = _number("lat", params["lat"])
-    lon = _number("long", params["long"])
-    await run_in_threadpool(check_categories, engine, [str(code)], "service_code")
-    row = await run_in_threadpool(
-        lambda: workflow.create_incident(
-            engine,
-            category=str(code),
-            lon=lon,
-            lat=lat,
-            crs=str(params.get("crs") or "wgs84"),
-            description=params.get("description") or None,
-            reporter_id=account.id if account else None,
-            actor=account,
-            data={
-                "address_string": params.get("address_string"),
-                "media_url": params.get("media_url"),
-                "channel": "open311",
-            },
-        )
-    )
-    notice = f"受理 accepted; due {_iso(row['due_at'])}"
-    if _agency(row):
-        notice += f"; assigned to {_agency(row)}"
-    if row.get("outside"):
-        notice += "; " + _notice(row)
-    return [{"service_request_id": str(row["id"]), "service_notice": notice, "account_id": None}]
-
-
-@router.get("/requests.{fmt}")
+@router.get(
+    "/requests.{fmt}",
+    response_model=list[Open311Request],
+    summary="Open311: service requests",
+    responses=_errors(400),
+)
 def get_requests(
     engine: EngineDep,
-    fmt: str,
+    fmt: Format,
     service_request_id: Annotated[
-        str | None, Query(description="comma-separated ids; overrides the other filters")
+        str | None,
+        Query(
+            description="comma-separated ids; overrides the other filters",
+            examples=["1024,1025"],
+        ),
     ] = None,
-    service_code: Annotated[str | None, Query(description="comma-separated codes")] = None,
-    start_date: Annotated[str | None, Query(description="ISO 8601 with time zone")] = None,
-    end_date: Annotated[str | None, Query(description="ISO 8601 with time zone")] = None,
-    status: Annotated[str | None, Query(description="open or closed")] = None,
-) -> list[dict]:
+    service_code: Annotated[
+        str | None,
+        Query(description="comma-separated service codes", examples=["garbage,dispute"]),
+    ] = None,
+    start_date: Annotated[
+        str | None,
+        Query(
+            description="earliest report, ISO 8601 with a time zone (default: 90 days "
+            "before end_date or now)",
+            examples=["2026-05-01T00:00:00+08:00"],
+        ),
+    ] = None,
+    end_date: Annotated[
+        str | None,
+        Query(
+            description="latest report, ISO 8601 with a time zone (default: now)",
+            examples=["2026-05-31T23:59:59+08:00"],
+        ),
+    ] = None,
+    status: Annotated[
+        str | None,
+        Query(description="open, closed or open,closed", examples=["open"]),
+    ] = None,
+) -> list[dict[str, Any]]:
     """Service requests, newest first (default: the last 90 days; at most 1000)."""
     _json_only(fmt)
     if service_request_id:
-        ids = []
-        for part in service_request_id.split(","):
-            part = part.strip()
-            if not part.isdigit():
-                raise InvalidInput("service_request_id", part, "comma-separated numeric ids")
-            ids.append(int(part))
-        rows = workflow.list_incidents(engine, ids=ids, limit=MAX_REQUESTS)
+        rows = incidents.list_incidents(engine, ids=_ids(service_request_id), limit=MAX_REQUESTS)
     else:
         start, end = lifecycle.open311_window(
             _parse_dt("start_date", start_date),
@@ -279,7 +380,7 @@ def get_requests(
             datetime.now(UTC),
             DEFAULT_DAYS,
         )
-        rows = workflow.list_incidents(
+        rows = incidents.list_incidents(
             engine,
             categories=[c.strip() for c in service_code.split(",") if c.strip()]
             if service_code
@@ -293,13 +394,22 @@ def get_requests(
     return [_request(r) for r in rows]
 
 
-@router.get("/requests/{service_request_id}.{fmt}")
-def get_request(engine: EngineDep, service_request_id: str, fmt: str) -> list[dict]:
+@router.get(
+    "/requests/{service_request_id}.{fmt}",
+    response_model=list[Open311Request],
+    summary="Open311: one service request",
+    responses=_errors(400, 404),
+)
+def get_request(
+    engine: EngineDep,
+    service_request_id: Annotated[str, Path(description="the request's id", examples=["1024"])],
+    fmt: Format,
+) -> list[dict[str, Any]]:
     """One service request, as a list of one."""
     _json_only(fmt)
     if not service_request_id.isdigit():
         raise NotFound(f"service_request_id {service_request_id!r} does not exist")
-    rows = workflow.list_incidents(engine, ids=[int(service_request_id)], limit=1)
+    rows = incidents.list_incidents(engine, ids=[int(service_request_id)], limit=1)
     if not rows:
         raise NotFound(f"service_request_id {service_request_id} does not exist")
     return [_request(rows[0])]

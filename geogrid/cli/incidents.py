@@ -1,4 +1,4 @@
-"""``geogrid incidents import``: bulk import with a progress bar."""
+"""``geogrid incidents``: bulk import with a progress bar, overdue lists, escalation."""
 
 from __future__ import annotations
 
@@ -9,13 +9,29 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from geogrid.errors import FileInputError, GeogridError
+from geogrid.errors import GeogridError
+from geogrid.services import database, incidents
+from geogrid.services.ingest import import_incidents
+from geogrid.settings import CityFileError, Settings, get_settings
 
 incidents_app = typer.Typer(
     help="Incidents: bulk import, overdue, escalation.", no_args_is_help=True
 )
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
+
+
+def _fail(exc: GeogridError | CityFileError) -> typer.Exit:
+    """Print a geogrid error (file, row and field for files); exit status 2."""
+    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    return typer.Exit(2)
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except CityFileError as exc:
+        raise _fail(exc) from None
 
 
 @incidents_app.command("import")
@@ -33,12 +49,12 @@ def import_cmd(
     ] = None,
     lon_field: Annotated[str | None, typer.Option(help="CSV column of longitude/x")] = None,
     lat_field: Annotated[str | None, typer.Option(help="CSV column of latitude/y")] = None,
-    batch_size: Annotated[int, typer.Option()] = 200_000,
+    batch_size: Annotated[int, typer.Option(help="rows per batch")] = 200_000,
 ) -> None:
-    """Import incidents from CSV, GeoJSON or GeoParquet (one transaction, idempotent)."""
-    from geogrid.services.ingest import import_incidents
-    from geogrid.store import get_engine
+    """Import incidents from CSV, GeoJSON or GeoParquet (one transaction, idempotent).
 
+    Naive timestamps are read in the city's time zone (``settings.city.timezone``)."""
+    settings = _settings()
     try:
         columns = (
             TextColumn("[bold]import"),
@@ -49,9 +65,10 @@ def import_cmd(
         with Progress(*columns, console=err, transient=True) as bar:
             task = bar.add_task("import", total=None)
             report = import_incidents(
-                get_engine(),
+                database.get_engine(settings.database_url),
                 path,
                 crs=crs,
+                tz=settings.city.timezone,
                 skip_bad=skip_bad,
                 rejects_path=rejects,
                 lon_field=lon_field,
@@ -59,12 +76,8 @@ def import_cmd(
                 batch_size=batch_size,
                 progress=lambda n: bar.update(task, completed=n),
             )
-    except FileInputError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
     except GeogridError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+        raise _fail(exc) from None
     console.print(
         f"{report.file}: {report.rows:,} rows read, {report.loaded:,} loaded, "
         f"{report.already_stored:,} already stored, {report.duplicates_in_file:,} duplicate "
@@ -78,14 +91,10 @@ def import_cmd(
 @incidents_app.command("escalate-overdue")
 def escalate_overdue_cmd() -> None:
     """Escalate overdue incidents one level per time limit passed (run it from cron)."""
-    from geogrid.store import get_engine
-    from geogrid.store.workflow import escalate_overdue
-
     try:
-        moved = escalate_overdue(get_engine())
+        moved = incidents.escalate_overdue(database.get_engine(_settings().database_url))
     except GeogridError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+        raise _fail(exc) from None
     console.print(f"escalated {len(moved):,} overdue incident(s)")
     if len(moved):
         console.print(moved.groupby(["from_level", "to_level"]).size().to_string())
@@ -95,20 +104,18 @@ def escalate_overdue_cmd() -> None:
 def overdue_cmd(
     unit: Annotated[str | None, typer.Option(help="unit code")] = None,
     level: Annotated[str | None, typer.Option(help="grid, community, street or district")] = None,
-    limit: Annotated[int, typer.Option()] = 50,
+    limit: Annotated[int, typer.Option(help="print at most this many rows")] = 50,
 ) -> None:
     """List overdue incidents, per unit."""
-    from geogrid.store import get_engine
-    from geogrid.store.workflow import overdue
-
     try:
-        df = overdue(get_engine(), unit_code=unit, level=level)
+        engine = database.get_engine(_settings().database_url)
+        df = incidents.overdue(engine, unit_code=unit, level=level)
     except GeogridError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+        raise _fail(exc) from None
     console.print(f"{len(df):,} overdue incident(s)")
     console.print(df.head(limit).to_string(index=False))
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``incidents`` group to the ``geogrid`` command."""
     app.add_typer(incidents_app, name="incidents")

@@ -7,8 +7,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import Engine
 
 from geogrid.errors import GeogridError
+from geogrid.services import database
+from geogrid.services.accounts import add_user, list_users
+from geogrid.settings import CityFileError, get_settings
 
 console = Console()
 err = Console(stderr=True)
@@ -16,10 +20,13 @@ err = Console(stderr=True)
 users_app = typer.Typer(help="Accounts and bearer tokens.", no_args_is_help=True)
 
 
-def _engine():
-    from geogrid.store import get_engine
-
-    return get_engine()
+def _engine() -> Engine:
+    """The engine of the configured database (a bad city file is an error: exit 2)."""
+    try:
+        return database.get_engine(get_settings().database_url)
+    except CityFileError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
 
 
 @users_app.command("add")
@@ -42,8 +49,6 @@ def users_add(
     ref: Annotated[str | None, typer.Option(help="external reference, e.g. staff number")] = None,
 ) -> None:
     """Create an account and print its bearer token (shown this once only)."""
-    from geogrid.store.accounts import add_user
-
     try:
         acc, token = add_user(_engine(), name, role, units=unit or [], ref=ref)
     except GeogridError as exc:
@@ -63,14 +68,12 @@ def users_add(
 @users_app.command("list")
 def users_list() -> None:
     """List accounts (no tokens)."""
-    from geogrid.store.accounts import list_users
-
     df = list_users(_engine())
     t = Table(title=f"{len(df)} account(s)")
     for col in ("id", "name", "role", "units", "ref", "active"):
         t.add_column(col)
 
-    def _s(v) -> str:
+    def _s(v: object) -> str:
         return "" if v is None or v != v else str(v)  # None and NaN → ""
 
     for r in df.itertuples(index=False):
@@ -79,4 +82,5 @@ def users_list() -> None:
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``users`` group to the ``geogrid`` command."""
     app.add_typer(users_app, name="users")

@@ -25,12 +25,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from geogrid.core.hierarchy import CODE_LENGTH, LEVEL_COLUMN
 from geogrid.errors import Forbidden, InvalidInput
 
 __all__ = [
     "ROLES",
     "UNIT_ROLES",
+    "ROLE_FOR_LEVEL",
     "READ_ONLY_ROLES",
+    "RESIDENT",
     "Account",
     "new_token",
     "hash_token",
@@ -60,9 +63,11 @@ UNIT_ROLES = {
     "street_admin": "street",
     "district_admin": "district",
 }
+#: level → the role responsible for the units of that level (``worker`` for grids)
+ROLE_FOR_LEVEL = {level: role for role, level in UNIT_ROLES.items()}
 READ_ONLY_ROLES = frozenset({"leader", "analyst"})
-#: length of a unit code at each level (district 450902, grid 450902001001001)
-_CODE_LENGTH = {"district": 6, "street": 9, "community": 12, "grid": 15}
+#: the reporter kind of a report made without an account (a resident)
+RESIDENT = "resident"
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,7 @@ class Account:
         return UNIT_ROLES.get(self.role)
 
     def to_dict(self) -> dict[str, Any]:
+        """The account as a plain dict (``units`` a list)."""
         return {
             "id": self.id,
             "name": self.name,
@@ -108,6 +114,11 @@ def tokens_match(token: str, stored_hash: str) -> bool:
 
 
 def check_role(role: str) -> str:
+    """``role`` when it is one of :data:`ROLES`, else InvalidInput.
+
+    >>> check_role("worker")
+    'worker'
+    """
     if role not in ROLES:
         raise InvalidInput("role", role, "one of " + ", ".join(ROLES))
     return role
@@ -133,24 +144,16 @@ def check_units_for_role(role: str, units: Iterable[str]) -> list[str]:
         return []
     if not codes:
         raise InvalidInput("unit", codes, f"at least one {level} code for role {role!r}")
-    n = _CODE_LENGTH[level]
+    n = CODE_LENGTH[level]
     for c in codes:
         if not (c.isdigit() and len(c) == n):
             raise InvalidInput("unit", c, f"a {level} code of {n} digits for role {role!r}")
     return sorted(set(codes))
 
 
-_CODE_KEY = {
-    "grid": "grid_code",
-    "community": "community_code",
-    "street": "street_code",
-    "district": "district_code",
-}
-
-
 def _unit_code(incident_units: Mapping[str, Any], level: str) -> str | None:
     """The incident's code at ``level``; accepts ``grid_code`` keys or ``grid`` keys."""
-    v = incident_units.get(_CODE_KEY[level])
+    v = incident_units.get(LEVEL_COLUMN[level])
     if v is None:
         v = incident_units.get(level)
         if isinstance(v, Mapping):
@@ -197,6 +200,7 @@ def can_report_at(account: Account, incident_units: Mapping[str, Any]) -> bool:
 
 
 def require_can_report(account: Account, incident_units: Mapping[str, Any]) -> None:
+    """Raise Forbidden unless :func:`can_report_at`."""
     if can_report_at(account, incident_units):
         return
     raise Forbidden(_why_not(account, incident_units, "report an incident at this point"))

@@ -47,7 +47,6 @@ CATEGORY_COLUMNS = (
 #: The packaged catalogue.
 DEFAULT_CATEGORIES_PATH = Path(__file__).resolve().parents[1] / "data" / "categories.csv"
 _ENV = "GEOGRID_CATEGORIES"
-_LEVELS = LEVELS_UP
 _CODE = re.compile(r"[a-z][a-z0-9_]*")
 
 
@@ -140,13 +139,13 @@ def _load(path: str, mtime: int) -> pd.DataFrame:  # mtime: cache key only
             if not ok:
                 what = "a number ≥ 0" if allow_zero else "a positive number"
                 errors.append(RowError(path, i, col, f"expected {what}", value))
-        if row.escalate_level not in _LEVELS:
+        if row.escalate_level not in LEVELS_UP:
             errors.append(
                 RowError(
                     path,
                     i,
                     "escalate_level",
-                    f"expected one of {', '.join(_LEVELS)}",
+                    f"expected one of {', '.join(LEVELS_UP)}",
                     row.escalate_level,
                 )
             )

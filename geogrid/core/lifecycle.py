@@ -1,7 +1,8 @@
 """The incident lifecycle: statuses, the transition table, routing (流转) and escalation.
 
-Pure functions and constants, no database. The store (``geogrid/store/workflow.py``)
-applies them inside transactions.
+Pure functions and constants, no database. The incident service
+(:mod:`geogrid.services.incidents`) applies them inside transactions; the SQL is in
+``geogrid/store/workflow.py``.
 
 Statuses
 --------
@@ -24,10 +25,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from geogrid.core.hierarchy import LEVELS_UP
+from geogrid.core.accounts import ROLE_FOR_LEVEL
+from geogrid.core.hierarchy import LEVEL_COLUMN, LEVELS_UP
 from geogrid.errors import Conflict, InvalidInput
 
 __all__ = [
@@ -36,11 +39,15 @@ __all__ = [
     "DONE",
     "OPEN_STATUSES",
     "DONE_STATUSES",
-    "LEVELS",
+    "HANDLED_STATUSES",
+    "INITIAL_STATUS",
+    "TOP_LEVEL",
     "TRANSITIONS",
     "TIMESTAMP_COLUMN",
     "OPEN311_CLOSED",
+    "check_statuses",
     "check_transition",
+    "transition_columns",
     "allowed_transitions",
     "open311_status",
     "statuses_for_open311",
@@ -50,6 +57,7 @@ __all__ = [
     "is_overdue",
     "escalation_level",
     "route",
+    "unit_at_or_above",
     "admin_role_for",
     "open311_window",
     "service_group",
@@ -74,8 +82,12 @@ OPEN_STATUSES = tuple(s for s in STATUSES if s not in DONE)
 #: :data:`DONE` in lifecycle order (for SQL ``IN`` lists)
 DONE_STATUSES = tuple(s for s in STATUSES if s in DONE)
 
-#: routing levels, bottom first (the order of escalation)
-LEVELS = LEVELS_UP
+#: the status of a new incident
+INITIAL_STATUS = STATUSES[0]
+#: statuses of an incident whose problem was dealt with (counted as handled in the register)
+HANDLED_STATUSES = ("resolved", "closed")
+#: the highest level: nothing escalates beyond it
+TOP_LEVEL = LEVELS_UP[-1]
 
 #: from-status → statuses it may move to
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -108,6 +120,24 @@ def _check_status(value: Any, parameter: str = "status") -> str:
     if value not in STATUSES:
         raise InvalidInput(parameter, value, "one of " + ", ".join(STATUSES))
     return value
+
+
+def check_statuses(values: Iterable[Any], parameter: str = "status") -> list[str]:
+    """The statuses given, as strings, or InvalidInput naming ``parameter`` and the statuses.
+
+    >>> check_statuses(["reported", "closed"])
+    ['reported', 'closed']
+    >>> check_statuses(["done"])
+    Traceback (most recent call last):
+    ...
+    geogrid.errors.InvalidInput: status='done' is not valid: expected one of reported, \
+accepted, dispatched, in_progress, resolved, closed, rejected, duplicate
+    """
+    out = [str(v) for v in values]
+    bad = [v for v in out if v not in STATUSES]
+    if bad:
+        raise InvalidInput(parameter, ",".join(bad), "one of " + ", ".join(STATUSES))
+    return out
 
 
 def allowed_transitions(from_status: str) -> list[str]:
@@ -149,6 +179,30 @@ def check_transition(from_status: str, to_status: str) -> None:
     )
 
 
+def transition_columns(from_status: str, to_status: str, at: datetime) -> dict[str, Any]:
+    """The incident columns a move ``from_status → to_status`` at ``at`` sets.
+
+    ``status`` and ``updated_at`` always; the status's timestamp column
+    (:data:`TIMESTAMP_COLUMN`); reopening ``resolved → in_progress`` clears ``resolved_at``.
+    The move itself is checked with :func:`check_transition`.
+
+    >>> from datetime import UTC
+    >>> t = datetime(2026, 5, 1, 8, tzinfo=UTC)
+    >>> sorted(transition_columns("reported", "accepted", t))
+    ['accepted_at', 'status', 'updated_at']
+    >>> transition_columns("resolved", "in_progress", t)["resolved_at"] is None
+    True
+    """
+    check_transition(from_status, to_status)
+    sets: dict[str, Any] = {"status": to_status, "updated_at": at}
+    col = TIMESTAMP_COLUMN.get(to_status)
+    if col:
+        sets[col] = at
+    if from_status == "resolved" and to_status == "in_progress":
+        sets["resolved_at"] = None
+    return sets
+
+
 def open311_status(status: str) -> str:
     """Open311 ``open``/``closed`` for a geogrid status.
 
@@ -169,16 +223,24 @@ def statuses_for_open311(value: str) -> list[str]:
 
 
 def level_rank(level: str, parameter: str = "level") -> int:
-    """0 for grid … 3 for district."""
-    if level not in LEVELS:
-        raise InvalidInput(parameter, level, "one of " + ", ".join(LEVELS))
-    return LEVELS.index(level)
+    """0 for grid … 3 for district.
+
+    >>> level_rank("grid"), level_rank("district")
+    (0, 3)
+    """
+    if level not in LEVELS_UP:
+        raise InvalidInput(parameter, level, "one of " + ", ".join(LEVELS_UP))
+    return LEVELS_UP.index(level)
 
 
 def next_level(level: str) -> str | None:
-    """The level above (None above district)."""
+    """The level above (None above district).
+
+    >>> next_level("grid"), next_level("district")
+    ('community', None)
+    """
     r = level_rank(level)
-    return LEVELS[r + 1] if r + 1 < len(LEVELS) else None
+    return LEVELS_UP[r + 1] if r + 1 < len(LEVELS_UP) else None
 
 
 def due_at(reported_at: datetime, limit_hours: float) -> datetime:
@@ -230,10 +292,10 @@ def escalation_level(
     if limit > 0 and elapsed_h > limit:
         # past the k-th limit strictly: ceil(elapsed/limit) - 1 full limits are behind it
         periods = math.ceil(elapsed_h / limit) - 1
-    rank = min(base + periods, len(LEVELS) - 1)
+    rank = min(base + periods, len(LEVELS_UP) - 1)
     if current_level is not None:
         rank = max(rank, level_rank(current_level, "current_level"))
-    return LEVELS[rank]
+    return LEVELS_UP[rank]
 
 
 def route(escalate_level: str, codes: Mapping[str, str | None]) -> tuple[str | None, str | None]:
@@ -250,17 +312,39 @@ def route(escalate_level: str, codes: Mapping[str, str | None]) -> tuple[str | N
     ('street', 's')
     """
     r = level_rank(escalate_level, "escalate_level")
-    order = list(LEVELS[r:]) + list(reversed(LEVELS[:r]))
+    order = list(LEVELS_UP[r:]) + list(reversed(LEVELS_UP[:r]))
     for lv in order:
-        if codes.get(lv):
-            return lv, codes[lv]
+        code = codes.get(lv)
+        if code:
+            return lv, code
+    return None, None
+
+
+def unit_at_or_above(row: Mapping[str, Any], level: str) -> tuple[str | None, str | None]:
+    """The first (level, code) at ``level`` or above that an incident row has a code for.
+
+    ``row`` has the attribution columns (``grid_code`` … ``district_code``).
+
+    >>> unit_at_or_above({"community_code": None, "street_code": "450902001"}, "community")
+    ('street', '450902001')
+    >>> unit_at_or_above({}, "street")
+    (None, None)
+    """
+    for lv in LEVELS_UP[level_rank(level) :]:
+        code = row.get(LEVEL_COLUMN[lv])
+        if code:
+            return lv, code
     return None, None
 
 
 def admin_role_for(level: str) -> str:
-    """The account role responsible at a level (``worker`` for grids)."""
+    """The account role responsible at a level (``worker`` for grids).
+
+    >>> admin_role_for("grid"), admin_role_for("street")
+    ('worker', 'street_admin')
+    """
     level_rank(level)
-    return "worker" if level == "grid" else f"{level}_admin"
+    return ROLE_FOR_LEVEL[level]
 
 
 def open311_window(
@@ -274,9 +358,9 @@ def open311_window(
     Without dates: the last ``days`` days up to ``now`` (the spec's default). Only
     ``start_date``: from it up to ``now``. Only ``end_date``: the ``days`` days before it.
     """
-    if start is None and end is None:
-        return now - timedelta(days=days), now
     if start is None:
+        if end is None:
+            return now - timedelta(days=days), now
         return end - timedelta(days=days), end
     if end is None:
         end = max(now, start)
@@ -306,7 +390,7 @@ _GROUPS = (
 
 def service_group(code: str, name_en: str = "") -> str:
     """The Open311 ``group`` of a category, from words in its code or English name."""
-    words = set()
+    words: set[str] = set()
     for s in (code or "", name_en or ""):
         for w in s.lower().replace("-", "_").replace(" ", "_").replace(".", "_").split("_"):
             if w:

@@ -1,141 +1,107 @@
-"""Accounts in the database: create with a one-time token, authenticate, list.
+"""Accounts in the database: rows of ``account`` and ``account_unit`` in and out.
 
-The plain token never reaches the database: only :func:`geogrid.core.accounts.hash_token`
-of it is stored (``account.token_hash``).
+SQL only; the rules (roles, unit codes, tokens) are in :mod:`geogrid.core.accounts` and
+the workflows (create with a one-time token, authenticate) in
+:mod:`geogrid.services.accounts`. The plain token never reaches the database: only its
+hash (``account.token_hash``) is stored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
+from typing import Any
 
-import pandas as pd
 from sqlalchemy import Connection, Engine, select, text
 
-from geogrid.core.accounts import (
-    Account,
-    check_role,
-    check_units_for_role,
-    hash_token,
-    new_token,
-)
-from geogrid.errors import Conflict, InvalidInput, NotFound, Unauthorized
-from geogrid.store.engine import transaction as _tx
+from geogrid.store.engine import connection
 from geogrid.store.tables import account, account_unit
 
 __all__ = [
-    "add_user",
-    "authenticate",
-    "get_account",
-    "list_users",
-    "rotate_token",
+    "USER_COLUMNS",
+    "insert_account",
+    "account_id_by_ref",
+    "account_by_token_hash",
+    "account_row",
+    "account_units",
+    "set_token_hash",
+    "user_rows",
     "accounts_for_unit",
 ]
 
+#: columns of the rows :func:`user_rows` returns (no token hashes)
+USER_COLUMNS = ("id", "name", "role", "ref", "active", "created_at", "units")
+_ACCOUNT = (account.c.id, account.c.name, account.c.role, account.c.ref, account.c.active)
 
-def add_user(
-    conn: Engine | Connection,
+
+def insert_account(
+    conn: Connection,
+    *,
     name: str,
     role: str,
-    units: Iterable[str] = (),
-    ref: str | None = None,
-) -> tuple[Account, str]:
-    """Create an account and return it with its token (the only time the token is seen).
-
-    Parameters
-    ----------
-    name : display name
-    role : one of :data:`geogrid.core.accounts.ROLES`
-    units : unit codes (grid codes for a worker, the community/street/district code for
-        an admin of that level; none for other roles)
-    ref : optional external reference (staff number), unique
-    """
-    if not name or not str(name).strip():
-        raise InvalidInput("name", name, "a non-empty name")
-    check_role(role)
-    codes = check_units_for_role(role, units)
-    token = new_token()
-    with _tx(conn) as c:
-        if ref is not None:
-            taken = c.execute(select(account.c.id).where(account.c.ref == ref)).first()
-            if taken is not None:
-                raise Conflict(f"an account with ref {ref!r} already exists (id {taken[0]})")
-        aid = c.execute(
-            account.insert()
-            .values(name=str(name).strip(), role=role, ref=ref, token_hash=hash_token(token))
-            .returning(account.c.id)
-        ).scalar_one()
-        if codes:
-            c.execute(account_unit.insert(), [{"account_id": aid, "unit_code": u} for u in codes])
-    return Account(int(aid), str(name).strip(), role, tuple(codes), ref, True), token
+    ref: str | None,
+    token_hash: str,
+    units: Sequence[str] = (),
+) -> int:
+    """Insert an account bound to ``units``; returns its id."""
+    aid = conn.execute(
+        account.insert()
+        .values(name=name, role=role, ref=ref, token_hash=token_hash)
+        .returning(account.c.id)
+    ).scalar_one()
+    if units:
+        conn.execute(account_unit.insert(), [{"account_id": aid, "unit_code": u} for u in units])
+    return int(aid)
 
 
-def _units_of(c: Connection, aid: int) -> tuple[str, ...]:
-    rows = (
-        c.execute(
-            select(account_unit.c.unit_code)
-            .where(account_unit.c.account_id == aid)
-            .order_by(account_unit.c.unit_code)
+def account_id_by_ref(conn: Connection, ref: str) -> int | None:
+    """The id of the account with this external reference (None if none)."""
+    aid = conn.execute(select(account.c.id).where(account.c.ref == ref)).scalar_one_or_none()
+    return None if aid is None else int(aid)
+
+
+def account_by_token_hash(bind: Engine | Connection, token_hash: str) -> dict[str, Any] | None:
+    """id, name, role, ref, active of the account holding a token hash (None if none)."""
+    with connection(bind) as c:
+        row = c.execute(select(*_ACCOUNT).where(account.c.token_hash == token_hash)).mappings()
+        first = row.first()
+    return None if first is None else dict(first)
+
+
+def account_row(bind: Engine | Connection, account_id: int) -> dict[str, Any] | None:
+    """id, name, role, ref, active of one account (None if none)."""
+    with connection(bind) as c:
+        first = (
+            c.execute(select(*_ACCOUNT).where(account.c.id == int(account_id))).mappings().first()
         )
-        .scalars()
-        .all()
+    return None if first is None else dict(first)
+
+
+def account_units(bind: Engine | Connection, account_id: int) -> tuple[str, ...]:
+    """The unit codes an account is bound to, sorted."""
+    with connection(bind) as c:
+        rows = (
+            c.execute(
+                select(account_unit.c.unit_code)
+                .where(account_unit.c.account_id == int(account_id))
+                .order_by(account_unit.c.unit_code)
+            )
+            .scalars()
+            .all()
+        )
+    return tuple(str(r) for r in rows)
+
+
+def set_token_hash(conn: Connection, account_id: int, token_hash: str) -> int:
+    """Replace an account's token hash; returns the number of accounts changed (0 or 1)."""
+    result = conn.execute(
+        account.update().where(account.c.id == int(account_id)).values(token_hash=token_hash)
     )
-    return tuple(rows)
+    return int(result.rowcount)
 
 
-def authenticate(conn: Engine | Connection, token: str | None) -> Account:
-    """The active account holding ``token``; Unauthorized otherwise."""
-    if not token:
-        raise Unauthorized("a bearer token is required: send 'Authorization: Bearer <token>'")
-    with _tx(conn) as c:
-        row = (
-            c.execute(
-                select(
-                    account.c.id, account.c.name, account.c.role, account.c.ref, account.c.active
-                ).where(account.c.token_hash == hash_token(token))
-            )
-            .mappings()
-            .first()
-        )
-        if row is None or not row["active"]:
-            raise Unauthorized("unknown or revoked token")
-        units = _units_of(c, row["id"])
-    return Account(int(row["id"]), row["name"], row["role"], units, row["ref"], True)
-
-
-def get_account(conn: Engine | Connection, account_id: int) -> Account:
-    with _tx(conn) as c:
-        row = (
-            c.execute(
-                select(
-                    account.c.id, account.c.name, account.c.role, account.c.ref, account.c.active
-                ).where(account.c.id == int(account_id))
-            )
-            .mappings()
-            .first()
-        )
-        if row is None:
-            raise NotFound(f"account {account_id} does not exist")
-        units = _units_of(c, row["id"])
-    return Account(int(row["id"]), row["name"], row["role"], units, row["ref"], bool(row["active"]))
-
-
-def rotate_token(conn: Engine | Connection, account_id: int) -> str:
-    """Replace an account's token; returns the new one (shown once)."""
-    token = new_token()
-    with _tx(conn) as c:
-        n = c.execute(
-            account.update()
-            .where(account.c.id == int(account_id))
-            .values(token_hash=hash_token(token))
-        ).rowcount
-    if not n:
-        raise NotFound(f"account {account_id} does not exist")
-    return token
-
-
-def list_users(conn: Engine | Connection) -> pd.DataFrame:
-    """Accounts with their units (no token hashes)."""
-    with _tx(conn) as c:
+def user_rows(bind: Engine | Connection) -> list[dict[str, Any]]:
+    """Every account with its units as a comma-separated text (:data:`USER_COLUMNS`)."""
+    with connection(bind) as c:
         rows = (
             c.execute(
                 text(
@@ -148,17 +114,16 @@ def list_users(conn: Engine | Connection) -> pd.DataFrame:
             .mappings()
             .all()
         )
-    return pd.DataFrame(
-        rows, columns=["id", "name", "role", "ref", "active", "created_at", "units"]
-    )
+    return [dict(r) for r in rows]
 
 
 def accounts_for_unit(conn: Connection, role: str, unit_code: str) -> int | None:
     """Id of the first active account of ``role`` bound to ``unit_code`` (None if none)."""
-    return conn.execute(
+    aid = conn.execute(
         text(
             "SELECT a.id FROM account a JOIN account_unit au ON au.account_id = a.id "
             "WHERE a.role = :role AND a.active AND au.unit_code = :code ORDER BY a.id LIMIT 1"
         ),
         {"role": role, "code": unit_code},
     ).scalar_one_or_none()
+    return None if aid is None else int(aid)

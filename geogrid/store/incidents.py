@@ -1,4 +1,6 @@
-"""Incident rows in PostGIS: bulk ``COPY`` and the lookups bulk loading needs.
+"""Incident rows in PostGIS: the category catalogue, bulk ``COPY`` and the lookups bulk
+loading needs. SQL only (rows in, rows out); the rows to load are built by
+:func:`geogrid.core.incident_files.prepare_rows`.
 
 Points are stored in EPSG:4326 together with the coordinate system and coordinates they
 arrived in (``src_crs``, ``src_lon``, ``src_lat``).
@@ -7,94 +9,73 @@ arrived in (``src_crs``, ``src_lon``, ``src_lat``).
 from __future__ import annotations
 
 import io
+from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from sqlalchemy import Connection, Engine, text
 
-from geogrid.core.geometry import points_ewkb_hex
-from geogrid.core.hierarchy import LEVEL_COLUMN as _LEVEL_COLUMN
-from geogrid.core.lifecycle import STATUSES
-from geogrid.errors import InvalidInput
+from geogrid.core.accounts import UNIT_ROLES
+from geogrid.core.hierarchy import LEVELS_UP
+from geogrid.core.incident_files import INCIDENT_COPY_COLUMNS
+from geogrid.store.engine import connection
 
 __all__ = [
+    "CATEGORY_COLUMNS",
     "category_table",
+    "category_rows",
+    "category_row",
+    "upsert_categories",
     "grid_workers",
     "existing_source_ids",
-    "prepare_rows",
     "copy_incidents",
     "encode_rows",
     "copy_encoded",
-    "check_categories",
-    "check_statuses",
     "INCIDENT_COPY_COLUMNS",
-    "upsert_categories",
 ]
 
-INCIDENT_COPY_COLUMNS = [
-    "source_id",
-    "category",
-    "description",
-    "src_crs",
-    "src_lon",
-    "src_lat",
-    "reported_at",
-    "reporter_kind",
-    "reporter_id",
-    "status",
-    "updated_at",
-    "accepted_at",
-    "dispatched_at",
-    "resolved_at",
-    "closed_at",
-    "due_at",
-    "assigned_level",
-    "assigned_unit",
-    "assignee_id",
-    "version_id",
-    "grid_code",
-    "community_code",
-    "street_code",
-    "district_code",
-    "geom",
-]
+#: columns of the ``category`` table read by :func:`category_rows`
+CATEGORY_COLUMNS = (
+    "code",
+    "name_zh",
+    "name_en",
+    "limit_hours",
+    "effort",
+    "escalate_level",
+    "share",
+    "active",
+)
+_CATEGORY_SELECT = f"SELECT {', '.join(CATEGORY_COLUMNS)} FROM category "
 
 
 def category_table(conn: Connection) -> pd.DataFrame:
-    """The category catalogue, indexed by code."""
-    rows = conn.execute(
-        text(
-            "SELECT code, name_zh, name_en, limit_hours, effort, "
-            "escalate_level, share FROM category WHERE active"
+    """The active categories, indexed by code (columns ``name_zh`` … ``share``)."""
+    rows = conn.execute(text(_CATEGORY_SELECT + "WHERE active ORDER BY code")).mappings().all()
+    frame = pd.DataFrame([dict(r) for r in rows], columns=list(CATEGORY_COLUMNS))
+    return frame.drop(columns="active").set_index("code")
+
+
+def category_rows(bind: Engine | Connection, *, active_only: bool = True) -> list[dict[str, Any]]:
+    """The category catalogue as rows (:data:`CATEGORY_COLUMNS`), ordered by code."""
+    with connection(bind) as c:
+        rows = (
+            c.execute(
+                text(_CATEGORY_SELECT + "WHERE active OR NOT :only ORDER BY code"),
+                {"only": active_only},
+            )
+            .mappings()
+            .all()
         )
-    ).mappings()
-    return pd.DataFrame(list(rows)).set_index("code") if rows else pd.DataFrame()
+    return [dict(r) for r in rows]
 
 
-def check_categories(conn: Connection | Engine, values, parameter: str = "category") -> list[str]:
-    """The category codes given, or InvalidInput naming ``parameter`` and the known codes."""
-    from geogrid.store.engine import connection
-
-    values = [str(v) for v in values]
-    with connection(conn) as c:
-        known = set(category_table(c).index)
-    bad = [v for v in values if v not in known]
-    if bad:
-        raise InvalidInput(parameter, ",".join(bad), "one of " + ", ".join(sorted(known)))
-    return values
-
-
-def check_statuses(values, parameter: str = "status") -> list[str]:
-    """The statuses given, or InvalidInput naming ``parameter`` and the statuses."""
-
-    values = [str(v) for v in values]
-    bad = [v for v in values if v not in STATUSES]
-    if bad:
-        raise InvalidInput(parameter, ",".join(bad), "one of " + ", ".join(STATUSES))
-    return values
+def category_row(bind: Engine | Connection, code: str) -> dict[str, Any] | None:
+    """One category (active or not) as a row, None when there is none with this code."""
+    with connection(bind) as c:
+        row = c.execute(text(_CATEGORY_SELECT + "WHERE code = :c"), {"c": code}).mappings().first()
+    return None if row is None else dict(row)
 
 
 def upsert_categories(conn: Connection, cats: pd.DataFrame) -> None:
@@ -115,113 +96,35 @@ def upsert_categories(conn: Connection, cats: pd.DataFrame) -> None:
                 "en": r["name_en"],
                 "lim": float(r["limit_hours"]),
                 "eff": float(r.get("effort", 1.0)),
-                "esc": r.get("escalate_level", "grid"),
+                "esc": r.get("escalate_level", LEVELS_UP[0]),
                 "share": float(r["share"]) if "share" in r and pd.notna(r["share"]) else None,
             },
         )
 
 
 def grid_workers(conn: Connection) -> dict[tuple[str, str], int]:
-    """(level, unit code) → id of the (first) account responsible there: the grid worker
-    for grids, the ``<level>_admin`` for the other levels (see
-    :func:`geogrid.core.lifecycle.admin_role_for`)."""
+    """(level, unit code) → id of the (first) active account responsible there: the grid
+    worker for grids, the admin of the level for the other levels
+    (:data:`geogrid.core.accounts.UNIT_ROLES`)."""
     rows = conn.execute(
         text(
-            "SELECT CASE a.role WHEN 'worker' THEN 'grid' ELSE replace(a.role, '_admin', '') END,"
-            " au.unit_code, min(a.id) FROM account_unit au JOIN account a ON a.id = au.account_id"
-            " WHERE a.active AND a.role IN ('worker', 'community_admin', 'street_admin', "
-            "'district_admin') GROUP BY 1, 2"
-        )
+            "SELECT a.role, au.unit_code, min(a.id) FROM account_unit au "
+            "JOIN account a ON a.id = au.account_id WHERE a.active AND a.role = ANY(:roles) "
+            "GROUP BY 1, 2"
+        ),
+        {"roles": list(UNIT_ROLES)},
     ).all()
-    return {(level, code): int(aid) for level, code, aid in rows}
+    return {(UNIT_ROLES[role], str(code)): int(aid) for role, code, aid in rows}
 
 
 def existing_source_ids(conn: Connection, ids: list[str]) -> set[str]:
+    """The ``source_id`` values among ``ids`` that are already stored."""
     if not ids:
         return set()
     rows = conn.execute(
         text("SELECT source_id FROM incident WHERE source_id = ANY(:ids)"), {"ids": ids}
     ).scalars()
-    return set(rows)
-
-
-def prepare_rows(
-    batch: pd.DataFrame,
-    codes: pd.DataFrame,
-    cats: pd.DataFrame,
-    workers: dict[tuple[str, str], int],
-    version_id: int | None,
-) -> pd.DataFrame:
-    """Build the rows to COPY: due date from the category's limit, the responsible unit
-    (the category's level, as :func:`geogrid.core.lifecycle.route` does for one incident: the
-    nearest level above that the point has, else below) and that unit's account as
-    assignee."""
-    n = len(batch)
-    limit_h = batch["category"].map(cats["limit_hours"]).astype(float).to_numpy()
-    due = batch["reported_at"] + pd.to_timedelta(limit_h, unit="h")
-    level = batch["category"].map(cats["escalate_level"]).fillna("grid").to_numpy(dtype=object)
-    codes = codes.reset_index(drop=True)
-    assigned_unit = np.full(n, None, dtype=object)
-    assigned_level = np.full(n, None, dtype=object)
-    unassigned = np.ones(n, dtype=bool)
-    order = list(_LEVEL_COLUMN)
-    values = {lv: codes[col].to_numpy(dtype=object) for lv, col in _LEVEL_COLUMN.items()}
-    present = {lv: pd.notna(v) for lv, v in values.items()}
-    for lv in order:
-        wanted = level == lv
-        r = order.index(lv)
-        for cand in order[r:] + order[:r][::-1]:
-            take = wanted & unassigned & present[cand]
-            assigned_unit[take] = values[cand][take]
-            assigned_level[take] = cand
-            unassigned &= ~take
-    level = assigned_level
-    grid = values["grid"]
-    assignee = np.full(n, None, dtype=object)
-    if workers:
-        keys = pd.MultiIndex.from_tuples(list(workers), names=["level", "unit"])
-        pos = keys.get_indexer(pd.MultiIndex.from_arrays([level, assigned_unit]))
-        ids = np.array(list(workers.values()), dtype=object)
-        assignee[pos >= 0] = ids[pos[pos >= 0]]
-    reporter_id = batch["reporter_id"] if "reporter_id" in batch else pd.Series([None] * n)
-    # the latest lifecycle time (NaT is the smallest int64, so it never wins)
-    times = np.stack(
-        [
-            batch[c].to_numpy(dtype="datetime64[us]").view("int64")
-            for c in ("reported_at", "accepted_at", "dispatched_at", "resolved_at", "closed_at")
-        ]
-    )
-    last = pd.Series(pd.to_datetime(times.max(axis=0).view("datetime64[us]"), utc=True))
-    frame = pd.DataFrame(
-        {
-            "source_id": batch["source_id"].to_numpy(),
-            "category": batch["category"].to_numpy(),
-            "description": batch["description"].to_numpy(),
-            "src_crs": batch["src_crs"].to_numpy(),
-            "src_lon": batch["src_lon"].to_numpy(),
-            "src_lat": batch["src_lat"].to_numpy(),
-            "reported_at": batch["reported_at"].reset_index(drop=True),
-            "reporter_kind": batch["reporter_kind"].to_numpy(),
-            "reporter_id": pd.array(reporter_id, dtype="Int64"),
-            "status": batch["status"].to_numpy(),
-            "updated_at": last.reset_index(drop=True),
-            "accepted_at": batch["accepted_at"].reset_index(drop=True),
-            "dispatched_at": batch["dispatched_at"].reset_index(drop=True),
-            "resolved_at": batch["resolved_at"].reset_index(drop=True),
-            "closed_at": batch["closed_at"].reset_index(drop=True),
-            "due_at": due.reset_index(drop=True),
-            "assigned_level": level,
-            "assigned_unit": assigned_unit,
-            "assignee_id": pd.array(assignee, dtype="Int64"),
-            "version_id": version_id,
-            "grid_code": grid,
-            "community_code": codes["community_code"].to_numpy(dtype=object),
-            "street_code": codes["street_code"].to_numpy(dtype=object),
-            "district_code": codes["district_code"].to_numpy(dtype=object),
-            "geom": points_ewkb_hex(batch["lon"].to_numpy(), batch["lat"].to_numpy()),
-        }
-    )
-    return frame
+    return {str(r) for r in rows}
 
 
 def encode_rows(frame: pd.DataFrame) -> bytes:
@@ -243,7 +146,7 @@ def encode_rows(frame: pd.DataFrame) -> bytes:
 
 def copy_encoded(conn: Connection, body: bytes) -> None:
     """COPY an :func:`encode_rows` body into ``incident`` inside the caller's transaction."""
-    raw = conn.connection.driver_connection
+    raw: Any = conn.connection.driver_connection  # a psycopg 3 connection
     with raw.cursor() as cur:
         with cur.copy(
             f"COPY incident ({', '.join(INCIDENT_COPY_COLUMNS)}) FROM STDIN WITH (FORMAT csv)"

@@ -1,0 +1,596 @@
+"""Incidents in their workflow: report (validate, convert, attribute, authorise, route,
+store), move through statuses, escalate, overdue lists, reads and the category catalogue.
+
+Every change is one transaction that updates the ``incident`` row, appends to
+``incident_event`` and records the map change; events are never updated or deleted, so the
+history of an incident is its events in order. All geometry is EPSG:4326; the coordinate
+as received is kept in ``src_crs``/``src_lon``/``src_lat``.
+
+The rules come from the core (:mod:`geogrid.core.lifecycle` for statuses, routing and
+escalation; :mod:`geogrid.core.accounts` for scope; :mod:`geogrid.core.crs` for
+coordinates); the SQL from :mod:`geogrid.store.workflow` and
+:mod:`geogrid.store.incidents`. Every function takes an Engine (it opens its own
+transaction) or a Connection (it runs in the caller's transaction).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Engine
+
+from geogrid.core import crs as gcrs
+from geogrid.core import lifecycle
+from geogrid.core.accounts import RESIDENT, Account, require_can_act, require_can_report
+from geogrid.core.hierarchy import LEVEL_COLUMN, LEVELS, LEVELS_UP, level_of_code
+from geogrid.core.timewindow import TIME_RANGE
+from geogrid.errors import Conflict, InvalidInput, NotFound
+from geogrid.store import incidents as store_incidents
+from geogrid.store import workflow as store
+from geogrid.store.changes import record_incident_change
+from geogrid.store.engine import connection, transaction
+from geogrid.store.units import lookup_point
+
+__all__ = [
+    "NEAR_CITY_M",
+    "create_incident",
+    "transition",
+    "escalate",
+    "escalate_overdue",
+    "overdue",
+    "history",
+    "get_incident",
+    "list_incidents",
+    "list_categories",
+    "get_category",
+    "check_categories",
+    "save_categories",
+]
+
+Bind = Engine | Connection
+
+#: A report outside every grid is kept and flagged when it is within this distance (m) of
+#: a district (GPS error, a river bank, a new estate); farther away it is refused as bad
+#: input (a swapped lon/lat, a wrong CRS, 0/0).
+NEAR_CITY_M = 20_000.0
+
+# kinds of events in an incident's history
+_STATUS_EVENT = "status"
+_FLAG_EVENT = "flag"
+_ESCALATE_EVENT = "escalate"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _actor_id(actor: Account | int | None) -> int | None:
+    if actor is None:
+        return None
+    if isinstance(actor, Account):
+        return actor.id
+    return int(actor)
+
+
+def _aware(value: Any, parameter: str) -> datetime | None:
+    """``value`` when it is a timezone-aware datetime within :data:`TIME_RANGE`."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise InvalidInput(parameter, value, "a datetime")
+    if value.tzinfo is None:
+        raise InvalidInput(
+            parameter,
+            value.isoformat(),
+            "a date-time with a time zone (e.g. 2026-05-01T08:00:00+08:00)",
+        )
+    if not TIME_RANGE[0] <= value < TIME_RANGE[1]:
+        raise InvalidInput(
+            parameter,
+            value.isoformat(),
+            f"a date-time from {TIME_RANGE[0].date()} to before {TIME_RANGE[1].date()}",
+        )
+    return value
+
+
+def _finite(name: str, value: Any) -> float:
+    try:
+        ok = not isinstance(value, bool) and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise InvalidInput(name, value, "a finite number")
+    return float(value)
+
+
+# --------------------------------------------------------------------------- categories
+def list_categories(bind: Bind, *, active_only: bool = True) -> list[dict[str, Any]]:
+    """The incident catalogue, ordered by code (code, name_zh, name_en, limit_hours,
+    effort, escalate_level, share, active)."""
+    return store_incidents.category_rows(bind, active_only=active_only)
+
+
+def get_category(bind: Bind, code: str, parameter: str = "category") -> dict[str, Any]:
+    """One active category; InvalidInput naming ``parameter`` and the known codes when
+    there is none with this code."""
+    with connection(bind) as c:
+        row = store_incidents.category_row(c, code)
+        if row is None or not row["active"]:
+            known = [r["code"] for r in store_incidents.category_rows(c)]
+            allowed = ", ".join(known) or "(no categories are defined)"
+            raise InvalidInput(parameter, code, "one of " + allowed)
+    return row
+
+
+def check_categories(bind: Bind, values: Iterable[Any], parameter: str = "category") -> list[str]:
+    """The category codes given, or InvalidInput naming ``parameter`` and the known codes."""
+    codes = [str(v) for v in values]
+    with connection(bind) as c:
+        known = set(store_incidents.category_table(c).index)
+    bad = [v for v in codes if v not in known]
+    if bad:
+        allowed = ", ".join(sorted(known)) or "(no categories are defined)"
+        raise InvalidInput(parameter, ",".join(bad), "one of " + allowed)
+    return codes
+
+
+def save_categories(bind: Bind, cats: pd.DataFrame) -> None:
+    """Insert or update a category catalogue (a frame indexed by code, as
+    :func:`geogrid.core.catalogue.load_categories` returns), in one transaction."""
+    with transaction(bind) as c:
+        store_incidents.upsert_categories(c, cats)
+
+
+# --------------------------------------------------------------------------- create
+def create_incident(
+    bind: Bind,
+    *,
+    category: str,
+    lon: float,
+    lat: float,
+    crs: str = "wgs84",
+    description: str | None = None,
+    reported_at: datetime | None = None,
+    reporter_id: int | None = None,
+    source_id: str | None = None,
+    actor: Account | int | None = None,
+    reporter_kind: str | None = None,
+    data: Mapping[str, Any] | None = None,
+    category_parameter: str = "category",
+) -> dict[str, Any]:
+    """Store a new incident, attributed and routed, with its first event.
+
+    Parameters
+    ----------
+    category : a category code (``category`` table)
+    lon, lat : the coordinate in ``crs`` (degrees for ``wgs84``/``gcj02``/``bd09``,
+        easting/northing for a projected EPSG CRS); converted to WGS84 (EPSG:4326) with
+        :func:`geogrid.core.crs.to_wgs84`, the original kept in ``src_*``.
+    crs : ``wgs84``, ``gcj02``, ``bd09`` or an EPSG code
+    description : what was found
+    reported_at : timezone-aware; default now
+    reporter_id : the reporting account (None: an anonymous resident)
+    source_id : an external id (unique)
+    actor : the account doing it. When an :class:`~geogrid.core.accounts.Account`, its scope is
+        checked (a worker reports only inside their own grids: Forbidden otherwise).
+    reporter_kind : default ``resident`` when anonymous, else the reporter's role
+    data : extra facts kept in the ``reported`` event (``address_string``, ``media_url``)
+    category_parameter : the name of the category in errors (``service_code`` for Open311)
+
+    Returns
+    -------
+    The incident as :func:`get_incident` returns it, plus ``outside`` (True when the point
+    is outside every grid of the published version: it is stored anyway with null codes
+    at the missing levels, and a ``flag`` event says so).
+
+    Raises
+    ------
+    InvalidInput : bad coordinates, CRS, time or category; a point far from the city.
+    Forbidden : ``actor`` may not report there.
+    """
+    x, y = _finite("lon", lon), _finite("lat", lat)
+    crs_name = gcrs.normalize_crs(crs)
+    at = _aware(reported_at, "reported_at") or _now()
+    wx, wy = gcrs.to_wgs84(np.array([x]), np.array([y]), crs_name)
+    wlon, wlat = float(wx[0]), float(wy[0])
+    if not (math.isfinite(wlon) and math.isfinite(wlat)) or not (
+        -180 <= wlon <= 180 and -90 <= wlat <= 90
+    ):
+        raise InvalidInput("lon/lat", (lon, lat), f"a coordinate on the earth in {crs_name}")
+
+    with transaction(bind) as c:
+        cat = get_category(c, category, category_parameter)
+        version_id: int | None
+        try:
+            version_id, units = lookup_point(c, wlon, wlat)
+        except NotFound:  # nothing published yet: keep the incident, unattributed
+            version_id, units = None, []
+        if not units and version_id is not None:
+            if not store.near_level(c, version_id, LEVELS[0], wlon, wlat, NEAR_CITY_M):
+                raise InvalidInput(
+                    "lon/lat",
+                    (lon, lat),
+                    f"a point in or near the city ({crs_name}"
+                    f"; WGS84 {wlon:.6f}, {wlat:.6f} is more than "
+                    f"{NEAR_CITY_M / 1000:g} km from every {LEVELS[0]})",
+                )
+        codes: dict[str, str | None] = {lv: None for lv in LEVELS_UP}
+        codes.update({u["level"]: u["code"] for u in units})
+        attribution = {LEVEL_COLUMN[lv]: codes[lv] for lv in LEVELS_UP}
+        if isinstance(actor, Account):
+            require_can_report(actor, attribution)
+        level, unit_code = lifecycle.route(cat["escalate_level"], codes)
+        assignee = None
+        if level is not None and unit_code is not None:
+            role = lifecycle.admin_role_for(level)
+            assignee = store.first_accounts(c, [(role, unit_code)]).get((role, unit_code))
+        kind = reporter_kind
+        if kind is None:
+            kind = RESIDENT
+            if reporter_id is not None:
+                kind = store.account_role(c, reporter_id)
+                if kind is None:
+                    raise InvalidInput("reporter_id", reporter_id, "an existing account id")
+        iid = store.insert_incident(
+            c,
+            {
+                "source_id": source_id,
+                "category": cat["code"],
+                "description": description,
+                "src_crs": crs_name,
+                "src_lon": x,
+                "src_lat": y,
+                "reported_at": at,
+                "reporter_kind": kind,
+                "reporter_id": reporter_id,
+                "status": lifecycle.INITIAL_STATUS,
+                "updated_at": at,
+                "due_at": lifecycle.due_at(at, cat["limit_hours"]),
+                "assigned_level": level,
+                "assigned_unit": unit_code,
+                "assignee_id": assignee,
+                "version_id": version_id,
+                **attribution,
+            },
+            wlon,
+            wlat,
+        )
+        actor_id = _actor_id(actor) if actor is not None else reporter_id
+        event_data = {k: v for k, v in dict(data or {}).items() if v not in (None, "")}
+        event_data.update(assigned_level=level, assigned_unit=unit_code, assignee_id=assignee)
+        store.insert_event(
+            c,
+            iid,
+            at=at,
+            actor_id=actor_id,
+            kind=_STATUS_EVENT,
+            to_status=lifecycle.INITIAL_STATUS,
+            data=event_data,
+        )
+        outside = codes[LEVELS_UP[0]] is None
+        if outside:
+            where = f" (version {version_id})" if version_id else " (none published)"
+            store.insert_event(
+                c,
+                iid,
+                at=at,
+                actor_id=actor_id,
+                kind=_FLAG_EVENT,
+                note=f"outside every {LEVELS_UP[0]} of the published boundaries{where}",
+                data={"flag": "outside_grid", "version_id": version_id},
+            )
+        record_incident_change(c, [wlon], [wlat], kind="create")
+        out = _get(c, iid, with_history=False)
+    out["outside"] = outside
+    return out
+
+
+# --------------------------------------------------------------------------- transitions
+def _lock(conn: Connection, incident_id: int) -> dict[str, Any]:
+    row = store.lock_incident(conn, incident_id)
+    if row is None:
+        raise NotFound(f"incident {incident_id} does not exist")
+    return row
+
+
+def transition(
+    bind: Bind,
+    incident_id: int,
+    to_status: str,
+    actor: Account | int | None = None,
+    note: str | None = None,
+    *,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """Move an incident to ``to_status`` (see :data:`geogrid.core.lifecycle.TRANSITIONS`).
+
+    Sets ``status``, ``updated_at`` and the status's timestamp column
+    (:func:`geogrid.core.lifecycle.transition_columns`) and appends a ``status`` event.
+    ``at`` (timezone-aware, default now) is the time of the change, for back-filled
+    records.
+
+    Raises NotFound, Forbidden (``actor`` is an Account out of scope), Conflict (the move
+    is not allowed, with the reason), InvalidInput (not a status).
+    """
+    when = _aware(at, "at") or _now()
+    with transaction(bind) as c:
+        row = _lock(c, incident_id)
+        if isinstance(actor, Account):
+            require_can_act(actor, row, f"incident {incident_id}")
+        sets = lifecycle.transition_columns(row["status"], to_status, when)
+        store.update_incident(c, incident_id, sets)
+        store.insert_event(
+            c,
+            incident_id,
+            at=when,
+            actor_id=_actor_id(actor),
+            kind=_STATUS_EVENT,
+            from_status=row["status"],
+            to_status=to_status,
+            note=note,
+        )
+        out = _get(c, incident_id, with_history=False)
+        if out.get("lon") is not None:  # status colours and backlog metrics change
+            record_incident_change(c, [out["lon"]], [out["lat"]], kind="status")
+    return out
+
+
+# --------------------------------------------------------------------------- escalation
+def _with_assignees(conn: Connection, moves: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Set ``assignee_id`` of each move: the account responsible at its level and unit."""
+    pairs = [(lifecycle.admin_role_for(m["to_level"]), m["unit"]) for m in moves]
+    who = store.first_accounts(conn, pairs)
+    for m, pair in zip(moves, pairs, strict=True):
+        m["assignee_id"] = who.get(pair)
+    return moves
+
+
+def escalate(
+    bind: Bind,
+    incident_id: int,
+    actor: Account | int | None = None,
+    to_level: str | None = None,
+    note: str | None = None,
+    *,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """Hand an incident up to a higher level (default: the next level up).
+
+    It is assigned to the incident's unit at that level (or the first level above that it
+    has) and to the account responsible there; an ``escalate`` event records from/to.
+    Conflict when it is resolved/closed/rejected/duplicate, not assigned, already at or
+    above ``to_level``, or at the district.
+    """
+    when = _aware(at, "at") or _now()
+    if to_level is not None:
+        lifecycle.level_rank(to_level, "to_level")
+    with transaction(bind) as c:
+        row = _lock(c, incident_id)
+        if isinstance(actor, Account):
+            require_can_act(actor, row, f"incident {incident_id}")
+        if row["status"] in lifecycle.DONE:
+            raise Conflict(f"cannot escalate incident {incident_id}: it is {row['status']}")
+        current = row["assigned_level"]
+        if current is None:
+            raise Conflict(
+                f"cannot escalate incident {incident_id}: it is outside every unit and not assigned"
+            )
+        target = to_level or lifecycle.next_level(current)
+        if target is None:
+            raise Conflict(
+                f"cannot escalate incident {incident_id}: it is already at the {current}"
+            )
+        if lifecycle.level_rank(target) <= lifecycle.level_rank(current):
+            raise Conflict(
+                f"cannot escalate incident {incident_id} to {target!r}: it is "
+                f"already at {current!r} (escalation goes up: {', '.join(LEVELS_UP)})"
+            )
+        level, unit = lifecycle.unit_at_or_above(row, target)
+        if level is None:
+            raise Conflict(
+                f"cannot escalate incident {incident_id}: it has no unit at {target!r} or above"
+            )
+        moves = _with_assignees(
+            c,
+            [
+                {
+                    "id": int(incident_id),
+                    "from_level": current,
+                    "to_level": level,
+                    "unit": unit,
+                    "reason": "manual",
+                }
+            ],
+        )
+        store.apply_escalations(
+            c, moves, at=when, actor_id=_actor_id(actor), note=note, kind=_ESCALATE_EVENT
+        )
+        return _get(c, incident_id, with_history=False)
+
+
+def escalate_overdue(
+    bind: Bind,
+    now: datetime | None = None,
+    actor: Account | int | None = None,
+) -> pd.DataFrame:
+    """Escalate every overdue incident whose time limits call for a higher level, by one
+    level (see :func:`geogrid.core.lifecycle.escalation_level`), in one batch.
+
+    Running it again at the same ``now`` changes nothing; run it periodically (a cron job)
+    and an incident left alone climbs one level per time limit passed.
+
+    Returns
+    -------
+    DataFrame: id, from_level, to_level, unit, assignee_id, reason ('overdue').
+    """
+    when = _aware(now, "now") or _now()
+    with transaction(bind) as c:
+        rows = store.escalation_candidates(
+            c, done=lifecycle.DONE_STATUSES, now=when, top_level=lifecycle.TOP_LEVEL
+        )
+        planned: list[dict[str, Any]] = []
+        for r in rows:
+            current = r["assigned_level"]
+            required = lifecycle.escalation_level(r, r["reported_at"], when, current)
+            above = lifecycle.next_level(current)
+            if above is None or lifecycle.level_rank(required) <= lifecycle.level_rank(current):
+                continue
+            level, unit = lifecycle.unit_at_or_above(r, above)
+            if level is None:
+                continue
+            planned.append(
+                {
+                    "id": int(r["id"]),
+                    "from_level": current,
+                    "to_level": level,
+                    "unit": unit,
+                    "reason": "overdue",
+                }
+            )
+        _with_assignees(c, planned)
+        store.apply_escalations(
+            c,
+            planned,
+            at=when,
+            actor_id=_actor_id(actor),
+            note="time limit passed: escalated automatically",
+            kind=_ESCALATE_EVENT,
+        )
+    return pd.DataFrame(planned, columns=list(store.ESCALATION_COLUMNS))
+
+
+# --------------------------------------------------------------------------- reads
+def _row(r: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    d = dict(r)
+    data = d.pop("report_data") or {}
+    d["address"] = data.get("address_string")
+    d["media_url"] = data.get("media_url")
+    d["overdue"] = lifecycle.is_overdue(d["status"], d["due_at"], now)
+    return d
+
+
+def _get(conn: Connection, incident_id: int, *, with_history: bool) -> dict[str, Any]:
+    r = store.incident_row(conn, incident_id)
+    if r is None:
+        raise NotFound(f"incident {incident_id} does not exist")
+    d = _row(r, _now())
+    codes = {lv: d[LEVEL_COLUMN[lv]] for lv in LEVELS if d[LEVEL_COLUMN[lv]]}
+    names: dict[str, str] = {}
+    if d["version_id"] is not None and codes:
+        names = store.unit_names(conn, d["version_id"], list(codes.values()))
+    d["units"] = {lv: {"code": code, "name": names.get(code)} for lv, code in codes.items()}
+    if with_history:
+        d["history"] = store.event_rows(conn, incident_id)
+    return d
+
+
+def get_incident(bind: Bind, incident_id: int, *, with_history: bool = False) -> dict[str, Any]:
+    """One incident with ``units`` (level → {code, name}, district first), ``address``,
+    ``media_url``, ``overdue`` and optionally ``history``. NotFound if none."""
+    with transaction(bind) as c:
+        return _get(c, incident_id, with_history=with_history)
+
+
+def _unit_level(code: str, level: str | None = None) -> str:
+    """The level of a unit code's column: ``level`` when given, else the code's level."""
+    if level is not None:
+        lifecycle.level_rank(level)
+        return level
+    return level_of_code(code, "unit")
+
+
+def list_incidents(
+    bind: Bind,
+    *,
+    ids: Iterable[int] | None = None,
+    categories: Iterable[str] | None = None,
+    statuses: Iterable[str] | None = None,
+    unit_code: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = 1000,
+    offset: int = 0,
+    category_parameter: str | None = "category",
+) -> list[dict[str, Any]]:
+    """Incidents matching every filter given, newest report first. Unknown categories or
+    statuses are InvalidInput (``category_parameter`` names the parameter in errors; None
+    makes unknown categories simply match nothing, as Open311 filters do).
+
+    ``start``/``end`` bound ``reported_at`` (inclusive); ``unit_code`` matches the
+    incident's code at the level of the code (15 digits grid … 6 district).
+    """
+    cats: list[str] | None = None
+    if categories is not None:
+        cats = (
+            check_categories(bind, categories, category_parameter)
+            if category_parameter
+            else [str(c) for c in categories]
+        )
+    unit_column = LEVEL_COLUMN[_unit_level(unit_code)] if unit_code else None
+    rows = store.incident_rows(
+        bind,
+        ids=[int(i) for i in ids] if ids is not None else None,
+        categories=cats,
+        statuses=lifecycle.check_statuses(statuses) if statuses is not None else None,
+        unit_column=unit_column,
+        unit_code=unit_code or None,
+        start=_aware(start, "start"),
+        end=_aware(end, "end"),
+        limit=limit,
+        offset=offset,
+    )
+    now = _now()
+    return [_row(r, now) for r in rows]
+
+
+def history(bind: Bind, incident_id: int) -> list[dict[str, Any]]:
+    """Every event of an incident, oldest first (NotFound for an unknown incident)."""
+    with connection(bind) as c:
+        if not store.incident_exists(c, incident_id):
+            raise NotFound(f"incident {incident_id} does not exist")
+        return store.event_rows(c, incident_id)
+
+
+def overdue(
+    bind: Bind,
+    unit_code: str | None = None,
+    level: str | None = None,
+    now: datetime | None = None,
+) -> pd.DataFrame:
+    """Overdue incidents (not resolved/closed/rejected/duplicate and ``now > due_at``).
+
+    Parameters
+    ----------
+    unit_code : only incidents in this unit (its level from the code length, or ``level``)
+    level : the level of the ``unit_code`` column (default: the level of ``unit_code``, or
+        grid). Rows are sorted by that unit, then by ``due_at``.
+    now : default now (timezone-aware)
+
+    Returns
+    -------
+    DataFrame: unit_code, id, category, status, reported_at, due_at, hours_overdue,
+    assigned_level, assigned_unit, assignee_id, grid_code, community_code, street_code,
+    district_code.
+    """
+    when = _aware(now, "now") or _now()
+    if unit_code:
+        lv = _unit_level(unit_code, level)
+    else:
+        lv = level or LEVELS_UP[0]
+        lifecycle.level_rank(lv)
+    rows = store.overdue_rows(
+        bind,
+        unit_column=LEVEL_COLUMN[lv],
+        done=lifecycle.DONE_STATUSES,
+        now=when,
+        unit_code=unit_code or None,
+    )
+    df = pd.DataFrame(rows, columns=list(store.OVERDUE_COLUMNS))
+    df["hours_overdue"] = df["hours_overdue"].astype(float)
+    df["assignee_id"] = df["assignee_id"].astype("Int64")
+    return df
