@@ -36,6 +36,8 @@ from pydantic import BaseModel
 
 __all__ = ["jsonable", "dumps", "GeogridJSONResponse", "GeoJSONResponse"]
 
+_SEPARATORS = (",", ":")
+
 
 def jsonable(obj: Any) -> Any:
     """``obj`` as plain JSON values (dict, list, str, int, float, bool, None).
@@ -141,8 +143,15 @@ def dumps(obj: Any) -> str:
 
     >>> dumps({"name": "榆阳区", "area": float("nan")})
     '{"name":"榆阳区","area":null}'
+    >>> dumps({"at": datetime(2026, 3, 1, 8, 0), "codes": ("450902",)})
+    '{"at":"2026-03-01T08:00:00+00:00","codes":["450902"]}'
     """
-    return json.dumps(jsonable(obj), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    try:  # plain JSON values already (the common case): no walk in Python
+        return json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=_SEPARATORS)
+    except (TypeError, ValueError):  # a datetime, NaN, numpy value, ...
+        return json.dumps(
+            jsonable(obj), ensure_ascii=False, allow_nan=False, separators=_SEPARATORS
+        )
 
 
 class GeogridJSONResponse(JSONResponse):

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import timedelta
 
 import numpy as np
 from sqlalchemy import text
 
+from api.models.boundaries import BoundaryLayer, BoundaryVersion
 from geogrid.core import crs as gcrs
 from geogrid.store import get_engine
 
@@ -20,6 +22,16 @@ def test_health(demo_http):
     assert body["status"] == "healthy"
     assert body["postgis"].startswith("3.")
     assert body["published_version"]["grids"] == 8798
+    assert body["published_version"]["published_at"].endswith("+00:00")  # UTC, ISO 8601
+
+
+def test_boundary_versions(demo_http):
+    r = demo_http.get("/boundaries/versions")
+    assert r.status_code == 200
+    listed = [BoundaryVersion.model_validate(v) for v in r.json()]
+    assert [v.status for v in listed].count("published") == 1
+    stamps = [v.created_at for v in listed if v.created_at is not None]
+    assert stamps and all(t.utcoffset() == timedelta(0) for t in stamps)  # sent in UTC
 
 
 def test_locate_all_four_levels(demo_http):
@@ -61,6 +73,9 @@ def test_boundaries_geojson_with_bbox(demo_http):
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("application/geo+json")
     assert len(r.json()["features"]) == 7
+    layer = BoundaryLayer.model_validate(r.json())  # the documented answer
+    assert {f.properties.level for f in layer.features} == {"district"}
+    assert layer.version_id == demo_http.get("/health").json()["published_version"]["id"]
     r = demo_http.get("/boundaries/grid", params={"bbox": "110.15,22.62,110.16,22.63"})
     feats = r.json()["features"]
     assert 0 < len(feats) < 200

@@ -61,9 +61,12 @@ def boundary_layer(
             examples=["2026-03-01T00:00:00Z"],
         ),
     ] = None,
-) -> dict[str, Any]:
+) -> GeoJSONResponse:
     """The units of a level (district, street, community, grid) as a GeoJSON
     FeatureCollection in WGS84 (EPSG:4326), ordered by code."""
-    return units.boundary_layer(
+    layer = units.boundary_layer(
         engine, level, version=version, as_of=as_of, bbox=parse_bbox(bbox), parent=parent
     )
+    # Sent as it is: the grid layer is ~16 MB, and checking it against ``BoundaryLayer``
+    # on every request would triple its time (tests/test_service.py checks the shape).
+    return GeoJSONResponse(layer)
