@@ -19,12 +19,14 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
 from api.main import create_app
+from api.models.common import ApiModel
 
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 # a route that reads its body by hand
@@ -202,6 +204,28 @@ def _own_error_format(path: str, code: str) -> bool:
     """Answers that follow another document than ``ErrorBody``: Open311 GeoReport v2 errors
     (a list of ``code``/``description``) and ``/health`` (its report, also when 503)."""
     return path.startswith("/open311/") or (path == "/health" and code == "503")
+
+
+def _models(annotation: Any) -> Iterator[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+        for field in annotation.model_fields.values():
+            if field.annotation is not annotation:
+                yield from _models(field.annotation)
+    for arg in get_args(annotation):
+        yield from _models(arg)
+
+
+def test_answer_models_follow_the_one_encoder():
+    """Answer models subclass ``ApiModel``, so their JSON follows ``api.json.jsonable``
+    (datetimes in UTC, NaN as null) like every other answer."""
+    problems = set()
+    for route in create_app().routes:
+        if isinstance(route, APIRoute) and route.response_model is not None:
+            for model in _models(route.response_model):
+                if not issubclass(model, ApiModel):
+                    problems.add(f"{route.path}: {model.__module__}.{model.__qualname__}")
+    assert not problems, _report(sorted(problems))
 
 
 def test_errors_are_documented_as_error_body(openapi):
