@@ -5,6 +5,7 @@ import {
   niceRound, quantileBreaks, classColors, classOf, legendClasses, classLabel, colorExpression,
   PALETTE, NO_DATA,
 } from "../../api/static/js/classes.js";
+import { formatBound } from "../../api/static/js/format.js";
 
 // a deterministic pseudo-random sequence (no Math.random in tests)
 function lcg(seed) {
@@ -22,6 +23,7 @@ const SAMPLES = {
   "rates with many zeros": [...Array(30).fill(0), ...Array.from({ length: 70 }, (_, i) => 0.0456 + i / 13)],
   "random floats": Array.from({ length: 300 }, lcg(42)).map((v) => v * 250 - 20),
   "random integers": Array.from({ length: 300 }, lcg(7)).map((v) => Math.floor(v * 40)),
+  "tiny densities": Array.from({ length: 150 }, (_, i) => 0.0004 + ((i * 13) % 71) / 9000),
   "negative changes": Array.from({ length: 120 }, (_, i) => ((i * 31) % 90) - 45),
 };
 
@@ -59,8 +61,10 @@ for (const [name, values] of Object.entries(SAMPLES)) {
       else assert.ok(a.hi === null || b.lo === null || a.hi <= b.lo);
       if (q.integers) assert.ok(a.closed && b.closed && a.hi + 1 <= b.lo);
     }
-    const labels = classes.map((c) => classLabel(c, String));
-    assert.equal(new Set(labels).size, labels.length, labels.join(" | "));
+    for (const fmt of [String, (v) => formatBound(v, undefined, "en-US")]) {
+      const labels = classes.map((c) => classLabel(c, fmt));
+      assert.equal(new Set(labels).size, labels.length, labels.join(" | "));
+    }
   });
 }
 

@@ -1,7 +1,9 @@
 // Number and date formatting (api/static/js/format.js).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { formatValue, isoDate, daysBefore, localDateTime, MISSING } from "../../api/static/js/format.js";
+import {
+  formatValue, formatBound, isoDate, daysBefore, localDateTime, MISSING,
+} from "../../api/static/js/format.js";
 
 const f = (v, key) => formatValue(v, key, "en-US");
 
@@ -25,6 +27,18 @@ test("other numbers get fewer decimals the larger they are", () => {
 test("areas in m² are shown in km², shares as percentages", () => {
   assert.equal(f(437450003.519, "area_m2"), "437.45");
   assert.equal(f(0.8766, "resolved_within_limit_share"), "87.7%");
+});
+
+test("class bounds keep enough digits to tell them apart", () => {
+  const b = (v, key) => formatBound(v, key, "en-US");
+  assert.equal(b(0.0012), "0.0012");
+  assert.equal(b(0.0015), "0.0015");
+  assert.equal(b(0.097), "0.097");
+  assert.equal(b(12345.6), "12,346");
+  assert.equal(b(42), "42");
+  assert.equal(b(45000, "area_m2"), "0.045");
+  assert.equal(b(0.955, "resolved_within_limit_share"), "95.5%");
+  assert.equal(b(null), MISSING);
 });
 
 test("text stays text", () => {

@@ -25,6 +25,25 @@ export function formatValue(v, key, locale) {
 }
 
 /**
+ * A class break or class bound of a metric as text, with up to three significant digits
+ * (breaks have two; a data minimum or maximum may need the third) in the unit that
+ * {@link formatValue} shows, so that consecutive bounds never read alike.
+ *
+ * @param {number} v
+ * @param {string} [key] the metric's key
+ * @param {string} [locale]
+ * @returns {string}
+ */
+export function formatBound(v, key, locale) {
+  if (typeof v !== "number" || !Number.isFinite(v)) return formatValue(v, key, locale);
+  const sig = { maximumSignificantDigits: 3 };
+  if (key === "area_m2") return (v / 1e6).toLocaleString(locale, sig);
+  if (key === "resolved_within_limit_share") return (v * 100).toLocaleString(locale, sig) + "%";
+  if (Number.isInteger(v) || Math.abs(v) >= 1000) return formatValue(v, key, locale);
+  return v.toLocaleString(locale, sig);
+}
+
+/**
  * The calendar date (YYYY-MM-DD) of an instant in a time zone.
  *
  * @param {Date} instant

@@ -1,7 +1,7 @@
 // The legend (the choropleth's classes, hot spots, incidents, heat) and the breadcrumb.
 import { legendClasses, classLabel, PALETTE, NO_DATA } from "./classes.js";
 import { el, byId, emit } from "./dom.js";
-import { formatValue } from "./format.js";
+import { formatBound } from "./format.js";
 import { t } from "./i18n.js";
 import { HOT_COLORS } from "./map-layers.js";
 import { S, cityName, displayLevel, levelName, metricLabel } from "./state.js";
@@ -28,7 +28,7 @@ function mapLegend() {
   const parts = [];
   if (S.show.choropleth) {
     parts.push(el("h4", {}, `${metricLabel(S.metric)} · ${levelName(displayLevel())}`));
-    const fmt = (v) => formatValue(v, S.metric);
+    const fmt = (v) => formatBound(v, S.metric);
     const classes = S.classes ? legendClasses(S.classes) : [];
     if (classes.length) for (const c of classes) parts.push(legendRow(c.color, classLabel(c, fmt)));
     else if (!S.classes) parts.push(legendRow(PALETTE[2], t("loading")));
