@@ -26,22 +26,21 @@ import geopandas as gpd
 import psycopg
 from sqlalchemy import text
 
+from geogrid.core.catalogue import load_categories
+from geogrid.demo.boundaries import build_demo
+from geogrid.demo.incidents import LOCAL_TZ, build_incidents
+from geogrid.demo.people import build_workers
+from geogrid.services.boundaries import save_hierarchy
+from geogrid.services.database import get_engine, migrate
+from geogrid.services.incidents import save_categories
+from geogrid.services.ingest import import_incidents
+
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = ap.parse_args()
-
-    from geogrid.core.catalogue import load_categories
-    from geogrid.demo.boundaries import build_demo
-    from geogrid.demo.incidents import build_incidents
-    from geogrid.demo.people import build_workers
-    from geogrid.services.boundaries import save_hierarchy
-    from geogrid.services.ingest import import_incidents
-    from geogrid.store import get_engine
-    from geogrid.store.incidents import upsert_categories
-    from geogrid.store.schema import migrate
 
     name = f"geogrid_bench_{uuid.uuid4().hex[:8]}"
     base = args.admin_url.rsplit("/", 1)[0]
@@ -54,8 +53,7 @@ def main() -> None:
         city = build_demo()
         save_hierarchy(engine, city.units, label="bench", source="bench")
         cats = load_categories()
-        with engine.begin() as conn:
-            upsert_categories(conn, cats)
+        save_categories(engine, cats)
         workers, _ = build_workers(city.units["grid"], seed=2016)
         frame = build_incidents(
             city.units["grid"], city.buildings, workers, cats, n=args.rows, seed=7
@@ -78,7 +76,7 @@ def main() -> None:
             frame[cols].to_csv(csv, index=False)
             size_mb = csv.stat().st_size / 1e6
             t0 = time.perf_counter()
-            rep = import_incidents(engine, csv)
+            rep = import_incidents(engine, csv, tz=LOCAL_TZ)
             t_geogrid = time.perf_counter() - t0
         assert rep.loaded == args.rows, rep
 
