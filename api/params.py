@@ -1,4 +1,7 @@
-"""Parsing of shared query parameters (errors name the parameter and what is allowed)."""
+"""Parsing of shared query parameters (errors name the parameter and what is allowed).
+
+The functions here only turn request text into values; they call no service.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,40 @@ import math
 
 from geogrid.errors import InvalidInput
 
+__all__ = ["parse_bbox"]
+
 
 def parse_bbox(value: str | None, name: str = "bbox") -> tuple[float, float, float, float] | None:
-    """``minLon,minLat,maxLon,maxLat`` in WGS84 degrees."""
+    """A bounding box ``minLon,minLat,maxLon,maxLat`` in WGS84 degrees.
+
+    Parameters
+    ----------
+    value : str or None
+        The query parameter's text; None or empty means no box.
+    name : str
+        The parameter's name, for the error message.
+
+    Returns
+    -------
+    tuple of float or None
+        (min lon, min lat, max lon, max lat), EPSG:4326 degrees.
+
+    Raises
+    ------
+    InvalidInput
+        Not four finite numbers, out of range, or ``minLat > maxLat``.
+
+    Examples
+    --------
+    >>> parse_bbox("110.15,22.62,110.16,22.63")
+    (110.15, 22.62, 110.16, 22.63)
+    >>> parse_bbox("") is None
+    True
+    >>> parse_bbox("110.15,22.62,110.16")
+    Traceback (most recent call last):
+    ...
+    geogrid.errors.InvalidInput: bbox='110.15,22.62,110.16' is not valid: expected four comma-separated numbers minLon,minLat,maxLon,maxLat (WGS84 degrees)
+    """  # noqa: E501
     if value is None or value == "":
         return None
     allowed = "four comma-separated numbers minLon,minLat,maxLon,maxLat (WGS84 degrees)"
