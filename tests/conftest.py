@@ -67,9 +67,9 @@ def _free_port() -> int:
 
 
 class LiveServer:
-    """A real uvicorn server running ``api.main.create_app(url)`` in a thread."""
+    """A real uvicorn server running ``api.main.create_app(url, settings)`` in a thread."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, settings=None):
         import threading
         import time
 
@@ -80,7 +80,11 @@ class LiveServer:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            create_app(url), host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+            create_app(url, settings),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -133,8 +137,12 @@ def demo_db_url() -> str:
 
 @pytest.fixture(scope="session")
 def demo_server(demo_db_url: str):
-    """Base URL of a real HTTP server on the demo database."""
-    srv = LiveServer(demo_db_url)
+    """Base URL of a real HTTP server on the demo database, serving the demo's city
+    (``geogrid/demo/yulin.toml``)."""
+    from geogrid.services.demo import DEMO_CITY_FILE
+    from geogrid.settings import Settings, load_city
+
+    srv = LiveServer(demo_db_url, Settings(city=load_city(DEMO_CITY_FILE)))
     yield srv.base
     srv.stop()
 
