@@ -76,7 +76,9 @@ class Open311RequestIn(ApiModel):
     address_string: str | None = Field(
         None, description="the address as the resident wrote it", examples=["江滨路12号"]
     )
-    address_id: str | None = Field(None, description="ignored (no address database)")
+    address_id: str | None = Field(
+        None, description="ignored (no address database)", examples=["A-1024"]
+    )
     description: str | None = Field(
         None, description="what the problem is", examples=["小区门口垃圾三天没人清"]
     )
@@ -87,16 +89,27 @@ class Open311RequestIn(ApiModel):
         None,
         description="a bearer token of an account (optional: without it the report is an "
         "anonymous resident report; an unknown key is refused with 401)",
+        examples=["k3R9v0Qm2Zb7…"],
     )
-    jurisdiction_id: str | None = Field(None, description="ignored (one jurisdiction)")
+    jurisdiction_id: str | None = Field(
+        None, description="ignored (one jurisdiction)", examples=["yulin.example.org"]
+    )
     email: str | None = Field(
         None, description=f"the resident's e-mail: {_NOT_STORED}", examples=["a@example.org"]
     )
-    device_id: str | None = Field(None, description=f"the device's id: {_NOT_STORED}")
-    account_id: str | None = Field(None, description=f"the resident's account: {_NOT_STORED}")
-    first_name: str | None = Field(None, description=f"first name: {_NOT_STORED}")
-    last_name: str | None = Field(None, description=f"last name: {_NOT_STORED}")
-    phone: str | None = Field(None, description=f"phone number: {_NOT_STORED}")
+    device_id: str | None = Field(
+        None, description=f"the device's id: {_NOT_STORED}", examples=["d-7f3a"]
+    )
+    account_id: str | None = Field(
+        None, description=f"the resident's account: {_NOT_STORED}", examples=["r-42"]
+    )
+    first_name: str | None = Field(
+        None, description=f"first name: {_NOT_STORED}", examples=["小红"]
+    )
+    last_name: str | None = Field(None, description=f"last name: {_NOT_STORED}", examples=["王"])
+    phone: str | None = Field(
+        None, description=f"phone number: {_NOT_STORED}", examples=["13800000000"]
+    )
 
 
 class Open311Created(ApiModel):
