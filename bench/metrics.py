@@ -4,7 +4,7 @@
 
 One month (the 30 days up to the last stored incident) at grid, community and district
 level; prints the median of ``--repeat`` warm runs (the first, cold run — which fills the
-unit geometry cache — is shown separately). ``--compare`` also times the vectorised pandas
+context's :class:`~geogrid.services.unitcache.UnitCache` — is shown separately). ``--compare`` also times the vectorised pandas
 path on the same window (fetch the rows, group in pandas; what time travel uses) and checks
 that both give the same numbers.
 """
@@ -17,6 +17,13 @@ import time
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import Engine
+
+from geogrid.core.timewindow import resolve_window
+from geogrid.core.unitmetrics import aggregate_incident_rows
+from geogrid.services import metrics as gm
+from geogrid.services.context import AppContext
+from geogrid.store import metrics as sm
 
 
 def _time(fn, repeat: int) -> tuple[float, list[float]]:
@@ -31,12 +38,9 @@ def _time(fn, repeat: int) -> tuple[float, list[float]]:
     return cold, runs
 
 
-def _pandas_path(engine, level: str, start, end):
+def _pandas_path(engine: Engine, level: str, start, end, tz: str):
     """The same metrics through the vectorised path (rows fetched, grouped in pandas)."""
-    from geogrid.services import metrics as gm
-    from geogrid.store import metrics as sm
-
-    s, e, now = gm.resolve_window(start, end, end)
+    s, e, _ = resolve_window(start, end, end, tz=tz)
     ps = s - (e - s)
     with engine.connect() as conn:
         rows = sm.metric_rows(
@@ -50,7 +54,7 @@ def _pandas_path(engine, level: str, start, end):
             with_points=False,
             past=False,
         )
-    return gm._aggregate_rows(rows, level, ps, s, e, e), len(rows)
+    return aggregate_incident_rows(rows, level, prev_start=ps, start=s, end=e, t=e), len(rows)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -59,11 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--compare", action="store_true", help="also time the pandas path")
     args = ap.parse_args(argv)
 
-    from geogrid.services import metrics as gm
-    from geogrid.store import get_engine
-    from geogrid.store import metrics as sm
-
-    engine = get_engine()
+    ctx = AppContext.open()
+    engine, tz = ctx.engine, ctx.settings.city.timezone
     with engine.connect() as conn:
         n = conn.exec_driver_sql("SELECT count(*) FROM incident").scalar_one()
     _, last = gm.incident_time_range(engine)
@@ -77,7 +78,9 @@ def main(argv: list[str] | None = None) -> None:
         holder = {}
 
         def run(level=level, holder=holder):
-            holder["m"] = gm.load_metrics(engine, level, start=start, end=end, now=end)
+            holder["m"] = gm.load_metrics(
+                engine, level, start=start, end=end, now=end, tz=tz, cache=ctx.unit_cache
+            )
 
         cold, runs = _time(run, args.repeat)
         m = holder["m"]
@@ -87,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{int(m['incidents'].sum()):,} incidents, path {m.attrs['path']})"
         )
         if args.compare:
-            s, e, _ = gm.resolve_window(start, end, end)
+            s, e, _ = resolve_window(start, end, end, tz=tz)
 
             def sql_only(level=level, s=s, e=e, vid=m.attrs["version_id"]):
                 sm.aggregate_units(
@@ -106,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
             out = {}
 
             def pandas_only(level=level, out=out):
-                out["agg"], out["rows"] = _pandas_path(engine, level, start, end)
+                out["agg"], out["rows"] = _pandas_path(engine, level, start, end, tz)
 
             _, pd_runs = _time(pandas_only, args.repeat)
             agg = out["agg"].set_index("code").reindex(m["code"])
@@ -122,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"pandas {statistics.median(pd_runs) * 1000:7.1f} ms "
                 f"({out['rows']:,} rows fetched); same numbers: {same}"
             )
+    ctx.close()
 
 
 if __name__ == "__main__":
