@@ -1,4 +1,5 @@
-"""Accounts, roles, bearer tokens and unit scope (pure; storage in ``geogrid/store/accounts.py``).
+"""Accounts, roles, bearer tokens and unit scope (pure; the workflows are in
+:mod:`geogrid.services.accounts`, the SQL in ``geogrid/store/accounts.py``).
 
 Roles
 -----
