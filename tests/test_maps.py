@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -59,8 +64,6 @@ def test_aggregate_points_caps_cells():
 
 
 def test_heatmap_layer_embeds_aggregated_cells_only():
-    import folium
-
     rng = np.random.default_rng(2)
     pts = pd.DataFrame(
         {"lon": 110.15 + rng.normal(0, 0.1, 40_000), "lat": 22.63 + rng.normal(0, 0.1, 40_000)}
@@ -73,8 +76,6 @@ def test_heatmap_layer_embeds_aggregated_cells_only():
 
 
 def test_incident_markers_capped_and_sampled():
-    import folium
-
     pts = pd.DataFrame(
         {
             "lon": np.linspace(110.0, 110.3, 8000),
@@ -93,8 +94,6 @@ def test_incident_markers_capped_and_sampled():
 
 
 def test_hotspot_layer_colours_classes():
-    import folium
-
     g = _units()
     gi = pd.DataFrame(
         {
@@ -151,11 +150,6 @@ def test_leader_map_on_the_demo(demo_db_url, tmp_path):
 
 
 def test_geogrid_map_command(demo_db_url, tmp_path):
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     out = tmp_path / "community.html"
     env = {**os.environ, "GEOGRID_DATABASE_URL": demo_db_url}
     cli = Path(sys.executable).with_name("geogrid")

@@ -13,15 +13,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
+from jupyter_client.kernelspec import KernelSpecManager
+from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
 
 @pytest.fixture(scope="module")
 def kernel_env(demo_db_url, tmp_path_factory):
-    from jupyter_client.kernelspec import KernelSpecManager
-
     specs = KernelSpecManager().find_kernel_specs()
     spec = Path(specs.get("python3", "")) / "kernel.json"
     if "python3" not in specs or sys.prefix not in str(spec):
@@ -46,8 +47,6 @@ def kernel_env(demo_db_url, tmp_path_factory):
 
 
 def test_notebooks_exist_without_outputs():
-    import nbformat
-
     assert [p.name for p in NOTEBOOKS] == [
         "01_getting_started.ipynb",
         "02_hotspots_and_trends.ipynb",
@@ -64,9 +63,6 @@ def test_notebooks_exist_without_outputs():
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(path, kernel_env):
-    import nbformat
-    from nbclient import NotebookClient
-
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(kernel_env)}}

@@ -1,5 +1,6 @@
-"""The SQL behind :mod:`geogrid.services.metrics`: per-unit aggregates of incidents, the rows the
-vectorised (pandas) path needs, worker assignments, unit totals, and trend counts.
+"""The SQL behind :mod:`geogrid.services.metrics`: per-unit aggregates of incidents, the rows
+the vectorised (pandas) path needs, worker assignments, unit totals, unit fingerprints and
+trend counts. Rows in, rows out: no caches, no orchestration.
 
 Level columns are chosen from a fixed mapping (``grid`` → ``grid_code`` …), never from user
 text; every value is a bound parameter. Times are timezone-aware; PostgreSQL compares
@@ -8,6 +9,8 @@ text; every value is a bound parameter. Times are timezone-aware; PostgreSQL com
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -16,13 +19,10 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, text
 
 from geogrid.core.hierarchy import LEVEL_COLUMN
-from geogrid.core.lifecycle import DONE_STATUSES, OPEN_STATUSES
+from geogrid.core.lifecycle import DONE_STATUSES, HANDLED_STATUSES, OPEN_STATUSES
 from geogrid.store.engine import connection as _connect
 
 __all__ = [
-    "DONE_STATUSES",
-    "LEVEL_COLUMN",
-    "OPEN_STATUSES",
     "INCIDENT_FRAME_COLUMNS",
     "aggregate_units",
     "category_efforts",
@@ -36,7 +36,7 @@ __all__ = [
     "worker_grids",
 ]
 
-_RESOLVED = ("resolved", "closed")
+_RESOLVED = HANDLED_STATUSES  # resolved or closed: the incidents that count as resolved
 
 #: columns :func:`incident_rows` can return (``lon``/``lat`` are EPSG:4326 degrees)
 INCIDENT_FRAME_COLUMNS = {
@@ -65,7 +65,7 @@ INCIDENT_FRAME_COLUMNS = {
 }
 
 
-def _frame(rows: list, columns: list[str]) -> pd.DataFrame:
+def _frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
     """A DataFrame from result rows (plain tuples: pandas is slow on Row objects)."""
     return pd.DataFrame([tuple(r) for r in rows], columns=columns)
 
@@ -174,14 +174,12 @@ def aggregate_units(
     """
     params = _params(prev_start, start, end, t, categories, version_id)
 
-    def run(sql: str, conn: Connection | None = None) -> list:
+    def run(sql: str, conn: Connection | None = None) -> Sequence[Any]:
         with _connect(conn if conn is not None else bind) as c:
             c.execute(text("SET LOCAL work_mem = '64MB'"))
             return c.execute(text(sql), params).all()
 
     if isinstance(bind, Engine):  # two pooled connections: the statements run in parallel
-        from concurrent.futures import ThreadPoolExecutor
-
         with ThreadPoolExecutor(max_workers=2) as ex:
             fut = ex.submit(run, pct_sql)
             counts = run(counts_sql)
@@ -323,7 +321,9 @@ def unit_parents(bind: Engine | Connection, version_id: int) -> pd.DataFrame:
     return _frame(rows, ["code", "level", "parent_code"])
 
 
-def unit_fingerprint(bind: Engine | Connection, version_id: int, level: str) -> tuple:
+def unit_fingerprint(
+    bind: Engine | Connection, version_id: int, level: str
+) -> tuple[int, int | None]:
     """(count, max id) of a version's units at a level: changes when a draft is edited by
     deleting/inserting rows, so cached geometries are refreshed."""
     with _connect(bind) as conn:
