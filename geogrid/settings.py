@@ -6,10 +6,10 @@
 ``GEOGRID_PG_PORT``       port of the embedded cluster (default 55432).
 ``GEOGRID_REDIS_URL``     Redis for the shared tile cache (optional; memory cache otherwise).
 ``GEOGRID_CATEGORIES``    CSV overriding the incident category catalogue.
-``GEOGRID_CITY_FILE``     a JSON or TOML file describing the city (:class:`City`); without
-                          it, the ``GEOGRID_CITY__<FIELD>`` variables (e.g.
-                          ``GEOGRID_CITY__NAME_ZH``), else a city with no name (the page
-                          then shows the top unit's name, or "geogrid").
+``GEOGRID_CITY_FILE``     a JSON or TOML file describing the city (:class:`City`).
+``GEOGRID_CITY__<FIELD>`` one field of the city (e.g. ``GEOGRID_CITY__NAME_ZH``); overrides
+                          the file's. With neither, a city with no name (the page then
+                          shows the top unit's name, or "geogrid") in China Standard Time.
 
 A city is configuration, not code: its name, time zone, metric CRS, default map view and
 category catalogue live in :class:`City`. Times are stored in UTC and shown in
@@ -168,6 +168,10 @@ class Settings(BaseSettings):
 
     >>> Settings(city=City(name_en="Testcity")).city.name_en
     'Testcity'
+    >>> demo_file = Path(__file__).parent / "demo" / "yulin.toml"
+    >>> s = Settings(city_file=demo_file, city=City(name_en="Yulin City"))
+    >>> s.city.name_zh, s.city.name_en, s.city.metric_crs
+    ('玉林市', 'Yulin City', 'EPSG:4546')
     """
 
     model_config = SettingsConfigDict(
@@ -189,7 +193,11 @@ class Settings(BaseSettings):
         if not self.redis_url:
             object.__setattr__(self, "redis_url", None)
         if self.city_file is not None:
-            object.__setattr__(self, "city", load_city(self.city_file))
+            city = load_city(self.city_file)
+            if "city" in self.model_fields_set:  # given fields override the file's
+                given = self.city.model_dump(include=self.city.model_fields_set)
+                city = City.model_validate({**city.model_dump(), **given})
+            object.__setattr__(self, "city", city)
 
     @property
     def pg_data(self) -> Path:

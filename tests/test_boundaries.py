@@ -15,7 +15,6 @@ import pytest
 import shapely
 from sqlalchemy import text
 
-from geogrid.core import crs as gcrs
 from geogrid.errors import FileInputError, InvalidInput, TopologyError
 from geogrid.services.boundaries import import_layer, read_boundary_file, write_boundary_file
 from geogrid.store import get_engine

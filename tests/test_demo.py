@@ -9,9 +9,10 @@ import pytest
 import shapely
 
 from geogrid.core.catalogue import DEFAULT_CATEGORIES_PATH, category_codes, load_categories
-from geogrid.demo import build_demo, build_incidents, build_workers, plant_hotspots
-from geogrid.demo.boundaries import DEFAULT_COUNTIES_PATH, LEVELS, UNIT_COLUMNS
+from geogrid.demo import CITY, CITY_FILE, build_demo, build_incidents, build_workers, plant_hotspots
+from geogrid.demo.boundaries import DEFAULT_COUNTIES_PATH, LEVELS, METRIC_CRS, UNIT_COLUMNS
 from geogrid.errors import FileInputError, InvalidInput
+from geogrid.settings import load_city
 
 M2_PER_DEG2 = 111_320.0 * np.cos(np.radians(22.5)) * 110_574.0  # rough, for thresholds
 PARENT = {"street": "district", "community": "street", "grid": "community"}
@@ -408,3 +409,10 @@ def test_incidents_custom_catalogue(city, tmp_path):
     df = build_incidents(city.units["grid"], city.buildings, None, cats, n=3000, seed=1)
     assert set(df["category"]) == {"pothole", "sanitation"}
     assert df.loc[df["category"] == "pothole", "description"].str.startswith("路面坑洼").all()
+
+
+def test_the_demo_city_is_configured_by_its_file() -> None:
+    assert CITY_FILE.name == "yulin.toml" and load_city(CITY_FILE) == CITY
+    assert (CITY.name_zh, CITY.name_en, CITY.code) == ("玉林市", "Yulin", "450900")
+    assert (CITY.timezone, CITY.metric_crs) == ("Asia/Shanghai", METRIC_CRS)
+    assert METRIC_CRS == "EPSG:4546"  # CGCS2000 3-degree Gauss-Kruger CM 111E

@@ -264,6 +264,12 @@ def test_openapi_and_page_do_not_name_yulin(served: Served) -> None:
     assert "玉林" not in page.text and "Yulin" not in page.text
 
 
+def test_cli_shows_the_city_as_served(served: Served) -> None:
+    out = _cli(["city", "show"], served.env)
+    assert '"metric_crs": "EPSG:4548"' in out and '"timezone": "Asia/Urumqi"' in out
+    assert "合肥测试市" in out and '"published_version": 4' in out
+
+
 # ------------------------------------------------------------------ areas in its own zone
 
 
@@ -363,7 +369,7 @@ def test_a_city_file_must_name_its_zone_and_a_projected_crs(tmp_path: Path) -> N
         load_city(tmp_path / "missing.toml")
 
 
-def test_city_from_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_city_from_environment_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("GEOGRID_CITY_FILE", raising=False)
     monkeypatch.setenv("GEOGRID_CITY__NAME_ZH", "合肥测试市")
     monkeypatch.setenv("GEOGRID_CITY__TIMEZONE", "Asia/Urumqi")
@@ -374,6 +380,14 @@ def test_city_from_environment_variables(monkeypatch: pytest.MonkeyPatch) -> Non
         "Asia/Urumqi",
         "EPSG:4548",
     )
+    # with a file: the variables override the file's fields, the rest comes from the file
+    path = tmp_path / "city.toml"
+    path.write_text(CITY_TOML.replace("合肥测试市", "文件市"), encoding="utf-8")
+    monkeypatch.setenv("GEOGRID_CITY_FILE", str(path))
+    monkeypatch.delenv("GEOGRID_CITY__TIMEZONE")
+    city = Settings().city
+    assert (city.name_zh, city.name_en, city.code) == ("合肥测试市", "Testcity", "340100")
+    assert (city.timezone, city.metric_crs) == ("Asia/Urumqi", "EPSG:4548")
 
 
 def test_an_unconfigured_city_on_an_empty_database_is_neutral(make_db) -> None:
