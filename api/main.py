@@ -91,8 +91,6 @@ def create_app(database_url: str | None = None, settings: Settings | None = None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = AppContext.open(database_url, settings)
         app.state.ctx = ctx
-        # TODO(lead): drop once api/routes/tiles.py reads the engine through api.deps
-        app.state.engine = ctx.engine
         try:
             yield
         finally:
