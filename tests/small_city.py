@@ -24,9 +24,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import geopandas as gpd
-from conftest import LiveServer
+import httpx
+from conftest import LiveServer, create_database, drop_database
 from shapely import MultiPolygon, box
 from sqlalchemy import Engine, create_engine, text
+
+from geogrid.core.crs import area_m2
+from geogrid.services.accounts import add_user
+from geogrid.services.boundaries import save_hierarchy
 
 CX, CY = 110.15, 22.63
 DX = 500 / 102_750  # 500 m in degrees of longitude at 22.63°N
@@ -83,8 +88,6 @@ def _square(x0: float, y0: float, x1: float, y1: float) -> MultiPolygon:
 
 def layers() -> dict[str, gpd.GeoDataFrame]:
     """The four unit layers (unit GeoDataFrames in EPSG:4326)."""
-    from geogrid.core.crs import area_m2
-
     x = [CX - DX, CX, CX + DX]
     y = [CY - DY, CY, CY + DY]
     whole = _square(x[0], y[0], x[2], y[2])
@@ -125,11 +128,6 @@ def layers() -> dict[str, gpd.GeoDataFrame]:
 @contextmanager
 def build() -> Iterator[City]:
     """Create the database, the city, its categories and accounts; drop it afterwards."""
-    from conftest import create_database, drop_database
-
-    from geogrid.services.boundaries import save_hierarchy
-    from geogrid.services.accounts import add_user
-
     url = create_database("geogrid_city")
     engine = create_engine(url)
     try:
@@ -159,8 +157,6 @@ def build() -> Iterator[City]:
 @contextmanager
 def serve(city: City) -> Iterator[object]:
     """A real uvicorn server on the city's database and an httpx client bound to it."""
-    import httpx
-
     srv = LiveServer(city.url)
     try:
         with httpx.Client(base_url=srv.base, timeout=60) as client:

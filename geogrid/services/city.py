@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
@@ -35,12 +35,10 @@ from geogrid.settings import City, Settings
 from geogrid.store import units as store_units
 from geogrid.store.engine import connection
 
-if TYPE_CHECKING:  # the context holds a CityCache: import for annotations only
-    from geogrid.services.context import AppContext
-
 __all__ = [
     "FALLBACK_NAME",
     "CityCache",
+    "CityContext",
     "CityProfile",
     "city_config",
     "city_profile",
@@ -199,7 +197,16 @@ def profile_for(engine: Engine, city: City) -> tuple[int | None, CityProfile]:
     return vid, derive_profile(city, bounds, top)
 
 
-def city_profile(ctx: AppContext) -> CityProfile:
+class CityContext(Protocol):
+    """What the city functions need of a service's context
+    (:class:`~geogrid.services.context.AppContext` has it)."""
+
+    engine: Engine
+    settings: Settings
+    city_cache: CityCache
+
+
+def city_profile(ctx: CityContext) -> CityProfile:
     """The served city's profile (cached on ``ctx`` per published boundary version)."""
     return _cached_profile(ctx.engine, ctx.settings, ctx.city_cache)
 
@@ -216,7 +223,7 @@ def _cached_profile(engine: Engine, settings: Settings, cache: CityCache) -> Cit
     return profile
 
 
-def city_config(ctx: AppContext) -> dict[str, Any]:
+def city_config(ctx: CityContext) -> dict[str, Any]:
     """What a client needs to know about the service's city (``GET /config``).
 
     Returns
