@@ -24,8 +24,7 @@ and so on, up to the district.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
