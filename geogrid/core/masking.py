@@ -29,6 +29,13 @@ __all__ = [
     "mask_ref",
     "mask_text",
     "is_masked",
+    "INCIDENT_PERSONAL",
+    "INCIDENT_STAFF_REFS",
+    "EVENT_PERSONAL",
+    "REGISTER_PERSONAL",
+    "redact_event",
+    "redact_incident",
+    "redact_register_row",
 ]
 
 MASK_CHAR: Final[str] = "*"
@@ -140,3 +147,92 @@ def is_masked(value: str | None) -> bool:
     (True, False, True)
     """
     return value is None or MASK_CHAR in str(value)
+
+
+# --------------------------------------------------------------------------- records
+#: personal fields of an incident as the services return it (clear only where the caller's
+#: scope allows; masked for other staff; absent — None — for anonymous callers)
+INCIDENT_PERSONAL: Final[tuple[str, ...]] = ("description", "last_note", "address")
+#: account references of an incident: kept for staff, None for anonymous callers
+INCIDENT_STAFF_REFS: Final[tuple[str, ...]] = ("reporter_id", "assignee_id", "source_id")
+#: personal fields of a history event
+EVENT_PERSONAL: Final[tuple[str, ...]] = ("actor_name", "note", "data")
+#: personal fields of a register row (level=worker)
+REGISTER_PERSONAL: Final[tuple[str, ...]] = ("worker_name", "ref")
+
+
+def _mask_data(data: object) -> object:
+    """String values of an event's facts with contact details masked (recursively)."""
+    if isinstance(data, dict):
+        return {k: _mask_data(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_mask_data(v) for v in data]
+    if isinstance(data, str):
+        return mask_text(data)
+    return data
+
+
+def redact_event(event: dict[str, object]) -> dict[str, object]:
+    """A history event with its personal fields masked: the actor's name (``李*``), the note
+    (:data:`MASKED`: staff notes may hold dispute details) and contact details in its facts.
+
+    >>> redact_event({"actor_name": "李梅", "note": "与邻居纠纷", "data": {"tel": "13812341234"}})
+    {'actor_name': '李*', 'note': '***', 'data': {'tel': '138****1234'}}
+    """
+    out = dict(event)
+    name = out.get("actor_name")
+    out["actor_name"] = mask_name(str(name)) if name is not None else None
+    out["note"] = MASKED if out.get("note") is not None else None
+    out["data"] = _mask_data(out.get("data"))
+    return out
+
+
+def redact_incident(incident: dict[str, object], *, public: bool) -> dict[str, object]:
+    """An incident with its personal fields masked (staff outside the record's units) or
+    the public view (``public``: an anonymous caller).
+
+    Staff get the description and address with contact details masked (:func:`mask_text`),
+    the latest note as :data:`MASKED` and the history's events through
+    :func:`redact_event`. The public view keeps the moderated description and address
+    (contact details masked) and drops notes, history and account references.
+
+    >>> inc = {"description": "漏水 13812341234", "last_note": "王五说", "address": "江滨路",
+    ...        "reporter_id": 4, "assignee_id": 5, "source_id": None,
+    ...        "history": [{"actor_name": "王五", "note": "x", "data": None}]}
+    >>> staff = redact_incident(inc, public=False)
+    >>> staff["description"], staff["last_note"], staff["history"][0]["actor_name"]
+    ('漏水 138****1234', '***', '王*')
+    >>> pub = redact_incident(inc, public=True)
+    >>> pub["last_note"], pub["reporter_id"], pub["history"]
+    (None, None, None)
+    """
+    out = dict(incident)
+    for f in ("description", "address"):
+        v = out.get(f)
+        out[f] = mask_text(str(v)) if v is not None else None
+    if public:
+        out["last_note"] = None
+        for f in INCIDENT_STAFF_REFS:
+            if f in out:
+                out[f] = None
+        if "history" in out:
+            out["history"] = None
+        return out
+    out["last_note"] = MASKED if out.get("last_note") is not None else None
+    hist = out.get("history")
+    if isinstance(hist, list):
+        out["history"] = [redact_event(dict(e)) for e in hist]
+    return out
+
+
+def redact_register_row(row: dict[str, object]) -> dict[str, object]:
+    """A register row with the worker's name and staff number masked.
+
+    >>> redact_register_row({"worker_name": "李梅", "ref": "YL-W-00421", "reported": 3})
+    {'worker_name': '李*', 'ref': 'YL********', 'reported': 3}
+    """
+    out = dict(row)
+    name, ref = out.get("worker_name"), out.get("ref")
+    out["worker_name"] = mask_name(str(name)) if name is not None else None
+    out["ref"] = mask_ref(str(ref)) if ref is not None else None
+    return out
