@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from geogrid.settings import Settings
 from geogrid.store import cluster
 
 pytestmark = pytest.mark.skipif(
@@ -19,8 +23,6 @@ pytestmark = pytest.mark.skipif(
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -45,11 +47,21 @@ def test_embedded_cluster_lifecycle(tmp_path_factory):
         up = cli("db", "up")
         assert up.returncode == 0, up.stderr
         assert f":{port}/geogrid" in up.stdout
+        secret_file = home / "pg-secret"
+        secret = secret_file.read_text().strip()
+        assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+        assert secret not in up.stdout + up.stderr  # never printed
+        # no password → refused, over TCP and over the local socket
+        for host in ("127.0.0.1", str(home / "pg")):
+            with pytest.raises(psycopg.OperationalError, match="password"):
+                psycopg.connect(host=host, port=port, user="postgres", dbname="geogrid")
         st = cli("db", "status")
         assert "'running': True" in st.stdout
         mig = cli("db", "migrate")
         assert mig.returncode == 0, mig.stderr
-        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/geogrid") as conn:
+        with psycopg.connect(
+            host="127.0.0.1", port=port, user="postgres", password=secret, dbname="geogrid"
+        ) as conn:
             assert conn.execute("SELECT postgis_lib_version()").fetchone()[0].startswith("3.")
             tables = {
                 r[0]
@@ -70,3 +82,52 @@ def test_missing_binaries_message(monkeypatch):
     monkeypatch.setattr(cluster.shutil, "which", lambda name: None)
     with pytest.raises(Exception, match="postgresql-15-postgis-3"):
         cluster.pg_bin("initdb")
+
+
+def test_trust_cluster_is_upgraded_to_scram(tmp_path_factory):
+    """A cluster made by an older geogrid (``--auth=trust``) gets a password on ``up``."""
+    home = tmp_path_factory.mktemp("gghome_trust")
+    settings = Settings(home=home, pg_port=_free_port())
+    data = settings.pg_data
+    data.mkdir(parents=True)
+    as_owner: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres", "postgres")
+        for p in [home, *home.parents]:
+            if p == Path("/"):
+                break
+            os.chmod(p, os.stat(p).st_mode | 0o011)
+        as_owner = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(
+        [*as_owner, cluster.pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"],
+        check=True,
+        capture_output=True,
+    )
+    with open(data / "postgresql.conf", "a") as f:
+        f.write(f"\nlisten_addresses = '127.0.0.1'\nport = {settings.pg_port}\n")
+        f.write(f"unix_socket_directories = '{data}'\n")
+    try:
+        url = cluster.up(settings)
+        secret = (home / "pg-secret").read_text().strip()
+        assert secret and secret in url
+        assert stat.S_IMODE((home / "pg-secret").stat().st_mode) == 0o600
+        assert "trust" not in [
+            line.split()[-1]
+            for line in (data / "pg_hba.conf").read_text().splitlines()
+            if line.strip() and not line.lstrip().startswith("#")
+        ]
+        with pytest.raises(psycopg.OperationalError, match="password"):
+            psycopg.connect(host="127.0.0.1", port=settings.pg_port, user="postgres")
+        kw = {"host": "127.0.0.1", "port": settings.pg_port, "user": "postgres"}
+        with psycopg.connect(**kw, password=secret, dbname="geogrid") as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert cluster.up(settings) == url  # idempotent: the password is set once
+    finally:
+        cluster.down(settings)
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def test_redacted_url_hides_the_password():
+    url = "postgresql+psycopg://postgres:abc123@127.0.0.1:5/geogrid"
+    assert "abc123" not in cluster.redacted(url)
+    assert cluster.redacted(url).endswith(":5/geogrid")

@@ -96,7 +96,7 @@ def db_up() -> None:
         url = database.cluster_up(_settings())
     except GeogridError as exc:
         _fail(exc)
-    console.print(f"embedded database running: {url}")
+    console.print(f"embedded database running: {database.redacted(url)}")
 
 
 @db_app.command("down")

@@ -22,6 +22,7 @@ __all__ = [
     "database_url",
     "get_engine",
     "migrate",
+    "redacted",
 ]
 
 
@@ -36,6 +37,11 @@ def cluster_up(settings: Settings | None = None) -> str:
     return cluster.up(settings or get_settings())
 
 
+def redacted(url: str) -> str:
+    """``url`` fit for printing or logging: its password replaced by ``***``."""
+    return cluster.redacted(url)
+
+
 def cluster_down(settings: Settings | None = None) -> None:
     """Stop the embedded cluster (fast shutdown); nothing when it is not running."""
     cluster.down(settings or get_settings())
@@ -46,7 +52,7 @@ def cluster_status(settings: Settings | None = None) -> dict[str, Any]:
     embedded cluster's ``data``, ``port``, ``initialised`` and ``running``."""
     s = settings or get_settings()
     if s.database_url:
-        return {"url": s.database_url}
+        return {"url": redacted(s.database_url)}
     return cluster.status(s)
 
 
