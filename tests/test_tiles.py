@@ -180,7 +180,6 @@ def _png(data: bytes) -> np.ndarray:
 
 def test_heat_tiles_seamless_and_one_scale_per_zoom(demo_http, demo_db_url):
     from geogrid.core.heatmap import to_png
-    from geogrid.core.tiles import heat_bandwidth_m
 
     z = 12
     x, y = tile_range((110.15, 22.63, 110.15, 22.63), z)[:2]
@@ -201,7 +200,7 @@ def test_heat_tiles_seamless_and_one_scale_per_zoom(demo_http, demo_db_url):
     src = svc.heat_source(win)
     xa0, ya0, xa1, ya1 = tile_bounds_3857(z, x, y)
     big = src.density(
-        (xa0, ya0, tile_bounds_3857(z, x + 1, y)[2], ya1), (256, 512), heat_bandwidth_m(z)
+        (xa0, ya0, tile_bounds_3857(z, x + 1, y)[2], ya1), (256, 512), svc.heat_bandwidth_m(z)
     )
     ref = _png(to_png(big, vmax=svc.heat_scale(z, win)))
     joined = np.concatenate([pa, pb], axis=1)

@@ -252,16 +252,22 @@ def cluster_cell_px(z: int, attempt: int = 0) -> int | None:
     return min(CLUSTER_PX << k, 256)
 
 
-def heat_bandwidth_m(z: int) -> float:
-    """Heat-map kernel bandwidth (ground metres) at zoom ``z``: 6 pixels at the latitude of
-    Yulin, clamped to 40 m .. 8 km (a function of the zoom only, so tiles join)."""
-    px_ground = tile_pixel_size_3857(z) * math.cos(math.radians(22.6))
+def heat_bandwidth_m(z: int, ref_lat: float = 0.0) -> float:
+    """Heat-map kernel bandwidth (ground metres) at zoom ``z``: 6 pixels at latitude
+    ``ref_lat`` (degrees; the city's, so a pixel is a ground size there), clamped to
+    40 m .. 8 km. A function of the zoom and the city only, so tiles join.
+
+    >>> round(heat_bandwidth_m(10, 22.6)), round(heat_bandwidth_m(10))
+    (847, 917)
+    """
+    px_ground = tile_pixel_size_3857(z) * math.cos(math.radians(ref_lat))
     return float(min(max(6.0 * px_ground, 40.0), 8_000.0))
 
 
 def heat_margin_deg(z: int) -> float:
     """How far (degrees, generous) an incident influences heat tiles of zoom ``z``: five
-    bandwidths plus three pixels, converted at the equator and doubled for safety."""
+    bandwidths (at the equator, the widest) plus three pixels, converted at the equator and
+    doubled for safety."""
     m = 5.0 * heat_bandwidth_m(z) + 3.0 * tile_pixel_size_3857(z)
     return 2.0 * m / 111_320.0
 

@@ -333,10 +333,23 @@ class MapService:
 
         return self.sources.get(window.key, build)
 
+    def heat_bandwidth_m(self, z: int) -> float:
+        """The heat kernel's bandwidth (ground metres) at zoom ``z`` for this city."""
+        return heat_bandwidth_m(z, self._ref_lat())
+
+    def _ref_lat(self) -> float:
+        """The latitude (degrees) at which heat bandwidths are ground metres: the middle of
+        the published districts, else the configured map centre, else the equator."""
+        b = self.bounds()
+        if b:
+            return 0.5 * (b[1] + b[3])
+        center = self.settings.city.center
+        return float(center[1]) if center else 0.0
+
     def heat_scale(self, z: int, window: Window) -> float:
         """Top of the colour scale at zoom ``z`` (density per ground m²), quantised to
         quarter powers of two so that a small edit does not recolour every tile."""
-        raw = zoom_scale(self.heat_source(window), z, heat_bandwidth_m(z))
+        raw = zoom_scale(self.heat_source(window), z, self.heat_bandwidth_m(z))
         q = 0.0 if raw <= 0 else 2.0 ** (round(math.log2(raw) * 4.0) / 4.0)
         key = (window.key, z)
         old = self._heat_scales.get(key)
@@ -354,7 +367,7 @@ class MapService:
             return hit
         vmax = self.heat_scale(z, window)  # may invalidate this zoom: take the token after
         token = self.cache.token("heatmap")
-        d = render_tile(self.heat_source(window), z, x, y, bandwidth_m=heat_bandwidth_m(z))
+        d = render_tile(self.heat_source(window), z, x, y, bandwidth_m=self.heat_bandwidth_m(z))
         png = to_png(d, vmax=vmax)
         tag = self.cache.put("heatmap", z, x, y, window.key, png, token=token)
         return png, tag
