@@ -35,6 +35,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
 
 from geogrid.errors import DatabaseUnavailable
@@ -271,10 +272,15 @@ def _upgrade_trust(s: Settings) -> None:
 
 def _dsn(s: Settings, dbname: str, *, password: str | None) -> str:
     """libpq connection string (the password, when given, as a keyword: never in a URL)."""
-    params = {"host": "127.0.0.1", "port": s.pg_port, "user": _SUPERUSER, "dbname": dbname}
+    params: dict[str, str | int] = {
+        "host": "127.0.0.1",
+        "port": s.pg_port,
+        "user": _SUPERUSER,
+        "dbname": dbname,
+    }
     if password:
         params["password"] = password
-    return psycopg.conninfo.make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 def down(settings: Settings | None = None) -> None:
