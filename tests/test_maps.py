@@ -1,9 +1,12 @@
-"""geogrid.core.maps: the layers asked for are in the HTML, and nothing unbounded is embedded."""
+"""geogrid.core.maps: the layers asked for are in the HTML, nothing unbounded is embedded,
+and a saved map opens in headless Chromium with every network request refused (Leaflet and
+folium's other JS/CSS inlined from geogrid/data/folium_assets, no basemap by default)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,8 +41,105 @@ def _units(n: int = 4) -> gpd.GeoDataFrame:
     )
 
 
+CHROMIUM = "/usr/bin/chromium"
+needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing")
+
+
 def _html(m) -> str:
     return m.get_root().render()
+
+
+def _open_offline(path: Path) -> dict:
+    """Open a saved map in headless Chromium with the network off (every request but the
+    file itself aborted): what was drawn, what was asked for, what went wrong."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    requests: list[str] = []
+    errors: list[str] = []
+
+    def _route(route) -> None:
+        url = route.request.url
+        requests.append(url)
+        if url.startswith(("file:", "data:")):
+            route.continue_()
+        else:
+            route.abort()
+
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            context = browser.new_context(offline=True, viewport={"width": 1200, "height": 800})
+            context.route("**/*", _route)
+            page = context.new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(path.as_uri())
+            page.wait_for_function("() => document.querySelectorAll('svg path').length > 0")
+            page.wait_for_timeout(300)
+            seen = page.evaluate(
+                """() => ({
+                  paths: document.querySelectorAll('.leaflet-overlay-pane svg path').length,
+                  scale: document.querySelectorAll('.legend svg rect').length,
+                  legend: Array.from(document.querySelectorAll('.geogrid-legend'))
+                    .map((e) => e.innerText).join(' '),
+                  tiles: document.querySelectorAll('img.leaflet-tile').length,
+                  leaflet: typeof window.L,
+                })"""
+            )
+        finally:
+            browser.close()
+    seen["errors"] = errors
+    seen["outside"] = [u for u in requests if not u.startswith(("file:", "data:"))]
+    return seen
+
+
+def _assert_drawn_offline(seen: dict) -> None:
+    assert seen["leaflet"] == "object", seen
+    assert seen["paths"] > 0, seen  # the unit polygons, as SVG paths
+    assert seen["scale"] > 0, seen  # branca's colour scale (d3, inlined)
+    assert seen["tiles"] == 0 and not seen["outside"], seen  # no basemap, nothing fetched
+    assert not seen["errors"], seen["errors"]  # e.g. "L is not defined"
+
+
+def test_saved_map_is_self_contained(tmp_path):
+    g = _units()
+    pts = pd.DataFrame({"lon": [110.105, 110.115, 110.125], "lat": [22.605, 22.605, 22.605]})
+    gi = pd.DataFrame({"code": g["code"], "class": ["hot_99", "not_significant"] * 2})
+    m = maps.leader_map(g, "incidents", incidents=pts, hotspots=gi)
+    path = maps.save_map(m, tmp_path / "map.html")
+    page = path.read_text(encoding="utf-8")
+    assert not re.findall(r'<(?:script|link)[^>]+(?:src|href)="(?:https?:)?//', page)
+    assert "tile.openstreetmap.org" not in page  # no basemap unless asked for
+    assert "L.Icon.Default.mergeOptions" in page  # marker icons from data URIs
+    assert "<\\/script" not in page.split("L.map(")[1]  # only the inlined code is escaped
+    with_basemap = maps.offline_html(maps.leader_map(g, "incidents", tiles="OpenStreetMap"))
+    assert "tile.openstreetmap.org" in with_basemap
+
+
+def test_vendored_assets_cover_folium():
+    """Every CDN address folium and its plugins load has a vendored file or is dropped on
+    purpose (a folium upgrade that asks for a new file fails here)."""
+    wanted = [*folium.folium._default_js, *folium.folium._default_css]
+    for plugin in (folium.plugins.MarkerCluster, folium.plugins.HeatMap):
+        wanted += [*plugin.default_js, *getattr(plugin, "default_css", [])]
+    for _, url in wanted:
+        name = url.rsplit("/", 1)[-1]
+        assert name in maps.VENDORED_ASSETS or name in maps.DROPPED_ASSETS, url
+    assets = Path(maps.__file__).resolve().parent.parent / "data" / "folium_assets"
+    for file in maps.VENDORED_ASSETS.values():
+        assert (assets / file).stat().st_size > 0, file
+    assert (assets / "README.md").exists() and (assets / "LICENSES.txt").exists()
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_saved_map_draws_offline_in_chromium(tmp_path):
+    g = _units()
+    gi = pd.DataFrame({"code": g["code"], "class": ["hot_99", "not_significant"] * 2})
+    pts = pd.DataFrame({"lon": [110.105, 110.125], "lat": [22.605, 22.605]})
+    m = maps.leader_map(g, "incidents", hotspots=gi, incidents=pts)
+    seen = _open_offline(maps.save_map(m, tmp_path / "map.html"))
+    _assert_drawn_offline(seen)
+    assert seen["paths"] >= len(g) and "Hot spot, 99% confidence" in seen["legend"]
 
 
 def test_choropleth_has_geojson_tooltip_and_legend():
@@ -137,8 +237,7 @@ def test_leader_map_on_the_demo(demo_db_url, tmp_path):
     m = leader_map(
         ctx.engine, "grid", "incidents", start, end, now=end, max_markers=2000, cache=ctx.unit_cache
     )
-    path = tmp_path / "map.html"
-    m.save(str(path))
+    path = maps.save_map(m, tmp_path / "map.html")
     out = path.read_text(encoding="utf-8")
     assert "L.geoJson(" in out or "geo_json" in out  # the choropleth
     assert "heatLayer" in out  # heat map
@@ -150,6 +249,7 @@ def test_leader_map_on_the_demo(demo_db_url, tmp_path):
 
 
 def test_geogrid_map_command(demo_db_url, tmp_path):
+    """``geogrid map --out`` writes one file that draws in Chromium with the network off."""
     out = tmp_path / "community.html"
     env = {**os.environ, "GEOGRID_DATABASE_URL": demo_db_url}
     cli = Path(sys.executable).with_name("geogrid")
@@ -176,6 +276,8 @@ def test_geogrid_map_command(demo_db_url, tmp_path):
     assert res.returncode == 0, res.stderr
     html = out.read_text(encoding="utf-8")
     assert "community: per_1000_residents" in html and "L.control.layers" in html
+    if Path(CHROMIUM).exists():
+        _assert_drawn_offline(_open_offline(out))
     bad = subprocess.run(
         [str(cli), "map", "--level", "province", "--out", str(out)],
         env=env,

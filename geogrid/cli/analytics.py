@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from geogrid.core.maps import save_map
 from geogrid.core.metric_catalogue import METRIC_COLUMNS
 from geogrid.errors import GeogridError
 from geogrid.services.context import AppContext
@@ -46,8 +47,17 @@ def map_cmd(
     markers: Annotated[int, typer.Option(help="maximum incident markers (0: none)")] = 5000,
     hotspots: Annotated[bool, typer.Option("--hotspots/--no-hotspots")] = True,
     heat: Annotated[bool, typer.Option("--heat/--no-heat")] = True,
+    basemap: Annotated[
+        str | None,
+        typer.Option(
+            "--basemap",
+            help="a folium basemap name (e.g. OpenStreetMap) or tile URL template; "
+            "default: none, so the map opens offline",
+        ),
+    ] = None,
 ) -> None:
-    """Write a leader's map: choropleth of a metric, heat map, Gi* hot spots, markers."""
+    """Write a leader's map (one self-contained HTML file that opens offline): choropleth
+    of a metric, heat map, Gi* hot spots, markers."""
     ctx = AppContext.open()
     try:
         m = leader_map(
@@ -61,13 +71,14 @@ def map_cmd(
             hotspots=hotspots,
             markers=markers > 0,
             max_markers=max(markers, 1),
+            tiles=basemap,
             tz=ctx.settings.city.timezone,
             cache=ctx.unit_cache,
         )
     except GeogridError as exc:
         _fail(exc)
     out.parent.mkdir(parents=True, exist_ok=True)
-    m.save(str(out))
+    save_map(m, out)
     console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
 
 

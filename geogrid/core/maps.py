@@ -1,7 +1,10 @@
 """Folium maps for leaders and analysts: choropleths of unit metrics, incident heat maps,
 Gi* hot spots and clustered incident markers, composed by :func:`leader_map`.
 
-Everything is drawn in EPSG:4326 on a Web Mercator basemap. Maps stay light enough to
+Everything is drawn in EPSG:4326 (Web Mercator display), with no basemap unless one is asked
+for (``tiles``). :func:`save_map` / :func:`offline_html` inline Leaflet and folium's other
+JavaScript and CSS from ``geogrid/data/folium_assets`` (vendored), so a saved map is one
+self-contained file that opens with no network. Maps stay light enough to
 open in a browser: unit polygons are simplified (``simplify_m``, default ≈10 m) and their
 coordinates rounded to 1e-5° (≈1 m); the heat map is drawn from points aggregated onto a
 lattice (never more than ``max_points`` weighted cells); markers are capped at
@@ -10,9 +13,13 @@ lattice (never more than ``max_points`` weighted cells); markers are capped at
 
 from __future__ import annotations
 
+import base64
 import html
 import json
+import re
 from collections.abc import Iterable, Sequence
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import branca.colormap as cm
@@ -28,6 +35,7 @@ from geogrid.core.metric_catalogue import METRICS
 from geogrid.errors import InvalidInput
 
 __all__ = [
+    "DROPPED_ASSETS",
     "HOTSPOT_COLOURS",
     "HOTSPOT_LABELS",
     "add_legend",
@@ -37,6 +45,9 @@ __all__ = [
     "hotspot_layer",
     "incident_markers",
     "leader_map",
+    "offline_html",
+    "save_map",
+    "VENDORED_ASSETS",
 ]
 
 #: ArcGIS-style Gi* class colours (hot = reds, cold = blues)
@@ -61,6 +72,7 @@ HOTSPOT_LABELS = {
 _SEQUENTIAL = ["#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#f03b20", "#bd0026", "#800026"]
 _NO_DATA = "#bdbdbd"
 _DEG_PER_M = 1.0 / 111_320.0
+_MAX_ZOOM = 19
 _TOOLTIP_EXTRA = (
     "incidents",
     "open_backlog",
@@ -69,6 +81,97 @@ _TOOLTIP_EXTRA = (
     "load_index",
     "workers",
 )
+
+
+#: the last path segment of a CDN address folium/branca load → the vendored file in
+#: ``geogrid/data/folium_assets`` (see its README for versions and licences)
+VENDORED_ASSETS = {
+    "leaflet.js": "leaflet.js",
+    "leaflet.css": "leaflet.css",
+    "jquery-3.7.1.min.js": "jquery.min.js",
+    "bootstrap.bundle.min.js": "bootstrap.bundle.min.js",
+    "bootstrap.min.css": "bootstrap.min.css",
+    "leaflet.awesome-markers.js": "leaflet.awesome-markers.js",
+    "leaflet.awesome-markers.css": "leaflet.awesome-markers.css",
+    "leaflet.markercluster.js": "leaflet.markercluster.js",
+    "MarkerCluster.css": "MarkerCluster.css",
+    "MarkerCluster.Default.css": "MarkerCluster.Default.css",
+    "leaflet_heat.min.js": "leaflet_heat.min.js",
+    "d3.min.js": "d3.min.js",
+}
+#: addresses left out of offline maps: icon fonts used only by ``folium.Icon`` markers
+DROPPED_ASSETS = {
+    "all.min.css": "Font Awesome icon font (folium.Icon markers only)",
+    "bootstrap-glyphicons.css": "Bootstrap 3 glyphicons (folium.Icon markers only)",
+    "leaflet.awesome.rotate.min.css": "rotation of folium.Icon markers",
+}
+_ASSETS = resources.files("geogrid") / "data" / "folium_assets"
+_SCRIPT = re.compile(r'<script\s+src="(https?:)?//[^"]*?/([^/"]+)"\s*>\s*</script>')
+_STYLESHEET = re.compile(r'<link\s+rel="stylesheet"\s+href="(https?:)?//[^"]*?/([^/"]+)"\s*/?>')
+
+
+def _data_uri(image: str) -> str:
+    data = (_ASSETS / "images" / image).read_bytes()
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _asset(name: str) -> str:
+    text = (_ASSETS / VENDORED_ASSETS[name]).read_text(encoding="utf-8")
+    if name == "leaflet.js":
+        # the default marker icon from data URIs (Leaflet would look for images/*.png
+        # next to the page)
+        icons = {
+            "iconUrl": _data_uri("marker-icon.png"),
+            "iconRetinaUrl": _data_uri("marker-icon-2x.png"),
+            "shadowUrl": _data_uri("marker-shadow.png"),
+        }
+        text += (
+            f"\nL.Icon.Default.imagePath = '';\nL.Icon.Default.mergeOptions({json.dumps(icons)});\n"
+        )
+    return text
+
+
+def _inline_script(match: re.Match[str]) -> str:
+    name = match.group(2)
+    if name in DROPPED_ASSETS:
+        return ""
+    if name not in VENDORED_ASSETS:
+        return match.group(0)
+    # "</script" inside the code would end the element early; "<\/" is the same in JS
+    return "<script>" + _asset(name).replace("</script", "<\\/script") + "</script>"
+
+
+def _inline_stylesheet(match: re.Match[str]) -> str:
+    name = match.group(2)
+    if name in DROPPED_ASSETS:
+        return ""
+    if name not in VENDORED_ASSETS:
+        return match.group(0)
+    return "<style>" + _asset(name) + "</style>"
+
+
+def offline_html(m: folium.Map) -> str:
+    """The map as one self-contained HTML document: every script and stylesheet folium and
+    branca load from a CDN is inlined from the vendored copies (``geogrid/data/folium_assets``),
+    icon-font stylesheets only ``folium.Icon`` needs are dropped (:data:`DROPPED_ASSETS`).
+
+    Addresses with no vendored file (a plugin geogrid does not use) are left as they are; a
+    tile layer, when the map has one, still needs the network.
+
+    >>> page = offline_html(folium.Map(tiles=None))
+    >>> "cdn.jsdelivr.net" in page, "L.map(" in page
+    (False, True)
+    """
+    page = m.get_root().render()
+    page = _SCRIPT.sub(_inline_script, page)
+    return _STYLESHEET.sub(_inline_stylesheet, page)
+
+
+def save_map(m: folium.Map, path: str | Path) -> Path:
+    """Write :func:`offline_html` of ``m`` to ``path`` (UTF-8); returns the path."""
+    out = Path(path)
+    out.write_text(offline_html(m), encoding="utf-8")
+    return out
 
 
 def _display_geometry(geoms: Any, simplify_m: float | None) -> np.ndarray:
@@ -421,7 +524,7 @@ def incident_markers(
 
 def _new_map(
     bounds: Sequence[float] | None = None,
-    tiles: str = "OpenStreetMap",
+    tiles: str | None = None,
     *,
     center: tuple[float, float] | None = None,
     zoom: float | None = None,
@@ -433,7 +536,11 @@ def _new_map(
         location=[lat, lon],
         zoom_start=round(zoom) if zoom is not None else (9 if center is not None else 2),
         tiles=tiles,
+        # a tile URL template needs an attribution; named basemaps bring their own
+        attr=tiles if tiles is not None and "{" in tiles else None,
         control_scale=True,
+        # without a tile layer Leaflet has no zoom range (marker clusters need one)
+        maxZoom=_MAX_ZOOM,
     )
     if bounds is not None and np.all(np.isfinite(bounds)):
         x0, y0, x1, y1 = (float(b) for b in bounds)
@@ -458,7 +565,7 @@ def leader_map(
     max_markers: int = 5000,
     heat: bool = True,
     markers: bool = True,
-    tiles: str = "OpenStreetMap",
+    tiles: str | None = None,
     center: tuple[float, float] | None = None,
     zoom: float | None = None,
 ) -> folium.Map:
@@ -481,8 +588,9 @@ def leader_map(
         ``metrics_gdf``. None: no hot-spot layer.
     max_markers : int
         At most this many markers (a deterministic sample beyond that).
-    tiles : str
-        Folium basemap.
+    tiles : str, optional
+        A folium basemap (a name such as ``"OpenStreetMap"`` or a tile URL template); None
+        (default): no basemap, so the map needs no network.
     center, zoom : optional
         Map view (lon, lat and Web Mercator zoom) when the units have no extent.
 

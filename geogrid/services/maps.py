@@ -33,7 +33,7 @@ def leader_map(
     hotspots: bool = True,
     markers: bool = True,
     max_markers: int = 5000,
-    tiles: str = "OpenStreetMap",
+    tiles: str | None = None,
     tz: str | None = None,
     cache: UnitCache | None = None,
 ) -> folium.Map:
@@ -50,12 +50,13 @@ def leader_map(
         Which layers to draw.
     max_markers : int
         At most this many markers.
-    tiles : str
-        Folium basemap.
+    tiles : str, optional
+        A folium basemap (name or tile URL template); None (default): no basemap, so the
+        saved map (:func:`geogrid.core.maps.save_map`) opens with no network.
 
     Returns
     -------
-    folium.Map (``m.save("map.html")``).
+    folium.Map (``geogrid.core.maps.save_map(m, "map.html")`` writes it self-contained).
     """
     city = get_settings().city
     cache = cache if cache is not None else UnitCache()
