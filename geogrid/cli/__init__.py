@@ -29,6 +29,7 @@ from geogrid.cli import analytics, plan, users
 from geogrid.cli import incidents as incidents_commands
 from geogrid.core.validation import Finding, findings_geojson
 from geogrid.errors import FileInputError, GeogridError, InvalidInput, TopologyError
+from geogrid.services import backup as backups
 from geogrid.services import boundaries, database
 from geogrid.services.city import install_categories, profile_for
 from geogrid.services.demo import DEMO_CITY_FILE, load_demo
@@ -124,6 +125,50 @@ def db_migrate() -> None:
     except GeogridError as exc:
         _fail(exc)
     console.print("schema up to date")
+
+
+UrlOpt = Annotated[
+    str | None,
+    typer.Option("--url", help="the database (default: GEOGRID_DATABASE_URL or the embedded one)"),
+]
+
+
+@db_app.command("backup")
+def db_backup(
+    path: Annotated[Path, typer.Argument(help="a new (or empty) folder for the backup")],
+    url: UrlOpt = None,
+) -> None:
+    """Back up the database (pg_dump, custom format) and the media folder into PATH."""
+    try:
+        rep = backups.backup(path, url or _settings().database_url, _settings())
+    except GeogridError as exc:
+        _fail(exc)
+    console.print(
+        f"backed up {rep.database} to {rep.path}: {len(rep.tables)} tables, "
+        f"{sum(rep.tables.values()):,} rows, {rep.dump_bytes / 1e6:.1f} MB, "
+        f"{rep.media_files} media file(s)"
+    )
+
+
+@db_app.command("restore")
+def db_restore(
+    path: Annotated[Path, typer.Argument(help="a folder made by 'geogrid db backup'")],
+    url: UrlOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="replace a database that is not empty")
+    ] = False,
+) -> None:
+    """Restore a backup into an empty database (all or nothing; --force replaces one)."""
+    try:
+        rep = backups.restore(
+            path, url or _settings().database_url, force=force, settings=_settings()
+        )
+    except GeogridError as exc:
+        _fail(exc)
+    console.print(
+        f"restored {rep.path} into {rep.database}: {len(rep.tables)} tables, "
+        f"{sum(rep.tables.values()):,} rows (as in the backup), {rep.media_files} media file(s)"
+    )
 
 
 # ----------------------------------------------------------------------------- boundaries
