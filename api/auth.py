@@ -1,32 +1,55 @@
-"""Bearer-token authentication: ``Authorization: Bearer <token>`` → :class:`Account`.
+"""Who is calling: ``Authorization: Bearer <token>`` (machines, devices) or the
+``geogrid_session`` cookie of a signed-in person (the web page) → :class:`Account`.
 
-Missing or unknown tokens raise :class:`~geogrid.errors.Unauthorized` (401 JSON with a
-``WWW-Authenticate: Bearer`` header, mapped in ``api/errors.py``); a role that is not
-allowed raises :class:`~geogrid.errors.Forbidden` (403).
+- A bearer token wins when both are sent; it needs no CSRF header (a browser never
+  attaches it on its own).
+- A cookie session on an unsafe method (POST, PUT, PATCH, DELETE) must carry the header
+  ``X-CSRF-Token`` with the session's CSRF token (from ``POST /session`` or
+  ``GET /session``); without it: 403 naming the header. The cookie is ``SameSite=Strict``
+  and ``HttpOnly`` too, so this is a second fence.
+- Missing, unknown, expired or revoked credentials raise
+  :class:`~geogrid.errors.Unauthorized` (401 with ``WWW-Authenticate: Bearer``, mapped in
+  ``api/errors.py``); a role that is not allowed raises :class:`~geogrid.errors.Forbidden`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Header, Request
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import EngineDep
 from geogrid.core.accounts import ROLES, Account
-from geogrid.errors import Forbidden
-from geogrid.services.accounts import authenticate
+from geogrid.core.credentials import CSRF_HEADER, SESSION_COOKIE, csrf_matches
+from geogrid.errors import Forbidden, Unauthorized
+from geogrid.services.accounts import authenticate, session_account
 
 __all__ = [
+    "SAFE_METHODS",
     "current_account",
     "optional_account",
     "require_role",
     "AccountDep",
     "OptionalAccountDep",
     "bearer_token",
+    "session_cookie",
+    "csrf_header",
 ]
 
-_bearer = HTTPBearer(auto_error=False, description="a token from `geogrid users add`")
+#: methods that change nothing: no CSRF header needed with a cookie session
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+_bearer = HTTPBearer(
+    auto_error=False, description="a token from `geogrid users add` or `POST /tokens`"
+)
+_cookie = APIKeyCookie(
+    name=SESSION_COOKIE,
+    auto_error=False,
+    description="the session cookie set by `POST /session` (writes also need the "
+    f"`{CSRF_HEADER}` header)",
+)
 
 
 def bearer_token(
@@ -38,29 +61,77 @@ def bearer_token(
     return creds.credentials
 
 
+def session_cookie(value: Annotated[str | None, Depends(_cookie)]) -> str | None:
+    """The session id of the request's cookie, or None."""
+    return value or None
+
+
+def csrf_header(
+    value: Annotated[
+        str | None,
+        Header(
+            alias=CSRF_HEADER,
+            description="the session's CSRF token (from `POST /session` or `GET /session`); "
+            "required on POST, PUT, PATCH and DELETE when signed in with the cookie",
+            examples=["5nC0mRj0m3v1t0gA2kWqZt8yH3bJ6sLd9fPq1xV4uE0"],
+        ),
+    ] = None,
+) -> str | None:
+    """The ``X-CSRF-Token`` header, or None."""
+    return value
+
+
+def _from_session(
+    engine: EngineDep, request: Request, session_id: str, csrf: str | None
+) -> Account:
+    account = session_account(engine, session_id)
+    if request.method.upper() not in SAFE_METHODS and not csrf_matches(session_id, csrf):
+        raise Forbidden(
+            f"a {request.method.upper()} signed in with the session cookie needs the header "
+            f"{CSRF_HEADER} with the session's CSRF token (from POST /session or GET /session)"
+        )
+    return account
+
+
 def current_account(
     engine: EngineDep,
+    request: Request,
     token: Annotated[str | None, Depends(bearer_token)],
+    session_id: Annotated[str | None, Depends(session_cookie)],
+    csrf: Annotated[str | None, Depends(csrf_header)],
 ) -> Account:
-    """The authenticated account (401 without a valid bearer token)."""
-    return authenticate(engine, token)
+    """The authenticated account (401 without a valid token or session)."""
+    if token is not None:
+        return authenticate(engine, token)
+    if session_id is not None:
+        return _from_session(engine, request, session_id, csrf)
+    raise Unauthorized("sign in (POST /session) or send 'Authorization: Bearer <token>'")
 
 
 def optional_account(
     engine: EngineDep,
+    request: Request,
     token: Annotated[str | None, Depends(bearer_token)],
+    session_id: Annotated[str | None, Depends(session_cookie)],
+    csrf: Annotated[str | None, Depends(csrf_header)],
 ) -> Account | None:
-    """The account when a token is sent (401 for an unknown one), None when none is."""
-    if token is None:
-        return None
-    return authenticate(engine, token)
+    """The account when a token or a session cookie is sent (401 for an unknown token, a
+    stale cookie is ignored), None when neither is."""
+    if token is not None:
+        return authenticate(engine, token)
+    if session_id is not None:
+        try:
+            return _from_session(engine, request, session_id, csrf)
+        except Unauthorized:
+            return None
+    return None
 
 
 AccountDep = Annotated[Account, Depends(current_account)]
 OptionalAccountDep = Annotated[Account | None, Depends(optional_account)]
 
 
-def require_role(*roles: str):
+def require_role(*roles: str) -> Callable[[Account], Account]:
     """A dependency allowing only ``roles`` (403 otherwise); returns the account.
 
     >>> dep = require_role("admin", "leader")

@@ -34,6 +34,7 @@ from geogrid.errors import (
     Forbidden,
     GeogridError,
     InvalidInput,
+    Locked,
     NotFound,
     TopologyError,
     Unauthorized,
@@ -59,6 +60,7 @@ STATUS_CODES: dict[type[GeogridError], int] = {
     Conflict: 409,
     Unauthorized: 401,
     Forbidden: 403,
+    Locked: 429,
     DatabaseUnavailable: 503,
 }
 
@@ -131,6 +133,9 @@ def add_exception_handlers(app: FastAPI) -> None:
     async def _geogrid(request: Request, exc: GeogridError) -> GeogridJSONResponse:
         status = status_for(exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:  # e.g. a sign-in locked after repeated failures
+            headers = {**(headers or {}), "Retry-After": str(int(retry_after))}
         try:
             return error_response(exc.to_dict(), status, headers)
         except (TypeError, ValueError):  # a detail JSON cannot carry: keep class and message

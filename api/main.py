@@ -29,6 +29,7 @@ from api.routes import (
     ogc,
     open311,
     plans,
+    session,
     tiles,
     web,
 )
@@ -48,6 +49,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     ogc.router,
     tiles.router,
     plans.router,
+    session.router,
     config.router,
     web.router,
     docs.router,

@@ -22,6 +22,7 @@ __all__ = [
     "TopologyError",
     "Unauthorized",
     "Forbidden",
+    "Locked",
     "DatabaseUnavailable",
 ]
 
@@ -134,6 +135,19 @@ class Unauthorized(GeogridError):
 
 class Forbidden(GeogridError):
     """The account may not do this (role or unit scope)."""
+
+
+class Locked(GeogridError):
+    """Sign-in is locked for a while after repeated failures (``retry_after`` seconds)."""
+
+    def __init__(self, message: str, retry_after: int):
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d["retry_after"] = self.retry_after
+        return d
 
 
 class DatabaseUnavailable(GeogridError):

@@ -108,7 +108,15 @@ def test_database_never_holds_the_plain_token(city):
     with city.engine.connect() as conn:
         dump = "\n".join(conn.execute(text("SELECT a::text FROM account a")).scalars())
         dump += "\n".join(conn.execute(text("SELECT e::text FROM incident_event e")).scalars())
-        hashes = dict(conn.execute(text("SELECT ref, token_hash FROM account")).all())
+        dump += "\n".join(conn.execute(text("SELECT t::text FROM account_token t")).scalars())
+        hashes = dict(
+            conn.execute(
+                text(
+                    "SELECT a.ref, t.token_hash FROM account a "
+                    "JOIN account_token t ON t.account_id = a.id"
+                )
+            ).all()
+        )
     for key, token in city.tokens.items():
         assert token not in dump
         assert hashes[f"T-{key}"] == hashlib.sha256(token.encode()).hexdigest()
@@ -139,6 +147,10 @@ def test_add_user_refuses_bad_input(city):
         add_user(city.engine, "x", "mayor")
     with pytest.raises(InvalidInput, match="name"):
         add_user(city.engine, " ", "leader")
+    with pytest.raises(InvalidInput, match="unknown grid 450902001001009"):
+        add_user(city.engine, "x", "worker", units=["450902001001009"])
+    with pytest.raises(InvalidInput, match="unknown street 450902009"):
+        add_user(city.engine, "x", "street_admin", units=["450902009"])
 
 
 def test_list_users_has_no_hashes(city):
@@ -172,3 +184,7 @@ def test_cli_users_add_prints_the_token_once(city):
     assert "王小红" in listing.stdout and token not in listing.stdout
     bad = _cli(city, "add", "x", "--role", "worker", "--unit", "450902")
     assert bad.returncode == 2 and "grid code of 15 digits" in bad.stderr
+    unknown = _cli(city, "add", "x", "--role", "worker", "--unit", "450902001001099")
+    assert unknown.returncode == 2
+    assert "unknown grid 450902001001099" in unknown.stderr, unknown.stderr
+    assert "Traceback" not in unknown.stderr

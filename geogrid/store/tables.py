@@ -113,11 +113,45 @@ account = Table(
     Column("ref", Text, unique=True),
     Column("name", Text, nullable=False),
     Column("role", Text, nullable=False),
-    Column("token_hash", Text, unique=True),
     Column("active", Boolean, nullable=False, server_default=text("true")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # sign-in (revision 0004): argon2id hash; lock-out after repeated failures
+    Column("username", Text, unique=True),
+    Column("password_hash", Text),
+    Column("failed_logins", Integer, nullable=False, server_default=text("0")),
+    Column("locked_until", DateTime(timezone=True)),
+    Column("password_changed_at", DateTime(timezone=True)),
     CheckConstraint(f"role IN {ROLES!r}", name="account_role"),
 )
+
+# bearer tokens of machines and devices (revision 0004): only SHA-256 hashes are stored
+account_token = Table(
+    "account_token",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("account_id", Integer, ForeignKey("account.id", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", Text, nullable=False, unique=True),
+    Column("label", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("last_used_at", DateTime(timezone=True)),
+)
+Index("account_token_account", account_token.c.account_id)
+
+# browser sessions (revision 0004): ``id`` and ``csrf_hash`` are hashes, never the secrets
+web_session = Table(
+    "web_session",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("account_id", Integer, ForeignKey("account.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_hash", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("ip", Text),
+)
+Index("web_session_account", web_session.c.account_id)
 
 account_unit = Table(
     "account_unit",
