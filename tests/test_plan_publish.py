@@ -166,6 +166,18 @@ def test_publish_is_atomic_reattributes_and_time_travels(city, ctx) -> None:
             )
         }
     old_vid = resolve_version(eng.connect())
+    # the new grid has no worker: publishing is blocked until that is decided
+    with pytest.raises(Conflict, match=f"grid {new_code} has no worker"):
+        plans.publish_plan(ctx, p["id"], author="t")
+    staffed = plans.set_staffing(
+        ctx,
+        p["id"],
+        [{"action": "assign", "grid": new_code, "account_id": city.accounts["w1"].id}],
+    )
+    assert staffed["ready"] and not staffed["issues"]
+    assert {g["code"]: [w["account_id"] for w in g["workers"]] for g in staffed["grids"]}[
+        new_code
+    ] == [city.accounts["w1"].id]
     t_before = datetime.now(UTC)
     time.sleep(0.05)
 
@@ -276,9 +288,11 @@ def test_stale_plan_is_refused(ctx) -> None:
         code = cov.grids["code"][
             cov.grids.intersects(shapely.from_geojson(str(line).replace("'", '"')))
         ].iloc[0]
-    plans.add_edit(ctx, a["id"], "split", {"code": code, "line": line})
+    added = plans.add_edit(ctx, a["id"], "split", {"code": code, "line": line})["added"]
+    plans.set_staffing(ctx, a["id"], [{"action": "vacancy", "grid": g} for g in added])
     plans.publish_plan(ctx, a["id"])
-    with pytest.raises(Conflict, match="create a new plan"):
+    plans.add_edit(ctx, b["id"], "rename", {"code": GRIDS[1], "new_name": "b"})
+    with pytest.raises(Conflict, match=f"changed communities {small_city.COMMUNITY}: create"):
         plans.publish_plan(ctx, b["id"])
 
 

@@ -54,6 +54,14 @@ __all__ = [
     "DiffSummary",
     "PlanDiff",
     "Published",
+    "StaffingDecision",
+    "StaffingIn",
+    "StaffingWorker",
+    "GridStaffing",
+    "WorkerStaffing",
+    "StaffingIssue",
+    "StaffingDecisionOut",
+    "Staffing",
 ]
 
 _GRID = "450902001001001"
@@ -363,6 +371,10 @@ class _PlanRow(ApiModel):
     )
     created_at: datetime | None = Field(None, description="when it was created (UTC)")
     updated_at: datetime | None = Field(None, description="last change (UTC)")
+    owner_id: int | None = Field(
+        None, description="account that owns it (edits and publishes it)", examples=[3]
+    )
+    owner: str | None = Field(None, description="its owner's ref or name", examples=["T-planner"])
 
 
 class PlanSummary(_PlanRow):
@@ -421,6 +433,88 @@ class ImpactSide(ApiModel):
     totals: MetricTotals = Field(description="totals and balance")
 
 
+class StaffingDecision(BaseModel):
+    """A planner's decision about a grid with no worker or a worker with no grid."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["assign", "move", "vacancy", "release"] = Field(
+        description="``assign``: the worker also works the grid; ``move``: the worker works "
+        "only this grid of the plan; ``vacancy``: the grid stays vacant on purpose (its "
+        "reports go to the community's admin); ``release``: the worker is left with no grid",
+        examples=["assign"],
+    )
+    grid: str | None = Field(
+        None, description="a grid of the plan (assign, move, vacancy)", examples=[_GRID]
+    )
+    account_id: int | None = Field(
+        None, description="an active worker account (assign, move, release)", examples=[5]
+    )
+
+
+class StaffingIn(BaseModel):
+    """The staffing decisions of a plan (they replace the earlier ones)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decisions: list[StaffingDecision] = Field(
+        description="decisions, applied in order",
+        examples=[[{"action": "assign", "grid": _GRID, "account_id": 5}]],
+    )
+
+
+class StaffingWorker(ApiModel):
+    """A worker account."""
+
+    account_id: int = Field(description="worker account id", examples=[5])
+    name: str | None = Field(None, description="their name", examples=["张三"])
+
+
+class GridStaffing(ApiModel):
+    """A plan grid and its workers after the plan."""
+
+    code: str = Field(description="grid code", examples=[_GRID])
+    name: str | None = Field(None, description="grid name")
+    workers: list[StaffingWorker] = Field(description="its workers after the plan")
+    vacant: bool = Field(description="vacant on purpose (a decision)")
+
+
+class WorkerStaffing(StaffingWorker):
+    """A worker's grids before and after the plan."""
+
+    before: list[str] = Field(description="their grids of the plan's communities now")
+    after: list[str] = Field(description="their grids after the plan")
+    released: bool = Field(description="left with no grid on purpose (a decision)")
+
+
+class StaffingIssue(ApiModel):
+    """Something to decide before publishing."""
+
+    kind: Literal["grid_without_worker", "worker_without_grid"] = Field(description="what")
+    grid: str | None = Field(None, description="the grid with no worker")
+    account_id: int | None = Field(None, description="the worker with no grid")
+    message: str = Field(description="what to do")
+
+
+class StaffingDecisionOut(ApiModel):
+    """A stored staffing decision."""
+
+    action: str = Field(description="assign, move, vacancy or release")
+    grid: str | None = Field(None, description="the grid")
+    account_id: int | None = Field(None, description="the worker")
+
+
+class Staffing(ApiModel):
+    """Every grid's workers after the plan, and what must be decided before publishing."""
+
+    plan_id: int = Field(description="plan id", examples=[7])
+    ready: bool = Field(description="nothing left to decide: staffing allows publishing")
+    grids: list[GridStaffing] = Field(description="every grid of the plan")
+    workers: list[WorkerStaffing] = Field(description="every worker concerned")
+    issues: list[StaffingIssue] = Field(description="undecided: publishing is blocked")
+    decisions: list[StaffingDecisionOut] = Field(description="the planner's decisions")
+
+
 class Impact(ApiModel):
     """The plan's grids beside the published grids of the same communities."""
 
@@ -428,6 +522,7 @@ class Impact(ApiModel):
     published: ImpactSide = Field(description="the base version's grids")
     relocated_points: int = Field(description="points re-located by the last update")
     seconds: float = Field(description="time of the last incremental update, s")
+    staffing: Staffing | None = Field(None, description="every grid's workers after the plan")
 
 
 class PlanDetail(Plan):
@@ -557,6 +652,7 @@ class PlanDiff(ApiModel):
     workers: list[WorkerSuccessor] = Field(description="workers of the old grids")
     geojson: GridChangeCollection = Field(description="the changed grids (EPSG:4326)")
     summary: DiffSummary = Field(description="counts")
+    staffing: Staffing | None = Field(None, description="every grid's workers after the plan")
 
 
 class Published(ApiModel):
@@ -566,7 +662,13 @@ class Published(ApiModel):
     version_id: int = Field(description="the new published boundary version", examples=[4])
     previous_version_id: int = Field(description="the version it replaced", examples=[3])
     grids: int = Field(description="grids of the plan", examples=[6])
+    grids_changed: int = Field(0, description="new or changed grids written (new valid_from)")
+    grids_unchanged: int = Field(0, description="grids kept as they were (valid_from kept)")
+    grids_removed: int = Field(0, description="grids that no longer exist")
     incidents_reattributed: int = Field(description="incidents that changed grid")
     workers: list[WorkerMove] = Field(description="every worker of an old grid")
-    workers_needing_decision: list[WorkerMove] = Field(description="those a person must decide")
+    workers_needing_decision: list[WorkerMove] = Field(
+        description="those whose default successor was ambiguous (split, merge, new grid)"
+    )
+    staffing: Staffing | None = Field(None, description="every grid's workers after publishing")
     seconds: float = Field(description="time taken, s")

@@ -1,6 +1,8 @@
 """Boundary plans: ``/plans`` (create, edit, undo/redo, auto-partition, impact, diff, publish).
 
-Reads need no token; writes need a bearer token of role ``planner`` or ``admin``.
+Reads need no token; writes need a bearer token of role ``planner``, ``lead_planner`` or
+``admin``. A plan belongs to the account that created it: only its owner, a lead planner
+or an admin edits or publishes it (403 naming the owner otherwise).
 A refused edit is a 422 with the reason and the topology findings; publishing a plan whose
 communities changed in the published version since it was created is a 409. Each route
 calls one function of :mod:`geogrid.services.plans` with the app's context.
@@ -29,15 +31,18 @@ from api.models.plans import (
     PlanIn,
     PlanSummary,
     Published,
+    Staffing,
+    StaffingIn,
 )
 from geogrid.core.accounts import Account
+from geogrid.core.plans.owners import PLAN_ROLES
 from geogrid.services import plans
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/plans", tags=["plans"])
 
-PlannerDep = Annotated[Account, Depends(require_role("planner", "admin"))]
+PlannerDep = Annotated[Account, Depends(require_role(*PLAN_ROLES))]
 PlanId = Annotated[int, Path(ge=1, description="plan id", examples=[7])]
 Start = Annotated[
     datetime | None,
@@ -70,7 +75,7 @@ def _name(account: Account) -> str:
 )
 def create(body: PlanIn, ctx: ContextDep, account: PlannerDep) -> dict[str, Any]:
     """Create a draft plan on the published version for some communities."""
-    return plans.create_plan(ctx, body.communities, body.name, author=_name(account))
+    return plans.create_plan(ctx, body.communities, body.name, author=_name(account), owner=account)
 
 
 @router.get("", response_model=list[PlanSummary], summary="Every plan")
@@ -118,7 +123,7 @@ def edit(
     an edit that would break the partition is refused (422, with the findings) and
     nothing is stored."""
     params = body.params.model_dump(by_alias=True, exclude_none=True)
-    return plans.add_edit(ctx, plan_id, body.kind, params, author=_name(account))
+    return plans.add_edit(ctx, plan_id, body.kind, params, author=_name(account), actor=account)
 
 
 @router.post(
@@ -129,7 +134,7 @@ def edit(
 )
 def undo(ctx: ContextDep, plan_id: PlanId, account: PlannerDep) -> dict[str, Any]:
     """Undo the last active edit (409 when there is none)."""
-    return plans.undo(ctx, plan_id)
+    return plans.undo(ctx, plan_id, actor=account)
 
 
 @router.post(
@@ -140,7 +145,7 @@ def undo(ctx: ContextDep, plan_id: PlanId, account: PlannerDep) -> dict[str, Any
 )
 def redo(ctx: ContextDep, plan_id: PlanId, account: PlannerDep) -> dict[str, Any]:
     """Redo the first undone edit (409 when there is none)."""
-    return plans.redo(ctx, plan_id)
+    return plans.redo(ctx, plan_id, actor=account)
 
 
 @router.post(
@@ -168,6 +173,7 @@ def autopartition(
         end=body.end,
         seed=body.seed,
         author=_name(account),
+        actor=account,
     )
 
 
@@ -203,5 +209,34 @@ def diff(ctx: ContextDep, plan_id: PlanId, start: Start = None, end: End = None)
 )
 def publish(ctx: ContextDep, plan_id: PlanId, account: PlannerDep) -> dict[str, Any]:
     """Validate and publish the plan as a new boundary version, in one transaction:
-    incidents re-attributed (history kept), workers moved to successor grids."""
-    return plans.publish_plan(ctx, plan_id, author=_name(account))
+    incidents re-attributed (history kept, a ``reattributed`` event each), workers bound to
+    their grids after the plan. Refused (409) when the plan has no edits or changes
+    nothing, when its staffing is undecided, or when its communities changed since it was
+    created (naming them); 403 unless the caller owns it or is a lead planner."""
+    return plans.publish_plan(ctx, plan_id, author=_name(account), actor=account)
+
+
+@router.get(
+    "/{plan_id}/staffing",
+    response_model=Staffing,
+    summary="Every grid's workers after the plan",
+    responses=error_responses(400, 404),
+)
+def staffing(ctx: ContextDep, plan_id: PlanId) -> dict[str, Any]:
+    """Every grid's workers after the plan (default successors and the planner's
+    decisions), and the grids with no worker or workers with no grid still to decide."""
+    return plans.get_staffing(ctx, plan_id)
+
+
+@router.put(
+    "/{plan_id}/staffing",
+    response_model=Staffing,
+    summary="Decide the staffing after the plan",
+    responses=error_responses(400, 401, 403, 404, 409),
+)
+def decide_staffing(
+    body: StaffingIn, ctx: ContextDep, plan_id: PlanId, account: PlannerDep
+) -> dict[str, Any]:
+    """Replace the plan's staffing decisions (assign, move, vacancy, release); answers the
+    staffing with them."""
+    return plans.set_staffing(ctx, plan_id, [d.model_dump() for d in body.decisions], actor=account)

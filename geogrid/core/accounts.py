@@ -56,6 +56,7 @@ ROLES = (
     "leader",
     "analyst",
     "admin",
+    "lead_planner",
 )
 #: role → the level of the units it is bound to
 UNIT_ROLES = {

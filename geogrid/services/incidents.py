@@ -229,6 +229,13 @@ def create_incident(
         if level is not None and unit_code is not None:
             role = lifecycle.admin_role_for(level)
             assignee = store.first_accounts(c, [(role, unit_code)]).get((role, unit_code))
+        if assignee is None and level == LEVELS_UP[0]:  # a vacant grid: the admins above
+            ups = [(lifecycle.admin_role_for(lv), codes[lv], lv) for lv in LEVELS_UP[1:]]
+            found = store.first_accounts(c, [(r, u) for r, u, _ in ups if u])
+            for r, u, lv in ups:
+                if u and (r, u) in found:
+                    level, unit_code, assignee = lv, u, found[(r, u)]
+                    break
         kind = reporter_kind
         if kind is None:
             kind = RESIDENT

@@ -114,7 +114,8 @@ def _filter_conds(
 
 _UNIT_SELECT = (
     "SELECT u.code, u.name, u.level, u.parent_code, u.population, u.households, u.area_m2, "
-    "u.version_id, v.status AS version_status, v.published_at AS valid_from, "
+    "u.version_id, v.status AS version_status, "
+    "coalesce(u.valid_from, v.published_at) AS valid_from, "
     "v.retired_at AS valid_to, ST_AsGeoJSON(u.geom, 7) AS geometry "
     "FROM unit u JOIN boundary_version v ON v.id = u.version_id"
 )

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, text
 
 from geogrid.core.lifecycle import DONE_STATUSES
 from geogrid.errors import NotFound
+from geogrid.store.workflow import PUBLISH_LOCK
 
 __all__ = [
     "PLAN_COLUMNS",
@@ -42,12 +43,21 @@ __all__ = [
     "grid_workers",
     "load_reference",
     "lock_publishing",
+    "stamp_publish",
     "communities_snapshot",
     "communities_with_street",
     "community_parents",
     "incident_points",
     "reattribute_incidents",
     "move_worker",
+    "community_fingerprints",
+    "carry_units",
+    "staffing_rows",
+    "replace_staffing",
+    "worker_accounts",
+    "set_worker_grids",
+    "insert_reference_lines",
+    "reference_lines",
 ]
 
 #: columns of a plan row, in order
@@ -61,7 +71,10 @@ PLAN_COLUMNS = (
     "published_version_id",
     "created_at",
     "updated_at",
+    "owner_id",
 )
+#: the owner's name beside a plan row (``plan`` aliased ``p``)
+_OWNER = "(SELECT coalesce(a.ref, a.name) FROM account a WHERE a.id = p.owner_id) AS owner"
 #: columns of an edit row, in order
 EDIT_COLUMNS = ("id", "seq", "kind", "params", "undone", "author", "created_at")
 
@@ -88,14 +101,21 @@ def insert_plan(
     author: str | None,
     base_version_id: int,
     communities: Sequence[str],
+    owner_id: int | None = None,
 ) -> int:
-    """Insert a draft plan row; returns its id."""
+    """Insert a draft plan row (owned by account ``owner_id``); returns its id."""
     pid = conn.execute(
         text(
-            "INSERT INTO plan (name, author, base_version_id, community_codes) "
-            "VALUES (:n, :a, :v, :c) RETURNING id"
+            "INSERT INTO plan (name, author, base_version_id, community_codes, owner_id) "
+            "VALUES (:n, :a, :v, :c, :o) RETURNING id"
         ),
-        {"n": name, "a": author, "v": int(base_version_id), "c": list(communities)},
+        {
+            "n": name,
+            "a": author,
+            "v": int(base_version_id),
+            "c": list(communities),
+            "o": None if owner_id is None else int(owner_id),
+        },
     ).scalar_one()
     return int(pid)
 
@@ -107,8 +127,9 @@ def plan_row(conn: Connection, plan_id: int, *, lock: bool = False) -> dict[str,
     ------
     NotFound  there is no such plan
     """
-    sql = f"SELECT {', '.join(PLAN_COLUMNS)} FROM plan WHERE id = :i" + (
-        " FOR UPDATE" if lock else ""
+    cols = ", ".join(f"p.{c}" for c in PLAN_COLUMNS)
+    sql = f"SELECT {cols}, {_OWNER} FROM plan p WHERE p.id = :i" + (
+        " FOR UPDATE OF p" if lock else ""
     )
     row = conn.execute(text(sql), {"i": int(plan_id)}).mappings().one_or_none()
     if row is None:
@@ -121,7 +142,7 @@ def plan_rows(conn: Connection) -> list[dict[str, Any]]:
     cols = ", ".join(f"p.{c}" for c in PLAN_COLUMNS)
     rows = conn.execute(
         text(
-            f"SELECT {cols}, count(e.id) FILTER (WHERE NOT e.undone) AS edits "
+            f"SELECT {cols}, {_OWNER}, count(e.id) FILTER (WHERE NOT e.undone) AS edits "
             "FROM plan p LEFT JOIN plan_edit e ON e.plan_id = p.id GROUP BY p.id ORDER BY p.id"
         )
     ).mappings()
@@ -267,8 +288,39 @@ def load_reference(
 
 
 def lock_publishing(conn: Connection) -> None:
-    """Serialise publishers (readers are not blocked: they keep their snapshot)."""
+    """Serialise publishers (readers are not blocked: they keep their snapshot), and wait
+    for the incidents being created to commit (they hold
+    :data:`~geogrid.store.workflow.PUBLISH_LOCK` shared; new ones wait until the publish
+    ends), so the re-attribution that follows sees every incident of the old grids."""
     conn.execute(text("LOCK TABLE boundary_version IN SHARE ROW EXCLUSIVE MODE"))
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PUBLISH_LOCK})
+
+
+def stamp_publish(
+    conn: Connection, version_id: int, previous_version_id: int, incident_ids: Sequence[int]
+) -> None:
+    """Set the times of a publish to the moment of this statement (``clock_timestamp()``,
+    not the transaction's start): ``published_at`` of the new version, ``retired_at`` of
+    the previous one and ``superseded_at`` of the attributions this transaction kept.
+    Run it as the publish transaction's last statement, so ``as_of`` a moment inside the
+    publish answers the version that was published then."""
+    conn.execute(
+        text(
+            "WITH t AS MATERIALIZED (SELECT clock_timestamp() AS at), "
+            "p AS (UPDATE boundary_version v SET published_at = t.at FROM t "
+            "WHERE v.id = :v RETURNING 1), "
+            "r AS (UPDATE boundary_version v SET retired_at = t.at FROM t "
+            "WHERE v.id = :prev RETURNING 1), "
+            "a AS (UPDATE incident_attribution x SET superseded_at = t.at FROM t "
+            "WHERE x.incident_id = ANY(:ids) AND x.superseded_at = now() RETURNING 1) "
+            "SELECT (SELECT count(*) FROM p), (SELECT count(*) FROM r), (SELECT count(*) FROM a)"
+        ),
+        {
+            "v": int(version_id),
+            "prev": int(previous_version_id),
+            "ids": [int(i) for i in incident_ids],
+        },
+    )
 
 
 def communities_snapshot(
@@ -337,7 +389,13 @@ def incident_points(
 
 
 def reattribute_incidents(
-    conn: Connection, attribution: pd.DataFrame, version_id: int, previous_version_id: int
+    conn: Connection,
+    attribution: pd.DataFrame,
+    version_id: int,
+    previous_version_id: int,
+    *,
+    actor_id: int | None = None,
+    plan_id: int | None = None,
 ) -> None:
     """Give incidents new codes, keeping their old ones in ``incident_attribution``.
 
@@ -345,7 +403,9 @@ def reattribute_incidents(
     ``district`` (None where outside). The incidents' ``version_id`` becomes
     ``version_id``; the old attribution is recorded under the incident's old version (or
     ``previous_version_id`` when it had none). Open incidents assigned at grid level follow
-    their grid. Bulk: a temporary table filled by COPY, one INSERT, one UPDATE.
+    their grid. Each incident's history gets a ``reattributed`` event (old grid → new grid,
+    the versions, the plan; by ``actor_id``). Bulk: a temporary table filled by COPY, two
+    INSERTs, one UPDATE.
     """
     df = attribution[["id", "grid", "community", "street", "district"]]
     conn.execute(
@@ -371,6 +431,25 @@ def reattribute_incidents(
     )
     conn.execute(
         text(
+            "INSERT INTO incident_event (incident_id, at, actor_id, kind, note, data) "
+            "SELECT i.id, now(), :actor, 'reattributed', "
+            "'grid ' || coalesce(i.grid_code, '-') || ' → ' || coalesce(r.grid, '-') || "
+            "' (version ' || coalesce(i.version_id, :v0) || ' → ' || :v || ')', "
+            "jsonb_build_object('from_grid', i.grid_code, 'to_grid', r.grid, "
+            "'from_community', i.community_code, 'to_community', r.community, "
+            "'from_version', coalesce(i.version_id, :v0), 'version', CAST(:v AS integer), "
+            "'plan_id', CAST(:plan AS integer)) "
+            "FROM incident i JOIN _reattr r ON r.id = i.id"
+        ),
+        {
+            "v0": int(previous_version_id),
+            "v": int(version_id),
+            "actor": actor_id,
+            "plan": plan_id,
+        },
+    )
+    conn.execute(
+        text(
             "UPDATE incident i SET grid_code = r.grid, community_code = r.community, "
             "street_code = r.street, district_code = r.district, version_id = :v, "
             "assigned_unit = CASE WHEN i.assigned_level = 'grid' AND NOT (i.status = ANY(:done)) "
@@ -393,3 +472,153 @@ def move_worker(conn: Connection, account_id: int, from_code: str, to_code: str)
         text("DELETE FROM account_unit WHERE account_id = :a AND unit_code = :f"),
         {"a": int(account_id), "f": from_code},
     )
+
+
+def community_fingerprints(
+    conn: Connection, version_id: int, communities: Sequence[str]
+) -> dict[str, str | None]:
+    """community code → a hash of the community and its grids (codes, names, geometries)
+    in a version (None when the version lacks it): equal hashes mean unchanged."""
+    rows = conn.execute(
+        text(
+            "SELECT c.code, md5(string_agg(u.level || ':' || u.code || ':' || u.name || ':' || "
+            "md5(ST_AsEWKB(u.geom)), ',' ORDER BY u.level, u.code)) "
+            "FROM unnest(CAST(:c AS text[])) AS c(code) LEFT JOIN unit u ON u.version_id = :v "
+            "AND ((u.level = 'community' AND u.code = c.code) OR "
+            "(u.level = 'grid' AND u.parent_code = c.code)) GROUP BY c.code"
+        ),
+        {"v": int(version_id), "c": list(communities)},
+    ).all()
+    return {str(r[0]): r[1] for r in rows}
+
+
+def carry_units(
+    conn: Connection, from_version: int, to_version: int, exclude_codes: Sequence[str]
+) -> int:
+    """Copy the units of a version into another except ``exclude_codes``, keeping when
+    each took effect (``valid_from``: its own, or its version's ``published_at``)."""
+    res = conn.execute(
+        text(
+            "INSERT INTO unit (version_id, code, name, level, parent_code, population, "
+            "households, area_m2, attrs, geom, valid_from) "
+            "SELECT :to, u.code, u.name, u.level, u.parent_code, u.population, u.households, "
+            "u.area_m2, u.attrs, u.geom, coalesce(u.valid_from, v.published_at, v.created_at) "
+            "FROM unit u JOIN boundary_version v ON v.id = u.version_id "
+            "WHERE u.version_id = :frm AND NOT (u.code = ANY(:codes))"
+        ),
+        {"to": int(to_version), "frm": int(from_version), "codes": list(exclude_codes)},
+    )
+    return int(res.rowcount)
+
+
+# --------------------------------------------------------------------------- staffing
+
+
+def staffing_rows(conn: Connection, plan_id: int) -> list[dict[str, Any]]:
+    """The staffing decisions of a plan, in the order they were made."""
+    rows = conn.execute(
+        text(
+            "SELECT action, grid_code AS grid, account_id, decided_by, decided_at "
+            "FROM plan_staffing WHERE plan_id = :p ORDER BY id"
+        ),
+        {"p": int(plan_id)},
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def replace_staffing(
+    conn: Connection, plan_id: int, decisions: Sequence[dict[str, Any]], decided_by: int | None
+) -> None:
+    """Replace the staffing decisions of a plan (``action``, ``grid``, ``account_id``)."""
+    conn.execute(text("DELETE FROM plan_staffing WHERE plan_id = :p"), {"p": int(plan_id)})
+    if decisions:
+        conn.execute(
+            text(
+                "INSERT INTO plan_staffing (plan_id, action, grid_code, account_id, decided_by) "
+                "VALUES (:p, :a, :g, :i, :by)"
+            ),
+            [
+                {
+                    "p": int(plan_id),
+                    "a": d["action"],
+                    "g": d.get("grid"),
+                    "i": d.get("account_id"),
+                    "by": decided_by,
+                }
+                for d in decisions
+            ],
+        )
+
+
+def worker_accounts(conn: Connection, account_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """id → ``name``, ``ref``, ``active``, ``grids`` (all their grid codes) of the worker
+    accounts among ``account_ids``."""
+    rows = conn.execute(
+        text(
+            "SELECT a.id, a.name, a.ref, a.active, "
+            "coalesce(array_agg(au.unit_code ORDER BY au.unit_code) "
+            "FILTER (WHERE au.unit_code IS NOT NULL), '{}') AS grids "
+            "FROM account a LEFT JOIN account_unit au ON au.account_id = a.id "
+            "WHERE a.role = 'worker' AND a.id = ANY(:i) GROUP BY a.id"
+        ),
+        {"i": [int(a) for a in account_ids]},
+    ).mappings()
+    return {int(r["id"]): dict(r) for r in rows}
+
+
+def set_worker_grids(
+    conn: Connection, account_id: int, drop_codes: Sequence[str], add_codes: Sequence[str]
+) -> None:
+    """Remove a worker's assignments to ``drop_codes``, then bind them to ``add_codes``."""
+    conn.execute(
+        text("DELETE FROM account_unit WHERE account_id = :a AND unit_code = ANY(:d)"),
+        {"a": int(account_id), "d": list(drop_codes)},
+    )
+    if add_codes:
+        conn.execute(
+            text(
+                "INSERT INTO account_unit (account_id, unit_code) VALUES (:a, :t) "
+                "ON CONFLICT DO NOTHING"
+            ),
+            [{"a": int(account_id), "t": c} for c in add_codes],
+        )
+
+
+# --------------------------------------------------------------------------- reference lines
+
+
+def insert_reference_lines(
+    conn: Connection, layer: str, kind: str, source: str | None, lines: pd.DataFrame
+) -> int:
+    """Store lines (``name``, ``wkb``: MultiLineString WKB hex in EPSG:4326) as layer
+    ``layer`` (its earlier lines replaced); returns how many."""
+    conn.execute(text("DELETE FROM reference_line WHERE layer = :l"), {"l": layer})
+    if len(lines) == 0:
+        return 0
+    conn.execute(
+        text(
+            "INSERT INTO reference_line (layer, kind, name, source, geom) VALUES "
+            "(:l, :k, :n, :s, ST_SetSRID(ST_GeomFromWKB(decode(:g, 'hex')), 4326))"
+        ),
+        [
+            {"l": layer, "k": kind, "n": n, "s": source, "g": g}
+            for n, g in zip(lines["name"], lines["wkb"], strict=True)
+        ],
+    )
+    return len(lines)
+
+
+def reference_lines(
+    conn: Connection, bounds: tuple[float, float, float, float]
+) -> list[tuple[str, str, bytes]]:
+    """(layer, kind, WKB) of the reference lines meeting ``bounds`` (xmin, ymin, xmax,
+    ymax; WGS84)."""
+    xmin, ymin, xmax, ymax = (float(v) for v in bounds)
+    rows = conn.execute(
+        text(
+            "SELECT layer, kind, ST_AsBinary(geom) FROM reference_line "
+            "WHERE geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326) ORDER BY id"
+        ),
+        {"x0": xmin, "y0": ymin, "x1": xmax, "y1": ymax},
+    ).all()
+    return [(str(r[0]), str(r[1]), bytes(r[2])) for r in rows]

@@ -76,6 +76,7 @@ unit = Table(
     Column("area_m2", Float, nullable=False),
     Column("attrs", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("geom", Geometry("MULTIPOLYGON", srid=4326, spatial_index=False), nullable=False),
+    Column("valid_from", DateTime(timezone=True)),  # 0007: NULL = the version's published_at
     UniqueConstraint("version_id", "code", name="unit_version_code"),
     CheckConstraint(f"level IN {LEVELS!r}", name="unit_level"),
 )
@@ -244,8 +245,39 @@ plan = Table(
     Column("state", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("owner_id", Integer, ForeignKey("account.id", ondelete="SET NULL")),  # 0007
     CheckConstraint("status IN ('draft', 'published', 'discarded')", name="plan_status"),
 )
+
+# Created by revision 0007: planners' staffing decisions, and reference lines (roads, rivers).
+plan_staffing = Table(
+    "plan_staffing",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("plan_id", Integer, ForeignKey("plan.id", ondelete="CASCADE"), nullable=False),
+    Column("action", Text, nullable=False),
+    Column("grid_code", Text),
+    Column("account_id", Integer, ForeignKey("account.id", ondelete="CASCADE")),
+    Column("decided_by", Integer, ForeignKey("account.id", ondelete="SET NULL")),
+    Column("decided_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(
+        "action IN ('assign', 'move', 'vacancy', 'release')", name="plan_staffing_action"
+    ),
+)
+Index("plan_staffing_plan", plan_staffing.c.plan_id)
+
+reference_line = Table(
+    "reference_line",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("layer", Text, nullable=False),
+    Column("kind", Text, nullable=False, server_default="road"),
+    Column("name", Text),
+    Column("source", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("geom", Geometry("MULTILINESTRING", srid=4326, spatial_index=False), nullable=False),
+)
+Index("reference_line_geom", reference_line.c.geom, postgresql_using="gist")
 
 plan_edit = Table(
     "plan_edit",

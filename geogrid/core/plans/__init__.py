@@ -6,6 +6,10 @@ and published as a new boundary version.
 * :mod:`geogrid.core.plans.impact` — plan metrics, incremental incident re-join, diff;
 * :mod:`geogrid.core.plans.publish` — publish findings, prorated grid units, re-attribution
   and worker moves;
+* :mod:`geogrid.core.plans.staffing` — every grid's workers after a plan, and the
+  decisions still needed;
+* :mod:`geogrid.core.plans.reference` — cutting communities along reference lines (roads,
+  rivers) and smoothing stair-stepped edges;
 * :mod:`geogrid.services.plans` — the workflows (plans, edits, undo/redo, impact sessions,
   publishing); :mod:`geogrid.store.plans` — their rows.
 """

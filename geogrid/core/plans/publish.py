@@ -15,6 +15,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from geogrid.core.plans.edits import Coverage, check_community
 from geogrid.core.plans.impact import codes_at, locate_points, shape_metrics
@@ -25,6 +26,7 @@ __all__ = [
     "prorate_grid_units",
     "reattribution",
     "worker_moves",
+    "unchanged_grids",
 ]
 
 
@@ -73,13 +75,50 @@ def largest_remainder(x: np.ndarray, total: int) -> np.ndarray:
     return base
 
 
-def prorate_grid_units(cov: Coverage, buildings: pd.DataFrame) -> gpd.GeoDataFrame:
+def unchanged_grids(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame) -> list[str]:
+    """Codes of the grids of ``new`` that are in ``old`` with the same code, name, parent
+    and geometry (equal after normalisation, to 1e-9 degrees): the grids a publish keeps.
+
+    >>> import shapely
+    >>> sq = shapely.box(0, 0, 1, 1)
+    >>> a = gpd.GeoDataFrame({"code": ["g1", "g2"], "name": ["a", "b"],
+    ...     "parent_code": ["c", "c"]}, geometry=[sq, shapely.box(1, 0, 2, 1)])
+    >>> b = gpd.GeoDataFrame({"code": ["g1", "g2"], "name": ["a", "b"],
+    ...     "parent_code": ["c", "c"]}, geometry=[sq, shapely.box(1, 0, 2, 2)])
+    >>> unchanged_grids(a, b)
+    ['g1']
+    """
+    before = {
+        str(c): (n, p, g)
+        for c, n, p, g in zip(
+            old["code"], old["name"], old["parent_code"], old.geometry.array, strict=True
+        )
+    }
+    out = []
+    for c, n, p, g in zip(
+        new["code"], new["name"], new["parent_code"], new.geometry.array, strict=True
+    ):
+        was = before.get(str(c))
+        if was is None or was[0] != n or was[1] != p:
+            continue
+        if shapely.equals_exact(shapely.normalize(was[2]), shapely.normalize(g), 1e-9) or (
+            shapely.equals(was[2], g)
+        ):
+            out.append(str(c))
+    return out
+
+
+def prorate_grid_units(
+    cov: Coverage, buildings: pd.DataFrame, fixed: pd.DataFrame | None = None
+) -> gpd.GeoDataFrame:
     """Unit rows (level ``grid``) of the plan's grids.
 
     ``households`` and ``population`` are the building points' (``buildings``: ``lon``,
     ``lat``, ``households``, ``population``) in each grid, scaled so each community's
     grids add up to the community's stored totals (integers, largest remainder);
-    ``area_m2`` in the metric CRS.
+    ``area_m2`` in the metric CRS. ``fixed`` (``code``, ``households``, ``population``):
+    grids whose numbers are kept as they are (unchanged grids); the others share what is
+    left of their community's totals.
     """
     grids = cov.grids.reset_index(drop=True)
     n = len(grids)
@@ -98,12 +137,20 @@ def prorate_grid_units(cov: Coverage, buildings: pd.DataFrame) -> gpd.GeoDataFra
         pop = np.bincount(
             pos[ok], weights=buildings["population"].to_numpy(dtype=float)[ok], minlength=n
         )
+    keep = np.zeros(n, dtype=bool)
+    if fixed is not None and len(fixed):
+        f = fixed.set_index("code")
+        keep = grids["code"].isin(f.index).to_numpy()
+        kept = grids["code"][keep]
+        hh[keep] = f.loc[kept, "households"].to_numpy(dtype=float)
+        pop[keep] = f.loc[kept, "population"].to_numpy(dtype=float)
     comm = cov.communities.set_index("code")
     for c in comm.index:
-        sel = (grids["parent_code"] == c).to_numpy()
+        in_c = (grids["parent_code"] == c).to_numpy()
+        sel = in_c & ~keep
         for arr, col in ((hh, "households"), (pop, "population")):
             s = arr[sel].sum()
-            want = float(comm.at[c, col] or 0)
+            want = max(float(comm.at[c, col] or 0) - float(arr[in_c & keep].sum()), 0.0)
             if s > 0 and want > 0:
                 arr[sel] = largest_remainder(arr[sel] / s * want, int(round(want)))
     return gpd.GeoDataFrame(

@@ -8,6 +8,10 @@ coverages and impact sessions) and a plan id:
 * :mod:`~geogrid.services.plans.drafts` — create, list, read, edit, undo, redo;
 * :mod:`~geogrid.services.plans.impact` — the impact preview and the diff;
 * :mod:`~geogrid.services.plans.autopartition` — re-cut communities into balanced grids;
+* :mod:`~geogrid.services.plans.staffing` — every grid's workers after the plan and the
+  planner's staffing decisions;
+* :mod:`~geogrid.services.plans.reference` — reference line layers (roads, rivers) that
+  auto-partition cuts along;
 * :mod:`~geogrid.services.plans.publish` — publish as a new boundary version.
 
 The pure parts are in :mod:`geogrid.core.plans`, the rows in :mod:`geogrid.store.plans`.
@@ -28,6 +32,7 @@ from geogrid.services.plans.drafts import (
 from geogrid.services.plans.impact import diff, impact, impact_session, plan_data, plan_detail
 from geogrid.services.plans.publish import publish_plan
 from geogrid.services.plans.sessions import PlanSessions
+from geogrid.services.plans.staffing import get_staffing, set_staffing
 
 __all__ = [
     "PlanSessions",
@@ -47,4 +52,6 @@ __all__ = [
     "diff",
     "autopartition_plan",
     "publish_plan",
+    "get_staffing",
+    "set_staffing",
 ]

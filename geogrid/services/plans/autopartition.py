@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import shapely
 
+from geogrid.core.accounts import Account
 from geogrid.core.plans.partition import LOADS, autopartition, load_points
 from geogrid.errors import InvalidInput
-from geogrid.services.plans.drafts import add_edit, check_draft, plan_coverage
+from geogrid.services.plans.drafts import add_edit, check_change, plan_coverage
 from geogrid.services.plans.impact import impact_session
 
 if TYPE_CHECKING:  # the context holds the plan sessions: a type-only import, no cycle
@@ -55,6 +56,7 @@ def autopartition_plan(
     end: Any = None,
     seed: int = 0,
     author: str | None = None,
+    actor: Account | None = None,
 ) -> dict[str, Any]:
     """Re-cut communities of a draft plan (default: all of them) into ``n`` grids, or into
     grids under ``target`` load, stored as one edit (undoable).
@@ -76,7 +78,7 @@ def autopartition_plan(
     if load not in LOADS:
         raise InvalidInput("load", load, " or ".join(LOADS))
     plan, cov = plan_coverage(ctx, plan_id)
-    check_draft(plan)
+    check_change(plan, actor)
     own = list(plan["community_codes"])
     comms = list(communities or own)
     bad = [c for c in comms if c not in set(own)]
@@ -127,6 +129,6 @@ def autopartition_plan(
             for p in parts
         ],
     }
-    out = add_edit(ctx, plan_id, "autopartition", params, author=author)
+    out = add_edit(ctx, plan_id, "autopartition", params, author=author, actor=actor)
     out["balance"] = balance
     return out

@@ -20,7 +20,9 @@ import numpy as np
 import shapely
 from sqlalchemy import Connection
 
+from geogrid.core.accounts import Account
 from geogrid.core.plans.edits import Coverage, apply_edit, coverage_change
+from geogrid.core.plans.owners import require_plan_owner
 from geogrid.errors import Conflict, InvalidInput, NotFound
 from geogrid.store import plans as store
 from geogrid.store.units import load_units, published_version_id
@@ -39,6 +41,7 @@ __all__ = [
     "undo",
     "redo",
     "check_draft",
+    "check_change",
     "base_coverage",
     "replay",
 ]
@@ -51,9 +54,15 @@ _BULKY = ("line", "polygon", "grids", "result")
 
 
 def create_plan(
-    ctx: AppContext, communities: Iterable[str], name: str, *, author: str | None = None
+    ctx: AppContext,
+    communities: Iterable[str],
+    name: str,
+    *,
+    author: str | None = None,
+    owner: Account | None = None,
 ) -> dict[str, Any]:
-    """Create a draft plan on the published version for ``communities``; returns it as
+    """Create a draft plan on the published version for ``communities``, owned by
+    ``owner`` (None: no owner, e.g. from the command line); returns it as
     :func:`get_plan` does.
 
     Raises
@@ -78,7 +87,9 @@ def create_plan(
             raise InvalidInput(
                 "communities", missing, f"community codes of the published version {vid}"
             )
-        pid = store.insert_plan(conn, str(name).strip(), author, vid, codes)
+        pid = store.insert_plan(
+            conn, str(name).strip(), author, vid, codes, None if owner is None else owner.id
+        )
     return get_plan(ctx, pid)
 
 
@@ -103,10 +114,12 @@ def get_plan(ctx: AppContext, plan_id: int) -> dict[str, Any]:
     return row
 
 
-def delete_plan(ctx: AppContext, plan_id: int) -> None:
-    """Delete a plan and its edits (a published plan's boundary version stays)."""
+def delete_plan(ctx: AppContext, plan_id: int, *, actor: Account | None = None) -> None:
+    """Delete a plan and its edits (a published plan's boundary version stays).
+
+    Raises Forbidden when ``actor`` is neither its owner nor a lead planner."""
     with ctx.engine.begin() as conn:
-        store.plan_row(conn, plan_id, lock=True)
+        require_plan_owner(actor, store.plan_row(conn, plan_id, lock=True))
         store.delete_plan(conn, plan_id)
     ctx.plans.forget(plan_id)
 
@@ -115,6 +128,13 @@ def check_draft(plan: Mapping[str, Any]) -> None:
     """Raise :class:`~geogrid.errors.Conflict` unless the plan is a draft."""
     if plan["status"] != "draft":
         raise Conflict(f"plan {plan['id']} is {plan['status']}: only draft plans change")
+
+
+def check_change(plan: Mapping[str, Any], actor: Account | None) -> None:
+    """Raise unless the plan is a draft (Conflict) that ``actor`` may change (Forbidden:
+    only its owner or a lead planner; None, the command line, may)."""
+    require_plan_owner(actor, plan)
+    check_draft(plan)
 
 
 # --------------------------------------------------------------------------- coverage
@@ -206,6 +226,7 @@ def add_edit(
     params: Mapping[str, Any],
     *,
     author: str | None = None,
+    actor: Account | None = None,
 ) -> dict[str, Any]:
     """Apply one edit to a draft plan and store it (see :mod:`geogrid.core.plans.edits` for
     the kinds and their parameters; geometries GeoJSON/WKT in WGS84).
@@ -218,13 +239,14 @@ def add_edit(
     InvalidInput  unknown kind or bad parameters
     TopologyError  the edit would break the partition (nothing is stored)
     Conflict  the plan is not a draft
+    Forbidden  ``actor`` is neither the plan's owner nor a lead planner
     """
     if not isinstance(params, Mapping):
         raise InvalidInput("params", params, "a JSON object")
     params = dict(params)
     with ctx.engine.begin() as conn:
         plan = store.plan_row(conn, plan_id, lock=True)
-        check_draft(plan)
+        check_change(plan, actor)
         edits = store.edit_rows(conn, plan_id)
         before = replay(ctx, conn, plan, edits)
         after, res = apply_edit(before, kind, params)
@@ -249,10 +271,10 @@ def add_edit(
     }
 
 
-def _undo_redo(ctx: AppContext, plan_id: int, undo: bool) -> dict[str, Any]:
+def _undo_redo(ctx: AppContext, plan_id: int, undo: bool, actor: Account | None) -> dict[str, Any]:
     with ctx.engine.begin() as conn:
         plan = store.plan_row(conn, plan_id, lock=True)
-        check_draft(plan)
+        check_change(plan, actor)
         edits = store.edit_rows(conn, plan_id)
         before = replay(ctx, conn, plan, edits)
         if undo:
@@ -279,11 +301,13 @@ def _undo_redo(ctx: AppContext, plan_id: int, undo: bool) -> dict[str, Any]:
     }
 
 
-def undo(ctx: AppContext, plan_id: int) -> dict[str, Any]:
-    """Undo the last active edit of a draft plan (Conflict when there is none)."""
-    return _undo_redo(ctx, plan_id, True)
+def undo(ctx: AppContext, plan_id: int, *, actor: Account | None = None) -> dict[str, Any]:
+    """Undo the last active edit of a draft plan (Conflict when there is none; Forbidden
+    when ``actor`` is neither its owner nor a lead planner)."""
+    return _undo_redo(ctx, plan_id, True, actor)
 
 
-def redo(ctx: AppContext, plan_id: int) -> dict[str, Any]:
-    """Redo the first undone edit of a draft plan (Conflict when there is none)."""
-    return _undo_redo(ctx, plan_id, False)
+def redo(ctx: AppContext, plan_id: int, *, actor: Account | None = None) -> dict[str, Any]:
+    """Redo the first undone edit of a draft plan (Conflict when there is none; Forbidden
+    when ``actor`` is neither its owner nor a lead planner)."""
+    return _undo_redo(ctx, plan_id, False, actor)

@@ -21,6 +21,7 @@ from geogrid.core.plans.edits import Coverage, coverage_change
 from geogrid.core.plans.impact import ImpactSession, PlanData, diff_plan, points_within
 from geogrid.core.timewindow import resolve_window
 from geogrid.services.plans.drafts import base_coverage, get_plan, plan_coverage
+from geogrid.services.plans.staffing import get_staffing
 from geogrid.store import plans as store
 
 if TYPE_CHECKING:  # the context holds the plan sessions: a type-only import, no cycle
@@ -118,18 +119,30 @@ def impact_session(
 
 def impact(ctx: AppContext, plan_id: int, *, start: Any = None, end: Any = None) -> dict[str, Any]:
     """Per-grid metrics and totals of the plan and of the published grids side by side
-    (:meth:`~geogrid.core.plans.impact.ImpactSession.report`)."""
+    (:meth:`~geogrid.core.plans.impact.ImpactSession.report`), with ``staffing``: every
+    grid's workers after the plan."""
     sess = impact_session(ctx, plan_id, start=start, end=end)
     with ctx.plans.lock:
-        return sess.report()
+        out = sess.report()
+    out["staffing"] = _staffing(ctx, plan_id)
+    return out
 
 
 def diff(ctx: AppContext, plan_id: int, *, start: Any = None, end: Any = None) -> dict[str, Any]:
     """Grids, incidents and workers that change between the base version and the plan
-    (:func:`~geogrid.core.plans.impact.diff_plan`)."""
+    (:func:`~geogrid.core.plans.impact.diff_plan`), with ``staffing``: every grid's
+    workers after the plan (:func:`~geogrid.services.plans.staffing.get_staffing`)."""
     sess = impact_session(ctx, plan_id, start=start, end=end)
     with ctx.plans.lock:
-        return diff_plan(sess.data, sess)
+        out = diff_plan(sess.data, sess)
+    out["staffing"] = _staffing(ctx, plan_id)
+    return out
+
+
+def _staffing(ctx: AppContext, plan_id: int) -> dict[str, Any]:
+    out = get_staffing(ctx, plan_id)
+    out.pop("successors", None)
+    return out
 
 
 def plan_detail(
