@@ -20,6 +20,7 @@ from api.errors import add_exception_handlers, document_errors
 from api.json import GeogridJSONResponse
 from api.routes import (
     analytics,
+    audit,
     boundaries,
     config,
     docs,
@@ -53,6 +54,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     config.router,
     web.router,
     docs.router,
+    audit.router,
 )
 
 _DESCRIPTION = (

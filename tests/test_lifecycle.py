@@ -13,8 +13,12 @@ from sqlalchemy import text
 
 from geogrid.core import crs as gcrs
 from geogrid.core import lifecycle
+from geogrid.core.scope import Scope
 from geogrid.errors import Conflict, Forbidden, InvalidInput
 from geogrid.services import incidents
+
+#: the scope of these tests: the whole city, personal fields clear (as the CLI)
+SYSTEM = Scope.system()
 
 T0 = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
 
@@ -144,7 +148,7 @@ def test_new_incident_goes_to_the_grid_worker(city):
     assert inc["due_at"] == T0 + timedelta(hours=24)
     assert inc["status"] == "reported" and not inc["outside"]
     assert inc["units"]["grid"]["name"] == "江滨社区第1网格"
-    hist = incidents.history(city.engine, inc["id"])
+    hist = incidents.history(city.engine, inc["id"], scope=SYSTEM)
     assert [(e["kind"], e["from_status"], e["to_status"]) for e in hist] == [
         ("status", None, "reported")
     ]
@@ -166,7 +170,7 @@ def test_point_outside_every_grid_is_kept_and_flagged(city):
     inc = incidents.create_incident(city.engine, category="garbage", lon=OUTSIDE[0], lat=OUTSIDE[1])
     assert inc["outside"] is True
     assert inc["grid_code"] is None and inc["assigned_unit"] is None
-    kinds = [e["kind"] for e in incidents.history(city.engine, inc["id"])]
+    kinds = [e["kind"] for e in incidents.history(city.engine, inc["id"], scope=SYSTEM)]
     assert kinds == ["status", "flag"]
 
 
@@ -207,7 +211,7 @@ def test_full_lifecycle_keeps_every_event(city):
     assert out["updated_at"] == T0 + timedelta(hours=5)
     with pytest.raises(Conflict, match="'closed' is final"):
         incidents.transition(city.engine, inc["id"], "accepted")
-    hist = incidents.history(city.engine, inc["id"])
+    hist = incidents.history(city.engine, inc["id"], scope=SYSTEM)
     assert [(e["from_status"], e["to_status"]) for e in hist] == [
         (None, "reported"),
         ("reported", "accepted"),
@@ -225,7 +229,7 @@ def test_reopen_clears_resolved_at(city):
         incidents.transition(city.engine, inc["id"], s)
     out = incidents.transition(city.engine, inc["id"], "in_progress", note="居民不满意")
     assert out["resolved_at"] is None and out["status"] == "in_progress"
-    assert len(incidents.history(city.engine, inc["id"])) == 5
+    assert len(incidents.history(city.engine, inc["id"], scope=SYSTEM)) == 5
 
 
 def test_scope_is_checked_for_accounts(city):
@@ -249,7 +253,11 @@ def test_manual_escalation(city):
     assert out["assignee_id"] == city.accounts["district"].id
     with pytest.raises(Conflict, match="already at the district"):
         incidents.escalate(city.engine, inc["id"])
-    ev = [e for e in incidents.history(city.engine, inc["id"]) if e["kind"] == "escalate"]
+    ev = [
+        e
+        for e in incidents.history(city.engine, inc["id"], scope=SYSTEM)
+        if e["kind"] == "escalate"
+    ]
     assert [(e["data"]["from_level"], e["data"]["to_level"]) for e in ev] == [
         ("grid", "community"),
         ("community", "district"),
@@ -269,12 +277,14 @@ def test_overdue_and_automatic_escalation(city):
         city, category="illegal_construction", grid=GRIDS[3], reported_at=now - timedelta(hours=80)
     )
 
-    od = incidents.overdue(city.engine, now=now)
+    od = incidents.overdue(city.engine, now=now, scope=SYSTEM)
     assert set(od["id"]) == {late["id"], street["id"]}
     row = od.set_index("id").loc[late["id"]]
     assert row["unit_code"] == GRIDS[0] and row["hours_overdue"] == pytest.approx(6)
-    assert list(incidents.overdue(city.engine, unit_code=GRIDS[3], now=now)["id"]) == [street["id"]]
-    by_street = incidents.overdue(city.engine, level="street", now=now)
+    assert list(
+        incidents.overdue(city.engine, unit_code=GRIDS[3], now=now, scope=SYSTEM)["id"]
+    ) == [street["id"]]
+    by_street = incidents.overdue(city.engine, level="street", now=now, scope=SYSTEM)
     assert set(by_street["unit_code"]) == {"450902001"}
     assert fresh["id"] not in set(od["id"])
 
@@ -283,7 +293,7 @@ def test_overdue_and_automatic_escalation(city):
         [(late["id"], "community"), (street["id"], "district")]
     )
     assert (
-        incidents.get_incident(city.engine, street["id"])["assignee_id"]
+        incidents.get_incident(city.engine, street["id"], scope=SYSTEM)["assignee_id"]
         == city.accounts["district"].id
     )
     # idempotent at the same time; one more limit later `late` climbs one more level and
@@ -294,7 +304,11 @@ def test_overdue_and_automatic_escalation(city):
         (late["id"], "street"),
         (fresh["id"], "community"),
     ]
-    ev = [e for e in incidents.history(city.engine, late["id"]) if e["kind"] == "escalate"]
+    ev = [
+        e
+        for e in incidents.history(city.engine, late["id"], scope=SYSTEM)
+        if e["kind"] == "escalate"
+    ]
     assert [e["data"]["reason"] for e in ev] == ["overdue", "overdue"]
     assert ev[0]["at"] == now
 
@@ -346,7 +360,10 @@ def test_http_transitions_and_history(city, client):
     got = r.json()
     assert got["units"]["community"] == {"code": "450902001001", "name": "江滨社区"}
     assert [e["to_status"] for e in got["history"]] == ["reported", "accepted"]
-    assert got["history"][1]["note"] == "已受理"
+    assert got["history"][1]["note"] == "***"  # a leader reads staff notes masked
+    mine = client.get(f"/incidents/{inc['id']}", headers=city.auth("w1")).json()
+    assert mine["history"][1]["note"] == "已受理"  # the grid's worker reads them clear
+    assert client.get(f"/incidents/{inc['id']}", headers=city.auth("w2")).status_code == 404
     assert client.get("/incidents/999999", headers=city.auth("leader")).status_code == 404
 
 

@@ -135,7 +135,9 @@ def test_anonymous_form_post_and_get_one(city, client):
     incidents.transition(city.engine, int(rid), "in_progress")
     incidents.transition(city.engine, int(rid), "resolved", note="已清运")
     (req,) = client.get(f"{BASE}/requests/{rid}.json").json()
-    assert (req["status"], req["status_notes"]) == ("closed", "已清运")
+    # the public status text, never the staff note (issue 10, item 13)
+    assert (req["status"], req["status_notes"]) == ("closed", "已处理 resolved")
+    assert "已清运" not in str(req)
     assert req["updated_datetime"] >= req["requested_datetime"]
 
 

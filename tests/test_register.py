@@ -11,10 +11,14 @@ import small_city
 from small_city import CENTRES, GRIDS
 
 from geogrid.core.register import register_frame
+from geogrid.core.scope import Scope
 from geogrid.core.timewindow import month_bounds
 from geogrid.errors import InvalidInput
 from geogrid.services import incidents as workflow
 from geogrid.services.register import monthly_register
+
+#: the scope of these tests: the whole city, personal fields clear (as the CLI)
+SYSTEM = Scope.system()
 
 CST = timezone(timedelta(hours=8))
 
@@ -106,7 +110,7 @@ def test_month_bounds_are_local_time():
 
 
 def test_worker_rows_match_the_hand_count(city):
-    df = monthly_register(city.engine, "2026-03", "worker")
+    df = monthly_register(city.engine, "2026-03", "worker", scope=SYSTEM)
     assert len(df) == 3
     for key, (rep, han, ont, med) in EXPECTED_WORKERS.items():
         row = df.set_index("worker_id").loc[city.accounts[key].id]
@@ -120,7 +124,7 @@ def test_worker_rows_match_the_hand_count(city):
 
 @pytest.mark.parametrize("level", ["community", "street", "district"])
 def test_rollups_sum_counts_and_recompute_medians(city, level):
-    df = monthly_register(city.engine, "2026-03", level)
+    df = monthly_register(city.engine, "2026-03", level, scope=SYSTEM)
     assert len(df) == 1
     row = df.iloc[0]
     assert (
@@ -150,13 +154,13 @@ def test_register_frame_is_pure_and_checks_the_level():
 
 def test_register_month_is_read_in_the_given_zone(city):
     # H: reported 1 March 07:00 CST (28 February in UTC): in March's register only in CST
-    cst = monthly_register(city.engine, "2026-03", "district", tz="Asia/Shanghai")
-    utc = monthly_register(city.engine, "2026-03", "district", tz="UTC")
+    cst = monthly_register(city.engine, "2026-03", "district", tz="Asia/Shanghai", scope=SYSTEM)
+    utc = monthly_register(city.engine, "2026-03", "district", tz="UTC", scope=SYSTEM)
     assert int(cst["reported"].iloc[0]) == int(utc["reported"].iloc[0]) + 1
 
 
 def test_an_empty_month(city):
-    df = monthly_register(city.engine, "2025-01", "community")
+    df = monthly_register(city.engine, "2025-01", "community", scope=SYSTEM)
     assert (df["reported"].sum(), df["handled"].sum()) == (0, 0)
     assert np.isnan(df["median_hours"]).all()
 

@@ -92,11 +92,17 @@ class IncidentEvent(ApiModel):
     id: int = Field(description="event id", examples=[17])
     at: datetime = Field(description="when it happened (UTC)")
     actor_id: int | None = Field(None, description="the account that did it", examples=[3])
-    actor_name: str | None = Field(None, description="that account's name", examples=["李梅"])
+    actor_name: str | None = Field(
+        None,
+        description="that account's name (masked, e.g. 李*, outside the caller's units)",
+        examples=["李梅"],
+    )
     kind: str = Field(description="status, flag or escalate", examples=["status"])
     from_status: str | None = Field(None, description="status before", examples=["reported"])
     to_status: str | None = Field(None, description="status after", examples=["accepted"])
-    note: str | None = Field(None, description="the note given", examples=["已受理"])
+    note: str | None = Field(
+        None, description="the note given (*** outside the caller's units)", examples=["已受理"]
+    )
     data: dict[str, Any] | None = Field(
         None, description="facts of the event (assignment, escalation levels, flags)"
     )
@@ -139,7 +145,9 @@ class Incident(ApiModel):
     community_code: str | None = Field(None, description="community code")
     street_code: str | None = Field(None, description="street code")
     district_code: str | None = Field(None, description="district code")
-    last_note: str | None = Field(None, description="the latest note of the history")
+    last_note: str | None = Field(
+        None, description="the latest note of the history (*** outside the caller's units)"
+    )
     address: str | None = Field(None, description="address given with the report")
     media_url: str | None = Field(None, description="photo URL given with the report")
     overdue: bool = Field(description="past its time limit and not resolved", examples=[False])

@@ -128,10 +128,16 @@ class Open311Request(ApiModel):
         description="open, or closed once resolved/closed/rejected/duplicate",
         examples=["open"],
     )
-    status_notes: str | None = Field(None, description="the latest note", examples=["已清运"])
+    status_notes: str | None = Field(
+        None,
+        description="the public text of the status (never a staff note or a name)",
+        examples=["已处理 resolved"],
+    )
     service_name: str = Field(description="the category name", examples=["垃圾乱堆乱放"])
     service_code: str = Field(description="the category code", examples=["garbage"])
-    description: str | None = Field(None, description="what the problem is")
+    description: str | None = Field(
+        None, description="what the problem is (phones, ID numbers and e-mails masked)"
+    )
     agency_responsible: str | None = Field(
         None,
         description="the unit it is assigned to: name (code)",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Depends, Path, Query, status
 
 from api.auth import AccountDep
 from api.deps import EngineDep
@@ -25,14 +25,16 @@ from api.models.incidents import (
     RegisterRow,
     TransitionIn,
 )
+from api.routes.audit import audit_client
 from geogrid.core.hierarchy import Level
 from geogrid.core.lifecycle import STATUSES
+from geogrid.core.scope import Scope
 from geogrid.services import incidents
 from geogrid.services.register import monthly_register
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["incidents"])
+router = APIRouter(tags=["incidents"], dependencies=[Depends(audit_client)])
 
 IncidentId = Annotated[int, Path(ge=1, description="incident id", examples=[1024])]
 _AUTH = error_responses(400, 401, 403)
@@ -94,9 +96,13 @@ def list_incidents(
         int, Query(ge=0, description="skip this many incidents first", examples=[0])
     ] = 0,
 ) -> list[dict[str, Any]]:
-    """Incidents matching every filter given, newest report first."""
+    """Incidents matching every filter given, newest report first: only those in the
+    caller's units (a worker's grids, an admin's subtree; the whole city for city-wide
+    roles), with personal fields (description's contact details, notes) masked for
+    planners, leaders and analysts."""
     return incidents.list_incidents(
         engine,
+        scope=Scope.of(account),
         unit_code=unit,
         statuses=status_.split(",") if status_ else None,
         categories=category.split(",") if category else None,
@@ -131,7 +137,11 @@ def overdue_incidents(
     ] = None,
 ) -> Any:
     """Incidents past their time limit and not resolved, grouped by unit."""
-    return jsonable(incidents.overdue(engine, unit_code=unit, level=level).to_dict("records"))
+    return jsonable(
+        incidents.overdue(engine, unit_code=unit, level=level, scope=Scope.of(account)).to_dict(
+            "records"
+        )
+    )
 
 
 @router.get(
@@ -141,8 +151,9 @@ def overdue_incidents(
     responses=error_responses(401, 404),
 )
 def get_incident(engine: EngineDep, account: AccountDep, incident_id: IncidentId) -> dict[str, Any]:
-    """One incident with its units at every level and its full history."""
-    return incidents.get_incident(engine, incident_id, with_history=True)
+    """One incident with its units at every level and its full history (404 outside the
+    caller's units; actors' names and notes masked for planners, leaders and analysts)."""
+    return incidents.get_incident(engine, incident_id, scope=Scope.of(account), with_history=True)
 
 
 @router.post(
@@ -198,4 +209,6 @@ def register(
     ] = "worker",
 ) -> Any:
     """The monthly register (为民服务事项登记表): reported, handled, on time, median hours."""
-    return jsonable(monthly_register(engine, month, level).to_dict("records"))
+    return jsonable(
+        monthly_register(engine, month, level, scope=Scope.of(account)).to_dict("records")
+    )

@@ -17,6 +17,10 @@
   most 1000 requests.
 * ``GET requests/{service_request_id}.json`` — a list of one.
 
+Reads are public (no token needed, none used): they serve public fields only —
+``status_notes`` is the public text of the status (never a staff note or a name) and
+``description``/``address`` have contact details (phones, ID numbers, e-mails) masked.
+
 ``status`` is ``closed`` for resolved, closed, rejected and duplicate incidents, ``open``
 otherwise. ``agency_responsible`` is the unit the incident is assigned to (name and code);
 ``expected_datetime`` is its due time. Errors are the spec's list
@@ -49,7 +53,9 @@ from api.models.open311 import (
     Open311Service,
     Open311ServiceDefinition,
 )
+from api.routes.audit import audit_client
 from geogrid.core import lifecycle
+from geogrid.core.scope import Scope
 from geogrid.errors import GeogridError, InvalidInput, NotFound
 from geogrid.services import incidents
 from geogrid.services.accounts import authenticate
@@ -102,7 +108,12 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"model": list[Open311Error], "description": what[c]} for c in codes}
 
 
-router = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=Open311Route)
+router = APIRouter(
+    prefix="/open311/v2",
+    tags=["open311"],
+    route_class=Open311Route,
+    dependencies=[Depends(audit_client)],
+)
 
 Format = Annotated[
     str,
@@ -153,11 +164,28 @@ def _notice(row: Mapping[str, Any]) -> str | None:
     return None
 
 
+#: Open311 reads are public: public fields only (no staff notes, names or account ids)
+_PUBLIC = Scope.public()
+#: the public status text of each status (``status_notes``: never a staff note)
+_PUBLIC_NOTES: dict[str, str] = {
+    "reported": "已收到 received",
+    "accepted": "已受理 accepted",
+    "dispatched": "已派遣 dispatched",
+    "in_progress": "处理中 in progress",
+    "resolved": "已处理 resolved",
+    "closed": "已办结 closed",
+    "rejected": "不予受理 not accepted",
+    "duplicate": "重复报告 duplicate of another request",
+}
+
+
 def _request(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A service request's public fields: the public status text, the moderated
+    description (contact details masked by the service), never staff notes or names."""
     return {
         "service_request_id": str(row["id"]),
         "status": lifecycle.open311_status(row["status"]),
-        "status_notes": row.get("last_note"),
+        "status_notes": _PUBLIC_NOTES.get(row["status"]),
         "service_name": row["category_name_zh"],
         "service_code": row["category"],
         "description": row.get("description"),
@@ -372,7 +400,9 @@ def get_requests(
     """Service requests, newest first (default: the last 90 days; at most 1000)."""
     _json_only(fmt)
     if service_request_id:
-        rows = incidents.list_incidents(engine, ids=_ids(service_request_id), limit=MAX_REQUESTS)
+        rows = incidents.list_incidents(
+            engine, ids=_ids(service_request_id), limit=MAX_REQUESTS, scope=_PUBLIC
+        )
     else:
         start, end = lifecycle.open311_window(
             _parse_dt("start_date", start_date),
@@ -382,6 +412,7 @@ def get_requests(
         )
         rows = incidents.list_incidents(
             engine,
+            scope=_PUBLIC,
             categories=[c.strip() for c in service_code.split(",") if c.strip()]
             if service_code
             else None,
@@ -409,7 +440,7 @@ def get_request(
     _json_only(fmt)
     if not service_request_id.isdigit():
         raise NotFound(f"service_request_id {service_request_id!r} does not exist")
-    rows = incidents.list_incidents(engine, ids=[int(service_request_id)], limit=1)
+    rows = incidents.list_incidents(engine, ids=[int(service_request_id)], limit=1, scope=_PUBLIC)
     if not rows:
         raise NotFound(f"service_request_id {service_request_id} does not exist")
     return [_request(rows[0])]

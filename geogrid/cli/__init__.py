@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
 
-from geogrid.cli import analytics, plan, users
+from geogrid.cli import analytics, audit, plan, users
 from geogrid.cli import incidents as incidents_commands
 from geogrid.core.validation import Finding, findings_geojson
 from geogrid.errors import FileInputError, GeogridError, InvalidInput, TopologyError
@@ -408,7 +408,7 @@ def serve(
 
 
 #: the command groups of the other modules, listed explicitly (each has ``register(app)``)
-COMMAND_GROUPS = (analytics, incidents_commands, plan, users)
+COMMAND_GROUPS = (analytics, audit, incidents_commands, plan, users)
 for _group in COMMAND_GROUPS:
     _group.register(app)
 

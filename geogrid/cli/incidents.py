@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from geogrid.core.scope import Scope
 from geogrid.errors import GeogridError
 from geogrid.services import database, incidents
 from geogrid.services.ingest import import_incidents
@@ -109,7 +110,7 @@ def overdue_cmd(
     """List overdue incidents, per unit."""
     try:
         engine = database.get_engine(_settings().database_url)
-        df = incidents.overdue(engine, unit_code=unit, level=level)
+        df = incidents.overdue(engine, unit_code=unit, level=level, scope=Scope.system())
     except GeogridError as exc:
         raise _fail(exc) from None
     console.print(f"{len(df):,} overdue incident(s)")

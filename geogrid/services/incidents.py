@@ -28,8 +28,11 @@ from geogrid.core import crs as gcrs
 from geogrid.core import lifecycle
 from geogrid.core.accounts import RESIDENT, Account, require_can_act, require_can_report
 from geogrid.core.hierarchy import LEVEL_COLUMN, LEVELS, LEVELS_UP, level_of_code
+from geogrid.core.masking import EVENT_PERSONAL, INCIDENT_PERSONAL, redact_event, redact_incident
+from geogrid.core.scope import Scope
 from geogrid.core.timewindow import TIME_RANGE
 from geogrid.errors import Conflict, InvalidInput, NotFound
+from geogrid.services import audit
 from geogrid.store import incidents as store_incidents
 from geogrid.store import workflow as store
 from geogrid.store.changes import record_incident_change
@@ -292,6 +295,13 @@ def create_incident(
                 data={"flag": "outside_grid", "version_id": version_id},
             )
         record_incident_change(c, [wlon], [wlat], kind="create")
+        audit.record(
+            c,
+            actor=actor if actor is not None else reporter_id,
+            action="incident.create",
+            resource="incident",
+            ids=[iid],
+        )
         out = _get(c, iid, with_history=False)
     out["outside"] = outside
     return out
@@ -344,6 +354,14 @@ def transition(
         out = _get(c, incident_id, with_history=False)
         if out.get("lon") is not None:  # status colours and backlog metrics change
             record_incident_change(c, [out["lon"]], [out["lat"]], kind="status")
+        audit.record(
+            c,
+            actor=actor,
+            action="incident.transition",
+            resource="incident",
+            ids=[incident_id],
+            detail={"from_status": row["status"], "to_status": to_status},
+        )
     return out
 
 
@@ -417,6 +435,14 @@ def escalate(
         store.apply_escalations(
             c, moves, at=when, actor_id=_actor_id(actor), note=note, kind=_ESCALATE_EVENT
         )
+        audit.record(
+            c,
+            actor=actor,
+            action="incident.escalate",
+            resource="incident",
+            ids=[incident_id],
+            detail={"from_level": current, "to_level": level},
+        )
         return _get(c, incident_id, with_history=False)
 
 
@@ -468,6 +494,14 @@ def escalate_overdue(
             note="time limit passed: escalated automatically",
             kind=_ESCALATE_EVENT,
         )
+        if planned:
+            audit.record(
+                c,
+                actor=actor,
+                action="incident.escalate_overdue",
+                resource="incident",
+                ids=[m["id"] for m in planned],
+            )
     return pd.DataFrame(planned, columns=list(store.ESCALATION_COLUMNS))
 
 
@@ -481,10 +515,16 @@ def _row(r: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     return d
 
 
-def _get(conn: Connection, incident_id: int, *, with_history: bool) -> dict[str, Any]:
-    r = store.incident_row(conn, incident_id)
+#: the scope of a write's answer (the actor was authorised for the write itself)
+_WRITER = Scope.system()
+
+
+def _get(
+    conn: Connection, incident_id: int, *, with_history: bool, scope: Scope = _WRITER
+) -> dict[str, Any]:
+    r = store.incident_row(conn, incident_id, scope=scope)
     if r is None:
-        raise NotFound(f"incident {incident_id} does not exist")
+        raise NotFound(f"incident {incident_id} does not exist (or is outside your units)")
     d = _row(r, _now())
     codes = {lv: d[LEVEL_COLUMN[lv]] for lv in LEVELS if d[LEVEL_COLUMN[lv]]}
     names: dict[str, str] = {}
@@ -492,15 +532,42 @@ def _get(conn: Connection, incident_id: int, *, with_history: bool) -> dict[str,
         names = store.unit_names(conn, d["version_id"], list(codes.values()))
     d["units"] = {lv: {"code": code, "name": names.get(code)} for lv, code in codes.items()}
     if with_history:
-        d["history"] = store.event_rows(conn, incident_id)
+        d["history"] = store.event_rows(conn, incident_id, scope=scope)
     return d
 
 
-def get_incident(bind: Bind, incident_id: int, *, with_history: bool = False) -> dict[str, Any]:
+def _disclose(
+    conn: Bind, scope: Scope, rows: list[dict[str, Any]], *, action: str
+) -> list[dict[str, Any]]:
+    """``rows`` as ``scope`` may see them: personal fields clear where
+    :meth:`~geogrid.core.scope.Scope.personal_clear`, masked for other staff, the public
+    view for anonymous callers (:func:`geogrid.core.masking.redact_incident`); the clear
+    reads are written to the audit trail (one row for the whole list)."""
+    out: list[dict[str, Any]] = []
+    clear: list[int] = []
+    for d in rows:
+        if scope.personal_clear(d):
+            out.append(d)
+            clear.append(int(d["id"]))
+        else:
+            out.append(redact_incident(d, public=scope.is_public))
+    fields = list(INCIDENT_PERSONAL)
+    if any(d.get("history") for d in rows):
+        fields += [f"history.{f}" for f in EVENT_PERSONAL]
+    audit.record_read(conn, scope, "incident", clear, fields, {"via": action})
+    return out
+
+
+def get_incident(
+    bind: Bind, incident_id: int, *, scope: Scope, with_history: bool = False
+) -> dict[str, Any]:
     """One incident with ``units`` (level → {code, name}, district first), ``address``,
-    ``media_url``, ``overdue`` and optionally ``history``. NotFound if none."""
+    ``media_url``, ``overdue`` and optionally ``history``, as ``scope`` may see it
+    (personal fields masked outside the caller's units). NotFound if none or outside the
+    caller's units."""
     with transaction(bind) as c:
-        return _get(c, incident_id, with_history=with_history)
+        d = _get(c, incident_id, with_history=with_history, scope=scope)
+        return _disclose(c, scope, [d], action="get")[0]
 
 
 def _unit_level(code: str, level: str | None = None) -> str:
@@ -523,13 +590,17 @@ def list_incidents(
     limit: int = 1000,
     offset: int = 0,
     category_parameter: str | None = "category",
+    scope: Scope,
 ) -> list[dict[str, Any]]:
     """Incidents matching every filter given, newest report first. Unknown categories or
     statuses are InvalidInput (``category_parameter`` names the parameter in errors; None
     makes unknown categories simply match nothing, as Open311 filters do).
 
     ``start``/``end`` bound ``reported_at`` (inclusive); ``unit_code`` matches the
-    incident's code at the level of the code (15 digits grid … 6 district).
+    incident's code at the level of the code (15 digits grid … 6 district). Only
+    incidents inside ``scope``, with personal fields as ``scope`` may see them (clear in
+    the caller's units, masked for other staff, public fields only for anonymous
+    callers).
     """
     cats: list[str] | None = None
     if categories is not None:
@@ -550,17 +621,24 @@ def list_incidents(
         end=_aware(end, "end"),
         limit=limit,
         offset=offset,
+        scope=scope,
     )
     now = _now()
-    return [_row(r, now) for r in rows]
+    return _disclose(bind, scope, [_row(r, now) for r in rows], action="list")
 
 
-def history(bind: Bind, incident_id: int) -> list[dict[str, Any]]:
-    """Every event of an incident, oldest first (NotFound for an unknown incident)."""
-    with connection(bind) as c:
-        if not store.incident_exists(c, incident_id):
-            raise NotFound(f"incident {incident_id} does not exist")
-        return store.event_rows(c, incident_id)
+def history(bind: Bind, incident_id: int, *, scope: Scope) -> list[dict[str, Any]]:
+    """Every event of an incident, oldest first, actors' names and notes masked outside
+    the caller's units (NotFound for an unknown incident or one outside ``scope``)."""
+    with transaction(bind) as c:
+        row = store.incident_row(c, incident_id, scope=scope)
+        if row is None:
+            raise NotFound(f"incident {incident_id} does not exist (or is outside your units)")
+        events = store.event_rows(c, incident_id, scope=scope)
+        if not scope.personal_clear(row):
+            return [redact_event(e) for e in events]
+        audit.record_read(c, scope, "incident", [incident_id], list(EVENT_PERSONAL))
+        return events
 
 
 def overdue(
@@ -568,8 +646,11 @@ def overdue(
     unit_code: str | None = None,
     level: str | None = None,
     now: datetime | None = None,
+    *,
+    scope: Scope,
 ) -> pd.DataFrame:
-    """Overdue incidents (not resolved/closed/rejected/duplicate and ``now > due_at``).
+    """Overdue incidents (not resolved/closed/rejected/duplicate and ``now > due_at``)
+    inside ``scope`` (the rows carry no personal fields).
 
     Parameters
     ----------
@@ -596,6 +677,7 @@ def overdue(
         done=lifecycle.DONE_STATUSES,
         now=when,
         unit_code=unit_code or None,
+        scope=scope,
     )
     df = pd.DataFrame(rows, columns=list(store.OVERDUE_COLUMNS))
     df["hours_overdue"] = df["hours_overdue"].astype(float)

@@ -7,8 +7,11 @@ from __future__ import annotations
 import pandas as pd
 from sqlalchemy import Connection, Engine
 
+from geogrid.core.masking import REGISTER_PERSONAL, mask_name, mask_ref
 from geogrid.core.register import check_register_level, register_frame
+from geogrid.core.scope import Scope
 from geogrid.core.timewindow import month_bounds
+from geogrid.services import audit
 from geogrid.settings import get_settings
 from geogrid.store.workflow import register_rows
 
@@ -20,9 +23,14 @@ def monthly_register(
     month: str,
     level: str = "worker",
     *,
+    scope: Scope,
     tz: str | None = None,
 ) -> pd.DataFrame:
-    """The register of a month, per worker or rolled up to a level.
+    """The register of a month, per worker or rolled up to a level, inside the caller's
+    scope: the workers with a grid in the caller's units (every worker for city-wide
+    roles; none for anonymous callers). Workers' names and staff numbers are clear for
+    the caller's own units and for admins, masked for planners, leaders and analysts; a
+    clear read is written to the audit trail.
 
     Parameters
     ----------
@@ -30,6 +38,8 @@ def monthly_register(
     month : str
         ``YYYY-MM``: the calendar month in time zone ``tz``.
     level : {"worker", "community", "street", "district"}
+    scope : Scope
+        The caller's scope (:class:`geogrid.core.scope.Scope`).
     tz : str, optional
         IANA time zone of the month's bounds (default: ``settings.city.timezone``).
 
@@ -44,5 +54,23 @@ def monthly_register(
     """
     check_register_level(level)
     start, end = month_bounds(month, tz or get_settings().city.timezone)
-    workers, reported, handled, units = register_rows(engine, start, end)
-    return register_frame(month, workers, reported, handled, units, level)
+    workers, reported, handled, units = register_rows(engine, start, end, scope=scope)
+    frame = register_frame(month, workers, reported, handled, units, level)
+    if "worker_name" not in frame.columns or frame.empty:
+        return frame
+    # the store returned only the workers inside a units scope: all of them are clear
+    if scope.kind == "units" or scope.personal_clear({}):
+        audit.record_read(
+            engine,
+            scope,
+            "register",
+            frame["worker_id"].tolist(),
+            list(REGISTER_PERSONAL),
+            {"month": month},
+        )
+        return frame
+    frame["worker_name"] = frame["worker_name"].map(
+        lambda v: mask_name(str(v)) if pd.notna(v) else None
+    )
+    frame["ref"] = frame["ref"].map(lambda v: mask_ref(str(v)) if pd.notna(v) else None)
+    return frame

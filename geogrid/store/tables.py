@@ -303,3 +303,22 @@ map_change = Table(
     Column("bbox", Geometry("POLYGON", srid=4326, spatial_index=False)),
     Column("kind", Text, nullable=False),
 )
+
+# Created by revision 0006: the append-only audit trail (a trigger refuses UPDATE/DELETE).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=text("clock_timestamp()")),
+    Column("actor_id", Integer),
+    Column("actor_role", Text),
+    Column("action", Text, nullable=False),
+    Column("resource", Text, nullable=False),
+    Column("resource_ids", ARRAY(Text)),
+    Column("fields", ARRAY(Text)),
+    Column("ip", Text),
+    Column("user_agent", Text),
+    Column("detail", JSONB),
+)
+Index("audit_log_at", audit_log.c.at)
+Index("audit_log_actor_at", audit_log.c.actor_id, audit_log.c.at)

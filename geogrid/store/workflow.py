@@ -24,7 +24,9 @@ from sqlalchemy import Connection, Engine, text
 from geogrid.core.accounts import ROLE_FOR_LEVEL
 from geogrid.core.hierarchy import ATTRIBUTION_COLUMNS
 from geogrid.core.lifecycle import HANDLED_STATUSES, INITIAL_STATUS, TIMESTAMP_COLUMN
+from geogrid.core.scope import Scope
 from geogrid.store.engine import connection, transaction
+from geogrid.store.scope import scope_code_condition, scope_condition
 
 __all__ = [
     "INCIDENT_COLUMNS",
@@ -313,14 +315,18 @@ _SELECT = (
 )
 
 
-def incident_row(bind: Engine | Connection, incident_id: int) -> dict[str, Any] | None:
+def incident_row(
+    bind: Engine | Connection, incident_id: int, *, scope: Scope
+) -> dict[str, Any] | None:
     """One incident with its category names, WGS84 ``lon``/``lat``, the assigned unit's
-    name, ``report_data`` (the first event's data) and ``last_note``; None if none."""
+    name, ``report_data`` (the first event's data) and ``last_note``; None if none or
+    outside ``scope``."""
+    cond, sparams = scope_condition(scope, "i")
     with connection(bind) as c:
         row = (
             c.execute(
-                text(_SELECT + "WHERE i.id = :id"),
-                {"id": int(incident_id), "_initial": INITIAL_STATUS},
+                text(_SELECT + f"WHERE i.id = :id AND {cond}"),
+                {"id": int(incident_id), "_initial": INITIAL_STATUS, **sparams},
             )
             .mappings()
             .first()
@@ -340,15 +346,18 @@ def incident_rows(
     end: datetime | None = None,
     limit: int = 1000,
     offset: int = 0,
+    scope: Scope,
 ) -> list[dict[str, Any]]:
-    """Incidents (as :func:`incident_row`) matching every filter given, newest report
-    first. ``start``/``end`` bound ``reported_at`` (inclusive); ``unit_column`` is the
-    attribution column ``unit_code`` is matched against."""
-    cond: list[str] = []
+    """Incidents (as :func:`incident_row`) inside ``scope`` matching every filter given,
+    newest report first. ``start``/``end`` bound ``reported_at`` (inclusive);
+    ``unit_column`` is the attribution column ``unit_code`` is matched against."""
+    scope_sql, sparams = scope_condition(scope, "i")
+    cond: list[str] = [scope_sql]
     params: dict[str, Any] = {
         "limit": int(limit),
         "offset": int(offset),
         "_initial": INITIAL_STATUS,
+        **sparams,
     }
     if ids is not None:
         cond.append("i.id = ANY(:ids)")
@@ -396,27 +405,34 @@ def unit_names(bind: Engine | Connection, version_id: int, codes: Sequence[str])
     return {str(code): str(name) for code, name in rows}
 
 
-def incident_exists(bind: Engine | Connection, incident_id: int) -> bool:
-    """Is there an incident with this id?"""
+def incident_exists(bind: Engine | Connection, incident_id: int, *, scope: Scope) -> bool:
+    """Is there an incident with this id inside ``scope``?"""
+    cond, sparams = scope_condition(scope, "i")
     with connection(bind) as c:
         row = c.execute(
-            text("SELECT 1 FROM incident WHERE id = :id"), {"id": int(incident_id)}
+            text(f"SELECT 1 FROM incident i WHERE i.id = :id AND {cond}"),
+            {"id": int(incident_id), **sparams},
         ).first()
     return row is not None
 
 
-def event_rows(bind: Engine | Connection, incident_id: int) -> list[dict[str, Any]]:
-    """Every event of an incident with the actor's name, oldest first."""
+def event_rows(
+    bind: Engine | Connection, incident_id: int, *, scope: Scope
+) -> list[dict[str, Any]]:
+    """Every event of an incident inside ``scope`` with the actor's name, oldest first
+    (none when the incident is outside ``scope``)."""
+    cond, sparams = scope_condition(scope, "i")
     with connection(bind) as c:
         rows = (
             c.execute(
                 text(
                     "SELECT e.id, e.at, e.actor_id, a.name AS actor_name, e.kind, e.from_status, "
                     "e.to_status, e.note, e.data FROM incident_event e "
+                    "JOIN incident i ON i.id = e.incident_id "
                     "LEFT JOIN account a ON a.id = e.actor_id WHERE e.incident_id = :id "
-                    "ORDER BY e.at, e.id"
+                    f"AND {cond} ORDER BY e.at, e.id"
                 ),
-                {"id": int(incident_id)},
+                {"id": int(incident_id), **sparams},
             )
             .mappings()
             .all()
@@ -431,15 +447,17 @@ def overdue_rows(
     done: Sequence[str],
     now: datetime,
     unit_code: str | None = None,
+    scope: Scope,
 ) -> list[dict[str, Any]]:
-    """Incidents not in a ``done`` status whose ``due_at`` is before ``now``, with
-    :data:`OVERDUE_COLUMNS` (``unit_code`` is the value of ``unit_column``; only
-    ``unit_code`` when given), ordered by that unit, ``due_at`` and id."""
+    """Incidents inside ``scope`` not in a ``done`` status whose ``due_at`` is before
+    ``now``, with :data:`OVERDUE_COLUMNS` (``unit_code`` is the value of ``unit_column``;
+    only ``unit_code`` when given), ordered by that unit, ``due_at`` and id."""
     col = _check_column(unit_column)
-    params: dict[str, Any] = {"done": list(done), "now": now}
-    cond = ""
+    scope_sql, sparams = scope_condition(scope, "i")
+    params: dict[str, Any] = {"done": list(done), "now": now, **sparams}
+    cond = f"AND {scope_sql} "
     if unit_code is not None:
-        cond = f"AND i.{col} = :unit "
+        cond += f"AND i.{col} = :unit "
         params["unit"] = unit_code
     attribution = ", ".join(f"i.{c}" for c in ATTRIBUTION_COLUMNS)
     with connection(bind) as c:
@@ -469,8 +487,11 @@ def register_rows(
     *,
     worker_role: str = ROLE_FOR_LEVEL["grid"],
     handled: Sequence[str] = HANDLED_STATUSES,
+    scope: Scope,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The rows behind the monthly register, for ``start <= t < end``.
+    """The rows behind the monthly register, for ``start <= t < end``, inside ``scope``:
+    the workers with a grid in the caller's units and the incidents inside them (none for
+    a public scope: register rows are personal).
 
     Returns
     -------
@@ -481,7 +502,9 @@ def register_rows(
         worker, in a ``handled`` status, resolved_at in the window)
     units : code, name, level, parent_code of the published version (empty if none)
     """
-    window = {"s": start, "e": end, "role": worker_role}
+    who, who_params = scope_code_condition(scope, "au.unit_code")
+    what, what_params = scope_condition(scope, "i", personal=True)
+    window = {"s": start, "e": end, "role": worker_role, **what_params}
     with transaction(bind) as c:
         workers = pd.DataFrame(
             c.execute(
@@ -489,9 +512,9 @@ def register_rows(
                     "SELECT a.id AS worker_id, a.name AS worker_name, a.ref, "
                     "array_agg(au.unit_code ORDER BY au.unit_code) AS grid_codes "
                     "FROM account a JOIN account_unit au ON au.account_id = a.id "
-                    "WHERE a.role = :role GROUP BY a.id ORDER BY a.id"
+                    f"WHERE a.role = :role AND {who} GROUP BY a.id ORDER BY a.id"
                 ),
-                {"role": worker_role},
+                {"role": worker_role, **who_params},
             )
             .mappings()
             .all(),
@@ -502,7 +525,7 @@ def register_rows(
                 text(
                     "SELECT i.reporter_id AS worker_id, i.id FROM incident i "
                     "JOIN account a ON a.id = i.reporter_id AND a.role = :role "
-                    "WHERE i.reported_at >= :s AND i.reported_at < :e"
+                    f"WHERE i.reported_at >= :s AND i.reported_at < :e AND {what}"
                 ),
                 window,
             )
@@ -516,7 +539,7 @@ def register_rows(
                     "SELECT i.assignee_id AS worker_id, i.id, i.reported_at, i.resolved_at, "
                     "i.due_at FROM incident i JOIN account a ON a.id = i.assignee_id "
                     "AND a.role = :role WHERE i.status = ANY(:handled) "
-                    "AND i.resolved_at >= :s AND i.resolved_at < :e"
+                    f"AND i.resolved_at >= :s AND i.resolved_at < :e AND {what}"
                 ),
                 {**window, "handled": list(handled)},
             )
