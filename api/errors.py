@@ -8,6 +8,9 @@ Every error answer of the app has the body :class:`api.models.common.ErrorBody`:
   → 400 ``InvalidInput`` naming the first offending parameter, all of them in ``errors``;
 - an HTTP error of the framework (unknown path, method not allowed) → its status,
   ``HTTPError``;
+- the database unreachable, its pool exhausted or a statement over its time budget → 503
+  ``DatabaseUnavailable`` with ``Retry-After`` (the connection to the client is kept);
+- a value the database refuses as data (an integer beyond its column) → 400 naming it;
 - anything else → 500 ``InternalError`` (logged with its traceback, no details leaked).
 
 Routes document the statuses they can answer with ``responses=error_responses(...)`` (see
@@ -23,6 +26,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from psycopg import errors as pg_errors
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.json import GeogridJSONResponse
@@ -47,6 +52,11 @@ __all__ = [
     "validation_body",
     "add_exception_handlers",
     "document_errors",
+    "database_unavailable",
+    "out_of_range",
+    "RETRY_AFTER_DB",
+    "GENERIC_ERRORS",
+    "BODY_ERRORS",
 ]
 
 log = logging.getLogger("geogrid.api")
@@ -65,6 +75,17 @@ STATUS_CODES: dict[type[GeogridError], int] = {
 }
 
 _SHORT = 200  # characters of a refused value echoed back
+
+#: seconds a client is asked to wait when the database is unavailable
+RETRY_AFTER_DB = 5
+
+#: errors every operation can answer with (api/limits.py and the database): documented on all
+GENERIC_ERRORS: dict[int, str] = {
+    429: "too many requests from this caller (rate limit); see Retry-After",
+    503: "the database is unavailable or the service is busy; see Retry-After",
+}
+#: and on every operation with a request body
+BODY_ERRORS: dict[int, str] = {413: "the request body is too large"}
 
 
 def status_for(exc: GeogridError) -> int:
@@ -134,6 +155,8 @@ def add_exception_handlers(app: FastAPI) -> None:
         status = status_for(exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         retry_after = getattr(exc, "retry_after", None)
+        if retry_after is None and status == 503:
+            retry_after = RETRY_AFTER_DB
         if retry_after is not None:  # e.g. a sign-in locked after repeated failures
             headers = {**(headers or {}), "Retry-After": str(int(retry_after))}
         try:
@@ -155,10 +178,59 @@ def add_exception_handlers(app: FastAPI) -> None:
             getattr(exc, "headers", None),
         )
 
+    @app.exception_handler(sa_exc.OperationalError)
+    @app.exception_handler(sa_exc.InterfaceError)
+    @app.exception_handler(sa_exc.TimeoutError)
+    @app.exception_handler(pg_errors.OperationalError)
+    @app.exception_handler(pg_errors.InterfaceError)
+    async def _database(request: Request, exc: Exception) -> GeogridJSONResponse:
+        return database_unavailable(exc)
+
+    @app.exception_handler(sa_exc.DataError)
+    @app.exception_handler(pg_errors.DataError)
+    async def _data(request: Request, exc: Exception) -> GeogridJSONResponse:
+        return out_of_range(request, exc)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> GeogridJSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return error_response({"error": "InternalError", "message": "internal server error"}, 500)
+
+
+def database_unavailable(exc: BaseException) -> GeogridJSONResponse:
+    """503 with ``Retry-After`` for a database that cannot be reached, a pool with no free
+    connection, or a statement cancelled by its timeout (the connection is kept open)."""
+    orig = getattr(exc, "orig", exc)
+    if isinstance(orig, pg_errors.QueryCanceled):
+        message = "the request took longer than its database time budget; retry later"
+    else:
+        message = "the database is unavailable; retry later"
+        log.warning("database unavailable: %s", str(exc).splitlines()[0] if str(exc) else exc)
+    return error_response(
+        {"error": "DatabaseUnavailable", "message": message},
+        503,
+        {"Retry-After": str(RETRY_AFTER_DB)},
+    )
+
+
+def out_of_range(request: Request, exc: BaseException) -> GeogridJSONResponse:
+    """400 for a value the database refused as data (e.g. an integer beyond its column's
+    range), naming the query or path parameter that holds a number out of range."""
+    parameter = "request"
+    for name, value in [*request.path_params.items(), *request.query_params.items()]:
+        text = str(value).strip().lstrip("+-")
+        if text.isdigit() and int(text) >= 2**31:
+            parameter = name
+            break
+    log.info("value refused by the database on %s: %s", request.url.path, type(exc).__name__)
+    return error_response(
+        {
+            "error": "InvalidInput",
+            "message": f"{parameter}: a value out of the accepted range",
+            "parameter": parameter,
+        },
+        400,
+    )
 
 
 def document_errors(openapi: dict[str, Any]) -> dict[str, Any]:
@@ -183,6 +255,12 @@ def document_errors(openapi: dict[str, Any]) -> dict[str, Any]:
                         "description": ERROR_DESCRIPTIONS[400],
                         "content": {"application/json": {"schema": ref}},
                     },
+                )
+            generic = {**GENERIC_ERRORS, **(BODY_ERRORS if "requestBody" in operation else {})}
+            for status, description in generic.items():
+                responses.setdefault(
+                    str(status),
+                    {"description": description, "content": {"application/json": {"schema": ref}}},
                 )
     if "ErrorBody" not in schemas:
         schemas["ErrorBody"] = ErrorBody.model_json_schema(

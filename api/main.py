@@ -18,6 +18,7 @@ from fastapi import APIRouter, FastAPI
 
 from api.errors import add_exception_handlers, document_errors
 from api.json import GeogridJSONResponse
+from api.limits import LimitsMiddleware, install_log_redaction
 from api.routes import (
     analytics,
     audit,
@@ -32,10 +33,11 @@ from api.routes import (
     plans,
     session,
     tiles,
+    units,
     web,
 )
 from geogrid.services.context import AppContext
-from geogrid.settings import Settings
+from geogrid.settings import Settings, get_settings
 
 __all__ = ["ROUTERS", "GeogridAPI", "create_app", "app_from_env"]
 
@@ -110,6 +112,9 @@ def create_app(database_url: str | None = None, settings: Settings | None = None
         redoc_url=None,
     )
     add_exception_handlers(app)
+    # body/field limits, rate limits, the expensive gate, statement timeouts (api/limits.py)
+    app.add_middleware(LimitsMiddleware, settings=settings or get_settings())
+    install_log_redaction()
     for router in ROUTERS:
         app.include_router(router)
     return app

@@ -5,6 +5,8 @@
 ``GEOGRID_HOME``          folder for the embedded cluster and caches (default ``./var``).
 ``GEOGRID_PG_PORT``       port of the embedded cluster (default 55432).
 ``GEOGRID_REDIS_URL``     Redis for the shared tile cache (optional; memory cache otherwise).
+``GEOGRID_BODY_LIMIT``, ``GEOGRID_RATE_LIMITS``, ``GEOGRID_RATE_LIMITS_ANONYMOUS`` (JSON), …
+                          request limits (see :class:`Settings` and :mod:`api.limits`).
 ``GEOGRID_CATEGORIES``    CSV overriding the incident category catalogue.
 ``GEOGRID_CITY_FILE``     a JSON or TOML file describing the city (:class:`City`).
 ``GEOGRID_CITY__<FIELD>`` one field of the city (e.g. ``GEOGRID_CITY__NAME_ZH``); overrides
@@ -185,6 +187,29 @@ class Settings(BaseSettings):
     tile_cache_size: int = 20_000
     city_file: Path | None = None
     city: City = City()
+    #: request limits (api/limits.py): bytes of a request body; of a plan's body (/plans)
+    body_limit: int = 262_144
+    body_limit_plans: int = 8_388_608
+    #: rate limits (the ``limits`` library's notation) per request class ("cheap",
+    #: "standard", "expensive"): per IP for anonymous callers, per credential otherwise;
+    #: stored in ``redis_url`` when set (shared by workers), in memory otherwise
+    rate_limits: bool = True
+    rate_limits_anonymous: dict[str, str] = {
+        "cheap": "200/second",
+        "standard": "50/second;1200/minute",
+        "expensive": "60/minute",
+    }
+    rate_limits_account: dict[str, str] = {
+        "cheap": "500/second",
+        "standard": "500/second",
+        "expensive": "300/minute",
+    }
+    #: expensive requests running at once (per process), waiting at most, seconds waited
+    expensive_concurrency: int = 2
+    expensive_queue: int = 32
+    expensive_wait: float = 15.0
+    #: statement_timeout (ms) of the database per request class
+    statement_timeouts: dict[str, int] = {"cheap": 5_000, "standard": 30_000, "expensive": 60_000}
 
     def model_post_init(self, __context: Any) -> None:
         object.__setattr__(self, "home", Path(self.home).resolve())

@@ -42,11 +42,20 @@ class IncidentIn(ApiModel):
     category: str = Field(
         description="category code (see GET /open311/v2/services.json)", examples=["garbage"]
     )
-    lon: float = Field(description="longitude (or easting) in `crs`", examples=[110.1521])
-    lat: float = Field(description="latitude (or northing) in `crs`", examples=[22.6307])
-    crs: str = Field("wgs84", description=CRS_DESCRIPTION, examples=["wgs84", "gcj02"])
+    lon: float = Field(
+        description="longitude (or easting) in `crs`", examples=[110.1521], allow_inf_nan=False
+    )
+    lat: float = Field(
+        description="latitude (or northing) in `crs`", examples=[22.6307], allow_inf_nan=False
+    )
+    crs: str = Field(
+        "wgs84", description=CRS_DESCRIPTION, examples=["wgs84", "gcj02"], max_length=64
+    )
     description: str | None = Field(
-        None, description="what was found", examples=["菜市场门口垃圾堆积"]
+        None,
+        description="what was found (at most 4,000 characters)",
+        examples=["菜市场门口垃圾堆积"],
+        max_length=4000,
     )
     reported_at: datetime | None = Field(
         None,
@@ -63,7 +72,12 @@ class TransitionIn(ApiModel):
         "moves are allowed (409 otherwise)",
         examples=["accepted"],
     )
-    note: str | None = Field(None, description="a note kept in the history", examples=["已受理"])
+    note: str | None = Field(
+        None,
+        description="a note kept in the history (at most 2,000 characters)",
+        examples=["已受理"],
+        max_length=2000,
+    )
 
 
 class EscalateIn(ApiModel):
@@ -75,7 +89,10 @@ class EscalateIn(ApiModel):
         examples=["community"],
     )
     note: str | None = Field(
-        None, description="a note kept in the history", examples=["需要社区协调"]
+        None,
+        description="a note kept in the history (at most 2,000 characters)",
+        examples=["需要社区协调"],
+        max_length=2000,
     )
 
 

@@ -56,9 +56,10 @@ class Open311ServiceDefinition(ApiModel):
 
 
 class Open311RequestIn(ApiModel):
-    """The body of ``POST requests.json`` (form-encoded, or a JSON object)."""
+    """The body of ``POST requests.json`` (form-encoded, or a JSON object); text fields
+    hold at most 4,000 characters."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", str_max_length=4000)
 
     service_code: str = Field(description="a service code from services.json", examples=["garbage"])
     lat: float | None = Field(
@@ -66,9 +67,13 @@ class Open311RequestIn(ApiModel):
         description="latitude, WGS84 degrees (or in `crs`); required with `long` (this "
         "server cannot place an address alone)",
         examples=[22.6307],
+        allow_inf_nan=False,
     )
     long: float | None = Field(
-        None, description="longitude, WGS84 degrees (or in `crs`)", examples=[110.1521]
+        None,
+        description="longitude, WGS84 degrees (or in `crs`)",
+        examples=[110.1521],
+        allow_inf_nan=False,
     )
     crs: str = Field(
         "wgs84", description=f"extension: {CRS_DESCRIPTION}", examples=["wgs84", "gcj02"]
@@ -80,7 +85,9 @@ class Open311RequestIn(ApiModel):
         None, description="ignored (no address database)", examples=["A-1024"]
     )
     description: str | None = Field(
-        None, description="what the problem is", examples=["小区门口垃圾三天没人清"]
+        None,
+        description="what the problem is (at most 4,000 characters)",
+        examples=["小区门口垃圾三天没人清"],
     )
     media_url: str | None = Field(
         None, description="a photo's URL", examples=["https://example.org/p.jpg"]

@@ -219,7 +219,11 @@ async def _request_body(request: Request) -> Open311RequestIn:
         params = dict(raw)
     elif ctype in ("", _FORM):
         # parsed here: URL-encoded forms need no extra dependency (python-multipart)
-        params = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput("body", "…", "a form body in UTF-8") from None
+        params = dict(parse_qsl(text, keep_blank_values=True))
     else:
         raise InvalidInput("content-type", ctype, f"{_FORM} or {_JSON} (send media as media_url)")
     for k, v in request.query_params.items():

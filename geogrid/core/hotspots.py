@@ -310,6 +310,8 @@ class GiStar:
             self.p_value = np.minimum(1.0, 2.0 * self.p_sim)
         else:
             self.p_value = np.minimum(1.0, 2.0 * self.p_norm)
+        # a unit whose G* has no variance (e.g. every unit its neighbour) is not significant
+        self.p_value = np.where(np.isnan(self.p_value), 1.0, self.p_value)
         self.p_fdr = stats.false_discovery_control(self.p_value, method="bh")
         self.classes = _classes(self.Zs, self.p_fdr if fdr else self.p_value, alpha_levels)
 

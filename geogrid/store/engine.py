@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from geogrid.settings import get_settings
 from geogrid.store import cluster
+from geogrid.store.limits import install_statement_timeout
 
 __all__ = ["database_url", "get_engine", "raw_dsn", "transaction", "connection"]
 
@@ -40,7 +41,10 @@ def raw_dsn(url: str) -> str:
 
 @lru_cache(maxsize=8)
 def _engine(url: str) -> Engine:
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # pool_pre_ping: a connection broken by a database restart is replaced, not used
+    engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_timeout=10)
+    install_statement_timeout(engine)
+    return engine
 
 
 def get_engine(url: str | None = None) -> Engine:

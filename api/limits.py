@@ -1,0 +1,509 @@
+"""Request limits: one caller cannot starve the rest, and malformed input is refused early.
+
+:class:`LimitsMiddleware` is a pure ASGI middleware (no ``BaseHTTPMiddleware``: bodies are
+not copied twice and streaming answers are untouched). For every HTTP request, in order:
+
+1. **Class** — :func:`classify` puts the request in a :class:`RequestClass` (``cheap``:
+   ``/locate``, vector tiles, static files; ``expensive``: ``/hotspots``, ``/metrics/{level}``
+   with a window, Open311 ``POST``, automatic partitions; ``standard``: the rest) and says
+   whether it is *heavy* (runs under the concurrency gate).
+2. **Rate** — a sliding-window limit per class (the ``limits`` library) per IP for
+   anonymous callers and per credential (bearer token, ``api_key``, session cookie) for the
+   others, in Redis when ``GEOGRID_REDIS_URL`` is set (shared by the workers), in memory
+   otherwise → 429 with ``Retry-After``.
+3. **Malformed values** — a NUL byte or bytes that are not UTF-8 in the path or a query
+   parameter, an over-long path → 400 naming the parameter.
+4. **Body** — more than ``body_limit`` bytes (``body_limit_plans`` under ``/plans``) → 413;
+   JSON bodies with ``NaN``/``Infinity`` or a NUL in a string, form bodies that are not
+   UTF-8 or hold a NUL → 400 naming the field.
+5. **Concurrency** — heavy requests run at most ``expensive_concurrency`` at a time per
+   process; up to ``expensive_queue`` wait at most ``expensive_wait`` seconds; the others
+   get 503 with ``Retry-After`` at once.
+6. **Statement timeout** — the request's transactions run with the class's
+   ``statement_timeouts`` (:func:`geogrid.services.limits.statement_timeout`).
+
+Every refusal is an :class:`~api.models.common.ErrorBody`. :func:`install_log_redaction`
+keeps ``api_key``, ``token``, ``password`` and ``Authorization`` values out of uvicorn's
+logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from enum import StrEnum
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from limits import RateLimitItem, parse_many
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+
+from api.errors import error_response
+from geogrid.services.limits import statement_timeout
+from geogrid.settings import Settings
+
+__all__ = [
+    "RequestClass",
+    "LimitsMiddleware",
+    "classify",
+    "check_query",
+    "check_path",
+    "check_json",
+    "MAX_PATH",
+    "MAX_SEGMENT",
+    "redact",
+    "RedactingFilter",
+    "install_log_redaction",
+]
+
+log = logging.getLogger("geogrid.api.limits")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: longest path (characters) and path segment accepted
+MAX_PATH = 2048
+MAX_SEGMENT = 255
+
+_WINDOWED = frozenset({"from", "to", "as_of"})
+_CREDENTIAL_PARAMS = (b"api_key", b"token", b"access_token")
+
+
+class RequestClass(StrEnum):
+    """How much a request may cost the service."""
+
+    CHEAP = "cheap"
+    STANDARD = "standard"
+    EXPENSIVE = "expensive"
+
+
+class Refused(Exception):
+    """A request refused by a limit (status, error body, headers)."""
+
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        message: str,
+        parameter: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(message)
+        self.status = status
+        self.body: dict[str, Any] = {"error": error, "message": message}
+        if parameter is not None:
+            self.body["parameter"] = parameter
+        self.headers = headers
+
+
+def _invalid(parameter: str, message: str) -> Refused:
+    return Refused(400, "InvalidInput", f"{parameter}: {message}", parameter)
+
+
+def classify(method: str, path: str, params: Iterable[str] = ()) -> tuple[RequestClass, bool]:
+    """``(class, heavy)`` of a request; ``params`` are the query parameters' names.
+
+    >>> classify("GET", "/locate")
+    (<RequestClass.CHEAP: 'cheap'>, False)
+    >>> classify("GET", "/hotspots")
+    (<RequestClass.EXPENSIVE: 'expensive'>, True)
+    >>> classify("GET", "/metrics/grid", ["from"])
+    (<RequestClass.EXPENSIVE: 'expensive'>, True)
+    >>> classify("GET", "/metrics/grid")
+    (<RequestClass.STANDARD: 'standard'>, True)
+    >>> classify("GET", "/heatmap/12/3299/1786.png", ["from", "to"])
+    (<RequestClass.STANDARD: 'standard'>, True)
+    >>> classify("POST", "/open311/v2/requests.json")
+    (<RequestClass.EXPENSIVE: 'expensive'>, False)
+    >>> classify("GET", "/incidents")
+    (<RequestClass.STANDARD: 'standard'>, False)
+    """
+    windowed = not _WINDOWED.isdisjoint(params)
+    if path == "/hotspots":
+        return RequestClass.EXPENSIVE, True
+    if path.startswith("/metrics/") and not path.endswith("/trend"):
+        return (RequestClass.EXPENSIVE if windowed else RequestClass.STANDARD), True
+    if path.startswith("/heatmap/"):
+        return RequestClass.STANDARD, windowed
+    if method == "POST" and path.startswith("/plans/") and path.endswith("/autopartition"):
+        return RequestClass.EXPENSIVE, True
+    if method == "POST" and path.startswith("/open311/") and "/requests." in path:
+        return RequestClass.EXPENSIVE, False
+    if path in (
+        "/",
+        "/locate",
+        "/config",
+        "/openapi.json",
+        "/docs",
+        "/heatmap.json",
+    ) or path.startswith(("/health", "/static/", "/tiles/")):
+        return RequestClass.CHEAP, False
+    return RequestClass.STANDARD, False
+
+
+def _decode(raw: bytes, parameter: str) -> str:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _invalid(parameter, "not valid UTF-8 (percent-encode UTF-8 bytes)") from None
+    if "\x00" in text:
+        raise _invalid(parameter, "contains a NUL byte")
+    return text
+
+
+def check_query(raw: bytes, where: str = "query") -> list[str]:
+    """The names of the parameters of a query string (or form body); a NUL byte or bytes
+    that are not UTF-8 raise :class:`Refused` (400) naming the parameter.
+
+    >>> check_query(b"lon=110.1&lat=22.6&crs=wgs84")
+    ['lon', 'lat', 'crs']
+    >>> check_query(b"category=a%00b")
+    Traceback (most recent call last):
+    api.limits.Refused: category: contains a NUL byte
+    >>> check_query(b"q=%ff")
+    Traceback (most recent call last):
+    api.limits.Refused: q: not valid UTF-8 (percent-encode UTF-8 bytes)
+    """
+    names: list[str] = []
+    for part in raw.split(b"&"):
+        if not part:
+            continue
+        key, _, value = part.partition(b"=")
+        key_b = unquote_to_bytes(key.replace(b"+", b" "))
+        name = key_b.decode("utf-8", "replace").replace("\x00", "\\0")[:100] or where
+        _decode(key_b, name)
+        _decode(unquote_to_bytes(value.replace(b"+", b" ")), name)
+        names.append(name)
+    return names
+
+
+def check_path(raw_path: bytes) -> str:
+    """The decoded path; NUL bytes, bytes that are not UTF-8, and over-long paths or segments
+    raise :class:`Refused` (400, parameter ``path``).
+
+    >>> check_path(b"/static/app.css")
+    '/static/app.css'
+    >>> check_path(b"/static/a%00.js")
+    Traceback (most recent call last):
+    api.limits.Refused: path: contains a NUL byte
+    """
+    path = _decode(unquote_to_bytes(raw_path), "path")
+    if len(path) > MAX_PATH:
+        raise _invalid("path", f"longer than {MAX_PATH} characters")
+    if any(len(segment) > MAX_SEGMENT for segment in path.split("/")):
+        raise _invalid("path", f"a segment longer than {MAX_SEGMENT} characters")
+    return path
+
+
+class _NotANumber(float):
+    """Stands for a ``NaN``/``Infinity`` constant while a JSON body is searched."""
+
+
+def _where_bad(value: Any, at: str) -> tuple[str, str] | None:
+    if isinstance(value, _NotANumber):
+        return at, "NaN and infinities are not numbers JSON allows"
+    if isinstance(value, str):
+        return (at, "contains a NUL byte") if "\x00" in value else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if "\x00" in k:
+                return f"{at}.{k!r}", "a key contains a NUL byte"
+            found = _where_bad(v, f"{at}.{k}")
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _where_bad(v, f"{at}.{i}")
+            if found:
+                return found
+    return None
+
+
+def check_json(body: bytes) -> None:
+    """Refuse (400, naming the field) a JSON body with ``NaN``/``Infinity`` or a NUL in a
+    string, or that is not UTF-8. Bodies that are not JSON at all are left to the route
+    (which names the problem itself).
+
+    >>> check_json(b'{"params": {"weight": 1.5}}')
+    >>> check_json(b'{"params": {"weight": NaN}}')
+    Traceback (most recent call last):
+    api.limits.Refused: body.params.weight: NaN and infinities are not numbers JSON allows
+    >>> check_json(b'{"description": "a\\\\u0000b"}')
+    Traceback (most recent call last):
+    api.limits.Refused: body.description: contains a NUL byte
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _invalid("body", "not valid UTF-8") from None
+    try:
+        doc = json.loads(text, parse_constant=_NotANumber)
+    except ValueError:
+        return
+    found = _where_bad(doc, "body")
+    if found:
+        raise _invalid(*found)
+
+
+class _Gate:
+    """At most ``slots`` holders; at most ``queue`` waiting, each at most ``wait`` seconds."""
+
+    def __init__(self, slots: int, queue: int, wait: float):
+        self.slots, self.queue, self.wait = max(1, slots), max(0, queue), wait
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sem = asyncio.Semaphore(self.slots)
+        self._waiting = 0
+
+    async def enter(self) -> bool:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a new server loop (tests): a new semaphore
+            self._loop, self._sem, self._waiting = loop, asyncio.Semaphore(self.slots), 0
+        if self._sem.locked() and self._waiting >= self.queue:
+            return False
+        self._waiting += 1
+        try:
+            await asyncio.wait_for(self._sem.acquire(), self.wait)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._waiting -= 1
+
+    def leave(self) -> None:
+        self._sem.release()
+
+
+class _RateLimits:
+    """Per-class sliding-window limits, anonymous (per IP) and per credential."""
+
+    def __init__(self, settings: Settings):
+        self.redis_url = settings.redis_url
+        self.anonymous = {c: parse_many(settings.rate_limits_anonymous[c]) for c in RequestClass}
+        self.account = {c: parse_many(settings.rate_limits_account[c]) for c in RequestClass}
+        self._limiter: SlidingWindowCounterRateLimiter | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _get(self) -> SlidingWindowCounterRateLimiter:
+        loop = asyncio.get_running_loop()
+        if self._limiter is None or self._loop is not loop:
+            storage: Storage
+            if self.redis_url:
+                storage = RedisStorage(
+                    "async+" + self.redis_url, implementation="redispy", key_prefix="geogrid-rl"
+                )
+            else:
+                storage = MemoryStorage()
+            self._limiter, self._loop = SlidingWindowCounterRateLimiter(storage), loop
+        return self._limiter
+
+    async def check(self, klass: RequestClass, who: str, credentialed: bool) -> float | None:
+        """None when allowed, else the seconds to wait."""
+        items: list[RateLimitItem] = (self.account if credentialed else self.anonymous)[klass]
+        limiter = self._get()
+        try:
+            for item in items:
+                if not await limiter.hit(item, klass.value, who):
+                    stats = await limiter.get_window_stats(item, klass.value, who)
+                    return max(1.0, stats.reset_time - time.time())
+        except Exception:  # the limiter's storage (Redis) is down: serve, do not refuse
+            log.warning("rate-limit storage unavailable; request not limited", exc_info=True)
+        return None
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for k, v in scope.get("headers", ()):
+        if k == name:
+            return bytes(v)
+    return None
+
+
+_SESSION_COOKIE = re.compile(rb"(?:^|;\s*)(geogrid_session|session)=([^;]+)")
+
+
+def _caller(scope: Scope) -> tuple[str, bool]:
+    """``(key, credentialed)``: a digest of the credential, or the client's IP."""
+    credential: bytes | None = None
+    auth = _header(scope, b"authorization")
+    if auth:
+        credential = auth
+    else:
+        for part in scope.get("query_string", b"").split(b"&"):
+            key, _, value = part.partition(b"=")
+            if key in _CREDENTIAL_PARAMS and value:
+                credential = value
+                break
+        if credential is None:
+            cookie = _header(scope, b"cookie")
+            m = _SESSION_COOKIE.search(cookie) if cookie else None
+            credential = m.group(2) if m else None
+    if credential:
+        return "cred:" + hashlib.sha256(credential).hexdigest()[:24], True
+    client = scope.get("client")
+    return "ip:" + (client[0] if client else "unknown"), False
+
+
+class LimitsMiddleware:
+    """The request limits of :mod:`api.limits` (settings from :class:`Settings`)."""
+
+    def __init__(self, app: ASGIApp, settings: Settings):
+        self.app = app
+        self.settings = settings
+        self.rates = _RateLimits(settings) if settings.rate_limits else None
+        self.gate = _Gate(
+            settings.expensive_concurrency, settings.expensive_queue, settings.expensive_wait
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self._serve(scope, receive, send)
+        except Refused as r:
+            await error_response(r.body, r.status, r.headers)(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+        path = check_path(raw_path.split(b"?", 1)[0])
+        names = check_query(scope.get("query_string", b""))
+        klass, heavy = classify(scope["method"], path, names)
+        if self.rates is not None:
+            who, credentialed = _caller(scope)
+            wait = await self.rates.check(klass, who, credentialed)
+            if wait is not None:
+                raise Refused(
+                    429,
+                    "TooManyRequests",
+                    f"rate limit of {klass.value} requests reached; retry in {math.ceil(wait)} s",
+                    headers={"Retry-After": str(math.ceil(wait))},
+                )
+        receive = await self._body(scope, receive, path)
+        if heavy:
+            if not await self.gate.enter():
+                raise Refused(
+                    503,
+                    "Busy",
+                    "too many expensive requests at once; retry shortly",
+                    headers={"Retry-After": "5"},
+                )
+            try:
+                await self._run(scope, receive, send, klass)
+            finally:
+                self.gate.leave()
+        else:
+            await self._run(scope, receive, send, klass)
+
+    async def _run(self, scope: Scope, receive: Receive, send: Send, klass: RequestClass) -> None:
+        with statement_timeout(self.settings.statement_timeouts.get(klass.value)):
+            await self.app(scope, receive, send)
+
+    async def _body(self, scope: Scope, receive: Receive, path: str) -> Receive:
+        """Read the body (at most the limit), check it and give a receive that replays it."""
+        length = _header(scope, b"content-length")
+        chunked = _header(scope, b"transfer-encoding")
+        if length is None and chunked is None:
+            return receive
+        limit = (
+            self.settings.body_limit_plans
+            if path.startswith("/plans")
+            else self.settings.body_limit
+        )
+        too_large = Refused(
+            413,
+            "PayloadTooLarge",
+            f"the request body is larger than {limit} bytes",
+            parameter="body",
+        )
+        if length is not None:
+            try:
+                if int(length) > limit:
+                    raise too_large
+            except ValueError:
+                raise _invalid("content-length", "not a number") from None
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return _replay(b"", receive, message)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        ctype = (_header(scope, b"content-type") or b"").split(b";")[0].strip().lower()
+        if ctype == b"application/json" or ctype.endswith(b"+json"):
+            check_json(body)
+        elif ctype == b"application/x-www-form-urlencoded":
+            check_query(body, "body")
+        return _replay(body, receive)
+
+
+def _replay(body: bytes, receive: Receive, first: Message | None = None) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return first or {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+_SECRET_PARAMS = re.compile(
+    r"(?i)((?:^|[?&;])(?:api_key|token|access_token|password|passwd|secret)=)[^&;\s\"]*"
+)
+_AUTH_VALUES = re.compile(
+    r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(bearer\s+|basic\s+)?[^\s\"',]+"
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with credentials in query strings and ``Authorization`` values replaced.
+
+    >>> redact("GET /open311/v2/requests.json?api_key=s3cr3t&service_code=road HTTP/1.1")
+    'GET /open311/v2/requests.json?api_key=[redacted]&service_code=road HTTP/1.1'
+    >>> redact("Authorization: Bearer abc.def")
+    'Authorization: Bearer [redacted]'
+    """
+    text = _SECRET_PARAMS.sub(r"\1[redacted]", text)
+    return _AUTH_VALUES.sub(lambda m: m.group(1) + (m.group(2) or "") + "[redacted]", text)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that redacts credentials (:func:`redact`) in a record's message and
+    arguments (uvicorn's access log passes the path with its query string as an argument)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {
+                k: redact(v) if isinstance(v, str) else v for k, v in record.args.items()
+            }
+        return True
+
+
+def install_log_redaction(names: Iterable[str] = ("uvicorn.access", "uvicorn.error")) -> None:
+    """Add one :class:`RedactingFilter` to each of the named loggers (idempotent)."""
+    for name in names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter())

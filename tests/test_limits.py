@@ -1,0 +1,224 @@
+"""Abuse tests over real HTTP: body and field sizes, malformed values, rate limits, the
+expensive-request gate, and credentials kept out of the access log (api/limits.py)."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+import small_city
+from conftest import LiveServer
+from small_city import CENTRES, GRIDS
+
+from api.limits import install_log_redaction
+from geogrid.settings import Settings
+
+OPEN311 = "/open311/v2/requests.json"
+LON, LAT = CENTRES[GRIDS[0]]
+
+
+@pytest.fixture(scope="module")
+def city():
+    with small_city.build() as c:
+        yield c
+
+
+def _serve(city, **limits) -> LiveServer:
+    return LiveServer(city.url, Settings(**limits))
+
+
+@pytest.fixture(scope="module")
+def client(city):
+    """A server with the default limits (generous rates)."""
+    srv = _serve(city)
+    try:
+        with httpx.Client(base_url=srv.base, timeout=60) as cl:
+            yield cl
+    finally:
+        srv.stop()
+
+
+def _refused(r: httpx.Response, status: int, parameter: str | None = None) -> dict:
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert isinstance(body, dict) and body["error"] and body["message"], body
+    if parameter is not None:
+        assert body.get("parameter") == parameter, body
+    return body
+
+
+# ------------------------------------------------------------------------- sizes
+def test_one_megabyte_description_is_refused(client, city):
+    big = "垃" * 350_000  # ~1 MB of UTF-8
+    form = {"service_code": "garbage", "lat": LAT, "long": LON, "description": big}
+    _refused(client.post(OPEN311, data=form), 413, "body")
+    body = {"category": "garbage", "lon": LON, "lat": LAT, "description": big}
+    _refused(client.post("/incidents", json=body, headers=city.auth("w1")), 413, "body")
+    # a chunked body (no Content-Length) is counted as it arrives
+    chunks = iter([b"description=" + b"x" * 200_000, b"y" * 200_000])
+    r = client.post(
+        OPEN311,
+        content=chunks,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    _refused(r, 413, "body")
+
+
+def test_field_sizes(client, city):
+    text = "x" * 4001  # under the body limit, over the field's
+    r = client.post(
+        "/incidents",
+        json={"category": "garbage", "lon": LON, "lat": LAT, "description": text},
+        headers=city.auth("w1"),
+    )
+    _refused(r, 400, "description")
+    r = client.post(
+        OPEN311,
+        data={"service_code": "garbage", "lat": LAT, "long": LON, "description": text},
+    )
+    assert r.status_code == 400 and "description" in r.text, r.text
+    # 4,000 characters are fine
+    r = client.post(
+        "/incidents",
+        json={"category": "garbage", "lon": LON, "lat": LAT, "description": text[:4000]},
+        headers=city.auth("w1"),
+    )
+    assert r.status_code == 201, r.text
+
+
+# ------------------------------------------------------------------------- malformed
+@pytest.mark.parametrize(
+    ("path", "parameter"),
+    [
+        ("/locate?lon=110.1&lat=22.6&crs=wgs%0084", "crs"),
+        ("/hotspots?level=gr%00id", "level"),
+        ("/incidents?category=a%00b", "category"),
+        ("/locate?lon=110.1&lat=22.6&crs=%ff%fe", "crs"),
+        ("/static/app%00.css", "path"),
+        ("/static/" + "a" * 300 + ".js", "path"),
+    ],
+)
+def test_nul_and_bad_encoding_name_the_parameter(client, path, parameter):
+    _refused(client.get(path), 400, parameter)
+
+
+def test_integer_overflow_names_the_parameter(client, city):
+    _refused(client.get("/metrics/grid", params={"version": 2**31}), 400, "version")
+    r = client.get("/incidents", params={"offset": "9" * 20}, headers=city.auth("admin"))
+    _refused(r, 400, "offset")
+    r = client.get(f"/incidents/{2**40}", headers=city.auth("admin"))
+    assert r.status_code in (400, 404), r.text
+
+
+def test_non_utf8_form_body(client):
+    r = client.post(
+        OPEN311,
+        content=b"service_code=garbage&description=%ff%fe&lat=1&long=2",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    _refused(r, 400, "description")
+    r = client.post(
+        OPEN311,
+        content=b"service_code=garbage&description=\xff\xfe",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    _refused(r, 400, "description")
+
+
+def test_json_nan_and_nul(client, city):
+    raw = f'{{"category": "garbage", "lon": NaN, "lat": {LAT}}}'.encode()
+    r = client.post(
+        "/incidents",
+        content=raw,
+        headers={**city.auth("w1"), "Content-Type": "application/json"},
+    )
+    _refused(r, 400, "body.lon")
+    r = client.post(
+        "/plans/1/edits",
+        content=b'{"kind": "move", "params": {"weight": Infinity}}',
+        headers={**city.auth("planner"), "Content-Type": "application/json"},
+    )
+    _refused(r, 400, "body.params.weight")
+    r = client.post(
+        "/incidents",
+        json={"category": "garbage", "lon": LON, "lat": LAT, "description": "a\x00b"},
+        headers=city.auth("w1"),
+    )
+    _refused(r, 400, "body.description")
+    r = client.post(OPEN311, data={"service_code": "garbage", "lat": "nan", "long": LON})
+    assert r.status_code == 400, r.text
+
+
+# ------------------------------------------------------------------------- rates
+def test_burst_of_anonymous_expensive_requests_is_rate_limited(city):
+    srv = _serve(
+        city,
+        rate_limits_anonymous={
+            "cheap": "1000/second",
+            "standard": "1000/second",
+            "expensive": "5/minute",
+        },
+        rate_limits_account={
+            "cheap": "1000/second",
+            "standard": "1000/second",
+            "expensive": "5/minute",
+        },
+    )
+    try:
+        with httpx.Client(base_url=srv.base, timeout=60) as cl:
+
+            def hot(_: int) -> httpx.Response:
+                return cl.get("/hotspots", params={"level": "grid"})
+
+            with ThreadPoolExecutor(4) as pool:
+                answers = list(pool.map(hot, range(12)))
+            codes = [r.status_code for r in answers]
+            assert codes.count(429) >= 7, codes
+            assert 500 not in codes, codes
+            limited = next(r for r in answers if r.status_code == 429)
+            assert int(limited.headers["Retry-After"]) >= 1
+            assert limited.json()["error"] == "TooManyRequests"
+            # cheap requests of the same caller still pass
+            r = cl.get("/locate", params={"lon": LON, "lat": LAT})
+            assert r.status_code == 200, r.text
+            # another caller (a token) has its own budget
+            r = cl.get("/hotspots", params={"level": "grid"}, headers=city.auth("analyst"))
+            assert r.status_code != 429, r.text
+    finally:
+        srv.stop()
+
+
+def test_expensive_gate_answers_503_quickly(city):
+    srv = _serve(city, expensive_concurrency=1, expensive_queue=0, expensive_wait=0.1)
+    try:
+        with httpx.Client(base_url=srv.base, timeout=60) as cl:
+
+            def hot(i: int) -> httpx.Response:
+                return cl.get("/hotspots", params={"level": "grid", "permutations": 999})
+
+            with ThreadPoolExecutor(6) as pool:
+                codes = [r.status_code for r in pool.map(hot, range(6))]
+            assert 500 not in codes, codes
+            assert 503 in codes, codes
+    finally:
+        srv.stop()
+
+
+# ------------------------------------------------------------------------- logs
+def test_access_log_redacts_credentials(caplog):
+    install_log_redaction()
+    access = logging.getLogger("uvicorn.access")
+    with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+        access.info(
+            '%s - "%s %s HTTP/%s" %d',
+            "127.0.0.1:5000",
+            "POST",
+            "/open311/v2/requests.json?api_key=s3cr3t-T0KEN&token=abc&password=pw",
+            "1.1",
+            201,
+        )
+    text = caplog.text
+    assert "s3cr3t-T0KEN" not in text and "abc" not in text and "=pw" not in text
+    assert "api_key=[redacted]" in text
