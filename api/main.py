@@ -53,6 +53,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     tiles.router,
     plans.router,
     session.router,
+    units.router,
     config.router,
     web.router,
     docs.router,

@@ -12,9 +12,13 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from geogrid.core.hierarchy import check_level
+from geogrid.errors import InvalidInput
 from geogrid.store import units as store_units
 
-__all__ = ["list_versions", "boundary_layer"]
+__all__ = ["list_versions", "boundary_layer", "search_units", "SEARCH_LIMIT"]
+
+#: the most units one search returns
+SEARCH_LIMIT = 50
 
 
 def list_versions(engine: Engine) -> list[dict[str, Any]]:
@@ -92,3 +96,36 @@ def boundary_layer(
     collection: dict[str, Any] = units.to_geo_dict(na="null", drop_id=True)
     collection["version_id"] = int(units.attrs["version_id"])
     return collection
+
+
+def search_units(engine: Engine, q: str, limit: int = 10) -> list[dict[str, Any]]:
+    """Units of the published version (any level, district to grid) found by name or code.
+
+    Parameters
+    ----------
+    engine : Engine
+        The database.
+    q : str
+        Part of a unit's name (case-insensitive), or the head of its code.
+    limit : int
+        At most this many units (1 to :data:`SEARCH_LIMIT`).
+
+    Returns
+    -------
+    list of dict
+        ``code``, ``name``, ``level``, ``parent_names`` and ``parent_codes`` (its ancestors,
+        top down) and
+        ``bbox`` (min lon, min lat, max lon, max lat; WGS84 degrees); an exact name or code
+        first, then the upper levels, then by code.
+
+    Raises
+    ------
+    InvalidInput
+        For an empty query or a limit outside 1 to :data:`SEARCH_LIMIT`.
+    """
+    text = q.strip()
+    if not text or len(text) > 100:
+        raise InvalidInput("q", q, "1 to 100 characters of a unit name or code")
+    if not 1 <= limit <= SEARCH_LIMIT:
+        raise InvalidInput("limit", limit, f"1 to {SEARCH_LIMIT}")
+    return store_units.search_units(engine, text, limit)

@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, select, text
 
 from geogrid.core.geometry import as_multipolygons, to_ewkb_hex
-from geogrid.core.hierarchy import LEVELS, check_level
+from geogrid.core.hierarchy import CODE_LENGTH, LEVELS, check_level
 from geogrid.errors import InvalidInput, NotFound
 from geogrid.store.engine import connection
 from geogrid.store.tables import boundary_version
@@ -34,6 +34,7 @@ __all__ = [
     "lookup_point",
     "version_extent",
     "level_names",
+    "search_units",
 ]
 
 UNIT_COLUMNS = ["code", "name", "level", "parent_code", "population", "households", "area_m2"]
@@ -124,12 +125,12 @@ def publish_version(conn: Connection, version_id: int) -> None:
     conn.execute(
         boundary_version.update()
         .where(boundary_version.c.status == "published")
-        .values(status="retired", retired_at=text("now()"))
+        .values(status="retired", retired_at=text("clock_timestamp()"))
     )
     conn.execute(
         boundary_version.update()
         .where(boundary_version.c.id == version_id)
-        .values(status="published", published_at=text("now()"), retired_at=None)
+        .values(status="published", published_at=text("clock_timestamp()"), retired_at=None)
     )
 
 
@@ -291,3 +292,43 @@ def lookup_point(
     for r in rows:
         seen.setdefault(r["level"], dict(r))
     return vid, [seen[lv] for lv in LEVELS if lv in seen]
+
+
+def search_units(conn_or_engine: Engine | Connection, query: str, limit: int) -> list[dict]:
+    """Units of the published version whose name contains ``query`` (case-insensitive) or
+    whose code starts with it, top levels and exact matches first, then by code.
+
+    Each row: ``code``, ``name``, ``level``, ``parent_names`` and ``parent_codes`` (its
+    ancestors, top down) and ``bbox`` (min lon, min lat, max lon, max lat; EPSG:4326)."""
+    pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    prefix = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    # the codes of the ancestors are the heads of the unit's code (core.hierarchy)
+    heads = ", ".join(f"left(u.code, {int(n)})" for n in CODE_LENGTH.values())
+    sql = text(
+        "SELECT u.code, u.name, u.level, "
+        "ARRAY(SELECT a.name FROM unit a WHERE a.version_id = u.version_id "
+        f"  AND a.code = ANY(ARRAY[{heads}]) AND a.code <> u.code ORDER BY length(a.code)) "
+        "  AS parent_names, "
+        "ARRAY(SELECT a.code FROM unit a WHERE a.version_id = u.version_id "
+        f"  AND a.code = ANY(ARRAY[{heads}]) AND a.code <> u.code ORDER BY length(a.code)) "
+        "  AS parent_codes, "
+        "ST_XMin(u.geom), ST_YMin(u.geom), ST_XMax(u.geom), ST_YMax(u.geom) "
+        "FROM unit u JOIN boundary_version v ON v.id = u.version_id AND v.status = 'published' "
+        "WHERE u.name ILIKE :pattern OR u.code LIKE :prefix "
+        "ORDER BY (u.name = :q OR u.code = :q) DESC, length(u.code), u.code LIMIT :limit"
+    )
+    with connection(conn_or_engine) as conn:
+        rows = conn.execute(
+            sql, {"pattern": pattern, "prefix": prefix, "q": query, "limit": limit}
+        ).all()
+    return [
+        {
+            "code": str(r[0]),
+            "name": str(r[1]),
+            "level": str(r[2]),
+            "parent_names": [str(n) for n in r[3]],
+            "parent_codes": [str(c) for c in r[4]],
+            "bbox": (float(r[5]), float(r[6]), float(r[7]), float(r[8])),
+        }
+        for r in rows
+    ]

@@ -88,3 +88,38 @@ export function localDateTime(rfc3339, timeZone) {
   const get = (type) => parts.find((p) => p.type === type).value;
   return `${get("year")}-${get("month")}-${get("day")} ${get("hour")}:${get("minute")}`;
 }
+
+/**
+ * The calendar date (YYYY-MM-DD) of a date or time in a time zone: a date alone
+ * ("2026-03-02") is kept as it is, a time with an offset is converted to the zone.
+ *
+ * @param {string|null|undefined} value e.g. "2026-03-01T16:00:00+00:00"
+ * @param {string} [timeZone]
+ * @returns {string} "" when missing
+ */
+export function localDate(value, timeZone) {
+  if (!value) return "";
+  const s = String(value);
+  if (/^\d{4}-\d{2}-\d{2}$/.test(s)) return s;
+  const d = new Date(s);
+  return Number.isNaN(d.getTime()) ? s : isoDate(d, timeZone);
+}
+
+/**
+ * A time overdue as days and hours, e.g. "2天5小时" (zh) or "2 d 5 h" (en); under a day
+ * only hours ("5小时"), under an hour "<1小时".
+ *
+ * @param {number|null|undefined} hours hours overdue
+ * @param {string} [lang] "zh" or "en"
+ * @returns {string}
+ */
+export function formatOverdue(hours, lang = "zh") {
+  if (typeof hours !== "number" || !Number.isFinite(hours)) return MISSING;
+  const total = Math.max(0, Math.floor(hours));
+  const d = Math.floor(total / 24);
+  const h = total % 24;
+  const [du, hu, sp] = lang === "en" ? [" d", " h", " "] : ["天", "小时", ""];
+  if (total < 1) return `<1${hu}`;
+  if (!d) return `${h}${hu}`;
+  return h ? `${d}${du}${sp}${h}${hu}` : `${d}${du}`;
+}

@@ -35,11 +35,16 @@ function mapLegend() {
     parts.push(legendRow(NO_DATA, t("no_data")));
   }
   if (S.show.hot && S.hot) {
-    parts.push(sep(), el("h4", {}, t("layer_hot")));
+    // a legend of its own: the diverging red–blue of Gi*, outlines over a choropleth
+    const outline = S.show.choropleth;
+    const hot = [el("h4", {}, t("hot_legend"))];
     for (const [k, c] of Object.entries(HOT_COLORS)) {
       const n = S.hot.classes ? S.hot.classes[k] || 0 : null;
-      parts.push(legendRow(c, `${t(k)}${n !== null ? ` (${n})` : ""}`));
+      const label = `${t(k)}${n !== null ? ` (${n})` : ""}`;
+      hot.push(outline ? legendRow("#ffffff", label, { border: c }) : legendRow(c, label));
     }
+    if (outline) hot.push(el("p", { class: "note" }, t("hot_outline_note")));
+    parts.push(sep(), el("div", { id: "legend-hot", class: outline ? "outline" : "fill" }, hot));
   }
   if (S.show.incidents) {
     parts.push(sep(), el("h4", {}, t("layer_incidents")),

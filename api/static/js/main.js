@@ -13,12 +13,16 @@ import { maplibregl } from "./maplibre.js";
 import {
   createMap, addLayers, getMap, featureAt, TILE_LAYER, INCIDENT_LAYER,
 } from "./map-layers.js";
+import { exportPng, exportPdf } from "./export.js";
 import { renderPanel } from "./panel.js";
 import { renderPlanner, openPlan, plannerClick, plannerKey, plannerDrawing } from "./planner.js";
 import {
   S, levels, displayLevel, labelVars, categoryName, metricKeys, metricLabel, statusLabel,
 } from "./state.js";
-import { render, changed, windowChanged, settled, onIdle, loadHotspots, pick, goUp } from "./view.js";
+import { bindSearch } from "./search.js";
+import {
+  render, changed, windowChanged, settled, onIdle, loadHotspots, pick, goUp, goToUnit, goToCode,
+} from "./view.js";
 
 let popup = null;
 
@@ -141,6 +145,7 @@ function bindControls() {
     render();
   });
   toggle("lyr-choropleth", "choropleth");
+  toggle("lyr-labels", "labels");
   toggle("lyr-heat", "heat");
   toggle("lyr-hot", "hot");
   toggle("lyr-incidents", "incidents");
@@ -163,6 +168,42 @@ function bindControls() {
   document.addEventListener("keydown", plannerKey);
   on("pick", pick);
   on("up", goUp);
+  on("goto", (m) => {
+    byId("lyr-gridview").checked = false;
+    closeDrawer();
+    goToUnit(m);
+  });
+  on("goto-code", (code) => {
+    closeDrawer();
+    goToCode(code).catch((e) => console.warn("goto", e));
+  });
+  bindSearch();
+  placeControls();
+  PHONE.addEventListener("change", placeControls);
+  byId("export-png").addEventListener("click", exportPng);
+  byId("export-pdf").addEventListener("click", exportPdf);
+  byId("drawer-toggle").addEventListener("click", () => {
+    const open = !document.body.classList.contains("drawer-open");
+    document.body.classList.toggle("drawer-open", open);
+    byId("drawer-toggle").setAttribute("aria-expanded", String(open));
+  });
+}
+
+// on a phone the controls and the side panel are a drawer over the map
+function closeDrawer() {
+  document.body.classList.remove("drawer-open");
+  byId("drawer-toggle").setAttribute("aria-expanded", "false");
+}
+
+// at phone width (≤ 480 px) the controls live in the drawer, above the panel's content
+const PHONE = window.matchMedia("(max-width: 480px)");
+function placeControls() {
+  const controls = byId("controls");
+  if (PHONE.matches) byId("panel").prepend(controls);
+  else byId("map-wrap").insertBefore(controls, byId("legend"));
+  if (!PHONE.matches) closeDrawer();
+  const map = getMap();
+  if (map) map.resize();
 }
 
 // ------------------------------------------------------------------ start-up
@@ -201,7 +242,9 @@ async function init() {
 }
 
 // the hook of the browser tests (tests/test_web.py): the state, the map and a few actions
-window.geogrid = { S, get map() { return getMap(); }, displayLevel, openPlan, setMode, settled };
+window.geogrid = {
+  S, get map() { return getMap(); }, displayLevel, openPlan, setMode, settled, goToUnit, exportPng, exportPdf,
+};
 
 init().catch((e) => {
   console.warn(e);

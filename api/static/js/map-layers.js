@@ -17,6 +17,20 @@ export const HOT_COLORS = {
   cold_90: "#c6dbef", cold_95: "#6baed6", cold_99: "#2166ac",
 };
 export const EMPTY_FC = { type: "FeatureCollection", features: [] };
+/**
+ * The font of the labels: SDF glyph ranges made from WenQuanYi Micro Hei
+ * (scripts/make_glyphs.py, served from /static/fonts/) for digits, Latin and punctuation;
+ * CJK ideographs are drawn with the browser's own font (LOCAL_CJK_FONTS), so nothing
+ * comes from the network.
+ */
+export const LABEL_FONT = ["wqy-microhei"];
+/** The CSS font families MapLibre draws CJK ideographs with. */
+export const LOCAL_CJK_FONTS =
+  "'WenQuanYi Micro Hei', 'Noto Sans CJK SC', 'PingFang SC', 'Microsoft YaHei', sans-serif";
+/** The text size (px) of the labels of each level. */
+const LABEL_SIZE = { district: 15, street: 13.5, community: 12.5, grid: 11.5 };
+/** The hot-spot layers drawn as outlines (over a choropleth) and as fills (alone). */
+const HOT_CLASS = ["match", ["coalesce", ["feature-state", "hot"], ""]];
 
 let map = null;
 
@@ -54,13 +68,16 @@ export function createMap(handlers) {
     : { center: city.center, zoom: city.zoom };
   map = new maplibregl.Map({
     container: "map",
-    style: { version: 8, sources: {}, layers: [
+    style: { version: 8, sources: {},
+      glyphs: `${location.origin}/static/fonts/{fontstack}/{range}.pbf`, layers: [
       { id: "background", type: "background", paint: { "background-color": "#eef2f6" } }] },
     ...view,
     maxZoom: 19,
     dragRotate: false,
     pitchWithRotate: false,
     attributionControl: { compact: true },
+    localIdeographFontFamily: LOCAL_CJK_FONTS,
+    preserveDrawingBuffer: true, // the PNG and PDF export read the canvas
   });
   map.touchZoomRotate.disableRotation();
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
@@ -102,14 +119,21 @@ export function addLayers() {
     paint: { "raster-opacity": 0.8 } });
   for (const level of all) {
     unitLayer("hot-" + level, level, "fill", {
-      "fill-color": ["match", ["coalesce", ["feature-state", "hot"], ""],
-        ...Object.entries(HOT_COLORS).flat(), "rgba(0,0,0,0)"],
+      "fill-color": [...HOT_CLASS, ...Object.entries(HOT_COLORS).flat(), "rgba(0,0,0,0)"],
       "fill-opacity": 0.85,
     });
   }
   for (const level of all) {
     unitLayer("line-" + level, level, "line",
       { "line-color": "#ffffff", "line-width": level === all[all.length - 1] ? 0.5 : 1 });
+  }
+  for (const level of all) {
+    // over a choropleth the hot and cold spots are thick outlines, not fills
+    unitLayer("hotline-" + level, level, "line", {
+      "line-color": [...HOT_CLASS, ...Object.entries(HOT_COLORS).flat(), "rgba(0,0,0,0)"],
+      "line-width": 3.5,
+      "line-offset": 1.5,
+    });
   }
   map.addLayer({ id: "ctx-top", type: "line", source: "u-" + all[0], "source-layer": sourceLayer(all[0]),
     paint: { "line-color": "#334155", "line-width": 1.2, "line-opacity": 0.8 } });
@@ -135,6 +159,21 @@ export function addLayers() {
       "circle-radius": ["interpolate", ["linear"], ["zoom"], 12, 3, 17, 6],
       "circle-stroke-color": "#fff", "circle-stroke-width": 1,
     } });
+  map.addLayer({ id: "inc-cluster-count", type: "symbol", source: "incidents", "source-layer": il,
+    filter: ["all", ["==", ["get", "cluster"], 1], [">", ["get", "count"], 1]],
+    layout: { visibility: "none", "text-field": ["to-string", ["get", "count"]], "text-font": LABEL_FONT,
+      "text-size": 11, "text-allow-overlap": false },
+    paint: { "text-color": "#ffffff", "text-halo-color": "#4c1d95", "text-halo-width": 1.2 } });
+  // the names of the units (over everything else of the map mode)
+  for (const level of all) {
+    map.addLayer({ id: "label-" + level, type: "symbol", source: "u-" + level,
+      "source-layer": sourceLayer(level),
+      layout: { visibility: "none", "text-field": ["get", "name"], "text-font": LABEL_FONT,
+        "text-size": LABEL_SIZE[level] || 12, "text-max-width": 7, "text-padding": 4,
+        "symbol-sort-key": ["-", 0, ["coalesce", ["get", "population"], 0]] },
+      paint: { "text-color": "#1f2933", "text-halo-color": "rgba(255,255,255,0.92)",
+        "text-halo-width": 1.6, "text-halo-blur": 0.3 } });
+  }
   // the planner's plan and sketch
   map.addSource("plan", { type: "geojson", data: EMPTY_FC, promoteId: "code" });
   map.addLayer({ id: "plan-fill", type: "fill", source: "plan", layout: { visibility: "none" },
@@ -188,11 +227,12 @@ export function renderLayers() {
     const shown = level === dl && !planner;
     vis("fill-" + level, shown && S.show.choropleth);
     vis("line-" + level, shown || (planner && level === all[all.length - 1]));
-    vis("hot-" + level, shown && S.show.hot && !!S.hot && S.hot.level === level);
+    const hot = shown && S.show.hot && !!S.hot && S.hot.level === level;
+    vis("hot-" + level, hot && !S.show.choropleth);
+    vis("hotline-" + level, hot && S.show.choropleth);
+    vis("label-" + level, shown && S.show.labels);
     const f = withinFilter(planner ? (S.plan && S.plan.prefix) || "none" : pc);
-    map.setFilter("fill-" + level, f);
-    map.setFilter("line-" + level, f);
-    map.setFilter("hot-" + level, f);
+    for (const id of ["fill-", "line-", "hot-", "hotline-", "label-"]) map.setFilter(id + level, f);
     map.setPaintProperty("line-" + level, "line-color",
       planner ? "#475569" : S.show.choropleth ? "#ffffff" : "#64748b");
     const isParent = !planner && !!parent && parent.level === level;
@@ -207,6 +247,7 @@ export function renderLayers() {
   vis("heat", S.show.heat && !planner);
   vis("inc-cluster", S.show.incidents && !planner);
   vis("inc-point", S.show.incidents && !planner);
+  vis("inc-cluster-count", S.show.incidents && !planner);
   vis("basemap", S.show.basemap);
   for (const id of ["plan-fill", "plan-line", "plan-picked"]) vis(id, planner);
 }

@@ -4,7 +4,7 @@
 import { request, apiPath } from "./api.js";
 import { metricRows } from "./data.js";
 import { el, byId, emit } from "./dom.js";
-import { formatValue } from "./format.js";
+import { formatValue, localDate } from "./format.js";
 import { t } from "./i18n.js";
 import { overdueSection } from "./overdue.js";
 import { S, cityName, displayLevel, levelName, labelVars, metricLabel } from "./state.js";
@@ -56,7 +56,7 @@ function barChart(rows) {
     svg.append(e);
     return e;
   };
-  const day = (r) => String(r.period).slice(0, 10);
+  const day = (r) => localDate(r.period, S.config.city.timezone);
   rows.forEach((r, i) => {
     const h = ((r.incidents || 0) / max) * (H - 2 * pad);
     const rect = mk("rect", { x: 2 + i * bw + 0.5, y: H - pad - h, width: Math.max(bw - 1, 1), height: h,

@@ -12,7 +12,7 @@ export const S = {
   path: [],             // drill path: [{level, code, name, props}]
   selected: null,       // {level, code, name, props, row?}
   gridView: false,
-  show: { choropleth: true, heat: false, hot: false, incidents: false, basemap: false },
+  show: { choropleth: true, labels: true, heat: false, hot: false, incidents: false, basemap: false },
   config: null,         // GET /config
   web: {},              // GET /web/config.json (basemap)
   tilejson: {},         // layer name -> TileJSON

@@ -199,3 +199,44 @@ export function goUp(depth) {
   renderPanel();
   zoomToUnit(last || null);
 }
+
+/**
+ * Go to a unit found by the search ({code, name, level, parent_codes, parent_names, bbox}):
+ * the drill path becomes its ancestors (and the unit itself when it has children), the
+ * unit is selected and the map flies to its extent.
+ *
+ * @param {{code: string, name: string, level: string, parent_codes: string[],
+ *          parent_names: string[], bbox: number[]}} m
+ * @returns {Promise<void>} when the map has arrived
+ */
+export async function goToUnit(m) {
+  const map = getMap();
+  const all = levels();
+  const unit = { level: m.level, code: m.code, name: m.name };
+  S.gridView = false;
+  S.path = m.parent_codes.map((code, i) => ({ level: all[i], code, name: m.parent_names[i] }));
+  if (childLevel(m.level)) S.path.push({ ...unit });
+  S.selected = unit;
+  S.classes = null;
+  changed();
+  renderPanel();
+  S.zooming = true;
+  try {
+    await fitBounds(m.bbox);
+  } finally {
+    S.zooming = false;
+    S.dirty = true;
+    map.triggerRepaint();
+  }
+}
+
+/**
+ * Fly to a unit given by its code alone (e.g. a grid of the overdue list): looked up with
+ * GET /units/search.
+ *
+ * @param {string} code
+ */
+export async function goToCode(code) {
+  const found = await request(apiPath(["units", "search"], { q: code, limit: 1 }));
+  if (found.length && found[0].code === code) await goToUnit(found[0]);
+}
