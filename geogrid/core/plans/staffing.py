@@ -81,6 +81,7 @@ def staffing_after(
     plan_grids: Sequence[str],
     successors: Iterable[Mapping[str, Any]],
     decisions: Iterable[Mapping[str, Any]] = (),
+    vacant_before: Collection[str] = (),
 ) -> dict[str, Any]:
     """Every plan grid's workers after the plan, and what still needs a decision.
 
@@ -90,6 +91,8 @@ def staffing_after(
     successors : one row per (worker, old grid): ``account_id``, ``from``, ``to`` (the
         successor grid or None), as :func:`~geogrid.core.plans.impact.worker_successors`
     decisions : checked decisions (:func:`check_decisions`), applied in order
+    vacant_before : grids that had no worker before the plan: still vacant, not the
+        plan's doing, they need no decision
 
     Returns
     -------
@@ -118,7 +121,7 @@ def staffing_after(
             mine.add(str(s["from"]))
         elif s.get("to") is not None and s["to"] in kept:
             mine.add(str(s["to"]))
-    vacant: set[str] = set()
+    vacant: set[str] = set(vacant_before)
     released: set[int] = set()
     for d in decisions:
         action, grid, aid = d["action"], d.get("grid"), d.get("account_id")

@@ -53,7 +53,9 @@ def staffing_in(
     successors = worker_successors(base.grids, workers, cov.grids)
     rows = list(store.staffing_rows(conn, pid) if decisions is None else decisions)
     codes = cov.grids["code"].tolist()
-    after = staffing_after(codes, successors, rows)
+    staffed = set(workers["unit_code"])
+    vacant_before = [c for c in base.grids["code"] if c not in staffed]
+    after = staffing_after(codes, successors, rows, vacant_before)
     ids = {int(a) for a in workers["account_id"]} | set(after["workers"])
     accounts = store.worker_accounts(conn, sorted(ids))
 
