@@ -1,5 +1,5 @@
 """``geogrid plan``: boundary plans (create, edit, undo/redo, auto-partition, impact,
-diff, publish)."""
+diff, staffing, publish)."""
 
 from __future__ import annotations
 
@@ -242,6 +242,70 @@ def publish_cmd(plan_id: int, author: Annotated[str | None, typer.Option()] = No
     )
     for w in res["workers_needing_decision"]:
         console.print(f"  account {w['account_id']}: {w['from']} → {w['to']} ({w['reason']})")
+
+
+def _pairs(values: list[str], option: str, left: str, right: str) -> list[tuple[str, str]]:
+    out = []
+    for v in values:
+        a, sep, b = v.partition("=")
+        if not sep or not a or not b:
+            raise InvalidInput(option, v, f"{left}={right}")
+        out.append((a, b))
+    return out
+
+
+def _account(value: str, option: str) -> int:
+    if not value.isdigit():
+        raise InvalidInput(option, value, "a worker account id")
+    return int(value)
+
+
+@plan_app.command("staffing")
+def staffing_cmd(
+    plan_id: int,
+    assign: Annotated[
+        list[str] | None, typer.Option(help="GRID=ACCOUNT_ID: the worker also works the grid")
+    ] = None,
+    move: Annotated[
+        list[str] | None, typer.Option(help="ACCOUNT_ID=GRID: the worker works only this grid")
+    ] = None,
+    vacant: Annotated[list[str] | None, typer.Option(help="GRID: vacant on purpose")] = None,
+    release: Annotated[
+        list[str] | None, typer.Option(help="ACCOUNT_ID: left with no grid on purpose")
+    ] = None,
+) -> None:
+    """Every grid's workers after the plan; with options, replace the staffing decisions
+    (a plan is published only when no grid is left with no worker and no worker with no
+    grid, unless decided)."""
+
+    try:
+        decisions = (
+            [
+                {"action": "assign", "grid": g, "account_id": _account(a, "--assign")}
+                for g, a in _pairs(assign or [], "--assign", "GRID", "ACCOUNT_ID")
+            ]
+            + [
+                {"action": "move", "grid": g, "account_id": _account(a, "--move")}
+                for a, g in _pairs(move or [], "--move", "ACCOUNT_ID", "GRID")
+            ]
+            + [{"action": "vacancy", "grid": g} for g in vacant or []]
+            + [{"action": "release", "account_id": _account(a, "--release")} for a in release or []]
+        )
+        ctx = _ctx()
+        if decisions:
+            st = plans.set_staffing(ctx, plan_id, decisions)
+        else:
+            st = plans.get_staffing(ctx, plan_id)
+    except GeogridError as exc:
+        _fail(exc)
+    t = Table("grid", "name", "workers after the plan")
+    for g in st["grids"]:
+        names = ", ".join(f"{w['name']} ({w['account_id']})" for w in g["workers"])
+        t.add_row(g["code"], g["name"] or "", names or ("vacant" if g["vacant"] else "—"))
+    console.print(t)
+    for i in st["issues"]:
+        console.print(f"  to decide: {i['message']}", highlight=False)
+    console.print("ready to publish" if st["ready"] else "publishing is blocked until decided")
 
 
 def register(app: typer.Typer) -> None:

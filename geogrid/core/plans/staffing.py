@@ -71,7 +71,7 @@ def check_decisions(
             {
                 "action": str(action),
                 "grid": grid if "grid" in _NEEDS[str(action)] else None,
-                "account_id": int(aid) if "account_id" in _NEEDS[str(action)] else None,
+                "account_id": int(aid or 0) if "account_id" in _NEEDS[str(action)] else None,
             }
         )
     return out
@@ -124,18 +124,18 @@ def staffing_after(
     vacant: set[str] = set(vacant_before)
     released: set[int] = set()
     for d in decisions:
-        action, grid, aid = d["action"], d.get("grid"), d.get("account_id")
+        action, grid, who = d["action"], str(d.get("grid")), int(d.get("account_id") or 0)
         if action == "assign":
-            after.setdefault(int(aid), set()).add(str(grid))
-            released.discard(int(aid))
+            after.setdefault(who, set()).add(grid)
+            released.discard(who)
         elif action == "move":
-            after[int(aid)] = {str(grid)}
-            released.discard(int(aid))
+            after[who] = {grid}
+            released.discard(who)
         elif action == "vacancy":
-            vacant.add(str(grid))
+            vacant.add(grid)
         elif action == "release":
-            after[int(aid)] = set()
-            released.add(int(aid))
+            after[who] = set()
+            released.add(who)
     grids: dict[str, list[int]] = {c: [] for c in codes}
     for aid, mine in after.items():
         for c in mine:
