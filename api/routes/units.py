@@ -1,4 +1,5 @@
-"""Unit search: ``GET /units/search`` (name or code, district to grid)."""
+"""Units for the map: ``GET /units/search`` (name or code, district to grid) and
+``GET /units/labels`` (where the names are written)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api.deps import EngineDep
+from api.json import GeoJSONResponse
 from api.models.common import error_responses
-from api.models.units import UnitMatch
+from api.models.units import LabelLayer, UnitMatch
+from geogrid.core.hierarchy import Level
 from geogrid.services import units
 
 __all__ = ["router"]
@@ -44,3 +47,26 @@ def search(
     with it: an exact match first, then the upper levels, then by code; each with its
     ancestors' names and its extent (to fly the map there)."""
     return units.search_units(engine, q, limit)
+
+
+@router.get(
+    "/labels",
+    response_model=LabelLayer,
+    response_class=GeoJSONResponse,
+    summary="Where the map writes the units' names",
+    responses=error_responses(400),
+)
+def labels(
+    engine: EngineDep,
+    level: Annotated[
+        Level,
+        Query(description="level: district, street, community or grid", examples=["grid"]),
+    ],
+    parent: Annotated[
+        str | None,
+        Query(description="only the children of this unit code", examples=["450902001001"]),
+    ] = None,
+) -> dict[str, Any]:
+    """One point per published unit of ``level`` (the centre of its largest inscribed
+    circle) with its code and name: the web map writes each name once, not once per tile."""
+    return units.label_points(engine, level, parent)

@@ -15,7 +15,7 @@ from geogrid.core.hierarchy import check_level
 from geogrid.errors import InvalidInput
 from geogrid.store import units as store_units
 
-__all__ = ["list_versions", "boundary_layer", "search_units", "SEARCH_LIMIT"]
+__all__ = ["list_versions", "boundary_layer", "search_units", "label_points", "SEARCH_LIMIT"]
 
 #: the most units one search returns
 SEARCH_LIMIT = 50
@@ -129,3 +129,40 @@ def search_units(engine: Engine, q: str, limit: int = 10) -> list[dict[str, Any]
     if not 1 <= limit <= SEARCH_LIMIT:
         raise InvalidInput("limit", limit, f"1 to {SEARCH_LIMIT}")
     return store_units.search_units(engine, text, limit)
+
+
+def label_points(engine: Engine, level: str, parent: str | None = None) -> dict[str, Any]:
+    """Where the map writes the names of a level's units: one point per unit.
+
+    Parameters
+    ----------
+    engine : Engine
+        The database.
+    level : str
+        district, street, community or grid.
+    parent : str, optional
+        Only the children of this unit code.
+
+    Returns
+    -------
+    dict
+        A GeoJSON FeatureCollection (EPSG:4326) of points (the centre of each unit's
+        largest inscribed circle) with the properties ``code`` and ``name``, by code.
+
+    Raises
+    ------
+    InvalidInput
+        For an unknown level.
+    """
+    rows = store_units.label_points(engine, check_level(level), parent or None)
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [round(lon, 6), round(lat, 6)]},
+                "properties": {"code": code, "name": name},
+            }
+            for code, name, lon, lat in rows
+        ],
+    }

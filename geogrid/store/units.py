@@ -35,6 +35,7 @@ __all__ = [
     "version_extent",
     "level_names",
     "search_units",
+    "label_points",
 ]
 
 UNIT_COLUMNS = ["code", "name", "level", "parent_code", "population", "households", "area_m2"]
@@ -332,3 +333,22 @@ def search_units(conn_or_engine: Engine | Connection, query: str, limit: int) ->
         }
         for r in rows
     ]
+
+
+def label_points(
+    conn_or_engine: Engine | Connection, level: str, parent: str | None = None
+) -> list[tuple[str, str, float, float]]:
+    """``(code, name, lon, lat)`` of the published units of ``level`` (the children of
+    ``parent`` when given): the centre of each unit's largest inscribed circle (EPSG:4326),
+    where a label reads best, ordered by code."""
+    check_level(level)
+    cond = "AND u.parent_code = :parent" if parent else ""
+    sql = text(
+        "SELECT u.code, u.name, ST_X(c.center), ST_Y(c.center) FROM unit u "
+        "JOIN boundary_version v ON v.id = u.version_id AND v.status = 'published' "
+        "CROSS JOIN LATERAL ST_MaximumInscribedCircle(u.geom) AS c "
+        f"WHERE u.level = :level {cond} ORDER BY u.code"
+    )
+    with connection(conn_or_engine) as conn:
+        rows = conn.execute(sql, {"level": level, "parent": parent}).all()
+    return [(str(r[0]), str(r[1]), float(r[2]), float(r[3])) for r in rows]

@@ -2,7 +2,7 @@
 // tiles, incident points, the planner's plan and sketch) and their visibility, filters and
 // colours for the current state.
 import { maplibregl } from "./maplibre.js";
-import { windowQuery, withQuery } from "./api.js";
+import { request, apiPath, windowQuery, withQuery } from "./api.js";
 import { colorExpression, NO_DATA } from "./classes.js";
 import { byId } from "./dom.js";
 import { S, levels, displayLevel, parentCode, filter } from "./state.js";
@@ -165,12 +165,13 @@ export function addLayers() {
       "text-size": 11, "text-allow-overlap": false },
     paint: { "text-color": "#ffffff", "text-halo-color": "#4c1d95", "text-halo-width": 1.2 } });
   // the names of the units (over everything else of the map mode)
+  // (one point per unit from GET /units/labels, so that a name is written once, not once
+  // per tile its unit spans)
   for (const level of all) {
-    map.addLayer({ id: "label-" + level, type: "symbol", source: "u-" + level,
-      "source-layer": sourceLayer(level),
+    map.addSource("lbl-" + level, { type: "geojson", data: EMPTY_FC });
+    map.addLayer({ id: "label-" + level, type: "symbol", source: "lbl-" + level,
       layout: { visibility: "none", "text-field": ["get", "name"], "text-font": LABEL_FONT,
-        "text-size": LABEL_SIZE[level] || 12, "text-max-width": 7, "text-padding": 4,
-        "symbol-sort-key": ["-", 0, ["coalesce", ["get", "population"], 0]] },
+        "text-size": LABEL_SIZE[level] || 12, "text-max-width": 7, "text-padding": 4 },
       paint: { "text-color": "#1f2933", "text-halo-color": "rgba(255,255,255,0.92)",
         "text-halo-width": 1.6, "text-halo-blur": 0.3 } });
   }
@@ -243,6 +244,7 @@ export function renderLayers() {
     if (selShown) map.setFilter("sel-" + level, ["==", ["get", "code"], sel.code]);
   }
   paintChoropleth();
+  if (S.show.labels && !planner) loadLabels();
   map.setPaintProperty("fill-" + dl, "fill-opacity", S.show.heat ? 0.35 : 0.85);
   vis("heat", S.show.heat && !planner);
   vis("inc-cluster", S.show.incidents && !planner);
@@ -250,6 +252,34 @@ export function renderLayers() {
   vis("inc-cluster-count", S.show.incidents && !planner);
   vis("basemap", S.show.basemap);
   for (const id of ["plan-fill", "plan-line", "plan-picked"]) vis(id, planner);
+}
+
+const labelData = new Map(); // "level|parent" -> Promise<FeatureCollection>
+
+/**
+ * Load the label points of the display level's units into its label source (once per
+ * level and parent; all units of the level when the parent is not the level's parent).
+ */
+export function loadLabels() {
+  const dl = displayLevel();
+  const parent = S.path[S.path.length - 1];
+  const direct = parent && levels()[levels().indexOf(parent.level) + 1] === dl;
+  const key = `${dl}|${direct ? parent.code : ""}`;
+  if (!labelData.has(key)) {
+    const p = request(apiPath(["units", "labels"], { level: dl, parent: direct ? parent.code : null }));
+    labelData.set(key, p);
+    p.catch((e) => {
+      labelData.delete(key);
+      console.warn("labels", e);
+    });
+  }
+  labelData.get(key).then((fc) => {
+    const src = map.getSource("lbl-" + dl);
+    if (src && src.loadedKey !== key) {
+      src.setData(fc);
+      src.loadedKey = key;
+    }
+  }).catch(() => {});
 }
 
 /** Point the tile sources at the current time window and category. */
