@@ -239,8 +239,12 @@ def test_hierarchy_against_postgis(make_db, demo_units):
     assert not out["inside"] and "outside every district" in out["message"]
 
 
-def _cli(args: list[str], url: str, cwd: Path) -> subprocess.CompletedProcess:
+def _cli(
+    args: list[str], url: str, cwd: Path, columns: int | None = None
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "GEOGRID_DATABASE_URL": url}
+    if columns is not None:  # rich's console width
+        env["COLUMNS"] = str(columns)
     return subprocess.run(
         [sys.executable, "-m", "geogrid.cli", *args],
         capture_output=True,
@@ -281,3 +285,123 @@ def test_cli_validate_import_export(make_db, tmp_path, districts):
     assert res.returncode == 0, res.stderr
     back = read_boundary_file(out, "district")
     assert sorted(back["code"]) == sorted(districts["code"])
+
+
+def _holed(districts: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, float]:
+    """The districts with a 2 km × 2 km hole cut out of the first one (inside it, away
+    from its edges), and the hole's area in the city's metric CRS (m²)."""
+    first = districts.geometry.iloc[0]
+    centre = first.representative_point()
+    to_m = gpd.GeoSeries([centre], crs="EPSG:4326").to_crs("EPSG:4546").iloc[0]
+    hole_m = shapely.box(to_m.x - 1000, to_m.y - 1000, to_m.x + 1000, to_m.y + 1000)
+    hole = gpd.GeoSeries([hole_m], crs="EPSG:4546").to_crs("EPSG:4326").iloc[0]
+    assert first.contains(hole)
+    out = districts.copy()
+    out.loc[out.index[0], "geometry"] = shapely.MultiPolygon(
+        [g for g in shapely.get_parts(first.difference(hole))]
+    )
+    area = float(gpd.GeoSeries([hole], crs="EPSG:4326").to_crs("EPSG:4546").area.iloc[0])
+    return out, area
+
+
+def test_cli_validate_within_outline_reports_the_gap_area(make_db, tmp_path, districts):
+    """``validate PATH --level district --within OUTLINE``: the hole is reported with its
+    area (m², the city's metric CRS) within 1 %; a clean layer has nothing to report."""
+    url = make_db()
+    outline = gpd.GeoDataFrame(geometry=[districts.union_all()], crs="EPSG:4326")
+    outline_path = tmp_path / "city.geojson"
+    outline.to_file(outline_path, driver="GeoJSON")
+    holed, hole_area = _holed(districts)
+    path = write_boundary_file(holed, tmp_path / "holed.geojson")
+    res = _cli(
+        ["boundaries", "validate", str(path), "--level", "district", "--within", str(outline_path)]
+        + ["--format", "geojson"],
+        url,
+        tmp_path,
+    )
+    assert res.returncode == 1, res.stderr
+    gaps = [
+        f["properties"]
+        for f in json.loads(res.stdout)["features"]
+        if f["properties"]["kind"] == "outline_gap"
+    ]
+    assert len(gaps) == 1, gaps
+    assert gaps[0]["area_m2"] == pytest.approx(hole_area, rel=0.01)
+    clean = write_boundary_file(districts, tmp_path / "clean.geojson")
+    res = _cli(
+        [
+            "boundaries",
+            "validate",
+            str(clean),
+            "--level",
+            "district",
+            "--within",
+            str(outline_path),
+        ],
+        url,
+        tmp_path,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    # the table names the kind and the area, with nothing cut short at 80 columns
+    res = _cli(
+        ["boundaries", "validate", str(path), "--level", "district", "--within", str(outline_path)],
+        url,
+        tmp_path,
+        columns=80,
+    )
+    assert res.returncode == 1 and "outline_gap" in res.stdout and "…" not in res.stdout
+
+
+def test_outline_is_kept_with_the_version(make_db, tmp_path, districts):
+    """Importing the top level keeps its outline with the version; later versions keep it,
+    and a top level with a hole is then refused with the gap's area, and found by
+    ``validate`` of the stored version when forced."""
+    engine = get_engine(make_db())
+    res = import_layer(engine, districts, "district", source="test")
+    holed, hole_area = _holed(districts)
+    with pytest.raises(TopologyError) as info:
+        import_layer(engine, holed, "district", source="holed")
+    gaps = [f for f in info.value.findings if f.kind == "outline_gap"]
+    assert len(gaps) == 1 and gaps[0].area_m2 == pytest.approx(hole_area, rel=0.01)
+    forced = import_layer(engine, holed, "district", source="holed", force=True)
+    assert forced.version_id > res.version_id
+    from geogrid.services.boundaries import validate_stored
+
+    found = validate_stored(engine, level="district")
+    assert [f.kind for f in found] == ["outline_gap"]
+    assert found[0].area_m2 == pytest.approx(hole_area, rel=0.01)
+
+
+def test_force_with_duplicate_codes_is_refused_with_a_message(make_db, tmp_path, districts):
+    url = make_db()
+    dup = districts.copy()
+    dup.loc[dup.index[1], "code"] = dup["code"].iloc[0]
+    path = write_boundary_file(dup, tmp_path / "dup.geojson")
+    res = _cli(
+        ["boundaries", "import", str(path), "--level", "district", "--repair", "--force"],
+        url,
+        tmp_path,
+    )
+    assert res.returncode == 2
+    assert "duplicate code" in res.stderr and "Traceback" not in res.stderr + res.stdout
+    assert dup["code"].iloc[0] in res.stderr
+
+
+def test_import_into_a_database_never_migrated_says_what_to_do(tmp_path, districts):
+    import psycopg
+    from conftest import ADMIN_URL
+
+    name = f"geogrid_nomig_{os.getpid()}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    url = f"{url}/{name}"
+    try:
+        path = write_boundary_file(districts, tmp_path / "d.geojson")
+        res = _cli(["boundaries", "import", str(path), "--level", "district"], url, tmp_path)
+        assert res.returncode == 2, res.stdout + res.stderr
+        assert "run `geogrid db migrate`" in res.stderr and "Traceback" not in res.stderr
+    finally:
+        get_engine(url).dispose()
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

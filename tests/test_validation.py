@@ -7,6 +7,7 @@ import time
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 import shapes
@@ -19,6 +20,7 @@ from geogrid.core.validation import (
     findings_geojson,
     repair,
     validate_hierarchy,
+    validate_outline,
     validate_units,
 )
 from geogrid.errors import InvalidInput
@@ -362,7 +364,8 @@ def test_repair_fixes_bowtie_and_reports_area():
     row = report.iloc[0]
     assert "Self-intersection" in row["reason"]
     triangles = 2 * (200 * 100 / 4)  # the two lobes, 5,000 m² each
-    assert row["area_before_m2"] == pytest.approx(0.0, abs=1.0)  # the lobes cancel
+    # "before" is the bow-tie as drawn (both lobes), not its signed area (0: lobes cancel)
+    assert row["area_before_m2"] == pytest.approx(triangles, rel=REL)
     assert row["area_after_m2"] == pytest.approx(triangles, rel=REL)
     assert row["area_moved_m2"] == pytest.approx(0.0, abs=1e-3)  # both lobes kept
     assert fixed.loc[0, "area_m2"] == pytest.approx(triangles, rel=REL)
@@ -382,6 +385,10 @@ def test_repair_reports_area_moved_for_overlapping_parts():
     assert row["area_before_m2"] == pytest.approx(a.area + b.area, rel=REL)
     assert row["area_after_m2"] == pytest.approx(a.union(b).area, rel=REL)
     assert row["area_moved_m2"] == pytest.approx(a.intersection(b).area, rel=REL)
+    # the report adds up: before - after = what moved
+    assert row["area_before_m2"] - row["area_after_m2"] == pytest.approx(
+        row["area_moved_m2"], rel=REL
+    )
     assert shapely.is_valid(fixed.geometry.iloc[0])
 
 
@@ -398,6 +405,62 @@ def test_repair_leaves_valid_units_alone():
     ]
     assert shapely.equals(fixed.geometry.array, units.geometry.array).all()
     assert (fixed.geometry.geom_type == "MultiPolygon").all()
+
+
+# --------------------------------------------------------------------------- outline
+
+
+def _districts_around_a_hole() -> tuple[gpd.GeoDataFrame, shapely.Polygon]:
+    """Eight 1 km districts around a missing one, in a 3 km square outline."""
+    cells = [(i, j) for i in range(3) for j in range(3) if (i, j) != (1, 1)]
+    rows = [
+        (f"4509{k:02d}", None, square(1000 * i, 1000 * j, 1000)) for k, (i, j) in enumerate(cells)
+    ]
+    # the outline from the same 1 km cells, so edges share vertices (a 3 km square's
+    # straight lon/lat edges would differ from the cells' by ~1 m² of slivers)
+    cells9 = [shapes.lonlat(square(1000 * i, 1000 * j, 1000)) for i in range(3) for j in range(3)]
+    return layer("district", rows), shapely.union_all(cells9)
+
+
+def test_outline_gap_is_reported_with_its_area():
+    districts, outline = _districts_around_a_hole()
+    found = validate_outline(districts, outline, metric_crs=shapes.METRIC_CRS)
+    assert [(f.kind, f.level, f.codes) for f in found] == [
+        ("outline_gap", "district", ("outline",))
+    ]
+    gap = found[0]
+    assert gap.area_m2 == pytest.approx(1_000_000, rel=0.01)  # the missing 1 km square
+    expected = shapes.lonlat(square(1000, 1000, 1000))
+    assert gap.location.symmetric_difference(expected).area < 1e-6 * expected.area
+    assert "m² of the outline is covered by no district unit" in gap.message
+    # the same from a GeoDataFrame outline in another CRS, without metric_crs given
+    in_metres = gpd.GeoDataFrame(geometry=[outline], crs="EPSG:4326").to_crs(shapes.METRIC_CRS)
+    again = validate_outline(districts, in_metres)
+    assert again[0].area_m2 == pytest.approx(1_000_000, rel=0.01)
+    # a hole at the edge (not enclosed) is a gap too; the validate_units checks see nothing
+    assert validate_units(districts, level="district") == []
+
+
+def test_part_outside_the_outline_is_reported():
+    districts, outline = _districts_around_a_hole()
+    shifted = districts.copy()
+    # the missing district drawn 300 m too far east: it overlaps its neighbour
+    # (validate_units' business) and leaves a 300 m strip of the hole uncovered
+    extra = layer("district", [("450999", None, square(1300, 1000, 1000))])
+    extra2 = layer("district", [("450998", None, square(3000, 0, 500))])  # all outside
+    shifted = gpd.GeoDataFrame(pd.concat([districts, extra, extra2]), crs="EPSG:4326")
+    # (gap_m2=10: the shifted square's straight lon/lat edges leave ~1 m² slivers)
+    found = validate_outline(shifted, outline, metric_crs=shapes.METRIC_CRS, gap_m2=10)
+    gaps = only(found, "outline_gap")
+    assert len(gaps) == 1 and gaps[0].area_m2 == pytest.approx(300_000, rel=0.01)
+    outside = only(found, "outside_outline")
+    assert [f.codes for f in outside] == [("450998", "outline")]
+    assert outside[0].area_m2 == pytest.approx(250_000, rel=0.01)
+    assert "lies outside the outline" in outside[0].message
+    # no units at all: the whole outline is one gap
+    assert validate_outline(districts.iloc[:0], outline)[0].kind == "outline_gap"
+    with pytest.raises(InvalidInput, match="outline"):
+        validate_outline(districts, shapely.Point(110, 22))
 
 
 # --------------------------------------------------------------------------- output

@@ -208,6 +208,10 @@ def boundaries_import(
         bool, typer.Option("--repair", help="make_valid invalid geometry, report the area moved")
     ] = False,
     draft: Annotated[bool, typer.Option("--draft", help="store as a draft version")] = False,
+    within: Annotated[
+        Path | None,
+        typer.Option("--within", help="the city outline file kept with the version"),
+    ] = None,
 ) -> None:
     """Import a boundary layer as a new boundary version (all or nothing).
 
@@ -228,6 +232,7 @@ def boundaries_import(
             force=force,
             repair=repair,
             publish=not draft,
+            within=within,
         )
     except TopologyError as exc:
         _print_findings(exc.findings, "table")
@@ -255,6 +260,13 @@ def boundaries_validate(
     version: Annotated[int | None, typer.Option(help="stored version (default: published)")] = None,
     crs: Annotated[str | None, typer.Option()] = None,
     fmt: Annotated[str, typer.Option("--format", help="table or geojson")] = "table",
+    within: Annotated[
+        Path | None,
+        typer.Option(
+            "--within",
+            help="an outline file the layer must cover: gaps and parts outside it, with areas",
+        ),
+    ] = None,
 ) -> None:
     """Report every topology finding; exit 1 when there are any."""
     if fmt not in ("table", "geojson"):
@@ -267,7 +279,13 @@ def boundaries_validate(
                 _fail(InvalidInput("--level", None, "a level (district, street, community, grid)"))
             else:
                 findings = boundaries.validate_file(
-                    _engine(), path, level, crs=crs, version=version, metric_crs=metric
+                    _engine(),
+                    path,
+                    level,
+                    crs=crs,
+                    version=version,
+                    metric_crs=metric,
+                    within=within,
                 )
         else:
             findings = boundaries.validate_stored(

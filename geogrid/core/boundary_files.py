@@ -30,6 +30,8 @@ __all__ = [
     "FORMATS",
     "UNIT_FILE_COLUMNS",
     "read_boundary_file",
+    "read_outline_file",
+    "outline_of",
     "write_boundary_file",
     "match_parents",
     "hierarchy_metric_crs",
@@ -179,6 +181,67 @@ def read_boundary_file(
     )
     out["area_m2"] = gcrs.area_m2(out.geometry, crs=metric_crs)
     return out[UNIT_FILE_COLUMNS]
+
+
+def read_outline_file(
+    path: str | Path, *, crs: str | None = None, layer: str | None = None
+) -> shapely.MultiPolygon:
+    """Read an outline (the city's, or any area a layer must cover) as one MultiPolygon in
+    EPSG:4326: the union of every polygon in the file, whatever its fields.
+
+    Parameters
+    ----------
+    path : str or Path
+        GeoJSON, GeoPackage, zipped Shapefile or GeoParquet.
+    crs : str, optional
+        Source coordinate system when the file does not say (``wgs84``, ``gcj02``,
+        ``bd09`` or an EPSG code), as :func:`read_boundary_file`.
+    layer : str, optional
+        Layer name in a GeoPackage.
+
+    Raises
+    ------
+    FileInputError
+        The file is missing, unreadable, or has no polygon.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileInputError(str(path), "file not found")
+    fmt = _format_of(path)
+    try:
+        if fmt == "Parquet":
+            gdf = gpd.read_parquet(path)
+        else:
+            gdf = gpd.read_file(path, layer=layer) if layer else gpd.read_file(path)
+    except Exception as exc:  # pyogrio / pyarrow raise many kinds
+        raise FileInputError(str(path), f"cannot be read as {fmt}: {exc}") from exc
+    if crs or gdf.crs is not None:
+        gdf = gcrs.to_wgs84_frame(gdf, crs)
+    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    geoms = geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
+    polygons = geoms[np.isin(shapely.get_type_id(geoms), (3, 6))]
+    if not len(polygons):
+        raise FileInputError(str(path), "no polygon in the outline file")
+    parts = shapely.get_parts(shapely.union_all(shapely.make_valid(polygons)))
+    return shapely.MultiPolygon(list(parts[shapely.get_type_id(parts) == 3]))
+
+
+def outline_of(units: gpd.GeoDataFrame) -> shapely.MultiPolygon:
+    """The outline a layer draws (EPSG:4326): the union of its units with the holes
+    between them filled, so that a gap enclosed by the units stays a gap to report.
+
+    >>> from shapely import box
+    >>> ring = gpd.GeoSeries([box(0, 0, 3, 1), box(0, 2, 3, 3), box(0, 1, 1, 2), box(2, 1, 3, 2)])
+    >>> outline_of(gpd.GeoDataFrame(geometry=ring, crs="EPSG:4326")).area
+    9.0
+    """
+    geoms = np.asarray(units.to_crs("EPSG:4326").geometry.values, dtype=object)
+    geoms = geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
+    parts = shapely.get_parts(shapely.union_all(shapely.make_valid(geoms)))
+    filled = [shapely.Polygon(p.exterior) for p in parts[shapely.get_type_id(parts) == 3]]
+    # an island inside another part's hole is inside that part's filled outline
+    merged = shapely.get_parts(shapely.union_all(filled))
+    return shapely.MultiPolygon(list(merged[shapely.get_type_id(merged) == 3]))
 
 
 def _first_present(fields: list[str], names: list[str], required: bool = True) -> str | None:

@@ -28,6 +28,11 @@ Finding kinds
     gap of its whole area).
 ``sliver``
     A polygon part of a unit smaller than ``sliver_m2``.
+``outside_outline``
+    Part of a unit lies outside the outline (the city's, or any area the layer must
+    cover) given to :func:`validate_outline`.
+``outline_gap``
+    Area of the outline covered by no unit of the layer (:func:`validate_outline`).
 
 Geometry-dependent checks (sliver, not-within, overlap, gap) skip units with invalid,
 empty or non-polygonal geometry: those are reported once as such, and :func:`repair`
@@ -111,8 +116,10 @@ __all__ = [
     "KINDS",
     "LEVELS",
     "Finding",
+    "OUTLINE_CODE",
     "validate_units",
     "validate_hierarchy",
+    "validate_outline",
     "repair",
     "findings_frame",
     "findings_geojson",
@@ -124,8 +131,10 @@ KINDS: tuple[str, ...] = (
     "duplicate_code",
     "orphan",
     "not_within_parent",
+    "outside_outline",
     "overlap",
     "gap",
+    "outline_gap",
     "sliver",
 )
 """The finding kinds, in the order findings are sorted."""
@@ -139,6 +148,8 @@ _PARENT_LEVEL: dict[str, str | None] = {
     "community": "street",
     "grid": "community",
 }
+#: the code that names the outline in the findings of :func:`validate_outline`
+OUTLINE_CODE = "outline"
 _KIND_ORDER = {k: i for i, k in enumerate(KINDS)}
 _REASON_POINT = re.compile(r"\[\s*([^\s\]]+)\s+([^\s\]]+)\s*\]\s*$")
 _POLYGONAL = (3, 6)  # shapely type ids of Polygon and MultiPolygon
@@ -684,6 +695,7 @@ def _within_findings(
     target: pyproj.CRS,
     tolerance_m: float,
     gap_m2: float,
+    kind: str = "not_within_parent",
 ) -> None:
     idx = np.flatnonzero(ok & (prow >= 0))
     if not len(idx):
@@ -728,12 +740,13 @@ def _within_findings(
             parts = parts[shapely.intersects(frame(parts), core[k])]
         location = shapely.MultiPolygon(list(parts))
         area = float(_areas(np.asarray([location], dtype=object), target)[0])
+        against = f"its parent {pcodes[i]}" if kind == "not_within_parent" else "the outline"
         out.add(
-            "not_within_parent",
+            kind,
             (codes[i], pcodes[i]),
             location,
             area,
-            f"{area:.3g} m² of {codes[i]} lies outside its parent {pcodes[i]} "
+            f"{area:.3g} m² of {codes[i]} lies outside {against} "
             f"(more than tolerance_m={tolerance_m:g} m beyond its boundary)",
         )
 
@@ -748,6 +761,7 @@ def _gap_findings(
     p_geoms: np.ndarray,
     target: pyproj.CRS,
     gap_m2: float,
+    kind: str = "gap",
 ) -> None:
     if not len(usable):
         return
@@ -777,13 +791,110 @@ def _gap_findings(
         j = todo[owner[k]]
         code = usable.index[j]
         what = f"none of its {counts[j]} {label} units" if counts[j] else f"no {label} unit"
+        of = code
+        if kind == "outline_gap":
+            what, code, of = f"no {label} unit", OUTLINE_CODE, "the outline"
         out.add(
-            "gap",
+            kind,
             (code,),
             parts[k],
             areas[k],
-            f"{areas[k]:.3g} m² of {code} is covered by {what}",
+            f"{areas[k]:.3g} m² of {of} is covered by {what}",
         )
+
+
+def validate_outline(
+    units: gpd.GeoDataFrame,
+    outline: BaseGeometry | gpd.GeoSeries | gpd.GeoDataFrame,
+    *,
+    level: str | None = None,
+    tolerance_m: float = 1.0,
+    gap_m2: float = 1.0,
+    metric_crs: str | pyproj.CRS | None = None,
+) -> list[Finding]:
+    """Check that a layer covers an outline exactly: gaps between its units inside the
+    outline, and parts of units outside it.
+
+    Parameters
+    ----------
+    units : geopandas.GeoDataFrame
+        The layer (``code``, ``geometry``; EPSG:4326, or its own CRS), usually the top
+        level (districts).
+    outline : shapely geometry (EPSG:4326), GeoSeries or GeoDataFrame (any CRS)
+        The area the layer must cover, e.g. the city's outline; several polygons are
+        united.
+    level : str, optional
+        Labels the findings (default: the ``level`` column's value).
+    tolerance_m : float, default 1.0
+        How far (m) a unit may stick out of the outline before ``outside_outline``.
+    gap_m2 : float, default 1.0
+        Gap parts and outside parts larger than this (m²) are reported.
+    metric_crs : str or pyproj.CRS, optional
+        Projected CRS of the areas (the city's); default the Gauss-Kruger zone of the
+        outline's centre.
+
+    Returns
+    -------
+    list of Finding
+        ``outline_gap`` findings (``codes`` is ``("outline",)``, ``location`` the gap
+        polygon, ``area_m2`` its area) and ``outside_outline`` findings (``codes`` is the
+        unit's code and ``"outline"``), sorted. Units with invalid or empty geometry are
+        skipped (:func:`validate_units` reports them); the area they would cover counts
+        as gap.
+
+    Raises
+    ------
+    InvalidInput
+        ``units`` without ``code``, an outline that is not a valid non-empty polygon.
+
+    Examples
+    --------
+    >>> from shapely import box
+    >>> districts = gpd.GeoDataFrame(
+    ...     {"code": ["450902", "450903"]},
+    ...     geometry=[box(110.0, 22.0, 110.1, 22.1), box(110.2, 22.0, 110.3, 22.1)],
+    ...     crs="EPSG:4326",
+    ... )
+    >>> found = validate_outline(districts, box(110.0, 22.0, 110.3, 22.1), level="district")
+    >>> [(f.kind, f.codes, round(f.area_m2 / 1e6, 1)) for f in found]
+    [('outline_gap', ('outline',), 114.3)]
+    """
+    _check_frame(units, "units", ("code",))
+    level = _resolve_level(units, level)
+    tolerance_m = _check_threshold("tolerance_m", tolerance_m)
+    gap_m2 = _check_threshold("gap_m2", gap_m2)
+    if isinstance(outline, gpd.GeoDataFrame | gpd.GeoSeries):
+        frame = outline if isinstance(outline, gpd.GeoDataFrame) else outline.to_frame("geometry")
+        shape = shapely.union_all(_wgs84_geoms(gpd.GeoDataFrame(frame)))
+    else:
+        shape = outline
+    if (
+        not isinstance(shape, BaseGeometry)
+        or shape.is_empty
+        or shapely.get_type_id(shape) not in _POLYGONAL
+        or not shape.is_valid
+    ):
+        raise InvalidInput("outline", getattr(shape, "geom_type", shape), "a valid polygon")
+    codes = _codes(units, "units")
+    geoms = _wgs84_geoms(units)
+    ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    ok &= np.isin(shapely.get_type_id(geoms), _POLYGONAL)
+    ok[ok] = shapely.is_valid(geoms[ok])
+    p_geoms = np.asarray([shape], dtype=object)
+    target = (
+        pyproj.CRS.from_user_input(metric_crs)
+        if metric_crs is not None
+        else _metric_target(p_geoms)
+    )
+    prow = np.where(ok, 0, -1).astype(np.int64)
+    pcodes = np.full(len(codes), OUTLINE_CODE, dtype=object)
+    usable = pd.Series([0], index=[OUTLINE_CODE])
+    out = _Collector(level)
+    _within_findings(
+        out, codes, pcodes, geoms, ok, prow, p_geoms, target, tolerance_m, gap_m2, "outside_outline"
+    )
+    _gap_findings(out, level, geoms, ok, prow, usable, p_geoms, target, gap_m2, "outline_gap")
+    return sorted(out.found, key=_sort_key)
 
 
 def validate_hierarchy(
@@ -939,8 +1050,9 @@ def repair(units: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
         for the repaired rows.
     report : pandas.DataFrame
         One row per repaired unit: ``code``, ``reason`` (GEOS's reason before, or the
-        non-polygonal type), ``area_before_m2`` (planar area of the stored rings in the
-        metric CRS, as ``ST_Area`` would report it: the lobes of a bow-tie cancel),
+        non-polygonal type), ``area_before_m2`` (the area as drawn: each polygon part
+        read as an even-odd fill of its own rings, parts summed; so both lobes of a bow-tie
+        count, where its signed ring area, as ``ST_Area`` reports it, would cancel them),
         ``area_after_m2`` and ``area_moved_m2``: the area of the symmetric difference
         between the even-odd reading of the input rings (``make_valid`` with
         ``method="linework"``) and the repaired geometry, i.e. the area the repair
@@ -980,19 +1092,24 @@ def repair(units: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
         ]
         # Overlay in the stored CRS (where the repaired geometry is valid), measure in metres.
         moved = _polygonal(_overlay(shapely.symmetric_difference, evenodd, repaired))
+        # "Before" is the area as drawn: each polygon part read as an even-odd fill of its
+        # own rings, parts summed (a bow-tie's two lobes count, not its signed area of 0).
+        parts, owner = shapely.get_parts(before, return_index=True)
+        drawn = _polygonal(shapely.make_valid(parts))
         source = series.crs if series.crs is not None else "EPSG:4326"
         wgs = np.asarray(
-            gpd.GeoSeries(np.concatenate([before, repaired, moved]), crs=source).to_crs(4326).array,
+            gpd.GeoSeries(np.concatenate([repaired, moved, drawn]), crs=source).to_crs(4326).array,
             dtype=object,
         )
         n = len(need)
         areas = _areas(wgs, _metric_target(wgs))
-        area_before, area_after, area_moved = areas[:n], areas[n : 2 * n], areas[2 * n :]
+        area_after, area_moved = areas[:n], areas[n : 2 * n]
+        area_before = np.bincount(owner, weights=np.abs(areas[2 * n :]), minlength=n)
         report = pd.DataFrame(
             {
                 "code": codes[need],
                 "reason": reasons,
-                "area_before_m2": np.abs(area_before),
+                "area_before_m2": area_before,
                 "area_after_m2": area_after,
                 "area_moved_m2": area_moved,
             }
