@@ -282,3 +282,127 @@ def test_random_edits_keep_the_partition(seed: int, ops: list) -> None:
             continue
         assert_partition(new)
         cov = new
+
+
+# --------------------------------------------------------------------------- snapping
+
+_M_LON = 111_320.0 * np.cos(np.radians(22.63))  # metres per degree of longitude here
+_M_LAT = 110_574.0
+_D = 500 / _M_LAT  # 500 m squares
+
+
+def square_community(code: str = COMMUNITY) -> Coverage:
+    """A 1 km square community at (110.15, 22.63) cut into four 500 m square grids."""
+    x0, y0 = 110.15, 22.63
+    dx = 500 / _M_LON
+    xs, ys = [x0, x0 + dx, x0 + 2 * dx], [y0, y0 + _D, y0 + 2 * _D]
+    cells = [shapely.box(xs[i], ys[j], xs[i + 1], ys[j + 1]) for j in range(2) for i in range(2)]
+    comm = shapely.box(xs[0], ys[0], xs[2], ys[2])
+    communities = gpd.GeoDataFrame(
+        {"code": [code], "name": ["方社区"], "parent_code": [code[:9]]},
+        geometry=[comm],
+        crs="EPSG:4326",
+    )
+    grids = gpd.GeoDataFrame(
+        {
+            "code": [f"{code}{i + 1:03d}" for i in range(4)],
+            "name": list("ABCD"),
+            "parent_code": code,
+        },
+        geometry=[shapely.MultiPolygon([c]) for c in cells],
+        crs="EPSG:4326",
+    )
+    return Coverage(communities, grids, frozenset(grids["code"]))
+
+
+def _off(xy: tuple[float, float], east_m: float, north_m: float) -> list[float]:
+    return [xy[0] + east_m / _M_LON, xy[1] + north_m / _M_LAT]
+
+
+def _near_miss_vertices(geoms, corners: np.ndarray, within_m: float = 1.0) -> int:
+    """Vertices of ``geoms`` closer than ``within_m`` to a corner without being on it."""
+    pts = np.concatenate([shapely.get_coordinates(g) for g in geoms])
+    d = np.hypot(
+        (pts[:, None, 0] - corners[None, :, 0]) * _M_LON,
+        (pts[:, None, 1] - corners[None, :, 1]) * _M_LAT,
+    )
+    return int(((d > 0) & (d < within_m)).sum())
+
+
+def test_split_snaps_a_vertex_half_a_metre_from_a_corner() -> None:
+    cov = square_community()
+    sw = cov.grids.geometry.iloc[0]
+    corners = np.unique(
+        np.concatenate([shapely.get_coordinates(g) for g in cov.grids.geometry]), axis=0
+    )
+    xmin, ymin, xmax, ymax = sw.bounds
+    # the diagonal of grid 001 from its south-west corner to the community's centre,
+    # drawn by hand: each end 0.5 m from the vertex it aims at (one outside, one inside)
+    line = {
+        "type": "LineString",
+        "coordinates": [_off((xmin, ymin), -0.3, -0.4), _off((xmax, ymax), 0.3, 0.4)],
+    }
+    code = cov.grids["code"].iloc[0]
+    out, res = apply_edit(cov, "split", {"code": code, "line": line, "snap_m": 1.0})
+    pieces = out.grids[out.grids["code"].isin([code, *res.added])].geometry
+    assert len(pieces) == 2
+    # exact halves: the cut runs corner to corner, no sliver, no extra vertex
+    assert np.allclose(shapely.area(pieces.values), shapely.area(sw) / 2, rtol=1e-9)
+    assert _near_miss_vertices(out.grids.geometry, corners) == 0
+    for g in pieces:
+        assert len(shapely.get_coordinates(shapely.normalize(g))) == 4  # a closed triangle
+    assert bool(shapely.coverage_is_valid(np.asarray(out.grids.geometry.array, dtype=object)))
+    assert check_community(out, COMMUNITY) == []
+    # the neighbours are untouched
+    for c in cov.grids["code"].iloc[1:]:
+        a = cov.grids.geometry[cov.grids["code"] == c].iloc[0]
+        b = out.grids.geometry[out.grids["code"] == c].iloc[0]
+        assert shapely.equals(a, b)
+    # without snapping the same hand-drawn line leaves vertices a fraction of a metre
+    # from the corners
+    raw, _ = apply_edit(cov, "split", {"code": code, "line": line, "snap_m": 0})
+    assert _near_miss_vertices(raw.grids.geometry, corners) > 0
+
+
+def test_split_snaps_an_end_short_of_the_edge() -> None:
+    cov = square_community()
+    sw = cov.grids.geometry.iloc[0]
+    xmin, ymin, xmax, ymax = sw.bounds
+    xm = (xmin + xmax) / 2
+    # a north-south cut whose ends stop 0.5 m short of the south and north edges
+    line = {
+        "type": "LineString",
+        "coordinates": [_off((xm, ymin), 0, 0.5), _off((xm, ymax), 0, -0.5)],
+    }
+    code = cov.grids["code"].iloc[0]
+    with pytest.raises(TopologyError, match="does not cut"):
+        apply_edit(cov, "split", {"code": code, "line": line})
+    out, res = apply_edit(cov, "split", {"code": code, "line": line, "snap_m": 1.0})
+    pieces = out.grids[out.grids["code"].isin([code, *res.added])].geometry.values
+    assert np.allclose(shapely.area(pieces), shapely.area(sw) / 2, rtol=1e-6)
+    assert check_community(out, COMMUNITY) == []
+
+
+def test_move_edge_snaps_to_the_shared_vertices() -> None:
+    cov = square_community()
+    a, b = cov.grids["code"].iloc[0], cov.grids["code"].iloc[1]
+    ga = cov.grids.geometry.iloc[0]
+    xmin, ymin, xmax, ymax = ga.bounds
+    # reshape the shared edge (x = xmax) by dragging its middle 100 m east; the ends
+    # drawn 0.5 m off the edge's end vertices
+    line = {
+        "type": "LineString",
+        "coordinates": [
+            _off((xmax, ymin), 0.4, -0.3),
+            _off((xmax, (ymin + ymax) / 2), 100, 0),
+            _off((xmax, ymax), -0.4, 0.3),
+        ],
+    }
+    out, _ = apply_edit(cov, "move_edge", {"a": a, "b": b, "line": line, "snap_m": 1.0})
+    corners = np.unique(
+        np.concatenate([shapely.get_coordinates(g) for g in cov.grids.geometry]), axis=0
+    )
+    assert _near_miss_vertices(out.grids.geometry, corners) == 0
+    assert check_community(out, COMMUNITY) == []
+    with pytest.raises(InvalidInput, match="snap_m"):
+        apply_edit(cov, "move_edge", {"a": a, "b": b, "line": line, "snap_m": float("nan")})

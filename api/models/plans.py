@@ -141,6 +141,15 @@ class SplitParams(BaseModel):
     new_name: str | None = Field(
         None, description="name of the new piece (default: the old name + '-2')", examples=["西区"]
     )
+    snap_m: float = Field(
+        1.0,
+        ge=0,
+        le=50,
+        allow_inf_nan=False,
+        description="snapping tolerance, metres: a vertex of the line this close to a vertex "
+        "(or else an edge) of the community's grids is moved exactly onto it (0: no snapping)",
+        examples=[1.0],
+    )
 
 
 class MergeParams(BaseModel):
@@ -170,6 +179,15 @@ class MoveEdgeParams(BaseModel):
     line: LineGeometry = Field(
         description="the new edge, crossing the two grids' union from boundary to boundary",
         examples=[_LINE_EXAMPLE],
+    )
+    snap_m: float = Field(
+        1.0,
+        ge=0,
+        le=50,
+        allow_inf_nan=False,
+        description="snapping tolerance, metres: a vertex of the line this close to a vertex "
+        "(or else an edge) of the community's grids is moved exactly onto it (0: no snapping)",
+        examples=[1.0],
     )
 
 

@@ -29,14 +29,25 @@ neighbouring community. In floating precision a new node lies on both segments t
 where an edit's line meets it, the grid on this side gets a vertex that the neighbouring
 community's grid does not have (it lies on that grid's edge to ~1e-15 degrees).
 
+Snapping
+--------
+A line drawn by hand misses the vertex it aims at by a little. ``split`` and ``move_edge``
+take ``snap_m`` (metres, default 0: none; the API sends 1 m): before noding, each vertex
+of the line within ``snap_m`` of a vertex of the community's grids (or of their outer
+boundary) is moved *exactly* onto that vertex, and a vertex within ``snap_m`` of an edge
+onto the nearest point of the edge (:func:`snap_line`), so a line meant to end on a
+corner ends on it and leaves no sliver. Distances are measured in metres with the local
+scale of the degrees (equirectangular at the line's latitude; exact enough within a few
+metres).
+
 Edit kinds (``apply_edit(coverage, kind, params)``; geometries are GeoJSON dicts or WKT
 strings in WGS84)
 
-``split``     ``{"code", "line", "new_code"?, "new_name"?}``: cut a grid by a line that
+``split``     ``{"code", "line", "new_code"?, "new_name"?, "snap_m"?}``: cut a grid by a line that
               crosses it; the largest piece keeps the code, the others get new codes.
 ``merge``     ``{"codes": [...], "code"?, "name"?}``: merge adjacent grids into one (it
               keeps ``code``, default the first of ``codes``).
-``move_edge`` ``{"a", "b", "line"}``: redraw the boundary between two neighbours: their
+``move_edge`` ``{"a", "b", "line", "snap_m"?}``: redraw the boundary between two neighbours: their
               union is cut by ``line`` and each piece goes to the grid it overlapped most.
 ``reassign``  ``{"polygon", "to", "from"?}``: move the part of ``from`` (default: the
               grid the polygon overlaps most, other than ``to``) inside ``polygon`` to
@@ -76,6 +87,7 @@ __all__ = [
     "coverage_change",
     "parse_geometry",
     "rebuild_community",
+    "snap_line",
 ]
 
 GRID_SIZE = 1e-7
@@ -250,6 +262,89 @@ def _param(params: Mapping[str, Any], name: str, kind: str) -> Any:
     if name not in params or params[name] in (None, ""):
         raise InvalidInput(f"params.{name}", None, f"a value (required by the {kind} edit)")
     return params[name]
+
+
+# --------------------------------------------------------------------------- snapping
+
+_M_PER_DEG_LAT = 110_574.0
+_M_PER_DEG_LON_EQ = 111_320.0
+_END_REACH_M = 0.001  # how far past an edge a line end snapped onto it reaches, metres
+
+
+def _metric_scale(lat: float) -> np.ndarray:
+    """Metres per degree of (lon, lat) at latitude ``lat`` (equirectangular)."""
+    return np.array([_M_PER_DEG_LON_EQ * np.cos(np.radians(lat)), _M_PER_DEG_LAT])
+
+
+def snap_line(
+    line: BaseGeometry, targets: list[BaseGeometry] | np.ndarray, tolerance_m: float
+) -> BaseGeometry:
+    """``line`` (WGS84) with each vertex within ``tolerance_m`` metres of a vertex of
+    ``targets`` moved exactly onto it, else within ``tolerance_m`` of an edge of
+    ``targets`` moved onto the edge's nearest point.
+
+    >>> sq = shapely.box(110.0, 22.0, 110.01, 22.01)
+    >>> east, north = 0.4 / 103_200.0, 0.4 / 110_574.0  # 0.4 m each way: 0.57 m off
+    >>> line = shapely.LineString([(110.0 + east, 22.0 + north), (110.01, 22.01)])
+    >>> snap_line(line, [sq], 1.0).coords[0]
+    (110.0, 22.0)
+    >>> snap_line(line, [sq], 0.1).coords[0] == line.coords[0]
+    True
+    """
+    if tolerance_m is None or tolerance_m <= 0 or line.is_empty:
+        return line
+    lines = [
+        shapely.boundary(g) if g.geom_type in ("Polygon", "MultiPolygon") else g for g in targets
+    ]
+    lines = [g for g in lines if g is not None and not g.is_empty]
+    if not lines:
+        return line
+    scale = _metric_scale(float(shapely.get_coordinates(line)[:, 1].mean()))
+    verts = np.unique(np.concatenate([shapely.get_coordinates(g) for g in lines]), axis=0)
+    verts_m = verts * scale
+    edges_m = shapely.transform(
+        shapely.union_all(np.asarray(lines, dtype=object)), lambda c: c * scale
+    )
+
+    def snap(coords: np.ndarray) -> np.ndarray:
+        out = coords.copy()
+        on_edge = np.zeros(len(coords), dtype=bool)
+        for i, xy in enumerate(coords):
+            d = np.hypot(*(verts_m - xy * scale).T)
+            j = int(np.argmin(d))
+            if d[j] <= tolerance_m:
+                out[i] = verts[j]
+                continue
+            p = shapely.Point(xy * scale)
+            if shapely.distance(edges_m, p) <= tolerance_m:
+                q = shapely.line_interpolate_point(edges_m, shapely.line_locate_point(edges_m, p))
+                out[i] = np.asarray(shapely.get_coordinates(q)[0]) / scale
+                on_edge[i] = True
+        # an end put on an edge reaches ~1 mm past it, so that noding meets the edge for
+        # sure (the dangle past it is clipped or ignored by polygonize)
+        for end, nxt in ((0, 1), (len(out) - 1, len(out) - 2)):
+            if len(out) > 1 and on_edge[end]:
+                v = out[end] - out[nxt]
+                n = float(np.hypot(*(v * scale)))
+                if n > 0:
+                    out[end] = out[end] + v * (_END_REACH_M / n)
+        return out
+
+    parts = [shapely.LineString(snap(shapely.get_coordinates(g))) for g in shapely.get_parts(line)]
+    return parts[0] if line.geom_type == "LineString" else shapely.MultiLineString(parts)
+
+
+def _snap_m(value: Any) -> float:
+    """The ``snap_m`` parameter: a finite number of metres, 0 to 50."""
+    if value is None:
+        return 0.0
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput("params.snap_m", value, "metres, 0 to 50") from None
+    if not np.isfinite(v) or not 0 <= v <= 50:
+        raise InvalidInput("params.snap_m", value, "metres, 0 to 50")
+    return v
 
 
 # --------------------------------------------------------------------------- engine
@@ -527,13 +622,21 @@ class _Faces:
 
 
 def split(
-    cov: Coverage, code: str, line: Any, *, new_code: str | None = None, new_name: str | None = None
+    cov: Coverage,
+    code: str,
+    line: Any,
+    *,
+    new_code: str | None = None,
+    new_name: str | None = None,
+    snap_m: float = 0.0,
 ) -> tuple[Coverage, EditResult]:
-    """Cut grid ``code`` by a line (WGS84) crossing it from boundary to boundary."""
+    """Cut grid ``code`` by a line (WGS84) crossing it from boundary to boundary (its
+    vertices snapped to the community's grids within ``snap_m`` metres)."""
     community = cov.community_of(code)
     line = parse_geometry(line, "params.line")
     if line.geom_type not in ("LineString", "MultiLineString"):
         raise InvalidInput("params.line", line.geom_type, "a LineString")
+    line = _snap_to_community(cov, community, line, snap_m)
     target = cov.grids.geometry[cov.grids["code"] == code].iloc[0]
     f = _Faces(cov, community, [_clip(line, target)])
     k = f.index(code)
@@ -625,14 +728,26 @@ def _require_adjacent(sel: gpd.GeoDataFrame) -> None:
         )
 
 
-def move_edge(cov: Coverage, a: str, b: str, line: Any) -> tuple[Coverage, EditResult]:
-    """Redraw the shared boundary of neighbours ``a`` and ``b`` as ``line``."""
+def _snap_to_community(
+    cov: Coverage, community: str, line: BaseGeometry, snap_m: float
+) -> BaseGeometry:
+    if snap_m <= 0:
+        return line
+    geoms = list(cov.grids_of(community).geometry.array) + [cov.extent(community)]
+    return snap_line(line, geoms, snap_m)
+
+
+def move_edge(
+    cov: Coverage, a: str, b: str, line: Any, *, snap_m: float = 0.0
+) -> tuple[Coverage, EditResult]:
+    """Redraw the shared boundary of neighbours ``a`` and ``b`` as ``line`` (its vertices
+    snapped to the community's grids within ``snap_m`` metres)."""
     community = cov.community_of(a)
     if cov.community_of(b) != community:
         raise TopologyError(f"move_edge refused: {a} and {b} are in different communities")
     if a == b:
         raise InvalidInput("params.b", b, f"a grid other than {a}")
-    line = parse_geometry(line, "params.line")
+    line = _snap_to_community(cov, community, parse_geometry(line, "params.line"), snap_m)
     grids = cov.grids_of(community)
     _require_adjacent(grids[grids["code"].isin([a, b])])
     ga = grids.geometry[grids["code"] == a].iloc[0]
@@ -800,6 +915,7 @@ def _apply_edit(cov: Coverage, kind: str, p: dict[str, Any]) -> tuple[Coverage, 
             _param(p, "line", kind),
             new_code=p.get("new_code"),
             new_name=p.get("new_name"),
+            snap_m=_snap_m(p.get("snap_m")),
         )
     if kind == "merge":
         codes = _param(p, "codes", kind)
@@ -808,7 +924,11 @@ def _apply_edit(cov: Coverage, kind: str, p: dict[str, Any]) -> tuple[Coverage, 
         return merge(cov, list(codes), code=p.get("code"), name=p.get("name"))
     if kind == "move_edge":
         return move_edge(
-            cov, str(_param(p, "a", kind)), str(_param(p, "b", kind)), _param(p, "line", kind)
+            cov,
+            str(_param(p, "a", kind)),
+            str(_param(p, "b", kind)),
+            _param(p, "line", kind),
+            snap_m=_snap_m(p.get("snap_m")),
         )
     if kind == "reassign":
         return reassign(cov, _param(p, "polygon", kind), str(_param(p, "to", kind)), p.get("from"))
