@@ -78,15 +78,44 @@ export class ApiError extends Error {
   }
 }
 
+const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+let csrfToken = "";
+
+/** Keep the CSRF token of the signed-in session (login.js; "" when signed out). */
+export function setCsrf(value) {
+  csrfToken = value || "";
+}
+
+/** Whether someone is signed in on this page (a session cookie with its CSRF token). */
+export function signedIn() {
+  return csrfToken !== "";
+}
+
+/**
+ * Request options with the session cookie (same origin) and, on writes while signed in,
+ * the X-CSRF-Token header.
+ *
+ * @param {RequestInit} [opts]
+ * @returns {RequestInit}
+ */
+export function withSession(opts) {
+  const o = { credentials: "same-origin", ...(opts || {}) };
+  if (csrfToken && UNSAFE.has(String(o.method || "GET").toUpperCase())) {
+    o.headers = { ...(o.headers || {}), "X-CSRF-Token": csrfToken };
+  }
+  return o;
+}
+
 /**
  * Fetch `url` and parse its JSON body; throws {@link ApiError} unless the status is 2xx.
+ * The session cookie goes along, and the CSRF header on writes ({@link withSession}).
  *
  * @param {string} url
  * @param {RequestInit} [opts]
  * @returns {Promise<any>}
  */
 export async function request(url, opts) {
-  const r = await fetch(url, opts);
+  const r = await fetch(url, withSession(opts));
   const text = await r.text();
   let body = null;
   try {

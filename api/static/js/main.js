@@ -20,6 +20,7 @@ import {
   S, levels, displayLevel, labelVars, categoryName, metricKeys, metricLabel, statusLabel,
 } from "./state.js";
 import { bindSearch } from "./search.js";
+import { initLogin, relabelLogin } from "./login.js";
 import {
   render, changed, windowChanged, settled, onIdle, loadHotspots, pick, goUp, goToUnit, goToCode,
 } from "./view.js";
@@ -158,6 +159,7 @@ function bindControls() {
   document.querySelectorAll("#lang button").forEach((b) => b.addEventListener("click", () => {
     setLang(b.dataset.lang);
     labelPage();
+    relabelLogin();
     fillMetricSelect();
     fillCategorySelect();
     render();
@@ -213,6 +215,7 @@ async function init() {
   S.config = config;
   S.web = web;
   labelPage();
+  await initLogin(); // the sign-in box; the session cookie then goes with every request
   S.from = daysBefore(new Date(), Number(S.preset), config.city.timezone);
   byId("from").value = S.from;
   const layers = [...levels().map((l) => TILE_LAYER[l]), INCIDENT_LAYER];

@@ -2,7 +2,7 @@
 // and paged, each with its grid's full name, street and community, its due time in the
 // city's zone, how long it is overdue (days and hours) and a link that flies the map to
 // its grid (emits "goto-code").
-import { request, apiPath, token, setToken, authHeaders } from "./api.js";
+import { request, apiPath, token, setToken, authHeaders, signedIn } from "./api.js";
 import { metricRows } from "./data.js";
 import { el, emit } from "./dom.js";
 import { formatOverdue, localDateTime } from "./format.js";
@@ -74,7 +74,7 @@ export function overdueSection(unit) {
   sortSel.addEventListener("change", () => { offset = 0; if (rows.length) show(); });
   const load = async () => {
     setToken(input.value.trim());
-    if (!token()) {
+    if (!token() && !signedIn()) {
       list.replaceChildren(el("p", { class: "hint" }, t("overdue_needs_token")));
       return;
     }
@@ -96,7 +96,7 @@ export function overdueSection(unit) {
     }
   };
   list.append(el("p", { class: "hint" }, t("overdue_needs_token")));
-  if (token()) setTimeout(load, 0);
+  if (token() || signedIn()) setTimeout(load, 0);
   return [
     el("h3", {}, t("overdue_list")),
     el("div", { class: "row-form" }, input, el("button", { class: "btn", type: "button", onclick: load }, t("load"))),
