@@ -41,7 +41,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyproj
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pyproj.exceptions import CRSError
 
@@ -187,6 +187,9 @@ class Settings(BaseSettings):
     tile_cache_size: int = 20_000
     city_file: Path | None = None
     city: City = City()
+    #: password of the demo's logins ``demo-leader`` and ``demo-planner``
+    #: (``GEOGRID_DEMO_PASSWORD``); without it the demo has no logins (no default password)
+    demo_password: SecretStr | None = None
     #: request limits (api/limits.py): bytes of a request body; of a plan's body (/plans)
     body_limit: int = 262_144
     body_limit_plans: int = 8_388_608

@@ -30,7 +30,9 @@ from geogrid.demo.city import CITY, CITY_FILE
 from geogrid.demo.incidents import build_incidents
 from geogrid.demo.people import build_workers
 from geogrid.errors import Conflict
+from geogrid.services.accounts import add_user
 from geogrid.services.boundaries import save_hierarchy
+from geogrid.settings import get_settings
 from geogrid.store import incidents as store_incidents
 from geogrid.store.changes import record_change
 from geogrid.store.people import copy_buildings, insert_accounts
@@ -143,6 +145,7 @@ def load_demo(
         ids = insert_accounts(conn, accounts)
     summary["workers"] = len(workers)
     summary["staff"] = len(staff)
+    summary["logins"] = _demo_logins(engine)
 
     if incidents > 0:
         t1 = time.perf_counter()
@@ -160,6 +163,26 @@ def load_demo(
         say(f"demo: stored {summary['incidents']} incidents in {summary['incident_seconds']} s")
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     return summary
+
+
+def _demo_logins(engine: Engine) -> list[str]:
+    """A leader and a planner who can sign in on the page, only when
+    ``GEOGRID_DEMO_PASSWORD`` is set (there is no default password); their first tokens
+    are born expired (people use the page; ``geogrid users issue`` gives tokens)."""
+    secret = get_settings().demo_password
+    if secret is None:
+        return []
+    logins = [("demo-leader", "演示领导", "leader"), ("demo-planner", "演示规划员", "planner")]
+    for username, name, role in logins:
+        add_user(
+            engine,
+            name,
+            role,
+            username=username,
+            password=secret.get_secret_value(),
+            token_days=0,
+        )
+    return [u for u, _, _ in logins]
 
 
 def _quiet(*objects: Any, **kwargs: Any) -> None:
