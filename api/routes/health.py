@@ -27,4 +27,5 @@ def health(engine: EngineDep, response: Response) -> dict[str, Any]:
     report = health_report(engine)
     if report["status"] != HEALTHY:
         response.status_code = 503
+        response.headers["Retry-After"] = "5"
     return report
