@@ -2,37 +2,12 @@
 // same sheet: title, the map, its legend, a scale bar, a north arrow, the date window and
 // the source line. The sheet is drawn on a canvas with the browser's fonts (Chinese
 // included), then saved as an image or placed on an A4 landscape page.
-import { isoDate, localDateTime } from "./format.js";
+import { isoDate, localDateTime, scaleLength, windowText } from "./format.js";
 import { t } from "./i18n.js";
 import { getMap } from "./map-layers.js";
 import { S, cityName, displayLevel, levelName, metricLabel } from "./state.js";
 
 const FONT = "'WenQuanYi Micro Hei', 'Noto Sans CJK SC', 'PingFang SC', 'Microsoft YaHei', sans-serif";
-
-/**
- * A round length for a scale bar no longer than `maxMetres`: 1, 2 or 5 × 10^n metres.
- *
- * @param {number} maxMetres
- * @returns {{metres: number, label: string}} e.g. {metres: 2000, label: "2 km"}
- */
-export function scaleLength(maxMetres) {
-  if (!(maxMetres > 0)) return { metres: 0, label: "0 m" };
-  const pow = 10 ** Math.floor(Math.log10(maxMetres));
-  const step = [5, 2, 1].find((s) => s * pow <= maxMetres) || 1;
-  const metres = step * pow;
-  return { metres, label: metres >= 1000 ? `${metres / 1000} km` : `${metres} m` };
-}
-
-/**
- * The date window shown, as "YYYY-MM-DD – YYYY-MM-DD" (an open end is today).
- *
- * @param {{from?: string, to?: string}} filter
- * @param {string} today YYYY-MM-DD
- * @returns {string}
- */
-export function windowText(filter, today) {
-  return `${filter.from || "…"} – ${filter.to || today}`;
-}
 
 /** The title of the sheet: the city, the metric and the level shown (and the drill path). */
 function title() {

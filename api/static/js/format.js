@@ -123,3 +123,28 @@ export function formatOverdue(hours, lang = "zh") {
   if (!d) return `${h}${hu}`;
   return h ? `${d}${du}${sp}${h}${hu}` : `${d}${du}`;
 }
+
+/**
+ * A round length for a scale bar no longer than `maxMetres`: 1, 2 or 5 × 10^n metres.
+ *
+ * @param {number} maxMetres
+ * @returns {{metres: number, label: string}} e.g. {metres: 2000, label: "2 km"}
+ */
+export function scaleLength(maxMetres) {
+  if (!(maxMetres > 0)) return { metres: 0, label: "0 m" };
+  const pow = 10 ** Math.floor(Math.log10(maxMetres));
+  const step = [5, 2, 1].find((s) => s * pow <= maxMetres) || 1;
+  const metres = step * pow;
+  return { metres, label: metres >= 1000 ? `${metres / 1000} km` : `${metres} m` };
+}
+
+/**
+ * The date window shown, as "YYYY-MM-DD – YYYY-MM-DD" (an open end is today).
+ *
+ * @param {{from?: string, to?: string}} filter
+ * @param {string} today YYYY-MM-DD
+ * @returns {string}
+ */
+export function windowText(filter, today) {
+  return `${filter.from || "…"} – ${filter.to || today}`;
+}
