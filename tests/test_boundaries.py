@@ -405,3 +405,29 @@ def test_import_into_a_database_never_migrated_says_what_to_do(tmp_path, distric
         get_engine(url).dispose()
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_cli_listings_take_format_table_json_csv(make_db, tmp_path, districts):
+    url = make_db()
+    import_layer(get_engine(url), districts, "district", source="a source path long enough")
+    res = _cli(["boundaries", "versions", "--format", "json"], url, tmp_path)
+    assert res.returncode == 0, res.stderr
+    versions = json.loads(res.stdout)
+    assert versions[0]["id"] >= 1 and versions[0]["status"] == "published"
+    res = _cli(["boundaries", "versions", "--format", "csv"], url, tmp_path)
+    assert res.returncode == 0 and res.stdout.splitlines()[0].startswith("id,")
+    res = _cli(["boundaries", "versions"], url, tmp_path, columns=80)
+    assert res.returncode == 0 and "…" not in res.stdout
+    assert max(len(line) for line in res.stdout.splitlines()) <= 80
+    res = _cli(["boundaries", "versions", "--format", "xml"], url, tmp_path)
+    assert res.returncode == 2 and "--format" in res.stderr and "Traceback" not in res.stderr
+    holed, _ = _holed(districts)
+    path = write_boundary_file(holed, tmp_path / "holed.geojson")
+    res = _cli(
+        ["boundaries", "validate", str(path), "--level", "district", "--format", "csv"],
+        url,
+        tmp_path,
+    )
+    assert res.returncode == 1, res.stderr
+    assert res.stdout.splitlines()[0] == "kind,level,codes,area_m2,where,message"
+    assert "outline_gap" in res.stdout  # against the outline kept with the version

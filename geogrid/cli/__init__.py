@@ -22,11 +22,11 @@ from typing import Annotated
 import typer
 import uvicorn
 from rich.console import Console
-from rich.table import Table
 from sqlalchemy import Engine
 
 from geogrid.cli import analytics, audit, plan, users
 from geogrid.cli import incidents as incidents_commands
+from geogrid.cli._output import FORMATS, FormatOpt, print_rows
 from geogrid.core.validation import Finding, findings_geojson
 from geogrid.errors import FileInputError, GeogridError, InvalidInput, TopologyError
 from geogrid.services import backup as backups
@@ -176,17 +176,24 @@ def _print_findings(findings: list[Finding], fmt: str) -> None:
     if fmt == "geojson":
         sys.stdout.write(json.dumps(findings_geojson(findings), ensure_ascii=False) + "\n")
         return
-    if not findings:
+    if not findings and fmt == "table":
         console.print("[green]no findings[/]")
         return
-    t = Table(title=f"{len(findings)} finding(s)")
-    for col in ("kind", "level", "codes", "area m²", "where", "message"):
-        t.add_column(col)
+    rows = []
     for f in findings:
         c = f.location.centroid if f.location is not None and not f.location.is_empty else None
-        where = f"{c.x:.6f}, {c.y:.6f}" if c is not None else ""
-        t.add_row(f.kind, f.level or "", ", ".join(f.codes), f"{f.area_m2:,.1f}", where, f.message)
-    console.print(t)
+        rows.append(
+            {
+                "kind": f.kind,
+                "level": f.level or "",
+                "codes": list(f.codes),
+                "area_m2": round(f.area_m2, 1),
+                "where": f"{c.x:.6f}, {c.y:.6f}" if c is not None else "",
+                "message": f.message,
+            }
+        )
+    columns = ["kind", "level", "codes", "area_m2", "where", "message"]
+    print_rows(rows, fmt, columns=columns, title=f"{len(findings)} finding(s)", console=console)
 
 
 @boundaries_app.command("import")
@@ -259,7 +266,7 @@ def boundaries_validate(
     level: Annotated[str | None, typer.Option("--level", "-l")] = None,
     version: Annotated[int | None, typer.Option(help="stored version (default: published)")] = None,
     crs: Annotated[str | None, typer.Option()] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table or geojson")] = "table",
+    fmt: Annotated[str, typer.Option("--format", help="table, json, csv or geojson")] = "table",
     within: Annotated[
         Path | None,
         typer.Option(
@@ -269,8 +276,8 @@ def boundaries_validate(
     ] = None,
 ) -> None:
     """Report every topology finding; exit 1 when there are any."""
-    if fmt not in ("table", "geojson"):
-        _fail(InvalidInput("--format", fmt, "table or geojson"))
+    if fmt not in (*FORMATS, "geojson"):
+        _fail(InvalidInput("--format", fmt, "table, json, csv or geojson"))
     metric = _settings().city.metric_crs
     findings: list[Finding] = []
     try:
@@ -318,9 +325,12 @@ def boundaries_export(
 
 
 @boundaries_app.command("versions")
-def boundaries_versions() -> None:
+def boundaries_versions(fmt: FormatOpt = "table") -> None:
     """List boundary versions."""
-    console.print(boundaries.list_versions(_engine()).to_string(index=False))
+    try:
+        print_rows(boundaries.list_versions(_engine()), fmt, console=console)
+    except GeogridError as exc:
+        _fail(exc)
 
 
 # ----------------------------------------------------------------------------- city

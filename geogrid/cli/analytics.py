@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from geogrid.cli._output import FormatOpt, print_rows
 from geogrid.core.maps import save_map
 from geogrid.core.metric_catalogue import METRIC_COLUMNS
 from geogrid.errors import GeogridError
@@ -95,6 +96,7 @@ def metrics_cmd(
     ] = None,
     sort: Annotated[str, typer.Option(help="column to sort by (descending)")] = "incidents",
     top: Annotated[int, typer.Option(help="rows to print")] = 20,
+    fmt: FormatOpt = "table",
 ) -> None:
     """Load metrics per unit for a window (print the top units, or write a file)."""
     ctx = AppContext.open()
@@ -126,15 +128,20 @@ def metrics_cmd(
             "change_pct",
             "load_index",
         ]
-        console.print(
+        title = (
             f"{level} metrics {m.attrs['start'][:10]} – {m.attrs['end'][:10]} "
             f"(boundary version {m.attrs['version_id']})"
         )
-        typer.echo(
-            m.sort_values(sort, ascending=False)[cols]
-            .head(top)
-            .to_string(index=False, float_format=lambda v: f"{v:,.2f}")
-        )
+        try:
+            print_rows(
+                m.sort_values(sort, ascending=False).head(top),
+                fmt,
+                columns=cols,
+                title=title,
+                console=console,
+            )
+        except GeogridError as exc:
+            _fail(exc)
         return
     suffix = out.suffix.lower()
     if suffix == ".csv":

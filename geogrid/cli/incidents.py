@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from geogrid.cli._output import FormatOpt, print_rows
 from geogrid.core.scope import Scope
 from geogrid.errors import GeogridError
 from geogrid.services import database, incidents
@@ -106,6 +107,7 @@ def overdue_cmd(
     unit: Annotated[str | None, typer.Option(help="unit code")] = None,
     level: Annotated[str | None, typer.Option(help="grid, community, street or district")] = None,
     limit: Annotated[int, typer.Option(help="print at most this many rows")] = 50,
+    fmt: FormatOpt = "table",
 ) -> None:
     """List overdue incidents, per unit."""
     try:
@@ -113,8 +115,10 @@ def overdue_cmd(
         df = incidents.overdue(engine, unit_code=unit, level=level, scope=Scope.system())
     except GeogridError as exc:
         raise _fail(exc) from None
-    console.print(f"{len(df):,} overdue incident(s)")
-    console.print(df.head(limit).to_string(index=False))
+    try:
+        print_rows(df.head(limit), fmt, title=f"{len(df):,} overdue incident(s)", console=console)
+    except GeogridError as exc:
+        raise _fail(exc) from None
 
 
 def register(app: typer.Typer) -> None:

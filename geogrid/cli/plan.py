@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from geogrid.cli._output import FormatOpt, print_rows
 from geogrid.errors import GeogridError, InvalidInput, TopologyError
 from geogrid.services import plans
 from geogrid.services.context import AppContext
@@ -60,23 +61,25 @@ def create(
 
 
 @plan_app.command("list")
-def list_cmd() -> None:
+def list_cmd(fmt: FormatOpt = "table") -> None:
     """List plans."""
-
-    t = Table()
-    for c in ("id", "name", "status", "base", "communities", "edits", "author"):
-        t.add_column(c)
-    for p in plans.list_plans(_ctx()):
-        t.add_row(
-            str(p["id"]),
-            p["name"],
-            p["status"],
-            str(p["base_version_id"]),
-            ",".join(p["community_codes"]),
-            str(p["edits"]),
-            p["author"] or "",
-        )
-    console.print(t)
+    rows = [
+        {
+            "id": p["id"],
+            "name": p["name"],
+            "status": p["status"],
+            "base": p["base_version_id"],
+            "communities": p["community_codes"],
+            "edits": p["edits"],
+            "author": p["author"] or "",
+        }
+        for p in plans.list_plans(_ctx())
+    ]
+    columns = ["id", "name", "status", "base", "communities", "edits", "author"]
+    try:
+        print_rows(rows, fmt, columns=columns, console=console)
+    except GeogridError as exc:
+        _fail(exc)
 
 
 @plan_app.command("show")

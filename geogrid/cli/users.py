@@ -14,9 +14,9 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from sqlalchemy import Engine
 
+from geogrid.cli._output import FormatOpt, print_rows
 from geogrid.core.credentials import DEFAULT_TOKEN_DAYS
 from geogrid.errors import GeogridError
 from geogrid.services import accounts, database
@@ -132,27 +132,14 @@ def users_add(
 
 
 @users_app.command("list")
-def users_list() -> None:
+def users_list(fmt: FormatOpt = "table") -> None:
     """List accounts (no tokens, no hashes)."""
     df = accounts.list_users(_engine())
-    t = Table(title=f"{len(df)} account(s)")
-    for col in ("id", "name", "username", "role", "units", "ref", "active"):
-        t.add_column(col)
-
-    def _s(v: object) -> str:
-        return "" if v is None or v != v else str(v)  # None and NaN → ""
-
-    for r in df.itertuples(index=False):
-        t.add_row(
-            _s(r.id),
-            _s(r.name),
-            _s(r.username),
-            _s(r.role),
-            _s(r.units) or "-",
-            _s(r.ref),
-            _s(r.active),
-        )
-    console.print(t)
+    columns = ["id", "name", "username", "role", "units", "ref", "active"]
+    try:
+        print_rows(df, fmt, columns=columns, title=f"{len(df)} account(s)", console=console)
+    except GeogridError as exc:
+        _fail(exc)
 
 
 @users_app.command("passwd")
@@ -195,6 +182,7 @@ def users_tokens(
         str | None,
         typer.Argument(help="the account: username, ref, name or id (default: everybody)"),
     ] = None,
+    fmt: FormatOpt = "table",
 ) -> None:
     """List token records (never the tokens): state, expiry, last use."""
     engine = _engine()
@@ -203,20 +191,22 @@ def users_tokens(
         rows = accounts.list_tokens(engine, account_id)
     except GeogridError as exc:
         _fail(exc)
-    t = Table(title=f"{len(rows)} token(s)")
-    for col in ("id", "account", "label", "state", "created", "expires", "last used"):
-        t.add_column(col)
-    for r in rows:
-        t.add_row(
-            str(r.id),
-            str(r.account_id),
-            r.label or "",
-            r.state,
-            r.created_at.isoformat(timespec="minutes"),
-            r.expires_at.isoformat(timespec="minutes") if r.expires_at else "never",
-            r.last_used_at.isoformat(timespec="minutes") if r.last_used_at else "",
-        )
-    console.print(t)
+    listing = [
+        {
+            "id": r.id,
+            "account": r.account_id,
+            "label": r.label or "",
+            "state": r.state,
+            "created": r.created_at.isoformat(timespec="minutes"),
+            "expires": r.expires_at.isoformat(timespec="minutes") if r.expires_at else "never",
+            "last used": r.last_used_at.isoformat(timespec="minutes") if r.last_used_at else "",
+        }
+        for r in rows
+    ]
+    try:
+        print_rows(listing, fmt, title=f"{len(rows)} token(s)", console=console)
+    except GeogridError as exc:
+        _fail(exc)
 
 
 @users_app.command("issue")

@@ -36,6 +36,7 @@ from geogrid.errors import InvalidInput
 
 __all__ = [
     "DROPPED_ASSETS",
+    "OfflineView",
     "HOTSPOT_COLOURS",
     "HOTSPOT_LABELS",
     "add_legend",
@@ -46,6 +47,7 @@ __all__ = [
     "incident_markers",
     "leader_map",
     "offline_html",
+    "offline_view",
     "save_map",
     "VENDORED_ASSETS",
 ]
@@ -172,6 +174,32 @@ def save_map(m: folium.Map, path: str | Path) -> Path:
     out = Path(path)
     out.write_text(offline_html(m), encoding="utf-8")
     return out
+
+
+class OfflineView:
+    """A map shown in a notebook from :func:`offline_html` (an ``<iframe srcdoc>``, as
+    folium's own view, but with nothing loaded from the network)."""
+
+    def __init__(self, m: folium.Map, height_px: int = 520):
+        self.map = m
+        self.height_px = height_px
+
+    def _repr_html_(self) -> str:
+        page = html.escape(offline_html(self.map), quote=True)
+        return (
+            f'<iframe srcdoc="{page}" style="width:100%;height:{self.height_px}px;'
+            'border:none" allowfullscreen></iframe>'
+        )
+
+
+def offline_view(m: folium.Map, height_px: int = 520) -> OfflineView:
+    """Show ``m`` in a notebook (the cell's last expression) with no network: Leaflet and
+    the rest are inlined (:func:`offline_html`). ``height_px``: the frame's height.
+
+    >>> "srcdoc=" in offline_view(folium.Map(tiles=None))._repr_html_()
+    True
+    """
+    return OfflineView(m, height_px)
 
 
 def _display_geometry(geoms: Any, simplify_m: float | None) -> np.ndarray:
