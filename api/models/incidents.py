@@ -188,6 +188,16 @@ class OverdueIncident(ApiModel):
     status: str = Field(description="its status", examples=["accepted"])
     reported_at: datetime = Field(description="when it was reported (UTC)")
     due_at: datetime = Field(description="its time limit (UTC)")
+    reported_at_local: str | None = Field(
+        None,
+        description="when it was reported, in the city's time zone (YYYY-MM-DD HH:MM)",
+        examples=["2026-03-02 09:30"],
+    )
+    due_at_local: str | None = Field(
+        None,
+        description="its time limit in the city's time zone (YYYY-MM-DD HH:MM)",
+        examples=["2026-03-03 09:30"],
+    )
     hours_overdue: float = Field(description="hours past the time limit", examples=[6.5])
     assigned_level: str | None = Field(None, description="level of the responsible unit")
     assigned_unit: str | None = Field(None, description="code of the responsible unit")

@@ -33,6 +33,7 @@ from geogrid.core.scope import Scope
 from geogrid.core.timewindow import TIME_RANGE
 from geogrid.errors import Conflict, InvalidInput, NotFound
 from geogrid.services import audit
+from geogrid.settings import get_settings
 from geogrid.store import incidents as store_incidents
 from geogrid.store import workflow as store
 from geogrid.store.changes import record_incident_change
@@ -648,6 +649,7 @@ def overdue(
     now: datetime | None = None,
     *,
     scope: Scope,
+    tz: str | None = None,
 ) -> pd.DataFrame:
     """Overdue incidents (not resolved/closed/rejected/duplicate and ``now > due_at``)
     inside ``scope`` (the rows carry no personal fields).
@@ -657,13 +659,16 @@ def overdue(
     unit_code : only incidents in this unit (its level from the code length, or ``level``)
     level : the level of the ``unit_code`` column (default: the level of ``unit_code``, or
         grid). Rows are sorted by that unit, then by ``due_at``.
+    tz : the IANA zone of the ``*_local`` columns (default: the city's,
+        ``get_settings().city.timezone``)
     now : default now (timezone-aware)
 
     Returns
     -------
     DataFrame: unit_code, id, category, status, reported_at, due_at, hours_overdue,
     assigned_level, assigned_unit, assignee_id, grid_code, community_code, street_code,
-    district_code.
+    district_code, and ``reported_at_local``, ``due_at_local``: those times as
+    "YYYY-MM-DD HH:MM" in the city's zone (for people).
     """
     when = _aware(now, "now") or _now()
     if unit_code:
@@ -682,4 +687,8 @@ def overdue(
     df = pd.DataFrame(rows, columns=list(store.OVERDUE_COLUMNS))
     df["hours_overdue"] = df["hours_overdue"].astype(float)
     df["assignee_id"] = df["assignee_id"].astype("Int64")
+    zone = tz or get_settings().city.timezone
+    for col in ("reported_at", "due_at"):
+        local = pd.to_datetime(df[col], utc=True).dt.tz_convert(zone)
+        df[f"{col}_local"] = local.dt.strftime("%Y-%m-%d %H:%M")
     return df
