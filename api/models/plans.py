@@ -354,6 +354,21 @@ class AutoPartitionIn(BaseModel):
         description="incident window end for load_index (ISO 8601; default: now)",
         examples=["2026-03-01T00:00:00+08:00"],
     )
+    follow_lines: bool = Field(
+        True,
+        description="cut along the reference lines (roads, rivers) imported with "
+        "`geogrid reference import`, when some cross the communities",
+        examples=[True],
+    )
+    smooth_m: float | None = Field(
+        None,
+        ge=0,
+        le=500,
+        allow_inf_nan=False,
+        description="smoothing of the cells' stair-stepped edges, metres (default: half a "
+        "cell; 0: none)",
+        examples=[37.5],
+    )
 
 
 # --------------------------------------------------------------------------- answers
@@ -587,6 +602,20 @@ class Balance(ApiModel):
     cv: float = Field(description="coefficient of variation (std / mean)")
     target: float | None = Field(None, description="the target asked for")
     reached: bool | None = Field(None, description="every grid under the target")
+    cells_from: str | None = Field(
+        None,
+        description="what the grids are made of: hex/square cells, reference-line blocks, "
+        "or cells cut along reference lines",
+    )
+    blocks: int | None = Field(None, description="blocks between the reference lines")
+    smoothed: bool | None = Field(None, description="stair-steps smoothed")
+    compactness_before: float | None = Field(
+        None, description="mean Polsby–Popper of the community's grids before (1 = a disc)"
+    )
+    compactness_unsmoothed: float | None = Field(
+        None, description="mean Polsby–Popper of the new grids before smoothing"
+    )
+    compactness: float | None = Field(None, description="mean Polsby–Popper of the new grids")
 
 
 class AutoPartitioned(EditApplied):

@@ -174,6 +174,8 @@ def autopartition(
         seed=body.seed,
         author=_name(account),
         actor=account,
+        follow_lines=body.follow_lines,
+        smooth_m=body.smooth_m,
     )
 
 

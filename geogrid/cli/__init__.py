@@ -24,7 +24,7 @@ import uvicorn
 from rich.console import Console
 from sqlalchemy import Engine
 
-from geogrid.cli import analytics, audit, plan, users
+from geogrid.cli import analytics, audit, plan, reference, users
 from geogrid.cli import incidents as incidents_commands
 from geogrid.cli._output import FORMATS, FormatOpt, print_rows
 from geogrid.core.validation import Finding, findings_geojson
@@ -436,7 +436,7 @@ def serve(
 
 
 #: the command groups of the other modules, listed explicitly (each has ``register(app)``)
-COMMAND_GROUPS = (analytics, audit, incidents_commands, plan, users)
+COMMAND_GROUPS = (analytics, audit, incidents_commands, plan, reference, users)
 for _group in COMMAND_GROUPS:
     _group.register(app)
 

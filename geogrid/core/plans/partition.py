@@ -31,6 +31,16 @@ Method
 5. **Exact coverage.** The parts' cells are dissolved and the community is rebuilt from
    noded linework (:func:`geogrid.core.plans.edits.rebuild_community`), so the new grids
    partition the community exactly and share their edges vertex for vertex.
+6. **Reference lines** (roads, rivers, block edges: ``lines``, EPSG:4326). When given,
+   the community is first cut along them into blocks
+   (:func:`geogrid.core.plans.reference.road_blocks`); with ``n`` grids and at least
+   ``n`` blocks the blocks are the cells, so every new boundary lies on a line. With too
+   few blocks (or with ``target``) the cells are the hexagons cut along the lines, so no
+   cell straddles a road: the fallback to the cell graph.
+7. **Smoothing.** Grids made of hexagons have stair-stepped edges; ``smooth_m`` (default
+   half a cell) simplifies the shared edges with the coverage kept
+   (:func:`geogrid.core.plans.reference.smooth_grids`). Compactness (mean Polsby–Popper)
+   before and after smoothing is reported.
 
 The balance achieved is reported per community: max/min load ratio and the coefficient
 of variation (std / mean) of the grid loads. The granularity of the cells bounds it: a
@@ -54,6 +64,13 @@ from shapely.geometry.base import BaseGeometry
 from geogrid.core.crs import metric_crs, transform_geometries
 from geogrid.core.loadindex import LoadWeights
 from geogrid.core.plans.edits import Coverage, rebuild_community
+from geogrid.core.plans.reference import (
+    lines_in,
+    mean_compactness,
+    road_blocks,
+    smooth_grids,
+    split_cells,
+)
 from geogrid.errors import InvalidInput
 
 __all__ = [
@@ -310,6 +327,8 @@ def partition_community(
     ufactor: int = 30,
     seed: int = 0,
     max_rounds: int = 12,
+    lines: np.ndarray | None = None,
+    smooth_m: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Cut one community into ``n`` grids, or into grids under ``target`` load.
 
@@ -328,12 +347,18 @@ def partition_community(
         Share of the total weight spread over the cells by area.
     ufactor : int, default 30
         METIS imbalance tolerance in 1/1000 (30 = 3%).
+    lines : array of LineStrings, optional
+        Reference lines (EPSG:4326) to cut along (method step 6).
+    smooth_m : float, optional
+        Smoothing tolerance of hexagon/square stair-steps, metres (default ``cell_m / 2``;
+        0: none; never for blocks).
 
     Returns
     -------
     (geoms, loads, info)
         Grid geometries (MultiPolygon, EPSG:4326, an exact coverage of the community),
-        their loads, and ``{"cells", "n", "rounds", "pieces", "method"}``.
+        their loads, and ``{"cells", "n", "rounds", "pieces", "method", "cells_from",
+        "blocks", "compactness_unsmoothed", "compactness"}``.
 
     Raises
     ------
@@ -346,7 +371,19 @@ def partition_community(
         raise InvalidInput("n", n, "an integer >= 1")
     if target is not None and not (target > 0):
         raise InvalidInput("target", target, "a positive load")
+    road = None if lines is None or len(lines) == 0 else lines_in(community, lines)
+    cells_from = "blocks" if blocks is not None else shape
+    n_blocks = 0
+    if road is not None and not road.is_empty and blocks is None:
+        rb = road_blocks(community, np.asarray(lines, dtype=object))
+        n_blocks = len(rb)
+        if n is not None and n_blocks >= int(n):
+            blocks, cells_from = rb, "reference-line blocks"
+        else:
+            cells_from = f"{shape} cut along reference lines"
     cells = tessellate(community, cell_m, shape=shape, blocks=blocks)
+    if cells_from.endswith("cut along reference lines"):
+        cells = split_cells(cells, rb)
     if len(cells) == 0:
         raise InvalidInput("community", "empty", "a community with area")
     area = shapely.area(cells)
@@ -404,16 +441,34 @@ def partition_community(
     pieces = [g for g in pieces if not g.is_empty]
     geoms = rebuild_community(community, pieces, absorb_m2=math.inf)[2]
     geoms = _make_contiguous(community, geoms)
+    unsmoothed = mean_compactness(geoms)
+    smooth = cell_m / 2 if smooth_m is None else float(smooth_m)
     # loads of the exact grids: the weight of the points inside them (area without points)
     loads = _loads(geoms, points_lon, points_lat, points_weight, float(area.sum()))
+    smoothed = False
+    if blocks is None and smooth > 0:
+        # kept only when the balance stays: no grid over the target, the heaviest grid
+        # at most 5% heavier than before
+        sg = smooth_grids(community, geoms, smooth, road)
+        sl = _loads(sg, points_lon, points_lat, points_weight, float(area.sum()))
+        limit = loads.max() * 1.05 if target is None else min(target, loads.max() * 1.05)
+        if sg is not geoms and sl.max() <= max(limit, loads.max()) + 1e-9:
+            geoms, loads, smoothed = sg, sl, True
     info = {
         "cells": int(len(cells)),
         "n": len(geoms),
         "rounds": rounds,
         "pieces": len(members),
-        "method": f"pymetis k-way on {len(cells)} {'blocks' if blocks is not None else shape}"
-        f" cells of {cell_m:g} m, contiguous, ufactor {ufactor}"
-        + (f", {len(members)} pieces cut separately" if len(members) > 1 else ""),
+        "method": f"pymetis k-way on {len(cells)} {cells_from}"
+        + ("" if blocks is not None else f" cells of {cell_m:g} m")
+        + f", contiguous, ufactor {ufactor}"
+        + (f", {len(members)} pieces cut separately" if len(members) > 1 else "")
+        + (f", smoothed {smooth:g} m" if smoothed else ""),
+        "cells_from": cells_from,
+        "blocks": n_blocks,
+        "smoothed": smoothed,
+        "compactness_unsmoothed": round(unsmoothed, 4),
+        "compactness": round(mean_compactness(geoms), 4),
     }
     return geoms, loads, info
 
@@ -540,7 +595,9 @@ def autopartition(
     remainder, at least one each, one per piece for a community in several pieces); with
     ``target`` each community is cut to it. Each new grid takes the code and name of the
     old grid it overlaps most (greedily, largest overlap first), so workers follow; the
-    others get new codes.
+    others get new codes. ``options`` go to :func:`partition_community` (``cell_m``,
+    ``shape``, ``lines``, ``smooth_m`` …); the balance of each community adds
+    ``compactness_before`` (its grids before) to the compactness after.
     """
     if not communities:
         raise InvalidInput("communities", communities, "one or more community codes")
@@ -589,6 +646,8 @@ def autopartition(
             **options,
         )
         codes, names = _codes_for(cov, c, geoms)
+        before = np.asarray(cov.grids_of(c).geometry.array, dtype=object)
+        info["compactness_before"] = round(mean_compactness(before), 4) if len(before) else None
         grids = [
             {"code": k, "name": nm, "geometry": g, "load": float(ld)}
             for k, nm, g, ld in zip(codes, names, geoms, loads, strict=True)

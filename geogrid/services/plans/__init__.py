@@ -31,6 +31,7 @@ from geogrid.services.plans.drafts import (
 )
 from geogrid.services.plans.impact import diff, impact, impact_session, plan_data, plan_detail
 from geogrid.services.plans.publish import publish_plan
+from geogrid.services.plans.reference import import_reference
 from geogrid.services.plans.sessions import PlanSessions
 from geogrid.services.plans.staffing import get_staffing, set_staffing
 
@@ -54,4 +55,5 @@ __all__ = [
     "publish_plan",
     "get_staffing",
     "set_staffing",
+    "import_reference",
 ]

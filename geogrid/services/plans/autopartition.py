@@ -22,6 +22,7 @@ from geogrid.core.plans.partition import LOADS, autopartition, load_points
 from geogrid.errors import InvalidInput
 from geogrid.services.plans.drafts import add_edit, check_change, plan_coverage
 from geogrid.services.plans.impact import impact_session
+from geogrid.services.plans.reference import reference_lines_near
 
 if TYPE_CHECKING:  # the context holds the plan sessions: a type-only import, no cycle
     from geogrid.services.context import AppContext
@@ -57,6 +58,8 @@ def autopartition_plan(
     seed: int = 0,
     author: str | None = None,
     actor: Account | None = None,
+    follow_lines: bool = True,
+    smooth_m: float | None = None,
 ) -> dict[str, Any]:
     """Re-cut communities of a draft plan (default: all of them) into ``n`` grids, or into
     grids under ``target`` load, stored as one edit (undoable).
@@ -68,6 +71,10 @@ def autopartition_plan(
     cell_m : cell size of the tessellation, metres
     shape : ``hex`` or ``square`` cells
     seed : METIS seed (the same inputs and seed give the same grids)
+    follow_lines : cut along the stored reference lines (roads, rivers) when there are
+        any near the communities (:mod:`~geogrid.services.plans.reference`)
+    smooth_m : smoothing of stair-stepped cell edges, metres (default half a cell; 0:
+        none)
 
     Returns
     -------
@@ -92,6 +99,12 @@ def autopartition_plan(
         reference=data.reference,
         weights=data.weights,
     )
+    lines = None
+    if follow_lines:
+        extent = shapely.union_all(np.asarray([cov.extent(c) for c in comms], dtype=object))
+        xmin, ymin, xmax, ymax = (float(v) for v in extent.bounds)
+        with ctx.engine.connect() as conn:
+            lines = reference_lines_near(conn, (xmin, ymin, xmax, ymax))
     parts = autopartition(
         cov,
         comms,
@@ -103,6 +116,8 @@ def autopartition_plan(
         cell_m=cell_m,
         shape=shape,
         seed=seed,
+        lines=lines,
+        smooth_m=smooth_m,
     )
     balance = {p.community: _storable(p.balance) for p in parts}
     params = {
@@ -113,6 +128,8 @@ def autopartition_plan(
         "cell_m": cell_m,
         "shape": shape,
         "seed": seed,
+        "follow_lines": follow_lines,
+        "smooth_m": smooth_m,
         "balance": balance,
         "result": [
             {

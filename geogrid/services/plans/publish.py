@@ -161,6 +161,8 @@ def publish_plan(
         touched = sorted(set(gone) | set(new["code"]))
         record_units_change(conn, vid, touched, "publish", previous_version_id=current)
         store.mark_published(conn, plan_id, vid)
+        # the version times are the commit's: the last statement of the transaction
+        store.stamp_publish(conn, vid, current, moves["id"].tolist() if len(moves) else [])
     ctx.plans.forget(plan_id)
     after_of = {w["account_id"]: set(w["after"]) for w in staffing["workers"]}
     workers = [
