@@ -17,6 +17,7 @@ from api.auth import AccountDep
 from api.deps import EngineDep
 from api.json import jsonable
 from api.models.common import error_responses
+from api.models.idempotency import IdempotencyKeyHeader
 from api.models.incidents import (
     EscalateIn,
     Incident,
@@ -45,12 +46,18 @@ _AUTH = error_responses(400, 401, 403)
     status_code=status.HTTP_201_CREATED,
     response_model=Incident,
     summary="Report an incident",
-    responses=_AUTH,
+    responses={**_AUTH, **error_responses(409)},
 )
-def report_incident(body: IncidentIn, engine: EngineDep, account: AccountDep) -> dict[str, Any]:
+def report_incident(
+    body: IncidentIn,
+    engine: EngineDep,
+    account: AccountDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> dict[str, Any]:
     """Report an incident. It is attributed to the published boundaries and assigned to its
     grid's worker (or the unit its category needs). A worker may report only inside their
-    own grids (403 otherwise)."""
+    own grids (403 otherwise). Send an ``Idempotency-Key`` to retry safely: a retry with
+    the same key and body returns the first answer (201) instead of a second incident."""
     return incidents.create_incident(
         engine,
         category=body.category,
@@ -61,6 +68,7 @@ def report_incident(body: IncidentIn, engine: EngineDep, account: AccountDep) ->
         reported_at=body.reported_at,
         reporter_id=account.id,
         actor=account,
+        idempotency_key=idempotency_key,
     )
 
 
@@ -163,11 +171,18 @@ def get_incident(engine: EngineDep, account: AccountDep, incident_id: IncidentId
     responses=error_responses(400, 401, 403, 404, 409),
 )
 def transition_incident(
-    engine: EngineDep, account: AccountDep, incident_id: IncidentId, body: TransitionIn
+    engine: EngineDep,
+    account: AccountDep,
+    incident_id: IncidentId,
+    body: TransitionIn,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> dict[str, Any]:
     """Move an incident to a new status (409 when the lifecycle does not allow it; 403
-    outside the account's units)."""
-    return incidents.transition(engine, incident_id, body.status, account, body.note)
+    outside the account's units; a retry with the same ``Idempotency-Key`` returns the
+    first answer)."""
+    return incidents.transition(
+        engine, incident_id, body.status, account, body.note, idempotency_key=idempotency_key
+    )
 
 
 @router.post(
@@ -181,11 +196,15 @@ def escalate_incident(
     account: AccountDep,
     incident_id: IncidentId,
     body: EscalateIn | None = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> dict[str, Any]:
-    """Hand an incident up to a higher level (default the next)."""
+    """Hand an incident up to a higher level (default the next; a retry with the same
+    ``Idempotency-Key`` returns the first answer)."""
     to_level = body.to_level if body else None
     note = body.note if body else None
-    return incidents.escalate(engine, incident_id, account, to_level, note)
+    return incidents.escalate(
+        engine, incident_id, account, to_level, note, idempotency_key=idempotency_key
+    )
 
 
 @router.get(

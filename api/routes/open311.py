@@ -45,6 +45,7 @@ from pydantic import ValidationError
 from api.auth import bearer_token
 from api.deps import EngineDep
 from api.errors import status_for
+from api.models.idempotency import IdempotencyKeyHeader
 from api.models.open311 import (
     Open311Created,
     Open311Error,
@@ -103,6 +104,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         400: "invalid input (the parameter is named)",
         401: "an unknown api_key or bearer token",
         403: "the account may not report there",
+        409: "the Idempotency-Key was used for a different request",
         404: "not found",
     }
     return {c: {"model": list[Open311Error], "description": what[c]} for c in codes}
@@ -290,7 +292,7 @@ def service_definition(
     status_code=201,
     response_model=list[Open311Created],
     summary="Open311: create a service request",
-    responses=_errors(400, 401, 403),
+    responses=_errors(400, 401, 403, 409),
     openapi_extra={"requestBody": _POST_BODY},
 )
 def post_request(
@@ -298,9 +300,12 @@ def post_request(
     fmt: Format,
     body: Annotated[Open311RequestIn, Depends(_request_body)],
     token: Annotated[str | None, Depends(bearer_token)],
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> list[dict[str, Any]]:
     """Create a service request (form-encoded as the spec says, or a JSON object). Without
-    an ``api_key`` or bearer token it is an anonymous resident report."""
+    an ``api_key`` or bearer token it is an anonymous resident report. A retry with the
+    same ``Idempotency-Key`` and body returns the first answer instead of a second
+    request (anonymous keys are matched by the key and the request together)."""
     _json_only(fmt)
     if body.lat is None or body.long is None:
         raise InvalidInput(
@@ -325,6 +330,7 @@ def post_request(
             "channel": "open311",
         },
         category_parameter="service_code",
+        idempotency_key=idempotency_key,
     )
     due = _seconds(row["due_at"])
     notice = f"受理 accepted; due {due.isoformat() if due else '-'}"

@@ -304,6 +304,22 @@ map_change = Table(
     Column("kind", Text, nullable=False),
 )
 
+# Created by revision 0005: the first answer of each create made with an Idempotency-Key.
+idempotency_key = Table(
+    "idempotency_key",
+    metadata,
+    Column("principal", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("operation", Text, nullable=False),
+    Column("request_hash", Text, nullable=False),
+    Column("status_code", Integer),
+    Column("response", JSONB),
+    Column("resource_id", BigInteger),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("char_length(key) BETWEEN 1 AND 200", name="idempotency_key_length"),
+)
+Index("idempotency_key_created_at", idempotency_key.c.created_at)
+
 # Created by revision 0006: the append-only audit trail (a trigger refuses UPDATE/DELETE).
 audit_log = Table(
     "audit_log",

@@ -32,6 +32,10 @@ __all__ = [
     "INCIDENT_COLUMNS",
     "OVERDUE_COLUMNS",
     "ESCALATION_COLUMNS",
+    "PUBLISH_LOCK",
+    "share_published_version",
+    "report_context",
+    "insert_report",
     "account_role",
     "near_level",
     "insert_incident",
@@ -106,6 +110,114 @@ def account_role(conn: Connection, account_id: int) -> str | None:
         text("SELECT role FROM account WHERE id = :i"), {"i": int(account_id)}
     ).scalar_one_or_none()
     return None if role is None else str(role)
+
+
+#: the transaction-level advisory lock that serialises new incidents with publishes: a
+#: create holds it shared (:func:`share_published_version`), a publish exclusively
+#: (:func:`geogrid.store.plans.lock_publishing`)
+PUBLISH_LOCK = 0x67_656F_6772_6964  # "geogrid"
+
+
+def share_published_version(conn: Connection) -> None:
+    """Hold the published version until the caller's transaction ends (shared: creates do
+    not wait for each other, only for a publish, which waits for them).
+
+    Call it before reading the published version: a create then either commits before a
+    publish starts its re-attribution (and is re-attributed by it) or reads the version
+    the publish made (READ COMMITTED: the next statement sees it).
+    """
+    conn.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": PUBLISH_LOCK})
+
+
+def report_context(
+    conn: Connection,
+    category: str,
+    lon: float,
+    lat: float,
+    reporter_id: int | None,
+    levels: Sequence[str],
+) -> dict[str, Any]:
+    """What a new report needs, in one query: ``category`` (the category's row, None when
+    there is no such code), ``version_id`` of the published version (None when none),
+    ``units`` covering the WGS84 point in it (``code``, ``name``, ``level``; one per level,
+    in the order of ``levels``, the lowest code first where a point on a shared edge is
+    covered twice) and ``reporter_role`` (None without a reporter or when the account
+    does not exist)."""
+    row = (
+        conn.execute(
+            text(
+                "SELECT c.code, c.name_zh, c.name_en, c.limit_hours, c.effort, c.escalate_level, "
+                "c.share, c.active, v.id AS version_id, "
+                "(SELECT coalesce(json_agg(json_build_object('code', u.code, 'name', u.name, "
+                "'level', u.level) ORDER BY array_position(CAST(:levels AS text[]), u.level), "
+                "u.code), '[]') FROM unit u WHERE u.version_id = v.id AND "
+                "ST_Covers(u.geom, ST_SetSRID(ST_MakePoint(:x, :y), 4326))) AS units, "
+                "(SELECT a.role FROM account a WHERE a.id = :r) AS reporter_role "
+                "FROM (SELECT 1) AS one LEFT JOIN category c ON c.code = :cat "
+                "LEFT JOIN boundary_version v ON v.status = 'published'"
+            ),
+            {"cat": category, "x": lon, "y": lat, "r": reporter_id, "levels": list(levels)},
+        )
+        .mappings()
+        .one()
+    )
+    seen: dict[str, dict[str, Any]] = {}
+    for u in row["units"] or []:
+        seen.setdefault(u["level"], u)
+    cat_columns = ("code", "name_zh", "name_en", "limit_hours", "effort", "escalate_level")
+    return {
+        "category": None
+        if row["code"] is None
+        else {k: row[k] for k in (*cat_columns, "share", "active")},
+        "version_id": row["version_id"],
+        "units": [seen[lv] for lv in levels if lv in seen],
+        "reporter_role": row["reporter_role"],
+    }
+
+
+def insert_report(
+    conn: Connection,
+    values: Mapping[str, Any],
+    lon: float,
+    lat: float,
+    *,
+    event: Mapping[str, Any],
+) -> int:
+    """Insert a new incident, its first event and its ``map_change`` row in one statement.
+
+    ``values`` has every column of :data:`INCIDENT_COLUMNS`; the point is the WGS84
+    ``lon``/``lat``. ``event`` has ``at``, ``actor_id``, ``kind``, ``to_status`` and
+    ``data`` (stored as JSON). The change (layer ``incidents``, the point padded by 1e-7°,
+    kind ``create``) is announced with ``NOTIFY map_change`` on commit, as
+    :func:`geogrid.store.changes.record_change` does.
+
+    Returns the incident's id.
+    """
+    cols = ", ".join(INCIDENT_COLUMNS)
+    params = ", ".join(f":{c}" for c in INCIDENT_COLUMNS)
+    row = conn.execute(
+        text(
+            f"WITH i AS (INSERT INTO incident ({cols}, geom) VALUES ({params}, "
+            "ST_SetSRID(ST_MakePoint(:_lon, :_lat), 4326)) RETURNING id), "
+            "e AS (INSERT INTO incident_event (incident_id, at, actor_id, kind, to_status, data) "
+            "SELECT i.id, :_at, :_actor, :_kind, :_to, CAST(:_data AS jsonb) FROM i), "
+            "m AS (INSERT INTO map_change (layer, bbox, kind) VALUES ('incidents', "
+            "ST_Expand(ST_SetSRID(ST_MakePoint(:_lon, :_lat), 4326), 1e-7), 'create') "
+            "RETURNING id) "
+            "SELECT i.id, (SELECT pg_notify('map_change', m.id::text) FROM m) FROM i"
+        ),
+        {
+            **{c: values[c] for c in INCIDENT_COLUMNS},
+            "_lon": lon,
+            "_lat": lat,
+            "_at": event["at"],
+            "_actor": event["actor_id"],
+            "_kind": event["kind"],
+            "_to": event["to_status"],
+            "_data": json.dumps(dict(event["data"]), ensure_ascii=False, default=str),
+        },
+    ).one()
+    return int(row[0])
 
 
 def near_level(

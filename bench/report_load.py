@@ -1,0 +1,300 @@
+"""Report load: ``python -m bench.report_load [--url URL | --db URL] [--rate 200] [--seconds 60]``.
+
+An **open-loop** generator: request *i* is due at ``t0 + i / rate`` whatever happened to
+the earlier ones, and its latency is measured from that due time (so a stalled server
+shows up as latency instead of silently lowering the offered rate — no coordinated
+omission). Requests go over plain HTTP/1.1 keep-alive connections (asyncio streams: a few
+tens of microseconds of client CPU per request, so the generator does not compete with
+the server on a small machine); a new connection is opened whenever every open one is
+busy.
+
+Each request is a ``POST /incidents`` (an admin's bearer token) at a WGS84 point inside
+the demo city (Gaussian around the demo's grid seats, kept inside the city outline), with
+an ``Idempotency-Key`` header (``--no-keys`` to leave it out). Printed: offered and
+achieved rate, p50 / p90 / p99 / max latency (ms) and errors (non-2xx answers, timeouts,
+broken connections).
+
+Without ``--url`` the bench starts ``geogrid serve --workers N`` (a subprocess, default two
+workers) on ``--db`` (default ``GEOGRID_DATABASE_URL``), which must hold the demo
+(``geogrid demo load``), and stops it at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import numpy as np
+import shapely
+
+from bench._data import clustered_points, yulin_outline
+from geogrid.services.accounts import add_user
+from geogrid.services.demo import DEMO_CITY_FILE
+from geogrid.store import get_engine
+
+__all__ = ["LoadResult", "run_load", "report_points", "main"]
+
+#: categories of the demo's catalogue the reports use
+_CATEGORIES = ("sanitation", "road_occupation", "facility_damage", "greening", "noise")
+
+
+@dataclass
+class LoadResult:
+    """What one run measured (latencies in ms from each request's due time)."""
+
+    offered: int
+    seconds: float
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> int:
+        """Answers with a 2xx status."""
+        return len(self.latencies_ms)
+
+    def percentile(self, q: float) -> float:
+        """The ``q``-th percentile (0–100) of the latencies (ms); NaN when none."""
+        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
+
+    def summary(self) -> dict[str, float | int | dict[str, int]]:
+        """Offered/achieved rates, p50/p90/p99/max (ms) and error counts."""
+        return {
+            "offered": self.offered,
+            "ok": self.ok,
+            "errors": sum(self.errors.values()),
+            "error_kinds": dict(self.errors),
+            "achieved_per_s": round(self.ok / self.seconds, 1) if self.seconds else 0.0,
+            "p50_ms": round(self.percentile(50), 1),
+            "p90_ms": round(self.percentile(90), 1),
+            "p99_ms": round(self.percentile(99), 1),
+            "max_ms": round(max(self.latencies_ms), 1) if self.latencies_ms else float("nan"),
+        }
+
+
+def report_points(n: int, seed: int = 7) -> np.ndarray:
+    """``n`` WGS84 (lon, lat) points inside the demo city's outline, shape (n, 2)."""
+    outline = yulin_outline()
+    shapely.prepare(outline)
+    out = np.empty((0, 2))
+    k = 0
+    while len(out) < n:
+        lon, lat = clustered_points(2 * n + 64, seed=seed + k)
+        inside = shapely.contains_xy(outline, lon, lat)
+        out = np.vstack([out, np.column_stack([lon[inside], lat[inside]])])
+        k += 1
+    return out[:n]
+
+
+class _Pool:
+    """Idle HTTP/1.1 keep-alive connections to one host."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def get(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.idle:
+            return self.idle.pop()
+        return await asyncio.open_connection(self.host, self.port)
+
+    def put(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
+        self.idle.append(conn)
+
+    def close(self) -> None:
+        for _, w in self.idle:
+            w.close()
+        self.idle.clear()
+
+
+async def _exchange(
+    pool: _Pool, request: bytes, timeout: float
+) -> int:  # the HTTP status of the answer
+    conn = await pool.get()
+    reader, writer = conn
+    try:
+        writer.write(request)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        length = 0
+        close = False
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+            elif name.lower() == "connection" and value.strip().lower() == "close":
+                close = True
+        if length:
+            await asyncio.wait_for(reader.readexactly(length), timeout)
+    except BaseException:
+        writer.close()
+        raise
+    if close:
+        writer.close()
+    else:
+        pool.put(conn)
+    return status
+
+
+async def _run(
+    url: str,
+    token: str,
+    rate: float,
+    seconds: float,
+    *,
+    keys: bool,
+    timeout: float,
+    seed: int,
+) -> LoadResult:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    n = int(rate * seconds)
+    points = report_points(n, seed)
+    run_id = uuid.uuid4().hex[:12]
+    pool = _Pool(host, port)
+    result = LoadResult(offered=n, seconds=seconds)
+
+    def request(i: int) -> bytes:
+        body = json.dumps(
+            {
+                "category": _CATEGORIES[i % len(_CATEGORIES)],
+                "lon": round(float(points[i, 0]), 7),
+                "lat": round(float(points[i, 1]), 7),
+                "description": f"bench {run_id} #{i}",
+            }
+        ).encode()
+        head = (
+            f"POST /incidents HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n"
+        )
+        if keys:
+            head += f"Idempotency-Key: bench-{run_id}-{i}\r\n"
+        return (head + "\r\n").encode() + body
+
+    async def one(i: int, due: float) -> None:
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        try:
+            status = await _exchange(pool, request(i), timeout)
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            kind = type(exc).__name__
+            result.errors[kind] = result.errors.get(kind, 0) + 1
+            return
+        if 200 <= status < 300:
+            result.latencies_ms.append((time.perf_counter() - due) * 1000.0)
+        else:
+            result.errors[str(status)] = result.errors.get(str(status), 0) + 1
+
+    t0 = time.perf_counter() + 0.5
+    tasks = [asyncio.create_task(one(i, t0 + i / rate)) for i in range(n)]
+    await asyncio.gather(*tasks)
+    pool.close()
+    return result
+
+
+def run_load(
+    url: str,
+    token: str,
+    *,
+    rate: float = 200.0,
+    seconds: float = 60.0,
+    keys: bool = True,
+    timeout: float = 30.0,
+    seed: int = 7,
+) -> LoadResult:
+    """Post reports to ``url`` at ``rate`` per second for ``seconds`` (open loop)."""
+    return asyncio.run(_run(url, token, rate, seconds, keys=keys, timeout=timeout, seed=seed))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _serve(db: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "GEOGRID_DATABASE_URL": db,
+        "GEOGRID_CITY_FILE": str(DEMO_CITY_FILE),
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "geogrid.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            time.sleep(0.25)
+    else:  # pragma: no cover
+        proc.kill()
+        raise RuntimeError("the server did not start")
+    time.sleep(2.0)  # every worker up
+    return proc, base
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: run one load and print the summary as JSON."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--url", help="a running server (default: start one on --db)")
+    ap.add_argument("--db", default=os.environ.get("GEOGRID_DATABASE_URL"), help="database URL")
+    ap.add_argument("--token", help="an admin's bearer token (default: a new admin on --db)")
+    ap.add_argument("--rate", type=float, default=200.0, help="reports per second")
+    ap.add_argument("--seconds", type=float, default=60.0, help="duration of the load (s)")
+    ap.add_argument("--workers", type=int, default=2, help="server workers when started here")
+    ap.add_argument("--warmup", type=float, default=5.0, help="seconds at the rate first")
+    ap.add_argument("--no-keys", action="store_true", help="no Idempotency-Key headers")
+    args = ap.parse_args(argv)
+    if args.url is None and not args.db:
+        ap.error("--url or --db (or GEOGRID_DATABASE_URL) is required")
+    token = args.token
+    if token is None:
+        if not args.db:
+            ap.error("--token is required with --url and no --db")
+        _, token = add_user(get_engine(args.db), f"bench {uuid.uuid4().hex[:6]}", "admin")
+    proc = None
+    url = args.url
+    if url is None:
+        proc, url = _serve(args.db, args.workers)
+    try:
+        if args.warmup > 0:
+            run_load(url, token, rate=args.rate, seconds=args.warmup, keys=not args.no_keys)
+        res = run_load(url, token, rate=args.rate, seconds=args.seconds, keys=not args.no_keys)
+    finally:
+        if proc is not None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+    print(json.dumps({"rate": args.rate, "seconds": args.seconds, **res.summary()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
