@@ -32,13 +32,12 @@ from geogrid.core.masking import EVENT_PERSONAL, INCIDENT_PERSONAL, redact_event
 from geogrid.core.scope import Scope
 from geogrid.core.timewindow import TIME_RANGE
 from geogrid.errors import Conflict, InvalidInput, NotFound
-from geogrid.services import audit
+from geogrid.services import audit, idempotency
 from geogrid.settings import get_settings
 from geogrid.store import incidents as store_incidents
 from geogrid.store import workflow as store
 from geogrid.store.changes import record_incident_change
 from geogrid.store.engine import connection, transaction
-from geogrid.store.units import lookup_point
 
 __all__ = [
     "NEAR_CITY_M",
@@ -166,6 +165,7 @@ def create_incident(
     reporter_kind: str | None = None,
     data: Mapping[str, Any] | None = None,
     category_parameter: str = "category",
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
     """Store a new incident, attributed and routed, with its first event.
 
@@ -185,6 +185,13 @@ def create_incident(
     reporter_kind : default ``resident`` when anonymous, else the reporter's role
     data : extra facts kept in the ``reported`` event (``address_string``, ``media_url``)
     category_parameter : the name of the category in errors (``service_code`` for Open311)
+    idempotency_key : a client's key for safe retries (:mod:`geogrid.services.idempotency`):
+        a second call with the same key and request returns the first answer, stored
+        with the incident in its transaction, instead of a second incident.
+
+    The published version is held shared while the incident is attributed
+    (:func:`geogrid.store.workflow.share_published_version`), so a report made during a
+    publish lands in the new version's grid: before the publish re-attributes, or after.
 
     Returns
     -------
@@ -196,6 +203,7 @@ def create_incident(
     ------
     InvalidInput : bad coordinates, CRS, time or category; a point far from the city.
     Forbidden : ``actor`` may not report there.
+    Conflict : ``idempotency_key`` was used for a different request.
     """
     x, y = _finite("lon", lon), _finite("lat", lat)
     crs_name = gcrs.normalize_crs(crs)
@@ -207,13 +215,36 @@ def create_incident(
     ):
         raise InvalidInput("lon/lat", (lon, lat), f"a coordinate on the earth in {crs_name}")
 
+    principal = idempotency.principal_of(_actor_id(actor) if actor is not None else reporter_id)
     with transaction(bind) as c:
-        cat = get_category(c, category, category_parameter)
-        version_id: int | None
-        try:
-            version_id, units = lookup_point(c, wlon, wlat)
-        except NotFound:  # nothing published yet: keep the incident, unattributed
-            version_id, units = None, []
+        first = idempotency.replay_or_claim(
+            c,
+            idempotency_key,
+            principal=principal,
+            operation="create_incident",
+            request={
+                "category": category,
+                "lon": x,
+                "lat": y,
+                "crs": crs_name,
+                "description": description,
+                "reported_at": reported_at,
+                "reporter_id": reporter_id,
+                "source_id": source_id,
+                "reporter_kind": reporter_kind,
+                "data": dict(data or {}),
+            },
+        )
+        if first is not None:
+            return first
+        store.share_published_version(c)
+        # one query for the category, the published version, the units and the reporter
+        context = store.report_context(c, category, wlon, wlat, reporter_id, LEVELS)
+        cat = context["category"]
+        if cat is None or not cat["active"]:
+            cat = get_category(c, category, category_parameter)  # the error, naming the codes
+        version_id: int | None = context["version_id"]
+        units = context["units"]  # none when nothing is published: kept unattributed
         if not units and version_id is not None:
             if not store.near_level(c, version_id, LEVELS[0], wlon, wlat, NEAR_CITY_M):
                 raise InvalidInput(
@@ -230,12 +261,17 @@ def create_incident(
             require_can_report(actor, attribution)
         level, unit_code = lifecycle.route(cat["escalate_level"], codes)
         assignee = None
+        ups = [(lifecycle.admin_role_for(lv), codes[lv], lv) for lv in LEVELS_UP[1:]]
+        found: dict[tuple[str, str], int] = {}
         if level is not None and unit_code is not None:
             role = lifecycle.admin_role_for(level)
-            assignee = store.first_accounts(c, [(role, unit_code)]).get((role, unit_code))
+            # the unit's account and, for a vacant grid, the admins above: one query
+            wanted = [(role, unit_code)]
+            if level == LEVELS_UP[0]:
+                wanted += [(r, u) for r, u, _ in ups if u]
+            found = store.first_accounts(c, wanted)
+            assignee = found.get((role, unit_code))
         if assignee is None and level == LEVELS_UP[0]:  # a vacant grid: the admins above
-            ups = [(lifecycle.admin_role_for(lv), codes[lv], lv) for lv in LEVELS_UP[1:]]
-            found = store.first_accounts(c, [(r, u) for r, u, _ in ups if u])
             for r, u, lv in ups:
                 if u and (r, u) in found:
                     level, unit_code, assignee = lv, u, found[(r, u)]
@@ -244,10 +280,14 @@ def create_incident(
         if kind is None:
             kind = RESIDENT
             if reporter_id is not None:
-                kind = store.account_role(c, reporter_id)
+                kind = context["reporter_role"]
                 if kind is None:
                     raise InvalidInput("reporter_id", reporter_id, "an existing account id")
-        iid = store.insert_incident(
+        actor_id = _actor_id(actor) if actor is not None else reporter_id
+        event_data = {k: v for k, v in dict(data or {}).items() if v not in (None, "")}
+        event_data.update(assigned_level=level, assigned_unit=unit_code, assignee_id=assignee)
+        # the incident, its first event and its map change: one statement
+        iid = store.insert_report(
             c,
             {
                 "source_id": source_id,
@@ -270,18 +310,13 @@ def create_incident(
             },
             wlon,
             wlat,
-        )
-        actor_id = _actor_id(actor) if actor is not None else reporter_id
-        event_data = {k: v for k, v in dict(data or {}).items() if v not in (None, "")}
-        event_data.update(assigned_level=level, assigned_unit=unit_code, assignee_id=assignee)
-        store.insert_event(
-            c,
-            iid,
-            at=at,
-            actor_id=actor_id,
-            kind=_STATUS_EVENT,
-            to_status=lifecycle.INITIAL_STATUS,
-            data=event_data,
+            event={
+                "at": at,
+                "actor_id": actor_id,
+                "kind": _STATUS_EVENT,
+                "to_status": lifecycle.INITIAL_STATUS,
+                "data": event_data,
+            },
         )
         outside = codes[LEVELS_UP[0]] is None
         if outside:
@@ -295,7 +330,6 @@ def create_incident(
                 note=f"outside every {LEVELS_UP[0]} of the published boundaries{where}",
                 data={"flag": "outside_grid", "version_id": version_id},
             )
-        record_incident_change(c, [wlon], [wlat], kind="create")
         audit.record(
             c,
             actor=actor if actor is not None else reporter_id,
@@ -303,8 +337,10 @@ def create_incident(
             resource="incident",
             ids=[iid],
         )
-        out = _get(c, iid, with_history=False)
-    out["outside"] = outside
+        names = {u["code"]: u["name"] for u in units}
+        out = _get(c, iid, with_history=False, names=names)
+        out["outside"] = outside
+        idempotency.remember(c, idempotency_key, principal=principal, answer=out, resource_id=iid)
     return out
 
 
@@ -324,19 +360,37 @@ def transition(
     note: str | None = None,
     *,
     at: datetime | None = None,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
     """Move an incident to ``to_status`` (see :data:`geogrid.core.lifecycle.TRANSITIONS`).
 
     Sets ``status``, ``updated_at`` and the status's timestamp column
     (:func:`geogrid.core.lifecycle.transition_columns`) and appends a ``status`` event.
     ``at`` (timezone-aware, default now) is the time of the change, for back-filled
-    records.
+    records. With ``idempotency_key``, a retry of the same move returns the first answer
+    (not a 409 for a move already made).
 
     Raises NotFound, Forbidden (``actor`` is an Account out of scope), Conflict (the move
-    is not allowed, with the reason), InvalidInput (not a status).
+    is not allowed, with the reason; or the key was used for a different request),
+    InvalidInput (not a status).
     """
     when = _aware(at, "at") or _now()
+    principal = idempotency.principal_of(_actor_id(actor))
     with transaction(bind) as c:
+        first = idempotency.replay_or_claim(
+            c,
+            idempotency_key,
+            principal=principal,
+            operation="transition",
+            request={
+                "incident_id": int(incident_id),
+                "to_status": to_status,
+                "note": note,
+                "at": at,
+            },
+        )
+        if first is not None:
+            return first
         row = _lock(c, incident_id)
         if isinstance(actor, Account):
             require_can_act(actor, row, f"incident {incident_id}")
@@ -363,6 +417,14 @@ def transition(
             ids=[incident_id],
             detail={"from_status": row["status"], "to_status": to_status},
         )
+        idempotency.remember(
+            c,
+            idempotency_key,
+            principal=principal,
+            answer=out,
+            status_code=200,
+            resource_id=int(incident_id),
+        )
     return out
 
 
@@ -384,18 +446,30 @@ def escalate(
     note: str | None = None,
     *,
     at: datetime | None = None,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
     """Hand an incident up to a higher level (default: the next level up).
 
     It is assigned to the incident's unit at that level (or the first level above that it
     has) and to the account responsible there; an ``escalate`` event records from/to.
     Conflict when it is resolved/closed/rejected/duplicate, not assigned, already at or
-    above ``to_level``, or at the district.
+    above ``to_level``, or at the district. With ``idempotency_key``, a retry returns the
+    first answer.
     """
     when = _aware(at, "at") or _now()
     if to_level is not None:
         lifecycle.level_rank(to_level, "to_level")
+    principal = idempotency.principal_of(_actor_id(actor))
     with transaction(bind) as c:
+        first = idempotency.replay_or_claim(
+            c,
+            idempotency_key,
+            principal=principal,
+            operation="escalate",
+            request={"incident_id": int(incident_id), "to_level": to_level, "note": note, "at": at},
+        )
+        if first is not None:
+            return first
         row = _lock(c, incident_id)
         if isinstance(actor, Account):
             require_can_act(actor, row, f"incident {incident_id}")
@@ -444,7 +518,16 @@ def escalate(
             ids=[incident_id],
             detail={"from_level": current, "to_level": level},
         )
-        return _get(c, incident_id, with_history=False)
+        out = _get(c, incident_id, with_history=False)
+        idempotency.remember(
+            c,
+            idempotency_key,
+            principal=principal,
+            answer=out,
+            status_code=200,
+            resource_id=int(incident_id),
+        )
+        return out
 
 
 def escalate_overdue(
@@ -521,15 +604,22 @@ _WRITER = Scope.system()
 
 
 def _get(
-    conn: Connection, incident_id: int, *, with_history: bool, scope: Scope = _WRITER
+    conn: Connection,
+    incident_id: int,
+    *,
+    with_history: bool,
+    scope: Scope = _WRITER,
+    names: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
+    """One incident as :func:`get_incident` returns it (``names``: unit code → name, when
+    the caller knows them already)."""
     r = store.incident_row(conn, incident_id, scope=scope)
     if r is None:
         raise NotFound(f"incident {incident_id} does not exist (or is outside your units)")
     d = _row(r, _now())
     codes = {lv: d[LEVEL_COLUMN[lv]] for lv in LEVELS if d[LEVEL_COLUMN[lv]]}
-    names: dict[str, str] = {}
-    if d["version_id"] is not None and codes:
+    names = dict(names or {})
+    if d["version_id"] is not None and codes and not set(codes.values()) <= set(names):
         names = store.unit_names(conn, d["version_id"], list(codes.values()))
     d["units"] = {lv: {"code": code, "name": names.get(code)} for lv, code in codes.items()}
     if with_history:
