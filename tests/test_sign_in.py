@@ -9,10 +9,7 @@ Each module builds its own small city (tests/small_city.py) and serves it with u
 from __future__ import annotations
 
 import logging
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -21,11 +18,12 @@ import httpx
 import pytest
 import small_city
 from small_city import GRIDS
+from typer.testing import CliRunner, Result
 
+from geogrid.cli import app as cli_app
 from geogrid.core.credentials import MAX_FAILED_LOGINS
 from geogrid.services.accounts import add_user, set_password
 
-ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "river-stone-lantern-42"
 ADMIN_PASSWORD = "admin-passphrase-for-tests"
 CHROMIUM = "/usr/bin/chromium"
@@ -170,7 +168,7 @@ def test_lock_out_after_repeated_failures_and_unlock(city, server):
         # tokens keep working while sign-in is locked
         assert c.get("/session", headers=city.auth(name)).status_code == 200
     res = _cli(city, "users", "unlock", name)
-    assert res.returncode == 0, res.stderr
+    assert res.exit_code == 0, res.stderr
     c2, _ = _sign_in(server, name, PASSWORD)
     c2.close()
 
@@ -271,16 +269,10 @@ def test_token_expiry_revocation_and_rotation(city, server):
 
 
 # --------------------------------------------------------------------------- CLI
-def _cli(city, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "GEOGRID_DATABASE_URL": city.url}
-    return subprocess.run(
-        [sys.executable, "-m", "geogrid.cli", *args],
-        cwd=ROOT,
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
+def _cli(city, *args: str, stdin: str | None = None) -> Result:
+    """``geogrid ARGS`` in this process (tests/test_accounts.py runs it as a subprocess)."""
+    return CliRunner().invoke(
+        cli_app, list(args), input=stdin, env={"GEOGRID_DATABASE_URL": city.url}
     )
 
 
@@ -291,26 +283,26 @@ def test_cli_login_passwd_tokens_revoke_rotate(city, server):
         "--username", "zhaomin", "--password-stdin", "--days", "30",
         stdin="first-passphrase-1\n",
     )  # fmt: skip
-    assert res.returncode == 0, res.stderr
+    assert res.exit_code == 0, res.stderr
     assert "login zhaomin" in res.stdout and "first-passphrase-1" not in res.stdout + res.stderr
     token = re.search(r"token: (\S+)", res.stdout).group(1)
     c, _ = _sign_in(server, "zhaomin", "first-passphrase-1")
     c.close()
 
     res = _cli(city, "users", "passwd", "zhaomin", "--password-stdin", stdin="second-phrase-22\n")
-    assert res.returncode == 0, res.stderr
+    assert res.exit_code == 0, res.stderr
     c, _ = _sign_in(server, "zhaomin", "second-phrase-22")
     c.close()
     weak = _cli(city, "users", "passwd", "zhaomin", "--password-stdin", stdin="short\n")
-    assert weak.returncode == 2 and "at least 10 characters" in weak.stderr
+    assert weak.exit_code == 2 and "at least 10 characters" in weak.stderr
 
     listing = _cli(city, "users", "tokens", "zhaomin")
     assert (
-        listing.returncode == 0 and "first token" in listing.stdout and token not in listing.stdout
+        listing.exit_code == 0 and "first token" in listing.stdout and token not in listing.stdout
     )
     token_id = re.search(r"│\s*(\d+)\s*│", listing.stdout).group(1)
     rot = _cli(city, "users", "rotate", token_id, "--days", "5")
-    assert rot.returncode == 0, rot.stderr
+    assert rot.exit_code == 0, rot.stderr
     new = re.search(r"token: (\S+)", rot.stdout).group(1)
     assert (
         httpx.get(f"{server}/session", headers={"Authorization": f"Bearer {token}"}).status_code
@@ -322,20 +314,20 @@ def test_cli_login_passwd_tokens_revoke_rotate(city, server):
     )
 
     rev = _cli(city, "users", "revoke", "--all", "zhaomin")
-    assert rev.returncode == 0 and "revoked 1 token(s)" in rev.stdout, rev.stdout
+    assert rev.exit_code == 0 and "revoked 1 token(s)" in rev.stdout, rev.stdout
     assert (
         httpx.get(f"{server}/session", headers={"Authorization": f"Bearer {new}"}).status_code
         == 401
     )
     none = _cli(city, "users", "revoke")
-    assert none.returncode == 2 and "TOKEN_ID or --all" in none.stderr
+    assert none.exit_code == 2 and "TOKEN_ID or --all" in none.stderr
     nobody = _cli(city, "users", "unlock", "no-such-person")
-    assert nobody.returncode == 2 and "no account" in nobody.stderr
+    assert nobody.exit_code == 2 and "no account" in nobody.stderr
 
 
 def test_cli_users_add_refuses_a_unit_that_does_not_exist(city):
     res = _cli(city, "users", "add", "x", "--role", "community_admin", "--unit", "450902001009")
-    assert res.returncode == 2
+    assert res.exit_code == 2
     assert "unknown community 450902001009" in res.stderr and "Traceback" not in res.stderr
 
 

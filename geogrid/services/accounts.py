@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -77,6 +77,7 @@ __all__ = [
 
 log = logging.getLogger("geogrid.accounts")
 _WRONG = "wrong username or password"
+_TOUCH_EVERY = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -269,7 +270,8 @@ def authenticate(bind: Engine | Connection, token: str | None) -> Account:
         row = store.token_by_hash(c, hash_token(token))
         if row is None or not row["active"]:
             raise Unauthorized("unknown or revoked token")
-        state = token_state(row["expires_at"], row["revoked_at"], _now())
+        now = _now()
+        state = token_state(row["expires_at"], row["revoked_at"], now)
         if state == "revoked":
             raise Unauthorized(f"token {row['token_id']} was revoked")
         if state == "expired":
@@ -277,7 +279,9 @@ def authenticate(bind: Engine | Connection, token: str | None) -> Account:
                 f"token {row['token_id']} expired at {row['expires_at'].isoformat()}: "
                 "ask for a new one (geogrid users rotate)"
             )
-        store.touch_token(c, row["token_id"])
+        last = row["last_used_at"]
+        if last is None or now - last > _TOUCH_EVERY:  # one write a minute at most
+            store.touch_token(c, row["token_id"])
         units = store.account_units(c, row["id"])
     return _account(row, units)
 
@@ -425,6 +429,7 @@ def login(
         else:
             upgraded = hash_password(password) if needs_rehash(row["password_hash"]) else None
             store.record_login_success(c, row["id"], upgraded)
+            store.prune_sessions(c, row["id"])
             sid = new_session_id()
             csrf = csrf_token_for(sid)
             expires = row["now"] + SESSION_LIFETIME

@@ -48,6 +48,7 @@ __all__ = [
     "session_by_hash",
     "revoke_session",
     "revoke_account_sessions",
+    "prune_sessions",
 ]
 
 #: columns of the rows :func:`user_rows` returns (no hashes)
@@ -228,6 +229,7 @@ def token_by_hash(conn: Connection, token_hash: str) -> dict[str, Any] | None:
                 account_token.c.id.label("token_id"),
                 account_token.c.expires_at,
                 account_token.c.revoked_at,
+                account_token.c.last_used_at,
                 *_ACCOUNT,
             )
             .join(account, account.c.id == account_token.c.account_id)
@@ -437,3 +439,17 @@ def revoke_account_sessions(conn: Connection, account_id: int, keep_hash: str | 
     if keep_hash is not None:
         q = q.where(web_session.c.id != keep_hash)
     return int(conn.execute(q.values(revoked_at=func.now())).rowcount)
+
+
+def prune_sessions(conn: Connection, account_id: int) -> int:
+    """Delete an account's sessions that ended (expired or revoked) over a day ago."""
+    result = conn.execute(
+        web_session.delete().where(
+            web_session.c.account_id == int(account_id),
+            or_(
+                web_session.c.expires_at < func.now() - text("interval '1 day'"),
+                web_session.c.revoked_at < func.now() - text("interval '1 day'"),
+            ),
+        )
+    )
+    return int(result.rowcount)
