@@ -11,6 +11,7 @@ import { t } from "./i18n.js";
 let who = null;
 
 const INPUT_STYLE = "width:7.5em;padding:3px 6px;border-radius:4px;border:1px solid #94a3b8";
+const WIDE_INPUT_STYLE = INPUT_STYLE.replace("7.5em", "14em");
 const BUTTON_STYLE = "padding:3px 10px;border-radius:4px;border:1px solid #94a3b8;"
   + "background:#23345c;color:#fff;cursor:pointer";
 
@@ -76,9 +77,9 @@ function loginForm(box) {
 
 function passwordForm() {
   const old = el("input", { id: "password-old", type: "password", autocomplete: "current-password",
-    required: true, style: INPUT_STYLE, placeholder: t("old_password") });
+    required: true, style: WIDE_INPUT_STYLE, placeholder: t("old_password") });
   const neu = el("input", { id: "password-new", type: "password", autocomplete: "new-password",
-    required: true, minlength: "10", style: INPUT_STYLE, placeholder: t("new_password") });
+    required: true, minlength: "10", style: WIDE_INPUT_STYLE, placeholder: t("new_password") });
   const note = el("span", { id: "password-note", style: "font-size:12px" });
   const form = el("form", { style: "display:flex;gap:6px;align-items:center;flex-wrap:wrap" },
     old, neu, el("button", { type: "submit", style: BUTTON_STYLE }, t("change_password")), note);
