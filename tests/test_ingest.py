@@ -6,18 +6,22 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import psycopg
 import pytest
 import shapely
 from sqlalchemy import text
 
 from geogrid.core import crs as gcrs
-from geogrid.errors import FileInputError
-from geogrid.services.ingest import import_incidents
+from geogrid.errors import DatabaseUnavailable, FileInputError
+from geogrid.services.ingest import import_incidents, import_lock
 from geogrid.store import get_engine
+from tests.conftest import ADMIN_URL
 
 
 @pytest.fixture(scope="module")
@@ -126,9 +130,16 @@ def test_chinese_crs_converted_on_ingest(city, tmp_path, name):
     assert set(sc) == {name}
 
 
+def _just_outside(city) -> tuple[float, float]:
+    """A point ~2.6 km east of the easternmost grid: outside every grid, near the city."""
+    coords = shapely.get_coordinates(city["grids"].geometry.to_numpy())
+    east = coords[np.argmax(coords[:, 0])]
+    return float(east[0] + 0.03), float(east[1])
+
+
 def test_geoparquet_and_outside_points_kept(city, tmp_path):
     df = _rows(city, 20, prefix="pq")
-    df.loc[0, ["lon", "lat"]] = [100.0, 30.0]  # far outside Yulin
+    df.loc[0, ["lon", "lat"]] = list(_just_outside(city))  # outside every grid, but near
     p = tmp_path / "a.parquet"
     gpd.GeoDataFrame(
         df.drop(columns=["lon", "lat"]),
@@ -142,6 +153,18 @@ def test_geoparquet_and_outside_points_kept(city, tmp_path):
             text("SELECT grid_code, district_code FROM incident WHERE source_id = 'pq-0'")
         ).one()
     assert row == (None, None)
+    # far away (here 100°E 30°N, ~1,000 km from Yulin) is a mistake, as the API says
+    df.loc[0, ["lon", "lat"]] = [100.0, 30.0]
+    df["source_id"] = df["source_id"] + "-far"
+    gpd.GeoDataFrame(
+        df.drop(columns=["lon", "lat"]),
+        geometry=gpd.points_from_xy(df["lon"], df["lat"]),
+        crs="EPSG:4326",
+    ).to_parquet(p)
+    with pytest.raises(
+        FileInputError, match=r"row 1, field 'lon/lat': \(100, 30\) is more than 20"
+    ):
+        import_incidents(city["engine"], p)
 
 
 def _bad_frame(city) -> pd.DataFrame:
@@ -276,3 +299,187 @@ def test_missing_or_bad_times_without_source_ids(city, tmp_path):
     q.write_text(f"category,lon,lat\nsanitation,{city['lon'][0]},{city['lat'][0]}\n")
     with pytest.raises(FileInputError, match="no reported_at column"):
         import_incidents(city["engine"], q)
+
+
+# ----------------------------------------------------------------- issue 10, item 11
+def _line(sid, lon, lat, when, desc="x", category="sanitation") -> str:
+    return f"{sid},{category},{lon},{lat},{when},{desc}\n"
+
+
+def _item11_file(city, tmp_path, prefix: str):
+    """Good rows (naive and +08:00 timestamps mixed) and one row of each bad case."""
+    lon, lat = city["lon"], city["lat"]
+    good = [
+        _line(f"{prefix}-g1", lon[0], lat[0], "2026-05-01T08:00:00"),
+        _line(f"{prefix}-g2", lon[1], lat[1], "2026-05-01T08:00:00+08:00"),
+        _line(f"{prefix}-g3", lon[2], lat[2], "2026-05-01T00:00:00Z"),
+        _line(f"{prefix}-g4", *_just_outside(city), "2026-05-02 09:15"),
+    ]
+    bad = {
+        5: _line(f"{prefix}-nul", lon[3], lat[3], "2026-05-01T08:00:00", "a\x00b"),
+        6: _line(f"{prefix}-extra", lon[4], lat[4], "2026-05-01T08:00:00").rstrip("\n")
+        + ",surplus\n",
+        7: _line(f"{prefix}-zero", 0, 0, "2026-05-01T08:00:00"),
+        8: _line(f"{prefix}-1900", lon[5], lat[5], "1900-01-01T00:00:00"),
+        9: _line(f"{prefix}-2300", lon[6], lat[6], "2300-01-01T00:00:00+08:00"),
+        10: _line(f"{prefix}-far", 100.0, 30.0, "2026-05-01T08:00:00"),
+    }
+    p = tmp_path / f"{prefix}.csv"
+    with open(p, "w", encoding="utf-8", newline="") as f:
+        f.write("source_id,category,lon,lat,reported_at,description\n")
+        f.writelines(good + list(bad.values()))
+        f.write(_line(f"{prefix}-g11", lon[7], lat[7], "2026-05-03T10:00:00+08:00"))
+    expected = {
+        5: "description",
+        6: "columns",
+        7: "lon/lat",
+        8: "reported_at",
+        9: "reported_at",
+        10: "lon/lat",
+    }
+    return p, expected
+
+
+def test_item11_cases_refused_with_one_clear_message(city, tmp_path):
+    p, expected = _item11_file(city, tmp_path, "i11a")
+    before = _count(city["engine"])
+    with pytest.raises(FileInputError) as info:
+        import_incidents(city["engine"], p, batch_size=4)
+    assert {(e.row, e.field) for e in info.value.errors} == set(expected.items())
+    msg = str(info.value)
+    assert "row 5, field 'description': contains a NUL byte" in msg
+    assert "row 6, field 'columns': 7 values where the header has 6 columns" in msg
+    assert "row 7, field 'lon/lat': (0, 0) is more than 20 km from every grid" in msg
+    assert "row 8, field 'reported_at': '1900-01-01T00:00:00' is outside the supported" in msg
+    assert "row 9, field 'reported_at': '2300-01-01T00:00:00+08:00' is outside" in msg
+    assert _count(city["engine"]) == before
+    # the command line: one message naming file, row and field; no traceback
+    env = {**os.environ, "GEOGRID_DATABASE_URL": city["url"]}
+    res = subprocess.run(
+        [sys.executable, "-m", "geogrid.cli", "incidents", "import", str(p)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
+    assert f"{p.name}, row 6, field 'columns'" in res.stderr.replace("\n", "")
+
+
+def test_item11_cases_rejected_row_by_row_with_skip_bad(city, tmp_path):
+    p, expected = _item11_file(city, tmp_path, "i11b")
+    before = _count(city["engine"])
+    env = {**os.environ, "GEOGRID_DATABASE_URL": city["url"]}
+    res = subprocess.run(
+        [sys.executable, "-m", "geogrid.cli", "incidents", "import", str(p), "--skip-bad"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr
+    assert "5 loaded" in res.stdout and "6 rejected" in res.stdout
+    rej = pd.read_csv(p.with_suffix(".rejects.csv"))
+    assert list(rej.columns[:3]) == ["file", "row", "field"] and "error" in rej.columns
+    assert (rej["file"] == str(p)).all()
+    assert dict(zip(rej["row"], rej["field"], strict=True)) == expected
+    assert _count(city["engine"]) == before + 5
+    with city["engine"].connect() as conn:
+        stored = dict(
+            conn.execute(
+                text(
+                    "SELECT source_id, reported_at FROM incident WHERE source_id IN "
+                    "('i11b-g1', 'i11b-g2', 'i11b-g3')"
+                )
+            ).all()
+        )
+    # a naive time is the city's local time: 08:00 in Asia/Shanghai == 08:00+08:00 == 00:00Z
+    assert len(set(stored.values())) == 1
+
+
+def test_concurrent_import_of_the_same_file_waits(city, tmp_path):
+    p = tmp_path / "same.csv"
+    _rows(city, 300, prefix="conc").to_csv(p, index=False)
+    before = _count(city["engine"])
+    waited = threading.Event()
+    result: dict[str, object] = {}
+
+    def run() -> None:
+        result["report"] = import_incidents(city["engine"], p, on_wait=waited.set)
+
+    with import_lock(city["engine"], p):  # as if another import of this file were running
+        t = threading.Thread(target=run)
+        t.start()
+        assert waited.wait(30)
+        time.sleep(0.5)
+        assert t.is_alive() and _count(city["engine"]) == before
+    t.join(60)
+    assert result["report"].loaded == 300
+    # two imports of the same file at once: one loads, the other waits and skips
+    q = tmp_path / "same2.csv"
+    _rows(city, 3000, prefix="conc2").to_csv(q, index=False)
+    reports = []
+    threads = [
+        threading.Thread(target=lambda: reports.append(import_incidents(city["engine"], q)))
+        for _ in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sorted((r.loaded, r.already_stored) for r in reports) == [(0, 3000), (3000, 0)]
+    assert _count(city["engine"]) == before + 3300
+
+
+def test_connection_lost_mid_import_is_one_message_and_nothing_written(city, tmp_path):
+    p = tmp_path / "crash.csv"
+    _rows(city, 2000, prefix="crash").to_csv(p, index=False)
+    before = _count(city["engine"])
+    db = city["url"].rsplit("/", 1)[1]
+
+    def kill(done_rows: int) -> None:  # after the first batch's COPY: the server "crashes"
+        if done_rows:
+            with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (db,),
+                )
+
+    with pytest.raises(DatabaseUnavailable, match="connection was lost.*nothing was written"):
+        import_incidents(city["engine"], p, batch_size=500, progress=kill)
+    assert _count(city["engine"]) == before
+    rep = import_incidents(city["engine"], p, batch_size=500)  # and it can be run again
+    assert rep.loaded == 2000
+
+
+def test_cli_connection_lost_mid_import_is_a_message_not_a_traceback(city, tmp_path):
+    p = tmp_path / "crashcli.csv"
+    _rows(city, 200_000, prefix="crashcli").to_csv(p, index=False)
+    before = _count(city["engine"])
+    db = city["url"].rsplit("/", 1)[1]
+    env = {**os.environ, "GEOGRID_DATABASE_URL": city["url"]}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "geogrid.cli", "incidents", "import", str(p)]
+        + ["--batch-size", "10000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    killed = 0
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline and not killed:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = %s AND query LIKE 'COPY incident%%' AND state = 'active'",
+                (db,),
+            ).fetchone()[0]
+            time.sleep(0.02)
+    out, errs = proc.communicate(timeout=120)
+    assert killed, "the import ended before a COPY was seen"
+    assert proc.returncode == 2, out + errs
+    assert "Traceback" not in errs
+    assert "connection was lost" in errs and "nothing was written" in errs
+    assert _count(city["engine"]) == before

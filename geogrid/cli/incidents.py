@@ -55,7 +55,10 @@ def import_cmd(
 ) -> None:
     """Import incidents from CSV, GeoJSON or GeoParquet (one transaction, idempotent).
 
-    Naive timestamps are read in the city's time zone (``settings.city.timezone``)."""
+    Naive timestamps are read in the city's time zone (``settings.city.timezone``). Bad rows
+    (file, row, field) refuse the file, or with --skip-bad go to the rejects CSV. A second
+    import of the same file waits for the first; a lost database connection is one message
+    and nothing is written."""
     settings = _settings()
     try:
         columns = (
@@ -77,6 +80,10 @@ def import_cmd(
                 lat_field=lat_field,
                 batch_size=batch_size,
                 progress=lambda n: bar.update(task, completed=n),
+                on_wait=lambda: err.print(
+                    f"another import of {path} is running: waiting for it to finish "
+                    "(its rows will then be skipped as already stored)"
+                ),
             )
     except GeogridError as exc:
         raise _fail(exc) from None

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyproj
 import shapely
 
 from geogrid.core import crs as gcrs
@@ -34,6 +35,7 @@ from geogrid.core.accounts import RESIDENT
 from geogrid.core.geometry import points_ewkb_hex
 from geogrid.core.hierarchy import LEVEL_COLUMN, LEVELS_UP
 from geogrid.core.lifecycle import INITIAL_STATUS, STATUSES
+from geogrid.core.timewindow import TIME_RANGE
 from geogrid.errors import FileInputError, InvalidInput, RowError
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "INCIDENT_COPY_COLUMNS",
     "read_batches",
     "check_batch",
+    "NearIndex",
     "parse_times",
     "prepare_rows",
     "rejected_rows",
@@ -75,6 +78,9 @@ _LON_NAMES = ("lon", "lng", "longitude", "long", "x")
 _LAT_NAMES = ("lat", "latitude", "y")
 _TIME_NAMES = ("reported_at", "requested_datetime", "datetime", "time", "timestamp")
 _CATEGORY_NAMES = ("category", "service_code", "type")
+#: a column of the raw frames: why a CSV record could not be split into the header's
+#: columns (None for good records)
+_MALFORMED = "_malformed"
 
 
 def read_batches(
@@ -147,7 +153,12 @@ def _open_text(path: Path) -> IO[str]:
 
 def _csv_chunks(path: Path, batch_size: int) -> Iterator[pd.DataFrame]:
     """CSV as frames of ``batch_size`` rows, every column a string (empty → missing),
-    streamed with pyarrow's multithreaded reader (several times faster than pandas')."""
+    streamed with pyarrow's reader (several times faster than pandas').
+
+    A record with more or fewer values than the header is kept in its place as a row of
+    missing values whose ``_malformed`` column says why, so that row numbers stay those
+    of the file and the row is rejected like any other bad row.
+    """
     try:
         with _open_text(path) as f:
             header = next(csv.reader(f), None)
@@ -158,14 +169,55 @@ def _csv_chunks(path: Path, batch_size: int) -> Iterator[pd.DataFrame]:
     convert = pacsv.ConvertOptions(
         column_types={c: pa.string() for c in header}, strings_can_be_null=True, null_values=[""]
     )
+    malformed: list[tuple[int, str]] = []  # (data row number, reason), in file order
+
+    def on_invalid(row: Any) -> str:
+        if row.number is None:  # pragma: no cover - only with use_threads=True
+            return "error"
+        text = row.text if len(row.text) <= 200 else row.text[:200] + "…"
+        malformed.append(
+            (
+                int(row.number) - 1,  # pyarrow counts the header as record 1
+                f"{row.actual_columns} values where the header has {row.expected_columns} "
+                f"columns: {text!r}",
+            )
+        )
+        return "skip"
+
+    emitted = 0  # the last data row number emitted
+
+    def with_malformed(df: pd.DataFrame, good_before: int, last: bool) -> pd.DataFrame:
+        """Number the good rows of a block and put the malformed records among them."""
+        nonlocal emitted
+        shifted = np.array([r for r, _ in malformed], dtype=np.int64) - np.arange(len(malformed))
+        # the g-th good row (1-based) is data row g + (malformed records before it)
+        g = np.arange(good_before + 1, good_before + len(df) + 1)
+        rows = g + np.searchsorted(shifted, g, side="right")
+        until = np.inf if last or not len(rows) else rows[-1]
+        take = [(r, why) for r, why in malformed if emitted < r < until]
+        emitted = int(max([emitted, *rows[-1:], *(r for r, _ in take)]))
+        df = df.assign(**{_MALFORMED: None})
+        if not take:
+            return df
+        extra = pd.DataFrame({c: pd.Series([None] * len(take), dtype=object) for c in df.columns})
+        extra[_MALFORMED] = [why for _, why in take]
+        order = np.concatenate([rows, np.array([r for r, _ in take], dtype=np.int64)])
+        both = pd.concat([df, extra], ignore_index=True)
+        return both.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
+
     try:
         reader = pacsv.open_csv(
-            path, read_options=pacsv.ReadOptions(block_size=1 << 24), convert_options=convert
+            path,
+            read_options=pacsv.ReadOptions(block_size=1 << 24, use_threads=False),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+            convert_options=convert,
         )
         pending: list[pd.DataFrame] = []
         size = 0
+        good = 0
         for rb in reader:
-            df = rb.to_pandas()
+            df = with_malformed(rb.to_pandas(), good, last=False)
+            good += rb.num_rows
             pending.append(df)
             size += len(df)
             while size >= batch_size:
@@ -173,8 +225,17 @@ def _csv_chunks(path: Path, batch_size: int) -> Iterator[pd.DataFrame]:
                 yield whole.iloc[:batch_size].reset_index(drop=True)
                 rest = whole.iloc[batch_size:].reset_index(drop=True)
                 pending, size = ([rest], len(rest)) if len(rest) else ([], 0)
-        if size:
-            yield pd.concat(pending, ignore_index=True)
+        tail = with_malformed(
+            pd.DataFrame({c: pd.Series(dtype=object) for c in header}), good, True
+        )
+        if len(tail):
+            pending.append(tail)
+            size += len(tail)
+        while size:
+            whole = pd.concat(pending, ignore_index=True) if len(pending) > 1 else pending[0]
+            yield whole.iloc[:batch_size].reset_index(drop=True)
+            rest = whole.iloc[batch_size:].reset_index(drop=True)
+            pending, size = ([rest], len(rest)) if len(rest) else ([], 0)
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise FileInputError(str(path), f"cannot be read as CSV: {exc}") from exc
 
@@ -328,6 +389,31 @@ def check_batch(
         else:
             times[c] = pd.Series(pd.NaT, index=df.index, dtype="datetime64[ns, UTC]")
 
+    # dates outside what geogrid accepts anywhere (the API's rule, 1970 to 2199)
+    given_times = [(t_col, reported)] if t_col is not None else []
+    for c, parsed in [*given_times, *((c, t) for c, t in times.items() if c in df)]:
+        outside = (
+            parsed.notna() & ((parsed < TIME_RANGE[0]) | (parsed >= TIME_RANGE[1]))
+        ).to_numpy()
+        flag(outside, c, _range_message, df[c].to_numpy(dtype=object))
+
+    # NUL bytes (PostgreSQL text cannot hold them)
+    for c in df.columns:
+        if c == _MALFORMED:
+            continue
+        has_nul = _has_nul(df[c])
+        if has_nul.any():
+            flag(has_nul, c, lambda v: "contains a NUL byte (\\x00)", df[c].to_numpy(dtype=object))
+
+    # records that did not split into the header's columns: that is their only error
+    if _MALFORMED in df:
+        why = df[_MALFORMED].to_numpy(dtype=object)
+        malformed = pd.notna(why)
+        if malformed.any():
+            rows_bad = set(rows[malformed].tolist())
+            errors[:] = [e for e in errors if e.row not in rows_bad]
+            flag(malformed, "columns", lambda v: str(v), why)
+
     # convert to WGS84 (only good coordinates; others stay NaN)
     ok_xy = ~np.isnan(src_lon) & ~np.isnan(src_lat)
     lon = np.full(n, np.nan)
@@ -343,7 +429,7 @@ def check_batch(
     )
     sid_col = _col(df, ("source_id", "id", "service_request_id"))
     if sid_col is not None:
-        sid = df[sid_col].astype(object).where(df[sid_col].notna(), None).to_numpy()
+        sid = df[sid_col].astype(object).where(df[sid_col].notna(), None).to_numpy(copy=True)
         no_sid = np.array([s is None for s in sid])
     else:
         sid = np.full(n, None, dtype=object)
@@ -418,6 +504,22 @@ def _parse_time(value: Any, tz: str) -> Any:
             return pd.NaT
         return local if pd.isna(local) else local.tz_convert("UTC")
     return t.tz_convert("UTC")
+
+
+def _has_nul(values: pd.Series) -> np.ndarray:
+    """True where a value is a string holding a NUL byte."""
+    if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
+        return np.zeros(len(values), dtype=bool)
+    try:
+        return values.str.contains("\x00", regex=False, na=False).to_numpy(dtype=bool)
+    except AttributeError:  # an object column mixing strings and other values
+        return np.fromiter(
+            (isinstance(v, str) and "\x00" in v for v in values), dtype=bool, count=len(values)
+        )
+
+
+def _range_message(v: Any) -> str:
+    return f"{v!r} is outside the supported dates (1970-01-01 to 2199-12-31)"
 
 
 def _outside_message(lo: float, hi: float) -> Callable[[Any], str]:
@@ -546,17 +648,73 @@ def prepare_rows(
 def rejected_rows(
     raw: pd.DataFrame, batch: pd.DataFrame, good: pd.Series, errors: Sequence[RowError]
 ) -> pd.DataFrame:
-    """The bad rows of a batch as read, with their ``row`` number and the ``error`` reasons.
+    """The bad rows of a batch as read, with the ``file``, their ``row`` number, the bad
+    ``field`` names and the ``error`` reasons (``field: reason; …``) first.
 
     ``raw`` is the batch as read, ``batch``/``good``/``errors`` what :func:`check_batch`
-    returned for it.
+    returned for it (or any mask and errors of the same rows).
     """
     bad = ~good.to_numpy()
-    rej = raw.loc[bad].copy()
-    rej.insert(0, "row", batch.loc[bad, "_row"].to_numpy())
-    by_row: dict[int, list[str]] = {}
+    rej = raw.loc[bad].drop(columns=[_MALFORMED], errors="ignore").copy()
+    rows = batch.loc[bad, "_row"].to_numpy()
+    by_row: dict[int, list[RowError]] = {}
     for e in errors:
         if e.row is not None:
-            by_row.setdefault(e.row, []).append(f"{e.field}: {e.message}")
-    rej["error"] = ["; ".join(by_row.get(int(r), [])) for r in rej["row"]]
+            by_row.setdefault(e.row, []).append(e)
+    files = {e.file for e in errors}
+    rej.insert(0, "file", next(iter(files)) if len(files) == 1 else None)
+    rej.insert(1, "row", rows)
+    rej.insert(2, "field", ["; ".join(str(e.field) for e in by_row.get(int(r), [])) for r in rows])
+    rej["error"] = [
+        "; ".join(f"{e.field}: {e.message}" for e in by_row.get(int(r), [])) for r in rows
+    ]
     return rej
+
+
+class NearIndex:
+    """Which points are too far from the city to be one of its reports.
+
+    A report outside every unit is kept when it is within ``distance_m`` metres of one
+    (GPS error, a river bank, a new estate); farther away it is a mistake (swapped
+    lon/lat, a wrong CRS, 0/0) and refused, as the API does.
+
+    Parameters
+    ----------
+    units : the city's units (polygons, EPSG:4326), e.g. its grids
+    distance_m : the distance in metres
+    metric_crs : a projected CRS in metres over the city (``settings.city.metric_crs``);
+        None: the CGCS2000 Gauss-Kruger zone of the units (:func:`geogrid.core.crs.metric_crs_of`)
+
+    >>> import shapely
+    >>> idx = NearIndex(gpd.GeoSeries([shapely.box(109.7, 38.2, 109.8, 38.3)], crs=4326),
+    ...                 20_000, "EPSG:4546")
+    >>> idx.far(np.array([109.75, 109.95, 0.0]), np.array([38.25, 38.25, 0.0])).tolist()
+    [False, False, True]
+    """
+
+    def __init__(
+        self, units: gpd.GeoSeries, distance_m: float, metric_crs: str | pyproj.CRS | None
+    ) -> None:
+        self._units = units
+        self._distance_m = distance_m
+        self._crs = metric_crs if metric_crs is not None else gcrs.metric_crs_of(units)
+        self._tree: shapely.STRtree | None = None
+
+    def far(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        """True for the WGS84 points (degrees) farther than ``distance_m`` from every unit."""
+        if len(lon) == 0:
+            return np.zeros(0, dtype=bool)
+        if self._tree is None:  # projected once, when first needed
+            projected = self._units.to_crs(self._crs).to_numpy()
+            self._tree = shapely.STRtree(projected)
+        pts = gpd.GeoSeries(gpd.points_from_xy(lon, lat), crs="EPSG:4326").to_crs(self._crs)
+        xy = shapely.get_coordinates(pts.to_numpy())
+        finite = np.isfinite(xy).all(axis=1) & (np.abs(xy) < 1e9).all(axis=1)
+        near = np.zeros(len(lon), dtype=bool)
+        if finite.any():
+            idx = np.flatnonzero(finite)
+            hits = self._tree.query(
+                pts.to_numpy()[idx], predicate="dwithin", distance=self._distance_m
+            )
+            near[idx[np.unique(hits[0])]] = True
+        return ~near

@@ -15,37 +15,61 @@ when the file has none) and rows whose ``source_id`` is already stored are skipp
 
 Naive timestamps are read in the city's time zone (``settings.city.timezone``, or the
 ``tz`` argument) and stored in UTC.
+
+Bad rows, each reported with file, row and field (and rejected one by one with
+``skip_bad``): missing or malformed coordinates, a record with more or fewer values than
+the header, a NUL byte in any field, an unknown category or status, a timestamp that is
+not one or lies outside 1970–2199 (mixed ``+08:00`` and naive values are fine: naive ones
+are local time in the city's zone), and a point outside every grid that is more than
+:data:`~geogrid.services.incidents.NEAR_CITY_M` from every grid (0/0, swapped lon/lat, a
+wrong CRS) — the API's rules.
+
+Concurrency: an import holds a transaction-level advisory lock keyed by the file's
+SHA-256, so a second import of the same file WAITS for the first to finish (``on_wait`` is
+called when it has to) and then loads nothing twice. A lost database connection (or the
+server stopping) mid-import is one :class:`~geogrid.errors.DatabaseUnavailable` message;
+the transaction is rolled back, nothing is half-written.
 """
 
 from __future__ import annotations
 
+import hashlib
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine
+import psycopg
+from sqlalchemy import Connection, Engine
+from sqlalchemy import exc as sa_exc
 
 from geogrid.core import crs as gcrs
 from geogrid.core.incident_files import (
+    NearIndex,
     check_batch,
     prepare_rows,
     read_batches,
     rejected_rows,
 )
-from geogrid.errors import FileInputError, RowError
+from geogrid.errors import Conflict, DatabaseUnavailable, FileInputError, RowError
 from geogrid.services.attribution import attributor_for_version
+from geogrid.services.incidents import NEAR_CITY_M
 from geogrid.services.unitcache import UnitCache
 from geogrid.settings import get_settings
 from geogrid.store import incidents as store
+from geogrid.store import locks
 from geogrid.store.changes import record_incident_change
 
-__all__ = ["ImportReport", "import_incidents"]
+__all__ = ["IMPORT_LOCK_NAMESPACE", "ImportReport", "import_incidents", "import_lock"]
+
+#: the advisory-lock namespace of incident imports (the key is the file's hash)
+IMPORT_LOCK_NAMESPACE = 0x67670001
 
 _T = TypeVar("_T")
 
@@ -102,6 +126,7 @@ def import_incidents(
     lat_field: str | None = None,
     progress: Callable[[int], None] | None = None,
     cache: UnitCache | None = None,
+    on_wait: Callable[[], None] | None = None,
 ) -> ImportReport:
     """Import incidents from a file into the database (one transaction).
 
@@ -120,6 +145,8 @@ def import_incidents(
     lon_field, lat_field : CSV columns of the coordinates (default: found by name)
     progress : called with the number of rows done after each batch.
     cache : where the published version's attributor is kept (``AppContext.unit_cache``)
+    on_wait : called once when another import of the same file runs and this one waits
+        for it
 
     Returns
     -------
@@ -129,13 +156,103 @@ def import_incidents(
     ------
     FileInputError listing every bad row (file, row, field) when ``skip_bad`` is False.
     NotFound when no boundary version is published.
+    DatabaseUnavailable when the database connection is lost (nothing was written).
+    Conflict when another import stored some of the same incidents at the same time.
     """
-    crs = gcrs.normalize_crs(crs)
-    zone = tz or get_settings().city.timezone
     path = Path(path)
+    try:
+        return _import(
+            engine,
+            path,
+            crs=crs,
+            tz=tz,
+            skip_bad=skip_bad,
+            rejects_path=rejects_path,
+            batch_size=batch_size,
+            lon_field=lon_field,
+            lat_field=lat_field,
+            progress=progress,
+            cache=cache,
+            on_wait=on_wait,
+        )
+    except (sa_exc.IntegrityError, psycopg.IntegrityError) as exc:
+        raise Conflict(
+            f"{path}: another import stored some of the same incidents (source_id) at the "
+            "same time; nothing was written — run the import again (stored rows are skipped)"
+        ) from exc
+    except (
+        sa_exc.OperationalError,
+        sa_exc.InterfaceError,
+        psycopg.OperationalError,
+        psycopg.InterfaceError,
+    ) as exc:
+        raise DatabaseUnavailable(
+            f"{path}: the database connection was lost during the import ({_first_line(exc)}); "
+            "nothing was written (the import is one transaction) — run it again when the "
+            "database is back"
+        ) from exc
+    except (sa_exc.DBAPIError, psycopg.Error) as exc:
+        raise FileInputError(
+            str(path), f"the database refused the import ({_first_line(exc)}); nothing was written"
+        ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return text[0] if text else type(orig).__name__
+
+
+def _file_key(path: Path) -> int:
+    """A 32-bit lock key from the file's SHA-256 (the same content → the same key)."""
+    if not path.is_file():
+        raise FileInputError(str(path), "file not found")
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return int.from_bytes(h.digest()[:4], "big", signed=True)
+
+
+def _lock(conn: Connection, key: int, on_wait: Callable[[], None] | None) -> None:
+    if not locks.try_xact_lock(conn, IMPORT_LOCK_NAMESPACE, key):
+        if on_wait:
+            on_wait()
+        locks.xact_lock(conn, IMPORT_LOCK_NAMESPACE, key)
+
+
+@contextmanager
+def import_lock(engine: Engine, path: str | Path) -> Iterator[None]:
+    """Hold the lock an import of this file takes (imports of it wait meanwhile), e.g.
+    while checking the database by hand."""
+    with engine.begin() as conn:
+        locks.xact_lock(conn, IMPORT_LOCK_NAMESPACE, _file_key(Path(path)))
+        yield
+
+
+def _import(
+    engine: Engine,
+    path: Path,
+    *,
+    crs: str,
+    tz: str | None,
+    skip_bad: bool,
+    rejects_path: str | Path | None,
+    batch_size: int,
+    lon_field: str | None,
+    lat_field: str | None,
+    progress: Callable[[int], None] | None,
+    cache: UnitCache | None,
+    on_wait: Callable[[], None] | None,
+) -> ImportReport:
+    crs = gcrs.normalize_crs(crs)
+    city = get_settings().city
+    zone = tz or city.timezone
+    key = _file_key(path)
     report = ImportReport(file=str(path))
     t0 = time.perf_counter()
     att = attributor_for_version(engine, cache=cache)
+    near = NearIndex(att.grids.geometry, NEAR_CITY_M, city.metric_crs)
     rejects: list[pd.DataFrame] = []
     seen: set[str] = set()
     with engine.connect() as conn:
@@ -152,17 +269,19 @@ def import_incidents(
             for first, raw in read_batches(
                 path, batch_size=batch_size, lon_field=lon_field, lat_field=lat_field
             ):
-                batch, good, errors = check_batch(
+                checked, good, errors = check_batch(
                     raw, file=str(path), first_row=first, crs=crs, categories=known, tz=zone
                 )
+                batch = checked
                 report.rows += len(batch)
                 if errors:
                     report.errors.extend(errors)
                     if skip_bad:
                         rejects.append(rejected_rows(raw, batch, good, errors))
                         report.rejected += int((~good).sum())
-                if refused():
-                    yield None  # keep reading to report every problem
+                if refused():  # keep reading to report every problem
+                    report.errors.extend(_far_errors(str(path), checked.loc[good.to_numpy()]))
+                    yield None
                     continue
                 batch = batch.loc[good.to_numpy()].reset_index(drop=True)
                 # idempotency: drop ids seen earlier in this file or already stored
@@ -176,11 +295,53 @@ def import_incidents(
                 batch = batch.reset_index(drop=True)
                 lon, lat = batch["lon"].to_numpy(), batch["lat"].to_numpy()
                 codes = att.attribute(lon, lat)
+                far = _far(codes, lon, lat)
+                if far.any():
+                    far_errors = _far_errors(str(path), batch.loc[far])
+                    report.errors.extend(far_errors)
+                    if refused():
+                        yield None
+                        continue
+                    far_rows = batch.loc[far, "_row"].to_numpy()
+                    keep = pd.Series(~np.isin(checked["_row"].to_numpy(), far_rows))
+                    rejects.append(rejected_rows(raw, checked, keep, far_errors))
+                    report.rejected += len(far_errors)
+                    batch = batch.loc[~far].reset_index(drop=True)
+                    codes = codes.loc[~far].reset_index(drop=True)
+                    lon, lat = lon[~far], lat[~far]
                 report.outside += int(codes["grid_code"].isna().sum())
                 frame = prepare_rows(batch, codes, cats, workers, att.version_id)
                 yield store.encode_rows(frame), lon, lat, len(frame)
 
+    def _far(codes: pd.DataFrame, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        """Points outside every grid and too far from all of them."""
+        outside = codes["grid_code"].isna().to_numpy()
+        far = np.zeros(len(lon), dtype=bool)
+        if outside.any():
+            far[outside] = near.far(lon[outside], lat[outside])
+        return far
+
+    def _far_errors(file: str, rows: pd.DataFrame) -> list[RowError]:
+        """Errors for the checked ``rows`` that are too far (their coordinates as given)."""
+        lon, lat = rows["lon"].to_numpy(), rows["lat"].to_numpy()
+        far = _far(att.attribute(lon, lat), lon, lat)
+        km = NEAR_CITY_M / 1000
+        return [
+            RowError(
+                file,
+                int(r),
+                "lon/lat",
+                f"({x:g}, {y:g}) is more than {km:g} km from every grid "
+                "(swapped lon/lat, a wrong --crs, or 0/0?)",
+                f"{x:g}, {y:g}",
+            )
+            for r, x, y in zip(
+                rows["_row"][far], rows["src_lon"][far], rows["src_lat"][far], strict=True
+            )
+        ]
+
     with engine.begin() as conn:
+        _lock(conn, key, on_wait)  # before reading: a second import sees the first's rows
         for encoded in _prefetch(produce()):
             if encoded is not None and not refused():
                 body, lon, lat, n = encoded
@@ -193,7 +354,7 @@ def import_incidents(
             raise FileInputError(str(path), report.errors)
     if rejects:
         rp = Path(rejects_path) if rejects_path else path.with_suffix(".rejects.csv")
-        pd.concat(rejects).to_csv(rp, index=False)
+        pd.concat(rejects).sort_values("row", kind="stable").to_csv(rp, index=False)
         report.rejects_path = str(rp)
     report.seconds = time.perf_counter() - t0
     return report
