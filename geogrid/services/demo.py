@@ -170,7 +170,7 @@ def _demo_logins(engine: Engine) -> list[str]:
     ``GEOGRID_DEMO_PASSWORD`` is set (there is no default password); their first tokens
     are born expired (people use the page; ``geogrid users issue`` gives tokens)."""
     secret = get_settings().demo_password
-    if secret is None:
+    if secret is None or not secret.get_secret_value():
         return []
     logins = [("demo-leader", "演示领导", "leader"), ("demo-planner", "演示规划员", "planner")]
     for username, name, role in logins:
