@@ -69,6 +69,16 @@ def test_embedded_cluster_lifecycle(tmp_path_factory):
             }
             assert {"unit", "incident", "boundary_version", "alembic_version"} <= tables
         assert cli("db", "up").returncode == 0  # idempotent while running
+        # backups of the embedded cluster (its password from pg-secret, never printed)
+        dest = home / "backup"
+        made = cli("db", "backup", str(dest))
+        assert made.returncode == 0, made.stderr
+        assert (dest / "geogrid.dump").exists() and secret not in made.stdout
+        refused = cli("db", "restore", str(dest))
+        assert refused.returncode == 2 and "not empty" in refused.stderr
+        forced = cli("db", "restore", str(dest), "--force")
+        assert forced.returncode == 0, forced.stderr
+        assert "Traceback" not in forced.stderr and secret not in forced.stdout
     finally:
         down = cli("db", "down")
         assert down.returncode == 0, down.stderr
