@@ -81,10 +81,17 @@ class Page:
         self.errors: list[str] = []
         self.tiles: dict[str, list[int]] = {}
         self.elsewhere: list[str] = []  # requests leaving the server (the page works offline)
-        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("console", self._console)
         self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
         self.page.on("request", self._request)
         self.page.on("response", self._response)
+
+    def _console(self, m) -> None:
+        # the sign-in probe (GET /session) answers 401 when nobody is signed in: expected
+        if m.type == "error" and not (
+            "status of 401" in m.text and m.location.get("url", "").endswith("/session")
+        ):
+            self.errors.append(m.text)
 
     def _request(self, r) -> None:
         if not r.url.startswith((self.base + "/", "data:", "blob:")):

@@ -63,12 +63,6 @@ def _search_and_go(web: Page, text: str, code: str) -> None:
     web.settle()
 
 
-def _errors(page: Page) -> list[str]:
-    """The page's console errors, less the 401 of the sign-in probe (GET /session when
-    nobody is signed in)."""
-    return [e for e in page.errors if "status of 401" not in e]
-
-
 def _overlap(a: dict, b: dict) -> bool:
     return (
         a["x"] < b["x"] + b["w"] - 0.5
@@ -136,7 +130,7 @@ def test_labels_at_city_and_grid_zoom_and_search_flies_to_a_grid(web, demo_http)
     assert set(shown) <= districts
     assert len(shown) == len(set(shown)), "a district name is written more than once"
     # the labels are drawn: the glyphs of the names (digits included) loaded, no tile error
-    assert not _errors(web), web.errors
+    assert not web.errors, web.errors
     web.shot("map-labels-city.png")
 
     grid = demo_http.get("/units/search", params={"q": GRID_NAME}).json()[0]
@@ -156,7 +150,7 @@ def test_labels_at_city_and_grid_zoom_and_search_flies_to_a_grid(web, demo_http)
     assert all(name.startswith(grid["parent_names"][-1]) for name in names)
     assert web.page.text_content("#unit-name") == GRID_NAME
     web.shot("map-labels-grid.png")
-    assert not _errors(web), web.errors
+    assert not web.errors, web.errors
 
 
 def test_hot_spots_have_their_own_legend_and_outlines_over_the_choropleth(web):
@@ -229,7 +223,7 @@ def test_export_png_and_pdf(web):
     assert data[:5] == b"%PDF-" and len(data) > 20_000
     assert len(re.findall(rb"/Type\s*/Page(?!s)", data)) == 1  # one page
     (ARTIFACTS / "map-export.pdf").write_bytes(data)
-    assert not _errors(web), web.errors
+    assert not web.errors, web.errors
 
 
 def test_phone_layout_has_nothing_over_anything(browser, demo_server):  # noqa: F811
@@ -273,6 +267,6 @@ def test_phone_layout_has_nothing_over_anything(browser, demo_server):  # noqa: 
         p.page.screenshot(path=str(ARTIFACTS / "map-phone-drawer.png"))
         p.page.click("#drawer-toggle")
         assert p.page.evaluate(BOXES_JS, ["#panel"]) == [None]
-        assert not _errors(p), p.errors
+        assert not p.errors, p.errors
     finally:
         p.close()

@@ -5,7 +5,7 @@
 import { isoDate, localDateTime, scaleLength, windowText } from "./format.js";
 import { t } from "./i18n.js";
 import { getMap } from "./map-layers.js";
-import { S, cityName, displayLevel, levelName, metricLabel } from "./state.js";
+import { S, categoryName, cityName, displayLevel, levelName, metricLabel } from "./state.js";
 
 const FONT = "'WenQuanYi Micro Hei', 'Noto Sans CJK SC', 'PingFang SC', 'Microsoft YaHei', sans-serif";
 
@@ -146,7 +146,7 @@ export function composeSheet() {
   ctx.fillText(title(), 12, 26);
   ctx.font = `13px ${FONT}`;
   ctx.fillStyle = "#475569";
-  const category = S.category ? ` · ${S.category}` : "";
+  const category = S.category ? ` · ${categoryName(S.category)}` : "";
   ctx.fillText(`${t("date_window")}: ${windowText(S, today)}${category}`, 12, 46);
   drawLegend(ctx, legendItems(), 10, head + mh - 10);
   drawScaleBar(ctx, map, mw - 10, head + mh - 10);
