@@ -48,6 +48,7 @@ from geogrid.core.passwords import (
     verify_password,
 )
 from geogrid.errors import Conflict, Forbidden, InvalidInput, Locked, NotFound, Unauthorized
+from geogrid.services import audit
 from geogrid.store import accounts as store
 from geogrid.store.engine import transaction
 
@@ -217,6 +218,14 @@ def add_user(
             password_hash=pw_hash,
         )
         store.insert_token(c, aid, hash_token(token), label="first token", expires_at=expires)
+        audit.record(
+            c,
+            actor=None,
+            action="account.add",
+            resource="account",
+            ids=[aid],
+            detail={"role": role, "units": codes},
+        )
     return Account(aid, clean, role, tuple(codes), ref, True), token
 
 
@@ -311,6 +320,14 @@ def issue_token(
         if row is None:
             raise NotFound(f"account {account_id} does not exist")
         rec = store.insert_token(c, account_id, hash_token(token), label=label, expires_at=expires)
+        audit.record(
+            c,
+            actor=actor,
+            action="token.issue",
+            resource="account",
+            ids=[account_id],
+            detail={"token_id": rec["id"]},
+        )
     return _token_info(rec), token
 
 
@@ -337,6 +354,14 @@ def revoke_token(
         _may_manage(actor, int(row["account_id"]))
         store.revoke_token(c, token_id)
         row = store.token_row(c, token_id)
+        audit.record(
+            c,
+            actor=actor,
+            action="token.revoke",
+            resource="account",
+            ids=[int(row["account_id"])] if row else None,
+            detail={"token_id": token_id},
+        )
     assert row is not None
     log.info("token %s of account %s revoked", token_id, row["account_id"])
     return _token_info(row)
@@ -349,6 +374,14 @@ def revoke_all_tokens(bind: Engine | Connection, account_id: int) -> int:
             raise NotFound(f"account {account_id} does not exist")
         n = store.revoke_account_tokens(c, account_id)
         store.revoke_account_sessions(c, account_id)
+        audit.record(
+            c,
+            actor=None,
+            action="token.revoke_all",
+            resource="account",
+            ids=[account_id],
+            detail={"tokens": n},
+        )
     log.info("%d token(s) of account %s revoked", n, account_id)
     return n
 
@@ -379,6 +412,14 @@ def rotate_token(
         store.revoke_token(c, token_id)
         rec = store.insert_token(
             c, int(old["account_id"]), hash_token(token), label=old["label"], expires_at=expires
+        )
+        audit.record(
+            c,
+            actor=actor,
+            action="token.rotate",
+            resource="account",
+            ids=[int(old["account_id"])],
+            detail={"token_id": token_id, "new": rec["id"]},
         )
     log.info("token %s rotated to %s", token_id, rec["id"])
     return _token_info(rec), token
@@ -523,6 +564,9 @@ def change_password(
         store.set_password(c, account_id, hash_password(new_password))
         keep = hash_secret(keep_session) if keep_session else None
         store.revoke_account_sessions(c, account_id, keep_hash=keep)
+        audit.record(
+            c, actor=account_id, action="account.password", resource="account", ids=[account_id]
+        )
     log.info("account %s changed its password", account_id)
 
 
@@ -558,6 +602,9 @@ def set_password(
         check_password(password, login_name or row["username"])
         store.set_password(c, account_id, hash_password(password), username=login_name)
         store.revoke_account_sessions(c, account_id)
+        audit.record(
+            c, actor=actor, action="account.password_reset", resource="account", ids=[account_id]
+        )
         units = store.account_units(c, account_id)
         row = store.account_row(c, account_id)
     assert row is not None
@@ -570,4 +617,5 @@ def unlock(bind: Engine | Connection, account_id: int) -> None:
     with transaction(bind) as c:
         if not store.unlock(c, account_id):
             raise NotFound(f"account {account_id} does not exist")
+        audit.record(c, actor=None, action="account.unlock", resource="account", ids=[account_id])
     log.info("sign-in of account %s unlocked", account_id)

@@ -57,7 +57,9 @@ from geogrid.core.incident_files import (
     read_batches,
     rejected_rows,
 )
+from geogrid.core.scope import Scope
 from geogrid.errors import Conflict, DatabaseUnavailable, FileInputError, RowError
+from geogrid.services import audit
 from geogrid.services.attribution import attributor_for_version
 from geogrid.services.incidents import NEAR_CITY_M
 from geogrid.services.unitcache import UnitCache
@@ -352,6 +354,13 @@ def _import(
                 progress(report.rows)
         if refused():
             raise FileInputError(str(path), report.errors)
+        audit.record(
+            conn,
+            actor=Scope.system(),
+            action="incident.import",
+            resource="incident",
+            detail={"file": str(path), "loaded": report.loaded},
+        )
     if rejects:
         rp = Path(rejects_path) if rejects_path else path.with_suffix(".rejects.csv")
         pd.concat(rejects).sort_values("row", kind="stable").to_csv(rp, index=False)

@@ -37,6 +37,7 @@ from geogrid.core.plans.publish import (
     unchanged_grids,
 )
 from geogrid.errors import Conflict, TopologyError
+from geogrid.services import audit
 from geogrid.services.plans.drafts import check_change, replay
 from geogrid.services.plans.staffing import staffing_in
 from geogrid.store import plans as store
@@ -161,6 +162,14 @@ def publish_plan(
         touched = sorted(set(gone) | set(new["code"]))
         record_units_change(conn, vid, touched, "publish", previous_version_id=current)
         store.mark_published(conn, plan_id, vid)
+        audit.record(
+            conn,
+            actor=actor,
+            action="plan.publish",
+            resource="plan",
+            ids=[plan_id],
+            detail={"version_id": int(vid), "previous_version_id": int(current)},
+        )
         # the version times are the commit's: the last statement of the transaction
         store.stamp_publish(conn, vid, current, moves["id"].tolist() if len(moves) else [])
     ctx.plans.forget(plan_id)
