@@ -96,16 +96,17 @@ def report_points(n: int, seed: int = 7) -> np.ndarray:
 
 
 class _Pool:
-    """Idle HTTP/1.1 keep-alive connections to one host."""
+    """Idle HTTP/1.1 keep-alive connections to one host, most recently used first."""
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
-    async def get(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def get(self) -> tuple[tuple[asyncio.StreamReader, asyncio.StreamWriter], bool]:
+        """A connection, and whether it was reused (it may have been closed meanwhile)."""
         if self.idle:
-            return self.idle.pop()
-        return await asyncio.open_connection(self.host, self.port)
+            return self.idle.pop(), True
+        return await asyncio.open_connection(self.host, self.port), False
 
     def put(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
         self.idle.append(conn)
@@ -116,14 +117,30 @@ class _Pool:
         self.idle.clear()
 
 
-async def _exchange(
-    pool: _Pool, request: bytes, timeout: float
-) -> int:  # the HTTP status of the answer
-    conn = await pool.get()
-    reader, writer = conn
+async def _exchange(pool: _Pool, request: bytes, timeout: float) -> int:
+    """Send one request and read its answer; returns the HTTP status.
+
+    A kept-alive connection the server closed while it was idle (uvicorn closes them
+    after 5 s) fails before any byte of an answer: the request is sent again once on a
+    new connection, as HTTP clients do (the ``Idempotency-Key`` makes that safe).
+    """
+    for attempt in (0, 1):
+        conn, reused = await pool.get()
+        reader, writer = conn
+        try:
+            writer.write(request)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            writer.close()
+            stale = reused and (not isinstance(exc, asyncio.IncompleteReadError) or not exc.partial)
+            if stale and attempt == 0:
+                continue
+            raise
+        except BaseException:
+            writer.close()
+            raise
+        break
     try:
-        writer.write(request)
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
         lines = head.decode("latin-1").split("\r\n")
         status = int(lines[0].split(" ", 2)[1])
         length = 0

@@ -239,7 +239,15 @@ def create_incident(
             return first
         store.share_published_version(c)
         # one query for the category, the published version, the units and the reporter
-        context = store.report_context(c, category, wlon, wlat, reporter_id, LEVELS)
+        context = store.report_context(
+            c,
+            category,
+            wlon,
+            wlat,
+            reporter_id,
+            LEVELS,
+            [lifecycle.admin_role_for(lv) for lv in LEVELS],
+        )
         cat = context["category"]
         if cat is None or not cat["active"]:
             cat = get_category(c, category, category_parameter)  # the error, naming the codes
@@ -262,15 +270,14 @@ def create_incident(
         level, unit_code = lifecycle.route(cat["escalate_level"], codes)
         assignee = None
         ups = [(lifecycle.admin_role_for(lv), codes[lv], lv) for lv in LEVELS_UP[1:]]
-        found: dict[tuple[str, str], int] = {}
+        # the accounts of the units covering the point (read with the context)
+        found = {
+            (lifecycle.admin_role_for(u["level"]), u["code"]): int(u["account"])
+            for u in units
+            if u["account"] is not None
+        }
         if level is not None and unit_code is not None:
-            role = lifecycle.admin_role_for(level)
-            # the unit's account and, for a vacant grid, the admins above: one query
-            wanted = [(role, unit_code)]
-            if level == LEVELS_UP[0]:
-                wanted += [(r, u) for r, u, _ in ups if u]
-            found = store.first_accounts(c, wanted)
-            assignee = found.get((role, unit_code))
+            assignee = found.get((lifecycle.admin_role_for(level), unit_code))
         if assignee is None and level == LEVELS_UP[0]:  # a vacant grid: the admins above
             for r, u, lv in ups:
                 if u and (r, u) in found:
