@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 from api.errors import add_exception_handlers, document_errors
 from api.json import GeogridJSONResponse
@@ -116,8 +116,8 @@ def create_app(database_url: str | None = None, settings: Settings | None = None
     # body/field limits, rate limits, the expensive gate, statement timeouts (api/limits.py)
     app.add_middleware(LimitsMiddleware, settings=settings or get_settings())
     install_log_redaction()
-    for router in ROUTERS:
-        app.include_router(router)
+    for router in ROUTERS:  # every request's client is bound for the audit trail
+        app.include_router(router, dependencies=[Depends(audit.audit_client)])
     return app
 
 

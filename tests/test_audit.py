@@ -159,3 +159,12 @@ def test_cli_audit_json_and_csv(city):
     assert len(table) == 3 and {"at", "actor_id", "action", "resource_ids"} <= set(table[0])
     bad = _cli(city, "--since", "yesterday")
     assert bad.returncode == 2 and "since" in bad.stderr
+
+
+def test_account_changes_are_recorded(city, client):
+    w2 = city.accounts["w2"]
+    r = client.post("/tokens", json={"label": "phone", "days": 1}, headers=city.auth("w2"))
+    assert r.status_code in (200, 201), r.text
+    rows = _rows(city, action="token.issue", actor_id=w2.id)
+    assert rows and rows[0]["resource_ids"] == [str(w2.id)] and rows[0]["ip"] == "127.0.0.1"
+    assert rows[0]["detail"] == {"token_id": r.json()["id"]}

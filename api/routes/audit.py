@@ -1,13 +1,14 @@
 """``GET /audit``: the append-only audit trail, for admins; and :func:`audit_client`, the
 dependency that binds the request's client (IP, user agent) for the audit rows written
-while it is served (:func:`geogrid.services.audit.bind_client`)."""
+while it is served (:func:`geogrid.services.audit.bind_client`); ``api.main`` adds it to
+every router."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 
 from api.auth import AccountDep
 from api.deps import EngineDep
@@ -27,7 +28,7 @@ async def audit_client(request: Request) -> None:
     )
 
 
-router = APIRouter(tags=["audit"], dependencies=[Depends(audit_client)])
+router = APIRouter(tags=["audit"])
 
 
 @router.get(

@@ -54,7 +54,6 @@ from api.models.open311 import (
     Open311Service,
     Open311ServiceDefinition,
 )
-from api.routes.audit import audit_client
 from geogrid.core import lifecycle
 from geogrid.core.scope import Scope
 from geogrid.errors import GeogridError, InvalidInput, NotFound
@@ -110,12 +109,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"model": list[Open311Error], "description": what[c]} for c in codes}
 
 
-router = APIRouter(
-    prefix="/open311/v2",
-    tags=["open311"],
-    route_class=Open311Route,
-    dependencies=[Depends(audit_client)],
-)
+router = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=Open311Route)
 
 Format = Annotated[
     str,
