@@ -1,7 +1,14 @@
 // The planner mode: the plans (GET/POST /plans), one open plan drawn on the map with its
 // metrics before and after and its diff, the edit tools (merge, split, move edge,
-// reassign, rename; POST /plans/{id}/edits), auto-partition, undo, redo and publish.
-import { request, postJson, apiPath, token, setToken } from "./api.js";
+// reassign, rename; POST /plans/{id}/edits), auto-partition, undo, redo, the staffing
+// after the plan (GET/PUT /plans/{id}/staffing) and publish.
+//
+// Drawing: each click on the map is snapped to the plan's grid vertices (exactly) or edges
+// within a tolerance in metres (plan-snap.js; the server snaps the same way). A finished
+// drawing is handed to terra-draw (vendor/terra-draw, loaded on first use) so its vertices
+// can be dragged (snapping too), and the shared edge of two grids can be loaded as a line
+// to reshape by dragging. Without terra-draw the clicked drawing is used as it is.
+import { request, postJson, apiPath, token, setToken, authHeaders } from "./api.js";
 import { el, byId } from "./dom.js";
 import { formatValue } from "./format.js";
 import { t, hasLabel } from "./i18n.js";
@@ -9,6 +16,7 @@ import { getMap, featureAt, bboxOf, EMPTY_FC } from "./map-layers.js";
 import {
   EDIT_TOOLS, DRAW_CLICKS, drawnGeometry, editParams, togglePicked, commonPrefix,
 } from "./plan-edits.js";
+import { ringsOf, ringsOfCodes, sharedEdge, snapPoint } from "./plan-snap.js";
 import { S, levelName, levels, metricLabel } from "./state.js";
 import { render } from "./view.js";
 
@@ -20,13 +28,19 @@ const IMPACT_KEYS = ["grids", "households", "population", "incidents", "load_ind
 function plannerState() {
   if (!S.plan) {
     S.plan = { list: [], current: null, prefix: null, kind: "merge", picked: [], shape: null,
-      drawing: false, drawPts: [], form: { name: "", code: "" }, msg: null, impact: null, diff: null };
+      drawing: false, drawPts: [], form: { name: "", code: "" }, msg: null, impact: null, diff: null,
+      staffing: null, snapM: 1, drawn: null };
   }
   return S.plan;
 }
 
 const pickedCodes = () => plannerState().picked.filter(Boolean);
-const currentParams = (P) => editParams(P.kind, P.picked, drawnGeometry(P.shape, P.drawPts), P.form);
+// the edit's params; split and move_edge carry the snapping tolerance (metres)
+function currentParams(P) {
+  const params = editParams(P.kind, P.picked, P.drawn || drawnGeometry(P.shape, P.drawPts), P.form);
+  if (params && (P.kind === "split" || P.kind === "move_edge")) params.snap_m = Number(P.snapM) || 0;
+  return params;
+}
 const label = (key) => (hasLabel(key) ? t(key) : metricLabel(key));
 
 function resetEdit() {
@@ -36,7 +50,125 @@ function resetEdit() {
   P.drawing = false;
   P.drawPts = [];
   P.form = { name: "", code: "" };
+  P.drawn = null;
+  TD.gen += 1;
+  if (TD.draw) {
+    TD.draw.clear();
+    TD.draw.setMode("static");
+  }
   if (getMap() && getMap().getSource("draw")) drawSketch();
+}
+
+// ---- terra-draw: loaded on first use from vendor/terra-draw (UMD builds, classic scripts)
+
+// gen: bumped whenever the edit is reset, so a late hand-over to terra-draw is dropped
+const TD = { loading: null, draw: null, id: null, gen: 0 };
+const TD_FILES = ["/static/vendor/terra-draw/terra-draw.umd.js",
+  "/static/vendor/terra-draw/terra-draw-maplibre-gl-adapter.umd.js"];
+
+function loadScript(src) {
+  return new Promise((resolve, reject) => {
+    const s = document.createElement("script");
+    s.src = src;
+    s.onload = resolve;
+    s.onerror = () => reject(new Error(`cannot load ${src}`));
+    document.head.append(s);
+  });
+}
+
+// the snapping of terra-draw's drawing and dragging: the plan's grid vertices and edges
+function snapTo(event) {
+  const P = plannerState();
+  const fc = (P.current && P.current.grids) || EMPTY_FC;
+  const q = snapPoint([event.lng, event.lat], ringsOf(fc), Number(P.snapM) || 0);
+  return q || undefined;
+}
+
+/** The terra-draw instance on the map (made once), or null when it cannot be loaded. */
+export async function terraDraw() {
+  if (TD.draw) return TD.draw;
+  if (!TD.loading) {
+    TD.loading = (async () => {
+      for (const f of TD_FILES) await loadScript(f);
+      const lib = window.terraDraw;
+      const { TerraDrawMapLibreGLAdapter } = window.terraDrawMaplibreGlAdapter;
+      let next = 0;
+      const snapping = { toCustom: snapTo };
+      const editable = { feature: { draggable: false, coordinates:
+        { draggable: true, midpoints: true, deletable: true, snappable: snapping } } };
+      const draw = new lib.TerraDraw({
+        adapter: new TerraDrawMapLibreGLAdapter({ map: getMap() }),
+        idStrategy: { isValidId: (id) => Number.isInteger(id), getId: () => { next += 1; return next; } },
+        modes: [
+          new lib.TerraDrawLineStringMode({ snapping }),
+          new lib.TerraDrawPolygonMode({ snapping }),
+          new lib.TerraDrawRectangleMode(),
+          new lib.TerraDrawSelectMode({ flags: { linestring: editable, polygon: editable } }),
+        ],
+      });
+      draw.start();
+      draw.on("change", (ids, type) => { if (type === "update" && ids.includes(TD.id)) drawChanged(); });
+      TD.draw = draw;
+      return draw;
+    })().catch(() => null);
+  }
+  return TD.loading;
+}
+
+function drawnFeature() {
+  return TD.draw && TD.id !== null ? TD.draw.getSnapshotFeature(TD.id) : undefined;
+}
+
+// hand a finished drawing to terra-draw: its vertices can then be dragged (and snap)
+async function editDrawn(geometry) {
+  const gen = TD.gen;
+  const draw = await terraDraw();
+  if (!draw || !geometry || gen !== TD.gen) return false;
+  draw.clear();
+  const mode = geometry.type === "Polygon" ? "polygon" : "linestring";
+  // terra-draw keeps 9 decimals (0.1 mm); the server snaps them back onto the grid
+  const round = (c) => [Math.round(c[0] * 1e9) / 1e9, Math.round(c[1] * 1e9) / 1e9];
+  geometry = geometry.type === "Polygon"
+    ? { type: "Polygon", coordinates: geometry.coordinates.map((r) => r.map(round)) }
+    : { type: "LineString", coordinates: geometry.coordinates.map(round) };
+  const [res] = draw.addFeatures([{ type: "Feature", properties: { mode }, geometry }]);
+  if (!res || !res.valid) return false;
+  TD.id = res.id;
+  plannerState().drawn = geometry;
+  draw.setMode("select");
+  draw.selectFeature(res.id);
+  return true;
+}
+
+function drawChanged() {
+  const f = drawnFeature();
+  if (!f) return;
+  plannerState().drawn = f.geometry;
+  updateApply();
+}
+
+/** Load the shared edge of the two picked grids as a line to reshape by dragging. */
+async function reshapeSharedEdge() {
+  const P = plannerState();
+  const [a, b] = pickedCodes();
+  const draw = await terraDraw();
+  const fc = (P.current && P.current.grids) || EMPTY_FC;
+  let edge = null;
+  for (const ra of ringsOfCodes(fc, [a])) {
+    for (const rb of ringsOfCodes(fc, [b])) edge = edge || sharedEdge(ra, rb);
+  }
+  if (!draw || !edge) {
+    planMsg(t(draw ? "no_shared_edge" : "draw_unavailable"), true);
+    return;
+  }
+  P.shape = "polyline";
+  P.drawPts = [];
+  if (!(await editDrawn({ type: "LineString", coordinates: edge }))) {
+    planMsg(t("no_shared_edge"), true);
+    return;
+  }
+  drawSketch();
+  planMsg(t("reshape_hint"));
 }
 
 /** Load the list of plans and draw the planner panel. */
@@ -109,9 +241,10 @@ export async function openPlan(id) {
     const grids = plan.grids && plan.grids.type === "FeatureCollection" ? plan.grids : EMPTY_FC;
     map.getSource("plan").setData(grids);
     const failed = (e) => ({ error: e.message });
-    [P.impact, P.diff] = await Promise.all([
+    [P.impact, P.diff, P.staffing] = await Promise.all([
       request(apiPath(["plans", String(id), "impact"])).catch(failed),
       request(apiPath(["plans", String(id), "diff"])).catch(failed),
+      request(apiPath(["plans", String(id), "staffing"])).catch(failed),
     ]);
     paintDiff();
     P.msg = null;
@@ -144,18 +277,84 @@ function planGrids() {
 
 function currentPlanSection(P) {
   const plan = P.current;
+  const staffed = !!(P.staffing && P.staffing.ready);
+  const owner = plan.owner ? ` · ${t("owner")}: ${plan.owner}` : "";
   return [
-    el("h3", {}, `${t("plan")} #${plan.id} ${plan.name} · ${plan.status || ""}`),
+    el("h3", {}, `${t("plan")} #${plan.id} ${plan.name} · ${plan.status || ""}${owner}`),
     el("div", { class: "row-form" },
       el("button", { class: "btn", type: "button", id: "btn-undo", onclick: () => planAction("undo") }, t("undo")),
       el("button", { class: "btn", type: "button", id: "btn-redo", onclick: () => planAction("redo") }, t("redo")),
-      el("button", { class: "btn primary", type: "button",
+      el("button", { class: "btn primary", type: "button", id: "btn-publish",
+        disabled: staffed ? null : "disabled", title: staffed ? null : t("staffing_blocks"),
         onclick: () => { if (confirm(t("publish_confirm"))) planAction("publish"); } }, t("publish"))),
     ...autopartitionForm(plan),
     el("h3", {}, t("edit")), ...editForm(P),
+    el("h3", {}, t("staffing")), staffingSection(P.staffing),
     el("h3", {}, t("plan_metrics")), impactTable(P.impact),
     el("h3", {}, t("diff")), diffSection(P.diff),
   ];
+}
+
+// every grid's workers after the plan; what must be decided before publishing, with the
+// controls to decide it (assign / move / vacancy / release → PUT /plans/{id}/staffing)
+function staffingSection(st) {
+  if (!st) return el("p", { class: "hint" }, t("none"));
+  if (st.error) return el("p", { class: "err" }, st.error);
+  const names = (ws) => ws.map((w) => w.name || `#${w.account_id}`).join(", ");
+  const tbody = el("tbody");
+  for (const g of st.grids || []) {
+    tbody.append(el("tr", { "data-grid": g.code }, el("td", { title: g.name }, g.code.slice(-3), " ", g.name || ""),
+      el("td", { class: g.workers.length ? "" : "warn" },
+        g.workers.length ? names(g.workers) : g.vacant ? t("vacant") : t("no_worker"))));
+  }
+  const table = el("table", { class: "grid", id: "plan-staffing" },
+    el("thead", {}, el("tr", {}, el("th", {}, levelName(levels()[levels().length - 1])),
+      el("th", {}, t("workers_after")))), tbody);
+  const workers = st.workers || [];
+  const grids = st.grids || [];
+  const issues = (st.issues || []).map((i) => {
+    if (i.kind === "grid_without_worker") {
+      const pick = el("select", { "data-grid": i.grid },
+        workers.map((w) => el("option", { value: w.account_id }, w.name || `#${w.account_id}`)));
+      return el("li", { class: "issue" }, el("span", {}, i.message), " ",
+        workers.length ? pick : null,
+        workers.length ? el("button", { class: "btn", type: "button", "data-assign": i.grid,
+          onclick: () => decide({ action: "assign", grid: i.grid, account_id: Number(pick.value) }) }, t("assign")) : null,
+        el("button", { class: "btn", type: "button", "data-vacancy": i.grid,
+          onclick: () => decide({ action: "vacancy", grid: i.grid }) }, t("mark_vacant")));
+    }
+    const to = el("select", { "data-worker": i.account_id },
+      grids.map((g) => el("option", { value: g.code }, `${g.code.slice(-3)} ${g.name || ""}`)));
+    return el("li", { class: "issue" }, el("span", {}, i.message), " ", to,
+      el("button", { class: "btn", type: "button",
+        onclick: () => decide({ action: "move", account_id: i.account_id, grid: to.value }) }, t("move_worker")),
+      el("button", { class: "btn", type: "button",
+        onclick: () => decide({ action: "release", account_id: i.account_id }) }, t("release_worker")));
+  });
+  const status = el("p", { class: st.ready ? "ok" : "err", id: "staffing-status" },
+    st.ready ? t("staffing_ready") : t("staffing_blocks"));
+  const clear = (st.decisions || []).length
+    ? el("button", { class: "btn", type: "button", onclick: () => putStaffing([]) }, t("clear_decisions")) : null;
+  return el("div", {}, table, status, issues.length ? el("ul", { class: "issues" }, issues) : null, clear);
+}
+
+function decide(decision) {
+  const st = plannerState().staffing || {};
+  putStaffing([...(st.decisions || []), decision]);
+}
+
+async function putStaffing(decisions) {
+  const P = plannerState();
+  try {
+    P.staffing = await request(apiPath(["plans", String(P.current.id), "staffing"]), {
+      method: "PUT",
+      headers: { "Content-Type": "application/json", ...authHeaders() },
+      body: JSON.stringify({ decisions }),
+    });
+    planMsg(`${t("staffing")} · ${t("done")}`);
+  } catch (e) {
+    planMsg(e.message, true);
+  }
 }
 
 function autopartitionForm(plan) {
@@ -192,12 +391,19 @@ function editForm(P) {
       el("button", { class: "btn", type: "button", onclick: () => { resetEdit(); paintDiff(); drawPlanner(); } },
         t("clear")))];
   if (tool.draw.length) {
+    const drawnPts = P.drawn ? (P.drawn.type === "Polygon" ? P.drawn.coordinates[0].length - 1
+      : P.drawn.coordinates.length) : P.drawPts.length;
     out.push(el("div", { class: "row-form" },
       tool.draw.map((shape) => el("button", { type: "button", id: `btn-draw-${shape}`,
         class: "btn" + (P.drawing && P.shape === shape ? " on" : ""), onclick: () => startDrawing(shape) },
       t(DRAW_LABEL[shape]))),
+      P.kind === "move_edge" ? el("button", { type: "button", class: "btn", id: "btn-reshape",
+        disabled: pickedCodes().length === 2 ? null : "disabled", onclick: reshapeSharedEdge }, t("reshape_edge")) : null,
       el("span", { class: "hint", id: "draw-status" },
-        P.drawing ? t("drawing") : P.drawPts.length ? `${t("points_drawn")}: ${P.drawPts.length}` : "")));
+        P.drawing ? t("drawing") : drawnPts ? `${t("points_drawn")}: ${drawnPts}` : "")));
+    out.push(el("div", { class: "row-form" }, el("span", {}, t("snap_m")),
+      el("input", { type: "number", id: "snap-m", min: 0, max: 50, step: 0.5, value: P.snapM,
+        onchange: (e) => { P.snapM = Number(e.target.value) || 0; } })));
   }
   if (P.kind === "rename") {
     const current = grids.find((g) => g.code === P.picked[0]);
@@ -236,16 +442,36 @@ function startDrawing(shape) {
   P.shape = shape;
   P.drawing = true;
   P.drawPts = [];
+  P.drawn = null;
+  TD.gen += 1;
+  if (TD.draw) {
+    TD.draw.clear();
+    TD.draw.setMode("static");
+  }
   drawSketch();
   drawPlanner();
 }
 
-function stopDrawing() {
+// a drawing is complete: let terra-draw take it for dragging its vertices
+function finishDrawing() {
+  const P = plannerState();
+  const geom = drawnGeometry(P.shape, P.drawPts);
+  if (!geom) return;
+  editDrawn(geom).then((ok) => {
+    if (ok && !P.drawing) {
+      P.drawPts = [];
+      drawSketch();
+    }
+  });
+}
+
+function stopDrawing(handOver = true) {
   const P = plannerState();
   if (!P.drawing) return;
   P.drawing = false;
   drawSketch();
   drawPlanner();
+  if (handOver) finishDrawing();
 }
 
 function updateApply() {
@@ -256,7 +482,7 @@ function updateApply() {
 
 function applyEdit() {
   const P = plannerState();
-  if (P.drawing) stopDrawing();
+  if (P.drawing) stopDrawing(false);
   const params = currentParams(P);
   if (params) planEdit(P.kind, params);
 }
@@ -357,9 +583,14 @@ export function plannerClick(e) {
   const P = plannerState();
   if (!P.current) return;
   if (P.drawing) {
-    P.drawPts.push([e.lngLat.lng, e.lngLat.lat]);
+    const raw = [e.lngLat.lng, e.lngLat.lat];
+    const fc = P.current.grids || EMPTY_FC;
+    P.drawPts.push(snapPoint(raw, ringsOf(fc), Number(P.snapM) || 0) || raw);
     const ends = DRAW_CLICKS[P.shape];
-    if (ends && P.drawPts.length >= ends) P.drawing = false;
+    if (ends && P.drawPts.length >= ends) {
+      P.drawing = false;
+      finishDrawing();
+    }
     drawSketch();
     drawPlanner();
     return;
