@@ -61,7 +61,12 @@ LevelP = Annotated[
 ]
 VersionQ = Annotated[
     int | None,
-    Query(description="boundary version id (default: the published one)", examples=[3]),
+    Query(
+        ge=1,
+        le=2**31 - 1,
+        description="boundary version id (default: the published one)",
+        examples=[3],
+    ),
 ]
 AsOfQ = Annotated[
     str | None,
@@ -196,8 +201,8 @@ def hotspots(
         int,
         Query(
             ge=0,
-            le=9999,
-            description="0: analytical p-values; else conditional permutations",
+            le=999,
+            description="0: analytical p-values; else conditional permutations (at most 999)",
             examples=[0],
         ),
     ] = 0,

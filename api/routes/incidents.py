@@ -248,8 +248,17 @@ def register(
             examples=["worker"],
         ),
     ] = "worker",
+    limit: Annotated[
+        int, Query(ge=1, le=10_000, description="at most this many rows", examples=[1000])
+    ] = 10_000,
+    offset: Annotated[
+        int, Query(ge=0, le=10_000_000, description="skip this many rows first", examples=[0])
+    ] = 0,
 ) -> Any:
-    """The monthly register (为民服务事项登记表): reported, handled, on time, median hours."""
+    """The monthly register (为民服务事项登记表): reported, handled, on time, median hours
+    (a page of `limit` rows from `offset`)."""
     return jsonable(
-        monthly_register(engine, month, level, scope=Scope.of(account)).to_dict("records")
+        monthly_register(
+            engine, month, level, scope=Scope.of(account), limit=limit, offset=offset
+        ).to_dict("records")
     )

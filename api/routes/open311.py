@@ -400,8 +400,22 @@ def get_requests(
         str | None,
         Query(description="open, closed or open,closed", examples=["open"]),
     ] = None,
+    page: Annotated[
+        int,
+        Query(ge=1, le=100_000, description="extension: the page (1-based)", examples=[1]),
+    ] = 1,
+    page_size: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=MAX_REQUESTS,
+            description=f"extension: requests per page (at most {MAX_REQUESTS})",
+            examples=[100],
+        ),
+    ] = MAX_REQUESTS,
 ) -> list[dict[str, Any]]:
-    """Service requests, newest first (default: the last 90 days; at most 1000)."""
+    """Service requests, newest first (default: the last 90 days; pages of at most 1000:
+    ask for the next `page` while a page is full)."""
     _json_only(fmt)
     if service_request_id:
         rows = incidents.list_incidents(
@@ -423,7 +437,8 @@ def get_requests(
             statuses=lifecycle.statuses_for_open311(status) if status else None,
             start=start,
             end=end,
-            limit=MAX_REQUESTS,
+            limit=page_size,
+            offset=(page - 1) * page_size,
             category_parameter=None,
         )
     return [_request(r) for r in rows]

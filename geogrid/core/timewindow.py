@@ -22,10 +22,22 @@ import pandas as pd
 
 from geogrid.errors import InvalidInput
 
-__all__ = ["DEFAULT_DAYS", "TIME_RANGE", "month_bounds", "parse_time", "resolve_window"]
+__all__ = [
+    "DEFAULT_DAYS",
+    "MAX_WINDOW_DAYS",
+    "TIME_RANGE",
+    "check_window_length",
+    "month_bounds",
+    "parse_time",
+    "resolve_window",
+    "round_window",
+]
 
 #: default window length (days) when a window's start is not given
 DEFAULT_DAYS = 30
+
+#: the longest window (days) metrics, hot spots and maps are computed over: two years
+MAX_WINDOW_DAYS = 732
 
 #: The dates geogrid accepts (windows, as-of, reports): wide enough for any real record,
 #: narrow enough that window arithmetic never overflows.
@@ -94,13 +106,15 @@ def resolve_window(
     tz: str,
     days: int = DEFAULT_DAYS,
     names: tuple[str, str] = ("from", "to"),
+    max_days: int | None = MAX_WINDOW_DAYS,
 ) -> tuple[datetime, datetime, datetime]:
     """``(start, end, now)`` of a window ``[start, end)`` as aware datetimes.
 
     Defaults: ``now`` = the current time; ``end`` = ``now`` (or ``start + days`` when
     ``start`` is after now); ``start`` = ``end - days``. Values are read with
     :func:`parse_time` in ``tz``; errors name ``names`` (the start and end parameters).
-    The previous window of the same length must lie within :data:`TIME_RANGE` too.
+    The previous window of the same length must lie within :data:`TIME_RANGE` too, and the
+    window may be at most ``max_days`` long (None: no limit).
 
     >>> s, e, _ = resolve_window("2026-05-01", "2026-06-01", tz="Asia/Shanghai")
     >>> (e - s).days, s.isoformat()
@@ -117,6 +131,7 @@ def resolve_window(
         raise InvalidInput(
             names[0], start_d.isoformat(), f"a time before {names[1]}={end_d.isoformat()}"
         )
+    check_window_length(start_d, end_d, max_days, names[0])
     if start_d - (end_d - start_d) < TIME_RANGE[0]:  # the previous window must exist too
         raise InvalidInput(
             names[0],
@@ -125,6 +140,44 @@ def resolve_window(
             f"of the same length starts after {TIME_RANGE[0].date()}",
         )
     return start_d, end_d, now_d
+
+
+def check_window_length(
+    start: datetime, end: datetime, max_days: int | None, parameter: str = "from"
+) -> None:
+    """Refuse (naming ``parameter``) a window ``[start, end)`` longer than ``max_days``.
+
+    >>> check_window_length(datetime(2020, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC), 732)
+    Traceback (most recent call last):
+    geogrid.errors.InvalidInput: from='2020-01-01T00:00:00+00:00' is not valid: expected a window of at most 732 days (this one: 2192)
+    """
+    if max_days is not None and end - start > timedelta(days=max_days):
+        raise InvalidInput(
+            parameter,
+            start.isoformat(),
+            f"a window of at most {max_days} days (this one: {(end - start).days})",
+        )
+
+
+def round_window(
+    start: datetime | None, end: datetime | None
+) -> tuple[datetime | None, datetime | None]:
+    """``start`` down and ``end`` up to whole hours, so that a window's cache key changes at
+    most hourly (whole hours of UTC are whole hours of every zone with a whole-hour offset).
+
+    >>> s, e = round_window(datetime(2026, 5, 1, 8, 13, tzinfo=UTC), datetime(2026, 5, 2, 9, 1, tzinfo=UTC))
+    >>> s.isoformat(), e.isoformat()
+    ('2026-05-01T08:00:00+00:00', '2026-05-02T10:00:00+00:00')
+    """
+
+    def down(t: datetime) -> datetime:
+        return t.replace(minute=0, second=0, microsecond=0)
+
+    r_start = None if start is None else down(start)
+    r_end = None
+    if end is not None:
+        r_end = end if down(end) == end else down(end) + timedelta(hours=1)
+    return r_start, r_end
 
 
 def month_bounds(month: str, tz: str) -> tuple[datetime, datetime]:

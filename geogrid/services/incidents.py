@@ -747,9 +747,14 @@ def overdue(
     *,
     scope: Scope,
     tz: str | None = None,
+    sort: str = "unit",
+    limit: int | None = None,
+    offset: int = 0,
 ) -> pd.DataFrame:
     """Overdue incidents (not resolved/closed/rejected/duplicate and ``now > due_at``)
-    inside ``scope`` (the rows carry no personal fields).
+    inside ``scope`` (the rows carry no personal fields), ``limit`` rows from ``offset``
+    (None: all) in the order ``sort``: ``unit`` (by unit, then due time), ``overdue``
+    (longest overdue first) or ``reported`` (newest report first).
 
     Parameters
     ----------
@@ -768,6 +773,8 @@ def overdue(
     "YYYY-MM-DD HH:MM" in the city's zone (for people).
     """
     when = _aware(now, "now") or _now()
+    if sort not in store.OVERDUE_ORDER:
+        raise InvalidInput("sort", sort, ", ".join(store.OVERDUE_ORDER))
     if unit_code:
         lv = _unit_level(unit_code, level)
     else:
@@ -780,6 +787,9 @@ def overdue(
         now=when,
         unit_code=unit_code or None,
         scope=scope,
+        sort=sort,
+        limit=limit,
+        offset=offset,
     )
     df = pd.DataFrame(rows, columns=list(store.OVERDUE_COLUMNS))
     df["hours_overdue"] = df["hours_overdue"].astype(float)

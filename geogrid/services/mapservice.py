@@ -46,7 +46,12 @@ from geogrid.core.tiles import (
     tile_pad_deg,
     tilejson,
 )
-from geogrid.core.timewindow import parse_time
+from geogrid.core.timewindow import (
+    MAX_WINDOW_DAYS,
+    check_window_length,
+    parse_time,
+    round_window,
+)
 from geogrid.errors import InvalidInput
 from geogrid.services.metrics import load_metrics
 from geogrid.services.tilecache import ChangeWatcher, Memo, TileCache, params_key
@@ -190,6 +195,9 @@ class MapService:
             raise InvalidInput(
                 "from/to", f"{t0.isoformat()}/{t1.isoformat()}", "from earlier than to"
             )
+        if t0 is not None:  # bounded length; whole hours, so cache keys change hourly
+            check_window_length(t0, t1 or (now or datetime.now(UTC)), MAX_WINDOW_DAYS)
+        t0, t1 = round_window(t0, t1)
         cats = None
         if categories:
             items = categories.split(",") if isinstance(categories, str) else categories

@@ -25,6 +25,8 @@ def monthly_register(
     *,
     scope: Scope,
     tz: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> pd.DataFrame:
     """The register of a month, per worker or rolled up to a level, inside the caller's
     scope: the workers with a grid in the caller's units (every worker for city-wide
@@ -42,6 +44,8 @@ def monthly_register(
         The caller's scope (:class:`geogrid.core.scope.Scope`).
     tz : str, optional
         IANA time zone of the month's bounds (default: ``settings.city.timezone``).
+    limit, offset : int, optional
+        A page: ``limit`` rows (None: all) from row ``offset`` of the register's order.
 
     Returns
     -------
@@ -56,6 +60,8 @@ def monthly_register(
     start, end = month_bounds(month, tz or get_settings().city.timezone)
     workers, reported, handled, units = register_rows(engine, start, end, scope=scope)
     frame = register_frame(month, workers, reported, handled, units, level)
+    stop = None if limit is None else offset + limit
+    frame = frame.iloc[offset:stop].reset_index(drop=True)
     if "worker_name" not in frame.columns or frame.empty:
         return frame
     # the store returned only the workers inside a units scope: all of them are clear

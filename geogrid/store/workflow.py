@@ -31,6 +31,7 @@ from geogrid.store.scope import scope_code_condition, scope_condition
 __all__ = [
     "INCIDENT_COLUMNS",
     "OVERDUE_COLUMNS",
+    "OVERDUE_ORDER",
     "ESCALATION_COLUMNS",
     "PUBLISH_LOCK",
     "share_published_version",
@@ -567,6 +568,14 @@ def event_rows(
     return [dict(r) for r in rows]
 
 
+#: orders of overdue rows: by unit (then due time), longest overdue first, newest report first
+OVERDUE_ORDER: dict[str, str] = {
+    "unit": "i.{col} NULLS LAST, i.due_at, i.id",
+    "overdue": "i.due_at, i.id",
+    "reported": "i.reported_at DESC, i.id DESC",
+}
+
+
 def overdue_rows(
     bind: Engine | Connection,
     *,
@@ -575,13 +584,24 @@ def overdue_rows(
     now: datetime,
     unit_code: str | None = None,
     scope: Scope,
+    sort: str = "unit",
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
     """Incidents inside ``scope`` not in a ``done`` status whose ``due_at`` is before
     ``now``, with :data:`OVERDUE_COLUMNS` (``unit_code`` is the value of ``unit_column``;
-    only ``unit_code`` when given), ordered by that unit, ``due_at`` and id."""
+    only ``unit_code`` when given), ordered by ``sort`` (a key of :data:`OVERDUE_ORDER`:
+    by that unit, ``due_at`` and id by default); ``limit`` rows from ``offset``."""
     col = _check_column(unit_column)
+    order = OVERDUE_ORDER[sort].format(col=col)
     scope_sql, sparams = scope_condition(scope, "i")
-    params: dict[str, Any] = {"done": list(done), "now": now, **sparams}
+    params: dict[str, Any] = {
+        "done": list(done),
+        "now": now,
+        "limit": limit,
+        "offset": offset,
+        **sparams,
+    }
     cond = f"AND {scope_sql} "
     if unit_code is not None:
         cond += f"AND i.{col} = :unit "
@@ -596,7 +616,7 @@ def overdue_rows(
                     "AS hours_overdue, i.assigned_level, i.assigned_unit, i.assignee_id, "
                     f"{attribution} FROM incident i "
                     "WHERE NOT (i.status = ANY(:done)) AND i.due_at < :now "
-                    f"{cond}ORDER BY i.{col} NULLS LAST, i.due_at, i.id"
+                    f"{cond}ORDER BY {order} LIMIT :limit OFFSET :offset"
                 ),
                 params,
             )
