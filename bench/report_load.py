@@ -308,9 +308,21 @@ def main(argv: list[str] | None = None) -> None:
         res = run_load(url, token, rate=args.rate, seconds=args.seconds, keys=not args.no_keys)
     finally:
         if proc is not None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
-    print(json.dumps({"rate": args.rate, "seconds": args.seconds, **res.summary()}, indent=1))
+            _stop(proc)
+    summary = {"rate": args.rate, "seconds": args.seconds, **res.summary()}
+    # the machine's load (1 min) at the end: other work on a small machine shows up here
+    summary["load_average_1min"] = round(os.getloadavg()[0], 1)
+    print(json.dumps(summary, indent=1))
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the server and its workers: SIGTERM, then SIGKILL after 10 s."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
 
 
 if __name__ == "__main__":
