@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { localDate, formatOverdue, scaleLength, windowText } from "../../api/static/js/format.js";
-import { sortRows, pageOf, placeOf, SORTS } from "../../api/static/js/overdue-rows.js";
+import { sortRows, pageOf, serverPage, placeOf, SORTS } from "../../api/static/js/overdue-rows.js";
 
 test("times become the city's local date; plain dates stay", () => {
   // 16:00 UTC is midnight the next day in Shanghai (UTC+8)
@@ -44,18 +44,24 @@ test("the date window names both ends (an open end is today)", () => {
 });
 
 const ROWS = [
-  { id: 3, hours_overdue: 5, due_at: "2026-03-02T00:00:00+00:00", reported_at: "2026-03-01T00:00:00+00:00" },
-  { id: 1, hours_overdue: 50, due_at: "2026-03-01T00:00:00+00:00", reported_at: "2026-02-27T00:00:00+00:00" },
-  { id: 2, hours_overdue: 5, due_at: "2026-02-28T00:00:00+00:00", reported_at: "2026-02-28T00:00:00+00:00" },
+  { id: 3, hours_overdue: 5, grid_code: "B", due_at: "2026-03-02T00:00:00+00:00", reported_at: "2026-03-01T00:00:00+00:00" },
+  { id: 1, hours_overdue: 50, grid_code: "B", due_at: "2026-03-01T00:00:00+00:00", reported_at: "2026-02-27T00:00:00+00:00" },
+  { id: 2, hours_overdue: 5, grid_code: "A", due_at: "2026-02-28T00:00:00+00:00", reported_at: "2026-02-28T00:00:00+00:00" },
 ];
 
-test("the overdue list sorts by overdue, due or reported time (ties by id)", () => {
+test("the overdue list sorts as the server does: overdue, by grid, newest report (ties by id)", () => {
   assert.deepEqual(sortRows(ROWS, "overdue").map((r) => r.id), [1, 2, 3]);
-  assert.deepEqual(sortRows(ROWS, "due").map((r) => r.id), [2, 1, 3]);
-  assert.deepEqual(sortRows(ROWS, "reported").map((r) => r.id), [1, 2, 3]);
+  assert.deepEqual(sortRows(ROWS, "unit").map((r) => r.id), [2, 1, 3]);
+  assert.deepEqual(sortRows(ROWS, "reported").map((r) => r.id), [3, 2, 1]);
   assert.deepEqual(sortRows(ROWS, "unknown").map((r) => r.id), [1, 2, 3]);
   assert.deepEqual(ROWS.map((r) => r.id), [3, 1, 2], "the input is left as it was");
-  assert.deepEqual(Object.keys(SORTS), ["overdue", "due", "reported"]);
+  assert.deepEqual(Object.keys(SORTS), ["overdue", "unit", "reported"]);
+});
+
+test("a server page has a next page while it is full", () => {
+  assert.deepEqual(serverPage(20, 0, 20), { from: 1, to: 20, total: null, prev: false, next: true });
+  assert.deepEqual(serverPage(7, 40, 20), { from: 41, to: 47, total: null, prev: true, next: false });
+  assert.deepEqual(serverPage(0, 20, 20), { from: 0, to: 0, total: null, prev: true, next: false });
 });
 
 test("pages name their first and last rows", () => {

@@ -1,11 +1,20 @@
 // The overdue list's rows: sorting, paging and where each incident lies (pure: no DOM).
 
-/** The sort orders of the list: key → [field, direction]. */
+/**
+ * The sort orders of the list, as GET /incidents/overdue's `sort` names them: key →
+ * [[field, direction], ...] (the same order when a server without paging sorts nothing).
+ */
 export const SORTS = {
-  overdue: ["hours_overdue", -1],   // longest overdue first
-  due: ["due_at", 1],               // earliest due first
-  reported: ["reported_at", 1],     // earliest reported first
+  overdue: [["hours_overdue", -1]],              // longest overdue first
+  unit: [["grid_code", 1], ["due_at", 1]],        // by grid, then due time
+  reported: [["reported_at", -1]],               // newest report first
 };
+
+function compare(a, b, field) {
+  if (field.endsWith("_at")) return (Date.parse(a[field]) || 0) - (Date.parse(b[field]) || 0);
+  if (field.endsWith("_code")) return String(a[field] || "").localeCompare(String(b[field] || ""));
+  return (Number(a[field]) || 0) - (Number(b[field]) || 0);
+}
 
 /**
  * The rows sorted by one of {@link SORTS} (ties by incident id), without changing `rows`.
@@ -15,9 +24,14 @@ export const SORTS = {
  * @returns {Array<Record<string, any>>}
  */
 export function sortRows(rows, sort) {
-  const [field, dir] = SORTS[sort] || SORTS.overdue;
-  const value = (r) => (field.endsWith("_at") ? Date.parse(r[field]) || 0 : Number(r[field]) || 0);
-  return [...rows].sort((a, b) => dir * (value(a) - value(b)) || a.id - b.id);
+  const keys = SORTS[sort] || SORTS.overdue;
+  return [...rows].sort((a, b) => {
+    for (const [field, dir] of keys) {
+      const c = dir * compare(a, b, field);
+      if (c) return c;
+    }
+    return a.id - b.id;
+  });
 }
 
 /**
@@ -33,6 +47,19 @@ export function pageOf(total, offset, size) {
   const from = total ? Math.min(offset, Math.max(total - 1, 0)) + 1 : 0;
   const to = Math.min(offset + size, total);
   return { from, to, total, prev: offset > 0, next: offset + size < total };
+}
+
+/**
+ * A page the server cut (`limit`/`offset`, no total): `got` rows from `offset`; there may
+ * be a next page while the page is full.
+ *
+ * @param {number} got rows in the page
+ * @param {number} offset
+ * @param {number} size the page size asked for
+ * @returns {{from: number, to: number, total: null, prev: boolean, next: boolean}}
+ */
+export function serverPage(got, offset, size) {
+  return { from: got ? offset + 1 : 0, to: got ? offset + got : 0, total: null, prev: offset > 0, next: got >= size };
 }
 
 /**

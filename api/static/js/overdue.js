@@ -7,7 +7,7 @@ import { metricRows } from "./data.js";
 import { el, emit } from "./dom.js";
 import { formatOverdue, localDateTime } from "./format.js";
 import { t, lang } from "./i18n.js";
-import { SORTS, sortRows, pageOf, placeOf } from "./overdue-rows.js";
+import { SORTS, sortRows, pageOf, serverPage, placeOf } from "./overdue-rows.js";
 import { S, categoryName, levelName, levels } from "./state.js";
 
 const PAGE = 20;
@@ -57,36 +57,38 @@ export function overdueSection(unit) {
   const input = el("input", { type: "password", value: token(), "data-i18n-ph": "token", placeholder: t("token") });
   const sortSel = el("select", { id: "overdue-sort", "aria-label": t("sort_by") },
     ...Object.keys(SORTS).map((k) => el("option", { value: k }, t("sort_" + k))));
-  let rows = [];
+  let rows = [];        // the rows shown (a server page), or all rows (a server without paging)
   let offset = 0;
+  let paged = true;     // the server pages (limit/offset/sort); else the page sorts and pages
   let nameOf = () => undefined;
   const show = () => {
-    const sorted = sortRows(rows, sortSel.value);
-    const page = pageOf(sorted.length, offset, PAGE);
+    const page = paged ? serverPage(rows.length, offset, PAGE) : pageOf(rows.length, offset, PAGE);
+    const shown = paged ? rows : sortRows(rows, sortSel.value).slice(offset, offset + PAGE);
+    const go = (to) => () => {
+      offset = Math.max(0, to);
+      if (paged) fetchPage();
+      else show();
+    };
     const nav = el("div", { class: "ov-tools" },
       el("button", { class: "btn", type: "button", id: "overdue-prev", disabled: !page.prev,
-        onclick: () => { offset = Math.max(0, offset - PAGE); show(); } }, t("prev_page")),
-      el("span", { id: "overdue-page" }, t("page_of", page)),
+        onclick: go(offset - PAGE) }, t("prev_page")),
+      el("span", { id: "overdue-page" }, t(page.total === null ? "page_rows" : "page_of", page)),
       el("button", { class: "btn", type: "button", id: "overdue-next", disabled: !page.next,
-        onclick: () => { offset += PAGE; show(); } }, t("next_page")));
-    list.replaceChildren(table(sorted.slice(offset, offset + PAGE), nameOf), nav);
+        onclick: go(offset + PAGE) }, t("next_page")));
+    list.replaceChildren(table(shown, nameOf), nav);
   };
-  sortSel.addEventListener("change", () => { offset = 0; if (rows.length) show(); });
-  const load = async () => {
-    setToken(input.value.trim());
-    if (!token() && !signedIn()) {
-      list.replaceChildren(el("p", { class: "hint" }, t("overdue_needs_token")));
-      return;
-    }
+  const fetchPage = async () => {
     list.replaceChildren(el("p", { class: "hint" }, t("loading")));
     try {
+      const query = { unit: unit && unit.code, sort: sortSel.value, limit: PAGE, offset };
       const [got, lookup] = await Promise.all([
-        request(apiPath(["incidents", "overdue"], { unit: unit && unit.code }), { headers: authHeaders() }),
-        nameLookup()]);
-      rows = Array.isArray(got) ? got : got.items || [];
+        request(apiPath(["incidents", "overdue"], query), { headers: authHeaders() }), nameLookup()]);
       nameOf = lookup;
-      offset = 0;
-      if (!rows.length) {
+      // a server that does not page answers every row: sort and page them here
+      paged = got.length <= PAGE;
+      if (!paged) offset = 0;
+      rows = got;
+      if (!rows.length && offset === 0) {
         list.replaceChildren(el("p", { class: "hint" }, t("no_overdue")));
         return;
       }
@@ -94,6 +96,20 @@ export function overdueSection(unit) {
     } catch (e) {
       list.replaceChildren(el("p", { class: "err" }, e.message));
     }
+  };
+  sortSel.addEventListener("change", () => {
+    offset = 0;
+    if (paged) fetchPage();
+    else show();
+  });
+  const load = () => {
+    setToken(input.value.trim());
+    if (!token()) {
+      list.replaceChildren(el("p", { class: "hint" }, t("overdue_needs_token")));
+      return;
+    }
+    offset = 0;
+    fetchPage();
   };
   list.append(el("p", { class: "hint" }, t("overdue_needs_token")));
   if (token() || signedIn()) setTimeout(load, 0);
