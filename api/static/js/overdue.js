@@ -104,7 +104,7 @@ export function overdueSection(unit) {
   });
   const load = () => {
     setToken(input.value.trim());
-    if (!token()) {
+    if (!token() && !signedIn()) {
       list.replaceChildren(el("p", { class: "hint" }, t("overdue_needs_token")));
       return;
     }
