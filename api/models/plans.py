@@ -478,10 +478,17 @@ class StaffingDecision(BaseModel):
         examples=["assign"],
     )
     grid: str | None = Field(
-        None, description="a grid of the plan (assign, move, vacancy)", examples=[_GRID]
+        None,
+        max_length=64,
+        description="a grid of the plan (assign, move, vacancy)",
+        examples=[_GRID],
     )
     account_id: int | None = Field(
-        None, description="an active worker account (assign, move, release)", examples=[5]
+        None,
+        ge=1,
+        le=2**31 - 1,
+        description="an active worker account (assign, move, release)",
+        examples=[5],
     )
 
 
@@ -491,6 +498,7 @@ class StaffingIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decisions: list[StaffingDecision] = Field(
+        max_length=1000,
         description="decisions, applied in order",
         examples=[[{"action": "assign", "grid": _GRID, "account_id": 5}]],
     )
