@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query
 
-from api.auth import require_role
+from api.auth import OptionalAccountDep, require_role
 from api.deps import ContextDep
 from api.models.common import error_responses
 from api.models.plans import (
@@ -36,6 +36,7 @@ from api.models.plans import (
 )
 from geogrid.core.accounts import Account
 from geogrid.core.plans.owners import PLAN_ROLES
+from geogrid.core.scope import Scope
 from geogrid.services import plans
 
 __all__ = ["router"]
@@ -186,10 +187,15 @@ def autopartition(
     responses=error_responses(400, 404),
 )
 def impact(
-    ctx: ContextDep, plan_id: PlanId, start: Start = None, end: End = None
+    ctx: ContextDep,
+    plan_id: PlanId,
+    account: OptionalAccountDep,
+    start: Start = None,
+    end: End = None,
 ) -> dict[str, Any]:
-    """Per-grid metrics and totals, plan and published side by side."""
-    return plans.impact(ctx, plan_id, start=start, end=end)
+    """Per-grid metrics and totals, plan and published side by side (workers' names
+    masked unless the caller is a planner or an admin)."""
+    return plans.impact(ctx, plan_id, start=start, end=end, viewer=Scope.of(account))
 
 
 @router.get(
@@ -198,9 +204,16 @@ def impact(
     summary="What the plan changes",
     responses=error_responses(400, 404),
 )
-def diff(ctx: ContextDep, plan_id: PlanId, start: Start = None, end: End = None) -> dict[str, Any]:
-    """New, removed, changed grids (table and GeoJSON); incidents and workers moving."""
-    return plans.diff(ctx, plan_id, start=start, end=end)
+def diff(
+    ctx: ContextDep,
+    plan_id: PlanId,
+    account: OptionalAccountDep,
+    start: Start = None,
+    end: End = None,
+) -> dict[str, Any]:
+    """New, removed, changed grids (table and GeoJSON); incidents and workers moving
+    (workers' names masked unless the caller is a planner or an admin)."""
+    return plans.diff(ctx, plan_id, start=start, end=end, viewer=Scope.of(account))
 
 
 @router.post(
@@ -224,10 +237,11 @@ def publish(ctx: ContextDep, plan_id: PlanId, account: PlannerDep) -> dict[str, 
     summary="Every grid's workers after the plan",
     responses=error_responses(400, 404),
 )
-def staffing(ctx: ContextDep, plan_id: PlanId) -> dict[str, Any]:
+def staffing(ctx: ContextDep, plan_id: PlanId, account: OptionalAccountDep) -> dict[str, Any]:
     """Every grid's workers after the plan (default successors and the planner's
-    decisions), and the grids with no worker or workers with no grid still to decide."""
-    return plans.get_staffing(ctx, plan_id)
+    decisions), and the grids with no worker or workers with no grid still to decide
+    (workers' names masked unless the caller is a planner or an admin)."""
+    return plans.get_staffing(ctx, plan_id, viewer=Scope.of(account))
 
 
 @router.put(

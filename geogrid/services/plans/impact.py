@@ -19,6 +19,7 @@ import shapely
 from geogrid.core.loadindex import LoadWeights
 from geogrid.core.plans.edits import Coverage, coverage_change
 from geogrid.core.plans.impact import ImpactSession, PlanData, diff_plan, points_within
+from geogrid.core.scope import Scope
 from geogrid.core.timewindow import resolve_window
 from geogrid.services.plans.drafts import base_coverage, get_plan, plan_coverage
 from geogrid.services.plans.staffing import get_staffing
@@ -117,30 +118,46 @@ def impact_session(
     return sess
 
 
-def impact(ctx: AppContext, plan_id: int, *, start: Any = None, end: Any = None) -> dict[str, Any]:
+def impact(
+    ctx: AppContext,
+    plan_id: int,
+    *,
+    start: Any = None,
+    end: Any = None,
+    viewer: Scope | None = None,
+) -> dict[str, Any]:
     """Per-grid metrics and totals of the plan and of the published grids side by side
     (:meth:`~geogrid.core.plans.impact.ImpactSession.report`), with ``staffing``: every
-    grid's workers after the plan."""
+    grid's workers after the plan (names masked unless ``viewer`` has a plan role; None:
+    the command line)."""
     sess = impact_session(ctx, plan_id, start=start, end=end)
     with ctx.plans.lock:
         out = sess.report()
-    out["staffing"] = _staffing(ctx, plan_id)
+    out["staffing"] = _staffing(ctx, plan_id, viewer)
     return out
 
 
-def diff(ctx: AppContext, plan_id: int, *, start: Any = None, end: Any = None) -> dict[str, Any]:
+def diff(
+    ctx: AppContext,
+    plan_id: int,
+    *,
+    start: Any = None,
+    end: Any = None,
+    viewer: Scope | None = None,
+) -> dict[str, Any]:
     """Grids, incidents and workers that change between the base version and the plan
     (:func:`~geogrid.core.plans.impact.diff_plan`), with ``staffing``: every grid's
-    workers after the plan (:func:`~geogrid.services.plans.staffing.get_staffing`)."""
+    workers after the plan (:func:`~geogrid.services.plans.staffing.get_staffing`; names
+    masked unless ``viewer`` has a plan role)."""
     sess = impact_session(ctx, plan_id, start=start, end=end)
     with ctx.plans.lock:
         out = diff_plan(sess.data, sess)
-    out["staffing"] = _staffing(ctx, plan_id)
+    out["staffing"] = _staffing(ctx, plan_id, viewer)
     return out
 
 
-def _staffing(ctx: AppContext, plan_id: int) -> dict[str, Any]:
-    out = get_staffing(ctx, plan_id)
+def _staffing(ctx: AppContext, plan_id: int, viewer: Scope | None) -> dict[str, Any]:
+    out = get_staffing(ctx, plan_id, viewer=viewer)
     out.pop("successors", None)
     return out
 

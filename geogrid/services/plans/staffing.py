@@ -15,16 +15,19 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection
 
 from geogrid.core.accounts import Account
+from geogrid.core.masking import mask_name
 from geogrid.core.plans.edits import Coverage
 from geogrid.core.plans.impact import worker_successors
+from geogrid.core.plans.owners import PLAN_ROLES
 from geogrid.core.plans.staffing import check_decisions, staffing_after
+from geogrid.core.scope import Scope
 from geogrid.services.plans.drafts import base_coverage, check_change, replay
 from geogrid.store import plans as store
 
 if TYPE_CHECKING:  # the context holds the plan sessions: a type-only import, no cycle
     from geogrid.services.context import AppContext
 
-__all__ = ["get_staffing", "set_staffing", "staffing_in"]
+__all__ = ["get_staffing", "set_staffing", "staffing_in", "disclose_staffing"]
 
 
 def staffing_in(
@@ -100,12 +103,33 @@ def staffing_in(
     }
 
 
-def get_staffing(ctx: AppContext, plan_id: int) -> dict[str, Any]:
-    """The staffing of a plan after its current edits and decisions (:func:`staffing_in`)."""
+def disclose_staffing(staffing: dict[str, Any], viewer: Scope | None) -> dict[str, Any]:
+    """``staffing`` as ``viewer`` may see it: workers' names clear for the plan roles
+    (planner, lead planner, admin) and the command line (None), masked (``李*``) for other
+    staff, absent (None) for anonymous callers — staffing is the planners' work, the names
+    are personal data."""
+    if viewer is None or viewer.role in PLAN_ROLES:
+        return staffing
+
+    def hide(name: str | None) -> str | None:
+        return None if viewer.is_public else mask_name(name)
+
+    for grid in staffing.get("grids", []):
+        for w in grid.get("workers", []):
+            w["name"] = hide(w.get("name"))
+    for w in [*staffing.get("workers", []), *staffing.get("successors", [])]:
+        if "name" in w:
+            w["name"] = hide(w["name"])
+    return staffing
+
+
+def get_staffing(ctx: AppContext, plan_id: int, *, viewer: Scope | None = None) -> dict[str, Any]:
+    """The staffing of a plan after its current edits and decisions (:func:`staffing_in`),
+    workers' names as ``viewer`` may see them (:func:`disclose_staffing`)."""
     with ctx.engine.connect() as conn:
         plan = store.plan_row(conn, plan_id)
         cov = replay(ctx, conn, plan, store.edit_rows(conn, plan_id))
-        return staffing_in(ctx, conn, plan, cov)
+        return disclose_staffing(staffing_in(ctx, conn, plan, cov), viewer)
 
 
 def set_staffing(
