@@ -117,6 +117,17 @@ def test_unit_labels_are_one_point_per_unit_inside_it(demo_http):
     assert demo_http.get("/units/labels", params={"level": "block"}).status_code == 400
 
 
+def test_label_glyphs_are_served_from_our_own_files(demo_http):
+    """Digits and Latin come from the SDF glyph ranges made from WenQuanYi Micro Hei
+    (scripts/make_glyphs.py); the page asks for nothing elsewhere."""
+    for start in (0, 8192, 12288, 65280):
+        r = demo_http.get(f"/static/fonts/wqy-microhei/{start}-{start + 255}.pbf")
+        assert r.status_code == 200 and len(r.content) > 10_000
+        # a glyphs message: fontstack (field 1) named after the folder, its range
+        assert r.content[0] == 0x0A and b"wqy-microhei" in r.content[:40]
+        assert f"{start}-{start + 255}".encode() in r.content[:60]
+
+
 # ------------------------------------------------------------------ in the browser
 
 
