@@ -80,9 +80,9 @@ def create(body: PlanIn, ctx: ContextDep, account: PlannerDep) -> dict[str, Any]
 
 
 @router.get("", response_model=list[PlanSummary], summary="Every plan")
-def list_all(ctx: ContextDep) -> list[dict[str, Any]]:
-    """Every plan, oldest first, with its number of active edits."""
-    return plans.list_plans(ctx)
+def list_all(ctx: ContextDep, account: OptionalAccountDep) -> list[dict[str, Any]]:
+    """Every plan, oldest first, with its number of active edits (authors for staff)."""
+    return plans.list_plans(ctx, viewer=Scope.of(account))
 
 
 @router.get(
@@ -91,9 +91,16 @@ def list_all(ctx: ContextDep) -> list[dict[str, Any]]:
     summary="A plan, its grids and their metrics",
     responses=error_responses(400, 404),
 )
-def show(ctx: ContextDep, plan_id: PlanId, start: Start = None, end: End = None) -> dict[str, Any]:
-    """The plan, its edits, its grids (GeoJSON, EPSG:4326) and their metrics with totals."""
-    return plans.plan_detail(ctx, plan_id, start=start, end=end)
+def show(
+    ctx: ContextDep,
+    plan_id: PlanId,
+    account: OptionalAccountDep,
+    start: Start = None,
+    end: End = None,
+) -> dict[str, Any]:
+    """The plan, its edits, its grids (GeoJSON, EPSG:4326) and their metrics with totals
+    (who made it and its edits: for staff only)."""
+    return plans.plan_detail(ctx, plan_id, start=start, end=end, viewer=Scope.of(account))
 
 
 @router.post(

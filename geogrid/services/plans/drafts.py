@@ -23,6 +23,7 @@ from sqlalchemy import Connection
 from geogrid.core.accounts import Account
 from geogrid.core.plans.edits import Coverage, apply_edit, coverage_change
 from geogrid.core.plans.owners import require_plan_owner
+from geogrid.core.scope import Scope
 from geogrid.errors import Conflict, InvalidInput, NotFound
 from geogrid.store import plans as store
 from geogrid.store.units import load_units, published_version_id
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # the context holds the plan sessions: a type-only import, no
 __all__ = [
     "create_plan",
     "list_plans",
+    "disclose_plan",
     "get_plan",
     "delete_plan",
     "plan_coverage",
@@ -93,10 +95,31 @@ def create_plan(
     return get_plan(ctx, pid)
 
 
-def list_plans(ctx: AppContext) -> list[dict[str, Any]]:
-    """Every plan (id order) with ``edits``, its number of active edits."""
+#: who made a plan or an edit: staff references, not shown to anonymous callers
+_PEOPLE = ("author", "owner", "owner_id")
+
+
+def disclose_plan(plan: dict[str, Any], viewer: Scope | None) -> dict[str, Any]:
+    """``plan`` (a row, a summary or a detail) as ``viewer`` may see it: who made it and
+    its edits (staff references) for staff and the command line (None), None for
+    anonymous callers."""
+    if viewer is None or not viewer.is_public:
+        return plan
+    for key in _PEOPLE:
+        if key in plan:
+            plan[key] = None
+    edits = plan.get("edits")
+    for e in edits if isinstance(edits, list) else []:  # a list of edits, or their number
+        if isinstance(e, dict) and "author" in e:
+            e["author"] = None
+    return plan
+
+
+def list_plans(ctx: AppContext, *, viewer: Scope | None = None) -> list[dict[str, Any]]:
+    """Every plan (id order) with ``edits``, its number of active edits (authors hidden
+    from anonymous ``viewer``s: :func:`disclose_plan`)."""
     with ctx.engine.connect() as conn:
-        return store.plan_rows(conn)
+        return [disclose_plan(dict(r), viewer) for r in store.plan_rows(conn)]
 
 
 def _summary(params: Mapping[str, Any]) -> dict[str, Any]:

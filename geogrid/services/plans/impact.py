@@ -21,7 +21,7 @@ from geogrid.core.plans.edits import Coverage, coverage_change
 from geogrid.core.plans.impact import ImpactSession, PlanData, diff_plan, points_within
 from geogrid.core.scope import Scope
 from geogrid.core.timewindow import resolve_window
-from geogrid.services.plans.drafts import base_coverage, get_plan, plan_coverage
+from geogrid.services.plans.drafts import base_coverage, disclose_plan, get_plan, plan_coverage
 from geogrid.services.plans.staffing import get_staffing
 from geogrid.store import plans as store
 
@@ -163,13 +163,20 @@ def _staffing(ctx: AppContext, plan_id: int, viewer: Scope | None) -> dict[str, 
 
 
 def plan_detail(
-    ctx: AppContext, plan_id: int, *, start: Any = None, end: Any = None
+    ctx: AppContext,
+    plan_id: int,
+    *,
+    start: Any = None,
+    end: Any = None,
+    viewer: Scope | None = None,
 ) -> dict[str, Any]:
     """The plan (:func:`~geogrid.services.plans.drafts.get_plan`) with ``grids``, its grids
-    as GeoJSON (EPSG:4326), and ``metrics``, their metrics and totals for the window."""
+    as GeoJSON (EPSG:4326), and ``metrics``, their metrics and totals for the window
+    (authors hidden from anonymous ``viewer``s:
+    :func:`~geogrid.services.plans.drafts.disclose_plan`)."""
     out = get_plan(ctx, plan_id)
     sess = impact_session(ctx, plan_id, start=start, end=end)
     with ctx.plans.lock:
         out["grids"] = json.loads(sess.grids.to_json(drop_id=True))
         out["metrics"] = sess.report()["plan"]
-    return out
+    return disclose_plan(out, viewer)
