@@ -8,7 +8,7 @@ tens of microseconds of client CPU per request, so the generator does not compet
 the server on a small machine); a new connection is opened whenever every open one is
 busy.
 
-Each request is a ``POST /incidents`` (an admin's bearer token) at a WGS84 point inside
+Each request is a ``POST /incidents`` (the bearer tokens of ``--accounts`` admins in turn) at a point inside
 the demo city (Gaussian around the demo's grid seats, kept inside the city outline), with
 an ``Idempotency-Key`` header (``--no-keys`` to leave it out). Printed: offered and
 achieved rate, p50 / p90 / p99 / max latency (ms) and errors (non-2xx answers, timeouts,
@@ -165,7 +165,7 @@ async def _exchange(pool: _Pool, request: bytes, timeout: float) -> int:
 
 async def _run(
     url: str,
-    token: str,
+    tokens: list[str],
     rate: float,
     seconds: float,
     *,
@@ -192,7 +192,8 @@ async def _run(
         ).encode()
         head = (
             f"POST /incidents HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {tokens[i % len(tokens)]}\r\n"
+            "Content-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n"
         )
         if keys:
@@ -223,7 +224,7 @@ async def _run(
 
 def run_load(
     url: str,
-    token: str,
+    tokens: str | list[str],
     *,
     rate: float = 200.0,
     seconds: float = 60.0,
@@ -231,8 +232,11 @@ def run_load(
     timeout: float = 30.0,
     seed: int = 7,
 ) -> LoadResult:
-    """Post reports to ``url`` at ``rate`` per second for ``seconds`` (open loop)."""
-    return asyncio.run(_run(url, token, rate, seconds, keys=keys, timeout=timeout, seed=seed))
+    """Post reports to ``url`` at ``rate`` per second for ``seconds`` (open loop), the
+    bearer ``tokens`` taken in turn (many reporters, as in a city: the service's limits
+    are per caller)."""
+    many = [tokens] if isinstance(tokens, str) else list(tokens)
+    return asyncio.run(_run(url, many, rate, seconds, keys=keys, timeout=timeout, seed=seed))
 
 
 def _free_port() -> int:
@@ -284,7 +288,10 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--url", help="a running server (default: start one on --db)")
     ap.add_argument("--db", default=os.environ.get("GEOGRID_DATABASE_URL"), help="database URL")
-    ap.add_argument("--token", help="an admin's bearer token (default: a new admin on --db)")
+    ap.add_argument("--token", help="an admin's bearer token (default: new admins on --db)")
+    ap.add_argument(
+        "--accounts", type=int, default=20, help="reporting accounts made on --db (their turn)"
+    )
     ap.add_argument("--rate", type=float, default=200.0, help="reports per second")
     ap.add_argument("--seconds", type=float, default=60.0, help="duration of the load (s)")
     ap.add_argument("--workers", type=int, default=2, help="server workers when started here")
@@ -293,19 +300,23 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.url is None and not args.db:
         ap.error("--url or --db (or GEOGRID_DATABASE_URL) is required")
-    token = args.token
-    if token is None:
+    tokens = [args.token] if args.token else []
+    if not tokens:
         if not args.db:
             ap.error("--token is required with --url and no --db")
-        _, token = add_user(get_engine(args.db), f"bench {uuid.uuid4().hex[:6]}", "admin")
+        engine = get_engine(args.db)
+        run = uuid.uuid4().hex[:6]
+        tokens = [
+            add_user(engine, f"bench {run} {k}", "admin")[1] for k in range(max(1, args.accounts))
+        ]
     proc = None
     url = args.url
     if url is None:
         proc, url = _serve(args.db, args.workers)
     try:
         if args.warmup > 0:
-            run_load(url, token, rate=args.rate, seconds=args.warmup, keys=not args.no_keys)
-        res = run_load(url, token, rate=args.rate, seconds=args.seconds, keys=not args.no_keys)
+            run_load(url, tokens, rate=args.rate, seconds=args.warmup, keys=not args.no_keys)
+        res = run_load(url, tokens, rate=args.rate, seconds=args.seconds, keys=not args.no_keys)
     finally:
         if proc is not None:
             _stop(proc)
