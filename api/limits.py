@@ -10,7 +10,10 @@ not copied twice and streaming answers are untouched). For every HTTP request, i
 2. **Rate** — a sliding-window limit per class (the ``limits`` library) per IP for
    anonymous callers and per credential (bearer token, ``api_key``, session cookie) for the
    others, in Redis when ``GEOGRID_REDIS_URL`` is set (shared by the workers), in memory
-   otherwise → 429 with ``Retry-After``.
+   otherwise → 429 with ``Retry-After``. Requests are also weighted by their cost: the
+   server time each standard or expensive request took is charged to its caller's
+   *time budget* (``time_budget_anonymous`` / ``time_budget_account``, tenths of a second
+   per window); a caller who used it up waits (429) while the others are served.
 3. **Malformed values** — a NUL byte or bytes that are not UTF-8 in the path or a query
    parameter, an over-long path → 400 naming the parameter.
 4. **Body** — more than ``body_limit`` bytes (``body_limit_plans`` under ``/plans``) → 413;
@@ -283,6 +286,11 @@ class _Gate:
         self._sem.release()
 
 
+_TIME = "server-time"
+#: tenths of a second a heavy request takes from its caller's time budget on admission
+_UPFRONT_HEAVY = 10
+
+
 class _RateLimits:
     """Per-class sliding-window limits, anonymous (per IP) and per credential."""
 
@@ -290,6 +298,8 @@ class _RateLimits:
         self.redis_url = settings.redis_url
         self.anonymous = {c: parse_many(settings.rate_limits_anonymous[c]) for c in RequestClass}
         self.account = {c: parse_many(settings.rate_limits_account[c]) for c in RequestClass}
+        self.time_anonymous = parse_many(settings.time_budget_anonymous)
+        self.time_account = parse_many(settings.time_budget_account)
         self._limiter: SlidingWindowCounterRateLimiter | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -306,18 +316,49 @@ class _RateLimits:
             self._limiter, self._loop = SlidingWindowCounterRateLimiter(storage), loop
         return self._limiter
 
-    async def check(self, klass: RequestClass, who: str, credentialed: bool) -> float | None:
-        """None when allowed, else the seconds to wait."""
+    async def check(
+        self, klass: RequestClass, who: str, credentialed: bool, upfront: int = 0
+    ) -> float | None:
+        """None when allowed, else the seconds to wait. Counts the request in its class
+        and, for all but cheap requests, checks the caller's server-time budget and takes
+        ``upfront`` tenths of a second from it at once (so a burst of concurrent requests
+        cannot all pass before the first is charged)."""
         items: list[RateLimitItem] = (self.account if credentialed else self.anonymous)[klass]
         limiter = self._get()
         try:
             for item in items:
                 if not await limiter.hit(item, klass.value, who):
-                    stats = await limiter.get_window_stats(item, klass.value, who)
-                    return max(1.0, stats.reset_time - time.time())
+                    return await self._wait(limiter, item, klass.value, who)
+            if klass is not RequestClass.CHEAP:
+                for item in self.time_account if credentialed else self.time_anonymous:
+                    if not await limiter.test(item, _TIME, who):
+                        return await self._wait(limiter, item, _TIME, who)
+                if upfront:
+                    await self.charge(who, credentialed, upfront / 10)
         except Exception:  # the limiter's storage (Redis) is down: serve, do not refuse
             log.warning("rate-limit storage unavailable; request not limited", exc_info=True)
         return None
+
+    async def charge(self, who: str, credentialed: bool, seconds: float) -> None:
+        """Charge ``seconds`` of server time to the caller's budget (at most what is left,
+        so the budget empties and refills with its window)."""
+        tenths = math.ceil(seconds * 10)
+        limiter = self._get()
+        try:
+            for item in self.time_account if credentialed else self.time_anonymous:
+                left = (await limiter.get_window_stats(item, _TIME, who)).remaining
+                cost = min(tenths, left)
+                if cost > 0:
+                    await limiter.hit(item, _TIME, who, cost=cost)
+        except Exception:
+            log.warning("rate-limit storage unavailable; time not charged", exc_info=True)
+
+    @staticmethod
+    async def _wait(
+        limiter: SlidingWindowCounterRateLimiter, item: RateLimitItem, *ids: str
+    ) -> float:
+        stats = await limiter.get_window_stats(item, *ids)
+        return max(1.0, stats.reset_time - time.time())
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -377,9 +418,10 @@ class LimitsMiddleware:
         path = check_path(raw_path.split(b"?", 1)[0])
         names = check_query(scope.get("query_string", b""))
         klass, heavy = classify(scope["method"], path, names)
+        who, credentialed = _caller(scope)
+        upfront = _UPFRONT_HEAVY if heavy else 0
         if self.rates is not None:
-            who, credentialed = _caller(scope)
-            wait = await self.rates.check(klass, who, credentialed)
+            wait = await self.rates.check(klass, who, credentialed, upfront)
             if wait is not None:
                 raise Refused(
                     429,
@@ -388,20 +430,23 @@ class LimitsMiddleware:
                     headers={"Retry-After": str(math.ceil(wait))},
                 )
         receive = await self._body(scope, receive, path)
-        if heavy:
-            if not await self.gate.enter():
-                raise Refused(
-                    503,
-                    "Busy",
-                    "too many expensive requests at once; retry shortly",
-                    headers={"Retry-After": "5"},
-                )
-            try:
-                await self._run(scope, receive, send, klass)
-            finally:
-                self.gate.leave()
-        else:
+        if heavy and not await self.gate.enter():
+            raise Refused(
+                503,
+                "Busy",
+                "too many expensive requests at once; retry shortly",
+                headers={"Retry-After": "5"},
+            )
+        started = time.perf_counter()
+        try:
             await self._run(scope, receive, send, klass)
+        finally:
+            if heavy:
+                self.gate.leave()
+            if self.rates is not None and klass is not RequestClass.CHEAP:
+                took = time.perf_counter() - started - upfront / 10
+                if took > 0:
+                    await self.rates.charge(who, credentialed, took)
 
     async def _run(self, scope: Scope, receive: Receive, send: Send, klass: RequestClass) -> None:
         with statement_timeout(self.settings.statement_timeouts.get(klass.value)):

@@ -207,9 +207,13 @@ class Settings(BaseSettings):
         "standard": "500/second",
         "expensive": "300/minute",
     }
+    #: server time per caller (standard and expensive requests), in tenths of a second of
+    #: the time requests took: a caller whose requests used it up waits (429)
+    time_budget_anonymous: str = "60/minute"
+    time_budget_account: str = "1200/minute"
     #: expensive requests running at once (per process), waiting at most, seconds waited
-    expensive_concurrency: int = 2
-    expensive_queue: int = 32
+    expensive_concurrency: int = 1
+    expensive_queue: int = 16
     expensive_wait: float = 15.0
     #: statement_timeout (ms) of the database per request class
     statement_timeouts: dict[str, int] = {"cheap": 5_000, "standard": 30_000, "expensive": 60_000}

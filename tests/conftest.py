@@ -13,6 +13,10 @@ import uuid
 import psycopg
 import pytest
 
+# the shared test servers take many requests from one address on purpose: no rate limits
+# there (tests/test_limits.py and bench/abuse.py switch them on explicitly)
+os.environ.setdefault("GEOGRID_RATE_LIMITS", "false")
+
 ADMIN_URL = os.environ.get(
     "GEOGRID_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )

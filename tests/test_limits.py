@@ -26,7 +26,7 @@ def city():
 
 
 def _serve(city, **limits) -> LiveServer:
-    return LiveServer(city.url, Settings(**limits))
+    return LiveServer(city.url, Settings(**{"rate_limits": True, **limits}))
 
 
 @pytest.fixture(scope="module")
@@ -186,6 +186,25 @@ def test_burst_of_anonymous_expensive_requests_is_rate_limited(city):
             # another caller (a token) has its own budget
             r = cl.get("/hotspots", params={"level": "grid"}, headers=city.auth("analyst"))
             assert r.status_code != 429, r.text
+    finally:
+        srv.stop()
+
+
+def test_server_time_budget(city):
+    """A caller whose requests took the budget's server time waits; others are served."""
+    srv = _serve(city, time_budget_anonymous="1/minute")  # a tenth of a second
+    try:
+        with httpx.Client(base_url=srv.base, timeout=60) as cl:
+            codes = []
+            for _ in range(4):
+                codes.append(cl.get("/hotspots", params={"level": "grid"}).status_code)
+                if codes[-1] == 429:
+                    break
+            assert codes[-1] == 429, codes
+            r = cl.get("/hotspots", params={"level": "grid"}, headers=city.auth("analyst"))
+            assert r.status_code == 200, r.text
+            r = cl.get("/locate", params={"lon": LON, "lat": LAT})  # cheap: not charged
+            assert r.status_code == 200, r.text
     finally:
         srv.stop()
 
