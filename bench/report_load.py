@@ -8,8 +8,9 @@ tens of microseconds of client CPU per request, so the generator does not compet
 the server on a small machine); a new connection is opened whenever every open one is
 busy.
 
-Each request is a ``POST /incidents`` (the bearer tokens of ``--accounts`` admins in turn) at a point inside
-the demo city (Gaussian around the demo's grid seats, kept inside the city outline), with
+Each request is a ``POST /incidents`` (the bearer tokens of ``--accounts`` admins in
+turn) at a WGS84 point inside the demo city (Gaussian around the demo's grid seats, kept
+inside the city outline), with
 an ``Idempotency-Key`` header (``--no-keys`` to leave it out). Printed: offered and
 achieved rate, p50 / p90 / p99 / max latency (ms) and errors (non-2xx answers, timeouts,
 broken connections).
