@@ -103,9 +103,12 @@ class _Pool:
         self.host, self.port = host, port
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
-    async def get(self) -> tuple[tuple[asyncio.StreamReader, asyncio.StreamWriter], bool]:
-        """A connection, and whether it was reused (it may have been closed meanwhile)."""
-        if self.idle:
+    async def get(
+        self, fresh: bool = False
+    ) -> tuple[tuple[asyncio.StreamReader, asyncio.StreamWriter], bool]:
+        """A connection (a new one when ``fresh``), and whether it was reused (it may have
+        been closed meanwhile)."""
+        if self.idle and not fresh:
             return self.idle.pop(), True
         return await asyncio.open_connection(self.host, self.port), False
 
@@ -126,7 +129,7 @@ async def _exchange(pool: _Pool, request: bytes, timeout: float) -> int:
     new connection, as HTTP clients do (the ``Idempotency-Key`` makes that safe).
     """
     for attempt in (0, 1):
-        conn, reused = await pool.get()
+        conn, reused = await pool.get(fresh=attempt > 0)
         reader, writer = conn
         try:
             writer.write(request)
