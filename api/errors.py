@@ -257,6 +257,8 @@ def document_errors(openapi: dict[str, Any]) -> dict[str, Any]:
                     },
                 )
             generic = {**GENERIC_ERRORS, **(BODY_ERRORS if "requestBody" in operation else {})}
+            if operation.get("security"):  # a credential is read: an unknown one is refused
+                generic[401] = ERROR_DESCRIPTIONS[401]
             for status, description in generic.items():
                 responses.setdefault(
                     str(status),
