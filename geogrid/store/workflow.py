@@ -137,8 +137,8 @@ def report_context(
     lat: float,
     reporter_id: int | None,
     levels: Sequence[str],
-) -> dict[str, Any]:
     roles: Sequence[str],
+) -> dict[str, Any]:
     """What a new report needs, in one query: ``category`` (the category's row, None when
     there is no such code), ``version_id`` of the published version (None when none),
     ``units`` covering the WGS84 point in it (``code``, ``name``, ``level`` and
