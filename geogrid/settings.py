@@ -217,6 +217,8 @@ class Settings(BaseSettings):
     expensive_wait: float = 15.0
     #: statement_timeout (ms) of the database per request class
     statement_timeouts: dict[str, int] = {"cheap": 5_000, "standard": 30_000, "expensive": 60_000}
+    #: ``GEOGRID_CATEGORIES``: a catalogue CSV for a city that names none
+    categories: Path | None = None
 
     def model_post_init(self, __context: Any) -> None:
         object.__setattr__(self, "home", Path(self.home).resolve())
@@ -229,6 +231,9 @@ class Settings(BaseSettings):
             if "city" in self.model_fields_set:  # given fields override the file's
                 given = self.city.model_dump(include=self.city.model_fields_set)
                 city = City.model_validate({**city.model_dump(), **given})
+            object.__setattr__(self, "city", city)
+        if self.categories is not None and self.city.categories is None:
+            city = City.model_validate({**self.city.model_dump(), "categories": self.categories})
             object.__setattr__(self, "city", city)
 
     @property

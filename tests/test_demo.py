@@ -9,6 +9,7 @@ import pytest
 import shapely
 
 from geogrid.core.catalogue import DEFAULT_CATEGORIES_PATH, category_codes, load_categories
+from geogrid.settings import get_settings
 from geogrid.demo import CITY, CITY_FILE, build_demo, build_incidents, build_workers, plant_hotspots
 from geogrid.demo.boundaries import DEFAULT_COUNTIES_PATH, LEVELS, METRIC_CRS, UNIT_COLUMNS
 from geogrid.errors import FileInputError, InvalidInput
@@ -230,7 +231,8 @@ def test_catalogue_env_override(tmp_path, monkeypatch):
         encoding="utf-8",
     )
     monkeypatch.setenv("GEOGRID_CATEGORIES", str(p))
-    assert category_codes() == ["pothole", "other"]
+    city = get_settings().city  # the environment reaches the city's settings, not the core
+    assert category_codes(city.categories) == ["pothole", "other"]
     assert load_categories(DEFAULT_CATEGORIES_PATH).shape[0] == 12  # explicit path wins
 
 

@@ -1,7 +1,8 @@
 """The incident category catalogue (事件类别): names, time limits, workload, routing level.
 
-The catalogue ships as ``geogrid/data/categories.csv``; the environment variable
-``GEOGRID_CATEGORIES`` (a CSV path) overrides it, and a ``path`` argument overrides both.
+The catalogue ships as ``geogrid/data/categories.csv``; a city's own catalogue is a
+``path`` argument (the services pass ``settings.city.categories``, which
+``GEOGRID_CATEGORIES`` or the city file sets).
 
 Columns
 -------
@@ -22,7 +23,6 @@ share : float
 
 from __future__ import annotations
 
-import os
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -46,15 +46,11 @@ CATEGORY_COLUMNS = (
 )
 #: The packaged catalogue.
 DEFAULT_CATEGORIES_PATH = Path(__file__).resolve().parents[1] / "data" / "categories.csv"
-_ENV = "GEOGRID_CATEGORIES"
 _CODE = re.compile(r"[a-z][a-z0-9_]*")
 
 
 def _resolve(path: str | Path | None) -> Path:
-    if path is not None:
-        return Path(path)
-    env = os.environ.get(_ENV)
-    return Path(env) if env else DEFAULT_CATEGORIES_PATH
+    return Path(path) if path is not None else DEFAULT_CATEGORIES_PATH
 
 
 def load_categories(path: str | Path | None = None) -> pd.DataFrame:
@@ -64,7 +60,7 @@ def load_categories(path: str | Path | None = None) -> pd.DataFrame:
     ----------
     path : str or Path, optional
         A CSV with the columns in :data:`CATEGORY_COLUMNS` (UTF-8, header row).
-        Default: ``$GEOGRID_CATEGORIES`` if set, else the packaged catalogue.
+        Default: the packaged catalogue.
 
     Returns
     -------
