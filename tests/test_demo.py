@@ -9,11 +9,10 @@ import pytest
 import shapely
 
 from geogrid.core.catalogue import DEFAULT_CATEGORIES_PATH, category_codes, load_categories
-from geogrid.settings import get_settings
 from geogrid.demo import CITY, CITY_FILE, build_demo, build_incidents, build_workers, plant_hotspots
 from geogrid.demo.boundaries import DEFAULT_COUNTIES_PATH, LEVELS, METRIC_CRS, UNIT_COLUMNS
 from geogrid.errors import FileInputError, InvalidInput
-from geogrid.settings import load_city
+from geogrid.settings import get_settings, load_city
 
 M2_PER_DEG2 = 111_320.0 * np.cos(np.radians(22.5)) * 110_574.0  # rough, for thresholds
 PARENT = {"street": "district", "community": "street", "grid": "community"}
