@@ -17,7 +17,7 @@ A city is configuration, not code: its name, time zone, metric CRS, default map 
 category catalogue live in :class:`City`. Times are stored in UTC and shown in
 ``city.timezone``; lengths and areas are measured in ``city.metric_crs`` (when unset, the
 CGCS2000 3° Gauss-Kruger zone of the published boundaries' central longitude, see
-:mod:`geogrid.services.city`). The demo's city is ``geogrid/demo/yulin.toml``.
+:mod:`geogrid.services.city`). The demo's city file lives in ``geogrid/demo/``.
 
 A city file holds the :class:`City` fields at its top level or under a ``[city]`` table;
 ``timezone`` is required in a file. A relative ``categories`` path is read relative to the
@@ -170,10 +170,13 @@ class Settings(BaseSettings):
 
     >>> Settings(city=City(name_en="Testcity")).city.name_en
     'Testcity'
-    >>> demo_file = Path(__file__).parent / "demo" / "yulin.toml"
-    >>> s = Settings(city_file=demo_file, city=City(name_en="Yulin City"))
-    >>> s.city.name_zh, s.city.name_en, s.city.metric_crs
-    ('玉林市', 'Yulin City', 'EPSG:4546')
+    >>> import tempfile
+    >>> f = Path(tempfile.mkdtemp()) / "city.json"
+    >>> _ = f.write_text('{"name_zh": "测试市", "timezone": "Asia/Urumqi", '
+    ...                  '"metric_crs": "EPSG:4548"}', encoding="utf-8")
+    >>> s = Settings(city_file=f, city=City(name_en="Testcity"))
+    >>> s.city.name_zh, s.city.name_en, s.city.metric_crs, s.city.timezone
+    ('测试市', 'Testcity', 'EPSG:4548', 'Asia/Urumqi')
     """
 
     model_config = SettingsConfigDict(

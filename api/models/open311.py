@@ -99,7 +99,7 @@ class Open311RequestIn(ApiModel):
         examples=["k3R9v0Qm2Zb7…"],
     )
     jurisdiction_id: str | None = Field(
-        None, description="ignored (one jurisdiction)", examples=["yulin.example.org"]
+        None, description="ignored (one jurisdiction)", examples=["city.example.org"]
     )
     email: str | None = Field(
         None, description=f"the resident's e-mail: {_NOT_STORED}", examples=["a@example.org"]

@@ -43,12 +43,12 @@ for bandwidths of 0.6–26 pixels (tests/test_heatmap.py asserts < 2 %).
 Coordinates and Web Mercator
 ----------------------------
 :func:`density_grid` works in any metric plane. In EPSG:3857 one *ground* metre is
-``1/cos(lat)`` Mercator metres (1.084 at Yulin, 22.6°N), so a bandwidth in ground metres
+``1/cos(lat)`` Mercator metres (1.084 at 22.6°N), so a bandwidth in ground metres
 is ``bandwidth_m / cos(lat)`` Mercator metres, and a density per Mercator m² is
 multiplied by ``1/cos²(lat)`` to get a density per ground m². Pass ``pixel_size_m`` (the
 *ground* size of one pixel) and :func:`density_grid` does both conversions.
 :class:`HeatSource` uses one reference latitude for all tiles (the middle of its points'
-latitude range; within Yulin, 21.6°–23.1°N, the scale varies by ±0.55 %), so that every
+latitude range; within a city spanning 21.6°–23.1°N, the scale varies by ±0.55 %), so that every
 tile of every zoom uses the same kernel and tiles join without seams.
 
 Rasters are returned with row 0 at the north (``ymax``) edge, like images.

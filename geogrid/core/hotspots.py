@@ -5,7 +5,7 @@ Gi* per unit
 :class:`GiStar` wraps :class:`esda.G_Local` (``star=True``) — the reference
 implementation, used as is — and adds what geogrid needs on top: neighbours built from
 unit polygons (queen / rook contiguity, or a distance band in metres on centroids in a
-metric CRS, EPSG:4546 for Yulin), two-sided p-values, Benjamini–Hochberg FDR, and the
+metric CRS, e.g. EPSG:4546 for a city at 111°E), two-sided p-values, Benjamini–Hochberg FDR, and the
 seven ArcGIS-style confidence classes (``hot_99`` … ``cold_99``).
 
 Emerging hot spot analysis

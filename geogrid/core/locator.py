@@ -72,9 +72,9 @@ class GridLocator:
         GeoDataFrame. Needed only for :meth:`locate_codes`.
     cell_size : float, optional
         Level-0 cell size in degrees. Default: chosen so that level 0 has about
-        2 M cells over the grids' bounding box (~0.001 deg ~ 100 m for Yulin).
+        2 M cells over the grids' bounding box (~0.001 deg ~ 100 m for a 12,800 km² city).
     factors : sequence of int, default (8, 8)
-        Subdivision of each level (powers of two). With the defaults a Yulin-sized
+        Subdivision of each level (powers of two). With the defaults a 12,800 km²
         city gets ~13 m cells at level 1 and ~1.6 m cells at level 2.
     split_levels : int, default 0
         Levels (from 0) at which cells crossed by a single boundary segment are still
@@ -95,7 +95,7 @@ class GridLocator:
     nbytes : int
         Bytes held by the index arrays (rasters, tile pools, segment table, candidate
         lists). The prepared GEOS geometries come on top (roughly 100 bytes per vertex).
-        About 40-80 MB for 8,798 Voronoi grids over Yulin with the defaults.
+        About 40-80 MB for 8,798 Voronoi grids over the demo city with the defaults.
     build_seconds : float
         Wall time the constructor took (about 1-3 s for 8,798 grids).
 

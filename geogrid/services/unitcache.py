@@ -1,7 +1,7 @@
 """An explicit cache of values derived from a boundary version's units.
 
 Unit geometries, the grid → community → street → district chain, spatial weights and
-attributors are costly to build (0.2–0.5 s per version on the Yulin demo) and change only
+attributors are costly to build (0.2–0.5 s per version on the 8,798-grid demo city) and change only
 when a version's units do. A :class:`UnitCache` keeps them for one database: the service's
 :class:`~geogrid.services.context.AppContext` holds one (``ctx.unit_cache``), a bench or a
 notebook makes its own, and a call without one builds everything afresh. No module keeps a

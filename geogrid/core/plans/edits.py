@@ -91,7 +91,7 @@ __all__ = [
 ]
 
 GRID_SIZE = 1e-7
-"""Precision grid of every overlay and of the noding, degrees (≈1 cm at Yulin)."""
+"""Precision grid of every overlay and of the noding, degrees (≈1 cm at 23°N)."""
 
 EDIT_KINDS = ("split", "merge", "move_edge", "reassign", "rename", "replace", "autopartition")
 

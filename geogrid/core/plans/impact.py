@@ -19,7 +19,7 @@ the same communities:
     reference means of *all* grids of the base version over the same window, so 100 is
     an average grid of the city and the plan and the published columns are comparable.
 ``area_m2``, ``polsby_popper``, ``hull_ratio``, ``parts``
-    Area in the metric CRS (EPSG:4546 for Yulin), Polsby-Popper compactness
+    Area in the metric CRS (e.g. EPSG:4546 for a city at 111°E), Polsby-Popper compactness
     ``4πA/P²`` (1 for a disc), convex-hull ratio ``A / A_hull`` and the number of
     polygon parts (1 = contiguous).
 

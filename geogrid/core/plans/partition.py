@@ -4,7 +4,7 @@ Method
 ------
 1. **Cells.** The community is covered by a fine tessellation: regular hexagons of
    ``cell_m`` metres across the flats (default 75 m) laid out in the metric CRS
-   (:func:`geogrid.core.crs.metric_crs`, EPSG:4546 for Yulin) and clipped to the community;
+   (:func:`geogrid.core.crs.metric_crs`, e.g. EPSG:4546 for a city at 111°E) and clipped to the community;
    or, when a block layer is given (street blocks, polygons in EPSG:4326), the blocks
    clipped to the community, so grid edges follow the streets.
 2. **Weights.** Each cell weighs its load: the households of the building points inside
