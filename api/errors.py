@@ -219,7 +219,7 @@ def out_of_range(request: Request, exc: BaseException) -> GeogridJSONResponse:
     parameter = "request"
     for name, value in [*request.path_params.items(), *request.query_params.items()]:
         text = str(value).strip().lstrip("+-")
-        if text.isdigit() and int(text) >= 2**31:
+        if text.isascii() and text.isdigit() and int(text) >= 2**31:
             parameter = name
             break
     log.info("value refused by the database on %s: %s", request.url.path, type(exc).__name__)

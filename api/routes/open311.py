@@ -355,7 +355,7 @@ def _ids(value: str) -> list[int]:
     out = []
     for part in value.split(","):
         part = part.strip()
-        if not part.isdigit():
+        if not (part.isascii() and part.isdigit()):
             raise InvalidInput("service_request_id", part, "comma-separated numeric ids")
         out.append(int(part))
     return out
@@ -457,7 +457,7 @@ def get_request(
 ) -> list[dict[str, Any]]:
     """One service request, as a list of one."""
     _json_only(fmt)
-    if not service_request_id.isdigit():
+    if not (service_request_id.isascii() and service_request_id.isdigit()):
         raise NotFound(f"service_request_id {service_request_id!r} does not exist")
     rows = incidents.list_incidents(engine, ids=[int(service_request_id)], limit=1, scope=_PUBLIC)
     if not rows:
