@@ -58,6 +58,25 @@ def _incident_filter(
     return (" AND " + " AND ".join(cond)) if cond else ""
 
 
+def _unit_tile_params(level: str, layer: str, z: int, x: int, y: int) -> dict[str, Any]:
+    """Bind parameters shared by the unit tile queries: tile, level, layer, MVT extent and
+    the padded lon/lat bounds (``w s e n``) for the index filter."""
+    w, s, e, n = padded_tile_bounds_lonlat(z, x, y)
+    return {
+        "z": z,
+        "x": x,
+        "y": y,
+        "lv": level,
+        "layer": layer,
+        "ext": EXTENT,
+        "buf": BUFFER,
+        "w": w,
+        "s": s,
+        "e": e,
+        "n": n,
+    }
+
+
 def unit_tile(
     conn: Connection,
     level: str,
@@ -77,19 +96,8 @@ def unit_tile(
     largest units are kept and the tolerance doubled until it fits.
     """
     m = metrics or {"code": []}
-    w, s, e, n = padded_tile_bounds_lonlat(z, x, y)
-    params: dict[str, Any] = {
-        "z": z,
-        "x": x,
-        "y": y,
-        "lv": level,
-        "layer": layer,
-        "ext": EXTENT,
-        "buf": BUFFER,
-        "w": w,
-        "s": s,
-        "e": e,
-        "n": n,
+    params = _unit_tile_params(level, layer, z, x, y)
+    params |= {
         "codes": list(m["code"]),
         "inc": _ints(m.get("incidents"), len(m["code"])),
         "bkl": _ints(m.get("open_backlog"), len(m["code"])),
@@ -127,7 +135,6 @@ def unit_tile(
 def plain_unit_tile(conn: Connection, level: str, layer: str, z: int, x: int, y: int) -> bytes:
     """The unit tile as pg_tileserv would serve it (one SQL per tile, no metrics, no
     budgets): the baseline of ``bench/tiles.py``."""
-    w, s, e, n = padded_tile_bounds_lonlat(z, x, y)
     row = conn.execute(
         text(
             "WITH env AS (SELECT ST_TileEnvelope(:z, :x, :y) AS e), "
@@ -137,19 +144,7 @@ def plain_unit_tile(conn: Connection, level: str, layer: str, z: int, x: int, y:
             "  AND u.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326)) "
             "SELECT ST_AsMVT(t, :layer, :ext, 'geom') FROM t WHERE geom IS NOT NULL"
         ),
-        {
-            "z": z,
-            "x": x,
-            "y": y,
-            "lv": level,
-            "layer": layer,
-            "ext": EXTENT,
-            "buf": BUFFER,
-            "w": w,
-            "s": s,
-            "e": e,
-            "n": n,
-        },
+        _unit_tile_params(level, layer, z, x, y),
     ).one()
     return bytes(row[0] or b"")
 
