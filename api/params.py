@@ -5,11 +5,44 @@ The functions here only turn request text into values; they call no service.
 
 from __future__ import annotations
 
+import json
 import math
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import Request
 
 from geogrid.errors import InvalidInput
 
-__all__ = ["parse_bbox"]
+__all__ = ["FORM", "JSON", "form_or_json", "parse_bbox"]
+
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
+
+
+async def form_or_json(
+    request: Request, *, not_utf8: str = "a form body in UTF-8", also: str = ""
+) -> dict[str, Any]:
+    """The body's fields, form-encoded (no python-multipart needed) or a JSON object;
+    ``not_utf8`` is what a form that is not UTF-8 is told, ``also`` is added to the
+    message for another content type."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await request.body()
+    if ctype == JSON:
+        try:
+            raw = json.loads(body or b"{}")
+        except ValueError:
+            raise InvalidInput("body", "…", "a JSON object") from None
+        if not isinstance(raw, dict):
+            raise InvalidInput("body", type(raw).__name__, "a JSON object")
+        return dict(raw)
+    if ctype in ("", FORM):
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput("body", "…", not_utf8) from None
+        return dict(parse_qsl(text, keep_blank_values=True))
+    raise InvalidInput("content-type", ctype, f"{FORM} or {JSON}{also}")
 
 
 def parse_bbox(value: str | None, name: str = "bbox") -> tuple[float, float, float, float] | None:

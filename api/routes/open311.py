@@ -30,11 +30,9 @@ a ``.xml`` suffix gets 400.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -54,6 +52,7 @@ from api.models.open311 import (
     Open311Service,
     Open311ServiceDefinition,
 )
+from api.params import FORM, JSON, form_or_json
 from geogrid.core import lifecycle
 from geogrid.core.scope import Scope
 from geogrid.errors import GeogridError, InvalidInput, NotFound
@@ -66,9 +65,6 @@ __all__ = ["router", "MAX_REQUESTS", "DEFAULT_DAYS"]
 MAX_REQUESTS = 1000
 #: days of the default ``GET requests`` window
 DEFAULT_DAYS = 90
-
-_FORM = "application/x-www-form-urlencoded"
-_JSON = "application/json"
 
 
 def _error(code: int, description: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -202,26 +198,7 @@ def _request(row: Mapping[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- parsing
 async def _request_body(request: Request) -> Open311RequestIn:
     """The POST body, form-encoded (the spec) or JSON; query parameters fill gaps."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await request.body()
-    params: dict[str, Any]
-    if ctype == _JSON:
-        try:
-            raw = json.loads(body or b"{}")
-        except ValueError:
-            raise InvalidInput("body", "…", "a JSON object") from None
-        if not isinstance(raw, dict):
-            raise InvalidInput("body", type(raw).__name__, "a JSON object")
-        params = dict(raw)
-    elif ctype in ("", _FORM):
-        # parsed here: URL-encoded forms need no extra dependency (python-multipart)
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidInput("body", "…", "a form body in UTF-8") from None
-        params = dict(parse_qsl(text, keep_blank_values=True))
-    else:
-        raise InvalidInput("content-type", ctype, f"{_FORM} or {_JSON} (send media as media_url)")
+    params = await form_or_json(request, also=" (send media as media_url)")
     for k, v in request.query_params.items():
         params.setdefault(k, v)
     # an empty form field is an absent one
@@ -240,8 +217,8 @@ async def _request_body(request: Request) -> Open311RequestIn:
 _POST_BODY = {
     "required": True,
     "content": {
-        _FORM: {"schema": Open311RequestIn.model_json_schema()},
-        _JSON: {"schema": Open311RequestIn.model_json_schema()},
+        FORM: {"schema": Open311RequestIn.model_json_schema()},
+        JSON: {"schema": Open311RequestIn.model_json_schema()},
     },
 }
 

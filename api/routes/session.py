@@ -15,9 +15,8 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import ValidationError
@@ -37,6 +36,7 @@ from api.models.session import (
     TokenOut,
     TokenRotateIn,
 )
+from api.params import FORM, JSON, form_or_json
 from geogrid.core.accounts import Account
 from geogrid.core.credentials import CSRF_HEADER, SESSION_COOKIE, SESSION_LIFETIME, csrf_matches
 from geogrid.errors import Forbidden, InvalidInput
@@ -46,8 +46,6 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["sign-in and tokens"])
 
-_FORM = "application/x-www-form-urlencoded"
-_JSON = "application/json"
 _LOCKED: dict[int | str, dict[str, Any]] = {
     429: {
         "model": ErrorBody,
@@ -58,8 +56,8 @@ _LOCKED: dict[int | str, dict[str, Any]] = {
 _LOGIN_BODY = {
     "required": True,
     "content": {
-        _FORM: {"schema": LoginIn.model_json_schema()},
-        _JSON: {"schema": LoginIn.model_json_schema()},
+        FORM: {"schema": LoginIn.model_json_schema()},
+        JSON: {"schema": LoginIn.model_json_schema()},
     },
 }
 _ID = 2_147_483_647
@@ -90,23 +88,7 @@ def _same_origin(request: Request) -> None:
 
 async def _login_body(request: Request) -> LoginIn:
     """The sign-in body, form-encoded (the page's form) or JSON."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    raw = await request.body()
-    params: Any
-    if ctype == _JSON:
-        try:
-            params = json.loads(raw or b"{}")
-        except ValueError:
-            raise InvalidInput("body", "…", "a JSON object") from None
-        if not isinstance(params, dict):
-            raise InvalidInput("body", type(params).__name__, "a JSON object")
-    elif ctype in ("", _FORM):
-        try:
-            params = dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
-        except UnicodeDecodeError:
-            raise InvalidInput("body", "…", "a UTF-8 form") from None
-    else:
-        raise InvalidInput("content-type", ctype, f"{_FORM} or {_JSON}")
+    params = await form_or_json(request, not_utf8="a UTF-8 form")
     try:
         return LoginIn.model_validate(params)
     except ValidationError as exc:
