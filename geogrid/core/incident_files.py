@@ -34,7 +34,7 @@ from geogrid.core import crs as gcrs
 from geogrid.core.accounts import RESIDENT
 from geogrid.core.geometry import points_ewkb_hex
 from geogrid.core.hierarchy import LEVEL_COLUMN, LEVELS_UP
-from geogrid.core.lifecycle import INITIAL_STATUS, STATUSES
+from geogrid.core.lifecycle import INITIAL_STATUS, STATUSES, TIMESTAMP_COLUMN
 from geogrid.core.timewindow import TIME_RANGE
 from geogrid.errors import FileInputError, InvalidInput, RowError
 
@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 #: optional lifecycle timestamps of historical records (besides ``reported_at``)
-LIFECYCLE_TIMES = ["accepted_at", "dispatched_at", "resolved_at", "closed_at"]
+LIFECYCLE_TIMES = list(dict.fromkeys(TIMESTAMP_COLUMN.values()))
 #: the columns of ``incident`` a bulk load writes, in COPY order
 INCIDENT_COPY_COLUMNS = [
     "source_id",

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine, text
 
 from geogrid.core.accounts import ROLE_FOR_LEVEL
 from geogrid.core.hierarchy import ATTRIBUTION_COLUMNS
+from geogrid.core.incident_files import INCIDENT_COPY_COLUMNS, LIFECYCLE_TIMES
 from geogrid.core.lifecycle import HANDLED_STATUSES, INITIAL_STATUS, TIMESTAMP_COLUMN
 from geogrid.core.scope import Scope
 from geogrid.store.engine import connection, transaction
@@ -55,26 +56,9 @@ __all__ = [
     "register_rows",
 ]
 
-#: columns of ``incident`` that :func:`insert_incident` writes (plus ``geom`` from lon/lat)
-INCIDENT_COLUMNS = (
-    "source_id",
-    "category",
-    "description",
-    "src_crs",
-    "src_lon",
-    "src_lat",
-    "reported_at",
-    "reporter_kind",
-    "reporter_id",
-    "status",
-    "updated_at",
-    "due_at",
-    "assigned_level",
-    "assigned_unit",
-    "assignee_id",
-    "version_id",
-    *ATTRIBUTION_COLUMNS,
-)
+#: columns of ``incident`` that :func:`insert_incident` writes (plus ``geom`` from lon/lat):
+#: those of a bulk load without the lifecycle timestamps
+INCIDENT_COLUMNS = tuple(c for c in INCIDENT_COPY_COLUMNS if c not in {*LIFECYCLE_TIMES, "geom"})
 #: columns :func:`update_incident` may set
 _UPDATABLE = frozenset(
     {"status", "updated_at", *TIMESTAMP_COLUMN.values(), "assigned_level", "assigned_unit"}
