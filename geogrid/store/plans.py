@@ -49,7 +49,6 @@ __all__ = [
     "community_parents",
     "incident_points",
     "reattribute_incidents",
-    "move_worker",
     "community_fingerprints",
     "carry_units",
     "staffing_rows",
@@ -456,21 +455,6 @@ def reattribute_incidents(
             "THEN r.grid ELSE i.assigned_unit END FROM _reattr r WHERE r.id = i.id"
         ),
         {"v": int(version_id), "done": list(DONE_STATUSES)},
-    )
-
-
-def move_worker(conn: Connection, account_id: int, from_code: str, to_code: str) -> None:
-    """Move a worker's assignment from grid ``from_code`` to grid ``to_code``."""
-    conn.execute(
-        text(
-            "INSERT INTO account_unit (account_id, unit_code) VALUES (:a, :t) "
-            "ON CONFLICT DO NOTHING"
-        ),
-        {"a": int(account_id), "t": to_code},
-    )
-    conn.execute(
-        text("DELETE FROM account_unit WHERE account_id = :a AND unit_code = :f"),
-        {"a": int(account_id), "f": from_code},
     )
 
 
