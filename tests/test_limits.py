@@ -185,7 +185,7 @@ def test_burst_of_anonymous_expensive_requests_is_rate_limited(city):
             assert r.status_code == 200, r.text
             # another caller (a token) has its own budget
             r = cl.get("/hotspots", params={"level": "grid"}, headers=city.auth("analyst"))
-            assert r.status_code != 429, r.text
+            assert r.status_code == 200, r.text
     finally:
         srv.stop()
 
