@@ -19,7 +19,7 @@ import geopandas as gpd
 import pandas as pd
 import pyproj
 import shapely
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
 from geogrid.core import crs as gcrs
 from geogrid.core import validation
@@ -327,7 +327,7 @@ def save_hierarchy(
             store_units.publish_version(conn, vid)
             record_units_change(conn, vid, None, "publish", previous_version_id=base)
     with engine.connect() as conn:  # planner statistics for the new rows
-        conn.execute(text("ANALYZE unit"))
+        store_units.analyze_units(conn)
         conn.commit()
     return vid
 

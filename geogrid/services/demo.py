@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from geogrid.core.attribution import Attributor
 from geogrid.core.catalogue import load_categories
@@ -34,6 +34,7 @@ from geogrid.services.accounts import add_user
 from geogrid.services.boundaries import save_hierarchy
 from geogrid.settings import get_settings
 from geogrid.store import incidents as store_incidents
+from geogrid.store import units as store_units
 from geogrid.store.changes import record_change
 from geogrid.store.people import copy_buildings, insert_accounts
 
@@ -78,7 +79,7 @@ def load_demo(
     say: Callable[..., None] = console.print if console is not None else _quiet
     t0 = time.perf_counter()
     with engine.connect() as conn:
-        n_units = conn.execute(text("SELECT count(*) FROM unit")).scalar_one()
+        n_units = store_units.count_units(conn)
     if n_units:
         if if_empty:
             say("demo: boundaries already stored, nothing to do")
@@ -217,7 +218,7 @@ def _store_incidents(
             rows = prepare_rows(part, codes, cats, workers, att.version_id)
             loaded += store_incidents.copy_incidents(conn, rows)
         record_change(conn, "incidents", None, "demo")
-        conn.execute(text("ANALYZE incident"))
+        store_incidents.analyze_incidents(conn)
     return {
         "incidents": loaded,
         "incidents_outside": outside,

@@ -34,6 +34,7 @@ __all__ = [
     "encode_rows",
     "copy_encoded",
     "INCIDENT_COPY_COLUMNS",
+    "analyze_incidents",
 ]
 
 #: columns of the ``category`` table read by :func:`category_rows`
@@ -160,3 +161,8 @@ def copy_incidents(conn: Connection, frame: pd.DataFrame) -> int:
         return 0
     copy_encoded(conn, encode_rows(frame))
     return len(frame)
+
+
+def analyze_incidents(conn: Connection) -> None:
+    """Refresh the planner statistics of ``incident`` (after a bulk write)."""
+    conn.execute(text("ANALYZE incident"))

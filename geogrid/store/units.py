@@ -36,6 +36,8 @@ __all__ = [
     "level_names",
     "search_units",
     "label_points",
+    "count_units",
+    "analyze_units",
 ]
 
 UNIT_COLUMNS = ["code", "name", "level", "parent_code", "population", "households", "area_m2"]
@@ -117,6 +119,16 @@ def copy_units(
         },
     )
     return res.rowcount
+
+
+def count_units(conn: Connection) -> int:
+    """How many unit rows are stored (every version)."""
+    return int(conn.execute(text("SELECT count(*) FROM unit")).scalar_one())
+
+
+def analyze_units(conn: Connection) -> None:
+    """Refresh the planner statistics of ``unit`` (after a bulk write)."""
+    conn.execute(text("ANALYZE unit"))
 
 
 def publish_version(conn: Connection, version_id: int) -> None:
