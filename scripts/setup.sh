@@ -13,6 +13,8 @@ if [ "${GEOGRID_WITH_BROWSER:-1}" = "1" ]; then
   dpkg -s chromium >/dev/null 2>&1 || need+=(chromium)
   dpkg -s gdal-bin >/dev/null 2>&1 || need+=(gdal-bin)
   dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || need+=(fonts-wqy-microhei)
+  # pdftoppm/pdftotext: the PDF exports are checked as rendered pages in the tests
+  dpkg -s poppler-utils >/dev/null 2>&1 || need+=(poppler-utils)
 fi
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv python3-pip)
 # the web page's lint and unit tests (package.json: eslint, node --test)
