@@ -134,6 +134,50 @@ def test_same_key_returns_the_first_answer(city) -> None:
         assert t3.status_code == 409
 
 
+def test_plan_create_and_edit_keys(city) -> None:
+    """A planner's retried create makes one plan; a retried edit is applied once; every
+    plan write leaves an audit row."""
+    planner = city.auth("planner")
+    key = f"p-{uuid.uuid4()}"
+    name = f"retry plan {key}"
+    body = {"name": name, "communities": [small_city.COMMUNITY]}
+    with _serve(city) as http:
+        first = http.post("/plans", json=body, headers={**planner, HEADER: key})
+        assert first.status_code == 201, first.text
+        again = http.post("/plans", json=body, headers={**planner, HEADER: key})
+        assert again.status_code == 201
+        pid = first.json()["id"]
+        assert again.json()["id"] == pid
+        assert _count(city, "SELECT count(*) FROM plan WHERE name = :n", n=name) == 1
+        other = http.post(
+            "/plans", json={**body, "name": name + "!"}, headers={**planner, HEADER: key}
+        )
+        assert other.status_code == 409 and HEADER in other.text
+
+        ekey = f"e-{uuid.uuid4()}"
+        edit = {"kind": "merge", "params": {"codes": [GRIDS[2], GRIDS[3]]}}
+        e1 = http.post(f"/plans/{pid}/edits", json=edit, headers={**planner, HEADER: ekey})
+        assert e1.status_code == 201, e1.text
+        e2 = http.post(f"/plans/{pid}/edits", json=edit, headers={**planner, HEADER: ekey})
+        assert e2.status_code == 201
+        assert e2.json() == e1.json()
+        assert _count(city, "SELECT count(*) FROM plan_edit WHERE plan_id = :p", p=pid) == 1
+        assert http.post(f"/plans/{pid}/undo", headers=planner).status_code == 200
+    ctx = AppContext.open(city.url)
+    try:
+        plans.delete_plan(ctx, pid)
+    finally:
+        ctx.close()
+    actions = {
+        r[0]
+        for r in city.engine.connect().execute(
+            text("SELECT action FROM audit_log WHERE resource = 'plan' AND :p = ANY(resource_ids)"),
+            {"p": str(pid)},
+        )
+    }
+    assert {"plan.create", "plan.edit", "plan.undo", "plan.delete"} <= actions
+
+
 def test_open311_anonymous_key(city) -> None:
     lon, lat = CENTRES[GRIDS[1]]
     key = f"o-{uuid.uuid4()}"

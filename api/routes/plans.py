@@ -18,6 +18,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query
 from api.auth import OptionalAccountDep, require_role
 from api.deps import ContextDep
 from api.models.common import error_responses
+from api.models.idempotency import IdempotencyKeyHeader
 from api.models.plans import (
     AutoPartitioned,
     AutoPartitionIn,
@@ -74,9 +75,22 @@ def _name(account: Account) -> str:
     summary="Create a plan",
     responses=error_responses(400, 401, 403, 404),
 )
-def create(body: PlanIn, ctx: ContextDep, account: PlannerDep) -> dict[str, Any]:
-    """Create a draft plan on the published version for some communities."""
-    return plans.create_plan(ctx, body.communities, body.name, author=_name(account), owner=account)
+def create(
+    body: PlanIn,
+    ctx: ContextDep,
+    account: PlannerDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> dict[str, Any]:
+    """Create a draft plan on the published version for some communities. Send an
+    ``Idempotency-Key`` to retry safely: a retry answers the plan the first request made."""
+    return plans.create_plan(
+        ctx,
+        body.communities,
+        body.name,
+        author=_name(account),
+        owner=account,
+        idempotency_key=idempotency_key,
+    )
 
 
 @router.get("", response_model=list[PlanSummary], summary="Every plan")
@@ -126,12 +140,22 @@ def edit(
     ctx: ContextDep,
     plan_id: PlanId,
     account: PlannerDep,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> dict[str, Any]:
     """Apply one edit (split, merge, move_edge, reassign, rename, replace) to a draft plan;
     an edit that would break the partition is refused (422, with the findings) and
-    nothing is stored."""
+    nothing is stored. Send an ``Idempotency-Key`` to retry safely: a retry answers the
+    first result and applies nothing twice."""
     params = body.params.model_dump(by_alias=True, exclude_none=True)
-    return plans.add_edit(ctx, plan_id, body.kind, params, author=_name(account), actor=account)
+    return plans.add_edit(
+        ctx,
+        plan_id,
+        body.kind,
+        params,
+        author=_name(account),
+        actor=account,
+        idempotency_key=idempotency_key,
+    )
 
 
 @router.post(

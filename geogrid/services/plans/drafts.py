@@ -25,6 +25,7 @@ from geogrid.core.plans.edits import Coverage, apply_edit, coverage_change
 from geogrid.core.plans.owners import require_plan_owner
 from geogrid.core.scope import Scope
 from geogrid.errors import Conflict, InvalidInput, NotFound
+from geogrid.services import audit, idempotency
 from geogrid.store import plans as store
 from geogrid.store.units import load_units, published_version_id
 
@@ -62,10 +63,14 @@ def create_plan(
     *,
     author: str | None = None,
     owner: Account | None = None,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
     """Create a draft plan on the published version for ``communities``, owned by
     ``owner`` (None: no owner, e.g. from the command line); returns it as
     :func:`get_plan` does.
+
+    With an ``idempotency_key``, a retry of the same request by the same owner creates no
+    second plan: it answers the plan the first request created (as it is now).
 
     Raises
     ------
@@ -79,7 +84,17 @@ def create_plan(
         raise InvalidInput("communities", given, "one or more community codes")
     if not name or not str(name).strip():
         raise InvalidInput("name", name, "a non-empty plan name")
+    principal = idempotency.principal_of(None if owner is None else owner.id)
     with ctx.engine.begin() as conn:
+        first = idempotency.replay_or_claim(
+            conn,
+            idempotency_key,
+            principal=principal,
+            operation="create_plan",
+            request={"communities": codes, "name": str(name).strip()},
+        )
+        if first is not None:
+            return get_plan(ctx, int(first["id"]))
         vid = published_version_id(conn)
         if vid is None:
             raise NotFound("no boundary version is published: nothing to plan on")
@@ -92,6 +107,15 @@ def create_plan(
         pid = store.insert_plan(
             conn, str(name).strip(), author, vid, codes, None if owner is None else owner.id
         )
+        audit.record(
+            conn,
+            actor=owner,
+            action="plan.create",
+            resource="plan",
+            ids=[pid],
+            detail={"communities": codes},
+        )
+        idempotency.remember(conn, idempotency_key, principal=principal, answer={"id": pid})
     return get_plan(ctx, pid)
 
 
@@ -144,6 +168,7 @@ def delete_plan(ctx: AppContext, plan_id: int, *, actor: Account | None = None) 
     with ctx.engine.begin() as conn:
         require_plan_owner(actor, store.plan_row(conn, plan_id, lock=True))
         store.delete_plan(conn, plan_id)
+        audit.record(conn, actor=actor, action="plan.delete", resource="plan", ids=[plan_id])
     ctx.plans.forget(plan_id)
 
 
@@ -250,6 +275,7 @@ def add_edit(
     *,
     author: str | None = None,
     actor: Account | None = None,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
     """Apply one edit to a draft plan and store it (see :mod:`geogrid.core.plans.edits` for
     the kinds and their parameters; geometries GeoJSON/WKT in WGS84).
@@ -263,11 +289,24 @@ def add_edit(
     TopologyError  the edit would break the partition (nothing is stored)
     Conflict  the plan is not a draft
     Forbidden  ``actor`` is neither the plan's owner nor a lead planner
+
+    With an ``idempotency_key``, a retry of the same edit answers the first result and
+    applies nothing twice.
     """
     if not isinstance(params, Mapping):
         raise InvalidInput("params", params, "a JSON object")
     params = dict(params)
+    principal = idempotency.principal_of(None if actor is None else actor.id)
     with ctx.engine.begin() as conn:
+        first = idempotency.replay_or_claim(
+            conn,
+            idempotency_key,
+            principal=principal,
+            operation="plan_edit",
+            request={"plan_id": int(plan_id), "kind": kind, "params": params},
+        )
+        if first is not None:
+            return first
         plan = store.plan_row(conn, plan_id, lock=True)
         check_change(plan, actor)
         edits = store.edit_rows(conn, plan_id)
@@ -280,18 +319,30 @@ def add_edit(
             conn, plan_id, seq, kind, json.dumps(params, default=_param_value), author
         )
         store.touch_plan(conn, plan_id)
+        out = {
+            "edit_id": eid,
+            "seq": seq,
+            "kind": kind,
+            "community": res.community,
+            "removed": res.removed,
+            "added": res.added,
+            "modified": res.modified,
+            "grids": len(after.grids),
+        }
+        audit.record(
+            conn,
+            actor=actor,
+            action="plan.edit",
+            resource="plan",
+            ids=[plan_id],
+            detail={"edit_id": eid, "seq": seq, "kind": kind},
+        )
+        idempotency.remember(
+            conn, idempotency_key, principal=principal, answer=out, resource_id=eid
+        )
     ctx.plans.keep_current(plan_id, (*(int(e["id"]) for e in active), eid), after)
     _after_change(ctx, plan_id, before, after)
-    return {
-        "edit_id": eid,
-        "seq": seq,
-        "kind": kind,
-        "community": res.community,
-        "removed": res.removed,
-        "added": res.added,
-        "modified": res.modified,
-        "grids": len(after.grids),
-    }
+    return out
 
 
 def _undo_redo(ctx: AppContext, plan_id: int, undo: bool, actor: Account | None) -> dict[str, Any]:
@@ -312,6 +363,14 @@ def _undo_redo(ctx: AppContext, plan_id: int, undo: bool, actor: Account | None)
             target = cand[0]
         store.set_edit_undone(conn, target["id"], undo)
         store.touch_plan(conn, plan_id)
+        audit.record(
+            conn,
+            actor=actor,
+            action="plan.undo" if undo else "plan.redo",
+            resource="plan",
+            ids=[plan_id],
+            detail={"edit_id": int(target["id"]), "seq": int(target["seq"])},
+        )
         target["undone"] = undo
         after = replay(ctx, conn, plan, edits)
     _after_change(ctx, plan_id, before, after)

@@ -21,6 +21,7 @@ from geogrid.core.plans.impact import worker_successors
 from geogrid.core.plans.owners import PLAN_ROLES
 from geogrid.core.plans.staffing import check_decisions, staffing_after
 from geogrid.core.scope import Scope
+from geogrid.services import audit
 from geogrid.services.plans.drafts import base_coverage, check_change, replay
 from geogrid.store import plans as store
 
@@ -160,4 +161,12 @@ def set_staffing(
         active = [a for a, r in store.worker_accounts(conn, sorted(named)).items() if r["active"]]
         checked = check_decisions(given, cov.grids["code"].tolist(), active)
         store.replace_staffing(conn, plan_id, checked, None if actor is None else actor.id)
+        audit.record(
+            conn,
+            actor=actor,
+            action="plan.staffing",
+            resource="plan",
+            ids=[plan_id],
+            detail={"decisions": len(checked)},
+        )
         return staffing_in(ctx, conn, plan, cov, checked)
