@@ -9,6 +9,7 @@ a running service (engine, settings, caches) is one
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,6 +29,7 @@ from api.routes import (
     health,
     incidents,
     locate,
+    mobile,
     ogc,
     open311,
     plans,
@@ -36,6 +38,7 @@ from api.routes import (
     units,
     web,
 )
+from geogrid.services import idempotency
 from geogrid.services.context import AppContext
 from geogrid.settings import Settings, get_settings
 
@@ -56,6 +59,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     units.router,
     config.router,
     web.router,
+    mobile.router,  # issue 13: the worker's phone app at /m/
     docs.router,
     audit.router,
 )
@@ -75,6 +79,19 @@ class GeogridAPI(FastAPI):
         if self.openapi_schema is None:
             self.openapi_schema = document_errors(super().openapi())
         return self.openapi_schema
+
+
+async def _prune_keys_hourly(ctx: AppContext) -> None:
+    """Forget expired Idempotency-Keys once an hour (in a worker thread; a failure is
+    logged and retried at the next hour, never fatal)."""
+    while True:
+        try:
+            await asyncio.to_thread(
+                idempotency.prune, ctx.engine, ctx.settings.idempotency_ttl_days
+            )
+        except Exception:  # a database outage must not stop the service
+            logging.getLogger("geogrid").warning("idempotency key pruning failed", exc_info=True)
+        await asyncio.sleep(3600)
 
 
 def create_app(database_url: str | None = None, settings: Settings | None = None) -> FastAPI:
@@ -98,9 +115,11 @@ def create_app(database_url: str | None = None, settings: Settings | None = None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = AppContext.open(database_url, settings)
         app.state.ctx = ctx
+        prune = asyncio.create_task(_prune_keys_hourly(ctx))
         try:
             yield
         finally:
+            prune.cancel()
             ctx.close()
 
     app = GeogridAPI(

@@ -222,6 +222,12 @@ class Settings(BaseSettings):
     statement_timeouts: dict[str, int] = {"cheap": 5_000, "standard": 30_000, "expensive": 60_000}
     #: ``GEOGRID_CATEGORIES``: a catalogue CSV for a city that names none
     categories: Path | None = None
+    #: issue 10: how long an Idempotency-Key is remembered (days). A retry after this is a
+    #: new request: keep it longer than a terminal may stay offline.
+    idempotency_ttl_days: int = Field(default=30, ge=1)
+    #: issue 15: the registry's master key (``GEOGRID_REGISTRY_KEY``, base64 of 32 bytes);
+    #: unset: the key file ``<home>/registry.key`` (created 0600 when missing)
+    registry_key: SecretStr | None = None
 
     def model_post_init(self, __context: Any) -> None:
         object.__setattr__(self, "home", Path(self.home).resolve())

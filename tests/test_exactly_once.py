@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import cast
 
@@ -37,7 +38,7 @@ from conftest import _free_port
 from small_city import CENTRES, GRIDS
 from sqlalchemy import text
 
-from geogrid.services import incidents, plans
+from geogrid.services import idempotency, incidents, plans
 from geogrid.services.context import AppContext
 from geogrid.services.idempotency import HEADER
 
@@ -419,3 +420,31 @@ def test_report_during_publish_lands_in_the_new_grid(city) -> None:
         assert published_at > early_at
     finally:
         ctx.close()
+
+
+def test_keys_expire(city) -> None:
+    """Keys older than the TTL are forgotten (the hourly task and ``db prune-keys`` call
+    this); younger keys stay and still replay."""
+    admin = city.auth("admin")
+    old, young = f"old-{uuid.uuid4()}", f"young-{uuid.uuid4()}"
+    with _serve(city) as http:
+        for key in (old, young):
+            r = http.post("/incidents", json=_body(key), headers={**admin, HEADER: key})
+            assert r.status_code == 201
+    with city.engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE idempotency_key SET created_at = now() - interval '40 days' WHERE key = :k"
+            ),
+            {"k": old},
+        )
+    with pytest.raises(Exception, match="days"):
+        idempotency.prune(city.engine, 0)
+    assert idempotency.prune(city.engine, 30, now=datetime.now(UTC) + timedelta(seconds=1)) >= 1
+    left = {
+        r[0]
+        for r in city.engine.connect().execute(
+            text("SELECT key FROM idempotency_key WHERE key IN (:a, :b)"), {"a": old, "b": young}
+        )
+    }
+    assert left == {young}

@@ -30,7 +30,7 @@ from geogrid.cli._output import FORMATS, FormatOpt, print_rows
 from geogrid.core.validation import Finding, findings_geojson
 from geogrid.errors import FileInputError, GeogridError, InvalidInput, TopologyError
 from geogrid.services import backup as backups
-from geogrid.services import boundaries, database
+from geogrid.services import boundaries, database, idempotency
 from geogrid.services.city import install_categories, profile_for
 from geogrid.services.demo import DEMO_CITY_FILE, load_demo
 from geogrid.services.lookup import locate
@@ -125,6 +125,22 @@ def db_migrate() -> None:
     except GeogridError as exc:
         _fail(exc)
     console.print("schema up to date")
+
+
+@db_app.command("prune-keys")
+def db_prune_keys(
+    days: Annotated[
+        int | None,
+        typer.Option("--days", help="forget keys older than this (default: the setting)"),
+    ] = None,
+) -> None:
+    """Forget Idempotency-Keys older than GEOGRID_IDEMPOTENCY_TTL_DAYS (30 days)."""
+    settings = _settings()
+    try:
+        n = idempotency.prune(_engine(), days or settings.idempotency_ttl_days)
+    except GeogridError as exc:
+        _fail(exc)
+    console.print(f"forgot {n} idempotency keys")
 
 
 UrlOpt = Annotated[

@@ -16,6 +16,10 @@ Keys belong to a principal: an account (``account:<id>``), or ``anonymous`` for 
 without a token (Open311 residents), where the key alone with the request's hash decides.
 Answers are stored as JSON with their date-times tagged, so a replay returns the same
 Python values as the first answer (aware datetimes stay datetimes).
+
+Keys expire: :func:`prune` deletes the keys older than ``settings.idempotency_ttl_days``
+(30 days by default, longer than a terminal stays offline); the running service prunes
+once an hour and ``geogrid db prune-keys`` does it from the command line.
 """
 
 from __future__ import annotations
@@ -23,12 +27,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from geogrid.errors import Conflict, InvalidInput
 from geogrid.store import idempotency as store
@@ -42,6 +46,7 @@ __all__ = [
     "request_hash",
     "replay_or_claim",
     "remember",
+    "prune",
     "encode",
     "decode",
 ]
@@ -196,3 +201,18 @@ def remember(
     if key is None:
         return
     store.record_answer(conn, principal, key, status_code, encode(answer), resource_id)
+
+
+def prune(bind: Engine | Connection, days: int, *, now: datetime | None = None) -> int:
+    """Forget the keys created more than ``days`` days before ``now``; returns how many.
+
+    A retry with a forgotten key is a new request, so ``days`` must exceed the longest a
+    client may hold an unacknowledged request (an offline terminal's queue).
+    """
+    if days < 1:
+        raise InvalidInput("days", days, "a whole number of days ≥ 1")
+    before = (now or datetime.now(UTC)) - timedelta(days=days)
+    if isinstance(bind, Connection):
+        return store.delete_before(bind, before)
+    with bind.begin() as conn:
+        return store.delete_before(conn, before)
