@@ -22,6 +22,7 @@ from geogrid.core.accounts import (
     hash_token,
     new_token,
 )
+from geogrid.core.scope import Scope
 from geogrid.errors import Conflict, Forbidden, InvalidInput, Unauthorized
 from geogrid.services.accounts import add_user, authenticate, list_users
 
@@ -157,6 +158,30 @@ def test_list_users_has_no_hashes(city):
     df = list_users(city.engine)
     assert "token_hash" not in df.columns
     assert df.set_index("ref").loc["T-w3", "units"] == f"{GRIDS[2]},{GRIDS[3]}"
+
+
+def test_list_users_is_scoped(city):
+    """A unit scope lists only the accounts bound inside its units; the public none."""
+    everyone = list_users(city.engine)
+    w1 = everyone.set_index("ref").loc["T-w1"]
+    mine = list_users(
+        city.engine,
+        scope=Scope(role="worker", account_id=int(w1["id"]), units=(GRIDS[0],), kind="units"),
+    )
+    assert set(mine["units"]) == {GRIDS[0]}
+    assert 0 < len(mine) < len(everyone)
+    street = list_users(
+        city.engine,
+        scope=Scope(role="street_admin", account_id=None, units=(small_city.STREET,), kind="units"),
+    )
+    expected = {  # bound to a unit inside the street (the district admin's is above it)
+        r
+        for r, u in zip(everyone["ref"], everyone["units"], strict=True)
+        if any(c.startswith(small_city.STREET) for c in u.split(",") if c)
+    }
+    assert "T-district" in set(everyone["ref"]) - expected
+    assert set(street["ref"]) == expected
+    assert list_users(city.engine, scope=Scope.public()).empty
 
 
 # --------------------------------------------------------------------------- CLI

@@ -47,8 +47,9 @@ from geogrid.core.passwords import (
     needs_rehash,
     verify_password,
 )
+from geogrid.core.scope import Scope
 from geogrid.errors import Conflict, Forbidden, InvalidInput, Locked, NotFound, Unauthorized
-from geogrid.services import audit
+from geogrid.services import audit, terminals
 from geogrid.store import accounts as store
 from geogrid.store.engine import transaction
 
@@ -255,23 +256,37 @@ def find_account(bind: Engine | Connection, key: str) -> Account:
     return get_account(bind, ids[0])
 
 
-def list_users(bind: Engine | Connection) -> pd.DataFrame:
-    """Accounts with their units (comma-separated); no hashes.
+def list_users(bind: Engine | Connection, *, scope: Scope | None = None) -> pd.DataFrame:
+    """The accounts ``scope`` may list (default: every account, the command line's system
+    scope) with their units (comma-separated); no hashes.
 
     Returns
     -------
     DataFrame: id, name, username, role, ref, active, created_at, units.
     """
-    return pd.DataFrame(store.user_rows(bind), columns=list(store.USER_COLUMNS))
+    rows = store.user_rows(bind, scope=Scope.system() if scope is None else scope)
+    return pd.DataFrame(rows, columns=list(store.USER_COLUMNS))
 
 
 # --------------------------------------------------------------------------- tokens
-def authenticate(bind: Engine | Connection, token: str | None) -> Account:
+def authenticate(
+    bind: Engine | Connection,
+    token: str | None,
+    *,
+    app_version: str | None = None,
+    user_agent: str | None = None,
+) -> Account:
     """The active account holding ``token`` (a live token: not expired, not revoked).
+
+    A terminal's token (issue 13) also records the device's last-seen time, app version
+    (``app_version``, the ``X-App-Version`` header) and user agent, in the same once-a-
+    minute write as the token's ``last_used_at``.
 
     Raises
     ------
-    Unauthorized : no token, an unknown, expired or revoked one, an inactive account.
+    Unauthorized : no token, an unknown, expired or revoked one, an inactive account;
+    :class:`~geogrid.core.terminals.TerminalRevoked` (401, ``terminal_revoked``) for the
+    token of a revoked terminal.
     """
     if not token:
         raise Unauthorized("a bearer token is required: send 'Authorization: Bearer <token>'")
@@ -282,6 +297,7 @@ def authenticate(bind: Engine | Connection, token: str | None) -> Account:
         now = _now()
         state = token_state(row["expires_at"], row["revoked_at"], now)
         if state == "revoked":
+            terminals.revoked_terminal(c, row["token_id"])  # a device's: terminal_revoked
             raise Unauthorized(f"token {row['token_id']} was revoked")
         if state == "expired":
             raise Unauthorized(
@@ -291,6 +307,9 @@ def authenticate(bind: Engine | Connection, token: str | None) -> Account:
         last = row["last_used_at"]
         if last is None or now - last > _TOUCH_EVERY:  # one write a minute at most
             store.touch_token(c, row["token_id"])
+            terminals.on_authenticated(
+                c, row["token_id"], app_version=app_version, user_agent=user_agent
+            )
         units = store.account_units(c, row["id"])
     return _account(row, units)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, or_, select, text
 
+from geogrid.core.scope import Scope
 from geogrid.store.engine import connection
 from geogrid.store.tables import account, account_token, account_unit, web_session
 
@@ -163,8 +164,21 @@ def published_unit_codes(conn: Connection, level: str, codes: Sequence[str]) -> 
     return {str(r) for r in rows.scalars()}
 
 
-def user_rows(bind: Engine | Connection) -> list[dict[str, Any]]:
-    """Every account with its units as a comma-separated text (:data:`USER_COLUMNS`)."""
+def user_rows(bind: Engine | Connection, *, scope: Scope) -> list[dict[str, Any]]:
+    """The accounts ``scope`` may list, with their units as a comma-separated text
+    (:data:`USER_COLUMNS`): every account for a city-wide scope; for a unit scope the
+    accounts bound to a unit inside one of the scope's units (codes are hierarchical, so
+    a unit lies inside another when its code starts with the other's); none for the
+    public."""
+    if scope.kind == "public":
+        return []
+    where, params = "TRUE", {}
+    if scope.kind == "units":
+        where = (
+            "EXISTS (SELECT 1 FROM account_unit x, unnest(CAST(:units AS text[])) AS s(code) "
+            "WHERE x.account_id = a.id AND left(x.unit_code, length(s.code)) = s.code)"
+        )
+        params = {"units": list(scope.units)}
     with connection(bind) as c:
         rows = (
             c.execute(
@@ -172,8 +186,9 @@ def user_rows(bind: Engine | Connection) -> list[dict[str, Any]]:
                     "SELECT a.id, a.name, a.username, a.role, a.ref, a.active, a.created_at, "
                     "coalesce(string_agg(au.unit_code, ',' ORDER BY au.unit_code), '') AS units "
                     "FROM account a LEFT JOIN account_unit au ON au.account_id = a.id "
-                    "GROUP BY a.id ORDER BY a.id"
-                )
+                    f"WHERE {where} GROUP BY a.id ORDER BY a.id"
+                ),
+                params,
             )
             .mappings()
             .all()
