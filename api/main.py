@@ -35,6 +35,7 @@ from api.routes import (
     plans,
     session,
     tiles,
+    terminals,
     units,
     web,
 )
@@ -61,6 +62,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     web.router,
     mobile.router,  # issue 13: the worker's phone app at /m/
     docs.router,
+    terminals.router,  # issue 13: enrolled devices
+    patrols.router,  # issue 13: patrol tracks and metrics
     audit.router,
 )
 

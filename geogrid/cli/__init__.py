@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 
 from geogrid.cli import analytics, audit, plan, reference, users
 from geogrid.cli import incidents as incidents_commands
+from geogrid.cli.terminals import terminals_app  # issue 13
 from geogrid.cli._output import FORMATS, FormatOpt, print_rows
 from geogrid.core.validation import Finding, findings_geojson
 from geogrid.errors import FileInputError, GeogridError, InvalidInput, TopologyError
@@ -56,6 +57,7 @@ city_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(city_app, name="city")
+app.add_typer(terminals_app, name="terminals")  # issue 13: the workers' devices
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
