@@ -23,6 +23,7 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 from api.deps import EngineDep
 from geogrid.core.accounts import ROLES, Account
 from geogrid.core.credentials import CSRF_HEADER, SESSION_COOKIE, csrf_matches
+from geogrid.core.terminals import APP_VERSION_HEADER
 from geogrid.errors import Forbidden, Unauthorized
 from geogrid.services.accounts import authenticate, session_account
 
@@ -93,6 +94,16 @@ def _from_session(
     return account
 
 
+def _from_token(engine: EngineDep, request: Request, token: str) -> Account:
+    # a terminal's token also records the device's app version (issue 13)
+    return authenticate(
+        engine,
+        token,
+        app_version=request.headers.get(APP_VERSION_HEADER),
+        user_agent=request.headers.get("user-agent"),
+    )
+
+
 def current_account(
     engine: EngineDep,
     request: Request,
@@ -102,7 +113,7 @@ def current_account(
 ) -> Account:
     """The authenticated account (401 without a valid token or session)."""
     if token is not None:
-        return authenticate(engine, token)
+        return _from_token(engine, request, token)
     if session_id is not None:
         return _from_session(engine, request, session_id, csrf)
     raise Unauthorized("sign in (POST /session) or send 'Authorization: Bearer <token>'")
@@ -118,7 +129,7 @@ def optional_account(
     """The account when a token or a session cookie is sent (401 for an unknown token, a
     stale cookie is ignored), None when neither is."""
     if token is not None:
-        return authenticate(engine, token)
+        return _from_token(engine, request, token)
     if session_id is not None:
         try:
             return _from_session(engine, request, session_id, csrf)
