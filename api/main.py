@@ -34,8 +34,8 @@ from api.routes import (
     open311,
     plans,
     session,
-    tiles,
     terminals,
+    tiles,
     units,
     web,
 )
@@ -61,9 +61,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     config.router,
     web.router,
     mobile.router,  # issue 13: the worker's phone app at /m/
-    docs.router,
     terminals.router,  # issue 13: enrolled devices
-    patrols.router,  # issue 13: patrol tracks and metrics
+    docs.router,
     audit.router,
 )
 
