@@ -32,6 +32,7 @@ from api.routes import (
     mobile,
     ogc,
     open311,
+    patrols,
     plans,
     session,
     terminals,
@@ -62,6 +63,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     web.router,
     mobile.router,  # issue 13: the worker's phone app at /m/
     terminals.router,  # issue 13: enrolled devices
+    patrols.router,  # issue 13: patrol tracks and metrics
     docs.router,
     audit.router,
 )

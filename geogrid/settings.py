@@ -222,6 +222,10 @@ class Settings(BaseSettings):
     statement_timeouts: dict[str, int] = {"cheap": 5_000, "standard": 30_000, "expensive": 60_000}
     #: ``GEOGRID_CATEGORIES``: a catalogue CSV for a city that names none
     categories: Path | None = None
+    #: issue 13 (patrols, geogrid.core.patrol): keep a GPS point at most every this many
+    #: seconds; drop points whose reported accuracy is worse than this many metres
+    patrol_min_interval_s: float = 5.0
+    patrol_max_accuracy_m: float = 50.0
     #: issue 10: how long an Idempotency-Key is remembered (days). A retry after this is a
     #: new request: keep it longer than a terminal may stay offline.
     idempotency_ttl_days: int = Field(default=30, ge=1)

@@ -161,6 +161,11 @@ POLICY: dict[tuple[str, str], Policy] = {
     ("POST", "/tokens/{token_id}/rotate"): Policy(ADMIN, call_allowed=False),
     # the audit trail
     ("GET", "/audit"): Policy(ADMIN),
+    # issue 13 (TERM-B): patrols (field staff record their own; reads scoped, names masked
+    # for planners/leaders/analysts) and the daily service register's entries and exports
+    ("POST", "/patrols"): Policy(INCIDENT_ACTORS, reason="planners/leaders/analysts act not"),
+    ("GET", "/patrols"): Policy(STAFF),
+    ("GET", "/patrols/metrics"): Policy(STAFF),
 }
 
 
@@ -323,6 +328,15 @@ def _body(method: str, path: str, s: Seeded) -> dict[str, Any] | None:
         ("POST", "/users/{account_id}/password"): {"password": "a-long-password-123"},
         ("POST", "/tokens"): {"label": "matrix", "days": 1},
         ("POST", "/tokens/{token_id}/rotate"): {"days": 1},
+        # issue 13 (TERM-B): a patrol a few km outside every grid (the "outside" place)
+        ("POST", "/patrols"): {
+            "started_at": "2026-05-04T09:00:00+08:00",
+            "ended_at": "2026-05-04T10:00:00+08:00",
+            "points": [
+                [CX + 0.02, CY + 0.02, 1777856400000, 5],
+                [CX + 0.0201, CY + 0.02, 1777856460000, 5],
+            ],
+        },
     }
     return bodies.get((method, path))
 
