@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from api.deps import EngineDep
+from api.deps import ContextDep
 from api.models.health import HealthReport
 from geogrid.services.health import HEALTHY, health_report
 
@@ -22,9 +22,9 @@ router = APIRouter(tags=["service"])
     summary="Health of the service",
     responses={503: {"model": HealthReport, "description": "the database does not answer"}},
 )
-def health(engine: EngineDep, response: Response) -> dict[str, Any]:
+def health(ctx: ContextDep, response: Response) -> dict[str, Any]:
     """200 when the database answers, 503 (with the same body) when it does not."""
-    report = health_report(engine)
+    report = health_report(ctx.engine, ctx.health)
     if report["status"] != HEALTHY:
         response.status_code = 503
         response.headers["Retry-After"] = "5"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from geogrid.services.city import CityCache
+from geogrid.services.health import HealthCache
 from geogrid.services.mapservice import MapService
 from geogrid.services.plans.sessions import PlanSessions
 from geogrid.services.unitcache import UnitCache
@@ -38,6 +39,8 @@ class AppContext:
     city_cache: CityCache = field(default_factory=CityCache)
     #: the planner's replayed coverages and impact sessions (geogrid.services.plans)
     plans: PlanSessions = field(default_factory=PlanSessions)
+    #: grid counts of published versions for ``GET /health``
+    health: HealthCache = field(default_factory=HealthCache)
 
     @classmethod
     def open(cls, database_url: str | None = None, settings: Settings | None = None) -> AppContext:
@@ -51,4 +54,5 @@ class AppContext:
         self.unit_cache.clear()
         self.city_cache.clear()
         self.plans.clear()
+        self.health.clear()
         self.maps.close()
