@@ -64,6 +64,7 @@ __all__ = [
     "redact",
     "RedactingFilter",
     "install_log_redaction",
+    "media_body_limit",
 ]
 
 log = logging.getLogger("geogrid.api.limits")
@@ -79,6 +80,8 @@ MAX_PATH = 2048
 MAX_SEGMENT = 255
 
 _WINDOWED = frozenset({"from", "to", "as_of"})
+#: issue 14: the residents' public forms, limited in their own class (``public_form``)
+_PUBLIC_FORMS = ("/s/", "/e/", "/satisfaction/", "/evaluations/")
 _CREDENTIAL_PARAMS = (b"api_key", b"token", b"access_token")
 
 
@@ -88,6 +91,8 @@ class RequestClass(StrEnum):
     CHEAP = "cheap"
     STANDARD = "standard"
     EXPENSIVE = "expensive"
+    #: issue 14: residents' public forms (satisfaction and evaluation links)
+    PUBLIC_FORM = "public_form"
 
 
 class Refused(Exception):
@@ -132,6 +137,8 @@ def classify(method: str, path: str, params: Iterable[str] = ()) -> tuple[Reques
     (<RequestClass.STANDARD: 'standard'>, False)
     """
     windowed = not _WINDOWED.isdisjoint(params)
+    if path.startswith(_PUBLIC_FORMS):
+        return RequestClass.PUBLIC_FORM, False
     if path == "/hotspots":
         return RequestClass.EXPENSIVE, True
     if path.startswith("/metrics/") and not path.endswith("/trend"):
@@ -291,13 +298,20 @@ _TIME = "server-time"
 _UPFRONT_HEAVY = 10
 
 
+def _rate(rates: dict[str, str], klass: RequestClass) -> str:
+    """The limit of a class; a class the settings do not name has the standard one."""
+    return rates.get(klass.value) or rates[RequestClass.STANDARD.value]
+
+
 class _RateLimits:
     """Per-class sliding-window limits, anonymous (per IP) and per credential."""
 
     def __init__(self, settings: Settings):
         self.redis_url = settings.redis_url
-        self.anonymous = {c: parse_many(settings.rate_limits_anonymous[c]) for c in RequestClass}
-        self.account = {c: parse_many(settings.rate_limits_account[c]) for c in RequestClass}
+        self.anonymous = {
+            c: parse_many(_rate(settings.rate_limits_anonymous, c)) for c in RequestClass
+        }
+        self.account = {c: parse_many(_rate(settings.rate_limits_account, c)) for c in RequestClass}
         self.time_anonymous = parse_many(settings.time_budget_anonymous)
         self.time_account = parse_many(settings.time_budget_account)
         self._limiter: SlidingWindowCounterRateLimiter | None = None
@@ -463,6 +477,11 @@ class LimitsMiddleware:
             if path.startswith("/plans")
             else self.settings.body_limit
         )
+        media = media_body_limit(
+            self.settings, scope["method"], path, _header(scope, b"content-type")
+        )
+        if media is not None:
+            limit = media
         too_large = Refused(
             413,
             "PayloadTooLarge",
@@ -495,6 +514,29 @@ class LimitsMiddleware:
         elif ctype == b"application/x-www-form-urlencoded":
             check_query(body, "body")
         return _replay(body, receive)
+
+
+def media_body_limit(
+    settings: Settings, method: str, path: str, content_type: bytes | None
+) -> int | None:
+    """Issue 13: the body limit of an upload (``PUT /media/{sha256}``): a video's
+    (``media_video_limit``) when the Content-Type says video, else an image's
+    (``media_image_limit``); None for other requests. The service checks the sniffed type
+    against its own limit again.
+
+    >>> s = Settings()
+    >>> media_body_limit(s, "PUT", "/media/ab", b"video/mp4") == s.media_video_limit
+    True
+    >>> media_body_limit(s, "PUT", "/media/ab", b"image/jpeg") == s.media_image_limit
+    True
+    >>> media_body_limit(s, "POST", "/incidents", b"application/json") is None
+    True
+    """
+    if method != "PUT" or not path.startswith("/media/"):
+        return None
+    if (content_type or b"").strip().lower().startswith(b"video/"):
+        return settings.media_video_limit
+    return settings.media_image_limit
 
 
 def _replay(body: bytes, receive: Receive, first: Message | None = None) -> Receive:

@@ -25,22 +25,31 @@ from api.routes import (
     audit,
     boundaries,
     config,
+    disputes,  # issue 13 (TERM-C)
     docs,
     health,
     incidents,
     locate,
+    media,  # issue 13 (TERM-A)
     mobile,
+    notifications,  # issue 13 (TERM-C)
     ogc,
     open311,
     patrols,
     plans,
+    registry,
+    residents,
     session,
+    sync,  # issue 13 (TERM-C)
+    tasks,  # issue 13 (TERM-C)
+    teams,  # issue 13 (TERM-C)
     terminals,
     tiles,
     units,
     web,
 )
 from geogrid.services import idempotency
+from geogrid.services import notifications as notifications_service  # issue 13
 from geogrid.services.context import AppContext
 from geogrid.settings import Settings, get_settings
 
@@ -63,7 +72,15 @@ ROUTERS: tuple[APIRouter, ...] = (
     web.router,
     mobile.router,  # issue 13: the worker's phone app at /m/
     terminals.router,  # issue 13: enrolled devices
+    media.router,  # issue 13: photos and videos
+    registry.router,  # issue 15: the registry's reads
     patrols.router,  # issue 13: patrol tracks and metrics
+    residents.router,  # issue 14: satisfaction, follow-ups, evaluation rounds
+    teams.router,  # issue 13: grid teams
+    tasks.router,  # issue 13: my tasks
+    disputes.router,  # issue 13: disputes
+    notifications.router,  # issue 13: notifications
+    sync.router,  # issue 13: the terminal's sync bundle
     docs.router,
     audit.router,
 )
@@ -120,10 +137,12 @@ def create_app(database_url: str | None = None, settings: Settings | None = None
         ctx = AppContext.open(database_url, settings)
         app.state.ctx = ctx
         prune = asyncio.create_task(_prune_keys_hourly(ctx))
+        notifier = notifications_service.start_periodic(ctx.engine, ctx.settings)  # issue 13
         try:
             yield
         finally:
             prune.cancel()
+            await notifications_service.stop_periodic(notifier)
             ctx.close()
 
     app = GeogridAPI(

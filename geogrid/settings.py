@@ -196,6 +196,16 @@ class Settings(BaseSettings):
     #: request limits (api/limits.py): bytes of a request body; of a plan's body (/plans)
     body_limit: int = 262_144
     body_limit_plans: int = 8_388_608
+    #: issue 13 (media): bytes of a photo (PUT /media, the whole file) and of a video
+    media_image_limit: int = 10 * 1024 * 1024
+    media_video_limit: int = 50 * 1024 * 1024
+    #: issue 13 (media): where files are stored: "local" (``<home>/media``, the default)
+    #: or "s3" (an S3-compatible store through boto3: bucket, optional endpoint and prefix;
+    #: credentials from boto3's usual environment/config)
+    media_store: str = "local"
+    media_s3_bucket: str | None = None
+    media_s3_endpoint: str | None = None
+    media_s3_prefix: str = "media/"
     #: rate limits (the ``limits`` library's notation) per request class ("cheap",
     #: "standard", "expensive"): per IP for anonymous callers, per credential otherwise;
     #: stored in ``redis_url`` when set (shared by workers), in memory otherwise
@@ -204,6 +214,8 @@ class Settings(BaseSettings):
         "cheap": "200/second",
         "standard": "50/second;1200/minute",
         "expensive": "60/minute",
+        # issue 14: the residents' public forms (/s/, /e/, /satisfaction/, /evaluations/)
+        "public_form": "20/minute;200/hour",
     }
     rate_limits_account: dict[str, str] = {
         "cheap": "500/second",
@@ -222,6 +234,17 @@ class Settings(BaseSettings):
     statement_timeouts: dict[str, int] = {"cheap": 5_000, "standard": 30_000, "expensive": 60_000}
     #: ``GEOGRID_CATEGORIES``: a catalogue CSV for a city that names none
     categories: Path | None = None
+    #: issue 13 (notifications, geogrid.services.notifications): outbound channels
+    #: ("webhook", "log"; none: in the app only), the webhook's URL and HMAC secret, its
+    #: tries per run and backoff (s), the due-soon window (h) and the app's refresh period
+    #: (s; 0 = no periodic task)
+    notify_channels: list[str] = []
+    notify_webhook_url: str | None = None
+    notify_webhook_secret: SecretStr | None = None
+    notify_webhook_tries: int = 3
+    notify_webhook_backoff: float = 0.5
+    notify_due_soon_hours: float = 2.0
+    notify_interval: float = 60.0
     #: issue 13 (patrols, geogrid.core.patrol): keep a GPS point at most every this many
     #: seconds; drop points whose reported accuracy is worse than this many metres
     patrol_min_interval_s: float = 5.0
@@ -232,6 +255,25 @@ class Settings(BaseSettings):
     #: issue 15: the registry's master key (``GEOGRID_REGISTRY_KEY``, base64 of 32 bytes);
     #: unset: the key file ``<home>/registry.key`` (created 0600 when missing)
     registry_key: SecretStr | None = None
+    #: issue 15 (registry reads, geogrid.services.registry): counts from 1 to k − 1 in the
+    #: aggregates read by leaders, analysts and planners are suppressed
+    registry_k: int = Field(default=5, ge=1, le=1000)
+    #: issue 14 (residents): a satisfaction link's lifetime (days); what an answer does
+    #: (geogrid.core.satisfaction.SatisfactionRules); the follow-up sample
+    #: (FollowUpRules: share of other closed incidents, per-category shares, dispute
+    #: categories, days a follow-up is due); evaluation criteria (code → {zh, en}; empty:
+    #: geogrid.core.evaluation.DEFAULT_CRITERIA); the year-end review's scheme
+    #: (geogrid.core.review.ReviewScheme fields, e.g. {"weights": {"satisfaction": 0.3}})
+    survey_link_days: float = Field(default=14.0, gt=0)
+    satisfaction_reopen: bool = True
+    satisfaction_reopen_max_score: int = Field(default=2, ge=0, le=5)
+    satisfaction_close_min_score: int = Field(default=3, ge=1, le=6)
+    follow_up_rate: float = Field(default=0.10, ge=0, le=1)
+    follow_up_rates: dict[str, float] = {}
+    follow_up_dispute_categories: list[str] = ["dispute"]
+    follow_up_due_days: float = Field(default=7.0, gt=0)
+    evaluation_criteria: dict[str, dict[str, str]] = {}
+    review_scheme: dict[str, Any] = {}
 
     def model_post_init(self, __context: Any) -> None:
         object.__setattr__(self, "home", Path(self.home).resolve())

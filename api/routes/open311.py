@@ -56,7 +56,7 @@ from api.params import FORM, JSON, form_or_json
 from geogrid.core import lifecycle
 from geogrid.core.scope import Scope
 from geogrid.errors import GeogridError, InvalidInput, NotFound
-from geogrid.services import incidents
+from geogrid.services import incidents, satisfaction
 from geogrid.services.accounts import authenticate
 
 __all__ = ["router", "MAX_REQUESTS", "DEFAULT_DAYS"]
@@ -171,13 +171,15 @@ _PUBLIC_NOTES: dict[str, str] = {
 }
 
 
-def _request(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A service request's public fields: the public status text, the moderated
-    description (contact details masked by the service), never staff notes or names."""
+def _request(row: Mapping[str, Any], notes: Mapping[int, str] | None = None) -> dict[str, Any]:
+    """A service request's public fields: the public status text (and the latest public
+    status note, issue 14), the moderated description (contact details masked by the
+    service), never internal notes or names."""
+    status_text, note = _PUBLIC_NOTES.get(row["status"]), (notes or {}).get(int(row["id"]))
     return {
         "service_request_id": str(row["id"]),
         "status": lifecycle.open311_status(row["status"]),
-        "status_notes": _PUBLIC_NOTES.get(row["status"]),
+        "status_notes": f"{status_text} — {note}" if note else status_text,
         "service_name": row["category_name_zh"],
         "service_code": row["category"],
         "description": row.get("description"),
@@ -418,7 +420,8 @@ def get_requests(
             offset=(page - 1) * page_size,
             category_parameter=None,
         )
-    return [_request(r) for r in rows]
+    notes = satisfaction.status_notes(engine, [int(r["id"]) for r in rows])
+    return [_request(r, notes) for r in rows]
 
 
 @router.get(
@@ -439,4 +442,4 @@ def get_request(
     rows = incidents.list_incidents(engine, ids=[int(service_request_id)], limit=1, scope=_PUBLIC)
     if not rows:
         raise NotFound(f"service_request_id {service_request_id} does not exist")
-    return [_request(rows[0])]
+    return [_request(rows[0], satisfaction.status_notes(engine, [int(rows[0]["id"])]))]

@@ -38,6 +38,14 @@ METRICS: dict[str, str] = {
     "change_pct": "Change against the previous window (%)",
     "load_index": "Workload index: effort-weighted incidents, households and area; the "
     "city's mean grid = 100 (upper levels: sum of their grids)",
+    # issue 14: residents' satisfaction and evaluation (answers given in the window; upper
+    # levels recompute the means from their units' sums)
+    "satisfaction": "Mean residents' satisfaction (1–5) with handled incidents, over the "
+    "incidents' current verdicts given in the window",
+    "satisfaction_answers": "Satisfaction answers in the window (links and follow-up calls; count)",
+    "evaluation_score": "Mean residents' evaluation score of the grid workers (1–5, 群众测评), "
+    "answers given in the window",
+    "evaluation_answers": "Evaluation answers in the window (households; count)",
 }
 
 #: the identifying columns of every unit row, before its metrics

@@ -32,7 +32,7 @@ from geogrid.core.masking import EVENT_PERSONAL, INCIDENT_PERSONAL, redact_event
 from geogrid.core.scope import Scope
 from geogrid.core.timewindow import TIME_RANGE
 from geogrid.errors import Conflict, InvalidInput, NotFound
-from geogrid.services import audit, idempotency
+from geogrid.services import audit, idempotency, survey_links
 from geogrid.settings import get_settings
 from geogrid.store import incidents as store_incidents
 from geogrid.store import workflow as store
@@ -416,6 +416,8 @@ def transition(
         out = _get(c, incident_id, with_history=False)
         if out.get("lon") is not None:  # status colours and backlog metrics change
             record_incident_change(c, [out["lon"]], [out["lat"]], kind="status")
+        if to_status == "resolved":  # issue 14: the resident's satisfaction link
+            survey_links.on_resolved(c, incident_id, when)
         audit.record(
             c,
             actor=actor,

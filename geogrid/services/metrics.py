@@ -106,6 +106,7 @@ from geogrid.services.attribution import attributor_for_version
 from geogrid.services.unitcache import UnitCache
 from geogrid.settings import get_settings
 from geogrid.store import metrics as sm
+from geogrid.store import residents as store_residents
 from geogrid.store.engine import connection as _connect
 from geogrid.store.units import load_units, resolve_version
 
@@ -234,6 +235,31 @@ def _reattribute(conn: Connection, cache: UnitCache, df: pd.DataFrame, vid: int)
     return df
 
 
+# --------------------------------------------------------------------------- residents
+
+
+def _with_residents(
+    engine: Bind, out: pd.DataFrame, level: str, start: datetime, end: datetime
+) -> pd.DataFrame:
+    """``out`` with residents' satisfaction and evaluation (issue 14): answers given in
+    ``[start, end)`` grouped by the unit column of ``level`` (rows carry every level's
+    code, so upper levels are sums, and means are recomputed from the sums)."""
+    column = f"{level}_code"
+    with _connect(engine) as conn:
+        parts = {
+            "satisfaction": store_residents.satisfaction_by_unit(conn, column, start, end),
+            "evaluation": store_residents.evaluation_by_unit(conn, column, start, end),
+        }
+    for name, rows in parts.items():
+        by = {r["code"]: (int(r["n"]), float(r["score_sum"])) for r in rows}
+        n = out["code"].map(lambda c, by=by: by.get(c, (0, 0.0))[0]).astype("int64")
+        total = out["code"].map(lambda c, by=by: by.get(c, (0, 0.0))[1]).astype(float)
+        score = "satisfaction" if name == "satisfaction" else "evaluation_score"
+        out[score] = (total / n.where(n > 0)).astype(float)
+        out[f"{name}_answers"] = n
+    return out
+
+
 # --------------------------------------------------------------------------- metrics
 
 
@@ -305,6 +331,7 @@ def _compute(
     out = unit_metrics(
         pd.DataFrame(units.drop(columns="geometry")), agg, fte, reference=ref, weights=w
     )
+    out = _with_residents(engine, out, level, start_d, end_d)  # issue 14
     gdf = gpd.GeoDataFrame(out, geometry=units.geometry.values, crs="EPSG:4326")
     gdf.attrs.update(
         version_id=vid,
