@@ -161,6 +161,19 @@ POLICY: dict[tuple[str, str], Policy] = {
     ("POST", "/tokens/{token_id}/rotate"): Policy(ADMIN, call_allowed=False),
     # the audit trail
     ("GET", "/audit"): Policy(ADMIN),
+    # issue 15, the registry's reads: records for the unit staff and admin (404 outside
+    # their units; no registry in this fixture, so 404 counts as an answer), aggregates for
+    # every staff role, export for the admins, the address search for everyone
+    ("GET", "/registry/people"): Policy(INCIDENT_ACTORS),
+    ("POST", "/registry/search"): Policy(INCIDENT_ACTORS),
+    ("GET", "/registry/people/{person_id}"): Policy(INCIDENT_ACTORS, ok=frozenset({404})),
+    ("GET", "/registry/households/{household_id}"): Policy(INCIDENT_ACTORS, ok=frozenset({404})),
+    ("GET", "/registry/buildings/{building_id}"): Policy(INCIDENT_ACTORS, ok=frozenset({404})),
+    ("GET", "/registry/orgs"): Policy(INCIDENT_ACTORS),
+    ("GET", "/registry/care"): Policy(INCIDENT_ACTORS),
+    ("GET", "/registry/aggregates/{level}"): Policy(STAFF),
+    ("GET", "/registry/export"): Policy(INCIDENT_ACTORS - {"w1"}),
+    ("GET", "/registry/geocode"): Policy(ALL),
     # issue 13 (TERM-B): patrols (field staff record their own; reads scoped, names masked
     # for planners/leaders/analysts) and the daily service register's entries and exports
     ("POST", "/patrols"): Policy(INCIDENT_ACTORS, reason="planners/leaders/analysts act not"),
@@ -328,6 +341,7 @@ def _body(method: str, path: str, s: Seeded) -> dict[str, Any] | None:
         ("POST", "/users/{account_id}/password"): {"password": "a-long-password-123"},
         ("POST", "/tokens"): {"label": "matrix", "days": 1},
         ("POST", "/tokens/{token_id}/rotate"): {"days": 1},
+        ("POST", "/registry/search"): {"name": "张"},  # issue 15
         # issue 13 (TERM-B): a patrol a few km outside every grid (the "outside" place)
         ("POST", "/patrols"): {
             "started_at": "2026-05-04T09:00:00+08:00",

@@ -20,6 +20,7 @@ import {
   S, levels, displayLevel, labelVars, categoryName, metricKeys, metricLabel, statusLabel,
 } from "./state.js";
 import { bindSearch } from "./search.js";
+import "./addresssearch.js"; // issue 15: the address search box (binds itself)
 import { initLogin, relabelLogin } from "./login.js";
 import {
   render, changed, windowChanged, settled, onIdle, loadHotspots, pick, goUp, goToUnit, goToCode,
