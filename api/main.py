@@ -37,6 +37,7 @@ from api.routes import (
     open311,
     patrols,
     plans,
+    register,
     registry,
     residents,
     session,
@@ -75,6 +76,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     media.router,  # issue 13: photos and videos
     registry.router,  # issue 15: the registry's reads
     patrols.router,  # issue 13: patrol tracks and metrics
+    register.router,  # issue 13: service register entries and exports
     residents.router,  # issue 14: satisfaction, follow-ups, evaluation rounds
     teams.router,  # issue 13: grid teams
     tasks.router,  # issue 13: my tasks

@@ -26,8 +26,12 @@ from sqlalchemy import Engine
 
 from geogrid.cli import analytics, audit, plan, reference, users
 from geogrid.cli import incidents as incidents_commands
-from geogrid.cli.terminals import terminals_app  # issue 13
 from geogrid.cli._output import FORMATS, FormatOpt, print_rows
+from geogrid.cli.notify import notify_app  # issue 13 (TERM-C)
+from geogrid.cli.register import register_app  # issue 13 (TERM-B)
+from geogrid.cli.registry import registry_app  # issue 15
+from geogrid.cli.registry_read import register as add_registry_reads  # issue 15
+from geogrid.cli.terminals import terminals_app  # issue 13
 from geogrid.core.validation import Finding, findings_geojson
 from geogrid.errors import FileInputError, GeogridError, InvalidInput, TopologyError
 from geogrid.services import backup as backups
@@ -58,6 +62,10 @@ city_app = typer.Typer(
 )
 app.add_typer(city_app, name="city")
 app.add_typer(terminals_app, name="terminals")  # issue 13: the workers' devices
+app.add_typer(notify_app, name="notify")  # issue 13: notifications
+app.add_typer(registry_app, name="registry")  # issue 15: the base-information registry
+add_registry_reads(registry_app)  # issue 15: registry search, care, aggregates
+app.add_typer(register_app, name="register")  # issue 13: the monthly register's exports
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)

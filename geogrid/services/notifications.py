@@ -1,0 +1,286 @@
+"""Notifications of the grid worker's terminal, derived from the incidents.
+
+Nothing in the incident workflow sends a notification: :func:`refresh_notifications`
+looks at the open incidents, their assignment, due time and escalation events, and
+inserts the ``notification`` rows that are missing for their recipients (the assignee,
+the accounts of the assigned unit — the grid's workers or the unit's admins — and the
+members of teams covering the assigned grid; for an escalated incident also the people of
+the grid it was handed up from). ``UNIQUE(account_id, kind, incident_id)`` makes every
+run idempotent. It runs at the start of ``GET /notifications`` and ``GET /sync`` (for
+the caller only), from ``geogrid notify run`` (cron) and periodically in the app
+(:func:`run_once`, every ``settings.notify_interval`` seconds).
+
+The terminal gets its notifications on its next sync (``GET /notifications?since=``)
+and marks them read. Outbound channels (:mod:`geogrid.services.notify_channels`,
+``settings.notify_channels``) get one ``notification_delivery`` row per new
+notification and channel; :func:`deliver` sends the due ones outside any transaction,
+retrying with exponential backoff, and records attempts, the last error and the time
+sent. A delivery that still fails after ``MAX_ATTEMPTS`` attempts is ``failed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import Connection, Engine
+
+from geogrid.core.accounts import Account
+from geogrid.core.notifications import KIND_LABELS, backoff
+from geogrid.errors import InvalidInput, NotFound
+from geogrid.services.notify_channels import (
+    Channel,
+    DeliveryError,
+    channels_from_settings,
+    payload_of,
+)
+from geogrid.settings import Settings, get_settings
+from geogrid.store import notifications as store
+from geogrid.store.engine import transaction
+
+__all__ = [
+    "ESCALATE_EVENT",
+    "MAX_ATTEMPTS",
+    "refresh_notifications",
+    "list_notifications",
+    "mark_read",
+    "deliver",
+    "run_once",
+    "deliveries",
+    "start_periodic",
+    "stop_periodic",
+]
+
+Bind = Engine | Connection
+log = logging.getLogger("geogrid.notifications")
+
+#: the ``incident_event.kind`` of an escalation (written by geogrid.services.incidents)
+ESCALATE_EVENT: Final[str] = "escalate"
+#: attempts of one delivery before it is given up (``failed``)
+MAX_ATTEMPTS: Final[int] = 10
+#: how long a claimed delivery is left to its sender before another may take it
+_LEASE = timedelta(minutes=5)
+
+
+def _aware(value: datetime | None, parameter: str) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise InvalidInput(parameter, value.isoformat(), "a date-time with a time zone")
+    return value
+
+
+def refresh_notifications(
+    conn: Bind,
+    now: datetime | None = None,
+    *,
+    account_id: int | None = None,
+    settings: Settings | None = None,
+) -> list[int]:
+    """Insert the notifications the open incidents call for at ``now`` that are missing
+    (for every recipient, or only ``account_id``); queue their outbound deliveries on the
+    configured channels. Returns the new notification ids (none on a second run)."""
+    s = settings or get_settings()
+    when = _aware(now, "now") or datetime.now(UTC)
+    with transaction(conn) as c:
+        ids = store.insert_missing(
+            c,
+            now=when,
+            due_soon_until=when + timedelta(hours=float(s.notify_due_soon_hours)),
+            escalate_kind=ESCALATE_EVENT,
+            account_id=account_id,
+        )
+        if ids and s.notify_channels:
+            store.queue_deliveries(c, ids, list(s.notify_channels), when)
+    return ids
+
+
+def _view(row: Mapping[str, Any]) -> dict[str, Any]:
+    zh, en = KIND_LABELS[row["kind"]]
+    return {
+        "id": int(row["id"]),
+        "kind": row["kind"],
+        "title_zh": zh,
+        "title_en": en,
+        "created_at": row["created_at"],
+        "read_at": row["read_at"],
+        "incident": {
+            "id": int(row["incident_id"]),
+            "category": row["category"],
+            "category_name_zh": row["category_name_zh"],
+            "category_name_en": row["category_name_en"],
+            "status": row["status"],
+            "due_at": row["due_at"],
+            "updated_at": row["updated_at"],
+            "assigned_level": row["assigned_level"],
+            "assigned_unit": row["assigned_unit"],
+            "grid_code": row["grid_code"],
+        },
+    }
+
+
+def list_notifications(
+    bind: Bind,
+    account: Account,
+    *,
+    since: datetime | None = None,
+    unread_only: bool = False,
+    limit: int = 500,
+    now: datetime | None = None,
+    settings: Settings | None = None,
+    refresh: bool = True,
+) -> list[dict[str, Any]]:
+    """The account's notifications created at or after ``since`` (all without), oldest
+    first, after deriving the account's missing ones (``refresh``). They carry no
+    personal field (the incident's category, status, due time and units)."""
+    since = _aware(since, "since")
+    with transaction(bind) as c:
+        if refresh:
+            refresh_notifications(c, now, account_id=account.id, settings=settings)
+        rows = store.notification_rows(
+            c, account.id, since=since, unread_only=unread_only, limit=limit
+        )
+    return [_view(r) for r in rows]
+
+
+def mark_read(bind: Bind, account: Account, notification_id: int) -> dict[str, Any]:
+    """Mark one of the account's notifications read (NotFound for another's)."""
+    with transaction(bind) as c:
+        row = store.mark_read(c, notification_id, account.id, datetime.now(UTC))
+    if row is None:
+        raise NotFound(f"notification {notification_id} does not exist (or is not yours)")
+    return _view(row)
+
+
+def deliver(
+    bind: Engine,
+    channels: Mapping[str, Channel],
+    *,
+    now: datetime | None = None,
+    tries: int = 3,
+    backoff_s: float = 0.5,
+    limit: int = 500,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, int]:
+    """Send the due pending deliveries of ``channels``: each gets up to ``tries``
+    attempts now, ``backoff_s × 2^(n-1)`` seconds apart; one still failing waits for a
+    later run (the same backoff from its attempt count), and is ``failed`` after
+    :data:`MAX_ATTEMPTS`. The network is never used inside a transaction.
+
+    Returns counts: ``sent``, ``retry`` (left for a later run), ``failed``.
+    """
+    when = _aware(now, "now") or datetime.now(UTC)
+    with transaction(bind) as c:
+        claimed = store.claim_deliveries(
+            c, channels=list(channels), now=when, lease_until=when + _LEASE, limit=limit
+        )
+    counts = {"sent": 0, "retry": 0, "failed": 0}
+    for d in claimed:
+        channel = channels[d["channel"]]
+        payload = payload_of(d["notification"])
+        attempts = int(d["attempts"])
+        error: str | None = None
+        ok = False
+        for k in range(max(1, tries)):
+            attempts += 1
+            try:
+                channel.send(payload)
+                ok = True
+                break
+            except DeliveryError as exc:
+                error = str(exc)
+            if k + 1 < tries and attempts < MAX_ATTEMPTS:
+                sleep(backoff(k + 1, backoff_s).total_seconds())
+            if attempts >= MAX_ATTEMPTS:
+                break
+        done = datetime.now(UTC)
+        if ok:
+            status, nxt, counts_key = "sent", None, "sent"
+        elif attempts >= MAX_ATTEMPTS:
+            status, nxt, counts_key = "failed", None, "failed"
+        else:
+            status, nxt, counts_key = "pending", done + backoff(attempts, backoff_s), "retry"
+        counts[counts_key] += 1
+        with transaction(bind) as c:
+            store.finish_delivery(
+                c,
+                int(d["id"]),
+                status=status,
+                attempts=attempts,
+                last_error=None if ok else error,
+                sent_at=done if ok else None,
+                next_attempt_at=nxt,
+            )
+    return counts
+
+
+def run_once(
+    bind: Engine,
+    *,
+    now: datetime | None = None,
+    settings: Settings | None = None,
+    channels: Mapping[str, Channel] | None = None,
+) -> dict[str, int]:
+    """Derive every missing notification and send the due deliveries (the CLI's
+    ``geogrid notify run`` and the app's periodic task). Returns ``created`` plus the
+    counts of :func:`deliver`."""
+    s = settings or get_settings()
+    created = refresh_notifications(bind, now, settings=s)
+    chans = channels if channels is not None else channels_from_settings(s)
+    counts = {"sent": 0, "retry": 0, "failed": 0}
+    try:
+        if chans:
+            counts = deliver(
+                bind,
+                chans,
+                now=now,
+                tries=s.notify_webhook_tries,
+                backoff_s=s.notify_webhook_backoff,
+            )
+    finally:
+        if channels is None:
+            for ch in chans.values():
+                close = getattr(ch, "close", None)
+                if close is not None:
+                    close()
+    return {"created": len(created), **counts}
+
+
+def deliveries(bind: Bind, notification_ids: list[int] | None = None) -> list[dict[str, Any]]:
+    """The delivery records (of ``notification_ids``, or all), oldest first."""
+    return store.delivery_rows(bind, notification_ids)
+
+
+async def _periodically(bind: Engine, settings: Settings, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            counts = await asyncio.to_thread(run_once, bind, settings=settings)
+            if any(counts.values()):
+                log.info("notifications: %s", counts)
+        except Exception:  # keep the service's loop alive; the next run retries
+            log.exception("notifications: the periodic run failed")
+
+
+def start_periodic(bind: Engine, settings: Settings) -> asyncio.Task[None] | None:
+    """Start :func:`run_once` every ``settings.notify_interval`` seconds on the running
+    event loop (in a worker thread); None when the interval is 0. Stop it with
+    :func:`stop_periodic`."""
+    interval = float(settings.notify_interval)
+    if interval <= 0:
+        return None
+    return asyncio.get_running_loop().create_task(_periodically(bind, settings, interval))
+
+
+async def stop_periodic(task: asyncio.Task[None] | None) -> None:
+    """Cancel the task of :func:`start_periodic` (a run in progress finishes on its own)."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
