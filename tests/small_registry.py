@@ -3,8 +3,8 @@
 Buildings, households, people (with valid synthetic ID numbers and phones), organisations
 and care groups in each of the four grids and one place outside every grid, written as
 CSV files with the field names as headers and loaded through the registry's import
-service when it is there (REG-A's); otherwise inserted with SQL the way the import stores
-them (sealed ID numbers and phones, blind indexes, masks, grams, unit codes).
+service (:func:`geogrid.services.registry_import.import_registry`), which attributes each
+record to its grid from its position.
 
 :data:`SPEC` is what is loaded; the tests count from it by hand (nothing is read back to
 make an expectation).
@@ -12,17 +12,20 @@ make an expectation).
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from small_city import CENTRES, CX, CY, GRIDS
 from sqlalchemy import Engine, text
 
-from geogrid.core.registry.crypto import Vault
-from geogrid.core.registry.grams import text_grams
-from geogrid.core.registry.ids import id_check_char, mask_id, uscc_check_char
-from geogrid.core.registry.ids import mask_phones as _mask_phones
+from geogrid.core.registry.ids import id_check_char, uscc_check_char
+from geogrid.services.registry_import import import_registry
+from geogrid.services.registry_keys import vault as make_vault
+from geogrid.settings import Settings
 
 #: the place outside every grid (a few km away, inside the city's tolerance)
 OUTSIDE = "outside"
@@ -42,6 +45,8 @@ CARE = {
     (GRIDS[1], 0): ["elderly_alone"],
     (OUTSIDE, 0): ["key_group"],
 }
+#: the day every care group of the spec was joined
+CARE_SINCE = dt.date(2026, 1, 1)
 _EVERY = {
     "elderly_alone": 7,
     "left_behind_child": 14,
@@ -125,108 +130,121 @@ def spec() -> Registry:
     return reg
 
 
-def _codes(place: str) -> dict[str, str | None]:
-    if place == OUTSIDE:
-        return dict(g=None, cm=None, st=None, d=None)
-    return dict(g=place, cm=place[:12], st=place[:9], d=place[:6])
+def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
 
 
-def load(engine: Engine, vault: Vault) -> Registry:
-    """Insert :func:`spec` (SQL, as the import stores it); returns it with the ids."""
+def files(reg: Registry, folder: Path) -> dict[str, Path]:
+    """The registry as the CSV files a community keeps (field names as headers)."""
+    buildings, households, people, orgs, care = [], [], [], [], []
+    for place in PLACES:
+        lon, lat = point(place)
+        ref = f"B-{place}"
+        buildings.append(
+            {
+                "building_ref": ref,
+                "name": building_name(place),
+                "address": building_address(place),
+                "floors": 6,
+                "use": "residential",
+                "lon": lon,
+                "lat": lat,
+            }
+        )
+        for h in range(HOUSEHOLDS[place]):
+            households.append(
+                {
+                    "household_ref": f"H-{place}-{h}",
+                    "address": household_address(place, h),
+                    "building_ref": ref,
+                    "room": f"{h + 1}0{h + 1}",
+                    "lon": lon,
+                    "lat": lat,
+                }
+            )
+        orgs.append(
+            {
+                "uscc": uscc(place),
+                "name": f"{_SEASON[place]}晖超市",
+                "kind": "shop",
+                "address": building_address(place),
+                "building_ref": ref,
+                "lon": lon,
+                "lat": lat,
+            }
+        )
+    for p in reg.people.values():
+        lon, lat = point(p.place)
+        people.append(
+            {
+                "name": p.name,
+                "id_number": p.id_number,
+                "sex": "男" if int(p.id_number[16]) % 2 else "女",
+                "birth_date": f"{p.id_number[6:10]}-{p.id_number[10:12]}-{p.id_number[12:14]}",
+                "phone": p.phone,
+                "relation": "户主" if p.index < HOUSEHOLDS[p.place] else "子女",
+                "household_ref": f"H-{p.place}-{p.household}",
+                "residence": "流动人口" if p.floating else "户籍人口",
+                "building_ref": f"B-{p.place}",
+                "lon": lon,
+                "lat": lat,
+            }
+        )
+        for g in p.care:
+            care.append(
+                {
+                    "id_number": p.id_number,
+                    "care": g,
+                    "visit_every_days": _EVERY[g],
+                    "since": CARE_SINCE.isoformat(),
+                }
+            )
+    return {
+        "buildings": _write(folder / "buildings.csv", buildings),
+        "households": _write(folder / "households.csv", households),
+        "people": _write(folder / "people.csv", people),
+        "orgs": _write(folder / "orgs.csv", orgs),
+        "care": _write(folder / "care.csv", care),
+    }
+
+
+def load(engine: Engine, settings: Settings) -> Registry:
+    """Import :func:`spec` through the registry's import service (CSV files, one per
+    kind); returns it with the database ids (looked up by natural key)."""
     reg = spec()
-    mask_phone = lambda p: str(_mask_phones([p])[0])  # noqa: E731
-    with engine.begin() as c:
-        for place in PLACES:
-            lon, lat = point(place)
-            name, addr = building_name(place), building_address(place)
-            bid = c.execute(
-                text(
-                    "INSERT INTO reg_building (ref, name, address, floors, use, geom, grid_code, "
-                    "community_code, street_code, district_code, addr_grams) VALUES (:ref, :n, "
-                    ":a, 6, 'residential', ST_SetSRID(ST_MakePoint(:x, :y), 4326), :g, :cm, "
-                    ":st, :d, :gr) RETURNING id"
-                ),
-                dict(
-                    ref=f"B-{place}",
-                    n=name,
-                    a=addr,
-                    x=lon,
-                    y=lat,
-                    gr=text_grams(f"{name} {addr}"),
-                    **_codes(place),
-                ),
-            ).scalar_one()
-            reg.buildings[place] = int(bid)
-            for h in range(HOUSEHOLDS[place]):
-                hid = c.execute(
-                    text(
-                        "INSERT INTO reg_household (ref, building_id, address, grid_code, "
-                        "community_code, street_code, district_code, addr_grams) VALUES (:ref, "
-                        ":b, :a, :g, :cm, :st, :d, :gr) RETURNING id"
-                    ),
-                    dict(
-                        ref=f"H-{place}-{h}",
-                        b=bid,
-                        a=household_address(place, h),
-                        gr=text_grams(household_address(place, h)),
-                        **_codes(place),
-                    ),
-                ).scalar_one()
-                reg.households[(place, h)] = int(hid)
-            oid = c.execute(
-                text(
-                    "INSERT INTO reg_org (uscc, name, kind, address, building_id, geom, grid_code, "
-                    "community_code, street_code, district_code, addr_grams) VALUES (:u, :n, "
-                    "'shop', :a, :b, ST_SetSRID(ST_MakePoint(:x, :y), 4326), :g, :cm, :st, :d, "
-                    ":gr) RETURNING id"
-                ),
-                dict(
-                    u=uscc(place),
-                    n=f"{_SEASON[place]}晖超市",
-                    a=addr,
-                    b=bid,
-                    x=lon,
-                    y=lat,
-                    gr=text_grams(f"{_SEASON[place]}晖超市 {addr}"),
-                    **_codes(place),
-                ),
-            ).scalar_one()
-            reg.orgs[place] = int(oid)
+    vault = make_vault(settings)
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind, path in files(reg, Path(tmp)).items():
+            import_registry(engine, path, kind=kind, settings=settings)
+    with engine.connect() as c:
         for p in reg.people.values():
-            pid = c.execute(
-                text(
-                    "INSERT INTO reg_person (household_id, building_id, name, sex, birth_date, "
-                    "id_enc, id_blind, id_mask, phone_enc, phone_blind, phone_mask, relation, "
-                    "residence, grid_code, community_code, street_code, district_code, "
-                    "name_grams) VALUES (:h, :b, :n, :sex, :bd, :ie, :ib, :im, :pe, :pb, :pm, "
-                    ":rel, :res, :g, :cm, :st, :d, :ng) RETURNING id"
-                ),
-                dict(
-                    h=reg.households[(p.place, p.household)],
-                    b=reg.buildings[p.place],
-                    n=p.name,
-                    sex="M" if int(p.id_number[16]) % 2 else "F",
-                    bd=dt.datetime.strptime(p.id_number[6:14], "%Y%m%d").date(),
-                    ie=vault.seal(p.id_number),
-                    ib=vault.blind("id", p.id_number),
-                    im=mask_id(p.id_number),
-                    pe=vault.seal(p.phone),
-                    pb=vault.blind("phone", p.phone),
-                    pm=mask_phone(p.phone),
-                    rel="户主" if p.index < HOUSEHOLDS[p.place] else "子女",
-                    res="floating" if p.floating else "registered",
-                    ng=text_grams(p.name),
-                    **_codes(p.place),
-                ),
-            ).scalar_one()
-            p.id = int(pid)
-            for g in p.care:
+            p.id = int(
                 c.execute(
-                    text(
-                        "INSERT INTO reg_care (person_id, group_code, visit_every_days, since) "
-                        "VALUES (:p, :g, :e, :s)"
-                    ),
-                    dict(p=pid, g=g, e=_EVERY[g], s=dt.date(2026, 1, 1)),
+                    text("SELECT id FROM reg_person WHERE id_blind = :b"),
+                    {"b": vault.blind("id", p.id_number)},
+                ).scalar_one()
+            )
+        for place in PLACES:
+            reg.buildings[place] = int(
+                c.execute(
+                    text("SELECT id FROM reg_building WHERE ref = :r"), {"r": f"B-{place}"}
+                ).scalar_one()
+            )
+            reg.orgs[place] = int(
+                c.execute(
+                    text("SELECT id FROM reg_org WHERE uscc = :u"), {"u": uscc(place)}
+                ).scalar_one()
+            )
+            for h in range(HOUSEHOLDS[place]):
+                reg.households[(place, h)] = int(
+                    c.execute(
+                        text("SELECT id FROM reg_household WHERE ref = :r"),
+                        {"r": f"H-{place}-{h}"},
+                    ).scalar_one()
                 )
     return reg
 

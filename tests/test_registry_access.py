@@ -33,7 +33,6 @@ from conftest import LiveServer
 from small_city import GRIDS, STREET
 from sqlalchemy import text
 
-from geogrid.core.registry.crypto import Vault
 from geogrid.settings import Settings
 
 KEY = base64.b64encode(bytes(range(100, 132))).decode()
@@ -92,7 +91,7 @@ class World:
 def world():
     settings = Settings(registry_key=KEY)
     with small_city.build() as city:
-        reg = sr.load(city.engine, Vault(base64.b64decode(KEY)))
+        reg = sr.load(city.engine, settings)
         srv = LiveServer(city.url, settings)
         try:
             with httpx.Client(base_url=srv.base, timeout=60) as client:
