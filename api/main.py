@@ -48,6 +48,7 @@ from api.routes import (
     tiles,
     units,
     web,
+    workers,
 )
 from geogrid.services import idempotency
 from geogrid.services import notifications as notifications_service  # issue 13
@@ -78,6 +79,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     patrols.router,  # issue 13: patrol tracks and metrics
     register.router,  # issue 13: service register entries and exports
     residents.router,  # issue 14: satisfaction, follow-ups, evaluation rounds
+    workers.router,  # issue 14: the worker's file and the year-end review
     teams.router,  # issue 13: grid teams
     tasks.router,  # issue 13: my tasks
     disputes.router,  # issue 13: disputes

@@ -32,6 +32,7 @@ from geogrid.cli.register import register_app  # issue 13 (TERM-B)
 from geogrid.cli.registry import registry_app  # issue 15
 from geogrid.cli.registry_read import register as add_registry_reads  # issue 15
 from geogrid.cli.terminals import terminals_app  # issue 13
+from geogrid.cli.workers import review_cmd, workers_app  # issue 14
 from geogrid.core.validation import Finding, findings_geojson
 from geogrid.errors import FileInputError, GeogridError, InvalidInput, TopologyError
 from geogrid.services import backup as backups
@@ -66,6 +67,8 @@ app.add_typer(notify_app, name="notify")  # issue 13: notifications
 app.add_typer(registry_app, name="registry")  # issue 15: the base-information registry
 add_registry_reads(registry_app)  # issue 15: registry search, care, aggregates
 app.add_typer(register_app, name="register")  # issue 13: the monthly register's exports
+app.add_typer(workers_app, name="workers")  # issue 14: the worker's file
+app.command("review")(review_cmd)  # issue 14: the year-end review
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
