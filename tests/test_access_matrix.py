@@ -128,6 +128,9 @@ POLICY: dict[tuple[str, str], Policy] = {
     ("GET", "/ogc/collections/{collection_id}"): Policy(ALL),
     ("GET", "/ogc/collections/{collection_id}/items"): Policy(ALL),
     ("GET", "/ogc/collections/{collection_id}/items/{feature_id}"): Policy(ALL),
+    # issue 12 (scale): OGC filtering — queryables and the OGC API's own OpenAPI, public
+    ("GET", "/ogc/collections/{collection_id}/queryables"): Policy(ALL),
+    ("GET", "/ogc/api"): Policy(ALL),
     # plans: planners (and admin) write; staff read; staffing names are the planner's job
     ("POST", "/plans"): Policy(PLANNERS),
     # staff may see who drafted a plan (its author)
@@ -179,6 +182,12 @@ POLICY: dict[tuple[str, str], Policy] = {
     ("POST", "/patrols"): Policy(INCIDENT_ACTORS, reason="planners/leaders/analysts act not"),
     ("GET", "/patrols"): Policy(STAFF),
     ("GET", "/patrols/metrics"): Policy(STAFF),
+    ("POST", "/register/entries"): Policy(
+        INCIDENT_ACTORS, reason="planners/leaders/analysts act not"
+    ),
+    ("GET", "/register/entries"): Policy(STAFF),
+    ("GET", "/register.xlsx"): Policy(STAFF),
+    ("GET", "/register.pdf"): Policy(STAFF),
 }
 
 
@@ -351,6 +360,12 @@ def _body(method: str, path: str, s: Seeded) -> dict[str, Any] | None:
                 [CX + 0.0201, CY + 0.02, 1777856460000, 5],
             ],
         },
+        # a service entry of today (the UTC date is never after the city's)
+        ("POST", "/register/entries"): {
+            "day": datetime.now(UTC).date().isoformat(),
+            "kind": "visit",
+            "result": "matrix",
+        },
     }
     return bodies.get((method, path))
 
@@ -360,6 +375,7 @@ def _body(method: str, path: str, s: Seeded) -> dict[str, Any] | None:
 VARIANTS: dict[str, list[dict[str, str]]] = {
     "/ogc/collections/{collection_id}": [{"collection_id": "incidents"}],
     "/ogc/collections/{collection_id}/items": [{"collection_id": "incidents"}],
+    "/ogc/collections/{collection_id}/queryables": [{"collection_id": "incidents"}],
     "/ogc/collections/{collection_id}/items/{feature_id}": [
         {"collection_id": "incidents", "feature_id": "@incident"}
     ],

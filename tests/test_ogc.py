@@ -60,8 +60,9 @@ def test_landing_conformance_collections(demo_http, demo_server):
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
     rels = _rels(r.json())
     assert {"self", "service-desc", "conformance", "data"} <= set(rels)
-    assert rels["service-desc"]["href"] == f"{demo_server}/openapi.json"
+    assert rels["service-desc"]["href"] == f"{demo_server}/ogc/api"  # the OGC API alone
     assert demo_http.get(rels["service-desc"]["href"]).json()["openapi"].startswith("3.")
+    assert rels["describedby"]["href"] == f"{demo_server}/openapi.json"
     conf = demo_http.get(rels["conformance"]["href"]).json()["conformsTo"]
     assert set(CONFORMANCE) <= set(conf)
     cols = demo_http.get(rels["data"]["href"]).json()

@@ -11,7 +11,17 @@ ends; incidents: ``reported_at``; boundaries: validity of their version, see
 not clamped), ``offset`` (paging; ``next``/``prev`` links), property filters
 (incidents: ``category``, ``status``, ``grid_code``, ``community_code``, ``street_code``,
 ``district_code``; boundaries: ``code``, ``parent_code``; comma-separated values are
-OR-ed) and ``f=json``. Any other parameter is a 400 (/req/core/query-param-unknown).
+OR-ed; every other queryable too, Part 3 queryables-query-parameters), ``filter`` /
+``filter-lang`` / ``filter-crs`` (CQL2 text or JSON over the queryables, Part 3),
+``sortby`` (``+name,-name``), ``properties`` (the properties to return) and ``f=json``.
+Any other parameter is a 400 (/req/core/query-param-unknown).
+
+``/collections/{id}/queryables`` is the JSON Schema of what filters may name. ``/ogc/api``
+is the OpenAPI document of this OGC API alone (paths relative to ``/ogc``, one items path
+per collection listing its queryables as parameters): the landing page's
+``service-desc``, because GIS clients (GDAL's OAPIF driver, QGIS) look up
+``/collections/{collectionId}/items`` there to learn which filters they can push to
+the server.
 
 Items leave as GeoJSON text assembled from PostGIS's own GeoJSON
 (:func:`geogrid.core.ogc.feature_collection_json`); :class:`api.models.ogc.FeaturePage`
@@ -20,6 +30,7 @@ documents their shape.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from typing import Annotated, Any
 
@@ -37,7 +48,9 @@ from api.models.ogc import (
     OgcFeature,
 )
 from api.params import parse_bbox
+from geogrid.core.cql2 import FILTER_CRS, FILTER_LANGS
 from geogrid.core.ogc import (
+    COLLECTIONS,
     CONFORMANCE,
     CRS84,
     GEOJSON,
@@ -45,21 +58,36 @@ from geogrid.core.ogc import (
     LIMIT_DEFAULT,
     LIMIT_MAX,
     OPENAPI,
+    REL_QUERYABLES,
+    SCHEMA_JSON,
     feature_collection_json,
     feature_json,
     link,
     page_links,
     parse_datetime,
+    queryables_json,
 )
 from geogrid.errors import InvalidInput
 from geogrid.services import features
+from geogrid.services.context import AppContext
 from geogrid.services.features import CollectionInfo
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/ogc", tags=["ogc"])
 
-_COMMON = {"f", "bbox", "datetime", "limit", "offset"}
+_COMMON = {
+    "f",
+    "bbox",
+    "datetime",
+    "limit",
+    "offset",
+    "filter",
+    "filter-lang",
+    "filter-crs",
+    "sortby",
+    "properties",
+}
 _TRS = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
 
 CollectionP = Annotated[
@@ -126,7 +154,8 @@ def landing(request: Request, f: FQ = None) -> LandingPage:
             "description": "Grid-management boundaries and incidents (网格化管理).",
             "links": [
                 link(f"{base}/", "self", JSON, "this document"),
-                link(f"{root}/openapi.json", "service-desc", OPENAPI, "the API definition"),
+                link(f"{base}/api", "service-desc", OPENAPI, "the OGC API definition"),
+                link(f"{root}/openapi.json", "describedby", OPENAPI, "the whole API"),
                 link(f"{root}/docs", "service-doc", "text/html", "the API documentation"),
                 link(f"{base}/conformance", "conformance", JSON, "conformance classes"),
                 link(
@@ -178,6 +207,12 @@ def _collection_doc(request: Request, info: CollectionInfo) -> Collection:
                 link(f"{base}/collections/{info.id}", "self", JSON, info.title),
                 link(
                     f"{base}/collections/{info.id}/items", "items", GEOJSON, f"{info.title}: items"
+                ),
+                link(
+                    f"{base}/collections/{info.id}/queryables",
+                    REL_QUERYABLES,
+                    SCHEMA_JSON,
+                    f"{info.title}: queryables",
                 ),
             ],
         }
@@ -251,6 +286,45 @@ def items(
     ] = LIMIT_DEFAULT,
     offset: Annotated[int, Query(ge=0, description="items to skip (paging)", examples=[0])] = 0,
     f: FQ = None,
+    filter: Annotated[
+        str | None,
+        Query(
+            description="CQL2 filter over the collection's queryables (see "
+            "/collections/{collection_id}/queryables), text or JSON per filter-lang",
+            examples=["grid_code = '450902001001001' AND status IN ('reported', 'accepted')"],
+        ),
+    ] = None,
+    filter_lang: Annotated[
+        str | None,
+        Query(
+            alias="filter-lang",
+            description="language of filter: cql2-text (default) or cql2-json",
+            json_schema_extra={"enum": list(FILTER_LANGS)},
+            examples=["cql2-text"],
+        ),
+    ] = None,
+    filter_crs: Annotated[
+        str | None,
+        Query(
+            alias="filter-crs",
+            description=f"CRS of the filter's geometries: only {FILTER_CRS}",
+            examples=[FILTER_CRS],
+        ),
+    ] = None,
+    sortby: Annotated[
+        str | None,
+        Query(
+            description="sort: comma-separated queryables, each + (ascending, default) or -",
+            examples=["-reported_at"],
+        ),
+    ] = None,
+    properties: Annotated[
+        str | None,
+        Query(
+            description="comma-separated properties to return (default: all)",
+            examples=["status,grid_code"],
+        ),
+    ] = None,
     category: Annotated[
         str | None,
         Query(description="incidents: category codes, comma-separated", examples=["sanitation"]),
@@ -292,7 +366,12 @@ def items(
         collection_id,
         bbox=parse_bbox(bbox),
         interval=parse_datetime(datetime),
-        filters={n: [qp[n]] for n in names if qp.get(n)},
+        filters={n: qp.getlist(n) for n in names if qp.get(n)},
+        cql=filter,
+        cql_lang=filter_lang,
+        cql_crs=filter_crs,
+        sortby=sortby,
+        properties=properties,
         offset=offset,
         limit=limit,
     )
@@ -343,3 +422,103 @@ def item(
         link(f"{base}/collections/{collection_id}", "collection", JSON),
     ]
     return GeoJSONResponse(feature_json(one.id, one.geometry, one.properties, links))
+
+
+@router.get(
+    "/collections/{collection_id}/queryables",
+    summary="Queryables of a collection (JSON Schema)",
+    response_class=JSONResponse,
+    responses={
+        200: {
+            "description": "the properties a filter, sortby or ?name=value may name",
+            "content": {SCHEMA_JSON: {"schema": {"type": "object"}}},
+        },
+        **error_responses(400, 404),
+    },
+)
+def queryables(
+    request: Request, ctx: ContextDep, collection_id: CollectionP, f: FQ = None
+) -> JSONResponse:
+    features.check_collection(collection_id)
+    _check_params(request, {"f"})
+    qs = features.queryables(ctx.maps, collection_id)
+    url = f"{_base(request)}/collections/{collection_id}/queryables"
+    doc = queryables_json(url, COLLECTIONS[collection_id][0], qs)
+    return JSONResponse(doc, media_type=SCHEMA_JSON)
+
+
+@router.get(
+    "/api",
+    summary="OpenAPI definition of the OGC API alone",
+    response_class=JSONResponse,
+    responses={
+        200: {
+            "description": "OpenAPI 3.0 with paths relative to /ogc",
+            "content": {OPENAPI: {"schema": {"type": "object"}}},
+        },
+        **error_responses(400),
+    },
+)
+def ogc_api(request: Request, ctx: ContextDep, f: FQ = None) -> JSONResponse:
+    _check_params(request, {"f"})
+    doc = ctx.maps.static.get(("ogc-openapi", _base(request)), lambda: _ogc_openapi(request, ctx))
+    return JSONResponse(doc, media_type=OPENAPI)
+
+
+_PARAM_SCHEMA = {
+    "integer": {"type": "integer"},
+    "number": {"type": "number"},
+    "boolean": {"type": "boolean"},
+    "date-time": {"type": "string", "format": "date-time"},
+    "string": {"type": "string"},
+}
+
+
+def _ogc_openapi(request: Request, ctx: AppContext) -> dict[str, Any]:
+    """The app's OpenAPI document cut to ``/ogc`` (prefix stripped, ``servers`` at
+    ``/ogc``), with one items path per collection whose parameters list every queryable
+    (how GDAL's OAPIF driver learns which ``?name=value`` filters to send)."""
+    full = request.app.openapi()
+    paths: dict[str, Any] = {}
+    for path, item in full.get("paths", {}).items():
+        if path.startswith("/ogc/") and path != "/ogc/api":
+            paths[path[len("/ogc") :].replace("{collection_id}", "{collectionId}")] = item
+    generic = paths.get("/collections/{collectionId}/items", {}).get("get")
+    all_filters = {n for cid in COLLECTIONS for n in features.filter_names(cid)}
+    if generic is not None:
+        for cid in COLLECTIONS:
+            op = copy.deepcopy(generic)
+            op["operationId"] = f"items_{cid}"
+            params = [
+                p
+                for p in op.get("parameters", [])
+                if p.get("in") != "path" and p.get("name") not in all_filters
+            ]
+            for name, q in features.queryables(ctx.maps, cid).items():
+                if q.type == "geometry":
+                    continue
+                params.append(
+                    {
+                        "name": name,
+                        "in": "query",
+                        "required": False,
+                        "description": q.description or name,
+                        "schema": dict(_PARAM_SCHEMA[q.type]),
+                        "style": "form",
+                        "explode": False,
+                    }
+                )
+            op["parameters"] = params
+            paths[f"/collections/{cid}/items"] = {"get": op}
+    return {
+        "openapi": full.get("openapi", "3.0.2"),
+        "info": {
+            "title": "geogrid OGC API - Features",
+            "version": full.get("info", {}).get("version", "0"),
+            "description": "Grid-management boundaries and incidents (OGC API - Features "
+            "Parts 1 and 3).",
+        },
+        "servers": [{"url": _base(request)}],
+        "paths": paths,
+        "components": full.get("components", {}),
+    }

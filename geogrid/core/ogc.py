@@ -24,6 +24,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from geogrid.core.cql2 import CQL2_CONFORMANCE, Queryable
+from geogrid.core.lifecycle import STATUSES
 from geogrid.core.tiles import LAYER_LEVELS
 from geogrid.errors import InvalidInput
 
@@ -33,6 +35,12 @@ __all__ = [
     "INCIDENT_FILTERS",
     "UNIT_FILTERS",
     "CONFORMANCE",
+    "COUNT_CAP",
+    "FILTER_CONFORMANCE",
+    "INCIDENT_QUERYABLES",
+    "REL_QUERYABLES",
+    "SCHEMA_JSON",
+    "UNIT_QUERYABLES",
     "CRS84",
     "Extent",
     "GEOJSON",
@@ -45,6 +53,9 @@ __all__ = [
     "parse_datetime",
     "parse_limit",
     "parse_offset",
+    "parse_properties",
+    "parse_sortby",
+    "queryables_json",
     "feature_json",
     "feature_collection_json",
     "json_value",
@@ -55,11 +66,29 @@ CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 JSON = "application/json"
 GEOJSON = "application/geo+json"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
+#: Part 3 (filtering) classes (OGC 19-079r2) and the sorting class of OGC API - Records
+#: (``sortby``; Features has no final sorting class yet). Property selection
+#: (``properties``) is Part 6, still a draft without a fixed URI: served, not declared.
+FILTER_CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    *CQL2_CONFORMANCE,
+    "http://www.opengis.net/spec/ogcapi-records-1/1.0/conf/sorting",
+]
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    *FILTER_CONFORMANCE,
 ]
+SCHEMA_JSON = "application/schema+json"
+#: rel of a collection's queryables link
+REL_QUERYABLES = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
+#: numberMatched is counted up to this many items; beyond, it is left out (the count
+#: would cost as much as reading every match) and ``next`` links follow full pages
+COUNT_CAP = 100_000
 LIMIT_DEFAULT = 10
 LIMIT_MAX = 10_000
 
@@ -97,6 +126,43 @@ INCIDENT_FILTERS: tuple[str, ...] = (
     "street_code",
     "district_code",
 )
+
+#: what a filter (CQL2 or ``?name=value``), ``sortby`` and ``properties`` may name on
+#: incidents: public fields only (no description, reporter, assignee or source point)
+INCIDENT_QUERYABLES: dict[str, Queryable] = {
+    q.name: q
+    for q in (
+        Queryable("id", "integer", "incident id"),
+        Queryable("category", "string", "category code"),
+        Queryable("status", "string", "lifecycle status", enum=STATUSES),
+        Queryable("reported_at", "date-time", "when it was reported (UTC)"),
+        Queryable("due_at", "date-time", "deadline of the current stage"),
+        Queryable("resolved_at", "date-time", "when it was resolved"),
+        Queryable("closed_at", "date-time", "when it was closed"),
+        Queryable("assigned_level", "string", "level of the unit it is assigned to"),
+        Queryable("assigned_unit", "string", "code of the unit it is assigned to"),
+        Queryable("grid_code", "string", "grid (网格) code"),
+        Queryable("community_code", "string", "community (社区/村) code"),
+        Queryable("street_code", "string", "street (街道/乡镇) code"),
+        Queryable("district_code", "string", "district (区/县) code"),
+        Queryable("source_id", "string", "id in the source system"),
+        Queryable("geometry", "geometry", "where (CRS84 point)", format="geometry-point"),
+    )
+}
+#: queryables of the boundary collections (the metrics are computed, not stored: they
+#: are properties but not queryables)
+UNIT_QUERYABLES: dict[str, Queryable] = {
+    q.name: q
+    for q in (
+        Queryable("code", "string", "unit code"),
+        Queryable("name", "string", "unit name"),
+        Queryable("parent_code", "string", "code of the parent unit"),
+        Queryable("population", "integer", "residents"),
+        Queryable("households", "integer", "households"),
+        Queryable("area_m2", "number", "area in square metres"),
+        Queryable("geometry", "geometry", "boundary (CRS84)", format="geometry-multipolygon"),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -324,3 +390,74 @@ def feature_collection_json(
     head["links"] = list(links)
     text = json.dumps(head, ensure_ascii=False)
     return text[:-1] + ',"features":[' + ",".join(features) + "]}"
+
+
+def queryables_json(url: str, title: str, queryables: Mapping[str, Queryable]) -> dict[str, Any]:
+    """The queryables of a collection as a JSON Schema (Part 3, /req/queryables).
+
+    >>> doc = queryables_json("http://x/ogc/collections/grids/queryables", "Grids",
+    ...                       UNIT_QUERYABLES)
+    >>> doc["type"], doc["$id"].endswith("/queryables"), doc["properties"]["code"]["type"]
+    ('object', True, 'string')
+    """
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": url,
+        "type": "object",
+        "title": title,
+        "properties": {name: q.schema() for name, q in queryables.items()},
+        "additionalProperties": True,
+    }
+
+
+def parse_sortby(value: str | None, sortables: Iterable[str]) -> list[tuple[str, bool]]:
+    """``sortby``: comma-separated names, each optionally prefixed ``+`` (ascending, the
+    default) or ``-`` (descending) → ``[(name, descending)]``.
+
+    >>> parse_sortby("-reported_at,+grid_code", ["reported_at", "grid_code"])
+    [('reported_at', True), ('grid_code', False)]
+    >>> parse_sortby("colour", ["id"])
+    Traceback (most recent call last):
+    ...
+    geogrid.errors.InvalidInput: sortby: unknown property 'colour'; sortables: id
+    """
+    if value is None or value.strip() == "":
+        return []
+    names = list(sortables)
+    out: list[tuple[str, bool]] = []
+    for part in value.split(","):
+        p = part.strip()
+        desc = p.startswith("-")
+        name = p[1:].strip() if p[:1] in "+-" and p else p
+        if name not in names:
+            raise InvalidInput(
+                "sortby",
+                name,
+                "one of " + ", ".join(names),
+                f"sortby: unknown property {name!r}; sortables: {', '.join(names)}",
+            )
+        if any(n == name for n, _ in out):
+            raise InvalidInput("sortby", value, "each property at most once")
+        out.append((name, desc))
+    return out
+
+
+def parse_properties(value: str | None, names: Iterable[str]) -> tuple[str, ...] | None:
+    """``properties``: the comma-separated properties to include (None: all).
+
+    >>> parse_properties("status, grid_code", ["status", "grid_code", "category"])
+    ('status', 'grid_code')
+    """
+    if value is None:
+        return None
+    allowed = list(names)
+    out = tuple(p.strip() for p in value.split(",") if p.strip())
+    bad = [p for p in out if p not in allowed]
+    if bad:
+        raise InvalidInput(
+            "properties",
+            ",".join(bad),
+            "some of " + ", ".join(allowed),
+            f"properties: unknown {', '.join(map(repr, bad))}; available: {', '.join(allowed)}",
+        )
+    return out

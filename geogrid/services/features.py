@@ -17,14 +17,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from geogrid.core.cql2 import And, Expr, InList, Queryable, parse_filter
 from geogrid.core.lifecycle import STATUSES
+from geogrid.core.metric_catalogue import METRICS
 from geogrid.core.ogc import (
     BOUNDARY_COLLECTIONS,
     COLLECTIONS,
-    INCIDENT_FILTERS,
+    INCIDENT_QUERYABLES,
     LIMIT_DEFAULT,
-    UNIT_FILTERS,
+    UNIT_QUERYABLES,
     Extent,
+    parse_properties,
+    parse_sortby,
 )
 from geogrid.errors import InvalidInput, NotFound
 from geogrid.services.mapservice import MapService
@@ -47,11 +51,14 @@ __all__ = [
     "filter_names",
     "item",
     "items",
+    "queryables",
 ]
 
 BBox = tuple[float, float, float, float]
 Interval = tuple[datetime | None, datetime | None]
 
+#: metric properties of boundary items (the metrics of the map's default window)
+_METRIC_PROPERTIES = tuple(m for m in METRICS if m not in ("population", "households", "area_m2"))
 #: unit columns served as properties (besides the metrics of the window)
 _UNIT_PROPERTIES = (
     "code",
@@ -88,10 +95,11 @@ class Item:
 
 @dataclass(frozen=True)
 class ItemPage:
-    """The items of one page and the number of items matching the filters (all pages)."""
+    """The items of one page and the number of items matching the filters (all pages;
+    None when more than :data:`geogrid.core.ogc.COUNT_CAP` match)."""
 
     items: list[Item]
-    matched: int
+    matched: int | None
 
 
 def check_collection(collection_id: str) -> str:
@@ -108,13 +116,37 @@ def check_collection(collection_id: str) -> str:
 
 
 def filter_names(collection_id: str) -> tuple[str, ...]:
-    """The property filters of a collection's items.
+    """The property filters (``?name=value``) of a collection's items: every queryable
+    but the geometry (Part 3, queryables-query-parameters).
 
     >>> filter_names("districts")
-    ('code', 'parent_code')
+    ('code', 'name', 'parent_code', 'population', 'households', 'area_m2')
     """
+    return tuple(n for n, q in _queryables(collection_id).items() if q.type != "geometry")
+
+
+def _queryables(collection_id: str) -> dict[str, Queryable]:
     check_collection(collection_id)
-    return INCIDENT_FILTERS if collection_id == "incidents" else UNIT_FILTERS
+    return INCIDENT_QUERYABLES if collection_id == "incidents" else UNIT_QUERYABLES
+
+
+def queryables(maps: MapService, collection_id: str) -> dict[str, Queryable]:
+    """The queryables of a collection, with the category codes of the catalogue as the
+    ``category`` enum (:class:`NotFound` for an unknown collection)."""
+    q = dict(_queryables(collection_id))
+    if "category" in q:
+        c = q["category"]
+        q["category"] = Queryable(c.name, c.type, c.description, tuple(sorted(maps.categories())))
+    return q
+
+
+def property_names(collection_id: str) -> tuple[str, ...]:
+    """What ``properties`` may select: the item properties (incidents: their columns;
+    boundaries: unit columns and the metrics of the window)."""
+    check_collection(collection_id)
+    if collection_id == "incidents":
+        return tuple(n for n in INCIDENT_QUERYABLES if n != "geometry")
+    return _UNIT_PROPERTIES + _METRIC_PROPERTIES
 
 
 def collections(maps: MapService) -> list[CollectionInfo]:
@@ -137,6 +169,11 @@ def items(
     bbox: BBox | None = None,
     interval: Interval | None = None,
     filters: Mapping[str, Sequence[str]] | None = None,
+    cql: str | None = None,
+    cql_lang: str | None = None,
+    cql_crs: str | None = None,
+    sortby: str | None = None,
+    properties: str | None = None,
     offset: int = 0,
     limit: int = LIMIT_DEFAULT,
 ) -> ItemPage:
@@ -156,16 +193,34 @@ def items(
     filters : mapping, optional
         Property filters of :func:`filter_names` → accepted values (comma-separated values
         are split; values are OR-ed). Unknown categories/statuses are :class:`InvalidInput`.
+    cql, cql_lang, cql_crs : str, optional
+        ``filter``, ``filter-lang`` and ``filter-crs`` (CQL2 text or JSON over the
+        :func:`queryables`; :mod:`geogrid.core.cql2`). AND-ed with everything else.
+    sortby : str, optional
+        ``+name,-name`` over the queryables (the id, or code and version, break ties).
+    properties : str, optional
+        The properties to return (:func:`property_names`; default all).
     offset, limit : int
         Paging (items to skip, items per page).
     """
-    check_collection(collection_id)
-    flt = _check_filters(maps, collection_id, filters)
+    qs = queryables(maps, collection_id)
+    conds: list[Expr] = _check_filters(maps, collection_id, filters)
+    if cql is not None:
+        conds.append(parse_filter(cql, cql_lang, qs, cql_crs))
+    where: Expr | None = None if not conds else conds[0] if len(conds) == 1 else And(tuple(conds))
+    sort = parse_sortby(sortby, [n for n, q in qs.items() if q.type != "geometry"])
+    keep = parse_properties(properties, property_names(collection_id))
     maps.poll()
     with maps.engine.connect() as conn:
         if collection_id == "incidents":
             page = incident_page(
-                conn, bbox=bbox, interval=interval, filters=flt, offset=offset, limit=limit
+                conn,
+                bbox=bbox,
+                interval=interval,
+                where=where,
+                sort=sort,
+                offset=offset,
+                limit=limit,
             )
         else:
             page = unit_page(
@@ -173,14 +228,19 @@ def items(
                 BOUNDARY_COLLECTIONS[collection_id],
                 bbox=bbox,
                 interval=interval,
-                filters=flt,
+                where=where,
+                sort=sort,
                 offset=offset,
                 limit=limit,
             )
     if collection_id == "incidents":
-        return ItemPage([_incident(r) for r in page.rows], page.matched)
-    metrics = maps.metrics_by_code(BOUNDARY_COLLECTIONS[collection_id], maps.window())
-    return ItemPage([_unit(r, metrics) for r in page.rows], page.matched)
+        out = [_incident(r) for r in page.rows]
+    else:
+        metrics = maps.metrics_by_code(BOUNDARY_COLLECTIONS[collection_id], maps.window())
+        out = [_unit(r, metrics) for r in page.rows]
+    if keep is not None:
+        out = [Item(i.id, i.geometry, {k: i.properties.get(k) for k in keep}) for i in out]
+    return ItemPage(out, page.matched)
 
 
 def item(maps: MapService, collection_id: str, feature_id: str) -> Item:
@@ -217,14 +277,18 @@ def _info(maps: MapService, collection_id: str) -> CollectionInfo:
 
 def _check_filters(
     maps: MapService, collection_id: str, filters: Mapping[str, Sequence[str]] | None
-) -> dict[str, list[str]]:
-    """Filters split on commas, names checked; category and status values checked."""
+) -> list[Expr]:
+    """``?name=value`` filters → ``IN`` expressions: values split on commas and read as
+    the queryable's type; category and status values checked against their lists."""
+    qs = _queryables(collection_id)
     allowed = filter_names(collection_id)
-    out: dict[str, list[str]] = {}
+    out: list[Expr] = []
     for name, values in (filters or {}).items():
         if name not in allowed:
             raise InvalidInput(name, values, f"a filter of {', '.join(allowed)}")
         vals = [p.strip() for v in values for p in str(v).split(",") if p.strip()]
+        if not vals:
+            continue
         if name == "category":
             known = maps.categories()
             bad = [v for v in vals if v not in known]
@@ -234,8 +298,31 @@ def _check_filters(
             bad = [v for v in vals if v not in STATUSES]
             if bad:
                 raise InvalidInput(name, ",".join(bad), "one of " + ", ".join(STATUSES))
-        out[name] = vals
+        out.append(InList(name, tuple(_typed(qs[name], v) for v in vals)))
     return out
+
+
+def _typed(q: Queryable, value: str) -> str | int | float | datetime:
+    """A ``?name=value`` value read as the queryable's type (InvalidInput naming it)."""
+    try:
+        if q.type == "integer":
+            n = int(value)
+            if not -(2**63) <= n < 2**63:
+                raise ValueError(value)
+            return n
+        if q.type == "number":
+            x = float(value)
+            if x != x or x in (float("inf"), float("-inf")):
+                raise ValueError(value)
+            return x
+        if q.type == "date-time":
+            t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if t.tzinfo is None:
+                raise ValueError(value)
+            return t
+    except ValueError:
+        raise InvalidInput(q.name, value, f"a {q.type} value") from None
+    return value
 
 
 def _incident(row: Mapping[str, Any]) -> Item:

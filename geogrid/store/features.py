@@ -7,25 +7,58 @@ Boundary collections (``districts`` … ``grids``) have a temporal extent: a uni
 while its boundary version is published, ``[published_at, retired_at)``. Without
 ``datetime`` the published version is served; with ``datetime`` every version whose
 validity intersects the interval (a retired unit's feature id is ``code@v<version>``).
-Incidents are filtered on ``reported_at``. Filter values are checked by the caller
-(:mod:`geogrid.services.features`); only filter *names* are checked here, since they
-become column names of the SQL text.
+Incidents are filtered on ``reported_at``. Filters (``?name=value`` and CQL2) arrive as
+the neutral expression of :mod:`geogrid.core.cql2`, already checked against the
+collection's queryables; :func:`filter_clause` writes its SQL form with SQLAlchemy Core
+(names pick columns from :data:`INCIDENT_COLUMNS` / :data:`UNIT_COLUMNS`, values are
+bound parameters). Counts stop at :data:`geogrid.core.ogc.COUNT_CAP`.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, RowMapping, text
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    RowMapping,
+    Select,
+    and_,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    text,
+    true,
+)
 
-from geogrid.core.ogc import INCIDENT_FILTERS, UNIT_FILTERS, Extent
-from geogrid.errors import InvalidInput
+from geogrid.core.cql2 import (
+    And,
+    Between,
+    Bool,
+    Compare,
+    Expr,
+    InList,
+    IsNull,
+    Like,
+    Not,
+    Or,
+    Spatial,
+)
+from geogrid.core.ogc import COUNT_CAP, Extent
+from geogrid.store.tables import boundary_version, incident, unit
 
 __all__ = [
+    "INCIDENT_COLUMNS",
     "INCIDENT_PROPERTIES",
+    "UNIT_COLUMNS",
+    "filter_clause",
     "Page",
     "incident_extent",
     "incident_page",
@@ -57,68 +90,132 @@ INCIDENT_PROPERTIES = (
 @dataclass
 class Page:
     """Rows of one page (dicts with a ``geometry`` GeoJSON text and an ``id``) and the
-    number of items matching the filters."""
+    number of items matching the filters (None when more than
+    :data:`geogrid.core.ogc.COUNT_CAP` match: counting them all would cost a full scan)."""
 
     rows: list[dict[str, Any]]
-    matched: int
+    matched: int | None
 
 
-def _bbox_cond(bbox: Sequence[float], col: str, params: dict[str, Any]) -> str:
+def _bbox_clause(bbox: Sequence[float], col: ColumnElement[Any]) -> ColumnElement[bool]:
     """``ST_Intersects`` with a CRS84 bbox; west > east crosses the antimeridian."""
-    w, s, e, n = bbox
-    params.update(bw=w, bs=s, be=e, bn=n)
+    w, s, e, n = (float(v) for v in bbox)
     if w <= e:
-        return f"ST_Intersects({col}, ST_MakeEnvelope(:bw, :bs, :be, :bn, 4326))"
-    return (
-        f"(ST_Intersects({col}, ST_MakeEnvelope(:bw, :bs, 180, :bn, 4326)) OR "
-        f"ST_Intersects({col}, ST_MakeEnvelope(-180, :bs, :be, :bn, 4326)))"
+        return func.ST_Intersects(col, func.ST_MakeEnvelope(w, s, e, n, 4326))
+    return or_(
+        func.ST_Intersects(col, func.ST_MakeEnvelope(w, s, 180.0, n, 4326)),
+        func.ST_Intersects(col, func.ST_MakeEnvelope(-180.0, s, e, n, 4326)),
     )
 
 
-def _version_cond(interval: Interval | None, params: dict[str, Any]) -> str:
-    if interval is None:
-        return "v.status = 'published'"
-    start, end = interval
-    conds = ["v.published_at IS NOT NULL"]
-    if end is not None:
-        conds.append("v.published_at <= :t_end")
-        params["t_end"] = end
-    if start is not None:
-        conds.append("(v.retired_at IS NULL OR v.retired_at > :t_start)")
-        params["t_start"] = start
-    return " AND ".join(conds)
+_SPATIAL_FUNCS = {
+    "intersects": func.ST_Intersects,
+    "disjoint": func.ST_Disjoint,
+    "within": func.ST_Within,
+    "contains": func.ST_Contains,
+}
+_COMPARE_OPS = {
+    "=": operator.eq,
+    "<>": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
 
 
-def _list(values: str | Sequence[str]) -> list[str]:
-    out: list[str] = []
-    for v in [values] if isinstance(values, str) else values:
-        out.extend(p.strip() for p in str(v).split(",") if p.strip())
+def filter_clause(expr: Expr, columns: Mapping[str, ColumnElement[Any]]) -> ColumnElement[bool]:
+    """The SQL form of a neutral filter expression (:mod:`geogrid.core.cql2`): SQLAlchemy
+    Core over ``columns`` (queryable name → column), every value a bound parameter.
+
+    A name missing from ``columns`` is a programming error (the core checked the names
+    against the same queryables) and raises KeyError rather than reaching SQL.
+    """
+    if isinstance(expr, Bool):
+        return true() if expr.value else false()
+    if isinstance(expr, And):
+        return and_(*(filter_clause(e, columns) for e in expr.items))
+    if isinstance(expr, Or):
+        return or_(*(filter_clause(e, columns) for e in expr.items))
+    if isinstance(expr, Not):
+        return not_(filter_clause(expr.item, columns))
+    col = columns[expr.prop]
+    if isinstance(expr, Compare):
+        lhs = func.lower(col) if expr.nocase else col
+        return cast(ColumnElement[bool], _COMPARE_OPS[expr.op](lhs, expr.value))
+    if isinstance(expr, Like):
+        lhs = func.lower(col) if expr.nocase else col
+        clause = lhs.like(expr.pattern, escape="\\")
+        return not_(clause) if expr.negate else clause
+    if isinstance(expr, InList):
+        clause = col.in_(list(expr.values))
+        return not_(clause) if expr.negate else clause
+    if isinstance(expr, Between):
+        clause = col.between(expr.low, expr.high)
+        return not_(clause) if expr.negate else clause
+    if isinstance(expr, IsNull):
+        return col.is_not(None) if expr.negate else col.is_(None)
+    if isinstance(expr, Spatial):
+        geom = func.ST_GeomFromText(expr.wkt, 4326)
+        return cast(ColumnElement[bool], _SPATIAL_FUNCS[expr.op](col, geom))
+    raise TypeError(f"not a filter expression: {expr!r}")  # pragma: no cover
+
+
+def _count_capped(conn: Connection, base: Select[Any]) -> int | None:
+    """How many rows ``base`` selects, or None beyond :data:`COUNT_CAP`."""
+    sub = base.with_only_columns(literal(1)).order_by(None).limit(COUNT_CAP + 1).subquery()
+    n = int(conn.execute(select(func.count()).select_from(sub)).scalar_one())
+    return None if n > COUNT_CAP else n
+
+
+def _order(
+    sort: Sequence[tuple[str, bool]], columns: Mapping[str, ColumnElement[Any]]
+) -> list[ColumnElement[Any]]:
+    out: list[ColumnElement[Any]] = []
+    for name, desc in sort:
+        c = columns[name]
+        out.append(c.desc().nulls_last() if desc else c.asc().nulls_last())
     return out
 
 
-def _filter_conds(
-    filters: Mapping[str, Sequence[str]] | None,
-    allowed: Sequence[str],
-    alias: str,
-    cond: list[str],
-    params: dict[str, Any],
-) -> None:
-    """Add ``<alias>.<name> = ANY(:f_<name>)`` to ``cond`` for each filter; InvalidInput
-    for a name not in ``allowed`` (the name becomes a column of the SQL text)."""
-    for name, values in (filters or {}).items():
-        if name not in allowed:
-            raise InvalidInput(name, values, f"a filter of {', '.join(allowed)}")
-        params[f"f_{name}"] = _list(values)
-        cond.append(f"{alias}.{name} = ANY(:f_{name})")
-
-
-_UNIT_SELECT = (
-    "SELECT u.code, u.name, u.level, u.parent_code, u.population, u.households, u.area_m2, "
-    "u.version_id, v.status AS version_status, "
-    "coalesce(u.valid_from, v.published_at) AS valid_from, "
-    "v.retired_at AS valid_to, ST_AsGeoJSON(u.geom, 7) AS geometry "
-    "FROM unit u JOIN boundary_version v ON v.id = u.version_id"
+_u = unit.alias("u")
+_v = boundary_version.alias("v")
+#: unit queryable → column
+UNIT_COLUMNS: dict[str, ColumnElement[Any]] = {
+    "code": _u.c.code,
+    "name": _u.c.name,
+    "parent_code": _u.c.parent_code,
+    "population": _u.c.population,
+    "households": _u.c.households,
+    "area_m2": _u.c.area_m2,
+    "geometry": _u.c.geom,
+}
+_UNIT_COLS = (
+    _u.c.code,
+    _u.c.name,
+    _u.c.level,
+    _u.c.parent_code,
+    _u.c.population,
+    _u.c.households,
+    _u.c.area_m2,
+    _u.c.version_id,
+    _v.c.status.label("version_status"),
+    func.coalesce(_u.c.valid_from, _v.c.published_at).label("valid_from"),
+    _v.c.retired_at.label("valid_to"),
+    func.ST_AsGeoJSON(_u.c.geom, 7).label("geometry"),
 )
+
+
+def _version_clause(interval: Interval | None) -> ColumnElement[bool]:
+    if interval is None:
+        return _v.c.status == "published"
+    start, end = interval
+    conds: list[ColumnElement[bool]] = [_v.c.published_at.is_not(None)]
+    if end is not None:
+        conds.append(_v.c.published_at <= end)
+    if start is not None:
+        conds.append(or_(_v.c.retired_at.is_(None), _v.c.retired_at > start))
+    return and_(*conds)
 
 
 def _unit_row(r: RowMapping) -> dict[str, Any]:
@@ -133,36 +230,36 @@ def unit_page(
     *,
     bbox: Sequence[float] | None = None,
     interval: Interval | None = None,
-    filters: Mapping[str, Sequence[str]] | None = None,
+    where: Expr | None = None,
+    sort: Sequence[tuple[str, bool]] = (),
     offset: int = 0,
     limit: int = 10,
 ) -> Page:
-    """One page of units of ``level`` (ordered by code, then version), with the count of
-    all matches. ``filters``: ``code`` and/or ``parent_code`` → accepted values."""
-    params: dict[str, Any] = {"level": level, "lim": int(limit), "off": int(offset)}
-    cond = ["u.level = :level", _version_cond(interval, params)]
+    """One page of units of ``level`` (ordered by ``sort``, then code and version), with
+    the (capped) count of all matches. ``where``: a filter over :data:`UNIT_COLUMNS`."""
+    conds = [_u.c.level == level, _version_clause(interval)]
     if bbox is not None:
-        cond.append(_bbox_cond(bbox, "u.geom", params))
-    _filter_conds(filters, UNIT_FILTERS, "u", cond, params)
-    where = " AND ".join(cond)
-    matched = conn.execute(
-        text(
-            f"SELECT count(*) FROM unit u JOIN boundary_version v ON v.id = u.version_id "
-            f"WHERE {where}"
-        ),
-        params,
-    ).scalar_one()
-    rows = (
-        conn.execute(
-            text(
-                f"{_UNIT_SELECT} WHERE {where} ORDER BY u.code, u.version_id LIMIT :lim OFFSET :off"
-            ),
-            params,
-        )
-        .mappings()
-        .all()
+        conds.append(_bbox_clause(bbox, _u.c.geom))
+    if where is not None:
+        conds.append(filter_clause(where, UNIT_COLUMNS))
+    base = select(*_UNIT_COLS).select_from(_u.join(_v, _v.c.id == _u.c.version_id)).where(*conds)
+    matched = _count_capped(conn, base)
+    q = (
+        base.order_by(*_order(sort, UNIT_COLUMNS), _u.c.code, _u.c.version_id)
+        .limit(int(limit))
+        .offset(int(offset))
     )
-    return Page([_unit_row(r) for r in rows], int(matched))
+    rows = conn.execute(q).mappings().all()
+    return Page([_unit_row(r) for r in rows], matched)
+
+
+_UNIT_SELECT = (
+    "SELECT u.code, u.name, u.level, u.parent_code, u.population, u.households, u.area_m2, "
+    "u.version_id, v.status AS version_status, "
+    "coalesce(u.valid_from, v.published_at) AS valid_from, "
+    "v.retired_at AS valid_to, ST_AsGeoJSON(u.geom, 7) AS geometry "
+    "FROM unit u JOIN boundary_version v ON v.id = u.version_id"
+)
 
 
 def unit_item(conn: Connection, level: str, feature_id: str) -> dict[str, Any] | None:
@@ -190,6 +287,18 @@ _INCIDENT_SELECT = (
     + ", ".join(f"i.{c}" for c in INCIDENT_PROPERTIES)
     + ", ST_AsGeoJSON(i.geom, 7) AS geometry FROM incident i"
 )
+_i = incident.alias("i")
+#: incident queryable → column
+INCIDENT_COLUMNS: dict[str, ColumnElement[Any]] = {
+    "id": _i.c.id,
+    **{c: _i.c[c] for c in INCIDENT_PROPERTIES},
+    "geometry": _i.c.geom,
+}
+_INCIDENT_COLS = (
+    _i.c.id,
+    *(_i.c[c] for c in INCIDENT_PROPERTIES),
+    func.ST_AsGeoJSON(_i.c.geom, 7).label("geometry"),
+)
 
 
 def incident_page(
@@ -197,39 +306,34 @@ def incident_page(
     *,
     bbox: Sequence[float] | None = None,
     interval: Interval | None = None,
-    filters: Mapping[str, Sequence[str]] | None = None,
+    where: Expr | None = None,
+    sort: Sequence[tuple[str, bool]] = (),
     offset: int = 0,
     limit: int = 10,
 ) -> Page:
-    """One page of incidents (ordered by id) with the count of all matches. ``interval``
-    is closed and applies to ``reported_at``; ``filters`` are among
-    :data:`geogrid.core.ogc.INCIDENT_FILTERS` (each a list of accepted values, checked
-    by the caller)."""
-    params: dict[str, Any] = {"lim": int(limit), "off": int(offset)}
-    cond = ["true"]
+    """One page of incidents (ordered by ``sort``, then id) with the (capped) count of
+    all matches. ``interval`` is closed and applies to ``reported_at``; ``where`` is a
+    filter over :data:`INCIDENT_COLUMNS` (checked by the core)."""
+    conds: list[ColumnElement[bool]] = []
     if bbox is not None:
-        cond.append(_bbox_cond(bbox, "i.geom", params))
+        conds.append(_bbox_clause(bbox, _i.c.geom))
     if interval is not None:
         start, end = interval
         if start is not None:
-            cond.append("i.reported_at >= :t_start")
-            params["t_start"] = start
+            conds.append(_i.c.reported_at >= start)
         if end is not None:
-            cond.append("i.reported_at <= :t_end")
-            params["t_end"] = end
-    _filter_conds(filters, INCIDENT_FILTERS, "i", cond, params)
-    where = " AND ".join(cond)
-    matched = conn.execute(
-        text(f"SELECT count(*) FROM incident i WHERE {where}"), params
-    ).scalar_one()
-    rows = (
-        conn.execute(
-            text(f"{_INCIDENT_SELECT} WHERE {where} ORDER BY i.id LIMIT :lim OFFSET :off"), params
-        )
-        .mappings()
-        .all()
+            conds.append(_i.c.reported_at <= end)
+    if where is not None:
+        conds.append(filter_clause(where, INCIDENT_COLUMNS))
+    base = select(*_INCIDENT_COLS).where(*conds)
+    matched = _count_capped(conn, base)
+    q = (
+        base.order_by(*_order(sort, INCIDENT_COLUMNS), _i.c.id)
+        .limit(int(limit))
+        .offset(int(offset))
     )
-    return Page([dict(r) for r in rows], int(matched))
+    rows = conn.execute(q).mappings().all()
+    return Page([dict(r) for r in rows], matched)
 
 
 def incident_item(conn: Connection, feature_id: str) -> dict[str, Any] | None:
