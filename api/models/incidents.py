@@ -8,11 +8,12 @@ Times are ISO 8601; answers give them in UTC with an explicit offset.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
 from api.models.common import ApiModel
+from api.models.media import MediaRef
 from geogrid.core.hierarchy import Level
 from geogrid.core.lifecycle import STATUSES
 
@@ -20,6 +21,7 @@ __all__ = [
     "CRS_DESCRIPTION",
     "IncidentIn",
     "TransitionIn",
+    "NoteIn",
     "EscalateIn",
     "UnitRef",
     "IncidentEvent",
@@ -34,6 +36,16 @@ CRS_DESCRIPTION = (
     "WeChat), bd09 (Baidu) or an EPSG code (e.g. EPSG:4546, easting/northing in metres)"
 )
 _STATUS_LIST = ", ".join(STATUSES)
+
+#: a file's SHA-256 (64 hexadecimal digits)
+Sha256 = Annotated[
+    str,
+    Field(
+        pattern="^[0-9a-fA-F]{64}$",
+        description="SHA-256 of an uploaded file",
+        examples=["3f0a1c5b9d2e4f6a8b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a"],
+    ),
+]
 
 
 class IncidentIn(ApiModel):
@@ -62,6 +74,20 @@ class IncidentIn(ApiModel):
         description="when it was found (ISO 8601 with a time zone); default now",
         examples=["2026-05-04T09:00:00+08:00"],
     )
+    # issue 13: photos uploaded first with PUT /media/{sha256}, and the GPS accuracy
+    media: list[Sha256] | None = Field(
+        None,
+        max_length=20,
+        description="sha256s of photos/videos uploaded with PUT /media/{sha256} (role report)",
+    )
+    accuracy_m: float | None = Field(
+        None,
+        ge=0,
+        le=100_000,
+        allow_inf_nan=False,
+        description="accuracy of the position in metres (the phone's GPS), kept",
+        examples=[8.5],
+    )
 
 
 class TransitionIn(ApiModel):
@@ -77,6 +103,35 @@ class TransitionIn(ApiModel):
         description="a note kept in the history (at most 2,000 characters)",
         examples=["已受理"],
         max_length=2000,
+    )
+    expected_updated_at: datetime | None = Field(
+        None,
+        description="the incident's `updated_at` as the caller last saw it: when it changed "
+        "since, 409 with the current incident and nothing is changed",
+        examples=["2026-05-04T01:00:00.123456+00:00"],
+    )
+    media: list[Sha256] | None = Field(
+        None,
+        max_length=20,
+        description="sha256s of uploaded files (the 'after' photo when resolving)",
+    )
+
+
+class NoteIn(ApiModel):
+    """A note (and photos) added to an incident's history."""
+
+    note: str = Field(
+        min_length=1, max_length=2000, description="the note", examples=["已联系物业"]
+    )
+    media: list[Sha256] | None = Field(
+        None, max_length=20, description="sha256s of uploaded files (role note)"
+    )
+    public: bool = Field(
+        False, description="a public status note, shown to residents", examples=[False]
+    )
+    expected_updated_at: datetime | None = Field(
+        None,
+        description="the incident's `updated_at` as last seen: 409 when it changed since",
     )
 
 
@@ -177,6 +232,14 @@ class Incident(ApiModel):
     outside: bool | None = Field(
         None, description="on creation: True when it lies outside every grid (kept, flagged)"
     )
+    # issue 13
+    accuracy_m: float | None = Field(None, description="accuracy of the reported position (m)")
+    resolved_by: int | None = Field(None, description="the account that resolved it")
+    media: list[MediaRef] | None = Field(
+        None,
+        description="photos and videos (sha256, role, URLs): only to callers who see the "
+        "incident's personal fields (its units' staff, admin); null for the others",
+    )
 
 
 class OverdueIncident(ApiModel):
@@ -234,3 +297,12 @@ class RegisterRow(ApiModel):
     median_hours: float | None = Field(
         None, description="median hours from report to resolution (null: none)"
     )
+    # issue 13: the daily service register's entries of the month, per kind
+    svc_visit: int = Field(0, description="service entries 走访入户 (household visits)")
+    svc_mediation: int = Field(0, description="service entries 矛盾调解 (dispute mediation)")
+    svc_paperwork: int = Field(0, description="service entries 代办服务 (help with paperwork)")
+    svc_hazard: int = Field(0, description="service entries 隐患排查 (hazard checks)")
+    svc_policy: int = Field(0, description="service entries 政策宣传 (policy explained)")
+    svc_other: int = Field(0, description="service entries 其他 (other)")
+    entries: int = Field(0, description="service entries of the month, all kinds")
+    people_served: int = Field(0, description="people served by those entries")

@@ -22,6 +22,7 @@ from api.models.incidents import (
     EscalateIn,
     Incident,
     IncidentIn,
+    NoteIn,
     OverdueIncident,
     RegisterRow,
     TransitionIn,
@@ -68,6 +69,8 @@ def report_incident(
         reporter_id=account.id,
         actor=account,
         idempotency_key=idempotency_key,
+        media=body.media,
+        accuracy_m=body.accuracy_m,
     )
 
 
@@ -201,9 +204,52 @@ def transition_incident(
 ) -> dict[str, Any]:
     """Move an incident to a new status (409 when the lifecycle does not allow it; 403
     outside the account's units; a retry with the same ``Idempotency-Key`` returns the
-    first answer)."""
+    first answer).
+
+    With ``expected_updated_at``: 409 ``{"code": "conflict", "current": {…}}`` when the
+    incident changed since (nothing is overwritten). ``media``: photos attached (the
+    'after' photo on resolve). Verified resolution (核查结案): the worker who resolved an
+    incident cannot close it (403 naming the rule) unless its category says
+    ``verify = none``; a community admin or above over its units closes it, or sends it
+    back (``in_progress``) with a reason in ``note``."""
     return incidents.transition(
-        engine, incident_id, body.status, account, body.note, idempotency_key=idempotency_key
+        engine,
+        incident_id,
+        body.status,
+        account,
+        body.note,
+        idempotency_key=idempotency_key,
+        expected_updated_at=body.expected_updated_at,
+        media=body.media,
+    )
+
+
+@router.post(
+    "/incidents/{incident_id}/notes",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Incident,
+    summary="Add a note (and photos) to an incident",
+    responses=error_responses(400, 401, 403, 404, 409),
+)
+def add_note(
+    engine: EngineDep,
+    account: AccountDep,
+    incident_id: IncidentId,
+    body: NoteIn,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> dict[str, Any]:
+    """A note in the incident's history, with photos (uploaded first with
+    ``PUT /media/{sha256}``); 409 with the current incident when ``expected_updated_at``
+    is older than its last change. Answers the incident with its history."""
+    return incidents.add_note(
+        engine,
+        incident_id,
+        body.note,
+        account,
+        media=body.media,
+        public=body.public,
+        expected_updated_at=body.expected_updated_at,
+        idempotency_key=idempotency_key,
     )
 
 

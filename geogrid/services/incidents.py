@@ -29,10 +29,19 @@ from geogrid.core import lifecycle
 from geogrid.core.accounts import RESIDENT, Account, require_can_act, require_can_report
 from geogrid.core.hierarchy import LEVEL_COLUMN, LEVELS, LEVELS_UP, level_of_code
 from geogrid.core.masking import EVENT_PERSONAL, INCIDENT_PERSONAL, redact_event, redact_incident
+from geogrid.core.media import INCIDENT_ROLES
 from geogrid.core.scope import Scope
 from geogrid.core.timewindow import TIME_RANGE
-from geogrid.errors import Conflict, InvalidInput, NotFound
-from geogrid.services import audit, idempotency, survey_links
+from geogrid.core.verification import (
+    SEND_BACK,
+    check_close,
+    check_send_back,
+    check_unchanged,
+    check_verify_mode,
+)
+from geogrid.errors import Conflict, Forbidden, InvalidInput, NotFound
+from geogrid.services import audit, idempotency
+from geogrid.services import media as media_service
 from geogrid.settings import get_settings
 from geogrid.store import incidents as store_incidents
 from geogrid.store import workflow as store
@@ -43,6 +52,8 @@ __all__ = [
     "NEAR_CITY_M",
     "create_incident",
     "transition",
+    "add_note",
+    "set_category_verify",
     "escalate",
     "escalate_overdue",
     "overdue",
@@ -66,6 +77,9 @@ NEAR_CITY_M = 20_000.0
 _STATUS_EVENT = "status"
 _FLAG_EVENT = "flag"
 _ESCALATE_EVENT = "escalate"
+_NOTE_EVENT = "note"
+#: most files attached in one request
+MAX_MEDIA = 20
 
 
 def _now() -> datetime:
@@ -142,6 +156,30 @@ def check_categories(bind: Bind, values: Iterable[Any], parameter: str = "catego
     return codes
 
 
+def set_category_verify(bind: Bind, code: str, verify: str) -> None:
+    """How a category's resolutions are closed (issue 13): ``other`` (by someone other
+    than the resolver; the default) or ``none`` (the resolver may close)."""
+    mode = check_verify_mode(verify)
+    with transaction(bind) as c:
+        if not store_incidents.set_category_verify(c, code, mode):
+            get_category(c, code)  # the error, naming the codes
+        audit.record(
+            c,
+            actor=None,
+            action="category.verify",
+            resource="category",
+            ids=[code],
+            detail={"verify": mode},
+        )
+
+
+def _media_list(value: Iterable[str] | None) -> list[str]:
+    shas = list(value or [])
+    if len(shas) > MAX_MEDIA:
+        raise InvalidInput("media", len(shas), f"at most {MAX_MEDIA} files")
+    return shas
+
+
 def save_categories(bind: Bind, cats: pd.DataFrame) -> None:
     """Insert or update a category catalogue (a frame indexed by code, as
     :func:`geogrid.core.catalogue.load_categories` returns), in one transaction."""
@@ -166,6 +204,8 @@ def create_incident(
     data: Mapping[str, Any] | None = None,
     category_parameter: str = "category",
     idempotency_key: str | None = None,
+    media: Iterable[str] | None = None,
+    accuracy_m: float | None = None,
 ) -> dict[str, Any]:
     """Store a new incident, attributed and routed, with its first event.
 
@@ -188,6 +228,9 @@ def create_incident(
     idempotency_key : a client's key for safe retries (:mod:`geogrid.services.idempotency`):
         a second call with the same key and request returns the first answer, stored
         with the incident in its transaction, instead of a second incident.
+    media : sha256s of files uploaded with ``PUT /media/{sha256}``, attached with the role
+        ``report`` (issue 13)
+    accuracy_m : the position's accuracy in metres (the phone's GPS), kept with the report
 
     The published version is held shared while the incident is attributed
     (:func:`geogrid.store.workflow.share_published_version`), so a report made during a
@@ -206,6 +249,12 @@ def create_incident(
     Conflict : ``idempotency_key`` was used for a different request.
     """
     x, y = _finite("lon", lon), _finite("lat", lat)
+    shas = _media_list(media)
+    accuracy = None if accuracy_m is None else _finite("accuracy_m", accuracy_m)
+    if accuracy is not None and not 0 <= accuracy <= 100_000:
+        raise InvalidInput("accuracy_m", accuracy_m, "metres, 0 to 100000")
+    if accuracy is not None:
+        data = {**dict(data or {}), "accuracy_m": accuracy}
     crs_name = gcrs.normalize_crs(crs)
     at = _aware(reported_at, "reported_at") or _now()
     wx, wy = gcrs.to_wgs84(np.array([x]), np.array([y]), crs_name)
@@ -233,6 +282,7 @@ def create_incident(
                 "source_id": source_id,
                 "reporter_kind": reporter_kind,
                 "data": dict(data or {}),
+                **({"media": shas} if shas else {}),
             },
         )
         if first is not None:
@@ -344,6 +394,8 @@ def create_incident(
             resource="incident",
             ids=[iid],
         )
+        if shas:
+            media_service.attach(c, shas, "incident", iid, actor, role="report")
         names = {u["code"]: u["name"] for u in units}
         out = _get(c, iid, with_history=False, names=names)
         out["outside"] = outside
@@ -359,6 +411,23 @@ def _lock(conn: Connection, incident_id: int) -> dict[str, Any]:
     return row
 
 
+def _current(conn: Connection, incident_id: int, actor: Account | int | None) -> dict[str, Any]:
+    """The incident as ``actor`` may see it (the ``current`` of a conflict)."""
+    scope = Scope.of(actor) if isinstance(actor, Account) else _WRITER
+    d = _get(conn, incident_id, with_history=False, scope=scope)
+    return _disclose(conn, scope, [d], action="conflict")[0]
+
+
+def _media_role(to_status: str) -> str:
+    """The role of files sent with a move: the 'after' photo on resolve, 'before' when the
+    work starts, else a note's."""
+    if to_status == "resolved":
+        return "after"
+    if to_status in ("accepted", "dispatched", "in_progress"):
+        return "before"
+    return INCIDENT_ROLES[-1]
+
+
 def transition(
     bind: Bind,
     incident_id: int,
@@ -368,6 +437,9 @@ def transition(
     *,
     at: datetime | None = None,
     idempotency_key: str | None = None,
+    expected_updated_at: datetime | None = None,
+    media: Iterable[str] | None = None,
+    as_reporter: bool = False,
 ) -> dict[str, Any]:
     """Move an incident to ``to_status`` (see :data:`geogrid.core.lifecycle.TRANSITIONS`).
 
@@ -377,31 +449,68 @@ def transition(
     records. With ``idempotency_key``, a retry of the same move returns the first answer
     (not a 409 for a move already made).
 
-    Raises NotFound, Forbidden (``actor`` is an Account out of scope), Conflict (the move
-    is not allowed, with the reason; or the key was used for a different request),
-    InvalidInput (not a status).
+    Issue 13:
+
+    - ``expected_updated_at``: the ``updated_at`` the caller saw; when the incident changed
+      since, :class:`~geogrid.core.verification.StaleIncident` (409 with the current
+      incident) and nothing is changed.
+    - ``media``: sha256s of uploaded files, attached with the role ``after`` on resolve
+      (``before`` when accepting/starting, else ``note``).
+    - Verified resolution (:mod:`geogrid.core.verification`): a resolve records
+      ``resolved_by``; closing a resolution of a category with ``verify = 'other'`` is for
+      the reporter of a resident's report (``as_reporter=True``, ``actor`` None: the
+      resident's link) or a community admin or above over its units — the resolver is
+      refused (Forbidden naming the rule). Sending it back (resolved → in_progress) needs
+      a reason (``note``) and clears ``resolved_by``. ``as_reporter`` allows only these
+      two moves.
+
+    Raises NotFound, Forbidden (``actor`` is an Account out of scope, or the verification
+    rule), Conflict (the move is not allowed, with the reason; the key was used for a
+    different request; the incident changed since ``expected_updated_at``),
+    InvalidInput (not a status; a send-back without a reason; unknown media).
     """
     when = _aware(at, "at") or _now()
+    expected = _aware(expected_updated_at, "expected_updated_at")
+    shas = _media_list(media)
     principal = idempotency.principal_of(_actor_id(actor))
+    request: dict[str, Any] = {
+        "incident_id": int(incident_id),
+        "to_status": to_status,
+        "note": note,
+        "at": at,
+    }
+    extra = {"expected_updated_at": expected, "media": shas, "as_reporter": as_reporter}
+    request.update({k: v for k, v in extra.items() if v})  # older keys hash as before
     with transaction(bind) as c:
         first = idempotency.replay_or_claim(
             c,
             idempotency_key,
             principal=principal,
             operation="transition",
-            request={
-                "incident_id": int(incident_id),
-                "to_status": to_status,
-                "note": note,
-                "at": at,
-            },
+            request=request,
         )
         if first is not None:
             return first
         row = _lock(c, incident_id)
         if isinstance(actor, Account):
             require_can_act(actor, row, f"incident {incident_id}")
+        check_unchanged(
+            int(incident_id), expected, row["updated_at"], lambda: _current(c, incident_id, actor)
+        )
+        move = (row["status"], to_status)
         sets = lifecycle.transition_columns(row["status"], to_status, when)
+        if as_reporter and move not in (("resolved", "closed"), SEND_BACK):
+            raise Forbidden(
+                f"a reporter may only close or send back a resolved incident (incident "
+                f"{incident_id} is {row['status']})"
+            )
+        if move == ("resolved", "closed"):
+            check_close(row, actor, as_reporter=as_reporter)
+        if move == SEND_BACK:
+            note = check_send_back(note)
+            sets["resolved_by"] = None
+        if to_status == "resolved":
+            sets["resolved_by"] = _actor_id(actor)
         store.update_incident(c, incident_id, sets)
         store.insert_event(
             c,
@@ -412,12 +521,20 @@ def transition(
             from_status=row["status"],
             to_status=to_status,
             note=note,
+            data={
+                k: v
+                for k, v in {"media": shas, "by": "reporter" if as_reporter else None}.items()
+                if v
+            },
         )
+        if shas:
+            role = _media_role(to_status)
+            media_service.attach(c, shas, "incident", int(incident_id), actor, role=role)
+        # (RES, issue 14: the one call creating a satisfaction link when to_status is
+        # "resolved" goes here, inside this transaction)
         out = _get(c, incident_id, with_history=False)
         if out.get("lon") is not None:  # status colours and backlog metrics change
             record_incident_change(c, [out["lon"]], [out["lat"]], kind="status")
-        if to_status == "resolved":  # issue 14: the resident's satisfaction link
-            survey_links.on_resolved(c, incident_id, when)
         audit.record(
             c,
             actor=actor,
@@ -433,6 +550,86 @@ def transition(
             answer=out,
             status_code=200,
             resource_id=int(incident_id),
+        )
+    return out
+
+
+def add_note(
+    bind: Bind,
+    incident_id: int,
+    note: str,
+    actor: Account | int | None = None,
+    *,
+    media: Iterable[str] | None = None,
+    public: bool = False,
+    expected_updated_at: datetime | None = None,
+    at: datetime | None = None,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """Add a note (and photos, role ``note``) to an incident's history (issue 13).
+
+    The incident's ``updated_at`` moves (others' stale changes are then refused);
+    ``public`` marks a public status note (shown to residents, column of revision 0013).
+    ``expected_updated_at`` as in :func:`transition`. Returns the incident with its
+    history.
+
+    Raises NotFound, Forbidden (out of the actor's units), Conflict (changed meanwhile;
+    key reused), InvalidInput (an empty or over-long note, unknown media).
+    """
+    text_ = (note or "").strip()
+    if not text_ or len(text_) > 2000:
+        raise InvalidInput("note", note, "a note of 1 to 2,000 characters")
+    when = _aware(at, "at") or _now()
+    expected = _aware(expected_updated_at, "expected_updated_at")
+    shas = _media_list(media)
+    principal = idempotency.principal_of(_actor_id(actor))
+    with transaction(bind) as c:
+        first = idempotency.replay_or_claim(
+            c,
+            idempotency_key,
+            principal=principal,
+            operation="note",
+            request={
+                "incident_id": int(incident_id),
+                "note": text_,
+                "media": shas,
+                "public": public,
+                "expected_updated_at": expected,
+                "at": at,
+            },
+        )
+        if first is not None:
+            return first
+        row = _lock(c, incident_id)
+        if isinstance(actor, Account):
+            require_can_act(actor, row, f"incident {incident_id}")
+        check_unchanged(
+            int(incident_id), expected, row["updated_at"], lambda: _current(c, incident_id, actor)
+        )
+        store.update_incident(c, incident_id, {"updated_at": max(when, row["updated_at"])})
+        store.insert_event(
+            c,
+            incident_id,
+            at=when,
+            actor_id=_actor_id(actor),
+            kind=_NOTE_EVENT,
+            note=text_,
+            data={"media": shas} if shas else None,
+            public=bool(public),
+        )
+        if shas:
+            media_service.attach(c, shas, "incident", int(incident_id), actor, role="note")
+        audit.record(
+            c,
+            actor=actor,
+            action="incident.note",
+            resource="incident",
+            ids=[incident_id],
+            detail={"media": len(shas), "public": bool(public)},
+        )
+        out = _get(c, incident_id, with_history=True)
+        idempotency.remember(
+            c, idempotency_key, principal=principal, answer=out, resource_id=int(incident_id)
         )
     return out
 
@@ -604,6 +801,7 @@ def _row(r: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     data = d.pop("report_data") or {}
     d["address"] = data.get("address_string")
     d["media_url"] = data.get("media_url")
+    d["accuracy_m"] = data.get("accuracy_m")
     d["overdue"] = lifecycle.is_overdue(d["status"], d["due_at"], now)
     return d
 
@@ -631,6 +829,9 @@ def _get(
     if d["version_id"] is not None and codes and not set(codes.values()) <= set(names):
         names = store.unit_names(conn, d["version_id"], list(codes.values()))
     d["units"] = {lv: {"code": code, "name": names.get(code)} for lv, code in codes.items()}
+    d["media"] = media_service.media_of(conn, "incident", [int(incident_id)]).get(
+        int(incident_id), []
+    )
     if with_history:
         d["history"] = store.event_rows(conn, incident_id, scope=scope)
     return d
@@ -649,8 +850,8 @@ def _disclose(
         if scope.personal_clear(d):
             out.append(d)
             clear.append(int(d["id"]))
-        else:
-            out.append(redact_incident(d, public=scope.is_public))
+        else:  # photos are personal (faces, plates, doors): only where fields are clear
+            out.append({**redact_incident(d, public=scope.is_public), "media": None})
     fields = list(INCIDENT_PERSONAL)
     if any(d.get("history") for d in rows):
         fields += [f"history.{f}" for f in EVENT_PERSONAL]
@@ -724,7 +925,11 @@ def list_incidents(
         scope=scope,
     )
     now = _now()
-    return _disclose(bind, scope, [_row(r, now) for r in rows], action="list")
+    found = [_row(r, now) for r in rows]
+    files = media_service.media_of(bind, "incident", [int(d["id"]) for d in found])
+    for d in found:
+        d["media"] = files.get(int(d["id"]), [])
+    return _disclose(bind, scope, found, action="list")
 
 
 def history(bind: Bind, incident_id: int, *, scope: Scope) -> list[dict[str, Any]]:

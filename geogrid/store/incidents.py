@@ -79,6 +79,14 @@ def category_row(bind: Engine | Connection, code: str) -> dict[str, Any] | None:
     return None if row is None else dict(row)
 
 
+def set_category_verify(conn: Connection, code: str, verify: str) -> bool:
+    """Set how a category's resolutions are verified (issue 13); False: no such code."""
+    result = conn.execute(
+        text("UPDATE category SET verify = :v WHERE code = :c"), {"v": verify, "c": code}
+    )
+    return bool(result.rowcount)
+
+
 def upsert_categories(conn: Connection, cats: pd.DataFrame) -> None:
     """Insert or update categories (frame indexed by code)."""
     for code, r in cats.iterrows():

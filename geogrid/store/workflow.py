@@ -61,7 +61,14 @@ __all__ = [
 INCIDENT_COLUMNS = tuple(c for c in INCIDENT_COPY_COLUMNS if c not in {*LIFECYCLE_TIMES, "geom"})
 #: columns :func:`update_incident` may set
 _UPDATABLE = frozenset(
-    {"status", "updated_at", *TIMESTAMP_COLUMN.values(), "assigned_level", "assigned_unit"}
+    {
+        "status",
+        "updated_at",
+        *TIMESTAMP_COLUMN.values(),
+        "assigned_level",
+        "assigned_unit",
+        "resolved_by",  # issue 13: who resolved it (verified resolution)
+    }
 )
 #: columns of the rows :func:`overdue_rows` returns
 OVERDUE_COLUMNS = (
@@ -265,12 +272,16 @@ def insert_event(
     to_status: str | None = None,
     note: str | None = None,
     data: Mapping[str, Any] | None = None,
+    public: bool = False,
 ) -> None:
-    """Append one event to an incident's history (``data`` is stored as JSON)."""
+    """Append one event to an incident's history (``data`` is stored as JSON; ``public``:
+    a public status note, the column of revision 0013, written only when True)."""
+    pub_col, pub_val = (", public", ", true") if public else ("", "")
     conn.execute(
         text(
             "INSERT INTO incident_event (incident_id, at, actor_id, kind, from_status, "
-            "to_status, note, data) VALUES (:i, :at, :a, :k, :f, :t, :n, CAST(:d AS jsonb))"
+            f"to_status, note, data{pub_col}) VALUES (:i, :at, :a, :k, :f, :t, :n, "
+            f"CAST(:d AS jsonb){pub_val})"
         ),
         {
             "i": int(incident_id),
@@ -286,13 +297,16 @@ def insert_event(
 
 
 def lock_incident(conn: Connection, incident_id: int) -> dict[str, Any] | None:
-    """The workflow columns of an incident, locked ``FOR UPDATE`` (None: no such incident)."""
+    """The workflow columns of an incident, locked ``FOR UPDATE`` (None: no such incident),
+    with ``updated_at``, the reporter, ``resolved_by`` and its category's ``verify``."""
     row = (
         conn.execute(
             text(
                 "SELECT id, status, reported_at, due_at, assigned_level, assigned_unit, "
-                f"assignee_id, {', '.join(ATTRIBUTION_COLUMNS)}, category FROM incident "
-                "WHERE id = :id FOR UPDATE"
+                f"assignee_id, {', '.join(ATTRIBUTION_COLUMNS)}, category, updated_at, "
+                "reporter_kind, reporter_id, resolved_by, "
+                "(SELECT c.verify FROM category c WHERE c.code = incident.category) AS verify "
+                "FROM incident WHERE id = :id FOR UPDATE"
             ),
             {"id": int(incident_id)},
         )
@@ -414,7 +428,7 @@ _SELECT = (
     "c.name_en AS category_name_en, i.description, i.status, i.src_crs, i.src_lon, "
     "i.src_lat, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.reported_at, i.reporter_kind, "
     "i.reporter_id, i.updated_at, i.accepted_at, i.dispatched_at, i.resolved_at, "
-    "i.closed_at, i.due_at, i.assigned_level, i.assigned_unit, "
+    "i.closed_at, i.due_at, i.assigned_level, i.assigned_unit, i.resolved_by, "
     "au.name AS assigned_unit_name, i.assignee_id, i.version_id, "
     + ", ".join(f"i.{c}" for c in ATTRIBUTION_COLUMNS)
     + ", r.data AS report_data, n.note AS last_note "

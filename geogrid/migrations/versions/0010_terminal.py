@@ -4,7 +4,8 @@
   row (``token_id``), so revoking the device revokes that token and nothing else.
 - ``terminal_enrolment``: one-time enrolment codes (SHA-256 digests only), with expiry.
 - ``media``: photos and videos stored by content hash (``<home>/media/ab/cd/<sha256>``),
-  with the EXIF position and time read from them; ``media_link`` attaches a file to an
+  with the EXIF position and time read from them (``media_uploader``: everyone who sent
+  the same bytes); ``media_link`` attaches a file to an
   owner (incident, service entry, dispute, patrol) with a role; ``incident_media`` is the
   incidents' view of it.
 - ``category.verify`` ('other': a resolution is closed by someone other than the
@@ -87,6 +88,23 @@ def upgrade() -> None:
         sa.CheckConstraint("sha256 ~ '^[0-9a-f]{64}$'", name="media_sha256"),
     )
     op.create_index("media_uploaded_by", "media", ["uploaded_by"])
+    op.create_table(
+        "media_uploader",
+        sa.Column(
+            "sha256",
+            sa.Text,
+            sa.ForeignKey("media.sha256", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column(
+            "account_id",
+            sa.Integer,
+            sa.ForeignKey("account.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("uploaded_at", _TZ, nullable=False, server_default=sa.func.now()),
+        sa.PrimaryKeyConstraint("sha256", "account_id", name="media_uploader_pkey"),
+    )
 
     op.create_table(
         "media_link",
@@ -128,6 +146,7 @@ def downgrade() -> None:
     op.execute("DROP VIEW incident_media")
     op.drop_index("media_link_owner", table_name="media_link")
     op.drop_table("media_link")
+    op.drop_table("media_uploader")
     op.drop_index("media_uploaded_by", table_name="media")
     op.drop_table("media")
     op.drop_index("terminal_enrolment_account", table_name="terminal_enrolment")
