@@ -40,6 +40,7 @@ from geogrid.errors import Conflict, TopologyError
 from geogrid.services import audit
 from geogrid.services.plans.drafts import check_change, replay
 from geogrid.services.plans.staffing import staffing_in
+from geogrid.services.registry_import import reattribute_registry
 from geogrid.store import plans as store
 from geogrid.store.changes import record_units_change
 from geogrid.store.units import (
@@ -154,6 +155,8 @@ def publish_plan(
                 actor_id=None if actor is None else actor.id,
                 plan_id=plan_id,
             )
+        # issue 15: registry records of the changed grids follow them
+        registry_moved = reattribute_registry(conn, vid, new["code"].tolist())
         # workers: bound to their grids after the plan (default successors + decisions)
         old_codes = old_grids["code"].tolist()
         for w in staffing["workers"]:
@@ -188,6 +191,7 @@ def publish_plan(
         "grids_unchanged": len(same),
         "grids_removed": len([c for c in gone if c not in set(all_new["code"])]),
         "incidents_reattributed": int(len(moves)),
+        "registry_reattributed": registry_moved,
         "workers": workers,
         "workers_needing_decision": [w for w in workers if w["needs_decision"]],
         "staffing": staffing,

@@ -1,0 +1,551 @@
+"""Import of the base-information registry (issue 15): buildings, households, people,
+organisations and care groups from the spreadsheets communities keep.
+
+Per file: read (``.xlsx``, CSV in UTF-8/UTF-8-BOM/GB18030, GeoParquet) → map the headers to
+fields (:mod:`geogrid.core.registry.columns`, a mapping file may add headers) → check every
+row (ID checksum, birth date and sex against the ID number, social credit code checksum,
+phone format, duplicates in the file) → seal ID numbers and phones (AES-GCM), blind-index
+and mask them, make the search grams → in ONE transaction: binary ``COPY`` into a staging
+table, check against the stored registry (a person already in another household, an
+unknown building), upsert on the natural key, set the units' population/households from
+the registry, write an audit row. All or nothing: with a bad row and without ``skip_bad``
+nothing is written; with ``skip_bad`` the bad rows go to a rejects CSV (file, row, field,
+masked value, message) and the others are loaded. Re-importing a file changes nothing.
+
+Nothing personal is logged or stored in clear: messages and rejects carry masked values,
+the audit row carries counts and the file's name.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from sqlalchemy import Connection, Engine, text
+
+from geogrid.core.accounts import Account
+from geogrid.core.attribution import Attributor
+from geogrid.core.hierarchy import ATTRIBUTION_COLUMNS
+from geogrid.core.masking import mask_name
+from geogrid.core.registry.care import CARE_GROUPS
+from geogrid.core.registry.columns import (
+    EXPORT_ROLES,
+    FIELDS,
+    HEADERS,
+    KINDS,
+    CheckedRows,
+    check_rows,
+    guess_kind,
+    load_mapping,
+    mask_value,
+    resolve_columns,
+)
+from geogrid.core.registry.crypto import Vault
+from geogrid.core.registry.files import read_table
+from geogrid.core.registry.grams import grams_lists
+from geogrid.core.registry.ids import mask_ids, mask_phones
+from geogrid.core.scope import Scope
+from geogrid.errors import FileInputError, Forbidden, InvalidInput, NotFound, RowError
+from geogrid.services import audit
+from geogrid.services.attribution import attributor_for_version
+from geogrid.services.registry_keys import vault as make_vault
+from geogrid.settings import Settings, get_settings
+from geogrid.store import registry as store
+from geogrid.store.units import published_version_id
+
+__all__ = [
+    "RegistryImport",
+    "import_registry",
+    "export_registry",
+    "load_checked",
+    "prepare_stage",
+    "refresh_unit_counts",
+    "reattribute_registry",
+]
+
+_STAGE = "reg_stage"
+_CARE_STAGE = "reg_stage_care"
+_HH_STAGE = "reg_stage_hh"
+_REJECT_COLUMNS = ["file", "row", "field", "value", "message"]
+
+
+@dataclass
+class RegistryImport:
+    """What an import did (no personal value)."""
+
+    file: str
+    kind: str
+    rows: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    households_created: int = 0
+    care: int = 0
+    units_updated: int = 0
+    rejects_path: str | None = None
+    seconds: float = 0.0
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ----------------------------------------------------------------------------- prepare
+def _codes(att: Attributor | None, lon: pd.Series, lat: pd.Series) -> pd.DataFrame:
+    """Unit codes (and the version) of the rows with a position; None elsewhere."""
+    n = len(lon)
+    cols = {c: np.full(n, None, dtype=object) for c in ATTRIBUTION_COLUMNS}
+    vid = np.zeros(n, dtype=np.int64)
+    has = lon.notna().to_numpy() & lat.notna().to_numpy()
+    if att is not None and has.any():
+        codes = att.attribute(lon.to_numpy()[has], lat.to_numpy()[has])
+        for c in ATTRIBUTION_COLUMNS:
+            cols[c][has] = codes[c].to_numpy(dtype=object)
+        vid[has] = att.version_id or 0
+    out = pd.DataFrame(cols)
+    out["version_id"] = pd.array(np.where(vid > 0, vid, 0), dtype="Int64")
+    out.loc[(vid == 0) | out["grid_code"].isna().to_numpy(), "version_id"] = pd.NA
+    return out
+
+
+def _str(values: Any) -> pa.Array:
+    return pa.array(
+        [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values],
+        pa.string(),
+    )
+
+
+def _joined(a: pd.Series, b: pd.Series) -> list[str | None]:
+    return [
+        " ".join(x for x in (u, v) if isinstance(x, str) and x) or None
+        for u, v in zip(a, b, strict=True)
+    ]
+
+
+def _seal_chunk(args: tuple[Vault, list[str], list[str | None]]) -> tuple[list[Any], ...]:
+    vault, ids, phones = args
+    return (
+        vault.seal_many(ids),
+        vault.blind_many("id", ids),
+        vault.seal_many(phones),
+        vault.blind_many("phone", phones),
+    )
+
+
+def _seal(
+    vault: Vault, ids: list[str], phones: list[str | None], workers: int
+) -> tuple[list[Any], ...]:
+    """Seal and blind ID numbers and phones (in ``workers`` processes for big inputs)."""
+    n = len(ids)
+    if workers <= 1 or n < 200_000:
+        return _seal_chunk((vault, ids, phones))
+    step = -(-n // (workers * 4))
+    chunks = [(vault, ids[i : i + step], phones[i : i + step]) for i in range(0, n, step)]
+    out: tuple[list[Any], ...] = ([], [], [], [])
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for part in pool.map(_seal_chunk, chunks):
+            for acc, got in zip(out, part, strict=True):
+                acc.extend(got)
+    return out
+
+
+def prepare_stage(
+    kind: str,
+    rows: pd.DataFrame,
+    vault: Vault,
+    att: Attributor | None,
+    *,
+    workers: int = 1,
+) -> tuple[pa.Table, pa.Table | None]:
+    """The staging rows of checked rows (and the care rows of a people file): values
+    sealed, blinded and masked, search grams made, rows with a position attributed."""
+    n = len(rows)
+    row = pa.array(rows["row"].to_numpy(dtype=np.int64))
+    cols: dict[str, Any] = {"row": row}
+    lon = pd.to_numeric(rows.get("lon", pd.Series([None] * n)), errors="coerce")
+    lat = pd.to_numeric(rows.get("lat", pd.Series([None] * n)), errors="coerce")
+    lon.index = lat.index = rows.index
+    care: pa.Table | None = None
+    if kind in ("people", "care"):
+        ids = rows["id_number"].astype(str).tolist()
+    if kind == "buildings":
+        cols.update(
+            ref=_str(rows["building_ref"]),
+            name=_str(rows["name"]),
+            address=_str(rows["address"]),
+            floors=pa.array(rows["floors"].astype("Int64"), pa.int64()),
+            use=_str(rows["use"]),
+            addr_grams=pa.array(grams_lists(_joined(rows["name"], rows["address"])),
+                                pa.list_(pa.string())),
+        )  # fmt: skip
+    elif kind == "households":
+        cols.update(
+            household_ref=_str(rows["household_ref"]),
+            address=_str(rows["address"]),
+            building_ref=_str(rows["building_ref"]),
+            room=_str(rows["room"]),
+            addr_grams=pa.array(grams_lists(rows["address"]), pa.list_(pa.string())),
+        )
+    elif kind == "orgs":
+        cols.update(
+            uscc=_str(rows["uscc"]),
+            name=_str(rows["name"]),
+            kind=_str(rows["kind"]),
+            address=_str(rows["address"]),
+            building_ref=_str(rows["building_ref"]),
+            addr_grams=pa.array(grams_lists(_joined(rows["name"], rows["address"])),
+                                pa.list_(pa.string())),
+        )  # fmt: skip
+    elif kind == "people":
+        phones = [p if isinstance(p, str) and p else None for p in rows["phone"]]
+        id_enc, id_blind, phone_enc, phone_blind = _seal(vault, ids, phones, workers)
+        cols.update(
+            household_ref=_str(rows["household_ref"]),
+            building_ref=_str(rows["building_ref"]),
+            room=_str(rows["room"]),
+            name=_str(rows["name"]),
+            sex=_str(rows["sex"]),
+            birth_date=pa.array(rows["birth_date"], pa.date32()),
+            id_enc=pa.array(id_enc, pa.binary()),
+            id_blind=pa.array(id_blind, pa.binary()),
+            id_mask=pa.array(mask_ids(ids), pa.string()),
+            phone_enc=pa.array(phone_enc, pa.binary()),
+            phone_blind=pa.array(phone_blind, pa.binary()),
+            phone_mask=pa.array(mask_phones(np.array(phones, dtype=object)), pa.string()),
+            relation=_str(rows["relation"]),
+            residence=_str(rows["residence"]),
+            address=_str(rows["address"]),
+            name_grams=pa.array(grams_lists(rows["name"]), pa.list_(pa.string())),
+            addr_grams=pa.array(grams_lists(rows["address"]), pa.list_(pa.string())),
+        )
+        care = _care_table(rows["row"], id_blind, rows["care"], None, None, None)
+    elif kind == "care":
+        blinds = vault.blind_many("id", ids)
+        care = _care_table(
+            rows["row"], blinds, rows["care"], rows["visit_every_days"], rows["since"],
+            rows["note"],
+        )  # fmt: skip
+        cols.update(id_blind=pa.array(blinds, pa.binary()))
+        return pa.table(cols), care
+    if kind in ("buildings", "households", "people", "orgs"):
+        codes = _codes(att, lon, lat)
+        cols.update(
+            lon=pa.array(lon.to_numpy(dtype=float), pa.float64(), mask=lon.isna().to_numpy()),
+            lat=pa.array(lat.to_numpy(dtype=float), pa.float64(), mask=lat.isna().to_numpy()),
+        )
+        for c in ATTRIBUTION_COLUMNS:
+            cols[c] = _str(codes[c])
+        cols["version_id"] = pa.array(codes["version_id"], pa.int64())
+    return pa.table(cols), care
+
+
+def _care_table(
+    rownums: pd.Series,
+    blinds: Sequence[bytes | None],
+    groups: pd.Series,
+    every: pd.Series | None,
+    since: pd.Series | None,
+    note: pd.Series | None,
+) -> pa.Table:
+    out: dict[str, list[Any]] = {k: [] for k in
+                                 ("row", "id_blind", "group_code", "visit_every_days", "since",
+                                  "note")}  # fmt: skip
+    for i, codes in enumerate(groups):
+        for code in codes or []:
+            out["row"].append(int(rownums.iloc[i]))
+            out["id_blind"].append(blinds[i])
+            out["group_code"].append(code)
+            days = None if every is None else every.iloc[i]
+            out["visit_every_days"].append(
+                int(days) if days is not None and not pd.isna(days)
+                else CARE_GROUPS[code].visit_every_days
+            )  # fmt: skip
+            out["since"].append(None if since is None else since.iloc[i])
+            out["note"].append(None if note is None else note.iloc[i])
+    return pa.table(
+        {
+            "row": pa.array(out["row"], pa.int64()),
+            "id_blind": pa.array(out["id_blind"], pa.binary()),
+            "group_code": pa.array(out["group_code"], pa.string()),
+            "visit_every_days": pa.array(out["visit_every_days"], pa.int64()),
+            "since": pa.array(out["since"], pa.date32()),
+            "note": _str(out["note"]),
+        }
+    )
+
+
+# ----------------------------------------------------------------------------- load
+def refresh_unit_counts(conn: Connection) -> int:
+    """Set the published version's units' population, households and floating count
+    from the registry (units holding registry records); returns the units updated."""
+    vid = published_version_id(conn)
+    if vid is None:
+        return 0
+    return store.update_unit_counts(conn, vid)
+
+
+def reattribute_registry(
+    conn: Connection, version_id: int, grid_codes: Sequence[str] | None = None
+) -> dict[str, int]:
+    """Re-attribute the registry to the grids of ``version_id`` inside the caller's
+    transaction (a publish: only the grids in ``grid_codes``, those the plan changed), then
+    refresh the units' counts from the registry. Returns the records moved per table."""
+    moved = store.reattribute(conn, version_id, grid_codes)
+    if any(moved.values()):
+        store.update_unit_counts(conn, version_id)
+    return moved
+
+
+def load_checked(
+    conn: Connection,
+    kind: str,
+    checked: CheckedRows,
+    vault: Vault,
+    att: Attributor | None,
+    *,
+    file: str,
+    skip_bad: bool,
+    workers: int = 1,
+) -> tuple[RegistryImport, list[RowError]]:
+    """Stage, check against the stored registry and upsert checked rows of one kind in
+    the caller's transaction. Raises FileInputError (nothing of the file is kept: the
+    caller's transaction rolls back) when a row is bad and not ``skip_bad``; returns the
+    summary and the rejected rows' problems otherwise."""
+    report = RegistryImport(file=file, kind=kind, rows=len(checked.rows))
+    problems = [
+        RowError(file, int(row), str(fld), str(msg), value)
+        for row, fld, value, msg in checked.errors[["row", "field", "value", "message"]].itertuples(
+            index=False
+        )
+    ]
+    good = checked.rows[~checked.rows["row"].isin(checked.bad_rows)].reset_index(drop=True)
+    stage, care = prepare_stage(kind, good, vault, att, workers=workers)
+    store.copy_stage(conn, _STAGE, stage)
+    conflicts = store.stage_conflicts(conn, _STAGE, kind)
+    if len(conflicts):
+        by_row = checked.rows.set_index("row")
+        for row, fld, msg in conflicts[["row", "field", "message"]].itertuples(index=False):
+            value = by_row.at[int(row), fld] if fld in by_row else None
+            problems.append(RowError(file, int(row), str(fld), str(msg), mask_value(fld, value)))
+    problems.sort(key=lambda e: (e.row or 0, e.field or ""))
+    if problems and not skip_bad:
+        raise FileInputError(file, problems)
+    bad = sorted({int(r) for r in conflicts["row"]}) if len(conflicts) else []
+    store.delete_stage_rows(conn, _STAGE, bad)
+    staged = store.stage_rows(conn, _STAGE)
+    if kind == "buildings":
+        counts = store.upsert_buildings(conn, _STAGE)
+    elif kind == "households":
+        counts = store.upsert_households(conn, _STAGE)
+    elif kind == "orgs":
+        counts = store.upsert_orgs(conn, _STAGE)
+    elif kind == "people":
+        report.households_created = store.upsert_households(conn, _STAGE, only_new=True)["inserted"]
+        counts = store.upsert_people(conn, _STAGE)
+    else:
+        counts = {"inserted": 0, "updated": 0}
+    if care is not None and care.num_rows:
+        store.copy_stage(conn, _CARE_STAGE, care)
+        store.delete_stage_rows(conn, _CARE_STAGE, bad)
+        c = store.upsert_care(conn, _CARE_STAGE)
+        report.care = c["inserted"] + c["updated"]
+        if kind == "care":
+            counts = c
+    report.inserted = counts["inserted"]
+    report.updated = counts["updated"]
+    report.unchanged = staged - counts["inserted"] - counts["updated"] if kind != "care" else 0
+    report.rejected = len({e.row for e in problems})
+    return report, problems
+
+
+def _attributor(engine: Engine) -> Attributor | None:
+    try:
+        return attributor_for_version(engine)
+    except NotFound:
+        return None
+
+
+def import_registry(
+    engine: Engine,
+    path: str | Path,
+    *,
+    kind: str | None = None,
+    mapping: str | Path | None = None,
+    skip_bad: bool = False,
+    rejects_path: str | Path | None = None,
+    actor: Account | None = None,
+    settings: Settings | None = None,
+    workers: int = 1,
+    on_progress: Callable[[str], None] | None = None,
+) -> RegistryImport:
+    """Import one registry file (see the module doc) in one transaction.
+
+    Parameters
+    ----------
+    kind : ``people``, ``households``, ``buildings``, ``orgs`` or ``care``; default:
+        guessed from the columns (a social credit code → orgs, an ID number and a name →
+        people, an ID number alone → care, a household number → households, else buildings)
+    mapping : a TOML/JSON file of ``header = field`` lines for headers not known already
+    skip_bad : load the good rows, write the bad ones to ``rejects_path`` (default
+        ``<file>.rejects.csv``)
+
+    Raises
+    ------
+    FileInputError  the file cannot be read, lacks a required column, or (without
+        ``skip_bad``) has bad rows — each named with file, row and field; nothing written
+    InvalidInput  an unknown kind or a bad mapping file
+    """
+    t0 = time.perf_counter()
+    path = Path(path)
+    say = on_progress or (lambda _m: None)
+    settings = settings or get_settings()
+    if kind is not None and kind not in KINDS:
+        raise InvalidInput("kind", kind, ", ".join(KINDS))
+    try:
+        extra = load_mapping(Path(mapping)) if mapping is not None else None
+    except (OSError, ValueError) as exc:
+        raise InvalidInput("mapping", str(mapping), "a TOML/JSON file of header = field",
+                           str(exc)) from None  # fmt: skip
+    try:
+        raw, numbers = read_table(path)
+    except (OSError, ValueError) as exc:
+        raise FileInputError(str(path), f"cannot read the file: {exc}") from None
+    headers = [str(h) for h in raw.columns]
+    if kind is None:
+        table = resolve_columns_any(headers, extra)
+        kind = guess_kind(table.values())
+    try:
+        cols = resolve_columns(headers, kind, extra)
+    except ValueError as exc:
+        raise FileInputError(str(path), str(exc)) from None
+    frame = raw[list(cols)].rename(columns=cols)
+    say(f"{path.name}: {len(frame)} {kind} rows read")
+    checked = check_rows(frame, kind, row_numbers=numbers)
+    vault = make_vault(settings)
+    att = _attributor(engine) if kind != "care" else None
+    with engine.begin() as conn:
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('geogrid registry import'))"))
+        report, problems = load_checked(
+            conn, kind, checked, vault, att, file=str(path), skip_bad=skip_bad, workers=workers
+        )
+        report.units_updated = refresh_unit_counts(conn)
+        audit.record(
+            conn,
+            actor=actor,
+            action="registry.import",
+            resource="registry",
+            ids=[],
+            detail={
+                "file": path.name,
+                "kind": kind,
+                "rows": report.rows,
+                "inserted": report.inserted,
+                "updated": report.updated,
+                "rejected": report.rejected,
+            },
+        )
+    if problems:
+        rp = Path(rejects_path) if rejects_path else path.with_suffix(".rejects.csv")
+        write_rejects(rp, problems)
+        report.rejects_path = str(rp)
+        report.problems = [e.to_dict() for e in problems]
+    report.seconds = round(time.perf_counter() - t0, 2)
+    return report
+
+
+def resolve_columns_any(headers: Sequence[str], extra: dict[str, str] | None) -> dict[str, str]:
+    """Headers → fields of any kind (to guess a file's kind)."""
+    known = {f for fs in FIELDS.values() for f in fs}
+    table = {**HEADERS, **{f: f for f in known}, **(extra or {})}
+    return {h: table[h.strip()] for h in headers if h.strip() in table}
+
+
+def write_rejects(path: Path, problems: Sequence[RowError]) -> None:
+    """The rejects CSV (UTF-8 with BOM, for Excel): file, row, field, masked value,
+    message."""
+    with open(path, "w", encoding="utf-8-sig", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(_REJECT_COLUMNS)
+        for e in problems:
+            w.writerow([e.file, e.row, e.field, "" if e.value is None else e.value, e.message])
+
+
+def export_registry(
+    engine: Engine,
+    scope: Scope,
+    kind: str,
+    out: str | Path,
+    *,
+    reason: str,
+    clear: bool = False,
+    unit: str | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Write the registry records of ``kind`` within the caller's ``scope`` to a CSV
+    (UTF-8 with BOM), with an audit row naming the reason.
+
+    People are exported only by :data:`~geogrid.core.registry.columns.EXPORT_ROLES`;
+    their names, ID numbers and phones are masked unless ``clear`` (then opened, and the
+    clear read is recorded with :func:`geogrid.services.audit.record_read`).
+
+    Raises
+    ------
+    InvalidInput  an unknown kind, or an empty reason
+    Forbidden  personal data asked by a role not allowed to export it
+    """
+    if kind not in ("people", "households", "buildings", "orgs"):
+        raise InvalidInput("kind", kind, "people, households, buildings, orgs")
+    if not reason or not reason.strip():
+        raise InvalidInput("reason", reason, "a non-empty reason (it is audited)")
+    if scope.is_public:
+        raise Forbidden("the registry is exported by signed-in staff only")
+    if kind == "people" and (scope.role or "") not in EXPORT_ROLES:
+        raise Forbidden(
+            f"role {scope.role} may not export personal data: "
+            f"one of {', '.join(sorted(EXPORT_ROLES))}"
+        )
+    with engine.begin() as conn:
+        frame = store.export_rows(conn, kind, scope, unit)
+        if kind == "people":
+            v = make_vault(settings or get_settings()) if clear and len(frame) else None
+            if v is not None:
+                frame["id_number"] = [v.open(b) for b in frame["id_enc"]]
+                frame["phone"] = [None if b is None else v.open(b) for b in frame["phone_enc"]]
+            else:
+                frame["id_number"] = frame["id_mask"]
+                frame["phone"] = frame["phone_mask"]
+                frame["name"] = [mask_name(n) for n in frame["name"]]
+            frame = frame.drop(columns=["id_enc", "phone_enc", "id_mask", "phone_mask"])
+            front = ["id", "name", "sex", "birth_date", "id_number", "phone"]
+            frame = frame[front + [c for c in frame.columns if c not in front]]
+            if clear:
+                audit.record_read(
+                    conn, scope, "reg_person", frame["id"].tolist(),
+                    ["name", "id_number", "phone"], {"reason": reason.strip(), "export": True},
+                )  # fmt: skip
+        audit.record(
+            conn,
+            actor=scope,
+            action="registry.export",
+            resource=f"reg_{kind}",
+            ids=[],
+            detail={
+                "kind": kind,
+                "rows": len(frame),
+                "reason": reason.strip(),
+                "clear": bool(clear and kind == "people"),
+                "unit": unit,
+                "file": Path(out).name,
+            },
+        )
+    frame.to_csv(out, index=False, encoding="utf-8-sig")
+    return {"kind": kind, "rows": len(frame), "file": str(out), "clear": bool(clear)}

@@ -1,0 +1,283 @@
+"""Registry import (issue 15) on a small city: an Excel file with Chinese headers, a bad ID
+and a duplicate person imported with --skip-bad through the real CLI and its rejects file
+read back; idempotent re-import; all or nothing without --skip-bad; no ID number or phone
+in clear in a pg_dump; counts from the registry; re-attribution after a boundary change;
+a scoped, audited export."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import small_city
+from openpyxl import Workbook
+from sqlalchemy import text
+
+from geogrid.core.registry.ids import id_check_char
+from geogrid.errors import FileInputError
+from geogrid.services.boundaries import save_hierarchy
+from geogrid.services.registry_import import import_registry, reattribute_registry
+from geogrid.settings import Settings
+
+KEY = base64.b64encode(bytes(range(100, 132))).decode()
+
+
+def _id(birth: str, seq: int) -> str:
+    first = f"450902{birth}{seq:03d}"
+    return first + id_check_char(first)
+
+
+# people: (name, ID, sex, phone, relation, household, residence, building, room, care)
+P = {
+    "a": ("张伟", _id("19800101", 11), "男", "13877001001", "户主", "H1", "户籍", "B1", "101", ""),
+    "b": ("李娜", _id("19820202", 22), "女", "13877001002", "配偶", "H1", "户籍", "B1", "101",
+          "低保户"),
+    "c": ("王芳", _id("19400303", 32), "女", "0775-2345671", "户主", "H2", "流动", "B2", "201",
+          "独居老人"),
+    "e": ("陈刚", _id("20100505", 51), "男", "", "户主", "H3", "户籍", "B3", "301", "留守儿童"),
+}  # fmt: skip
+BAD_ID = P["a"][1][:17] + ("0" if P["a"][1][17] != "0" else "1")  # wrong check character
+BAD_PHONE = "1387700"
+SEEDED = [p[1] for p in P.values()] + [p[3] for p in P.values() if p[3]] + [BAD_ID]
+HEADERS = ["姓名", "公民身份号码", "性别", "联系电话", "与户主关系", "户号", "人口类型", "楼栋",
+           "房号", "关爱类型"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    old = {k: os.environ.get(k) for k in ("GEOGRID_REGISTRY_KEY", "GEOGRID_HOME")}
+    os.environ["GEOGRID_REGISTRY_KEY"] = KEY
+    os.environ["GEOGRID_HOME"] = str(home)
+    try:
+        with small_city.build() as c:
+            yield c
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _cli(city, *args):
+    env = {**os.environ, "GEOGRID_DATABASE_URL": city.url, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "geogrid.cli", "registry", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+
+
+def _buildings_csv(path: Path) -> Path:
+    rows = [
+        ("B1", "江滨一号楼", "江滨路1号", 6, small_city.CENTRES[small_city.GRIDS[0]]),
+        ("B2", "江滨二号楼", "江滨路2号", 8, small_city.CENTRES[small_city.GRIDS[1]]),
+        ("B3", "江滨三号楼", "江滨路3号", 5, small_city.CENTRES[small_city.GRIDS[2]]),
+    ]
+    frame = pd.DataFrame(
+        [(r, n, a, f, x, y) for r, n, a, f, (x, y) in rows],
+        columns=["楼栋编号", "名称", "地址", "层数", "经度", "纬度"],
+    )
+    path.write_bytes(frame.to_csv(index=False).encode("gb18030"))
+    return path
+
+
+def _people_xlsx(path: Path, rows: list[tuple]) -> Path:
+    wb = Workbook()
+    ws = wb.active
+    ws.append(HEADERS)
+    for r in rows:
+        ws.append(list(r))
+    wb.save(path)
+    return path
+
+
+def _count(city, table: str) -> int:
+    with city.engine.connect() as conn:
+        return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def test_buildings_csv_gb18030_attributed(city, tmp_path):
+    res = _cli(city, "import", str(_buildings_csv(tmp_path / "楼栋.csv")), "--kind", "buildings")
+    assert res.returncode == 0, res.stderr
+    with city.engine.connect() as conn:
+        got = dict(conn.execute(text("SELECT ref, grid_code FROM reg_building")).all())
+    assert got == {"B1": small_city.GRIDS[0], "B2": small_city.GRIDS[1], "B3": small_city.GRIDS[2]}
+
+
+def test_excel_skip_bad_with_rejects_then_idempotent(city, tmp_path):
+    rows = [
+        P["a"],
+        P["b"],
+        P["c"],
+        ("赵敏", BAD_ID, "男", "13877001009", "户主", "H4", "户籍", "B2", "202", ""),  # row 5
+        (P["a"][0], P["a"][1], "男", "13877001001", "户主", "H2", "户籍", "B2", "201", ""),  # dup
+        P["e"],
+        ("孙丽", _id("19900707", 72), "女", BAD_PHONE, "户主", "H5", "户籍", "B3", "302", ""),
+    ]
+    SEEDED.append(_id("19900707", 72))
+    xlsx = _people_xlsx(tmp_path / "人口.xlsx", rows)
+    rejects = tmp_path / "rejects.csv"
+    res = _cli(city, "import", str(xlsx), "--skip-bad", "--rejects", str(rejects))
+    assert res.returncode == 0, res.stderr
+    out = " ".join(res.stdout.split())
+    assert "4 inserted" in out and "3 rejected" in out
+    with open(rejects, encoding="utf-8-sig") as f:
+        got = list(csv.DictReader(f))
+    assert [(r["row"], r["field"]) for r in got] == [
+        ("5", "id_number"),
+        ("6", "id_number"),
+        ("8", "phone"),
+    ]
+    assert got[0]["message"] == "the check character does not match (GB 11643)"
+    assert "duplicate person" in got[1]["message"] and "row 2" in got[1]["message"]
+    assert got[0]["file"].endswith("人口.xlsx")
+    text_of_rejects = rejects.read_text(encoding="utf-8-sig")
+    for v in SEEDED:
+        assert v not in text_of_rejects
+    assert got[0]["value"] == BAD_ID[:4] + "*" * 10 + BAD_ID[-4:]
+    assert _count(city, "reg_person") == 4
+    assert _count(city, "reg_household") == 3  # H1, H2, H3 implied by the people file
+    assert _count(city, "reg_care") == 3
+    with city.engine.connect() as conn:
+        before = conn.execute(
+            text("SELECT id, id_enc, phone_enc, updated_at FROM reg_person ORDER BY id")
+        ).all()
+        people = conn.execute(
+            text(
+                "SELECT p.name, p.sex, p.birth_date, p.id_mask, p.phone_mask, p.residence, "
+                "h.ref, p.grid_code FROM reg_person p JOIN reg_household h "
+                "ON h.id = p.household_id ORDER BY p.id"
+            )
+        ).all()
+    by_name = {p[0]: p for p in people}
+    assert by_name["张伟"][:3] == ("张伟", "M", pd.Timestamp("1980-01-01").date())
+    assert by_name["张伟"][3] == P["a"][1][:4] + "*" * 10 + P["a"][1][-4:]
+    assert by_name["张伟"][4] == "138****1001" and by_name["张伟"][6] == "H1"
+    assert by_name["王芳"][5] == "floating" and by_name["王芳"][7] == small_city.GRIDS[1]
+    assert by_name["陈刚"][4] is None  # no phone
+
+    # the same file again: nothing changes (no new row, no update, same ciphertexts)
+    res = _cli(city, "import", str(xlsx), "--skip-bad", "--rejects", str(rejects))
+    assert res.returncode == 0, res.stderr
+    out = " ".join(res.stdout.split())
+    assert "0 inserted, 0 updated, 4 unchanged" in out
+    with city.engine.connect() as conn:
+        after = conn.execute(
+            text("SELECT id, id_enc, phone_enc, updated_at FROM reg_person ORDER BY id")
+        ).all()
+    assert after == before
+    assert _count(city, "reg_care") == 3
+
+
+def test_all_or_nothing_without_skip_bad(city, tmp_path):
+    new = ("周杰", _id("19750808", 81), "男", "13877001081", "户主", "H6", "户籍", "B1", "102", "")
+    SEEDED.extend([new[1], new[3]])
+    xlsx = _people_xlsx(
+        tmp_path / "bad.xlsx",
+        [new, ("吴昊", BAD_ID, "男", "13877001009", "户主", "H7", "户籍", "B1", "103", "")],
+    )
+    n0, h0 = _count(city, "reg_person"), _count(city, "reg_household")
+    res = _cli(city, "import", str(xlsx))
+    assert res.returncode == 2
+    msg = " ".join(res.stderr.split())
+    assert "bad.xlsx, row 3, field 'id_number'" in msg and "nothing was written" in msg
+    assert BAD_ID not in res.stderr
+    assert (_count(city, "reg_person"), _count(city, "reg_household")) == (n0, h0)
+
+
+def test_person_in_another_household_in_the_db_is_refused(city, tmp_path):
+    xlsx = _people_xlsx(
+        tmp_path / "moved.xlsx",
+        [(P["b"][0], P["b"][1], "女", "13877001002", "户主", "H9", "户籍", "B3", "309", "")],
+    )
+    with pytest.raises(FileInputError) as err:
+        import_registry(city.engine, xlsx, settings=Settings())
+    e = err.value.errors[0]
+    assert (e.row, e.field) == (2, "id_number")
+    assert "already registered in household H1" in e.message
+    assert P["b"][1] not in str(err.value)
+
+
+def test_units_counts_come_from_the_registry(city):
+    with city.engine.connect() as conn:
+        rows = dict(
+            conn.execute(
+                text("SELECT code, population FROM unit WHERE version_id = :v AND level = 'grid'"),
+                {"v": city.version_id},
+            ).all()
+        )
+        floating = conn.execute(
+            text("SELECT attrs->>'floating' FROM unit WHERE version_id = :v AND code = :c"),
+            {"v": city.version_id, "c": small_city.GRIDS[1]},
+        ).scalar_one()
+        community = conn.execute(
+            text("SELECT population, households FROM unit WHERE version_id = :v AND code = :c"),
+            {"v": city.version_id, "c": small_city.COMMUNITY},
+        ).one()
+    assert rows[small_city.GRIDS[0]] == 2 and rows[small_city.GRIDS[1]] == 1
+    assert floating == "1"
+    assert tuple(community) == (4, 3)
+
+
+def test_export_is_scoped_audited_and_masked(city, tmp_path):
+    out = tmp_path / "export.csv"
+    res = _cli(city, "export", str(out), "--reason", "年度核查")
+    assert res.returncode == 0, res.stderr
+    body = out.read_text(encoding="utf-8-sig")
+    assert "张*" in body and all(v not in body for v in SEEDED)
+    res = _cli(city, "export", str(out), "--reason", "上级核查", "--clear",
+               "--unit", small_city.GRIDS[0])  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    body = out.read_text(encoding="utf-8-sig")
+    assert P["a"][1] in body and P["c"][1] not in body  # only grid 1's people
+    out.unlink()
+    res = _cli(city, "export", str(out))
+    assert res.returncode != 0  # --reason is required
+    with city.engine.connect() as conn:
+        details = conn.execute(
+            text("SELECT action, detail::text FROM audit_log WHERE action LIKE 'registry.%'")
+        ).all()
+    assert {"registry.export", "registry.import"} <= {a for a, _ in details}
+    assert any("上级核查" in d for _, d in details)
+
+
+def test_no_id_number_or_phone_in_clear_in_a_dump(city, tmp_path):
+    dump = subprocess.run(
+        ["pg_dump", "--data-only", "--no-owner", city.url.replace("+psycopg", "")],
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert b"reg_person" in dump and len(dump) > 1000
+    for v in SEEDED:
+        assert v.encode() not in dump, "a seeded value is in the dump in clear"
+        digits = "".join(ch for ch in v if ch.isdigit())
+        if len(digits) >= 11:
+            assert digits.encode() not in dump
+
+
+def test_reattribution_after_a_boundary_change(city):
+    layers = small_city.layers()
+    grids = layers["grid"].copy()
+    # swap the geometries of grids 1 and 3: buildings B1 and B3 change grids
+    g = grids.geometry.tolist()
+    g[0], g[2] = g[2], g[0]
+    layers["grid"] = grids.set_geometry(g)
+    vid = save_hierarchy(city.engine, layers, label="swap", source="test")
+    with city.engine.begin() as conn:
+        moved = reattribute_registry(conn, vid)
+    assert moved["buildings"] == 2
+    with city.engine.connect() as conn:
+        got = dict(conn.execute(text("SELECT name, grid_code FROM reg_person")).all())
+        hh = dict(conn.execute(text("SELECT ref, grid_code FROM reg_household")).all())
+    assert got["张伟"] == small_city.GRIDS[2] and got["陈刚"] == small_city.GRIDS[0]
+    assert got["王芳"] == small_city.GRIDS[1]  # B2 did not move
+    assert hh["H1"] == small_city.GRIDS[2]
