@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -50,11 +51,19 @@ from geogrid.settings import Settings, get_settings
 from geogrid.store import patrols as store
 from geogrid.store.engine import transaction
 
+media_service: ModuleType | None
+try:  # TERM-A's media service (issue 13); without it the sha256s stay on the record only
+    from geogrid.services import media as media_service
+except ImportError:  # pragma: no cover - depends on the media service being installed
+    media_service = None
+
 __all__ = [
     "FIELD_ROLES",
     "PATROL_PERSONAL",
     "MAX_CHECKINS",
     "rules_of",
+    "codes_of_account",
+    "attach_media",
     "record_patrol",
     "list_patrols",
     "patrol_metrics",
@@ -78,6 +87,15 @@ def rules_of(settings: Settings) -> TrackRules:
         min_interval_s=float(settings.patrol_min_interval_s),
         max_accuracy_m=float(settings.patrol_max_accuracy_m),
     )
+
+
+def attach_media(
+    conn: Connection, sha256s: Sequence[str], owner_kind: str, owner_id: int, actor: Account
+) -> None:
+    """Attach uploaded photos to a record with the media service (TERM-A), when installed:
+    that is what lets ``GET /media/{sha256}`` serve them to the record's readers."""
+    if sha256s and media_service is not None and hasattr(media_service, "attach"):
+        media_service.attach(conn, list(sha256s), owner_kind, owner_id, actor)
 
 
 def _require_field_role(actor: Account, what: str) -> None:
@@ -170,7 +188,8 @@ def _codes_of_grid(g: Mapping[str, Any]) -> dict[str, str | None]:
     }
 
 
-def _codes_of_account(actor: Account) -> dict[str, str | None]:
+def codes_of_account(actor: Account) -> dict[str, str | None]:
+    """The attribution codes of an account's first unit (all None without units)."""
     out: dict[str, str | None] = dict.fromkeys(ATTRIBUTION_COLUMNS)
     if actor.units:
         for lv, code in parent_chain(sorted(actor.units)[0]).items():
@@ -342,7 +361,7 @@ def record_patrol(
         missing = sorted(set(named) - store.building_exists(c, table, named))
         if missing:
             raise InvalidInput("checkins.building_id", missing[0], f"the id of a row of {table}")
-        codes = _codes_of_grid(m["main"]) if m["main"] is not None else _codes_of_account(actor)
+        codes = _codes_of_grid(m["main"]) if m["main"] is not None else codes_of_account(actor)
         lines = track.lines_wgs84()
         pid = store.insert_patrol(
             c,
@@ -365,6 +384,7 @@ def record_patrol(
             None if shapely.is_empty(lines) else shapely.to_wkt(lines, rounding_precision=9),
         )
         store.insert_patrol_grids(c, pid, m["rows"])
+        attach_media(c, media_list, "patrol", pid, actor)
         grids = m["grids"]
         ck_rows = []
         for k, gi in zip(cks, m["checkin_grid"], strict=True):

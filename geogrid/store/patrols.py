@@ -282,12 +282,15 @@ def _where(
     unit: str | None,
     own_only: bool,
 ) -> tuple[str, dict[str, Any]]:
-    cond, params = scope_condition(scope, "p", personal=True)
+    # one's own patrols are one's own wherever they went; others' by the scope
+    params: dict[str, Any]
+    cond, params = (
+        ("p.account_id = :own", {"own": scope.account_id})
+        if own_only
+        else (scope_condition(scope, "p", personal=True))
+    )
     parts = [cond, "p.started_at >= :s", "p.started_at < :e"]
     params = {**params, "s": start, "e": end}
-    if own_only:
-        parts.append("p.account_id = :own")
-        params["own"] = scope.account_id
     if account_id is not None:
         parts.append("p.account_id = :acc")
         params["acc"] = int(account_id)

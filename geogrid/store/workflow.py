@@ -633,10 +633,10 @@ def register_rows(
     worker_role: str = ROLE_FOR_LEVEL["grid"],
     handled: Sequence[str] = HANDLED_STATUSES,
     scope: Scope,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The rows behind the monthly register, for ``start <= t < end``, inside ``scope``:
-    the workers with a grid in the caller's units and the incidents inside them (none for
-    a public scope: register rows are personal).
+    the workers with a grid in the caller's units, the incidents inside them and the
+    workers' service entries (none for a public scope: register rows are personal).
 
     Returns
     -------
@@ -646,6 +646,9 @@ def register_rows(
     handled : worker_id, id, reported_at, resolved_at, due_at (incidents assigned to a
         worker, in a ``handled`` status, resolved_at in the window)
     units : code, name, level, parent_code of the published version (empty if none)
+    entries : worker_id, id, kind, people_count (``service_entry`` rows of the workers
+        whose ``day`` — a local calendar day — is in ``[start.date(), end.date())``:
+        ``start``/``end`` are aware datetimes in the city's zone)
     """
     who, who_params = scope_code_condition(scope, "au.unit_code")
     what, what_params = scope_condition(scope, "i", personal=True)
@@ -703,4 +706,20 @@ def register_rows(
             .all(),
             columns=["code", "name", "level", "parent_code"],
         )
-    return workers, reported, handled_rows, units
+        # issue 13: the daily service register's entries of the workers in scope
+        entries = pd.DataFrame(
+            c.execute(
+                text(
+                    "SELECT s.account_id AS worker_id, s.id, s.kind, s.people_count "
+                    "FROM service_entry s JOIN account a ON a.id = s.account_id "
+                    "AND a.role = :role WHERE s.day >= :d0 AND s.day < :d1 AND EXISTS "
+                    "(SELECT 1 FROM account_unit au WHERE au.account_id = s.account_id "
+                    f"AND {who})"
+                ),
+                {"role": worker_role, "d0": start.date(), "d1": end.date(), **who_params},
+            )
+            .mappings()
+            .all(),
+            columns=["worker_id", "id", "kind", "people_count"],
+        )
+    return workers, reported, handled_rows, units, entries

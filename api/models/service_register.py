@@ -1,0 +1,73 @@
+"""The bodies and answers of ``/register/entries`` (issue 13: the daily service register,
+为民服务事项登记表)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import Field
+
+from api.models.common import ApiModel
+from api.models.incidents import CRS_DESCRIPTION
+from geogrid.core.service_register import MAX_PEOPLE, SERVICE_KINDS
+from geogrid.services.service_register import MAX_NOTE, MAX_RESULT
+
+__all__ = ["EntryIn", "Entry"]
+
+_KINDS = ", ".join(f"{k.code} ({k.name_zh})" for k in SERVICE_KINDS)
+
+
+class EntryIn(ApiModel):
+    """One service item of a worker's day."""
+
+    day: date = Field(description="the day, in the city's time zone", examples=["2026-05-04"])
+    kind: str = Field(description=f"one of {_KINDS}", examples=["visit"], max_length=32)
+    result: str = Field(
+        description="what was done / the outcome", examples=["已解决"], max_length=MAX_RESULT
+    )
+    household_id: int | None = Field(None, ge=1, description="a reg_household id")
+    building_id: int | None = Field(
+        None, ge=1, description="a reg_building id (a building id before the registry is loaded)"
+    )
+    person_ids: list[int] | None = Field(
+        None, max_length=200, description="reg_person ids of the people served"
+    )
+    people_count: int | None = Field(
+        None, ge=0, le=MAX_PEOPLE, description="people served (default: len(person_ids), ≥ 1)"
+    )
+    note: str | None = Field(None, max_length=MAX_NOTE)
+    lon: float | None = Field(None, description="longitude in `crs`", allow_inf_nan=False)
+    lat: float | None = Field(None, description="latitude in `crs`", allow_inf_nan=False)
+    crs: str = Field("wgs84", description=CRS_DESCRIPTION, max_length=64)
+    accuracy_m: float | None = Field(None, ge=0, allow_inf_nan=False)
+    media: list[str] = Field(
+        default_factory=list, max_length=20, description="sha256 of uploaded photos"
+    )
+
+
+class Entry(ApiModel):
+    """A stored service entry (personal fields masked outside the caller's units)."""
+
+    id: int
+    account_id: int
+    account_name: str | None = None
+    day: date
+    kind: str
+    kind_zh: str
+    kind_en: str
+    household_id: int | None = None
+    building_id: int | None = None
+    person_ids: list[int] | None = None
+    people_count: int
+    result: str | None = None
+    note: str | None = None
+    lon: float | None = Field(None, description="WGS84")
+    lat: float | None = Field(None, description="WGS84")
+    src_crs: str | None = None
+    accuracy_m: float | None = None
+    media: list[str] = Field(default_factory=list)
+    grid_code: str | None = None
+    community_code: str | None = None
+    street_code: str | None = None
+    district_code: str | None = None
+    created_at: datetime
