@@ -31,7 +31,7 @@ def list_notifications(
     since: Annotated[
         datetime | None,
         Query(
-            description="only those created at or after this time (the last sync's "
+            description="only those created after this time (the last sync's "
             "`server_time`; ISO 8601 with a time zone)",
             examples=["2026-05-01T00:00:00+08:00"],
         ),

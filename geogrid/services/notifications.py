@@ -46,6 +46,7 @@ from geogrid.store.engine import transaction
 __all__ = [
     "ESCALATE_EVENT",
     "MAX_ATTEMPTS",
+    "RETRY_LATER_S",
     "refresh_notifications",
     "list_notifications",
     "mark_read",
@@ -63,6 +64,10 @@ log = logging.getLogger("geogrid.notifications")
 ESCALATE_EVENT: Final[str] = "escalate"
 #: attempts of one delivery before it is given up (``failed``)
 MAX_ATTEMPTS: Final[int] = 10
+#: the wait before a later run retries a delivery whose tries all failed: this many
+#: seconds × 2^(runs-1), at most :data:`RETRY_LATER_CAP_S`
+RETRY_LATER_S: Final[float] = 60.0
+RETRY_LATER_CAP_S: Final[float] = 6 * 3600.0
 #: how long a claimed delivery is left to its sender before another may take it
 _LEASE = timedelta(minutes=5)
 
@@ -135,7 +140,7 @@ def list_notifications(
     settings: Settings | None = None,
     refresh: bool = True,
 ) -> list[dict[str, Any]]:
-    """The account's notifications created at or after ``since`` (all without), oldest
+    """The account's notifications created after ``since`` (all without), oldest
     first, after deriving the account's missing ones (``refresh``). They carry no
     personal field (the incident's category, status, due time and units)."""
     since = _aware(since, "since")
@@ -169,7 +174,7 @@ def deliver(
 ) -> dict[str, int]:
     """Send the due pending deliveries of ``channels``: each gets up to ``tries``
     attempts now, ``backoff_s × 2^(n-1)`` seconds apart; one still failing waits for a
-    later run (the same backoff from its attempt count), and is ``failed`` after
+    later run (:data:`RETRY_LATER_S` × 2^(runs-1)), and is ``failed`` after
     :data:`MAX_ATTEMPTS`. The network is never used inside a transaction.
 
     Returns counts: ``sent``, ``retry`` (left for a later run), ``failed``.
@@ -204,7 +209,9 @@ def deliver(
         elif attempts >= MAX_ATTEMPTS:
             status, nxt, counts_key = "failed", None, "failed"
         else:
-            status, nxt, counts_key = "pending", done + backoff(attempts, backoff_s), "retry"
+            runs = max(1, attempts // max(1, tries))
+            later = backoff(runs, RETRY_LATER_S, RETRY_LATER_CAP_S)
+            status, nxt, counts_key = "pending", done + later, "retry"
         counts[counts_key] += 1
         with transaction(bind) as c:
             store.finish_delivery(

@@ -24,8 +24,10 @@ from sqlalchemy import Connection, Engine
 from geogrid.core import disputes as core_disputes
 from geogrid.core.accounts import Account
 from geogrid.core.notifications import KIND_LABELS
+from geogrid.core.scope import Scope
 from geogrid.core.teams import role_label
-from geogrid.services import incidents, notifications, tasks
+from geogrid.errors import Forbidden, InvalidInput
+from geogrid.services import incidents, notifications, registry_care, tasks
 from geogrid.settings import Settings, get_settings
 from geogrid.store import sync as store
 from geogrid.store import teams as store_teams
@@ -63,10 +65,16 @@ def _feature(row: dict[str, Any], id_key: str) -> dict[str, Any]:
     }
 
 
-def _care(conn: Connection, scope: Any, grid_codes: list[str]) -> list[dict[str, Any]]:
-    # TODO(REG-B): call geogrid.services.registry_care.care_list(conn, scope, grid_codes)
-    # once that module exists (people due a visit in these grids, masked per scope).
-    return []
+def _care(
+    conn: Connection, scope: Scope, grid_codes: list[str], settings: Settings
+) -> list[dict[str, Any]]:
+    """People due a visit in the grids (:func:`geogrid.services.registry_care.care_list`);
+    none for a caller who does not read registry records or has too many grids for one
+    list (a street's or district's admin: they use the registry's own reads)."""
+    try:
+        return registry_care.care_list(conn, scope, grid_codes, settings=settings, via="sync")
+    except (Forbidden, InvalidInput):
+        return []
 
 
 def bundle(
@@ -88,7 +96,7 @@ def bundle(
         task_list, total = tasks.my_tasks(c, account, limit=MAX_TASKS, now=when)
         notes = notifications.list_notifications(c, account, since=since, refresh=False)
         cats = incidents.list_categories(c)
-        care = _care(c, scope, grids)
+        care = _care(c, scope, grids, s)
         teams = [
             {**t, "role_label": role_label(t["role"])} for t in store_teams.teams_of(c, account.id)
         ]

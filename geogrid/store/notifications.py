@@ -170,12 +170,12 @@ def notification_rows(
     unread_only: bool = False,
     limit: int = 500,
 ) -> list[dict[str, Any]]:
-    """The account's notifications created at or after ``since``, oldest first, with a
+    """The account's notifications created after ``since``, oldest first, with a
     summary of their incident (no personal field)."""
     cond = ["n.account_id = :me"]
     params: dict[str, Any] = {"me": int(account_id), "limit": int(limit)}
     if since is not None:
-        cond.append("n.created_at >= :since")
+        cond.append("n.created_at > :since")
         params["since"] = since
     if unread_only:
         cond.append("n.read_at IS NULL")
