@@ -20,6 +20,8 @@ classified here before it ships.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import math
 import re
@@ -34,7 +36,7 @@ import small_city
 from small_city import CENTRES, COMMUNITY, CX, CY, GRIDS, OUTSIDE
 
 from geogrid.core.masking import mask_name
-from geogrid.services import incidents
+from geogrid.services import disputes, incidents, teams
 
 # --------------------------------------------------------------------------- callers
 #: the callers: None is anonymous; the others are small_city account keys
@@ -55,6 +57,7 @@ ADMIN = frozenset({"admin"})
 UNIT_STAFF = frozenset({"w1", "community", "street", "district"})
 INCIDENT_ACTORS = UNIT_STAFF | ADMIN
 PLANNERS = frozenset({"planner", "admin"})
+TEAM_ADMINS = frozenset({"community", "street", "district", "admin"})  # issue 13
 
 #: the places (grids, or outside every grid) whose personal data each caller reads clear
 CLEAR: dict[str | None, frozenset[str]] = {
@@ -164,6 +167,25 @@ POLICY: dict[tuple[str, str], Policy] = {
     ("POST", "/tokens/{token_id}/rotate"): Policy(ADMIN, call_allowed=False),
     # the audit trail
     ("GET", "/audit"): Policy(ADMIN),
+    # issue 13 (TERM-C): teams are managed by the admins of the community and above (the
+    # fixture's team: 409 for a second create); names masked outside the caller's units
+    ("POST", "/teams"): Policy(TEAM_ADMINS, ok=frozenset({409}), reason="same name: 409"),
+    ("GET", "/teams"): Policy(STAFF),
+    ("POST", "/teams/{team_id}/members"): Policy(TEAM_ADMINS),
+    ("DELETE", "/teams/{team_id}/members/{account_id}"): Policy(TEAM_ADMINS),
+    ("POST", "/teams/{team_id}/grids"): Policy(TEAM_ADMINS),
+    # my tasks, notifications (one's own: another's is 404) and the sync bundle
+    ("GET", "/tasks"): Policy(STAFF),
+    ("GET", "/notifications"): Policy(STAFF),
+    ("POST", "/notifications/{notification_id}/read"): Policy(frozenset({"w1"})),
+    ("GET", "/sync"): Policy(STAFF),
+    # disputes: acted on like incidents; parties masked for city-wide readers; closed
+    # after the first outcome (409 for the next callers)
+    ("POST", "/disputes"): Policy(INCIDENT_ACTORS),
+    ("GET", "/disputes"): Policy(STAFF),
+    ("GET", "/disputes/{dispute_id}"): Policy(STAFF),
+    ("POST", "/disputes/{dispute_id}/sessions"): Policy(INCIDENT_ACTORS, ok=frozenset({409})),
+    ("POST", "/disputes/{dispute_id}/outcome"): Policy(INCIDENT_ACTORS, ok=frozenset({409})),
     # issue 15, the registry's reads: records for the unit staff and admin (404 outside
     # their units; no registry in this fixture, so 404 counts as an answer), aggregates for
     # every staff role, export for the admins, the address search for everyone
@@ -188,6 +210,20 @@ POLICY: dict[tuple[str, str], Policy] = {
     ("GET", "/register/entries"): Policy(STAFF),
     ("GET", "/register.xlsx"): Policy(STAFF),
     ("GET", "/register.pdf"): Policy(STAFF),
+    # issue 13 (TERM-A): devices — admins (and the admins of the worker's units) enrol,
+    # list and revoke; a worker lists and revokes their own; the code is the credential
+    ("POST", "/terminals/enrolments"): Policy(UNIT_STAFF - {"w1"} | ADMIN),
+    ("POST", "/terminals"): Policy(ALL, ok=frozenset({400}), reason="a made-up code: 400"),
+    ("GET", "/terminals"): Policy(INCIDENT_ACTORS),
+    ("POST", "/terminals/{terminal_id}/revoke"): Policy(
+        INCIDENT_ACTORS, ok=frozenset({404}), reason="no such device in the fixture"
+    ),
+    # media: uploaded by those who act; read by uploaders and by who sees an owner (else 404)
+    ("PUT", "/media/{sha256}"): Policy(INCIDENT_ACTORS),
+    ("HEAD", "/media/{sha256}"): Policy(STAFF, ok=frozenset({404})),
+    ("GET", "/media/{sha256}"): Policy(STAFF, ok=frozenset({404})),
+    ("GET", "/media/{sha256}/thumb"): Policy(STAFF, ok=frozenset({404})),
+    ("POST", "/incidents/{incident_id}/notes"): Policy(INCIDENT_ACTORS),
 }
 
 
@@ -208,6 +244,7 @@ class Seeded:
     markers: dict[str, frozenset[str]] = field(default_factory=dict)
     plan_id: int | None = None
     admin_token_id: int | None = None
+    term_c: dict[str, int] = field(default_factory=dict)  # issue 13: team, dispute, notification
 
 
 def _phone(i: int) -> str:
@@ -263,7 +300,46 @@ def _seed(city: Any, client: httpx.Client) -> Seeded:
     r = client.get("/tokens", params={"account_id": admin_id}, headers=city.auth("admin"))
     assert r.status_code == 200, r.text
     s.admin_token_id = int(r.json()[0]["id"])
+    _seed_term_c(s)
     return s
+
+
+def _seed_term_c(s: Seeded) -> None:
+    """Issue 13 (TERM-C): a team of GRIDS[0] with w1, a dispute in GRIDS[0] whose parties
+    are personal markers, and one of w1's notifications."""
+    city = s.city
+    team = teams.create_team(
+        city.engine,
+        name="矩阵种子团队",
+        community_code=COMMUNITY,
+        grids=[GRIDS[0]],
+        actor=city.accounts["community"],
+    )
+    teams.add_member(
+        city.engine,
+        team["id"],
+        account_id=city.accounts["w1"].id,
+        role="grid_worker",
+        actor=city.accounts["community"],
+    )
+    lon, lat = CENTRES[GRIDS[0]]
+    d = disputes.create_dispute(
+        city.engine,
+        cause="郑秀英与邻居钱国强的漏水纠纷",
+        category="neighbour",
+        parties=[
+            {"name": "郑秀英", "phone": "13700001111", "role": "applicant"},
+            {"name": "钱国强", "phone": "13700002222", "role": "respondent"},
+        ],
+        lon=lon,
+        lat=lat,
+        actor=city.accounts["w1"],
+    )
+    for marker in ("郑秀英", "钱国强", "13700001111", "13700002222"):
+        s.markers[marker] = frozenset({GRIDS[0]})
+    r = s.client.get("/notifications", headers=city.auth("w1"))
+    assert r.status_code == 200 and r.json(), r.text
+    s.term_c = {"team_id": team["id"], "dispute_id": d["id"], "notification_id": r.json()[0]["id"]}
 
 
 @pytest.fixture(scope="module")
@@ -273,6 +349,18 @@ def seeded():
 
 
 # --------------------------------------------------------------------------- requests
+def _png() -> bytes:
+    """A small PNG for the upload (issue 13)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 3), (200, 30, 30)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+_PNG = _png()
+
+
 def _tile(z: int) -> tuple[int, int, int]:
     n = 2**z
     x = int((CX + 180.0) / 360.0 * n)
@@ -297,6 +385,9 @@ def _path_values(s: Seeded) -> dict[str, Any]:
         "plan_id": s.plan_id,
         "account_id": s.city.accounts["w1"].id,
         "token_id": s.admin_token_id,
+        **s.term_c,  # issue 13 (TERM-C): team_id, dispute_id, notification_id
+        "sha256": hashlib.sha256(_PNG).hexdigest(),  # issue 13 (TERM-A)
+        "terminal_id": 999_999,
     }
 
 
@@ -326,7 +417,7 @@ def _query(op: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _body(method: str, path: str, s: Seeded) -> dict[str, Any] | None:
+def _body(method: str, path: str, s: Seeded) -> Any:
     lon, lat = CENTRES[GRIDS[0]]
     bodies: dict[tuple[str, str], Any] = {
         ("POST", "/incidents"): {"category": "garbage", "lon": lon, "lat": lat},
@@ -350,7 +441,29 @@ def _body(method: str, path: str, s: Seeded) -> dict[str, Any] | None:
         ("POST", "/users/{account_id}/password"): {"password": "a-long-password-123"},
         ("POST", "/tokens"): {"label": "matrix", "days": 1},
         ("POST", "/tokens/{token_id}/rotate"): {"days": 1},
+        # issue 13 (TERM-C)
+        ("POST", "/teams"): {"name": "矩阵团队", "community_code": COMMUNITY},
+        ("POST", "/teams/{team_id}/members"): {
+            "account_id": s.city.accounts["w1"].id,
+            "role": "building_head",
+        },
+        ("POST", "/teams/{team_id}/grids"): {"grids": [GRIDS[0]]},
+        ("POST", "/disputes"): {
+            "cause": "矩阵纠纷",
+            "category": "neighbour",
+            "parties": [{"name": "矩阵当事人"}],
+            "lon": lon,
+            "lat": lat,
+        },
+        ("POST", "/disputes/{dispute_id}/sessions"): {"note": "矩阵调解"},
+        ("POST", "/disputes/{dispute_id}/outcome"): {"outcome": "resolved"},
         ("POST", "/registry/search"): {"name": "张"},  # issue 15
+        # issue 13 (TERM-A): devices, media (raw bytes), notes
+        ("POST", "/terminals/enrolments"): {"account_id": s.city.accounts["w1"].id},
+        ("POST", "/terminals"): {"code": "ZZZZZ-ZZZZZ", "label": "matrix"},
+        ("POST", "/terminals/{terminal_id}/revoke"): {"reason": "matrix"},
+        ("PUT", "/media/{sha256}"): _PNG,
+        ("POST", "/incidents/{incident_id}/notes"): {"note": "matrix note"},
         # issue 13 (TERM-B): a patrol a few km outside every grid (the "outside" place)
         ("POST", "/patrols"): {
             "started_at": "2026-05-04T09:00:00+08:00",
@@ -411,7 +524,10 @@ def _call(
     headers = s.city.auth(caller) if caller else {}
     body = _body(method, path, s)
     kwargs: dict[str, Any] = {"params": _query(op), "headers": headers}
-    if body is not None:
+    if isinstance(body, bytes):  # a raw upload (PUT /media)
+        kwargs["content"] = body
+        kwargs["headers"] = {**headers, "Content-Type": "image/png"}
+    elif body is not None:
         kwargs["json"] = body
     return s.client.request(method, url, **kwargs)
 

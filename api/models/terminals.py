@@ -41,7 +41,7 @@ class TerminalAccount(ApiModel):
     """The account a device is (or will be) bound to."""
 
     id: int = Field(description="account id", examples=[12])
-    name: str = Field(description="the account's name", examples=["李梅"])
+    name: str = Field(description="the account's name", examples=["王小红"])
     role: str | None = Field(None, description="its role", examples=["worker"])
     units: list[str] = Field(
         default_factory=list, description="its unit codes", examples=[["450902001001001"]]
@@ -78,7 +78,7 @@ class RedeemIn(ApiModel):
         None,
         max_length=MAX_LABEL,
         description="a name for the device, shown in the admins' list",
-        examples=["李梅的手机"],
+        examples=["王小红的手机"],
     )
     app_version: str | None = Field(
         None, max_length=MAX_APP_VERSION, description="the app's version", examples=["1.0.0"]
@@ -103,9 +103,9 @@ class TerminalOut(ApiModel):
 
     id: int = Field(description="terminal id", examples=[7])
     account_id: int = Field(description="the worker", examples=[12])
-    account_name: str | None = Field(None, description="the worker's name", examples=["李梅"])
+    account_name: str | None = Field(None, description="the worker's name", examples=["王小红"])
     units: list[str] = Field(default_factory=list, description="the worker's units")
-    label: str | None = Field(None, description="the device's name", examples=["李梅的手机"])
+    label: str | None = Field(None, description="the device's name", examples=["王小红的手机"])
     app_version: str | None = Field(None, description="the app's version, last seen")
     user_agent: str | None = Field(None, description="the browser's user agent, last seen")
     enrolled_at: datetime = Field(description="when it was enrolled")
