@@ -288,9 +288,12 @@ def test_blind_index_search(world):
     # a near miss finds nobody
     wrong = p.id_number[:-2] + ("0" if p.id_number[-2] != "0" else "1") + p.id_number[-1]
     assert w.post("admin", "/registry/search", {"id_number": wrong}).json()["items"] == []
-    # no criterion: 400 naming the parameter
-    r = w.post("admin", "/registry/search", {})
-    assert r.status_code == 400
+    # a malformed criterion: 400 naming the parameter
+    r = w.post("admin", "/registry/search", {"phone": "  "})
+    assert r.status_code == 400 and r.json()["parameter"] == "phone"
+    # no criterion: the caller's people, page by page
+    got = w.post("w1", "/registry/search", {"limit": 500}).json()
+    assert {i["id"] for i in got["items"]} == {p.id for p in w.reg.in_place(GRIDS[0])}
 
 
 def test_k_suppression_for_leaders(world):

@@ -87,8 +87,9 @@ def people(
     reason: Reason = None,
 ) -> dict[str, Any]:
     """People of the caller's units whose name or address contains the text given (ID
-    numbers and phones: ``POST /registry/search``). Names in clear, ID numbers and phones
-    masked; paged (``more`` says a next page exists)."""
+    numbers and phones: ``POST /registry/search``; nothing given: every person of the
+    caller's units). Names in clear, ID numbers and phones masked; paged (``more`` says a
+    next page exists)."""
     return registry.search_people(
         ctx.engine,
         scope=Scope.of(account),

@@ -160,7 +160,8 @@ def search_people(
 ) -> dict[str, Any]:
     """People inside the caller's scope matching every criterion given: ``name`` and
     ``address`` partial (Chinese or not), ``id_number`` and ``phone`` exact (through the
-    keyed blind index), ``unit`` a unit code of any level. At least one criterion.
+    keyed blind index), ``unit`` a unit code of any level. No criterion: every person of
+    the caller's scope, page by page.
 
     Returns ``{"items": [...], "limit", "offset", "more"}``: people with names, birth
     dates, addresses in clear and the ID number and phone as masks (``id_number`` and
@@ -174,8 +175,6 @@ def search_people(
     if phone_q is not None and not any(ch.isdigit() for ch in phone_q):
         raise InvalidInput("phone", phone, "a phone number (digits)")
     unit_column, unit_code = _unit(unit)
-    if not any(v is not None for v in (name_q, addr_q, id_q, phone_q, unit_code)):
-        raise InvalidInput("name", None, "at least one of name, id_number, phone, address or unit")
     _page(limit, offset)
     why = check_reason(reason, required=False)
     v = vault(s) if (id_q or phone_q) else None
