@@ -101,6 +101,18 @@ class Phone:
     def outbox(self) -> list[dict]:
         return self.js("window.geogridM.outbox()")
 
+    def wait_outbox(self, test, timeout: float = 60.0) -> list[dict]:
+        """Until ``test(outbox)`` holds (the outbox is read from IndexedDB)."""
+        import time
+
+        end = time.monotonic() + timeout
+        while True:
+            q = self.outbox()
+            if test(q):
+                return q
+            assert time.monotonic() < end, f"outbox still {q}"
+            self.page.wait_for_timeout(300)
+
     def overflow(self) -> list[str]:
         """Elements wider than the screen (and the document's scroll width)."""
         return self.js(
@@ -155,7 +167,9 @@ def test_app_files_redirects_and_manifest(city_server):
     assert sw.headers["content-type"].startswith("text/javascript")
     assert sw.headers["service-worker-allowed"] == "/m/"
     assert sw.headers["cache-control"] == "no-cache"
-    again = http.get("/m/js/app.js", headers={"If-None-Match": http.get("/m/js/app.js").headers["etag"]})
+    again = http.get(
+        "/m/js/app.js", headers={"If-None-Match": http.get("/m/js/app.js").headers["etag"]}
+    )
     assert again.status_code == 304
     for bad in ("/m/../index.html", "/m/%2e%2e/app.css", "/m/nothing.js", "/m/js/"):
         assert http.get(bad).status_code == 404, bad
@@ -187,9 +201,7 @@ def test_service_worker_and_offline_start(browser, city_server):
     phone = Phone(browser, base_of(http), *CENTRES[GRIDS[0]])
     try:
         phone.open()
-        scope = phone.js(
-            "async () => (await navigator.serviceWorker.ready).scope"
-        )
+        scope = phone.js("async () => (await navigator.serviceWorker.ready).scope")
         assert scope == base_of(http) + "/m/"
         phone.page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=30_000)
         assert phone.page.is_visible("#enrol-form")
@@ -209,3 +221,257 @@ def test_service_worker_and_offline_start(browser, city_server):
         assert phone.errors == []
     finally:
         phone.close()
+
+
+# ------------------------------------------------------------------ the round trip
+
+
+class ForceRetry:
+    """A route that lets each write reach the server once and cuts its answer off, so the
+    app must send it again — with the same Idempotency-Key (PUT /media: the same chunk,
+    resumed from the server's Upload-Offset)."""
+
+    WRITES = ("POST", "PUT")
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.first: dict[str, int] = {}  # request identity → status of the cut-off answer
+        self.sent: list[tuple[str, str, str | None, int | None]] = []
+
+    def identity(self, request) -> str:
+        h = request.headers
+        return "|".join(
+            [request.method, request.url, h.get("idempotency-key", ""), h.get("content-range", "")]
+        )
+
+    def __call__(self, route, request) -> None:
+        if request.method not in self.WRITES:
+            route.continue_()
+            return
+        ident = self.identity(request)
+        path = request.url.split("://", 1)[1].split("/", 1)[1]
+        key = request.headers.get("idempotency-key")
+        with self.lock:
+            cut = ident not in self.first
+        if cut:
+            response = route.fetch()  # the server gets it and answers …
+            with self.lock:
+                self.first[ident] = response.status
+                self.sent.append((request.method, "/" + path, key, response.status))
+            route.abort("connectionreset")  # … and the phone never hears it
+        else:
+            with self.lock:
+                self.sent.append((request.method, "/" + path, key, None))
+            route.continue_()
+
+    def first_answers(self, method: str, prefix: str) -> list[int]:
+        return [s for m, p, _, s in self.sent if m == method and p.startswith(prefix) and s]
+
+    def keys(self, method: str, path: str) -> list[str | None]:
+        return [k for m, p, k, _ in self.sent if m == method and p.split("?")[0] == path]
+
+
+def count(city, sql: str, **params) -> int:
+    from sqlalchemy import text
+
+    with city.engine.connect() as conn:
+        return int(conn.execute(text(sql), params).scalar_one())
+
+
+def test_offline_round_trip_arrives_exactly_once(browser, city_server):
+    city, http = city_server
+    base = base_of(http)
+    worker = city.accounts["w1"]
+    cx, cy = CENTRES[GRIDS[0]]
+    issued = http.post(
+        "/terminals/enrolments", json={"account_id": worker.id}, headers=city.auth("admin")
+    )
+    assert issued.status_code == 201, issued.text
+    code = issued.json()["code"]
+
+    phone = Phone(browser, base, cx, cy)
+    try:
+        # enrol (online), the worker's data comes down, the service worker takes over
+        phone.open()
+        phone.page.fill("#enrol-code", code)
+        phone.page.click("#enrol-submit")
+        phone.page.wait_for_selector("#report-form", timeout=30_000)
+        phone.page.wait_for_function("window.geogridM.M.cache.synced_at", timeout=30_000)
+        assert worker.name in phone.page.inner_text("#who")
+        cache = phone.js("window.geogridM.M.cache")
+        assert {c["code"] for c in cache["categories"]} >= {"garbage", "dispute"}
+        assert GRIDS[0] in json.dumps(cache["grids"])  # the worker's grid, for offline use
+        phone.page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=30_000)
+        terminals = http.get(
+            "/terminals", params={"account_id": worker.id}, headers=city.auth("admin")
+        ).json()
+        assert len(terminals) == 1 and terminals[0]["app_version"] == "m-1"
+
+        # the network goes off; the app still starts (service worker + IndexedDB)
+        phone.context.set_offline(True)
+        phone.page.reload()
+        phone.ready()
+        assert phone.page.inner_text("#net") == "离线"
+        assert phone.page.is_visible("#report-form")
+
+        # a report with a photo, its position from the GPS
+        phone.page.select_option("#r-category", "garbage")
+        phone.page.fill("#r-description", "巷口垃圾堆放，已拍照")
+        phone.page.click("#r-gps")
+        phone.page.wait_for_function(
+            "document.querySelector('#r-pos').textContent.startsWith('GPS')"
+        )
+        phone.page.set_input_files(
+            "#r-photos", files=[{"name": "p.jpg", "mimeType": "image/jpeg", "buffer": photo_jpeg()}]
+        )
+        phone.page.wait_for_selector("#report-form .thumbs img")
+        assert phone.overflow() == []
+        phone.shot("mobile_report.png")
+        phone.page.click("#r-submit")
+        phone.page.wait_for_function("document.querySelector('#r-msg').textContent !== ''")
+
+        # two register entries
+        phone.page.click("#tabs button[data-tab=register]")
+        for kind, people, result in (
+            ("visit", "3", "已走访，情况正常"),
+            ("mediation", "2", "调解成功"),
+        ):
+            phone.page.select_option("#e-kind", kind)
+            phone.page.fill("#e-people", people)
+            phone.page.fill("#e-result", result)
+            n = len(phone.outbox())
+            phone.page.click("#e-submit")
+            phone.wait_outbox(lambda q, n=n: len(q) > n)
+        assert phone.overflow() == []
+        phone.shot("mobile_register.png")
+
+        # a patrol: four fixes walking east, 5.5 s apart (the sampling interval is 5 s),
+        # and a check-in
+        phone.page.click("#tabs button[data-tab=patrol]")
+        walk = [(cx - 0.0012 + i * 0.0003, cy) for i in range(4)]
+        phone.context.set_geolocation({"longitude": walk[0][0], "latitude": cy, "accuracy": 6})
+        phone.page.click("#p-start")
+        for i, (lon, lat) in enumerate(walk):
+            phone.context.set_geolocation({"longitude": lon, "latitude": lat, "accuracy": 6})
+            phone.page.wait_for_function(
+                "(n) => window.geogridM.patrolState().points.length >= n", arg=i + 1, timeout=20_000
+            )
+            if i == 1:
+                phone.page.fill("#p-place", "小卖部")
+                phone.page.click("#p-checkin")
+            if i < len(walk) - 1:
+                phone.page.wait_for_timeout(5500)
+        assert phone.overflow() == []
+        phone.shot("mobile_patrol.png")
+        phone.page.click("#p-stop")
+        phone.wait_outbox(lambda q: len(q) == 4)
+
+        queue = phone.outbox()
+        assert [a["kind"] for a in queue] == ["report", "entry", "entry", "patrol"]
+        assert all(a["state"] == "pending" for a in queue)
+        assert len({a["key"] for a in queue}) == 4
+        report = queue[0]
+        assert len(report["media"]) == 1 and report["body"]["media"] == report["media"]
+        assert report["body"]["accuracy_m"] == 8 and report["body"]["crs"] == "wgs84"
+        patrol = queue[3]["body"]
+        assert len(patrol["points"]) == 4 and patrol["checkins"][0]["place"] == "小卖部"
+        # nothing reached the server while offline
+        assert count(city, "SELECT count(*) FROM incident") == 0
+        assert count(city, "SELECT count(*) FROM patrol") == 0
+
+        # back online; every write's first answer is lost on the way back
+        retry = ForceRetry()
+        phone.context.route("**/*", retry)
+        phone.context.set_offline(False)
+        done = phone.wait_outbox(lambda q: all(a["state"] != "pending" for a in q), 120)
+        assert [a["state"] for a in done] == ["done"] * 4, done
+        assert phone.page.inner_text("#net") == "在线"
+        # each action was cut off once, then answered: with the same key both times
+        for a in done:
+            assert retry.keys("POST", a["path"]).count(a["key"]) == 2, (a, retry.sent)
+        assert retry.first_answers("POST", "/incidents") == [201]
+        assert retry.first_answers("POST", "/register/entries") == [201, 201]
+        assert retry.first_answers("POST", "/patrols") == [201]
+        assert retry.first_answers("PUT", "/media/"), retry.sent  # the upload was cut too
+
+        # exactly once, in the database
+        assert count(city, "SELECT count(*) FROM incident") == 1
+        assert count(city, "SELECT count(*) FROM service_entry") == 2
+        assert count(city, "SELECT count(*) FROM patrol") == 1
+        assert count(city, "SELECT count(*) FROM patrol_checkin") == 1
+        assert count(city, "SELECT count(*) FROM media") == 1
+        sha = report["media"][0]
+        assert (
+            count(
+                city,
+                "SELECT count(*) FROM media_link WHERE sha256 = :s AND owner_kind = 'incident'",
+                s=sha,
+            )
+            == 1
+        )
+        assert count(city, "SELECT max(greatest(width, height)) FROM media") == 1600
+
+        incidents = http.get("/incidents", headers=city.auth("admin")).json()
+        assert len(incidents) == 1
+        inc = incidents[0]
+        assert inc["category"] == "garbage" and inc["grid_code"] == GRIDS[0]
+        assert inc["lon"] == pytest.approx(cx, abs=1e-6) and inc["lat"] == pytest.approx(
+            cy, abs=1e-6
+        )
+        photo = http.get(f"/media/{sha}", headers=city.auth("w1"))
+        assert photo.status_code == 200 and photo.headers["content-type"] == "image/jpeg"
+
+        day = datetime.now(UTC).astimezone().strftime("%Y-%m-%d")
+        tracks = http.get("/patrols", params={"day": day}, headers=city.auth("admin")).json()
+        assert len(tracks["features"]) == 1
+        assert tracks["features"][0]["geometry"]["type"] in ("LineString", "MultiLineString")
+        assert phone.errors == [], phone.errors
+    finally:
+        phone.close()
+
+    leader_map_shows(browser, city, base, inc["id"])
+
+
+LEADER_LOGIN = ("leader", "leader-map-password-1")
+
+
+def leader_map_shows(browser, city, base: str, incident_id: int) -> None:
+    """The leader signs in on the main page (``/``): the incident layer shows the report
+    and the patrol overlay (a map layer whose id names patrols) draws the track."""
+    from test_web import Page
+
+    from geogrid.services.accounts import set_password
+
+    set_password(city.engine, city.accounts["leader"].id, LEADER_LOGIN[1], username=LEADER_LOGIN[0])
+    web = Page(browser, base)
+    try:
+        web.open()
+        web.page.fill("#login-username", LEADER_LOGIN[0])
+        web.page.fill("#login-password", LEADER_LOGIN[1])
+        web.page.click("#login-submit")
+        web.page.wait_for_selector("#login-who")
+        web.page.check("#lyr-incidents")
+        web.settle()
+        web.page.wait_for_function(
+            "(id) => window.geogrid.map.queryRenderedFeatures({ layers: ['inc-point'] })"
+            ".some((f) => f.properties.id === id)",
+            arg=incident_id,
+            timeout=60_000,
+        )
+        # the patrol overlay (tracks of the day, GET /patrols): switched on if it has a
+        # switch, then at least one track drawn
+        for box in web.page.locator("input[type=checkbox][id*=patrol]").all():
+            box.check()
+        web.settle()
+        web.page.wait_for_function(
+            """() => {
+              const m = window.geogrid.map;
+              const ids = m.getStyle().layers.map((l) => l.id).filter((id) => /patrol|track/.test(id));
+              return ids.length > 0 && m.queryRenderedFeatures({ layers: ids }).length > 0;
+            }""",
+            timeout=60_000,
+        )
+        web.shot("mobile_leader_map.png")
+        assert web.errors == [], web.errors
+    finally:
+        web.close()

@@ -100,8 +100,9 @@ async function refresh() {
 
 async function wake() { // the network is back: try everything now
   for (const a of await store.outbox()) {
-    if (a.state === "pending" && a.next_at) {
+    if (a.state === "pending" && (a.next_at || a.attempts)) {
       a.next_at = 0;
+      a.attempts = 0; // failures while offline say nothing about the server
       await store.saveAction(a);
     }
   }

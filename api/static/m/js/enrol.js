@@ -23,9 +23,14 @@ export async function loadDevice() {
  *
  * @returns {Promise<{ok: boolean, message: string}>}
  */
+const enrolKeys = new Map(); // code → Idempotency-Key: a retry of a lost answer is the same enrolment
+
 export async function enrol(code, label) {
+  const c = code.trim();
+  if (!enrolKeys.has(c)) enrolKeys.set(c, store.newKey());
   const r = await call("POST", "/terminals", {
-    json: { code: code.trim(), label: label || navigator.userAgent.slice(0, 60), app_version: APP_VERSION },
+    headers: { "Idempotency-Key": enrolKeys.get(c) },
+    json: { code: c, label: label || navigator.userAgent.slice(0, 60), app_version: APP_VERSION },
     anonymous: true,
   });
   if (r.status === 0) return { ok: false, message: t("enrol_needs_network") };

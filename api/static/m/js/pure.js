@@ -155,8 +155,8 @@ export function fitWithin(width, height, max = 1600) {
   return { width: Math.max(1, Math.round(width * k)), height: Math.max(1, Math.round(height * k)), scaled: true };
 }
 
-/** Patrol sampling defaults (GET /config's `patrol` overrides them). */
-export const PATROL_DEFAULTS = { interval_s: 10, max_accuracy_m: 50 };
+/** Patrol sampling defaults, the server's (GEOGRID_PATROL_MIN_INTERVAL_S, _MAX_ACCURACY_M); GET /config's `patrol` overrides them. */
+export const PATROL_DEFAULTS = { interval_s: 5, max_accuracy_m: 50 };
 
 /**
  * Whether a GPS fix is kept in a track: accurate enough, and at least the sampling

@@ -115,6 +115,7 @@ async function afterChange(id, body) {
 
 async function drainOnce() {
   let sent = 0;
+  if (navigator.onLine === false) return 0; // the "online" event wakes the outbox again
   for (const a of readyToSend(await store.outbox(), Date.now())) {
     if (blocked) break;
     const res = await sendOne(a);
@@ -182,7 +183,7 @@ export function drain() {
 async function schedule() {
   clearTimeout(timer);
   const pending = (await store.outbox()).filter((a) => a.state === "pending");
-  if (!pending.length || blocked) return;
+  if (!pending.length || blocked || navigator.onLine === false) return;
   const next = Math.min(...pending.map((a) => a.next_at || 0));
   timer = setTimeout(drain, Math.max(250, next - Date.now()));
 }
