@@ -170,3 +170,30 @@ def test_care_over_http(world):
             assert r.status_code == 400
     finally:
         srv.stop()
+
+
+def test_cli_care_and_search(world, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from geogrid.cli import app
+
+    city, reg, _ = world
+    monkeypatch.setenv("GEOGRID_DATABASE_URL", city.url)
+    monkeypatch.setenv("GEOGRID_REGISTRY_KEY", KEY)
+    runner = CliRunner()
+    res = runner.invoke(app, ["registry", "care", GRID, "--format", "json"])
+    assert res.exit_code == 0, res.output
+    assert {r["person_id"] for r in json.loads(res.output)} == {
+        reg.people[(GRID, i)].id for i in range(3)
+    }
+    p = reg.people[(GRIDS[2], 1)]
+    res = runner.invoke(
+        app, ["registry", "search", "--id-number", "-", "--format", "json"], input=p.id_number
+    )
+    assert res.exit_code == 0, res.output
+    (row,) = json.loads(res.output)
+    assert row["id"] == p.id and p.id_number not in res.output  # masked in a list
+    res = runner.invoke(app, ["registry", "care", "450902001"])
+    assert res.exit_code == 2 and "grid" in res.output

@@ -14,8 +14,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from geogrid.cli._output import FormatOpt, check_format, print_rows
+from geogrid.core.registry.care import CARE_GROUPS
 from geogrid.core.scope import Scope
 from geogrid.errors import GeogridError
 from geogrid.services import database, registry, registry_care
@@ -51,7 +53,7 @@ _CARE_COLUMNS = (
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=False)
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
     return typer.Exit(2)
 
 
@@ -141,7 +143,7 @@ def aggregates_cmd(
         raise _fail(exc) from None
     rows = [
         {**{k: v for k, v in r.items() if k not in ("care_groups", "suppressed")},
-         **{f"care_{g}": n for g, n in r["care_groups"].items()}}
+         **{f"care_{g}": r["care_groups"].get(g, 0) for g in CARE_GROUPS}}
         for r in got["rows"]
     ]  # fmt: skip
     print_rows(rows, fmt, title=f"registry counts per {level}")
