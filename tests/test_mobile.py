@@ -475,3 +475,163 @@ def leader_map_shows(browser, city, base: str, incident_id: int) -> None:
         assert web.errors == [], web.errors
     finally:
         web.close()
+
+
+# ------------------------------------------------------------------ tasks, conflicts, revocation
+
+
+def enrolled_phone(browser, city, http, key: str = "w1") -> Phone:
+    """A phone with the app open and enrolled for ``key``'s account."""
+    issued = http.post(
+        "/terminals/enrolments",
+        json={"account_id": city.accounts[key].id},
+        headers=city.auth("admin"),
+    )
+    assert issued.status_code == 201, issued.text
+    phone = Phone(browser, base_of(http), *CENTRES[GRIDS[0]])
+    phone.open()
+    phone.page.fill("#enrol-code", issued.json()["code"])
+    phone.page.click("#enrol-submit")
+    phone.page.wait_for_selector("#report-form", timeout=30_000)
+    phone.page.wait_for_function("window.geogridM.M.cache.synced_at", timeout=30_000)
+    return phone
+
+
+def report_in_grid(city, http, description: str) -> dict:
+    """An incident in the worker's grid, reported by the community admin."""
+    lon, lat = CENTRES[GRIDS[0]]
+    r = http.post(
+        "/incidents",
+        json={"category": "garbage", "lon": lon, "lat": lat, "description": description},
+        headers=city.auth("community"),
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def status_of(city, http, incident_id: int) -> str:
+    return http.get(f"/incidents/{incident_id}", headers=city.auth("admin")).json()["status"]
+
+
+def test_tasks_conflicts_and_revocation(browser, city_server):
+    """My tasks: accept, start and resolve with an "after" photo (each move builds on the
+    last one the server answered); a move made offline on an incident someone else changed
+    meanwhile is a conflict shown to the worker, and the server's change stays; a report
+    entered in GCJ-02 coordinates lands where it is; a revoked device is told so, keeps its
+    outbox and sends it after enrolling again."""
+    city, http = city_server
+    first = report_in_grid(city, http, "任务一：楼道堆物")
+    second = report_in_grid(city, http, "任务二：路灯不亮")
+    phone = enrolled_phone(browser, city, http)
+    try:
+        page = phone.page
+        page.click("#tabs button[data-tab=tasks]")
+        for inc in (first, second):
+            page.wait_for_selector(f"#task-list li[data-id='{inc['id']}']")
+        assert phone.overflow() == []
+        phone.shot("mobile_tasks.png")
+
+        # accept, start, resolve with an after photo, online
+        card = f"#task-list li[data-id='{first['id']}']"
+        for move, status in (("accepted", "accepted"), ("in_progress", "in_progress")):
+            page.click(f"{card} button[data-move={move}]")
+            phone.wait_outbox(lambda q: all(a["state"] == "done" for a in q))
+            assert status_of(city, http, first["id"]) == status
+        page.click(f"{card} button[data-move=resolved]")
+        page.set_input_files(
+            f"#t-photo-{first['id']}",
+            files=[{"name": "after.jpg", "mimeType": "image/jpeg", "buffer": photo_jpeg(800, 600)}],
+        )
+        page.wait_for_selector(f"{card} .thumbs img")
+        page.fill(f"{card} .t-note", "已清理完毕")
+        page.click(f"{card} .t-form button[type=submit]")
+        q = phone.wait_outbox(lambda q: all(a["state"] != "pending" for a in q))
+        assert [a["state"] for a in q] == ["done"] * 3, q
+        assert status_of(city, http, first["id"]) == "resolved"
+        assert (
+            count(
+                city,
+                "SELECT count(*) FROM media_link WHERE owner_kind = 'incident' AND owner_id = :i",
+                i=first["id"],
+            )
+            == 1
+        )
+
+        # offline: the worker accepts the second task; meanwhile the community admin
+        # rejects it. Back online: a conflict, shown; the server keeps "rejected".
+        page.click("#refresh-btn")
+        page.wait_for_selector(
+            f"#task-list li[data-id='{second['id']}'] button[data-move=accepted]"
+        )
+        phone.context.set_offline(True)
+        page.click(f"#task-list li[data-id='{second['id']}'] button[data-move=accepted]")
+        r = http.post(
+            f"/incidents/{second['id']}/transitions",
+            json={"status": "rejected", "note": "不属网格事项"},
+            headers=city.auth("community"),
+        )
+        assert r.status_code == 200, r.text
+        phone.context.set_offline(False)
+        q = phone.wait_outbox(lambda q: all(a["state"] != "pending" for a in q))
+        assert q[-1]["state"] == "conflict" and q[-1]["current"]["status"] == "rejected", q[-1]
+        assert status_of(city, http, second["id"]) == "rejected"
+        page.click("#outbox-btn")
+        shown = page.inner_text("#outbox-list li[data-state=conflict]")
+        assert "冲突" in shown and "已被他人修改" in shown and "不予受理" in shown
+        assert phone.overflow() == []
+        phone.shot("mobile_conflict.png")
+        page.click("#outbox-list li[data-state=conflict] button")
+        page.wait_for_selector("#outbox-list li[data-state=conflict]", state="detached")
+        page.click("#outbox-btn")
+
+        # a report typed in GCJ-02 (as AMap shows it) lands at the WGS84 position
+        from geogrid.core.crs import wgs84_to_gcj02
+
+        lon, lat = CENTRES[GRIDS[0]]
+        glon, glat = wgs84_to_gcj02(lon, lat)
+        page.click("#tabs button[data-tab=report]")
+        page.select_option("#r-category", "small_ads")
+        page.locator("#report-form details summary").click()
+        page.select_option("#r-crs", "gcj02")
+        page.fill("#r-coords", f"{glon:.6f},{glat:.6f}")
+        page.dispatch_event("#r-coords", "change")
+        assert "GCJ-02" in page.inner_text("#r-pos")
+        page.click("#r-submit")
+        q = phone.wait_outbox(lambda q: q[-1]["kind"] == "report" and q[-1]["state"] == "done")
+        typed = http.get(f"/incidents/{q[-1]['result']['id']}", headers=city.auth("admin")).json()
+        assert typed["src_crs"] == "gcj02" and typed["grid_code"] == GRIDS[0]
+        assert typed["lon"] == pytest.approx(lon, abs=2e-5)
+        assert typed["lat"] == pytest.approx(lat, abs=2e-5)
+
+        # the device is revoked: its next request is refused and the worker told so
+        terminal = http.get(
+            "/terminals", params={"account_id": city.accounts["w1"].id}, headers=city.auth("admin")
+        ).json()
+        mine = max(terminal, key=lambda x: x["id"])
+        r = http.post(
+            f"/terminals/{mine['id']}/revoke",
+            json={"reason": "手机丢失"},
+            headers=city.auth("admin"),
+        )
+        assert r.status_code in (200, 204), r.text
+        page.click("#tabs button[data-tab=register]")
+        page.fill("#e-result", "吊销后登记")
+        page.click("#e-submit")
+        page.wait_for_selector("#enrol-notice", timeout=30_000)
+        assert "停用" in page.inner_text("#enrol-notice")
+        q = phone.outbox()
+        assert q[-1]["kind"] == "entry" and q[-1]["state"] == "pending"
+        before = count(city, "SELECT count(*) FROM service_entry")
+        # enrolling again sends what waited, once
+        issued = http.post(
+            "/terminals/enrolments",
+            json={"account_id": city.accounts["w1"].id},
+            headers=city.auth("admin"),
+        )
+        page.fill("#enrol-code", issued.json()["code"])
+        page.click("#enrol-submit")
+        q = phone.wait_outbox(lambda q: q[-1]["state"] == "done")
+        assert count(city, "SELECT count(*) FROM service_entry") == before + 1
+        assert phone.errors == [], phone.errors
+    finally:
+        phone.close()

@@ -111,6 +111,12 @@ export default {
   status_closed: "Closed",
   status_rejected: "Rejected",
   status_duplicate: "Duplicate",
+  act_report: "Report",
+  act_entry: "Register entry",
+  act_patrol: "Patrol track",
+  act_transition: "Task status",
+  act_note: "Task note",
+  act_read: "Message read",
   error: "Error",
   lang: "中文",
 };

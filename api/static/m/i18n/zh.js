@@ -119,6 +119,12 @@ export default {
   status_closed: "已结案",
   status_rejected: "不予受理",
   status_duplicate: "重复",
+  act_report: "事件上报",
+  act_entry: "服务登记",
+  act_patrol: "巡查轨迹",
+  act_transition: "任务状态",
+  act_note: "任务备注",
+  act_read: "消息已读",
   error: "错误",
   lang: "EN",
 };

@@ -63,15 +63,22 @@ async function drawBar() {
   if (!byId("outbox").hidden) drawOutbox(actions);
 }
 
+function statusName(status) {
+  if (!status) return "?";
+  const label = t(`status_${status}`);
+  return label === `status_${status}` ? status : label;
+}
+
 function drawOutbox(actions) {
   const box = byId("outbox");
   const shown = actions.filter((a) => a.state !== "done").sort((a, b) => a.seq - b.seq);
   box.replaceChildren(el("h2", {}, t("outbox")), shown.length
     ? el("ul", { id: "outbox-list", class: "list" }, ...shown.map((a) => {
       const li = el("li", { class: "card", "data-state": a.state, "data-kind": a.kind },
-        el("div", { class: "row spread" }, el("b", {}, actionLabel(a)), el("span", { class: "badge" }, t(`state_${a.state}`))),
+        el("div", { class: "row spread" }, el("b", {}, t(`act_${a.kind}`)), el("span", { class: "badge" }, t(`state_${a.state}`))),
+        el("div", { class: "hint" }, actionLabel(a)),
         a.state === "conflict"
-          ? el("div", { class: "err" }, t("conflict_text", { status: (a.current && a.current.status) || "?" }))
+          ? el("div", { class: "err" }, t("conflict_text", { status: statusName(a.current && a.current.status) }))
           : null,
         a.error ? el("div", { class: a.state === "pending" ? "hint" : "err" }, a.error) : null,
         a.state === "pending" && a.next_at > Date.now()
@@ -139,6 +146,11 @@ async function init() {
     drawBar();
     if (M.device && !M.device.invalid) show(tab);
     else showEnrol(M.device && M.device.message);
+  });
+  byId("refresh-btn").addEventListener("click", async () => {
+    await drain();
+    await refresh();
+    if (tab === "tasks" || tab === "notes") show(tab);
   });
   window.addEventListener("online", () => { drawBar(); wake(); });
   window.addEventListener("offline", drawBar);

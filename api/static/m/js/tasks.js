@@ -16,7 +16,7 @@ async function localStatus(id, status) {
   const task = (M.cache.tasks || []).find((x) => x.id === id);
   if (task) {
     task.status = status;
-    task.local = true;
+    task.local = true; // until the next sync: the server's transitions are no longer known
     await store.set("cache", M.cache);
   }
 }
@@ -60,7 +60,9 @@ function taskCard(task, now) {
     el("div", { class: late ? "err" : "hint" }, late ? t("overdue") + " · " : "", task.due_at ? t("due", { time: localTime(task.due_at) }) : ""),
     task.local ? el("div", { class: "hint" }, t("queued")) : null);
   const buttons = el("div", { class: "row" });
-  for (const move of NEXT_MOVES[task.status] || []) {
+  // the worker's usual next move, when the server (GET /tasks' transitions) allows it
+  const allowed = Array.isArray(task.transitions) && !task.local ? task.transitions : null;
+  for (const move of (NEXT_MOVES[task.status] || []).filter((m) => !allowed || allowed.includes(m))) {
     const b = el("button", { type: "button", class: "btn", "data-move": move }, t(`move_${move}`));
     b.addEventListener("click", async () => {
       if (move === "resolved") {
