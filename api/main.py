@@ -29,6 +29,7 @@ from api.routes import (
     docs,
     health,
     incidents,
+    live,  # issue 12 (SCALE)
     locate,
     media,  # issue 13 (TERM-A)
     mobile,
@@ -53,6 +54,7 @@ from api.routes import (
 from geogrid.services import idempotency
 from geogrid.services import notifications as notifications_service  # issue 13
 from geogrid.services.context import AppContext
+from geogrid.services.live import LiveHub  # issue 12
 from geogrid.settings import Settings, get_settings
 
 __all__ = ["ROUTERS", "GeogridAPI", "create_app", "app_from_env"]
@@ -66,6 +68,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     open311.router,
     analytics.router,
     ogc.router,
+    live.router,  # issue 12: the live map's Server-Sent Events
     tiles.router,
     plans.router,
     session.router,
@@ -142,9 +145,12 @@ def create_app(database_url: str | None = None, settings: Settings | None = None
         app.state.ctx = ctx
         prune = asyncio.create_task(_prune_keys_hourly(ctx))
         notifier = notifications_service.start_periodic(ctx.engine, ctx.settings)  # issue 13
+        ctx.live = LiveHub(ctx.engine, ctx.maps)  # issue 12: LISTEN/NOTIFY → SSE and caches
+        await ctx.live.start()
         try:
             yield
         finally:
+            await ctx.live.stop()
             prune.cancel()
             await notifications_service.stop_periodic(notifier)
             ctx.close()

@@ -134,6 +134,8 @@ POLICY: dict[tuple[str, str], Policy] = {
     # issue 12 (scale): OGC filtering — queryables and the OGC API's own OpenAPI, public
     ("GET", "/ogc/collections/{collection_id}/queryables"): Policy(ALL),
     ("GET", "/ogc/api"): Policy(ALL),
+    # issue 12 (scale): the live map's feed (scoped events; a non-stream client gets "ready")
+    ("GET", "/live/incidents"): Policy(ALL),
     # plans: planners (and admin) write; staff read; staffing names are the planner's job
     ("POST", "/plans"): Policy(PLANNERS),
     # staff may see who drafted a plan (its author)

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from geogrid.services.city import CityCache
 from geogrid.services.health import HealthCache
+from geogrid.services.live import LiveHub
 from geogrid.services.mapservice import MapService
 from geogrid.services.plans.sessions import PlanSessions
 from geogrid.services.unitcache import UnitCache
@@ -41,6 +42,8 @@ class AppContext:
     plans: PlanSessions = field(default_factory=PlanSessions)
     #: grid counts of published versions for ``GET /health``
     health: HealthCache = field(default_factory=HealthCache)
+    #: the live map's feed and change listener (issue 12), started by the app's lifespan
+    live: LiveHub | None = None
 
     @classmethod
     def open(cls, database_url: str | None = None, settings: Settings | None = None) -> AppContext:

@@ -69,6 +69,8 @@ log = logging.getLogger("geogrid.services.mapservice")
 DEFAULT_DAYS = 30
 #: seconds a metric tile (or a metrics frame) is kept at most
 METRIC_TTL = 300.0
+#: seconds between two change-log polls of a request while changes are pushed (issue 12)
+PUSH_FALLBACK = 5.0
 
 BBox = tuple[float, float, float, float]
 
@@ -145,6 +147,7 @@ class MapService:
         self.watcher: ChangeWatcher[Change] = ChangeWatcher(
             self._fetch_changes, self._apply_changes, poll_interval
         )
+        self._poll_interval = poll_interval
 
     def close(self) -> None:
         """Drop the caches held in memory and release the cache's Redis connections."""
@@ -392,6 +395,15 @@ class MapService:
         return self.cache.get(layer, z, x, y, window.key)
 
     # ------------------------------------------------------------------ changes
+    def set_push(self, up: bool) -> None:
+        """Issue 12 (live): while a change listener pushes notifications
+        (:class:`geogrid.services.live.LiveHub` calls :meth:`poll` with ``force`` on each),
+        requests poll the change log only every :data:`PUSH_FALLBACK` s as a fallback;
+        when the listener is down, at the normal ``poll_interval`` again."""
+        self.watcher.interval = (
+            max(self._poll_interval, PUSH_FALLBACK) if up else self._poll_interval
+        )
+
     def poll(self, force: bool = False) -> int:
         """Apply new change rows (throttled unless ``force``); returns how many were applied."""
         try:
