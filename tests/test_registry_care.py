@@ -17,6 +17,8 @@ On 2026-03-01, before any visit, all three are overdue. Then the service registe
 * 2026-02-22, naming p0 → p0 due 2026-03-01: due today, **not** overdue;
 * 2026-02-10, for p1's household (no names) → p1 due 02-24: overdue 5 days;
 * 2026-01-05, naming p2 and p4 → p2 due 01-19: overdue 41 days;
+
+(entries recorded through the service register, :func:`geogrid.services.service_register.record_entry`)
 * 2026-02-28, naming p3 (p0's housemate, not in a care group: a visit naming someone else
   is not p0's) and 2026-02-27 for a household of the second grid — neither changes anyone's
   last visit here.
@@ -41,6 +43,7 @@ from geogrid.core.accounts import Account
 from geogrid.core.scope import Scope
 from geogrid.errors import Forbidden, InvalidInput
 from geogrid.services.registry_care import care_list, grid_care
+from geogrid.services.service_register import record_entry
 from geogrid.settings import Settings
 
 KEY = base64.b64encode(bytes(range(7, 39))).decode()
@@ -57,24 +60,18 @@ def world():
 
 
 def _entry(city, day: dt.date, *, person_ids=None, household_id=None, grid=GRID) -> None:
-    with city.engine.begin() as c:
-        c.execute(
-            text(
-                "INSERT INTO service_entry (account_id, day, kind, household_id, person_ids, "
-                "people_count, result, grid_code, community_code, street_code, district_code) "
-                "VALUES (:a, :d, 'visit', :h, CAST(:p AS bigint[]), 1, '走访', :g, :cm, :st, :di)"
-            ),
-            {
-                "a": city.accounts["w1"].id,
-                "d": day,
-                "h": household_id,
-                "p": person_ids,
-                "g": grid,
-                "cm": grid[:12],
-                "st": grid[:9],
-                "di": grid[:6],
-            },
-        )
+    """A visit recorded through the service register (TERM-B's service), by the grid's
+    worker."""
+    worker = "w1" if grid == GRID else "w2"
+    record_entry(
+        city.engine,
+        actor=city.accounts[worker],
+        day=day,
+        kind="visit",
+        result="走访",
+        household_id=household_id,
+        person_ids=person_ids,
+    )
 
 
 def test_overdue_matches_a_hand_count(world):
