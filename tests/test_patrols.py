@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pyproj
@@ -272,3 +273,51 @@ def test_day_tracks_are_scoped(city, client):
     assert all(0 <= x["coverage"] <= 1 and "*" in x["account_name"] for x in rows)
     own = client.get("/patrols/metrics", params={"day": "2026-05-04"}, headers=city.auth("w2"))
     assert {x["account_id"] for x in own.json()} == {w2.id}
+
+
+# --------------------------------------------------------------------------- the map
+def test_leader_sees_the_days_tracks_on_the_map(city, client):
+    """Headless Chromium: the leader (bearer token) picks the day in the "patrol tracks"
+    overlay; the tracks of that day are drawn (rendered line features, names masked)."""
+    from test_web import ARGS, CHROMIUM, Page
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    from playwright.sync_api import sync_playwright
+
+    expected = len(
+        client.get("/patrols", params={"day": "2026-05-04"}, headers=city.auth("leader")).json()[
+            "features"
+        ]
+    )
+    assert expected >= 3
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            web = Page(b, str(client.base_url).rstrip("/"))
+            web.page.set_extra_http_headers(city.auth("leader"))
+            web.open()
+            web.page.wait_for_selector("#lyr-patrols", state="attached", timeout=60_000)
+            web.page.evaluate(
+                """() => { const d = document.getElementById('patrol-day');
+                d.value = '2026-05-04'; d.dispatchEvent(new Event('change')); }"""
+            )
+            web.page.check("#lyr-patrols")
+            web.page.wait_for_function(
+                f"window.geogridPatrols.state.data.features.length === {expected}",
+                timeout=60_000,
+            )
+            assert "条轨迹" in web.page.inner_text("#patrol-status")
+            web.page.wait_for_function(
+                "window.geogrid.map.queryRenderedFeatures({layers: ['patrol-line']}).length > 0",
+                timeout=60_000,
+            )
+            names = web.page.evaluate(
+                "() => window.geogrid.map.queryRenderedFeatures({layers: ['patrol-line']})"
+                ".map((f) => f.properties.account_name)"
+            )
+            assert names and all("*" in n for n in names)
+            web.shot("patrol-tracks.png")
+            assert web.errors == []
+        finally:
+            b.close()

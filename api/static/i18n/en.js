@@ -204,4 +204,15 @@ export default {
   role_leader: "Leader",
   role_analyst: "Analyst",
   role_admin: "Administrator",
+  // issue 13: the patrol tracks overlay (patrols.js)
+  patrol_tracks: "Patrol tracks",
+  patrol_show: "Show the day's patrol tracks",
+  patrol_day: "Day",
+  patrol_count: "{n} tracks",
+  patrol_sign_in: "Sign in to see the patrol tracks",
+  patrol_worker: "Worker",
+  patrol_time: "Time",
+  patrol_distance: "Distance",
+  patrol_buildings: "Buildings visited",
+  patrol_coverage: "Grid coverage",
 };

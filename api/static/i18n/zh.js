@@ -204,4 +204,15 @@ export default {
   role_leader: "领导",
   role_analyst: "分析员",
   role_admin: "系统管理员",
+  // issue 13: the patrol tracks overlay (patrols.js)
+  patrol_tracks: "巡查轨迹",
+  patrol_show: "显示当日巡查轨迹",
+  patrol_day: "日期",
+  patrol_count: "{n} 条轨迹",
+  patrol_sign_in: "请先登录以查看巡查轨迹",
+  patrol_worker: "网格员",
+  patrol_time: "时间",
+  patrol_distance: "里程",
+  patrol_buildings: "走访楼栋",
+  patrol_coverage: "网格覆盖率",
 };

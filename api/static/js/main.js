@@ -21,6 +21,7 @@ import {
 } from "./state.js";
 import { bindSearch } from "./search.js";
 import "./addresssearch.js"; // issue 15: the address search box (binds itself)
+import "./patrols.js"; // issue 13: the patrol tracks overlay (binds itself)
 import { initLogin, relabelLogin } from "./login.js";
 import {
   render, changed, windowChanged, settled, onIdle, loadHotspots, pick, goUp, goToUnit, goToCode,
