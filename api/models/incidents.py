@@ -37,13 +37,14 @@ CRS_DESCRIPTION = (
 )
 _STATUS_LIST = ", ".join(STATUSES)
 
+_SHA = "3f0a1c5b9d2e4f6a8b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a"
 #: a file's SHA-256 (64 hexadecimal digits)
 Sha256 = Annotated[
     str,
     Field(
         pattern="^[0-9a-fA-F]{64}$",
         description="SHA-256 of an uploaded file",
-        examples=["3f0a1c5b9d2e4f6a8b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a"],
+        examples=[_SHA],
     ),
 ]
 
@@ -79,6 +80,7 @@ class IncidentIn(ApiModel):
         None,
         max_length=20,
         description="sha256s of photos/videos uploaded with PUT /media/{sha256} (role report)",
+        examples=[[_SHA]],
     )
     accuracy_m: float | None = Field(
         None,
@@ -114,6 +116,7 @@ class TransitionIn(ApiModel):
         None,
         max_length=20,
         description="sha256s of uploaded files (the 'after' photo when resolving)",
+        examples=[[_SHA]],
     )
 
 
@@ -124,7 +127,7 @@ class NoteIn(ApiModel):
         min_length=1, max_length=2000, description="the note", examples=["已联系物业"]
     )
     media: list[Sha256] | None = Field(
-        None, max_length=20, description="sha256s of uploaded files (role note)"
+        None, max_length=20, description="sha256s of uploaded files (role note)", examples=[[_SHA]]
     )
     public: bool = Field(
         False, description="a public status note, shown to residents", examples=[False]
@@ -132,6 +135,7 @@ class NoteIn(ApiModel):
     expected_updated_at: datetime | None = Field(
         None,
         description="the incident's `updated_at` as last seen: 409 when it changed since",
+        examples=["2026-05-04T01:00:00.123456+00:00"],
     )
 
 

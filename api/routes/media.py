@@ -114,10 +114,20 @@ async def upload_media(
 @router.head(
     "/media/{sha256}",
     summary="Is a file stored (or how much of it)?",
+    response_class=Response,
     responses={
-        200: {"description": "stored, and yours to read"},
-        404: {"description": "not stored (`Upload-Offset`: bytes of a partial upload)"},
+        200: {
+            "description": "stored, and yours to read (no body: the headers of the file)",
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        },
         **error_responses(400, 401),
+        404: {
+            "model": ErrorBody,
+            "description": "not stored, or not yours to read (no body; `Upload-Offset`: the "
+            "bytes of a partial upload received, to resume from)",
+        },
     },
 )
 def media_state(ctx: ContextDep, account: AccountDep, sha256: Sha256) -> Response:
