@@ -73,7 +73,6 @@ class DisputeSession(ApiModel):
     id: int
     at: datetime
     mediator_id: int | None = None
-    mediator_name: str | None = None
     note: str | None = None
     outcome: str | None = None
     created_at: datetime
@@ -97,7 +96,6 @@ class Dispute(ApiModel):
     lon: float | None = None
     lat: float | None = None
     created_by: int | None = None
-    created_by_name: str | None = None
     created_at: datetime
     updated_at: datetime
     closed_at: datetime | None = None

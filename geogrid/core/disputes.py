@@ -75,9 +75,9 @@ DISPUTE_CATEGORIES: Final[dict[str, tuple[str, str]]] = {
 #: the role of a party in a dispute
 PARTY_ROLES: Final[tuple[str, ...]] = ("applicant", "respondent", "other")
 #: personal fields of a dispute (parties' names and phones; free text that may name them)
-DISPUTE_PERSONAL: Final[tuple[str, ...]] = ("parties", "cause", "outcome_note", "created_by_name")
+DISPUTE_PERSONAL: Final[tuple[str, ...]] = ("parties", "cause", "outcome_note")
 #: personal fields of a mediation session
-SESSION_PERSONAL: Final[tuple[str, ...]] = ("note", "mediator_name")
+SESSION_PERSONAL: Final[tuple[str, ...]] = ("note",)
 MAX_PARTIES: Final[int] = 20
 _TEXT_MAX = 4000
 _PHONE = re.compile(r"^\+?[0-9][0-9 -]{4,19}$")
@@ -190,7 +190,7 @@ def redact_dispute(d: Mapping[str, Any]) -> dict[str, Any]:
 
     >>> redact_dispute({"parties": [{"name": "王五", "phone": "13812345678", "role": "other",
     ...                 "note": "x"}], "cause": "王五 13812345678 噪音", "outcome_note": None,
-    ...                 "sessions": [{"note": "谈话", "mediator_name": "李梅"}]})["parties"]
+    ...                 "sessions": [{"note": "谈话", "mediator_id": 7}]})["parties"]
     [{'name': '王*', 'phone': '138****5678', 'role': 'other', 'note': '***'}]
     """
     out = dict(d)
@@ -207,16 +207,9 @@ def redact_dispute(d: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("cause", "outcome_note"):
         if d.get(key):
             out[key] = _mask_names(mask_text(str(d[key])) or "", names)
-    if "created_by_name" in d:
-        out["created_by_name"] = mask_name(d.get("created_by_name"))
     if "sessions" in d:
         out["sessions"] = [
-            {
-                **s,
-                "note": MASKED if s.get("note") else None,
-                "mediator_name": mask_name(s.get("mediator_name")),
-            }
-            for s in d.get("sessions") or []
+            {**s, "note": MASKED if s.get("note") else None} for s in d.get("sessions") or []
         ]
     return out
 

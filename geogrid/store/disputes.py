@@ -166,10 +166,9 @@ def insert_dispute(
 
 _SELECT = (
     "SELECT d.id, d.incident_id, d.cause, d.category, d.status, d.parties, "
-    f"{_UNITS}, ST_X(d.geom) AS lon, ST_Y(d.geom) AS lat, d.created_by, "
-    "a.name AS created_by_name, d.created_at, d.updated_at, d.closed_at, d.outcome, "
+    f"{_UNITS}, ST_X(d.geom) AS lon, ST_Y(d.geom) AS lat, d.created_by, d.created_at, d.updated_at, d.closed_at, d.outcome, "
     "d.outcome_note, (SELECT count(*) FROM dispute_session s WHERE s.dispute_id = d.id) "
-    "AS session_count FROM dispute d LEFT JOIN account a ON a.id = d.created_by "
+    "AS session_count FROM dispute d "
 )
 
 
@@ -266,16 +265,17 @@ def dispute_rows(
 
 
 def session_rows(bind: Bind, dispute_ids: Sequence[int]) -> list[dict[str, Any]]:
-    """Sessions of the disputes, oldest first, with the mediator's name."""
+    """Sessions of the disputes, oldest first (the mediator by account id: staff names
+    are not part of a dispute's record)."""
     if not dispute_ids:
         return []
     with connection(bind) as c:
         rows = (
             c.execute(
                 text(
-                    "SELECT s.id, s.dispute_id, s.at, s.mediator_id, a.name AS mediator_name, "
-                    "s.note, s.outcome, s.created_at FROM dispute_session s LEFT JOIN account a "
-                    "ON a.id = s.mediator_id WHERE s.dispute_id = ANY(:ids) ORDER BY "
+                    "SELECT s.id, s.dispute_id, s.at, s.mediator_id, "
+                    "s.note, s.outcome, s.created_at FROM dispute_session s "
+                    "WHERE s.dispute_id = ANY(:ids) ORDER BY "
                     "s.dispute_id, s.at, s.id"
                 ),
                 {"ids": [int(i) for i in dispute_ids]},
