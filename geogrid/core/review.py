@@ -9,7 +9,7 @@ Components (each 0–1, NaN when the worker has no data for it)
   their grids' load index (:mod:`geogrid.core.loadindex`, the city's mean grid = 100; a
   grid shared by k workers counts 1/k to each), at least ``load_floor``; the rate
   ``r = a / (L / 100)`` is activity per mean-grid-equivalent; ``activity = min(1, r / m)``
-  with ``m`` the median rate of all workers reviewed. A worker in a heavy grid is
+  with ``m`` the median rate of the workers reviewed who have any activity. A worker in a heavy grid is
   expected to do more in absolute terms, and is not rewarded or punished for the volume
   itself.
 * ``handling`` — handled incidents resolved by their due time / handled (a share, which
@@ -213,7 +213,8 @@ def score_workers(inputs: pd.DataFrame, scheme: ReviewScheme | None = None) -> p
     load = np.maximum(df["load"].astype(float).fillna(0.0), s.load_floor)
     df["activity_raw"] = (df["reported"] + df["handled"] + df["entries"]).astype(int)
     df["activity_rate"] = df["activity_raw"] / (load / 100.0)
-    median = float(df["activity_rate"].median()) if len(df) else 0.0
+    active = df.loc[df["activity_raw"] > 0, "activity_rate"]
+    median = float(active.median()) if len(active) else 0.0
     df["expected_activity"] = median * load / 100.0
     df["activity"] = np.minimum(1.0, df["activity_rate"] / median) if median > 0 else np.nan
     df["handling"] = (df["on_time"] / df["handled"].where(df["handled"] > 0)).astype(float)

@@ -176,7 +176,8 @@ def review(
         level_of_code(unit, "unit")
     s = scheme()
     frame = review_frame(bind, year, review_scheme=s)
-    median = float(frame["activity_rate"].median()) if len(frame) else None
+    active = frame.loc[frame["activity_raw"] > 0, "activity_rate"]
+    median = float(active.median()) if len(active) else None
     shown = _visible(frame, scope, unit)
     short = rv.shortlist(shown, s)
     shown["shortlisted"] = shown["account_id"].isin(short["account_id"])

@@ -16,7 +16,8 @@ export async function api(method, url, body) {
   const r = await fetch(url, init);
   const data = await r.json().catch(() => ({}));
   if (!r.ok) {
-    const e = data.error || {};
+    // the API's ErrorBody: {"error": "LinkAnswered", "message": "…"}
+    const e = data && typeof data.error === "object" ? data.error : data;
     const err = new Error(explain(r.status, e));
     err.status = r.status;
     throw err;

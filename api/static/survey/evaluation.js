@@ -31,7 +31,7 @@ async function main() {
     lg.append(en);
     const box = document.createElement("div");
     box.className = "choices stars";
-    choices(box, code, [1, 2, 3, 4, 5].map((n) => ({ value: n, label: "★".repeat(n) })));
+    choices(box, code, [1, 2, 3, 4, 5].map((n) => ({ value: n, label: `${n}★` })));
     fs.append(lg, box);
     $("criteria").append(fs);
   }

@@ -20,7 +20,7 @@ async function main() {
   $("resolved").textContent = when(info.resolved_at);
   $("incident").classList.remove("hidden");
   choices($("solved"), "solved", Object.entries(info.choices).map(([k, v]) => ({ value: k, label: `${v.zh} ${v.en}` })));
-  choices($("score"), "score", [1, 2, 3, 4, 5].map((n) => ({ value: n, label: "★".repeat(n) })));
+  choices($("score"), "score", [1, 2, 3, 4, 5].map((n) => ({ value: n, label: `${n}★` })));
   form.classList.remove("hidden");
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
