@@ -90,7 +90,9 @@ def city():
                     for s in ("accepted", "in_progress"):
                         t = t + timedelta(minutes=10)
                         inc = workflow.transition(c.engine, inc["id"], s, at=t)
-                inc = workflow.transition(c.engine, inc["id"], status, at=when)
+                # sending a resolution back needs a reason (issue 13, verified resolution)
+                note = "返工：未清理干净" if status == "in_progress" else None
+                inc = workflow.transition(c.engine, inc["id"], status, note=note, at=when)
                 t = when
         yield c
 
