@@ -7,6 +7,7 @@ map's cached tiles without waiting for the poll."""
 from __future__ import annotations
 
 import json
+import os
 import queue
 import threading
 import time
@@ -274,3 +275,44 @@ def test_notifications_invalidate_cached_tiles(client, city, subs):
         time.sleep(0.05)
     print(f"tile changed {time.perf_counter() - t0:.3f} s after the report")
     assert changed, "the cached tile was not invalidated within 1 s"
+
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"]
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium not installed")
+def test_the_leaders_map_shows_a_new_report(client, city):
+    """The page subscribes (EventSource), and a report posted by a worker appears as a
+    toast and a dot on the map."""
+    from playwright.sync_api import sync_playwright
+
+    base = str(client.base_url)
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = b.new_page(viewport={"width": 1280, "height": 800})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(base + "/")
+            page.wait_for_function("document.body.dataset.ready === '1'", timeout=180_000)
+            page.wait_for_function(
+                "window.geogridLive && window.geogridLive.state.source "
+                "&& window.geogridLive.state.source.readyState === 1 "
+                "&& window.geogridLive.state.ready === true",
+                timeout=30_000,
+            )
+            iid, _ = _report(client, city, "w1", GRIDS[0], "seen on the leaders' map")
+            page.wait_for_selector(".live-toast", timeout=5_000)
+            text_ = page.inner_text("#live-toasts")
+            assert GRIDS[0] in text_, text_
+            ids = page.evaluate("window.geogridLive.state.events.map((e) => e.id)")
+            assert iid in ids
+            n = page.evaluate(
+                "window.geogrid.map.getSource('live').serialize().data.features.length"
+            )
+            assert n >= 1
+            assert not errors, errors
+        finally:
+            b.close()

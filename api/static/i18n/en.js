@@ -215,4 +215,8 @@ export default {
   patrol_distance: "Distance",
   patrol_buildings: "Buildings visited",
   patrol_coverage: "Grid coverage",
+  // issue 12: the live map (live.js)
+  live_new: "New incident: {category}, grid {grid}",
+  live_status: "Incident {id}: {status}",
+  live_bulk: "{n} incidents added",
 };

@@ -215,4 +215,8 @@ export default {
   patrol_distance: "里程",
   patrol_buildings: "走访楼栋",
   patrol_coverage: "网格覆盖率",
+  // issue 12: the live map (live.js)
+  live_new: "新事件：{category}，网格 {grid}",
+  live_status: "事件 {id}：{status}",
+  live_bulk: "新增 {n} 件事件",
 };

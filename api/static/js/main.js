@@ -22,6 +22,7 @@ import {
 import { bindSearch } from "./search.js";
 import "./addresssearch.js"; // issue 15: the address search box (binds itself)
 import "./patrols.js"; // issue 13: the patrol tracks overlay (binds itself)
+import "./live.js"; // issue 12: the live map (SSE; binds itself)
 import { initLogin, relabelLogin } from "./login.js";
 import {
   render, changed, windowChanged, settled, onIdle, loadHotspots, pick, goUp, goToUnit, goToCode,
