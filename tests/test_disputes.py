@@ -173,10 +173,14 @@ def test_dispute_from_incident_and_bad_input(env):
             "parties[0].role",
         ),
     ]
+    cases += [
+        ({**body, "grid_code": GRIDS[0], "cause": "a\x00b"}, "cause"),
+        ({**body, "grid_code": "45090200100100\x00"}, "grid_code"),
+    ]
     for b, parameter in cases:
         r = client.post("/disputes", json=b, headers=city.auth("w1"))
         assert r.status_code == 400, (b, r.text)
-        assert r.json().get("parameter") == parameter, r.text
+        assert r.json().get("parameter") in (parameter, f"body.{parameter}"), r.text
     r = client.post(
         "/disputes", json={**body, "parties": [], "grid_code": GRIDS[0]}, headers=city.auth("w1")
     )
@@ -187,5 +191,7 @@ def test_dispute_from_incident_and_bad_input(env):
         ).status_code
         == 400
     )
+    r = client.get("/disputes", params={"unit": "45090200\x00"}, headers=city.auth("admin"))
+    assert r.status_code == 400
     assert client.get("/disputes").status_code == 401
     assert client.get("/disputes/99999999", headers=city.auth("admin")).status_code == 404

@@ -296,3 +296,23 @@ def test_cli_notify_run(env):
         [str(exe), "notify", "run"], env=env_, capture_output=True, text=True, timeout=120
     )
     assert "0 new notification(s)" in r.stdout, r.stdout
+
+
+def test_periodic_task_in_the_app(env):
+    """The app's lifespan runs the derivation periodically, with no request at all."""
+    from conftest import LiveServer
+
+    city, _ = env
+    notifications.refresh_notifications(city.engine)
+    inc = _report(city, "w1", GRIDS[0])
+    srv = LiveServer(city.url, Settings(notify_interval=0.2))
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if (city.accounts["w1"].id, "assigned", inc["id"]) in set(_rows(city)):
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the periodic task derived nothing")
+    finally:
+        srv.stop()

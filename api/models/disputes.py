@@ -33,7 +33,7 @@ class DisputeIn(ApiModel):
     )
     category: str = Field(description=_CATS, examples=["neighbour"])
     parties: list[PartyIn] = Field(min_length=1, max_length=20)
-    incident_id: int | None = Field(None, ge=1, description="the incident it came from")
+    incident_id: int | None = Field(None, ge=1, le=2**62, description="the incident it came from")
     lon: float | None = Field(None, allow_inf_nan=False, examples=[110.1476])
     lat: float | None = Field(None, allow_inf_nan=False, examples=[22.6277])
     crs: str = Field("wgs84", description=CRS_DESCRIPTION, max_length=64)

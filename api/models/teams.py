@@ -34,7 +34,9 @@ class TeamIn(ApiModel):
 class MemberIn(ApiModel):
     """A member to add (or whose role to change)."""
 
-    account_id: int = Field(ge=1, description="the account (of the team's community)", examples=[1])
+    account_id: int = Field(
+        ge=1, le=2**31 - 1, description="the account (of the team's community)", examples=[1]
+    )
     role: str = Field(
         description=f"one of {_ROLES}, or the community's own role (free text)",
         examples=["building_head"],

@@ -92,8 +92,12 @@ def check_text(
         if required:
             raise InvalidInput(parameter, value, f"a text of 1-{max_chars} characters")
         return None
-    if not isinstance(value, str) or len(value.strip()) > max_chars:
-        raise InvalidInput(parameter, value, f"a text of 1-{max_chars} characters")
+    if (
+        not isinstance(value, str)
+        or len(value.strip()) > max_chars
+        or any(unicodedata.category(ch) == "Cc" and ch not in "\n\r\t" for ch in value)
+    ):
+        raise InvalidInput(parameter, value, f"a text of 1-{max_chars} printable characters")
     return value.strip()
 
 

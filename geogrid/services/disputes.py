@@ -88,8 +88,10 @@ def _place(
         return {LEVEL_COLUMN[lv]: codes.get(lv) for lv in LEVELS_UP}, wlon, wlat
     if grid_code:
         code = str(grid_code).strip()
-        if level_of_code(code, "grid_code") != "grid" or not store_teams.published_grids(
-            conn, [code]
+        if (
+            not code.isdigit()
+            or level_of_code(code, "grid_code") != "grid"
+            or not store_teams.published_grids(conn, [code])
         ):
             raise InvalidInput("grid_code", grid_code, "a grid of the published boundaries")
         chain = parent_chain(code)
@@ -219,6 +221,8 @@ def list_disputes(
     """Disputes inside ``scope``, newest first (parties masked where ``scope`` does not
     read them in clear)."""
     st = core.check_dispute_statuses(statuses) if statuses is not None else None
+    if unit_code and not unit_code.isdigit():
+        raise InvalidInput("unit", unit_code, "a unit code of 6, 9, 12 or 15 digits")
     column = LEVEL_COLUMN[level_of_code(unit_code, "unit")] if unit_code else None
     with transaction(bind) as c:
         rows = store.dispute_rows(
