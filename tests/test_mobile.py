@@ -531,6 +531,19 @@ def test_tasks_conflicts_and_revocation(browser, city_server):
         assert phone.overflow() == []
         phone.shot("mobile_tasks.png")
 
+        # the notifications of the new assignments came with the sync; one is read
+        page.click("#tabs button[data-tab=notes]")
+        items = page.locator("#notif-list li.unread")
+        unread = items.count()
+        assert unread >= 2 and "新派遣任务" in items.first.inner_text()
+        nid = int(items.first.get_attribute("data-id"))
+        items.first.locator("button").click()
+        phone.wait_outbox(lambda q: q and q[-1]["kind"] == "read" and q[-1]["state"] == "done")
+        mine = http.get("/notifications", headers=city.auth("w1")).json()
+        assert [n["id"] for n in mine if n["read_at"]] == [nid]
+        assert page.inner_text("#tabs button[data-tab=notes]") == f"消息 ({unread - 1})"
+        page.click("#tabs button[data-tab=tasks]")
+
         # accept, start, resolve with an after photo, online
         card = f"#task-list li[data-id='{first['id']}']"
         for move, status in (("accepted", "accepted"), ("in_progress", "in_progress")):
@@ -546,7 +559,7 @@ def test_tasks_conflicts_and_revocation(browser, city_server):
         page.fill(f"{card} .t-note", "已清理完毕")
         page.click(f"{card} .t-form button[type=submit]")
         q = phone.wait_outbox(lambda q: all(a["state"] != "pending" for a in q))
-        assert [a["state"] for a in q] == ["done"] * 3, q
+        assert [a["state"] for a in q] == ["done"] * 4, q
         assert status_of(city, http, first["id"]) == "resolved"
         assert (
             count(

@@ -2,7 +2,7 @@
 // /notifications): new assignment, due soon, overdue, escalated. Marking one read is an
 // outbox action (POST /notifications/{id}/read).
 import { el } from "../../static/js/dom.js";
-import { t } from "./i18n.js";
+import { t, lang } from "./i18n.js";
 import { M, localTime } from "./state.js";
 import { submit } from "./sync.js";
 import * as store from "./store.js";
@@ -17,9 +17,12 @@ export function renderNotifications(root, changed) {
   const list = M.cache.notifications || [];
   root.replaceChildren(list.length
     ? el("ul", { id: "notif-list", class: "list" }, ...list.map((n) => {
-      const li = el("li", { class: `card${n.read_at ? "" : " unread"}` },
+      const incident = n.incident_id ?? (n.incident && n.incident.id);
+      const title = (lang() === "zh" ? n.title_zh : n.title_en) || n.title_zh;
+      const li = el("li", { class: `card${n.read_at ? "" : " unread"}`, "data-id": n.id },
         el("b", {}, t(`notif_${n.kind}`)), " ",
-        n.incident_id ? t("incident_no", { id: n.incident_id }) : "",
+        incident ? t("incident_no", { id: incident }) : "",
+        title ? el("div", {}, title) : null,
         el("div", { class: "hint" }, localTime(n.created_at)));
       if (!n.read_at) {
         const b = el("button", { type: "button", class: "btn" }, t("mark_read"));
