@@ -21,7 +21,7 @@ class CheckinIn(ApiModel):
     lat: float = Field(description="latitude in the patrol's `crs`", allow_inf_nan=False)
     at: datetime = Field(description="when (ISO 8601 with a time zone)")
     building_id: int | None = Field(
-        None, ge=1, description="a building of reg_building (when loaded) or building"
+        None, ge=1, le=2**63 - 1, description="a building of reg_building (when loaded) or building"
     )
     place: str | None = Field(
         None, max_length=200, description="a place's name (a shop…)", examples=["小区东门"]

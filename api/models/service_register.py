@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated
 
 from pydantic import Field
 
@@ -14,6 +15,8 @@ from geogrid.services.service_register import MAX_NOTE, MAX_RESULT
 
 __all__ = ["EntryIn", "Entry"]
 
+#: the largest id (bigint)
+_MAX_ID = 2**63 - 1
 _KINDS = ", ".join(f"{k.code} ({k.name_zh})" for k in SERVICE_KINDS)
 
 
@@ -25,11 +28,14 @@ class EntryIn(ApiModel):
     result: str = Field(
         description="what was done / the outcome", examples=["已解决"], max_length=MAX_RESULT
     )
-    household_id: int | None = Field(None, ge=1, description="a reg_household id")
+    household_id: int | None = Field(None, ge=1, le=_MAX_ID, description="a reg_household id")
     building_id: int | None = Field(
-        None, ge=1, description="a reg_building id (a building id before the registry is loaded)"
+        None,
+        ge=1,
+        le=_MAX_ID,
+        description="a reg_building id (a building id before the registry is loaded)",
     )
-    person_ids: list[int] | None = Field(
+    person_ids: list[Annotated[int, Field(ge=1, le=_MAX_ID)]] | None = Field(
         None, max_length=200, description="reg_person ids of the people served"
     )
     people_count: int | None = Field(

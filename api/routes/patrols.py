@@ -71,7 +71,9 @@ def day_patrols(
     engine: EngineDep,
     account: AccountDep,
     day: Day,
-    account_id: Annotated[int | None, Query(ge=1, description="one worker's patrols")] = None,
+    account_id: Annotated[
+        int | None, Query(ge=1, le=2**31 - 1, description="one worker's patrols")
+    ] = None,
     unit: Unit = None,
 ) -> dict[str, Any]:
     """The day's tracks as a FeatureCollection: a worker sees their own, an admin their

@@ -85,7 +85,9 @@ def list_entries(
     engine: EngineDep,
     account: AccountDep,
     month: Month,
-    account_id: Annotated[int | None, Query(ge=1, description="one worker's entries")] = None,
+    account_id: Annotated[
+        int | None, Query(ge=1, le=2**31 - 1, description="one worker's entries")
+    ] = None,
 ) -> Any:
     """A month's entries: a worker's own, an admin's subtree, the city for city-wide roles
     (results, notes and names masked for planners, leaders and analysts)."""

@@ -428,12 +428,17 @@ def parse_day(value: Any, parameter: str = "day") -> date:
     >>> parse_day("2026-05-04")
     datetime.date(2026, 5, 4)
     """
+    allowed = "a day as YYYY-MM-DD from 1970-01-01 to 2199-12-31, e.g. 2026-05-04"
     if isinstance(value, date) and not isinstance(value, datetime):
-        return value
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        raise InvalidInput(parameter, value, "a day as YYYY-MM-DD, e.g. 2026-05-04") from None
+        d = value
+    else:
+        try:
+            d = date.fromisoformat(str(value))
+        except ValueError:
+            raise InvalidInput(parameter, value, allowed) from None
+    if not 1970 <= d.year < 2200:
+        raise InvalidInput(parameter, str(value), allowed)
+    return d
 
 
 def day_bounds(day: date, tz: str) -> tuple[datetime, datetime]:

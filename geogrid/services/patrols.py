@@ -79,6 +79,8 @@ PATROL_PERSONAL = ("account_name",)
 MAX_CHECKINS = 500
 #: how far (degrees) around a track grids and buildings are read
 _PAD_DEG = 0.003
+#: the times a GPS fix may have (seconds since the epoch: 1970 to 2200)
+_EPOCH_S = (0.0, 7_258_118_400.0)
 
 
 def rules_of(settings: Settings) -> TrackRules:
@@ -137,6 +139,10 @@ def _parse_points(
         arr[i, 0] = _num(p[0], f"points[{i}][0] (lon)")
         arr[i, 1] = _num(p[1], f"points[{i}][1] (lat)")
         arr[i, 2] = _num(p[2], f"points[{i}][2] (epoch_ms)") / 1000.0
+        if not _EPOCH_S[0] <= arr[i, 2] < _EPOCH_S[1]:
+            raise InvalidInput(
+                f"points[{i}][2] (epoch_ms)", p[2], "milliseconds since 1970 before 2200"
+            )
         if len(p) == 4 and p[3] is not None:
             acc = _num(p[3], f"points[{i}][3] (accuracy_m)")
             if acc < 0:
