@@ -35,6 +35,7 @@ import pytest
 import small_city
 from small_city import CENTRES, COMMUNITY, CX, CY, GRIDS, OUTSIDE
 
+from geogrid.core.evaluation import DEFAULT_CRITERIA as EVALUATION_CRITERIA
 from geogrid.core.masking import mask_name
 from geogrid.services import disputes, incidents, teams
 
@@ -57,6 +58,8 @@ ADMIN = frozenset({"admin"})
 UNIT_STAFF = frozenset({"w1", "community", "street", "district"})
 INCIDENT_ACTORS = UNIT_STAFF | ADMIN
 PLANNERS = frozenset({"planner", "admin"})
+#: issue 14: the admins of units and admin (follow-ups, evaluation rounds, workers' files)
+UNIT_ADMINS = frozenset({"community", "street", "district", "admin"})
 TEAM_ADMINS = frozenset({"community", "street", "district", "admin"})  # issue 13
 
 #: the places (grids, or outside every grid) whose personal data each caller reads clear
@@ -226,6 +229,32 @@ POLICY: dict[tuple[str, str], Policy] = {
     ("GET", "/media/{sha256}"): Policy(STAFF, ok=frozenset({404})),
     ("GET", "/media/{sha256}/thumb"): Policy(STAFF, ok=frozenset({404})),
     ("POST", "/incidents/{incident_id}/notes"): Policy(INCIDENT_ACTORS),
+    # issue 14 (RES): satisfaction links are issued by who acts on the incident (the
+    # fixture's incident is not resolved: 409); the public forms answer anyone (a made-up
+    # token: 404); follow-ups, evaluation rounds and workers' files are for the admins of
+    # the units (and admin); the review also for leaders and analysts (names masked)
+    ("POST", "/incidents/{incident_id}/satisfaction-link"): Policy(
+        INCIDENT_ACTORS, ok=frozenset({409}), reason="the incident is not resolved: 409"
+    ),
+    ("GET", "/satisfaction/{token}"): Policy(ALL, ok=frozenset({404})),
+    ("POST", "/satisfaction/{token}"): Policy(ALL, ok=frozenset({404})),
+    ("GET", "/follow-ups"): Policy(UNIT_ADMINS),
+    ("POST", "/follow-ups/{follow_up_id}"): Policy(UNIT_ADMINS, ok=frozenset({404})),
+    ("POST", "/evaluation-rounds"): Policy(UNIT_ADMINS),
+    ("GET", "/evaluation-rounds"): Policy(UNIT_ADMINS),
+    ("POST", "/evaluation-rounds/{round_id}/paper"): Policy(
+        UNIT_ADMINS, ok=frozenset({404, 409}), reason="one answer per household: 409"
+    ),
+    ("GET", "/evaluations/{token}"): Policy(ALL, ok=frozenset({404})),
+    ("POST", "/evaluations/{token}"): Policy(ALL, ok=frozenset({404})),
+    ("GET", "/workers"): Policy(UNIT_ADMINS),
+    ("GET", "/workers/{worker_id}/file"): Policy(UNIT_ADMINS),
+    ("GET", "/workers/{worker_id}/file.pdf"): Policy(UNIT_ADMINS),
+    ("GET", "/workers/{worker_id}/file.xlsx"): Policy(UNIT_ADMINS),
+    ("GET", "/workers/{worker_id}/file.html"): Policy(UNIT_ADMINS),
+    ("POST", "/workers/{worker_id}/records"): Policy(UNIT_ADMINS),
+    ("GET", "/review/{year}"): Policy(UNIT_ADMINS | {"leader", "analyst"}),
+    ("GET", "/review/{year}.xlsx"): Policy(UNIT_ADMINS | {"leader", "analyst"}),
 }
 
 
@@ -390,6 +419,7 @@ def _path_values(s: Seeded) -> dict[str, Any]:
         **s.term_c,  # issue 13 (TERM-C): team_id, dispute_id, notification_id
         "sha256": hashlib.sha256(_PNG).hexdigest(),  # issue 13 (TERM-A)
         "terminal_id": 999_999,
+        "worker_id": s.city.accounts["w1"].id,  # issue 14
     }
 
 
@@ -481,6 +511,19 @@ def _body(method: str, path: str, s: Seeded) -> Any:
             "kind": "visit",
             "result": "matrix",
         },
+        # issue 14
+        ("POST", "/satisfaction/{token}"): {"solved": "yes", "score": 5},
+        ("POST", "/follow-ups/{follow_up_id}"): {"reached": False},
+        ("POST", "/evaluation-rounds"): {"grid_code": GRIDS[0], "label": "matrix"},
+        ("POST", "/evaluation-rounds/{round_id}/paper"): {
+            "household_ref": "MATRIX-1",
+            "scores": {k: 5 for k in EVALUATION_CRITERIA},
+        },
+        ("POST", "/evaluations/{token}"): {
+            "household_ref": "MATRIX-2",
+            "scores": {k: 5 for k in EVALUATION_CRITERIA},
+        },
+        ("POST", "/workers/{worker_id}/records"): {"kind": "note", "title": "matrix"},
     }
     return bodies.get((method, path))
 
