@@ -342,3 +342,57 @@ def test_entry_position_idempotency_and_errors(city, client):
     r = client.post("/register/entries", json=body, headers=city.auth("leader"))
     assert r.status_code == 403
     assert isinstance(date.fromisoformat(e["day"]), date)
+
+
+def test_entry_attributed_by_a_registry_household(city, client):
+    """A visit to a household of the registry (rows of 0009) without a position: the entry
+    takes the household's grid; people_count defaults to the persons named; a leader reads
+    the entry without the person ids."""
+    with city.engine.begin() as c:
+        hid = c.execute(
+            text(
+                "INSERT INTO reg_household (ref, address, grid_code, community_code, street_code, "
+                "district_code) VALUES ('H-T1', '江滨路1号', :g, :c, :s, :d) RETURNING id"
+            ),
+            {"g": GRIDS[1], "c": COMMUNITY, "s": COMMUNITY[:9], "d": COMMUNITY[:6]},
+        ).scalar_one()
+        pids = [
+            c.execute(
+                text(
+                    "INSERT INTO reg_person (household_id, name, id_enc, id_blind, id_mask, "
+                    "grid_code, community_code, street_code, district_code) VALUES "
+                    "(:h, :n, '\\x00', :b, '4509**********123X', :g, :c, :s, :d) RETURNING id"
+                ),
+                {
+                    "h": hid,
+                    "n": n,
+                    "b": n.encode(),
+                    "g": GRIDS[1],
+                    "c": COMMUNITY,
+                    "s": COMMUNITY[:9],
+                    "d": COMMUNITY[:6],
+                },
+            ).scalar_one()
+            for n in ("王大", "王二")
+        ]
+    body = {
+        "day": _today.isoformat(),
+        "kind": "visit",
+        "result": "独居老人探访",
+        "household_id": hid,
+        "person_ids": pids,
+    }
+    r = client.post("/register/entries", json=body, headers=city.auth("w2"))
+    assert r.status_code == 201, r.text
+    e = r.json()
+    assert e["grid_code"] == GRIDS[1] and e["people_count"] == 2 and e["person_ids"] == pids
+    month = _today.strftime("%Y-%m")
+    lead = client.get(
+        "/register/entries",
+        params={"month": month, "account_id": city.accounts["w2"].id},
+        headers=city.auth("leader"),
+    ).json()
+    got = next(x for x in lead if x["id"] == e["id"])
+    assert got["person_ids"] is None and got["household_id"] == hid
+    w1 = client.get("/register/entries", params={"month": month}, headers=city.auth("w1")).json()
+    assert e["id"] not in {x["id"] for x in w1}
