@@ -80,7 +80,7 @@ export default {
   kind_hazard: "Hazard check",
   kind_policy: "Policy explained",
   kind_other: "Other",
-  household: "Household no.",
+  care_person: "Person visited (care list)",
   people_count: "People",
   result: "Result",
   result_ph: "e.g. solved / reported",

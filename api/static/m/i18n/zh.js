@@ -86,7 +86,7 @@ export default {
   kind_hazard: "隐患排查",
   kind_policy: "政策宣传",
   kind_other: "其他",
-  household: "户号/住户编号",
+  care_person: "走访对象（关爱名单）",
   people_count: "涉及人数",
   result: "办理结果",
   result_ph: "例：已解决 / 已上报",

@@ -1,5 +1,6 @@
 // Photos and short videos taken on the phone: images are redrawn on a canvas to at most
-// 1600 px on the long side as JPEG (smaller uploads; orientation applied), then hashed
+// 1600 px on the long side as JPEG (smaller uploads; orientation applied; the canvas drops
+// EXIF, so only a JPEG already within 1600 px keeps its EXIF position and time), then hashed
 // (SHA-256, the server's key for media) and kept in IndexedDB until uploaded.
 import { fitWithin, sha256Hex } from "./pure.js";
 import { putBlob } from "./store.js";
@@ -19,7 +20,11 @@ export const MAX_SIDE = 1600;
  */
 export async function resizeImage(file) {
   const bmp = await createImageBitmap(file);
-  const { width, height } = fitWithin(bmp.width, bmp.height, MAX_SIDE);
+  const { width, height, scaled } = fitWithin(bmp.width, bmp.height, MAX_SIDE);
+  if (!scaled && file.type === "image/jpeg") { // small enough: kept as taken, with its EXIF
+    bmp.close();
+    return file;
+  }
   const canvas = document.createElement("canvas");
   canvas.width = width;
   canvas.height = height;

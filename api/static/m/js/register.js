@@ -25,7 +25,18 @@ export function renderRegister(root) {
   const kind = el("select", { id: "e-kind" }, ...kinds.map((k) => el("option", { value: k }, t(`kind_${k}`))));
   const building = el("select", { id: "e-building" }, el("option", { value: "" }, t("none")),
     ...buildingOptions().map((b) => el("option", { value: b.id }, b.name)));
-  const household = el("input", { id: "e-household", inputmode: "numeric" });
+  // people due a visit (the /sync bundle's care list): picking one fills the entry's
+  // person, household and building
+  const care = M.cache.care || [];
+  const person = el("select", { id: "e-person" }, el("option", { value: "" }, t("none")),
+    ...care.map((p, i) => el("option", { value: i },
+      `${p.name || ""} · ${p.address || ""}${p.overdue ? ` · ${t("overdue")}` : ""}`)));
+  person.addEventListener("change", () => {
+    const p = care[Number(person.value)];
+    if (!p || person.value === "") return;
+    kind.value = "visit";
+    if (p.building_id !== null && p.building_id !== undefined) building.value = String(p.building_id);
+  });
   const people = el("input", { id: "e-people", type: "number", min: 0, max: 10000, value: 1 });
   const result = el("input", { id: "e-result", maxlength: 500, placeholder: t("result_ph") });
   const note = el("textarea", { id: "e-note", rows: 2, maxlength: 2000 });
@@ -34,7 +45,7 @@ export function renderRegister(root) {
   const form = el("form", { id: "entry-form", class: "card" },
     el("label", { class: "field" }, el("span", {}, t("kind")), kind),
     el("label", { class: "field" }, el("span", {}, t("building")), building),
-    el("label", { class: "field" }, el("span", {}, t("household")), household),
+    care.length ? el("label", { class: "field" }, el("span", {}, t("care_person")), person) : null,
     el("label", { class: "field" }, el("span", {}, t("people_count")), people),
     el("label", { class: "field" }, el("span", {}, t("result")), result),
     el("label", { class: "field" }, el("span", {}, t("note")), note),
@@ -55,7 +66,12 @@ export function renderRegister(root) {
       note: note.value.trim() || null,
     };
     if (building.value) body.building_id = Number(building.value);
-    if (/^\d+$/.test(household.value.trim())) body.household_id = Number(household.value.trim());
+    const visited = person.value === "" ? null : care[Number(person.value)];
+    if (visited) {
+      body.person_ids = [visited.person_id];
+      if (visited.household_id !== null && visited.household_id !== undefined) body.household_id = visited.household_id;
+      if (!body.building_id && visited.building_id) body.building_id = visited.building_id;
+    }
     if (media.length) body.media = media;
     try { // where it was recorded, when the phone knows
       const f = await Promise.race([gpsFix(), new Promise((_, no) => setTimeout(() => no(new Error("timeout")), 3000))]);
@@ -67,7 +83,7 @@ export function renderRegister(root) {
     toast(t("entry_queued"));
     result.value = "";
     note.value = "";
-    household.value = "";
+    person.value = "";
     photos.clear();
     showCount();
     return undefined;

@@ -199,6 +199,7 @@ export async function idle() {
  * @returns {Promise<boolean>} whether fresh data came
  */
 export async function pull() {
+  if (navigator.onLine === false) return false; // the service worker would answer from its cache
   const config = await call("GET", "/config");
   if (config.status === 200) await store.set("config", config.body);
   const r = await call("GET", "/sync");
