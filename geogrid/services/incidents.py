@@ -397,7 +397,7 @@ def create_incident(
         if shas:
             media_service.attach(c, shas, "incident", iid, actor, role="report")
         names = {u["code"]: u["name"] for u in units}
-        out = _get(c, iid, with_history=False, names=names)
+        out = _get(c, iid, with_history=False, names=names, with_media=bool(shas))
         out["outside"] = outside
         idempotency.remember(c, idempotency_key, principal=principal, answer=out, resource_id=iid)
     return out
@@ -817,9 +817,10 @@ def _get(
     with_history: bool,
     scope: Scope = _WRITER,
     names: Mapping[str, str] | None = None,
+    with_media: bool = True,
 ) -> dict[str, Any]:
     """One incident as :func:`get_incident` returns it (``names``: unit code → name, when
-    the caller knows them already)."""
+    the caller knows them already; ``with_media`` False: none is attached yet)."""
     r = store.incident_row(conn, incident_id, scope=scope)
     if r is None:
         raise NotFound(f"incident {incident_id} does not exist (or is outside your units)")
@@ -829,8 +830,10 @@ def _get(
     if d["version_id"] is not None and codes and not set(codes.values()) <= set(names):
         names = store.unit_names(conn, d["version_id"], list(codes.values()))
     d["units"] = {lv: {"code": code, "name": names.get(code)} for lv, code in codes.items()}
-    d["media"] = media_service.media_of(conn, "incident", [int(incident_id)]).get(
-        int(incident_id), []
+    d["media"] = (
+        media_service.media_of(conn, "incident", [int(incident_id)]).get(int(incident_id), [])
+        if with_media
+        else []
     )
     if with_history:
         d["history"] = store.event_rows(conn, incident_id, scope=scope)

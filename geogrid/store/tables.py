@@ -105,6 +105,8 @@ category = Table(
     Column("escalate_level", Text, nullable=False, server_default="grid"),
     Column("share", Float),
     Column("active", Boolean, nullable=False, server_default=text("true")),
+    # revision 0010 (issue 13): how resolutions are closed, geogrid.core.verification
+    Column("verify", Text, nullable=False, server_default="other"),
 )
 
 account = Table(
@@ -194,6 +196,7 @@ incident = Table(
     Column("street_code", Text),
     Column("district_code", Text),
     Column("geom", Geometry("POINT", srid=4326, spatial_index=False), nullable=False),
+    Column("resolved_by", Integer),  # revision 0010 (issue 13): who resolved it
     CheckConstraint(f"status IN {STATUSES!r}", name="incident_status"),
 )
 Index("incident_reported_at", incident.c.reported_at)
