@@ -31,6 +31,7 @@ from geogrid.cli.notify import notify_app  # issue 13 (TERM-C)
 from geogrid.cli.register import register_app  # issue 13 (TERM-B)
 from geogrid.cli.registry import registry_app  # issue 15
 from geogrid.cli.registry_read import register as add_registry_reads  # issue 15
+from geogrid.cli.scale import scale_app  # issue 12
 from geogrid.cli.terminals import terminals_app  # issue 13
 from geogrid.cli.workers import review_cmd, workers_app  # issue 14
 from geogrid.core.validation import Finding, findings_geojson
@@ -38,7 +39,7 @@ from geogrid.errors import FileInputError, GeogridError, InvalidInput, TopologyE
 from geogrid.services import backup as backups
 from geogrid.services import boundaries, database, idempotency
 from geogrid.services.city import install_categories, profile_for
-from geogrid.services.demo import DEMO_CITY_FILE, load_demo
+from geogrid.services.demo import DEMO_CITY_FILE, DEMO_REGISTRY_RECORDS, load_demo
 from geogrid.services.lookup import locate
 from geogrid.settings import CityFileError, Settings, get_settings, load_city
 
@@ -62,6 +63,7 @@ city_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(city_app, name="city")
+app.add_typer(scale_app, name="scale")  # issue 12: GeoParquet history and Dask
 app.add_typer(terminals_app, name="terminals")  # issue 13: the workers' devices
 app.add_typer(notify_app, name="notify")  # issue 13: notifications
 app.add_typer(registry_app, name="registry")  # issue 15: the base-information registry
@@ -412,6 +414,9 @@ def locate_cmd(
 @demo_app.command("load")
 def demo_load(
     incidents: Annotated[int, typer.Option(help="number of synthetic incidents")] = 200_000,
+    base_records: Annotated[
+        int, typer.Option(help="registry records (issue 15; people, households, …); 0: none")
+    ] = DEMO_REGISTRY_RECORDS,
     seed: Annotated[int, typer.Option()] = 2016,
     if_empty: Annotated[
         bool, typer.Option("--if-empty", help="do nothing when boundaries are already stored")
@@ -421,7 +426,12 @@ def demo_load(
     incidents); serve it with GEOGRID_CITY_FILE set to the demo's city file."""
     try:
         summary = load_demo(
-            _engine(), incidents=incidents, seed=seed, if_empty=if_empty, console=console
+            _engine(),
+            incidents=incidents,
+            base_records=base_records,
+            seed=seed,
+            if_empty=if_empty,
+            console=console,
         )
     except GeogridError as exc:
         _fail(exc)

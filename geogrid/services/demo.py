@@ -29,16 +29,22 @@ from geogrid.demo.boundaries import build_demo
 from geogrid.demo.city import CITY, CITY_FILE
 from geogrid.demo.incidents import build_incidents
 from geogrid.demo.people import build_workers
+from geogrid.demo.registry import DEFAULT_RECORDS, build_registry
 from geogrid.errors import Conflict
 from geogrid.services.accounts import add_user
 from geogrid.services.boundaries import save_hierarchy
+from geogrid.services.registry_import import load_registry
+from geogrid.services.registry_keys import vault as registry_vault
 from geogrid.settings import get_settings
 from geogrid.store import incidents as store_incidents
 from geogrid.store import units as store_units
 from geogrid.store.changes import record_change
 from geogrid.store.people import copy_buildings, insert_accounts
 
-__all__ = ["DEMO_CITY_FILE", "load_demo"]
+__all__ = ["DEMO_CITY_FILE", "DEMO_REGISTRY_RECORDS", "load_demo"]
+
+#: the demo registry's records by default (issue 15: Yulin's 6.62 million)
+DEMO_REGISTRY_RECORDS: int = DEFAULT_RECORDS
 
 #: the demo city's file (``GEOGRID_CITY_FILE`` for serving the demo)
 DEMO_CITY_FILE: Path = CITY_FILE
@@ -52,6 +58,7 @@ def load_demo(
     engine: Engine,
     *,
     incidents: int = 200_000,
+    base_records: int = 0,
     seed: int = 2016,
     if_empty: bool = False,
     console: _Printer | None = None,
@@ -64,6 +71,11 @@ def load_demo(
         A migrated, empty database.
     incidents : int
         Number of synthetic incidents (0: none).
+    base_records : int
+        Records of the synthetic base-information registry (issue 15: people, households,
+        buildings, organisations; :mod:`geogrid.demo.registry`); 0 (the default here,
+        for tests and benches): none; ``geogrid demo load`` asks for
+        :data:`DEMO_REGISTRY_RECORDS` (Yulin's 6.62 million) unless told otherwise.
     seed : int
         Random seed of every builder.
     if_empty : bool
@@ -162,6 +174,17 @@ def load_demo(
         summary.update(_store_incidents(engine, frame, att, cats, ids))
         summary["incident_seconds"] = round(time.perf_counter() - t1, 1)
         say(f"demo: stored {summary['incidents']} incidents in {summary['incident_seconds']} s")
+    if base_records > 0:  # issue 15: the registry, at the demo's building points
+        t2 = time.perf_counter()
+        reg = build_registry(city.units, city.buildings, n=base_records, seed=seed)
+        say(f"demo: generated {reg.records} registry records in {time.perf_counter() - t2:.1f} s")
+        loaded = load_registry(
+            engine, reg, vault=registry_vault(get_settings()), replace=True, on_progress=say
+        )
+        summary["registry"] = {k: loaded[k] for k in ("records", "people", "households",
+                                                      "buildings", "orgs", "care")}  # fmt: skip
+        summary["registry_seconds"] = round(time.perf_counter() - t2, 1)
+        say(f"demo: stored the registry in {summary['registry_seconds']} s")
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     return summary
 

@@ -16,7 +16,7 @@ transaction (all or nothing).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 import pandas as pd
@@ -75,6 +75,9 @@ __all__ = [
     "create_secondary_indexes",
     "truncate_registry",
     "export_rows",
+    "copy_into",
+    "is_empty",
+    "reset_identities",
 ]
 
 
@@ -616,3 +619,45 @@ def export_rows(conn: Connection, kind: str, scope: Scope, unit: str | None = No
         params["unit"] = unit
     res = conn.execute(text(sql + " ORDER BY p.id"), params)
     return pd.DataFrame(res.all(), columns=list(res.keys()))
+
+
+def copy_into(
+    conn: Connection, table: str, schema: pa.Schema, chunks: Iterable[pa.Table | bytes]
+) -> int:
+    """Binary-COPY rows straight into a registry table (the bulk load of an empty
+    registry): ``chunks`` are Arrow tables of ``schema`` or bodies already encoded with
+    pgpq for that schema (by worker processes). Returns the rows written."""
+    if table not in REGISTRY_TABLES:
+        raise ValueError(f"not a registry table: {table!r}")
+    encoder = ArrowToPostgresBinaryEncoder(schema)
+    names = ", ".join(f'"{f.name}"' for f in schema)
+    n = 0
+    with _raw(conn).cursor() as cur:
+        with cur.copy(f"COPY {table} ({names}) FROM STDIN WITH (FORMAT BINARY)") as cp:
+            cp.write(encoder.write_header())
+            for chunk in chunks:
+                if isinstance(chunk, bytes):
+                    cp.write(chunk)
+                    continue
+                n += chunk.num_rows
+                for batch in chunk.to_batches(max_chunksize=100_000):
+                    cp.write(encoder.write_batch(batch))
+            cp.write(encoder.finish())
+    return n
+
+
+def is_empty(conn: Connection) -> bool:
+    """Whether the registry holds no building, household, person or organisation."""
+    return not conn.exec_driver_sql(
+        "SELECT EXISTS (SELECT 1 FROM reg_building) OR EXISTS (SELECT 1 FROM reg_household) "
+        "OR EXISTS (SELECT 1 FROM reg_person) OR EXISTS (SELECT 1 FROM reg_org)"
+    ).scalar_one()
+
+
+def reset_identities(conn: Connection) -> None:
+    """Move each registry table's identity past its largest id (after a COPY with ids)."""
+    for t in ("reg_building", "reg_dwelling", "reg_household", "reg_person", "reg_org"):
+        conn.exec_driver_sql(
+            f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), "
+            f"coalesce((SELECT max(id) FROM {t}), 0) + 1, false)"
+        )
