@@ -214,6 +214,12 @@ def test_service_worker_and_offline_start(browser, city_server):
         assert phone.js("navigator.onLine") is False
         phone.page.reload()
         phone.ready()
+        # the service worker's own fetches are cut off too: a file it never cached fails,
+        # so the shell above came from its cache
+        missed = phone.js(
+            "() => fetch('/static/js/api.js', { cache: 'no-store' }).then(() => 'fetched', () => 'failed')"
+        )
+        assert missed == "failed"
         assert phone.page.inner_text("#bar h1") == "网格员工作台"
         assert phone.page.is_visible("#enrol-form")
         assert phone.js("typeof window.maplibregl") == "object"  # the vendored library too
@@ -603,6 +609,13 @@ def test_tasks_conflicts_and_revocation(browser, city_server):
         lon, lat = CENTRES[GRIDS[0]]
         glon, glat = wgs84_to_gcj02(lon, lat)
         page.click("#tabs button[data-tab=report]")
+        page.wait_for_function(
+            "window.geogridM.M.cache.grids && document.querySelector('#gridmap canvas')"
+        )
+        page.wait_for_timeout(1000)  # the map frames the worker's grid
+        box = page.locator("#gridmap canvas").bounding_box()
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        assert page.inner_text("#r-pos").startswith("地图选点")
         page.select_option("#r-category", "small_ads")
         page.locator("#report-form details summary").click()
         page.select_option("#r-crs", "gcj02")
