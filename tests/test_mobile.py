@@ -661,3 +661,22 @@ def test_tasks_conflicts_and_revocation(browser, city_server):
         assert phone.errors == [], phone.errors
     finally:
         phone.close()
+
+
+def test_app_vocabulary_matches_the_server():
+    """The app's service kinds and their Chinese labels are the server's
+    (geogrid.core.service_register), and its statuses the lifecycle's."""
+    import re
+
+    from geogrid.core.lifecycle import STATUSES
+    from geogrid.core.service_register import SERVICE_KINDS
+
+    register = (STATIC_M / "js" / "register.js").read_text(encoding="utf-8")
+    kinds = re.search(r"export const SERVICE_KINDS = \[([^\]]*)\]", register)
+    assert kinds, "SERVICE_KINDS not found in register.js"
+    assert re.findall(r'"(\w+)"', kinds.group(1)) == [k.code for k in SERVICE_KINDS]
+    zh = (STATIC_M / "i18n" / "zh.js").read_text(encoding="utf-8")
+    labels = dict(re.findall(r'^\s+(\w+): "([^"]*)",$', zh, flags=re.M))
+    for k in SERVICE_KINDS:
+        assert labels[f"kind_{k.code}"] == k.name_zh, k.code
+    assert {s for s in STATUSES} == {k[len("status_") :] for k in labels if k.startswith("status_")}
