@@ -136,6 +136,9 @@ def test_read_over_http(env):
     before = (datetime.fromisoformat(mine[0]["created_at"]) - timedelta(seconds=1)).isoformat()
     again = client.get("/notifications", params={"since": before}, headers=city.auth("w1")).json()
     assert [n["id"] for n in again] == [n["id"] for n in mine]
+    # a limit keeps the newest, still oldest first
+    two = client.get("/notifications", params={"limit": 2}, headers=city.auth("w1")).json()
+    assert [n["id"] for n in two] == [n["id"] for n in mine[-2:]]
     r = client.get(
         "/notifications", params={"since": "2026-05-01T08:00:00"}, headers=city.auth("w1")
     )

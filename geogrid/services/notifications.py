@@ -140,8 +140,8 @@ def list_notifications(
     settings: Settings | None = None,
     refresh: bool = True,
 ) -> list[dict[str, Any]]:
-    """The account's notifications created after ``since`` (all without), oldest
-    first, after deriving the account's missing ones (``refresh``). They carry no
+    """The account's newest ``limit`` notifications created after ``since`` (all
+    without), oldest first, after deriving the account's missing ones (``refresh``). They carry no
     personal field (the incident's category, status, due time and units)."""
     since = _aware(since, "since")
     with transaction(bind) as c:

@@ -170,8 +170,8 @@ def notification_rows(
     unread_only: bool = False,
     limit: int = 500,
 ) -> list[dict[str, Any]]:
-    """The account's notifications created after ``since``, oldest first, with a
-    summary of their incident (no personal field)."""
+    """The account's newest ``limit`` notifications created after ``since``, returned
+    oldest first, with a summary of their incident (no personal field)."""
     cond = ["n.account_id = :me"]
     params: dict[str, Any] = {"me": int(account_id), "limit": int(limit)}
     if since is not None:
@@ -183,15 +183,15 @@ def notification_rows(
         rows = (
             c.execute(
                 text(
-                    _SELECT + "WHERE " + " AND ".join(cond) + " ORDER BY n.created_at, n.id "
-                    "LIMIT :limit"
+                    _SELECT + "WHERE " + " AND ".join(cond) + " ORDER BY n.created_at DESC, "
+                    "n.id DESC LIMIT :limit"
                 ),
                 params,
             )
             .mappings()
             .all()
         )
-    return [dict(r) for r in rows]
+    return [dict(r) for r in reversed(rows)]
 
 
 def mark_read(
