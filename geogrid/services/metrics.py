@@ -117,6 +117,7 @@ __all__ = [
     "incident_time_range",
     "load_index",
     "load_metrics",
+    "metrics_from_aggregates",
     "unit_hotspots",
     "unit_trend",
 ]
@@ -317,6 +318,42 @@ def _compute(
                 rows, level, prev_start=win.prev_start, start=start_d, end=end_d, t=t
             )
             path = "pandas (re-attributed)"
+    return metrics_from_aggregates(
+        engine,
+        level,
+        agg,
+        version_id=vid,
+        prev_start=win.prev_start,
+        start=start_d,
+        end=end_d,
+        t=t,
+        categories=win.categories,
+        weights=w,
+        cache=cache,
+        path=path,
+    )
+
+
+def metrics_from_aggregates(
+    engine: Bind,
+    level: str,
+    agg: pd.DataFrame,
+    *,
+    version_id: int,
+    prev_start: datetime,
+    start: datetime,
+    end: datetime,
+    t: datetime,
+    categories: list[str] | None,
+    weights: LoadWeights,
+    cache: UnitCache,
+    path: str,
+) -> gpd.GeoDataFrame:
+    """The metrics of a version's units from per-unit sums (the SQL aggregate, its pandas
+    twin, or the partial sums of a Dask cluster — :mod:`geogrid.services.scale`): units,
+    worker FTEs, the load index's grid means, the residents' figures, and ``attrs``."""
+    vid = version_id
+    with _connect(engine) as conn:
         units = _units(conn, cache, level, vid)
         fte = worker_fte(sm.worker_grids(conn), _chain(conn, cache, vid), level)
         n_grids, hh_total, area_total = sm.grid_totals(conn, vid)
@@ -329,19 +366,19 @@ def _compute(
         else (0.0, 0.0, 0.0)
     )
     out = unit_metrics(
-        pd.DataFrame(units.drop(columns="geometry")), agg, fte, reference=ref, weights=w
+        pd.DataFrame(units.drop(columns="geometry")), agg, fte, reference=ref, weights=weights
     )
-    out = _with_residents(engine, out, level, start_d, end_d)  # issue 14
+    out = _with_residents(engine, out, level, start, end)  # issue 14
     gdf = gpd.GeoDataFrame(out, geometry=units.geometry.values, crs="EPSG:4326")
     gdf.attrs.update(
         version_id=vid,
         level=level,
-        start=start_d.isoformat(),
-        end=end_d.isoformat(),
+        start=start.isoformat(),
+        end=end.isoformat(),
         as_at=t.isoformat(),
-        previous_start=win.prev_start.isoformat(),
-        categories=win.categories,
-        weights=asdict(w),
+        previous_start=prev_start.isoformat(),
+        categories=categories,
+        weights=asdict(weights),
         load_reference=dict(zip(("effort", "households", "area_km2"), ref, strict=True)),
         path=path,
     )
