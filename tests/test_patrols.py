@@ -321,3 +321,10 @@ def test_leader_sees_the_days_tracks_on_the_map(city, client):
             assert web.errors == []
         finally:
             b.close()
+
+
+def test_config_tells_the_phone_the_sampling_and_the_kinds(client):
+    cfg = client.get("/config").json()
+    assert cfg["patrol"] == {"interval_s": 5.0, "max_accuracy_m": 50.0}  # the settings' defaults
+    assert [k["code"] for k in cfg["service_kinds"]][:2] == ["visit", "mediation"]
+    assert cfg["service_kinds"][0]["name_zh"] == "走访入户"

@@ -73,3 +73,14 @@ class ClientConfig(ApiModel):
         examples=[["reported", "accepted", "dispatched", "resolved", "closed"]],
     )
     categories: list[CategoryInfo] = Field(description="the active incident categories")
+    # issue 13 (TERM-B): the phone app's register kinds and patrol sampling
+    service_kinds: list[CategoryInfo] = Field(
+        default_factory=list,
+        description="the kinds of the daily service register (为民服务事项登记表)",
+    )
+    patrol: dict[str, float] = Field(
+        default_factory=dict,
+        description="GPS sampling of a patrol: interval_s (seconds between kept fixes), "
+        "max_accuracy_m (fixes less accurate are dropped)",
+        examples=[{"interval_s": 5.0, "max_accuracy_m": 50.0}],
+    )

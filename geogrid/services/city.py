@@ -30,6 +30,7 @@ from geogrid.core.crs import metric_crs
 from geogrid.core.hierarchy import CODE_LENGTH, LEVEL_NAMES, LEVELS
 from geogrid.core.lifecycle import STATUSES
 from geogrid.core.metric_catalogue import METRICS
+from geogrid.core.service_register import SERVICE_KINDS
 from geogrid.services.incidents import list_categories, save_categories
 from geogrid.settings import City, Settings
 from geogrid.store import units as store_units
@@ -234,7 +235,8 @@ def city_config(ctx: CityContext) -> dict[str, Any]:
         ``name_zh``, ``name_en``, ``code_length``, district first), ``metrics`` (``key``,
         ``description``), ``statuses`` (the incident lifecycle, in order) and
         ``categories`` (the active incident categories: ``code``, ``name_zh``,
-        ``name_en``).
+        ``name_en``), ``service_kinds`` (the daily service register's kinds) and ``patrol``
+        (the phone's GPS sampling: ``interval_s``, ``max_accuracy_m``).
     """
     profile = city_profile(ctx)
     categories = list_categories(ctx.engine)
@@ -264,6 +266,14 @@ def city_config(ctx: CityContext) -> dict[str, Any]:
             {"code": c["code"], "name_zh": c["name_zh"], "name_en": c["name_en"]}
             for c in categories
         ],
+        # issue 13 (TERM-B): the phone app's register kinds and patrol sampling
+        "service_kinds": [
+            {"code": k.code, "name_zh": k.name_zh, "name_en": k.name_en} for k in SERVICE_KINDS
+        ],
+        "patrol": {
+            "interval_s": ctx.settings.patrol_min_interval_s,
+            "max_accuracy_m": ctx.settings.patrol_max_accuracy_m,
+        },
     }
 
 
