@@ -40,7 +40,7 @@ from geogrid.core.verification import (
     check_verify_mode,
 )
 from geogrid.errors import Conflict, Forbidden, InvalidInput, NotFound
-from geogrid.services import audit, idempotency
+from geogrid.services import audit, idempotency, survey_links
 from geogrid.services import media as media_service
 from geogrid.settings import get_settings
 from geogrid.store import incidents as store_incidents
@@ -530,11 +530,11 @@ def transition(
         if shas:
             role = _media_role(to_status)
             media_service.attach(c, shas, "incident", int(incident_id), actor, role=role)
-        # (RES, issue 14: the one call creating a satisfaction link when to_status is
-        # "resolved" goes here, inside this transaction)
         out = _get(c, incident_id, with_history=False)
         if out.get("lon") is not None:  # status colours and backlog metrics change
             record_incident_change(c, [out["lon"]], [out["lat"]], kind="status")
+        if to_status == "resolved":  # issue 14: the resident's satisfaction link
+            survey_links.on_resolved(c, incident_id, when)
         audit.record(
             c,
             actor=actor,
