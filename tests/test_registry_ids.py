@@ -168,3 +168,52 @@ def test_row_checks_name_row_and_field_and_mask_values():
     for v in checked.errors["value"]:
         assert "11010519491231002X" not in v and "440524188001010014" not in v
     assert checked.rows["residence"].tolist()[:3] == ["registered", "floating", "overseas"]
+
+
+def _small_registry(n: int, seed: int = 3):
+    import geopandas as gpd
+    import small_city
+
+    layers = small_city.layers()
+    rng = np.random.default_rng(1)
+    k = 400
+    x = small_city.CX + (rng.random(k) - 0.5) * 2 * small_city.DX
+    y = small_city.CY + (rng.random(k) - 0.5) * 2 * small_city.DY
+    pts = gpd.GeoDataFrame(
+        {
+            "households": rng.integers(1, 30, k),
+            "grid_code": np.where(x < small_city.CX, small_city.GRIDS[0], small_city.GRIDS[1]),
+        },
+        geometry=gpd.points_from_xy(x, y),
+        crs=4326,
+    )
+    from geogrid.demo.registry import build_registry
+
+    return layers, pts, build_registry(layers, pts, n=n, seed=seed)
+
+
+def test_demo_registry_is_valid_unique_and_deterministic():
+    from geogrid.core.registry.ids import uscc_problems
+    from geogrid.demo.registry import split_records
+
+    layers, pts, reg = _small_registry(5000)
+    assert reg.records == 5000
+    assert {k: len(getattr(reg, k)) for k in ("buildings", "households", "orgs", "people")} == (
+        split_records(5000, len(pts))
+    )
+    ids = reg.people["id_number"].to_numpy(dtype=object)
+    assert (id_number_problems(ids) == None).all()  # noqa: E711
+    assert reg.people["id_number"].is_unique
+    # sex and birth date agree with the ID number
+    for r in reg.people.sample(200, random_state=1).itertuples():
+        info = parse_id_number(r.id_number)
+        assert info.sex == r.sex and info.birth_date == pd.Timestamp(r.birth_date).date()
+        assert info.area == r.district_code
+    phones = reg.people["phone"].dropna()
+    assert phones.is_unique and all(normalise_phone(p) == p for p in phones)
+    assert (uscc_problems(reg.orgs["uscc"].to_numpy(dtype=object)) == None).all()  # noqa: E711
+    assert set(reg.care["group_code"]) <= set(CARE_GROUPS)
+    # every household has a head, people live in existing households
+    assert set(reg.people["household_id"]) == set(reg.households["id"])
+    again = _small_registry(5000)[2]
+    pd.testing.assert_frame_equal(again.people, reg.people)

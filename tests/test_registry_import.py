@@ -281,3 +281,86 @@ def test_reattribution_after_a_boundary_change(city):
     assert got["张伟"] == small_city.GRIDS[2] and got["陈刚"] == small_city.GRIDS[0]
     assert got["王芳"] == small_city.GRIDS[1]  # B2 did not move
     assert hh["H1"] == small_city.GRIDS[2]
+
+
+def test_bulk_load_of_the_demo_generator_and_geoparquet_import(tmp_path):
+    """The demo's bulk path on a second small city: every person's ID number and phone
+    sealed (they open to the generated values), blind indexes match, grams searchable,
+    unit counts from the registry; then a GeoParquet file of organisations imported."""
+    import geopandas as gpd
+    import numpy as np
+
+    from geogrid.demo.registry import build_registry
+    from geogrid.services.registry_import import load_registry
+    from geogrid.services.registry_keys import vault
+
+    v = vault(Settings())
+    with small_city.build() as c2:
+        rng = np.random.default_rng(5)
+        k = 200
+        x = small_city.CX + (rng.random(k) - 0.5) * 1.9 * small_city.DX
+        y = small_city.CY + (rng.random(k) - 0.5) * 1.9 * small_city.DY
+        col = (x > small_city.CX).astype(int) + 2 * (y > small_city.CY).astype(int)
+        pts = gpd.GeoDataFrame(
+            {"households": rng.integers(1, 20, k), "grid_code": np.array(small_city.GRIDS)[col]},
+            geometry=gpd.points_from_xy(x, y),
+            crs=4326,
+        )
+        reg = build_registry(small_city.layers(), pts, n=3000, seed=9)
+        rep = load_registry(c2.engine, reg, vault=v, workers=2, chunk=500)
+        assert rep["records"] == 3000
+        with c2.engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT id, id_enc, id_blind, phone_enc, grid_code FROM reg_person")
+            ).all()
+            hits = conn.execute(
+                text(
+                    "SELECT count(*) FROM reg_person WHERE name_grams @> CAST(:g AS text[]) "
+                    "AND name LIKE :q"
+                ),
+                {"g": [reg.people["name"].iloc[0][:2]], "q": reg.people["name"].iloc[0][:2] + "%"},
+            ).scalar_one()
+            pop = dict(
+                conn.execute(
+                    text(
+                        "SELECT code, population FROM unit WHERE level = 'grid' AND version_id = :v"
+                    ),
+                    {"v": c2.version_id},
+                ).all()
+            )
+            dump_ok = conn.execute(
+                text(
+                    "SELECT count(*) FROM reg_person WHERE position(:p in encode(id_enc, 'escape')) > 0"
+                ),
+                {"p": reg.people["id_number"].iloc[0]},
+            ).scalar_one()
+        assert len(rows) == len(reg.people)
+        people = reg.people.set_index("id")
+        for pid, id_enc, id_blind, phone_enc, grid in rows[:300]:
+            p = people.loc[pid]
+            assert v.open(id_enc) == p["id_number"]
+            assert bytes(id_blind) == v.blind("id", p["id_number"])
+            assert (phone_enc is None) == (not isinstance(p["phone"], str))
+            assert grid == p["grid_code"]
+        assert hits >= 1 and dump_ok == 0
+        expect = people.groupby("grid_code").size().to_dict()
+        assert {g: pop[g] for g in expect} == expect
+
+        orgs = gpd.GeoDataFrame(
+            {"统一社会信用代码": ["91350100M000100Y43", "91440300708461136T"],
+             "单位名称": ["测试商店", "测试公司"], "类型": ["商铺", "企业"]},
+            geometry=gpd.points_from_xy(
+                [small_city.CENTRES[small_city.GRIDS[3]][0]] * 2,
+                [small_city.CENTRES[small_city.GRIDS[3]][1]] * 2,
+            ),
+            crs=4326,
+        )  # fmt: skip
+        pq = tmp_path / "orgs.parquet"
+        orgs.to_parquet(pq)
+        rep2 = import_registry(c2.engine, pq, settings=Settings())
+        assert (rep2.kind, rep2.inserted) == ("orgs", 2)
+        with c2.engine.connect() as conn:
+            grid = conn.execute(
+                text("SELECT grid_code FROM reg_org WHERE uscc = '91350100M000100Y43'")
+            ).scalar_one()
+        assert grid == small_city.GRIDS[3]

@@ -630,7 +630,11 @@ def _person_body(args: tuple[Vault, dict[str, Any], int | None]) -> bytes:
     )  # fmt: skip
     enc = ArrowToPostgresBinaryEncoder(_PERSON_SCHEMA)
     enc.write_header()  # the encoder wants it first; the loader writes its own
-    return b"".join(enc.write_batch(b) for b in table.to_batches(max_chunksize=50_000))
+    parts = [enc.write_batch(b) for b in table.to_batches(max_chunksize=50_000)]
+    tail = enc.finish()  # pgpq buffers rows until finish(), which also writes the trailer
+    if tail[-2:] != b"\xff\xff":  # pragma: no cover - the binary COPY trailer (int16 -1)
+        raise RuntimeError("unexpected end of a binary COPY body")
+    return b"".join(parts) + tail[:-2]
 
 
 def _ewkb(lon: np.ndarray, lat: np.ndarray) -> pa.Array:
@@ -766,6 +770,9 @@ def load_registry(
                 store.copy_into(conn, "reg_person", _PERSON_SCHEMA, map(_person_slice, bounds))
         finally:
             _BULK.clear()
+        copied = store.stage_rows(conn, "reg_person")
+        if copied != len(p):  # pragma: no cover - a lost chunk would be a loader bug
+            raise RuntimeError(f"{copied} of {len(p)} people copied")
         times["people"] = round(time.perf_counter() - t, 2)
         say(f"registry: {len(p)} people sealed and copied in {times['people']} s")
         t = time.perf_counter()
