@@ -30,6 +30,7 @@ from small_city import CENTRES, GRIDS
 from test_web import ARGS, ARTIFACTS, CHROMIUM
 
 PHONE = {"width": 360, "height": 640}
+CHUNK = 256 * 1024  # bytes per upload request (api/static/m/js/sync.js)
 STATIC_M = Path(__file__).resolve().parent.parent / "api" / "static" / "m"
 
 pytestmark = [
@@ -139,7 +140,8 @@ def photo_jpeg(width: int = 3000, height: int = 2000) -> bytes:
     """A camera-sized JPEG (the app scales it to 1600 px before hashing)."""
     from PIL import Image, ImageDraw
 
-    im = Image.new("RGB", (width, height), (120, 160, 90))
+    noise = Image.effect_noise((width, height), 60)  # compresses badly: several chunks
+    im = Image.merge("RGB", (noise, noise.transpose(Image.Transpose.FLIP_LEFT_RIGHT), noise))
     d = ImageDraw.Draw(im)
     for i in range(0, width, 97):
         d.line([i, 0, width - i, height], fill=(200, 40, 40), width=9)
@@ -243,6 +245,7 @@ class ForceRetry:
         self.lock = threading.Lock()
         self.first: dict[str, int] = {}  # request identity → status of the cut-off answer
         self.sent: list[tuple[str, str, str | None, int | None]] = []
+        self.ranges: list[str | None] = []  # Content-Range of every PUT, in order
 
     def identity(self, request) -> str:
         h = request.headers
@@ -257,6 +260,8 @@ class ForceRetry:
         ident = self.identity(request)
         path = request.url.split("://", 1)[1].split("/", 1)[1]
         key = request.headers.get("idempotency-key")
+        if request.method == "PUT":
+            self.ranges.append(request.headers.get("content-range"))
         with self.lock:
             cut = ident not in self.first
         if cut:
@@ -399,6 +404,10 @@ def test_offline_round_trip_arrives_exactly_once(browser, city_server):
         assert retry.first_answers("POST", "/register/entries") == [201, 201]
         assert retry.first_answers("POST", "/patrols") == [201]
         assert retry.first_answers("PUT", "/media/"), retry.sent  # the upload was cut too
+        size = count(city, "SELECT size_bytes FROM media")
+        assert retry.ranges[0] == f"bytes 0-{min(size, CHUNK) - 1}/{size}"
+        assert size > CHUNK  # several chunks: a later one resumed at the server's offset
+        assert f"bytes {CHUNK}-{min(size, 2 * CHUNK) - 1}/{size}" in retry.ranges
 
         # exactly once, in the database
         assert count(city, "SELECT count(*) FROM incident") == 1

@@ -55,9 +55,11 @@ export async function submit(action) {
  * Upload one photo or video (resuming a partial upload).
  *
  * @param {string} sha256
- * @returns {Promise<{status: number, body: any}>} 2xx when the server has it
+ * @param {number} [known] bytes the server was known to have before (progress is news)
+ * @returns {Promise<{status: number, body: any, offset?: number, progressed?: boolean}>}
+ *   2xx when the server has it; offset: bytes the server has; progressed: more than known
  */
-export async function upload(sha256) {
+export async function upload(sha256, known = 0) {
   const path = `/media/${sha256}`;
   const head = await call("HEAD", path);
   if (head.status === 200) return head;
@@ -65,15 +67,17 @@ export async function upload(sha256) {
   const blob = await store.getBlob(sha256);
   if (!blob) return { status: 410, body: { error: "Gone", message: `photo ${sha256.slice(0, 12)} is no longer on this phone` } };
   const offset = head.status === 404 && head.headers ? uploadOffset(head.headers.get("Upload-Offset")) : 0;
+  let have = offset;
   let last = { status: 200, body: null };
   for (const r of chunkRanges(blob.size, offset, CHUNK)) {
     last = await call("PUT", path, {
       raw: blob.slice(r.start, r.end),
       headers: { "Content-Type": blob.type || "application/octet-stream", "Content-Range": r.header },
     });
-    if (last.status < 200 || last.status >= 300) return last;
+    if (last.status < 200 || last.status >= 300) break;
+    have = r.end;
   }
-  return last;
+  return { ...last, offset: have, progressed: have > known };
 }
 
 // the updated_at this phone last saw of each incident (from /sync and its own answers)
@@ -97,9 +101,13 @@ async function sendOne(a) {
     a.frozen = true;
     await store.saveAction(a);
   }
+  a.offsets = a.offsets || {};
+  let progressed = false;
   for (const sha of a.media || []) {
-    const up = await upload(sha);
-    if (up.status < 200 || up.status >= 300) return up;
+    const up = await upload(sha, a.offsets[sha] || 0);
+    if (up.offset !== undefined) a.offsets[sha] = up.offset;
+    progressed = progressed || Boolean(up.progressed);
+    if (up.status < 200 || up.status >= 300) return { ...up, progressed };
   }
   return call(a.method, a.path, { json: a.body, headers: { "Idempotency-Key": a.key } });
 }
@@ -141,7 +149,8 @@ async function drainOnce() {
       break;
     }
     if (what === "retry") {
-      a.attempts += 1;
+      // an upload that moved on since the last attempt starts its backoff again
+      a.attempts = res.progressed ? 1 : a.attempts + 1;
       a.next_at = Date.now() + backoffMs(a.attempts);
       a.error = err.message;
       await store.saveAction(a);
