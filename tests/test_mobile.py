@@ -540,6 +540,16 @@ def test_tasks_conflicts_and_revocation(browser, city_server):
     phone = enrolled_phone(browser, city, http)
     try:
         page = phone.page
+        # every view fits the 360 px screen, in English too
+        page.click("#lang-btn")
+        assert page.inner_text("#tabs button[data-tab=report]") == "Report"
+        for tab in ("report", "tasks", "patrol", "register", "notes"):
+            page.click(f"#tabs button[data-tab={tab}]")
+            assert phone.overflow() == [], tab
+        page.click("#outbox-btn")
+        assert phone.overflow() == []
+        page.click("#outbox-btn")
+        page.click("#lang-btn")
         page.click("#tabs button[data-tab=tasks]")
         for inc in (first, second):
             page.wait_for_selector(f"#task-list li[data-id='{inc['id']}']")
