@@ -68,15 +68,19 @@ def task_rows(
     """
     sql = (
         f"WITH mine AS ({my_units_sql()}), own AS (SELECT au.unit_code AS code FROM "
-        "account_unit au WHERE au.account_id = :me) "
+        "account_unit au WHERE au.account_id = :me), "
+        # two index lookups (revision 0012's partial indexes), not one OR over every row
+        f"task_ids AS (SELECT i.id FROM incident i WHERE {OPEN_CONDITION} AND "
+        "i.assignee_id = :me UNION SELECT i.id FROM mine m JOIN incident i ON "
+        f"i.assigned_unit = m.code AND {OPEN_CONDITION}) "
         "SELECT i.id, i.category, c.name_zh AS category_name_zh, c.name_en AS "
         "category_name_en, i.description, i.status, i.reported_at, i.updated_at, i.due_at, "
         f"i.assigned_level, i.assigned_unit, i.assignee_id, {_UNITS}, ST_X(i.geom) AS lon, "
         "ST_Y(i.geom) AS lat, CASE WHEN i.assignee_id = :me THEN 'me' WHEN i.assigned_unit "
         "IN (SELECT code FROM own) THEN 'unit' ELSE 'team' END AS via, "
-        "count(*) OVER () AS total FROM incident i JOIN category c ON c.code = i.category "
-        f"WHERE {OPEN_CONDITION} AND (i.assignee_id = :me OR i.assigned_unit IN "
-        "(SELECT code FROM mine)) ORDER BY (i.due_at IS NOT NULL AND i.due_at < :now) DESC, "
+        "count(*) OVER () AS total FROM task_ids t JOIN incident i ON i.id = t.id "
+        "JOIN category c ON c.code = i.category "
+        "ORDER BY (i.due_at IS NOT NULL AND i.due_at < :now) DESC, "
         "i.due_at ASC NULLS LAST, i.id LIMIT :limit OFFSET :offset"
     )
     with connection(bind) as c:
