@@ -37,6 +37,11 @@ export default {
   change: "Change vs previous",
   previous_incidents: "Previous window",
   load_index: "Load index",
+  // issue 14: residents' satisfaction and evaluation as map metrics
+  satisfaction: "Residents' satisfaction",
+  satisfaction_answers: "Satisfaction answers",
+  evaluation_score: "Evaluation score",
+  evaluation_answers: "Evaluation answers",
   population: "Residents",
   households: "Households",
   area_m2: "Area (km²)",

@@ -37,6 +37,11 @@ export default {
   change: "环比变化",
   previous_incidents: "上期事件数",
   load_index: "负荷指数",
+  // issue 14: residents' satisfaction and evaluation as map metrics
+  satisfaction: "群众满意度",
+  satisfaction_answers: "满意度答卷",
+  evaluation_score: "群众测评得分",
+  evaluation_answers: "测评答卷",
   population: "人口",
   households: "户数",
   area_m2: "面积 (km²)",
