@@ -255,6 +255,7 @@ POLICY: dict[tuple[str, str], Policy] = {
     ("POST", "/workers/{worker_id}/records"): Policy(UNIT_ADMINS),
     ("GET", "/review/{year}"): Policy(UNIT_ADMINS | {"leader", "analyst"}),
     ("GET", "/review/{year}.xlsx"): Policy(UNIT_ADMINS | {"leader", "analyst"}),
+    ("GET", "/review/{year}.html"): Policy(UNIT_ADMINS | {"leader", "analyst"}),
 }
 
 

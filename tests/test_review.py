@@ -232,6 +232,12 @@ def test_review_access_and_masking(city, client):
     names = {w["name"] for w in lead["workers"]}
     assert "李梅" not in names and all("*" in n for n in names)
     assert client.get("/review/1999", headers=city.auth("admin")).status_code == 400
+    # the staff performance page: names clear for the admins, masked for leaders
+    page = client.get("/review/2025.html", headers=city.auth("street"))
+    assert page.status_code == 200 and "李梅" in page.text and "总分" in page.text
+    page = client.get("/review/2025.html", params={"unit": GRIDS[1]}, headers=city.auth("leader"))
+    assert page.status_code == 200 and "黄强" not in page.text and "陈芳" not in page.text
+    assert "黄*" in page.text
 
 
 def test_review_xlsx_reads_back(city, client, scheme):

@@ -242,6 +242,58 @@ def get_review_xlsx(
 
 
 @router.get(
+    "/review/{year}.html",
+    summary="The staff performance table (a page, filters by unit)",
+    response_class=HTMLResponse,
+    responses=error_responses(400, 401, 403),
+)
+def get_review_html(
+    engine: EngineDep, account: AccountDep, year: Year, unit: Unit = None
+) -> HTMLResponse:
+    """The review as a page for leaders: one row per worker with every component, the
+    score, the ranks and the shortlist mark; a form filters by unit."""
+    data = review.review(engine, account, year, unit=unit)
+    short = set(data["shortlist"])
+    head = ["姓名 Name", "社区 Community", *(COMPONENT_NAMES[k][0] for k in COMPONENTS)]
+    head += ["扣分", "总分 Score", "社区排名", "街道排名", "区排名", "入围"]
+    rows = [
+        [
+            w["name"],
+            w["community_code"],
+            *(w[k] for k in COMPONENTS),
+            w["deduction"],
+            w["score"],
+            w["rank_community"],
+            w["rank_street"],
+            w["rank_district"],
+            "★" if w["account_id"] in short else "",
+        ]
+        for w in data["workers"]
+    ]
+    form = (
+        f'<form method="get"><label>单位 Unit <input name="unit" value="{escape(unit or "")}" '
+        'inputmode="numeric" maxlength="15"></label> <button>筛选 Filter</button> '
+        f'<a href="/review/{year}.xlsx'
+        + (f"?unit={escape(unit)}" if unit else "")
+        + '">Excel</a></form>'
+    )
+    body = (
+        f'<h1>{year}年度网格员考评</h1><div class="en">Year-end review — staff performance'
+        f"{' · ' + escape(unit) if unit else ''}</div>{form}"
+        f'<div class="scroll">{_table(head, rows)}</div>'
+        '<p class="en">方法 Method: docs/review.md — 按负荷归一化的工作量、按时办结率、群众满意度、'
+        "群众测评、巡查覆盖率，减去有效投诉扣分。</p>"
+    )
+    html = (
+        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{year}年度考评</title><style>{_PAGE_CSS}</style></head>"
+        f"<body><main>{body}</main></body></html>"
+    )
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+@router.get(
     "/review/{year}",
     response_model=Review,
     summary="The year-end review: scores, ranks, shortlist",
