@@ -319,3 +319,24 @@ def test_periodic_task_in_the_app(env):
             pytest.fail("the periodic task derived nothing")
     finally:
         srv.stop()
+
+
+def test_one_city_wide_run_at_a_time(env):
+    """While one process derives the city's notifications, another's run returns at once
+    (the app's workers and the CLI do not do the work twice)."""
+    city, _ = env
+    notifications.refresh_notifications(city.engine)
+    inc = _report(city, "w1", GRIDS[0])
+    with city.engine.begin() as held:
+        held.execute(
+            text("SELECT pg_advisory_xact_lock(:ns, 0)"),
+            {"ns": notifications.NOTIFY_LOCK_NAMESPACE},
+        )
+        assert notifications.refresh_notifications(city.engine) == []
+        # one account's own refresh is not held up
+        assert (
+            len(notifications.refresh_notifications(city.engine, account_id=city.accounts["w1"].id))
+            == 1
+        )
+    assert notifications.refresh_notifications(city.engine) == []  # w1's is there already
+    assert (city.accounts["w1"].id, "assigned", inc["id"]) in set(_rows(city))

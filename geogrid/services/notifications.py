@@ -40,6 +40,7 @@ from geogrid.services.notify_channels import (
     payload_of,
 )
 from geogrid.settings import Settings, get_settings
+from geogrid.store import locks
 from geogrid.store import notifications as store
 from geogrid.store.engine import transaction
 
@@ -62,6 +63,8 @@ log = logging.getLogger("geogrid.notifications")
 
 #: the ``incident_event.kind`` of an escalation (written by geogrid.services.incidents)
 ESCALATE_EVENT: Final[str] = "escalate"
+#: the advisory-lock namespace of the city-wide derivation (geogrid.store.locks)
+NOTIFY_LOCK_NAMESPACE: Final[int] = 0x67670013
 #: attempts of one delivery before it is given up (``failed``)
 MAX_ATTEMPTS: Final[int] = 10
 #: the wait before a later run retries a delivery whose tries all failed: this many
@@ -89,10 +92,15 @@ def refresh_notifications(
 ) -> list[int]:
     """Insert the notifications the open incidents call for at ``now`` that are missing
     (for every recipient, or only ``account_id``); queue their outbound deliveries on the
-    configured channels. Returns the new notification ids (none on a second run)."""
+    configured channels. Returns the new notification ids (none on a second run).
+
+    A city-wide run holds an advisory lock for its transaction: when another process
+    (another app worker's periodic task, the CLI) is running one, it returns at once."""
     s = settings or get_settings()
     when = _aware(now, "now") or datetime.now(UTC)
     with transaction(conn) as c:
+        if account_id is None and not locks.try_xact_lock(c, NOTIFY_LOCK_NAMESPACE, 0):
+            return []  # another process (an app worker, the CLI) is deriving them now
         ids = store.insert_missing(
             c,
             now=when,
