@@ -103,6 +103,28 @@ def test_worker_file_json(city, client, filled):
     assert [w["id"] for w in listed] == [filled]
 
 
+def test_grids_over_time_from_plan_staffing(city, client, filled):
+    """A planner's staffing decision naming the worker shows in the file's history (with
+    its plan; ``published`` once the plan is published)."""
+    r = client.post(
+        "/plans",
+        json={"name": "网格调整", "communities": [small_city.COMMUNITY]},
+        headers=city.auth("planner"),
+    )
+    assert r.status_code == 201, r.text
+    pid = r.json()["id"]
+    r = client.put(
+        f"/plans/{pid}/staffing",
+        json={"decisions": [{"action": "assign", "grid": GRIDS[2], "account_id": filled}]},
+        headers=city.auth("planner"),
+    )
+    assert r.status_code == 200, r.text
+    f = client.get(f"/workers/{filled}/file", headers=city.auth("district")).json()
+    moves = [h for h in f["grids_over_time"] if h["plan"] == "网格调整"]
+    assert moves and moves[0]["action"] == "assign" and moves[0]["grid_code"] == GRIDS[2]
+    assert moves[0]["grid_name"] == "江滨社区第3网格" and moves[0]["published"] is False
+
+
 def test_only_the_workers_managers_read_it(city, client, filled):
     for key, code in (("w1", 403), ("w2", 403), ("leader", 403), ("planner", 403)):
         assert client.get(f"/workers/{filled}/file", headers=city.auth(key)).status_code == code
