@@ -117,8 +117,18 @@ async function wake() { // the network is back: try everything now
   refresh();
 }
 
+const KEEP_DONE_MS = 3 * 24 * 3600 * 1000; // sent actions stay listed for three days
+
+async function prune() {
+  const now = Date.now();
+  for (const a of await store.outbox()) {
+    if (a.state === "done" && a.done_at && now - Date.parse(a.done_at) > KEEP_DONE_MS) await store.dropAction(a.seq);
+  }
+}
+
 async function start() {
   byId("tabs").hidden = false;
+  await prune();
   M.config = (await store.get("config")) || null;
   M.cache = (await store.get("cache")) || {};
   if (!M.config && navigator.onLine) await refresh();
