@@ -221,3 +221,42 @@ def test_only_callers_who_see_the_incident_fetch_the_photo(client, city):
     # a second uploader of the same bytes may use them (they proved they hold them)
     assert _put(client, city, "w2", data).status_code == 200
     assert client.get(f"/media/{sha}", headers=city.auth("w2")).status_code == 200
+
+
+def _mp4(seconds: float, pad: int = 3000) -> bytes:
+    """A minimal MP4 (ftyp, moov/mvhd with the duration, mdat) that sniffs as video/mp4."""
+
+    def box(kind: bytes, payload: bytes) -> bytes:
+        return (8 + len(payload)).to_bytes(4, "big") + kind + payload
+
+    mvhd = bytes(12) + (1000).to_bytes(4, "big") + int(seconds * 1000).to_bytes(4, "big")
+    return (
+        box(b"ftyp", b"isom" + bytes(4) + b"isomiso2avc1mp41")
+        + box(b"moov", box(b"mvhd", mvhd + bytes(80)))
+        + box(b"mdat", random.Random(seconds).randbytes(pad))
+    )
+
+
+def test_a_short_video(client, city):
+    data = _mp4(12.5)
+    r = _put(client, city, "w1", data, ctype="video/mp4")
+    assert r.status_code == 201, r.text
+    got = r.json()
+    assert got["mime"] == "video/mp4" and got["duration_s"] == 12.5
+    assert got["thumb_url"] is None and got["width"] is None
+    sha = got["sha256"]
+    assert client.get(f"/media/{sha}", headers=city.auth("w1")).content == data
+    assert client.get(f"/media/{sha}/thumb", headers=city.auth("w1")).status_code == 404
+    # a video over the video limit (600 kB here) is refused, even sent in chunks
+    big = _mp4(3.0, pad=700_000)
+    first = big[:100_000]
+    r = _put(
+        client,
+        city,
+        "w1",
+        first,
+        ctype="video/mp4",
+        sha=_sha(big),
+        headers={"Content-Range": f"bytes 0-{len(first) - 1}/{len(big)}"},
+    )
+    assert r.status_code == 413, r.text

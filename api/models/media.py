@@ -29,7 +29,9 @@ class MediaOut(ApiModel):
     size_bytes: int = Field(description="size in bytes", examples=[812_345])
     width: int | None = Field(None, description="pixels (images)", examples=[4032])
     height: int | None = Field(None, description="pixels (images)", examples=[3024])
-    duration_s: float | None = Field(None, description="seconds (videos; not measured yet)")
+    duration_s: float | None = Field(
+        None, description="seconds (MP4/QuickTime videos, from their header)", examples=[12.5]
+    )
     exif: Exif = Field(default_factory=Exif, description="EXIF position and time")
     uploaded_at: datetime | None = Field(None, description="first stored at")
     url: str = Field(description="where it is served", examples=[f"/media/{_SHA}"])

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -51,6 +52,7 @@ __all__ = [
     "limit_for",
     "parse_content_range",
     "read_image",
+    "video_duration",
     "thumbnail",
 ]
 
@@ -95,6 +97,7 @@ class MediaInfo:
     exif_lon: float | None = None
     exif_lat: float | None = None
     exif_taken_at: datetime | None = None
+    duration_s: float | None = None
 
     @property
     def is_image(self) -> bool:
@@ -277,6 +280,53 @@ def read_image(data: bytes, mime: str, *, zone: str = "Asia/Shanghai") -> MediaI
         exif_lat=lat,
         exif_taken_at=_taken_at(detail, zone) if detail else None,
     )
+
+
+def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """(type, payload start, payload end) of the ISO-BMFF boxes in ``data[start:end]``."""
+    pos = start
+    while pos + 8 <= end:
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        header = 8
+        if size == 1 and pos + 16 <= end:
+            size = int.from_bytes(data[pos + 8 : pos + 16], "big")
+            header = 16
+        elif size == 0:
+            size = end - pos
+        if size < header or pos + size > end:
+            return
+        yield kind, pos + header, pos + size
+        pos += size
+
+
+def video_duration(data: bytes, mime: str) -> float | None:
+    """Seconds of an MP4/QuickTime video, from its ``moov/mvhd`` box (None when it cannot
+    be read, and for WebM).
+
+    >>> mvhd = (bytes(4) + bytes(8) + (1000).to_bytes(4, "big") + (12500).to_bytes(4, "big")
+    ...         + bytes(80))
+    >>> box = lambda kind, payload: (8 + len(payload)).to_bytes(4, "big") + kind + payload
+    >>> video_duration(box(b"ftyp", b"isom") + box(b"moov", box(b"mvhd", mvhd)), "video/mp4")
+    12.5
+    """
+    if mime not in ("video/mp4", "video/quicktime"):
+        return None
+    for kind, a, b in _boxes(data, 0, len(data)):
+        if kind != b"moov":
+            continue
+        for inner, p, q in _boxes(data, a, b):
+            if inner != b"mvhd" or q - p < 20:
+                continue
+            version = data[p]
+            if version == 1 and q - p >= 32:
+                scale = int.from_bytes(data[p + 20 : p + 24], "big")
+                length = int.from_bytes(data[p + 24 : p + 32], "big")
+            else:
+                scale = int.from_bytes(data[p + 12 : p + 16], "big")
+                length = int.from_bytes(data[p + 16 : p + 20], "big")
+            return round(length / scale, 3) if scale else None
+    return None
 
 
 def thumbnail(data: bytes, size: int = THUMB_SIZE) -> bytes:

@@ -265,7 +265,7 @@ def _process(data: bytes, settings: Settings) -> tuple[core.MediaInfo, bytes | N
     mime = core.sniff(data[: core.SNIFF_BYTES])
     core.check_size(len(data), mime, settings.media_image_limit, settings.media_video_limit)
     if mime not in core.IMAGE_TYPES:
-        return core.MediaInfo(mime=mime), None
+        return core.MediaInfo(mime=mime, duration_s=core.video_duration(data, mime)), None
     info = core.read_image(data, mime, zone=settings.city.timezone)
     return info, core.thumbnail(data)
 
@@ -310,6 +310,7 @@ def _finish(
             "exif_lon": info.exif_lon,
             "exif_lat": info.exif_lat,
             "exif_taken_at": info.exif_taken_at,
+            "duration_s": info.duration_s,
             "thumb": thumb is not None,
         }
     else:
