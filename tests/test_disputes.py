@@ -195,3 +195,46 @@ def test_dispute_from_incident_and_bad_input(env):
     assert r.status_code == 400
     assert client.get("/disputes").status_code == 401
     assert client.get("/disputes/99999999", headers=city.auth("admin")).status_code == 404
+
+
+def test_dispute_photos(env):
+    """Photos uploaded with PUT /media attach to a dispute and its sessions; the file is
+    served to whoever reads the dispute's parties in clear, 404 to a worker of another
+    grid."""
+    import hashlib
+    import io
+
+    from PIL import Image
+
+    city, client = env
+    shas = []
+    for colour in ((10, 200, 30), (200, 10, 30)):
+        buf = io.BytesIO()
+        Image.new("RGB", (8, 6), colour).save(buf, "PNG")
+        data = buf.getvalue()
+        sha = hashlib.sha256(data).hexdigest()
+        r = client.put(
+            f"/media/{sha}",
+            content=data,
+            headers={**city.auth("w1"), "Content-Type": "image/png"},
+        )
+        assert r.status_code in (200, 201), r.text
+        shas.append(sha)
+    r = client.post("/disputes", json=_body(media=[shas[0]]), headers=city.auth("w1"))
+    assert r.status_code == 201, r.text
+    did = r.json()["id"]
+    assert [m["sha256"] for m in r.json()["media"]] == [shas[0]]
+    r = client.post(
+        f"/disputes/{did}/sessions",
+        json={"note": "签订协议", "outcome": "agreement", "media": [shas[1]]},
+        headers=city.auth("w1"),
+    )
+    assert r.status_code == 201, r.text
+    assert sorted(m["sha256"] for m in r.json()["media"]) == sorted(shas)
+    got = client.get(f"/disputes/{did}", headers=city.auth("community")).json()
+    assert sorted(m["sha256"] for m in got["media"]) == sorted(shas)
+    assert client.get(f"/media/{shas[1]}", headers=city.auth("community")).status_code == 200
+    assert client.get(f"/media/{shas[1]}", headers=city.auth("w2")).status_code == 404
+    # a file that was never uploaded is refused, naming the parameter
+    r = client.post("/disputes", json=_body(media=["0" * 64]), headers=city.auth("w1"))
+    assert r.status_code == 400 and r.json()["parameter"] == "media", r.text

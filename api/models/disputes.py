@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import Field
 
@@ -41,6 +42,9 @@ class DisputeIn(ApiModel):
         None, description="the grid, when no point is given", max_length=15
     )
     at: datetime | None = Field(None, description="when it was recorded (default now)")
+    media: list[str] | None = Field(
+        None, description="sha256s of photos uploaded with PUT /media/{sha256}", max_length=20
+    )
 
 
 class SessionIn(ApiModel):
@@ -52,6 +56,11 @@ class SessionIn(ApiModel):
     at: datetime | None = Field(None, description="when it was held (default now)")
     outcome: str | None = Field(None, description=f"closes the dispute: {_OUTCOMES}")
     outcome_note: str | None = Field(None, max_length=4000)
+    media: list[str] | None = Field(
+        None,
+        description="sha256s of photos (e.g. the signed agreement) uploaded with PUT /media",
+        max_length=20,
+    )
 
 
 class OutcomeIn(ApiModel):
@@ -105,3 +114,6 @@ class Dispute(ApiModel):
     outcome_note: str | None = None
     session_count: int = 0
     sessions: list[DisputeSession] | None = None
+    media: list[dict[str, Any]] | None = Field(
+        None, description="attached photos: sha256, role, mime, url, thumb_url"
+    )

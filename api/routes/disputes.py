@@ -51,6 +51,7 @@ def create_dispute(
         crs=body.crs,
         grid_code=body.grid_code,
         at=body.at,
+        media=body.media,
         idempotency_key=idempotency_key,
     )
 
@@ -129,6 +130,7 @@ def add_session(
         at=body.at,
         outcome=body.outcome,
         outcome_note=body.outcome_note,
+        media=body.media,
         idempotency_key=idempotency_key,
     )
 

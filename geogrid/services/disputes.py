@@ -27,6 +27,7 @@ from geogrid.core.hierarchy import LEVEL_COLUMN, LEVELS_UP, level_of_code, paren
 from geogrid.core.scope import Scope
 from geogrid.errors import InvalidInput, NotFound
 from geogrid.services import audit, idempotency
+from geogrid.services import media as media_service
 from geogrid.store import disputes as store
 from geogrid.store import teams as store_teams
 from geogrid.store.engine import transaction
@@ -137,6 +138,7 @@ def _get(conn: Connection, dispute_id: int, scope: Scope) -> dict[str, Any]:
         {k: v for k, v in s.items() if k != "dispute_id"}
         for s in store.session_rows(conn, [int(dispute_id)])
     ]
+    d["media"] = media_service.media_of(conn, "dispute", [int(dispute_id)]).get(int(dispute_id), [])
     return d
 
 
@@ -153,10 +155,13 @@ def create_dispute(
     crs: str = "wgs84",
     grid_code: str | None = None,
     at: datetime | None = None,
+    media: list[str] | None = None,
     idempotency_key: str | None = None,
 ) -> dict[str, Any]:
-    """Record a dispute at its place (an incident, a point or a grid). Forbidden when the
-    actor may not act there; NotFound for an incident outside their units."""
+    """Record a dispute at its place (an incident, a point or a grid), with photos
+    uploaded before (``media``: sha256s, :func:`geogrid.services.media.attach`).
+    Forbidden when the actor may not act there; NotFound for an incident outside their
+    units."""
     c_cause = core.check_text(cause, "cause")
     c_cat = core.check_dispute_category(category)
     c_parties = core.check_parties(parties)
@@ -178,6 +183,7 @@ def create_dispute(
                 "crs": crs,
                 "grid_code": grid_code,
                 "at": at,
+                "media": list(media or []),
             },
         )
         if first is not None:
@@ -202,6 +208,8 @@ def create_dispute(
             wlon,
             wlat,
         )
+        if media:
+            media_service.attach(c, media, "dispute", did, actor)
         audit.record(c, actor=actor, action="dispute.create", resource="dispute", ids=[did])
         out = _with_names(_get(c, did, Scope.system()))
         idempotency.remember(c, idempotency_key, principal=principal, answer=out, resource_id=did)
@@ -261,9 +269,11 @@ def add_session(
     at: datetime | None = None,
     outcome: str | None = None,
     outcome_note: str | None = None,
+    media: list[str] | None = None,
     idempotency_key: str | None = None,
 ) -> dict[str, Any]:
-    """A mediation session held by ``actor`` (the dispute becomes ``mediating``; with an
+    """A mediation session held by ``actor`` (``media``: photos of it, e.g. the signed
+    agreement, attached to the dispute) (the dispute becomes ``mediating``; with an
     ``outcome`` it is closed with it). Conflict when the dispute is closed."""
     c_note = core.check_text(note, "note")
     c_out = core.check_outcome(outcome) if outcome is not None else None
@@ -282,6 +292,7 @@ def add_session(
                 "at": at,
                 "outcome": c_out,
                 "outcome_note": c_out_note,
+                "media": list(media or []),
             },
         )
         if first is not None:
@@ -295,6 +306,8 @@ def add_session(
         if c_out is not None:
             values.update(closed_at=when, outcome=c_out, outcome_note=c_out_note)
         store.update_dispute(c, dispute_id, values)
+        if media:
+            media_service.attach(c, media, "dispute", dispute_id, actor)
         audit.record(
             c,
             actor=actor,
