@@ -207,6 +207,32 @@ def test_person_in_another_household_in_the_db_is_refused(city, tmp_path):
     assert P["b"][1] not in str(err.value)
 
 
+def test_households_and_care_files(city, tmp_path):
+    hh = tmp_path / "户.csv"
+    hh.write_text("户号,地址,楼栋,房号\nH10,江滨路1号102室,B1,102\nH1,江滨路1号101室,B1,101\n",
+                  encoding="utf-8-sig")  # fmt: skip
+    rep = import_registry(city.engine, hh, settings=Settings())
+    assert (rep.kind, rep.inserted, rep.updated) == ("households", 1, 1)  # H1 gains an address
+    again = import_registry(city.engine, hh, settings=Settings())
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2)
+    care = tmp_path / "关爱.csv"
+    care.write_text(
+        f"身份证号,关爱类型,走访周期(天),备注\n{P['a'][1]},重点人群,10,\n{_id('19990909', 91)},残疾人,,\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(FileInputError) as err:
+        import_registry(city.engine, care, settings=Settings())
+    assert [(e.row, e.field) for e in err.value.errors] == [(3, "id_number")]
+    assert "unknown person" in err.value.errors[0].message
+    rep = import_registry(city.engine, care, skip_bad=True, settings=Settings())
+    assert (rep.kind, rep.inserted, rep.rejected) == ("care", 1, 1)
+    with city.engine.connect() as conn:
+        days = conn.execute(
+            text("SELECT visit_every_days FROM reg_care WHERE group_code = 'key_group'")
+        ).scalar_one()
+    assert days == 10
+
+
 def test_units_counts_come_from_the_registry(city):
     with city.engine.connect() as conn:
         rows = dict(
@@ -225,7 +251,7 @@ def test_units_counts_come_from_the_registry(city):
         ).one()
     assert rows[small_city.GRIDS[0]] == 2 and rows[small_city.GRIDS[1]] == 1
     assert floating == "1"
-    assert tuple(community) == (4, 3)
+    assert tuple(community) == (4, 4)  # H1, H2, H3 and H10 (the households file)
 
 
 def test_export_is_scoped_audited_and_masked(city, tmp_path):

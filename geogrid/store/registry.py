@@ -579,6 +579,8 @@ def drop_secondary_indexes(conn: Connection) -> None:
 
 def create_secondary_indexes(conn: Connection) -> None:
     """(Re)create the secondary indexes dropped by :func:`drop_secondary_indexes`."""
+    # sorts and GIN builds in memory (this transaction only)
+    conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
     for name, table, definition in SECONDARY_INDEXES:
         conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name} ON {table} {definition}")
 
