@@ -110,6 +110,13 @@ def test_resolved_reopened_by_the_resident_then_closed(city, client):
     o311 = client.get(f"/open311/v2/requests/{iid}.json").json()[0]
     assert COMMENT in o311["status_notes"] and o311["status"] == "open"
 
+    # a retry carrying an Idempotency-Key that the first try did not carry: a second answer
+    retry = client.post(
+        "/satisfaction/" + link["token"],
+        json={"solved": "no", "score": 2, "comment": COMMENT},
+        headers={"Idempotency-Key": "resident-retry-1"},
+    )
+    assert retry.status_code == 409
     # answered twice: refused
     again = client.post("/satisfaction/" + link["token"], json={"solved": "yes", "score": 5})
     assert again.status_code == 409 and again.json()["error"] == "LinkAnswered"
@@ -118,8 +125,16 @@ def test_resolved_reopened_by_the_resident_then_closed(city, client):
     # resolved again → "solved, 5" → closed (the resident verifies the resolution)
     _move(client, city, iid, "resolved")
     link2 = _link(client, city, iid)
-    r = client.post("/satisfaction/" + link2["token"], json={"solved": "yes", "score": 5})
+    key = {"Idempotency-Key": "resident-answer-2"}
+    r = client.post(
+        "/satisfaction/" + link2["token"], json={"solved": "yes", "score": 5}, headers=key
+    )
     assert r.status_code == 200, r.text
+    # the phone lost the answer and retries with its key: the first answer again, no 409
+    replay = client.post(
+        "/satisfaction/" + link2["token"], json={"solved": "yes", "score": 5}, headers=key
+    )
+    assert replay.status_code == 200 and replay.json() == r.json()
     assert r.json() == {
         "incident_id": iid,
         "solved": "yes",
@@ -259,7 +274,16 @@ def test_evaluation_round_one_answer_per_household(city, client):
     assert pub["open"] is True and pub["grid_name"] == "江滨社区第1网格"
     scores = {"known_to_residents": 5, "responsive": 4, "solved_problems": 4, "attitude": 5}
     ok = client.post("/evaluations/" + token, json={"household_ref": "YL-0001", "scores": scores})
-    assert ok.status_code == 201, ok.text and ok.json()["mean_score"] == 4.5
+    assert ok.status_code == 201, ok.text
+    assert ok.json()["mean_score"] == 4.5
+    key = {"Idempotency-Key": "household-retry-1"}
+    first = client.post(
+        "/evaluations/" + token, json={"household_ref": "YL-0003", "scores": scores}, headers=key
+    )
+    again = client.post(
+        "/evaluations/" + token, json={"household_ref": "YL-0003", "scores": scores}, headers=key
+    )
+    assert first.status_code == again.status_code == 201 and first.json() == again.json()
     dup = client.post(
         "/evaluations/" + token, json={"household_ref": " yl-000 1", "scores": scores}
     )
@@ -294,16 +318,16 @@ def test_evaluation_round_one_answer_per_household(city, client):
         rows = [dict(x) for x in c.execute(text("SELECT * FROM evaluation_answer")).mappings()]
         dump = c.execute(text("SELECT string_agg(t::text, '|') FROM evaluation_answer t")).scalar()
         rdump = c.execute(text("SELECT string_agg(t::text, '|') FROM evaluation_round t")).scalar()
-    assert len(rows) == 3 and all(len(bytes(x["voter_hash"])) == 32 for x in rows)
-    assert len({bytes(x["voter_hash"]) for x in rows}) == 3
-    for secret in ("YL-0001", "YL-0002", "yl-000", "13900001111", "139-0000-1111", "0000"):
+    assert len(rows) == 4 and all(len(bytes(x["voter_hash"])) == 32 for x in rows)
+    assert len({bytes(x["voter_hash"]) for x in rows}) == 4
+    for secret in ("YL-0001", "YL-0002", "YL-0003", "yl-000", "13900001111", "139-0000-1111"):
         assert secret.lower() not in dump.lower() and secret.lower() not in rdump.lower()
     assert token not in rdump
     listed = client.get("/evaluation-rounds", headers=city.auth("community")).json()
     mine = next(x for x in listed if x["id"] == rnd["id"])
-    assert mine["answers"] == 3
-    assert mine["criterion_means"]["attitude"] == pytest.approx((5 + 3 + 5) / 3)
+    assert mine["answers"] == 4
+    assert mine["criterion_means"]["attitude"] == pytest.approx((5 + 5 + 3 + 5) / 4)
     assert client.get("/evaluation-rounds", headers=city.auth("w1")).status_code == 403
     # the grid's evaluation metric
     feats = _metrics(client, "grid")
-    assert feats[GRIDS[0]]["evaluation_score"] == pytest.approx((4.5 + 4.0 + 4.5) / 3)
+    assert feats[GRIDS[0]]["evaluation_score"] == pytest.approx((4.5 + 4.5 + 4.0 + 4.5) / 4)

@@ -112,11 +112,22 @@ def get_survey(engine: EngineDep, token: Token) -> dict[str, Any]:
     summary="Answer a satisfaction link (once)",
     responses=error_responses(400, 404, 409),
 )
-def post_survey(engine: EngineDep, token: Token, body: SurveyAnswerIn) -> dict[str, Any]:
+def post_survey(
+    engine: EngineDep,
+    token: Token,
+    body: SurveyAnswerIn,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> dict[str, Any]:
     """Solved (yes/partly/no), satisfaction 1–5 and a comment. "Not solved" or a low score
-    reopens the incident; "solved" with a good score closes it."""
+    reopens the incident; "solved" with a good score closes it. A retry with the same
+    ``Idempotency-Key`` returns the first answer."""
     return satisfaction.answer(
-        engine, token, solved=body.solved, score=body.score, comment=body.comment
+        engine,
+        token,
+        solved=body.solved,
+        score=body.score,
+        comment=body.comment,
+        idempotency_key=idempotency_key,
     )
 
 
@@ -263,7 +274,12 @@ def get_round(engine: EngineDep, token: Token) -> dict[str, Any]:
     summary="Answer an evaluation round (one answer per household)",
     responses=error_responses(400, 404, 409),
 )
-def post_evaluation(engine: EngineDep, token: Token, body: EvaluationIn) -> dict[str, Any]:
+def post_evaluation(
+    engine: EngineDep,
+    token: Token,
+    body: EvaluationIn,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> dict[str, Any]:
     """A household's scores (household reference or phone, hashed with the round's salt;
     never stored in clear). 409 when the household answered already or the round is
     closed."""
@@ -274,4 +290,5 @@ def post_evaluation(engine: EngineDep, token: Token, body: EvaluationIn) -> dict
         phone=body.phone,
         scores=body.scores,
         comment=body.comment,
+        idempotency_key=idempotency_key,
     )

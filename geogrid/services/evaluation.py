@@ -253,11 +253,30 @@ def submit(
     scores: Any,
     comment: Any = None,
     now: datetime | None = None,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
-    """A resident's answer through the round's link (409 when the household answered)."""
+    """A resident's answer through the round's link (409 when the household answered).
+    With ``idempotency_key`` (scoped to the round) a retry returns the first answer; the
+    request is remembered by the voter's salted hash, never the identifier."""
     at = now or _now()
     with transaction(bind) as c:
         row = _by_token(c, token)
+        principal = f"round:{int(row['id'])}"
+        first = idempotency.replay_or_claim(
+            c,
+            idempotency_key,
+            principal=principal,
+            operation="evaluation_answer",
+            request={
+                "voter": ev.voter_hash(
+                    bytes(row["salt"]), ev.voter_key(household_ref=household_ref, phone=phone)
+                ).hex(),
+                "scores": scores,
+                "comment": comment,
+            },
+        )
+        if first is not None:
+            return first
         if not row["opens_at"] <= at < row["closes_at"]:
             raise LinkExpired(
                 f"this evaluation round is open from {row['opens_at']:%Y-%m-%d} to "
@@ -276,6 +295,9 @@ def submit(
         )
         audit.record(
             c, actor=None, action="evaluation.answer", resource="evaluation_round", ids=[row["id"]]
+        )
+        idempotency.remember(
+            c, idempotency_key, principal=principal, answer=out, resource_id=out["id"]
         )
     return out
 

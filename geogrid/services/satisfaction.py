@@ -235,12 +235,25 @@ def answer(
     score: Any,
     comment: Any = None,
     now: datetime | None = None,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
     """The resident's answer through a link (one per link). Returns ``{incident_id,
-    solved, score, verdict ('reopen'|'close'|'keep'), status}``."""
+    solved, score, verdict ('reopen'|'close'|'keep'), status}``. With
+    ``idempotency_key`` (scoped to the link), a retry returns the first answer instead of
+    409 "answered already"."""
     sol, sc, text = rules.check_answer(solved, score, comment)
     at = now or _now()
+    principal = "link:" + hash_token(str(token))[:32]
     with transaction(bind) as c:
+        first = idempotency.replay_or_claim(
+            c,
+            idempotency_key,
+            principal=principal,
+            operation="satisfaction_answer",
+            request={"solved": sol, "score": sc, "comment": text},
+        )
+        if first is not None:
+            return first
         row = _link(c, token, lock=True)
         _usable(row, at)
         store.mark_link_answered(c, row["link_id"], at)
@@ -254,13 +267,22 @@ def answer(
             resource="incident",
             ids=[row["incident_id"]],
         )
-    return {
-        "incident_id": int(row["incident_id"]),
-        "solved": sol,
-        "score": sc,
-        "verdict": out["verdict"],
-        "status": out["status"],
-    }
+        answer_out = {
+            "incident_id": int(row["incident_id"]),
+            "solved": sol,
+            "score": sc,
+            "verdict": out["verdict"],
+            "status": out["status"],
+        }
+        idempotency.remember(
+            c,
+            idempotency_key,
+            principal=principal,
+            answer=answer_out,
+            status_code=200,
+            resource_id=int(row["incident_id"]),
+        )
+    return answer_out
 
 
 def status_notes(bind: Bind, incident_ids: list[int]) -> dict[int, str]:

@@ -6,9 +6,17 @@ export function tokenFromPath(pathname) {
   return parts.length >= 2 ? decodeURIComponent(parts[parts.length - 1]) : "";
 }
 
-/** Fetch JSON; throws an Error whose message is the server's (Chinese first). */
-export async function api(method, url, body) {
+/** A random key for one answer's retries (Idempotency-Key); works on plain http too. */
+export function newKey() {
+  const b = new Uint8Array(16);
+  crypto.getRandomValues(b);
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/** Fetch JSON (with an Idempotency-Key when `key` is given); throws an Error whose message is the server's (Chinese first). */
+export async function api(method, url, body, key) {
   const init = { method, headers: { Accept: "application/json" } };
+  if (key) init.headers["Idempotency-Key"] = key;
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);

@@ -1,5 +1,5 @@
 // The residents' evaluation page: GET/POST /evaluations/{token} (issue 14).
-import { api, checked, choices, show, tokenFromPath } from "./common.js";
+import { api, checked, choices, newKey, show, tokenFromPath } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -36,6 +36,7 @@ async function main() {
     $("criteria").append(fs);
   }
   form.classList.remove("hidden");
+  const key = newKey(); // one answer: a retry after a lost reply is not a second answer
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const scores = {};
@@ -60,7 +61,7 @@ async function main() {
         phone: household ? null : phone,
         scores,
         comment: $("comment").value || null,
-      });
+      }, key);
       form.classList.add("hidden");
       show(msg, "感谢您的参与！Thank you.", "ok");
     } catch (e) {

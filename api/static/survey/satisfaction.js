@@ -1,5 +1,5 @@
 // The resident's satisfaction page: GET/POST /satisfaction/{token} (issue 14).
-import { api, checked, choices, show, tokenFromPath, when } from "./common.js";
+import { api, checked, choices, newKey, show, tokenFromPath, when } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -22,6 +22,7 @@ async function main() {
   choices($("solved"), "solved", Object.entries(info.choices).map(([k, v]) => ({ value: k, label: `${v.zh} ${v.en}` })));
   choices($("score"), "score", [1, 2, 3, 4, 5].map((n) => ({ value: n, label: `${n}★` })));
   form.classList.remove("hidden");
+  const key = newKey(); // one answer: a retry after a lost reply is not a second answer
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const solved = checked(form, "solved");
@@ -36,7 +37,7 @@ async function main() {
         solved,
         score: Number(score),
         comment: $("comment").value || null,
-      });
+      }, key);
       form.classList.add("hidden");
       show(msg, "感谢您的评价！Thank you for your answer.", "ok");
     } catch (e) {
