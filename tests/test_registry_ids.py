@@ -19,6 +19,7 @@ from geogrid.core.registry.ids import (
     id_consistency_problem,
     id_number_problem,
     id_number_problems,
+    id_numbers_ok,
     mask_id,
     normalise_phone,
     parse_id_number,
@@ -77,8 +78,14 @@ def test_vectorised_matches_scalar():
     for _ in range(300):
         first = "4509" + "".join(rng.choice(list("0123456789"), 13))
         values.append(first + rng.choice(list("0123456789X")))
+    for _ in range(300):  # valid ones, and impossible dates with valid check characters
+        first = f"4509021{rng.integers(8, 10)}{rng.integers(0, 99):02d}"
+        first += f"{rng.integers(0, 14):02d}{rng.integers(0, 32):02d}{rng.integers(0, 999):03d}"
+        values.append(first + id_check_char(first))
     vec = id_number_problems(values)
     assert [id_number_problem(v) for v in values] == vec.tolist()
+    assert id_numbers_ok(values).tolist() == [p is None for p in vec]
+    assert 0 < sum(p is None for p in vec) < len(values)
 
 
 @pytest.mark.parametrize("code", VALID_USCC)

@@ -55,7 +55,7 @@ from geogrid.core.registry.crypto import Vault
 from geogrid.core.registry.files import read_table
 from geogrid.core.registry.grams import grams_arrow, grams_lists
 from geogrid.core.registry.ids import (
-    id_number_problems,
+    id_numbers_ok,
     mask_ids,
     mask_phones,
     normalise_phones,
@@ -656,7 +656,7 @@ def _check_bulk(reg: Any) -> None:
     """Vectorised checks of generated or converted records (refused when one fails)."""
     problems = []
     ids = reg.people["id_number"].to_numpy(dtype=object)
-    bad = np.flatnonzero(id_number_problems(ids) != None)  # noqa: E711
+    bad = np.flatnonzero(~id_numbers_ok(ids))
     if len(bad):
         problems.append(f"{len(bad)} invalid ID number(s), first at person {bad[0] + 1}")
     if not reg.people["id_number"].is_unique:
