@@ -35,7 +35,8 @@ from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
 
 from api.deps import ContextDep
 from api.models.common import error_responses
@@ -137,6 +138,7 @@ def _check_params(request: Request, allowed: Iterable[str]) -> None:
         raise InvalidInput("f", f, "json (or geojson for features)")
 
 
+@router.get("", include_in_schema=False)  # ``/ogc`` as GDAL asks for it: no redirect
 @router.get(
     "/",
     summary="Landing page",
@@ -450,7 +452,7 @@ def queryables(
 @router.get(
     "/api",
     summary="OpenAPI definition of the OGC API alone",
-    response_class=JSONResponse,
+    response_class=Response,
     responses={
         200: {
             "description": "OpenAPI 3.0 with paths relative to /ogc",
@@ -459,10 +461,14 @@ def queryables(
         **error_responses(400),
     },
 )
-def ogc_api(request: Request, ctx: ContextDep, f: FQ = None) -> JSONResponse:
+def ogc_api(request: Request, ctx: ContextDep, f: FQ = None) -> Response:
     _check_params(request, {"f"})
-    doc = ctx.maps.static.get(("ogc-openapi", _base(request)), lambda: _ogc_openapi(request, ctx))
-    return JSONResponse(doc, media_type=OPENAPI)
+    # the document depends on the routes and the base URL only: rendered once per base
+    cache: dict[str, bytes] = request.app.state.__dict__.setdefault("ogc_openapi", {})
+    base = _base(request)
+    if base not in cache:
+        cache[base] = bytes(JSONResponse(_ogc_openapi(request, ctx)).body)
+    return Response(cache[base], media_type=OPENAPI)
 
 
 _PARAM_SCHEMA = {
@@ -478,7 +484,8 @@ def _ogc_openapi(request: Request, ctx: AppContext) -> dict[str, Any]:
     """The app's OpenAPI document cut to ``/ogc`` (prefix stripped, ``servers`` at
     ``/ogc``), with one items path per collection whose parameters list every queryable
     (how GDAL's OAPIF driver learns which ``?name=value`` filters to send)."""
-    full = request.app.openapi()
+    # only the OGC routes: generating the whole API's document takes seconds on first use
+    full = get_openapi(title="geogrid", version=str(request.app.version), routes=router.routes)
     paths: dict[str, Any] = {}
     for path, item in full.get("paths", {}).items():
         if path.startswith("/ogc/") and path != "/ogc/api":
@@ -520,5 +527,27 @@ def _ogc_openapi(request: Request, ctx: AppContext) -> dict[str, Any]:
         },
         "servers": [{"url": _base(request)}],
         "paths": paths,
-        "components": full.get("components", {}),
+        "components": _referenced(full.get("components", {}), paths),
     }
+
+
+def _referenced(components: dict[str, Any], root: Any) -> dict[str, Any]:
+    """The components ``root`` refers to (``$ref``, transitively): the OGC document
+    carries its own schemas only, not the examples of the rest of the API."""
+    out: dict[str, dict[str, Any]] = {}
+    todo = [root]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/components/"):
+                _, _, kind, name = ref.split("/", 3)
+                if name not in out.setdefault(kind, {}) and name in components.get(kind, {}):
+                    out[kind][name] = components[kind][name]
+                    todo.append(components[kind][name])
+            todo.extend(node.values())
+        elif isinstance(node, list):
+            todo.extend(node)
+    if "securitySchemes" in components:
+        out["securitySchemes"] = components["securitySchemes"]
+    return out

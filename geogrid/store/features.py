@@ -161,11 +161,36 @@ def filter_clause(expr: Expr, columns: Mapping[str, ColumnElement[Any]]) -> Colu
     raise TypeError(f"not a filter expression: {expr!r}")  # pragma: no cover
 
 
-def _count_capped(conn: Connection, base: Select[Any]) -> int | None:
-    """How many rows ``base`` selects, or None beyond :data:`COUNT_CAP`."""
+def _capped_count(base: Select[Any]) -> Select[Any]:
+    """``SELECT count(*)`` of the rows ``base`` selects, stopping at COUNT_CAP + 1."""
     sub = base.with_only_columns(literal(1)).order_by(None).limit(COUNT_CAP + 1).subquery()
-    n = int(conn.execute(select(func.count()).select_from(sub)).scalar_one())
-    return None if n > COUNT_CAP else n
+    return select(func.count()).select_from(sub)
+
+
+def _page(
+    conn: Connection,
+    base: Select[Any],
+    order: Sequence[ColumnElement[Any]],
+    offset: int,
+    limit: int,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """One page of ``base`` and the (capped) count of all its rows, in ONE round trip:
+    the count rides along as an uncorrelated scalar subquery (run once, an InitPlan);
+    only a page past the end needs a second statement for it."""
+    q = (
+        base.add_columns(_capped_count(base).scalar_subquery().label("_matched"))
+        .order_by(*order)
+        .limit(int(limit))
+        .offset(int(offset))
+    )
+    rows = [dict(r) for r in conn.execute(q).mappings().all()]
+    if rows:
+        n = int(rows[0]["_matched"])
+        for r in rows:
+            del r["_matched"]
+    else:
+        n = int(conn.execute(_capped_count(base)).scalar_one())
+    return rows, (None if n > COUNT_CAP else n)
 
 
 def _order(
@@ -218,7 +243,7 @@ def _version_clause(interval: Interval | None) -> ColumnElement[bool]:
     return and_(*conds)
 
 
-def _unit_row(r: RowMapping) -> dict[str, Any]:
+def _unit_row(r: RowMapping | dict[str, Any]) -> dict[str, Any]:
     d = dict(r)
     d["id"] = d["code"] if d["version_status"] == "published" else f"{d['code']}@v{d['version_id']}"
     return d
@@ -243,13 +268,8 @@ def unit_page(
     if where is not None:
         conds.append(filter_clause(where, UNIT_COLUMNS))
     base = select(*_UNIT_COLS).select_from(_u.join(_v, _v.c.id == _u.c.version_id)).where(*conds)
-    matched = _count_capped(conn, base)
-    q = (
-        base.order_by(*_order(sort, UNIT_COLUMNS), _u.c.code, _u.c.version_id)
-        .limit(int(limit))
-        .offset(int(offset))
-    )
-    rows = conn.execute(q).mappings().all()
+    order = [*_order(sort, UNIT_COLUMNS), _u.c.code, _u.c.version_id]
+    rows, matched = _page(conn, base, order, offset, limit)
     return Page([_unit_row(r) for r in rows], matched)
 
 
@@ -326,14 +346,8 @@ def incident_page(
     if where is not None:
         conds.append(filter_clause(where, INCIDENT_COLUMNS))
     base = select(*_INCIDENT_COLS).where(*conds)
-    matched = _count_capped(conn, base)
-    q = (
-        base.order_by(*_order(sort, INCIDENT_COLUMNS), _i.c.id)
-        .limit(int(limit))
-        .offset(int(offset))
-    )
-    rows = conn.execute(q).mappings().all()
-    return Page([dict(r) for r in rows], matched)
+    rows, matched = _page(conn, base, [*_order(sort, INCIDENT_COLUMNS), _i.c.id], offset, limit)
+    return Page(rows, matched)
 
 
 def incident_item(conn: Connection, feature_id: str) -> dict[str, Any] | None:
