@@ -575,6 +575,19 @@ def test_tasks_conflicts_and_revocation(browser, city_server):
             page.click(f"{card} button[data-move={move}]")
             phone.wait_outbox(lambda q: all(a["state"] == "done" for a in q))
             assert status_of(city, http, first["id"]) == status
+        # a note with a photo (small enough to be sent as taken)
+        page.click(f"{card} button[data-move=note]")
+        page.set_input_files(
+            f"#t-photo-{first['id']}",
+            files=[{"name": "n.jpg", "mimeType": "image/jpeg", "buffer": photo_jpeg(400, 300)}],
+        )
+        page.wait_for_selector(f"{card} .thumbs img")
+        page.fill(f"{card} .t-note", "现场已拍照，联系物业")
+        page.click(f"{card} .t-form button[type=submit]")
+        phone.wait_outbox(lambda q: q[-1]["kind"] == "note" and q[-1]["state"] == "done")
+        page.click("#refresh-btn")
+        page.wait_for_function("!document.querySelector('#refresh-btn').disabled")
+        page.wait_for_selector(f"{card} button[data-move=resolved]")
         page.click(f"{card} button[data-move=resolved]")
         page.set_input_files(
             f"#t-photo-{first['id']}",
@@ -584,7 +597,7 @@ def test_tasks_conflicts_and_revocation(browser, city_server):
         page.fill(f"{card} .t-note", "已清理完毕")
         page.click(f"{card} .t-form button[type=submit]")
         q = phone.wait_outbox(lambda q: all(a["state"] != "pending" for a in q))
-        assert [a["state"] for a in q] == ["done"] * 4, q
+        assert [a["state"] for a in q] == ["done"] * 5, q
         assert status_of(city, http, first["id"]) == "resolved"
         assert (
             count(
@@ -592,12 +605,13 @@ def test_tasks_conflicts_and_revocation(browser, city_server):
                 "SELECT count(*) FROM media_link WHERE owner_kind = 'incident' AND owner_id = :i",
                 i=first["id"],
             )
-            == 1
+            == 2  # the note's photo and the after photo
         )
 
         # offline: the worker accepts the second task; meanwhile the community admin
         # rejects it. Back online: a conflict, shown; the server keeps "rejected".
         page.click("#refresh-btn")
+        page.wait_for_function("!document.querySelector('#refresh-btn').disabled")
         page.wait_for_selector(
             f"#task-list li[data-id='{second['id']}'] button[data-move=accepted]"
         )

@@ -100,7 +100,8 @@ async function refresh() {
   if (await pull()) {
     M.config = (await store.get("config")) || M.config;
     M.cache = (await store.get("cache")) || M.cache;
-    if (tab !== "report" && tab !== "register" && tab !== "patrol") show(tab);
+    // the lists show the fresh data, unless the worker is filling in a form there
+    if ((tab === "tasks" || tab === "notes") && !byId("view").querySelector(".t-form")) show(tab);
   }
   drawBar();
 }
@@ -158,9 +159,14 @@ async function init() {
     else showEnrol(M.device && M.device.message);
   });
   byId("refresh-btn").addEventListener("click", async () => {
-    await drain();
-    await refresh();
-    if (tab === "tasks" || tab === "notes") show(tab);
+    const b = byId("refresh-btn");
+    b.disabled = true;
+    try {
+      await drain();
+      await refresh();
+    } finally {
+      b.disabled = false;
+    }
   });
   window.addEventListener("online", () => { drawBar(); wake(); });
   window.addEventListener("offline", drawBar);
