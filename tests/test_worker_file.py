@@ -262,3 +262,41 @@ def test_dossier_page_on_a_phone(city, client, filled, browser):
     assert _fits(page)
     page.screenshot(path=str(ARTIFACTS / "dossier-360.png"), full_page=True)
     ctx.close()
+
+
+@pytest.mark.browser
+def test_evaluation_page_on_a_phone(city, client, browser):
+    rnd = client.post(
+        "/evaluation-rounds",
+        json={"grid_code": GRIDS[1], "label": "手机测评"},
+        headers=city.auth("community"),
+    ).json()
+    page = browser.new_page(viewport=PHONE)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(rnd["url"])
+    page.wait_for_selector("#form:not(.hidden)")
+    assert "江滨社区第2网格" in page.inner_text("#grid")
+    assert _fits(page)
+    page.fill("#household", "YL-PHONE-1")
+    for box in page.query_selector_all("#criteria .choices"):
+        box.query_selector("label:nth-child(4)").click()
+    labels = page.eval_on_selector_all("#criteria legend", "els => els.map(e => e.textContent)")
+    assert "群众知晓" in labels[0] and "服务态度" in labels[-1]  # the centre's order
+    page.screenshot(path=str(ARTIFACTS / "evaluation-360.png"), full_page=True)
+    page.click("#send")
+    page.wait_for_selector(".msg.ok")
+    assert not errors
+    listed = client.get("/evaluation-rounds", headers=city.auth("community")).json()
+    mine = next(r for r in listed if r["id"] == rnd["id"])
+    assert mine["answers"] == 1 and mine["mean_score"] == 4.0
+    # the same household again from another phone: refused with the page's message
+    page.goto(rnd["url"])
+    page.wait_for_selector("#form:not(.hidden)")
+    page.fill("#household", "yl-phone-1")
+    for box in page.query_selector_all("#criteria .choices"):
+        box.query_selector("label:nth-child(5)").click()
+    page.click("#send")
+    page.wait_for_selector(".msg.err")
+    assert "one answer per household" in page.inner_text("#msg")
+    page.close()

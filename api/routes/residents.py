@@ -45,11 +45,12 @@ router = APIRouter(tags=["residents"])
 
 _PAGES = FsPath(__file__).resolve().parent.parent / "static" / "survey"
 _EXAMPLE_TOKEN = "x" * 43
+_BIGINT = 2**63 - 1
 Token = Annotated[
     str,
     Path(min_length=1, max_length=200, description="the link's token", examples=[_EXAMPLE_TOKEN]),
 ]
-IncidentId = Annotated[int, Path(ge=1, description="incident id", examples=[1024])]
+IncidentId = Annotated[int, Path(ge=1, le=_BIGINT, description="incident id", examples=[1024])]
 _PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
@@ -163,7 +164,7 @@ def list_follow_ups(
 def record_follow_up(
     engine: EngineDep,
     account: AccountDep,
-    follow_up_id: Annotated[int, Path(ge=1, description="follow-up id", examples=[1])],
+    follow_up_id: Annotated[int, Path(ge=1, le=_BIGINT, description="follow-up id", examples=[1])],
     body: FollowUpIn,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> dict[str, Any]:
@@ -234,7 +235,7 @@ def list_rounds(
 def key_paper_form(
     engine: EngineDep,
     account: AccountDep,
-    round_id: Annotated[int, Path(ge=1, description="round id", examples=[1])],
+    round_id: Annotated[int, Path(ge=1, le=_BIGINT, description="round id", examples=[1])],
     body: EvaluationIn,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> dict[str, Any]:

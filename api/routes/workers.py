@@ -30,7 +30,9 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["workers"])
 
-WorkerId = Annotated[int, Path(ge=1, description="the worker's account id", examples=[1])]
+WorkerId = Annotated[
+    int, Path(ge=1, le=2**31 - 1, description="the worker's account id", examples=[1])
+]
 Year = Annotated[int, Path(ge=2000, le=2099, description="the year", examples=[2026])]
 YearQ = Annotated[
     int | None,

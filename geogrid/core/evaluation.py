@@ -46,6 +46,8 @@ __all__ = [
     "SOURCES",
     "SALT_BYTES",
     "criteria_of",
+    "criteria_to_stored",
+    "criteria_from_stored",
     "check_scores",
     "mean_score",
     "voter_key",
@@ -85,6 +87,24 @@ def criteria_of(configured: Mapping[str, Any] | None) -> dict[str, dict[str, str
             raise InvalidInput(f"criteria.{code}", names, '{"zh": "…", "en": "…"}')
         out[code] = {"zh": zh, "en": en}
     return out
+
+
+def criteria_to_stored(criteria: Mapping[str, Mapping[str, str]]) -> list[dict[str, str]]:
+    """Criteria as a list (JSONB objects do not keep key order; the centre's order does
+    matter on the form).
+
+    >>> criteria_from_stored(criteria_to_stored({"b": {"zh": "乙", "en": "B"},
+    ...                                          "a": {"zh": "甲", "en": "A"}}))
+    {'b': {'zh': '乙', 'en': 'B'}, 'a': {'zh': '甲', 'en': 'A'}}
+    """
+    return [{"code": k, "zh": v["zh"], "en": v["en"]} for k, v in criteria.items()]
+
+
+def criteria_from_stored(value: Any) -> dict[str, dict[str, str]]:
+    """Criteria in order from their stored list (or an older mapping)."""
+    if isinstance(value, Mapping):
+        return {str(k): dict(v) for k, v in value.items()}
+    return {str(c["code"]): {"zh": str(c["zh"]), "en": str(c["en"])} for c in value or []}
 
 
 def check_scores(scores: Any, criteria: Mapping[str, Any]) -> dict[str, int]:

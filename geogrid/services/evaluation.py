@@ -78,8 +78,12 @@ def _public_round(row: dict[str, Any], now: datetime) -> dict[str, Any]:
         "opens_at": row["opens_at"],
         "closes_at": row["closes_at"],
         "open": row["opens_at"] <= now < row["closes_at"],
-        "criteria": row["criteria"],
+        "criteria": ev.criteria_from_stored(row["criteria"]),
     }
+
+
+def _in_order(means: dict[str, float], criteria: dict[str, Any]) -> dict[str, float]:
+    return {k: means[k] for k in criteria if k in means}
 
 
 def _staff_round(conn: Connection, row: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -91,7 +95,7 @@ def _staff_round(conn: Connection, row: dict[str, Any], now: datetime) -> dict[s
         worker_ids=list(row["worker_ids"] or []),
         answers=int(row["answers"]),
         mean_score=float(row["mean_score"]) if row["mean_score"] is not None else None,
-        criterion_means=store.criterion_means(conn, row["id"]),
+        criterion_means=_in_order(store.criterion_means(conn, row["id"]), out["criteria"]),
         created_at=row["created_at"],
     )
     return out
@@ -158,7 +162,7 @@ def create_round(
                 "closes_at": closes,
                 "salt": ev.new_salt(),
                 "token_hash": hash_token(token),
-                "criteria": criteria,
+                "criteria": ev.criteria_to_stored(criteria),
                 "worker_ids": store.grid_workers(c, grid_code),
                 "created_by": actor.id,
                 "created_at": now,
@@ -214,7 +218,7 @@ def _insert(
     at: datetime,
 ) -> dict[str, Any]:
     key = ev.voter_key(household_ref=household_ref, phone=phone)
-    checked = ev.check_scores(scores, row["criteria"])
+    checked = ev.check_scores(scores, ev.criteria_from_stored(row["criteria"]))
     if comment is not None and (not isinstance(comment, str) or len(comment) > 2000):
         raise InvalidInput("comment", "(text)", "text of at most 2000 characters")
     aid = store.insert_answer(
