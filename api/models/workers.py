@@ -26,6 +26,7 @@ class WorkerFile(ApiModel):
     grids_over_time: list[dict[str, Any]] = Field(
         description="plan staffing decisions naming the worker"
     )
+    teams: list[dict[str, Any]] = Field(default=[], description="the worker's teams and roles")
     months: list[dict[str, Any]] = Field(description="each month's register row")
     incidents: dict[str, Any]
     satisfaction: dict[str, Any]

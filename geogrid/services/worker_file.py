@@ -161,6 +161,7 @@ def worker_file(
         for rnd in rounds:
             rnd["criterion_means"] = store.criterion_means(c, rnd["id"])
         records = store.records_of(c, worker_id)
+        teams = store.teams_of(c, worker_id)
     months = []
     for m in _months(year, today):
         reg = monthly_register(bind, m, "worker", scope=Scope.system())
@@ -225,6 +226,16 @@ def worker_file(
                 "published": h["published_at"] is not None,
             }
             for h in history
+        ],
+        "teams": [
+            {
+                "id": int(t["id"]),
+                "name": t["name"],
+                "role": t["role"],
+                "since": t["added_at"],
+                "grids": list(t["grids"] or []),
+            }
+            for t in teams
         ],
         "months": months,
         "incidents": {
@@ -370,6 +381,11 @@ def _sections(f: dict[str, Any]) -> list[tuple[str, list[list[Any]]]]:
                 [_fmt(h["at"]), h["action"], h["grid_name"] or h["grid_code"] or "—", h["plan"]]
                 for h in f["grids_over_time"]
             ],
+        ),
+        (
+            "所在团队 Teams",
+            [["团队 Team", "角色 Role", "加入 Since", "网格 Grids"]]
+            + [[t["name"], t["role"], _fmt(t["since"]), "、".join(t["grids"])] for t in f["teams"]],
         ),
         (
             "月度登记 Monthly register",

@@ -633,6 +633,22 @@ def staffing_history(conn: Connection, account_id: int) -> list[dict[str, Any]]:
     )
 
 
+def teams_of(conn: Connection, account_id: int) -> list[dict[str, Any]]:
+    """The worker's teams (issue 13's ``team`` tables, when they exist): name, role,
+    since, and the team's grids."""
+    if not (table_exists(conn, "team") and table_exists(conn, "team_member")):
+        return []
+    return _rows(
+        conn,
+        "SELECT t.id, t.name, t.community_code, m.role, m.added_at, "
+        "coalesce((SELECT array_agg(g.grid_code ORDER BY g.grid_code) FROM team_grid g "
+        " WHERE g.team_id = t.id), '{}') AS grids "
+        "FROM team_member m JOIN team t ON t.id = m.team_id WHERE m.account_id = :a "
+        "ORDER BY m.added_at, t.id",
+        {"a": int(account_id)},
+    )
+
+
 def incident_counts(
     conn: Connection, account_ids: Sequence[int], start: datetime, end: datetime
 ) -> list[dict[str, Any]]:
