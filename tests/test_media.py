@@ -15,6 +15,7 @@ import small_city
 from conftest import LiveServer
 from PIL import Image
 from small_city import CENTRES, GRIDS
+from sqlalchemy import text
 
 from geogrid.settings import Settings
 
@@ -195,6 +196,19 @@ def test_only_callers_who_see_the_incident_fetch_the_photo(client, city):
         assert client.get(f"/media/{sha}/thumb", headers=city.auth(who)).status_code == 404
         assert client.head(f"/media/{sha}", headers=city.auth(who)).status_code == 404
     assert client.get(f"/media/{sha}").status_code == 401
+    with city.engine.connect() as c:  # every read in the audit trail, with its reader
+        readers = (
+            c.execute(
+                text(
+                    "SELECT DISTINCT actor_id FROM audit_log WHERE action = 'media.read' "
+                    "AND :s = ANY(resource_ids)"
+                ),
+                {"s": sha},
+            )
+            .scalars()
+            .all()
+        )
+    assert city.accounts["community"].id in readers and city.accounts["w2"].id not in readers
     # the list shows the media to the incident's units only
     mine = client.get("/incidents", headers=city.auth("w1")).json()
     assert [m["sha256"] for m in next(i for i in mine if i["id"] == inc["id"])["media"]] == [sha]

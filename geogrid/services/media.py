@@ -21,6 +21,7 @@ whole file is checked (hash, type, size) exactly as a one-piece upload.
 
 Who may read a file: its uploaders, and callers who may see the personal fields of an
 owner it is attached to (:func:`geogrid.store.media.may_read`); anybody else gets 404.
+Every read is written to the audit trail (photos are personal data).
 Other modules attach files with :func:`attach` inside their own transaction.
 """
 
@@ -440,12 +441,15 @@ def read(
     outside the caller's units: it does not exist for them)."""
     sha = core.check_sha256(sha256)
     missing = NotFound(f"no media {sha} (or it is not attached to anything you may see)")
-    with connection(bind) as c:
-        if not store.may_read(c, sha, Scope.of(actor) if actor else Scope.system()):
+    scope = Scope.of(actor) if actor else Scope.system()
+    with transaction(bind) as c:
+        if not store.may_read(c, sha, scope):
             raise missing
         row = store.media_row(c, sha)
-    if row is None:
-        raise missing
+        if row is None:
+            raise missing
+        # a photo is personal data (faces, plates, doors): every read is audited
+        audit.record_read(c, scope, "media", [sha], ["thumbnail" if thumb else "file"])
     if thumb and not row["thumb"]:
         raise NotFound(f"media {sha} has no thumbnail ({row['mime']}: images have one)")
     found = media_store(settings).get(_thumb_name(sha) if thumb else sha)
