@@ -52,6 +52,7 @@ from api.routes import (
     workers,
 )
 from geogrid.services import idempotency
+from geogrid.services import media as media_service
 from geogrid.services import notifications as notifications_service  # issue 13
 from geogrid.services.context import AppContext
 from geogrid.services.live import LiveHub  # issue 12
@@ -117,6 +118,7 @@ async def _prune_keys_hourly(ctx: AppContext) -> None:
             await asyncio.to_thread(
                 idempotency.prune, ctx.engine, ctx.settings.idempotency_ttl_days
             )
+            await asyncio.to_thread(media_service.prune_partials, ctx.settings)  # issue 13
         except Exception:  # a database outage must not stop the service
             logging.getLogger("geogrid").warning("idempotency key pruning failed", exc_info=True)
         await asyncio.sleep(3600)

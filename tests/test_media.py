@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import random
+import time
 from datetime import UTC, datetime
 
 import httpx
@@ -274,3 +276,20 @@ def test_a_short_video(client, city):
         headers={"Content-Range": f"bytes 0-{len(first) - 1}/{len(big)}"},
     )
     assert r.status_code == 413, r.text
+
+
+def test_stale_partial_uploads_are_pruned(tmp_path):
+    from datetime import timedelta
+
+    from geogrid.services.media import partial_path, prune_partials
+
+    settings = Settings(home=tmp_path)
+    old, fresh = partial_path(settings, "a" * 64), partial_path(settings, "b" * 64)
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"x" * 10)
+    fresh.write_bytes(b"y" * 10)
+    week_ago = time.time() - timedelta(days=8).total_seconds()
+    os.utime(old, (week_ago, week_ago))
+    assert prune_partials(settings) == 1
+    assert not old.exists() and fresh.exists()
+    assert prune_partials(Settings(home=tmp_path / "none")) == 0

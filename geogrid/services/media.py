@@ -33,8 +33,10 @@ import hashlib
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -59,6 +61,8 @@ __all__ = [
     "partial_path",
     "upload",
     "upload_state",
+    "prune_partials",
+    "PARTIAL_TTL",
     "read",
     "attach",
     "media_of",
@@ -409,6 +413,28 @@ def upload(
         f.seek(0)
         data = f.read()
     return _finish(bind, settings, sha, data, actor, source=part)
+
+
+#: a partial upload untouched this long is dropped by :func:`prune_partials`
+PARTIAL_TTL = timedelta(days=7)
+
+
+def prune_partials(settings: Settings, older_than: timedelta = PARTIAL_TTL) -> int:
+    """Delete the parts of resumable uploads untouched for ``older_than`` (a phone that
+    never came back); returns how many. Run hourly by the service."""
+    folder = settings.home / "media" / "partial"
+    cutoff = time.time() - older_than.total_seconds()
+    removed = 0
+    for p in folder.glob("*") if folder.is_dir() else ():
+        try:
+            if p.is_file() and p.stat().st_mtime < cutoff:
+                p.unlink()
+                removed += 1
+        except FileNotFoundError:  # finished or pruned meanwhile
+            continue
+    if removed:
+        log.info("%d stale partial upload(s) removed", removed)
+    return removed
 
 
 def upload_state(
