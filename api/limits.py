@@ -16,7 +16,8 @@ not copied twice and streaming answers are untouched). For every HTTP request, i
    per window); a caller who used it up waits (429) while the others are served.
 3. **Malformed values** — a NUL byte or bytes that are not UTF-8 in the path or a query
    parameter, an over-long path → 400 naming the parameter.
-4. **Body** — more than ``body_limit`` bytes (``body_limit_plans`` under ``/plans``) → 413;
+4. **Body** — more than ``body_limit`` bytes (``body_limit_plans`` under ``/plans``,
+   ``body_limit_patrols`` for ``POST /patrols``) → 413;
    JSON bodies with ``NaN``/``Infinity`` or a NUL in a string, form bodies that are not
    UTF-8 or hold a NUL → 400 naming the field.
 5. **Concurrency** — heavy requests run at most ``expensive_concurrency`` at a time per
@@ -472,11 +473,11 @@ class LimitsMiddleware:
         chunked = _header(scope, b"transfer-encoding")
         if length is None and chunked is None:
             return receive
-        limit = (
-            self.settings.body_limit_plans
-            if path.startswith("/plans")
-            else self.settings.body_limit
-        )
+        limit = self.settings.body_limit
+        if path.startswith("/plans"):
+            limit = self.settings.body_limit_plans
+        elif path == "/patrols":  # a day's GPS track (8 h at one fix per 5 s ≈ 290 KB)
+            limit = self.settings.body_limit_patrols
         media = media_body_limit(
             self.settings, scope["method"], path, _header(scope, b"content-type")
         )

@@ -196,6 +196,8 @@ class Settings(BaseSettings):
     #: request limits (api/limits.py): bytes of a request body; of a plan's body (/plans)
     body_limit: int = 262_144
     body_limit_plans: int = 8_388_608
+    #: issue 13: bytes of a patrol upload (a day's track with its check-ins)
+    body_limit_patrols: int = 4_194_304
     #: issue 13 (media): bytes of a photo (PUT /media, the whole file) and of a video
     media_image_limit: int = 10 * 1024 * 1024
     media_video_limit: int = 50 * 1024 * 1024

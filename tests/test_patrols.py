@@ -5,6 +5,7 @@ Grid 001 spans lon CX-DX..CX, lat CY-DY..CY; grid 002 is east of it (see small_c
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ import pyproj
 import pytest
 import shapely
 import small_city
-from small_city import CX, CY, DX, DY, GRIDS
+from small_city import CENTRES, CX, CY, DX, DY, GRIDS
 from sqlalchemy import text
 
 from geogrid.core.crs import metric_crs
@@ -328,3 +329,26 @@ def test_config_tells_the_phone_the_sampling_and_the_kinds(client):
     assert cfg["patrol"] == {"interval_s": 5.0, "max_accuracy_m": 50.0}  # the settings' defaults
     assert [k["code"] for k in cfg["service_kinds"]][:2] == ["visit", "mediation"]
     assert cfg["service_kinds"][0]["name_zh"] == "走访入户"
+
+
+def test_a_full_days_track_fits_the_body_limit(city, client):
+    """An 8-hour patrol at one fix per 5 s (~290 KB of JSON) is accepted; a body over the
+    patrol limit is refused with 413 naming the body."""
+    n = 8 * 3600 // 5
+    lon0, lat0 = CENTRES[GRIDS[0]]
+    ang = np.arange(n) * 2 * np.pi / 720  # circles of ~40 m around the grid's centre
+    pts = [
+        [lon0 + 0.0004 * np.cos(a), lat0 + 0.0004 * np.sin(a), (T0 + 5 * i) * 1000, 8.0]
+        for i, a in enumerate(ang)
+    ]
+    body = _body(pts, minutes=8 * 60)
+    size = len(json.dumps(body))
+    assert size > 262_144  # over the general limit
+    r = client.post("/patrols", json=body, headers=city.auth("w1"))
+    assert r.status_code == 201, r.text[:300]
+    huge = client.post(
+        "/patrols",
+        content=b'{"points": [' + b"[110.1, 22.6, 0, 5]," * 300_000 + b"[0,0,0,0]]}",
+        headers={**city.auth("w1"), "Content-Type": "application/json"},
+    )
+    assert huge.status_code == 413 and "body" in huge.text
