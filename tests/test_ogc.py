@@ -136,13 +136,17 @@ def test_paging_until_exhausted(demo_http, pg):
         matched = r["numberMatched"] if matched is None else matched
         assert r["numberMatched"] == matched and r["numberReturned"] == len(r["features"])
         ids += [f["id"] for f in r["features"]]
-        if pages > 1:
-            assert "prev" in _rels(r)
         nxt = _rels(r).get("next")
+        if nxt is not None:  # incidents page by key (after=<last id>), not by offset
+            assert f"after={r['features'][-1]['id']}" in nxt["href"]
         if nxt is None:
             break
         r = demo_http.get(nxt["href"]).json()
-    assert len(ids) == len(set(ids)) == matched > 100 and pages == -(-matched // 100)
+    assert len(ids) == len(set(ids)) == matched > 100 and ids == sorted(ids)
+    assert pages in (-(-matched // 100), -(-matched // 100) + 1)  # + an empty last page
+    # offset paging still works and has prev links
+    off = demo_http.get(url, params={**params, "offset": 100}).json()
+    assert "prev" in _rels(off) and [f["id"] for f in off["features"]] == ids[100:200]
     assert matched == _count(
         pg,
         "SELECT count(*) FROM incident WHERE category = 'sanitation' "

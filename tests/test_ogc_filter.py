@@ -284,6 +284,33 @@ def test_sortby_and_properties(demo_http, pg, busy_grid):
         assert e.status_code == 400 and e.json()["parameter"] == param, e.text
 
 
+def test_keyset_paging_follows_next_links(demo_http, pg, busy_grid):
+    expect = [
+        row[0]
+        for row in pg.execute(
+            "SELECT id FROM incident WHERE grid_code = %s ORDER BY id", (busy_grid,)
+        ).fetchall()
+    ]
+    ids: list[int] = []
+    r = demo_http.get(ITEMS, params={"grid_code": busy_grid, "limit": 50}).json()
+    while True:
+        assert r["numberMatched"] == len(expect)  # the count ignores the key
+        ids += [f["id"] for f in r["features"]]
+        rels = {lk["rel"]: lk["href"] for lk in r["links"]}
+        if ids and len(ids) > 50:
+            assert "prev" not in rels  # keyset pages have no prev
+        if "next" not in rels:
+            break
+        assert f"after={ids[-1]}" in rels["next"] and "offset=" not in rels["next"]
+        r = demo_http.get(rels["next"]).json()
+    assert ids == expect and len(ids) > 100
+    for params in ({"after": 5, "sortby": "-id"}, {"after": "x"}):
+        e = demo_http.get(ITEMS, params=params)
+        assert e.status_code == 400 and e.json()["parameter"] == "after", e.text
+    e = demo_http.get("/ogc/collections/grids/items", params={"after": 5})
+    assert e.status_code == 400 and e.json()["parameter"] == "after"
+
+
 @pytest.mark.parametrize(
     "params,param,needle",
     [

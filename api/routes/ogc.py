@@ -88,6 +88,7 @@ _COMMON = {
     "filter-crs",
     "sortby",
     "properties",
+    "after",
 }
 _TRS = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
 
@@ -287,6 +288,15 @@ def items(
         ),
     ] = LIMIT_DEFAULT,
     offset: Annotated[int, Query(ge=0, description="items to skip (paging)", examples=[0])] = 0,
+    after: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            description="incidents, default order: the items after this id (keyset paging; "
+            "the next links use it)",
+            examples=[1000],
+        ),
+    ] = None,
     f: FQ = None,
     filter: Annotated[
         str | None,
@@ -376,8 +386,11 @@ def items(
         properties=properties,
         offset=offset,
         limit=limit,
+        after=after,
     )
     feats = [feature_json(i.id, i.geometry, i.properties) for i in page.items]
+    keyset = collection_id == "incidents" and not sortby and page.items
+    next_after = int(page.items[-1].id) if keyset else None
     base = _base(request)
     links = page_links(
         f"{base}/collections/{collection_id}/items",
@@ -386,6 +399,7 @@ def items(
         limit=limit,
         returned=len(feats),
         matched=page.matched,
+        next_after=next_after,
     )
     links.append(link(f"{base}/collections/{collection_id}", "collection", JSON))
     body = feature_collection_json(

@@ -10,7 +10,9 @@ Conventions (OGC 17-069r4):
 * ``datetime`` is an RFC 3339 instant (``2024-05-01T08:00:00Z``), a full date
   (``2024-05-01``: that whole day, UTC) or an interval ``start/end`` whose ends may be open
   (``..`` or empty). Intervals are closed: an item whose time equals an end is selected.
-* Paging is offset-based: ``next``/``prev`` links carry ``offset`` and ``limit``.
+* Paging: ``next`` links of incidents in the default order are keyset links
+  (``after=<last id>``: every page costs the same); otherwise ``offset`` and ``limit``,
+  with ``prev`` links.
 """
 
 from __future__ import annotations
@@ -301,25 +303,40 @@ def page_links(
     returned: int,
     matched: int | None,
     type: str = GEOJSON,
+    next_after: int | None = None,
 ) -> list[dict[str, str]]:
     """``self``, ``next`` (when more items follow) and ``prev`` (when ``offset`` > 0).
 
     ``url`` is the items URL without query; ``params`` the request's query parameters
-    (``offset``/``limit`` are replaced, everything else is kept so the filters carry over).
-    """
-    base = {k: v for k, v in params.items() if k not in ("offset", "limit")}
+    (``offset``/``limit``/``after`` are replaced, everything else is kept so the filters
+    carry over). With ``next_after`` (keyset paging: the last id of this page, in the
+    default order) the ``next`` link asks for the items after it instead of an offset, so
+    the thousandth page costs what the first one does; such pages have no ``prev``.
 
-    def href(off: int) -> str:
+    >>> [lk["href"] for lk in page_links("/i", {"limit": "2"}, offset=0, limit=2,
+    ...                                  returned=2, matched=5, next_after=17)]
+    ['/i?limit=2', '/i?limit=2&after=17']
+    """
+    base = {k: v for k, v in params.items() if k not in ("offset", "limit", "after")}
+    keyset = "after" in params
+
+    def href(off: int, after: Any = None) -> str:
         q = {**base, "limit": limit}
-        if off:
+        if after is not None:
+            q["after"] = after
+        elif off:
             q["offset"] = off
         return f"{url}?{urlencode(q)}"
 
-    links = [link(href(offset), "self", type, "this page")]
-    more = (offset + returned < matched) if matched is not None else returned == limit
+    links = [link(href(offset, params.get("after")), "self", type, "this page")]
+    if matched is not None and not keyset:
+        more = offset + returned < matched
+    else:
+        more = returned == limit
     if more and returned:
-        links.append(link(href(offset + returned), "next", type, "next page"))
-    if offset > 0:
+        nxt = href(offset + returned) if next_after is None else href(0, next_after)
+        links.append(link(nxt, "next", type, "next page"))
+    if offset > 0 and not keyset:
         links.append(link(href(max(0, offset - limit)), "prev", type, "previous page"))
     return links
 

@@ -176,6 +176,7 @@ def items(
     properties: str | None = None,
     offset: int = 0,
     limit: int = LIMIT_DEFAULT,
+    after: int | None = None,
 ) -> ItemPage:
     """One page of a collection's items.
 
@@ -202,8 +203,15 @@ def items(
         The properties to return (:func:`property_names`; default all).
     offset, limit : int
         Paging (items to skip, items per page).
+    after : int, optional
+        Keyset paging of incidents in the default order: the items after this id
+        (:class:`InvalidInput` with ``sortby`` or on boundaries).
     """
     qs = queryables(maps, collection_id)
+    if after is not None and (collection_id != "incidents" or sortby):
+        raise InvalidInput(
+            "after", after, "only on incidents in the default order (without sortby)"
+        )
     conds: list[Expr] = _check_filters(maps, collection_id, filters)
     if cql is not None:
         conds.append(parse_filter(cql, cql_lang, qs, cql_crs))
@@ -221,6 +229,7 @@ def items(
                 sort=sort,
                 offset=offset,
                 limit=limit,
+                after=after,
             )
         else:
             page = unit_page(

@@ -173,12 +173,14 @@ def _page(
     order: Sequence[ColumnElement[Any]],
     offset: int,
     limit: int,
+    keyset: ColumnElement[bool] | None = None,
 ) -> tuple[list[dict[str, Any]], int | None]:
     """One page of ``base`` and the (capped) count of all its rows, in ONE round trip:
     the count rides along as an uncorrelated scalar subquery (run once, an InitPlan);
     only a page past the end needs a second statement for it."""
+    page = base if keyset is None else base.where(keyset)  # the count ignores the key
     q = (
-        base.add_columns(_capped_count(base).scalar_subquery().label("_matched"))
+        page.add_columns(_capped_count(base).scalar_subquery().label("_matched"))
         .order_by(*order)
         .limit(int(limit))
         .offset(int(offset))
@@ -330,10 +332,12 @@ def incident_page(
     sort: Sequence[tuple[str, bool]] = (),
     offset: int = 0,
     limit: int = 10,
+    after: int | None = None,
 ) -> Page:
     """One page of incidents (ordered by ``sort``, then id) with the (capped) count of
     all matches. ``interval`` is closed and applies to ``reported_at``; ``where`` is a
-    filter over :data:`INCIDENT_COLUMNS` (checked by the core)."""
+    filter over :data:`INCIDENT_COLUMNS` (checked by the core); ``after`` (keyset paging,
+    default order only) starts after that id, through the primary key."""
     conds: list[ColumnElement[bool]] = []
     if bbox is not None:
         conds.append(_bbox_clause(bbox, _i.c.geom))
@@ -346,7 +350,9 @@ def incident_page(
     if where is not None:
         conds.append(filter_clause(where, INCIDENT_COLUMNS))
     base = select(*_INCIDENT_COLS).where(*conds)
-    rows, matched = _page(conn, base, [*_order(sort, INCIDENT_COLUMNS), _i.c.id], offset, limit)
+    key = None if after is None else _i.c.id > int(after)
+    order = [*_order(sort, INCIDENT_COLUMNS), _i.c.id]
+    rows, matched = _page(conn, base, order, offset, limit, key)
     return Page(rows, matched)
 
 
