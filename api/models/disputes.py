@@ -23,7 +23,9 @@ class PartyIn(ApiModel):
         None, description="a phone number", examples=["13800001111"], max_length=20
     )
     role: str = Field("other", description=", ".join(PARTY_ROLES), examples=["applicant"])
-    note: str | None = Field(None, max_length=500)
+    note: str | None = Field(
+        None, description="about this party", examples=["楼上住户"], max_length=500
+    )
 
 
 class DisputeIn(ApiModel):
@@ -33,17 +35,35 @@ class DisputeIn(ApiModel):
         description="what it is about", examples=["楼上漏水引发邻里矛盾"], max_length=4000
     )
     category: str = Field(description=_CATS, examples=["neighbour"])
-    parties: list[PartyIn] = Field(min_length=1, max_length=20)
-    incident_id: int | None = Field(None, ge=1, le=2**62, description="the incident it came from")
-    lon: float | None = Field(None, allow_inf_nan=False, examples=[110.1476])
-    lat: float | None = Field(None, allow_inf_nan=False, examples=[22.6277])
-    crs: str = Field("wgs84", description=CRS_DESCRIPTION, max_length=64)
-    grid_code: str | None = Field(
-        None, description="the grid, when no point is given", max_length=15
+    parties: list[PartyIn] = Field(
+        description="the people in the dispute (1 to 20)", min_length=1, max_length=20
     )
-    at: datetime | None = Field(None, description="when it was recorded (default now)")
+    incident_id: int | None = Field(
+        None, ge=1, le=2**62, description="the incident it came from", examples=[1024]
+    )
+    lon: float | None = Field(
+        None, description="longitude in `crs` (the place)", allow_inf_nan=False, examples=[110.1476]
+    )
+    lat: float | None = Field(
+        None, description="latitude in `crs` (the place)", allow_inf_nan=False, examples=[22.6277]
+    )
+    crs: str = Field("wgs84", description=CRS_DESCRIPTION, examples=["wgs84"], max_length=64)
+    grid_code: str | None = Field(
+        None,
+        description="the grid, when no point is given",
+        examples=["450902001001001"],
+        max_length=15,
+    )
+    at: datetime | None = Field(
+        None,
+        description="when it was recorded (default now)",
+        examples=["2026-05-04T09:00:00+08:00"],
+    )
     media: list[str] | None = Field(
-        None, description="sha256s of photos uploaded with PUT /media/{sha256}", max_length=20
+        None,
+        description="sha256s of photos uploaded with PUT /media/{sha256}",
+        examples=[["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"]],
+        max_length=20,
     )
 
 
@@ -53,12 +73,22 @@ class SessionIn(ApiModel):
     note: str = Field(
         description="what was discussed and agreed", examples=["双方当面沟通"], max_length=4000
     )
-    at: datetime | None = Field(None, description="when it was held (default now)")
-    outcome: str | None = Field(None, description=f"closes the dispute: {_OUTCOMES}")
-    outcome_note: str | None = Field(None, max_length=4000)
+    at: datetime | None = Field(
+        None, description="when it was held (default now)", examples=["2026-05-04T10:00:00+08:00"]
+    )
+    outcome: str | None = Field(
+        None, description=f"closes the dispute: {_OUTCOMES}", examples=["agreement"]
+    )
+    outcome_note: str | None = Field(
+        None,
+        description="about the outcome (with `outcome`)",
+        examples=["签订人民调解协议书"],
+        max_length=4000,
+    )
     media: list[str] | None = Field(
         None,
         description="sha256s of photos (e.g. the signed agreement) uploaded with PUT /media",
+        examples=[["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"]],
         max_length=20,
     )
 
@@ -67,8 +97,12 @@ class OutcomeIn(ApiModel):
     """The outcome that closes a dispute."""
 
     outcome: str = Field(description=_OUTCOMES, examples=["agreement"])
-    note: str | None = Field(None, max_length=4000, examples=["签订人民调解协议书"])
-    at: datetime | None = Field(None, description="when (default now)")
+    note: str | None = Field(
+        None, description="about the outcome", max_length=4000, examples=["签订人民调解协议书"]
+    )
+    at: datetime | None = Field(
+        None, description="when (default now)", examples=["2026-05-04T11:00:00+08:00"]
+    )
 
 
 class Party(ApiModel):

@@ -54,7 +54,9 @@ class GridsIn(ApiModel):
         max_length=500,
     )
     replace: bool = Field(
-        False, description="true: the team covers exactly these afterwards; false: add them"
+        False,
+        description="true: the team covers exactly these afterwards; false: add them",
+        examples=[False],
     )
 
 

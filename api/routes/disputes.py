@@ -78,9 +78,17 @@ def list_disputes(
         str | None,
         Query(max_length=15, description="unit code (any level)", examples=["450902001"]),
     ] = None,
-    incident_id: Annotated[int | None, Query(ge=1, le=2**62, examples=[1])] = None,
-    limit: Annotated[int, Query(ge=1, le=1000, examples=[100])] = 100,
-    offset: Annotated[int, Query(ge=0, le=10_000_000, examples=[0])] = 0,
+    incident_id: Annotated[
+        int | None,
+        Query(ge=1, le=2**62, description="only those linked to this incident", examples=[1]),
+    ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=1000, description="at most this many disputes", examples=[100])
+    ] = 100,
+    offset: Annotated[
+        int,
+        Query(ge=0, le=10_000_000, description="skip this many disputes first", examples=[0]),
+    ] = 0,
 ) -> list[dict[str, Any]]:
     """Disputes in the caller's units (the whole city for city-wide roles, parties
     masked)."""

@@ -37,7 +37,10 @@ def list_notifications(
         ),
     ] = None,
     unread: Annotated[bool, Query(description="only unread ones")] = False,
-    limit: Annotated[int, Query(ge=1, le=1000, examples=[500])] = 500,
+    limit: Annotated[
+        int,
+        Query(ge=1, le=1000, description="at most this many (the newest)", examples=[500]),
+    ] = 500,
 ) -> list[dict[str, Any]]:
     """The caller's notifications, oldest first (new ones are derived first)."""
     return notifications.list_notifications(

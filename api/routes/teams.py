@@ -63,8 +63,12 @@ def list_teams(
         str | None,
         Query(max_length=12, description="only this community's", examples=["450902001001"]),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=1000, examples=[100])] = 500,
-    offset: Annotated[int, Query(ge=0, le=10_000_000, examples=[0])] = 0,
+    limit: Annotated[
+        int, Query(ge=1, le=1000, description="at most this many teams", examples=[100])
+    ] = 500,
+    offset: Annotated[
+        int, Query(ge=0, le=10_000_000, description="skip this many teams first", examples=[0])
+    ] = 0,
 ) -> list[dict[str, Any]]:
     """Teams of the caller's communities (admins), the caller's own teams and those
     covering their grids (workers), every team (city-wide roles, names masked)."""
