@@ -173,3 +173,31 @@ def test_conflicts_are_reported_never_overwritten(client, city):
     assert a.status_code == b.status_code == 201
     hist = client.get(f"/incidents/{inc['id']}", headers=city.auth("w1")).json()["history"]
     assert [e["note"] for e in hist].count("once") == 1
+
+
+def test_cli_sets_a_category_verification(client, city):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "geogrid.cli", "incidents", "verify", *args],
+            cwd=Path(__file__).resolve().parent.parent,
+            env={**os.environ, "GEOGRID_DATABASE_URL": city.url},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    done = cli("dispute", "none")
+    assert done.returncode == 0, done.stderr
+    inc = _report(client, city, category="dispute")
+    _resolve(client, city, inc["id"])
+    assert _move(client, city, "w1", inc["id"], "closed").status_code == 200
+    assert cli("dispute", "other").returncode == 0
+    bad = cli("dispute", "sometimes")
+    assert bad.returncode == 2 and "other, none" in bad.stderr
+    unknown = cli("no_such_category", "none")
+    assert unknown.returncode == 2 and "garbage" in unknown.stderr

@@ -1,4 +1,5 @@
-"""``geogrid incidents``: bulk import with a progress bar, overdue lists, escalation."""
+"""``geogrid incidents``: bulk import with a progress bar, overdue lists, escalation, and
+how a category's resolutions are verified (``verify``)."""
 
 from __future__ import annotations
 
@@ -126,6 +127,26 @@ def overdue_cmd(
         print_rows(df.head(limit), fmt, title=f"{len(df):,} overdue incident(s)", console=console)
     except GeogridError as exc:
         raise _fail(exc) from None
+
+
+@incidents_app.command("verify")
+def verify_cmd(
+    category: Annotated[str, typer.Argument(help="the category code")],
+    mode: Annotated[
+        str,
+        typer.Argument(
+            help="other: a resolution is closed by someone other than its resolver (the "
+            "reporter of a resident's report, or a community admin or above); none: the "
+            "resolver may close it"
+        ),
+    ],
+) -> None:
+    """How a category's resolutions are verified before they are closed (核查结案, issue 13)."""
+    try:
+        incidents.set_category_verify(database.get_engine(_settings().database_url), category, mode)
+    except GeogridError as exc:
+        raise _fail(exc) from None
+    console.print(f"category {category}: verify = {mode}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
