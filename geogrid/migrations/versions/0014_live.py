@@ -40,67 +40,54 @@ depends_on = None
 #: rows listed in one notification (16 x ~260 bytes stays far below NOTIFY's 8000 bytes)
 _MAX_EVENTS = 16
 
-_PAYLOAD = """
-    SELECT json_build_object(
-        'v', 1,
-        'kind', {kind},
-        'count', (SELECT count(*) FROM changed),
-        'truncated', (SELECT count(*) FROM changed) > {max},
-        'bbox', (SELECT json_build_array(min(ST_X(geom)), min(ST_Y(geom)),
-                                         max(ST_X(geom)), max(ST_Y(geom))) FROM changed),
-        'events', coalesce((SELECT json_agg(json_build_object(
-            'id', id, 'kind', {kind}, 'status', status, 'category', category,
-            'grid_code', grid_code, 'community_code', community_code,
-            'street_code', street_code, 'district_code', district_code,
-            'lon', round(ST_X(geom)::numeric, 7), 'lat', round(ST_Y(geom)::numeric, 7),
-            'reported_at', reported_at))
-            FROM (SELECT * FROM changed ORDER BY id LIMIT {max}) e), '[]'::json)
-    )::text
+#: the listed events of a small statement (``rows``: the changed rows, ordered by id)
+_EVENTS = """
+    (SELECT json_agg(json_build_object(
+        'id', id, 'kind', {kind}, 'status', status, 'category', category,
+        'grid_code', grid_code, 'community_code', community_code,
+        'street_code', street_code, 'district_code', district_code,
+        'lon', round(ST_X(geom)::numeric, 7), 'lat', round(ST_Y(geom)::numeric, 7),
+        'reported_at', reported_at) ORDER BY id)
+     FROM ({rows}) e)
 """
+
+#: the body of a trigger function: one pass for the count and the extent; the events are
+#: listed only for a small statement (a bulk import pays one aggregate, not a sort)
+_BODY = """
+    DECLARE n bigint; ext box2d; payload json;
+    BEGIN
+        IF coalesce(current_setting('geogrid.live', true), '') = 'off' THEN
+            RETURN NULL;
+        END IF;
+        SELECT count(*), ST_Extent(geom) INTO n, ext FROM ({changed}) c;
+        IF n = 0 THEN
+            RETURN NULL;
+        END IF;
+        payload := json_build_object(
+            'v', 1, 'kind', {kind}, 'count', n, 'truncated', n > {max},
+            'bbox', json_build_array(ST_XMin(ext), ST_YMin(ext), ST_XMax(ext), ST_YMax(ext)),
+            'events', CASE WHEN n > {max} THEN '[]'::json ELSE {events} END);
+        PERFORM pg_notify('geogrid_changes', payload::text);
+        RETURN NULL;
+    END
+"""
+
+_INSERTED = "SELECT * FROM new_rows"
+_STATUS_CHANGED = (
+    "SELECT n.* FROM new_rows n JOIN old_rows o ON o.id = n.id "
+    "WHERE o.status IS DISTINCT FROM n.status"
+)
+
+
+def _function(name: str, kind: str, changed: str) -> str:
+    events = _EVENTS.format(kind=kind, rows=changed)
+    body = _BODY.format(kind=kind, changed=changed, max=_MAX_EVENTS, events=events)
+    return f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $${body}$$"
 
 
 def upgrade() -> None:
-    insert_payload = _PAYLOAD.format(kind="'new'", max=_MAX_EVENTS)
-    status_payload = _PAYLOAD.format(kind="'status'", max=_MAX_EVENTS)
-    op.execute(
-        f"""
-        CREATE OR REPLACE FUNCTION geogrid_live_insert() RETURNS trigger
-        LANGUAGE plpgsql AS $$
-        DECLARE payload text;
-        BEGIN
-            IF coalesce(current_setting('geogrid.live', true), '') = 'off' THEN
-                RETURN NULL;
-            END IF;
-            WITH changed AS (SELECT * FROM new_rows)
-            {insert_payload} INTO payload;
-            IF payload IS NOT NULL AND payload::json->>'count' <> '0' THEN
-                PERFORM pg_notify('geogrid_changes', payload);
-            END IF;
-            RETURN NULL;
-        END $$;
-        """
-    )
-    op.execute(
-        f"""
-        CREATE OR REPLACE FUNCTION geogrid_live_status() RETURNS trigger
-        LANGUAGE plpgsql AS $$
-        DECLARE payload text;
-        BEGIN
-            IF coalesce(current_setting('geogrid.live', true), '') = 'off' THEN
-                RETURN NULL;
-            END IF;
-            WITH changed AS (
-                SELECT n.* FROM new_rows n JOIN old_rows o ON o.id = n.id
-                WHERE o.status IS DISTINCT FROM n.status
-            )
-            {status_payload} INTO payload;
-            IF payload IS NOT NULL AND payload::json->>'count' <> '0' THEN
-                PERFORM pg_notify('geogrid_changes', payload);
-            END IF;
-            RETURN NULL;
-        END $$;
-        """
-    )
+    op.execute(_function("geogrid_live_insert", "'new'", _INSERTED))
+    op.execute(_function("geogrid_live_status", "'status'", _STATUS_CHANGED))
     op.execute(
         "CREATE TRIGGER incident_live_insert AFTER INSERT ON incident "
         "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT "
