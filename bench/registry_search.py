@@ -91,8 +91,12 @@ def main(argv: list[str] | None = None) -> None:
             ),
             {"n": args.streets},
         ).all()
-    total = sum(sizes.values())
-    print(f"registry: {total:,} records " + ", ".join(f"{k} {n:,}" for k, n in sizes.items()))
+    base = sum(n for t, n in sizes.items() if t != "reg_care")
+    print(
+        f"registry: {base:,} base records ("
+        + ", ".join(f"{k} {n:,}" for k, n in sizes.items())
+        + " care-group rows)"
+    )
     times: dict[str, list[float]] = {k: [] for k in KINDS}
     found: dict[str, list[int]] = {k: [] for k in KINDS}
     for street, n_people in streets:

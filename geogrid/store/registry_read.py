@@ -128,12 +128,15 @@ def search_people(
     if address is not None:
         hcond, _ = scope_condition(scope, "h2", personal=True)
         bcond, _ = scope_condition(scope, "b2", personal=True)
+        # = ANY(ARRAY(subquery)): the matching households and buildings are found first
+        # (an init plan) and their people through the household/building indexes — an
+        # IN (subquery) would filter every person of the caller's scope instead
         where.append(
-            "(p.household_id IN (SELECT h2.id FROM reg_household h2 WHERE "
-            f"h2.addr_grams @> CAST(:ag AS text[]) AND h2.address LIKE :apat AND {hcond}) "
-            "OR p.building_id IN (SELECT b2.id FROM reg_building b2 WHERE "
+            "(p.household_id = ANY(ARRAY(SELECT h2.id FROM reg_household h2 WHERE "
+            f"h2.addr_grams @> CAST(:ag AS text[]) AND h2.address LIKE :apat AND {hcond})) "
+            "OR p.building_id = ANY(ARRAY(SELECT b2.id FROM reg_building b2 WHERE "
             "b2.addr_grams @> CAST(:ag AS text[]) AND "
-            f"(b2.address LIKE :apat OR b2.name LIKE :apat) AND {bcond}))"
+            f"(b2.address LIKE :apat OR b2.name LIKE :apat) AND {bcond})))"
         )
         params.update(ag=list(address_grams or []), apat=like_pattern(address))
     if unit_column is not None:
