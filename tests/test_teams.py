@@ -162,6 +162,13 @@ def test_tasks_route_to_team_and_order_overdue_first(env):
     # these (assigned to grids, not to the community)
     w3_ids = {t["id"] for t in client.get("/tasks", headers=city.auth("w3")).json()}
     assert team_task["id"] in w3_ids and own_overdue["id"] not in w3_ids
+    # a member acts on the team's task: the team's grids are in the member's scope
+    tt = team_task["id"]
+    assert client.get(f"/incidents/{tt}", headers=city.auth("w3")).status_code == 200
+    r = client.post(
+        f"/incidents/{tt}/transitions", json={"status": "accepted"}, headers=city.auth("w3")
+    )
+    assert r.status_code == 200, r.text
     assert client.get("/tasks", headers=city.auth("community")).json() == []
     # a closed task leaves the list
     for s in ("accepted", "in_progress", "resolved"):

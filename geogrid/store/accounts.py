@@ -138,13 +138,19 @@ def account_row(bind: Engine | Connection, account_id: int) -> dict[str, Any] | 
 
 
 def account_units(bind: Engine | Connection, account_id: int) -> tuple[str, ...]:
-    """The unit codes an account is bound to, sorted."""
+    """The unit codes an account acts on, sorted: the units it is bound to, and the grids
+    of the grid teams it is a member of (a team covers several grids and its tasks route
+    to every member: issue 13)."""
     with connection(bind) as c:
         rows = (
             c.execute(
-                select(account_unit.c.unit_code)
-                .where(account_unit.c.account_id == int(account_id))
-                .order_by(account_unit.c.unit_code)
+                text(
+                    "SELECT unit_code FROM account_unit WHERE account_id = :a "
+                    "UNION SELECT g.grid_code FROM team_member m "
+                    "JOIN team_grid g ON g.team_id = m.team_id WHERE m.account_id = :a "
+                    "ORDER BY 1"
+                ),
+                {"a": int(account_id)},
             )
             .scalars()
             .all()
