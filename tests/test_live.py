@@ -6,6 +6,7 @@ map's cached tiles without waiting for the poll."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -316,3 +317,37 @@ def test_the_leaders_map_shows_a_new_report(client, city):
             assert not errors, errors
         finally:
             b.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="integrator: api/limits.classify must class /live/ as cheap (a stream's open "
+    "time is charged to the caller's time budget today); remove this mark then",
+)
+def test_an_open_stream_does_not_spend_the_time_budget(city):
+    """With the rate limits on, keeping the live map open must not use up the caller's
+    server-time budget (anonymous: 6 s a minute)."""
+    from conftest import LiveServer
+
+    from geogrid.settings import Settings
+
+    srv = LiveServer(city.url, Settings(rate_limits=True))
+    try:
+        t0 = time.perf_counter()
+        with (
+            contextlib.suppress(httpx.ReadTimeout),
+            httpx.stream(
+                "GET",
+                f"{srv.base}/live/incidents",
+                headers={"Accept": "text/event-stream"},
+                timeout=httpx.Timeout(10, read=8.0),  # no event after "ready": times out
+            ) as stream,
+        ):
+            for _ in stream.iter_lines():
+                pass
+        assert time.perf_counter() - t0 > 7.5  # the stream was open that long
+        time.sleep(1.0)  # the server notices the disconnect and charges the time
+        r = httpx.get(f"{srv.base}/ogc/conformance", timeout=10)
+        assert r.status_code == 200, (r.status_code, r.text)
+    finally:
+        srv.stop()
