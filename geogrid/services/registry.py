@@ -367,7 +367,9 @@ def aggregates(
     """Counts per unit of ``level`` from the registry — ``population``, ``households``,
     ``floating``, ``care`` (people in any care group) and ``care_groups`` (group → people)
     — inside the caller's scope (units at or inside the caller's units; the city for
-    city-wide roles), optionally inside ``unit``.
+    city-wide roles), optionally inside ``unit``. Population, households and floating
+    population are the registry's counts kept on the published units (refreshed by every
+    import and publish); care counts are counted from the care rows.
 
     For leaders, analysts and planners counts from 1 to k − 1 are None and listed in the
     row's ``suppressed`` (k = ``settings.registry_k``). Anonymous callers: Forbidden."""

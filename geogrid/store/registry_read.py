@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, text
 
-from geogrid.core.hierarchy import LEVEL_COLUMN, check_level, level_of_code
+from geogrid.core.hierarchy import CODE_LENGTH, LEVEL_COLUMN, check_level, level_of_code
 from geogrid.core.scope import Scope
 from geogrid.store.scope import scope_condition
 
@@ -358,39 +358,53 @@ def care_rows(
 def aggregate_rows(
     conn: Connection, level: str, *, scope: Scope, unit_code: str | None = None
 ) -> list[dict[str, Any]]:
-    """Counts per unit of ``level`` over the people and households inside ``scope`` (and
-    inside ``unit_code`` when given): ``population`` (people), ``households``,
-    ``floating`` (residence 'floating'), ``care`` (people in any care group) and
-    ``care_groups`` (group code → people), by code."""
+    """Counts per unit of ``level`` (inside ``unit_code`` when given): ``population``,
+    ``households`` and ``floating`` from the published version's units — the registry's
+    counts, refreshed by every import and publish (``unit.attrs.counts_source =
+    'registry'``; units without registry records count 0) — and ``care`` (people in any
+    care group) and ``care_groups`` (group code → people) from the care rows of the people
+    inside ``scope``, by code. The caller keeps only the units inside the scope."""
     col = LEVEL_COLUMN[check_level(level)]
-    pcond, params = scope_condition(scope, "p", personal=True)
-    hcond, _ = scope_condition(scope, "h", personal=True)
-    pw, hw = [pcond, f"p.{col} IS NOT NULL"], [hcond, f"h.{col} IS NOT NULL"]
+    ccond, params = scope_condition(scope, "p", personal=True)
+    params["n"] = CODE_LENGTH[level]
+    uw = ["u.version_id = (SELECT id FROM boundary_version WHERE status = 'published')"]
+    pw = [ccond, f"p.{col} IS NOT NULL"]
     if unit_code is not None:
         ucol = LEVEL_COLUMN[_level_of(unit_code)]
+        uw.append("left(u.code, length(:unit)) = :unit")
         pw.append(f"p.{ucol} = :unit")
-        hw.append(f"h.{ucol} = :unit")
         params["unit"] = unit_code
-    sql = (
-        f"WITH pc AS (SELECT p.{col} AS code, count(*) AS population, "
-        "count(*) FILTER (WHERE p.residence = 'floating') AS floating "
-        f"FROM reg_person p WHERE {' AND '.join(pw)} GROUP BY 1), "
-        f"hc AS (SELECT h.{col} AS code, count(*) AS households FROM reg_household h "
-        f"WHERE {' AND '.join(hw)} GROUP BY 1), "
-        f"cc AS (SELECT p.{col} AS code, c.group_code, count(DISTINCT p.id) AS n "
-        f"FROM reg_care c JOIN reg_person p ON p.id = c.person_id WHERE {' AND '.join(pw)} "
-        "GROUP BY 1, 2), "
-        f"ca AS (SELECT p.{col} AS code, count(DISTINCT p.id) AS care "
-        f"FROM reg_care c JOIN reg_person p ON p.id = c.person_id WHERE {' AND '.join(pw)} "
-        "GROUP BY 1), "
-        "cg AS (SELECT code, jsonb_object_agg(group_code, n) AS care_groups FROM cc GROUP BY 1) "
-        "SELECT code, COALESCE(pc.population, 0) AS population, "
-        "COALESCE(hc.households, 0) AS households, COALESCE(pc.floating, 0) AS floating, "
-        "COALESCE(ca.care, 0) AS care, COALESCE(cg.care_groups, '{}'::jsonb) AS care_groups "
-        "FROM pc FULL JOIN hc USING (code) LEFT JOIN ca USING (code) LEFT JOIN cg USING (code) "
-        "ORDER BY code"
+    units = _rows(
+        conn,
+        "SELECT u.code, "
+        "CASE WHEN u.attrs->>'counts_source' = 'registry' THEN u.population ELSE 0 END "
+        "AS population, "
+        "CASE WHEN u.attrs->>'counts_source' = 'registry' THEN u.households ELSE 0 END "
+        "AS households, "
+        "CASE WHEN u.attrs->>'counts_source' = 'registry' "
+        "THEN COALESCE((u.attrs->>'floating')::bigint, 0) ELSE 0 END AS floating "
+        f"FROM unit u WHERE length(u.code) = :n AND {' AND '.join(uw)} ORDER BY u.code",
+        params,
     )
-    return _rows(conn, sql, params)
+    care: dict[str, dict[str, Any]] = {}
+    for r in conn.execute(
+        text(
+            f"SELECT p.{col} AS code, c.group_code, count(DISTINCT p.id) AS n "
+            "FROM reg_care c JOIN reg_person p ON p.id = c.person_id "
+            f"WHERE {' AND '.join(pw)} GROUP BY GROUPING SETS ((1, 2), (1))"
+        ),
+        params,
+    ).mappings():
+        d = care.setdefault(str(r["code"]), {"care": 0, "care_groups": {}})
+        if r["group_code"] is None:
+            d["care"] = int(r["n"])
+        else:
+            d["care_groups"][str(r["group_code"])] = int(r["n"])
+    out = []
+    for u in units:
+        c = care.get(str(u["code"]), {"care": 0, "care_groups": {}})
+        out.append({**u, "care": c["care"], "care_groups": c["care_groups"]})
+    return out
 
 
 def _level_of(code: str) -> str:
