@@ -371,6 +371,7 @@ def test_bulk_load_of_the_demo_generator_and_geoparquet_import(tmp_path):
         assert hits >= 1 and dump_ok == 0
         expect = people.groupby("grid_code").size().to_dict()
         assert {g: pop[g] for g in expect} == expect
+        assert sum(pop.values()) == len(reg.people)  # grids without records: 0
 
         orgs = gpd.GeoDataFrame(
             {"统一社会信用代码": ["91350100M000100Y43", "91440300708461136T"],

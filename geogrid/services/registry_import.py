@@ -294,13 +294,14 @@ def _care_table(
 
 
 # ----------------------------------------------------------------------------- load
-def refresh_unit_counts(conn: Connection) -> int:
+def refresh_unit_counts(conn: Connection, *, complete: bool = False) -> int:
     """Set the published version's units' population, households and floating count
-    from the registry (units holding registry records); returns the units updated."""
+    from the registry (units holding registry records; all units with ``complete``:
+    the registry covers the city); returns the units updated."""
     vid = published_version_id(conn)
     if vid is None:
         return 0
-    return store.update_unit_counts(conn, vid)
+    return store.update_unit_counts(conn, vid, complete=complete)
 
 
 def reattribute_registry(
@@ -808,7 +809,7 @@ def load_registry(
         store.reset_identities(conn)
         times["indexes"] = round(time.perf_counter() - t, 2)
         say(f"registry: indexes built in {times['indexes']} s")
-        units = refresh_unit_counts(conn)
+        units = refresh_unit_counts(conn, complete=True)
         audit.record(
             conn,
             actor=None,

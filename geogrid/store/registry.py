@@ -536,10 +536,12 @@ def unit_counts(conn: Connection) -> pd.DataFrame:
     )
 
 
-def update_unit_counts(conn: Connection, version_id: int) -> int:
+def update_unit_counts(conn: Connection, version_id: int, *, complete: bool = False) -> int:
     """Set ``population``, ``households`` and ``attrs.floating`` (and
     ``attrs.counts_source = 'registry'``) of every unit of ``version_id`` that holds
-    registry records, summed over its grids; returns the units updated."""
+    registry records, summed over its grids; with ``complete`` (the registry covers the
+    whole city, e.g. after a bulk load) the other units get zeros. Returns the units
+    updated."""
     lens = sorted(CODE_LENGTH.values())
     sql = f"""WITH p AS (SELECT grid_code AS g, count(*) AS n,
                              count(*) FILTER (WHERE residence = 'floating') AS f
@@ -554,7 +556,21 @@ def update_unit_counts(conn: Connection, version_id: int) -> int:
         UPDATE unit u SET population = s.pop, households = s.hh,
             attrs = u.attrs || jsonb_build_object('floating', s.fl, 'counts_source', 'registry')
         FROM s WHERE u.version_id = :v AND u.code = s.code"""
-    return int(conn.execute(text(sql), {"v": int(version_id)}).rowcount or 0)
+    n = int(conn.execute(text(sql), {"v": int(version_id)}).rowcount or 0)
+    if complete:
+        n += int(
+            conn.execute(
+                text(
+                    """UPDATE unit u SET population = 0, households = 0,
+                        attrs = u.attrs || '{"floating": 0, "counts_source": "registry"}'
+                    WHERE u.version_id = :v
+                      AND u.attrs->>'counts_source' IS DISTINCT FROM 'registry'"""
+                ),
+                {"v": int(version_id)},
+            ).rowcount
+            or 0
+        )
+    return n
 
 
 def registry_counts(conn: Connection) -> dict[str, int]:
