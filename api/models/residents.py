@@ -52,7 +52,9 @@ class Survey(ApiModel):
 class SurveyAnswerIn(ApiModel):
     solved: str = Field(description="yes, partly or no", examples=["yes"])
     score: int = Field(description="satisfaction 1–5", examples=[5])
-    comment: str | None = Field(default=None, max_length=2000, examples=["清理干净了，谢谢"])
+    comment: str | None = Field(
+        default=None, max_length=2000, description="the comment", examples=["清理干净了，谢谢"]
+    )
 
 
 class SurveyAnswer(ApiModel):
@@ -97,7 +99,9 @@ class FollowUpIn(ApiModel):
     score: int | None = Field(
         default=None, description="1–5 (default 4 satisfied, 2 not)", examples=[4]
     )
-    note: str | None = Field(default=None, max_length=2000, examples=["电话回访，群众满意"])
+    note: str | None = Field(
+        default=None, max_length=2000, description="what was heard", examples=["电话回访，群众满意"]
+    )
 
 
 class FollowUpDone(ApiModel):
@@ -114,8 +118,14 @@ class FollowUpDone(ApiModel):
 class EvaluationRoundIn(ApiModel):
     grid_code: str = Field(description="the grid (15 digits)", examples=["450902001001001"])
     label: str = Field(description="e.g. 2026年第二季度", examples=["2026年第二季度"])
-    opens_at: datetime | None = Field(default=None, description="default now")
-    closes_at: datetime | None = Field(default=None, description="default 30 days after opens_at")
+    opens_at: datetime | None = Field(
+        default=None, description="default now", examples=["2026-10-01T00:00:00+08:00"]
+    )
+    closes_at: datetime | None = Field(
+        default=None,
+        description="default opens_at + 30 days",
+        examples=["2026-10-31T00:00:00+08:00"],
+    )
 
 
 class PublicRound(ApiModel):
@@ -147,15 +157,21 @@ class EvaluationRoundCreated(EvaluationRound):
 
 
 class EvaluationIn(ApiModel):
-    household_ref: str | None = Field(default=None, description="户号 (household reference)")
+    household_ref: str | None = Field(
+        default=None, description="户号 (household reference)", examples=["YL-0012-0301"]
+    )
     phone: str | None = Field(
-        default=None, description="a phone number (when no household reference)"
+        default=None,
+        description="a phone number (when no household reference)",
+        examples=["13912345678"],
     )
     scores: dict[str, Any] = Field(
         description="criterion → 1–5",
         examples=[{"known_to_residents": 5, "responsive": 4, "solved_problems": 4, "attitude": 5}],
     )
-    comment: str | None = Field(default=None, max_length=2000)
+    comment: str | None = Field(
+        default=None, max_length=2000, description="the comment", examples=["很负责"]
+    )
 
 
 class EvaluationAnswer(ApiModel):

@@ -39,11 +39,15 @@ class WorkerFile(ApiModel):
 
 class WorkerRecordIn(ApiModel):
     kind: str = Field(description="training, award, note or complaint", examples=["training"])
-    title: str = Field(max_length=200, examples=["矛盾纠纷调解培训"])
-    at: datetime | None = Field(default=None, description="default now")
-    detail: str | None = Field(default=None, max_length=4000)
+    title: str = Field(max_length=200, description="what it was", examples=["矛盾纠纷调解培训"])
+    at: datetime | None = Field(
+        default=None, description="when (default now)", examples=["2026-05-12T09:00:00+08:00"]
+    )
+    detail: str | None = Field(
+        default=None, max_length=4000, description="details", examples=["区综治中心组织，4学时"]
+    )
     verified: bool = Field(
-        default=False, description="a complaint found true (counts in the review)"
+        default=False, examples=[False], description="a complaint found true (counts in the review)"
     )
 
 

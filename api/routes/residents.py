@@ -144,11 +144,17 @@ def list_follow_ups(
     account: AccountDep,
     done: Annotated[
         bool | None,
-        Query(description="false: open (default); true: done; omit with all=true for both"),
+        Query(description="false: open (default); true: done; all=true for both", examples=[False]),
     ] = False,
-    all_: Annotated[bool, Query(alias="all", description="both open and done")] = False,
-    limit: Annotated[int, Query(ge=1, le=1000, description="at most this many")] = 200,
-    offset: Annotated[int, Query(ge=0, le=1_000_000, description="skip this many first")] = 0,
+    all_: Annotated[
+        bool, Query(alias="all", description="both open and done", examples=[False])
+    ] = False,
+    limit: Annotated[
+        int, Query(ge=1, le=1000, description="at most this many", examples=[200])
+    ] = 200,
+    offset: Annotated[
+        int, Query(ge=0, le=1_000_000, description="skip this many first", examples=[0])
+    ] = 0,
 ) -> list[dict[str, Any]]:
     """Incidents to call or visit in the caller's units, open ones by due time first
     (community/street/district admins and admin)."""
@@ -220,7 +226,9 @@ def create_round(
 def list_rounds(
     engine: EngineDep,
     account: AccountDep,
-    grid: Annotated[str | None, Query(description="only this grid's rounds")] = None,
+    grid: Annotated[
+        str | None, Query(description="only this grid's rounds", examples=["450902001001001"])
+    ] = None,
 ) -> list[dict[str, Any]]:
     return evaluation.list_rounds(engine, account, grid_code=grid)
 

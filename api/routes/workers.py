@@ -44,6 +44,7 @@ Unit = Annotated[
 ]
 _XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _FILE_ERRORS = error_responses(400, 401, 403, 404)
+_BINARY: dict[str, Any] = {"schema": {"type": "string", "format": "binary"}}
 
 
 def _download(content: bytes, media_type: str, name: str) -> Response:
@@ -85,7 +86,7 @@ def get_file(
     "/workers/{worker_id}/file.pdf",
     summary="The worker's file as a PDF dossier",
     response_class=Response,
-    responses={200: {"content": {"application/pdf": {}}}, **_FILE_ERRORS},
+    responses={200: {"content": {"application/pdf": _BINARY}}, **_FILE_ERRORS},
 )
 def get_file_pdf(
     engine: EngineDep, account: AccountDep, worker_id: WorkerId, year: YearQ = None
@@ -98,7 +99,7 @@ def get_file_pdf(
     "/workers/{worker_id}/file.xlsx",
     summary="The worker's file as an Excel workbook",
     response_class=Response,
-    responses={200: {"content": {_XLSX: {}}}, **_FILE_ERRORS},
+    responses={200: {"content": {_XLSX: _BINARY}}, **_FILE_ERRORS},
 )
 def get_file_xlsx(
     engine: EngineDep, account: AccountDep, worker_id: WorkerId, year: YearQ = None
@@ -234,7 +235,7 @@ def add_record(
     "/review/{year}.xlsx",
     summary="The year-end review as an Excel workbook",
     response_class=Response,
-    responses={200: {"content": {_XLSX: {}}}, **error_responses(400, 401, 403)},
+    responses={200: {"content": {_XLSX: _BINARY}}, **error_responses(400, 401, 403)},
 )
 def get_review_xlsx(
     engine: EngineDep, account: AccountDep, year: Year, unit: Unit = None
