@@ -221,6 +221,23 @@ def test_advanced_comparisons(demo_http, pg):
     assert r.json()["numberMatched"] == expect > 0
 
 
+def test_boundary_collections_filter_too(demo_http, pg):
+    r = demo_http.get(
+        "/ogc/collections/grids/items",
+        params={"filter": "population > 1000 AND parent_code LIKE '450902%'", "limit": 1},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["numberMatched"] == _count(
+        pg,
+        "SELECT count(*) FROM unit u JOIN boundary_version v ON v.id = u.version_id "
+        "WHERE v.status = 'published' AND level = 'grid' AND population > 1000 "
+        "AND parent_code LIKE '450902%%'",
+    )
+    # the metrics are properties, not queryables
+    e = demo_http.get("/ogc/collections/grids/items", params={"filter": "load_index > 1"})
+    assert e.status_code == 400 and "load_index" in e.json()["message"]
+
+
 def test_property_filters_for_every_queryable(demo_http, pg):
     row = pg.execute(
         "SELECT id, category, status, reported_at, assigned_level, assigned_unit, grid_code, "
