@@ -157,7 +157,8 @@ def classify(method: str, path: str, params: Iterable[str] = ()) -> tuple[Reques
         "/openapi.json",
         "/docs",
         "/heatmap.json",
-    ) or path.startswith(("/health", "/static/", "/tiles/")):
+    ) or path.startswith(("/health", "/static/", "/tiles/", "/live/")):
+        # a live stream (SSE) stays open for hours: its open time is not work to charge
         return RequestClass.CHEAP, False
     return RequestClass.STANDARD, False
 

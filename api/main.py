@@ -172,7 +172,22 @@ def create_app(database_url: str | None = None, settings: Settings | None = None
     install_log_redaction()
     for router in ROUTERS:  # every request's client is bound for the audit trail
         app.include_router(router, dependencies=[Depends(audit.audit_client)])
+    _prepare_routes(app.router.routes)
     return app
+
+
+def _prepare_routes(routes: list[Any]) -> None:
+    """Build the included routers' effective routes now. FastAPI ≥ 0.16x builds them at the
+    first request that needs them — an unmatched path or a redirect builds every one, 3.5 s
+    on this API — so without this the first such request of a fresh worker stalls.
+    Duck-typed: with a FastAPI that builds routes eagerly there is nothing to call."""
+    for route in routes:
+        build = getattr(route, "effective_candidates", None)
+        if callable(build):
+            _prepare_routes(list(build()))
+            low = getattr(route, "effective_low_priority_routes", None)
+            if callable(low):
+                low()
 
 
 def app_from_env() -> FastAPI:

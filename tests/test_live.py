@@ -319,11 +319,6 @@ def test_the_leaders_map_shows_a_new_report(client, city):
             b.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="integrator: api/limits.classify must class /live/ as cheap (a stream's open "
-    "time is charged to the caller's time budget today); remove this mark then",
-)
 def test_an_open_stream_does_not_spend_the_time_budget(city):
     """With the rate limits on, keeping the live map open must not use up the caller's
     server-time budget (anonymous: 6 s a minute)."""
