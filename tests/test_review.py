@@ -232,6 +232,12 @@ def test_review_access_and_masking(city, client):
     names = {w["name"] for w in lead["workers"]}
     assert "李梅" not in names and all("*" in n for n in names)
     assert client.get("/review/1999", headers=city.auth("admin")).status_code == 400
+    # a unit with no workers: an empty review, not an error
+    for path in ("/review/2025", "/review/2025.xlsx", "/review/2025.html"):
+        r = client.get(path, params={"unit": "450903"}, headers=city.auth("admin"))
+        assert r.status_code == 200, (path, r.text)
+    empty = client.get("/review/2025", params={"unit": "450903"}, headers=city.auth("admin"))
+    assert empty.json()["workers"] == [] and empty.json()["shortlist"] == []
     # the staff performance page: names clear for the admins, masked for leaders
     page = client.get("/review/2025.html", headers=city.auth("street"))
     assert page.status_code == 200 and "李梅" in page.text and "总分" in page.text

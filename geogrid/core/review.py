@@ -270,8 +270,9 @@ def shortlist(scored: pd.DataFrame, scheme: ReviewScheme | None = None) -> pd.Da
     """
     s = scheme or ReviewScheme()
     scored = scored.copy()
-    scored["eligible"] = [s.eligible(r) for r in scored.to_dict("records")] if len(scored) else []
-    pool = scored[scored["eligible"]].sort_values(
+    eligible = np.array([s.eligible(r) for r in scored.to_dict("records")], dtype=bool)
+    scored["eligible"] = eligible
+    pool = scored.loc[eligible].sort_values(
         ["score", "satisfaction", "handled", "account_id"],
         ascending=[False, False, False, True],
         na_position="last",

@@ -149,7 +149,8 @@ def _visible(frame: pd.DataFrame, scope: Scope, unit: str | None) -> pd.DataFram
             scope.covers({LEVEL_COLUMN[lv]: c for lv, c in parent_chain(g).items()}) for g in grids
         )
 
-    return frame[[ok(list(g)) for g in frame["grids"]]].reset_index(drop=True)
+    mask = np.array([ok(list(g)) for g in frame["grids"]], dtype=bool)
+    return frame.loc[mask].reset_index(drop=True)
 
 
 def _clean(v: Any) -> Any:
