@@ -24,6 +24,8 @@ __all__ = [
     "Collections",
     "OgcFeature",
     "FeaturePage",
+    "QUERYABLES_SCHEMA",
+    "OGC_OPENAPI_SCHEMA",
 ]
 
 
@@ -124,3 +126,93 @@ class FeaturePage(ApiModel):
     )
     links: list[Link] = Field(description="self, next (more follow), prev, collection")
     features: list[OgcFeature] = Field(description="the features of the page")
+
+
+#: The shape of ``/ogc/collections/{id}/queryables``: a JSON Schema (draft 2020-12) whose
+#: ``properties`` are the queryables (Part 3, /req/queryables). A plain dict: the answer is
+#: itself a schema, whose keys (``$schema``, ``$id``) are no model's field names.
+QUERYABLES_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["$schema", "$id", "type", "properties"],
+    "properties": {
+        "$schema": {
+            "type": "string",
+            "description": "the JSON Schema dialect",
+            "examples": ["https://json-schema.org/draft/2020-12/schema"],
+        },
+        "$id": {
+            "type": "string",
+            "format": "uri",
+            "description": "this document's URL",
+            "examples": ["http://localhost:8000/ogc/collections/grids/queryables"],
+        },
+        "type": {"type": "string", "const": "object", "description": "always object"},
+        "title": {"type": "string", "description": "the collection's title", "examples": ["Grids"]},
+        "properties": {
+            "type": "object",
+            "description": "queryable name → its JSON Schema (title, type, format, enum…)",
+            "additionalProperties": {
+                "type": "object",
+                "properties": {
+                    "title": {"type": "string", "description": "the queryable's name"},
+                    "description": {"type": "string", "description": "what it is"},
+                    "type": {
+                        "type": "string",
+                        "enum": ["string", "integer", "number", "boolean"],
+                        "description": "JSON type (absent for the geometry)",
+                    },
+                    "format": {
+                        "type": "string",
+                        "description": "date-time, or geometry-point / geometry-any …",
+                    },
+                    "enum": {"type": "array", "items": {}, "description": "the values allowed"},
+                    "x-ogc-role": {
+                        "type": "string",
+                        "description": "primary-geometry for the geometry",
+                    },
+                },
+            },
+            "examples": [{"code": {"title": "code", "type": "string"}}],
+        },
+        "additionalProperties": {
+            "type": "boolean",
+            "description": "true: other properties may exist (not queryable)",
+        },
+    },
+}
+
+#: The shape of ``/ogc/api``: an OpenAPI 3.0 document of the OGC routes alone.
+OGC_OPENAPI_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["openapi", "info", "paths"],
+    "properties": {
+        "openapi": {"type": "string", "description": "OpenAPI version", "examples": ["3.1.0"]},
+        "info": {
+            "type": "object",
+            "required": ["title", "version"],
+            "properties": {
+                "title": {"type": "string", "examples": ["geogrid OGC API - Features"]},
+                "version": {"type": "string", "examples": ["1.0.0"]},
+                "description": {"type": "string"},
+            },
+        },
+        "servers": {
+            "type": "array",
+            "description": "the base URL (/ogc)",
+            "items": {
+                "type": "object",
+                "properties": {"url": {"type": "string", "format": "uri"}},
+            },
+        },
+        "paths": {
+            "type": "object",
+            "description": "path (relative to /ogc) → its operations",
+            "additionalProperties": {"type": "object", "description": "a Path Item Object"},
+        },
+        "components": {
+            "type": "object",
+            "description": "the schemas the paths refer to",
+            "additionalProperties": {"type": "object"},
+        },
+    },
+}

@@ -17,16 +17,32 @@ __all__ = ["CheckinIn", "PatrolIn", "PatrolGrid", "PatrolOut", "PatrolCollection
 class CheckinIn(ApiModel):
     """A check-in at a place: a building (``building_id``) or a named place."""
 
-    lon: float = Field(description="longitude in the patrol's `crs`", allow_inf_nan=False)
-    lat: float = Field(description="latitude in the patrol's `crs`", allow_inf_nan=False)
-    at: datetime = Field(description="when (ISO 8601 with a time zone)")
+    lon: float = Field(
+        description="longitude in the patrol's `crs`", examples=[110.1481], allow_inf_nan=False
+    )
+    lat: float = Field(
+        description="latitude in the patrol's `crs`", examples=[22.6277], allow_inf_nan=False
+    )
+    at: datetime = Field(
+        description="when (ISO 8601 with a time zone)", examples=["2026-05-04T09:20:00+08:00"]
+    )
     building_id: int | None = Field(
-        None, ge=1, le=2**63 - 1, description="a building of reg_building (when loaded) or building"
+        None,
+        ge=1,
+        le=2**63 - 1,
+        description="a building of reg_building (when loaded) or building",
+        examples=[1],
     )
     place: str | None = Field(
         None, max_length=200, description="a place's name (a shop…)", examples=["小区东门"]
     )
-    accuracy_m: float | None = Field(None, ge=0, allow_inf_nan=False)
+    accuracy_m: float | None = Field(
+        None,
+        ge=0,
+        description="horizontal accuracy of the position, metres",
+        examples=[8.0],
+        allow_inf_nan=False,
+    )
 
 
 class PatrolIn(ApiModel):
@@ -44,9 +60,16 @@ class PatrolIn(ApiModel):
         max_length=MAX_POINTS,
         examples=[[[110.1481, 22.6277, 1777856400000, 8.0]]],
     )
-    checkins: list[CheckinIn] = Field(default_factory=list, max_length=MAX_CHECKINS)
+    checkins: list[CheckinIn] = Field(
+        default_factory=list,
+        max_length=MAX_CHECKINS,
+        description="check-ins at buildings or places along the way",
+    )
     media: list[str] = Field(
-        default_factory=list, max_length=50, description="sha256 of photos taken on the patrol"
+        default_factory=list,
+        max_length=50,
+        description="sha256 of photos taken on the patrol (uploaded first with PUT /media)",
+        examples=[["3f0a1c5b9d2e4f6a8b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a"]],
     )
 
 

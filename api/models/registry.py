@@ -42,12 +42,16 @@ class PersonSearch(ApiModel):
     )
     id_number: str | None = Field(
         None,
-        description="a full ID number (公民身份号码), exact; matched through the keyed blind index",
-        examples=["11010519491231002X"],
+        description="a full ID number (公民身份号码), exact; matched through the keyed blind index"
+        " (the example is a synthetic placeholder: region 000000 exists nowhere)",
+        examples=["000000200001010000"],
         max_length=100,
     )
     phone: str | None = Field(
-        None, description="a full phone number, exact", examples=["13812345678"], max_length=100
+        None,
+        description="a full phone number, exact (the example is a placeholder number)",
+        examples=["13800000000"],
+        max_length=100,
     )
     address: str | None = Field(
         None,
@@ -61,9 +65,14 @@ class PersonSearch(ApiModel):
         examples=["450902001001001"],
         max_length=15,
     )
-    limit: int = Field(50, ge=1, le=500, description="at most this many people")
-    offset: int = Field(0, ge=0, le=10_000_000, description="skip this many first")
-    reason: str | None = Field(None, description="why (written to the audit trail)", max_length=200)
+    limit: int = Field(50, ge=1, le=500, description="at most this many people", examples=[50])
+    offset: int = Field(0, ge=0, le=10_000_000, description="skip this many first", examples=[0])
+    reason: str | None = Field(
+        None,
+        description="why (written to the audit trail)",
+        examples=["季度走访核对"],
+        max_length=200,
+    )
 
 
 class Person(ApiModel):

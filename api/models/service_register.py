@@ -28,26 +28,51 @@ class EntryIn(ApiModel):
     result: str = Field(
         description="what was done / the outcome", examples=["已解决"], max_length=MAX_RESULT
     )
-    household_id: int | None = Field(None, ge=1, le=_MAX_ID, description="a reg_household id")
+    household_id: int | None = Field(
+        None, ge=1, le=_MAX_ID, description="a reg_household id", examples=[1]
+    )
     building_id: int | None = Field(
         None,
         ge=1,
         le=_MAX_ID,
         description="a reg_building id (a building id before the registry is loaded)",
+        examples=[1],
     )
     person_ids: list[Annotated[int, Field(ge=1, le=_MAX_ID)]] | None = Field(
-        None, max_length=200, description="reg_person ids of the people served"
+        None, max_length=200, description="reg_person ids of the people served", examples=[[1]]
     )
     people_count: int | None = Field(
-        None, ge=0, le=MAX_PEOPLE, description="people served (default: len(person_ids), ≥ 1)"
+        None,
+        ge=0,
+        le=MAX_PEOPLE,
+        description="people served (default: len(person_ids), ≥ 1)",
+        examples=[1],
     )
-    note: str | None = Field(None, max_length=MAX_NOTE)
-    lon: float | None = Field(None, description="longitude in `crs`", allow_inf_nan=False)
-    lat: float | None = Field(None, description="latitude in `crs`", allow_inf_nan=False)
-    crs: str = Field("wgs84", description=CRS_DESCRIPTION, max_length=64)
-    accuracy_m: float | None = Field(None, ge=0, allow_inf_nan=False)
+    note: str | None = Field(
+        None,
+        max_length=MAX_NOTE,
+        description="a free-text note of the worker's",
+        examples=["下周复访"],
+    )
+    lon: float | None = Field(
+        None, description="longitude in `crs`", examples=[110.1481], allow_inf_nan=False
+    )
+    lat: float | None = Field(
+        None, description="latitude in `crs`", examples=[22.6277], allow_inf_nan=False
+    )
+    crs: str = Field("wgs84", description=CRS_DESCRIPTION, examples=["wgs84"], max_length=64)
+    accuracy_m: float | None = Field(
+        None,
+        ge=0,
+        description="horizontal accuracy of the position, metres",
+        examples=[8.0],
+        allow_inf_nan=False,
+    )
     media: list[str] = Field(
-        default_factory=list, max_length=20, description="sha256 of uploaded photos"
+        default_factory=list,
+        max_length=20,
+        description="sha256 of uploaded photos (uploaded first with PUT /media)",
+        examples=[["3f0a1c5b9d2e4f6a8b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a"]],
     )
 
 

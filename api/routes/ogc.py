@@ -41,6 +41,8 @@ from fastapi.responses import JSONResponse, Response
 from api.deps import ContextDep
 from api.models.common import error_responses
 from api.models.ogc import (
+    OGC_OPENAPI_SCHEMA,
+    QUERYABLES_SCHEMA,
     Collection,
     Collections,
     Conformance,
@@ -443,11 +445,11 @@ def item(
 @router.get(
     "/collections/{collection_id}/queryables",
     summary="Queryables of a collection (JSON Schema)",
-    response_class=JSONResponse,
+    response_class=Response,
     responses={
         200: {
             "description": "the properties a filter, sortby or ?name=value may name",
-            "content": {SCHEMA_JSON: {"schema": {"type": "object"}}},
+            "content": {SCHEMA_JSON: {"schema": QUERYABLES_SCHEMA}},
         },
         **error_responses(400, 404),
     },
@@ -470,7 +472,7 @@ def queryables(
     responses={
         200: {
             "description": "OpenAPI 3.0 with paths relative to /ogc",
-            "content": {OPENAPI: {"schema": {"type": "object"}}},
+            "content": {OPENAPI: {"schema": OGC_OPENAPI_SCHEMA}},
         },
         **error_responses(400),
     },

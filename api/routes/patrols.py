@@ -72,7 +72,8 @@ def day_patrols(
     account: AccountDep,
     day: Day,
     account_id: Annotated[
-        int | None, Query(ge=1, le=2**31 - 1, description="one worker's patrols")
+        int | None,
+        Query(ge=1, le=2**31 - 1, description="one worker's patrols (an account id)", examples=[1]),
     ] = None,
     unit: Unit = None,
 ) -> dict[str, Any]:

@@ -86,7 +86,8 @@ def list_entries(
     account: AccountDep,
     month: Month,
     account_id: Annotated[
-        int | None, Query(ge=1, le=2**31 - 1, description="one worker's entries")
+        int | None,
+        Query(ge=1, le=2**31 - 1, description="one worker's entries (an account id)", examples=[1]),
     ] = None,
 ) -> Any:
     """A month's entries: a worker's own, an admin's subtree, the city for city-wide roles
@@ -113,7 +114,10 @@ def _export(
     summary="The monthly register as an Excel workbook",
     response_class=Response,
     responses={
-        200: {"content": {XLSX_TYPE: {}}, "description": "the register's form, one sheet"},
+        200: {
+            "content": {XLSX_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+            "description": "the register's form, one sheet",
+        },
         **error_responses(400, 401),
     },
 )
@@ -130,7 +134,10 @@ def register_xlsx(
     summary="The monthly register as a PDF",
     response_class=Response,
     responses={
-        200: {"content": {"application/pdf": {}}, "description": "the register's form"},
+        200: {
+            "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "the register's form",
+        },
         **error_responses(400, 401),
     },
 )

@@ -48,7 +48,11 @@ HouseholdId = Annotated[int, Path(**_ID, description="household id", examples=[1
 BuildingId = Annotated[int, Path(**_ID, description="building id", examples=[1])]
 Reason = Annotated[
     str | None,
-    Query(max_length=200, description="why the record is read (written to the audit trail)"),
+    Query(
+        max_length=200,
+        description="why the record is read (written to the audit trail)",
+        examples=["季度走访核对"],
+    ),
 ]
 Unit = Annotated[
     str | None,
@@ -79,7 +83,11 @@ def people(
     ] = None,
     address: Annotated[
         str | None,
-        Query(max_length=100, description="part of an address or building name"),
+        Query(
+            max_length=100,
+            description="part of an address or building name",
+            examples=["江滨路"],
+        ),
     ] = None,
     unit: Unit = None,
     limit: Limit = 50,
@@ -187,9 +195,15 @@ def orgs(
     ] = None,
     uscc: Annotated[
         str | None,
-        Query(max_length=18, description="unified social credit code, exact"),
+        Query(
+            max_length=18,
+            description="unified social credit code, exact",
+            examples=["91450900MA5XXXXXX0"],
+        ),
     ] = None,
-    kind: Annotated[str | None, Query(max_length=50, description="kind, as imported")] = None,
+    kind: Annotated[
+        str | None, Query(max_length=50, description="kind, as imported", examples=["商店"])
+    ] = None,
     unit: Unit = None,
     limit: Limit = 50,
     offset: Offset = 0,
@@ -257,7 +271,10 @@ def aggregates(
     summary="Export people as CSV (admins, with a reason)",
     response_class=Response,
     responses={
-        200: {"content": {"text/csv": {}}, "description": "UTF-8 CSV with a BOM"},
+        200: {
+            "content": {"text/csv": {"schema": {"type": "string", "contentMediaType": "text/csv"}}},
+            "description": "UTF-8 CSV with a BOM, one person a row",
+        },
         **_READ,
     },
 )
