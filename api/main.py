@@ -167,6 +167,7 @@ def create_app(database_url: str | None = None, settings: Settings | None = None
         redoc_url=None,
     )
     add_exception_handlers(app)
+    app.add_middleware(tiles.CachedTiles)  # issue 12: cached tiles before routing, in the limits
     # body/field limits, rate limits, the expensive gate, statement timeouts (api/limits.py)
     app.add_middleware(LimitsMiddleware, settings=settings or get_settings())
     install_log_redaction()

@@ -1,18 +1,30 @@
-"""Tile serving benchmark: ``python -m bench.tiles [--url http://host:port] [--db URL]``.
+"""Tile serving benchmark: ``python -m bench.tiles [--db URL] [--redis URL] [--seconds S]``.
 
-Without ``--url`` a uvicorn server (one worker, a subprocess) is started on the configured
-database (``GEOGRID_DATABASE_URL`` or ``--db``) and stopped at the end. Measured over HTTP:
+Starts ``geogrid serve`` (a subprocess, rate limits off — a load generator is one IP and
+the anonymous cheap-request limit is 200/s — and the tile cache's shared level in Redis,
+``--redis``, a database number of its own whose keys are dropped first) on the configured
+database (``GEOGRID_DATABASE_URL`` or ``--db``), first with one worker and then with
+``--workers`` (default 2), and measures over HTTP:
 
-* grid-layer vector tiles at z10 / z12 / z14, cold (first request; the window's metrics are
-  built beforehand and reported separately) and cached: median and p95 ms per tile;
-* heat-map PNG tiles at z12, cold and cached;
-* requests/s for cached tiles with ``--clients`` concurrent httpx clients (bounded by
-  ``--requests`` and ``--seconds``);
+* **cold vs plain**: grid-layer vector tiles at z10 / z12 / z14 around the densest
+  district. For every tile, interleaved (so the machine's load hits both alike): our
+  server's first request of the tile over HTTP (a unique ``from`` makes every run's keys
+  cold; the window's metrics frame is built once beforehand and reported separately), and
+  the same tile as pg_tileserv would make it — one bare ``ST_AsMVT`` statement, no metrics,
+  no cache — run by this process over a connection checked out of a pooled engine per tile
+  (:func:`geogrid.store.tiles.plain_unit_tile`). Median and p95 ms, and the ratio of the
+  medians. Also our tile SQL with its metrics arrays alone (DB only);
+* **overhead**: ``GET /health`` and a cached tile (200, and 304 with ``If-None-Match``),
+  sequential on one keep-alive connection;
+* **cached throughput**: requests/s of cached z12 + z14 grid tiles with ``wrk`` (C, if
+  installed; else an httpx asyncio generator, which needs a core of its own), with one and
+  with ``--workers`` server processes sharing Redis;
+* **under writes**: the same while a thread reports incidents at ``--writes`` per second
+  (default 40; one transaction each: the row and its ``map_change`` row, which NOTIFY
+  every worker) at random published grids; the ratio to the read-only figure.
 
-and, for comparison, the same tiles straight from PostGIS as pg_tileserv serves them (one
-``ST_AsMVT`` query per tile, no metrics, no cache: the database query alone), sequentially
-and with the same number of concurrent connections; plus our own tile query with the
-metrics arrays (DB time only). A unique ``from`` instant makes every run's keys cold.
+The reports are deleted at the end. The numbers of a loaded machine move together: read
+the ratios of one run.
 """
 
 from __future__ import annotations
@@ -27,23 +39,28 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import numpy as np
-from sqlalchemy import Engine
+import redis
+from sqlalchemy import Engine, text
 
-from geogrid.core.tiles import UNIT_METRIC_FIELDS, padded_tile_bounds_lonlat, tile_range
+from geogrid.core.tiles import tile_range
 from geogrid.services.mapservice import MapService
 from geogrid.services.tilecache import TileCache
 from geogrid.settings import get_settings
 from geogrid.store import get_engine
+from geogrid.store.changes import record_incident_change
 from geogrid.store.tiles import plain_unit_tile, unit_tile
 
 CENTRE = (110.16, 22.64)  # Yuzhou district, where grids are densest
 ZOOM_SPAN = {10: 2, 12: 3, 14: 4}  # tiles in each direction around the centre
+SOURCE = "bench-tiles-"  # source_id prefix of the reports written (deleted at the end)
+
+Row = tuple[str, str, str, str]
 
 
 def _tiles(z: int, span: int) -> list[tuple[int, int, int]]:
@@ -56,33 +73,36 @@ def _stats(ms: list[float]) -> tuple[float, float]:
     return float(np.median(a)), float(np.percentile(a, 95))
 
 
-def _start_server(db: str | None) -> tuple[subprocess.Popen, str]:
+def _fmt(ms: list[float], digits: int = 1) -> tuple[str, str]:
+    med, p95 = _stats(ms)
+    return f"{med:.{digits}f}", f"{p95:.{digits}f}"
+
+
+def _start_server(
+    db: str | None, redis_url: str, workers: int, access_log: bool
+) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ)
     if db:
         env["GEOGRID_DATABASE_URL"] = db
+    env["GEOGRID_REDIS_URL"] = redis_url
+    env["GEOGRID_RATE_LIMITS"] = "false"
+    exe = shutil.which("geogrid") or str(Path(sys.executable).with_name("geogrid"))
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "api.main:app_from_env",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
+        [exe, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+        + ([] if access_log else ["--no-access-log"]),
         env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
+    deadline = time.monotonic() + 300  # a loaded machine takes its time to import
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
-            if httpx.get(f"{base}/health", timeout=1).status_code < 500:
+            if httpx.get(f"{base}/health", timeout=2).status_code < 500:
+                time.sleep(1.0 if workers > 1 else 0.0)  # let every worker finish starting
                 return proc, base
         except httpx.HTTPError:
             pass
@@ -91,19 +111,78 @@ def _start_server(db: str | None) -> tuple[subprocess.Popen, str]:
     raise SystemExit("the server did not start")
 
 
-def _fetch_all(client: httpx.Client, paths: list[str]) -> list[float]:
-    out = []
-    for p in paths:
-        t = time.perf_counter()
-        r = client.get(p)
-        out.append((time.perf_counter() - t) * 1000)
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _get_ms(client: httpx.Client, path: str, headers: dict[str, str] | None = None) -> float:
+    t = time.perf_counter()
+    r = client.get(path, headers=headers)
+    ms = (time.perf_counter() - t) * 1000
+    if r.status_code not in (200, 304):
         r.raise_for_status()
-    return out
+    return ms
 
 
-async def _load(
-    base: str, paths: list[str], clients: int, requests: int, seconds: float
-) -> tuple[float, int]:
+def _plain_ms(engine: Engine, z: int, x: int, y: int) -> float:
+    t = time.perf_counter()
+    with engine.connect() as conn:  # checked out of the pool per tile, as a server would
+        plain_unit_tile(conn, "grid", "grids", z, x, y)
+    return (time.perf_counter() - t) * 1000
+
+
+def _cold_vs_plain(client: httpx.Client, engine: Engine, q: str, rows: list[Row]) -> list[str]:
+    """Cold HTTP tile and bare ST_AsMVT of the same tile, interleaved per tile."""
+    cached: list[str] = []
+    svc = MapService(engine, get_settings(), cache=TileCache())
+    win = svc.window()
+    svc.unit_metrics("grid", win)  # not timed
+    for z, span in ZOOM_SPAN.items():
+        tiles = _tiles(z, span)
+        cold, plain, ours = [], [], []
+        for tz, tx, ty in tiles:
+            path = f"/tiles/grids/{tz}/{tx}/{ty}.mvt{q}"
+            if random.random() < 0.5:  # alternate which of the two goes first
+                cold.append(_get_ms(client, path))
+                plain.append(_plain_ms(engine, tz, tx, ty))
+            else:
+                plain.append(_plain_ms(engine, tz, tx, ty))
+                cold.append(_get_ms(client, path))
+            m = svc.tile_metrics("grid", win, tz, tx, ty)
+            t = time.perf_counter()
+            with engine.connect() as conn:
+                unit_tile(conn, "grid", "grids", tz, tx, ty, metrics=m)
+            ours.append((time.perf_counter() - t) * 1000)
+            cached.append(path)
+        size = np.mean([len(client.get(p).content) for p in cached[-len(tiles) :][:5]])
+        ratio = _stats(cold)[0] / _stats(plain)[0]
+        rows.append(
+            (f"grids z{z} HTTP cold ({len(tiles)} tiles, ~{size / 1024:.0f} KB)", *_fmt(cold), "")
+        )
+        rows.append((f"grids z{z} bare ST_AsMVT, pooled connection", *_fmt(plain), ""))
+        rows.append((f"grids z{z} cold / bare ratio (medians)", f"{ratio:.2f}×", "", ""))
+        rows.append((f"grids z{z} our SQL + metrics arrays (DB only)", *_fmt(ours), ""))
+    svc.close()
+    return cached
+
+
+def _overhead(client: httpx.Client, path: str, rows: list[Row], n: int = 200) -> None:
+    tag = client.get(path).headers["etag"]
+    hl, ok, nm = [], [], []
+    for _ in range(n):  # interleaved
+        hl.append(_get_ms(client, "/health"))
+        ok.append(_get_ms(client, path))
+        nm.append(_get_ms(client, path, {"If-None-Match": tag}))
+    rows.append(("GET /health (one keep-alive connection)", *_fmt(hl, 2), ""))
+    rows.append(("cached tile 200 (same connection)", *_fmt(ok, 2), ""))
+    rows.append(("cached tile 304 If-None-Match (same connection)", *_fmt(nm, 2), ""))
+
+
+async def _httpx_rps(base: str, paths: list[str], clients: int, seconds: float) -> float:
     done = 0
     stop = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -112,7 +191,7 @@ async def _load(
         async def worker(i: int) -> None:
             nonlocal done
             k = i
-            while done < requests and time.perf_counter() < stop:
+            while time.perf_counter() < stop:
                 r = await client.get(paths[k % len(paths)])
                 r.raise_for_status()
                 done += 1
@@ -120,14 +199,14 @@ async def _load(
 
         t0 = time.perf_counter()
         await asyncio.gather(*(worker(i) for i in range(clients)))
-        return done / (time.perf_counter() - t0), done
+        return done / (time.perf_counter() - t0)
 
 
-def _wrk_rps(base: str, paths: list[str], clients: int, seconds: float) -> tuple[float, int] | None:
-    """Requests/s of ``wrk`` (a C load generator, if installed) cycling over ``paths``:
-    the Python load generator above saturates a core of its own on a 2-core machine."""
+def _rps(base: str, paths: list[str], clients: int, seconds: float) -> tuple[float, str]:
+    """Requests/s of cached tiles cycling over ``paths``: ``wrk`` when installed (one
+    thread: the machine has few cores), else httpx. Non-2xx answers fail the bench."""
     if shutil.which("wrk") is None:
-        return None
+        return asyncio.run(_httpx_rps(base, paths, clients, seconds)), "httpx"
     lua = (
         "local paths = {" + ",".join(f'"{p}"' for p in paths) + "}\n"
         "local i = 0\nrequest = function()\n  i = i % #paths + 1\n"
@@ -136,181 +215,166 @@ def _wrk_rps(base: str, paths: list[str], clients: int, seconds: float) -> tuple
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(lua)
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{clients}", f"-d{max(int(seconds), 1)}s", "-s", f.name, base],
+        ["wrk", "-t1", f"-c{clients}", f"-d{max(int(seconds), 1)}s", "-s", f.name, base],
         capture_output=True,
         text=True,
-        timeout=seconds + 30,
+        timeout=seconds + 60,
     )
     Path(f.name).unlink(missing_ok=True)
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out.stdout)
-    n = re.search(r"(\d+) requests in", out.stdout)
-    return (float(rps.group(1)), int(n.group(1))) if rps and n else None
+    if "Non-2xx" in out.stdout:
+        raise SystemExit(f"wrk saw errors:\n{out.stdout}")
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out.stdout)
+    if not m:
+        raise SystemExit(f"wrk failed:\n{out.stdout}\n{out.stderr}")
+    return float(m.group(1)), "wrk"
 
 
-def _db_rps(
-    engine: Engine, tiles: list[tuple[int, int, int]], clients: int, requests: int, seconds: float
-) -> float:
-    stop = time.perf_counter() + seconds
-    per = max(requests // clients, 1)
+class Writer(threading.Thread):
+    """Reports incidents at ``rate`` per second at random published grids: one
+    transaction each, the row and its ``map_change`` row (the triggers NOTIFY)."""
 
-    def work(i: int) -> int:
-        n = 0
+    def __init__(self, engine: Engine, rate: float) -> None:
+        super().__init__(daemon=True)
+        self.engine, self.rate = engine, rate
+        self.stop = threading.Event()
+        self.written = 0
+        self.late = 0
         with engine.connect() as conn:
-            for k in range(per):
-                if time.perf_counter() > stop:
-                    break
-                z, x, y = tiles[(i + k * clients) % len(tiles)]
-                plain_unit_tile(conn, "grid", "grids", z, x, y)
-                n += 1
-        return n
+            self.grids = conn.execute(
+                text(
+                    "SELECT u.code, u.parent_code, ST_X(ST_PointOnSurface(u.geom)), "
+                    "ST_Y(ST_PointOnSurface(u.geom)) FROM unit u JOIN boundary_version v ON "
+                    "v.id = u.version_id WHERE v.status = 'published' AND u.level = 'grid'"
+                )
+            ).all()
+        self.rng = random.Random(12)
 
+    def run(self) -> None:
+        t0 = time.perf_counter()
+        while not self.stop.is_set():
+            g = self.grids[self.rng.randrange(len(self.grids))]
+            with self.engine.begin() as conn:
+                conn.execute(
+                    text(
+                        "INSERT INTO incident (source_id, category, reported_at, updated_at, "
+                        "status, due_at, grid_code, community_code, street_code, district_code, "
+                        "geom) VALUES (:sid, 'sanitation', now(), now(), 'reported', "
+                        "now() + interval '1 day', :g, :c, left(:c, 9), left(:c, 6), "
+                        "ST_SetSRID(ST_MakePoint(:x, :y), 4326))"
+                    ),
+                    {
+                        "sid": f"{SOURCE}{time.time_ns()}",
+                        "g": g[0],
+                        "c": g[1],
+                        "x": g[2],
+                        "y": g[3],
+                    },
+                )
+                record_incident_change(conn, [g[2]], [g[3]], "create")
+            self.written += 1
+            wait = t0 + self.written / self.rate - time.perf_counter()
+            if wait > 0:
+                self.stop.wait(wait)
+            else:
+                self.late += 1
+
+    def achieved(self, seconds: float) -> float:
+        return self.written / seconds
+
+
+def _throughput(
+    base: str, engine: Engine, paths: list[str], args: argparse.Namespace, label: str
+) -> list[Row]:
+    rows: list[Row] = []
+    with httpx.Client(base_url=base, timeout=120) as c:  # every worker's memory warmed
+        for _ in range(3):
+            for p in paths:
+                c.get(p).raise_for_status()
+    ro, tool = _rps(base, paths, args.clients, args.seconds)
+    rows.append(
+        (
+            f"cached z12+z14 tiles, {label}, read-only ({tool}, {args.clients} conn)",
+            "",
+            "",
+            f"{ro:.0f}",
+        )
+    )
+    w = Writer(engine, args.writes)
     t0 = time.perf_counter()
-    with ThreadPoolExecutor(clients) as pool:
-        n = sum(pool.map(work, range(clients)))
-    return n / (time.perf_counter() - t0)
+    w.start()
+    time.sleep(2.0)  # writes under way
+    rw, tool = _rps(base, paths, args.clients, args.seconds)
+    w.stop.set()
+    w.join(10)
+    took = time.perf_counter() - t0
+    rows.append(
+        (
+            f"  same with reports at {w.achieved(took):.0f}/s ({w.written} written)",
+            "",
+            "",
+            f"{rw:.0f}",
+        )
+    )
+    rows.append((f"  read-only / under writes ({label})", f"{ro / rw:.2f}×", "", ""))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--url", help="an already running geogrid server (default: start one)")
     ap.add_argument("--db", help="database URL (default: GEOGRID_DATABASE_URL)")
-    ap.add_argument("--clients", type=int, default=16)
-    ap.add_argument("--requests", type=int, default=4000)
-    ap.add_argument("--seconds", type=float, default=15.0)
+    ap.add_argument("--redis", default="redis://127.0.0.1:6379/7", help="the shared cache")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--writes", type=float, default=40.0, help="reports per second")
+    ap.add_argument(
+        "--access-log", action="store_true", help="serve with uvicorn's access log (default off)"
+    )
     args = ap.parse_args(argv)
 
     engine = get_engine(args.db)
-    settings = get_settings()
-    proc = None
-    base = args.url
-    if base is None:
-        proc, base = _start_server(args.db)
-    rows: list[tuple[str, str, str, str]] = []
+    redis.Redis.from_url(args.redis).flushdb()
+    rows: list[Row] = []
+    stamp = (
+        f"2026-10-28T{random.randrange(24):02d}:{random.randrange(60):02d}:"
+        f"{random.randrange(60):02d}Z"
+    )
+    q = f"?from={stamp}"
+    proc, base = _start_server(args.db, args.redis, 1, args.access_log)
     try:
-        stamp = (
-            f"2026-10-28T{random.randrange(24):02d}:{random.randrange(60):02d}:"
-            f"{random.randrange(60):02d}Z"
-        )
-        q = f"?from={stamp}"
         client = httpx.Client(base_url=base, timeout=120)
         t = time.perf_counter()
         client.get(f"/tiles/grids/8/206/111.mvt{q}").raise_for_status()  # metrics of window
-        rows.append(
-            (
-                "grid metrics for the window (once)",
-                "",
-                f"{(time.perf_counter() - t) * 1000:.0f}",
-                "",
-            )
-        )
-        all_cached: list[str] = []
-        for z, span in ZOOM_SPAN.items():
-            tiles = _tiles(z, span)
-            paths = [f"/tiles/grids/{z}/{x}/{y}.mvt{q}" for z, x, y in tiles]
-            cold = _fetch_all(client, paths)
-            warm = _fetch_all(client, paths)
-            sizes = [len(client.get(p).content) for p in paths[:5]]
-            with engine.connect() as conn:
-                db = []
-                for tz, tx, ty in tiles:
-                    t = time.perf_counter()
-                    plain_unit_tile(conn, "grid", "grids", tz, tx, ty)
-                    db.append((time.perf_counter() - t) * 1000)
-                svc = MapService(engine, settings, cache=TileCache())
-                win = svc.window()
-                df = svc.unit_metrics("grid", win)  # not timed
-                ours = []
-                for tz, tx, ty in tiles:
-                    w, s, e, n = padded_tile_bounds_lonlat(tz, tx, ty)
-                    sel = df[(df.xmax >= w) & (df.xmin <= e) & (df.ymax >= s) & (df.ymin <= n)]
-                    m = {
-                        "code": sel["code"].tolist(),
-                        **{f: sel[f].tolist() for f in UNIT_METRIC_FIELDS},
-                    }
-                    t = time.perf_counter()
-                    unit_tile(conn, "grid", "grids", tz, tx, ty, metrics=m)
-                    ours.append((time.perf_counter() - t) * 1000)
-            n = len(tiles)
-            rows.append(
-                (
-                    f"grids z{z} HTTP cold ({n} tiles, ~{np.mean(sizes) / 1024:.0f} KB)",
-                    *(f"{v:.1f}" for v in _stats(cold)),
-                    "",
-                )
-            )
-            rows.append((f"grids z{z} HTTP cached", *(f"{v:.1f}" for v in _stats(warm)), ""))
-            rows.append(
-                (
-                    f"grids z{z} PostGIS ST_AsMVT plain (DB only)",
-                    *(f"{v:.1f}" for v in _stats(db)),
-                    "",
-                )
-            )
-            rows.append(
-                (
-                    f"grids z{z} our SQL + metrics unnest (DB only)",
-                    *(f"{v:.1f}" for v in _stats(ours)),
-                    "",
-                )
-            )
-            all_cached += paths
-        heat = [f"/heatmap/12/{x}/{y}.png{q}" for _, x, y in _tiles(12, 3)]
-        t = time.perf_counter()
-        client.get(f"/heatmap/8/206/111.png{q}").raise_for_status()
-        rows.append(
-            ("heat source + z8 scale (once)", "", f"{(time.perf_counter() - t) * 1000:.0f}", "")
-        )
-        cold = _fetch_all(client, heat)
-        warm = _fetch_all(client, heat)
-        rows.append(
-            (f"heat z12 HTTP cold ({len(heat)} tiles)", *(f"{v:.1f}" for v in _stats(cold)), "")
-        )
-        rows.append(("heat z12 HTTP cached", *(f"{v:.1f}" for v in _stats(warm)), ""))
-        hl = _fetch_all(client, ["/health"] * 30)
-        rows.append(("HTTP baseline: GET /health", *(f"{v:.1f}" for v in _stats(hl)), ""))
-        svc = MapService(engine, settings, cache=TileCache())
-        win = svc.window()
-        svc.vector_tile("grids", 14, *_tiles(14, 0)[0][1:], win)
-        inproc = []
-        for _ in range(200):
-            t = time.perf_counter()
-            svc.vector_tile("grids", 14, *_tiles(14, 0)[0][1:], win)
-            inproc.append((time.perf_counter() - t) * 1000)
-        rows.append(
-            ("cached tile, in-process MapService lookup", *(f"{v:.3f}" for v in _stats(inproc)), "")
-        )
+        ms = (time.perf_counter() - t) * 1000
+        rows.append(("grid metrics frame for the window (once)", "", f"{ms:.0f}", ""))
+        cached = _cold_vs_plain(client, engine, q, rows)
+        load_paths = [p for p in cached if "/12/" in p or "/14/" in p]
+        _overhead(client, load_paths[0], rows)
         client.close()
-        load_paths = [p for p in all_cached if "/12/" in p or "/14/" in p]
-        rps, n = asyncio.run(_load(base, load_paths, args.clients, args.requests, args.seconds))
-        rows.append(
-            (f"cached grid tiles z12+z14, {args.clients} clients ({n} req)", "", "", f"{rps:.0f}")
-        )
-        wrk = _wrk_rps(base, load_paths, args.clients, min(args.seconds, 10.0))
-        if wrk is not None:
-            rows.append(
-                (
-                    f"cached grid tiles z12+z14, wrk {args.clients} connections ({wrk[1]} req)",
-                    "",
-                    "",
-                    f"{wrk[0]:.0f}",
-                )
-            )
-        tiles = [
-            (int(p.split("/")[3]), int(p.split("/")[4]), int(p.split("/")[5].split(".")[0]))
-            for p in load_paths
-        ]
-        drps = _db_rps(engine, tiles, args.clients, args.requests // 4, args.seconds)
-        rows.append((f"PostGIS ST_AsMVT plain, {args.clients} connections", "", "", f"{drps:.0f}"))
+        rows += _throughput(base, engine, load_paths, args, "1 worker")
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=10)
+        _stop(proc)
+    proc, base = _start_server(args.db, args.redis, args.workers, args.access_log)
+    try:
+        rows += _throughput(base, engine, load_paths, args, f"{args.workers} workers + Redis")
+    finally:
+        _stop(proc)
+        with engine.begin() as conn:
+            n = conn.execute(
+                text("DELETE FROM incident WHERE source_id LIKE :p"), {"p": SOURCE + "%"}
+            ).rowcount
+        rows.append((f"(reports written by the bench, deleted: {n})", "", "", ""))
     w = max(len(r[0]) for r in rows)
     print(f"{'measurement':<{w}}  {'median ms':>9}  {'p95 ms':>8}  {'req/s':>7}")
     print("-" * (w + 32))
     for name, med, p95, rps in rows:
         print(f"{name:<{w}}  {med:>9}  {p95:>8}  {rps:>7}")
-    print(f"\nserver {base}; {os.cpu_count()} CPUs; tiles around {CENTRE}; window from {stamp}")
+    load = os.getloadavg()
+    print(
+        f"\n{os.cpu_count()} CPUs, load average {load[0]:.1f} (shared machine); tiles around "
+        f"{CENTRE}; window from {stamp}; server: geogrid serve, rate limits off, "
+        f"access log {'on' if args.access_log else 'off'}, Redis {args.redis}"
+    )
 
 
 if __name__ == "__main__":

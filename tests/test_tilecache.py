@@ -189,3 +189,26 @@ def test_record_change_is_part_of_the_edit_transaction(make_db):
     with pytest.raises(Exception, match="bbox"):
         with engine.begin() as conn:
             record_change(conn, "grids", (2, 2, 1, 1), "bad")
+
+
+def test_memo_peek_put_discard():
+    m = Memo(size=4)
+    assert m.peek("a") is None
+    m.get("a", lambda: 1)
+    gen = m.generation
+    m.put("a", 2)  # a refreshed value replaces the old one, no rebuild
+    assert m.peek("a") == 2 and m.get("a", lambda: 3) == 2 and m.keys() == ["a"]
+    m.discard("a")
+    assert m.peek("a") is None and m.generation > gen  # a build in flight is not stored
+
+
+def test_peek_reads_memory_only(redis_prefix):
+    a = TileCache(size=10, redis_url=REDIS_URL, prefix=redis_prefix)
+    b = TileCache(size=10, redis_url=REDIS_URL, prefix=redis_prefix)
+    tag = a.put("grids", 12, 1, 2, "", b"tile")
+    assert a.peek("grids", 12, 1, 2) == (b"tile", tag)
+    assert b.peek("grids", 12, 1, 2) is None  # only in Redis for b: peek does no I/O
+    assert b.get("grids", 12, 1, 2) == (b"tile", tag)  # get reads Redis, keeps it in memory
+    assert b.peek("grids", 12, 1, 2) == (b"tile", tag)
+    b.invalidate(["grids"], None)
+    assert b.peek("grids", 12, 1, 2) is None

@@ -389,3 +389,89 @@ def test_boundary_publish_changes_exactly_the_affected_tiles(edit_city):
     assert home in changed and all(_near(t, region) for t in changed)
     kept = [t for t in tiles if not _near(t, region)]
     assert len(kept) > 10 and all(after[t] == before[t] for t in kept)
+
+
+def test_cached_tile_fast_path_answers_like_the_route(demo_http):
+    """A cached tile is answered before routing (api.routes.tiles.CachedTiles) with the
+    route's bytes and headers; an extra query parameter sends the same request to the
+    route, which reads the same cached tile."""
+    for path in ("/tiles/grids/13/6599/3573.mvt", "/heatmap/12/3299/1786.png"):
+        demo_http.get(path).raise_for_status()  # cached now
+        fast = demo_http.get(path)
+        routed = demo_http.get(path, params={"x": "1"})
+        assert fast.status_code == routed.status_code == 200
+        assert fast.content == routed.content and len(fast.content) > 0
+        keep = ("etag", "cache-control", "content-type", "content-length")
+        assert {k: fast.headers.get(k) for k in keep} == {k: routed.headers.get(k) for k in keep}
+        r = demo_http.get(path, headers={"If-None-Match": f'"x", {fast.headers["etag"]}'})
+        assert r.status_code == 304 and not r.content
+        assert r.headers["etag"] == fast.headers["etag"]
+        assert "content-type" not in r.headers
+        head = demo_http.head(path)
+        assert head.status_code == 200 and not head.content
+        assert head.headers["etag"] == fast.headers["etag"]
+    # a bad window is still the route's 400
+    r = demo_http.get("/tiles/grids/13/6599/3573.mvt", params={"from": "soon"})
+    assert r.status_code == 400 and r.json()["parameter"] == "from"
+
+
+def _grid_incidents(data: bytes, code: str) -> int:
+    feats = _decode(data)["grids"]["features"]
+    return next(
+        int(f["properties"].get("incidents") or 0) for f in feats if f["properties"]["code"] == code
+    )
+
+
+def test_writes_refresh_the_metrics_instead_of_clearing_them(edit_city):
+    """Issue 12: an incident keeps the metrics frames (refreshed, coalesced) and the static
+    memos; the grid tile around it shows the new count at once when no refresh ran
+    recently, and after the next coalesced refresh otherwise; a far tile is untouched."""
+    from geogrid.services.mapservice import MapService
+    from geogrid.services.tilecache import TileCache
+    from geogrid.settings import get_settings
+    from geogrid.store.changes import record_incident_change
+
+    engine, _, city = edit_city
+    svc = MapService(engine, get_settings(), cache=TileCache())
+    try:
+        win = svc.window()
+        svc.poll(force=True)  # the change log's high-water mark
+        grid = city["grid"].iloc[4 * N + 1]
+        p = grid.geometry.centroid
+        home = (15, *tile_range((p.x, p.y, p.x, p.y), 15)[:2])
+        far = (15, *tile_range((110.6, 22.3, 110.6, 22.3), 15)[:2])
+        n0 = _grid_incidents(svc.vector_tile("grids", *home, win)[0], grid["code"])
+        far_tag = svc.vector_tile("grids", *far, win)[1]
+        svc.bounds()
+
+        def report() -> None:
+            with engine.begin() as conn:
+                conn.execute(
+                    text(
+                        "INSERT INTO incident (category, reported_at, updated_at, status, "
+                        "due_at, grid_code, community_code, street_code, district_code, geom) "
+                        "VALUES ('sanitation', now(), now(), 'reported', now() + interval "
+                        "'1 day', :g, :c, '450902001', '450902', "
+                        "ST_SetSRID(ST_MakePoint(:x, :y), 4326))"
+                    ),
+                    {"g": grid["code"], "c": grid["parent_code"], "x": p.x, "y": p.y},
+                )
+                record_incident_change(conn, [p.x], [p.y], "create")
+
+        report()
+        assert svc.poll(force=True) == 1
+        assert svc.refreshes == 1  # applied at once: the frame first, then the tiles
+        assert _grid_incidents(svc.vector_tile("grids", *home, win)[0], grid["code"]) == n0 + 1
+        frames = [k for k in svc.metrics.keys() if k[0] == "frame"]
+        assert frames and svc.static.peek("bounds") is not None  # kept, not cleared
+        report()  # right after a refresh: coalesced into the next one
+        assert svc.poll(force=True) == 1 and svc.refreshes == 1
+        assert svc.metrics.peek(frames[0]) is not None
+        deadline = time.monotonic() + 30
+        while svc.refreshes < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert svc.refreshes == 2
+        assert _grid_incidents(svc.vector_tile("grids", *home, win)[0], grid["code"]) == n0 + 2
+        assert svc.vector_tile("grids", *far, win)[1] == far_tag
+    finally:
+        svc.close()

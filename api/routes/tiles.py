@@ -10,25 +10,36 @@ gives 304 (:mod:`api.caching`).
 
 Everything is served by the app's :class:`~geogrid.services.mapservice.MapService`
 (``ctx.maps``, created with the app's context in its lifespan).
+
+Cached tiles (issue 12). :class:`CachedTiles`, an ASGI middleware installed inside the
+request limits (``api/main.py``), answers a ``GET``/``HEAD`` of a tile held in the map
+service's memory cache before routing: the same bytes and headers (``ETag``,
+``Cache-Control``, 304 on ``If-None-Match``) as the routes below, without FastAPI's route
+matching and dependency solving, which cost several times the lookup (bench.tiles). Any
+other request — a miss, a ``category`` filter (checked against the catalogue), a bad
+parameter, a change poll due — goes on to the routes unchanged.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
-from urllib.parse import urlencode
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from api.caching import etag_response
+from api.caching import etag_matches, etag_response
 from api.deps import ContextDep
 from api.models.common import error_responses
 from api.models.tiles import MVT, MVT_RESPONSES, PNG, PNG_RESPONSES, TileJSON
 from geogrid.core.tiles import LAYERS
+from geogrid.errors import GeogridError
 from geogrid.services.mapservice import MapService, Window
 
-__all__ = ["router", "CACHE_CONTROL"]
+__all__ = ["router", "CACHE_CONTROL", "CachedTiles"]
 
 router = APIRouter(tags=["tiles"])
 
@@ -59,6 +70,17 @@ LayerP = Annotated[str, Path(description=f"vector layer: {', '.join(LAYERS)}", e
 ZP = Annotated[int, Path(description="zoom level (0..22)", examples=[12])]
 XP = Annotated[int, Path(description="tile column, 0 at 180° W", examples=[3299])]
 YP = Annotated[int, Path(description="tile row, 0 at the north edge", examples=[1786])]
+
+
+async def _map_service(request: Request) -> MapService:
+    """The app's map service. An ``async`` dependency: FastAPI runs a plain ``def``
+    dependency (like :data:`api.deps.ContextDep`'s) in the threadpool, a thread hop that
+    cost more than serving a cached tile (bench.tiles, issue 12)."""
+    maps: MapService = request.app.state.ctx.maps
+    return maps
+
+
+MapsDep = Annotated[MapService, Depends(_map_service)]
 
 
 def _query(from_: str | None, to: str | None, category: str | None) -> str:
@@ -107,7 +129,7 @@ def layer_tilejson(
 )
 async def vector_tile(
     request: Request,
-    ctx: ContextDep,
+    maps: MapsDep,
     layer: LayerP,
     z: ZP,
     x: XP,
@@ -116,9 +138,9 @@ async def vector_tile(
     to: ToQ = None,
     category: CatQ = None,
 ) -> Response:
-    maps = ctx.maps
     win = await _window(maps, from_, to, category)
-    # cache hits are answered on the event loop; renders (and change polls) in the pool
+    # cache hits (memory level) are answered on the event loop; renders, change polls and
+    # Redis reads in the pool
     hit = maps.cached(layer, z, x, y, win) if layer in LAYERS else None
     if hit is None:
         hit = await run_in_threadpool(maps.vector_tile, layer, z, x, y, win)
@@ -152,7 +174,7 @@ def heat_tilejson(
 )
 async def heat_tile(
     request: Request,
-    ctx: ContextDep,
+    maps: MapsDep,
     z: ZP,
     x: XP,
     y: YP,
@@ -160,10 +182,89 @@ async def heat_tile(
     to: ToQ = None,
     category: CatQ = None,
 ) -> Response:
-    maps = ctx.maps
     win = await _window(maps, from_, to, category)
     hit = maps.cached("heatmap", z, x, y, win)
     if hit is None:
         hit = await run_in_threadpool(maps.heat_tile, z, x, y, win)
     data, tag = hit
     return etag_response(request, data, tag, PNG, CACHE_CONTROL)
+
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_VECTOR = re.compile(r"/tiles/([a-z]{1,32})/(\d{1,2})/(\d{1,9})/(\d{1,9})\.mvt")
+_HEAT = re.compile(r"/heatmap/(\d{1,2})/(\d{1,9})/(\d{1,9})\.png")
+_WINDOW_PARAMS = frozenset({"from", "to"})
+_CACHE_CONTROL = CACHE_CONTROL.encode()
+
+
+class CachedTiles:
+    """ASGI middleware: cached tiles answered from memory before routing (see above)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            hit = self._hit(scope)
+            if hit is not None:
+                await self._send(scope, send, *hit)
+                return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _hit(scope: Scope) -> tuple[bytes, str, bytes] | None:
+        """``(data, etag, media type)`` of a cached tile, or None (let the routes answer)."""
+        path: str = scope["path"]
+        if path.startswith("/tiles/"):
+            m = _VECTOR.fullmatch(path)
+            if m is None or m.group(1) not in LAYERS:
+                return None
+            layer, media = m.group(1), MVT
+            z, x, y = int(m.group(2)), int(m.group(3)), int(m.group(4))
+        elif path.startswith("/heatmap/"):
+            m = _HEAT.fullmatch(path)
+            if m is None:
+                return None
+            layer, media = "heatmap", PNG
+            z, x, y = int(m.group(1)), int(m.group(2)), int(m.group(3))
+        else:
+            return None
+        app = scope.get("app")
+        ctx = getattr(getattr(app, "state", None), "ctx", None)
+        if ctx is None:
+            return None
+        try:
+            q = dict(parse_qsl(scope.get("query_string", b"").decode(), strict_parsing=False))
+        except UnicodeDecodeError:
+            return None
+        if not q.keys() <= _WINDOW_PARAMS:  # category (catalogue check) or others: route
+            return None
+        maps: MapService = ctx.maps
+        try:
+            win = maps.window(q.get("from"), q.get("to"))
+        except GeogridError:  # the route answers the error
+            return None
+        hit = maps.cached(layer, z, x, y, win)
+        return None if hit is None else (hit[0], hit[1], media.encode())
+
+    @staticmethod
+    async def _send(scope: Scope, send: Send, data: bytes, tag: str, media: bytes) -> None:
+        inm = None
+        for k, v in scope.get("headers", ()):
+            if k == b"if-none-match":
+                inm = v.decode("latin-1")
+                break
+        headers = [(b"etag", tag.encode()), (b"cache-control", _CACHE_CONTROL)]
+        if etag_matches(inm, tag):
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        headers += [(b"content-length", str(len(data)).encode()), (b"content-type", media)]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        body = b"" if scope["method"] == "HEAD" else data
+        await send({"type": "http.response.body", "body": body})

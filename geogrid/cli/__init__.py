@@ -449,6 +449,9 @@ def serve(
         Path | None,
         typer.Option(help="the city file (TOML or JSON); default $GEOGRID_CITY_FILE"),
     ] = None,
+    access_log: Annotated[
+        bool, typer.Option(help="log every request (issue 12: off for tile servers at load)")
+    ] = True,
 ) -> None:
     """Run the HTTP service (FastAPI + uvicorn) for the configured city."""
     if city is not None:
@@ -471,6 +474,7 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
+        access_log=access_log,
     )
 
 

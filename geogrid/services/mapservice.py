@@ -17,17 +17,35 @@ Staleness. :meth:`MapService.poll` reads new ``map_change`` rows (at most every
 changed layer and in the layers that depend on it
 (:data:`geogrid.core.tiles.DEPENDENT_LAYERS`); metric tiles also expire after
 :data:`METRIC_TTL` seconds (overdue counts move with the clock).
+
+Writes (issue 12). A new or changed incident drops the incident and heat tiles around it
+and the metric tiles of the units that contain it (their extents, per level) — never every
+cache. The per-unit metrics frames held (one per level and window in use) are *refreshed*,
+not cleared: coalesced, at most once per :data:`METRICS_REFRESH` s (and never using more
+than a third of a core: the pause after a rebuild is at least twice its duration); the
+unit tiles touched since the last refresh are dropped again once the new frames are in, so
+a metric tile shows a write at most one refresh later. A change that arrives when no
+refresh ran recently is applied at once (frames first, then the tiles). Heavy writes thus
+cost one metrics rebuild per interval, not one per request. Boundary changes (and changes
+of unknown extent) still clear everything.
+
+Cached tiles. :meth:`MapService.cached` answers from the memory level of the tile cache
+without I/O (so the API serves hits on its event loop), also when Redis is the shared
+second level: every process applies the change log to its own memory level.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
@@ -71,6 +89,8 @@ DEFAULT_DAYS = 30
 METRIC_TTL = 300.0
 #: seconds between two change-log polls of a request while changes are pushed (issue 12)
 PUSH_FALLBACK = 5.0
+#: issue 12: shortest pause (s) between two coalesced refreshes of the metrics frames
+METRICS_REFRESH = 2.0
 
 BBox = tuple[float, float, float, float]
 
@@ -148,9 +168,23 @@ class MapService:
             self._fetch_changes, self._apply_changes, poll_interval
         )
         self._poll_interval = poll_interval
+        # issue 12: coalesced metrics refresh (see the module's "Writes")
+        self._pending: list[tuple[str, BBox]] = []  # (unit layer, extent) awaiting a refresh
+        self._refresh_lock = threading.Lock()  # one refresh at a time
+        self._pending_lock = threading.Lock()
+        self._next_refresh = 0.0  # monotonic time before which a refresh waits
+        self._timer: threading.Timer | None = None
+        self._closed = False
+        #: coalesced metrics refreshes completed (frames rebuilt, their tiles dropped)
+        self.refreshes = 0
 
     def close(self) -> None:
         """Drop the caches held in memory and release the cache's Redis connections."""
+        self._closed = True
+        with self._pending_lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = None
         self.metrics.clear()
         self.sources.clear()
         self.static.clear()
@@ -265,7 +299,9 @@ class MapService:
     def unit_metrics(self, level: str, window: Window) -> pd.DataFrame:
         """Metrics of the published units of ``level`` for ``window``: a DataFrame with
         ``code``, the metric columns and the unit bbox ``xmin ymin xmax ymax`` (WGS84)."""
-        return self.metrics.get((level, window.key), lambda: self._build_metrics(level, window))
+        return self.metrics.get(
+            ("frame", level, window), lambda: self._build_metrics(level, window)
+        )
 
     def metrics_by_code(self, level: str, window: Window) -> dict[str, dict[str, Any]]:
         """:meth:`unit_metrics` as ``code → {metric: value}`` (metric columns only: no
@@ -280,7 +316,7 @@ class MapService:
                 for c, r in zip(df["code"], recs, strict=True)
             }
 
-        return self.metrics.get(("by_code", level, window.key), build)
+        return self.metrics.get(("by_code", level, window), build)
 
     def _build_metrics(self, level: str, window: Window) -> pd.DataFrame:
         gdf = load_metrics(
@@ -319,13 +355,20 @@ class MapService:
         tag = self.cache.put(layer, z, x, y, window.key, data, token=token, ttl=ttl)
         return data, tag
 
+    def tile_metrics(
+        self, level: str, window: Window, z: int, x: int, y: int
+    ) -> dict[str, list[Any] | None]:
+        """``code`` and the :data:`~geogrid.core.tiles.UNIT_METRIC_FIELDS` of the units of
+        ``level`` whose bbox meets tile ``z/x/y`` (padded by the tile buffer): the arrays
+        :func:`geogrid.store.tiles.unit_tile` joins. Selected with NumPy over the frame's
+        bboxes (a pandas selection per tile cost more than the tile's SQL: bench.tiles)."""
+        idx = self.metrics.get(
+            ("index", level, window), lambda: _MetricIndex.of(self.unit_metrics(level, window))
+        )
+        return idx.select(padded_tile_bounds_lonlat(z, x, y))
+
     def _unit_tile(self, layer: str, level: str, z: int, x: int, y: int, window: Window) -> bytes:
-        df = self.unit_metrics(level, window)
-        w, s, e, n = padded_tile_bounds_lonlat(z, x, y)
-        sel = df[(df["xmax"] >= w) & (df["xmin"] <= e) & (df["ymax"] >= s) & (df["ymin"] <= n)]
-        metrics: dict[str, Any] = {"code": sel["code"].astype(str).tolist()}
-        for f in UNIT_METRIC_FIELDS:
-            metrics[f] = sel[f].tolist() if f in sel else None
+        metrics = self.tile_metrics(level, window, z, x, y)
         with self.engine.connect() as conn:
             data, _ = unit_tile(conn, level, layer, z, x, y, metrics=metrics)
         return data
@@ -386,13 +429,13 @@ class MapService:
     def cached(
         self, layer: str, z: int, x: int, y: int, window: Window
     ) -> tuple[bytes, str] | None:
-        """A cached tile, without any I/O other than the memory cache, or None when it is
-        not cached, a change poll is due or the cache has a Redis level (then call
-        :meth:`vector_tile`/:meth:`heat_tile`, which poll first). Lets an async endpoint
-        answer hits on the event loop."""
-        if self.watcher.due() or self.cache.redis is not None:
+        """A cached tile from the memory level, without any I/O, or None when it is not
+        there or a change poll is due (then call :meth:`vector_tile`/:meth:`heat_tile`,
+        which poll first and read Redis). Lets an async endpoint answer hits on the event
+        loop; with Redis too, since every process applies the changes to its memory."""
+        if self.watcher.due():
             return None
-        return self.cache.get(layer, z, x, y, window.key)
+        return self.cache.peek(layer, z, x, y, window.key)
 
     # ------------------------------------------------------------------ changes
     def set_push(self, up: bool) -> None:
@@ -418,13 +461,47 @@ class MapService:
 
     def _apply_changes(self, changes: list[Change]) -> None:
         touched = {c.layer for c in changes}
+        everything = bool(touched - {"incidents"}) or any(c.bbox is None for c in changes)
         if touched & {"incidents", "boundaries"}:
             self.sources.clear()
-        self.metrics.clear()
-        self.static.clear()
+        if everything:  # boundaries, unit layers or unknown extents: as before, all of it
+            self.metrics.clear()
+            self.static.clear()
+            self._invalidate(changes)
+            log.info("applied %d map changes", len(changes))
+            return
+        # incidents only: incident and heat tiles go now; the metrics frames are refreshed
+        # (coalesced), not cleared, and the unit tiles follow them
+        self._invalidate(changes, units=False)
+        if self._refresh_due():
+            self._refresh_frames()  # frames first, so the unit tiles render fresh
+            self._invalidate(changes, others=False)
+            self.refreshes += 1
+        else:
+            pending: list[tuple[str, BBox]] = []
+            self._invalidate(changes, others=False, pending=pending)
+            with self._pending_lock:
+                self._pending += pending
+            self._schedule_refresh()
+        log.info("applied %d map changes", len(changes))
+
+    def _invalidate(
+        self,
+        changes: list[Change],
+        *,
+        units: bool = True,
+        others: bool = True,
+        pending: list[tuple[str, BBox]] | None = None,
+    ) -> None:
+        """Drop the tiles the changes touch: of the unit layers (``units``) and of the
+        others (``others``: incidents, heat map). The extents of unit tiles dropped for
+        incidents are also added to ``pending`` (dropped again after the next metrics
+        refresh) when given."""
         with self.engine.connect() as conn:
             for ch in changes:
                 for dep in DEPENDENT_LAYERS.get(ch.layer, (ch.layer,)):
+                    if (units if dep in LAYER_LEVELS else others) is False:
+                        continue
                     bbox = ch.bbox
                     if dep == "heatmap":
                         self.cache.invalidate(["heatmap"], bbox, pad=heat_margin_deg)
@@ -434,8 +511,84 @@ class MapService:
                         bbox = unit_extents(conn, LAYER_LEVELS[dep], bbox)
                         if bbox is None:
                             continue
+                        if pending is not None:
+                            pending.append((dep, bbox))
                     self.cache.invalidate([dep], bbox, pad=tile_pad_deg)
-        log.info("applied %d map changes", len(changes))
+
+    def _refresh_due(self) -> bool:
+        return time.monotonic() >= self._next_refresh and not self._refresh_lock.locked()
+
+    def _schedule_refresh(self) -> None:
+        """Run :meth:`_refresh_pending` once the pause after the last refresh is over."""
+        with self._pending_lock:
+            if self._closed or (self._timer is not None and self._timer.is_alive()):
+                return
+            delay = max(self._next_refresh - time.monotonic(), 0.0)
+            self._timer = threading.Timer(delay, self._refresh_pending)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _refresh_pending(self) -> None:
+        with self._pending_lock:
+            self._timer = None
+            pending, self._pending = self._pending, []
+        if self._closed:
+            return
+        try:
+            self._refresh_frames()
+        except Exception as exc:  # the frames could not be rebuilt: drop them instead
+            log.warning("metrics refresh failed (%s); frames dropped", exc)
+            self.metrics.clear()
+        for layer, bbox in pending:
+            self.cache.invalidate([layer], bbox, pad=tile_pad_deg)
+        self.refreshes += 1
+        with self._pending_lock:
+            again = bool(self._pending)
+        if again:
+            self._schedule_refresh()
+
+    def _refresh_frames(self) -> None:
+        """Rebuild every metrics frame held (each level and window in use) and replace it;
+        what is derived from a frame (codes, tile index) is dropped with it. The next
+        refresh waits at least :data:`METRICS_REFRESH` s and twice this one's duration."""
+        with self._refresh_lock:
+            t0 = time.monotonic()
+            frames = [k for k in self.metrics.keys() if isinstance(k, tuple) and k[0] == "frame"]
+            for key in frames:
+                _, level, window = key
+                df = self._build_metrics(level, window)
+                self.metrics.put(key, df)
+                self.metrics.discard(("index", level, window))
+                self.metrics.discard(("by_code", level, window))
+            took = time.monotonic() - t0
+            self._next_refresh = time.monotonic() + max(METRICS_REFRESH, 2.0 * took)
+            log.debug("refreshed %d metrics frames in %.3f s", len(frames), took)
+
+
+@dataclass(frozen=True)
+class _MetricIndex:
+    """A metrics frame as arrays: unit bboxes and the tile fields, for fast selection."""
+
+    xmin: np.ndarray
+    ymin: np.ndarray
+    xmax: np.ndarray
+    ymax: np.ndarray
+    columns: dict[str, np.ndarray | None]
+
+    @classmethod
+    def of(cls, df: pd.DataFrame) -> _MetricIndex:
+        cols: dict[str, np.ndarray | None] = {"code": df["code"].astype(str).to_numpy(object)}
+        for f in UNIT_METRIC_FIELDS:
+            cols[f] = df[f].to_numpy() if f in df else None
+        b = {c: df[c].to_numpy(np.float64) for c in ("xmin", "ymin", "xmax", "ymax")}
+        return cls(b["xmin"], b["ymin"], b["xmax"], b["ymax"], cols)
+
+    def select(self, bbox: BBox) -> dict[str, list[Any] | None]:
+        w, s, e, n = bbox
+        i = np.flatnonzero(
+            (self.xmax >= w) & (self.xmin <= e) & (self.ymax >= s) & (self.ymin <= n)
+        )
+        return {k: None if a is None else a[i].tolist() for k, a in self.columns.items()}
 
 
 #: columns of :meth:`MapService.unit_metrics` that are not metrics of the window

@@ -124,6 +124,20 @@ class TileCache:
         """Invalidation counter of ``layer``; pass it to :meth:`put`."""
         return self._epoch.get(layer, 0)
 
+    def peek(
+        self, layer: str, z: int, x: int, y: int, params: str = ""
+    ) -> tuple[bytes, str] | None:
+        """``(bytes, etag)`` from the memory level only (no I/O: safe on an event loop), or
+        None. Counts a hit, never a miss (the caller falls back to :meth:`get`)."""
+        key: Key = (layer, z, x, y, params)
+        with self._lock:
+            e = self._lru.get(key)
+            if e is None or (e.expires is not None and e.expires < time.monotonic()):
+                return None
+            self._lru.move_to_end(key)
+            self.hits += 1
+            return e.data, e.etag
+
     def get(self, layer: str, z: int, x: int, y: int, params: str = "") -> tuple[bytes, str] | None:
         """``(bytes, etag)`` or None."""
         key: Key = (layer, z, x, y, params)
@@ -379,6 +393,34 @@ class Memo:
         with self._lock:
             self._d.clear()
             self.generation += 1
+
+    def peek(self, key: Hashable) -> Any | None:
+        """The value of ``key`` if held and not expired, else None (never builds)."""
+        with self._lock:
+            hit = self._d.get(key)
+            if hit is None or (self.ttl is not None and time.monotonic() - hit[0] >= self.ttl):
+                return None
+            return hit[1]
+
+    def put(self, key: Hashable, value: Any) -> None:
+        """Hold ``value`` for ``key`` (a refreshed value replacing the old one)."""
+        with self._lock:
+            self._d[key] = (time.monotonic(), value)
+            self._d.move_to_end(key)
+            while len(self._d) > self.size:
+                self._d.popitem(last=False)
+
+    def discard(self, key: Hashable) -> None:
+        """Forget ``key`` only (a build in progress, of any key, is not stored: it may
+        have read what ``key`` held)."""
+        with self._lock:
+            self._d.pop(key, None)
+            self.generation += 1
+
+    def keys(self) -> list[Hashable]:
+        """The keys held (oldest first)."""
+        with self._lock:
+            return list(self._d)
 
 
 class ChangeWatcher(Generic[C]):

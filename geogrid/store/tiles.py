@@ -11,7 +11,7 @@ tile only, which is cheaper than joining a metrics query per tile (bench/tiles.p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -85,7 +85,7 @@ def unit_tile(
     x: int,
     y: int,
     *,
-    metrics: dict[str, Sequence[Any]] | None = None,
+    metrics: Mapping[str, Sequence[Any] | None] | None = None,
     max_features: int = MAX_FEATURES,
     max_bytes: int = MAX_BYTES,
 ) -> tuple[bytes, int]:
@@ -96,14 +96,15 @@ def unit_tile(
     largest units are kept and the tolerance doubled until it fits.
     """
     m = metrics or {"code": []}
+    codes = list(m["code"] or [])
     params = _unit_tile_params(level, layer, z, x, y)
     params |= {
-        "codes": list(m["code"]),
-        "inc": _ints(m.get("incidents"), len(m["code"])),
-        "bkl": _ints(m.get("open_backlog"), len(m["code"])),
-        "ovd": _ints(m.get("overdue"), len(m["code"])),
-        "p1k": _floats(m.get("per_1000_residents"), len(m["code"])),
-        "li": _floats(m.get("load_index"), len(m["code"])),
+        "codes": codes,
+        "inc": _ints(m.get("incidents"), len(codes)),
+        "bkl": _ints(m.get("open_backlog"), len(codes)),
+        "ovd": _ints(m.get("overdue"), len(codes)),
+        "p1k": _floats(m.get("per_1000_residents"), len(codes)),
+        "li": _floats(m.get("load_index"), len(codes)),
     }
     sql = text(
         "WITH env AS (SELECT ST_TileEnvelope(:z, :x, :y) AS e), "
