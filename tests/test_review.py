@@ -232,6 +232,8 @@ def test_review_access_and_masking(city, client):
     names = {w["name"] for w in lead["workers"]}
     assert "李梅" not in names and all("*" in n for n in names)
     assert client.get("/review/1999", headers=city.auth("admin")).status_code == 400
+    bad = client.get("/review/2025.xlsx", params={"unit": "4509\t2"}, headers=city.auth("admin"))
+    assert bad.status_code == 400 and bad.json()["parameter"] == "unit"
     # a unit with no workers: an empty review, not an error
     for path in ("/review/2025", "/review/2025.xlsx", "/review/2025.html"):
         r = client.get(path, params={"unit": "450903"}, headers=city.auth("admin"))

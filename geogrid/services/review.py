@@ -35,7 +35,15 @@ from geogrid.settings import get_settings
 from geogrid.store import residents as store
 from geogrid.store.engine import connection
 
-__all__ = ["REVIEW_ROLES", "year_bounds", "scheme", "review_frame", "review", "review_xlsx"]
+__all__ = [
+    "REVIEW_ROLES",
+    "check_unit",
+    "year_bounds",
+    "scheme",
+    "review_frame",
+    "review",
+    "review_xlsx",
+]
 
 Bind = Engine | Connection
 
@@ -56,6 +64,15 @@ def year_bounds(year: int, tz: str | None = None) -> tuple[datetime, datetime]:
 def scheme() -> rv.ReviewScheme:
     """The configured scheme (setting ``review_scheme`` over the defaults)."""
     return rv.ReviewScheme.from_mapping(get_settings().review_scheme)
+
+
+def check_unit(unit: str | None) -> None:
+    """A unit code of digits with a level's length (InvalidInput otherwise)."""
+    if unit is None:
+        return
+    if not (unit.isascii() and unit.isdigit()):
+        raise InvalidInput("unit", unit[:40], "a unit code of digits (6, 9, 12 or 15)")
+    level_of_code(unit, "unit")
 
 
 def _require(actor: Account) -> None:
@@ -173,8 +190,7 @@ def review(
     if actor is not None:
         _require(actor)
     scope = Scope.of(actor) if actor is not None else Scope.system()
-    if unit is not None:
-        level_of_code(unit, "unit")
+    check_unit(unit)
     s = scheme()
     frame = review_frame(bind, year, review_scheme=s)
     active = frame.loc[frame["activity_raw"] > 0, "activity_rate"]

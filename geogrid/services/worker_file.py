@@ -36,7 +36,7 @@ from geogrid.core.scope import Scope
 from geogrid.errors import Forbidden, InvalidInput, NotFound
 from geogrid.services import audit
 from geogrid.services.register import PDF_FONT, monthly_register
-from geogrid.services.review import review_frame, year_bounds
+from geogrid.services.review import check_unit, review_frame, year_bounds
 from geogrid.settings import get_settings
 from geogrid.store import residents as store
 from geogrid.store.engine import connection, transaction
@@ -90,6 +90,7 @@ def list_workers(
     """The workers the caller manages (with a grid in ``unit`` when given): id, name, ref,
     active, grids with names."""
     scope = _require(actor)
+    check_unit(unit)
     with connection(bind) as c:
         rows = [
             w
