@@ -342,7 +342,15 @@ def coverage(lines_m: shapely.Geometry, grids_m: Any, buffer_m: float) -> np.nda
     buf = buffer_lines(lines_m, buffer_m)
     hit = shapely.intersects(grids, buf)
     if hit.any():
-        inter = shapely.intersection(grids[hit], buf)
+        try:
+            inter = shapely.intersection(grids[hit], buf)
+        except shapely.errors.GEOSException:
+            # a buffer of a self-crossing track can make GEOS's overlay fail on nearly
+            # coincident edges ("side location conflict"); snapping both to a 1 cm grid
+            # (the CRS is metric) makes the overlay robust at no visible cost in area
+            inter = shapely.intersection(
+                shapely.make_valid(grids[hit]), shapely.make_valid(buf), grid_size=0.01
+            )
         areas = _grid_areas(grids[hit])
         with np.errstate(divide="ignore", invalid="ignore"):
             out[hit] = np.where(areas > 0, shapely.area(inter) / areas, 0.0)
