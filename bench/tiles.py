@@ -89,13 +89,14 @@ def _start_server(
         env["GEOGRID_DATABASE_URL"] = db
     env["GEOGRID_REDIS_URL"] = redis_url
     env["GEOGRID_RATE_LIMITS"] = "false"
+    log = open(Path(tempfile.gettempdir()) / f"bench-tiles-server-{port}.log", "wb")  # noqa: SIM115
     exe = shutil.which("geogrid") or str(Path(sys.executable).with_name("geogrid"))
     proc = subprocess.Popen(
         [exe, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
         + ([] if access_log else ["--no-access-log"]),
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300  # a loaded machine takes its time to import
@@ -108,7 +109,7 @@ def _start_server(
             pass
         time.sleep(0.1)
     proc.terminate()
-    raise SystemExit("the server did not start")
+    raise SystemExit(f"the server did not start (rc {proc.poll()}); see {log.name}")
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -319,6 +320,14 @@ def _throughput(
     return rows
 
 
+def _print(rows: list[Row]) -> None:
+    w = max(len(r[0]) for r in rows)
+    print(f"{'measurement':<{w}}  {'median ms':>9}  {'p95 ms':>8}  {'req/s':>7}")
+    print("-" * (w + 32))
+    for name, med, p95, rps in rows:
+        print(f"{name:<{w}}  {med:>9}  {p95:>8}  {rps:>7}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--db", help="database URL (default: GEOGRID_DATABASE_URL)")
@@ -354,6 +363,8 @@ def main(argv: list[str] | None = None) -> None:
         rows += _throughput(base, engine, load_paths, args, "1 worker")
     finally:
         _stop(proc)
+    _print(rows)  # the first server's figures, in case the second fails
+    print(flush=True)
     proc, base = _start_server(args.db, args.redis, args.workers, args.access_log)
     try:
         rows += _throughput(base, engine, load_paths, args, f"{args.workers} workers + Redis")
@@ -364,11 +375,7 @@ def main(argv: list[str] | None = None) -> None:
                 text("DELETE FROM incident WHERE source_id LIKE :p"), {"p": SOURCE + "%"}
             ).rowcount
         rows.append((f"(reports written by the bench, deleted: {n})", "", "", ""))
-    w = max(len(r[0]) for r in rows)
-    print(f"{'measurement':<{w}}  {'median ms':>9}  {'p95 ms':>8}  {'req/s':>7}")
-    print("-" * (w + 32))
-    for name, med, p95, rps in rows:
-        print(f"{name:<{w}}  {med:>9}  {p95:>8}  {rps:>7}")
+    _print(rows)
     load = os.getloadavg()
     print(
         f"\n{os.cpu_count()} CPUs, load average {load[0]:.1f} (shared machine); tiles around "

@@ -475,6 +475,9 @@ def serve(
         workers=workers,
         log_level="info",
         access_log=access_log,
+        # issue 12: a worker importing the app on a busy machine takes longer than
+        # uvicorn's 5 s health check, which then kills and restarts it forever
+        timeout_worker_healthcheck=120,
     )
 
 

@@ -470,16 +470,16 @@ class MapService:
             self._invalidate(changes)
             log.info("applied %d map changes", len(changes))
             return
-        # incidents only: incident and heat tiles go now; the metrics frames are refreshed
-        # (coalesced), not cleared, and the unit tiles follow them
-        self._invalidate(changes, units=False)
+        # incidents only: the metrics frames are refreshed (coalesced), not cleared
         if self._refresh_due():
-            self._refresh_frames()  # frames first, so the unit tiles render fresh
-            self._invalidate(changes, others=False)
+            # frames first, then every tile at once: what a client sees change together
+            # (incidents and metrics) has changed together
+            self._refresh_frames()
+            self._invalidate(changes)
             self.refreshes += 1
-        else:
+        else:  # incident and heat tiles now; unit tiles now and after the next refresh
             pending: list[tuple[str, BBox]] = []
-            self._invalidate(changes, others=False, pending=pending)
+            self._invalidate(changes, pending=pending)
             with self._pending_lock:
                 self._pending += pending
             self._schedule_refresh()
