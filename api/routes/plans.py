@@ -73,7 +73,7 @@ def _name(account: Account) -> str:
     status_code=201,
     response_model=Plan,
     summary="Create a plan",
-    responses=error_responses(400, 401, 403, 404),
+    responses=error_responses(400, 401, 403, 404, 409),
 )
 def create(
     body: PlanIn,

@@ -45,7 +45,7 @@ TerminalId = Annotated[
     status_code=status.HTTP_201_CREATED,
     response_model=EnrolmentOut,
     summary="Issue a one-time enrolment code for a worker's device",
-    responses=error_responses(400, 401, 403, 404),
+    responses=error_responses(400, 401, 403, 404, 409),
 )
 def issue_enrolment(
     engine: EngineDep,
@@ -73,7 +73,7 @@ def issue_enrolment(
     status_code=status.HTTP_201_CREATED,
     response_model=TerminalIssued,
     summary="Enrol this device with a code (anonymous)",
-    responses=error_responses(400, 403),
+    responses=error_responses(400, 403, 409),
 )
 def enrol_device(
     request: Request,
