@@ -162,8 +162,8 @@ class EvaluationIn(ApiModel):
     )
     phone: str | None = Field(
         default=None,
-        description="a phone number (when no household reference)",
-        examples=["13912345678"],
+        description="a phone number (when no household reference; the example is a placeholder)",
+        examples=["13800000000"],
     )
     scores: dict[str, Any] = Field(
         description="criterion → 1–5",
