@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from distributed import Client, LocalCluster
 from rich.console import Console
 
 from geogrid.cli._output import FormatOpt, print_rows
 from geogrid.errors import GeogridError
-from geogrid.services import archive, scale
+from geogrid.services import archive
 from geogrid.services.context import AppContext
 
 console = Console()
@@ -38,7 +37,11 @@ def _fail(exc: GeogridError) -> None:
     raise typer.Exit(2)
 
 
-def _client(scheduler: str | None, workers: int) -> tuple[Client, LocalCluster | None]:
+def _client(scheduler: str | None, workers: int) -> tuple[Any, Any]:
+    # Dask is imported by the commands that use it: 2 s that every other command of the
+    # CLI would pay at start-up otherwise
+    from distributed import Client, LocalCluster
+
     if scheduler:
         return Client(scheduler), None
     cluster = LocalCluster(
@@ -84,6 +87,8 @@ def metrics_cmd(
 ) -> None:
     """Per-unit metrics (or Gi* hot spots) of the GeoParquet history on a Dask cluster —
     the same numbers as ``geogrid metrics`` computes from the database."""
+    from geogrid.services import scale  # heavy (dask-geopandas): this command only
+
     ctx = AppContext.open()
     client, cluster = _client(scheduler, workers)
     kw: dict[str, Any] = {

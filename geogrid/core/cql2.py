@@ -52,8 +52,6 @@ from typing import Any, Final, Literal, NoReturn
 
 import shapely
 from pygeofilter import ast, values
-from pygeofilter.parsers.cql2_json import parse as _parse_json
-from pygeofilter.parsers.cql2_text import parse as _parse_text
 
 from geogrid.errors import InvalidInput
 
@@ -259,6 +257,22 @@ def _fail(value: Any, message: str, allowed: str = "a CQL2 filter over the query
     raise InvalidInput("filter", value, allowed, f"filter: {message}")
 
 
+def _text_parser() -> Any:
+    """pygeofilter's CQL2-text parser, imported at first use: importing it builds its Lark
+    grammar (1.4 s), which every process importing geogrid would otherwise pay."""
+    from pygeofilter.parsers.cql2_text import parse  # heavy: grammar built on import
+
+    return parse
+
+
+def _json_parser() -> Any:
+    """pygeofilter's CQL2-JSON parser, imported at first use (with the text parser's
+    package)."""
+    from pygeofilter.parsers.cql2_json import parse  # heavy: see _text_parser
+
+    return parse
+
+
 def parse_filter(
     text: str,
     lang: str | None,
@@ -302,9 +316,9 @@ def parse_filter(
                 doc = json.loads(text)
             except ValueError as exc:
                 _fail(text, f"not JSON ({exc})")
-            node = _parse_json(_fix_json(doc))
+            node = _json_parser()(_fix_json(doc))
         else:
-            node = _parse_text(text)
+            node = _text_parser()(text)
     except InvalidInput:
         raise
     except Exception as exc:  # lark and pygeofilter raise many kinds; all are a 400
