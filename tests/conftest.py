@@ -172,3 +172,12 @@ def make_db():
     yield factory
     for url in made:
         drop_database(url)
+
+
+def pytest_runtest_logreport(report) -> None:
+    """With GEOGRID_TEST_TIMES set, append each phase's duration to that file (to find the
+    slow tests of a run while it runs)."""
+    path = os.environ.get("GEOGRID_TEST_TIMES")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"{report.duration:.2f}\t{report.when}\t{report.nodeid}\n")
