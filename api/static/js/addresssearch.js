@@ -5,7 +5,7 @@
 //
 // Importing the module binds the box (#addr-input, #addr-results in index.html).
 import { request, apiPath } from "./api.js";
-import { el, byId, emit } from "./dom.js";
+import { el, byId, emit, bindSuggestions } from "./dom.js";
 import { t } from "./i18n.js";
 import { getMap, fitBounds } from "./map-layers.js";
 import { maplibregl } from "./maplibre.js";
@@ -43,7 +43,6 @@ export function target(m) {
   return null;
 }
 
-let timer = null;
 let asked = "";
 let marker = null;
 
@@ -93,23 +92,7 @@ export function bindAddressSearch() {
   const input = byId("addr-input");
   const list = byId("addr-results");
   if (!input || !list) return;
-  input.addEventListener("input", () => {
-    clearTimeout(timer);
-    const q = input.value.trim();
-    if (!q) {
-      list.hidden = true;
-      return;
-    }
-    timer = setTimeout(() => search(q), DELAY_MS);
-  });
-  input.addEventListener("keydown", (e) => {
-    if (e.key === "Enter") {
-      const first = (list.matches || [])[0];
-      if (!list.hidden && first) choose(first);
-      else if (input.value.trim()) search(input.value.trim());
-    } else if (e.key === "Escape") list.hidden = true;
-  });
-  input.addEventListener("blur", () => setTimeout(() => { list.hidden = true; }, 150));
+  bindSuggestions(input, list, { search, choose, delayMs: DELAY_MS });
 }
 
 if (typeof document !== "undefined") bindAddressSearch();

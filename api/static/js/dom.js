@@ -44,3 +44,28 @@ export function emit(name, detail) {
 export function on(name, fn) {
   bus.addEventListener(name, (e) => fn(e.detail));
 }
+
+/**
+ * Wire a type-ahead box: `search(q)` runs `delayMs` after the last keystroke; Enter picks
+ * the first shown match (`list.matches`) with `choose`, Escape and blur hide the list.
+ */
+export function bindSuggestions(input, list, { search, choose, delayMs }) {
+  let timer = null;
+  input.addEventListener("input", () => {
+    clearTimeout(timer);
+    const q = input.value.trim();
+    if (!q) {
+      list.hidden = true;
+      return;
+    }
+    timer = setTimeout(() => search(q), delayMs);
+  });
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") {
+      const first = (list.matches || [])[0];
+      if (!list.hidden && first) choose(first);
+      else if (input.value.trim()) search(input.value.trim());
+    } else if (e.key === "Escape") list.hidden = true;
+  });
+  input.addEventListener("blur", () => setTimeout(() => { list.hidden = true; }, 150));
+}

@@ -1,7 +1,7 @@
 // The unit search box: a name or code (district to grid) → GET /units/search → a list of
 // matches; choosing one emits "goto" with the match (the view flies the map there).
 import { request, apiPath } from "./api.js";
-import { el, byId, emit } from "./dom.js";
+import { el, byId, emit, bindSuggestions } from "./dom.js";
 import { t } from "./i18n.js";
 import { levelName } from "./state.js";
 
@@ -19,7 +19,6 @@ export function matchText(m, levelLabel) {
   return { name: m.name, where: [levelLabel(m.level), ...m.parent_names].join(" · ") };
 }
 
-let timer = null;
 let asked = "";
 
 function showMatches(matches) {
@@ -54,21 +53,5 @@ async function search(q) {
 export function bindSearch() {
   const input = byId("search-input");
   const list = byId("search-results");
-  input.addEventListener("input", () => {
-    clearTimeout(timer);
-    const q = input.value.trim();
-    if (!q) {
-      list.hidden = true;
-      return;
-    }
-    timer = setTimeout(() => search(q), DELAY_MS);
-  });
-  input.addEventListener("keydown", (e) => {
-    if (e.key === "Enter") {
-      const first = (list.matches || [])[0];
-      if (!list.hidden && first) choose(first);
-      else if (input.value.trim()) search(input.value.trim());
-    } else if (e.key === "Escape") list.hidden = true;
-  });
-  input.addEventListener("blur", () => setTimeout(() => { list.hidden = true; }, 150));
+  bindSuggestions(input, list, { search, choose, delayMs: DELAY_MS });
 }
