@@ -107,6 +107,7 @@ from geogrid.services.unitcache import UnitCache
 from geogrid.settings import get_settings
 from geogrid.store import metrics as sm
 from geogrid.store import residents as store_residents
+from geogrid.store import rollup as store_rollup
 from geogrid.store.engine import connection as _connect
 from geogrid.store.units import load_units, resolve_version
 
@@ -306,10 +307,15 @@ def _compute(
             categories=_categories(conn, categories),
             past=t < now_d,
         )
-        # with an Engine the aggregate's two statements run on two pooled connections
-        agg = sm.aggregate_units(
-            engine if isinstance(engine, Engine) else conn, level, version_id=vid, **asdict(win)
-        )
+        # with an Engine the aggregate's statements run on pooled connections at once
+        bind = engine if isinstance(engine, Engine) else conn
+        rollup_zone = store_rollup.rollup_zone(conn)
+        if rollup_zone is not None:  # migration 0016: whole days from incident_daily
+            agg = store_rollup.aggregate_units_rollup(
+                bind, level, version_id=vid, zone=rollup_zone, **asdict(win)
+            )
+        else:
+            agg = sm.aggregate_units(bind, level, version_id=vid, **asdict(win))
         path = "sql"
         if int(agg["mismatched"].sum()) > 0:
             rows = sm.metric_rows(conn, version_id=vid, with_points=True, **asdict(win))

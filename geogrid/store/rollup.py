@@ -1,0 +1,240 @@
+"""Per-unit aggregates of a window from the daily rollup ``incident_daily`` (migration
+0016), with the same columns and numbers as :func:`geogrid.store.metrics.aggregate_units`.
+
+What comes from where (``t`` = the time the state is read at):
+
+* ``incidents``, ``previous_incidents``, ``effort_incidents`` and the window part of
+  ``mismatched`` depend only on the day an incident was reported: whole local days of the
+  rollup's zone are summed from ``incident_daily``; the partial days at the edges of
+  ``[prev_start, start)`` and ``[start, end)`` (a window not on the rollup's midnights)
+  are counted on ``incident`` (``reported_at`` index; partitions pruned).
+* ``open_backlog``, ``overdue``, ``open_overdue_window`` are a state at ``t``, not a sum
+  over report days: counted on ``incident`` over the incidents open now (the
+  ``incident_status_due`` index) plus, when needed, those done after ``t`` (the partial
+  ``incident_done_at`` index). Bounded by the backlog and by what was closed since ``t``,
+  not by the history.
+* ``resolved``, ``resolved_on_time`` and the median/p90 hours to resolve are counted in
+  the one statement that must read the window's resolved incidents anyway (percentiles
+  are not additive: exact medians need the values). Bounded by the window's resolved
+  incidents (a month), not by the history.
+
+Sums over categories multiply a day's count by the category's effort (the same
+``category.effort`` the base path adds per row; equal up to float rounding).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Engine, text
+
+from geogrid.core.hierarchy import LEVEL_COLUMN
+from geogrid.core.lifecycle import DONE_STATUSES, HANDLED_STATUSES, OPEN_STATUSES
+from geogrid.store.engine import connection as _connect
+
+__all__ = ["aggregate_units_rollup", "rollup_zone", "whole_days"]
+
+# Status lists are written into the SQL as literals (constants of core, never user input)
+# so that the planner can match the partial indexes' predicates in generic plans too.
+_OPEN = ", ".join(f"'{s}'" for s in OPEN_STATUSES)
+_DONE = ", ".join(f"'{s}'" for s in DONE_STATUSES)
+_HANDLED = ", ".join(f"'{s}'" for s in HANDLED_STATUSES)
+_DONE_AT = "COALESCE(i.resolved_at, i.closed_at, i.updated_at)"
+_CATS = "(CAST(:cats AS text[]) IS NULL OR {a}.category = ANY(CAST(:cats AS text[])))"
+
+
+def rollup_zone(bind: Engine | Connection) -> str | None:
+    """The zone of the rollup's days, or None when the database has no rollup."""
+    with _connect(bind) as conn:
+        if conn.execute(text("SELECT to_regprocedure('incident_daily_zone()')")).scalar() is None:
+            return None
+        return str(conn.execute(text("SELECT incident_daily_zone()")).scalar_one())
+
+
+def _midnight(d: date, zone: ZoneInfo) -> datetime:
+    return datetime(d.year, d.month, d.day, tzinfo=zone)
+
+
+def whole_days(start: datetime, end: datetime, zone: str) -> tuple[date, date]:
+    """``(first, stop)``: the local days ``first <= day < stop`` of ``zone`` that lie
+    wholly in ``[start, end)`` (``first == stop`` when none does).
+
+    >>> from datetime import UTC
+    >>> whole_days(datetime(2026, 5, 1, 16, tzinfo=UTC), datetime(2026, 5, 4, 3, tzinfo=UTC),
+    ...            "Asia/Shanghai")
+    (datetime.date(2026, 5, 2), datetime.date(2026, 5, 4))
+    """
+    z = ZoneInfo(zone)
+    first = start.astimezone(z).date()
+    if _midnight(first, z) < start:
+        first += timedelta(days=1)
+    stop = end.astimezone(z).date()  # its midnight is <= end
+    return first, max(first, stop)
+
+
+def _edges(a: datetime, b: datetime, days: tuple[date, date], zone: str) -> list[datetime]:
+    """The partial pieces of ``[a, b)`` around its whole days, as [lo, hi) pairs."""
+    z = ZoneInfo(zone)
+    if days[0] == days[1]:
+        return [a, b, b, b]
+    return [a, _midnight(days[0], z), _midnight(days[1], z), b]
+
+
+def _frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame([tuple(r) for r in rows], columns=columns)
+
+
+def aggregate_units_rollup(
+    bind: Engine | Connection,
+    level: str,
+    *,
+    prev_start: datetime,
+    start: datetime,
+    end: datetime,
+    t: datetime,
+    categories: list[str] | None,
+    version_id: int,
+    past: bool,
+    zone: str,
+) -> pd.DataFrame:
+    """Per-unit aggregates of a window (as :func:`geogrid.store.metrics.aggregate_units`:
+    same columns, same definitions and selection, one row per code with any figure)
+    from the rollup whose days are in ``zone`` (:func:`rollup_zone`).
+
+    With an Engine the three statements run on three pooled connections at once.
+    """
+    col = LEVEL_COLUMN[level]
+    wd = whole_days(start, end, zone)
+    pd_ = whole_days(prev_start, start, zone)
+    we, pe = _edges(start, end, wd, zone), _edges(prev_start, start, pd_, zone)
+    params: dict[str, Any] = {
+        "ps": prev_start,
+        "s": start,
+        "e": end,
+        "t": t,
+        "v": version_id,
+        "cats": list(categories) if categories is not None else None,
+        "w0": wd[0],
+        "w1": wd[1],
+        "p0": pd_[0],
+        "p1": pd_[1],
+        **{f"we{k}": v for k, v in enumerate(we)},
+        **{f"pe{k}": v for k, v in enumerate(pe)},
+    }
+    in_w = "((i.reported_at >= :we0 AND i.reported_at < :we1) OR (i.reported_at >= :we2 AND i.reported_at < :we3))"
+    in_p = "((i.reported_at >= :pe0 AND i.reported_at < :pe1) OR (i.reported_at >= :pe2 AND i.reported_at < :pe3))"
+    counts_sql = f"""
+        WITH r AS (
+            SELECT d.{col} AS code, d.version_id, d.category,
+                   sum(d.incidents) FILTER (WHERE d.day >= :w0 AND d.day < :w1) AS inc,
+                   sum(d.incidents) FILTER (WHERE d.day >= :p0 AND d.day < :p1) AS prev
+            FROM incident_daily d
+            WHERE ((d.day >= :w0 AND d.day < :w1) OR (d.day >= :p0 AND d.day < :p1))
+              AND {_CATS.format(a="d")}
+            GROUP BY 1, 2, 3
+            UNION ALL
+            SELECT i.{col}, i.version_id, i.category,
+                   count(*) FILTER (WHERE {in_w}), count(*) FILTER (WHERE {in_p})
+            FROM incident i
+            WHERE ({in_w} OR {in_p}) AND {_CATS.format(a="i")}
+            GROUP BY 1, 2, 3
+        )
+        SELECT r.code, COALESCE(sum(r.inc), 0)::bigint, COALESCE(sum(r.prev), 0)::bigint,
+               COALESCE(sum(r.inc * c.effort), 0)::float8,
+               COALESCE(sum(COALESCE(r.inc, 0) + COALESCE(r.prev, 0))
+                        FILTER (WHERE r.version_id IS DISTINCT FROM :v), 0)::bigint
+        FROM r JOIN category c ON c.code = r.category
+        GROUP BY r.code
+    """
+    # the selection of the base path: reported in [prev_start, end) whatever the status,
+    # or earlier and open now (or, for a past t, done after t)
+    older_done = f"(i.reported_at >= :ps{' OR true' if past else ''})"
+    backlog_sql = f"""
+        SELECT i.{col} AS code, count(*),
+               count(*) FILTER (WHERE i.due_at < :t),
+               count(*) FILTER (WHERE i.reported_at >= :s AND i.reported_at < :e
+                                AND i.due_at < :t),
+               count(*) FILTER (WHERE i.reported_at < :ps
+                                AND i.version_id IS DISTINCT FROM :v)
+        FROM incident i
+        WHERE i.reported_at < :t AND {_CATS.format(a="i")}
+          AND (i.status IN ({_OPEN})
+               OR (i.status IN ({_DONE}) AND {_DONE_AT} > :t AND {older_done}))
+        GROUP BY 1
+    """
+    resolved_sql = f"""
+        SELECT i.{col} AS code, count(*),
+               count(*) FILTER (WHERE i.resolved_at <= i.due_at),
+               percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (
+                   ORDER BY EXTRACT(EPOCH FROM i.resolved_at - i.reported_at) / 3600.0)
+        FROM incident i
+        WHERE i.reported_at >= :s AND i.reported_at < :e AND i.status IN ({_HANDLED})
+          AND i.resolved_at IS NOT NULL AND i.resolved_at <= :t AND {_CATS.format(a="i")}
+        GROUP BY 1
+    """
+
+    def run(sql: str) -> Sequence[Any]:
+        with _connect(bind) as c:
+            c.execute(text("SET LOCAL work_mem = '64MB'"))
+            return c.execute(text(sql), params).all()
+
+    if isinstance(bind, Engine):  # three pooled connections: the statements run at once
+        with ThreadPoolExecutor(max_workers=2) as ex:
+            f_res = ex.submit(run, resolved_sql)
+            f_back = ex.submit(run, backlog_sql)
+            counts = run(counts_sql)
+            backlog, resolved = f_back.result(), f_res.result()
+    else:
+        counts, backlog, resolved = run(counts_sql), run(backlog_sql), run(resolved_sql)
+
+    a = _frame(
+        counts, ["code", "incidents", "previous_incidents", "effort_incidents", "mismatched"]
+    )
+    b = _frame(
+        backlog, ["code", "open_backlog", "overdue", "open_overdue_window", "mismatched_old"]
+    )
+    r = _frame(resolved, ["code", "resolved", "resolved_on_time", "q"])
+    r["median_hours"] = [np.nan if q is None else float(q[0]) for q in r["q"]]
+    r["p90_hours"] = [np.nan if q is None else float(q[1]) for q in r["q"]]
+    # outer joins on the code (pandas matches None keys with each other: the incidents
+    # outside every grid stay one row, as on the base path)
+    df = a.merge(b, on="code", how="outer").merge(r.drop(columns="q"), on="code", how="outer")
+    ints = [
+        "incidents",
+        "previous_incidents",
+        "open_backlog",
+        "overdue",
+        "resolved",
+        "resolved_on_time",
+        "open_overdue_window",
+    ]
+    for c in ints:
+        df[c] = df[c].fillna(0).astype(np.int64)
+    df["mismatched"] = (df["mismatched"].fillna(0) + df["mismatched_old"].fillna(0)).astype(
+        np.int64
+    )
+    df["effort_incidents"] = df["effort_incidents"].astype(float).fillna(0.0)
+    df["median_hours"] = df["median_hours"].astype(float)
+    df["p90_hours"] = df["p90_hours"].astype(float)
+    return df[
+        [
+            "code",
+            "incidents",
+            "previous_incidents",
+            "effort_incidents",
+            "open_backlog",
+            "overdue",
+            "resolved",
+            "resolved_on_time",
+            "open_overdue_window",
+            "mismatched",
+            "median_hours",
+            "p90_hours",
+        ]
+    ]
