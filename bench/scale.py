@@ -19,22 +19,21 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import psycopg
 from distributed import Client, LocalCluster
 
+from bench._scratch import ADMIN_URL, scratch_database
 from geogrid.core.catalogue import load_categories
 from geogrid.demo.boundaries import build_demo
 from geogrid.demo.incidents import LOCAL_TZ, build_incidents
 from geogrid.demo.people import build_workers
 from geogrid.services import metrics, scale
 from geogrid.services.boundaries import save_hierarchy
-from geogrid.services.database import get_engine, migrate
+from geogrid.services.database import get_engine
 from geogrid.services.incidents import save_categories
 from geogrid.services.ingest import import_incidents
 from geogrid.services.unitcache import UnitCache
@@ -67,16 +66,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--rows", type=int, default=2_000_000)
     ap.add_argument("--postgis-rows", type=int, default=200_000)
-    ap.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    ap.add_argument("--admin-url", default=ADMIN_URL)
     args = ap.parse_args()
 
-    name = f"geogrid_bench_{uuid.uuid4().hex[:8]}"
-    base = args.admin_url.rsplit("/", 1)[0]
-    with psycopg.connect(args.admin_url, autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    url = f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
-    try:
-        migrate(url)
+    with scratch_database(args.admin_url) as url:
         engine = get_engine(url)
         city = build_demo()
         save_hierarchy(engine, city.units, label="bench", source="bench")
@@ -136,10 +129,6 @@ def main() -> None:
                 f"PostGIS month of grid metrics at {len(tail):,} rows: {t_pg:.2f} s; "
                 f"Dask equal: {same}"
             )
-    finally:
-        get_engine(url).dispose()
-        with psycopg.connect(args.admin_url, autocommit=True) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":
