@@ -1,7 +1,7 @@
 """Registry bulk import (issue 15): geogrid's loader vs GeoDataFrame.to_postgis, same rows.
 
     python -m bench.registry_import [--records 6620000] [--workers 2]
-        [--admin-url postgresql://postgres@127.0.0.1:5432/postgres]
+        [--admin-url postgresql://postgres@127.0.0.1:5432/postgres] [--keep NAME]
 
 Creates a scratch database with the demo boundaries, generates the demo's synthetic
 registry (:mod:`geogrid.demo.registry`: people, households, buildings, organisations in
@@ -17,7 +17,11 @@ the documented split) and times, in one run on the same rows:
   checks, no grams, a point per row: its building's), one table per kind, with a GiST
   index each — the usual GeoPandas way.
 
-Prints seconds, rows/s per method and the ratio. The scratch database is dropped.
+Prints seconds, rows/s per method and the ratio, geogrid's steps (wall seconds) and its
+workers' CPU seconds per step, and the load average before and after (the machine may be
+shared). The scratch database is dropped, unless ``--keep NAME``: then it is named NAME
+(dropped first if it exists), keeps the registry (not the to_postgis tables) and can be
+searched with ``bench.registry_search``.
 """
 
 from __future__ import annotations
@@ -66,11 +70,15 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=DEFAULT_RECORDS)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    ap.add_argument("--keep", metavar="NAME", help="keep the database under this name")
     args = ap.parse_args()
 
-    name = f"geogrid_bench_{uuid.uuid4().hex[:8]}"
+    name = args.keep or f"geogrid_bench_{uuid.uuid4().hex[:8]}"
     base = args.admin_url.rsplit("/", 1)[0]
+    print(f"load average before: {os.getloadavg()}", flush=True)
     with psycopg.connect(args.admin_url, autocommit=True) as c:
+        if args.keep:
+            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         c.execute(f'CREATE DATABASE "{name}"')
     url = f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
     try:
@@ -89,12 +97,16 @@ def main() -> None:
             flush=True,
         )
         with tempfile.TemporaryDirectory() as home:
-            v = vault(Settings(home=home))
+            # a kept database is sealed with the configured key (GEOGRID_REGISTRY_KEY or
+            # the key file), so bench.registry_search can open its values
+            v = vault(Settings() if args.keep else Settings(home=home))
             t0 = time.perf_counter()
             rep = load_registry(engine, reg, vault=v, workers=args.workers, on_progress=print)
             t_geogrid = time.perf_counter() - t0
         assert rep["records"] == n, rep
-        print(f"geogrid steps (s): {rep['steps']}", flush=True)
+        print(f"geogrid steps (wall s): {rep['steps']}", flush=True)
+        print(f"geogrid workers (CPU s): {rep['worker_cpu']}", flush=True)
+        print(f"load average after geogrid: {os.getloadavg()}", flush=True)
 
         frames = _frames(reg)
         t0 = time.perf_counter()
@@ -116,10 +128,16 @@ def main() -> None:
             f"{t_gpd:8.1f} {n / t_gpd:10,.0f}"
         )
         print(f"geogrid speed-up over to_postgis: {t_gpd / t_geogrid:.2f}x")
+        print(f"load average after: {os.getloadavg()}", flush=True)
+        if args.keep:
+            with engine.begin() as conn:
+                for kind in frames:
+                    conn.execute(text(f"DROP TABLE IF EXISTS bench_{kind}"))
     finally:
         get_engine(url).dispose()
-        with psycopg.connect(args.admin_url, autocommit=True) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not args.keep:
+            with psycopg.connect(args.admin_url, autocommit=True) as c:
+                c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

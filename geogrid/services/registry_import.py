@@ -22,7 +22,7 @@ import csv
 import multiprocessing
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,6 @@ from sqlalchemy import Connection, Engine, text
 
 from geogrid.core.accounts import Account
 from geogrid.core.attribution import Attributor
-from geogrid.core.geometry import points_ewkb_hex
 from geogrid.core.hierarchy import ATTRIBUTION_COLUMNS
 from geogrid.core.masking import mask_name
 from geogrid.core.registry.care import CARE_GROUPS
@@ -563,73 +562,55 @@ def export_registry(
 
 
 # ----------------------------------------------------------------------------- bulk load
-_PERSON_SCHEMA = pa.schema(
-    [
-        ("id", pa.int64()),
-        ("household_id", pa.int64()),
-        ("building_id", pa.int64()),
-        ("name", pa.string()),
-        ("sex", pa.string()),
-        ("birth_date", pa.date32()),
-        ("id_enc", pa.binary()),
-        ("id_blind", pa.binary()),
-        ("id_mask", pa.string()),
-        ("phone_enc", pa.binary()),
-        ("phone_blind", pa.binary()),
-        ("phone_mask", pa.string()),
-        ("relation", pa.string()),
-        ("residence", pa.string()),
-        *[(c, pa.string()) for c in ATTRIBUTION_COLUMNS],
-        ("version_id", pa.int32()),
-        ("name_grams", pa.list_(pa.string())),
-    ]
-)
+_CODE_FIELDS = [(c, pa.string()) for c in ATTRIBUTION_COLUMNS] + [("version_id", pa.int32())]
 
+#: the binary-COPY layout of each registry table in the bulk load
+_SCHEMAS: dict[str, pa.Schema] = {
+    "reg_building": pa.schema(
+        [("id", pa.int64()), ("ref", pa.string()), ("name", pa.string()),
+         ("address", pa.string()), ("floors", pa.int32()), ("use", pa.string()),
+         ("geom", pa.binary()), *_CODE_FIELDS, ("addr_grams", pa.list_(pa.string()))]
+    ),
+    "reg_dwelling": pa.schema(
+        [("id", pa.int64()), ("building_id", pa.int64()), ("room", pa.string())]
+    ),
+    "reg_household": pa.schema(
+        [("id", pa.int64()), ("ref", pa.string()), ("building_id", pa.int64()),
+         ("dwelling_id", pa.int64()), ("address", pa.string()), *_CODE_FIELDS,
+         ("addr_grams", pa.list_(pa.string()))]
+    ),
+    "reg_person": pa.schema(
+        [("id", pa.int64()), ("household_id", pa.int64()), ("building_id", pa.int64()),
+         ("name", pa.string()), ("sex", pa.string()), ("birth_date", pa.date32()),
+         ("id_enc", pa.binary()), ("id_blind", pa.binary()), ("id_mask", pa.string()),
+         ("phone_enc", pa.binary()), ("phone_blind", pa.binary()), ("phone_mask", pa.string()),
+         ("relation", pa.string()), ("residence", pa.string()), *_CODE_FIELDS,
+         ("name_grams", pa.list_(pa.string()))]
+    ),
+    "reg_org": pa.schema(
+        [("id", pa.int64()), ("uscc", pa.string()), ("name", pa.string()), ("kind", pa.string()),
+         ("address", pa.string()), ("building_id", pa.int64()), ("geom", pa.binary()),
+         *_CODE_FIELDS, ("addr_grams", pa.list_(pa.string()))]
+    ),
+    "reg_care": pa.schema(
+        [("person_id", pa.int64()), ("group_code", pa.string()),
+         ("visit_every_days", pa.int32()), ("since", pa.date32())]
+    ),
+}  # fmt: skip
+_PERSON_SCHEMA = _SCHEMAS["reg_person"]
 
-#: the people being bulk-loaded, shared with the forked worker processes (set by
-#: :func:`load_registry` before it starts them, so a chunk is passed as two numbers)
+#: the registry being bulk-loaded, shared with the forked worker processes (set by
+#: :func:`load_registry` before it starts them, so a task is passed as a few numbers)
 _BULK: dict[str, Any] = {}
 
-
-def _person_slice(bounds: tuple[int, int]) -> bytes:
-    """:func:`_person_body` of people ``start:stop`` of :data:`_BULK`."""
-    start, stop = bounds
-    c = {k: v[start:stop] for k, v in _BULK["columns"].items()}
-    return _person_body((_BULK["vault"], c, _BULK["version_id"]))
+#: (table, rows, binary COPY body without header and trailer) made by one task
+_Body = tuple[str, int, bytes]
 
 
-def _person_body(args: tuple[Vault, dict[str, Any], int | None]) -> bytes:
-    """One chunk of people sealed, blinded, masked, with name grams, encoded for a binary
-    COPY of :data:`_PERSON_SCHEMA` (runs in worker processes)."""
-    vault, c, vid = args
-    ids = list(c["id_number"])
-    phones = [p if isinstance(p, str) else None for p in c["phone"]]
-    id_enc, id_blind, phone_enc, phone_blind = _seal_chunk((vault, ids, phones))
-    n = len(ids)
-    table = pa.table(
-        {
-            "id": pa.array(c["id"], pa.int64()),
-            "household_id": pa.array(c["household_id"], pa.int64()),
-            "building_id": pa.array(c["building_id"], pa.int64()),
-            "name": pa.array(c["name"], pa.string()),
-            "sex": pa.array(c["sex"], pa.string()),
-            "birth_date": pa.array(np.asarray(c["birth_date"]).astype("datetime64[D]"), pa.date32()),
-            "id_enc": pa.array(id_enc, pa.binary()),
-            "id_blind": pa.array(id_blind, pa.binary()),
-            "id_mask": pa.array(mask_ids(np.asarray(ids, dtype=object)), pa.string()),
-            "phone_enc": pa.array(phone_enc, pa.binary()),
-            "phone_blind": pa.array(phone_blind, pa.binary()),
-            "phone_mask": pa.array(mask_phones(np.asarray(phones, dtype=object)), pa.string()),
-            "relation": pa.array(c["relation"], pa.string()),
-            "residence": pa.array(c["residence"], pa.string()),
-            **{col: pa.array(c[col], pa.string()) for col in ATTRIBUTION_COLUMNS},
-            "version_id": pa.array(np.full(n, vid or 0, dtype=np.int32), pa.int32(),
-                                   mask=np.full(n, vid is None)),
-            "name_grams": grams_arrow(c["name"], normalised=True),
-        },
-        schema=_PERSON_SCHEMA,
-    )  # fmt: skip
-    enc = ArrowToPostgresBinaryEncoder(_PERSON_SCHEMA)
+def _encode(table: pa.Table) -> bytes:
+    """A table's rows as a binary COPY body without the header and the trailer (the
+    loader writes one header per COPY; bodies of several tasks follow it)."""
+    enc = ArrowToPostgresBinaryEncoder(table.schema)
     enc.write_header()  # the encoder wants it first; the loader writes its own
     parts = [enc.write_batch(b) for b in table.to_batches(max_chunksize=50_000)]
     tail = enc.finish()  # pgpq buffers rows until finish(), which also writes the trailer
@@ -639,8 +620,16 @@ def _person_body(args: tuple[Vault, dict[str, Any], int | None]) -> bytes:
 
 
 def _ewkb(lon: np.ndarray, lat: np.ndarray) -> pa.Array:
-    hexes = points_ewkb_hex(lon, lat)
-    return pa.array([bytes.fromhex(h) for h in hexes], pa.binary())
+    """EWKB points as an Arrow binary array, laid out with NumPy (25 bytes a point; no
+    per-point Python: a binary COPY hands them to PostGIS's receive function as is)."""
+    n = len(lon)
+    rec = np.empty(n, dtype=[("bo", "u1"), ("type", "<u4"), ("srid", "<u4"), ("x", "<f8"),
+                             ("y", "<f8")])  # fmt: skip
+    rec["bo"], rec["type"], rec["srid"] = 1, 0x20000001, 4326  # Point with the SRID flag
+    rec["x"], rec["y"] = lon, lat
+    offsets = (np.arange(n + 1, dtype=np.int32) * 25).tobytes()
+    return pa.BinaryArray.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets),
+                                                        pa.py_buffer(rec.tobytes())])  # fmt: skip
 
 
 def _codes_arrays(frame: pd.DataFrame, vid: int | None) -> dict[str, pa.Array]:
@@ -653,8 +642,180 @@ def _codes_arrays(frame: pd.DataFrame, vid: int | None) -> dict[str, pa.Array]:
     }
 
 
-def _check_bulk(reg: Any) -> None:
-    """Vectorised checks of generated or converted records (refused when one fails)."""
+def _seal_people(vault: Vault, ids: list[str], phones: list[str | None]) -> dict[str, Any]:
+    """Sealed, blinded and masked ID numbers and phones of a chunk of people, with the
+    seconds spent on each (the bench's breakdown)."""
+    t0 = time.process_time()
+    id_enc, phone_enc = vault.seal_many(ids), vault.seal_many(phones)
+    t1 = time.process_time()
+    id_blind, phone_blind = vault.blind_many("id", ids), vault.blind_many("phone", phones)
+    t2 = time.process_time()
+    return {
+        "id_enc": pa.array(id_enc, pa.binary()),
+        "id_blind": pa.array(id_blind, pa.binary()),
+        "id_mask": pa.array(mask_ids(np.asarray(ids, dtype=object)), pa.string()),
+        "phone_enc": pa.array(phone_enc, pa.binary()),
+        "phone_blind": pa.array(phone_blind, pa.binary()),
+        "phone_mask": pa.array(mask_phones(np.asarray(phones, dtype=object)), pa.string()),
+        "_seconds": {"seal": t1 - t0, "blind": t2 - t1},
+    }
+
+
+def _people_body(start: int, stop: int, times: dict[str, float]) -> list[_Body]:
+    p, vault, vid = _BULK["reg"].people.iloc[start:stop], _BULK["vault"], _BULK["version_id"]
+    ids = p["id_number"].tolist()
+    phones = [x if isinstance(x, str) else None for x in p["phone"].tolist()]
+    sealed = _seal_people(vault, ids, phones)
+    for k, s in sealed.pop("_seconds").items():
+        times[k] = times.get(k, 0.0) + s
+    t = time.process_time()
+    grams = grams_arrow(p["name"].to_numpy(dtype=object), normalised=True)
+    times["grams"] = times.get("grams", 0.0) + time.process_time() - t
+    t = time.process_time()
+    table = pa.table(
+        {
+            "id": pa.array(p["id"], pa.int64()),
+            "household_id": pa.array(p["household_id"], pa.int64()),
+            "building_id": pa.array(p["building_id"], pa.int64()),
+            "name": pa.array(p["name"], pa.string()),
+            "sex": pa.array(p["sex"], pa.string()),
+            "birth_date": pa.array(p["birth_date"].to_numpy().astype("datetime64[D]"),
+                                   pa.date32()),
+            **sealed,
+            "relation": pa.array(p["relation"], pa.string()),
+            "residence": pa.array(p["residence"], pa.string()),
+            **_codes_arrays(p, vid),
+            "name_grams": grams,
+        },
+        schema=_PERSON_SCHEMA,
+    )  # fmt: skip
+    body = _encode(table)
+    times["arrow_encode"] = times.get("arrow_encode", 0.0) + time.process_time() - t
+    return [("reg_person", stop - start, body)]
+
+
+def _places_body(times: dict[str, float]) -> list[_Body]:
+    """Buildings, dwellings and households."""
+    reg, vid = _BULK["reg"], _BULK["version_id"]
+    t = time.process_time()
+    b = reg.buildings
+    b_grams = grams_arrow(b["address"].to_numpy(dtype=object), normalised=True)
+    h = reg.households
+    h_grams = grams_arrow(h["address"].to_numpy(dtype=object), normalised=True)
+    times["grams"] = times.get("grams", 0.0) + time.process_time() - t
+    t = time.process_time()
+    bt = pa.table(
+        {
+            "id": pa.array(b["id"], pa.int64()),
+            "ref": pa.array(b["ref"], pa.string()),
+            "name": pa.array(b["name"], pa.string()),
+            "address": pa.array(b["address"], pa.string()),
+            "floors": pa.array(b["floors"].astype(np.int32), pa.int32()),
+            "use": pa.array(b["use"], pa.string()),
+            "geom": _ewkb(b["lon"].to_numpy(), b["lat"].to_numpy()),
+            **_codes_arrays(b, vid),
+            "addr_grams": b_grams,
+        },
+        schema=_SCHEMAS["reg_building"],
+    )
+    # dwellings: the distinct (building, room) in order of first appearance, numbered from 1
+    dw_of = h.groupby(["building_id", "room"], sort=False).ngroup().to_numpy()
+    _, first = np.unique(dw_of, return_index=True)
+    dt_ = pa.table(
+        {
+            "id": pa.array(np.arange(1, len(first) + 1, dtype=np.int64), pa.int64()),
+            "building_id": pa.array(h["building_id"].to_numpy()[first], pa.int64()),
+            "room": pa.array(h["room"].to_numpy(dtype=object)[first], pa.string()),
+        },
+        schema=_SCHEMAS["reg_dwelling"],
+    )
+    ht = pa.table(
+        {
+            "id": pa.array(h["id"], pa.int64()),
+            "ref": pa.array(h["ref"], pa.string()),
+            "building_id": pa.array(h["building_id"], pa.int64()),
+            "dwelling_id": pa.array(dw_of.astype(np.int64) + 1, pa.int64()),
+            "address": pa.array(h["address"], pa.string()),
+            **_codes_arrays(h, vid),
+            "addr_grams": h_grams,
+        },
+        schema=_SCHEMAS["reg_household"],
+    )
+    out = [(name, t.num_rows, _encode(t)) for name, t in
+           (("reg_building", bt), ("reg_dwelling", dt_), ("reg_household", ht))]  # fmt: skip
+    times["arrow_encode"] = times.get("arrow_encode", 0.0) + time.process_time() - t
+    return out
+
+
+def _orgs_care_body(times: dict[str, float]) -> list[_Body]:
+    reg, vid = _BULK["reg"], _BULK["version_id"]
+    t = time.process_time()
+    o = reg.orgs
+    o_grams = grams_arrow((o["name"] + o["address"]).to_numpy(dtype=object), normalised=True)
+    times["grams"] = times.get("grams", 0.0) + time.process_time() - t
+    t = time.process_time()
+    ot = pa.table(
+        {
+            "id": pa.array(o["id"], pa.int64()),
+            "uscc": pa.array(o["uscc"], pa.string()),
+            "name": pa.array(o["name"], pa.string()),
+            "kind": pa.array(o["kind"], pa.string()),
+            "address": pa.array(o["address"], pa.string()),
+            "building_id": pa.array(o["building_id"], pa.int64()),
+            "geom": _ewkb(o["lon"].to_numpy(), o["lat"].to_numpy()),
+            **_codes_arrays(o, vid),
+            "addr_grams": o_grams,
+        },
+        schema=_SCHEMAS["reg_org"],
+    )
+    c = reg.care
+    ct = pa.table(
+        {
+            "person_id": pa.array(c["person_id"], pa.int64()),
+            "group_code": pa.array(c["group_code"], pa.string()),
+            "visit_every_days": pa.array(c["visit_every_days"].astype(np.int32), pa.int32()),
+            "since": pa.array(np.asarray(c["since"]).astype("datetime64[D]"), pa.date32()),
+        },
+        schema=_SCHEMAS["reg_care"],
+    )
+    out = [("reg_org", ot.num_rows, _encode(ot)), ("reg_care", ct.num_rows, _encode(ct))]
+    times["arrow_encode"] = times.get("arrow_encode", 0.0) + time.process_time() - t
+    return out
+
+
+def _task(task: tuple[str, int, int]) -> tuple[list[_Body], list[str], dict[str, float]]:
+    """One task of the bulk load on :data:`_BULK` (runs in a forked worker): ``check``,
+    ``places``, ``orgs_care`` or ``people`` rows ``start:stop``. Returns the COPY bodies,
+    the problems found (``check``) and the seconds per step."""
+    kind, start, stop = task
+    times: dict[str, float] = {}
+    if kind == "check":
+        t = time.process_time()
+        problems = _bulk_problems(_BULK["reg"])
+        times["check"] = time.process_time() - t
+        return [], problems, times
+    if kind == "places":
+        return _places_body(times), [], times
+    if kind == "orgs_care":
+        return _orgs_care_body(times), [], times
+    return _people_body(start, stop, times), [], times
+
+
+def _phones_ok(values: np.ndarray) -> bool:
+    """Every phone is a phone number: the generator's normal mobile form checked with
+    NumPy (11 digits, ``1[3-9]…``), the other values by :func:`normalise_phones`."""
+    n = len(values)
+    if not n:
+        return True
+    lens = np.fromiter((len(v) for v in values), np.int64, n)
+    u = values.astype("U11").view(np.uint32).reshape(n, 11).astype(np.int64) - ord("0")
+    fast = (lens == 11) & ((u >= 0) & (u <= 9)).all(axis=1) & (u[:, 0] == 1) & (u[:, 1] >= 3)
+    rest = values[~fast]
+    return not len(rest) or not any(v is None for v in normalise_phones(rest))
+
+
+def _bulk_problems(reg: Any) -> list[str]:
+    """Vectorised checks of generated or converted records: what fails (nothing: [])."""
     problems = []
     ids = reg.people["id_number"].to_numpy(dtype=object)
     bad = np.flatnonzero(~id_numbers_ok(ids))
@@ -662,14 +823,53 @@ def _check_bulk(reg: Any) -> None:
         problems.append(f"{len(bad)} invalid ID number(s), first at person {bad[0] + 1}")
     if not reg.people["id_number"].is_unique:
         problems.append("duplicate ID numbers")
-    phones = reg.people["phone"].dropna().to_numpy(dtype=object)
-    if len(phones) and any(v is None for v in normalise_phones(phones)):
+    if not _phones_ok(reg.people["phone"].dropna().to_numpy(dtype=object)):
         problems.append("invalid phone number(s)")
     bad = np.flatnonzero(uscc_problems(reg.orgs["uscc"].to_numpy(dtype=object)) != None)  # noqa: E711
     if len(bad):
         problems.append(f"{len(bad)} invalid social credit code(s)")
+    return problems
+
+
+def _check_bulk(reg: Any) -> None:
+    """Refuse generated or converted records that fail a vectorised check."""
+    problems = _bulk_problems(reg)
     if problems:
         raise InvalidInput("registry", "(generated records)", "valid records", "; ".join(problems))
+
+
+#: the secondary indexes and ANALYZEs of a bulk load in two groups of about the same cost
+#: (the people's GIN index is the largest build), built on two connections at once
+_INDEX_GROUPS: tuple[tuple[list[str], list[str]], ...] = (
+    (["reg_person_search", "reg_org_search", "reg_org_geom", "reg_care_group"],
+     ["reg_person", "reg_org", "reg_care"]),
+    (["reg_household_search", "reg_building_search", "reg_building_geom",
+      "reg_household_building", "reg_person_household", "reg_person_building",
+      "reg_person_phone_blind"],
+     ["reg_household", "reg_building", "reg_dwelling"]),
+)  # fmt: skip
+
+
+def _index_group(engine: Engine, indexes: list[str], tables: list[str]) -> None:
+    with engine.begin() as conn:
+        store.create_secondary_indexes(conn, indexes)
+    with engine.begin() as conn:
+        store.analyze_registry(conn, tables)
+
+
+def _index_and_analyze(engine: Engine, workers: int) -> None:
+    """Build the search indexes and ANALYZE after the load's commit, the groups of
+    :data:`_INDEX_GROUPS` on two connections at once (a GIN build is one process in
+    PostgreSQL 15, so one transaction would build them one after the other on one core).
+    The data, keys, constraints and the unique blind index are committed by then; these
+    are access paths only (``IF NOT EXISTS``: building them again is harmless)."""
+    if workers <= 1:
+        for indexes, tables in _INDEX_GROUPS:
+            _index_group(engine, indexes, tables)
+        return
+    with ThreadPoolExecutor(max_workers=len(_INDEX_GROUPS)) as pool:
+        for f in [pool.submit(_index_group, engine, i, t) for i, t in _INDEX_GROUPS]:
+            f.result()
 
 
 def load_registry(
@@ -684,12 +884,21 @@ def load_registry(
 ) -> dict[str, Any]:
     """Bulk-load a whole registry (``reg``: frames ``buildings``, ``households``,
     ``people``, ``orgs``, ``care`` as made by :func:`geogrid.demo.registry.build_registry`,
-    ids given, unit codes set) into an EMPTY registry, in one transaction: vectorised
-    checks, the secondary indexes dropped, binary ``COPY`` of every table (people sealed
-    and encoded in ``workers`` processes while the database copies the previous chunk),
-    indexes rebuilt, unit counts from the registry. ``replace`` empties the registry first.
+    ids given, unit codes set) into an EMPTY registry, in one transaction.
 
-    Returns counts and seconds per step.
+    How: the tables lose their secondary indexes and their keys and constraints (primary,
+    unique, foreign), so the ``COPY`` writes bare heaps — a foreign key checks each row
+    with a query, a unique index inserts each key; building both once afterwards costs a
+    fraction. ``workers`` forked processes make the ``COPY`` bodies (checks; people
+    sealed, blinded, masked; grams; Arrow; pgpq's binary encoding) while this process
+    streams the bodies already made into the database. Then the keys and constraints are
+    added back (validated), the unique ID blind index built, the unit counts refreshed,
+    and the transaction commits; the search indexes are built and the tables analysed
+    after it, on two connections at once (:func:`_index_and_analyze`), before this
+    returns. ``replace`` empties the registry first.
+
+    Returns counts and seconds per step (``steps``: wall seconds of this process;
+    ``worker_cpu``: CPU seconds spent in the workers per step).
 
     Raises
     ------
@@ -699,140 +908,92 @@ def load_registry(
     say = on_progress or (lambda _m: None)
     t0 = time.perf_counter()
     times: dict[str, float] = {}
-    _check_bulk(reg)
-    times["check"] = round(time.perf_counter() - t0, 2)
+    cpu: dict[str, float] = {}
+    n_people = len(reg.people)
+    tasks: list[tuple[str, int, int]] = [("places", 0, 0), ("orgs_care", 0, 0), ("check", 0, 0)]
+    tasks += [("people", i, min(i + chunk, n_people)) for i in range(0, n_people, chunk)]
+    copied: dict[str, int] = {}
+    pool: ProcessPoolExecutor | None = None
     with engine.begin() as conn:
         vid = published_version_id(conn)
-        if replace:
-            store.truncate_registry(conn)
-        elif not store.is_empty(conn):
-            raise Conflict("the registry is not empty: the bulk load fills an empty registry")
-        store.drop_secondary_indexes(conn)
-        t = time.perf_counter()
-        b = reg.buildings
-        bt = pa.table(
-            {
-                "id": pa.array(b["id"], pa.int64()),
-                "ref": pa.array(b["ref"], pa.string()),
-                "name": pa.array(b["name"], pa.string()),
-                "address": pa.array(b["address"], pa.string()),
-                "floors": pa.array(b["floors"].astype(np.int32), pa.int32()),
-                "use": pa.array(b["use"], pa.string()),
-                "geom": _ewkb(b["lon"].to_numpy(), b["lat"].to_numpy()),
-                **_codes_arrays(b, vid),
-                "addr_grams": grams_arrow(b["address"].to_numpy(dtype=object), normalised=True),
-            }
-        )
-        store.copy_into(conn, "reg_building", bt.schema, [bt])
-        h = reg.households
-        dw = h[["building_id", "room"]].drop_duplicates().reset_index(drop=True)
-        dw_id = np.arange(1, len(dw) + 1, dtype=np.int64)
-        dt_ = pa.table(
-            {
-                "id": pa.array(dw_id, pa.int64()),
-                "building_id": pa.array(dw["building_id"], pa.int64()),
-                "room": pa.array(dw["room"], pa.string()),
-            }
-        )
-        store.copy_into(conn, "reg_dwelling", dt_.schema, [dt_])
-        key = pd.MultiIndex.from_frame(dw)
-        h_dw = dw_id[key.get_indexer(pd.MultiIndex.from_frame(h[["building_id", "room"]]))]
-        ht = pa.table(
-            {
-                "id": pa.array(h["id"], pa.int64()),
-                "ref": pa.array(h["ref"], pa.string()),
-                "building_id": pa.array(h["building_id"], pa.int64()),
-                "dwelling_id": pa.array(h_dw, pa.int64()),
-                "address": pa.array(h["address"], pa.string()),
-                **_codes_arrays(h, vid),
-                "addr_grams": grams_arrow(h["address"].to_numpy(dtype=object), normalised=True),
-            }
-        )
-        store.copy_into(conn, "reg_household", ht.schema, [ht])
-        times["buildings_households"] = round(time.perf_counter() - t, 2)
-        say(
-            f"registry: {len(b)} buildings, {len(h)} households in {times['buildings_households']} s"
-        )
-        t = time.perf_counter()
-        p = reg.people
-        cols = ["id", "household_id", "building_id", "name", "sex", "birth_date", "id_number",
-                "phone", "relation", "residence", *ATTRIBUTION_COLUMNS]  # fmt: skip
-        _BULK.update(columns={c: p[c].to_numpy() for c in cols}, vault=vault, version_id=vid)
-        bounds = [(i, min(i + chunk, len(p))) for i in range(0, len(p), chunk)]
+        _BULK.update(reg=reg, vault=vault, version_id=vid)
         try:
-            if workers > 1 and len(bounds) > 1:
-                # forked workers read the people from _BULK: nothing is pickled but bounds
-                ctx = multiprocessing.get_context("fork")
-                with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                    store.copy_into(
-                        conn, "reg_person", _PERSON_SCHEMA, pool.map(_person_slice, bounds)
-                    )
+            if workers > 1:
+                # forked workers read the registry from _BULK: nothing is pickled but the
+                # task's numbers; they start now and run ahead of the COPY
+                pool = ProcessPoolExecutor(
+                    max_workers=workers, mp_context=multiprocessing.get_context("fork")
+                )
+                results: Any = pool.map(_task, tasks)
             else:
-                store.copy_into(conn, "reg_person", _PERSON_SCHEMA, map(_person_slice, bounds))
+                results = map(_task, tasks)
+            t = time.perf_counter()
+            if replace:
+                store.truncate_registry(conn)
+            elif not store.is_empty(conn):
+                raise Conflict("the registry is not empty: the bulk load fills an empty registry")
+            store.drop_secondary_indexes(conn)
+            saved = store.drop_constraints(conn)
+            times["prepare"] = time.perf_counter() - t
+            t_wait = t_copy = 0.0
+            t = time.perf_counter()
+            for bodies, problems, part in results:
+                t_wait += time.perf_counter() - t
+                if problems:
+                    raise InvalidInput(
+                        "registry", "(generated records)", "valid records", "; ".join(problems)
+                    )
+                for k, s in part.items():
+                    cpu[k] = cpu.get(k, 0.0) + s
+                t = time.perf_counter()
+                for table, rows, body in bodies:
+                    store.copy_into(conn, table, _SCHEMAS[table], [body])
+                    copied[table] = copied.get(table, 0) + rows
+                t_copy += time.perf_counter() - t
+                t = time.perf_counter()
         finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
             _BULK.clear()
-        copied = store.stage_rows(conn, "reg_person")
-        if copied != len(p):  # pragma: no cover - a lost chunk would be a loader bug
-            raise RuntimeError(f"{copied} of {len(p)} people copied")
-        times["people"] = round(time.perf_counter() - t, 2)
-        say(f"registry: {len(p)} people sealed and copied in {times['people']} s")
+        times["wait_for_workers"], times["copy"] = t_wait, t_copy
+        say(f"registry: {copied} copied in {time.perf_counter() - t0:.1f} s")
+        if copied.get("reg_person", 0) != n_people:  # pragma: no cover - a loader bug
+            raise RuntimeError(f"{copied.get('reg_person', 0)} of {n_people} people copied")
         t = time.perf_counter()
-        o = reg.orgs
-        ot = pa.table(
-            {
-                "id": pa.array(o["id"], pa.int64()),
-                "uscc": pa.array(o["uscc"], pa.string()),
-                "name": pa.array(o["name"], pa.string()),
-                "kind": pa.array(o["kind"], pa.string()),
-                "address": pa.array(o["address"], pa.string()),
-                "building_id": pa.array(o["building_id"], pa.int64()),
-                "geom": _ewkb(o["lon"].to_numpy(), o["lat"].to_numpy()),
-                **_codes_arrays(o, vid),
-                "addr_grams": grams_arrow((o["name"] + o["address"]).to_numpy(dtype=object),
-                                          normalised=True),
-            }
-        )  # fmt: skip
-        store.copy_into(conn, "reg_org", ot.schema, [ot])
-        c = reg.care
-        ct = pa.table(
-            {
-                "person_id": pa.array(c["person_id"], pa.int64()),
-                "group_code": pa.array(c["group_code"], pa.string()),
-                "visit_every_days": pa.array(c["visit_every_days"].astype(np.int32), pa.int32()),
-                "since": pa.array(np.asarray(c["since"]).astype("datetime64[D]"), pa.date32()),
-            }
-        )
-        store.copy_into(conn, "reg_care", ct.schema, [ct])
-        times["orgs_care"] = round(time.perf_counter() - t, 2)
-        t = time.perf_counter()
-        store.create_secondary_indexes(conn)
+        store.add_constraints(conn, saved)
+        store.create_unique_blind_index(conn)
         store.reset_identities(conn)
-        times["indexes"] = round(time.perf_counter() - t, 2)
-        say(f"registry: indexes built in {times['indexes']} s")
+        times["keys_constraints"] = time.perf_counter() - t
+        t = time.perf_counter()
         units = refresh_unit_counts(conn, complete=True)
+        b, h, o = len(reg.buildings), len(reg.households), len(reg.orgs)
         audit.record(
             conn,
             actor=None,
             action="registry.bulk_load",
             resource="registry",
             ids=[],
-            detail={"records": int(len(b) + len(h) + len(p) + len(o)), "care": int(len(c))},
+            detail={"records": int(b + h + n_people + o), "care": int(len(reg.care))},
         )
+        times["unit_counts"] = time.perf_counter() - t
+        t = time.perf_counter()
+    times["commit"] = time.perf_counter() - t
     t = time.perf_counter()
-    with engine.begin() as conn:
-        store.analyze_registry(conn)
-    times["analyze"] = round(time.perf_counter() - t, 2)
-    records = int(len(reg.buildings) + len(reg.households) + len(reg.people) + len(reg.orgs))
+    _index_and_analyze(engine, workers)
+    times["indexes_analyze"] = time.perf_counter() - t
+    say(f"registry: search indexes built and tables analysed in {times['indexes_analyze']:.1f} s")
+    records = int(b + h + n_people + o)
     seconds = round(time.perf_counter() - t0, 2)
     return {
         "records": records,
-        "buildings": int(len(reg.buildings)),
-        "households": int(len(reg.households)),
-        "people": int(len(reg.people)),
-        "orgs": int(len(reg.orgs)),
+        "buildings": int(b),
+        "households": int(h),
+        "people": int(n_people),
+        "orgs": int(o),
         "care": int(len(reg.care)),
         "units_updated": units,
         "seconds": seconds,
         "rows_per_s": round(records / seconds) if seconds else None,
-        "steps": times,
+        "steps": {k: round(v, 2) for k, v in times.items()},
+        "worker_cpu": {k: round(v, 2) for k, v in cpu.items()},
     }

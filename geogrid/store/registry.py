@@ -73,6 +73,10 @@ __all__ = [
     "analyze_registry",
     "drop_secondary_indexes",
     "create_secondary_indexes",
+    "create_unique_blind_index",
+    "SECONDARY_INDEXES",
+    "drop_constraints",
+    "add_constraints",
     "truncate_registry",
     "export_rows",
     "copy_into",
@@ -181,24 +185,23 @@ REGISTRY_TABLES: Final[tuple[str, ...]] = (
     "reg_building",
 )
 
-#: the secondary indexes (as in migration 0009): the bulk loader of an empty registry
-#: drops them and builds them once after the COPY
+#: the secondary indexes (as in migrations 0009 and 0017): the bulk loader of an empty
+#: registry drops them and builds them once after the COPY. ``*_search``: one GIN index
+#: per table over the four unit codes (``btree_gin``) and the search grams, so a scoped
+#: partial search is one index scan (see migration 0017)
+_SEARCH_COLUMNS: Final[str] = ", ".join(ATTRIBUTION_COLUMNS)
 SECONDARY_INDEXES: Final[list[tuple[str, str, str]]] = [
     ("reg_building_geom", "reg_building", "USING gist (geom)"),
-    ("reg_building_grams", "reg_building", "USING gin (addr_grams)"),
+    ("reg_building_search", "reg_building", f"USING gin ({_SEARCH_COLUMNS}, addr_grams)"),
     ("reg_household_building", "reg_household", "(building_id)"),
-    ("reg_household_grams", "reg_household", "USING gin (addr_grams)"),
+    ("reg_household_search", "reg_household", f"USING gin ({_SEARCH_COLUMNS}, addr_grams)"),
     ("reg_person_phone_blind", "reg_person", "(phone_blind)"),
     ("reg_person_household", "reg_person", "(household_id)"),
     ("reg_person_building", "reg_person", "(building_id)"),
-    ("reg_person_grams", "reg_person", "USING gin (name_grams)"),
+    ("reg_person_search", "reg_person", f"USING gin ({_SEARCH_COLUMNS}, name_grams)"),
     ("reg_org_geom", "reg_org", "USING gist (geom)"),
-    ("reg_org_grams", "reg_org", "USING gin (addr_grams)"),
+    ("reg_org_search", "reg_org", f"USING gin ({_SEARCH_COLUMNS}, addr_grams)"),
     ("reg_care_group", "reg_care", "(group_code)"),
-] + [
-    (f"{t}_{c}", t, f"({c})")
-    for t in ("reg_building", "reg_household", "reg_person", "reg_org")
-    for c in ATTRIBUTION_COLUMNS
 ]
 
 _PG_TYPES: Final[dict[str, str]] = {
@@ -581,10 +584,11 @@ def registry_counts(conn: Connection) -> dict[str, int]:
     return out
 
 
-def analyze_registry(conn: Connection) -> None:
-    """ANALYZE the registry's tables (after a bulk load)."""
+def analyze_registry(conn: Connection, tables: Sequence[str] | None = None) -> None:
+    """ANALYZE the registry's tables (after a bulk load; only ``tables`` when given)."""
     for t in REGISTRY_TABLES:
-        conn.exec_driver_sql(f"ANALYZE {t}")
+        if tables is None or t in tables:
+            conn.exec_driver_sql(f"ANALYZE {t}")
 
 
 def drop_secondary_indexes(conn: Connection) -> None:
@@ -597,15 +601,65 @@ def drop_secondary_indexes(conn: Connection) -> None:
     conn.exec_driver_sql("DROP INDEX IF EXISTS reg_person_id_blind")
 
 
-def create_secondary_indexes(conn: Connection) -> None:
-    """(Re)create the secondary indexes dropped by :func:`drop_secondary_indexes`."""
-    # sorts and GIN builds in memory (this transaction only)
-    conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
+def create_unique_blind_index(conn: Connection) -> None:
+    """The people's unique ID blind index (dropped by :func:`drop_secondary_indexes`): in
+    the bulk load's transaction, since it refuses a duplicate person."""
+    conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
+    conn.exec_driver_sql("SET LOCAL max_parallel_maintenance_workers = 2")
     conn.exec_driver_sql(
         "CREATE UNIQUE INDEX IF NOT EXISTS reg_person_id_blind ON reg_person (id_blind)"
     )
+
+
+def create_secondary_indexes(conn: Connection, names: Sequence[str] | None = None) -> None:
+    """(Re)create the secondary indexes dropped by :func:`drop_secondary_indexes` (only
+    ``names`` when given; the unique blind index too when ``names`` is None)."""
+    # sorts and GIN builds in memory, btree builds with parallel workers (this transaction
+    # only): a GIN build that overflows maintenance_work_mem merges its runs again
+    conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
+    conn.exec_driver_sql("SET LOCAL max_parallel_maintenance_workers = 2")
+    if names is None:
+        create_unique_blind_index(conn)
     for name, table, definition in SECONDARY_INDEXES:
-        conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name} ON {table} {definition}")
+        if names is None or name in names:
+            conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name} ON {table} {definition}")
+
+
+#: a saved constraint: (table, name, kind p/u/f, definition)
+Constraint = tuple[str, str, str, str]
+
+
+def drop_constraints(conn: Connection) -> list[Constraint]:
+    """Drop the primary keys, unique constraints and foreign keys of the registry's tables
+    (and foreign keys pointing at them), in the caller's transaction, for a bulk COPY;
+    returns them for :func:`add_constraints`. A foreign key checks every copied row with
+    a query of its own and a unique index takes the keys one by one: adding them back
+    after the COPY checks and builds each once."""
+    rows = conn.execute(
+        text(
+            """SELECT c.conrelid::regclass::text, c.conname, c.contype::text,
+                      pg_get_constraintdef(c.oid)
+               FROM pg_constraint c
+               WHERE c.contype IN ('p', 'u', 'f')
+                 AND (c.conrelid = ANY(CAST(:t AS regclass[]))
+                      OR c.confrelid = ANY(CAST(:t AS regclass[])))
+               ORDER BY c.contype = 'f' DESC, c.conname"""
+        ),
+        {"t": list(REGISTRY_TABLES)},
+    ).all()
+    saved = [(str(t), str(n), str(k), str(d)) for t, n, k, d in rows]
+    for table, name, _, _ in saved:
+        conn.exec_driver_sql(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+    return saved
+
+
+def add_constraints(conn: Connection, saved: Sequence[Constraint]) -> None:
+    """Add back the constraints of :func:`drop_constraints` (keys first, then the foreign
+    keys, each validated by one query)."""
+    conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
+    conn.exec_driver_sql("SET LOCAL max_parallel_maintenance_workers = 2")
+    for table, name, _, definition in sorted(saved, key=lambda c: c[2] == "f"):
+        conn.exec_driver_sql(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
 
 
 def truncate_registry(conn: Connection) -> None:
