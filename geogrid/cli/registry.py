@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from geogrid.cli.registry_read import register as add_read_commands
 from geogrid.core.scope import Scope
 from geogrid.errors import GeogridError
 from geogrid.services import database
@@ -116,3 +117,6 @@ def export_cmd(
     except GeogridError as exc:
         raise _fail(exc) from None
     console.print(f"{result['rows']} {kind} rows written to {result['file']}", markup=False)
+
+
+add_read_commands(registry_app)  # search, care, aggregates (geogrid/cli/registry_read.py)
