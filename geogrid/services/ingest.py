@@ -40,12 +40,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 import psycopg
+import pyarrow as pa
 from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
 
@@ -57,15 +59,17 @@ from geogrid.core.incident_files import (
     read_batches,
     rejected_rows,
 )
+from geogrid.core.partitioning import Bounds, month_range, months_covering, partition_name
 from geogrid.core.scope import Scope
 from geogrid.errors import Conflict, DatabaseUnavailable, FileInputError, RowError
-from geogrid.services import audit
+from geogrid.services import audit, partitions
 from geogrid.services.attribution import attributor_for_version
 from geogrid.services.incidents import NEAR_CITY_M
 from geogrid.services.unitcache import UnitCache
 from geogrid.settings import get_settings
 from geogrid.store import incidents as store
 from geogrid.store import locks
+from geogrid.store import partitions as part_store
 from geogrid.store.changes import record_incident_change
 
 __all__ = ["IMPORT_LOCK_NAMESPACE", "ImportReport", "import_incidents", "import_lock"]
@@ -90,6 +94,11 @@ class ImportReport:
     rejected : bad rows (written to ``rejects_path`` with ``skip_bad``)
     outside : stored incidents outside every grid (kept, with null codes)
     seconds : wall time
+    phases : seconds per phase (``read``, ``check``, ``attribute``, ``encode`` in the
+        reading thread; ``copy``, ``keys``, ``insert``, ``index``, ``attach`` in the
+        transaction; the reading overlaps the COPY, so they add up to more than ``seconds``)
+    months_new : the month tables loaded standalone and attached
+    months_existing : rows loaded into months that had a partition already
     rejects_path : the rejects CSV, when rows were rejected
     errors : every problem found (file, row, field)
     """
@@ -104,6 +113,9 @@ class ImportReport:
     seconds: float = 0.0
     rejects_path: str | None = None
     errors: list[RowError] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)
+    months_new: list[str] = field(default_factory=list)
+    months_existing: int = 0
 
     @property
     def rows_per_second(self) -> float:
@@ -111,8 +123,10 @@ class ImportReport:
         return self.rows / self.seconds if self.seconds else float("nan")
 
 
-#: one encoded batch for COPY with its WGS84 points, or None while only errors are collected
-_Encoded = tuple[bytes, np.ndarray, np.ndarray, int] | None
+#: one batch encoded for COPY, split by month: (month or None for months with a partition
+#: already, binary COPY body, rows), with its WGS84 points and row count; or None while
+#: only errors are collected
+_Encoded = tuple[list[tuple[str | None, bytes, int]], np.ndarray, np.ndarray, int] | None
 
 
 def import_incidents(
@@ -260,7 +274,14 @@ def _import(
     with engine.connect() as conn:
         cats = store.category_table(conn)
         workers = store.grid_workers(conn)
+        covered = [p.bounds for p in part_store.list_partitions(conn) if not p.is_default]
     known = set(cats.index)
+    phases = report.phases
+
+    def clock(name: str, since: float) -> float:
+        now = time.perf_counter()
+        phases[name] = phases.get(name, 0.0) + now - since
+        return now
 
     def refused() -> bool:
         return bool(report.errors) and not skip_bad
@@ -268,9 +289,11 @@ def _import(
     def produce() -> Iterator[_Encoded]:
         """Read, check, attribute and encode batches (runs one batch ahead of COPY)."""
         with engine.connect() as lookup:
+            t = time.perf_counter()
             for first, raw in read_batches(
                 path, batch_size=batch_size, lon_field=lon_field, lat_field=lat_field
             ):
+                t = clock("read", t)
                 checked, good, errors = check_batch(
                     raw, file=str(path), first_row=first, crs=crs, categories=known, tz=zone
                 )
@@ -296,6 +319,7 @@ def _import(
                 batch = batch.loc[~batch["source_id"].isin(stored).to_numpy()]
                 batch = batch.reset_index(drop=True)
                 lon, lat = batch["lon"].to_numpy(), batch["lat"].to_numpy()
+                t = clock("check", t)
                 codes = att.attribute(lon, lat)
                 far = _far(codes, lon, lat)
                 if far.any():
@@ -313,7 +337,11 @@ def _import(
                     lon, lat = lon[~far], lat[~far]
                 report.outside += int(codes["grid_code"].isna().sum())
                 frame = prepare_rows(batch, codes, cats, workers, att.version_id)
-                yield store.encode_rows(frame), lon, lat, len(frame)
+                t = clock("attribute", t)
+                parts = _by_month(store.to_arrow(frame, lon, lat), covered, zone)
+                t = clock("encode", t)
+                yield parts, lon, lat, len(frame)
+                t = time.perf_counter()
 
     def _far(codes: pd.DataFrame, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         """Points outside every grid and too far from all of them."""
@@ -344,16 +372,22 @@ def _import(
 
     with engine.begin() as conn:
         _lock(conn, key, on_wait)  # before reading: a second import sees the first's rows
+        load = _MonthLoad(conn, zone, report)
         for encoded in _prefetch(produce()):
             if encoded is not None and not refused():
-                body, lon, lat, n = encoded
-                store.copy_encoded(conn, body)
+                parts, lon, lat, n = encoded
+                t = time.perf_counter()
+                for month, body, k in parts:
+                    load.copy(month, body, k)
+                clock("copy", t)
                 report.loaded += n
+                load.extent(lon, lat)
                 record_incident_change(conn, lon, lat, kind="import")
             if progress:
                 progress(report.rows)
         if refused():
             raise FileInputError(str(path), report.errors)
+        load.finish()
         audit.record(
             conn,
             actor=Scope.system(),
@@ -367,6 +401,126 @@ def _import(
         report.rejects_path = str(rp)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _by_month(
+    table: pa.Table, covered: list[Bounds], zone: str
+) -> list[tuple[str | None, bytes, int]]:
+    """Split a batch's rows by the month (in ``zone``) of ``reported_at`` and encode each
+    part for binary COPY: months that no partition covers (when the import started) are
+    named, to be loaded as tables of their own; the others are None (loaded through
+    ``incident``)."""
+    t = table.column("reported_at").cast(pa.int64()).to_numpy()
+    if len(t) == 0:
+        return []
+    first = datetime.fromtimestamp(int(t.min()) / 1e6, UTC)
+    last = datetime.fromtimestamp(int(t.max()) / 1e6, UTC)
+    months = months_covering(first, last, zone)
+    starts = np.array([int(month_range(m, zone).start.timestamp() * 1e6) for m in months])
+    which = np.searchsorted(starts, t, side="right") - 1
+    groups: dict[str | None, list[np.ndarray]] = {}
+    for i, m in enumerate(months):
+        rows = np.flatnonzero(which == i)
+        if len(rows) == 0:
+            continue
+        b = month_range(m, zone)
+        taken = any(not (c.end <= b.start or c.start >= b.end) for c in covered)
+        groups.setdefault(None if taken else m, []).append(rows)
+    return [
+        (m, store.encode_rows(table.take(pa.array(np.concatenate(idx)))), int(sum(map(len, idx))))
+        for m, idx in groups.items()
+    ]
+
+
+class _MonthLoad:
+    """The write side of one import, inside its transaction.
+
+    Months without a partition are COPYed into tables of their own (``incident_pYYYY_MM``,
+    with a CHECK constraint equal to the month: the attach then skips its scan), their
+    keys written in one statement, their indexes built once after the COPY and the tables
+    attached — no per-row index maintenance. Rows of months that have a partition
+    already are COPYed into an unindexed temporary table and go into ``incident`` with one
+    INSERT sorted by time (through the parent: its indexes and triggers). The partition
+    lock (:data:`geogrid.services.partitions.PARTITION_LOCK_NAMESPACE`) is held from the
+    first new month on, so no other writer makes the same month meanwhile; a month made
+    by someone between the start of the import and that moment goes through the parent.
+    """
+
+    def __init__(self, conn: Connection, zone: str, report: ImportReport) -> None:
+        self.conn, self.zone, self.report = conn, zone, report
+        self.tables: dict[str | None, str] = {}
+        self.rows: dict[str, int] = {}
+        self.locked = False
+        self.bbox = [np.inf, np.inf, -np.inf, -np.inf]
+
+    def _clock(self, name: str, since: float) -> float:
+        now = time.perf_counter()
+        self.report.phases[name] = self.report.phases.get(name, 0.0) + now - since
+        return now
+
+    def _table(self, month: str | None) -> str:
+        if month in self.tables:
+            return self.tables[month]
+        name = None
+        if month is not None:
+            if not self.locked:
+                locks.xact_lock(self.conn, partitions.PARTITION_LOCK_NAMESPACE, 0)
+                self.locked = True
+            bounds = month_range(month, self.zone)
+            taken = any(
+                not (p.end <= bounds.start or p.start >= bounds.end)
+                for p in (
+                    q.bounds for q in part_store.list_partitions(self.conn) if not q.is_default
+                )
+            )
+            if not taken:
+                name = partition_name("incident", month)
+                part_store.create_month_table(self.conn, "incident", name, bounds)
+        if name is None:
+            if None not in self.tables:
+                self.tables[None] = store.create_stage(self.conn)
+            name = self.tables[None]
+        self.tables[month] = name
+        return name
+
+    def copy(self, month: str | None, body: bytes, n: int) -> None:
+        name = self._table(month)
+        store.copy_encoded(self.conn, body, name)
+        self.rows[name] = self.rows.get(name, 0) + n
+
+    def extent(self, lon: np.ndarray, lat: np.ndarray) -> None:
+        ok = np.isfinite(lon) & np.isfinite(lat)
+        if ok.any():
+            b = self.bbox
+            b[0], b[1] = min(b[0], float(lon[ok].min())), min(b[1], float(lat[ok].min()))
+            b[2], b[3] = max(b[2], float(lon[ok].max())), max(b[3], float(lat[ok].max()))
+
+    def finish(self) -> None:
+        conn, report = self.conn, self.report
+        t = time.perf_counter()
+        stage = self.tables.get(None)
+        if stage is not None:
+            store.insert_from(conn, stage)  # keys, then one sorted INSERT
+            report.months_existing = self.rows.get(stage, 0)
+            t = self._clock("insert", t)
+        months = {m: n for m, n in self.tables.items() if m is not None and n != stage}
+        for name in months.values():
+            store.insert_keys(conn, name)
+        t = self._clock("keys", t)
+        for name in months.values():
+            store.build_indexes(conn, name)
+        t = self._clock("index", t)
+        attached = 0
+        for month, name in sorted(months.items()):
+            part_store.attach(conn, "incident", name, month_range(month, self.zone))
+            store.attached_hook(conn, name)
+            attached += self.rows.get(name, 0)
+            report.months_new.append(month)
+        if attached and np.isfinite(self.bbox[0]):
+            # the attached rows passed no INSERT trigger: the live map's one message
+            b = self.bbox
+            store.notify_loaded(conn, attached, (b[0], b[1], b[2], b[3]))
+        self._clock("attach", t)
 
 
 def _prefetch(items: Iterator[_T], depth: int = 1) -> Iterator[_T]:
