@@ -15,9 +15,19 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy import Engine
 
+from api.replica import caller_key
 from geogrid.services.context import AppContext
 
-__all__ = ["ContextDep", "EngineDep", "get_context", "get_engine"]
+__all__ = [
+    "ContextDep",
+    "EngineDep",
+    "ReadAfterDep",
+    "ReadEngineDep",
+    "get_context",
+    "get_engine",
+    "get_read_engine",
+    "read_after",
+]
 
 
 def get_context(request: Request) -> AppContext:
@@ -31,5 +41,20 @@ def get_engine(request: Request) -> Engine:
     return get_context(request).engine
 
 
+def get_read_engine(request: Request) -> Engine:
+    """The engine of read-only work (issue 12): the replica when one is configured, up,
+    not lagging and caught up with the caller's own last write; else the primary. Only
+    for routes whose services never write (no audit row, no last-seen update)."""
+    return get_context(request).read_engine(caller_key(request.scope))
+
+
+def read_after(request: Request) -> int | None:
+    """The primary's WAL position the caller's reads must see (its last write), or None."""
+    reads = get_context(request).reads
+    return reads.written(caller_key(request.scope)) if reads is not None else None
+
+
 ContextDep = Annotated[AppContext, Depends(get_context)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
+ReadEngineDep = Annotated[Engine, Depends(get_read_engine)]
+ReadAfterDep = Annotated[int | None, Depends(read_after)]

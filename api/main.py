@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from api.errors import add_exception_handlers, document_errors
 from api.json import GeogridJSONResponse
 from api.limits import LimitsMiddleware, install_log_redaction
+from api.replica import ReplicaMiddleware
 from api.routes import (
     analytics,
     audit,
@@ -167,6 +168,8 @@ def create_app(database_url: str | None = None, settings: Settings | None = None
         redoc_url=None,
     )
     add_exception_handlers(app)
+    # issue 12: read-your-writes positions; a read failed on the replica answered again
+    app.add_middleware(ReplicaMiddleware)
     app.add_middleware(tiles.CachedTiles)  # issue 12: cached tiles before routing, in the limits
     # body/field limits, rate limits, the expensive gate, statement timeouts (api/limits.py)
     app.add_middleware(LimitsMiddleware, settings=settings or get_settings())

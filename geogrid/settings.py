@@ -2,6 +2,8 @@
 
 ``GEOGRID_DATABASE_URL``  SQLAlchemy URL of a PostGIS database. Unset: the embedded
                           cluster (see :mod:`geogrid.store.cluster`).
+``GEOGRID_DATABASE_REPLICA_URL`` a streaming replica for read-only work (optional; see
+                          :mod:`geogrid.services.replica`).
 ``GEOGRID_HOME``          folder for the embedded cluster and caches (default ``./var``).
 ``GEOGRID_PG_PORT``       port of the embedded cluster (default 55432).
 ``GEOGRID_REDIS_URL``     Redis for the shared tile cache (optional; memory cache otherwise).
@@ -184,6 +186,13 @@ class Settings(BaseSettings):
     )
 
     database_url: str | None = None
+    #: issue 12 (replicas, geogrid.services.replica): a streaming replica of the database
+    #: for read-only work (tiles, OGC items, metrics, locate, incident lists); reads leave
+    #: it for the primary when it is down or lags more than ``replica_max_lag_s`` seconds
+    #: (checked at most every ``replica_check_s`` seconds)
+    database_replica_url: str | None = None
+    replica_max_lag_s: float = Field(default=5.0, ge=0)
+    replica_check_s: float = Field(default=2.0, gt=0)
     home: Path = Path("var")
     pg_port: int = 55432
     redis_url: str | None = None
@@ -283,6 +292,8 @@ class Settings(BaseSettings):
             object.__setattr__(self, "database_url", None)
         if not self.redis_url:
             object.__setattr__(self, "redis_url", None)
+        if not self.database_replica_url:
+            object.__setattr__(self, "database_replica_url", None)
         if self.city_file is not None:
             city = load_city(self.city_file)
             if "city" in self.model_fields_set:  # given fields override the file's

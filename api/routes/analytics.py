@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import pandas as pd
 from fastapi import APIRouter, Path, Query
 
-from api.deps import ContextDep
+from api.deps import ContextDep, ReadEngineDep
 from api.json import GeoJSONResponse
 from api.models.analytics import (
     Hotspots,
@@ -113,6 +113,7 @@ def metric_catalogue() -> MetricCatalogue:
 )
 def unit_metrics(
     ctx: ContextDep,
+    read: ReadEngineDep,
     level: LevelP,
     start: FromQ = None,
     end: ToQ = None,
@@ -131,7 +132,7 @@ def unit_metrics(
     if fmt not in ("json", "geojson"):
         raise InvalidInput("format", fmt, "json or geojson")
     m = gm.load_metrics(
-        ctx.engine,
+        read,
         level,
         start=start,
         end=end,
@@ -150,6 +151,7 @@ def unit_metrics(
 @router.get("/metrics/{level}/{code}/trend", response_model=UnitTrend, responses=_ERRORS)
 def unit_trend(
     ctx: ContextDep,
+    read: ReadEngineDep,
     level: LevelP,
     code: Annotated[str, Path(description="unit code", examples=["450902001001"])],
     interval: Annotated[
@@ -163,7 +165,7 @@ def unit_trend(
     """Incidents of one unit per week or month (the city's local time), for the side panel;
     default the last 26 weeks or 12 months."""
     df = gm.unit_trend(
-        ctx.engine,
+        read,
         level,
         code,
         interval=interval,
@@ -187,6 +189,7 @@ def unit_trend(
 @router.get("/hotspots", response_model=Hotspots, responses=_ERRORS)
 def hotspots(
     ctx: ContextDep,
+    read: ReadEngineDep,
     level: Annotated[
         str, Query(description="district, street, community or grid", examples=["grid"])
     ] = "grid",
@@ -210,7 +213,7 @@ def hotspots(
     """Getis-Ord Gi* hot and cold spots of a metric per unit (queen contiguity,
     Benjamini–Hochberg FDR): class hot_99 … cold_99 or not_significant."""
     df = gm.unit_hotspots(
-        ctx.engine,
+        read,
         level,
         metric=metric,
         start=start,

@@ -25,6 +25,8 @@ router = APIRouter(tags=["service"])
 def health(ctx: ContextDep, response: Response) -> dict[str, Any]:
     """200 when the database answers, 503 (with the same body) when it does not."""
     report = health_report(ctx.engine, ctx.health)
+    if ctx.reads is not None and ctx.reads.enabled:  # issue 12: its state and lag
+        report["replica"] = ctx.reads.report()
     if report["status"] != HEALTHY:
         response.status_code = 503
         response.headers["Retry-After"] = "5"

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, status
 
 from api.auth import AccountDep
-from api.deps import EngineDep
+from api.deps import EngineDep, ReadEngineDep
 from api.json import jsonable
 from api.models.common import error_responses
 from api.models.idempotency import IdempotencyKeyHeader
@@ -82,6 +82,7 @@ def report_incident(
 )
 def list_incidents(
     engine: EngineDep,
+    read: ReadEngineDep,
     account: AccountDep,
     unit: Annotated[
         str | None,
@@ -112,8 +113,9 @@ def list_incidents(
     roles), with personal fields (description's contact details, notes) masked for
     planners, leaders and analysts."""
     return incidents.list_incidents(
-        engine,
+        read,
         scope=Scope.of(account),
+        audit_bind=engine,
         unit_code=unit,
         statuses=status_.split(",") if status_ else None,
         categories=category.split(",") if category else None,
@@ -129,7 +131,7 @@ def list_incidents(
     responses=error_responses(400, 401),
 )
 def overdue_incidents(
-    engine: EngineDep,
+    engine: ReadEngineDep,
     account: AccountDep,
     unit: Annotated[
         str | None,
@@ -183,10 +185,14 @@ def overdue_incidents(
     summary="One incident with its history",
     responses=error_responses(401, 404),
 )
-def get_incident(engine: EngineDep, account: AccountDep, incident_id: IncidentId) -> dict[str, Any]:
+def get_incident(
+    engine: EngineDep, read: ReadEngineDep, account: AccountDep, incident_id: IncidentId
+) -> dict[str, Any]:
     """One incident with its units at every level and its full history (404 outside the
     caller's units; actors' names and notes masked for planners, leaders and analysts)."""
-    return incidents.get_incident(engine, incident_id, scope=Scope.of(account), with_history=True)
+    return incidents.get_incident(
+        read, incident_id, scope=Scope.of(account), with_history=True, audit_bind=engine
+    )
 
 
 @router.post(

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from api.deps import EngineDep
+from api.deps import ReadEngineDep
 from api.models.common import error_responses
 from api.models.locate import Location
 from geogrid.services.lookup import locate as locate_point
@@ -17,7 +17,7 @@ router = APIRouter(tags=["boundaries"])
 
 @router.get("/locate", response_model=Location, responses=error_responses(400, 404))
 def locate(
-    engine: EngineDep,
+    engine: ReadEngineDep,
     lon: Annotated[float, Query(description="longitude (or easting) in `crs`", examples=[110.18])],
     lat: Annotated[float, Query(description="latitude (or northing) in `crs`", examples=[22.65])],
     crs: Annotated[

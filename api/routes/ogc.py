@@ -38,7 +38,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 
-from api.deps import ContextDep
+from api.deps import ContextDep, ReadAfterDep
 from api.models.common import error_responses
 from api.models.ogc import (
     OGC_OPENAPI_SCHEMA,
@@ -264,6 +264,7 @@ def collection(
 def items(
     request: Request,
     ctx: ContextDep,
+    written: ReadAfterDep,
     collection_id: CollectionP,
     bbox: Annotated[
         str | None,
@@ -389,6 +390,7 @@ def items(
         offset=offset,
         limit=limit,
         after=after,
+        read_after=written,
     )
     feats = [feature_json(i.id, i.geometry, i.properties) for i in page.items]
     keyset = collection_id == "incidents" and not sortby and page.items
@@ -420,6 +422,7 @@ def items(
 def item(
     request: Request,
     ctx: ContextDep,
+    written: ReadAfterDep,
     collection_id: CollectionP,
     feature_id: Annotated[
         str,
@@ -433,7 +436,7 @@ def item(
 ) -> GeoJSONResponse:
     features.check_collection(collection_id)
     _check_params(request, {"f"})
-    one = features.item(ctx.maps, collection_id, feature_id)
+    one = features.item(ctx.maps, collection_id, feature_id, read_after=written)
     base = _base(request)
     links = [
         link(f"{base}/collections/{collection_id}/items/{feature_id}", "self", GEOJSON),

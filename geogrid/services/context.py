@@ -16,9 +16,11 @@ from geogrid.services.health import HealthCache
 from geogrid.services.live import LiveHub
 from geogrid.services.mapservice import MapService
 from geogrid.services.plans.sessions import PlanSessions
+from geogrid.services.replica import ReadRouter
 from geogrid.services.unitcache import UnitCache
 from geogrid.settings import Settings, get_settings
 from geogrid.store import get_engine
+from geogrid.store.replica import replica_engine
 
 __all__ = ["AppContext"]
 
@@ -44,13 +46,35 @@ class AppContext:
     health: HealthCache = field(default_factory=HealthCache)
     #: the live map's feed and change listener (issue 12), started by the app's lifespan
     live: LiveHub | None = None
+    #: issue 12: the engine of read-only work (the replica of ``database_replica_url`` when
+    #: it is up, caught up and not lagging; else ``engine``), see geogrid.services.replica
+    reads: ReadRouter | None = None
+
+    def __post_init__(self) -> None:
+        if self.reads is None:
+            self.reads = ReadRouter(self.engine, None)
+
+    @property
+    def replica(self) -> Engine | None:
+        """The replica's engine, or None when no replica is configured."""
+        return self.reads.replica if self.reads is not None else None
+
+    def read_engine(self, caller: str | None = None) -> Engine:
+        """The engine of a read-only piece of work by ``caller`` (see
+        :meth:`ReadRouter.engine_for`)."""
+        assert self.reads is not None
+        return self.reads.engine_for(caller)
 
     @classmethod
     def open(cls, database_url: str | None = None, settings: Settings | None = None) -> AppContext:
         """A context on ``database_url`` (default: the settings' URL or the embedded cluster)."""
         s = settings or get_settings()
         engine = get_engine(database_url or s.database_url)
-        return cls(engine=engine, settings=s, maps=MapService(engine, s))
+        replica = replica_engine(s.database_replica_url) if s.database_replica_url else None
+        reads = ReadRouter(
+            engine, replica, max_lag_s=s.replica_max_lag_s, check_interval=s.replica_check_s
+        )
+        return cls(engine=engine, settings=s, maps=MapService(engine, s, reads=reads), reads=reads)
 
     def close(self) -> None:
         """Drop the caches (the engine's pool stays with :func:`geogrid.store.get_engine`)."""

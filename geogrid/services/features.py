@@ -177,6 +177,7 @@ def items(
     offset: int = 0,
     limit: int = LIMIT_DEFAULT,
     after: int | None = None,
+    read_after: int | None = None,
 ) -> ItemPage:
     """One page of a collection's items.
 
@@ -206,6 +207,9 @@ def items(
     after : int, optional
         Keyset paging of incidents in the default order: the items after this id
         (:class:`InvalidInput` with ``sortby`` or on boundaries).
+    read_after : int, optional
+        Issue 12: a WAL position of the primary the read must see (the caller's last
+        write): a replica that has not replayed it is not used.
     """
     qs = queryables(maps, collection_id)
     if after is not None and (collection_id != "incidents" or sortby):
@@ -219,7 +223,7 @@ def items(
     sort = parse_sortby(sortby, [n for n, q in qs.items() if q.type != "geometry"])
     keep = parse_properties(properties, property_names(collection_id))
     maps.poll()
-    with maps.engine.connect() as conn:
+    with maps.read_engine(read_after).connect() as conn:
         if collection_id == "incidents":
             page = incident_page(
                 conn,
@@ -252,11 +256,14 @@ def items(
     return ItemPage(out, page.matched)
 
 
-def item(maps: MapService, collection_id: str, feature_id: str) -> Item:
-    """One feature by id (:class:`NotFound` when it does not exist)."""
+def item(
+    maps: MapService, collection_id: str, feature_id: str, *, read_after: int | None = None
+) -> Item:
+    """One feature by id (:class:`NotFound` when it does not exist); ``read_after`` as for
+    :func:`items`."""
     check_collection(collection_id)
     maps.poll()
-    with maps.engine.connect() as conn:
+    with maps.read_engine(read_after).connect() as conn:
         if collection_id == "incidents":
             row = incident_item(conn, feature_id)
         else:
@@ -275,7 +282,7 @@ def _info(maps: MapService, collection_id: str) -> CollectionInfo:
     title, description = COLLECTIONS[collection_id]
 
     def build() -> Extent:
-        with maps.engine.connect() as conn:
+        with maps.read_engine().connect() as conn:
             if collection_id == "incidents":
                 return incident_extent(conn)
             return unit_extent(conn, BOUNDARY_COLLECTIONS[collection_id])

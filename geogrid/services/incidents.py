@@ -841,12 +841,18 @@ def _get(
 
 
 def _disclose(
-    conn: Bind, scope: Scope, rows: list[dict[str, Any]], *, action: str
+    conn: Bind,
+    scope: Scope,
+    rows: list[dict[str, Any]],
+    *,
+    action: str,
+    audit_bind: Bind | None = None,
 ) -> list[dict[str, Any]]:
     """``rows`` as ``scope`` may see them: personal fields clear where
     :meth:`~geogrid.core.scope.Scope.personal_clear`, masked for other staff, the public
     view for anonymous callers (:func:`geogrid.core.masking.redact_incident`); the clear
-    reads are written to the audit trail (one row for the whole list)."""
+    reads are written to the audit trail (one row for the whole list; on ``audit_bind``
+    when the rows were read on a replica, issue 12)."""
     out: list[dict[str, Any]] = []
     clear: list[int] = []
     for d in rows:
@@ -858,20 +864,26 @@ def _disclose(
     fields = list(INCIDENT_PERSONAL)
     if any(d.get("history") for d in rows):
         fields += [f"history.{f}" for f in EVENT_PERSONAL]
-    audit.record_read(conn, scope, "incident", clear, fields, {"via": action})
+    audit.record_read(audit_bind or conn, scope, "incident", clear, fields, {"via": action})
     return out
 
 
 def get_incident(
-    bind: Bind, incident_id: int, *, scope: Scope, with_history: bool = False
+    bind: Bind,
+    incident_id: int,
+    *,
+    scope: Scope,
+    with_history: bool = False,
+    audit_bind: Bind | None = None,
 ) -> dict[str, Any]:
     """One incident with ``units`` (level → {code, name}, district first), ``address``,
     ``media_url``, ``overdue`` and optionally ``history``, as ``scope`` may see it
     (personal fields masked outside the caller's units). NotFound if none or outside the
-    caller's units."""
+    caller's units. ``bind`` may be a read replica: the audit row of a clear read is then
+    written on ``audit_bind`` (the primary; issue 12)."""
     with transaction(bind) as c:
         d = _get(c, incident_id, with_history=with_history, scope=scope)
-        return _disclose(c, scope, [d], action="get")[0]
+        return _disclose(c, scope, [d], action="get", audit_bind=audit_bind)[0]
 
 
 def _unit_level(code: str, level: str | None = None) -> str:
@@ -895,6 +907,7 @@ def list_incidents(
     offset: int = 0,
     category_parameter: str | None = "category",
     scope: Scope,
+    audit_bind: Bind | None = None,
 ) -> list[dict[str, Any]]:
     """Incidents matching every filter given, newest report first. Unknown categories or
     statuses are InvalidInput (``category_parameter`` names the parameter in errors; None
@@ -932,7 +945,7 @@ def list_incidents(
     files = media_service.media_of(bind, "incident", [int(d["id"]) for d in found])
     for d in found:
         d["media"] = files.get(int(d["id"]), [])
-    return _disclose(bind, scope, found, action="list")
+    return _disclose(bind, scope, found, action="list", audit_bind=audit_bind)
 
 
 def history(bind: Bind, incident_id: int, *, scope: Scope) -> list[dict[str, Any]]:

@@ -72,11 +72,13 @@ from geogrid.core.timewindow import (
 )
 from geogrid.errors import InvalidInput
 from geogrid.services.metrics import load_metrics
+from geogrid.services.replica import ReadRouter
 from geogrid.services.tilecache import ChangeWatcher, Memo, TileCache, params_key
 from geogrid.settings import Settings
 from geogrid.store.changes import Change, changes_since, unit_extents
 from geogrid.store.features import unit_extent
 from geogrid.store.incidents import category_table
+from geogrid.store.replica import primary_lsn
 from geogrid.store.tiles import incident_points, incident_tile, unit_tile
 
 __all__ = ["DEFAULT_DAYS", "METRIC_TTL", "MapService", "Window"]
@@ -153,8 +155,15 @@ class MapService:
         cache: TileCache | None = None,
         poll_interval: float = 0.5,
         metrics_ttl: float = METRIC_TTL,
+        reads: ReadRouter | None = None,
     ) -> None:
         self.engine = engine
+        # issue 12 (replicas): renders and frames read here; the change log and the
+        # primary's WAL position of its last poll with changes (a render must not come
+        # from a replica older than the invalidation that dropped the tile) are read on
+        # the primary
+        self.reads = reads
+        self._seen_lsn: int | None = None
         self.settings = settings
         self.cache = (
             cache if cache is not None else TileCache(settings.tile_cache_size, settings.redis_url)
@@ -189,6 +198,16 @@ class MapService:
         self.sources.clear()
         self.static.clear()
         self.cache.close()
+
+    def read_engine(self, after: int | None = None) -> Engine:
+        """The engine of a render or a frame: the replica when it has replayed the last
+        change applied to the caches and the primary's WAL position ``after`` (a caller's
+        own last write; issue 12), else the primary."""
+        if self.reads is None:
+            return self.engine
+        seen = self._seen_lsn
+        need = after if seen is None else seen if after is None else max(seen, after)
+        return self.reads.engine(need)
 
     # ------------------------------------------------------------------ filters
     def window(
@@ -250,14 +269,14 @@ class MapService:
         return self.static.get("categories", self._categories)
 
     def _categories(self) -> frozenset[str]:
-        with self.engine.connect() as conn:
+        with self.read_engine().connect() as conn:
             return frozenset(str(c) for c in category_table(conn).index)
 
     def bounds(self) -> BBox | None:
         """WGS84 extent of the published districts (for TileJSON), memoised."""
 
         def build() -> BBox | None:
-            with self.engine.connect() as conn:
+            with self.read_engine().connect() as conn:
                 return unit_extent(conn, "district").bbox
 
         return self.static.get("bounds", build)
@@ -320,7 +339,7 @@ class MapService:
 
     def _build_metrics(self, level: str, window: Window) -> pd.DataFrame:
         gdf = load_metrics(
-            self.engine,
+            self.read_engine(),
             level,
             start=window.start,
             end=window.end,
@@ -347,7 +366,7 @@ class MapService:
             data = self._unit_tile(layer, level, z, x, y, window)
             ttl = self.metrics_ttl
         else:
-            with self.engine.connect() as conn:
+            with self.read_engine().connect() as conn:
                 data, _, _ = incident_tile(
                     conn, z, x, y, start=window.start, end=window.end, categories=window.categories
                 )
@@ -369,7 +388,7 @@ class MapService:
 
     def _unit_tile(self, layer: str, level: str, z: int, x: int, y: int, window: Window) -> bytes:
         metrics = self.tile_metrics(level, window, z, x, y)
-        with self.engine.connect() as conn:
+        with self.read_engine().connect() as conn:
             data, _ = unit_tile(conn, level, layer, z, x, y, metrics=metrics)
         return data
 
@@ -377,7 +396,7 @@ class MapService:
         """The incident points of ``window`` prepared for heat rendering (memoised)."""
 
         def build() -> HeatSource:
-            with self.engine.connect() as conn:
+            with self.read_engine().connect() as conn:
                 lon, lat = incident_points(
                     conn, start=window.start, end=window.end, categories=window.categories
                 )
@@ -457,7 +476,10 @@ class MapService:
 
     def _fetch_changes(self, last_id: int | None) -> tuple[list[Change], int]:
         with self.engine.connect() as conn:
-            return changes_since(conn, last_id)
+            found = changes_since(conn, last_id)
+            if found[0] and self.reads is not None and self.reads.enabled:
+                self._seen_lsn = primary_lsn(conn)  # ≥ the commit of every change read
+            return found
 
     def _apply_changes(self, changes: list[Change]) -> None:
         touched = {c.layer for c in changes}
