@@ -253,9 +253,10 @@ def _with_residents(
             "evaluation": store_residents.evaluation_by_unit(conn, column, start, end),
         }
     for name, rows in parts.items():
-        by = {r["code"]: (int(r["n"]), float(r["score_sum"])) for r in rows}
-        n = out["code"].map(lambda c, by=by: by.get(c, (0, 0.0))[0]).astype("int64")
-        total = out["code"].map(lambda c, by=by: by.get(c, (0, 0.0))[1]).astype(float)
+        # dict lookups (Series.map of a dict), not a Python call per unit
+        n = out["code"].map({r["code"]: int(r["n"]) for r in rows}).fillna(0).astype("int64")
+        total = out["code"].map({r["code"]: float(r["score_sum"]) for r in rows}).fillna(0.0)
+        total = total.astype(float)
         score = "satisfaction" if name == "satisfaction" else "evaluation_score"
         out[score] = (total / n.where(n > 0)).astype(float)
         out[f"{name}_answers"] = n

@@ -86,10 +86,6 @@ def _edges(a: datetime, b: datetime, days: tuple[date, date], zone: str) -> list
     return [a, _midnight(days[0], z), _midnight(days[1], z), b]
 
 
-def _frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame([tuple(r) for r in rows], columns=columns)
-
-
 def aggregate_units_rollup(
     bind: Engine | Connection,
     level: str,
@@ -193,48 +189,34 @@ def aggregate_units_rollup(
     else:
         counts, backlog, resolved = run(counts_sql), run(backlog_sql), run(resolved_sql)
 
-    a = _frame(
-        counts, ["code", "incidents", "previous_incidents", "effort_incidents", "mismatched"]
+    # one row per code seen by any statement (a None code — outside every grid — is a key
+    # like any other); plain dicts: pandas merges cost more than the statements here
+    by_a = {r[0]: r[1:] for r in counts}
+    by_b = {r[0]: r[1:] for r in backlog}
+    by_r = {r[0]: r[1:] for r in resolved}
+    codes = list(dict.fromkeys([*by_a, *by_b, *by_r]))
+    za, zb, zr = (0, 0, 0.0, 0), (0, 0, 0, 0), (0, 0, None)
+    ra = [by_a.get(c, za) for c in codes]
+    rb = [by_b.get(c, zb) for c in codes]
+    rr = [by_r.get(c, zr) for c in codes]
+    q = [(np.nan, np.nan) if x[2] is None else (float(x[2][0]), float(x[2][1])) for x in rr]
+
+    def col(rows: list[Any], i: int) -> np.ndarray:
+        return np.fromiter((x[i] for x in rows), dtype=np.int64, count=len(rows))
+
+    return pd.DataFrame(
+        {
+            "code": pd.Series(codes, dtype=object),
+            "incidents": col(ra, 0),
+            "previous_incidents": col(ra, 1),
+            "effort_incidents": np.fromiter((x[2] for x in ra), dtype=float, count=len(ra)),
+            "open_backlog": col(rb, 0),
+            "overdue": col(rb, 1),
+            "resolved": col(rr, 0),
+            "resolved_on_time": col(rr, 1),
+            "open_overdue_window": col(rb, 2),
+            "mismatched": col(ra, 3) + col(rb, 3),
+            "median_hours": np.array([x[0] for x in q], dtype=float),
+            "p90_hours": np.array([x[1] for x in q], dtype=float),
+        }
     )
-    b = _frame(
-        backlog, ["code", "open_backlog", "overdue", "open_overdue_window", "mismatched_old"]
-    )
-    r = _frame(resolved, ["code", "resolved", "resolved_on_time", "q"])
-    r["median_hours"] = [np.nan if q is None else float(q[0]) for q in r["q"]]
-    r["p90_hours"] = [np.nan if q is None else float(q[1]) for q in r["q"]]
-    # outer joins on the code (pandas matches None keys with each other: the incidents
-    # outside every grid stay one row, as on the base path)
-    df = a.merge(b, on="code", how="outer").merge(r.drop(columns="q"), on="code", how="outer")
-    ints = [
-        "incidents",
-        "previous_incidents",
-        "open_backlog",
-        "overdue",
-        "resolved",
-        "resolved_on_time",
-        "open_overdue_window",
-    ]
-    for c in ints:
-        df[c] = df[c].fillna(0).astype(np.int64)
-    df["mismatched"] = (df["mismatched"].fillna(0) + df["mismatched_old"].fillna(0)).astype(
-        np.int64
-    )
-    df["effort_incidents"] = df["effort_incidents"].astype(float).fillna(0.0)
-    df["median_hours"] = df["median_hours"].astype(float)
-    df["p90_hours"] = df["p90_hours"].astype(float)
-    return df[
-        [
-            "code",
-            "incidents",
-            "previous_incidents",
-            "effort_incidents",
-            "open_backlog",
-            "overdue",
-            "resolved",
-            "resolved_on_time",
-            "open_overdue_window",
-            "mismatched",
-            "median_hours",
-            "p90_hours",
-        ]
-    ]
