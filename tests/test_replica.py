@@ -103,13 +103,22 @@ def _build_city(pair: Pair) -> None:
 def pair():
     root = Path(tempfile.mkdtemp(prefix="geogrid-replica-"))
     t0 = time.monotonic()
+    took: dict[str, float] = {}
+
+    def lap(what: str) -> None:
+        took[what] = round(time.monotonic() - t0 - sum(took.values()), 1)
+
     p = Pair(root)
+    lap("initdb+start")
     started: list[Path] = [p.p_settings.pg_data]
     server = None
     try:
         migrate(p.primary_url)  # PostGIS (CREATE EXTENSION) and the schema, on the primary
+        lap("migrate")
         _build_city(p)
-        make_standby(p.p_port, p.password, p.r_data, p.r_port)
+        lap("city")
+        make_standby(p.p_port, p.password, p.r_data, p.r_port, sync=False)
+        lap("pg_basebackup+start")
         started.append(p.r_data)
         assert p.sql("replica", "SELECT pg_is_in_recovery()") == [(True,)]
         env = {
@@ -131,7 +140,8 @@ def pair():
         assert settings.database_replica_url == p.replica_url
         server = LiveServer(p.primary_url, settings)
         p.http = httpx.Client(base_url=server.base, timeout=30)
-        print(f"primary + standby + app ready in {time.monotonic() - t0:.1f} s")
+        lap("app")
+        print(f"primary + standby + app ready in {time.monotonic() - t0:.1f} s: {took}")
         yield p
     finally:
         if server is not None:

@@ -105,7 +105,13 @@ def replay_lsn(conn: Connection) -> int | None:
 
 
 def make_standby(
-    primary_port: int, password: str | None, data: Path, port: int, *, user: str = "postgres"
+    primary_port: int,
+    password: str | None,
+    data: Path,
+    port: int,
+    *,
+    user: str = "postgres",
+    sync: bool = True,
 ) -> None:
     """A hot standby of the server on ``127.0.0.1:primary_port`` in ``data``, listening on
     ``port``: ``pg_basebackup -R`` (streams the base backup with its WAL and writes
@@ -113,7 +119,7 @@ def make_standby(
     and the server belong to ``postgres`` (as for the embedded cluster,
     :mod:`geogrid.store.cluster`). The primary must allow replication connections from
     127.0.0.1 (``initdb``'s default ``pg_hba.conf`` does) and have ``wal_level`` replica
-    (the default).
+    (the default). ``sync=False`` skips the backup's fsync (a throw-away standby: tests).
 
     Raises
     ------
@@ -146,6 +152,7 @@ def make_standby(
         "stream",
         "-c",
         "fast",
+        *([] if sync else ["--no-sync"]),
     ]
     _run(cluster._as_owner(cmd), "pg_basebackup", env)
     with open(data / "postgresql.conf", "a") as f:
