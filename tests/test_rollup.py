@@ -246,6 +246,7 @@ def test_rollup_follows_every_write_and_metrics_match_the_base_table(city):
     _rollup_equals_rebuild(eng)
     _same_aggregates(eng, vid)
     _same_metrics(eng, vid)
+    _refresh_equals_rebuild(eng, vid, rng)
 
     # 4. a publish's re-attribution: a new version where the first grid's incidents move
     #    to the second grid (and some outside ones come in), counts move between grids
@@ -324,6 +325,37 @@ def _same_metrics(eng, vid: int) -> None:
         pd.DataFrame(want.drop(columns="geometry")),
         rtol=1e-9,
     )
+
+
+def _refresh_equals_rebuild(eng, vid: int, rng: np.random.Generator) -> None:
+    """A map's frame refreshed for the units a few reports touched equals a rebuilt one."""
+    start, end = datetime(2026, 5, 10) - SH, datetime(2026, 6, 9) - SH
+    s, e = start.replace(tzinfo=UTC), end.replace(tzinfo=UTC)
+    now = datetime(2026, 6, 1, 3, tzinfo=UTC)  # inside the window: the state is read now
+    for level in ("grid", "community"):
+        before = metrics.metrics_frame(eng, level, start=s, end=e, now=now, tz=ZONE)
+        rows = _incidents(rng, 5, vid, f"refresh-{level}-")
+        for k, r in enumerate(rows):
+            r["grid_code"], r["community_code"] = GRIDS[2], GRIDS[2][:12]
+            r["reported_at"] = datetime(2026, 5, 20 + k, 16, tzinfo=UTC)
+            r["updated_at"] = max(r["updated_at"], r["reported_at"])
+        with eng.begin() as conn:
+            conn.execute(insert(incident), rows)
+        with eng.connect() as conn:
+            codes = rollup.unit_codes_meeting(
+                conn, vid, level, [(X0 + 0.025, Y0 + 0.005, X0 + 0.025, Y0 + 0.005)]
+            )
+        assert codes == [GRIDS[2] if level == "grid" else GRIDS[2][:12]]
+        got = metrics.refresh_metrics_frame(eng, before, codes, now=now, tz=ZONE)
+        want = metrics.metrics_frame(eng, level, start=s, end=e, now=now, tz=ZONE)
+        assert got is not None
+        changed = got.set_index("code")["incidents"] - before.set_index("code")["incidents"]
+        assert changed.to_dict()[codes[0]] > 0 and changed.drop(codes[0]).eq(0).all()
+        pd.testing.assert_frame_equal(
+            pd.DataFrame(got.drop(columns="geometry")),
+            pd.DataFrame(want.drop(columns="geometry")),
+            rtol=1e-9,
+        )
 
 
 def test_whole_days_and_zone():

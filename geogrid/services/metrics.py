@@ -80,7 +80,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import geopandas as gpd
@@ -90,7 +90,7 @@ from sqlalchemy import Connection, Engine
 
 from geogrid.core.hierarchy import ATTRIBUTION_COLUMNS, LEVELS_UP
 from geogrid.core.hotspots import GiStar, spatial_weights
-from geogrid.core.loadindex import LoadWeights, as_weights, load_parts
+from geogrid.core.loadindex import LoadWeights, as_weights, load_parts, load_score
 from geogrid.core.metric_catalogue import METRIC_COLUMNS, METRICS
 from geogrid.core.timewindow import parse_time, resolve_window
 from geogrid.core.unitmetrics import (
@@ -117,8 +117,11 @@ __all__ = [
     "incident_frame",
     "incident_time_range",
     "load_index",
+    "FRAME_EXTRA",
     "load_metrics",
+    "metrics_frame",
     "metrics_from_aggregates",
+    "refresh_metrics_frame",
     "unit_hotspots",
     "unit_trend",
 ]
@@ -387,6 +390,7 @@ def metrics_from_aggregates(
         categories=categories,
         weights=asdict(weights),
         load_reference=dict(zip(("effort", "households", "area_km2"), ref, strict=True)),
+        grid_count=int(n_grids),
         path=path,
     )
     return gdf
@@ -454,6 +458,131 @@ def load_metrics(
     )
     out = gdf[METRIC_COLUMNS]
     out.attrs.update(dict(gdf.attrs))
+    return out
+
+
+#: what a map's metrics frame keeps beyond :data:`METRIC_COLUMNS`: the sums its
+#: incremental refresh (:func:`refresh_metrics_frame`) needs
+FRAME_EXTRA = ["effort_incidents"]
+
+
+def metrics_frame(
+    engine: Bind,
+    level: str,
+    *,
+    start: Any = None,
+    end: Any = None,
+    categories: Categories = None,
+    now: Any = None,
+    tz: str | None = None,
+    cache: UnitCache | None = None,
+) -> gpd.GeoDataFrame:
+    """:func:`load_metrics` of the published version plus :data:`FRAME_EXTRA`, for a map's
+    metrics frame that :func:`refresh_metrics_frame` updates in place of a rebuild."""
+    gdf = _compute(
+        engine,
+        level,
+        start=start,
+        end=end,
+        categories=categories,
+        version=None,
+        as_of=None,
+        now=now,
+        weights=None,
+        tz=tz,
+        cache=cache,
+    )
+    out = gdf[[*METRIC_COLUMNS, *FRAME_EXTRA]]
+    out.attrs.update(dict(gdf.attrs))
+    return out
+
+
+def refresh_metrics_frame(
+    engine: Bind,
+    frame: pd.DataFrame,
+    codes: Iterable[str],
+    *,
+    now: Any = None,
+    tz: str | None = None,
+) -> pd.DataFrame | None:
+    """``frame`` (a :func:`metrics_frame`, possibly without its geometry) with the rows of
+    ``codes`` recomputed at ``now`` — what a few reports changed, at the cost of those
+    units (issue 12: the map's frames after writes, instead of rebuilding every unit).
+
+    The aggregates of ``codes`` come from the rollup; the city's mean grid (the load
+    index's reference) moves by their change in effort, so every unit's ``load_index`` is
+    recomputed from the new reference (vectorised). Worker FTEs and residents' answers are
+    kept (incident writes do not change them). The other units keep the state read at
+    the frame's build time: the map's frames expire after a TTL anyway.
+
+    Returns None when only a full rebuild is right: no rollup in the database, the
+    frame lacks the attributes of :func:`metrics_frame`, or some incidents carry another
+    boundary version (the re-attributing path).
+    """
+    a = dict(frame.attrs)
+    if "grid_count" not in a or "effort_incidents" not in frame:
+        return None
+    wanted = set(str(c) for c in codes)
+    sel = frame["code"].astype(str).isin(wanted).to_numpy()
+    if not sel.any():
+        return frame
+    zone = _zone(tz)
+    level = str(a["level"])
+    start_d = datetime.fromisoformat(a["start"])
+    end_d = datetime.fromisoformat(a["end"])
+    now_d = parse_time(now, "now", zone) or datetime.now(UTC)
+    t = min(end_d, now_d)
+    with _connect(engine) as conn:
+        rollup_zone = store_rollup.rollup_zone(conn)
+    if rollup_zone is None:
+        return None
+    rows = frame.loc[sel]
+    agg = store_rollup.aggregate_units_rollup(
+        engine,
+        level,
+        prev_start=datetime.fromisoformat(a["previous_start"]),
+        start=start_d,
+        end=end_d,
+        t=t,
+        categories=a.get("categories"),
+        version_id=int(a["version_id"]),
+        past=t < now_d,
+        zone=rollup_zone,
+        codes=rows["code"].astype(str).tolist(),
+    )
+    if int(agg["mismatched"].sum()) > 0:
+        return None
+    ref = a["load_reference"]
+    n_grids = int(a["grid_count"])
+    delta = float(agg["effort_incidents"].sum()) - float(rows["effort_incidents"].sum())
+    reference = (
+        ref["effort"] + delta / n_grids if n_grids else 0.0,
+        ref["households"],
+        ref["area_km2"],
+    )
+    weights = as_weights(a.get("weights"))
+    fte = pd.Series(rows["workers"].to_numpy(float), index=rows["code"].to_numpy())
+    units = pd.DataFrame(
+        rows[["code", "name", "level", "parent_code", "population", "households", "area_m2"]]
+    ).reset_index(drop=True)
+    part = unit_metrics(units, agg, fte, reference=reference, weights=weights)
+    out = frame.copy()
+    keep = {"code", "name", "level", "parent_code", "population", "households", "area_m2"}
+    for c in part.columns:
+        if c in out.columns and c not in keep and c != "workers":
+            out.loc[sel, c] = part[c].to_numpy()
+    out["load_index"] = load_score(
+        out["effort_incidents"].to_numpy(float),
+        out["households"].to_numpy(float),
+        out["area_m2"].to_numpy(float) / 1e6,
+        reference=reference,
+        weights=weights,
+    )
+    out.attrs.update(
+        a,
+        load_reference=dict(zip(("effort", "households", "area_km2"), reference, strict=True)),
+        as_at=t.isoformat(),
+    )
     return out
 
 

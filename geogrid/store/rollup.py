@@ -38,7 +38,7 @@ from geogrid.core.hierarchy import LEVEL_COLUMN
 from geogrid.core.lifecycle import DONE_STATUSES, HANDLED_STATUSES, OPEN_STATUSES
 from geogrid.store.engine import connection as _connect
 
-__all__ = ["aggregate_units_rollup", "rollup_zone", "whole_days"]
+__all__ = ["aggregate_units_rollup", "rollup_zone", "unit_codes_meeting", "whole_days"]
 
 # Status lists are written into the SQL as literals (constants of core, never user input)
 # so that the planner can match the partial indexes' predicates in generic plans too.
@@ -47,6 +47,7 @@ _DONE = ", ".join(f"'{s}'" for s in DONE_STATUSES)
 _HANDLED = ", ".join(f"'{s}'" for s in HANDLED_STATUSES)
 _DONE_AT = "COALESCE(i.resolved_at, i.closed_at, i.updated_at)"
 _CATS = "(CAST(:cats AS text[]) IS NULL OR {a}.category = ANY(CAST(:cats AS text[])))"
+_CODES = "(CAST(:codes AS text[]) IS NULL OR {a}.{col} = ANY(CAST(:codes AS text[])))"
 
 
 def rollup_zone(bind: Engine | Connection) -> str | None:
@@ -98,14 +99,19 @@ def aggregate_units_rollup(
     version_id: int,
     past: bool,
     zone: str,
+    codes: list[str] | None = None,
 ) -> pd.DataFrame:
     """Per-unit aggregates of a window (as :func:`geogrid.store.metrics.aggregate_units`:
     same columns, same definitions and selection, one row per code with any figure)
     from the rollup whose days are in ``zone`` (:func:`rollup_zone`).
 
+    ``codes``: only these units of the level (the incremental refresh of a map's
+    metrics frame after a few reports); None: every unit.
+
     With an Engine the three statements run on three pooled connections at once.
     """
     col = LEVEL_COLUMN[level]
+    code_d, code_i = _CODES.format(a="d", col=col), _CODES.format(a="i", col=col)
     wd = whole_days(start, end, zone)
     pd_ = whole_days(prev_start, start, zone)
     we, pe = _edges(start, end, wd, zone), _edges(prev_start, start, pd_, zone)
@@ -116,6 +122,7 @@ def aggregate_units_rollup(
         "t": t,
         "v": version_id,
         "cats": list(categories) if categories is not None else None,
+        "codes": list(codes) if codes is not None else None,
         "w0": wd[0],
         "w1": wd[1],
         "p0": pd_[0],
@@ -132,13 +139,13 @@ def aggregate_units_rollup(
                    sum(d.incidents) FILTER (WHERE d.day >= :p0 AND d.day < :p1) AS prev
             FROM incident_daily d
             WHERE ((d.day >= :w0 AND d.day < :w1) OR (d.day >= :p0 AND d.day < :p1))
-              AND {_CATS.format(a="d")}
+              AND {_CATS.format(a="d")} AND {code_d}
             GROUP BY 1, 2, 3
             UNION ALL
             SELECT i.{col}, i.version_id, i.category,
                    count(*) FILTER (WHERE {in_w}), count(*) FILTER (WHERE {in_p})
             FROM incident i
-            WHERE ({in_w} OR {in_p}) AND {_CATS.format(a="i")}
+            WHERE ({in_w} OR {in_p}) AND {_CATS.format(a="i")} AND {code_i}
             GROUP BY 1, 2, 3
         )
         SELECT r.code, COALESCE(sum(r.inc), 0)::bigint, COALESCE(sum(r.prev), 0)::bigint,
@@ -159,7 +166,7 @@ def aggregate_units_rollup(
                count(*) FILTER (WHERE i.reported_at < :ps
                                 AND i.version_id IS DISTINCT FROM :v)
         FROM incident i
-        WHERE i.reported_at < :t AND {_CATS.format(a="i")}
+        WHERE i.reported_at < :t AND {_CATS.format(a="i")} AND {code_i}
           AND (i.status IN ({_OPEN})
                OR (i.status IN ({_DONE}) AND {_DONE_AT} > :t AND {older_done}))
         GROUP BY 1
@@ -172,6 +179,7 @@ def aggregate_units_rollup(
         FROM incident i
         WHERE i.reported_at >= :s AND i.reported_at < :e AND i.status IN ({_HANDLED})
           AND i.resolved_at IS NOT NULL AND i.resolved_at <= :t AND {_CATS.format(a="i")}
+          AND {code_i}
         GROUP BY 1
     """
 
@@ -220,3 +228,31 @@ def aggregate_units_rollup(
             "p90_hours": np.array([x[1] for x in q], dtype=float),
         }
     )
+
+
+def unit_codes_meeting(
+    bind: Engine | Connection, version_id: int, level: str, bboxes: Sequence[Sequence[float]]
+) -> list[str]:
+    """Codes of a version's units of ``level`` that meet any of the WGS84 ``bboxes``
+    (west, south, east, north): the units whose metrics a batch of reports changes. A
+    box of one report is a point (``ST_Envelope`` of its corners, not a degenerate
+    polygon, which would meet nothing)."""
+    if not bboxes:
+        return []
+    cols = list(zip(*[tuple(float(v) for v in b) for b in bboxes], strict=True))
+    with _connect(bind) as conn:
+        rows = conn.execute(
+            text(
+                "SELECT DISTINCT u.code FROM unnest(CAST(:w AS float8[]), CAST(:s AS float8[]), "
+                "CAST(:e AS float8[]), CAST(:n AS float8[])) AS b(w, s, e, n) "
+                "JOIN unit u ON u.version_id = :v AND u.level = :lv "
+                "AND ST_Intersects(u.geom, ST_SetSRID(ST_Envelope(ST_MakeLine("
+                "ST_MakePoint(b.w, b.s), ST_MakePoint(b.e, b.n))), 4326))"
+            ),
+            {
+                "v": version_id,
+                "lv": level,
+                **{k: list(c) for k, c in zip("wsen", cols, strict=True)},
+            },
+        ).all()
+    return sorted(str(r[0]) for r in rows)
