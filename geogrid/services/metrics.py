@@ -579,7 +579,7 @@ def refresh_metrics_frame(
         weights=weights,
     )
     out.attrs.update(
-        a,
+        {str(k): v for k, v in a.items()},
         load_reference=dict(zip(("effort", "households", "area_km2"), reference, strict=True)),
         as_at=t.isoformat(),
     )

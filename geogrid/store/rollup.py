@@ -209,21 +209,21 @@ def aggregate_units_rollup(
     rr = [by_r.get(c, zr) for c in codes]
     q = [(np.nan, np.nan) if x[2] is None else (float(x[2][0]), float(x[2][1])) for x in rr]
 
-    def col(rows: list[Any], i: int) -> np.ndarray:
+    def ints(rows: list[Any], i: int) -> np.ndarray:
         return np.fromiter((x[i] for x in rows), dtype=np.int64, count=len(rows))
 
     return pd.DataFrame(
         {
             "code": pd.Series(codes, dtype=object),
-            "incidents": col(ra, 0),
-            "previous_incidents": col(ra, 1),
+            "incidents": ints(ra, 0),
+            "previous_incidents": ints(ra, 1),
             "effort_incidents": np.fromiter((x[2] for x in ra), dtype=float, count=len(ra)),
-            "open_backlog": col(rb, 0),
-            "overdue": col(rb, 1),
-            "resolved": col(rr, 0),
-            "resolved_on_time": col(rr, 1),
-            "open_overdue_window": col(rb, 2),
-            "mismatched": col(ra, 3) + col(rb, 3),
+            "open_backlog": ints(rb, 0),
+            "overdue": ints(rb, 1),
+            "resolved": ints(rr, 0),
+            "resolved_on_time": ints(rr, 1),
+            "open_overdue_window": ints(rb, 2),
+            "mismatched": ints(ra, 3) + ints(rb, 3),
             "median_hours": np.array([x[0] for x in q], dtype=float),
             "p90_hours": np.array([x[1] for x in q], dtype=float),
         }
