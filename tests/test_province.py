@@ -104,7 +104,7 @@ def test_history_statuses_are_consistent(history) -> None:
 def test_dask_sums_equal_single_machine(province, history) -> None:
     folder, _ = history
     att = Attributor.from_layers(province.units)
-    efforts = {c: float(e) for c, e in load_categories()["effort"].items()}
+    efforts = {str(c): float(e) for c, e in load_categories()["effort"].items()}
     start = pd.Timestamp("2026-11-01", tz="Asia/Shanghai")
     end = pd.Timestamp("2026-12-01", tz="Asia/Shanghai")
     window = {"prev_start": start - (end - start), "start": start, "end": end, "t": end}
