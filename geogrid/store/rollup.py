@@ -132,27 +132,25 @@ def aggregate_units_rollup(
     }
     in_w = "((i.reported_at >= :we0 AND i.reported_at < :we1) OR (i.reported_at >= :we2 AND i.reported_at < :we3))"
     in_p = "((i.reported_at >= :pe0 AND i.reported_at < :pe1) OR (i.reported_at >= :pe2 AND i.reported_at < :pe3))"
+    # one hash aggregate by code over the rollup's days and the edges' rows (a category's
+    # effort joined per row, the version compared per row: no second grouping level)
     counts_sql = f"""
-        WITH r AS (
+        SELECT r.code, sum(r.inc)::bigint, sum(r.prev)::bigint,
+               sum(r.inc * c.effort)::float8,
+               (sum(r.inc + r.prev) FILTER (WHERE r.version_id IS DISTINCT FROM :v))::bigint
+        FROM (
             SELECT d.{col} AS code, d.version_id, d.category,
-                   sum(d.incidents) FILTER (WHERE d.day >= :w0 AND d.day < :w1) AS inc,
-                   sum(d.incidents) FILTER (WHERE d.day >= :p0 AND d.day < :p1) AS prev
+                   CASE WHEN d.day >= :w0 AND d.day < :w1 THEN d.incidents ELSE 0 END AS inc,
+                   CASE WHEN d.day >= :p0 AND d.day < :p1 THEN d.incidents ELSE 0 END AS prev
             FROM incident_daily d
             WHERE ((d.day >= :w0 AND d.day < :w1) OR (d.day >= :p0 AND d.day < :p1))
               AND {_CATS.format(a="d")} AND {code_d}
-            GROUP BY 1, 2, 3
             UNION ALL
             SELECT i.{col}, i.version_id, i.category,
-                   count(*) FILTER (WHERE {in_w}), count(*) FILTER (WHERE {in_p})
+                   CASE WHEN {in_w} THEN 1 ELSE 0 END, CASE WHEN {in_p} THEN 1 ELSE 0 END
             FROM incident i
             WHERE ({in_w} OR {in_p}) AND {_CATS.format(a="i")} AND {code_i}
-            GROUP BY 1, 2, 3
-        )
-        SELECT r.code, COALESCE(sum(r.inc), 0)::bigint, COALESCE(sum(r.prev), 0)::bigint,
-               COALESCE(sum(r.inc * c.effort), 0)::float8,
-               COALESCE(sum(COALESCE(r.inc, 0) + COALESCE(r.prev, 0))
-                        FILTER (WHERE r.version_id IS DISTINCT FROM :v), 0)::bigint
-        FROM r JOIN category c ON c.code = r.category
+        ) r JOIN category c ON c.code = r.category
         GROUP BY r.code
     """
     # the selection of the base path: reported in [prev_start, end) whatever the status,
@@ -203,7 +201,7 @@ def aggregate_units_rollup(
     by_b = {r[0]: r[1:] for r in backlog}
     by_r = {r[0]: r[1:] for r in resolved}
     codes = list(dict.fromkeys([*by_a, *by_b, *by_r]))
-    za, zb, zr = (0, 0, 0.0, 0), (0, 0, 0, 0), (0, 0, None)
+    za, zb, zr = (0, 0, 0.0, None), (0, 0, 0, 0), (0, 0, None)
     ra = [by_a.get(c, za) for c in codes]
     rb = [by_b.get(c, zb) for c in codes]
     rr = [by_r.get(c, zr) for c in codes]
@@ -223,7 +221,8 @@ def aggregate_units_rollup(
             "resolved": ints(rr, 0),
             "resolved_on_time": ints(rr, 1),
             "open_overdue_window": ints(rb, 2),
-            "mismatched": ints(ra, 3) + ints(rb, 3),
+            "mismatched": np.fromiter((x[3] or 0 for x in ra), dtype=np.int64, count=len(ra))
+            + ints(rb, 3),
             "median_hours": np.array([x[0] for x in q], dtype=float),
             "p90_hours": np.array([x[1] for x in q], dtype=float),
         }
