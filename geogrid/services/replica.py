@@ -60,6 +60,10 @@ log = logging.getLogger("geogrid.services.replica")
 DEFAULT_CHECK_INTERVAL = 2.0
 #: callers whose last write position is remembered at most (oldest forgotten first)
 MAX_WRITERS = 100_000
+#: SQLSTATEs of a failed replica read answered again on the primary: recovery conflicts
+#: (40001, 40P01), a write refused in recovery (25006), the standby shutting down or
+#: starting (57P01, 57P02, 57P03)
+_RETRIED = frozenset({"40001", "40P01", "25006", "57P01", "57P02", "57P03"})
 
 
 @dataclass(frozen=True)
@@ -190,11 +194,18 @@ class ReadRouter:
         self._state = ReplicaState("down", error=reason, checked_at=time.monotonic())
 
     def _on_error(self, ctx: Any) -> None:
-        # a connection error or a recovery conflict on the replica: stop reading there now;
-        # the request is answered again on the primary (api.replica)
-        _FAILED.note()
-        if getattr(ctx, "is_disconnect", False) or ctx.connection is None:
-            self.mark_down(_short(ctx.original_exception))
+        # a lost or refused connection, a recovery conflict, a write refused by the standby:
+        # the request is answered again on the primary (api.replica), and a lost replica is
+        # left at once. Not a statement timeout: the same query would time out again.
+        exc = ctx.original_exception
+        lost = bool(getattr(ctx, "is_disconnect", False)) or ctx.connection is None
+        sqlstate = getattr(exc, "sqlstate", None)
+        if lost or sqlstate in _RETRIED:
+            _FAILED.note()
+        if sqlstate == "25006":  # a bug: a read routed here wrote
+            log.error("a read on the replica tried to write: %s", _short(exc))
+        if lost:
+            self.mark_down(_short(exc))
 
     # ------------------------------------------------------------------ routing
     def engine(self, after: int | None = None) -> Engine:
