@@ -9,9 +9,14 @@ synthetic incidents as CSV, and times in one run on the same rows:
   attribute every point to grid/community/street/district, COPY into the indexed
   ``incident`` table, all in one transaction);
 * ``GeoDataFrame.to_postgis`` of the same rows (already parsed, no checks, no
-  attribution) into a plain table with a GiST index, the usual GeoPandas way.
+  attribution) into a plain table with a GiST index, the usual GeoPandas way;
+* raw binary ``COPY`` of the same stored rows (every column, the body already encoded:
+  ``COPY … TO STDOUT (FORMAT BINARY)`` of what geogrid stored) into an unindexed table —
+  the server's floor for writing these rows.
 
-Prints rows/s and the ratio. The scratch database is dropped afterwards.
+Prints rows/s and the ratios, and geogrid's time per phase (read/check/attribute/encode
+in the reading thread, which overlaps the COPY; copy/keys/insert/index/attach in the
+transaction). The scratch database is dropped afterwards.
 """
 
 from __future__ import annotations
@@ -85,6 +90,24 @@ def main() -> None:
             geometry=gpd.points_from_xy(frame["lon"], frame["lat"]),
             crs="EPSG:4326",
         )
+        # raw binary COPY of the very rows geogrid stored, into an unindexed table
+        raw_url = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        with psycopg.connect(raw_url) as pc:
+            pc.execute("CREATE TABLE incident_raw (LIKE incident)")
+            buf = bytearray()
+            with pc.cursor().copy("COPY (SELECT * FROM incident) TO STDOUT (FORMAT BINARY)") as cp:
+                for chunk in cp:
+                    buf += chunk
+            pc.commit()
+            t0 = time.perf_counter()
+            with pc.cursor().copy("COPY incident_raw FROM STDIN (FORMAT BINARY)") as cp:
+                view = memoryview(buf)
+                for i in range(0, len(view), 1 << 20):
+                    cp.write(view[i : i + (1 << 20)])
+            pc.commit()
+            t_raw = time.perf_counter() - t0
+            del buf
+
         t0 = time.perf_counter()
         gdf.to_postgis(
             "incident_to_postgis", engine, if_exists="replace", index=False, chunksize=100_000
@@ -103,7 +126,32 @@ def main() -> None:
             f"{'GeoDataFrame.to_postgis (parsed rows, no checks/attribution)':58s} "
             f"{t_gpd:8.1f} {args.rows / t_gpd:10,.0f}"
         )
+        print(
+            f"{'raw binary COPY of the stored rows into an unindexed table':58s} "
+            f"{t_raw:8.1f} {args.rows / t_raw:10,.0f}"
+        )
         print(f"geogrid speed-up over to_postgis: {t_gpd / t_geogrid:.2f}x")
+        print(f"geogrid / raw binary COPY: {t_raw / t_geogrid:.2f}x of the COPY floor")
+        print(
+            f"months loaded standalone + attached: {len(rep.months_new)}, rows through the "
+            f"parent: {rep.months_existing:,}"
+        )
+        print("geogrid phases (s; the reading thread overlaps the COPY):")
+        for phase in (
+            "read",
+            "check",
+            "dedupe",
+            "attribute",
+            "encode",
+            "copy",
+            "insert",
+            "keys",
+            "index",
+            "attach",
+        ):
+            if phase in rep.phases:
+                print(f"  {phase:10s} {rep.phases[phase]:7.2f}")
+        print(f"  {'wall':10s} {t_geogrid:7.2f}")
     finally:
         get_engine(url).dispose()
         with psycopg.connect(args.admin_url, autocommit=True) as c:

@@ -485,3 +485,64 @@ def test_cli_connection_lost_mid_import_is_a_message_not_a_traceback(city, tmp_p
     assert "Traceback" not in errs
     assert "connection was lost" in errs and "nothing was written" in errs
     assert _count(city["engine"]) == before
+
+
+def test_multi_month_load_into_new_and_existing_partitions(city, tmp_path):
+    """Months without a partition are loaded as tables of their own, indexed once and
+    attached; a month that has one goes through the parent; both in the one transaction,
+    and a second import loads nothing."""
+    from datetime import UTC, datetime
+
+    from geogrid.services import partitions
+
+    engine = city["engine"]
+    partitions.ensure(engine, datetime(2025, 2, 10, tzinfo=UTC))  # 2025-02 exists, empty
+    df = _rows(city, 90, prefix="mm")
+    months = np.array(["2025-01", "2025-02", "2025-03"])[np.arange(90) % 3]
+    df["reported_at"] = [f"{m}-{1 + k % 27:02d}T08:30:00" for k, m in enumerate(months)]
+    df.loc[0, "reported_at"] = "2025-01-31T23:30:00"  # local time: still January in the city
+    p = tmp_path / "months.csv"
+    df.to_csv(p, index=False)
+    rep = import_incidents(engine, p, batch_size=40)
+    assert rep.loaded == 90
+    assert sorted(rep.months_new) == ["2025-01", "2025-03"]
+    assert rep.months_existing == 30
+    assert {"copy", "index", "attach", "keys", "encode"} <= set(rep.phases)
+    with engine.connect() as conn:
+        homes = dict(
+            conn.execute(
+                text(
+                    "SELECT tableoid::regclass::text, count(*) FROM incident "
+                    "WHERE source_id LIKE 'mm-%' GROUP BY 1"
+                )
+            ).all()
+        )
+        assert homes == {"incident_p2025_01": 30, "incident_p2025_02": 30, "incident_p2025_03": 30}
+        assert (
+            conn.execute(
+                text("SELECT count(*) FROM incident_key WHERE source_id LIKE 'mm-%'")
+            ).scalar_one()
+            == 90
+        )
+        parent = conn.execute(
+            text("SELECT count(*) FROM pg_index WHERE indrelid = 'incident'::regclass")
+        ).scalar_one()
+        for name in ("incident_p2025_01", "incident_p2025_03"):
+            assert (
+                conn.execute(
+                    text("SELECT count(*) FROM pg_indexes WHERE tablename = :t"), {"t": name}
+                ).scalar_one()
+                == parent
+            )
+            assert not conn.execute(
+                text("SELECT count(*) FROM pg_constraint WHERE conname = :c"),
+                {"c": f"{name}_bound"},
+            ).scalar_one()
+        # the loaded ids are keys: their history can be written
+        iid = conn.execute(text("SELECT id FROM incident WHERE source_id = 'mm-0'")).scalar_one()
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO incident_event (incident_id, kind) VALUES (:i, 'note')"), {"i": iid}
+        )
+    again = import_incidents(engine, p, batch_size=40)
+    assert (again.loaded, again.already_stored) == (0, 90)

@@ -1,4 +1,5 @@
-"""The ``geogrid db`` commands: the embedded cluster, migrations, keys, backups."""
+"""The ``geogrid db`` commands: the embedded cluster, migrations, keys, backups, the
+incident table's monthly partitions (issue 12: list, archive, restore a month)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from geogrid.cli._common import (
 )
 from geogrid.errors import GeogridError
 from geogrid.services import backup as backups
-from geogrid.services import database, idempotency
+from geogrid.services import database, idempotency, partitions
 
 db_app = typer.Typer(help="The database: embedded cluster and migrations.", no_args_is_help=True)
 
@@ -115,3 +116,57 @@ def db_restore(
         f"restored {rep.path} into {rep.database}: {len(rep.tables)} tables, "
         f"{sum(rep.tables.values()):,} rows (as in the backup), {rep.media_files} media file(s)"
     )
+
+
+# --------------------------------------------------------------- issue 12: partitions
+@db_app.command("partitions")
+def db_partitions(
+    ahead: Annotated[
+        bool,
+        typer.Option("--make-ahead", help="first make this month and the next ones"),
+    ] = False,
+) -> None:
+    """List the monthly partitions of the incident table."""
+    engine = current_engine()
+    try:
+        if ahead:
+            made = partitions.maintain(engine)
+            console.print(f"made {len(made)} partition(s): {', '.join(made) or '-'}")
+        for p in partitions.partition_list(engine):
+            span = "DEFAULT" if p["start"] is None else f"{p['start']} … {p['end']}"
+            console.print(f"{p['name']:24s} {span}")
+    except GeogridError as exc:
+        fail(exc)
+
+
+@db_app.command("archive")
+def db_archive(
+    before: Annotated[
+        str, typer.Option("--before", help="archive the months before this one (YYYY-MM)")
+    ],
+    to: Annotated[Path, typer.Option("--to", help="the folder of the archive files")] = Path(
+        "archive"
+    ),
+) -> None:
+    """Detach the incident months before --before, write each to GeoParquet and drop it
+    (one transaction per month; the incidents' ids, events and notes stay)."""
+    try:
+        rep = partitions.archive_before(current_engine(), before, to)
+    except GeogridError as exc:
+        fail(exc)
+    for name, path in rep.files.items():
+        console.print(f"{name} → {path}")
+    console.print(f"archived {len(rep.files)} month(s), {rep.rows:,} incidents")
+
+
+@db_app.command("restore-month")
+def db_restore_month(
+    path: Annotated[Path, typer.Argument(help="a file written by 'geogrid db archive'")],
+) -> None:
+    """Load an archived incident month back and attach it (its row count and checksum are
+    checked against the file's)."""
+    try:
+        rep = partitions.restore_month(current_engine(), path)
+    except GeogridError as exc:
+        fail(exc)
+    console.print(f"restored {', '.join(rep.files)}: {rep.rows:,} incidents")

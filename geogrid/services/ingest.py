@@ -94,7 +94,7 @@ class ImportReport:
     rejected : bad rows (written to ``rejects_path`` with ``skip_bad``)
     outside : stored incidents outside every grid (kept, with null codes)
     seconds : wall time
-    phases : seconds per phase (``read``, ``check``, ``attribute``, ``encode`` in the
+    phases : seconds per phase (``read``, ``check``, ``dedupe``, ``attribute``, ``encode`` in the
         reading thread; ``copy``, ``keys``, ``insert``, ``index``, ``attach`` in the
         transaction; the reading overlaps the COPY, so they add up to more than ``seconds``)
     months_new : the month tables loaded standalone and attached
@@ -314,12 +314,13 @@ def _import(
                 report.duplicates_in_file += int(dup_in_file.sum())
                 batch = batch.loc[~dup_in_file.to_numpy()]
                 seen.update(batch["source_id"])
+                t = clock("check", t)
                 stored = store.existing_source_ids(lookup, batch["source_id"].tolist())
                 report.already_stored += len(stored)
                 batch = batch.loc[~batch["source_id"].isin(stored).to_numpy()]
                 batch = batch.reset_index(drop=True)
                 lon, lat = batch["lon"].to_numpy(), batch["lat"].to_numpy()
-                t = clock("check", t)
+                t = clock("dedupe", t)
                 codes = att.attribute(lon, lat)
                 far = _far(codes, lon, lat)
                 if far.any():

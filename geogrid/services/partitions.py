@@ -320,7 +320,7 @@ def restore_month(engine: Engine, path: str | Path) -> ArchiveReport:
                 str(p),
                 f"rows or checksum differ from the archive's ({digest} vs {meta['rows']}, {meta['md5']})",
             )
-        incident_store.insert_keys(conn, name)
+        incident_store.insert_keys(conn, name, restored=True)
         overlaps = [
             q
             for q in store.list_partitions(conn, PARENT)

@@ -281,18 +281,19 @@ def create_stage(conn: Connection) -> str:
     return "incident_stage"
 
 
-def insert_keys(conn: Connection, table: str) -> int:
+def insert_keys(conn: Connection, table: str, *, restored: bool = False) -> int:
     """Write the ``incident_key`` rows of ``table``'s rows (a bulk load's own table, whose
-    rows the key trigger did not see) in one statement; ids already keyed are skipped (a
-    restored month's keys were kept). A ``source_id`` stored under another id fails with
+    rows the key trigger did not see) in one statement. ``restored``: ids already keyed
+    are skipped (a restored month's keys were kept); otherwise the ids are fresh from the
+    sequence and the statement skips ``ON CONFLICT``'s per-row speculative insertion. A ``source_id`` stored under another id fails with
     ``incident_source_id_key``, as the unique constraint did before partitioning."""
     if not _TABLE.fullmatch(table):
         raise ValueError(f"not an incident table: {table!r}")
+    tail = " ORDER BY id ON CONFLICT (id) DO NOTHING" if restored else ""
     res = conn.execute(
         text(
             f"INSERT INTO incident_key (id, source_id, reported_at) "
-            f"SELECT id, source_id, reported_at FROM {table} ORDER BY id "
-            "ON CONFLICT (id) DO NOTHING"
+            f"SELECT id, source_id, reported_at FROM {table}{tail}"
         )
     )
     return int(res.rowcount or 0)

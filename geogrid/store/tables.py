@@ -6,8 +6,10 @@ generations: every unit row belongs to one ``boundary_version``; exactly one ver
 travel by version or by date via ``published_at``/``retired_at``).
 
 Scale note: ``incident`` is the only large table (a city: millions of rows a year). It is
-indexed on time, units and geometry; at province scale it can become a range-partitioned
-table on ``reported_at`` without changing the columns, and reads can go to replicas.
+indexed on time, units and geometry and, since revision 0015 (issue 12), range-partitioned
+by month on ``reported_at`` (primary key ``(id, reported_at)``); ``incident_key`` holds one
+row per incident (unique ``id`` and ``source_id``) and is what other tables' foreign keys
+reference (the ``ForeignKey("incident.id")`` below are the Core view of those links).
 """
 
 from __future__ import annotations
@@ -203,6 +205,15 @@ Index("incident_reported_at", incident.c.reported_at)
 Index("incident_grid", incident.c.grid_code, incident.c.reported_at)
 Index("incident_status_due", incident.c.status, incident.c.due_at)
 Index("incident_geom", incident.c.geom, postgresql_using="gist")
+
+#: one row per incident, kept by triggers on ``incident`` (revision 0015)
+incident_key = Table(
+    "incident_key",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("source_id", Text, unique=True),
+    Column("reported_at", DateTime(timezone=True), nullable=False),
+)
 
 incident_event = Table(
     "incident_event",
