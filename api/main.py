@@ -55,6 +55,7 @@ from api.routes import (
 from geogrid.services import idempotency
 from geogrid.services import media as media_service
 from geogrid.services import notifications as notifications_service  # issue 13
+from geogrid.services import partitions as partitions_service  # issue 12
 from geogrid.services.context import AppContext
 from geogrid.services.live import LiveHub  # issue 12
 from geogrid.settings import Settings, get_settings
@@ -120,6 +121,8 @@ async def _prune_keys_hourly(ctx: AppContext) -> None:
                 idempotency.prune, ctx.engine, ctx.settings.idempotency_ttl_days
             )
             await asyncio.to_thread(media_service.prune_partials, ctx.settings)  # issue 13
+            # issue 12: this month and the next ones partitioned ahead, the DEFAULT one emptied
+            await asyncio.to_thread(partitions_service.maintain, ctx.engine)
         except Exception:  # a database outage must not stop the service
             logging.getLogger("geogrid").warning("idempotency key pruning failed", exc_info=True)
         await asyncio.sleep(3600)

@@ -40,7 +40,7 @@ from geogrid.core.verification import (
     check_verify_mode,
 )
 from geogrid.errors import Conflict, Forbidden, InvalidInput, NotFound
-from geogrid.services import audit, idempotency, survey_links
+from geogrid.services import audit, idempotency, partitions, survey_links
 from geogrid.services import media as media_service
 from geogrid.settings import get_settings
 from geogrid.store import incidents as store_incidents
@@ -265,6 +265,7 @@ def create_incident(
         raise InvalidInput("lon/lat", (lon, lat), f"a coordinate on the earth in {crs_name}")
 
     principal = idempotency.principal_of(_actor_id(actor) if actor is not None else reporter_id)
+    partitions.ensure(bind, at)  # issue 12: the month's partition before the insert (cached)
     with transaction(bind) as c:
         first = idempotency.replay_or_claim(
             c,
