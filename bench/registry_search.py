@@ -22,6 +22,7 @@ the run are real rows (a bench database).
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import time
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
         + ", ".join(f"{k} {n:,}" for k, n in sizes.items())
         + " care-group rows)"
     )
+    print(f"load average: {os.getloadavg()}")
     times: dict[str, list[float]] = {k: [] for k in KINDS}
     found: dict[str, list[int]] = {k: [] for k in KINDS}
     for street, n_people in streets:
@@ -122,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
             page = registry.search_people(engine, scope=scope, settings=settings, limit=50, **q)
             times[kind].append((time.perf_counter() - t0) * 1000)
             found[kind].append(len(page["items"]))
+    print(f"load average: {os.getloadavg()}")
     print(f"{'kind':8} {'n':>5} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} rows/q")
     for kind in KINDS:
         xs = times[kind]

@@ -928,10 +928,11 @@ def load_registry(
             else:
                 results = map(_task, tasks)
             t = time.perf_counter()
-            if replace:
-                store.truncate_registry(conn)
-            elif not store.is_empty(conn):
+            if not replace and not store.is_empty(conn):
                 raise Conflict("the registry is not empty: the bulk load fills an empty registry")
+            # truncated in this transaction (even when empty): COPY … FREEZE may then write
+            # the rows frozen (see store.copy_into)
+            store.truncate_registry(conn)
             store.drop_secondary_indexes(conn)
             saved = store.drop_constraints(conn)
             times["prepare"] = time.perf_counter() - t
@@ -947,7 +948,7 @@ def load_registry(
                     cpu[k] = cpu.get(k, 0.0) + s
                 t = time.perf_counter()
                 for table, rows, body in bodies:
-                    store.copy_into(conn, table, _SCHEMAS[table], [body])
+                    store.copy_into(conn, table, _SCHEMAS[table], [body], freeze=True)
                     copied[table] = copied.get(table, 0) + rows
                 t_copy += time.perf_counter() - t
                 t = time.perf_counter()
