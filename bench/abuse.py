@@ -163,11 +163,23 @@ def _demo_database(admin: str, incidents: int) -> Iterator[str]:
 
 
 @contextmanager
-def _server(db: str) -> Iterator[str]:
+def _server(db: str, workers: int = 1, redis: str | None = None) -> Iterator[str]:
     port = _free_port()
     env = {**os.environ, "GEOGRID_DATABASE_URL": db, "GEOGRID_CITY_FILE": str(DEMO_CITY_FILE)}
+    if redis:  # the workers share the rate limits, as deployed
+        env["GEOGRID_REDIS_URL"] = redis
     proc = subprocess.Popen(
-        [sys.executable, "-m", "geogrid.cli", "serve", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "geogrid.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -223,17 +235,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--rate", type=float, default=20.0, help="probe requests per second")
     ap.add_argument("--attackers", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=1, help="server workers")
+    ap.add_argument("--redis", default=os.environ.get("GEOGRID_REDIS_URL"), help="rate limits")
     a = ap.parse_args(argv)
     if a.url:
         run(a.url, a.seconds, a.rate, a.attackers)
         return
     if a.admin:
-        with _demo_database(a.admin, a.incidents) as db, _server(db) as base:
+        with (
+            _demo_database(a.admin, a.incidents) as db,
+            _server(db, a.workers, a.redis) as base,
+        ):
             run(base, a.seconds, a.rate, a.attackers)
         return
     if not a.db:
         raise SystemExit("give --url, --db (holding the demo) or --admin")
-    with _server(a.db) as base:
+    with _server(a.db, a.workers, a.redis) as base:
         run(base, a.seconds, a.rate, a.attackers)
 
 

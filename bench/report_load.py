@@ -15,9 +15,20 @@ an ``Idempotency-Key`` header (``--no-keys`` to leave it out). Printed: offered 
 achieved rate, p50 / p90 / p99 / max latency (ms) and errors (non-2xx answers, timeouts,
 broken connections).
 
-Without ``--url`` the bench starts ``geogrid serve --workers N`` (a subprocess, default two
-workers) on ``--db`` (default ``GEOGRID_DATABASE_URL``), which must hold the demo
-(``geogrid demo load``), and stops it at the end.
+Without ``--url`` the bench starts ``geogrid serve --workers N --no-access-log`` (a
+subprocess, default two workers; ``--redis URL``: the rate limits shared in Redis, as
+deployed) on ``--db`` (default ``GEOGRID_DATABASE_URL``), which must hold the demo
+(``geogrid demo load``), and stops it at the end. ``--checkout NAME=DIR`` (repeated)
+serves each source tree in turn on the same database in one run — e.g. the code before
+a change (``git archive <rev> | tar -x -C DIR``) and after — and prints the ratio.
+
+Also printed: the CPU each acknowledged report cost the server (its processes) and the
+database (the backends connected to ``--db``), from ``/proc``, and the generator's own CPU
+(seconds, and its share of the machine: the machine is small, the generator competes
+with the server); the 1-minute load average before and after (others' work shows there).
+
+    python -m bench.report_load --db postgresql://…/demo --rate 200 --seconds 60 \
+        --redis redis://127.0.0.1:6379/5 --checkout before=/tmp/before --checkout after=.
 """
 
 from __future__ import annotations
@@ -36,12 +47,14 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import numpy as np
+import psycopg
 import shapely
 
 from bench._data import clustered_points, yulin_outline
 from geogrid.services.accounts import add_user
 from geogrid.services.demo import DEMO_CITY_FILE
 from geogrid.store import get_engine
+from geogrid.store.engine import database_url, raw_dsn
 
 __all__ = ["LoadResult", "run_load", "report_points", "main"]
 
@@ -57,6 +70,8 @@ class LoadResult:
     seconds: float
     latencies_ms: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
+    #: CPU seconds the generator (this process) used during the run
+    generator_cpu_s: float = 0.0
 
     @property
     def ok(self) -> int:
@@ -79,6 +94,11 @@ class LoadResult:
             "p90_ms": round(self.percentile(90), 1),
             "p99_ms": round(self.percentile(99), 1),
             "max_ms": round(max(self.latencies_ms), 1) if self.latencies_ms else float("nan"),
+            "generator_cpu_s": round(self.generator_cpu_s, 2),
+            # the generator's share of the machine's CPU time during the run
+            "generator_cpu_share": round(
+                self.generator_cpu_s / (self.seconds * (os.cpu_count() or 1)), 3
+            ),
         }
 
 
@@ -204,12 +224,13 @@ async def _run(
             head += f"Idempotency-Key: bench-{run_id}-{i}\r\n"
         return (head + "\r\n").encode() + body
 
+    # every request made before the clock starts: the generator's work during the run is
+    # the socket I/O and the bookkeeping only
+    requests = [request(i) for i in range(n)]
+
     async def one(i: int, due: float) -> None:
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
         try:
-            status = await _exchange(pool, request(i), timeout)
+            status = await _exchange(pool, requests[i], timeout)
         except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
             kind = type(exc).__name__
             result.errors[kind] = result.errors.get(kind, 0) + 1
@@ -219,9 +240,22 @@ async def _run(
         else:
             result.errors[str(status)] = result.errors.get(str(status), 0) + 1
 
+    # one loop starts each request at its due time (not n sleeping tasks at once); a
+    # request started late still counts its latency from its due time
+    cpu0 = time.process_time()
     t0 = time.perf_counter() + 0.5
-    tasks = [asyncio.create_task(one(i, t0 + i / rate)) for i in range(n)]
-    await asyncio.gather(*tasks)
+    tasks = set()
+    for i in range(n):
+        due = t0 + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(one(i, due))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    if tasks:
+        await asyncio.gather(*tasks)
+    result.generator_cpu_s = time.process_time() - cpu0
     pool.close()
     return result
 
@@ -249,13 +283,23 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _serve(db: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def _serve(
+    db: str, workers: int, checkout: str | None = None, redis: str | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``geogrid serve`` on ``db`` (from the source tree ``checkout`` when given: another
+    version of the code, e.g. the one before a change), rate limits in ``redis`` when
+    given (shared by the workers, as deployed), access log off."""
     port = _free_port()
     env = {
         **os.environ,
         "GEOGRID_DATABASE_URL": db,
         "GEOGRID_CITY_FILE": str(DEMO_CITY_FILE),
     }
+    if checkout:
+        env["PYTHONPATH"] = checkout
+        env["GEOGRID_CITY_FILE"] = os.path.join(checkout, "geogrid", "demo", "yulin.toml")
+    if redis:
+        env["GEOGRID_REDIS_URL"] = redis
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -266,8 +310,10 @@ def _serve(db: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
             str(port),
             "--workers",
             str(workers),
+            "--no-access-log",
         ],
         env=env,
+        cwd=checkout or None,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -287,8 +333,52 @@ def _serve(db: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     return proc, base
 
 
+def _cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """CPU seconds (user + system) used so far by each of the processes ``pids`` (Linux
+    /proc; the ones gone are left out)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def _used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds used between two readings (a process new in ``after``: all of its)."""
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
+
+
+def _group(pgid: int) -> list[int]:
+    """The processes of a process group (the server and its workers)."""
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.getpgid(int(name)) == pgid:
+                    out.append(int(name))
+            except OSError:
+                pass
+    return out
+
+
+def _backends(db: str) -> list[int]:
+    """The PostgreSQL backends connected to ``db`` (their CPU is the database's share)."""
+    with psycopg.connect(raw_dsn(db)) as c:
+        rows = c.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Command line: run one load and print the summary as JSON."""
+    """Command line: run the load (per version with ``--checkout``) and print the summaries
+    as JSON."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--url", help="a running server (default: start one on --db)")
     ap.add_argument("--db", default=os.environ.get("GEOGRID_DATABASE_URL"), help="database URL")
@@ -301,6 +391,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", type=int, default=2, help="server workers when started here")
     ap.add_argument("--warmup", type=float, default=5.0, help="seconds at the rate first")
     ap.add_argument("--no-keys", action="store_true", help="no Idempotency-Key headers")
+    ap.add_argument(
+        "--checkout",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="serve from this source tree (repeat: e.g. before=/tmp/old after=. — each "
+        "version in turn on the same database, in one run)",
+    )
+    ap.add_argument(
+        "--redis", default=os.environ.get("GEOGRID_REDIS_URL"), help="rate limits in Redis"
+    )
     args = ap.parse_args(argv)
     if args.url is None and not args.db:
         ap.error("--url or --db (or GEOGRID_DATABASE_URL) is required")
@@ -313,21 +414,54 @@ def main(argv: list[str] | None = None) -> None:
         tokens = [
             add_user(engine, f"bench {run} {k}", "admin")[1] for k in range(max(1, args.accounts))
         ]
+    if args.db:
+        # fresh statistics: a demo database on a cluster without autovacuum has none for
+        # the accounts, and the assignee lookup then seq-scans them (30 ms a report)
+        with psycopg.connect(raw_dsn(database_url(args.db)), autocommit=True) as c:
+            c.execute("ANALYZE")
+    versions = [tuple(c.split("=", 1)) for c in args.checkout] or [("current", "")]
+    results = {}
+    for name, tree in versions:
+        summary = _one(args, tokens, tree or None)
+        summary["version"] = name
+        results[name] = summary
+        print(json.dumps(summary, indent=1), flush=True)
+    if len(results) > 1:
+        (a, ra), (b, rb) = list(results.items())[:2]
+        print(
+            f"{b} vs {a}: achieved {rb['achieved_per_s']} vs {ra['achieved_per_s']}/s, "
+            f"p99 {rb['p99_ms']} vs {ra['p99_ms']} ms, server CPU/report "
+            f"{rb.get('server_cpu_ms_per_report')} vs {ra.get('server_cpu_ms_per_report')} ms"
+        )
+
+
+def _one(args: argparse.Namespace, tokens: list[str], tree: str | None) -> dict[str, object]:
+    """One version: serve it (unless --url), warm up, load, and account the CPU used."""
     proc = None
     url = args.url
     if url is None:
-        proc, url = _serve(args.db, args.workers)
+        proc, url = _serve(args.db, args.workers, tree, args.redis)
     try:
         if args.warmup > 0:
             run_load(url, tokens, rate=args.rate, seconds=args.warmup, keys=not args.no_keys)
+        server = _group(proc.pid) if proc is not None else []
+        db = database_url(args.db) if args.db else None
+        cpu0 = _cpu_seconds(server), _cpu_seconds(_backends(db) if db else [])
+        load0 = os.getloadavg()[0]
         res = run_load(url, tokens, rate=args.rate, seconds=args.seconds, keys=not args.no_keys)
+        cpu1 = _cpu_seconds(server), _cpu_seconds(_backends(db) if db else [])
     finally:
         if proc is not None:
             _stop(proc)
-    summary = {"rate": args.rate, "seconds": args.seconds, **res.summary()}
-    # the machine's load (1 min) at the end: other work on a small machine shows up here
-    summary["load_average_1min"] = round(os.getloadavg()[0], 1)
-    print(json.dumps(summary, indent=1))
+    summary: dict[str, object] = {"rate": args.rate, "seconds": args.seconds, **res.summary()}
+    if res.ok:
+        # CPU per acknowledged report: the server's processes and the database's backends
+        # (a backend that ended during the run is missed: the pool is warm after warm-up)
+        summary["server_cpu_ms_per_report"] = round(1000 * _used(cpu0[0], cpu1[0]) / res.ok, 2)
+        summary["db_cpu_ms_per_report"] = round(1000 * _used(cpu0[1], cpu1[1]) / res.ok, 2)
+    # the machine's load (1 min) before and at the end: other work on a small machine
+    summary["load_average_1min"] = [round(load0, 1), round(os.getloadavg()[0], 1)]
+    return summary
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
