@@ -109,6 +109,8 @@ def pair():
         took[what] = round(time.monotonic() - t0 - sum(took.values()), 1)
 
     p = Pair(root)
+    p.sql("primary", "ALTER SYSTEM SET fsync = off")  # throw-away servers
+    p.sql("primary", "SELECT pg_reload_conf()")
     lap("initdb+start")
     started: list[Path] = [p.p_settings.pg_data]
     server = None
@@ -144,15 +146,20 @@ def pair():
         print(f"primary + standby + app ready in {time.monotonic() - t0:.1f} s: {took}")
         yield p
     finally:
+        t1 = time.monotonic()
         if server is not None:
             p.http.close()
             server.stop()
+        t2 = time.monotonic()
         for data in reversed(started):
+            t3 = time.monotonic()
             try:
                 pg_ctl(data, "stop", "-m", "immediate")
-            except Exception:
-                pass
+            except Exception as exc:  # already stopped: nothing to do
+                print(exc)
+            print(f"stopped {data} in {time.monotonic() - t3:.1f} s")
         shutil.rmtree(root, ignore_errors=True)
+        print(f"teardown: app {t2 - t1:.1f} s, servers {time.monotonic() - t2:.1f} s")
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -119,7 +119,9 @@ def make_standby(
     and the server belong to ``postgres`` (as for the embedded cluster,
     :mod:`geogrid.store.cluster`). The primary must allow replication connections from
     127.0.0.1 (``initdb``'s default ``pg_hba.conf`` does) and have ``wal_level`` replica
-    (the default). ``sync=False`` skips the backup's fsync (a throw-away standby: tests).
+    (the default). ``sync=False`` makes a throw-away standby (tests): no fsync of the
+    backup nor by the server (``fsync = off``, which also spares the start's sync of the
+    whole data folder).
 
     Raises
     ------
@@ -159,7 +161,7 @@ def make_standby(
         # later lines win: the standby's own port and socket folder
         f.write(
             f"\n# geogrid standby\nport = {port}\nunix_socket_directories = '{data}'\n"
-            "hot_standby = on\nhot_standby_feedback = on\n"
+            "hot_standby = on\nhot_standby_feedback = on\n" + ("" if sync else "fsync = off\n")
         )
     pg_ctl(data, "start")
 
