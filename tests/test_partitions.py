@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import geopandas as gpd
 import psycopg
 import pytest
 from sqlalchemy import event, text
@@ -257,6 +258,10 @@ def test_archive_and_restore_round_trip(engine, tmp_path):
             == 1
         )
     path = report.files["incident_p2028_03"]
+    assert path.endswith("incident-archive-2028-03.parquet")
+    gdf = gpd.read_parquet(path)  # a GeoParquet file GeoPandas reads
+    assert len(gdf) == 25 and gdf.crs.to_epsg() == 4326
+    assert gdf.geometry.geom_type.unique().tolist() == ["Point"]
     restored = partitions.restore_month(engine, path)
     assert restored.rows == 25
     with engine.connect() as conn:

@@ -35,10 +35,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import geopandas as gpd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import shapely
+from pyproj import CRS
 from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
 
@@ -222,10 +222,12 @@ class ArchiveReport:
 
 def archive_file(folder: str | Path, name: str) -> Path:
     """The archive file of partition ``name`` in ``folder``."""
-    return Path(folder) / f"{name.replace(PARENT + '_p', PARENT + '-archive-', 1)}.parquet"
+    suffix = name.removeprefix(PARENT + "_p").replace("_", "-")
+    return Path(folder) / f"{PARENT}-archive-{suffix}.parquet"
 
 
 _META = b"geogrid:partition"
+_EPSG_4326 = CRS.from_epsg(4326).to_json_dict()
 
 
 def archive_before(
@@ -268,23 +270,33 @@ def archive_before(
 
 
 def _write(table: pa.Table, path: Path, meta: dict[str, Any]) -> None:
-    """Write ``table`` (``geom`` as EWKB) as GeoParquet through GeoPandas (its ``geo``
-    metadata), the other columns with their exact Arrow types, plus our metadata."""
-    geom = shapely.from_wkb(table.column("geom").to_numpy(zero_copy_only=False))
-    frame = table.drop_columns(["geom"]).to_pandas(types_mapper=_arrow_dtype)
-    gdf = gpd.GeoDataFrame(frame, geometry=geom, crs="EPSG:4326").rename_geometry("geom")
-    arrow = gdf.to_arrow(index=False, geometry_encoding="WKB")
-    t = pa.table(arrow)
-    t = t.replace_schema_metadata({**(t.schema.metadata or {}), _META: json.dumps(meta).encode()})
+    """Write ``table`` (``geom`` as ISO WKB) as GeoParquet 1.0 with our metadata.
+
+    The ``geo`` metadata is written here rather than by GeoPandas: going through a
+    GeoDataFrame would turn the nullable integer columns into floats (the archive must
+    give back every value exactly) and costs a GEOS object per point. The CRS is EPSG:4326
+    as PROJJSON (what GeoPandas writes for the analysts' history files)."""
+    geom = table.column("geom")
+    xy = shapely.get_coordinates(shapely.from_wkb(geom.to_numpy(zero_copy_only=False)))
+    bbox = [float(v) for v in (*xy.min(axis=0), *xy.max(axis=0))] if len(xy) else []
+    geo = {
+        "version": "1.0.0",
+        "primary_column": "geom",
+        "columns": {
+            "geom": {
+                "encoding": "WKB",
+                "geometry_types": ["Point"],
+                "crs": _EPSG_4326,
+                **({"bbox": bbox} if bbox else {}),
+            }
+        },
+    }
+    t = table.replace_schema_metadata(
+        {b"geo": json.dumps(geo).encode(), _META: json.dumps(meta).encode()}
+    )
     tmp = path.with_suffix(".parquet.tmp")
     pq.write_table(t, tmp)
     os.replace(tmp, path)
-
-
-def _arrow_dtype(t: pa.DataType) -> Any:
-    import pandas as pd  # noqa: PLC0415 - only for the dtype mapper
-
-    return pd.ArrowDtype(t)
 
 
 def restore_month(engine: Engine, path: str | Path) -> ArchiveReport:

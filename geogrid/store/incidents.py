@@ -320,6 +320,8 @@ def build_indexes(conn: Connection, table: str) -> list[str]:
     if not _TABLE.fullmatch(table):
         raise ValueError(f"not an incident table: {table!r}")
     done = []
+    # the sorts of the builds in memory (the default 64 MB spills a million rows to disk)
+    conn.execute(text("SELECT set_config('maintenance_work_mem', '256MB', true)"))
     defs = conn.execute(
         text(
             "SELECT i.relname, pg_get_indexdef(i.oid), x.indisprimary FROM pg_index x "
@@ -384,7 +386,7 @@ _PG_ARROW = {
 
 def read_table(conn: Connection, table: str) -> pa.Table:
     """Every row of ``table`` (an incident month), every column with its exact type
-    (``geom`` as EWKB), ordered by id — what an archive file holds."""
+    (``geom`` as ISO WKB, SRID 4326 implied), ordered by id — what an archive file holds."""
     if not _TABLE.fullmatch(table):
         raise ValueError(f"not an incident table: {table!r}")
     cols = conn.execute(
@@ -395,7 +397,7 @@ def read_table(conn: Connection, table: str) -> pa.Table:
         ),
         {"t": table},
     ).all()
-    select = ", ".join("ST_AsEWKB(geom) AS geom" if n == "geom" else f'"{n}"' for n, _ in cols)
+    select = ", ".join("ST_AsBinary(geom) AS geom" if n == "geom" else f'"{n}"' for n, _ in cols)
     with _raw(conn).cursor() as cur:
         cur.execute(f"SELECT {select} FROM {table} ORDER BY id")
         rows = cur.fetchall()
