@@ -17,6 +17,7 @@ standby) → standby stopped (reads still 200, from the primary) → restarted (
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -323,10 +324,36 @@ def test_a_resumed_replica_is_used_again(pair):
     _replicated(pair)
 
 
-def test_a_stopped_replica_sends_reads_to_the_primary_without_errors(pair):
+def test_a_stopped_replica_sends_reads_to_the_primary_without_errors(pair, caplog):
     _wait_state(pair, "up")
-    pg_ctl(pair.r_data, "stop", "-m", "immediate")
-    # at once, before any health check noticed: every read still answers
+    # a second app whose health check is reused for a minute: when the standby stops, its
+    # reads are sure to try the standby first (and fail there), then the primary
+    slow = LiveServer(
+        pair.primary_url,
+        Settings(
+            database_url=pair.primary_url,
+            database_replica_url=pair.replica_url,
+            replica_check_s=60,
+            replica_max_lag_s=MAX_LAG_S,
+        ),
+    )
+    caplog.set_level(logging.INFO, logger="geogrid.api.replica")
+    try:
+        with httpx.Client(base_url=slow.base, timeout=30) as other:
+            first = other.get(f"/incidents/{pair.a}", headers=pair.auth("community"))
+            assert first.status_code == 200
+            assert other.get("/health").json()["replica"]["state"] == "up"
+            pg_ctl(pair.r_data, "stop", "-m", "immediate")
+            again = other.get(f"/incidents/{pair.a}", headers=pair.auth("community"))
+            assert again.status_code == 200, again.text
+            assert again.json()["category"] == "garbage"  # the primary's
+            rep = other.get("/health").json()["replica"]
+            assert rep["state"] == "down" and rep["error"]
+    finally:
+        slow.stop()
+    retried = [r for r in caplog.records if "answered on the primary" in r.getMessage()]
+    assert retried, "the read did not fail on the standby first"
+    # the session's app (checks every 0.3 s): every read still answers
     lon, lat = CENTRES[GRIDS[0]]
     for _ in range(3):
         r = pair.http.get(f"/incidents/{pair.a}", headers=pair.auth("community"))
