@@ -195,11 +195,8 @@ def search_people(
         )
         more = len(rows) > int(limit)
         rows = rows[: int(limit)]
-        groups = store.care_groups(c, [r["id"] for r in rows], scope=scope)
         today = _today(s)
-        items = [
-            _person_out(r, today, [g["group"] for g in groups.get(int(r["id"]), [])]) for r in rows
-        ]
+        items = [_person_out(r, today, list(r["care_groups"] or [])) for r in rows]
         used = [
             k
             for k, val in (
