@@ -324,3 +324,27 @@ def test_downgrade_and_upgrade_keep_the_rows():
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_busy_maker_never_delays_a_writer(engine):
+    """While another transaction makes months (an import holds the partition lock),
+    ensure() returns at once and the row waits in the DEFAULT partition; maintain() moves
+    it out later."""
+    import time
+
+    from geogrid.store import locks
+
+    at = datetime(2033, 8, 8, tzinfo=UTC)
+    partitions.forget(engine)
+    with engine.begin() as holder:
+        locks.xact_lock(holder, partitions.PARTITION_LOCK_NAMESPACE, 0)
+        t0 = time.perf_counter()
+        assert partitions.ensure(engine, at, tz=ZONE) == []
+        assert time.perf_counter() - t0 < partitions.LOCK_TIMEOUT_MS / 1000
+        with engine.begin() as conn:
+            ids = _insert(conn, at)
+            assert _home(conn, ids) == {"incident_default"}
+    assert partitions.ensure(engine, at, tz=ZONE) == []  # paused: no query, no wait
+    assert "incident_p2033_08" in partitions.maintain(engine, tz=ZONE)
+    with engine.connect() as conn:
+        assert _home(conn, ids) == {"incident_p2033_08"}

@@ -4,9 +4,10 @@ are archived to GeoParquet and restored (:func:`archive_before`, :func:`restore_
 
 **Ensure, then insert.** :func:`ensure` makes the months (in the city's zone) holding the
 given times when no partition covers them, in a transaction of its own with a short lock
-timeout: a report never waits behind a long query for a partition, and if one cannot be
-made in time the row lands in the DEFAULT partition (nothing fails) and the next
-:func:`maintain` moves it out. The ranges known to be covered are kept per engine, so a
+timeout and without waiting for another maker (an import making months): a report never
+waits behind a long query or an import for a partition; if one cannot be made at once the
+row lands in the DEFAULT partition (nothing fails), further tries pause for a minute, and
+the next :func:`maintain` moves the rows out. The ranges known to be covered are kept per engine, so a
 report in a month already made costs no catalogue query (the cache is keyed by the
 :class:`~sqlalchemy.Engine` — the writers take a bind, not an ``AppContext`` — and dies
 with it; a month archived meanwhile by another process is not a problem: its rows go to the
@@ -28,6 +29,7 @@ import json
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -76,6 +78,8 @@ log = logging.getLogger("geogrid.partitions")
 PARTITION_LOCK_NAMESPACE = 0x67670015
 #: how long :func:`ensure` waits for a lock before leaving rows to the DEFAULT partition
 LOCK_TIMEOUT_MS = 2000
+#: seconds :func:`ensure` stops trying after it could not make a month at once
+RETRY_S = 60.0
 #: months made ahead of the current one by :func:`maintain`
 MONTHS_AHEAD = 2
 PARENT = "incident"
@@ -87,6 +91,16 @@ class _Known:
     def __init__(self) -> None:
         self.ranges: list[Bounds] = []
         self.lock = threading.Lock()
+        self.until = 0.0
+
+    def pause(self) -> None:
+        """Stop trying to make months for :data:`RETRY_S` (a maker is busy or a lock
+        timed out): writers meanwhile pay nothing, their rows wait in the DEFAULT
+        partition until :func:`maintain`."""
+        self.until = time.monotonic() + RETRY_S
+
+    def paused(self) -> bool:
+        return time.monotonic() < self.until
 
     def covers(self, t: datetime) -> bool:
         return any(b.contains(t) for b in self.ranges)
@@ -136,13 +150,14 @@ def ensure(
     engine = _engine(bind)
     known = _known(engine)
     missing = [t for t in ts if not known.covers(t)]
-    if not missing:
+    if not missing or known.paused():
         return []
     zone = _zone(tz)
     months = sorted({month_of(t, zone) for t in missing})
     try:
         return _make(engine, months, zone, known)
     except sa_exc.OperationalError as exc:  # lock timeout: the DEFAULT partition takes the rows
+        known.pause()
         log.warning(
             "partitions %s not made now (%s); rows wait in the default partition",
             months,
@@ -164,8 +179,12 @@ def _make(engine: Engine, months: list[str], zone: str, known: _Known) -> list[s
     made: list[str] = []
     with engine.begin() as conn:
         store.lock_timeout(conn, LOCK_TIMEOUT_MS)
-        locks.xact_lock(conn, PARTITION_LOCK_NAMESPACE, 0)
-        made = make_months(conn, months, zone)
+        # never wait for another maker (an import making months holds the lock for its
+        # whole transaction): what exists is read, the rest waits in the DEFAULT partition
+        if locks.try_xact_lock(conn, PARTITION_LOCK_NAMESPACE, 0):
+            made = make_months(conn, months, zone)
+        else:
+            known.pause()
         parts = store.list_partitions(conn, PARENT)
     with known.lock:
         known.reset(parts)
