@@ -20,7 +20,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
-from api.deps import EngineDep
+from api.deps import EngineDep, get_context
 from geogrid.core.accounts import ROLES, Account
 from geogrid.core.credentials import CSRF_HEADER, SESSION_COOKIE, csrf_matches
 from geogrid.core.terminals import APP_VERSION_HEADER
@@ -95,12 +95,14 @@ def _from_session(
 
 
 def _from_token(engine: EngineDep, request: Request, token: str) -> Account:
-    # a terminal's token also records the device's app version (issue 13)
+    # a terminal's token also records the device's app version (issue 13); issue 10: a
+    # token seen in the last seconds is answered from the service's cache
     return authenticate(
         engine,
         token,
         app_version=request.headers.get(APP_VERSION_HEADER),
         user_agent=request.headers.get("user-agent"),
+        cache=get_context(request).tokens,
     )
 
 

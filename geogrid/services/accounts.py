@@ -11,6 +11,8 @@ Rules come from :mod:`geogrid.core.accounts` (roles, unit codes, token hashing),
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -54,6 +56,8 @@ from geogrid.store import accounts as store
 from geogrid.store.engine import transaction
 
 __all__ = [
+    "TOKEN_CACHE_TTL",
+    "TokenCache",
     "TokenInfo",
     "SignedIn",
     "SessionInfo",
@@ -269,18 +273,66 @@ def list_users(bind: Engine | Connection, *, scope: Scope | None = None) -> pd.D
 
 
 # --------------------------------------------------------------------------- tokens
+#: seconds a process answers a token from its :class:`TokenCache` (issue 10)
+TOKEN_CACHE_TTL = 2.0
+
+
+class TokenCache:
+    """The accounts of tokens authenticated in the last :data:`TOKEN_CACHE_TTL` seconds,
+    by token hash (one per running service, on its ``AppContext``).
+
+    Why: a report's token lookup was a transaction of its own (a pool checkout, BEGIN, two
+    SELECTs, COMMIT) per request — a fifth of a report's database round trips. A token
+    revoked or rotated by this process (``/tokens``, ``/session``, ``/users``,
+    ``/terminals`` writes: :meth:`clear`) is refused at once; one revoked elsewhere (the
+    command line, another worker) within ``ttl`` seconds. An entry never outlives the
+    token's own expiry, and the once-a-minute ``last_used_at`` write still happens (an
+    entry is refreshed through :func:`authenticate` every ``ttl`` seconds).
+    """
+
+    def __init__(self, ttl: float = TOKEN_CACHE_TTL, size: int = 10_000) -> None:
+        self.ttl, self.size = ttl, size
+        self._d: dict[str, tuple[float, datetime | None, Account]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token_hash: str) -> Account | None:
+        """The cached account of a token hash, or None (absent, stale or expired)."""
+        hit = self._d.get(token_hash)
+        if hit is None:
+            return None
+        until, expires_at, account = hit
+        if time.monotonic() >= until or (expires_at is not None and _now() >= expires_at):
+            self._d.pop(token_hash, None)
+            return None
+        return account
+
+    def put(self, token_hash: str, account: Account, expires_at: datetime | None) -> None:
+        """Remember a token's account for ``ttl`` seconds (bounded: full → emptied)."""
+        with self._lock:
+            if len(self._d) >= self.size:
+                self._d.clear()
+            self._d[token_hash] = (time.monotonic() + self.ttl, expires_at, account)
+
+    def clear(self) -> None:
+        """Forget every token (after a revocation, rotation or account change)."""
+        with self._lock:
+            self._d.clear()
+
+
 def authenticate(
     bind: Engine | Connection,
     token: str | None,
     *,
     app_version: str | None = None,
     user_agent: str | None = None,
+    cache: TokenCache | None = None,
 ) -> Account:
     """The active account holding ``token`` (a live token: not expired, not revoked).
 
     A terminal's token (issue 13) also records the device's last-seen time, app version
     (``app_version``, the ``X-App-Version`` header) and user agent, in the same once-a-
-    minute write as the token's ``last_used_at``.
+    minute write as the token's ``last_used_at``. With ``cache`` (the service's
+    :class:`TokenCache`) a token seen in the last seconds is answered without a query.
 
     Raises
     ------
@@ -290,8 +342,13 @@ def authenticate(
     """
     if not token:
         raise Unauthorized("a bearer token is required: send 'Authorization: Bearer <token>'")
+    digest = hash_token(token)
+    if cache is not None:
+        known = cache.get(digest)
+        if known is not None:
+            return known
     with transaction(bind) as c:
-        row = store.token_by_hash(c, hash_token(token))
+        row = store.token_by_hash(c, digest)
         if row is None or not row["active"]:
             raise Unauthorized("unknown or revoked token")
         now = _now()
@@ -311,7 +368,10 @@ def authenticate(
                 c, row["token_id"], app_version=app_version, user_agent=user_agent
             )
         units = store.account_units(c, row["id"])
-    return _account(row, units)
+    account = _account(row, units)
+    if cache is not None:
+        cache.put(digest, account, row["expires_at"])
+    return account
 
 
 def _may_manage(actor: Account | None, account_id: int) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
+from geogrid.services.accounts import TokenCache
 from geogrid.services.city import CityCache
 from geogrid.services.health import HealthCache
 from geogrid.services.live import LiveHub
@@ -46,6 +47,8 @@ class AppContext:
     health: HealthCache = field(default_factory=HealthCache)
     #: the live map's feed and change listener (issue 12), started by the app's lifespan
     live: LiveHub | None = None
+    #: issue 10 (REPORTS): accounts of tokens seen in the last seconds (no query per request)
+    tokens: TokenCache = field(default_factory=TokenCache)
     #: issue 12: the engine of read-only work (the replica of ``database_replica_url`` when
     #: it is up, caught up and not lagging; else ``engine``), see geogrid.services.replica
     reads: ReadRouter | None = None

@@ -43,6 +43,11 @@ log = logging.getLogger("geogrid.services.live")
 
 #: events kept per subscriber before the oldest are dropped
 QUEUE_SIZE = 256
+#: issue 10 (REPORTS): shortest pause (s) between two pushed polls of the map changes. The
+#: first change after a quiet spell is applied at once; under a stream of reports (200/s:
+#: one notification per report) the changes that arrive meanwhile are applied together,
+#: a few times a second, instead of one poll per report.
+POLL_GAP = 0.25
 
 
 @dataclass(frozen=True)
@@ -191,3 +196,4 @@ class LiveHub:
                 log.warning("map change poll failed: %s", exc)
             if not self._poll_again:
                 return
+            await asyncio.sleep(POLL_GAP)  # the notifications meanwhile: one batch

@@ -33,6 +33,7 @@ __all__ = [
     "record_units_change",
     "changes_since",
     "unit_extents",
+    "unit_extents_many",
 ]
 
 
@@ -187,3 +188,39 @@ def unit_extents(
         {"lv": level, "w": w, "s": s, "e": e, "n": n},
     ).one()
     return None if row[0] is None else (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
+
+
+def unit_extents_many(
+    conn: Connection, levels: Sequence[str], bboxes: Sequence[Sequence[float]]
+) -> dict[str, list[tuple[float, float, float, float]]]:
+    """:func:`unit_extents` of several bboxes at several levels in one query (a batch of
+    changes): per level, the distinct extents (none for a bbox no unit of the level meets)."""
+    boxes = [b for b in (_bbox(b) for b in bboxes) if b is not None]
+    if len(boxes) != len(bboxes):
+        raise InvalidInput("bbox", bboxes, "(west, south, east, north) in WGS84 degrees")
+    out: dict[str, list[tuple[float, float, float, float]]] = {lv: [] for lv in levels}
+    if not boxes or not levels:
+        return out
+    cols = list(zip(*boxes, strict=True))
+    rows = conn.execute(
+        text(
+            "SELECT DISTINCT lv, ST_XMin(x), ST_YMin(x), ST_XMax(x), ST_YMax(x) FROM (SELECT "
+            "u.level AS lv, ST_Extent(u.geom) AS x FROM unnest(CAST(:w AS float8[]), "
+            "CAST(:s AS float8[]), CAST(:e AS float8[]), CAST(:n AS float8[])) WITH ORDINALITY "
+            "AS b(w, s, e, n, i) JOIN unit u ON ST_Intersects(u.geom, "
+            "ST_MakeEnvelope(b.w, b.s, b.e, b.n, 4326)) JOIN boundary_version v "
+            "ON v.id = u.version_id WHERE v.status = 'published' "
+            "AND u.level = ANY(CAST(:lv AS text[])) GROUP BY u.level, b.i) q"
+        ),
+        {
+            "lv": list(levels),
+            "w": list(cols[0]),
+            "s": list(cols[1]),
+            "e": list(cols[2]),
+            "n": list(cols[3]),
+        },
+    ).all()
+    for r in rows:
+        if r[1] is not None:
+            out[r[0]].append((float(r[1]), float(r[2]), float(r[3]), float(r[4])))
+    return out

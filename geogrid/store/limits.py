@@ -1,5 +1,6 @@
-"""A statement timeout per request: ``SET LOCAL statement_timeout`` at the start of every
-transaction begun while :func:`statement_timeout` is in force.
+"""A statement timeout per request: every transaction begun while
+:func:`statement_timeout` is in force runs with that ``statement_timeout`` (set on the
+pooled connection's session when it has another value).
 
 The API sets the budget of a request's class (cheap, standard, expensive) around the
 request (:mod:`api.limits`); every transaction the request's services open — through any
@@ -49,14 +50,40 @@ def current_statement_timeout() -> int | None:
     return _TIMEOUT_MS.get()
 
 
+#: the statement_timeout a pooled connection's session has (kept in its ``info``)
+_SET = "geogrid_statement_timeout_ms"
+#: set while the transaction that changed it may still roll back (and undo it)
+_UNDONE = "geogrid_statement_timeout_undone"
+
+
 def _on_begin(conn: Connection) -> None:
+    # issue 10 (REPORTS): a session-level SET, issued only when the connection's session
+    # has another value, instead of a SET LOCAL per transaction (a round trip of every
+    # transaction: a tenth of a report's). A SET in a transaction rolled back is undone
+    # with it: _on_rollback forgets the value then.
     ms = _TIMEOUT_MS.get()
-    if ms:
-        # an int (checked above): SET does not take bound parameters
-        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(ms)}")
+    info = conn.connection.info
+    if info.get(_SET) == ms:
+        return
+    # an int (checked above): SET does not take bound parameters
+    conn.exec_driver_sql(f"SET statement_timeout = {int(ms)}" if ms else "RESET statement_timeout")
+    info[_SET] = ms
+    info[_UNDONE] = True  # until this transaction commits
+
+
+def _on_commit(conn: Connection) -> None:
+    conn.connection.info.pop(_UNDONE, None)
+
+
+def _on_rollback(conn: Connection) -> None:
+    info = conn.connection.info
+    if info.pop(_UNDONE, None):  # the SET of this transaction was undone with it
+        info[_SET] = "unknown"
 
 
 def install_statement_timeout(engine: Engine) -> None:
     """Make ``engine`` apply :func:`statement_timeout` to every transaction it begins."""
     if not event.contains(engine, "begin", _on_begin):
         event.listen(engine, "begin", _on_begin)
+        event.listen(engine, "commit", _on_commit)
+        event.listen(engine, "rollback", _on_rollback)
