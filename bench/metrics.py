@@ -170,7 +170,7 @@ def _grow(url: str, vid: int, have: int, n: int, span_days: int, say) -> None:
         # maintenance): the generation is setup, not what is measured
         indexes = conn.exec_driver_sql(
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'incident' "
-            "AND indexdef NOT LIKE 'CREATE UNIQUE%'"
+            "AND position('UNIQUE' IN indexdef) = 0"
         ).all()
         for name, _ in indexes:
             conn.exec_driver_sql(f'DROP INDEX "{name}"')

@@ -71,7 +71,7 @@ from geogrid.core.timewindow import (
     round_window,
 )
 from geogrid.errors import InvalidInput
-from geogrid.services.metrics import load_metrics
+from geogrid.services.metrics import metrics_frame, refresh_metrics_frame
 from geogrid.services.replica import ReadRouter
 from geogrid.services.tilecache import ChangeWatcher, Memo, TileCache, params_key
 from geogrid.settings import Settings
@@ -79,6 +79,7 @@ from geogrid.store.changes import Change, changes_since, unit_extents_many
 from geogrid.store.features import unit_extent
 from geogrid.store.incidents import category_table
 from geogrid.store.replica import primary_lsn
+from geogrid.store.rollup import unit_codes_meeting
 from geogrid.store.tiles import incident_points, incident_tile, unit_tile
 
 __all__ = ["DEFAULT_DAYS", "METRIC_TTL", "MapService", "Window"]
@@ -179,6 +180,9 @@ class MapService:
         self._poll_interval = poll_interval
         # issue 12: coalesced metrics refresh (see the module's "Writes")
         self._pending: list[tuple[str, BBox]] = []  # (unit layer, extent) awaiting a refresh
+        # issue 12 (ROLLUP): where incidents changed since the last refresh (their bboxes):
+        # the refresh recomputes only the units there (``refresh_metrics_frame``)
+        self._dirty: list[BBox] = []
         self._refresh_lock = threading.Lock()  # one refresh at a time
         self._pending_lock = threading.Lock()
         self._next_refresh = 0.0  # monotonic time before which a refresh waits
@@ -338,7 +342,7 @@ class MapService:
         return self.metrics.get(("by_code", level, window), build)
 
     def _build_metrics(self, level: str, window: Window) -> pd.DataFrame:
-        gdf = load_metrics(
+        gdf = metrics_frame(
             self.read_engine(),
             level,
             start=window.start,
@@ -348,7 +352,42 @@ class MapService:
         b = gdf.geometry.bounds
         df = pd.DataFrame(gdf.drop(columns="geometry"))
         df[["xmin", "ymin", "xmax", "ymax"]] = b.to_numpy()
-        return df.reset_index(drop=True)
+        df = df.reset_index(drop=True)
+        df.attrs = {str(k): v for k, v in gdf.attrs.items()}  # what the refresh needs
+        df.attrs["built"] = time.monotonic()  # partial refreshes keep it: see below
+        return df
+
+    #: a frame is refreshed unit by unit when the changes touch at most this share of it
+    PARTIAL_REFRESH_SHARE = 0.1
+
+    def _refreshed_metrics(
+        self, level: str, window: Window, dirty: list[BBox], codes_of: dict[str, list[str]]
+    ) -> pd.DataFrame:
+        """The frame of ``level``/``window`` after the incident changes in ``dirty``: only
+        the units they touch are recomputed (issue 12 (ROLLUP): a report costs the rows of
+        its grid, not a rebuild of every unit) when the frame is held and the touched
+        units are few; else rebuilt."""
+        old = self.metrics.peek(("frame", level, window))
+        # the units a refresh skips keep the state of the last full build (overdue moves
+        # with the clock): a frame older than half the metrics TTL is rebuilt in full
+        ttl = self.metrics.ttl
+        fresh = old is not None and (
+            ttl is None or time.monotonic() - float(old.attrs.get("built", 0.0)) < ttl / 2
+        )
+        if old is not None and fresh and dirty and "version_id" in old.attrs:
+            engine = self.read_engine()
+            if level not in codes_of:
+                codes_of[level] = unit_codes_meeting(
+                    engine, int(old.attrs["version_id"]), level, dirty
+                )
+            codes = codes_of[level]
+            if len(codes) <= int(self.PARTIAL_REFRESH_SHARE * len(old)):
+                # an open window ("up to now") grows to now: the reports are in it
+                grow = datetime.now(UTC) if window.end is None else None
+                new = refresh_metrics_frame(engine, old, codes, end=grow)
+                if new is not None:
+                    return new
+        return self._build_metrics(level, window)
 
     # ------------------------------------------------------------------ tiles
     def vector_tile(self, layer: str, z: int, x: int, y: int, window: Window) -> tuple[bytes, str]:
@@ -483,6 +522,8 @@ class MapService:
 
     def _apply_changes(self, changes: list[Change]) -> None:
         touched = {c.layer for c in changes}
+        with self._pending_lock:  # issue 12 (ROLLUP): where the next refresh must look
+            self._dirty += [c.bbox for c in changes if c.bbox is not None]
         everything = bool(touched - {"incidents"}) or any(c.bbox is None for c in changes)
         if touched & {"incidents", "boundaries"}:
             self.sources.clear()
@@ -590,9 +631,12 @@ class MapService:
         with self._refresh_lock:
             t0 = time.monotonic()
             frames = [k for k in self.metrics.keys() if isinstance(k, tuple) and k[0] == "frame"]
+            with self._pending_lock:
+                dirty, self._dirty = self._dirty, []
+            codes_of: dict[str, list[str]] = {}  # touched units per level, one query each
             for key in frames:
                 _, level, window = key
-                df = self._build_metrics(level, window)
+                df = self._refreshed_metrics(level, window, dirty, codes_of)
                 self.metrics.put(key, df)
                 self.metrics.discard(("index", level, window))
                 self.metrics.discard(("by_code", level, window))
@@ -638,6 +682,7 @@ _NOT_METRICS = frozenset(
         "households",
         "area_m2",
         "geometry",
+        "effort_incidents",  # kept for the frame's refresh (FRAME_EXTRA)
         "xmin",
         "ymin",
         "xmax",

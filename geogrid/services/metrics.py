@@ -503,6 +503,7 @@ def refresh_metrics_frame(
     codes: Iterable[str],
     *,
     now: Any = None,
+    end: datetime | None = None,
     tz: str | None = None,
 ) -> pd.DataFrame | None:
     """``frame`` (a :func:`metrics_frame`, possibly without its geometry) with the rows of
@@ -514,6 +515,11 @@ def refresh_metrics_frame(
     recomputed from the new reference (vectorised). Worker FTEs and residents' answers are
     kept (incident writes do not change them). The other units keep the state read at
     the frame's build time: the map's frames expire after a TTL anyway.
+
+    ``end``: a later end of the window (a map's open window, "up to now", grows to
+    include the reports since the build; its start and previous window stay). As every
+    report since the build reaches the refresh of its own units, the other units have
+    nothing reported in the added stretch.
 
     Returns None when only a full rebuild is right: no rollup in the database, the
     frame lacks the attributes of :func:`metrics_frame`, or some incidents carry another
@@ -529,7 +535,7 @@ def refresh_metrics_frame(
     zone = _zone(tz)
     level = str(a["level"])
     start_d = datetime.fromisoformat(a["start"])
-    end_d = datetime.fromisoformat(a["end"])
+    end_d = max(datetime.fromisoformat(a["end"]), end) if end else datetime.fromisoformat(a["end"])
     now_d = parse_time(now, "now", zone) or datetime.now(UTC)
     t = min(end_d, now_d)
     with _connect(engine) as conn:
@@ -582,6 +588,7 @@ def refresh_metrics_frame(
         {str(k): v for k, v in a.items()},
         load_reference=dict(zip(("effort", "households", "area_km2"), reference, strict=True)),
         as_at=t.isoformat(),
+        end=end_d.isoformat(),
     )
     return out
 
