@@ -27,12 +27,13 @@ import statistics
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 import psycopg
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 
 from geogrid.core.loadindex import LoadWeights
 from geogrid.core.timewindow import resolve_window
@@ -288,7 +289,41 @@ def _rollup_vs_base(url: str, repeat: int, say) -> dict[str, float]:
         f"base table p50 {b50:.0f} ms p99 {b99:.0f} ms | rollup p50 {r50:.0f} ms "
         f"p99 {r99:.0f} ms | ratio base/rollup {b50 / r50:.2f}× | same numbers: {same}"
     )
+    _where_time_goes(engine, base, rolled, say)
     return {"base_p50": b50, "rollup_p50": r50}
+
+
+def _where_time_goes(engine: Engine, base, rolled, say) -> None:
+    """Each statement of both paths alone (EXPLAIN ANALYZE's execution time, serially),
+    with the plan's top node: where a month's time goes in the database."""
+    for name, fn in (("base table", base), ("rollup", rolled)):
+        seen: list[tuple[str, Any]] = []
+
+        def grab(conn, cursor, statement, parameters, context, executemany, seen=seen):
+            if "FROM incident" in statement and "GROUP BY" in statement:
+                seen.append((statement, parameters))
+
+        event.listen(engine, "before_cursor_execute", grab)
+        try:
+            fn()
+        finally:
+            event.remove(engine, "before_cursor_execute", grab)
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SET work_mem = '64MB'")
+            for statement, parameters in seen:
+                try:
+                    plan = [r[0] for r in conn.exec_driver_sql(
+                        "EXPLAIN (ANALYZE, TIMING OFF) " + statement, parameters
+                    ).all()]  # fmt: skip
+                except Exception as exc:  # a statement the driver cannot EXPLAIN as is
+                    say(f"    {name}: EXPLAIN failed ({type(exc).__name__})")
+                    conn.rollback()
+                    continue
+                took = next((p for p in plan if p.startswith("Execution Time")), "?")
+                what = " ".join(statement.split())[:70]
+                say(
+                    f"    {name}: {took.split(': ')[-1]:>12}  {plan[0].split('  (')[0]:<28} {what}…"
+                )
 
 
 def main(argv: list[str] | None = None) -> None:
