@@ -194,7 +194,11 @@ def unit_extents_many(
     conn: Connection, levels: Sequence[str], bboxes: Sequence[Sequence[float]]
 ) -> dict[str, list[tuple[float, float, float, float]]]:
     """:func:`unit_extents` of several bboxes at several levels in one query (a batch of
-    changes): per level, the distinct extents (none for a bbox no unit of the level meets)."""
+    changes): per level, the distinct extents (none for a bbox no unit of the level meets).
+
+    Units are matched by their bounding boxes (``&&``, the index alone), not their shapes:
+    a few more tiles may be dropped, never fewer, and a district's polygon is not tested
+    against every report (ST_Intersects cost ~7 ms a report here)."""
     boxes = [b for b in (_bbox(b) for b in bboxes) if b is not None]
     if len(boxes) != len(bboxes):
         raise InvalidInput("bbox", bboxes, "(west, south, east, north) in WGS84 degrees")
@@ -207,8 +211,8 @@ def unit_extents_many(
             "SELECT DISTINCT lv, ST_XMin(x), ST_YMin(x), ST_XMax(x), ST_YMax(x) FROM (SELECT "
             "u.level AS lv, ST_Extent(u.geom) AS x FROM unnest(CAST(:w AS float8[]), "
             "CAST(:s AS float8[]), CAST(:e AS float8[]), CAST(:n AS float8[])) WITH ORDINALITY "
-            "AS b(w, s, e, n, i) JOIN unit u ON ST_Intersects(u.geom, "
-            "ST_MakeEnvelope(b.w, b.s, b.e, b.n, 4326)) JOIN boundary_version v "
+            "AS b(w, s, e, n, i) JOIN unit u ON u.geom && "
+            "ST_MakeEnvelope(b.w, b.s, b.e, b.n, 4326) JOIN boundary_version v "
             "ON v.id = u.version_id WHERE v.status = 'published' "
             "AND u.level = ANY(CAST(:lv AS text[])) GROUP BY u.level, b.i) q"
         ),
