@@ -73,15 +73,16 @@ def empty_db():
 
 
 def _fingerprint(url: str) -> dict[str, tuple[int, str | None]]:
-    """Every table's (row count, md5 of its rows as text in order), and every sequence's
-    last value, of the database's own objects (not PostGIS')."""
+    """Every table's (row count, md5 of its rows as text in order) — partitioned parents
+    and each partition (issue 12) — and every sequence's last value, of the database's own
+    objects (not PostGIS')."""
     out: dict[str, tuple[int, str | None]] = {}
     with get_engine(url).connect() as conn:
         rels = conn.execute(
             text(
                 "SELECT c.relkind, quote_ident(n.nspname) || '.' || quote_ident(c.relname) "
                 "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE c.relkind IN ('r', 'S') AND n.nspname NOT IN ('pg_catalog', "
+                "WHERE c.relkind IN ('r', 'p', 'S') AND n.nspname NOT IN ('pg_catalog', "
                 "'information_schema') AND n.nspname NOT LIKE 'pg\\_%' AND NOT EXISTS ("
                 "SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
                 "AND d.objid = c.oid AND d.deptype = 'e')"
