@@ -206,7 +206,9 @@ def upgrade() -> None:
     op.execute("INSERT INTO incident SELECT * FROM incident_old")
 
     op.execute(
-        "CREATE TABLE incident_key (id bigint NOT NULL, source_id text, "
+        # source_id in the C collation: an external id is compared byte for byte, and a
+        # bulk load's key inserts then compare with memcmp instead of strcoll
+        'CREATE TABLE incident_key (id bigint NOT NULL, source_id text COLLATE "C", '
         "reported_at timestamptz NOT NULL, "
         "CONSTRAINT incident_key_pkey PRIMARY KEY (id), "
         "CONSTRAINT incident_source_id_key UNIQUE (source_id))"
