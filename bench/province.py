@@ -7,7 +7,8 @@ metrics and tiles.
         [--admin-url postgresql://postgres@127.0.0.1:5432/postgres]
 
 ``--incidents`` is the province's year (Guangxi: ~100 M); ``--scale-down N`` writes
-``incidents / N`` of them (default 20: 5 M, a few minutes on 2 cores). Phases, each
+``incidents / N`` of them (default 20: 5 M rows; the 14 city builds alone take ~2 min
+of CPU; on a loaded 2-core machine the whole run takes half an hour and more). Phases, each
 printing its figure as it ends:
 
 1. **build**: :func:`geogrid.demo.province.build_province` (14 demo builds moved onto a
