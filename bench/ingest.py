@@ -147,6 +147,7 @@ def main() -> None:
             "insert",
             "keys",
             "index",
+            "analyze",
             "attach",
         ):
             if phase in rep.phases:

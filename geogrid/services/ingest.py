@@ -511,6 +511,9 @@ class _MonthLoad:
         for name in months.values():
             store.build_indexes(conn, name)
         t = self._clock("index", t)
+        for name in months.values():  # statistics before the month is read (planner, extents)
+            store.analyze_incidents(conn, name)
+        t = self._clock("analyze", t)
         attached = 0
         for month, name in sorted(months.items()):
             part_store.attach(conn, "incident", name, month_range(month, self.zone))

@@ -17,6 +17,7 @@ bound parameters). Counts stop at :data:`geogrid.core.ogc.COUNT_CAP`.
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -371,11 +372,32 @@ def incident_item(conn: Connection, feature_id: str) -> dict[str, Any] | None:
 def incident_extent(conn: Connection) -> Extent:
     """Extent of the incidents: their points (estimated from the statistics when present)
     and ``[min, max]`` of ``reported_at``."""
+    # incident is partitioned by month (revision 0015): a partitioned parent has no
+    # statistics of its own (ST_EstimatedExtent on it fails), so the extent is the union of
+    # each partition's estimate, or of its exact extent when it has not been analysed yet
+    parts = (
+        conn.execute(
+            text(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'incident'::regclass ORDER BY 1"
+            )
+        )
+        .scalars()
+        .all()
+    )
+    pieces = (
+        " UNION ALL ".join(
+            f"SELECT coalesce(ST_EstimatedExtent('{p}', 'geom')::geometry, "
+            f'(SELECT ST_Extent(geom)::geometry FROM "{p}")) AS e'
+            for p in parts
+            if re.fullmatch(r"[a-z0-9_]+", p)  # catalogue names of this schema's partitions
+        )
+        or "SELECT ST_Extent(geom)::geometry AS e FROM incident"
+    )
     b = conn.execute(
         text(
             "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-            "(SELECT coalesce(ST_EstimatedExtent('incident', 'geom')::geometry, "
-            "ST_Extent(geom)::geometry) AS e FROM incident) q"
+            f"(SELECT ST_Extent(e) AS e FROM ({pieces}) s) q"
         )
     ).first()
     t = conn.execute(text("SELECT min(reported_at), max(reported_at) FROM incident")).one()
