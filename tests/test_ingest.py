@@ -494,6 +494,7 @@ def test_multi_month_load_into_new_and_existing_partitions(city, tmp_path):
     from datetime import UTC, datetime
 
     from geogrid.services import partitions
+    from tests.test_partitions import assert_rollup_exact
 
     engine = city["engine"]
     partitions.ensure(engine, datetime(2025, 2, 10, tzinfo=UTC))  # 2025-02 exists, empty
@@ -546,3 +547,5 @@ def test_multi_month_load_into_new_and_existing_partitions(city, tmp_path):
         )
     again = import_incidents(engine, p, batch_size=40)
     assert (again.loaded, again.already_stored) == (0, 90)
+    with engine.connect() as conn:  # months attached whole are in the daily rollup too
+        assert_rollup_exact(conn)

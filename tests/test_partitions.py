@@ -26,6 +26,20 @@ from tests.conftest import ADMIN_URL
 ZONE = "Asia/Shanghai"
 
 
+def assert_rollup_exact(conn) -> None:
+    """The daily rollup (revision 0016) holds exactly what ``incident`` holds now, also
+    for months that joined or left it whole (attached or detached, without triggers)."""
+    key = "version_id, grid_code, community_code, street_code, district_code, category"
+    kept = f"SELECT day, {key}, incidents, resolved FROM incident_daily"
+    rebuilt = (
+        f"SELECT (reported_at AT TIME ZONE incident_daily_zone())::date, {key}, count(*), "
+        "count(*) FILTER (WHERE status IN ('resolved', 'closed')) "
+        "FROM incident GROUP BY 1, 2, 3, 4, 5, 6, 7"
+    )
+    diff = f"({kept} EXCEPT ALL {rebuilt}) UNION ALL ({rebuilt} EXCEPT ALL {kept})"
+    assert conn.execute(text(diff)).all() == []
+
+
 @pytest.fixture(scope="module")
 def engine(make_db):
     e = get_engine(make_db())
@@ -242,6 +256,8 @@ def test_archive_and_restore_round_trip(engine, tmp_path):
         before_april = month_digest(conn, "incident_p2028_04")
     assert before["rows"] == 25
     report = partitions.archive_before(engine, "2028-04", tmp_path, tz=ZONE)
+    with engine.connect() as conn:
+        assert_rollup_exact(conn)  # the archived month left the rollup
     assert "incident_p2028_03" in report.files
     assert "incident_p2028_04" not in report.files
     with engine.connect() as conn:
@@ -265,6 +281,7 @@ def test_archive_and_restore_round_trip(engine, tmp_path):
     restored = partitions.restore_month(engine, path)
     assert restored.rows == 25
     with engine.connect() as conn:
+        assert_rollup_exact(conn)  # and came back with it
         assert month_digest(conn, "incident_p2028_03") == before
         assert month_digest(conn, "incident_p2028_04") == before_april
         assert _home(conn, march) == {"incident_p2028_03"}

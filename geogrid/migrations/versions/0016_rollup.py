@@ -179,6 +179,28 @@ def upgrade() -> None:
         $$
         """
     )
+    # a month loaded standalone and attached whole (the bulk ingest, an archive restored)
+    # or detached for the archive never passes the statement triggers: 0015's hooks,
+    # no-ops there, fold the table's rows in or out here
+    op.execute(
+        "CREATE OR REPLACE FUNCTION geogrid_incidents_attached(rel regclass) RETURNS void "
+        "LANGUAGE plpgsql AS $hook$ BEGIN EXECUTE format($q$"
+        + _ADD.format(delta=_side("%s", "+"))
+        + "$q$, rel); END $hook$"
+    )
+    op.execute(
+        "CREATE OR REPLACE FUNCTION geogrid_incidents_detached(rel regclass) RETURNS void "
+        "LANGUAGE plpgsql AS $hook$ DECLARE zero_days date[]; BEGIN EXECUTE format($q$"
+        + _APPLY.format(delta=_side("%s", "-"))
+        .replace(
+            "SELECT array_agg(DISTINCT day) INTO zero_days FROM up",
+            "SELECT array_agg(DISTINCT day) FROM up",
+        )
+        .split(";")[0]
+        + "$q$, rel) INTO zero_days; "
+        "IF zero_days IS NOT NULL THEN DELETE FROM incident_daily "
+        "WHERE day = ANY(zero_days) AND incidents = 0 AND resolved = 0; END IF; END $hook$"
+    )
     op.execute("SELECT incident_daily_rebuild()")
     op.execute("ANALYZE incident_daily")
 
@@ -188,6 +210,11 @@ def downgrade() -> None:
         op.execute(f"DROP TRIGGER IF EXISTS incident_daily_{t} ON incident")
         op.execute(f"DROP FUNCTION IF EXISTS incident_daily_{t}()")
     op.execute("DROP FUNCTION IF EXISTS incident_daily_rebuild()")
+    for hook in ("attached", "detached"):  # back to 0015's no-ops
+        op.execute(
+            f"CREATE OR REPLACE FUNCTION geogrid_incidents_{hook}(rel regclass) RETURNS void "
+            "LANGUAGE plpgsql AS $$ BEGIN END $$"
+        )
     op.execute("DROP INDEX IF EXISTS incident_done_at")
     op.execute("DROP TABLE IF EXISTS incident_daily")
     op.execute("DROP FUNCTION IF EXISTS incident_daily_zone()")
