@@ -25,6 +25,9 @@ from geogrid.services.boundaries import save_hierarchy
 from geogrid.services.registry_import import import_registry, reattribute_registry
 from geogrid.settings import Settings
 
+#: the tests build on each other's rows in one module-scoped city: one xdist worker runs
+#: a file's tests in order (``--dist loadfile`` in scripts/test.sh)
+
 KEY = base64.b64encode(bytes(range(100, 132))).decode()
 
 
