@@ -27,6 +27,4 @@ if [ -f package.json ]; then
   npx --no-install eslint api/static tests/js
   node --test tests/js/
 fi
-# --dist loadfile: a file's tests run in order on one worker (module-scoped cities are
-# built once, and tests that build on each other's rows stay together)
-exec .venv/bin/python -m pytest -q -p no:cacheprovider -n "${GEOGRID_TEST_WORKERS:-2}" --dist loadfile "$@"
+exec .venv/bin/python -m pytest -q -p no:cacheprovider -n "${GEOGRID_TEST_WORKERS:-2}" "$@"

@@ -26,7 +26,8 @@ from geogrid.services.registry_import import import_registry, reattribute_regist
 from geogrid.settings import Settings
 
 #: the tests build on each other's rows in one module-scoped city: one xdist worker runs
-#: a file's tests in order (``--dist loadfile`` in scripts/test.sh)
+#: them, in order (tests/conftest.py ``pytest_collection_modifyitems``)
+pytestmark = pytest.mark.in_order
 
 KEY = base64.b64encode(bytes(range(100, 132))).decode()
 

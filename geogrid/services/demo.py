@@ -31,6 +31,7 @@ from geogrid.demo.incidents import build_incidents
 from geogrid.demo.people import build_workers
 from geogrid.demo.registry import DEFAULT_RECORDS, build_registry
 from geogrid.errors import Conflict
+from geogrid.services import partitions
 from geogrid.services.accounts import add_user
 from geogrid.services.boundaries import save_hierarchy
 from geogrid.services.registry_import import load_registry
@@ -233,6 +234,13 @@ def _store_incidents(
         if c not in frame:
             frame[c] = pd.NaT
     loaded = outside = 0
+    if len(frame):
+        # the months' partitions first, so that no row waits in the DEFAULT partition: moving
+        # rows out of it later (partitions.maintain) hides them from readers planned before
+        times = pd.to_datetime(frame["reported_at"], utc=True)
+        partitions.ensure_range(
+            engine, times.min().to_pydatetime(), times.max().to_pydatetime(), tz=CITY.timezone
+        )
     with engine.begin() as conn:
         for start in range(0, len(frame), batch):
             part = frame.iloc[start : start + batch].reset_index(drop=True)
