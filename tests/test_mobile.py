@@ -21,8 +21,9 @@ from __future__ import annotations
 import io
 import json
 import threading
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import small_city
@@ -436,7 +437,9 @@ def test_offline_round_trip_arrives_exactly_once(browser, city_server):
         photo = http.get(f"/media/{sha}", headers=city.auth("w1"))
         assert photo.status_code == 200 and photo.headers["content-type"] == "image/jpeg"
 
-        day = datetime.now(UTC).astimezone().strftime("%Y-%m-%d")
+        # the day in the city's zone (the phone's too): not the machine's, which differs
+        # from it for eight hours a day
+        day = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d")
         tracks = http.get("/patrols", params={"day": day}, headers=city.auth("admin")).json()
         assert len(tracks["features"]) == 1
         assert tracks["features"][0]["geometry"]["type"] in ("LineString", "MultiLineString")

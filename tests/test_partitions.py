@@ -365,3 +365,31 @@ def test_a_busy_maker_never_delays_a_writer(engine):
     assert "incident_p2033_08" in partitions.maintain(engine, tz=ZONE)
     with engine.connect() as conn:
         assert _home(conn, ids) == {"incident_p2033_08"}
+
+
+def test_a_reader_during_a_move_out_of_default_sees_every_row(engine):
+    """Rows waiting in DEFAULT moved into a new month while a count is asked: the reader
+    waits and counts every row (without the parent's lock it was planned without the new
+    partition, scanned DEFAULT after the move and missed them)."""
+    import threading
+
+    at = datetime(2031, 5, 10, tzinfo=UTC)
+    with engine.begin() as conn:
+        _insert(conn, at, n=7)  # no partition for 2031-05: the rows wait in DEFAULT
+        total = conn.execute(text("SELECT count(*) FROM incident")).scalar_one()
+    seen: list[int] = []
+    with engine.connect() as mover:
+        mover.begin()
+        assert partitions.make_months(mover, ["2031-05"], ZONE) == ["incident_p2031_05"]
+
+        def count() -> None:
+            with engine.connect() as reader:
+                seen.append(reader.execute(text("SELECT count(*) FROM incident")).scalar_one())
+
+        t = threading.Thread(target=count)
+        t.start()
+        t.join(0.8)
+        assert t.is_alive()  # waiting for the move
+        mover.commit()
+        t.join(30)
+    assert seen == [total]

@@ -166,6 +166,17 @@ def attach(conn: Connection, parent: str, name: str, bounds: Bounds) -> int:
     tbl = _ident(name)
     default = f"{_parent(parent)}_default"
     if table_exists(conn, default):
+        key = PARENTS[_parent(parent)]
+        waiting = conn.execute(
+            text(f"SELECT EXISTS (SELECT 1 FROM {default} WHERE {key} >= :a AND {key} < :b)"),
+            {"a": bounds.start, "b": bounds.end},
+        ).scalar_one()
+        if waiting:
+            # rows move between partitions: a reader planned before the attach would scan
+            # DEFAULT after the move but not the new partition, and miss them. Readers wait
+            # on the parent instead, for the moment of the move (rare: the months are made
+            # ahead, so DEFAULT is empty but for raw writes or a paused ensure)
+            conn.exec_driver_sql(f"LOCK TABLE {_parent(parent)} IN ACCESS EXCLUSIVE MODE")
         conn.exec_driver_sql(f"LOCK TABLE {default} IN ACCESS EXCLUSIVE MODE")
     moved = move_from_default(conn, parent, tbl, bounds)
     a, b = _literal(conn, bounds.start), _literal(conn, bounds.end)
