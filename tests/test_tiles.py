@@ -134,7 +134,12 @@ def test_incident_budget_and_conservation_z0_z6(demo_http, demo_db_url, z):
     x0, y0, x1, y1 = tile_range(YULIN, z)
     for x, y in itertools.product(range(x0, x1 + 1), range(y0, y1 + 1)):
         r = demo_http.get(f"/tiles/incidents/{z}/{x}/{y}.mvt", params=params)
-        assert r.status_code == 200 and len(r.content) <= MAX_BYTES
+        for _ in range(3):  # busy (503 + Retry-After) on a loaded machine: as a client would
+            if r.status_code != 503:
+                break
+            time.sleep(min(float(r.headers.get("retry-after", 1)), 5))
+            r = demo_http.get(f"/tiles/incidents/{z}/{x}/{y}.mvt", params=params)
+        assert r.status_code == 200 and len(r.content) <= MAX_BYTES, r.text[:300]
         feats = _decode(r.content).get("incidents", {"features": []})["features"]
         assert len(feats) <= MAX_FEATURES
         assert all(f["properties"]["cluster"] == 1 for f in feats)

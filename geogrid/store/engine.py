@@ -42,7 +42,17 @@ def raw_dsn(url: str) -> str:
 @lru_cache(maxsize=8)
 def _engine(url: str) -> Engine:
     # pool_pre_ping: a connection broken by a database restart is replaced, not used
-    engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_timeout=10)
+    # jit off: with monthly partitions a query's estimated cost passes jit_above_cost and
+    # PostgreSQL compiles every partition's expressions — seconds for a tile of 60k points
+    # under load (the cheap class's 5 s budget ran out); our queries are short and indexed
+    engine = create_engine(
+        url,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        pool_timeout=10,
+        connect_args={"options": "-c jit=off"},
+    )
     install_statement_timeout(engine)
     return engine
 
