@@ -174,16 +174,6 @@ def make_db():
         drop_database(url)
 
 
-def pytest_collection_modifyitems(config, items) -> None:
-    """Tests marked ``in_order`` go first, in their order. Under ``pytest -n 2`` xdist's
-    load scheduler hands each worker a first chunk of consecutive tests (a quarter of its
-    share, ~150 here), so such a file runs whole and in order on one worker — without
-    ``--dist loadfile``/``loadgroup``, which lose schemathesis' generated tests."""
-    first = [i for i in items if i.get_closest_marker("in_order")]
-    if first:
-        items[:] = first + [i for i in items if not i.get_closest_marker("in_order")]
-
-
 def pytest_runtest_logreport(report) -> None:
     """With GEOGRID_TEST_TIMES set, append each phase's duration to that file (to find the
     slow tests of a run while it runs)."""

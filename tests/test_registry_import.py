@@ -2,7 +2,11 @@
 and a duplicate person imported with --skip-bad through the real CLI and its rejects file
 read back; idempotent re-import; all or nothing without --skip-bad; no ID number or phone
 in clear in a pg_dump; counts from the registry; re-attribution after a boundary change;
-a scoped, audited export."""
+a scoped, audited export.
+
+No test depends on another's rows: a test that writes has a city of its own, filled by the
+fixtures up to the stage it starts from (``STAGES``); the others read one module-scoped
+city loaded with every file."""
 
 from __future__ import annotations
 
@@ -25,10 +29,6 @@ from geogrid.services.boundaries import save_hierarchy
 from geogrid.services.registry_import import import_registry, reattribute_registry
 from geogrid.settings import Settings
 
-#: the tests build on each other's rows in one module-scoped city: one xdist worker runs
-#: them, in order (tests/conftest.py ``pytest_collection_modifyitems``)
-pytestmark = pytest.mark.in_order
-
 KEY = base64.b64encode(bytes(range(100, 132))).decode()
 
 
@@ -48,26 +48,98 @@ P = {
 }  # fmt: skip
 BAD_ID = P["a"][1][:17] + ("0" if P["a"][1][17] != "0" else "1")  # wrong check character
 BAD_PHONE = "1387700"
-SEEDED = [p[1] for p in P.values()] + [p[3] for p in P.values() if p[3]] + [BAD_ID]
+#: the people file: a, b, c and e good; a bad ID (row 5), a duplicate of a (row 6) and a
+#: bad phone (row 8) rejected
+PEOPLE_ROWS = [
+    P["a"],
+    P["b"],
+    P["c"],
+    ("赵敏", BAD_ID, "男", "13877001009", "户主", "H4", "户籍", "B2", "202", ""),  # row 5
+    (P["a"][0], P["a"][1], "男", "13877001001", "户主", "H2", "户籍", "B2", "201", ""),  # dup
+    P["e"],
+    ("孙丽", _id("19900707", 72), "女", BAD_PHONE, "户主", "H5", "户籍", "B3", "302", ""),
+]  # fmt: skip
+#: a good person in a file with a bad one (all or nothing: never written)
+NEW = ("周杰", _id("19750808", 81), "男", "13877001081", "户主", "H6", "户籍", "B1", "102", "")
+#: the care file's unknown person
+UNKNOWN_ID = _id("19990909", 91)
+#: every ID number and phone a test hands in: none may be written anywhere in clear
+SEEDED = [
+    *(p[1] for p in P.values()),
+    *(p[3] for p in P.values() if p[3]),
+    BAD_ID,
+    PEOPLE_ROWS[-1][1],
+    NEW[1],
+    NEW[3],
+    UNKNOWN_ID,
+]
 HEADERS = ["姓名", "公民身份号码", "性别", "联系电话", "与户主关系", "户号", "人口类型", "楼栋",
            "房号", "关爱类型"]  # fmt: skip
+#: the registry files of a loaded city, in the order they are imported
+STAGES = ("buildings", "people", "households", "care")
 
 
-@pytest.fixture(scope="module")
-def city(tmp_path_factory):
+@pytest.fixture(scope="module", autouse=True)
+def registry_env(tmp_path_factory):
+    """The registry key and a home of the module's own in the environment (read by
+    ``Settings()`` and by the CLI's subprocesses)."""
     home = tmp_path_factory.mktemp("home")
     old = {k: os.environ.get(k) for k in ("GEOGRID_REGISTRY_KEY", "GEOGRID_HOME")}
     os.environ["GEOGRID_REGISTRY_KEY"] = KEY
     os.environ["GEOGRID_HOME"] = str(home)
     try:
-        with small_city.build() as c:
-            yield c
+        yield
     finally:
         for k, v in old.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def _fill(city, folder: Path, upto: str) -> None:
+    """Import the files of ``STAGES`` up to ``upto`` into ``city`` through the service."""
+    for stage in STAGES[: STAGES.index(upto) + 1]:
+        if stage == "buildings":
+            path, kw = _buildings_csv(folder / "楼栋.csv"), {"kind": "buildings"}
+        elif stage == "people":
+            path, kw = _people_xlsx(folder / "人口.xlsx", PEOPLE_ROWS), {"skip_bad": True}
+        elif stage == "households":
+            path, kw = _households_csv(folder / "户.csv"), {}
+        else:
+            path, kw = _care_csv(folder / "关爱.csv"), {"skip_bad": True}
+        import_registry(city.engine, path, settings=Settings(), **kw)
+
+
+@pytest.fixture
+def empty_city():
+    """A small city of the test's own, without registry records."""
+    with small_city.build() as c:
+        yield c
+
+
+@pytest.fixture
+def city_with_buildings(empty_city, tmp_path):
+    """The test's own city with buildings B1–B3 (in grids 1–3)."""
+    _fill(empty_city, tmp_path, "buildings")
+    return empty_city
+
+
+@pytest.fixture
+def city_with_people(city_with_buildings, tmp_path):
+    """The test's own city with the buildings and the people file (a, b, c, e in H1–H3)."""
+    _fill(city_with_buildings, tmp_path, "people")
+    return city_with_buildings
+
+
+@pytest.fixture(scope="module")
+def loaded_city(tmp_path_factory):
+    """One city with every file of ``STAGES`` imported, shared by the tests that only read
+    it (or try a write that must be refused, and check that nothing changed)."""
+    folder = tmp_path_factory.mktemp("loaded")
+    with small_city.build() as c:
+        _fill(c, folder, STAGES[-1])
+        yield c
 
 
 def _cli(city, *args):
@@ -104,12 +176,29 @@ def _people_xlsx(path: Path, rows: list[tuple]) -> Path:
     return path
 
 
+def _households_csv(path: Path) -> Path:
+    """H10 new; H1 (implied by the people file) gains an address."""
+    path.write_text("户号,地址,楼栋,房号\nH10,江滨路1号102室,B1,102\nH1,江滨路1号101室,B1,101\n",
+                    encoding="utf-8-sig")  # fmt: skip
+    return path
+
+
+def _care_csv(path: Path) -> Path:
+    """a joins the key group (every 10 days); the second row names an unknown person."""
+    path.write_text(
+        f"身份证号,关爱类型,走访周期(天),备注\n{P['a'][1]},重点人群,10,\n{UNKNOWN_ID},残疾人,,\n",
+        encoding="utf-8",
+    )
+    return path
+
+
 def _count(city, table: str) -> int:
     with city.engine.connect() as conn:
         return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
 
 
-def test_buildings_csv_gb18030_attributed(city, tmp_path):
+def test_buildings_csv_gb18030_attributed(empty_city, tmp_path):
+    city = empty_city
     res = _cli(city, "import", str(_buildings_csv(tmp_path / "楼栋.csv")), "--kind", "buildings")
     assert res.returncode == 0, res.stderr
     with city.engine.connect() as conn:
@@ -117,18 +206,9 @@ def test_buildings_csv_gb18030_attributed(city, tmp_path):
     assert got == {"B1": small_city.GRIDS[0], "B2": small_city.GRIDS[1], "B3": small_city.GRIDS[2]}
 
 
-def test_excel_skip_bad_with_rejects_then_idempotent(city, tmp_path):
-    rows = [
-        P["a"],
-        P["b"],
-        P["c"],
-        ("赵敏", BAD_ID, "男", "13877001009", "户主", "H4", "户籍", "B2", "202", ""),  # row 5
-        (P["a"][0], P["a"][1], "男", "13877001001", "户主", "H2", "户籍", "B2", "201", ""),  # dup
-        P["e"],
-        ("孙丽", _id("19900707", 72), "女", BAD_PHONE, "户主", "H5", "户籍", "B3", "302", ""),
-    ]
-    SEEDED.append(_id("19900707", 72))
-    xlsx = _people_xlsx(tmp_path / "人口.xlsx", rows)
+def test_excel_skip_bad_with_rejects_then_idempotent(city_with_buildings, tmp_path):
+    city = city_with_buildings
+    xlsx = _people_xlsx(tmp_path / "人口.xlsx", PEOPLE_ROWS)
     rejects = tmp_path / "rejects.csv"
     res = _cli(city, "import", str(xlsx), "--skip-bad", "--rejects", str(rejects))
     assert res.returncode == 0, res.stderr
@@ -182,12 +262,11 @@ def test_excel_skip_bad_with_rejects_then_idempotent(city, tmp_path):
     assert _count(city, "reg_care") == 3
 
 
-def test_all_or_nothing_without_skip_bad(city, tmp_path):
-    new = ("周杰", _id("19750808", 81), "男", "13877001081", "户主", "H6", "户籍", "B1", "102", "")
-    SEEDED.extend([new[1], new[3]])
+def test_all_or_nothing_without_skip_bad(loaded_city, tmp_path):
+    city = loaded_city
     xlsx = _people_xlsx(
         tmp_path / "bad.xlsx",
-        [new, ("吴昊", BAD_ID, "男", "13877001009", "户主", "H7", "户籍", "B1", "103", "")],
+        [NEW, ("吴昊", BAD_ID, "男", "13877001009", "户主", "H7", "户籍", "B1", "103", "")],
     )
     n0, h0 = _count(city, "reg_person"), _count(city, "reg_household")
     res = _cli(city, "import", str(xlsx))
@@ -198,7 +277,8 @@ def test_all_or_nothing_without_skip_bad(city, tmp_path):
     assert (_count(city, "reg_person"), _count(city, "reg_household")) == (n0, h0)
 
 
-def test_person_in_another_household_in_the_db_is_refused(city, tmp_path):
+def test_person_in_another_household_in_the_db_is_refused(loaded_city, tmp_path):
+    city = loaded_city
     xlsx = _people_xlsx(
         tmp_path / "moved.xlsx",
         [(P["b"][0], P["b"][1], "女", "13877001002", "户主", "H9", "户籍", "B3", "309", "")],
@@ -211,19 +291,14 @@ def test_person_in_another_household_in_the_db_is_refused(city, tmp_path):
     assert P["b"][1] not in str(err.value)
 
 
-def test_households_and_care_files(city, tmp_path):
-    hh = tmp_path / "户.csv"
-    hh.write_text("户号,地址,楼栋,房号\nH10,江滨路1号102室,B1,102\nH1,江滨路1号101室,B1,101\n",
-                  encoding="utf-8-sig")  # fmt: skip
+def test_households_and_care_files(city_with_people, tmp_path):
+    city = city_with_people
+    hh = _households_csv(tmp_path / "户.csv")
     rep = import_registry(city.engine, hh, settings=Settings())
     assert (rep.kind, rep.inserted, rep.updated) == ("households", 1, 1)  # H1 gains an address
     again = import_registry(city.engine, hh, settings=Settings())
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2)
-    care = tmp_path / "关爱.csv"
-    care.write_text(
-        f"身份证号,关爱类型,走访周期(天),备注\n{P['a'][1]},重点人群,10,\n{_id('19990909', 91)},残疾人,,\n",
-        encoding="utf-8",
-    )
+    care = _care_csv(tmp_path / "关爱.csv")
     with pytest.raises(FileInputError) as err:
         import_registry(city.engine, care, settings=Settings())
     assert [(e.row, e.field) for e in err.value.errors] == [(3, "id_number")]
@@ -237,7 +312,8 @@ def test_households_and_care_files(city, tmp_path):
     assert days == 10
 
 
-def test_units_counts_come_from_the_registry(city):
+def test_units_counts_come_from_the_registry(loaded_city):
+    city = loaded_city
     with city.engine.connect() as conn:
         rows = dict(
             conn.execute(
@@ -258,7 +334,8 @@ def test_units_counts_come_from_the_registry(city):
     assert tuple(community) == (4, 4)  # H1, H2, H3 and H10 (the households file)
 
 
-def test_export_is_scoped_audited_and_masked(city, tmp_path):
+def test_export_is_scoped_audited_and_masked(loaded_city, tmp_path):
+    city = loaded_city
     out = tmp_path / "export.csv"
     res = _cli(city, "export", str(out), "--reason", "年度核查")
     assert res.returncode == 0, res.stderr
@@ -280,7 +357,8 @@ def test_export_is_scoped_audited_and_masked(city, tmp_path):
     assert any("上级核查" in d for _, d in details)
 
 
-def test_no_id_number_or_phone_in_clear_in_a_dump(city, tmp_path):
+def test_no_id_number_or_phone_in_clear_in_a_dump(loaded_city):
+    city = loaded_city
     dump = subprocess.run(
         ["pg_dump", "--data-only", "--no-owner", city.url.replace("+psycopg", "")],
         capture_output=True,
@@ -294,7 +372,8 @@ def test_no_id_number_or_phone_in_clear_in_a_dump(city, tmp_path):
             assert digits.encode() not in dump
 
 
-def test_reattribution_after_a_boundary_change(city):
+def test_reattribution_after_a_boundary_change(city_with_people):
+    city = city_with_people
     layers = small_city.layers()
     grids = layers["grid"].copy()
     # swap the geometries of grids 1 and 3: buildings B1 and B3 change grids
