@@ -48,14 +48,16 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
 
 from geogrid.core import crs as gcrs
 from geogrid.core.incident_files import (
     NearIndex,
+    Routing,
     check_batch,
-    prepare_rows,
+    prepare_table,
     read_batches,
     rejected_rows,
 )
@@ -67,8 +69,8 @@ from geogrid.services.attribution import attributor_for_version
 from geogrid.services.incidents import NEAR_CITY_M
 from geogrid.services.unitcache import UnitCache
 from geogrid.settings import get_settings
+from geogrid.store import incident_copy, locks
 from geogrid.store import incidents as store
-from geogrid.store import locks
 from geogrid.store import partitions as part_store
 from geogrid.store.changes import record_incident_change
 
@@ -270,12 +272,13 @@ def _import(
     att = attributor_for_version(engine, cache=cache)
     near = NearIndex(att.grids.geometry, NEAR_CITY_M, city.metric_crs)
     rejects: list[pd.DataFrame] = []
-    seen: set[str] = set()
+    seen: list[pa.Array] = []  # the source ids of the batches before
     with engine.connect() as conn:
         cats = store.category_table(conn)
         workers = store.grid_workers(conn)
         covered = [p.bounds for p in part_store.list_partitions(conn) if not p.is_default]
     known = set(cats.index)
+    routing = Routing.from_attributor(att, cats, workers)
     phases = report.phases
 
     def clock(name: str, since: float) -> float:
@@ -297,66 +300,73 @@ def _import(
                 checked, good, errors = check_batch(
                     raw, file=str(path), first_row=first, crs=crs, categories=known, tz=zone
                 )
-                batch = checked
-                report.rows += len(batch)
+                report.rows += checked.num_rows
                 if errors:
                     report.errors.extend(errors)
                     if skip_bad:
-                        rejects.append(rejected_rows(raw, batch, good, errors))
+                        rejects.append(rejected_rows(raw, checked, good, errors))
                         report.rejected += int((~good).sum())
                 if refused():  # keep reading to report every problem
-                    report.errors.extend(_far_errors(str(path), checked.loc[good.to_numpy()]))
+                    report.errors.extend(_far_errors(str(path), checked.filter(pa.array(good))))
                     yield None
                     continue
-                batch = batch.loc[good.to_numpy()].reset_index(drop=True)
+                batch = checked if good.all() else checked.filter(pa.array(good))
                 # idempotency: drop ids seen earlier in this file or already stored
-                dup_in_file = batch["source_id"].duplicated() | batch["source_id"].isin(seen)
-                report.duplicates_in_file += int(dup_in_file.sum())
-                batch = batch.loc[~dup_in_file.to_numpy()]
-                seen.update(batch["source_id"])
+                sid = batch.column("source_id").combine_chunks()
+                fresh = _first_seen(sid)
+                if seen:
+                    fresh &= ~_mask(pc.is_in(sid, value_set=pa.chunked_array(seen, pa.string())))
+                report.duplicates_in_file += int((~fresh).sum())
+                if not fresh.all():
+                    batch, sid = batch.filter(pa.array(fresh)), sid.filter(pa.array(fresh))
+                seen.append(sid)
                 t = clock("check", t)
-                stored = store.existing_source_ids(lookup, batch["source_id"].tolist())
-                report.already_stored += len(stored)
-                batch = batch.loc[~batch["source_id"].isin(stored).to_numpy()]
-                batch = batch.reset_index(drop=True)
-                lon, lat = batch["lon"].to_numpy(), batch["lat"].to_numpy()
+                stored = incident_copy.stored_source_ids(lookup, sid)
+                if len(stored):
+                    report.already_stored += len(stored)
+                    batch = batch.filter(pc.invert(pc.is_in(sid, value_set=stored)))
+                lon = np.asarray(batch.column("lon").to_numpy(), dtype=float)
+                lat = np.asarray(batch.column("lat").to_numpy(), dtype=float)
                 t = clock("dedupe", t)
-                codes = att.attribute(lon, lat)
-                far = _far(codes, lon, lat)
+                pos = att.positions(lon, lat)
+                far = _far(pos, lon, lat)
                 if far.any():
-                    far_errors = _far_errors(str(path), batch.loc[far])
+                    far_errors = _far_errors(str(path), batch.filter(pa.array(far)))
                     report.errors.extend(far_errors)
                     if refused():
                         yield None
                         continue
-                    far_rows = batch.loc[far, "_row"].to_numpy()
-                    keep = pd.Series(~np.isin(checked["_row"].to_numpy(), far_rows))
+                    far_rows = np.asarray(batch.column("_row").filter(pa.array(far)))
+                    keep = ~np.isin(np.asarray(checked.column("_row")), far_rows)
                     rejects.append(rejected_rows(raw, checked, keep, far_errors))
                     report.rejected += len(far_errors)
-                    batch = batch.loc[~far].reset_index(drop=True)
-                    codes = codes.loc[~far].reset_index(drop=True)
-                    lon, lat = lon[~far], lat[~far]
-                report.outside += int(codes["grid_code"].isna().sum())
-                frame = prepare_rows(batch, codes, cats, workers, att.version_id)
+                    batch = batch.filter(pa.array(~far))
+                    pos, lon, lat = pos[~far], lon[~far], lat[~far]
+                report.outside += int((pos < 0).sum())
+                rows = prepare_table(batch, pos, routing)
                 t = clock("attribute", t)
-                parts = _by_month(store.to_arrow(frame, lon, lat), covered, zone)
+                parts = _by_month(rows, covered, zone)
                 t = clock("encode", t)
-                yield parts, lon, lat, len(frame)
+                yield parts, lon, lat, rows.num_rows
                 t = time.perf_counter()
 
-    def _far(codes: pd.DataFrame, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    def _far(pos: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         """Points outside every grid and too far from all of them."""
-        outside = codes["grid_code"].isna().to_numpy()
+        outside = pos < 0
         far = np.zeros(len(lon), dtype=bool)
         if outside.any():
             far[outside] = near.far(lon[outside], lat[outside])
         return far
 
-    def _far_errors(file: str, rows: pd.DataFrame) -> list[RowError]:
+    def _far_errors(file: str, rows: pa.Table) -> list[RowError]:
         """Errors for the checked ``rows`` that are too far (their coordinates as given)."""
-        lon, lat = rows["lon"].to_numpy(), rows["lat"].to_numpy()
-        far = _far(att.attribute(lon, lat), lon, lat)
+        lon = np.asarray(rows.column("lon").to_numpy(), dtype=float)
+        lat = np.asarray(rows.column("lat").to_numpy(), dtype=float)
+        far = _far(att.positions(lon, lat), lon, lat)
+        if not far.any():
+            return []
         km = NEAR_CITY_M / 1000
+        picked = rows.filter(pa.array(far))
         return [
             RowError(
                 file,
@@ -367,7 +377,10 @@ def _import(
                 f"{x:g}, {y:g}",
             )
             for r, x, y in zip(
-                rows["_row"][far], rows["src_lon"][far], rows["src_lat"][far], strict=True
+                picked.column("_row").to_pylist(),
+                picked.column("src_lon").to_pylist(),
+                picked.column("src_lat").to_pylist(),
+                strict=True,
             )
         ]
 
@@ -402,6 +415,21 @@ def _import(
         report.rejects_path = str(rp)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _mask(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A boolean Arrow array as a NumPy mask (null → False)."""
+    return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _first_seen(values: pa.Array) -> np.ndarray:
+    """True at the first occurrence of each value (dictionary codes are numbered in the
+    order values first appear, so a first occurrence is a code above all before it)."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=bool)
+    codes = np.asarray(pc.dictionary_encode(values).indices.to_numpy(zero_copy_only=False))
+    before = np.maximum.accumulate(np.concatenate([[-1], codes[:-1]]))
+    return codes > before
 
 
 def _by_month(
@@ -486,7 +514,8 @@ class _MonthLoad:
 
     def copy(self, month: str | None, body: bytes, n: int) -> None:
         name = self._table(month)
-        store.copy_encoded(self.conn, body, name)
+        # every table loaded is this transaction's own: its rows are written frozen
+        incident_copy.copy_body(self.conn, body, name, freeze=True)
         self.rows[name] = self.rows.get(name, 0) + n
 
     def extent(self, lon: np.ndarray, lat: np.ndarray) -> None:
