@@ -80,6 +80,22 @@ def test_same_key_returns_the_first_answer(city) -> None:
         assert again.status_code == 201
         assert again.json() == first.json()
         assert _count(city, "SELECT count(*) FROM incident WHERE description = :d", d=desc) == 1
+        # the answer is made without reading the row back (issue 10): it equals a read
+        read = http.get(f"/incidents/{first.json()['id']}", headers=admin)
+        assert read.status_code == 200
+        made = {k: v for k, v in first.json().items() if k not in ("outside", "history")}
+        assert made == {k: v for k, v in read.json().items() if k in made}
+        assert first.json()["outside"] is False
+        # written by the same statement: the audit row of the create
+        assert (
+            _count(
+                city,
+                "SELECT count(*) FROM audit_log WHERE action = 'incident.create' "
+                "AND resource_ids = ARRAY[:i]",
+                i=str(first.json()["id"]),
+            )
+            == 1
+        )
 
         # the same key with another request: refused, naming the header; nothing stored
         other = http.post("/incidents", json=_body(desc + "!"), headers={**admin, HEADER: key})

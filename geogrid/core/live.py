@@ -40,6 +40,7 @@ __all__ = [
     "PUBLIC_FIELDS",
     "Batch",
     "parse_batch",
+    "new_incident_payload",
     "visible",
 ]
 
@@ -104,6 +105,34 @@ def parse_batch(payload: str) -> Batch | None:
         tuple(events),
         bool(doc.get("truncated")),
     )
+
+
+def new_incident_payload(incident: Mapping[str, Any]) -> str:
+    """The notification of one new incident, as migration 0014's insert trigger writes it
+    (for a writer that notifies after its commit). ``incident`` has :data:`EVENT_FIELDS`
+    but ``kind``; ``lon``/``lat`` are WGS84 degrees.
+
+    >>> b = parse_batch(new_incident_payload({"id": 3, "status": "reported",
+    ...     "category": "noise", "grid_code": "450902001001001", "lon": 110.12345678,
+    ...     "lat": 22.5, "reported_at": "2026-05-01T08:00:00+00:00"}))
+    >>> b.count, b.bbox, b.events[0]["lon"], b.events[0]["kind"]
+    (1, (110.12345678, 22.5, 110.12345678, 22.5), 110.1234568, 'new')
+    """
+    lon, lat = float(incident["lon"]), float(incident["lat"])
+    event: dict[str, Any] = {k: incident.get(k) for k in EVENT_FIELDS}
+    event.update(kind="new", lon=round(lon, 7), lat=round(lat, 7))
+    at = event.get("reported_at")
+    if at is not None and not isinstance(at, str):
+        event["reported_at"] = at.isoformat()
+    doc = {
+        "v": 1,
+        "kind": "new",
+        "count": 1,
+        "truncated": False,
+        "bbox": [lon, lat, lon, lat],
+        "events": [event],
+    }
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
 
 
 def _finite(v: Any) -> bool:

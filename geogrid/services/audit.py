@@ -47,6 +47,7 @@ __all__ = [
     "reset_client",
     "current_client",
     "record",
+    "entry",
     "record_read",
     "audit_log",
 ]
@@ -131,21 +132,39 @@ def record(
     detail
         Extra facts (filters of a list, the new status …); never personal values.
     """
+    row = entry(
+        actor=actor, action=action, resource=resource, ids=ids, fields=fields, detail=detail
+    )
+    with transaction(bind) as c:
+        store.insert_audit(c, **row)
+
+
+def entry(
+    *,
+    actor: Scope | Account | int | None,
+    action: str,
+    resource: str,
+    ids: Iterable[Any] | None = None,
+    fields: Sequence[str] | None = None,
+    detail: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The audit row :func:`record` appends (the parameters are the same), as the keyword
+    arguments of :func:`geogrid.store.audit.insert_audit` and
+    :func:`geogrid.store.audit.audit_params` — for a store statement that writes an
+    action and its audit row at once (the report path)."""
     actor_id, role = _who(actor)
     client = current_client()
-    with transaction(bind) as c:
-        store.insert_audit(
-            c,
-            actor_id=actor_id,
-            actor_role=role,
-            action=action,
-            resource=resource,
-            resource_ids=[str(i) for i in ids] if ids is not None else None,
-            fields=list(fields) if fields is not None else None,
-            ip=client.ip,
-            user_agent=client.user_agent,
-            detail=detail,
-        )
+    return {
+        "actor_id": actor_id,
+        "actor_role": role,
+        "action": action,
+        "resource": resource,
+        "resource_ids": [str(i) for i in ids] if ids is not None else None,
+        "fields": list(fields) if fields is not None else None,
+        "ip": client.ip,
+        "user_agent": client.user_agent,
+        "detail": detail,
+    }
 
 
 def record_read(

@@ -45,7 +45,11 @@ __all__ = [
     "principal_of",
     "request_hash",
     "replay_or_claim",
+    "claim_of",
+    "replay",
+    "stored",
     "remember",
+    "answer_json",
     "prune",
     "encode",
     "decode",
@@ -170,13 +174,39 @@ def replay_or_claim(
     InvalidInput : the key is not 1–200 printable ASCII characters.
     Conflict : the key was used by this principal for a different request.
     """
+    claim = claim_of(key, principal=principal, operation=operation, request=request)
+    if claim is None:
+        return None
+    row = store.claim_key(conn, *claim)
+    return None if row is None else replay(row, claim)
+
+
+def claim_of(
+    key: str | None, *, principal: str, operation: str, request: Mapping[str, Any]
+) -> tuple[str, str, str, str] | None:
+    """What claiming ``key`` writes: (principal, key, operation, request hash); None
+    without a key. For a store statement that claims the key with other work (the report
+    path); then :func:`replay` when the key was already there.
+
+    Raises
+    ------
+    InvalidInput : the key is not 1–200 printable ASCII characters.
+    """
     if check_key(key) is None:
         return None
     assert key is not None
-    digest = request_hash(operation, request)
-    row = store.claim_key(conn, principal, key, operation, digest)
-    if row is None:
-        return None
+    return principal, key, operation, request_hash(operation, request)
+
+
+def replay(row: Mapping[str, Any], claim: tuple[str, str, str, str]) -> dict[str, Any]:
+    """The first answer of a key found taken (``row``:
+    :func:`geogrid.store.idempotency.stored_answer`) for the request ``claim`` describes.
+
+    Raises
+    ------
+    Conflict : the key was used for a different request.
+    """
+    _, key, operation, digest = claim
     if row["request_hash"] != digest or row["operation"] != operation:
         raise Conflict(
             f"{HEADER} {key!r} was already used for a different request "
@@ -186,6 +216,15 @@ def replay_or_claim(
     if row["response"] is None:  # pragma: no cover - the claim and answer share a transaction
         raise Conflict(f"{HEADER} {key!r}: the first request is still in progress")
     return cast(dict[str, Any], decode(row["response"]))
+
+
+def stored(conn: Connection, claim: tuple[str, str, str, str]) -> dict[str, Any]:
+    """The first answer under a key a store statement found taken (:func:`replay` of its
+    row)."""
+    row = store.stored_answer(conn, claim[0], claim[1])
+    if row is None:  # pragma: no cover - a claimed key is deleted only by prune
+        raise Conflict(f"{HEADER} {claim[1]!r}: the first request's answer is gone")
+    return replay(row, claim)
 
 
 def remember(
@@ -201,6 +240,12 @@ def remember(
     if key is None:
         return
     store.record_answer(conn, principal, key, status_code, encode(answer), resource_id)
+
+
+def answer_json(answer: Mapping[str, Any]) -> str:
+    """An answer as it is stored under its key (:func:`encode` as JSON text): for a store
+    statement that writes it with the rows it answers for."""
+    return json.dumps(encode(answer), ensure_ascii=False)
 
 
 def prune(bind: Engine | Connection, days: int, *, now: datetime | None = None) -> int:

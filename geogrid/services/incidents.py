@@ -15,6 +15,8 @@ transaction) or a Connection (it runs in the caller's transaction).
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -27,7 +29,15 @@ from sqlalchemy import Connection, Engine
 from geogrid.core import crs as gcrs
 from geogrid.core import lifecycle
 from geogrid.core.accounts import RESIDENT, Account, require_can_act, require_can_report
-from geogrid.core.hierarchy import LEVEL_COLUMN, LEVELS, LEVELS_UP, level_of_code
+from geogrid.core.hierarchy import (
+    ATTRIBUTION_COLUMNS,
+    LEVEL_COLUMN,
+    LEVELS,
+    LEVELS_UP,
+    level_of_code,
+)
+from geogrid.core.live import CHANNEL as LIVE_CHANNEL
+from geogrid.core.live import new_incident_payload
 from geogrid.core.masking import EVENT_PERSONAL, INCIDENT_PERSONAL, redact_event, redact_incident
 from geogrid.core.media import INCIDENT_ROLES
 from geogrid.core.scope import Scope
@@ -43,10 +53,14 @@ from geogrid.errors import Conflict, Forbidden, InvalidInput, NotFound
 from geogrid.services import audit, idempotency, partitions, survey_links
 from geogrid.services import media as media_service
 from geogrid.settings import get_settings
+from geogrid.store import audit as store_audit
 from geogrid.store import incidents as store_incidents
 from geogrid.store import workflow as store
 from geogrid.store.changes import record_incident_change
 from geogrid.store.engine import connection, transaction
+from geogrid.store.notify import notify
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "NEAR_CITY_M",
@@ -266,29 +280,34 @@ def create_incident(
 
     principal = idempotency.principal_of(_actor_id(actor) if actor is not None else reporter_id)
     partitions.ensure(bind, at)  # issue 12: the month's partition before the insert (cached)
+    claim = idempotency.claim_of(
+        idempotency_key,
+        principal=principal,
+        operation="create_incident",
+        request={
+            "category": category,
+            "lon": x,
+            "lat": y,
+            "crs": crs_name,
+            "description": description,
+            "reported_at": reported_at,
+            "reporter_id": reporter_id,
+            "source_id": source_id,
+            "reporter_kind": reporter_kind,
+            "data": dict(data or {}),
+            **({"media": shas} if shas else {}),
+        },
+    )
+    # issue 10: the report's transaction is four round trips — open (publish lock, key,
+    # id), context, one statement writing every row (incident, event, map change, audit,
+    # the key's answer), commit — and the live notification follows the commit when this
+    # call owns the transaction (inside a caller's transaction the trigger sends it)
+    notify_after = isinstance(bind, Engine)
     with transaction(bind) as c:
-        first = idempotency.replay_or_claim(
-            c,
-            idempotency_key,
-            principal=principal,
-            operation="create_incident",
-            request={
-                "category": category,
-                "lon": x,
-                "lat": y,
-                "crs": crs_name,
-                "description": description,
-                "reported_at": reported_at,
-                "reporter_id": reporter_id,
-                "source_id": source_id,
-                "reporter_kind": reporter_kind,
-                "data": dict(data or {}),
-                **({"media": shas} if shas else {}),
-            },
-        )
-        if first is not None:
-            return first
-        store.share_published_version(c)
+        claimed, iid = store.open_report(c, claim=claim, notify_after=notify_after)
+        if not claimed:
+            assert claim is not None
+            return idempotency.stored(c, claim)
         # one query for the category, the published version, the units and the reporter
         context = store.report_context(
             c,
@@ -344,64 +363,145 @@ def create_incident(
         actor_id = _actor_id(actor) if actor is not None else reporter_id
         event_data = {k: v for k, v in dict(data or {}).items() if v not in (None, "")}
         event_data.update(assigned_level=level, assigned_unit=unit_code, assignee_id=assignee)
-        # the incident, its first event and its map change: one statement
-        iid = store.insert_report(
+        values = {
+            "source_id": source_id,
+            "category": cat["code"],
+            "description": description,
+            "src_crs": crs_name,
+            "src_lon": x,
+            "src_lat": y,
+            "reported_at": at,
+            "reporter_kind": kind,
+            "reporter_id": reporter_id,
+            "status": lifecycle.INITIAL_STATUS,
+            "updated_at": at,
+            "due_at": lifecycle.due_at(at, cat["limit_hours"]),
+            "assigned_level": level,
+            "assigned_unit": unit_code,
+            "assignee_id": assignee,
+            "version_id": version_id,
+            **attribution,
+        }
+        names = {u["code"]: u["name"] for u in units}
+        outside = codes[LEVELS_UP[0]] is None
+        # the common report (inside a grid, no photos): its answer is known before the
+        # insert, so the key's answer is written by the same statement
+        out: dict[str, Any] | None = None
+        if not outside and not shas:
+            out = _new_report(iid, values, wlon, wlat, cat, names, event_data)
+        event = {
+            "at": at,
+            "actor_id": actor_id,
+            "kind": _STATUS_EVENT,
+            "to_status": lifecycle.INITIAL_STATUS,
+            "data": event_data,
+        }
+        store.insert_report(
             c,
-            {
-                "source_id": source_id,
-                "category": cat["code"],
-                "description": description,
-                "src_crs": crs_name,
-                "src_lon": x,
-                "src_lat": y,
-                "reported_at": at,
-                "reporter_kind": kind,
-                "reporter_id": reporter_id,
-                "status": lifecycle.INITIAL_STATUS,
-                "updated_at": at,
-                "due_at": lifecycle.due_at(at, cat["limit_hours"]),
-                "assigned_level": level,
-                "assigned_unit": unit_code,
-                "assignee_id": assignee,
-                "version_id": version_id,
-                **attribution,
-            },
+            values,
             wlon,
             wlat,
-            event={
-                "at": at,
-                "actor_id": actor_id,
-                "kind": _STATUS_EVENT,
-                "to_status": lifecycle.INITIAL_STATUS,
-                "data": event_data,
-            },
+            event=event,
+            incident_id=iid,
+            audit=store_audit.audit_params(
+                **audit.entry(
+                    actor=actor if actor is not None else reporter_id,
+                    action="incident.create",
+                    resource="incident",
+                    ids=[iid],
+                )
+            ),
+            answer=None
+            if claim is None or out is None
+            else (claim[0], claim[1], idempotency.answer_json(out)),
         )
-        outside = codes[LEVELS_UP[0]] is None
-        if outside:
-            where = f" (version {version_id})" if version_id else " (none published)"
-            store.insert_event(
-                c,
-                iid,
-                at=at,
-                actor_id=actor_id,
-                kind=_FLAG_EVENT,
-                note=f"outside every {LEVELS_UP[0]} of the published boundaries{where}",
-                data={"flag": "outside_grid", "version_id": version_id},
+        if out is None:
+            if outside:
+                where = f" (version {version_id})" if version_id else " (none published)"
+                store.insert_event(
+                    c,
+                    iid,
+                    at=at,
+                    actor_id=actor_id,
+                    kind=_FLAG_EVENT,
+                    note=f"outside every {LEVELS_UP[0]} of the published boundaries{where}",
+                    data={"flag": "outside_grid", "version_id": version_id},
+                )
+            if shas:
+                media_service.attach(c, shas, "incident", iid, actor, role="report")
+            out = _get(c, iid, with_history=False, names=names, with_media=bool(shas))
+            out["outside"] = outside
+            idempotency.remember(
+                c, idempotency_key, principal=principal, answer=out, resource_id=iid
             )
-        audit.record(
-            c,
-            actor=actor if actor is not None else reporter_id,
-            action="incident.create",
-            resource="incident",
-            ids=[iid],
-        )
-        if shas:
-            media_service.attach(c, shas, "incident", iid, actor, role="report")
-        names = {u["code"]: u["name"] for u in units}
-        out = _get(c, iid, with_history=False, names=names, with_media=bool(shas))
-        out["outside"] = outside
-        idempotency.remember(c, idempotency_key, principal=principal, answer=out, resource_id=iid)
+    if isinstance(bind, Engine):  # notify_after: this call owned the transaction
+        _notify_new(bind, out)
     return out
+
+
+def _notify_new(engine: Engine, incident: Mapping[str, Any]) -> None:
+    """Tell the live maps of a committed report (what the 0014 trigger would have sent).
+    A failure here loses only the push — the incident is stored, and the map services
+    read it with their next poll of the changes — so it is logged, never raised."""
+    try:
+        notify(engine, LIVE_CHANNEL, new_incident_payload(incident))
+    except Exception as exc:  # the database went away after the commit
+        log.warning("live notification of incident %s not sent: %s", incident.get("id"), exc)
+
+
+def _new_report(
+    iid: int,
+    values: Mapping[str, Any],
+    lon: float,
+    lat: float,
+    cat: Mapping[str, Any],
+    names: Mapping[str, str],
+    event_data: Mapping[str, Any],
+) -> dict[str, Any]:
+    """A new report as :func:`_get` reads it back (plus ``outside``: False), made from what
+    the insert writes — one query less per report (issue 10). The stored values come back
+    the same: the point's doubles, the times in UTC, the event's data through JSON
+    (``tests/test_incidents.py`` compares it with a read)."""
+    data = json.loads(json.dumps(dict(event_data), ensure_ascii=False, default=str))
+    utc = {k: values[k].astimezone(UTC) for k in ("reported_at", "updated_at", "due_at")}
+    row: dict[str, Any] = {
+        "id": iid,
+        "source_id": values["source_id"],
+        "category": values["category"],
+        "category_name_zh": cat["name_zh"],
+        "category_name_en": cat["name_en"],
+        "description": values["description"],
+        "status": values["status"],
+        "src_crs": values["src_crs"],
+        "src_lon": values["src_lon"],
+        "src_lat": values["src_lat"],
+        "lon": lon,
+        "lat": lat,
+        "reported_at": utc["reported_at"],
+        "reporter_kind": values["reporter_kind"],
+        "reporter_id": values["reporter_id"],
+        "updated_at": utc["updated_at"],
+        **{c: None for c in lifecycle.TIMESTAMP_COLUMN.values()},
+        "due_at": utc["due_at"],
+        "assigned_level": values["assigned_level"],
+        "assigned_unit": values["assigned_unit"],
+        "resolved_by": None,
+        "assigned_unit_name": names.get(values["assigned_unit"] or ""),
+        "assignee_id": values["assignee_id"],
+        "version_id": values["version_id"],
+        **{c: values[c] for c in ATTRIBUTION_COLUMNS},
+        "report_data": data,
+        "last_note": None,
+    }
+    d = _row(row, _now())
+    d["units"] = {
+        lv: {"code": values[LEVEL_COLUMN[lv]], "name": names.get(values[LEVEL_COLUMN[lv]])}
+        for lv in LEVELS
+        if values[LEVEL_COLUMN[lv]]
+    }
+    d["media"] = []
+    d["outside"] = False
+    return d
 
 
 # --------------------------------------------------------------------------- transitions

@@ -13,7 +13,14 @@ from sqlalchemy import Connection, Engine, text
 
 from geogrid.store.engine import connection
 
-__all__ = ["AUDIT_COLUMNS", "insert_audit", "audit_rows"]
+__all__ = [
+    "AUDIT_COLUMNS",
+    "INSERT_COLUMNS",
+    "INSERT_VALUES",
+    "audit_params",
+    "insert_audit",
+    "audit_rows",
+]
 
 #: columns of the rows :func:`audit_rows` returns
 AUDIT_COLUMNS = (
@@ -31,6 +38,45 @@ AUDIT_COLUMNS = (
 )
 
 
+#: the columns one recorded action writes, and their values as bound parameters
+#: (:func:`audit_params` names them): :func:`insert_audit`, and statements that write an
+#: action's audit row together with the action (the report path, issue 10)
+INSERT_COLUMNS = (
+    "actor_id, actor_role, action, resource, resource_ids, fields, ip, user_agent, detail"
+)
+INSERT_VALUES = (
+    "CAST(:_audit_a AS integer), CAST(:_audit_r AS text), CAST(:_audit_action AS text), "
+    "CAST(:_audit_res AS text), CAST(:_audit_ids AS text[]), CAST(:_audit_fields AS text[]), "
+    "CAST(:_audit_ip AS text), CAST(:_audit_ua AS text), CAST(:_audit_d AS jsonb)"
+)
+
+
+def audit_params(
+    *,
+    actor_id: int | None,
+    actor_role: str | None,
+    action: str,
+    resource: str,
+    resource_ids: Sequence[str] | None,
+    fields: Sequence[str] | None,
+    ip: str | None,
+    user_agent: str | None,
+    detail: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The bound parameters of :data:`INSERT_VALUES` for one audit row."""
+    return {
+        "_audit_a": actor_id,
+        "_audit_r": actor_role,
+        "_audit_action": action,
+        "_audit_res": resource,
+        "_audit_ids": list(resource_ids) if resource_ids is not None else None,
+        "_audit_fields": list(fields) if fields is not None else None,
+        "_audit_ip": ip,
+        "_audit_ua": user_agent,
+        "_audit_d": json.dumps(dict(detail), ensure_ascii=False, default=str) if detail else None,
+    }
+
+
 def insert_audit(
     conn: Connection,
     *,
@@ -46,22 +92,18 @@ def insert_audit(
 ) -> None:
     """Append one audit row inside the caller's transaction (``at`` is the clock time)."""
     conn.execute(
-        text(
-            "INSERT INTO audit_log (actor_id, actor_role, action, resource, resource_ids, "
-            "fields, ip, user_agent, detail) VALUES (:a, :r, :action, :res, "
-            "CAST(:ids AS text[]), CAST(:fields AS text[]), :ip, :ua, CAST(:d AS jsonb))"
+        text(f"INSERT INTO audit_log ({INSERT_COLUMNS}) VALUES ({INSERT_VALUES})"),
+        audit_params(
+            actor_id=actor_id,
+            actor_role=actor_role,
+            action=action,
+            resource=resource,
+            resource_ids=resource_ids,
+            fields=fields,
+            ip=ip,
+            user_agent=user_agent,
+            detail=detail,
         ),
-        {
-            "a": actor_id,
-            "r": actor_role,
-            "action": action,
-            "res": resource,
-            "ids": list(resource_ids) if resource_ids is not None else None,
-            "fields": list(fields) if fields is not None else None,
-            "ip": ip,
-            "ua": user_agent,
-            "d": json.dumps(dict(detail), ensure_ascii=False, default=str) if detail else None,
-        },
     )
 
 

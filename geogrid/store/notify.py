@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable, Iterable
 
 import psycopg
 from psycopg import sql
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
-__all__ = ["MAP_CHANNEL", "dsn_of", "listen"]
+__all__ = ["MAP_CHANNEL", "dsn_of", "listen", "notify"]
 
 #: the channel :func:`geogrid.store.changes.record_change` notifies on
 MAP_CHANNEL = "map_change"
@@ -58,3 +58,12 @@ async def listen(
                 on_notify(n.channel, n.payload)
             if not got:
                 await conn.execute("SELECT 1")
+
+
+def notify(engine: Engine, channel: str, payload: str) -> None:
+    """Send one notification in its own autocommit statement (no transaction id, no WAL
+    flush: the notification lock is held for microseconds) — for a writer that committed
+    its rows with the trigger's notification turned off (the report path, issue 10).
+    A payload must stay under PostgreSQL's 8,000 bytes."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        c.execute(text("SELECT pg_notify(:ch, :p)"), {"ch": channel, "p": payload})

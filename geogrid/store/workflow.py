@@ -26,6 +26,8 @@ from geogrid.core.hierarchy import ATTRIBUTION_COLUMNS
 from geogrid.core.incident_files import INCIDENT_COPY_COLUMNS, LIFECYCLE_TIMES
 from geogrid.core.lifecycle import HANDLED_STATUSES, INITIAL_STATUS, TIMESTAMP_COLUMN
 from geogrid.core.scope import Scope
+from geogrid.store.audit import INSERT_COLUMNS as AUDIT_INSERT_COLUMNS
+from geogrid.store.audit import INSERT_VALUES as AUDIT_INSERT_VALUES
 from geogrid.store.engine import connection, transaction
 from geogrid.store.scope import scope_code_condition, scope_condition
 
@@ -37,6 +39,7 @@ __all__ = [
     "PUBLISH_LOCK",
     "share_published_version",
     "report_context",
+    "open_report",
     "insert_report",
     "account_role",
     "near_level",
@@ -181,6 +184,50 @@ def report_context(
     }
 
 
+def open_report(
+    conn: Connection,
+    *,
+    claim: tuple[str, str, str, str] | None,
+    notify_after: bool,
+) -> tuple[bool, int]:
+    """The first statement of a report's transaction (issue 10: one round trip where there
+    were three): hold the published version shared (as :func:`share_published_version`),
+    claim an idempotency key when ``claim`` = (principal, key, operation, request hash)
+    is given (as :func:`geogrid.store.idempotency.claim_key`: waits while another open
+    transaction holds it), and draw the new incident's id.
+
+    ``notify_after``: the caller sends the live notification itself after its commit
+    (:func:`geogrid.store.notify.notify`), so the ``0014_live`` trigger stays silent in
+    this transaction: a transaction that sends ``NOTIFY`` holds a database-wide lock from
+    its commit record to its end, so notifying reports commit one at a time (their WAL
+    flushes are not grouped).
+
+    Returns (claimed, id): ``claimed`` False when ``claim`` was given and the key already
+    existed (read it with :func:`geogrid.store.idempotency.stored_answer`).
+    """
+    principal, key, operation, digest = claim if claim is not None else (None, None, None, None)
+    row = conn.execute(
+        text(
+            "WITH l AS (SELECT pg_advisory_xact_lock_shared(:lock) AS held, "
+            "CASE WHEN :quiet THEN set_config('geogrid.live', 'off', true) END AS live), "
+            "c AS (INSERT INTO idempotency_key (principal, key, operation, request_hash) "
+            "SELECT :p, :k, :o, :h FROM l WHERE CAST(:k AS text) IS NOT NULL "
+            "ON CONFLICT (principal, key) DO NOTHING RETURNING 1) "
+            "SELECT (SELECT count(*) FROM c) AS claimed, (SELECT count(*) FROM l) AS held, "
+            "nextval('incident_id_seq') AS id"
+        ),
+        {
+            "lock": PUBLISH_LOCK,
+            "quiet": bool(notify_after),
+            "p": principal,
+            "k": key,
+            "o": operation,
+            "h": digest,
+        },
+    ).one()
+    return (claim is None or int(row.claimed) == 1), int(row.id)
+
+
 def insert_report(
     conn: Connection,
     values: Mapping[str, Any],
@@ -188,29 +235,49 @@ def insert_report(
     lat: float,
     *,
     event: Mapping[str, Any],
+    incident_id: int | None = None,
+    audit: Mapping[str, Any] | None = None,
+    answer: tuple[str, str, str] | None = None,
 ) -> int:
     """Insert a new incident, its first event and its ``map_change`` row in one statement.
 
     ``values`` has every column of :data:`INCIDENT_COLUMNS`; the point is the WGS84
     ``lon``/``lat``. ``event`` has ``at``, ``actor_id``, ``kind``, ``to_status`` and
     ``data`` (stored as JSON). The change (layer ``incidents``, the point padded by 1e-7°,
-    kind ``create``) is a row for the map services' poll, without a ``NOTIFY``: a
-    transaction that notifies takes a cluster-wide lock at commit, which serialises every
-    report's commit and flush (reports at 200/s stalled on it).
+    kind ``create``) is a row for the map services' poll, without a ``NOTIFY``.
+
+    In the same statement, when given: ``incident_id`` (drawn by :func:`open_report`),
+    ``audit`` (the parameters of :func:`geogrid.store.audit.audit_params`: the action's
+    audit row) and ``answer`` = (principal, key, the answer as JSON) stored under a key
+    claimed by :func:`open_report` (as :func:`geogrid.store.idempotency.record_answer`,
+    status 201, the new id as its resource).
 
     Returns the incident's id.
     """
     cols = ", ".join(INCIDENT_COLUMNS)
     params = ", ".join(f":{c}" for c in INCIDENT_COLUMNS)
+    idcol, idval = ("id, ", "CAST(:_id AS bigint), ") if incident_id is not None else ("", "")
+    extra = ""
+    if audit is not None:
+        extra += (
+            f", a AS (INSERT INTO audit_log ({AUDIT_INSERT_COLUMNS}) "
+            f"SELECT {AUDIT_INSERT_VALUES} FROM i)"
+        ).replace("CAST(:_audit_ids AS text[])", "ARRAY[i.id::text]")
+    if answer is not None:
+        extra += (
+            ", k AS (UPDATE idempotency_key SET status_code = 201, "
+            "response = CAST(:_answer AS jsonb), resource_id = i.id FROM i "
+            "WHERE principal = :_principal AND key = :_key)"
+        )
     row = conn.execute(
         text(
-            f"WITH i AS (INSERT INTO incident ({cols}, geom) VALUES ({params}, "
+            f"WITH i AS (INSERT INTO incident ({idcol}{cols}, geom) VALUES ({idval}{params}, "
             "ST_SetSRID(ST_MakePoint(:_lon, :_lat), 4326)) RETURNING id), "
             "e AS (INSERT INTO incident_event (incident_id, at, actor_id, kind, to_status, data) "
             "SELECT i.id, :_at, :_actor, :_kind, :_to, CAST(:_data AS jsonb) FROM i), "
             "m AS (INSERT INTO map_change (layer, bbox, kind) VALUES ('incidents', "
             "ST_Expand(ST_SetSRID(ST_MakePoint(:_lon, :_lat), 4326), 1e-7), 'create') "
-            "RETURNING id) "
+            f"RETURNING id){extra} "
             "SELECT i.id, (SELECT m.id FROM m) FROM i"
         ),
         {
@@ -222,6 +289,13 @@ def insert_report(
             "_kind": event["kind"],
             "_to": event["to_status"],
             "_data": json.dumps(dict(event["data"]), ensure_ascii=False, default=str),
+            **({"_id": int(incident_id)} if incident_id is not None else {}),
+            **(dict(audit) if audit is not None else {}),
+            **(
+                {"_principal": answer[0], "_key": answer[1], "_answer": answer[2]}
+                if answer is not None
+                else {}
+            ),
         },
     ).one()
     return int(row[0])
