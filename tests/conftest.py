@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
@@ -105,6 +109,18 @@ class LiveServer:
         self.thread.join(timeout=10)
 
 
+@contextmanager
+def serving(url: str, settings=None, **client: Any) -> Iterator[httpx.Client]:
+    """A :class:`LiveServer` on ``url`` and an httpx client bound to it (``client``: more
+    arguments of ``httpx.Client``, timeout 60 s unless given); both stopped on exit."""
+    srv = LiveServer(url, settings)
+    try:
+        with httpx.Client(base_url=srv.base, **{"timeout": 60, **client}) as http:
+            yield http
+    finally:
+        srv.stop()
+
+
 @pytest.fixture(scope="session")
 def live_server(db_url: str):
     """Base URL of a real HTTP server on the session database."""
@@ -116,8 +132,6 @@ def live_server(db_url: str):
 @pytest.fixture(scope="session")
 def http(live_server: str):
     """An httpx client bound to the live server."""
-    import httpx
-
     with httpx.Client(base_url=live_server, timeout=60) as client:
         yield client
 
@@ -153,8 +167,6 @@ def demo_server(demo_db_url: str):
 
 @pytest.fixture(scope="session")
 def demo_http(demo_server: str):
-    import httpx
-
     with httpx.Client(base_url=demo_server, timeout=60) as client:
         yield client
 

@@ -20,12 +20,12 @@ Grid layout (codes 450902001001 + 001..004)::
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
 import geopandas as gpd
 import httpx
-from conftest import LiveServer, create_database, drop_database
+from conftest import create_database, drop_database, serving
 from shapely import MultiPolygon, box
 from sqlalchemy import Engine, create_engine, text
 
@@ -125,41 +125,38 @@ def layers() -> dict[str, gpd.GeoDataFrame]:
     return out
 
 
+def populate(engine: Engine, url: str, *, source: str = "tests/small_city", ref: str = "T") -> City:
+    """Write the city into the migrated database of ``engine`` (at ``url``): its units,
+    categories and accounts (``ref``: the prefix of the accounts' references)."""
+    vid = save_hierarchy(engine, layers(), label="small city", source=source)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO category (code, name_zh, name_en, limit_hours, effort, "
+                "escalate_level) VALUES (:c, :z, :e, :l, :f, :x)"
+            ),
+            [{"c": c, "z": z, "e": e, "l": lh, "f": f, "x": x} for c, z, e, lh, f, x in CATEGORIES],
+        )
+    city = City(url, engine, vid)
+    for key, nm, role, units in ACCOUNTS:
+        acc, token = add_user(engine, nm, role, units=units, ref=f"{ref}-{key}")
+        city.accounts[key] = acc
+        city.tokens[key] = token
+    return city
+
+
 @contextmanager
 def build() -> Iterator[City]:
     """Create the database, the city, its categories and accounts; drop it afterwards."""
     url = create_database("geogrid_city")
     engine = create_engine(url)
     try:
-        vid = save_hierarchy(engine, layers(), label="small city", source="tests/small_city")
-        with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO category (code, name_zh, name_en, limit_hours, effort, "
-                    "escalate_level) VALUES (:c, :z, :e, :l, :f, :x)"
-                ),
-                [
-                    {"c": c, "z": z, "e": e, "l": lh, "f": f, "x": x}
-                    for c, z, e, lh, f, x in CATEGORIES
-                ],
-            )
-        city = City(url, engine, vid)
-        for key, nm, role, units in ACCOUNTS:
-            acc, token = add_user(engine, nm, role, units=units, ref=f"T-{key}")
-            city.accounts[key] = acc
-            city.tokens[key] = token
-        yield city
+        yield populate(engine, url)
     finally:
         engine.dispose()
         drop_database(url)
 
 
-@contextmanager
-def serve(city: City) -> Iterator[object]:
+def serve(city: City) -> AbstractContextManager[httpx.Client]:
     """A real uvicorn server on the city's database and an httpx client bound to it."""
-    srv = LiveServer(city.url)
-    try:
-        with httpx.Client(base_url=srv.base, timeout=60) as client:
-            yield client
-    finally:
-        srv.stop()
+    return serving(city.url)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,15 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import small_city
-from conftest import LiveServer
-from small_city import CATEGORIES, CENTRES, GRIDS
-from sqlalchemy import create_engine, text
+from conftest import _free_port, serving
+from small_city import CENTRES, GRIDS
+from sqlalchemy import create_engine
 
-from geogrid.services.accounts import add_user
-from geogrid.services.boundaries import save_hierarchy
 from geogrid.settings import Settings
 from geogrid.store import cluster
 
@@ -48,12 +44,6 @@ NEEDS_DATABASE = [
     ("GET", "/open311/v2/services.json", {}),
     ("GET", "/health", {}),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -97,22 +87,9 @@ def token(cluster_env) -> str:
     _, _, url = cluster_env
     engine = create_engine(url)
     try:
-        save_hierarchy(engine, small_city.layers(), label="faults", source="tests/faults")
-        with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO category (code, name_zh, name_en, limit_hours, effort, "
-                    "escalate_level) VALUES (:c, :z, :e, :l, :f, :x)"
-                ),
-                [
-                    {"c": c, "z": z, "e": e, "l": lh, "f": f, "x": x}
-                    for c, z, e, lh, f, x in CATEGORIES
-                ],
-            )
-        _, plain = add_user(engine, "管理员", "admin", units=[], ref="T-admin")
+        return small_city.populate(engine, url, source="tests/faults").tokens["admin"]
     finally:
         engine.dispose()
-    return plain
 
 
 def _example(param: dict[str, Any]) -> Any:
@@ -156,51 +133,47 @@ def _wait_until(check, seconds: float = 30) -> None:
 
 def test_database_stopped_and_started_while_serving(cluster_env, token):
     cli, settings, url = cluster_env
-    srv = LiveServer(url, settings)
     auth = {"Authorization": f"Bearer {token}"}
-    try:
-        with httpx.Client(base_url=srv.base, timeout=60, headers=auth) as client:
-            doc = client.get("/openapi.json").json()
-            ops = _operations(doc)
-            assert len(ops) > 20
-            for method, path, params in NEEDS_DATABASE:
-                r = client.request(method, path, params=params)
-                assert r.status_code < 500, (path, r.status_code, r.text)
+    with serving(url, settings, headers=auth) as client:
+        doc = client.get("/openapi.json").json()
+        ops = _operations(doc)
+        assert len(ops) > 20
+        for method, path, params in NEEDS_DATABASE:
+            r = client.request(method, path, params=params)
+            assert r.status_code < 500, (path, r.status_code, r.text)
 
-            cli("db", "down")
-            statuses: dict[str, int] = {}
-            for path, params in ops:
-                t0 = time.monotonic()
-                r = client.get(path, params=params)
-                assert time.monotonic() - t0 < 15, path  # answered, not hung
-                statuses[path] = r.status_code
-                assert r.status_code != 500, (path, r.text)
-                assert r.headers.get("connection", "").lower() != "close", path
-                if r.status_code == 503:
-                    assert int(r.headers["Retry-After"]) >= 1, path
-                    if path != "/health":  # a HealthReport, documented as such
-                        assert r.json()["error"] in ("DatabaseUnavailable", "Busy"), r.text
-            for method, path, params in NEEDS_DATABASE:
-                r = client.request(method, path, params=params)
-                assert r.status_code == 503, (path, r.status_code, r.text)
-                assert "Retry-After" in r.headers
-                assert r.headers.get("connection", "").lower() != "close"
-            # the locator may answer from its memory (200), never with a 500
-            r = client.get("/locate", params={"lon": LON, "lat": LAT})
-            assert r.status_code in (200, 503), r.text
-            # a write too
-            r = client.post("/incidents", json={"category": "garbage", "lon": LON, "lat": LAT})
-            assert r.status_code == 503, r.text
-            assert sum(s == 503 for s in statuses.values()) >= len(ops) // 2, statuses
+        cli("db", "down")
+        statuses: dict[str, int] = {}
+        for path, params in ops:
+            t0 = time.monotonic()
+            r = client.get(path, params=params)
+            assert time.monotonic() - t0 < 15, path  # answered, not hung
+            statuses[path] = r.status_code
+            assert r.status_code != 500, (path, r.text)
+            assert r.headers.get("connection", "").lower() != "close", path
+            if r.status_code == 503:
+                assert int(r.headers["Retry-After"]) >= 1, path
+                if path != "/health":  # a HealthReport, documented as such
+                    assert r.json()["error"] in ("DatabaseUnavailable", "Busy"), r.text
+        for method, path, params in NEEDS_DATABASE:
+            r = client.request(method, path, params=params)
+            assert r.status_code == 503, (path, r.status_code, r.text)
+            assert "Retry-After" in r.headers
+            assert r.headers.get("connection", "").lower() != "close"
+        # the locator may answer from its memory (200), never with a 500
+        r = client.get("/locate", params={"lon": LON, "lat": LAT})
+        assert r.status_code in (200, 503), r.text
+        # a write too
+        r = client.post("/incidents", json={"category": "garbage", "lon": LON, "lat": LAT})
+        assert r.status_code == 503, r.text
+        assert sum(s == 503 for s in statuses.values()) >= len(ops) // 2, statuses
 
-            cli("db", "up")  # the same server, no restart
-            _wait_until(
-                lambda: client.get("/locate", params={"lon": LON, "lat": LAT}).status_code == 200
-            )
-            for method, path, params in NEEDS_DATABASE:
-                r = client.request(method, path, params=params)
-                assert r.status_code < 500, (path, r.status_code, r.text)
-            r = client.post("/incidents", json={"category": "garbage", "lon": LON, "lat": LAT})
-            assert r.status_code == 201, r.text
-    finally:
-        srv.stop()
+        cli("db", "up")  # the same server, no restart
+        _wait_until(
+            lambda: client.get("/locate", params={"lon": LON, "lat": LAT}).status_code == 200
+        )
+        for method, path, params in NEEDS_DATABASE:
+            r = client.request(method, path, params=params)
+            assert r.status_code < 500, (path, r.status_code, r.text)
+        r = client.post("/incidents", json={"category": "garbage", "lon": LON, "lat": LAT})
+        assert r.status_code == 201, r.text

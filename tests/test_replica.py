@@ -18,24 +18,21 @@ standby) → standby stopped (reads still 200, from the primary) → restarted (
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 import time
+from contextlib import ExitStack
 from datetime import date, timedelta
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 import small_city
-from conftest import LiveServer, _free_port
-from small_city import ACCOUNTS, CATEGORIES, CENTRES, GRIDS
+from conftest import _free_port, serving
+from small_city import CENTRES, GRIDS
 from sqlalchemy import create_engine, text
 
 from geogrid.core.tiles import tile_range
-from geogrid.services.accounts import add_user
-from geogrid.services.boundaries import save_hierarchy
 from geogrid.settings import Settings
 from geogrid.store import cluster
 from geogrid.store.replica import make_standby, pg_ctl
@@ -80,22 +77,10 @@ def _build_city(pair: Pair) -> None:
     """The small city of ``tests/small_city.py`` on the primary."""
     engine = create_engine(pair.primary_url)
     try:
-        save_hierarchy(engine, small_city.layers(), label="small city", source="test_replica")
+        city = small_city.populate(engine, pair.primary_url, source="test_replica", ref="R")
+        pair.tokens = city.tokens
         with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO category (code, name_zh, name_en, limit_hours, effort, "
-                    "escalate_level) VALUES (:c, :z, :e, :l, :f, :x)"
-                ),
-                [
-                    {"c": c, "z": z, "e": e, "l": lh, "f": f, "x": x}
-                    for c, z, e, lh, f, x in CATEGORIES
-                ],
-            )
             conn.execute(text("CREATE TABLE replica_tick (at timestamptz)"))
-        for key, nm, role, units in ACCOUNTS:
-            _, token = add_user(engine, nm, role, units=units, ref=f"R-{key}")
-            pair.tokens[key] = token
     finally:
         engine.dispose()
 
@@ -114,7 +99,7 @@ def pair():
     p.sql("primary", "SELECT pg_reload_conf()")
     lap("initdb+start")
     started: list[Path] = [p.p_settings.pg_data]
-    server = None
+    app = ExitStack()
     try:
         migrate(p.primary_url)  # PostGIS (CREATE EXTENSION) and the schema, on the primary
         lap("migrate")
@@ -130,27 +115,18 @@ def pair():
             "GEOGRID_REPLICA_MAX_LAG_S": str(MAX_LAG_S),
             "GEOGRID_REPLICA_CHECK_S": str(CHECK_S),
         }
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
+        with pytest.MonkeyPatch.context() as mp:
+            for k, v in env.items():
+                mp.setenv(k, v)
             settings = Settings()  # the service's own way: from the environment
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
         assert settings.database_replica_url == p.replica_url
-        server = LiveServer(p.primary_url, settings)
-        p.http = httpx.Client(base_url=server.base, timeout=30)
+        p.http = app.enter_context(serving(p.primary_url, settings, timeout=30))
         lap("app")
         print(f"primary + standby + app ready in {time.monotonic() - t0:.1f} s: {took}")
         yield p
     finally:
         t1 = time.monotonic()
-        if server is not None:
-            p.http.close()
-            server.stop()
+        app.close()
         t2 = time.monotonic()
         for data in reversed(started):
             t3 = time.monotonic()
@@ -333,29 +309,23 @@ def test_a_stopped_replica_sends_reads_to_the_primary_without_errors(pair, caplo
     _wait_state(pair, "up")
     # a second app whose health check is reused for a minute: when the standby stops, its
     # reads are sure to try the standby first (and fail there), then the primary
-    slow = LiveServer(
-        pair.primary_url,
-        Settings(
-            database_url=pair.primary_url,
-            database_replica_url=pair.replica_url,
-            replica_check_s=60,
-            replica_max_lag_s=MAX_LAG_S,
-        ),
+    slow = Settings(
+        database_url=pair.primary_url,
+        database_replica_url=pair.replica_url,
+        replica_check_s=60,
+        replica_max_lag_s=MAX_LAG_S,
     )
     caplog.set_level(logging.INFO, logger="geogrid.api.replica")
-    try:
-        with httpx.Client(base_url=slow.base, timeout=30) as other:
-            first = other.get(f"/incidents/{pair.a}", headers=pair.auth("community"))
-            assert first.status_code == 200
-            assert other.get("/health").json()["replica"]["state"] == "up"
-            pg_ctl(pair.r_data, "stop", "-m", "immediate")
-            again = other.get(f"/incidents/{pair.a}", headers=pair.auth("community"))
-            assert again.status_code == 200, again.text
-            assert again.json()["category"] == "garbage"  # the primary's
-            rep = other.get("/health").json()["replica"]
-            assert rep["state"] == "down" and rep["error"]
-    finally:
-        slow.stop()
+    with serving(pair.primary_url, slow, timeout=30) as other:
+        first = other.get(f"/incidents/{pair.a}", headers=pair.auth("community"))
+        assert first.status_code == 200
+        assert other.get("/health").json()["replica"]["state"] == "up"
+        pg_ctl(pair.r_data, "stop", "-m", "immediate")
+        again = other.get(f"/incidents/{pair.a}", headers=pair.auth("community"))
+        assert again.status_code == 200, again.text
+        assert again.json()["category"] == "garbage"  # the primary's
+        rep = other.get("/health").json()["replica"]
+        assert rep["state"] == "down" and rep["error"]
     retried = [r for r in caplog.records if "answered on the primary" in r.getMessage()]
     assert retried, "the read did not fail on the standby first"
     # the session's app (checks every 0.3 s): every read still answers
