@@ -9,6 +9,7 @@ text; every value is a bound parameter. Times are timezone-aware; PostgreSQL com
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -181,7 +182,8 @@ def aggregate_units(
 
     if isinstance(bind, Engine):  # two pooled connections: the statements run in parallel
         with ThreadPoolExecutor(max_workers=2) as ex:
-            fut = ex.submit(run, pct_sql)
+            # the request's statement budget (a context variable) goes with the statement
+            fut = ex.submit(contextvars.copy_context().run, run, pct_sql)
             counts = run(counts_sql)
             pct = fut.result()
     else:

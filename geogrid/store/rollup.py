@@ -24,6 +24,7 @@ Sums over categories multiply a day's count by the category's effort (the same
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
@@ -188,8 +189,9 @@ def aggregate_units_rollup(
 
     if isinstance(bind, Engine):  # three pooled connections: the statements run at once
         with ThreadPoolExecutor(max_workers=2) as ex:
-            f_res = ex.submit(run, resolved_sql)
-            f_back = ex.submit(run, backlog_sql)
+            # the request's statement budget (a context variable) goes with the statements
+            f_res = ex.submit(contextvars.copy_context().run, run, resolved_sql)
+            f_back = ex.submit(contextvars.copy_context().run, run, backlog_sql)
             counts = run(counts_sql)
             backlog, resolved = f_back.result(), f_res.result()
     else:
