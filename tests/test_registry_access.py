@@ -296,6 +296,59 @@ def test_blind_index_search(world):
     assert {i["id"] for i in got["items"]} == {p.id for p in w.reg.in_place(GRIDS[0])}
 
 
+def test_address_search_scope_order_and_pages(world):
+    """An address search finds the people whose household's address or building's
+    address or name contains the text, inside the caller's scope only, in household
+    order (the household's id, then the person's), and its pages put together are that
+    list."""
+    w = world
+    r = w.reg
+
+    def expected(places: set[str], keep: Any = lambda p: True) -> list[int]:
+        people = [p for p in r.people.values() if p.place in places and keep(p)]
+        return [
+            p.id for p in sorted(people, key=lambda p: (r.households[(p.place, p.household)], p.id))
+        ]
+
+    def ids(caller: str, **query: Any) -> list[int]:
+        got = w.get(caller, "/registry/people", params={"limit": 100, **query})
+        assert got.status_code == 200, got.text
+        return [i["id"] for i in got.json()["items"]]
+
+    everyone = expected(set(GRIDS))
+    # the building's address (and its households'): the street's people, not OUTSIDE's
+    assert ids("street", address="滨河大道") == everyone
+    assert ids("admin", address="滨河大道") == expected(set(sr.PLACES))
+    # a building's name only (no household address has it)
+    assert ids("street", address="晖苑") == everyone
+    assert ids("street", address=sr.building_name(GRIDS[0])) == expected({GRIDS[0]})
+    assert ids("w1", address=sr.building_name(GRIDS[1])) == []  # outside w1's grid
+    # one household's address (its room): that household's people only
+    room = sr.household_address(GRIDS[0], 1)
+    assert ids("street", address=room[-4:]) == expected(set(GRIDS), lambda p: p.household == 1)
+    assert ids("w1", address=room) == expected({GRIDS[0]}, lambda p: p.household == 1)
+    assert ids("w1", address=sr.household_address(GRIDS[2], 0)) == []
+    # pages of 5 put together: the whole list, `more` on all but the last
+    pages, off = [], 0
+    while True:
+        got = w.get(
+            "street", "/registry/people", params={"address": "滨河大道", "limit": 5, "offset": off}
+        ).json()
+        pages += [i["id"] for i in got["items"]]
+        off += 5
+        if not got["more"]:
+            break
+    assert pages == everyone
+    # with an ID number: that person when their household matches, else nobody
+    p1, p0 = r.people[(GRIDS[0], 1)], r.people[(GRIDS[0], 0)]
+    for p, want in ((p1, [p1.id]), (p0, [])):
+        got = w.post("street", "/registry/search", {"address": room[-4:], "id_number": p.id_number})
+        assert [i["id"] for i in got.json()["items"]] == want
+    # with a name: the matching people of the matching households
+    got = ids("street", address="滨河大道", name=p1.name)
+    assert got == [p1.id]
+
+
 def test_k_suppression_for_leaders(world):
     w = world
     k = Settings(registry_key=KEY).registry_k

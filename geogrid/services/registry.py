@@ -161,7 +161,8 @@ def search_people(
     """People inside the caller's scope matching every criterion given: ``name`` and
     ``address`` partial (Chinese or not), ``id_number`` and ``phone`` exact (through the
     keyed blind index), ``unit`` a unit code of any level. No criterion: every person of
-    the caller's scope, page by page.
+    the caller's scope, page by page. Pages are in id order; with ``address``, in
+    household order (the household's id, then the person's; people without one last).
 
     Returns ``{"items": [...], "limit", "offset", "more"}``: people with names, birth
     dates, addresses in clear and the ID number and phone as masks (``id_number`` and

@@ -188,7 +188,8 @@ REGISTRY_TABLES: Final[tuple[str, ...]] = (
 #: the secondary indexes (as in migrations 0009 and 0017): the bulk loader of an empty
 #: registry drops them and builds them once after the COPY. ``*_search``: one GIN index
 #: per table over the four unit codes (``btree_gin``) and the search grams, so a scoped
-#: partial search is one index scan (see migration 0017)
+#: partial search is one index scan (see migration 0017); ``reg_person_building`` covers
+#: ``(household_id, id)`` for the address search (migration 0019)
 _SEARCH_COLUMNS: Final[str] = ", ".join(ATTRIBUTION_COLUMNS)
 SECONDARY_INDEXES: Final[list[tuple[str, str, str]]] = [
     ("reg_building_geom", "reg_building", "USING gist (geom)"),
@@ -197,7 +198,7 @@ SECONDARY_INDEXES: Final[list[tuple[str, str, str]]] = [
     ("reg_household_search", "reg_household", f"USING gin ({_SEARCH_COLUMNS}, addr_grams)"),
     ("reg_person_phone_blind", "reg_person", "(phone_blind)"),
     ("reg_person_household", "reg_person", "(household_id)"),
-    ("reg_person_building", "reg_person", "(building_id)"),
+    ("reg_person_building", "reg_person", "(building_id) INCLUDE (household_id, id)"),
     ("reg_person_search", "reg_person", f"USING gin ({_SEARCH_COLUMNS}, name_grams)"),
     ("reg_org_geom", "reg_org", "USING gist (geom)"),
     ("reg_org_search", "reg_org", f"USING gin ({_SEARCH_COLUMNS}, addr_grams)"),

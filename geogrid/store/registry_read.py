@@ -107,10 +107,15 @@ def search_people(
     limit: int = 50,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """People inside ``scope`` matching every criterion given, by id, with their care
-    groups (``care_groups``); ``limit`` rows from ``offset``. ``name``/``address`` are partial (with their query grams), ``id_blind`` and
-    ``phone_blind`` exact. ``address`` matches the person's household's or building's
-    address (or the building's name)."""
+    """People inside ``scope`` matching every criterion given, with their care groups
+    (``care_groups``); ``limit`` rows from ``offset``. ``name``/``address`` are partial
+    (with their query grams), ``id_blind`` and ``phone_blind`` exact. ``address`` matches
+    the address of the person's household or building (or the building's name), the
+    household or building inside ``scope`` too.
+
+    Order: by id; with ``address``, by household (its id; people without one last), then
+    id — the order in which a page of a common address is found without reading every
+    match (see :func:`_address_hits`)."""
     cond, params = scope_condition(scope, "p", personal=True)
     where = [cond]
     if name is not None:
@@ -122,46 +127,108 @@ def search_people(
     if phone_blind is not None:
         where.append("p.phone_blind = :phb")
         params["phb"] = phone_blind
-    source = "reg_person p"
-    if address is not None:
-        hcond, _ = scope_condition(scope, "h2", personal=True)
-        bcond, _ = scope_condition(scope, "b2", personal=True)
-        # = ANY(ARRAY(subquery)): the matching households and buildings of the scope are
-        # found first (init plans, one GIN scan each) and their people through the
-        # household/building indexes — an IN (subquery) would filter every person of the
-        # caller's scope instead. OFFSET 0 keeps the people's other conditions (the
-        # scope) out of that scan: they filter the few candidates instead of ANDing a
-        # bitmap of the whole scope (≈ 300,000 people of a street at 6.62 M records)
-        source = (
-            "(SELECT * FROM reg_person p WHERE "
-            "p.household_id = ANY(ARRAY(SELECT h2.id FROM reg_household h2 WHERE "
-            f"h2.addr_grams @> CAST(:ag AS text[]) AND h2.address LIKE :apat AND {hcond})) "
-            "OR p.building_id = ANY(ARRAY(SELECT b2.id FROM reg_building b2 WHERE "
-            "b2.addr_grams @> CAST(:ag AS text[]) AND "
-            f"(b2.address LIKE :apat OR b2.name LIKE :apat) AND {bcond})) OFFSET 0) p"
-        )
-        params.update(ag=list(address_grams or []), apat=like_pattern(address))
     if unit_column is not None:
         if unit_column not in LEVEL_COLUMN.values():
             raise ValueError(f"not a unit column: {unit_column!r}")
         where.append(f"p.{unit_column} = :unit")
         params["unit"] = unit_code
     params.update(lim=int(limit), off=int(offset))
-    # The matching ids first (a MATERIALIZED CTE without ORDER BY/LIMIT: the planner
-    # scans the scoped GIN index instead of walking the primary key until a page of rare
-    # matches is found, seconds at millions of rows), then one page of them is joined to
-    # households and buildings, with each person's care groups (``care_groups``: codes;
-    # the caller needs no second query). One statement: on a busy machine every round
-    # trip costs a wake-up of both processes.
+    if address is not None:
+        params.update(ag=list(address_grams or []), apat=like_pattern(address))
+        params["k"] = int(limit) + int(offset)
+        hit = _address_hits(
+            scope,
+            where,
+            exact=id_blind is not None or phone_blind is not None,
+            narrowed=name is not None or unit_column is not None,
+        )
+        order = "k.household_id NULLS LAST, k.id"
+    else:
+        # The matching ids first (a MATERIALIZED CTE without ORDER BY/LIMIT: the planner
+        # scans the scoped GIN index instead of walking the primary key until a page of
+        # rare matches is found, seconds at millions of rows)
+        hit = (
+            "hit AS MATERIALIZED (SELECT NULL::bigint AS household_id, p.id "
+            f"FROM reg_person p WHERE {' AND '.join(where)})"
+        )
+        order = "k.id"
+    # then one page of them is joined to households and buildings, with each person's
+    # care groups (``care_groups``: codes; the caller needs no second query). One
+    # statement: on a busy machine every round trip costs a wake-up of both processes.
     sql = (
-        f"WITH hit AS MATERIALIZED (SELECT p.id FROM {source} WHERE {' AND '.join(where)}) "
+        f"WITH {hit} "
         f"SELECT {_PERSON_SELECT}, ARRAY(SELECT c.group_code FROM reg_care c "
         "WHERE c.person_id = p.id ORDER BY c.group_code) AS care_groups "
         f"FROM {_PERSON_FROM} "
-        "JOIN (SELECT id FROM hit ORDER BY id LIMIT :lim OFFSET :off) k ON k.id = p.id "
-        "ORDER BY p.id"
+        "JOIN (SELECT household_id, id FROM hit k "
+        f"ORDER BY {order} LIMIT :lim OFFSET :off) k ON k.id = p.id "
+        f"ORDER BY {order}"
     )
     return _rows(conn, sql, params)
+
+
+def _address_hits(scope: Scope, where: list[str], *, exact: bool, narrowed: bool) -> str:
+    """The CTEs ending in ``hit (household_id, id)`` of an address search: at least the
+    first ``:k`` (limit + offset) people in (household, id) order of the people inside
+    the scope (``where``, on alias ``p``) whose household's address or building's address
+    or name contains ``:apat`` (``:ag`` its grams), household and building inside the
+    scope too.
+
+    ``exact`` (an ID number or phone given: a person or two): those people, filtered by
+    the address. ``narrowed`` (a name or a unit too): every person of the matching
+    households and buildings (found first, one scoped GIN scan each) checked against the
+    other criteria, which most of them fail. Otherwise (the address alone) the matching
+    households and buildings are found first (a common text — a room number, a
+    community's name — matches thousands of households of a street) and:
+
+    * households: in id order, each one's people fetched until ``:k`` of them are inside
+      the scope — a page reads about 20 households, not the ≈ 9,000 people of 2,600
+      matching households a person-id order needed (all of them read and sorted);
+    * buildings: their people's (household, id) from the index-only ``reg_person_building``
+      (``INCLUDE (household_id, id)``: one descent per building, no heap), sorted, the
+      scope and the other criteria checked on the first ones only.
+
+    The union's first ``:k`` are the first ``:k`` of all (each branch gives its own)."""
+    pcond = " AND ".join(where)
+    hcond, _ = scope_condition(scope, "h2", personal=True)
+    bcond, _ = scope_condition(scope, "b2", personal=True)
+    h_match = f"h2.addr_grams @> CAST(:ag AS text[]) AND h2.address LIKE :apat AND {hcond}"
+    b_match = (
+        "b2.addr_grams @> CAST(:ag AS text[]) AND "
+        f"(b2.address LIKE :apat OR b2.name LIKE :apat) AND {bcond}"
+    )
+    if exact:
+        return (
+            "hit AS MATERIALIZED (SELECT p.household_id, p.id FROM reg_person p "
+            f"WHERE {pcond} AND (EXISTS (SELECT 1 FROM reg_household h2 "
+            f"WHERE h2.id = p.household_id AND {h_match}) OR EXISTS (SELECT 1 "
+            f"FROM reg_building b2 WHERE b2.id = p.building_id AND {b_match})))"
+        )
+    if narrowed:
+        # = ANY(ARRAY(subquery)): the matching households and buildings first (init
+        # plans), their people through the household/building indexes; OFFSET 0 keeps
+        # the people's other conditions out of that scan (they filter the candidates
+        # instead of ANDing a bitmap of the whole scope)
+        return (
+            "hit AS MATERIALIZED (SELECT p.household_id, p.id FROM (SELECT * FROM reg_person p "
+            "WHERE p.household_id = ANY(ARRAY(SELECT h2.id FROM reg_household h2 "
+            f"WHERE {h_match})) OR p.building_id = ANY(ARRAY(SELECT b2.id FROM reg_building "
+            f"b2 WHERE {b_match})) OFFSET 0) p WHERE {pcond})"
+        )
+    return (
+        f"hh AS MATERIALIZED (SELECT h2.id FROM reg_household h2 WHERE {h_match}), "
+        f"bb AS MATERIALIZED (SELECT b2.id FROM reg_building b2 WHERE {b_match}), "
+        "by_h AS (SELECT x.id AS household_id, q.id FROM "
+        "(SELECT id FROM hh ORDER BY id) x CROSS JOIN LATERAL "
+        "(SELECT p.id FROM reg_person p "
+        f"WHERE p.household_id = x.id AND {pcond} ORDER BY p.id) q LIMIT :k), "
+        # OFFSET 0: the check stays above the sort (on the first rows only)
+        "by_b AS (SELECT s.household_id, s.id FROM (SELECT p.household_id, p.id "
+        "FROM reg_person p WHERE p.building_id = ANY(ARRAY(SELECT id FROM bb)) "
+        "ORDER BY p.household_id NULLS LAST, p.id OFFSET 0) s "
+        f"WHERE (SELECT {pcond} FROM reg_person p WHERE p.id = s.id) LIMIT :k), "
+        "hit AS (SELECT household_id, id FROM by_h UNION SELECT household_id, id FROM by_b)"
+    )
 
 
 def person_row(conn: Connection, person_id: int, *, scope: Scope) -> dict[str, Any] | None:
