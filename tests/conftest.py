@@ -30,8 +30,9 @@ def _admin() -> psycopg.Connection:
     return psycopg.connect(ADMIN_URL, autocommit=True)
 
 
-def create_database(prefix: str = "geogrid_t") -> str:
-    """Create a new PostGIS database with the migrations applied; returns its URL."""
+def create_database(prefix: str = "geogrid_t", revision: str | None = "head") -> str:
+    """Create a new database with the migrations applied up to ``revision`` (None: none,
+    not even PostGIS); returns its URL."""
     from geogrid.store.schema import migrate
 
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
@@ -39,7 +40,12 @@ def create_database(prefix: str = "geogrid_t") -> str:
         conn.execute(f'CREATE DATABASE "{name}"')
     base = ADMIN_URL.rsplit("/", 1)[0]
     url = f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
-    migrate(url)
+    if revision is not None:
+        try:
+            migrate(url, revision)
+        except BaseException:
+            drop_database(url)
+            raise
     return url
 
 

@@ -13,6 +13,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
+from conftest import create_database, drop_database
 from sqlalchemy import text
 
 from geogrid.errors import FileInputError, InvalidInput, TopologyError
@@ -388,23 +389,14 @@ def test_force_with_duplicate_codes_is_refused_with_a_message(make_db, tmp_path,
 
 
 def test_import_into_a_database_never_migrated_says_what_to_do(tmp_path, districts):
-    import psycopg
-    from conftest import ADMIN_URL
-
-    name = f"geogrid_nomig_{os.getpid()}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    url = f"{url}/{name}"
+    url = create_database("geogrid_nomig", revision=None)
     try:
         path = write_boundary_file(districts, tmp_path / "d.geojson")
         res = _cli(["boundaries", "import", str(path), "--level", "district"], url, tmp_path)
         assert res.returncode == 2, res.stdout + res.stderr
         assert "run `geogrid db migrate`" in res.stderr and "Traceback" not in res.stderr
     finally:
-        get_engine(url).dispose()
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(url)
 
 
 def test_cli_listings_take_format_table_json_csv(make_db, tmp_path, districts):

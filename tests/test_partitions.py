@@ -8,8 +8,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import geopandas as gpd
-import psycopg
 import pytest
+from conftest import create_database, drop_database
 from sqlalchemy import event, text
 
 from geogrid.core.catalogue import load_categories
@@ -20,8 +20,7 @@ from geogrid.services import partitions
 from geogrid.store import get_engine
 from geogrid.store.incidents import upsert_categories
 from geogrid.store.partitions import list_partitions, month_digest
-from geogrid.store.schema import alembic_config, migrate
-from tests.conftest import ADMIN_URL
+from geogrid.store.schema import alembic_config
 
 ZONE = "Asia/Shanghai"
 
@@ -300,13 +299,8 @@ def test_archive_and_restore_round_trip(engine, tmp_path):
 
 
 def test_downgrade_and_upgrade_keep_the_rows():
-    name = f"geogrid_t_part_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    url = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    url = f"{url}/{name}"
+    url = create_database("geogrid_t_part", revision="0014")
     try:
-        migrate(url, "0014")
         e = get_engine(url)
         with e.begin() as conn:
             ids = _insert(conn, datetime(2025, 9, 1, tzinfo=UTC), source="dg", n=5)
@@ -339,8 +333,7 @@ def test_downgrade_and_upgrade_keep_the_rows():
             )
         e.dispose()
     finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(url)
 
 
 def test_a_busy_maker_never_delays_a_writer(engine):
