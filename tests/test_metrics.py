@@ -18,7 +18,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
-from shapely import box
+from row_city import C1, C2, D, S, incident_row, point, square, units
 from sqlalchemy import insert
 
 from geogrid.core.hierarchy import LEVELS_UP
@@ -32,15 +32,11 @@ from geogrid.store import get_engine
 from geogrid.store.tables import account, account_unit, category, incident
 from geogrid.store.units import copy_units, create_version, insert_units, publish_version
 
-D, S = "450902", "450902001"
-C1, C2 = S + "001", S + "002"
 G11, G12, G21, G22 = C1 + "001", C1 + "002", C2 + "001", C2 + "002"
-X0, Y0 = 110.10, 22.60
 BOX = {G11: 0, G12: 1, G21: 2, G22: 3}  # column of the 0.01° square
 START = datetime(2026, 5, 1, tzinfo=UTC)
 END = datetime(2026, 6, 1, tzinfo=UTC)
 NOW = datetime(2026, 6, 10, tzinfo=UTC)
-LIMIT = {"A": 24.0, "B": 48.0}
 
 
 def _t(month: int, day: int, hour: float = 0) -> datetime:
@@ -48,30 +44,18 @@ def _t(month: int, day: int, hour: float = 0) -> datetime:
 
 
 def _units() -> gpd.GeoDataFrame:
-    def sq(i0: int, i1: int):
-        return box(X0 + 0.01 * i0, Y0, X0 + 0.01 * i1, Y0 + 0.01)
-
-    rows = [
-        (D, "玉州区", "district", None, 4000, 1400, 4e6, sq(0, 4)),
-        (S, "名山街道", "street", D, 4000, 1400, 4e6, sq(0, 4)),
-        (C1, "江滨社区", "community", S, 3000, 1000, 3e6, sq(0, 2)),
-        (C2, "金桂社区", "community", S, 1000, 400, 1e6, sq(2, 4)),
-        (G11, "网格11", "grid", C1, 1000, 400, 1e6, sq(0, 1)),
-        (G12, "网格12", "grid", C1, 2000, 600, 2e6, sq(1, 2)),
-        (G21, "网格21", "grid", C2, 500, 200, 0.5e6, sq(2, 3)),
-        (G22, "网格22", "grid", C2, 500, 200, 0.5e6, sq(3, 4)),
-    ]
-    cols = [
-        "code",
-        "name",
-        "level",
-        "parent_code",
-        "population",
-        "households",
-        "area_m2",
-        "geometry",
-    ]
-    return gpd.GeoDataFrame(pd.DataFrame(rows, columns=cols), crs="EPSG:4326")
+    return units(
+        [
+            (D, "玉州区", "district", None, 4000, 1400, 4e6, square(0, 4)),
+            (S, "名山街道", "street", D, 4000, 1400, 4e6, square(0, 4)),
+            (C1, "江滨社区", "community", S, 3000, 1000, 3e6, square(0, 2)),
+            (C2, "金桂社区", "community", S, 1000, 400, 1e6, square(2, 4)),
+            (G11, "网格11", "grid", C1, 1000, 400, 1e6, square(0, 1)),
+            (G12, "网格12", "grid", C1, 2000, 600, 2e6, square(1, 2)),
+            (G21, "网格21", "grid", C2, 500, 200, 0.5e6, square(2, 3)),
+            (G22, "网格22", "grid", C2, 500, 200, 0.5e6, square(3, 4)),
+        ]
+    )
 
 
 # (grid, category, reported_at, status, resolved_at, closed_at)
@@ -100,10 +84,7 @@ INCIDENTS = [
 
 
 def _point(grid: str | None) -> str:
-    if grid is None:
-        return "SRID=4326;POINT(110.5 22.9)"
-    i = BOX[grid]
-    return f"SRID=4326;POINT({X0 + 0.01 * i + 0.005} {Y0 + 0.005})"
+    return "SRID=4326;POINT(110.5 22.9)" if grid is None else point(BOX[grid])
 
 
 @pytest.fixture(scope="module")
@@ -136,26 +117,10 @@ def tiny(make_db):
                 {"account_id": ids["w3"], "unit_code": G22},
             ],
         )
-        rows = []
-        for n, (g, cat, rep, status, res, closed) in enumerate(INCIDENTS):
-            rows.append(
-                {
-                    "source_id": f"t{n + 1}",
-                    "category": cat,
-                    "reported_at": rep,
-                    "status": status,
-                    "resolved_at": res,
-                    "closed_at": closed,
-                    "updated_at": max(x for x in (rep, res, closed) if x is not None),
-                    "due_at": rep + timedelta(hours=LIMIT[cat]),
-                    "version_id": vid,
-                    "grid_code": g,
-                    "community_code": g[:12] if g else None,
-                    "street_code": g[:9] if g else None,
-                    "district_code": g[:6] if g else None,
-                    "geom": _point(g),
-                }
-            )
+        rows = [
+            incident_row(f"t{n + 1}", *case, version_id=vid, geom=_point(case[0]))
+            for n, case in enumerate(INCIDENTS)
+        ]
         conn.execute(insert(incident), rows)
     yield eng, vid
 

@@ -23,7 +23,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
-from shapely import box
+from row_city import C1, C2, X0, Y0, D, S, incident_row, point, square, units
 from sqlalchemy import insert, text
 
 from geogrid.core.loadindex import LoadWeights
@@ -37,11 +37,7 @@ from geogrid.store.tables import category, incident
 from geogrid.store.units import copy_units, create_version, insert_units, publish_version
 from geogrid.store.workflow import update_incident
 
-D, S = "450902", "450902001"
-C1, C2 = S + "001", S + "002"
 GRIDS = [C1 + "001", C1 + "002", C2 + "001", C2 + "002"]
-X0, Y0 = 110.10, 22.60
-LIMIT = {"A": 24.0, "B": 48.0}
 ZONE = "Asia/Shanghai"
 SH = timedelta(hours=8)
 
@@ -60,25 +56,23 @@ def _aware(d: datetime) -> datetime:
     return d if d.tzinfo else d.replace(tzinfo=UTC)
 
 
-def _units() -> gpd.GeoDataFrame:
-    def sq(i0: int, i1: int):
-        return box(X0 + 0.01 * i0, Y0, X0 + 0.01 * i1, Y0 + 0.01)
+def _span(s: datetime, e: datetime, t: datetime) -> dict[str, datetime]:
+    """The window [s, e), the one as long before it, and the time its state is read."""
+    return {"prev_start": s - (e - s), "start": s, "end": e, "t": t}
 
-    rows = [
-        (D, "区", "district", None, 4000, 1400, 4e6, sq(0, 4)),
-        (S, "街道", "street", D, 4000, 1400, 4e6, sq(0, 4)),
-        (C1, "社区1", "community", S, 3000, 1000, 2e6, sq(0, 2)),
-        (C2, "社区2", "community", S, 1000, 400, 2e6, sq(2, 4)),
-        *[
-            (g, f"网格{i}", "grid", g[:12], 500, 200, 1e6, sq(i, i + 1))
-            for i, g in enumerate(GRIDS)
-        ],
-    ]
-    cols = ["code", "name", "level", "parent_code", "population", "households", "area_m2"]
-    return gpd.GeoDataFrame(
-        pd.DataFrame([r[:-1] for r in rows], columns=cols),
-        geometry=[r[-1] for r in rows],
-        crs="EPSG:4326",
+
+def _units() -> gpd.GeoDataFrame:
+    return units(
+        [
+            (D, "区", "district", None, 4000, 1400, 4e6, square(0, 4)),
+            (S, "街道", "street", D, 4000, 1400, 4e6, square(0, 4)),
+            (C1, "社区1", "community", S, 3000, 1000, 2e6, square(0, 2)),
+            (C2, "社区2", "community", S, 1000, 400, 2e6, square(2, 4)),
+            *[
+                (g, f"网格{i}", "grid", g[:12], 500, 200, 1e6, square(i, i + 1))
+                for i, g in enumerate(GRIDS)
+            ],
+        ]
     )
 
 
@@ -110,22 +104,9 @@ def _incidents(rng: np.random.Generator, n: int, vid: int, prefix: str) -> list[
             closed = (res or rep) + timedelta(hours=float(rng.uniform(0, 48)))
         i = GRIDS.index(g) if g else 6
         out.append(
-            {
-                "source_id": f"{prefix}{k}",
-                "category": cat,
-                "reported_at": rep,
-                "status": status,
-                "resolved_at": res,
-                "closed_at": closed,
-                "updated_at": max(x for x in (rep, res, closed) if x is not None),
-                "due_at": rep + timedelta(hours=LIMIT[cat]),
-                "version_id": vid,
-                "grid_code": g,
-                "community_code": g[:12] if g else None,
-                "street_code": g[:9] if g else None,
-                "district_code": g[:6] if g else None,
-                "geom": f"SRID=4326;POINT({X0 + 0.01 * i + 0.005} {Y0 + 0.005})",
-            }
+            incident_row(
+                f"{prefix}{k}", g, cat, rep, status, res, closed, version_id=vid, geom=point(i)
+            )
         )
     return out
 
@@ -169,15 +150,7 @@ def _same_aggregates(eng, vid: int) -> None:
         t = min(e, now_d)
         for level in ("grid", "community", "district"):
             for cats in (None, ["B"]):
-                kw = dict(
-                    prev_start=s - (e - s),
-                    start=s,
-                    end=e,
-                    t=t,
-                    categories=cats,
-                    version_id=vid,
-                    past=t < now_d,
-                )
+                kw = dict(_span(s, e, t), categories=cats, version_id=vid, past=t < now_d)
                 old = sm.aggregate_units(eng, level, **kw)
                 new = rollup.aggregate_units_rollup(eng, level, zone=ZONE, **kw)
                 key = lambda f: f.assign(code=f["code"].fillna("-")).set_index("code").sort_index()  # noqa: E731
@@ -295,25 +268,14 @@ def _same_metrics(eng, vid: int) -> None:
     got = metrics.load_metrics(eng, "community", start=s, end=e, now=e, tz=ZONE)
     assert got.attrs["path"] == "sql"
     old = sm.aggregate_units(
-        eng,
-        "community",
-        prev_start=s - (e - s),
-        start=s,
-        end=e,
-        t=e,
-        categories=None,
-        version_id=vid,
-        past=False,
+        eng, "community", **_span(s, e, e), categories=None, version_id=vid, past=False
     )
     want = metrics.metrics_from_aggregates(
         eng,
         "community",
         old,
         version_id=vid,
-        prev_start=s - (e - s),
-        start=s,
-        end=e,
-        t=e,
+        **_span(s, e, e),
         categories=None,
         weights=LoadWeights(),
         cache=UnitCache(),
