@@ -83,18 +83,10 @@ STAGES = ("buildings", "people", "households", "care")
 def registry_env(tmp_path_factory):
     """The registry key and a home of the module's own in the environment (read by
     ``Settings()`` and by the CLI's subprocesses)."""
-    home = tmp_path_factory.mktemp("home")
-    old = {k: os.environ.get(k) for k in ("GEOGRID_REGISTRY_KEY", "GEOGRID_HOME")}
-    os.environ["GEOGRID_REGISTRY_KEY"] = KEY
-    os.environ["GEOGRID_HOME"] = str(home)
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GEOGRID_REGISTRY_KEY", KEY)
+        mp.setenv("GEOGRID_HOME", str(tmp_path_factory.mktemp("home")))
         yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _fill(city, folder: Path, upto: str) -> None:
