@@ -55,9 +55,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import psutil
-from distributed import Client, LocalCluster
+from distributed import Client
 from sqlalchemy import text
 
+from bench._dask import local_client
 from bench._scratch import ADMIN_URL, scratch_database
 from geogrid.core.attribution import Attributor
 from geogrid.core.catalogue import load_categories
@@ -187,12 +188,7 @@ def _dask(engine, folder: Path, window: dict, rows: int, att: Attributor) -> dic
     s, e = window["start"], window["end"]
     span = {"prev_start": s - (e - s), "start": s, "end": e, "t": e}
     for n in (1, 2):
-        with (
-            LocalCluster(
-                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
-            ) as cl,
-            Client(cl) as client,
-        ):
+        with local_client(n) as client:
             cache = UnitCache()
             run = partial(
                 scale.dask_metrics, engine, folder, "grid", client=client, cache=cache, **window
@@ -240,12 +236,7 @@ def _dask(engine, folder: Path, window: dict, rows: int, att: Attributor) -> dic
 
 
 def _equal(engine, sub: Path, window: dict) -> None:
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cl,
-        Client(cl) as client,
-    ):
+    with local_client(2) as client:
         cache = UnitCache()
         ref = metrics.load_metrics(engine, "grid", cache=cache, **window)
         got = scale.dask_metrics(engine, sub, "grid", client=client, cache=cache, **window)

@@ -24,8 +24,8 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from distributed import Client, LocalCluster
 
+from bench._dask import local_client
 from bench._scratch import ADMIN_URL, scratch_database
 from geogrid.core.catalogue import load_categories
 from geogrid.demo.boundaries import build_demo
@@ -88,12 +88,7 @@ def main() -> None:
             print(f"{'run':40s} {'seconds':>8s} {'rows/s':>12s}")
             times = {}
             for n in (1, 2):
-                with (
-                    LocalCluster(
-                        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
-                    ) as cl,
-                    Client(cl) as client,
-                ):
+                with local_client(n) as client:
                     cache = UnitCache()
                     scale.dask_metrics(engine, folder, "grid", client=client, cache=cache, **window)
                     t0 = time.perf_counter()  # second run: the attributor is built and cached

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from distributed import Client, LocalCluster
 
+from bench._dask import local_client
 from geogrid.core.attribution import Attributor
 from geogrid.core.catalogue import load_categories
 from geogrid.core.unitmetrics import AGGREGATE_COUNTS, aggregate_incident_rows
@@ -112,12 +112,7 @@ def test_dask_sums_equal_single_machine(province, history) -> None:
     rows = scale.locate_partitions(scale.read_history(folder), att).compute(scheduler="sync")
     rows["effort"] = rows["category"].map(efforts).astype(float)
     ref = aggregate_incident_rows(rows, "grid", **window).set_index("code").sort_index()
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
-        ) as cl,
-        Client(cl) as client,
-    ):
+    with local_client(2, processes=False) as client:
         got = scale.aggregate_partitions(
             scale.read_history(folder),
             att,
