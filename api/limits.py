@@ -20,13 +20,20 @@ not copied twice and streaming answers are untouched). For every HTTP request, i
    ``body_limit_patrols`` for ``POST /patrols``) → 413;
    JSON bodies with ``NaN``/``Infinity`` or a NUL in a string, form bodies that are not
    UTF-8 or hold a NUL → 400 naming the field.
-5. **Concurrency** — heavy requests run at most ``expensive_concurrency`` at a time per
-   process; up to ``expensive_queue`` wait at most ``expensive_wait`` seconds; the others
-   get 503 with ``Retry-After`` at once.
+5. **Concurrency** — heavy requests run at most ``expensive_concurrency`` at a time, of
+   them at most ``expensive_concurrency_anonymous`` for anonymous callers, in the whole
+   deployment: the worker processes share the slots in Redis (leases renewed while a
+   request runs) when ``GEOGRID_REDIS_URL`` is set, else each process has its own. Up to
+   ``expensive_queue`` per process wait at most ``expensive_wait`` seconds; the others get
+   503 with ``Retry-After`` at once, the body naming the limit (``limit``,
+   ``limit_value``). Issue 10: two workers each running one heavy request took both cores
+   and the event loops, and ``/locate`` waited seconds (``bench.abuse``).
 6. **Statement timeout** — the request's transactions run with the class's
-   ``statement_timeouts`` (:func:`geogrid.services.limits.statement_timeout`).
+   ``statement_timeouts`` (``statement_timeouts_anonymous`` for anonymous callers, lower
+   for expensive requests) (:func:`geogrid.services.limits.statement_timeout`).
 
-Every refusal is an :class:`~api.models.common.ErrorBody`. :func:`install_log_redaction`
+Every refusal is an :class:`~api.models.common.ErrorBody`; a 429 names the limit reached
+(``limit``: ``rate_limits_anonymous.expensive``, ``time_budget_anonymous`` …). :func:`install_log_redaction`
 keeps ``api_key``, ``token``, ``password`` and ``Authorization`` values out of uvicorn's
 logs.
 """
@@ -35,16 +42,19 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import logging
 import math
 import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from enum import StrEnum
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+import redis.asyncio as aioredis
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
@@ -268,23 +278,27 @@ def check_json(body: bytes) -> None:
 
 
 class _Gate:
-    """At most ``slots`` holders; at most ``queue`` waiting, each at most ``wait`` seconds."""
+    """At most ``slots`` holders; at most ``queue`` waiting, each until ``deadline``."""
 
-    def __init__(self, slots: int, queue: int, wait: float):
-        self.slots, self.queue, self.wait = max(1, slots), max(0, queue), wait
+    def __init__(self, slots: int, queue: int):
+        self.slots, self.queue = max(1, slots), max(0, queue)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sem = asyncio.Semaphore(self.slots)
         self._waiting = 0
 
-    async def enter(self) -> bool:
+    async def enter(self, deadline: float) -> bool:
+        """Take a slot, waiting until ``deadline`` (``time.monotonic()``) at most."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new server loop (tests): a new semaphore
             self._loop, self._sem, self._waiting = loop, asyncio.Semaphore(self.slots), 0
-        if self._sem.locked() and self._waiting >= self.queue:
+        if not self._sem.locked():
+            await self._sem.acquire()
+            return True
+        if self._waiting >= self.queue:
             return False
         self._waiting += 1
         try:
-            await asyncio.wait_for(self._sem.acquire(), self.wait)
+            await asyncio.wait_for(self._sem.acquire(), max(0.0, deadline - time.monotonic()))
             return True
         except TimeoutError:
             return False
@@ -293,6 +307,164 @@ class _Gate:
 
     def leave(self) -> None:
         self._sem.release()
+
+
+#: issue 10 (ABUSE): the shared slots are sorted sets (member: a holder's token, score: the
+#: end of its lease in Redis's clock, ms); one script takes a slot in every set or none
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  if redis.call('ZCARD', key) >= tonumber(ARGV[i + 2]) then return 0 end
+end
+for _, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now + tonumber(ARGV[1]), ARGV[2])
+  redis.call('PEXPIRE', key, 2 * tonumber(ARGV[1]))
+end
+return 1
+"""
+_RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for _, key in ipairs(KEYS) do
+  redis.call('ZADD', key, 'XX', now + tonumber(ARGV[1]), ARGV[2])
+  redis.call('PEXPIRE', key, 2 * tonumber(ARGV[1]))
+end
+return 1
+"""
+_RELEASE = """
+for _, key in ipairs(KEYS) do redis.call('ZREM', key, ARGV[1]) end
+return 1
+"""
+#: seconds between two tries of a full shared gate (doubling up to the last)
+_POLL = (0.02, 0.05, 0.1, 0.2)
+
+
+class _SharedSlots:
+    """Slots shared by every worker process through Redis, each held under a lease that
+    its holder renews while its request runs (a killed worker's slot frees itself)."""
+
+    def __init__(self, url: str, lease_s: float):
+        self.url, self.lease_ms = url, max(1000, int(lease_s * 1000))
+        self._redis: aioredis.Redis | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _client(self) -> aioredis.Redis:
+        loop = asyncio.get_running_loop()
+        if self._redis is None or self._loop is not loop:
+            self._redis, self._loop = aioredis.Redis.from_url(self.url), loop
+        return self._redis
+
+    async def take(self, limits: dict[str, int], token: str) -> bool:
+        keys = list(limits)
+        args: list[str | int] = [self.lease_ms, token, *limits.values()]
+        return bool(await self._client().eval(_ACQUIRE, len(keys), *keys, *args))
+
+    async def hold(self, keys: list[str], token: str) -> None:
+        """Renew the lease every third of it until cancelled."""
+        while True:
+            await asyncio.sleep(self.lease_ms / 3000)
+            try:
+                await self._client().eval(_RENEW, len(keys), *keys, self.lease_ms, token)
+            except Exception:
+                log.warning("expensive gate: lease not renewed", exc_info=True)
+
+    async def give(self, keys: list[str], token: str) -> None:
+        await self._client().eval(_RELEASE, len(keys), *keys, token)
+
+
+_GATE_KEY = "geogrid-gate:{expensive}:"
+
+
+class _Ticket:
+    """What :meth:`_ExpensiveGate.enter` took, given back by :meth:`_ExpensiveGate.leave`."""
+
+    def __init__(self, local: list[_Gate]):
+        self.local = local
+        self.keys: list[str] = []
+        self.token = ""
+        self.renew: asyncio.Task[None] | None = None
+
+
+class _ExpensiveGate:
+    """Issue 10: heavy requests running at once — ``expensive_concurrency`` in all, of them
+    ``expensive_concurrency_anonymous`` for anonymous callers — in the whole deployment
+    when ``redis_url`` is set (and ``expensive_gate`` is ``"shared"``), else per process.
+
+    A request first takes a slot of its process (``expensive_queue`` wait there, in order,
+    at most ``expensive_wait`` seconds), then the deployment's (tried again, backing off,
+    until the same deadline). Redis unreachable: the process's slots alone decide.
+    """
+
+    def __init__(self, settings: Settings):
+        self.slots = max(1, settings.expensive_concurrency)
+        self.anonymous_slots = max(1, min(self.slots, settings.expensive_concurrency_anonymous))
+        self.wait = settings.expensive_wait
+        self.all = _Gate(self.slots, settings.expensive_queue)
+        self.anonymous = _Gate(self.anonymous_slots, settings.expensive_queue)
+        self.shared = (
+            _SharedSlots(settings.redis_url, settings.expensive_lease_s)
+            if settings.redis_url and settings.expensive_gate == "shared"
+            else None
+        )
+
+    def limit(self, credentialed: bool) -> tuple[str, int]:
+        """The setting (name, value) that bounds the caller's heavy requests."""
+        if credentialed:
+            return "expensive_concurrency", self.slots
+        return "expensive_concurrency_anonymous", self.anonymous_slots
+
+    async def enter(self, credentialed: bool) -> _Ticket | None:
+        """A ticket, or None when every slot stayed taken (answer 503)."""
+        deadline = time.monotonic() + self.wait
+        ticket = _Ticket([])
+        gates = [self.all] if credentialed else [self.anonymous, self.all]
+        for gate in gates:
+            if not await gate.enter(deadline):
+                self._leave_local(ticket)
+                return None
+            ticket.local.append(gate)
+        if self.shared is None:
+            return ticket
+        limits = {_GATE_KEY + "all": self.slots}
+        if not credentialed:
+            limits = {_GATE_KEY + "anonymous": self.anonymous_slots, **limits}
+        token = uuid.uuid4().hex
+        try:
+            for tries in itertools.count():
+                if await self.shared.take(limits, token):
+                    break
+                pause = _POLL[min(tries, len(_POLL) - 1)]
+                if time.monotonic() + pause > deadline:
+                    self._leave_local(ticket)
+                    return None
+                await asyncio.sleep(pause)
+        except Exception:  # Redis down: the process's slots alone (serve, do not refuse)
+            log.warning("expensive gate: Redis unavailable; per-process gate", exc_info=True)
+            return ticket
+        except BaseException:  # cancelled while waiting (the client went away)
+            self._leave_local(ticket)
+            raise
+        ticket.keys, ticket.token = list(limits), token
+        ticket.renew = asyncio.create_task(self.shared.hold(ticket.keys, token))
+        return ticket
+
+    @staticmethod
+    def _leave_local(ticket: _Ticket) -> None:
+        for gate in reversed(ticket.local):
+            gate.leave()
+        ticket.local = []
+
+    async def leave(self, ticket: _Ticket) -> None:
+        if ticket.renew is not None:
+            ticket.renew.cancel()
+        if ticket.keys and self.shared is not None:
+            try:
+                await self.shared.give(ticket.keys, ticket.token)
+            except Exception:  # the lease ends by itself
+                log.warning("expensive gate: slot not given back", exc_info=True)
+        self._leave_local(ticket)
 
 
 _TIME = "server-time"
@@ -357,21 +529,25 @@ class _RateLimits:
 
     async def check(
         self, klass: RequestClass, who: str, credentialed: bool, upfront: int = 0
-    ) -> float | None:
-        """None when allowed, else the seconds to wait. Counts the request in its class
+    ) -> tuple[float, str] | None:
+        """None when allowed, else the seconds to wait and the setting whose limit was
+        reached (``rate_limits_anonymous.expensive``, ``time_budget_anonymous`` …). Counts
+        the request in its class
         and, for all but cheap requests, checks the caller's server-time budget and takes
         ``upfront`` tenths of a second from it at once (so a burst of concurrent requests
         cannot all pass before the first is charged)."""
         items: list[RateLimitItem] = (self.account if credentialed else self.anonymous)[klass]
         limiter = self._get()
+        kind = "account" if credentialed else "anonymous"
         try:
             for item in items:
                 if not await limiter.hit(item, klass.value, who):
-                    return await self._wait(limiter, item, klass.value, who)
+                    wait = await self._wait(limiter, item, klass.value, who)
+                    return wait, f"rate_limits_{kind}.{klass.value}"
             if klass is not RequestClass.CHEAP:
                 for item in self.time_account if credentialed else self.time_anonymous:
                     if not await limiter.test(item, _TIME, who):
-                        return await self._wait(limiter, item, _TIME, who)
+                        return await self._wait(limiter, item, _TIME, who), f"time_budget_{kind}"
                 if upfront:
                     await self.charge(who, credentialed, upfront / 10)
         except Exception:  # the limiter's storage (Redis) is down: serve, do not refuse
@@ -447,9 +623,7 @@ class LimitsMiddleware:
         self.app = app
         self.settings = settings
         self.rates = _RateLimits(settings) if settings.rate_limits else None
-        self.gate = _Gate(
-            settings.expensive_concurrency, settings.expensive_queue, settings.expensive_wait
-        )
+        self.gate = _ExpensiveGate(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -468,37 +642,50 @@ class LimitsMiddleware:
         who, credentialed = _caller(scope)
         upfront = _UPFRONT_HEAVY if heavy else 0
         if self.rates is not None:
-            wait = await self.rates.check(klass, who, credentialed, upfront)
-            if wait is not None:
-                raise Refused(
+            limited = await self.rates.check(klass, who, credentialed, upfront)
+            if limited is not None:
+                wait, limit = limited
+                refusal = Refused(
                     429,
                     "TooManyRequests",
-                    f"rate limit of {klass.value} requests reached; retry in {math.ceil(wait)} s",
+                    f"rate limit of {klass.value} requests reached ({limit}); "
+                    f"retry in {math.ceil(wait)} s",
                     headers={"Retry-After": str(math.ceil(wait))},
                 )
+                refusal.body["limit"] = limit
+                raise refusal
         receive = await self._body(scope, receive, path)
-        if heavy and not await self.gate.enter():
-            raise Refused(
+        ticket = await self.gate.enter(credentialed) if heavy else None
+        if heavy and ticket is None:
+            name, value = self.gate.limit(credentialed)
+            refusal = Refused(
                 503,
                 "Busy",
-                "too many expensive requests at once; retry shortly",
+                f"too many expensive requests at once ({name} = {value}); retry shortly",
                 headers={"Retry-After": "5"},
             )
+            refusal.body.update(limit=name, limit_value=value)
+            raise refusal
         started = time.perf_counter()
         try:
-            await self._run(scope, receive, send, klass)
+            await self._run(scope, receive, send, klass, credentialed)
         finally:
             if scope["method"] not in _SAFE and path.startswith(_CREDENTIAL_WRITES):
                 _forget_tokens(scope)
-            if heavy:
-                self.gate.leave()
+            if ticket is not None:
+                await self.gate.leave(ticket)
             if self.rates is not None and klass is not RequestClass.CHEAP:
                 took = time.perf_counter() - started - upfront / 10
                 if took > 0:
                     await self.rates.charge(who, credentialed, took)
 
-    async def _run(self, scope: Scope, receive: Receive, send: Send, klass: RequestClass) -> None:
-        with statement_timeout(self.settings.statement_timeouts.get(klass.value)):
+    async def _run(
+        self, scope: Scope, receive: Receive, send: Send, klass: RequestClass, credentialed: bool
+    ) -> None:
+        ms = self.settings.statement_timeouts.get(klass.value)
+        if not credentialed:  # issue 10: anonymous callers' expensive SQL has a lower budget
+            ms = self.settings.statement_timeouts_anonymous.get(klass.value, ms)
+        with statement_timeout(ms):
             await self.app(scope, receive, send)
 
     async def _body(self, scope: Scope, receive: Receive, path: str) -> Receive:

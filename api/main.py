@@ -58,6 +58,7 @@ from geogrid.services import notifications as notifications_service  # issue 13
 from geogrid.services import partitions as partitions_service  # issue 12
 from geogrid.services.context import AppContext
 from geogrid.services.live import LiveHub  # issue 12
+from geogrid.services.offload import Offload  # issue 10
 from geogrid.settings import Settings, get_settings
 
 __all__ = ["ROUTERS", "GeogridAPI", "create_app", "app_from_env"]
@@ -149,6 +150,9 @@ def create_app(database_url: str | None = None, settings: Settings | None = None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = AppContext.open(database_url, settings)
         app.state.ctx = ctx
+        # issue 10: expensive analytics out of the serving process, in niced processes
+        app.state.offload = Offload(ctx.settings.expensive_processes, ctx.settings.expensive_nice)
+        app.state.offload.start(("api.routes.analytics",))
         prune = asyncio.create_task(_prune_keys_hourly(ctx))
         notifier = notifications_service.start_periodic(ctx.engine, ctx.settings)  # issue 13
         ctx.live = LiveHub(ctx.engine, ctx.maps)  # issue 12: LISTEN/NOTIFY → SSE and caches
@@ -159,6 +163,7 @@ def create_app(database_url: str | None = None, settings: Settings | None = None
             await ctx.live.stop()
             prune.cancel()
             await notifications_service.stop_periodic(notifier)
+            app.state.offload.close()
             ctx.close()
 
     app = GeogridAPI(

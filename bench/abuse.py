@@ -9,8 +9,18 @@ and its latency counts from then, so a stalled server shows as latency) twice:
    back to back, each with a fresh window (``/hotspots?permutations=999``, ``/metrics/grid``
    and heat-map tiles with a new ``from``) — the burst of issue 10, item 2.
 
-Printed: the probe's p50 / p99 / max (ms) and errors in each phase, and the attackers'
-answers by status (429: rate-limited, 503: the expensive gate was full, 200: served).
+The windows fall in the demo's year of incidents (it ends today), so the hot spots run
+their 999 permutations. Printed: the probe's p50 / p99 / max (ms) and errors in each
+phase, the attackers' answers by status (429: rate-limited, 503: the expensive gate was
+full, 200: served), the load average, and — when the bench serves — the CPU seconds each
+part used in the phase: the serving processes, the offload workers (niced), the
+database's backends and the bench itself.
+
+``--compare`` (issue 10) serves twice in one run: *before* — the settings of the old
+design (``GEOGRID_EXPENSIVE_PROCESSES=0``: expensive work in the serving process;
+``GEOGRID_EXPENSIVE_GATE=process`` with one slot per process; no anonymous statement
+budget) — then *after*, the defaults. The rate limits' and the gate's keys in ``--redis``
+are emptied before each server starts.
 
 Without ``--url`` the bench serves the demo with ``geogrid serve`` (a subprocess) on
 ``--db`` (default ``GEOGRID_DATABASE_URL``; it must hold the demo: ``geogrid demo load``)
@@ -39,6 +49,7 @@ from datetime import date, timedelta
 import httpx
 import numpy as np
 import psycopg
+import redis
 
 from geogrid.services.database import migrate
 from geogrid.services.demo import DEMO_CITY_FILE, load_demo
@@ -58,16 +69,72 @@ class Phase:
     latencies_ms: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     attackers: Counter[int] = field(default_factory=Counter)
+    #: CPU seconds per part in the phase (when the bench serves), load average at its end
+    cpu: dict[str, float] = field(default_factory=dict)
+    load: float = float("nan")
 
     def line(self) -> str:
         lat = np.asarray(self.latencies_ms) if self.latencies_ms else np.asarray([np.nan])
         p50, p99 = np.percentile(lat, [50, 99])
         attack = ", ".join(f"{k}: {v}" for k, v in sorted(self.attackers.items())) or "-"
+        cpu = "  ".join(f"{k} {v:.1f}" for k, v in self.cpu.items())
         return (
-            f"{self.name:<7} /locate n={len(self.latencies_ms):>5}  p50 {p50:7.1f} ms  "
+            f"{self.name:<14} /locate n={len(self.latencies_ms):>5}  p50 {p50:7.1f} ms  "
             f"p99 {p99:7.1f} ms  max {lat.max():7.1f} ms  errors {dict(self.errors) or 0}  "
-            f"| attackers {attack}"
+            f"| attackers {attack} | load {self.load:.2f}" + (f" | CPU s: {cpu}" if cpu else "")
         )
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu(server_pid: int | None, database: str | None) -> dict[tuple[str, int], float]:
+    """CPU seconds used so far per process: the server's (``server``: serving ones;
+    ``offload``: niced ones, the offload workers), the database's backends and this
+    bench's, keyed by (part, pid)."""
+    out: dict[tuple[str, int], float] = {}
+    if server_pid is None:
+        return out
+    procs: dict[int, tuple[int, float, int, str]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode(errors="replace")
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        ppid, ticks, nice = int(fields[1]), int(fields[11]) + int(fields[12]), int(fields[16])
+        procs[int(entry)] = (ppid, ticks / _TICK, nice, cmd)
+
+    def under(pid: int) -> bool:
+        while pid > 1:
+            if pid == server_pid:
+                return True
+            pid = procs[pid][0] if pid in procs else 1
+        return False
+
+    for pid, (_, seconds, nice, cmd) in procs.items():
+        if under(pid):
+            out[("offload" if nice > 0 else "server", pid)] = seconds
+        elif database and cmd.startswith("postgres:") and f" {database} " in cmd:
+            out[("postgres", pid)] = seconds
+    times = os.times()
+    out[("bench", os.getpid())] = times.user + times.system
+    return out
+
+
+def _delta(a: dict[tuple[str, int], float], b: dict[tuple[str, int], float]) -> dict[str, float]:
+    """CPU seconds per part between two looks (a process that ended meanwhile is lost)."""
+    if not b:
+        return {}
+    parts = {"server": 0.0, "offload": 0.0, "postgres": 0.0, "bench": 0.0}
+    for key, seconds in b.items():
+        parts[key[0]] += seconds - a.get(key, 0.0)
+    return parts
 
 
 def probe(base: str, rate: float, seconds: float, phase: Phase) -> None:
@@ -99,8 +166,9 @@ def probe(base: str, rate: float, seconds: float, phase: Phase) -> None:
 
 
 def _expensive(i: int) -> tuple[str, dict[str, str | int]]:
-    """The i-th expensive request, each with a window never asked before."""
-    start = date(2025, 1, 1) + timedelta(days=i % 300)
+    """The i-th expensive request, each with a window never asked before, in the demo's
+    year of incidents (the year up to today)."""
+    start = date.today() - timedelta(days=340) + timedelta(days=i % 300)
     end = start + timedelta(days=30 + i % 7)
     fresh = {"from": f"{start}T{i % 24:02d}:{i % 60:02d}:00", "to": str(end)}
     kind = i % 3
@@ -162,12 +230,46 @@ def _demo_database(admin: str, incidents: int) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+#: the settings of the design before issue 10 (ABUSE), for ``--compare``
+BEFORE = {
+    "GEOGRID_EXPENSIVE_PROCESSES": "0",
+    "GEOGRID_EXPENSIVE_GATE": "process",
+    "GEOGRID_EXPENSIVE_CONCURRENCY": "1",
+    "GEOGRID_EXPENSIVE_CONCURRENCY_ANONYMOUS": "1",
+    "GEOGRID_STATEMENT_TIMEOUTS_ANONYMOUS": "{}",
+}
+
+
+def _reset_redis(url: str) -> None:
+    """Empty the rate limits' and the gate's keys (``geogrid-*``) of the bench's database."""
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match="geogrid-*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@dataclass
+class Served:
+    """A server the bench started: its address and process id."""
+
+    base: str
+    pid: int | None = None
+    database: str | None = None
+
+
 @contextmanager
-def _server(db: str, workers: int = 1, redis: str | None = None) -> Iterator[str]:
+def _server(
+    db: str, workers: int = 1, redis_url: str | None = None, extra: dict[str, str] | None = None
+) -> Iterator[Served]:
     port = _free_port()
     env = {**os.environ, "GEOGRID_DATABASE_URL": db, "GEOGRID_CITY_FILE": str(DEMO_CITY_FILE)}
-    if redis:  # the workers share the rate limits, as deployed
-        env["GEOGRID_REDIS_URL"] = redis
+    env.update(extra or {})
+    if redis_url:  # the workers share the rate limits, as deployed
+        env["GEOGRID_REDIS_URL"] = redis_url
+        _reset_redis(redis_url)
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -197,7 +299,7 @@ def _server(db: str, workers: int = 1, redis: str | None = None) -> Iterator[str
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise SystemExit("the server did not start")
             time.sleep(0.5)
-        yield base
+        yield Served(base, proc.pid, db.rsplit("/", 1)[-1].split("?")[0])
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -207,23 +309,40 @@ def _server(db: str, workers: int = 1, redis: str | None = None) -> Iterator[str
             proc.wait(timeout=10)
 
 
-def run(base: str, seconds: float, rate: float, attackers: int) -> list[Phase]:
-    """The two phases against the server at ``base``."""
+def run(
+    server: Served, seconds: float, rate: float, attackers: int, label: str = ""
+) -> list[Phase]:
+    """The two phases against ``server``."""
+    base = server.base
     for lon, lat in _POINTS:  # warm the locator
         httpx.get(f"{base}/locate", params={"lon": lon, "lat": lat}, timeout=60)
-    quiet = Phase("quiet")
+    prefix = f"{label} " if label else ""
+    quiet = Phase(prefix + "quiet")
+    before = _cpu(server.pid, server.database)
     probe(base, rate, seconds, quiet)
+    quiet.cpu = _delta(before, _cpu(server.pid, server.database))
+    quiet.load = os.getloadavg()[0]
     print(quiet.line(), flush=True)
-    loud = Phase("attack")
+    loud = Phase(prefix + "attack")
     stop = threading.Event()
     attacker = threading.Thread(target=attack, args=(base, attackers, stop, loud))
     attacker.start()
     time.sleep(2.0)  # the burst is under way
+    before = _cpu(server.pid, server.database)
     probe(base, rate, seconds, loud)
+    loud.cpu = _delta(before, _cpu(server.pid, server.database))
+    loud.load = os.getloadavg()[0]
     stop.set()
     attacker.join()
     print(loud.line(), flush=True)
     return [quiet, loud]
+
+
+def _serve_and_run(db: str, a: argparse.Namespace) -> None:
+    configs = [("before", BEFORE), ("after", {})] if a.compare else [("", {})]
+    for label, extra in configs:
+        with _server(db, a.workers, a.redis, extra) as served:
+            run(served, a.seconds, a.rate, a.attackers, label)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -237,21 +356,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--attackers", type=int, default=8)
     ap.add_argument("--workers", type=int, default=1, help="server workers")
     ap.add_argument("--redis", default=os.environ.get("GEOGRID_REDIS_URL"), help="rate limits")
+    ap.add_argument(
+        "--compare", action="store_true", help="serve the old design's settings, then the new"
+    )
     a = ap.parse_args(argv)
     if a.url:
-        run(a.url, a.seconds, a.rate, a.attackers)
+        run(Served(a.url), a.seconds, a.rate, a.attackers)
         return
     if a.admin:
-        with (
-            _demo_database(a.admin, a.incidents) as db,
-            _server(db, a.workers, a.redis) as base,
-        ):
-            run(base, a.seconds, a.rate, a.attackers)
+        with _demo_database(a.admin, a.incidents) as db:
+            _serve_and_run(db, a)
         return
     if not a.db:
         raise SystemExit("give --url, --db (holding the demo) or --admin")
-    with _server(a.db, a.workers, a.redis) as base:
-        run(base, a.seconds, a.rate, a.attackers)
+    _serve_and_run(a.db, a)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyproj
@@ -237,12 +237,28 @@ class Settings(BaseSettings):
     #: the time requests took: a caller whose requests used it up waits (429)
     time_budget_anonymous: str = "60/minute"
     time_budget_account: str = "1200/minute"
-    #: expensive requests running at once (per process), waiting at most, seconds waited
-    expensive_concurrency: int = 1
+    #: heavy requests (api/limits.py) running at once in the whole deployment: the worker
+    #: processes share the gate in ``redis_url`` when set (``expensive_gate = "shared"``),
+    #: else each process has its own; of them at most ``expensive_concurrency_anonymous``
+    #: for anonymous callers. Up to ``expensive_queue`` per process wait at most
+    #: ``expensive_wait`` seconds; the others get 503 with Retry-After at once
+    expensive_concurrency: int = 2
+    expensive_concurrency_anonymous: int = 1
     expensive_queue: int = 16
     expensive_wait: float = 15.0
-    #: statement_timeout (ms) of the database per request class
+    expensive_gate: Literal["shared", "process"] = "shared"
+    #: seconds a slot of the shared gate lasts unless renewed (renewed every third of it
+    #: while its request runs; the slot of a worker killed mid-request frees after this)
+    expensive_lease_s: float = Field(default=15.0, gt=0)
+    #: issue 10: processes per worker running the CPU-heavy part of expensive analytics
+    #: (Gi* with its permutations, windowed metrics) out of the serving process, at this
+    #: niceness (0 processes: in the serving process's thread pool)
+    expensive_processes: int = Field(default=1, ge=0)
+    expensive_nice: int = Field(default=10, ge=0, le=19)
+    #: statement_timeout (ms) of the database per request class; an anonymous caller's
+    #: requests take ``statement_timeouts_anonymous`` for the classes it names
     statement_timeouts: dict[str, int] = {"cheap": 5_000, "standard": 30_000, "expensive": 60_000}
+    statement_timeouts_anonymous: dict[str, int] = {"expensive": 15_000}
     #: ``GEOGRID_CATEGORIES``: a catalogue CSV for a city that names none
     categories: Path | None = None
     #: issue 13 (notifications, geogrid.services.notifications): outbound channels

@@ -8,14 +8,16 @@ Definitions of every metric: ``GET /metrics``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import TypeAdapter
+from sqlalchemy import Engine
 
 from api.deps import ContextDep, ReadEngineDep
-from api.json import GeoJSONResponse
+from api.json import GeogridJSONResponse, GeoJSONResponse
 from api.models.analytics import (
     Hotspots,
     MetricCatalogue,
@@ -28,6 +30,10 @@ from geogrid.core.hierarchy import LEVELS_UP
 from geogrid.core.metric_catalogue import METRICS
 from geogrid.errors import InvalidInput
 from geogrid.services import metrics as gm
+from geogrid.services import offload
+from geogrid.services.context import AppContext
+from geogrid.services.limits import current_statement_timeout, statement_timeout
+from geogrid.services.unitcache import UnitCache
 
 router = APIRouter(tags=["analytics"])
 
@@ -111,7 +117,8 @@ def metric_catalogue() -> MetricCatalogue:
         **_ERRORS,
     },
 )
-def unit_metrics(
+async def unit_metrics(
+    request: Request,
     ctx: ContextDep,
     read: ReadEngineDep,
     level: LevelP,
@@ -126,26 +133,20 @@ def unit_metrics(
             alias="format", description="json (rows) or geojson (with polygons)", examples=["json"]
         ),
     ] = "json",
-) -> Any:
+) -> Response:
     """Load metrics of every unit of a level for a window (JSON rows, or a GeoJSON
     FeatureCollection with the unit polygons)."""
     if fmt not in ("json", "geojson"):
         raise InvalidInput("format", fmt, "json or geojson")
-    m = gm.load_metrics(
-        read,
-        level,
-        start=start,
-        end=end,
-        categories=category,
-        version=version,
-        as_of=as_of,
-        tz=ctx.settings.city.timezone,
-        cache=ctx.unit_cache,
-    )
-    if fmt == "geojson":
-        doc = m.to_geo_dict(na="null", drop_id=True)
-        return GeoJSONResponse({**doc, "metadata": _meta(m.attrs)})
-    return {**_meta(m.attrs), "units": _rows(pd.DataFrame(m.drop(columns="geometry")))}
+    params = {
+        "start": start,
+        "end": end,
+        "categories": category,
+        "version": version,
+        "as_of": as_of,
+        "tz": ctx.settings.city.timezone,
+    }
+    return await _offloaded(request, ctx, read, _metrics_job, level, fmt, params)
 
 
 @router.get("/metrics/{level}/{code}/trend", response_model=UnitTrend, responses=_ERRORS)
@@ -187,7 +188,8 @@ def unit_trend(
 
 
 @router.get("/hotspots", response_model=Hotspots, responses=_ERRORS)
-def hotspots(
+async def hotspots(
+    request: Request,
     ctx: ContextDep,
     read: ReadEngineDep,
     level: Annotated[
@@ -209,24 +211,87 @@ def hotspots(
             examples=[0],
         ),
     ] = 0,
-) -> dict[str, Any]:
+) -> Response:
     """Getis-Ord Gi* hot and cold spots of a metric per unit (queen contiguity,
     Benjamini–Hochberg FDR): class hot_99 … cold_99 or not_significant."""
-    df = gm.unit_hotspots(
-        read,
-        level,
-        metric=metric,
-        start=start,
-        end=end,
-        categories=category,
-        permutations=permutations,
-        tz=ctx.settings.city.timezone,
-        cache=ctx.unit_cache,
-    )
+    params = {
+        "metric": metric,
+        "start": start,
+        "end": end,
+        "categories": category,
+        "permutations": permutations,
+        "tz": ctx.settings.city.timezone,
+    }
+    return await _offloaded(request, ctx, read, _hotspots_job, level, params)
+
+
+# issue 10 (ABUSE): the work of /metrics/{level} and /hotspots — the service, the model's
+# validation and the JSON — runs out of the serving process (geogrid.services.offload,
+# ``expensive_processes``, niced), which keeps its GIL for /locate and the others. The jobs
+# are module-level functions (a worker imports them by name) returning the answer's bytes.
+
+_JSON = "application/json"
+_METRICS_ANSWER: TypeAdapter[Any] = TypeAdapter(UnitMetricsPage | MetricsFeatureCollection)
+_HOTSPOTS_ANSWER: TypeAdapter[Any] = TypeAdapter(Hotspots)
+
+
+def _answer(adapter: TypeAdapter[Any], doc: dict[str, Any]) -> bytes:
+    """``doc`` checked and serialised as FastAPI does with a route's response model."""
+    content = adapter.dump_python(adapter.validate_python(doc), mode="json", by_alias=True)
+    return bytes(GeogridJSONResponse(content).body)
+
+
+def _metrics_job(
+    url: str,
+    timeout_ms: int | None,
+    level: str,
+    fmt: str,
+    params: dict[str, Any],
+    cache: UnitCache | None = None,
+) -> tuple[bytes, str]:
+    with statement_timeout(timeout_ms):
+        m = gm.load_metrics(
+            offload.engine(url), level, cache=cache or offload.unit_cache(), **params
+        )
+    if fmt == "geojson":
+        doc = m.to_geo_dict(na="null", drop_id=True)
+        answer = GeoJSONResponse({**doc, "metadata": _meta(m.attrs)})
+        return bytes(answer.body), answer.media_type or _JSON
+    rows = {**_meta(m.attrs), "units": _rows(pd.DataFrame(m.drop(columns="geometry")))}
+    return _answer(_METRICS_ANSWER, rows), _JSON
+
+
+def _hotspots_job(
+    url: str,
+    timeout_ms: int | None,
+    level: str,
+    params: dict[str, Any],
+    cache: UnitCache | None = None,
+) -> tuple[bytes, str]:
+    with statement_timeout(timeout_ms):
+        df = gm.unit_hotspots(
+            offload.engine(url), level, cache=cache or offload.unit_cache(), **params
+        )
     counts = df["class"].value_counts()
-    return {
+    doc = {
         **_meta(df.attrs),
         "metric": df.attrs["metric"],
         "classes": {str(k): int(v) for k, v in counts.items()},
         "units": _rows(df),
     }
+    return _answer(_HOTSPOTS_ANSWER, doc), _JSON
+
+
+async def _offloaded(
+    request: Request, ctx: AppContext, read: Engine, job: Callable[..., Any], *args: Any
+) -> Response:
+    """The answer of ``job(url, statement timeout, *args)`` run by the app's offload pool
+    (in this process's thread pool when it has no workers: then with its unit cache)."""
+    pool: offload.Offload = request.app.state.offload
+    url = read.url.render_as_string(hide_password=False)
+    timeout = current_statement_timeout()
+    if pool.processes:
+        body, media = await pool.run(job, url, timeout, *args)
+    else:
+        body, media = await pool.run(job, url, timeout, *args, cache=ctx.unit_cache)
+    return Response(body, media_type=media)
