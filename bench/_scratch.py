@@ -5,7 +5,9 @@
         …
 
 The database is dropped (``WITH (FORCE)``) when the block ends, also on an error or
-Ctrl-C, and the engine of its URL is disposed first.
+Ctrl-C, and the engine of its URL is disposed first — unless it is kept (``keep``: the
+bench's ``--keep``). :func:`create_scratch` and :func:`drop_scratch` are the two halves,
+for a database whose life is not one block.
 """
 
 from __future__ import annotations
@@ -18,28 +20,60 @@ import psycopg
 
 from geogrid.services.database import get_engine, migrate
 
-__all__ = ["ADMIN_URL", "scratch_database"]
+__all__ = ["ADMIN_URL", "create_scratch", "drop_scratch", "scratch_database"]
 
 #: the default maintenance connection of the benches
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
+def create_scratch(
+    admin_url: str = ADMIN_URL,
+    *,
+    prefix: str = "geogrid_bench",
+    name: str | None = None,
+    schema: bool = True,
+) -> str:
+    """A new database (migrated to the head unless ``schema`` is False) named ``name`` —
+    an existing one of that name is dropped first — or ``<prefix>_<random>``; returns its
+    SQLAlchemy URL."""
+    name = name or f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        c.execute(f'CREATE DATABASE "{name}"')
+    base = admin_url.rsplit("/", 1)[0]
+    url = f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+    if schema:
+        try:
+            migrate(url)
+        except BaseException:
+            drop_scratch(url, admin_url)
+            raise
+    return url
+
+
+def drop_scratch(url: str, admin_url: str = ADMIN_URL) -> None:
+    """Dispose the engine of ``url`` and drop its database."""
+    get_engine(url).dispose()
+    with psycopg.connect(admin_url, autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
 @contextmanager
 def scratch_database(
-    admin_url: str = ADMIN_URL, *, prefix: str = "geogrid_bench", schema: bool = True
+    admin_url: str = ADMIN_URL,
+    *,
+    prefix: str = "geogrid_bench",
+    name: str | None = None,
+    schema: bool = True,
+    keep: bool = False,
 ) -> Iterator[str]:
-    """A new database (migrated to the head unless ``schema`` is False); yields its
-    SQLAlchemy URL and drops it at the end."""
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    base = admin_url.rsplit("/", 1)[0]
-    with psycopg.connect(admin_url, autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    url = f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+    """A new database (:func:`create_scratch`); yields its SQLAlchemy URL and drops it at
+    the end unless ``keep`` (then only its engine is disposed)."""
+    url = create_scratch(admin_url, prefix=prefix, name=name, schema=schema)
     try:
-        if schema:
-            migrate(url)
         yield url
     finally:
-        get_engine(url).dispose()
-        with psycopg.connect(admin_url, autocommit=True) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if keep:
+            get_engine(url).dispose()
+        else:
+            drop_scratch(url, admin_url)

@@ -22,7 +22,6 @@ import argparse
 import os
 import statistics
 import time
-import uuid
 from collections.abc import Callable
 
 import geopandas as gpd
@@ -31,9 +30,8 @@ import psycopg
 import shapely
 
 from bench._data import clustered_points, grids_from_db, voronoi_grids
+from bench._scratch import ADMIN_URL, create_scratch, drop_scratch
 from geogrid.core.locator import GridLocator
-
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def _timed(fn: Callable[[], np.ndarray], repeat: int) -> tuple[float, np.ndarray]:
@@ -98,17 +96,16 @@ class PostGIS:
     """Grids in a temp table of ``url``'s database, or of a scratch database with PostGIS."""
 
     def __init__(self, url: str, grids: gpd.GeoDataFrame):
-        self.psycopg = psycopg
         self.admin_url = url
-        self.scratch = None
+        self.scratch: str | None = None
         conn = psycopg.connect(url, autocommit=True)
         has = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'postgis'").fetchone()
         if not has:  # leave the given database alone: work in a scratch one
             conn.close()
-            self.scratch = f"geogrid_bench_{uuid.uuid4().hex[:8]}"
-            with psycopg.connect(url, autocommit=True) as admin:
-                admin.execute(f'CREATE DATABASE "{self.scratch}"')
-            conn = psycopg.connect(f"{url.rsplit('/', 1)[0]}/{self.scratch}", autocommit=True)
+            self.scratch = create_scratch(url, schema=False)
+            conn = psycopg.connect(
+                self.scratch.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True
+            )
             conn.execute("CREATE EXTENSION postgis")
         self.conn = conn
         conn.execute("SET jit = off")
@@ -167,8 +164,7 @@ class PostGIS:
     def close(self):
         self.conn.close()
         if self.scratch:
-            with self.psycopg.connect(self.admin_url, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{self.scratch}" WITH (FORCE)')
+            drop_scratch(self.scratch, self.admin_url)
 
 
 def run_duckdb(grids: gpd.GeoDataFrame, x, y) -> tuple[float, np.ndarray]:
@@ -199,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.join", description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="1000000,10000000")
     ap.add_argument("--grids", choices=["voronoi", "db"], default="voronoi")
-    ap.add_argument("--pg-url", default=os.environ.get("GEOGRID_BENCH_PG", DEFAULT_PG))
+    ap.add_argument("--pg-url", default=os.environ.get("GEOGRID_BENCH_PG", ADMIN_URL))
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument(
         "--sjoin-max",

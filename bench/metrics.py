@@ -25,22 +25,21 @@ import argparse
 import os
 import statistics
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
-import psycopg
 from sqlalchemy import Engine, event, text
 
+from bench._scratch import ADMIN_URL, scratch_database
 from geogrid.core.loadindex import LoadWeights
 from geogrid.core.timewindow import resolve_window
 from geogrid.core.unitmetrics import aggregate_incident_rows
 from geogrid.services import metrics as gm
 from geogrid.services.context import AppContext
-from geogrid.services.database import get_engine, migrate
+from geogrid.services.database import get_engine
 from geogrid.services.demo import load_demo
 from geogrid.services.unitcache import UnitCache
 from geogrid.settings import get_settings
@@ -125,25 +124,19 @@ _GENERATE = """
 
 
 def _admin_url() -> str:
-    return os.environ.get("GEOGRID_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    return os.environ.get("GEOGRID_TEST_ADMIN_URL", ADMIN_URL)
 
 
-def _scratch(say) -> tuple[str, int]:
-    """A new database with the demo city (no incidents): (url, published version id)."""
-    name = f"geogrid_bench_rollup_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(_admin_url(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = _admin_url().rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    url = f"{url}/{name}"
-    t0 = time.perf_counter()
-    migrate(url)
-    engine = get_engine(url)
-    summary = load_demo(engine, incidents=0)
+def _demo_city(url: str, t0: float, say) -> int:
+    """The demo city (no incidents) in the scratch database ``url`` made since ``t0``: the
+    published version id."""
+    summary = load_demo(get_engine(url), incidents=0)
     vid = summary["version_id"]
+    name = url.rsplit("/", 1)[1]
     say(
         f"  {name}: schema + demo city ({summary['grids']} grids) in {time.perf_counter() - t0:.0f} s"
     )
-    return url, int(vid)
+    return int(vid)
 
 
 def _grow(url: str, vid: int, have: int, n: int, span_days: int, say) -> None:
@@ -213,12 +206,6 @@ def _grow(url: str, vid: int, have: int, n: int, span_days: int, say) -> None:
         f"({(n - have) / t_gen:,.0f} rows/s); rollup rebuilt in {t_roll:.0f} s: {rows:,} rows "
         f"({n / max(rows, 1):.1f} incidents per row)"
     )
-
-
-def _drop(url: str) -> None:
-    get_engine(url).dispose()
-    with psycopg.connect(_admin_url(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 def _pct(runs: list[float]) -> tuple[float, float]:
@@ -338,19 +325,19 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.incidents:
         say = lambda *a: print(*a, flush=True)  # noqa: E731
-        url, vid = _scratch(say)
-        have = 0
-        try:
-            for n in sorted(args.incidents):
-                say(f"{n:,} incidents (load average {os.getloadavg()[0]:.1f}):")
-                _grow(url, vid, have, n, args.span_days, say)
-                have = n
-                _rollup_vs_base(url, args.repeat, say)
-        finally:
-            if args.keep:
-                say(f"kept {url}")
-            else:
-                _drop(url)
+        t0 = time.perf_counter()
+        with scratch_database(_admin_url(), prefix="geogrid_bench_rollup", keep=args.keep) as url:
+            try:
+                vid = _demo_city(url, t0, say)
+                have = 0
+                for n in sorted(args.incidents):
+                    say(f"{n:,} incidents (load average {os.getloadavg()[0]:.1f}):")
+                    _grow(url, vid, have, n, args.span_days, say)
+                    have = n
+                    _rollup_vs_base(url, args.repeat, say)
+            finally:
+                if args.keep:
+                    say(f"kept {url}")
         return
 
     ctx = AppContext.open()

@@ -30,16 +30,15 @@ import argparse
 import os
 import tempfile
 import time
-import uuid
 
 import geopandas as gpd
-import psycopg
 from sqlalchemy import text
 
+from bench._scratch import ADMIN_URL, scratch_database
 from geogrid.demo.boundaries import build_demo
 from geogrid.demo.registry import DEFAULT_RECORDS, build_registry
 from geogrid.services.boundaries import save_hierarchy
-from geogrid.services.database import get_engine, migrate
+from geogrid.services.database import get_engine
 from geogrid.services.registry_import import load_registry
 from geogrid.services.registry_keys import vault
 from geogrid.settings import Settings
@@ -69,20 +68,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--records", type=int, default=DEFAULT_RECORDS)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    ap.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    ap.add_argument("--admin-url", default=ADMIN_URL)
     ap.add_argument("--keep", metavar="NAME", help="keep the database under this name")
     args = ap.parse_args()
 
-    name = args.keep or f"geogrid_bench_{uuid.uuid4().hex[:8]}"
-    base = args.admin_url.rsplit("/", 1)[0]
     print(f"load average before: {os.getloadavg()}", flush=True)
-    with psycopg.connect(args.admin_url, autocommit=True) as c:
-        if args.keep:
-            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        c.execute(f'CREATE DATABASE "{name}"')
-    url = f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
-    try:
-        migrate(url)
+    with scratch_database(args.admin_url, name=args.keep, keep=bool(args.keep)) as url:
         engine = get_engine(url)
         city = build_demo()
         save_hierarchy(engine, city.units, label="bench", source="bench")
@@ -133,11 +124,6 @@ def main() -> None:
             with engine.begin() as conn:
                 for kind in frames:
                     conn.execute(text(f"DROP TABLE IF EXISTS bench_{kind}"))
-    finally:
-        get_engine(url).dispose()
-        if not args.keep:
-            with psycopg.connect(args.admin_url, autocommit=True) as c:
-                c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":
