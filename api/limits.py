@@ -488,6 +488,8 @@ def _forget_tokens(scope: Scope) -> None:
 
 #: callers whose uncharged remainders (under a tenth of a second each) a process keeps
 _OWED_CALLERS = 100_000
+#: seconds a process answers a refused caller from memory before asking the storage again
+_REFUSED_S = 1.0
 
 
 def _rate(rates: dict[str, str], klass: RequestClass) -> str:
@@ -513,6 +515,10 @@ class _RateLimits:
         #: to a tenth charged a 5 ms report 100 ms (a reporter at 10/s was refused for
         #: using 1 s of server time per second); the remainder waits for the next request
         self._owed: dict[str, float] = {}
+        #: issue 10 (ABUSE): callers refused lately, per (class, caller): the end of their
+        #: wait (time.time()), the limit, and when to ask the storage again — a caller
+        #: hammering a limit is refused from memory, not with two Redis round trips each
+        self._refused: dict[tuple[str, str], tuple[float, str, float]] = {}
 
     def _get(self) -> SlidingWindowCounterRateLimiter:
         loop = asyncio.get_running_loop()
@@ -539,20 +545,38 @@ class _RateLimits:
         items: list[RateLimitItem] = (self.account if credentialed else self.anonymous)[klass]
         limiter = self._get()
         kind = "account" if credentialed else "anonymous"
+        key = (klass.value, who)
+        refused = self._refused.get(key)
+        if refused is not None:
+            until, limit, recheck = refused
+            now = time.time()
+            if now < recheck and now < until:
+                return until - now, limit
+            del self._refused[key]
         try:
             for item in items:
                 if not await limiter.hit(item, klass.value, who):
                     wait = await self._wait(limiter, item, klass.value, who)
-                    return wait, f"rate_limits_{kind}.{klass.value}"
+                    return self._refuse(key, wait, f"rate_limits_{kind}.{klass.value}")
             if klass is not RequestClass.CHEAP:
                 for item in self.time_account if credentialed else self.time_anonymous:
                     if not await limiter.test(item, _TIME, who):
-                        return await self._wait(limiter, item, _TIME, who), f"time_budget_{kind}"
+                        wait = await self._wait(limiter, item, _TIME, who)
+                        return self._refuse(key, wait, f"time_budget_{kind}")
                 if upfront:
                     await self.charge(who, credentialed, upfront / 10)
         except Exception:  # the limiter's storage (Redis) is down: serve, do not refuse
             log.warning("rate-limit storage unavailable; request not limited", exc_info=True)
         return None
+
+    def _refuse(self, key: tuple[str, str], wait: float, limit: str) -> tuple[float, str]:
+        """Remember a refusal for at most :data:`_REFUSED_S` (the storage is asked again
+        then: a budget refilled by another process's window is seen)."""
+        if len(self._refused) >= _OWED_CALLERS:  # bounded: forget them
+            self._refused.clear()
+        now = time.time()
+        self._refused[key] = (now + wait, limit, now + _REFUSED_S)
+        return wait, limit
 
     async def charge(self, who: str, credentialed: bool, seconds: float) -> None:
         """Charge ``seconds`` of server time to the caller's budget (at most what is left,

@@ -316,6 +316,7 @@ def run(
     base = server.base
     for lon, lat in _POINTS:  # warm the locator
         httpx.get(f"{base}/locate", params={"lon": lon, "lat": lat}, timeout=60)
+    _settle(server)
     prefix = f"{label} " if label else ""
     quiet = Phase(prefix + "quiet")
     before = _cpu(server.pid, server.database)
@@ -336,6 +337,22 @@ def run(
     attacker.join()
     print(loud.line(), flush=True)
     return [quiet, loud]
+
+
+def _settle(server: Served, most: float = 120.0) -> None:
+    """Wait (at most ``most`` s) until the server's processes are idle: the offload workers
+    import the analytics when the app starts, which is not the quiet phase's load."""
+    if server.pid is None:
+        return
+    deadline = time.monotonic() + most
+    last = _cpu(server.pid, None)
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = _cpu(server.pid, None)
+        used = _delta(last, now)
+        last = now
+        if used["server"] + used["offload"] < 0.1:
+            return
 
 
 def _serve_and_run(db: str, a: argparse.Namespace) -> None:
