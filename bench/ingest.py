@@ -22,6 +22,8 @@ transaction). The scratch database is dropped afterwards.
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import tempfile
 import time
 import uuid
@@ -80,9 +82,13 @@ def main() -> None:
             csv = Path(tmp) / "incidents.csv"
             frame[cols].to_csv(csv, index=False)
             size_mb = csv.stat().st_size / 1e6
+            load_before = os.getloadavg()[0]
+            cpu0 = resource.getrusage(resource.RUSAGE_SELF)
             t0 = time.perf_counter()
             rep = import_incidents(engine, csv, tz=LOCAL_TZ)
             t_geogrid = time.perf_counter() - t0
+            cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+            cpu_geogrid = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
         assert rep.loaded == args.rows, rep
 
         gdf = gpd.GeoDataFrame(
@@ -116,7 +122,10 @@ def main() -> None:
             conn.execute(text("CREATE INDEX ON incident_to_postgis USING gist (geometry)"))
         t_gpd = time.perf_counter() - t0
 
-        print(f"rows={args.rows:,}  CSV {size_mb:.0f} MB")
+        print(
+            f"rows={args.rows:,}  CSV {size_mb:.0f} MB  load average {load_before:.1f} before "
+            f"the import, {os.getloadavg()[0]:.1f} at the end (2 CPUs shared)"
+        )
         print(f"{'method':58s} {'seconds':>8s} {'rows/s':>10s}")
         print(
             f"{'geogrid incidents import (check+CRS+attribute+COPY, 1 tx)':58s} "
@@ -133,10 +142,17 @@ def main() -> None:
         print(f"geogrid speed-up over to_postgis: {t_gpd / t_geogrid:.2f}x")
         print(f"geogrid / raw binary COPY: {t_raw / t_geogrid:.2f}x of the COPY floor")
         print(
+            f"geogrid client CPU (read, check, attribute, encode, on 2 threads): "
+            f"{cpu_geogrid:.1f} s = {args.rows / cpu_geogrid:,.0f} rows per CPU-second"
+        )
+        print(
             f"months loaded standalone + attached: {len(rep.months_new)}, rows through the "
             f"parent: {rep.months_existing:,}"
         )
-        print("geogrid phases (s; the reading thread overlaps the COPY):")
+        print(
+            "geogrid phases (wall s; the reading thread overlaps the COPY; index/analyze run "
+            "on the side connections, overlapping keys/rollup):"
+        )
         for phase in (
             "read",
             "check",
@@ -145,7 +161,9 @@ def main() -> None:
             "encode",
             "copy",
             "insert",
+            "wait",
             "keys",
+            "rollup",
             "index",
             "analyze",
             "attach",

@@ -549,3 +549,108 @@ def test_multi_month_load_into_new_and_existing_partitions(city, tmp_path):
     assert (again.loaded, again.already_stored) == (0, 90)
     with engine.connect() as conn:  # months attached whole are in the daily rollup too
         assert_rollup_exact(conn)
+
+
+def _bulk_tables(engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                text(
+                    "SELECT relname FROM pg_class WHERE relkind = 'r' "
+                    "AND starts_with(relname, 'incident_bulk_')"
+                )
+            ).scalars()
+        )
+
+
+@pytest.mark.parametrize("sides", [0, 2])
+def test_new_months_loaded_with_or_without_side_connections(city, tmp_path, sides):
+    """Months without a partition are loaded in the import's connection (sides=0) or by
+    side connections as tables of their own, then renamed and attached by the import's
+    transaction: the same partitions, keys, indexes and primary key either way."""
+    engine = city["engine"]
+    year = 2019 + sides  # months no other test makes
+    df = _rows(city, 60, prefix=f"side{sides}")
+    df["reported_at"] = [f"{year}-{1 + k % 3:02d}-{1 + k % 27:02d}T08:30:00" for k in range(60)]
+    p = tmp_path / f"side{sides}.csv"
+    df.to_csv(p, index=False)
+    rep = import_incidents(engine, p, batch_size=25, sides=sides)
+    assert rep.loaded == 60 and sorted(rep.months_new) == [f"{year}-0{m}" for m in (1, 2, 3)]
+    assert _bulk_tables(engine) == []
+    with engine.connect() as conn:
+        homes = dict(
+            conn.execute(
+                text(
+                    "SELECT tableoid::regclass::text, count(*) FROM incident "
+                    "WHERE source_id LIKE :p GROUP BY 1"
+                ),
+                {"p": f"side{sides}-%"},
+            ).all()
+        )
+        assert homes == {f"incident_p{year}_0{m}": 20 for m in (1, 2, 3)}
+        parent = set(
+            conn.execute(
+                text(
+                    "SELECT regexp_replace(indexname, '^incident_', '') FROM pg_indexes "
+                    "WHERE tablename = 'incident'"
+                )
+            ).scalars()
+        )
+        for m in (1, 2, 3):
+            name = f"incident_p{year}_0{m}"
+            own = set(
+                conn.execute(
+                    text(
+                        "SELECT regexp_replace(indexname, :pre, '') FROM pg_indexes "
+                        "WHERE tablename = :t"
+                    ),
+                    {"pre": f"^{name}_", "t": name},
+                ).scalars()
+            )
+            assert own == parent  # named as the partitions' indexes are
+            assert (
+                conn.execute(
+                    text(
+                        "SELECT contype FROM pg_constraint WHERE conrelid = CAST(:t AS regclass) "
+                        "AND conname = :c"
+                    ),
+                    {"t": name, "c": f"{name}_pkey"},
+                ).scalar_one()
+                == "p"
+            )
+            assert (
+                conn.execute(
+                    text("SELECT reltuples FROM pg_class WHERE relname = :t"), {"t": name}
+                ).scalar_one()
+                == 20
+            )  # ANALYZEd before it is read
+        assert (
+            conn.execute(
+                text("SELECT count(*) FROM incident_key WHERE source_id LIKE :p"),
+                {"p": f"side{sides}-%"},
+            ).scalar_one()
+            == 60
+        )
+
+
+def test_failed_import_leaves_no_side_tables_and_stale_ones_are_dropped(city, tmp_path):
+    """A failure after side connections loaded months writes nothing and drops their
+    tables; a table left by an import that could not drop it (no running import holds its
+    lock) is dropped by the next import."""
+    engine = city["engine"]
+    df = _rows(city, 40, prefix="sidefail")
+    df["reported_at"] = [f"2018-{1 + k % 2:02d}-10T08:30:00" for k in range(40)]
+    p = tmp_path / "sidefail.csv"
+    df.to_csv(p, index=False)
+    before = _count(engine)
+
+    def fail(done_rows: int) -> None:
+        raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        import_incidents(engine, p, batch_size=20, progress=fail)
+    assert _count(engine) == before and _bulk_tables(engine) == []
+    with engine.begin() as conn:  # as if an import died with its table committed
+        conn.execute(text("CREATE TABLE incident_bulk_0badc0de_2018_05 (LIKE incident)"))
+    rep = import_incidents(engine, p)
+    assert rep.loaded == 40 and _bulk_tables(engine) == []

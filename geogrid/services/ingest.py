@@ -1,10 +1,15 @@
 """Bulk incident import: stream a file, check every row, convert CRS, attribute, COPY.
 
-The pipeline per batch (default 200,000 rows) is vectorised end to end: read and check
-(:mod:`geogrid.core.incident_files`: every bad row is reported with file, row number and
-field; coordinates converted to WGS84 with :mod:`geogrid.core.crs`) → attribute to the
-published boundary version in memory (:class:`geogrid.core.attribution.Attributor`) →
-route and ``COPY`` into PostgreSQL (:mod:`geogrid.store.incidents`).
+The pipeline per batch (default 200,000 rows) is vectorised end to end on Arrow: read and
+check with ``pyarrow.compute`` (:mod:`geogrid.core.incident_files`: every bad row is
+reported with file, row number and field; coordinates converted to WGS84 with
+:mod:`geogrid.core.crs`) → attribute to the published boundary version in memory
+(:class:`geogrid.core.attribution.Attributor`'s grid locator) → route per grid
+(:class:`~geogrid.core.incident_files.Routing`) and binary ``COPY`` into PostgreSQL
+(:mod:`geogrid.store.incident_copy`). A reading thread prepares batch n+1 while batch n
+is COPYed; months without a partition are loaded, indexed and ANALYZEd by side
+connections while the import's transaction writes their keys and rollup
+(:class:`_MonthLoad`).
 
 All or nothing: the whole import is one transaction, with its ``map_change`` row. With
 bad rows and without ``skip_bad`` nothing is written (the file is still read to the end so
@@ -35,6 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import queue
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -78,6 +84,13 @@ __all__ = ["IMPORT_LOCK_NAMESPACE", "ImportReport", "import_incidents", "import_
 
 #: the advisory-lock namespace of incident imports (the key is the file's hash)
 IMPORT_LOCK_NAMESPACE = 0x67670001
+#: the advisory-lock namespace of an import's own month tables (``incident_bulk_<token>_…``,
+#: key: the token), held by the import's transaction: a table whose lock is free belongs
+#: to no running import and is dropped by the next import
+BULK_LOCK_NAMESPACE = 0x67670002
+#: side connections that COPY, index and ANALYZE the months without a partition in
+#: parallel with the import's transaction (0: all in the transaction's connection)
+SIDE_CONNECTIONS = 2
 
 _T = TypeVar("_T")
 
@@ -96,9 +109,11 @@ class ImportReport:
     rejected : bad rows (written to ``rejects_path`` with ``skip_bad``)
     outside : stored incidents outside every grid (kept, with null codes)
     seconds : wall time
-    phases : seconds per phase (``read``, ``check``, ``dedupe``, ``attribute``, ``encode`` in the
-        reading thread; ``copy``, ``keys``, ``insert``, ``index``, ``attach`` in the
-        transaction; the reading overlaps the COPY, so they add up to more than ``seconds``)
+    phases : seconds per phase (``read``, ``check``, ``dedupe``, ``attribute``, ``encode`` in
+        the reading thread, which overlaps the COPY; ``copy``, ``insert``, ``wait``,
+        ``keys``, ``rollup``, ``attach`` in the transaction; ``index`` and ``analyze`` of
+        the new months on the side connections, summed over them and overlapping
+        ``keys``/``rollup``), so they add up to more than ``seconds``
     months_new : the month tables loaded standalone and attached
     months_existing : rows loaded into months that had a partition already
     rejects_path : the rejects CSV, when rows were rejected
@@ -145,6 +160,7 @@ def import_incidents(
     progress: Callable[[int], None] | None = None,
     cache: UnitCache | None = None,
     on_wait: Callable[[], None] | None = None,
+    sides: int = SIDE_CONNECTIONS,
 ) -> ImportReport:
     """Import incidents from a file into the database (one transaction).
 
@@ -165,6 +181,8 @@ def import_incidents(
     cache : where the published version's attributor is kept (``AppContext.unit_cache``)
     on_wait : called once when another import of the same file runs and this one waits
         for it
+    sides : side connections that load the months without a partition in parallel (0:
+        everything in the import's own connection); see :class:`_MonthLoad`
 
     Returns
     -------
@@ -192,6 +210,7 @@ def import_incidents(
             progress=progress,
             cache=cache,
             on_wait=on_wait,
+            sides=sides,
         )
     except (sa_exc.IntegrityError, psycopg.IntegrityError) as exc:
         raise Conflict(
@@ -262,6 +281,7 @@ def _import(
     progress: Callable[[int], None] | None,
     cache: UnitCache | None,
     on_wait: Callable[[], None] | None,
+    sides: int,
 ) -> ImportReport:
     crs = gcrs.normalize_crs(crs)
     city = get_settings().city
@@ -384,9 +404,7 @@ def _import(
             )
         ]
 
-    with engine.begin() as conn:
-        _lock(conn, key, on_wait)  # before reading: a second import sees the first's rows
-        load = _MonthLoad(conn, zone, report)
+    def load_all(conn: Connection, load: _MonthLoad) -> None:
         for encoded in _prefetch(produce()):
             if encoded is not None and not refused():
                 parts, lon, lat, n = encoded
@@ -409,6 +427,17 @@ def _import(
             resource="incident",
             detail={"file": str(path), "loaded": report.loaded},
         )
+
+    load: _MonthLoad | None = None
+    try:
+        with engine.begin() as conn:
+            _lock(conn, key, on_wait)  # before reading: a second import sees the first's rows
+            load = _MonthLoad(conn, zone, report, engine, sides)
+            load_all(conn, load)
+    except BaseException:
+        if load is not None:  # its side connections' tables, committed but never attached
+            load.abort()
+        raise
     if rejects:
         rp = Path(rejects_path) if rejects_path else path.with_suffix(".rejects.csv")
         pd.concat(rejects).sort_values("row", kind="stable").to_csv(rp, index=False)
@@ -461,26 +490,138 @@ def _by_month(
     ]
 
 
+class _Aborted(Exception):
+    """The import failed: a side connection rolls back what it has not committed."""
+
+
+class _Side:
+    """A side connection of an import (a thread): it loads some of the months without a
+    partition as standalone tables ``incident_bulk_<token>_YYYY_MM`` — created and COPYed
+    in one transaction, committed when the import's rows are all read, then indexed and
+    ANALYZEd — while the import's own transaction writes their keys and rollup and loads
+    the other months. The tables are part of nothing until the import's transaction
+    renames and attaches them: all or nothing still holds for ``incident``; a failed
+    import drops them (or, if it could not, the next import does)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.queue: queue.Queue[tuple[str, Bounds | None, bytes] | None] = queue.Queue(4)
+        self.tables: list[str] = []
+        self.copied = threading.Event()
+        self.done = threading.Event()
+        self.stop = threading.Event()
+        self.failure: list[BaseException] = []
+        self.seconds: dict[str, float] = {}
+        self.thread = threading.Thread(target=self._run, args=(engine,), daemon=True)
+        self.thread.start()
+
+    def _run(self, engine: Engine) -> None:
+        try:
+            with engine.connect() as conn:
+                with conn.begin():
+                    while (item := self.queue.get()) is not None:
+                        name, bounds, body = item
+                        if bounds is not None:  # a month's first rows: its table
+                            part_store.create_month_table(conn, "incident", name, bounds)
+                            self.tables.append(name)
+                        incident_copy.copy_body(conn, body, name)
+                    if self.stop.is_set():
+                        raise _Aborted
+                self.copied.set()
+                for name in self.tables:
+                    for phase, step in (
+                        ("index", incident_copy.build_indexes),
+                        ("analyze", store.analyze_incidents),
+                    ):
+                        if self.stop.is_set():
+                            raise _Aborted
+                        t = time.perf_counter()
+                        with conn.begin():
+                            step(conn, name)
+                        self.seconds[phase] = self.seconds.get(phase, 0.0) + (
+                            time.perf_counter() - t
+                        )
+        except BaseException as exc:  # re-raised in the import's thread
+            self.failure.append(exc)
+        finally:
+            self.copied.set()
+            self.done.set()
+
+    def check(self) -> None:
+        if self.failure:
+            raise self.failure[0]
+
+    def put(self, item: tuple[str, Bounds | None, bytes] | None) -> None:
+        while True:
+            self.check()
+            if not self.thread.is_alive():
+                raise RuntimeError("a side connection of the import ended early")
+            try:
+                self.queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def wait(self, event: threading.Event) -> None:
+        while not event.wait(0.2):
+            self.check()
+        self.check()
+
+    def abort(self) -> None:
+        self.stop.set()
+        while self.thread.is_alive():
+            try:
+                self.queue.put_nowait(None)
+            except queue.Full:
+                try:
+                    self.queue.get_nowait()
+                except queue.Empty:
+                    pass
+            self.thread.join(timeout=0.2)
+
+
 class _MonthLoad:
     """The write side of one import, inside its transaction.
 
-    Months without a partition are COPYed into tables of their own (``incident_pYYYY_MM``,
-    with a CHECK constraint equal to the month: the attach then skips its scan), their
-    keys written in one statement, their indexes built once after the COPY and the tables
-    attached — no per-row index maintenance. Rows of months that have a partition
-    already are COPYed into an unindexed temporary table and go into ``incident`` with one
-    INSERT sorted by time (through the parent: its indexes and triggers). The partition
-    lock (:data:`geogrid.services.partitions.PARTITION_LOCK_NAMESPACE`) is held from the
-    first new month on, so no other writer makes the same month meanwhile; a month made
-    by someone between the start of the import and that moment goes through the parent.
+    Months without a partition are COPYed into tables of their own (with a CHECK
+    constraint equal to the month: the attach then skips its scan), their keys written in
+    one statement, their indexes built once after the COPY, ANALYZEd, and the tables
+    attached — no per-row index maintenance. With side connections (:class:`_Side`) those
+    tables are loaded, indexed and ANALYZEd by the side connections in parallel (months
+    dealt out in turn) while this transaction writes their keys and rollup; without, all
+    of it happens here. Rows of months that have a partition already are COPYed into an
+    unindexed temporary table and go into ``incident`` with one INSERT sorted by time
+    (through the parent: its indexes and triggers). The partition lock
+    (:data:`geogrid.services.partitions.PARTITION_LOCK_NAMESPACE`) is held from the first
+    new month on, so no other writer makes the same month meanwhile; a month made by
+    someone between the start of the import and that moment goes through the parent.
     """
 
-    def __init__(self, conn: Connection, zone: str, report: ImportReport) -> None:
-        self.conn, self.zone, self.report = conn, zone, report
+    def __init__(
+        self, conn: Connection, zone: str, report: ImportReport, engine: Engine, sides: int
+    ) -> None:
+        self.conn, self.zone, self.report, self.engine = conn, zone, report, engine
         self.tables: dict[str | None, str] = {}
         self.rows: dict[str, int] = {}
         self.locked = False
         self.bbox = [np.inf, np.inf, -np.inf, -np.inf]
+        self.sides_wanted = max(0, sides)
+        self.sides: list[_Side] = []
+        self.side_of: dict[str, _Side] = {}  # bulk table → its side connection
+        self.token = secrets.token_hex(4)
+        if self.sides_wanted:
+            key = int.from_bytes(bytes.fromhex(self.token), "big", signed=True)
+            locks.xact_lock(conn, BULK_LOCK_NAMESPACE, key)
+            self._sweep()
+
+    def _sweep(self) -> None:
+        """Drop the month tables of imports that failed and could not drop them."""
+        for name in incident_copy.bulk_tables(self.conn):
+            token = name.removeprefix("incident_bulk_").split("_", 1)[0]
+            if len(token) != 8 or token == self.token:
+                continue
+            key = int.from_bytes(bytes.fromhex(token), "big", signed=True)
+            if locks.try_xact_lock(self.conn, BULK_LOCK_NAMESPACE, key):
+                incident_copy.drop_bulk_table(self.conn, name)
 
     def _clock(self, name: str, since: float) -> float:
         now = time.perf_counter()
@@ -502,7 +643,12 @@ class _MonthLoad:
                     q.bounds for q in part_store.list_partitions(self.conn) if not q.is_default
                 )
             )
-            if not taken:
+            if not taken and self.sides_wanted:
+                name = f"incident_bulk_{self.token}_{month[:4]}_{month[5:7]}"
+                if len(self.sides) < self.sides_wanted:
+                    self.sides.append(_Side(self.engine))
+                self.side_of[name] = self.sides[len(self.side_of) % len(self.sides)]
+            elif not taken:
                 name = partition_name("incident", month)
                 part_store.create_month_table(self.conn, "incident", name, bounds)
         if name is None:
@@ -513,9 +659,13 @@ class _MonthLoad:
         return name
 
     def copy(self, month: str | None, body: bytes, n: int) -> None:
+        new = month not in self.tables
         name = self._table(month)
-        # every table loaded is this transaction's own: its rows are written frozen
-        incident_copy.copy_body(self.conn, body, name, freeze=True)
+        side = self.side_of.get(name)
+        if side is not None and month is not None:
+            side.put((name, month_range(month, self.zone) if new else None, body))
+        else:
+            incident_copy.copy_body(self.conn, body, name)
         self.rows[name] = self.rows.get(name, 0) + n
 
     def extent(self, lon: np.ndarray, lat: np.ndarray) -> None:
@@ -525,28 +675,65 @@ class _MonthLoad:
             b[0], b[1] = min(b[0], float(lon[ok].min())), min(b[1], float(lat[ok].min()))
             b[2], b[3] = max(b[2], float(lon[ok].max())), max(b[3], float(lat[ok].max()))
 
+    def abort(self) -> None:
+        """After a failure: stop the side connections and drop their tables (best effort:
+        with the database gone, the next import drops them)."""
+        for side in self.sides:
+            side.abort()
+        if not self.side_of:
+            return
+        try:
+            with self.engine.begin() as conn:
+                for name in self.side_of:
+                    incident_copy.drop_bulk_table(conn, name)
+        except (sa_exc.DBAPIError, psycopg.Error):
+            pass
+
     def finish(self) -> None:
         conn, report = self.conn, self.report
         t = time.perf_counter()
+        incident_copy.bulk_settings(conn)  # sorts and aggregates below in memory
+        for side in self.sides:
+            side.put(None)  # every row is read: the side connections commit their COPY
         stage = self.tables.get(None)
         if stage is not None:
             store.insert_from(conn, stage)  # keys, then one sorted INSERT
             report.months_existing = self.rows.get(stage, 0)
             t = self._clock("insert", t)
         months = {m: n for m, n in self.tables.items() if m is not None and n != stage}
+        for side in self.sides:
+            side.wait(side.copied)
+        t = self._clock("wait", t)
         for name in months.values():
             store.insert_keys(conn, name)
         t = self._clock("keys", t)
-        for name in months.values():
-            store.build_indexes(conn, name)
-        t = self._clock("index", t)
-        for name in months.values():  # statistics before the month is read (planner, extents)
-            store.analyze_incidents(conn, name)
-        t = self._clock("analyze", t)
+        if self.sides:
+            # the rollup while the side connections build the indexes (the same rows)
+            for name in months.values():
+                store.attached_hook(conn, name)
+            t = self._clock("rollup", t)
+            for side in self.sides:
+                side.wait(side.done)
+                for phase, seconds in side.seconds.items():  # overlapping the above
+                    report.phases[phase] = report.phases.get(phase, 0.0) + seconds
+            t = self._clock("wait", t)
+        else:
+            for name in months.values():
+                store.build_indexes(conn, name)
+            t = self._clock("index", t)
+            for name in months.values():  # statistics before the month is read
+                store.analyze_incidents(conn, name)
+            t = self._clock("analyze", t)
         attached = 0
         for month, name in sorted(months.items()):
-            part_store.attach(conn, "incident", name, month_range(month, self.zone))
-            store.attached_hook(conn, name)
+            final = name
+            if name in self.side_of:
+                final = partition_name("incident", month)
+                part_store.rename_table(conn, name, final)
+                incident_copy.primary_key_from_index(conn, final)
+            part_store.attach(conn, "incident", final, month_range(month, self.zone))
+            if not self.sides:
+                store.attached_hook(conn, final)
             attached += self.rows.get(name, 0)
             report.months_new.append(month)
         if attached and np.isfinite(self.bbox[0]):

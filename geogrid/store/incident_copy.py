@@ -15,7 +15,16 @@ from sqlalchemy import Connection, text
 
 from geogrid.core.incident_files import INCIDENT_COPY_COLUMNS
 
-__all__ = ["stored_source_ids", "copy_body", "bulk_settings", "analyze_new"]
+__all__ = [
+    "stored_source_ids",
+    "copy_body",
+    "bulk_settings",
+    "analyze_new",
+    "bulk_tables",
+    "drop_bulk_table",
+    "build_indexes",
+    "primary_key_from_index",
+]
 
 _TABLE = re.compile(r"(incident|incident_p\d{4}_\d{2}(_\d+)?|incident_stage|incident_bulk_\w+)")
 
@@ -54,17 +63,18 @@ def stored_source_ids(conn: Connection, ids: pa.Array) -> pa.Array:
     return pa.array([str(r) for r in rows], pa.string())
 
 
-def copy_body(conn: Connection, body: bytes, table: str, *, freeze: bool = False) -> None:
+def copy_body(conn: Connection, body: bytes, table: str) -> None:
     """COPY a binary body (:func:`geogrid.store.incidents.encode_rows`) into ``table`` in the
-    caller's transaction. ``freeze``: the table was created in this transaction (a month
-    loaded standalone, the staging table), so its rows are written frozen and its pages
-    all-visible — the index builds, ANALYZE and later readers do not rewrite every page
-    to set hint bits. Other sessions cannot see the table before the commit anyway."""
-    options = "FORMAT BINARY, FREEZE" if freeze else "FORMAT BINARY"
+    caller's transaction, in 1 MB writes.
+
+    Not ``FREEZE``: frozen rows of a month attached at commit would be visible to
+    snapshots taken before it (a report's repeatable-read transaction would see the
+    month appear), and it saved nothing measurable here (no hint bits are set on the
+    transaction's own rows before it commits)."""
     with _raw(conn).cursor() as cur:
         with cur.copy(
             f"COPY {_checked(table)} ({', '.join(INCIDENT_COPY_COLUMNS)}) FROM STDIN "
-            f"WITH ({options})"
+            "WITH (FORMAT BINARY)"
         ) as cp:
             view = memoryview(body)
             for i in range(0, len(view), 1 << 20):
@@ -87,3 +97,63 @@ def analyze_new(conn: Connection, tables: list[str]) -> None:
     """ANALYZE the given tables only (months just loaded), in one statement."""
     if tables:
         conn.exec_driver_sql(f"ANALYZE {', '.join(_checked(t) for t in tables)}")
+
+
+def bulk_tables(conn: Connection) -> list[str]:
+    """The ``incident_bulk_*`` tables: months loaded by an import's side connection, not
+    yet attached (or left behind by an import that failed)."""
+    rows = conn.execute(
+        text(
+            "SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = "
+            "current_schema()::regnamespace AND starts_with(relname, 'incident_bulk_') "
+            "ORDER BY 1"
+        )
+    ).scalars()
+    return [str(r) for r in rows if _TABLE.fullmatch(str(r))]
+
+
+def drop_bulk_table(conn: Connection, name: str) -> None:
+    """Drop a table of :func:`bulk_tables` (it is part of no partitioned table)."""
+    if not name.startswith("incident_bulk_"):
+        raise ValueError(f"not a bulk table: {name!r}")
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_checked(name)}")
+
+
+def build_indexes(conn: Connection, table: str) -> list[str]:
+    """Build on ``table`` (a month loaded standalone) the indexes of ``incident``'s
+    partitions, so that attaching it adopts them. Unlike
+    :func:`geogrid.store.incidents.build_indexes` the primary key is built as a unique
+    index only (``CREATE INDEX`` takes a SHARE lock, which readers of the table — the
+    import's transaction writing its keys — do not block; ``ADD PRIMARY KEY`` takes an
+    ACCESS EXCLUSIVE one): :func:`primary_key_from_index` makes it the key before the
+    attach. Returns the statements run."""
+    _checked(table)
+    conn.execute(text("SELECT set_config('maintenance_work_mem', '256MB', true)"))
+    defs = conn.execute(
+        text(
+            "SELECT i.relname, pg_get_indexdef(i.oid), x.indisprimary FROM pg_index x "
+            "JOIN pg_class i ON i.oid = x.indexrelid "
+            "WHERE x.indrelid = 'incident'::regclass ORDER BY x.indisprimary DESC, i.relname"
+        )
+    ).all()
+    done = []
+    for name, definition, primary in defs:
+        if primary:
+            cols = definition.split("(", 1)[1].rsplit(")", 1)[0]
+            sql = f"CREATE UNIQUE INDEX {table}_pkey ON {table} USING btree ({cols})"
+        else:
+            sql = definition.replace(" ON ONLY public.incident ", f" ON {table} ", 1).replace(
+                f"INDEX {name} ", f"INDEX {table}_{name.removeprefix('incident_')} ", 1
+            )
+        conn.exec_driver_sql(sql)
+        done.append(sql)
+    return done
+
+
+def primary_key_from_index(conn: Connection, table: str) -> None:
+    """Make the unique index ``<table>_pkey`` of :func:`build_indexes` the table's primary
+    key (no scan: its columns are NOT NULL already)."""
+    _checked(table)
+    conn.exec_driver_sql(
+        f"ALTER TABLE {table} ADD CONSTRAINT {table}_pkey PRIMARY KEY USING INDEX {table}_pkey"
+    )

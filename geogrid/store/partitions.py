@@ -39,6 +39,7 @@ __all__ = [
     "month_digest",
     "table_exists",
     "lock_timeout",
+    "rename_table",
 ]
 
 #: the tables partitioned by month, with their partition key
@@ -121,6 +122,36 @@ def create_standalone(conn: Connection, parent: str, name: str, *, unlogged: boo
         f"CREATE {kind} {_ident(name)} (LIKE {_parent(parent)} INCLUDING DEFAULTS "
         "INCLUDING CONSTRAINTS INCLUDING GENERATED INCLUDING STORAGE)"
     )
+
+
+def rename_table(conn: Connection, old: str, new: str) -> None:
+    """Rename the standalone table ``old`` to ``new``, with its indexes and constraints
+    whose names start with ``old`` (a month loaded under a name of its own by a side
+    connection takes its partition's name before it is attached)."""
+    conn.exec_driver_sql(f"ALTER TABLE {_ident(old)} RENAME TO {_ident(new)}")
+    cons = conn.execute(
+        text(
+            "SELECT conname, conindid <> 0 AND contype IN ('p', 'u', 'x') FROM pg_constraint "
+            "WHERE conrelid = CAST(:t AS regclass) AND starts_with(conname, :p)"
+        ),
+        {"t": new, "p": old},
+    ).all()
+    for name, _ in cons:  # a key constraint's index is renamed with it
+        conn.exec_driver_sql(
+            f"ALTER TABLE {new} RENAME CONSTRAINT {_ident(name)} TO "
+            f"{_ident(new + name.removeprefix(old))}"
+        )
+    indexes = conn.execute(
+        text(
+            "SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+            "WHERE x.indrelid = CAST(:t AS regclass) AND starts_with(i.relname, :p)"
+        ),
+        {"t": new, "p": old},
+    ).scalars()
+    for name in list(indexes):
+        conn.exec_driver_sql(
+            f"ALTER INDEX {_ident(name)} RENAME TO {_ident(new + name.removeprefix(old))}"
+        )
 
 
 def move_from_default(conn: Connection, parent: str, name: str, bounds: Bounds) -> int:
