@@ -19,13 +19,15 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
-from api.deps import EngineDep, get_context
+from api.deps import context_of
 from geogrid.core.accounts import ROLES, Account
 from geogrid.core.credentials import CSRF_HEADER, SESSION_COOKIE, csrf_matches
 from geogrid.core.terminals import APP_VERSION_HEADER
 from geogrid.errors import Forbidden, Unauthorized
-from geogrid.services.accounts import authenticate, session_account
+from geogrid.services.accounts import authenticate, cached_account, session_account
 
 __all__ = [
     "SAFE_METHODS",
@@ -53,7 +55,7 @@ _cookie = APIKeyCookie(
 )
 
 
-def bearer_token(
+async def bearer_token(
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str | None:
     """The bearer token of the request, or None."""
@@ -62,12 +64,12 @@ def bearer_token(
     return creds.credentials
 
 
-def session_cookie(value: Annotated[str | None, Depends(_cookie)]) -> str | None:
+async def session_cookie(value: Annotated[str | None, Depends(_cookie)]) -> str | None:
     """The session id of the request's cookie, or None."""
     return value or None
 
 
-def csrf_header(
+async def csrf_header(
     value: Annotated[
         str | None,
         Header(
@@ -82,9 +84,7 @@ def csrf_header(
     return value
 
 
-def _from_session(
-    engine: EngineDep, request: Request, session_id: str, csrf: str | None
-) -> Account:
+def _from_session(engine: Engine, request: Request, session_id: str, csrf: str | None) -> Account:
     account = session_account(engine, session_id)
     if request.method.upper() not in SAFE_METHODS and not csrf_matches(session_id, csrf):
         raise Forbidden(
@@ -94,7 +94,7 @@ def _from_session(
     return account
 
 
-def _from_token(engine: EngineDep, request: Request, token: str) -> Account:
+def _from_token(engine: Engine, request: Request, token: str) -> Account:
     # a terminal's token also records the device's app version (issue 13); issue 10: a
     # token seen in the last seconds is answered from the service's cache
     return authenticate(
@@ -102,27 +102,41 @@ def _from_token(engine: EngineDep, request: Request, token: str) -> Account:
         token,
         app_version=request.headers.get(APP_VERSION_HEADER),
         user_agent=request.headers.get("user-agent"),
-        cache=get_context(request).tokens,
+        cache=context_of(request).tokens,
     )
 
 
-def current_account(
-    engine: EngineDep,
+async def _account_of(
+    request: Request, token: str | None, session_id: str | None, csrf: str | None
+) -> Account | None:
+    """The caller's account (None without credentials): a token seen in the last seconds
+    from the cache on the event loop, the database in the thread pool (issue 10: no
+    thread hop for the common case)."""
+    ctx = context_of(request)
+    if token is not None:
+        known = cached_account(token, ctx.tokens)
+        if known is not None:
+            return known
+        return await run_in_threadpool(_from_token, ctx.engine, request, token)
+    if session_id is not None:
+        return await run_in_threadpool(_from_session, ctx.engine, request, session_id, csrf)
+    return None
+
+
+async def current_account(
     request: Request,
     token: Annotated[str | None, Depends(bearer_token)],
     session_id: Annotated[str | None, Depends(session_cookie)],
     csrf: Annotated[str | None, Depends(csrf_header)],
 ) -> Account:
     """The authenticated account (401 without a valid token or session)."""
-    if token is not None:
-        return _from_token(engine, request, token)
-    if session_id is not None:
-        return _from_session(engine, request, session_id, csrf)
-    raise Unauthorized("sign in (POST /session) or send 'Authorization: Bearer <token>'")
+    account = await _account_of(request, token, session_id, csrf)
+    if account is None:
+        raise Unauthorized("sign in (POST /session) or send 'Authorization: Bearer <token>'")
+    return account
 
 
-def optional_account(
-    engine: EngineDep,
+async def optional_account(
     request: Request,
     token: Annotated[str | None, Depends(bearer_token)],
     session_id: Annotated[str | None, Depends(session_cookie)],
@@ -130,14 +144,12 @@ def optional_account(
 ) -> Account | None:
     """The account when a token or a session cookie is sent (401 for an unknown token, a
     stale cookie is ignored), None when neither is."""
-    if token is not None:
-        return _from_token(engine, request, token)
-    if session_id is not None:
+    if token is None and session_id is not None:
         try:
-            return _from_session(engine, request, session_id, csrf)
+            return await _account_of(request, None, session_id, csrf)
         except Unauthorized:
             return None
-    return None
+    return await _account_of(request, token, session_id, csrf)
 
 
 AccountDep = Annotated[Account, Depends(current_account)]

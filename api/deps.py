@@ -23,6 +23,7 @@ __all__ = [
     "EngineDep",
     "ReadAfterDep",
     "ReadEngineDep",
+    "context_of",
     "get_context",
     "get_engine",
     "get_read_engine",
@@ -30,27 +31,37 @@ __all__ = [
 ]
 
 
-def get_context(request: Request) -> AppContext:
+def context_of(request: Request) -> AppContext:
     """The context the app's ``lifespan`` put on ``app.state.ctx``."""
     ctx: AppContext = request.app.state.ctx
     return ctx
 
 
-def get_engine(request: Request) -> Engine:
+# issue 10: the dependencies that only read the app's state are coroutines — a plain
+# ``def`` dependency is run in the thread pool, a hop per dependency per request
+
+
+async def get_context(request: Request) -> AppContext:
+    """The context the app's ``lifespan`` put on ``app.state.ctx``."""
+    return context_of(request)
+
+
+async def get_engine(request: Request) -> Engine:
     """The engine of the app's context."""
-    return get_context(request).engine
+    return context_of(request).engine
 
 
 def get_read_engine(request: Request) -> Engine:
     """The engine of read-only work (issue 12): the replica when one is configured, up,
     not lagging and caught up with the caller's own last write; else the primary. Only
-    for routes whose services never write (no audit row, no last-seen update)."""
-    return get_context(request).read_engine(caller_key(request.scope))
+    for routes whose services never write (no audit row, no last-seen update). (A thread:
+    the replica's health check may query it.)"""
+    return context_of(request).read_engine(caller_key(request.scope))
 
 
-def read_after(request: Request) -> int | None:
+async def read_after(request: Request) -> int | None:
     """The primary's WAL position the caller's reads must see (its last write), or None."""
-    reads = get_context(request).reads
+    reads = context_of(request).reads
     return reads.written(caller_key(request.scope)) if reads is not None else None
 
 

@@ -286,7 +286,16 @@ def test_killed_server_exactly_once(city) -> None:
         return int(r.json()["id"]) if r.status_code == 201 else None
 
     server = _Server(city.url)
-    killer = threading.Timer(1.0, server.kill)
+    first_ack = threading.Event()
+
+    def kill_mid_stream() -> None:
+        # killed while POSTs are in flight: after the first acknowledgment (not at a fixed
+        # time, which a loaded machine may reach before any answer)
+        first_ack.wait(60)
+        time.sleep(0.3)
+        server.kill()
+
+    killer = threading.Thread(target=kill_mid_stream, daemon=True)
     try:
 
         def worker(chunk: list[str]) -> None:
@@ -294,6 +303,8 @@ def test_killed_server_exactly_once(city) -> None:
                 iid = post(server.base, key)
                 with lock:
                     (failed.append(key) if iid is None else acked.__setitem__(key, iid))
+                if iid is not None:
+                    first_ack.set()
 
         killer.start()
         threads = [threading.Thread(target=worker, args=(keys[i::6],)) for i in range(6)]
@@ -302,7 +313,8 @@ def test_killed_server_exactly_once(city) -> None:
         for t in threads:
             t.join()
     finally:
-        killer.cancel()
+        first_ack.set()
+        killer.join(90)
         server.kill()
     assert acked, "no POST was acknowledged before the kill"
     assert failed, "the kill came after every POST"

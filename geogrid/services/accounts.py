@@ -63,6 +63,7 @@ __all__ = [
     "SessionInfo",
     "add_user",
     "authenticate",
+    "cached_account",
     "get_account",
     "find_account",
     "list_users",
@@ -319,6 +320,12 @@ class TokenCache:
             self._d.clear()
 
 
+def cached_account(token: str, cache: TokenCache) -> Account | None:
+    """The account of a token :func:`authenticate` checked in the last seconds (``cache``),
+    or None: ask :func:`authenticate`. No query (the API calls it on its event loop)."""
+    return cache.get(hash_token(token))
+
+
 def authenticate(
     bind: Engine | Connection,
     token: str | None,
@@ -367,7 +374,7 @@ def authenticate(
             terminals.on_authenticated(
                 c, row["token_id"], app_version=app_version, user_agent=user_agent
             )
-        units = store.account_units(c, row["id"])
+        units = tuple(str(u) for u in row["units"] or ())
     account = _account(row, units)
     if cache is not None:
         cache.put(digest, account, row["expires_at"])

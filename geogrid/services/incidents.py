@@ -16,7 +16,6 @@ transaction) or a Connection (it runs in the caller's transaction).
 from __future__ import annotations
 
 import json
-import logging
 import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -58,9 +57,7 @@ from geogrid.store import incidents as store_incidents
 from geogrid.store import workflow as store
 from geogrid.store.changes import record_incident_change
 from geogrid.store.engine import connection, transaction
-from geogrid.store.notify import notify
-
-log = logging.getLogger(__name__)
+from geogrid.store.notify import notifier
 
 __all__ = [
     "NEAR_CITY_M",
@@ -440,13 +437,9 @@ def create_incident(
 
 
 def _notify_new(engine: Engine, incident: Mapping[str, Any]) -> None:
-    """Tell the live maps of a committed report (what the 0014 trigger would have sent).
-    A failure here loses only the push — the incident is stored, and the map services
-    read it with their next poll of the changes — so it is logged, never raised."""
-    try:
-        notify(engine, LIVE_CHANNEL, new_incident_payload(incident))
-    except Exception as exc:  # the database went away after the commit
-        log.warning("live notification of incident %s not sent: %s", incident.get("id"), exc)
+    """Tell the live maps of a committed report (what the 0014 trigger would have sent),
+    queued to the process's notifier (:class:`geogrid.store.notify.Notifier`)."""
+    notifier(engine).send(LIVE_CHANNEL, new_incident_payload(incident))
 
 
 def _new_report(

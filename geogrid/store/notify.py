@@ -13,13 +13,20 @@ triggers of migration 0014) and ``map_change`` (every map edit, sent by
 
 from __future__ import annotations
 
+import logging
+import queue
+import threading
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 import psycopg
 from psycopg import sql
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-__all__ = ["MAP_CHANNEL", "dsn_of", "listen", "notify"]
+__all__ = ["MAP_CHANNEL", "Notifier", "dsn_of", "listen", "notifier"]
+
+log = logging.getLogger(__name__)
 
 #: the channel :func:`geogrid.store.changes.record_change` notifies on
 MAP_CHANNEL = "map_change"
@@ -60,10 +67,75 @@ async def listen(
                 await conn.execute("SELECT 1")
 
 
-def notify(engine: Engine, channel: str, payload: str) -> None:
-    """Send one notification in its own autocommit statement (no transaction id, no WAL
-    flush: the notification lock is held for microseconds) — for a writer that committed
-    its rows with the trigger's notification turned off (the report path, issue 10).
-    A payload must stay under PostgreSQL's 8,000 bytes."""
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
-        c.execute(text("SELECT pg_notify(:ch, :p)"), {"ch": channel, "p": payload})
+class Notifier:
+    """Notifications sent after their writers' commits, from a thread of their own.
+
+    :meth:`send` only queues (microseconds, never blocks a request); the thread sends what
+    queued meanwhile in one autocommit statement on its own connection — no transaction
+    id, no WAL flush, so the database-wide notification lock is held for microseconds
+    and writers' commits stay grouped (issue 10). Written here rather than taken from a
+    library: psycopg has no asynchronous NOTIFY sender, and it is a queue, a thread and
+    one statement.
+
+    A send that fails (the database went away) is logged and dropped: the rows are
+    committed, and the listeners' map services read them at their next poll of the
+    changes.
+    """
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._queue: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self.sent = 0
+
+    def send(self, channel: str, payload: str) -> None:
+        """Queue one notification (a payload under PostgreSQL's 8,000 bytes)."""
+        self._queue.put((channel, payload))
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="geogrid-notifier", daemon=True
+                    )
+                    self._thread.start()
+
+    def _run(self) -> None:
+        conn: psycopg.Connection[Any] | None = None
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < _BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(self._dsn, autocommit=True)
+                conn.execute(
+                    "SELECT pg_notify(c, p) FROM unnest(%s::text[], %s::text[]) AS t(c, p)",
+                    ([c for c, _ in batch], [p for _, p in batch]),
+                )
+                self.sent += len(batch)
+            except Exception as exc:
+                log.warning("%d notifications not sent: %s", len(batch), type(exc).__name__)
+                if conn is not None:
+                    conn.close()
+                conn = None
+
+
+#: notifications sent in one statement at most
+_BATCH = 256
+_NOTIFIERS: weakref.WeakKeyDictionary[Engine, Notifier] = weakref.WeakKeyDictionary()
+_NOTIFIERS_LOCK = threading.Lock()
+
+
+def notifier(engine: Engine) -> Notifier:
+    """The process's :class:`Notifier` of ``engine``'s database."""
+    found = _NOTIFIERS.get(engine)
+    if found is None:
+        with _NOTIFIERS_LOCK:
+            found = _NOTIFIERS.get(engine)
+            if found is None:
+                found = _NOTIFIERS[engine] = Notifier(dsn_of(engine))
+    return found
