@@ -5,7 +5,8 @@ open-loop probe at ``--rate`` requests per second: each request is due at a fixe
 and its latency counts from then, so a stalled server shows as latency) twice:
 
 1. **quiet** — the probe alone;
-2. **attack** — the probe while ``--attackers`` threads send expensive anonymous requests
+2. **attack** — the probe while ``--attackers`` threads (in a process of their own, so that
+   they do not hold the probe's GIL) send expensive anonymous requests
    back to back, each with a fresh window (``/hotspots?permutations=999``, ``/metrics/grid``
    and heat-map tiles with a new ``from``) — the burst of issue 10, item 2.
 
@@ -31,6 +32,7 @@ with ``--incidents`` incidents, dropped at the end.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import signal
 import socket
@@ -45,6 +47,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 import httpx
 import numpy as np
@@ -117,9 +120,12 @@ def _cpu(server_pid: int | None, database: str | None) -> dict[tuple[str, int], 
             pid = procs[pid][0] if pid in procs else 1
         return False
 
-    for pid, (_, seconds, nice, cmd) in procs.items():
+    me = os.getpid()
+    for pid, (ppid, seconds, nice, cmd) in procs.items():
         if under(pid):
             out[("offload" if nice > 0 else "server", pid)] = seconds
+        elif ppid == me:  # the attackers' process
+            out[("attackers", pid)] = seconds
         elif database and cmd.startswith("postgres:") and f" {database} " in cmd:
             out[("postgres", pid)] = seconds
     times = os.times()
@@ -131,7 +137,7 @@ def _delta(a: dict[tuple[str, int], float], b: dict[tuple[str, int], float]) -> 
     """CPU seconds per part between two looks (a process that ended meanwhile is lost)."""
     if not b:
         return {}
-    parts = {"server": 0.0, "offload": 0.0, "postgres": 0.0, "bench": 0.0}
+    parts = {"server": 0.0, "offload": 0.0, "postgres": 0.0, "bench": 0.0, "attackers": 0.0}
     for key, seconds in b.items():
         parts[key[0]] += seconds - a.get(key, 0.0)
     return parts
@@ -180,7 +186,14 @@ def _expensive(i: int) -> tuple[str, dict[str, str | int]]:
     return f"/heatmap/13/{x * 2}/{y * 2}.png", dict(fresh)
 
 
-def attack(base: str, attackers: int, stop: threading.Event, phase: Phase) -> None:
+def _attack_process(base: str, attackers: int, stop: Any, out: Any) -> None:
+    """:func:`attack` in a process of its own; its answers by status put on ``out``."""
+    phase = Phase("attack")
+    attack(base, attackers, stop, phase)
+    out.put(dict(phase.attackers))
+
+
+def attack(base: str, attackers: int, stop: Any, phase: Phase) -> None:
     """``attackers`` threads sending expensive anonymous requests until ``stop``."""
     counter = iter(range(10**9))
     lock = threading.Lock()
@@ -325,8 +338,11 @@ def run(
     quiet.load = os.getloadavg()[0]
     print(quiet.line(), flush=True)
     loud = Phase(prefix + "attack")
-    stop = threading.Event()
-    attacker = threading.Thread(target=attack, args=(base, attackers, stop, loud))
+    # the attackers in a process of their own: their threads would otherwise hold the
+    # probe's GIL, and the probe would measure the bench as well as the server
+    mp = multiprocessing.get_context("spawn")
+    stop, answers = mp.Event(), mp.Queue()
+    attacker = mp.Process(target=_attack_process, args=(base, attackers, stop, answers))
     attacker.start()
     time.sleep(2.0)  # the burst is under way
     before = _cpu(server.pid, server.database)
@@ -334,7 +350,8 @@ def run(
     loud.cpu = _delta(before, _cpu(server.pid, server.database))
     loud.load = os.getloadavg()[0]
     stop.set()
-    attacker.join()
+    loud.attackers.update(answers.get(timeout=300))
+    attacker.join(timeout=30)
     print(loud.line(), flush=True)
     return [quiet, loud]
 
