@@ -13,7 +13,10 @@ not copied twice and streaming answers are untouched). For every HTTP request, i
    otherwise → 429 with ``Retry-After``. Requests are also weighted by their cost: the
    server time each standard or expensive request took is charged to its caller's
    *time budget* (``time_budget_anonymous`` / ``time_budget_account``, tenths of a second
-   per window); a caller who used it up waits (429) while the others are served.
+   per window); a caller who used it up waits (429) while the others are served. Issue 10:
+   a refusal is remembered by the process for a second (answered again without Redis),
+   and a caller asking again before its Retry-After gets its 429 after a pause of up to a
+   second (no CPU): hammering a limit cannot keep a worker busy saying no.
 3. **Malformed values** — a NUL byte or bytes that are not UTF-8 in the path or a query
    parameter, an over-long path → 400 naming the parameter.
 4. **Body** — more than ``body_limit`` bytes (``body_limit_plans`` under ``/plans``,
@@ -490,6 +493,8 @@ def _forget_tokens(scope: Scope) -> None:
 _OWED_CALLERS = 100_000
 #: seconds a process answers a refused caller from memory before asking the storage again
 _REFUSED_S = 1.0
+#: seconds at most a caller refused again before its Retry-After waits for its 429
+_TARPIT_S = 1.0
 
 
 def _rate(rates: dict[str, str], klass: RequestClass) -> str:
@@ -518,7 +523,7 @@ class _RateLimits:
         #: issue 10 (ABUSE): callers refused lately, per (class, caller): the end of their
         #: wait (time.time()), the limit, and when to ask the storage again — a caller
         #: hammering a limit is refused from memory, not with two Redis round trips each
-        self._refused: dict[tuple[str, str], tuple[float, str, float]] = {}
+        self._refused: dict[tuple[str, str], tuple[float, str, float, bool]] = {}
 
     def _get(self) -> SlidingWindowCounterRateLimiter:
         loop = asyncio.get_running_loop()
@@ -548,9 +553,10 @@ class _RateLimits:
         key = (klass.value, who)
         refused = self._refused.get(key)
         if refused is not None:
-            until, limit, recheck = refused
+            until, limit, recheck, _ = refused
             now = time.time()
             if now < recheck and now < until:
+                self._refused[key] = (until, limit, recheck, True)
                 return until - now, limit
             del self._refused[key]
         try:
@@ -569,13 +575,19 @@ class _RateLimits:
             log.warning("rate-limit storage unavailable; request not limited", exc_info=True)
         return None
 
+    def repeated(self, klass: RequestClass, who: str) -> bool:
+        """Whether the caller was refused in this class less than a second ago already
+        (it did not wait for its Retry-After)."""
+        refused = self._refused.get((klass.value, who))
+        return refused is not None and refused[3]
+
     def _refuse(self, key: tuple[str, str], wait: float, limit: str) -> tuple[float, str]:
         """Remember a refusal for at most :data:`_REFUSED_S` (the storage is asked again
         then: a budget refilled by another process's window is seen)."""
         if len(self._refused) >= _OWED_CALLERS:  # bounded: forget them
             self._refused.clear()
         now = time.time()
-        self._refused[key] = (now + wait, limit, now + _REFUSED_S)
+        self._refused[key] = (now + wait, limit, now + _REFUSED_S, False)
         return wait, limit
 
     async def charge(self, who: str, credentialed: bool, seconds: float) -> None:
@@ -669,6 +681,11 @@ class LimitsMiddleware:
             limited = await self.rates.check(klass, who, credentialed, upfront)
             if limited is not None:
                 wait, limit = limited
+                if self.rates.repeated(klass, who):
+                    # refused again before its Retry-After: answered after a pause (no
+                    # CPU), so a client ignoring Retry-After cannot make the server spend
+                    # its time saying no
+                    await asyncio.sleep(min(wait, _TARPIT_S))
                 refusal = Refused(
                     429,
                     "TooManyRequests",
