@@ -27,4 +27,4 @@ if [ -f package.json ]; then
   npx --no-install eslint api/static tests/js
   node --test tests/js/
 fi
-exec .venv/bin/python -m pytest -q -p no:cacheprovider -n "${GEOGRID_TEST_WORKERS:-2}" "$@"
+exec .venv/bin/python -m pytest -q -p no:cacheprovider -n "${GEOGRID_TEST_WORKERS:-2}" --dist loadgroup "$@"

@@ -38,7 +38,10 @@ from geogrid.store import cluster
 from geogrid.store.replica import make_standby, pg_ctl
 from geogrid.store.schema import migrate
 
-pytestmark = pytest.mark.slow
+# the tests walk the standby through its states in order (up, paused, lagging, resumed,
+# stopped, restarted) on one module-scoped pair: one xdist worker runs them all
+# (scripts/test.sh: --dist loadgroup)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("replica")]
 
 MAX_LAG_S = 8.0
 CHECK_S = 0.3
