@@ -186,9 +186,10 @@ def _expensive(i: int) -> tuple[str, dict[str, str | int]]:
     return f"/heatmap/13/{x * 2}/{y * 2}.png", dict(fresh)
 
 
-def _attack_process(base: str, attackers: int, stop: Any, out: Any) -> None:
+def _attack_process(base: str, attackers: int, stop: Any, out: Any, ready: Any) -> None:
     """:func:`attack` in a process of its own; its answers by status put on ``out``."""
     phase = Phase("attack")
+    ready.set()
     attack(base, attackers, stop, phase)
     out.put(dict(phase.attackers))
 
@@ -341,9 +342,10 @@ def run(
     # the attackers in a process of their own: their threads would otherwise hold the
     # probe's GIL, and the probe would measure the bench as well as the server
     mp = multiprocessing.get_context("spawn")
-    stop, answers = mp.Event(), mp.Queue()
-    attacker = mp.Process(target=_attack_process, args=(base, attackers, stop, answers))
+    stop, answers, ready = mp.Event(), mp.Queue(), mp.Event()
+    attacker = mp.Process(target=_attack_process, args=(base, attackers, stop, answers, ready))
     attacker.start()
+    ready.wait(300)  # its imports take a while on a busy machine
     time.sleep(2.0)  # the burst is under way
     before = _cpu(server.pid, server.database)
     probe(base, rate, seconds, loud)
