@@ -380,7 +380,7 @@ def lock_incident(conn: Connection, incident_id: int) -> dict[str, Any] | None:
                 f"assignee_id, {', '.join(ATTRIBUTION_COLUMNS)}, category, updated_at, "
                 "reporter_kind, reporter_id, resolved_by, "
                 "(SELECT c.verify FROM category c WHERE c.code = incident.category) AS verify "
-                "FROM incident WHERE id = :id FOR UPDATE"
+                f"FROM incident WHERE {_by_id('incident')} FOR UPDATE"
             ),
             {"id": int(incident_id)},
         )
@@ -497,6 +497,16 @@ def escalation_candidates(
 
 
 # --------------------------------------------------------------------------- reads
+def _by_id(alias: str) -> str:
+    """The condition of one incident by ``:id`` that prunes the monthly partitions: its
+    month comes from ``incident_key`` (issue 12), so only one partition is read — by id
+    alone every partition's index is searched (16 of them in the demo: 8 ms a read)."""
+    return (
+        f"{alias}.id = :id AND {alias}.reported_at = "
+        "(SELECT k.reported_at FROM incident_key k WHERE k.id = :id)"
+    )
+
+
 _SELECT = (
     "SELECT i.id, i.source_id, i.category, c.name_zh AS category_name_zh, "
     "c.name_en AS category_name_en, i.description, i.status, i.src_crs, i.src_lon, "
@@ -525,7 +535,7 @@ def incident_row(
     with connection(bind) as c:
         row = (
             c.execute(
-                text(_SELECT + f"WHERE i.id = :id AND {cond}"),
+                text(_SELECT + f"WHERE {_by_id('i')} AND {cond}"),
                 {"id": int(incident_id), "_initial": INITIAL_STATUS, **sparams},
             )
             .mappings()
