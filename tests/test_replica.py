@@ -296,7 +296,8 @@ def test_a_resumed_replica_is_used_again(pair):
     pair.sql("replica", "SELECT pg_wal_replay_resume()")
     _replicated(pair)
     rep = _wait_state(pair, "up")
-    assert rep["lag_s"] == 0 and rep["paused"] is False
+    assert rep["lag_s"] < MAX_LAG_S and rep["paused"] is False  # caught up (a check may
+    # have run while the last records replayed: a fraction of a second)
     hot = pair.http.get("/hotspots", params={"from": _SINCE, "category": "garbage"})
     assert hot.status_code == 200, hot.text  # Gi* on the standby too (nothing written)
     # prove it with the data once more: pause, change directly on the primary, read
