@@ -29,6 +29,9 @@ from geogrid.services import incidents, notifications, teams
 from geogrid.services.notify_channels import LogChannel, WebhookChannel
 from geogrid.settings import Settings
 
+# the tests share the module's city in order (scripts/test.sh runs them in one process)
+pytestmark = pytest.mark.serial
+
 SECRET = "webhook-secret-for-tests"
 PHONE = "13922223333"
 

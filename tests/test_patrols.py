@@ -21,6 +21,9 @@ from sqlalchemy import text
 from geogrid.core.crs import metric_crs
 from geogrid.core.patrol import TrackRules, clean_track, coverage, grid_metrics
 
+# the tests share the module's city in order (scripts/test.sh runs them in one process)
+pytestmark = pytest.mark.serial
+
 CRS = metric_crs(CX)  # EPSG:4546
 TO_M = pyproj.Transformer.from_crs("EPSG:4326", CRS, always_xy=True)
 TO_LL = pyproj.Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)

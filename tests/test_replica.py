@@ -9,7 +9,7 @@ paused on the standby, a change made directly on the primary (no API call, so no
 read-your-writes position and no map change) is invisible to reads served by the standby
 and visible to reads served by the primary.
 
-The tests run in order on one pair of servers (a session fixture, ~30-60 s in all): up →
+One test walks one pair of servers (a session fixture, ~30-60 s in all) in order: up →
 replay paused (reads on the stale standby, the writer reads its own write on the primary)
 → lagging past ``replica_max_lag_s`` (every read on the primary) → resumed (back on the
 standby) → standby stopped (reads still 200, from the primary) → restarted (back).
@@ -38,10 +38,7 @@ from geogrid.store import cluster
 from geogrid.store.replica import make_standby, pg_ctl
 from geogrid.store.schema import migrate
 
-# the tests walk the standby through its states in order (up, paused, lagging, resumed,
-# stopped, restarted) on one module-scoped pair: one xdist worker runs them all
-# (scripts/test.sh: --dist loadgroup)
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("replica")]
+pytestmark = pytest.mark.slow
 
 MAX_LAG_S = 8.0
 CHECK_S = 0.3
@@ -222,7 +219,7 @@ def _dispute_metric(pair: Pair) -> int:
 # ---------------------------------------------------------------------------- tests
 
 
-def test_health_reports_the_replica(pair):
+def _health_reports_the_replica(pair):
     body = _health(pair)
     assert body["status"] == "healthy"
     rep = _wait_state(pair, "up")
@@ -236,7 +233,7 @@ def test_health_reports_the_replica(pair):
     assert names[0][0] >= 1
 
 
-def test_reads_go_to_the_replica_and_the_writer_reads_its_write(pair):
+def _reads_go_to_the_replica_and_the_writer_reads_its_write(pair):
     a = _report(pair, "w1", GRIDS[0])  # an incident of category garbage
     _replicated(pair)
     paused = _tick_and_pause(pair)
@@ -281,7 +278,7 @@ def test_reads_go_to_the_replica_and_the_writer_reads_its_write(pair):
     pair.a, pair.b, pair.paused = a, b, paused
 
 
-def test_a_lagging_replica_sends_reads_to_the_primary(pair):
+def _a_lagging_replica_sends_reads_to_the_primary(pair):
     rep = _wait_state(pair, "lagging", timeout=MAX_LAG_S + 10)
     assert rep["lag_s"] > MAX_LAG_S and rep["paused"] is True
     r = pair.http.get(f"/incidents/{pair.a}", headers=pair.auth("community"))
@@ -292,7 +289,7 @@ def test_a_lagging_replica_sends_reads_to_the_primary(pair):
     assert b"dispute" in _incident_tile(pair, 2)
 
 
-def test_a_resumed_replica_is_used_again(pair):
+def _a_resumed_replica_is_used_again(pair):
     pair.sql("replica", "SELECT pg_wal_replay_resume()")
     _replicated(pair)
     rep = _wait_state(pair, "up")
@@ -309,7 +306,7 @@ def test_a_resumed_replica_is_used_again(pair):
     _replicated(pair)
 
 
-def test_a_stopped_replica_sends_reads_to_the_primary_without_errors(pair, caplog):
+def _a_stopped_replica_sends_reads_to_the_primary_without_errors(pair, caplog):
     _wait_state(pair, "up")
     # a second app whose health check is reused for a minute: when the standby stops, its
     # reads are sure to try the standby first (and fail there), then the primary
@@ -351,7 +348,7 @@ def test_a_stopped_replica_sends_reads_to_the_primary_without_errors(pair, caplo
     assert body["replica"]["error"]
 
 
-def test_a_restarted_replica_is_used_again(pair):
+def _a_restarted_replica_is_used_again(pair):
     pg_ctl(pair.r_data, "start")
     _replicated(pair, timeout=30)
     rep = _wait_state(pair, "up", timeout=30)
@@ -365,3 +362,15 @@ def test_a_restarted_replica_is_used_again(pair):
     r = pair.http.get(f"/incidents/{pair.a}", headers=pair.auth("community"))
     assert r.status_code == 200 and r.json()["category"] == "garbage"
     pair.sql("replica", "SELECT pg_wal_replay_resume()")
+
+
+def test_the_standby_through_its_states(pair, caplog):
+    """The standby walked through its states in order — up, paused (reads on the standby,
+    the writer's on the primary), lagging, resumed, stopped, restarted — in one test, so
+    that no test scheduler (xdist) can split or reorder the walk."""
+    _health_reports_the_replica(pair)
+    _reads_go_to_the_replica_and_the_writer_reads_its_write(pair)
+    _a_lagging_replica_sends_reads_to_the_primary(pair)
+    _a_resumed_replica_is_used_again(pair)
+    _a_stopped_replica_sends_reads_to_the_primary_without_errors(pair, caplog)
+    _a_restarted_replica_is_used_again(pair)

@@ -136,7 +136,7 @@ def record(
         actor=actor, action=action, resource=resource, ids=ids, fields=fields, detail=detail
     )
     with transaction(bind) as c:
-        store.insert_audit(c, **row)
+        store.insert_audit(c, store.audit_params(**row))
 
 
 def entry(
@@ -149,8 +149,7 @@ def entry(
     detail: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The audit row :func:`record` appends (the parameters are the same), as the keyword
-    arguments of :func:`geogrid.store.audit.insert_audit` and
-    :func:`geogrid.store.audit.audit_params` — for a store statement that writes an
+    arguments of :func:`geogrid.store.audit.audit_params` — for a store statement that writes an
     action and its audit row at once (the report path)."""
     actor_id, role = _who(actor)
     client = current_client()

@@ -77,33 +77,11 @@ def audit_params(
     }
 
 
-def insert_audit(
-    conn: Connection,
-    *,
-    actor_id: int | None,
-    actor_role: str | None,
-    action: str,
-    resource: str,
-    resource_ids: Sequence[str] | None,
-    fields: Sequence[str] | None,
-    ip: str | None,
-    user_agent: str | None,
-    detail: Mapping[str, Any] | None = None,
-) -> None:
-    """Append one audit row inside the caller's transaction (``at`` is the clock time)."""
+def insert_audit(conn: Connection, row: Mapping[str, Any]) -> None:
+    """Append one audit row inside the caller's transaction (``at`` is the clock time);
+    ``row`` is :func:`audit_params`' answer."""
     conn.execute(
-        text(f"INSERT INTO audit_log ({INSERT_COLUMNS}) VALUES ({INSERT_VALUES})"),
-        audit_params(
-            actor_id=actor_id,
-            actor_role=actor_role,
-            action=action,
-            resource=resource,
-            resource_ids=resource_ids,
-            fields=fields,
-            ip=ip,
-            user_agent=user_agent,
-            detail=detail,
-        ),
+        text(f"INSERT INTO audit_log ({INSERT_COLUMNS}) VALUES ({INSERT_VALUES})"), dict(row)
     )
 
 

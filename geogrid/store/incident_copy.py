@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from sqlalchemy import Connection, text
 
 from geogrid.core.incident_files import INCIDENT_COPY_COLUMNS
+from geogrid.store.incidents import partition_index_sql
 
 __all__ = [
     "stored_source_ids",
@@ -129,24 +130,9 @@ def build_indexes(conn: Connection, table: str) -> list[str]:
     attach. Returns the statements run."""
     _checked(table)
     conn.execute(text("SELECT set_config('maintenance_work_mem', '256MB', true)"))
-    defs = conn.execute(
-        text(
-            "SELECT i.relname, pg_get_indexdef(i.oid), x.indisprimary FROM pg_index x "
-            "JOIN pg_class i ON i.oid = x.indexrelid "
-            "WHERE x.indrelid = 'incident'::regclass ORDER BY x.indisprimary DESC, i.relname"
-        )
-    ).all()
-    done = []
-    for name, definition, primary in defs:
-        if primary:
-            cols = definition.split("(", 1)[1].rsplit(")", 1)[0]
-            sql = f"CREATE UNIQUE INDEX {table}_pkey ON {table} USING btree ({cols})"
-        else:
-            sql = definition.replace(" ON ONLY public.incident ", f" ON {table} ", 1).replace(
-                f"INDEX {name} ", f"INDEX {table}_{name.removeprefix('incident_')} ", 1
-            )
+    done = partition_index_sql(conn, table, primary_key=False)
+    for sql in done:
         conn.exec_driver_sql(sql)
-        done.append(sql)
     return done
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, text
 
 from geogrid.core.accounts import UNIT_ROLES
 from geogrid.core.hierarchy import LEVELS_UP
-from geogrid.core.incident_files import INCIDENT_COPY_COLUMNS, LIFECYCLE_TIMES
+from geogrid.core.incident_files import INCIDENT_COPY_COLUMNS, INCIDENT_COPY_SCHEMA
 from geogrid.store.engine import connection
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "insert_keys",
     "insert_from",
     "build_indexes",
+    "partition_index_sql",
     "notify_loaded",
     "attached_hook",
     "detached_hook",
@@ -151,23 +152,10 @@ def existing_source_ids(conn: Connection, ids: list[str]) -> set[str]:
 
 
 #: the Arrow type of each COPY column (pgpq encodes by Arrow type; ``geom`` is EWKB, which
-#: PostGIS's binary input reads)
-_TS = pa.timestamp("us", tz="UTC")
-COPY_TYPES: dict[str, pa.DataType] = {
-    c: (
-        _TS
-        if c in ("reported_at", "updated_at", "due_at", *LIFECYCLE_TIMES)
-        else pa.int32()
-        if c in ("reporter_id", "assignee_id", "version_id")
-        else pa.float64()
-        if c in ("src_lon", "src_lat")
-        else pa.binary()
-        if c == "geom"
-        else pa.string()
-    )
-    for c in INCIDENT_COPY_COLUMNS
-}
-COPY_SCHEMA = pa.schema([(c, COPY_TYPES[c]) for c in INCIDENT_COPY_COLUMNS])
+#: PostGIS's binary input reads): the core's schema of an incident file's rows
+COPY_SCHEMA = INCIDENT_COPY_SCHEMA
+COPY_TYPES: dict[str, pa.DataType] = {f.name: f.type for f in COPY_SCHEMA}
+_TS = COPY_TYPES["reported_at"]
 #: EWKB of a 2D point with SRID 4326: little-endian, type 0x20000001, srid, x, y
 _EWKB_POINT = np.dtype([("o", "u1"), ("t", "<u4"), ("s", "<u4"), ("x", "<f8"), ("y", "<f8")])
 
@@ -319,9 +307,19 @@ def build_indexes(conn: Connection, table: str) -> list[str]:
     run (for the phase breakdown)."""
     if not _TABLE.fullmatch(table):
         raise ValueError(f"not an incident table: {table!r}")
-    done = []
     # the sorts of the builds in memory (the default 64 MB spills a million rows to disk)
     conn.execute(text("SELECT set_config('maintenance_work_mem', '256MB', true)"))
+    done = partition_index_sql(conn, table, primary_key=True)
+    for sql in done:
+        conn.exec_driver_sql(sql)
+    return done
+
+
+def partition_index_sql(conn: Connection, table: str, *, primary_key: bool) -> list[str]:
+    """The statements that build on ``table`` the indexes of ``incident``'s partitions,
+    named as a partition's are: the primary key (as a constraint, or with ``primary_key``
+    False as a unique index that can become it later) and every partitioned index.
+    ``table`` must be a checked identifier."""
     defs = conn.execute(
         text(
             "SELECT i.relname, pg_get_indexdef(i.oid), x.indisprimary FROM pg_index x "
@@ -329,17 +327,22 @@ def build_indexes(conn: Connection, table: str) -> list[str]:
             "WHERE x.indrelid = 'incident'::regclass ORDER BY x.indisprimary DESC, i.relname"
         )
     ).all()
+    out = []
     for name, definition, primary in defs:
         if primary:
             cols = definition.split("(", 1)[1].rsplit(")", 1)[0]
-            sql = f"ALTER TABLE {table} ADD CONSTRAINT {table}_pkey PRIMARY KEY ({cols})"
-        else:
-            sql = definition.replace(" ON ONLY public.incident ", f" ON {table} ", 1).replace(
-                f"INDEX {name} ", f"INDEX {table}_{name.removeprefix('incident_')} ", 1
+            out.append(
+                f"ALTER TABLE {table} ADD CONSTRAINT {table}_pkey PRIMARY KEY ({cols})"
+                if primary_key
+                else f"CREATE UNIQUE INDEX {table}_pkey ON {table} USING btree ({cols})"
             )
-        conn.exec_driver_sql(sql)
-        done.append(sql)
-    return done
+        else:
+            out.append(
+                definition.replace(" ON ONLY public.incident ", f" ON {table} ", 1).replace(
+                    f"INDEX {name} ", f"INDEX {table}_{name.removeprefix('incident_')} ", 1
+                )
+            )
+    return out
 
 
 def notify_loaded(conn: Connection, count: int, bbox: tuple[float, float, float, float]) -> None:
