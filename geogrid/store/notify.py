@@ -103,7 +103,13 @@ class Notifier:
     def _run(self) -> None:
         conn: psycopg.Connection[Any] | None = None
         while True:
-            batch = [self._queue.get()]
+            try:
+                batch = [self._queue.get(timeout=_IDLE_S)]
+            except queue.Empty:  # idle: give the connection back (a database may be dropped)
+                if conn is not None:
+                    conn.close()
+                conn = None
+                continue
             while len(batch) < _BATCH:
                 try:
                     batch.append(self._queue.get_nowait())
@@ -126,6 +132,8 @@ class Notifier:
 
 #: notifications sent in one statement at most
 _BATCH = 256
+#: seconds without a notification after which the notifier closes its connection
+_IDLE_S = 30.0
 _NOTIFIERS: weakref.WeakKeyDictionary[Engine, Notifier] = weakref.WeakKeyDictionary()
 _NOTIFIERS_LOCK = threading.Lock()
 
