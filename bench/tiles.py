@@ -34,6 +34,7 @@ import asyncio
 import os
 import random
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -203,9 +204,89 @@ async def _httpx_rps(base: str, paths: list[str], clients: int, seconds: float) 
         return done / (time.perf_counter() - t0)
 
 
-def _rps(base: str, paths: list[str], clients: int, seconds: float) -> tuple[float, str]:
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` and its descendants
+    (the server: uvicorn's supervisor, its workers, their process pools), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        stats[int(d)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    tree, total, grew = {pid}, 0.0, True
+    while grew:
+        grew = False
+        for p, (ppid, _) in stats.items():
+            if ppid in tree and p not in tree:
+                tree.add(p)
+                grew = True
+    for p in tree:
+        total += stats.get(p, (0, 0.0))[1]
+    return total
+
+
+def _backends_cpu(engine: Engine) -> dict[int, float]:
+    """CPU seconds so far of every PostgreSQL backend of the bench's database (the
+    server's pooled connections, the writer's), by pid, from /proc (a local server)."""
+    with engine.connect() as conn:
+        pids = conn.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        ).scalars()
+        tick = os.sysconf("SC_CLK_TCK")
+        out: dict[int, float] = {}
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            out[int(pid)] = (int(fields[11]) + int(fields[12])) / tick
+        return out
+
+
+def _rps(
+    base: str,
+    paths: list[str],
+    clients: int,
+    seconds: float,
+    server: int | None = None,
+    engine: Engine | None = None,
+) -> tuple[float, str]:
     """Requests/s of cached tiles cycling over ``paths``: ``wrk`` when installed (one
-    thread: the machine has few cores), else httpx. Non-2xx answers fail the bench."""
+    thread: the machine has few cores), else httpx. Non-2xx answers fail the bench.
+    With ``server`` (the server's pid), also prints the CPU per request of the server,
+    of the database's backends (``engine``: renders, change polls, the writer's reports)
+    and of the load generator."""
+    cpu0 = _tree_cpu(server) if server else 0.0
+    db0 = _backends_cpu(engine) if engine is not None else {}
+    gen0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    self0 = time.process_time()
+    rps, tool = _rps_run(base, paths, clients, seconds)
+    if server:
+        cpu = _tree_cpu(server) - cpu0
+        db1 = _backends_cpu(engine) if engine is not None else {}
+        db = sum(v - db0.get(k, 0.0) for k, v in db1.items())
+        gen1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        gen = (gen1.ru_utime + gen1.ru_stime - gen0.ru_utime - gen0.ru_stime) + (
+            time.process_time() - self0 if tool == "httpx" else 0.0
+        )
+        n = rps * max(int(seconds), 1) if tool == "wrk" else rps * seconds
+        print(
+            f"    [{tool}: {rps:.0f} req/s; CPU per request: server {cpu / n * 1e6:.0f} µs "
+            f"({cpu / seconds:.2f} cores), database {db / n * 1e6:.0f} µs "
+            f"({db / seconds:.2f} cores), load generator {gen / n * 1e6:.0f} µs; "
+            f"load {os.getloadavg()[0]:.1f}]",
+            flush=True,
+        )
+    return rps, tool
+
+
+def _rps_run(base: str, paths: list[str], clients: int, seconds: float) -> tuple[float, str]:
     if shutil.which("wrk") is None:
         return asyncio.run(_httpx_rps(base, paths, clients, seconds)), "httpx"
     lua = (
@@ -232,7 +313,9 @@ def _rps(base: str, paths: list[str], clients: int, seconds: float) -> tuple[flo
 
 class Writer(threading.Thread):
     """Reports incidents at ``rate`` per second at random published grids: one
-    transaction each, the row and its ``map_change`` row (the triggers NOTIFY)."""
+    transaction each, the row (attributed to the published version, as the service's
+    reports are: an unattributed row makes the map rebuild its metrics frames in full)
+    and its ``map_change`` row (the triggers NOTIFY)."""
 
     def __init__(self, engine: Engine, rate: float) -> None:
         super().__init__(daemon=True)
@@ -244,7 +327,7 @@ class Writer(threading.Thread):
             self.grids = conn.execute(
                 text(
                     "SELECT u.code, u.parent_code, ST_X(ST_PointOnSurface(u.geom)), "
-                    "ST_Y(ST_PointOnSurface(u.geom)) FROM unit u JOIN boundary_version v ON "
+                    "ST_Y(ST_PointOnSurface(u.geom)), v.id FROM unit u JOIN boundary_version v ON "
                     "v.id = u.version_id WHERE v.status = 'published' AND u.level = 'grid'"
                 )
             ).all()
@@ -258,10 +341,10 @@ class Writer(threading.Thread):
                 conn.execute(
                     text(
                         "INSERT INTO incident (source_id, category, reported_at, updated_at, "
-                        "status, due_at, grid_code, community_code, street_code, district_code, "
-                        "geom) VALUES (:sid, 'sanitation', now(), now(), 'reported', "
-                        "now() + interval '1 day', :g, :c, left(:c, 9), left(:c, 6), "
-                        "ST_SetSRID(ST_MakePoint(:x, :y), 4326))"
+                        "status, due_at, version_id, grid_code, community_code, street_code, "
+                        "district_code, geom) VALUES (:sid, 'sanitation', now(), now(), "
+                        "'reported', now() + interval '1 day', :v, :g, :c, left(:c, 9), "
+                        "left(:c, 6), ST_SetSRID(ST_MakePoint(:x, :y), 4326))"
                     ),
                     {
                         "sid": f"{SOURCE}{time.time_ns()}",
@@ -269,6 +352,7 @@ class Writer(threading.Thread):
                         "c": g[1],
                         "x": g[2],
                         "y": g[3],
+                        "v": g[4],
                     },
                 )
                 record_incident_change(conn, [g[2]], [g[3]], "create")
@@ -284,14 +368,19 @@ class Writer(threading.Thread):
 
 
 def _throughput(
-    base: str, engine: Engine, paths: list[str], args: argparse.Namespace, label: str
+    base: str,
+    engine: Engine,
+    paths: list[str],
+    args: argparse.Namespace,
+    label: str,
+    server: int | None = None,
 ) -> list[Row]:
     rows: list[Row] = []
     with httpx.Client(base_url=base, timeout=120) as c:  # every worker's memory warmed
         for _ in range(3):
             for p in paths:
                 c.get(p).raise_for_status()
-    ro, tool = _rps(base, paths, args.clients, args.seconds)
+    ro, tool = _rps(base, paths, args.clients, args.seconds, server, engine)
     rows.append(
         (
             f"cached z12+z14 tiles, {label}, read-only ({tool}, {args.clients} conn)",
@@ -304,7 +393,7 @@ def _throughput(
     t0 = time.perf_counter()
     w.start()
     time.sleep(2.0)  # writes under way
-    rw, tool = _rps(base, paths, args.clients, args.seconds)
+    rw, tool = _rps(base, paths, args.clients, args.seconds, server, engine)
     w.stop.set()
     w.join(10)
     took = time.perf_counter() - t0
@@ -360,14 +449,16 @@ def main(argv: list[str] | None = None) -> None:
         load_paths = [p for p in cached if "/12/" in p or "/14/" in p]
         _overhead(client, load_paths[0], rows)
         client.close()
-        rows += _throughput(base, engine, load_paths, args, "1 worker")
+        rows += _throughput(base, engine, load_paths, args, "1 worker", proc.pid)
     finally:
         _stop(proc)
     _print(rows)  # the first server's figures, in case the second fails
     print(flush=True)
     proc, base = _start_server(args.db, args.redis, args.workers, args.access_log)
     try:
-        rows += _throughput(base, engine, load_paths, args, f"{args.workers} workers + Redis")
+        rows += _throughput(
+            base, engine, load_paths, args, f"{args.workers} workers + Redis", proc.pid
+        )
     finally:
         _stop(proc)
         with engine.begin() as conn:

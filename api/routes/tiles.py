@@ -22,6 +22,7 @@ parameter, a change poll due — goes on to the routes unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Annotated, Any
@@ -92,6 +93,33 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
+#: renders in progress: (map service, tile key) → the task drawing it (one per tile)
+_RENDERS: dict[tuple[MapService, tuple[Any, ...]], asyncio.Task[tuple[bytes, str]]] = {}
+
+
+async def _shared(
+    maps: MapService, key: tuple[Any, ...], render: Callable[..., tuple[bytes, str]], *args: Any
+) -> tuple[bytes, str]:
+    """``render(*args)`` in the thread pool, shared by the requests of the same tile that
+    arrive while it runs (issue 12: under writes, a dropped tile asked for by several
+    clients at once was drawn once per request). The render is a task of its own: a
+    client that goes away does not cancel it for the others."""
+    k = (maps, key)
+    task = _RENDERS.get(k)
+    if task is None or task.get_loop() is not asyncio.get_running_loop():
+        task = asyncio.ensure_future(run_in_threadpool(render, *args))
+        _RENDERS[k] = task
+
+        def done(t: asyncio.Task[tuple[bytes, str]]) -> None:
+            if _RENDERS.get(k) is t:
+                del _RENDERS[k]
+            if not t.cancelled():
+                t.exception()  # retrieved: no "never retrieved" warning when all left
+
+        task.add_done_callback(done)
+    return await asyncio.shield(task)
+
+
 async def _window(
     maps: MapService, from_: str | None, to: str | None, category: str | None
 ) -> Window:
@@ -140,10 +168,10 @@ async def vector_tile(
 ) -> Response:
     win = await _window(maps, from_, to, category)
     # cache hits (memory level) are answered on the event loop; renders, change polls and
-    # Redis reads in the pool
+    # Redis reads in the pool, one per tile at a time
     hit = maps.cached(layer, z, x, y, win) if layer in LAYERS else None
     if hit is None:
-        hit = await run_in_threadpool(maps.vector_tile, layer, z, x, y, win)
+        hit = await _shared(maps, (layer, z, x, y, win.key), maps.vector_tile, layer, z, x, y, win)
     data, tag = hit
     return etag_response(request, data, tag, MVT, CACHE_CONTROL)
 
@@ -185,7 +213,7 @@ async def heat_tile(
     win = await _window(maps, from_, to, category)
     hit = maps.cached("heatmap", z, x, y, win)
     if hit is None:
-        hit = await run_in_threadpool(maps.heat_tile, z, x, y, win)
+        hit = await _shared(maps, ("heatmap", z, x, y, win.key), maps.heat_tile, z, x, y, win)
     data, tag = hit
     return etag_response(request, data, tag, PNG, CACHE_CONTROL)
 

@@ -23,8 +23,9 @@ and the metric tiles of the units that contain it (their extents, per level) —
 cache. The per-unit metrics frames held (one per level and window in use) are *refreshed*,
 not cleared: coalesced, at most once per :data:`METRICS_REFRESH` s (and never using more
 than a third of a core: the pause after a rebuild is at least twice its duration); the
-unit tiles touched since the last refresh are dropped again once the new frames are in, so
-a metric tile shows a write at most one refresh later. A change that arrives when no
+unit tiles touched since the last refresh are dropped once the new frames are in (not
+before: drawn from the same frame they would be the same bytes), so a metric tile shows
+a write at most one refresh later. A change that arrives when no
 refresh ran recently is applied at once (frames first, then the tiles). Heavy writes thus
 cost one metrics rebuild per interval, not one per request. Boundary changes (and changes
 of unknown extent) still clear everything.
@@ -540,7 +541,7 @@ class MapService:
             self._refresh_frames()
             self._invalidate(changes)
             self.refreshes += 1
-        else:  # incident and heat tiles now; unit tiles now and after the next refresh
+        else:  # incident and heat tiles now; unit tiles after the next refresh
             pending: list[tuple[str, BBox]] = []
             self._invalidate(changes, pending=pending)
             with self._pending_lock:
@@ -557,9 +558,10 @@ class MapService:
         pending: list[tuple[str, BBox]] | None = None,
     ) -> None:
         """Drop the tiles the changes touch: of the unit layers (``units``) and of the
-        others (``others``: incidents, heat map). The extents of unit tiles dropped for
-        incidents are also added to ``pending`` (dropped again after the next metrics
-        refresh) when given."""
+        others (``others``: incidents, heat map). With ``pending``, the extents of the
+        unit tiles incidents touch go there instead (dropped after the next metrics
+        refresh: before it, such a tile would be drawn again from the same frame, the
+        same bytes — issue 12, a render per touched tile and report saved)."""
         # issue 10 (REPORTS): the whole batch at once — one extent query per unit level and
         # one pass over each layer's tile index, not one of each per change (at 200
         # reports/s the per-change queries and Redis scans were most of a worker's time)
@@ -582,7 +584,8 @@ class MapService:
                 found = extents[LAYER_LEVELS[dep]]
                 if pending is not None:
                     pending += [(dep, e) for e in found]
-                drop.setdefault(dep, []).extend(found)
+                else:
+                    drop.setdefault(dep, []).extend(found)
         self.cache.invalidate_batch(
             {
                 dep: (boxes, heat_margin_deg if dep == "heatmap" else tile_pad_deg)
