@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import threading
 import time
 
 import geopandas as gpd
@@ -64,12 +65,78 @@ def _frames(reg) -> dict[str, gpd.GeoDataFrame]:
     return out
 
 
+class ServerCpu:
+    """CPU seconds of one database's server processes (its backends and the parallel
+    workers they start), from ``/proc`` sampled every ``interval`` s by a thread: a
+    figure of the server's work that the shared machine's load does not inflate. Only
+    when the server runs on this machine (else 0)."""
+
+    def __init__(self, dbname: str, interval: float = 0.2) -> None:
+        self.dbname, self.interval = dbname, interval
+        self._tick = os.sysconf("SC_CLK_TCK")
+        self._first: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._sample()
+        self._first = dict(self._last)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _ours(self) -> set[int]:
+        mine: set[int] = set()
+        workers: dict[int, int] = {}
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    cmd = f.read().decode(errors="replace")
+            except OSError:
+                continue
+            if not cmd.startswith("postgres: "):
+                continue
+            if f" {self.dbname} " in cmd:
+                mine.add(int(d))
+            elif "parallel worker for PID " in cmd:
+                workers[int(d)] = int(cmd.rsplit("PID ", 1)[1].split()[0])
+        return mine | {w for w, leader in workers.items() if leader in mine}
+
+    def _sample(self) -> None:
+        for pid in self._ours():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            cpu = (int(fields[11]) + int(fields[12])) / self._tick
+            with self._lock:
+                self._last[pid] = max(cpu, self._last.get(pid, 0.0))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __call__(self) -> float:
+        """CPU seconds used since this was made."""
+        self._sample()
+        with self._lock:
+            return sum(v - self._first.get(p, 0.0) for p, v in self._last.items())
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--records", type=int, default=DEFAULT_RECORDS)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--admin-url", default=ADMIN_URL)
     ap.add_argument("--keep", metavar="NAME", help="keep the database under this name")
+    ap.add_argument(
+        "--no-to-postgis", action="store_true", help="time geogrid's load only (no comparison)"
+    )
     args = ap.parse_args()
 
     print(f"load average before: {os.getloadavg()}", flush=True)
@@ -91,13 +158,33 @@ def main() -> None:
             # a kept database is sealed with the configured key (GEOGRID_REGISTRY_KEY or
             # the key file), so bench.registry_search can open its values
             v = vault(Settings() if args.keep else Settings(home=home))
-            t0 = time.perf_counter()
-            rep = load_registry(engine, reg, vault=v, workers=args.workers, on_progress=print)
+            server = ServerCpu(url.rsplit("/", 1)[1])
+            t0, c0 = time.perf_counter(), time.process_time()
+            rep = load_registry(
+                engine, reg, vault=v, workers=args.workers, on_progress=print, server_cpu=server
+            )
             t_geogrid = time.perf_counter() - t0
+            server.close()
         assert rep["records"] == n, rep
         print(f"geogrid steps (wall s): {rep['steps']}", flush=True)
+        print(f"geogrid loader process (CPU s): {rep['loader_cpu']}", flush=True)
+        print(f"geogrid server processes (CPU s): {rep['server_cpu']}", flush=True)
         print(f"geogrid workers (CPU s): {rep['worker_cpu']}", flush=True)
+        total = (
+            sum(rep["server_cpu"].values())
+            + sum(rep["worker_cpu"].values())
+            + time.process_time()
+            - c0
+        )
+        print(
+            f"geogrid CPU s in all: {total:.1f} (server {sum(rep['server_cpu'].values()):.1f}, "
+            f"workers {sum(rep['worker_cpu'].values()):.1f}, loader "
+            f"{time.process_time() - c0:.1f})",
+            flush=True,
+        )
         print(f"load average after geogrid: {os.getloadavg()}", flush=True)
+        if args.no_to_postgis:
+            return
 
         frames = _frames(reg)
         t0 = time.perf_counter()

@@ -11,11 +11,12 @@ from __future__ import annotations
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import shapely
 
 from geogrid.errors import InvalidInput
 
-__all__ = ["build_workers", "random_names"]
+__all__ = ["build_workers", "random_names", "random_name_strings"]
 
 # surname, relative frequency (Guangxi-flavoured)
 _SURNAMES = (
@@ -35,14 +36,28 @@ _ROLES = {"community": "community_admin", "street": "street_admin", "district": 
 
 def random_names(n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` Chinese personal names (surname + 1 or 2 given characters), vectorised."""
+    return np.asarray(random_name_strings(n, rng).to_pylist(), dtype=object)
+
+
+def random_name_strings(n: int, rng: np.random.Generator) -> pa.Array:
+    """:func:`random_names` (the same names for the same generator state) as an Arrow
+    ``large_string`` array, laid out from the characters' UTF-8 bytes with NumPy (every
+    surname and given-name character is 3 bytes in UTF-8): no Python string per name."""
     sur, freq = zip(*_SURNAMES, strict=True)
     p = np.asarray(freq) / np.sum(freq)
-    s = np.asarray(sur, dtype=object)[rng.choice(len(sur), n, p=p)]
-    g = np.asarray(_GIVEN, dtype=object)
-    g1 = g[rng.integers(0, len(g), n)]
-    g2 = g[rng.integers(0, len(g), n)]
+    si = rng.choice(len(sur), n, p=p)
+    g1 = rng.integers(0, len(_GIVEN), n)
+    g2 = rng.integers(0, len(_GIVEN), n)
     two = rng.random(n) < 0.7
-    return np.where(two, s + g1 + g2, s + g1).astype(object)
+    sur_b = np.frombuffer("".join(sur).encode(), dtype=np.uint8).reshape(-1, 3)
+    giv_b = np.frombuffer("".join(_GIVEN).encode(), dtype=np.uint8).reshape(-1, 3)
+    chars = np.concatenate([sur_b[si], giv_b[g1], giv_b[g2]], axis=1)  # (n, 9) bytes
+    nbytes = np.where(two, 9, 6)
+    keep = np.arange(9)[None, :] < nbytes[:, None]
+    offsets = np.concatenate([[0], np.cumsum(nbytes)]).astype(np.int64)
+    return pa.LargeStringArray.from_buffers(
+        n, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(chars[keep]))
+    )
 
 
 def build_workers(

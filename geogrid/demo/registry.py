@@ -40,17 +40,26 @@ How the records are made
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from geogrid.core.hierarchy import CODE_LENGTH
 from geogrid.core.registry.care import CARE_GROUPS
-from geogrid.core.registry.ids import ID_CHECK_CHARS, ID_WEIGHTS, USCC_ALPHABET, USCC_WEIGHTS
-from geogrid.demo.people import random_names
+from geogrid.core.registry.ids import (
+    ID_CHECK_CHARS,
+    ID_WEIGHTS,
+    USCC_ALPHABET,
+    USCC_WEIGHTS,
+    arrow_strings,
+)
+from geogrid.demo.people import random_name_strings
 
 __all__ = ["DEFAULT_RECORDS", "SPLIT", "DemoRegistry", "split_records", "build_registry"]
 
@@ -59,8 +68,8 @@ DEFAULT_RECORDS: Final[int] = 6_620_000
 #: share of each kind in the records (people: the rest)
 SPLIT: Final[dict[str, float]] = {"buildings": 0.0545, "households": 0.2115, "orgs": 0.0076}
 _REF_DAY = dt.date(2025, 1, 1)
-_USES = np.array(["住宅", "商住", "办公", "厂房", "学校"], dtype=object)
-_ORG_KINDS = np.array(["商铺", "企业", "学校", "诊所", "餐饮", "社会组织"], dtype=object)
+_USES = ("住宅", "商住", "办公", "厂房", "学校")
+_ORG_KINDS = ("商铺", "企业", "学校", "诊所", "餐饮", "社会组织")
 _MOBILE = np.array([130, 131, 132, 133, 135, 136, 137, 138, 139, 150, 151, 152, 155, 156, 157,
                     158, 159, 166, 173, 177, 180, 181, 182, 183, 185, 186, 187, 188, 189, 199])  # fmt: skip
 
@@ -103,26 +112,54 @@ def _digits(values: np.ndarray, width: int) -> np.ndarray:
     return (np.asarray(values, dtype=np.int64)[:, None] // p) % 10
 
 
-def _strings(codepoints: np.ndarray) -> np.ndarray:
-    """Rows of Unicode code points → an object array of strings."""
-    n, w = codepoints.shape
-    return (
-        np.ascontiguousarray(codepoints.astype(np.uint32)).view(f"U{w}").reshape(n).astype(object)
-    )
+def _ascii(codes: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+    """Rows of ASCII codes (an ``(n, w)`` array) → an Arrow ``large_string`` array laid
+    out from the bytes (no Python string per value); rows where ``valid`` is False are
+    null."""
+    n, w = codes.shape
+    data = np.ascontiguousarray(codes.astype(np.uint8))
+    if valid is not None:
+        data = np.ascontiguousarray(data[valid])
+        lens = np.where(valid, w, 0)
+    else:
+        lens = np.full(n, w)
+    offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+    mask = None if valid is None else pa.array(valid).buffers()[1]  # validity bitmap
+    return pa.LargeStringArray.from_buffers(
+        n, pa.py_buffer(offsets), pa.py_buffer(data), mask,
+        null_count=-1 if valid is None else int(n - valid.sum()),
+    )  # fmt: skip
 
 
-def _id_numbers(area: np.ndarray, birth: np.ndarray, seq: np.ndarray) -> np.ndarray:
+def _labels(labels: Sequence[str], index: np.ndarray) -> pa.Array:
+    """``labels[index]`` as an Arrow ``large_string`` array."""
+    return pa.array(list(labels), pa.large_string()).take(pa.array(index, pa.int64()))
+
+
+def _zfill(numbers: np.ndarray, width: int) -> pa.Array:
+    """Decimal strings of non-negative integers, zero-padded to ``width``."""
+    return pc.utf8_lpad(pa.array(numbers, pa.int64()).cast(pa.large_string()), width, "0")
+
+
+def _cat(*parts: pa.Array | str) -> pa.Array:
+    """Element-wise concatenation of Arrow string arrays and constant strings."""
+    ls = pa.large_string()
+    args = [pa.scalar(p, ls) if isinstance(p, str) else p.cast(ls) for p in parts]
+    return pc.binary_join_element_wise(*args, pa.scalar("", ls))
+
+
+def _id_numbers(area: np.ndarray, birth: np.ndarray, seq: np.ndarray) -> pa.Array:
     """Valid 18-character ID numbers from area codes, birth dates (datetime64[D]) and
     3-digit sequences."""
     ymd = pd.DatetimeIndex(birth)
     date_num = ymd.year.to_numpy() * 10_000 + ymd.month.to_numpy() * 100 + ymd.day.to_numpy()
     d = np.concatenate([_digits(area, 6), _digits(date_num, 8), _digits(seq, 3)], axis=1)
-    check = (d * np.asarray(ID_WEIGHTS)).sum(axis=1) % 11
-    last = np.frombuffer(ID_CHECK_CHARS.encode(), dtype=np.uint8)[check].astype(np.uint32)
-    return _strings(np.concatenate([d + ord("0"), last[:, None]], axis=1))
+    check = d @ np.asarray(ID_WEIGHTS, dtype=np.int64) % 11
+    last = np.frombuffer(ID_CHECK_CHARS.encode(), dtype=np.uint8)[check]
+    return _ascii(np.concatenate([d + ord("0"), last[:, None]], axis=1))
 
 
-def _uscc(area: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _uscc(area: np.ndarray, rng: np.random.Generator) -> pa.Array:
     """Valid unified social credit codes: 91 + area code + 9 random characters + check."""
     n = len(area)
     vals = np.concatenate(
@@ -130,22 +167,36 @@ def _uscc(area: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     )
     v = 31 - (vals * np.asarray(USCC_WEIGHTS)).sum(axis=1) % 31
     v[v == 31] = 0
-    alphabet = np.frombuffer(USCC_ALPHABET.encode(), dtype=np.uint8).astype(np.uint32)
-    return _strings(alphabet[np.concatenate([vals, v[:, None]], axis=1)])
+    alphabet = np.frombuffer(USCC_ALPHABET.encode(), dtype=np.uint8)
+    return _ascii(alphabet[np.concatenate([vals, v[:, None]], axis=1)])
 
 
-def _codes(grid: np.ndarray) -> dict[str, np.ndarray]:
-    s = pd.Series(grid, dtype=object)
+def _codes(grid: pa.Array) -> dict[str, pa.Array]:
+    """The four unit codes of grid codes (codes are hierarchical)."""
     return {
-        "grid_code": s.to_numpy(dtype=object),
-        "community_code": s.str.slice(0, CODE_LENGTH["community"]).to_numpy(dtype=object),
-        "street_code": s.str.slice(0, CODE_LENGTH["street"]).to_numpy(dtype=object),
-        "district_code": s.str.slice(0, CODE_LENGTH["district"]).to_numpy(dtype=object),
+        "grid_code": grid,
+        **{
+            f"{lv}_code": pc.utf8_slice_codeunits(grid, 0, CODE_LENGTH[lv])
+            for lv in ("community", "street", "district")
+        },
     }
 
 
-def _ref(prefix: str, numbers: np.ndarray, width: int) -> np.ndarray:
-    return (prefix + pd.Series(numbers).astype(str).str.zfill(width)).to_numpy(dtype=object)
+def _take(codes: dict[str, pa.Array], index: np.ndarray) -> dict[str, pa.Array]:
+    idx = pa.array(index, pa.int64())
+    return {k: v.take(idx) for k, v in codes.items()}
+
+
+def _frame(columns: dict[str, Any]) -> pd.DataFrame:
+    """A frame of NumPy and Arrow columns (Arrow strings stay in Arrow where pandas keeps
+    strings in Arrow: no copy, no Python string per value)."""
+    return pd.DataFrame(
+        {k: v.to_pandas() if isinstance(v, pa.Array) else v for k, v in columns.items()}
+    )
+
+
+def _ref(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
+    return _cat(prefix, _zfill(numbers, width))
 
 
 def build_registry(
@@ -169,17 +220,16 @@ def build_registry(
     pick = np.sort(rng.permutation(len(building_points))[: counts["buildings"]])
     bp = building_points.iloc[pick]
     nb = len(bp)
-    grid = bp["grid_code"].to_numpy(dtype=object)
-    bcodes = _codes(grid)
+    bcodes = _codes(arrow_strings(bp["grid_code"]))
     comm_names = units["community"].set_index("code")["name"]
-    comm = pd.Series(bcodes["community_code"])
+    comm = bcodes["community_code"].to_pandas()
     rank = comm.groupby(comm).cumcount().to_numpy() + 1
-    bname = (comm.map(comm_names).fillna("") + pd.Series(rank).astype(str) + "栋").to_numpy(
-        dtype=object
-    )
+    bname = _cat(
+        arrow_strings(comm.map(comm_names).fillna("")), _zfill(rank, 1), "栋"
+    )  # fmt: skip
     floors = np.clip(np.round(rng.gamma(2.0, 3.5, nb)) + 2, 2, 33).astype(np.int32)
-    use = _USES[rng.choice(len(_USES), nb, p=[0.82, 0.08, 0.05, 0.03, 0.02])]
-    buildings = pd.DataFrame(
+    use = _labels(_USES, rng.choice(len(_USES), nb, p=[0.82, 0.08, 0.05, 0.03, 0.02]))
+    buildings = _frame(
         {
             "id": np.arange(1, nb + 1, dtype=np.int64),
             "ref": _ref("B", np.arange(1, nb + 1), 9),
@@ -198,21 +248,16 @@ def build_registry(
     hb = np.sort(rng.choice(nb, nh, p=w / w.sum())) if nh else np.zeros(0, dtype=np.int64)
     floor = 1 + (rng.random(nh) * floors[hb]).astype(np.int64)
     unit_no = rng.integers(1, 5, nh)
-    room = (pd.Series(floor).astype(str) + pd.Series(unit_no).astype(str).str.zfill(2)).to_numpy(
-        dtype=object
-    )
-    hcodes = {k: v[hb] for k, v in bcodes.items()}
-    households = pd.DataFrame(
+    room = _cat(_zfill(floor, 1), _zfill(unit_no, 2))
+    hcodes = _take(bcodes, hb)
+    h_area = pc.cast(hcodes["district_code"], pa.int64()).to_numpy()
+    households = _frame(
         {
             "id": np.arange(1, nh + 1, dtype=np.int64),
-            "ref": (
-                "H"
-                + pd.Series(hcodes["district_code"], dtype=object)
-                + pd.Series(np.arange(1, nh + 1)).astype(str).str.zfill(8)
-            ).to_numpy(dtype=object),
+            "ref": _cat("H", hcodes["district_code"], _zfill(np.arange(1, nh + 1), 8)),
             "building_id": hb.astype(np.int64) + 1,
             "room": room,
-            "address": (pd.Series(bname[hb]) + pd.Series(room) + "室").to_numpy(dtype=object),
+            "address": _cat(bname.take(pa.array(hb, pa.int64())), room, "室"),
             **hcodes,
         }
     )
@@ -236,7 +281,7 @@ def build_registry(
     birth = (birth_year - 1970).astype("datetime64[Y]").astype(
         "datetime64[D]"
     ) + day_of_year.astype("timedelta64[D]")
-    area = pd.Series(hcodes["district_code"][ph]).astype(np.int64).to_numpy()
+    area = h_area[ph] if len(ph) else np.zeros(0, dtype=np.int64)
     # unique sequence per (area, birth date, sex): the rank in the group, parity = sex
     key = pd.DataFrame({"a": area, "b": birth.astype(np.int64), "m": sex_m})
     rank_in = key.groupby(["a", "b", "m"], sort=False).cumcount().to_numpy()
@@ -249,28 +294,30 @@ def build_registry(
     prefix = _MOBILE[rng.integers(0, len(_MOBILE), npp)]
     tail = (idx * 48_271 + 12_345_679) % 100_000_000  # a bijection on 0..10^8-1
     phone_digits = np.concatenate([_digits(prefix, 3), _digits(tail, 8)], axis=1) + ord("0")
-    phone = _strings(phone_digits)
-    phone[~has_phone] = None
-    relation = np.where(
-        member == 0,
-        "户主",
+    phone = _ascii(phone_digits, valid=has_phone)
+    relation = _labels(
+        ("户主", "配偶", "子女", "父母", "其他"),
         np.where(
-            (member == 1) & (age >= 20),
-            "配偶",
-            np.where(age < 30, "子女", np.where(age >= 60, "父母", "其他")),
+            member == 0,
+            0,
+            np.where(
+                (member == 1) & (age >= 20),
+                1,
+                np.where(age < 30, 2, np.where(age >= 60, 3, 4)),
+            ),
         ),
-    ).astype(object)
-    residence = np.array(["registered", "floating", "overseas"], dtype=object)[
-        rng.choice(3, npp, p=[0.80, 0.18, 0.02])
-    ]
-    pcodes = {k: v[ph] for k, v in hcodes.items()}
-    people = pd.DataFrame(
+    )
+    residence = _labels(
+        ("registered", "floating", "overseas"), rng.choice(3, npp, p=[0.80, 0.18, 0.02])
+    )
+    pcodes = _take(hcodes, ph)
+    people = _frame(
         {
             "id": idx + 1,
             "household_id": ph.astype(np.int64) + 1,
             "building_id": hb[ph].astype(np.int64) + 1,
-            "name": random_names(npp, rng),
-            "sex": np.where(sex_m, "M", "F").astype(object),
+            "name": random_name_strings(npp, rng),
+            "sex": _labels(("F", "M"), sex_m.astype(np.int64)),
             "birth_date": birth,
             "id_number": id_number,
             "phone": phone,
@@ -306,21 +353,19 @@ def build_registry(
     # --- organisations
     no = counts["orgs"] if nb else 0
     ob = rng.integers(0, max(nb, 1), no)
-    kind = _ORG_KINDS[rng.choice(len(_ORG_KINDS), no, p=[0.45, 0.25, 0.05, 0.05, 0.15, 0.05])]
-    ocodes = {k: v[ob] for k, v in bcodes.items()}
-    oname = (
-        pd.Series(comm.map(comm_names).fillna("").to_numpy(dtype=object)[ob])
-        + pd.Series(kind)
-        + pd.Series(np.arange(1, no + 1)).astype(str)
-        + "号"
-    ).to_numpy(dtype=object)
-    orgs = pd.DataFrame(
+    kind = _labels(
+        _ORG_KINDS, rng.choice(len(_ORG_KINDS), no, p=[0.45, 0.25, 0.05, 0.05, 0.15, 0.05])
+    )
+    ocodes = _take(bcodes, ob)
+    ob_idx = pa.array(ob, pa.int64())
+    comm_name = arrow_strings(comm.map(comm_names).fillna(""))
+    orgs = _frame(
         {
             "id": np.arange(1, no + 1, dtype=np.int64),
-            "uscc": _uscc(pd.Series(ocodes["district_code"]).astype(np.int64).to_numpy(), rng),
-            "name": oname,
+            "uscc": _uscc(pc.cast(ocodes["district_code"], pa.int64()).to_numpy(), rng),
+            "name": _cat(comm_name.take(ob_idx), kind, _zfill(np.arange(1, no + 1), 1), "号"),
             "kind": kind,
-            "address": bname[ob],
+            "address": bname.take(ob_idx),
             "building_id": ob.astype(np.int64) + 1,
             "lon": buildings["lon"].to_numpy()[ob],
             "lat": buildings["lat"].to_numpy()[ob],

@@ -19,10 +19,14 @@ the audit row carries counts and the file's name.
 from __future__ import annotations
 
 import csv
+import mmap
 import multiprocessing
+import shutil
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from pgpq import ArrowToPostgresBinaryEncoder
 from sqlalchemy import Connection, Engine, text
 
@@ -54,6 +59,7 @@ from geogrid.core.registry.crypto import Vault
 from geogrid.core.registry.files import read_table
 from geogrid.core.registry.grams import grams_arrow, grams_lists
 from geogrid.core.registry.ids import (
+    arrow_strings,
     id_numbers_ok,
     mask_ids,
     mask_phones,
@@ -604,7 +610,7 @@ _PERSON_SCHEMA = _SCHEMAS["reg_person"]
 _BULK: dict[str, Any] = {}
 
 #: (table, rows, binary COPY body without header and trailer) made by one task
-_Body = tuple[str, int, bytes]
+_Body = tuple[str, int, Any]
 
 
 def _encode(table: pa.Table) -> bytes:
@@ -635,41 +641,51 @@ def _ewkb(lon: np.ndarray, lat: np.ndarray) -> pa.Array:
 def _codes_arrays(frame: pd.DataFrame, vid: int | None) -> dict[str, pa.Array]:
     n = len(frame)
     return {
-        **{c: pa.array(frame[c].to_numpy(dtype=object), pa.string()) for c in ATTRIBUTION_COLUMNS},
+        **{c: arrow_strings(frame[c]).cast(pa.string()) for c in ATTRIBUTION_COLUMNS},
         "version_id": pa.array(
             np.full(n, vid or 0, dtype=np.int32), pa.int32(), mask=np.full(n, vid is None)
         ),
     }
 
 
-def _seal_people(vault: Vault, ids: list[str], phones: list[str | None]) -> dict[str, Any]:
-    """Sealed, blinded and masked ID numbers and phones of a chunk of people, with the
-    seconds spent on each (the bench's breakdown)."""
+def _seal_people(vault: Vault, ids: pa.Array, phones: pa.Array) -> dict[str, Any]:
+    """Sealed, blinded and masked ID numbers and phones (Arrow strings in their normal
+    form) of a chunk of people, with the seconds spent on each (the bench's breakdown)."""
     t0 = time.process_time()
-    id_enc, phone_enc = vault.seal_many(ids), vault.seal_many(phones)
+    id_bytes = ids.cast(pa.large_binary()).to_pylist()
+    phone_bytes = phones.cast(pa.large_binary()).to_pylist()
+    id_enc, phone_enc = vault.seal_bytes(id_bytes), vault.seal_bytes(phone_bytes)
     t1 = time.process_time()
-    id_blind, phone_blind = vault.blind_many("id", ids), vault.blind_many("phone", phones)
+    id_blind = vault.blind_bytes("id", id_bytes)
+    phone_blind = vault.blind_bytes("phone", phone_bytes)
     t2 = time.process_time()
     return {
         "id_enc": pa.array(id_enc, pa.binary()),
         "id_blind": pa.array(id_blind, pa.binary()),
-        "id_mask": pa.array(mask_ids(np.asarray(ids, dtype=object)), pa.string()),
+        "id_mask": _masked(ids, 4, 14, "**********"),
         "phone_enc": pa.array(phone_enc, pa.binary()),
         "phone_blind": pa.array(phone_blind, pa.binary()),
-        "phone_mask": pa.array(mask_phones(np.asarray(phones, dtype=object)), pa.string()),
+        "phone_mask": _masked(phones, 3, -4, "****"),
         "_seconds": {"seal": t1 - t0, "blind": t2 - t1},
     }
 
 
+def _masked(values: pa.Array, start: int, stop: int, stars: str) -> pa.Array:
+    """Masks of checked ID numbers (18 characters) or phones (11 or more): characters
+    ``start:stop`` replaced by ``stars`` with Arrow's kernel — the same strings as
+    :func:`~geogrid.core.registry.ids.mask_ids` and ``mask_phones`` give for such values."""
+    return pc.utf8_replace_slice(values, start=start, stop=stop, replacement=stars).cast(
+        pa.string()
+    )
+
+
 def _people_body(start: int, stop: int, times: dict[str, float]) -> list[_Body]:
     p, vault, vid = _BULK["reg"].people.iloc[start:stop], _BULK["vault"], _BULK["version_id"]
-    ids = p["id_number"].tolist()
-    phones = [x if isinstance(x, str) else None for x in p["phone"].tolist()]
-    sealed = _seal_people(vault, ids, phones)
+    sealed = _seal_people(vault, arrow_strings(p["id_number"]), arrow_strings(p["phone"]))
     for k, s in sealed.pop("_seconds").items():
         times[k] = times.get(k, 0.0) + s
     t = time.process_time()
-    grams = grams_arrow(p["name"].to_numpy(dtype=object), normalised=True)
+    grams = grams_arrow(p["name"], normalised=True)
     times["grams"] = times.get("grams", 0.0) + time.process_time() - t
     t = time.process_time()
     table = pa.table(
@@ -699,9 +715,9 @@ def _places_body(times: dict[str, float]) -> list[_Body]:
     reg, vid = _BULK["reg"], _BULK["version_id"]
     t = time.process_time()
     b = reg.buildings
-    b_grams = grams_arrow(b["address"].to_numpy(dtype=object), normalised=True)
+    b_grams = grams_arrow(b["address"], normalised=True)
     h = reg.households
-    h_grams = grams_arrow(h["address"].to_numpy(dtype=object), normalised=True)
+    h_grams = grams_arrow(h["address"], normalised=True)
     times["grams"] = times.get("grams", 0.0) + time.process_time() - t
     t = time.process_time()
     bt = pa.table(
@@ -751,7 +767,7 @@ def _orgs_care_body(times: dict[str, float]) -> list[_Body]:
     reg, vid = _BULK["reg"], _BULK["version_id"]
     t = time.process_time()
     o = reg.orgs
-    o_grams = grams_arrow((o["name"] + o["address"]).to_numpy(dtype=object), normalised=True)
+    o_grams = grams_arrow(o["name"] + o["address"], normalised=True)
     times["grams"] = times.get("grams", 0.0) + time.process_time() - t
     t = time.process_time()
     ot = pa.table(
@@ -786,7 +802,11 @@ def _orgs_care_body(times: dict[str, float]) -> list[_Body]:
 def _task(task: tuple[str, int, int]) -> tuple[list[_Body], list[str], dict[str, float]]:
     """One task of the bulk load on :data:`_BULK` (runs in a forked worker): ``check``,
     ``places``, ``orgs_care`` or ``people`` rows ``start:stop``. Returns the COPY bodies,
-    the problems found (``check``) and the seconds per step."""
+    the problems found (``check``) and the seconds per step. With a spool directory
+    (``_BULK["spool"]``: forked workers) each body is written to a file there and its
+    path returned instead of the bytes: the loader maps the file and hands it to the COPY,
+    so a body is not pickled through the pool's pipe and unpickled again (≈ 1.9 GB of
+    people's bodies at 6.62 M records)."""
     kind, start, stop = task
     times: dict[str, float] = {}
     if kind == "check":
@@ -795,10 +815,35 @@ def _task(task: tuple[str, int, int]) -> tuple[list[_Body], list[str], dict[str,
         times["check"] = time.process_time() - t
         return [], problems, times
     if kind == "places":
-        return _places_body(times), [], times
-    if kind == "orgs_care":
-        return _orgs_care_body(times), [], times
-    return _people_body(start, stop, times), [], times
+        bodies = _places_body(times)
+    elif kind == "orgs_care":
+        bodies = _orgs_care_body(times)
+    else:
+        bodies = _people_body(start, stop, times)
+    spool = _BULK.get("spool")
+    if spool is None:
+        return bodies, [], times
+    out: list[_Body] = []
+    for i, (table, rows, body) in enumerate(bodies):
+        path = Path(spool) / f"{kind}-{start}-{i}.copy"
+        path.write_bytes(body)
+        out.append((table, rows, str(path)))
+    return out, [], times
+
+
+@contextmanager
+def _body_of(body: bytes | str) -> Iterator[bytes | mmap.mmap]:
+    """A body made by :func:`_task`: the bytes, or the spooled file mapped (and removed
+    after use)."""
+    if isinstance(body, bytes):
+        yield body
+        return
+    path = Path(body)
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            yield m
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def _phones_ok(values: np.ndarray) -> bool:
@@ -817,8 +862,7 @@ def _phones_ok(values: np.ndarray) -> bool:
 def _bulk_problems(reg: Any) -> list[str]:
     """Vectorised checks of generated or converted records: what fails (nothing: [])."""
     problems = []
-    ids = reg.people["id_number"].to_numpy(dtype=object)
-    bad = np.flatnonzero(~id_numbers_ok(ids))
+    bad = np.flatnonzero(~id_numbers_ok(reg.people["id_number"]))
     if len(bad):
         problems.append(f"{len(bad)} invalid ID number(s), first at person {bad[0] + 1}")
     if not reg.people["id_number"].is_unique:
@@ -872,6 +916,29 @@ def _index_and_analyze(engine: Engine, workers: int) -> None:
             f.result()
 
 
+class _Steps:
+    """Wall, own-CPU and server-CPU seconds per step of the bulk load (each step ends at
+    its :meth:`mark`)."""
+
+    def __init__(self, server_cpu: Callable[[], float] | None) -> None:
+        self._server = server_cpu or (lambda: 0.0)
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self.server: dict[str, float] = {}
+        self._at = (time.perf_counter(), time.process_time(), self._server())
+
+    def mark(self, name: str, **extra: float) -> None:
+        now = (time.perf_counter(), time.process_time(), self._server())
+        for acc, a, b in zip((self.wall, self.cpu, self.server), self._at, now, strict=True):
+            acc[name] = b - a
+        self.wall.update(extra)
+        self._at = now
+
+    @staticmethod
+    def rounded(d: dict[str, float]) -> dict[str, float]:
+        return {k: round(v, 2) for k, v in d.items()}
+
+
 def load_registry(
     engine: Engine,
     reg: Any,
@@ -881,6 +948,7 @@ def load_registry(
     chunk: int = 200_000,
     replace: bool = False,
     on_progress: Callable[[str], None] | None = None,
+    server_cpu: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
     """Bulk-load a whole registry (``reg``: frames ``buildings``, ``households``,
     ``people``, ``orgs``, ``care`` as made by :func:`geogrid.demo.registry.build_registry`,
@@ -897,8 +965,10 @@ def load_registry(
     after it, on two connections at once (:func:`_index_and_analyze`), before this
     returns. ``replace`` empties the registry first.
 
-    Returns counts and seconds per step (``steps``: wall seconds of this process;
-    ``worker_cpu``: CPU seconds spent in the workers per step).
+    Returns counts and seconds per step (``steps``: wall seconds; ``loader_cpu``: CPU
+    seconds of this process; ``server_cpu``: the database server's CPU seconds as told by
+    ``server_cpu`` — a clock of the server's processes, e.g. the bench's, when given;
+    ``worker_cpu``: CPU seconds spent in the workers per kind of work).
 
     Raises
     ------
@@ -907,7 +977,7 @@ def load_registry(
     """
     say = on_progress or (lambda _m: None)
     t0 = time.perf_counter()
-    times: dict[str, float] = {}
+    steps = _Steps(server_cpu)
     cpu: dict[str, float] = {}
     n_people = len(reg.people)
     tasks: list[tuple[str, int, int]] = [("places", 0, 0), ("orgs_care", 0, 0), ("check", 0, 0)]
@@ -920,14 +990,18 @@ def load_registry(
         try:
             if workers > 1:
                 # forked workers read the registry from _BULK: nothing is pickled but the
-                # task's numbers; they start now and run ahead of the COPY
+                # task's numbers; they start now and run ahead of the COPY, spooling their
+                # bodies to files (in memory when /dev/shm is there)
+                shm = Path("/dev/shm")
+                _BULK["spool"] = tempfile.mkdtemp(
+                    prefix="geogrid-registry-", dir=shm if shm.is_dir() else None
+                )
                 pool = ProcessPoolExecutor(
                     max_workers=workers, mp_context=multiprocessing.get_context("fork")
                 )
                 results: Any = pool.map(_task, tasks)
             else:
                 results = map(_task, tasks)
-            t = time.perf_counter()
             if not replace and not store.is_empty(conn):
                 raise Conflict("the registry is not empty: the bulk load fills an empty registry")
             # truncated in this transaction (even when empty): COPY … FREEZE may then write
@@ -935,8 +1009,8 @@ def load_registry(
             store.truncate_registry(conn)
             store.drop_secondary_indexes(conn)
             saved = store.drop_constraints(conn)
-            times["prepare"] = time.perf_counter() - t
-            t_wait = t_copy = 0.0
+            steps.mark("prepare")
+            t_wait = 0.0
             t = time.perf_counter()
             for bodies, problems, part in results:
                 t_wait += time.perf_counter() - t
@@ -946,26 +1020,25 @@ def load_registry(
                     )
                 for k, s in part.items():
                     cpu[k] = cpu.get(k, 0.0) + s
-                t = time.perf_counter()
                 for table, rows, body in bodies:
-                    store.copy_into(conn, table, _SCHEMAS[table], [body], freeze=True)
+                    with _body_of(body) as data:
+                        store.copy_into(conn, table, _SCHEMAS[table], [data], freeze=True)
                     copied[table] = copied.get(table, 0) + rows
-                t_copy += time.perf_counter() - t
                 t = time.perf_counter()
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
+            if _BULK.get("spool"):
+                shutil.rmtree(_BULK["spool"], ignore_errors=True)
             _BULK.clear()
-        times["wait_for_workers"], times["copy"] = t_wait, t_copy
+        steps.mark("copy", wait_for_workers=t_wait)
         say(f"registry: {copied} copied in {time.perf_counter() - t0:.1f} s")
         if copied.get("reg_person", 0) != n_people:  # pragma: no cover - a loader bug
             raise RuntimeError(f"{copied.get('reg_person', 0)} of {n_people} people copied")
-        t = time.perf_counter()
         store.add_constraints(conn, saved)
         store.create_unique_blind_index(conn)
         store.reset_identities(conn)
-        times["keys_constraints"] = time.perf_counter() - t
-        t = time.perf_counter()
+        steps.mark("keys_constraints")
         units = refresh_unit_counts(conn, complete=True)
         b, h, o = len(reg.buildings), len(reg.households), len(reg.orgs)
         audit.record(
@@ -976,13 +1049,14 @@ def load_registry(
             ids=[],
             detail={"records": int(b + h + n_people + o), "care": int(len(reg.care))},
         )
-        times["unit_counts"] = time.perf_counter() - t
-        t = time.perf_counter()
-    times["commit"] = time.perf_counter() - t
-    t = time.perf_counter()
+        steps.mark("unit_counts")
+    steps.mark("commit")
     _index_and_analyze(engine, workers)
-    times["indexes_analyze"] = time.perf_counter() - t
-    say(f"registry: search indexes built and tables analysed in {times['indexes_analyze']:.1f} s")
+    steps.mark("indexes_analyze")
+    say(
+        "registry: search indexes built and tables analysed in "
+        f"{steps.wall['indexes_analyze']:.1f} s"
+    )
     records = int(b + h + n_people + o)
     seconds = round(time.perf_counter() - t0, 2)
     return {
@@ -995,6 +1069,8 @@ def load_registry(
         "units_updated": units,
         "seconds": seconds,
         "rows_per_s": round(records / seconds) if seconds else None,
-        "steps": {k: round(v, 2) for k, v in times.items()},
+        "steps": steps.rounded(steps.wall),
+        "loader_cpu": steps.rounded(steps.cpu),
+        "server_cpu": steps.rounded(steps.server),
         "worker_cpu": {k: round(v, 2) for k, v in cpu.items()},
     }

@@ -16,6 +16,7 @@ transaction (all or nothing).
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
@@ -85,6 +86,10 @@ __all__ = [
 ]
 
 
+#: a search gram: compared for equality only, byte for byte (migration 0020)
+_GRAM = Text(collation="C")
+
+
 def _units() -> list[Column[Any]]:
     return [Column(c, Text) for c in ATTRIBUTION_COLUMNS] + [Column("version_id", Integer)]
 
@@ -101,7 +106,7 @@ reg_building = Table(
     Column("geom", Geometry("POINT", srid=4326, spatial_index=False), nullable=False),
     Column("footprint", Geometry("MULTIPOLYGON", srid=4326, spatial_index=False)),
     *_units(),
-    Column("addr_grams", ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    Column("addr_grams", ARRAY(_GRAM), nullable=False, server_default=text("'{}'")),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 reg_dwelling = Table(
@@ -123,7 +128,7 @@ reg_household = Table(
     Column("dwelling_id", BigInteger),
     Column("address", Text),
     *_units(),
-    Column("addr_grams", ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    Column("addr_grams", ARRAY(_GRAM), nullable=False, server_default=text("'{}'")),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 reg_person = Table(
@@ -146,7 +151,7 @@ reg_person = Table(
     Column("address", Text),
     *_units(),
     Column("geom", Geometry("POINT", srid=4326, spatial_index=False)),
-    Column("name_grams", ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    Column("name_grams", ARRAY(_GRAM), nullable=False, server_default=text("'{}'")),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 reg_org = Table(
@@ -160,7 +165,7 @@ reg_org = Table(
     Column("building_id", BigInteger),
     Column("geom", Geometry("POINT", srid=4326, spatial_index=False)),
     *_units(),
-    Column("addr_grams", ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    Column("addr_grams", ARRAY(_GRAM), nullable=False, server_default=text("'{}'")),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 reg_care = Table(
@@ -706,7 +711,7 @@ def copy_into(
     conn: Connection,
     table: str,
     schema: pa.Schema,
-    chunks: Iterable[pa.Table | bytes],
+    chunks: Iterable[pa.Table | bytes | mmap.mmap],
     *,
     freeze: bool = False,
 ) -> int:
@@ -726,7 +731,7 @@ def copy_into(
         with cur.copy(f"COPY {table} ({names}) FROM STDIN WITH ({options})") as cp:
             cp.write(encoder.write_header())
             for chunk in chunks:
-                if isinstance(chunk, bytes):
+                if not isinstance(chunk, pa.Table):  # an encoded body (bytes or a mapping)
                     cp.write(chunk)
                     continue
                 n += chunk.num_rows

@@ -131,6 +131,15 @@ class Vault:
 
     def seal_many(self, values: Sequence[str | None]) -> list[bytes | None]:
         """:meth:`seal` of many values (``None`` stays ``None``); one call for the nonces."""
+        return self.seal_bytes([None if v is None else v.encode() for v in values])
+
+    def seal_bytes(self, values: Sequence[bytes | None]) -> list[bytes | None]:
+        """:meth:`seal_many` of values already UTF-8 encoded.
+
+        >>> v = Vault(bytes(range(32)))
+        >>> [v.open(b) for b in v.seal_bytes([b"13812345678"])], v.seal_bytes([None])
+        (['13812345678'], [None])
+        """
         n = len(values)
         nonces = os.urandom(NONCE_BYTES * n)
         enc = self._aead.encrypt
@@ -141,25 +150,36 @@ class Vault:
                 append(None)
                 continue
             nonce = nonces[i * NONCE_BYTES : (i + 1) * NONCE_BYTES]
-            append(nonce + enc(nonce, v.encode(), None))
+            append(nonce + enc(nonce, v, None))
         return out
 
     def blind_many(self, kind: str, values: Sequence[str | None]) -> list[bytes | None]:
         """:meth:`blind` of many values ALREADY in their normal form (``None`` stays)."""
+        return self.blind_bytes(kind, [None if v is None else v.encode() for v in values])
+
+    def blind_bytes(self, kind: str, values: Sequence[bytes | None]) -> list[bytes | None]:
+        """:meth:`blind_many` of values already UTF-8 encoded.
+
+        >>> v = Vault(bytes(range(32)))
+        >>> v.blind_bytes("id", [b"11010519491231002X", None]) == v.blind_many(
+        ...     "id", ["11010519491231002X", None])
+        True
+        """
         # HMAC-SHA256 from the precomputed inner and outer SHA-256 states (RFC 2104):
         # the same digest as hmac.digest, without its per-call key setup
         key = self._blind_keys[kind]
         inner = hashlib.sha256(bytes(b ^ 0x36 for b in key.ljust(64, b"\0")))
         outer = hashlib.sha256(bytes(b ^ 0x5C for b in key.ljust(64, b"\0")))
+        icopy, ocopy = inner.copy, outer.copy
         out: list[bytes | None] = []
         append = out.append
         for v in values:
             if v is None:
                 append(None)
                 continue
-            i = inner.copy()
-            i.update(v.encode())
-            o = outer.copy()
+            i = icopy()
+            i.update(v)
+            o = ocopy()
             o.update(i.digest())
             append(o.digest())
         return out

@@ -15,6 +15,8 @@ True
 >>> arr = grams_arrow(["王 小明", None, "Ａ1"])
 >>> [sorted(set(v)) for v in arr.to_pylist()] == [text_grams("王 小明"), [], text_grams("Ａ1")]
 True
+>>> grams_arrow(["王小明", None, "", "a", "é1"], normalised=True).to_pylist()
+[['王', '小', '明', '王小', '小明'], [], [], ['a'], ['é', '1', 'é1']]
 """
 
 from __future__ import annotations
@@ -56,18 +58,89 @@ def grams_lists(texts: Iterable[str | None]) -> list[list[str]]:
 
 
 def grams_arrow(
-    texts: Sequence[str | None] | np.ndarray, *, normalised: bool = False, chunk: int = 250_000
+    texts: Sequence[str | None] | np.ndarray | pd.Series | pa.Array,
+    *,
+    normalised: bool = False,
+    chunk: int = 250_000,
 ) -> pa.ListArray:
     """The grams of many texts as an Arrow ``list<string>`` array, vectorised with NumPy
     down to the UTF-8 bytes (the bulk loaders' form of :func:`text_grams`: the same grams
     per text, in text order and possibly repeated, which a GIN index and ``@>`` do not
     mind). ``normalised``: the texts are already in :func:`normalise_text` form (skips
-    that step)."""
+    that step, and the grams are cut from the texts' UTF-8 bytes, an Arrow-backed Series
+    read without a copy)."""
+    if normalised:
+        whole = _large_strings(texts)
+        parts = [_grams_utf8(whole.slice(i, chunk)) for i in range(0, max(len(whole), 1), chunk)]
+        return pa.concat_arrays(parts) if len(parts) > 1 else parts[0]
     arr = np.asarray(texts, dtype=object)
     parts = [
         _grams_chunk(arr[i : i + chunk], normalised) for i in range(0, max(len(arr), 1), chunk)
     ]
     return pa.concat_arrays(parts) if len(parts) > 1 else parts[0]
+
+
+def _large_strings(texts: Sequence[str | None] | np.ndarray | pd.Series | pa.Array) -> pa.Array:
+    """Texts as one Arrow ``large_string`` array (an Arrow-backed Series without a copy),
+    missing ones as ``""``."""
+    if isinstance(texts, pd.Series):
+        texts = texts.array
+    if isinstance(texts, np.ndarray | list | tuple):
+        texts = np.asarray(texts, dtype=object)
+    arr = (
+        texts
+        if isinstance(texts, pa.Array | pa.ChunkedArray)
+        else pa.array(texts, from_pandas=True)
+    )
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    return arr.cast(pa.large_string()).fill_null("")
+
+
+def _grams_utf8(arr: pa.Array) -> pa.ListArray:
+    """The grams of texts in normal form straight from their UTF-8 bytes: a character
+    starts at every byte that is not a continuation byte (``10xxxxxx``); a row's unigrams
+    are its characters' byte ranges, its bigrams two adjacent ones; the grams' bytes are
+    gathered with one NumPy index (no decoding to code points and back)."""
+    n = len(arr)
+    offs = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + n + 1]
+    base = int(offs[0]) if n else 0
+    data = arr.buffers()[2]
+    raw = (
+        np.frombuffer(data, dtype=np.uint8)[base : int(offs[-1])]
+        if n and data is not None
+        else np.zeros(0, dtype=np.uint8)
+    )
+    offs = offs - base
+    lead = (raw & 0xC0) != 0x80
+    cstart = np.flatnonzero(lead)  # byte start of every character
+    cend = np.append(cstart[1:], len(raw))  # … and its end (rows are contiguous)
+    cum = np.concatenate([[0], np.cumsum(lead)])
+    nchars = cum[offs[1:]] - cum[offs[:-1]]
+    first = cum[offs[:-1]]  # index of each row's first character
+    ngrams = np.where(nchars > 0, 2 * nchars - 1, 0)
+    goffs = np.concatenate([[0], np.cumsum(ngrams)])
+    nc = len(cstart)
+    row = np.repeat(np.arange(n), nchars)
+    k = np.arange(nc) - first[row]  # rank of the character in its row
+    gstart = np.empty(int(goffs[-1]), dtype=np.int64)
+    glen = np.empty(int(goffs[-1]), dtype=np.int64)
+    upos = goffs[:-1][row] + k
+    gstart[upos] = cstart
+    glen[upos] = cend - cstart
+    pair = k < nchars[row] - 1  # a character followed by another in its row
+    j = np.flatnonzero(pair)
+    bpos = goffs[:-1][row[j]] + nchars[row[j]] + k[j]
+    gstart[bpos] = cstart[j]
+    glen[bpos] = cend[j + 1] - cstart[j]
+    ends = np.cumsum(glen)
+    idx = np.repeat(gstart - (ends - glen), glen) + np.arange(int(ends[-1]) if len(ends) else 0)
+    values = pa.StringArray.from_buffers(
+        len(glen),
+        pa.py_buffer(np.concatenate([[0], ends]).astype(np.int32)),
+        pa.py_buffer(np.ascontiguousarray(raw[idx])),
+    )
+    return pa.ListArray.from_arrays(pa.array(goffs.astype(np.int32), pa.int32()), values)
 
 
 def _utf8(cps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

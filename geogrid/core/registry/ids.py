@@ -60,6 +60,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
 
 from geogrid.core.masking import mask_phone
 
@@ -69,6 +70,8 @@ __all__ = [
     "USCC_ALPHABET",
     "USCC_WEIGHTS",
     "IdInfo",
+    "arrow_strings",
+    "fixed_width",
     "normalise_id",
     "id_check_char",
     "id_check_chars",
@@ -145,6 +148,52 @@ def _as_str_array(values: npt.ArrayLike) -> np.ndarray:
     return s.str.strip().str.upper().to_numpy(dtype=object)
 
 
+def arrow_strings(values: object) -> pa.Array:
+    """Strings (a pandas Series — Arrow-backed or of objects —, an Arrow array, a NumPy
+    array or a list) as ONE Arrow ``large_string`` array; missing values are nulls. An
+    Arrow-backed Series gives its buffers without a copy.
+
+    >>> arrow_strings(pd.Series(["ab", None])).to_pylist()
+    ['ab', None]
+    """
+    if isinstance(values, pd.Series):
+        values = values.array
+    arr = (
+        values
+        if isinstance(values, pa.Array | pa.ChunkedArray)
+        else pa.array(values, from_pandas=True)
+    )
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    if arr.type != pa.large_string():
+        arr = arr.cast(pa.large_string())
+    return arr
+
+
+def fixed_width(arr: pa.Array, width: int) -> np.ndarray | None:
+    """The UTF-8 bytes of an Arrow string array as an ``(n, width)`` uint8 NumPy view when
+    every value is present and exactly ``width`` bytes long (no copy); ``None`` otherwise.
+
+    >>> fixed_width(pa.array(["12", "34"], pa.large_string()), 2).tolist()
+    [[49, 50], [51, 52]]
+    >>> fixed_width(pa.array(["12", "3"]), 2) is None
+    True
+    """
+    arr = arrow_strings(arr)
+    n = len(arr)
+    if arr.null_count:
+        return None
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + n + 1]
+    if not n:
+        return np.zeros((0, width), dtype=np.uint8)
+    start = int(offsets[0])
+    if int(offsets[-1]) - start != n * width or not (np.diff(offsets) == width).all():
+        return None
+    return np.frombuffer(arr.buffers()[2], dtype=np.uint8)[start : start + n * width].reshape(
+        n, width
+    )
+
+
 def id_check_chars(first17: npt.ArrayLike) -> np.ndarray:
     """Check characters of many 17-digit prefixes (strings), vectorised.
 
@@ -211,18 +260,26 @@ def id_numbers_ok(values: npt.ArrayLike, *, today: dt.date | None = None) -> np.
     >>> id_numbers_ok(["11010519491231002X", "11010519491231002x", "110105194902300021"]).tolist()
     [True, False, False]
     """
-    arr = np.asarray(values, dtype=object)
-    n = len(arr)
+    fixed = fixed_width(arrow_strings(values), 18) if not isinstance(values, str) else None
+    if fixed is not None:  # every value 18 bytes (the usual case): its bytes, no object
+        n = len(fixed)
+        u = fixed.astype(np.int32)
+        lens = np.full(n, 18)
+    else:
+        arr = np.asarray(values, dtype=object)
+        n = len(arr)
+        if not n:
+            return np.zeros(0, dtype=bool)
+        lens = np.fromiter((len(v) if isinstance(v, str) else 0 for v in arr), np.int64, n)
+        u = arr.astype("U19").view(np.uint32).reshape(n, 19).astype(np.int32)
     if not n:
         return np.zeros(0, dtype=bool)
-    lens = np.fromiter((len(v) if isinstance(v, str) else 0 for v in arr), np.int64, n)
-    u = arr.astype("U19").view(np.uint32).reshape(n, 19).astype(np.int64)
     d = u[:, :17] - ord("0")
     ok = (lens == 18) & ((d >= 0) & (d <= 9)).all(axis=1)
     last = u[:, 17]
     ok &= ((last >= ord("0")) & (last <= ord("9"))) | (last == ord("X"))
     check = np.frombuffer(ID_CHECK_CHARS.encode(), dtype=np.uint8)[
-        (np.clip(d, 0, 9) * np.asarray(ID_WEIGHTS, dtype=np.int64)).sum(axis=1) % 11
+        np.clip(d, 0, 9) @ np.asarray(ID_WEIGHTS, dtype=np.int32) % 11
     ]
     ok &= check == last
     y = d[:, 6] * 1000 + d[:, 7] * 100 + d[:, 8] * 10 + d[:, 9]
