@@ -495,6 +495,12 @@ _OWED_CALLERS = 100_000
 _REFUSED_S = 1.0
 #: seconds at most a caller refused again before its Retry-After waits for its 429
 _TARPIT_S = 1.0
+#: issue 10: a caller's server-time budget seen with at least :data:`_BUDGET_MARGIN`
+#: tenths left is not asked of the storage again for :data:`_BUDGET_RECHECK_S` seconds
+#: (a Redis round trip per request saved; what other processes charge meanwhile can
+#: overdraw the budget by at most their use in that time)
+_BUDGET_RECHECK_S = 0.5
+_BUDGET_MARGIN = 20
 
 
 def _rate(rates: dict[str, str], klass: RequestClass) -> str:
@@ -524,6 +530,9 @@ class _RateLimits:
         #: wait (time.time()), the limit, and when to ask the storage again — a caller
         #: hammering a limit is refused from memory, not with two Redis round trips each
         self._refused: dict[tuple[str, str], tuple[float, str, float, bool]] = {}
+        #: callers' budgets seen lately with room to spare: caller → (until, tenths left
+        #: then, less what this process charged since) — see :data:`_BUDGET_RECHECK_S`
+        self._budget: dict[str, tuple[float, float]] = {}
 
     def _get(self) -> SlidingWindowCounterRateLimiter:
         loop = asyncio.get_running_loop()
@@ -565,14 +574,34 @@ class _RateLimits:
                     wait = await self._wait(limiter, item, klass.value, who)
                     return self._refuse(key, wait, f"rate_limits_{kind}.{klass.value}")
             if klass is not RequestClass.CHEAP:
-                for item in self.time_account if credentialed else self.time_anonymous:
-                    if not await limiter.test(item, _TIME, who):
-                        wait = await self._wait(limiter, item, _TIME, who)
-                        return self._refuse(key, wait, f"time_budget_{kind}")
+                refusal = await self._check_budget(limiter, who, credentialed)
+                if refusal is not None:
+                    return self._refuse(key, refusal, f"time_budget_{kind}")
                 if upfront:
                     await self.charge(who, credentialed, upfront / 10)
         except Exception:  # the limiter's storage (Redis) is down: serve, do not refuse
             log.warning("rate-limit storage unavailable; request not limited", exc_info=True)
+        return None
+
+    async def _check_budget(
+        self, limiter: SlidingWindowCounterRateLimiter, who: str, credentialed: bool
+    ) -> float | None:
+        """None when the caller has server time left, else the seconds to wait. A budget
+        seen with room to spare a moment ago is not asked again (:data:`_BUDGET_MARGIN`)."""
+        now = time.monotonic()
+        seen = self._budget.get(who)
+        if seen is not None and now < seen[0] and seen[1] >= _BUDGET_MARGIN:
+            return None
+        least = math.inf
+        for item in self.time_account if credentialed else self.time_anonymous:
+            stats = await limiter.get_window_stats(item, _TIME, who)
+            if stats.remaining < 1:
+                self._budget.pop(who, None)
+                return max(1.0, stats.reset_time - time.time())
+            least = min(least, stats.remaining)
+        if len(self._budget) >= _OWED_CALLERS:  # bounded: forget them
+            self._budget.clear()
+        self._budget[who] = (now + _BUDGET_RECHECK_S, least)
         return None
 
     def repeated(self, klass: RequestClass, who: str) -> bool:
@@ -602,6 +631,9 @@ class _RateLimits:
             self._owed[who] = owed - tenths
         if tenths < 1:
             return
+        seen = self._budget.get(who)
+        if seen is not None:  # what this process charged comes off the budget it saw
+            self._budget[who] = (seen[0], seen[1] - tenths)
         limiter = self._get()
         try:
             for item in self.time_account if credentialed else self.time_anonymous:

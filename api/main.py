@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -150,6 +151,8 @@ def create_app(database_url: str | None = None, settings: Settings | None = None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = AppContext.open(database_url, settings)
         app.state.ctx = ctx
+        if ctx.settings.switch_interval_ms is not None:  # issue 10: see the setting
+            sys.setswitchinterval(ctx.settings.switch_interval_ms / 1000)
         # issue 10: expensive analytics out of the serving process, in niced processes
         app.state.offload = Offload(ctx.settings.expensive_processes, ctx.settings.expensive_nice)
         app.state.offload.start(("api.routes.analytics",))
@@ -172,6 +175,9 @@ def create_app(database_url: str | None = None, settings: Settings | None = None
         description=_DESCRIPTION,
         lifespan=lifespan,
         default_response_class=GeogridJSONResponse,
+        telemetry=None
+        if (settings or get_settings()).opentelemetry
+        else {"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
         docs_url=None,
         redoc_url=None,
     )

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import Connection, create_engine
+from sqlalchemy import Connection, create_engine, event, exc
 from sqlalchemy.engine import Engine
 
 from geogrid.settings import get_settings
 from geogrid.store import cluster
 from geogrid.store.limits import install_statement_timeout
 
-__all__ = ["database_url", "get_engine", "raw_dsn", "transaction", "connection"]
+__all__ = ["autocommit", "database_url", "get_engine", "raw_dsn", "transaction", "connection"]
 
 
 def database_url(url: str | None = None, *, start: bool = True) -> str:
@@ -41,7 +43,6 @@ def raw_dsn(url: str) -> str:
 
 @lru_cache(maxsize=8)
 def _engine(url: str) -> Engine:
-    # pool_pre_ping: a connection broken by a database restart is replaced, not used
     # jit off: with monthly partitions a query's estimated cost passes jit_above_cost and
     # PostgreSQL compiles every partition's expressions — seconds for a tile of 60k points
     # under load (the cheap class's 5 s budget ran out); our queries are short and indexed
@@ -49,12 +50,41 @@ def _engine(url: str) -> Engine:
         url,
         pool_size=10,
         max_overflow=20,
-        pool_pre_ping=True,
         pool_timeout=10,
         connect_args={"options": "-c jit=off"},
     )
+    install_idle_ping(engine)
     install_statement_timeout(engine)
     return engine
+
+
+#: a pooled connection idle longer than this is pinged before use (seconds)
+IDLE_PING_S = 1.0
+
+
+def install_idle_ping(engine: Engine, idle_s: float = IDLE_PING_S) -> None:
+    """Ping a pooled connection before use only when it sat idle for ``idle_s`` or more.
+
+    SQLAlchemy's ``pool_pre_ping`` pings at every checkout: a round trip per transaction,
+    a fifth of a report's (issue 10). A connection used a moment ago is alive or fails
+    like any statement would — and a disconnect error invalidates the whole pool, so the
+    next checkouts connect afresh; one idle across a database restart is replaced before
+    use. This is SQLAlchemy's documented pessimistic pattern (raise ``DisconnectionError``
+    in ``checkout``: the pool retries with a new connection), only made lazier."""
+
+    @event.listens_for(engine.pool, "checkin")
+    def _returned(dbapi_connection: Any, record: Any) -> None:
+        record.info["geogrid_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get("geogrid_idle_since")
+        if since is None or time.monotonic() - since < idle_s:
+            return  # new, or in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as e:  # any failure: this connection is not to be used
+            raise exc.DisconnectionError(str(e)) from e
 
 
 def get_engine(url: str | None = None) -> Engine:
@@ -80,3 +110,15 @@ def connection(bind: Engine | Connection) -> Iterator[Connection]:
     else:
         with bind.connect() as conn:
             yield conn
+
+
+@contextmanager
+def autocommit(bind: Engine | Connection) -> Iterator[Connection]:
+    """A connection from an Engine in autocommit (each statement its own transaction: no
+    ``BEGIN``/``COMMIT`` round trips around a lone read — issue 10, the sign-in check), or
+    the caller's Connection (and its transaction) as is."""
+    if isinstance(bind, Connection):
+        yield bind
+    else:
+        with bind.connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")

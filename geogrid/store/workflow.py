@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, TextClause, text
 
 from geogrid.core.accounts import ROLE_FOR_LEVEL
 from geogrid.core.hierarchy import ATTRIBUTION_COLUMNS
@@ -124,6 +125,25 @@ def share_published_version(conn: Connection) -> None:
     conn.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": PUBLISH_LOCK})
 
 
+#: issue 10: the report path's statements are made once (building a ``text()`` parses its
+#: bind parameters with a regular expression: ~0.1 ms each, per call)
+_REPORT_CONTEXT = text(
+    "SELECT c.code, c.name_zh, c.name_en, c.limit_hours, c.effort, c.escalate_level, "
+    "c.share, c.active, v.id AS version_id, "
+    "(SELECT coalesce(json_agg(json_build_object('code', u.code, 'name', u.name, "
+    "'level', u.level, 'account', (SELECT ac.id FROM account_unit au "
+    "JOIN account ac ON ac.id = au.account_id AND ac.active AND ac.role = "
+    "(CAST(:roles AS text[]))[array_position(CAST(:levels AS text[]), u.level)] "
+    "WHERE au.unit_code = u.code ORDER BY ac.id LIMIT 1)) "
+    "ORDER BY array_position(CAST(:levels AS text[]), u.level), "
+    "u.code), '[]') FROM unit u WHERE u.version_id = v.id AND "
+    "ST_Covers(u.geom, ST_SetSRID(ST_MakePoint(:x, :y), 4326))) AS units, "
+    "(SELECT a.role FROM account a WHERE a.id = :r) AS reporter_role "
+    "FROM (SELECT 1) AS one LEFT JOIN category c ON c.code = :cat "
+    "LEFT JOIN boundary_version v ON v.status = 'published'"
+)
+
+
 def report_context(
     conn: Connection,
     category: str,
@@ -143,21 +163,7 @@ def report_context(
     the account does not exist)."""
     row = (
         conn.execute(
-            text(
-                "SELECT c.code, c.name_zh, c.name_en, c.limit_hours, c.effort, c.escalate_level, "
-                "c.share, c.active, v.id AS version_id, "
-                "(SELECT coalesce(json_agg(json_build_object('code', u.code, 'name', u.name, "
-                "'level', u.level, 'account', (SELECT ac.id FROM account_unit au "
-                "JOIN account ac ON ac.id = au.account_id AND ac.active AND ac.role = "
-                "(CAST(:roles AS text[]))[array_position(CAST(:levels AS text[]), u.level)] "
-                "WHERE au.unit_code = u.code ORDER BY ac.id LIMIT 1)) "
-                "ORDER BY array_position(CAST(:levels AS text[]), u.level), "
-                "u.code), '[]') FROM unit u WHERE u.version_id = v.id AND "
-                "ST_Covers(u.geom, ST_SetSRID(ST_MakePoint(:x, :y), 4326))) AS units, "
-                "(SELECT a.role FROM account a WHERE a.id = :r) AS reporter_role "
-                "FROM (SELECT 1) AS one LEFT JOIN category c ON c.code = :cat "
-                "LEFT JOIN boundary_version v ON v.status = 'published'"
-            ),
+            _REPORT_CONTEXT,
             {
                 "cat": category,
                 "x": lon,
@@ -184,6 +190,17 @@ def report_context(
     }
 
 
+_OPEN_REPORT = text(
+    "WITH l AS (SELECT pg_advisory_xact_lock_shared(:lock) AS held, "
+    "CASE WHEN :quiet THEN set_config('geogrid.live', 'off', true) END AS live), "
+    "c AS (INSERT INTO idempotency_key (principal, key, operation, request_hash) "
+    "SELECT :p, :k, :o, :h FROM l WHERE CAST(:k AS text) IS NOT NULL "
+    "ON CONFLICT (principal, key) DO NOTHING RETURNING 1) "
+    "SELECT (SELECT count(*) FROM c) AS claimed, (SELECT count(*) FROM l) AS held, "
+    "nextval('incident_id_seq') AS id"
+)
+
+
 def open_report(
     conn: Connection,
     *,
@@ -207,15 +224,7 @@ def open_report(
     """
     principal, key, operation, digest = claim if claim is not None else (None, None, None, None)
     row = conn.execute(
-        text(
-            "WITH l AS (SELECT pg_advisory_xact_lock_shared(:lock) AS held, "
-            "CASE WHEN :quiet THEN set_config('geogrid.live', 'off', true) END AS live), "
-            "c AS (INSERT INTO idempotency_key (principal, key, operation, request_hash) "
-            "SELECT :p, :k, :o, :h FROM l WHERE CAST(:k AS text) IS NOT NULL "
-            "ON CONFLICT (principal, key) DO NOTHING RETURNING 1) "
-            "SELECT (SELECT count(*) FROM c) AS claimed, (SELECT count(*) FROM l) AS held, "
-            "nextval('incident_id_seq') AS id"
-        ),
+        _OPEN_REPORT,
         {
             "lock": PUBLISH_LOCK,
             "quiet": bool(notify_after),
@@ -226,6 +235,36 @@ def open_report(
         },
     ).one()
     return (claim is None or int(row.claimed) == 1), int(row.id)
+
+
+@lru_cache(maxsize=8)
+def _insert_report_sql(with_id: bool, with_audit: bool, with_answer: bool) -> TextClause:
+    """The statement of :func:`insert_report` (made once per shape)."""
+    cols = ", ".join(INCIDENT_COLUMNS)
+    params = ", ".join(f":{c}" for c in INCIDENT_COLUMNS)
+    idcol, idval = ("id, ", "CAST(:_id AS bigint), ") if with_id else ("", "")
+    extra = ""
+    if with_audit:
+        extra += (
+            f", a AS (INSERT INTO audit_log ({AUDIT_INSERT_COLUMNS}) "
+            f"SELECT {AUDIT_INSERT_VALUES} FROM i)"
+        ).replace("CAST(:_audit_ids AS text[])", "ARRAY[i.id::text]")
+    if with_answer:
+        extra += (
+            ", k AS (UPDATE idempotency_key SET status_code = 201, "
+            "response = CAST(:_answer AS jsonb), resource_id = i.id FROM i "
+            "WHERE principal = :_principal AND key = :_key)"
+        )
+    return text(
+        f"WITH i AS (INSERT INTO incident ({idcol}{cols}, geom) VALUES ({idval}{params}, "
+        "ST_SetSRID(ST_MakePoint(:_lon, :_lat), 4326)) RETURNING id), "
+        "e AS (INSERT INTO incident_event (incident_id, at, actor_id, kind, to_status, data) "
+        "SELECT i.id, :_at, :_actor, :_kind, :_to, CAST(:_data AS jsonb) FROM i), "
+        "m AS (INSERT INTO map_change (layer, bbox, kind) VALUES ('incidents', "
+        "ST_Expand(ST_SetSRID(ST_MakePoint(:_lon, :_lat), 4326), 1e-7), 'create') "
+        f"RETURNING id){extra} "
+        "SELECT i.id, (SELECT m.id FROM m) FROM i"
+    )
 
 
 def insert_report(
@@ -254,32 +293,8 @@ def insert_report(
 
     Returns the incident's id.
     """
-    cols = ", ".join(INCIDENT_COLUMNS)
-    params = ", ".join(f":{c}" for c in INCIDENT_COLUMNS)
-    idcol, idval = ("id, ", "CAST(:_id AS bigint), ") if incident_id is not None else ("", "")
-    extra = ""
-    if audit is not None:
-        extra += (
-            f", a AS (INSERT INTO audit_log ({AUDIT_INSERT_COLUMNS}) "
-            f"SELECT {AUDIT_INSERT_VALUES} FROM i)"
-        ).replace("CAST(:_audit_ids AS text[])", "ARRAY[i.id::text]")
-    if answer is not None:
-        extra += (
-            ", k AS (UPDATE idempotency_key SET status_code = 201, "
-            "response = CAST(:_answer AS jsonb), resource_id = i.id FROM i "
-            "WHERE principal = :_principal AND key = :_key)"
-        )
     row = conn.execute(
-        text(
-            f"WITH i AS (INSERT INTO incident ({idcol}{cols}, geom) VALUES ({idval}{params}, "
-            "ST_SetSRID(ST_MakePoint(:_lon, :_lat), 4326)) RETURNING id), "
-            "e AS (INSERT INTO incident_event (incident_id, at, actor_id, kind, to_status, data) "
-            "SELECT i.id, :_at, :_actor, :_kind, :_to, CAST(:_data AS jsonb) FROM i), "
-            "m AS (INSERT INTO map_change (layer, bbox, kind) VALUES ('incidents', "
-            "ST_Expand(ST_SetSRID(ST_MakePoint(:_lon, :_lat), 4326), 1e-7), 'create') "
-            f"RETURNING id){extra} "
-            "SELECT i.id, (SELECT m.id FROM m) FROM i"
-        ),
+        _insert_report_sql(incident_id is not None, audit is not None, answer is not None),
         {
             **{c: values[c] for c in INCIDENT_COLUMNS},
             "_lon": lon,
