@@ -104,13 +104,26 @@ def _start_server(
     while time.monotonic() < deadline and proc.poll() is None:
         try:
             if httpx.get(f"{base}/health", timeout=2).status_code < 500:
-                time.sleep(1.0 if workers > 1 else 0.0)  # let every worker finish starting
+                _quiet(proc.pid, deadline)
                 return proc, base
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
     proc.terminate()
     raise SystemExit(f"the server did not start (rc {proc.poll()}); see {log.name}")
+
+
+def _quiet(pid: int, deadline: float) -> None:
+    """Wait until the server's processes are idle (under a tenth of a core for a second):
+    every worker started, the offload pool's processes done importing (seconds of CPU on
+    a busy machine, which would be counted to the first measurement)."""
+    last = _tree_cpu(pid)
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = _tree_cpu(pid)
+        if now - last < 0.1:
+            return
+        last = now
 
 
 def _stop(proc: subprocess.Popen) -> None:

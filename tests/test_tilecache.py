@@ -212,3 +212,42 @@ def test_peek_reads_memory_only(redis_prefix):
     assert b.peek("grids", 12, 1, 2) == (b"tile", tag)
     b.invalidate(["grids"], None)
     assert b.peek("grids", 12, 1, 2) is None
+
+
+def test_stamped_tiles_outlive_older_invalidations_in_redis(redis_prefix):
+    """Issue 12: an invalidation up to change N keeps the Redis tiles another worker drew
+    having applied N (stamped ≥ N) — it reads them instead of drawing them again — and
+    drops the older and unstamped ones; the memory level is always dropped."""
+    a = TileCache(size=10, redis_url=REDIS_URL, prefix=redis_prefix)
+    b = TileCache(size=10, redis_url=REDIS_URL, prefix=redis_prefix)
+    tag_new = a.put("grids", 12, 1, 2, "", b"new", stamp=10)
+    a.put("grids", 12, 3, 4, "", b"old", stamp=9)
+    a.put("grids", 12, 5, 6, "", b"plain")
+    for xy in ((1, 2), (3, 4), (5, 6)):
+        assert b.get("grids", 12, *xy) is not None  # in b's memory too
+    assert b.get("grids", 12, 1, 2) == (b"new", tag_new)  # the stamp is not in the bytes
+    assert b.invalidate(["grids"], None, upto=10) == 3 + 2  # memory: 3; Redis: 2
+    assert b.peek("grids", 12, 1, 2) is None
+    assert b.get("grids", 12, 1, 2) == (b"new", tag_new)  # kept in Redis: read again
+    assert b.get("grids", 12, 3, 4) is None and b.get("grids", 12, 5, 6) is None
+    left = {m.decode() for m in a.redis.smembers(f"{redis_prefix}i:grids:12")}
+    assert left == {"1:2:"}  # the index follows
+    assert b.invalidate(["grids"], None, upto=11) == 1 + 1
+    assert (
+        TileCache(size=10, redis_url=REDIS_URL, prefix=redis_prefix).get("grids", 12, 1, 2) is None
+    )
+
+
+def test_invalidation_bar_is_the_last_change_meeting_the_tile(redis_prefix):
+    """Per-bbox change ids: a Redis tile is kept when stamped at or past the last change
+    whose bbox meets it, whatever later changes met other tiles."""
+    a = TileCache(size=10, redis_url=REDIS_URL, prefix=redis_prefix)
+    west, east = (110.10, 22.60, 110.10, 22.60), (110.30, 22.60, 110.30, 22.60)
+    xw, yw = tile_range(west, 12)[:2]
+    xe, ye = tile_range(east, 12)[:2]
+    a.put("grids", 12, xw, yw, "", b"w", stamp=10)
+    a.put("grids", 12, xe, ye, "", b"e", stamp=10)
+    a.invalidate_batch({"grids": ([west, east], None)}, upto={"grids": [5, 20]})
+    fresh = TileCache(size=10, redis_url=REDIS_URL, prefix=redis_prefix)
+    assert fresh.get("grids", 12, xw, yw) is not None  # its change (5) is folded in
+    assert fresh.get("grids", 12, xe, ye) is None  # 20 is not

@@ -180,10 +180,14 @@ class MapService:
         )
         self._poll_interval = poll_interval
         # issue 12: coalesced metrics refresh (see the module's "Writes")
-        self._pending: list[tuple[str, BBox]] = []  # (unit layer, extent) awaiting a refresh
+        # (unit layer, extent, change id) awaiting a refresh
+        self._pending: list[tuple[str, BBox, int]] = []
         # issue 12 (ROLLUP): where incidents changed since the last refresh (their bboxes):
         # the refresh recomputes only the units there (``refresh_metrics_frame``)
         self._dirty: list[BBox] = []
+        # issue 12: the last change in ``_dirty`` (the stamp of the tiles drawn after the
+        # refresh: tilecache "Stamps")
+        self._dirty_upto = 0
         self._refresh_lock = threading.Lock()  # one refresh at a time
         self._pending_lock = threading.Lock()
         self._next_refresh = 0.0  # monotonic time before which a refresh waits
@@ -343,6 +347,7 @@ class MapService:
         return self.metrics.get(("by_code", level, window), build)
 
     def _build_metrics(self, level: str, window: Window) -> pd.DataFrame:
+        upto = self.watcher.last_id or 0  # committed before the build reads: included
         gdf = metrics_frame(
             self.read_engine(),
             level,
@@ -356,6 +361,7 @@ class MapService:
         df = df.reset_index(drop=True)
         df.attrs = {str(k): v for k, v in gdf.attrs.items()}  # what the refresh needs
         df.attrs["built"] = time.monotonic()  # partial refreshes keep it: see below
+        df.attrs["upto"] = upto
         return df
 
     #: a frame is refreshed unit by unit when the changes touch at most this share of it
@@ -375,6 +381,10 @@ class MapService:
         fresh = old is not None and (
             ttl is None or time.monotonic() - float(old.attrs.get("built", 0.0)) < ttl / 2
         )
+        if old is not None and fresh and not dirty:
+            # nothing changed since its last refresh (an earlier one took the changes
+            # this one was scheduled for): kept — it was rebuilt in full (issue 12)
+            return old
         if old is not None and fresh and dirty and "version_id" in old.attrs:
             engine = self.read_engine()
             if level not in codes_of:
@@ -385,7 +395,9 @@ class MapService:
             if len(codes) <= int(self.PARTIAL_REFRESH_SHARE * len(old)):
                 # an open window ("up to now") grows to now: the reports are in it
                 grow = datetime.now(UTC) if window.end is None else None
-                new = refresh_metrics_frame(engine, old, codes, end=grow)
+                new = refresh_metrics_frame(
+                    engine, old, codes, end=grow, tz=self.settings.city.timezone
+                )
                 if new is not None:
                     return new
         return self._build_metrics(level, window)
@@ -400,10 +412,11 @@ class MapService:
         if hit is not None:
             return hit
         token = self.cache.token(layer)
+        stamp = self.watcher.last_id  # the changes applied before the render (issue 12)
         level = LAYER_LEVELS.get(layer)
         ttl: float | None
         if level is not None:
-            data = self._unit_tile(layer, level, z, x, y, window)
+            data, stamp = self._unit_tile(layer, level, z, x, y, window)
             ttl = self.metrics_ttl
         else:
             with self.read_engine().connect() as conn:
@@ -411,7 +424,9 @@ class MapService:
                     conn, z, x, y, start=window.start, end=window.end, categories=window.categories
                 )
             ttl = None
-        tag = self.cache.put(layer, z, x, y, window.key, data, token=token, ttl=ttl)
+        tag = self.cache.put(
+            layer, z, x, y, window.key, data, token=token, ttl=ttl, stamp=stamp or None
+        )
         return data, tag
 
     def tile_metrics(
@@ -421,16 +436,22 @@ class MapService:
         ``level`` whose bbox meets tile ``z/x/y`` (padded by the tile buffer): the arrays
         :func:`geogrid.store.tiles.unit_tile` joins. Selected with NumPy over the frame's
         bboxes (a pandas selection per tile cost more than the tile's SQL: bench.tiles)."""
-        idx = self.metrics.get(
+        return self._metric_index(level, window).select(padded_tile_bounds_lonlat(z, x, y))
+
+    def _metric_index(self, level: str, window: Window) -> _MetricIndex:
+        return self.metrics.get(
             ("index", level, window), lambda: _MetricIndex.of(self.unit_metrics(level, window))
         )
-        return idx.select(padded_tile_bounds_lonlat(z, x, y))
 
-    def _unit_tile(self, layer: str, level: str, z: int, x: int, y: int, window: Window) -> bytes:
-        metrics = self.tile_metrics(level, window, z, x, y)
+    def _unit_tile(
+        self, layer: str, level: str, z: int, x: int, y: int, window: Window
+    ) -> tuple[bytes, int]:
+        """The tile's bytes and the change-log position its metrics reflect."""
+        idx = self._metric_index(level, window)
+        metrics = idx.select(padded_tile_bounds_lonlat(z, x, y))
         with self.read_engine().connect() as conn:
             data, _ = unit_tile(conn, level, layer, z, x, y, metrics=metrics)
-        return data
+        return data, idx.upto
 
     def heat_source(self, window: Window) -> HeatSource:
         """The incident points of ``window`` prepared for heat rendering (memoised)."""
@@ -480,9 +501,10 @@ class MapService:
             return hit
         vmax = self.heat_scale(z, window)  # may invalidate this zoom: take the token after
         token = self.cache.token("heatmap")
+        stamp = self.watcher.last_id
         d = render_tile(self.heat_source(window), z, x, y, bandwidth_m=self.heat_bandwidth_m(z))
         png = to_png(d, vmax=vmax)
-        tag = self.cache.put("heatmap", z, x, y, window.key, png, token=token)
+        tag = self.cache.put("heatmap", z, x, y, window.key, png, token=token, stamp=stamp)
         return png, tag
 
     def cached(
@@ -523,8 +545,10 @@ class MapService:
 
     def _apply_changes(self, changes: list[Change]) -> None:
         touched = {c.layer for c in changes}
+        last = max(c.id for c in changes)
         with self._pending_lock:  # issue 12 (ROLLUP): where the next refresh must look
             self._dirty += [c.bbox for c in changes if c.bbox is not None]
+            self._dirty_upto = max(self._dirty_upto, last)
         everything = bool(touched - {"incidents"}) or any(c.bbox is None for c in changes)
         if touched & {"incidents", "boundaries"}:
             self.sources.clear()
@@ -542,7 +566,7 @@ class MapService:
             self._invalidate(changes)
             self.refreshes += 1
         else:  # incident and heat tiles now; unit tiles after the next refresh
-            pending: list[tuple[str, BBox]] = []
+            pending: list[tuple[str, BBox, int]] = []
             self._invalidate(changes, pending=pending)
             with self._pending_lock:
                 self._pending += pending
@@ -555,17 +579,19 @@ class MapService:
         *,
         units: bool = True,
         others: bool = True,
-        pending: list[tuple[str, BBox]] | None = None,
+        pending: list[tuple[str, BBox, int]] | None = None,
     ) -> None:
         """Drop the tiles the changes touch: of the unit layers (``units``) and of the
         others (``others``: incidents, heat map). With ``pending``, the extents of the
         unit tiles incidents touch go there instead (dropped after the next metrics
         refresh: before it, such a tile would be drawn again from the same frame, the
-        same bytes — issue 12, a render per touched tile and report saved)."""
+        same bytes — issue 12, a render per touched tile and report saved). Every bbox
+        dropped carries its change's id (Redis keeps the tiles another worker drew having
+        applied it: tilecache "Stamps")."""
         # issue 10 (REPORTS): the whole batch at once — one extent query per unit level and
         # one pass over each layer's tile index, not one of each per change (at 200
         # reports/s the per-change queries and Redis scans were most of a worker's time)
-        drop: dict[str, list[BBox | None]] = {}
+        drop: dict[str, list[tuple[BBox | None, int]]] = {}
         points: dict[str, list[BBox]] = {}
         for ch in changes:
             for dep in DEPENDENT_LAYERS.get(ch.layer, (ch.layer,)):
@@ -575,22 +601,31 @@ class MapService:
                     # metrics of the units containing the points change: their extent
                     points.setdefault(dep, []).append(ch.bbox)
                 else:
-                    drop.setdefault(dep, []).append(ch.bbox)
+                    drop.setdefault(dep, []).append((ch.bbox, ch.id))
         if points:
             boxes = list({b for bs in points.values() for b in bs})
             with self.engine.connect() as conn:
                 extents = unit_extents_many(conn, [LAYER_LEVELS[d] for d in points], boxes)
+            located = [(c.bbox, c.id) for c in changes if c.bbox is not None]
+            last = max(c.id for c in changes)
             for dep in points:
-                found = extents[LAYER_LEVELS[dep]]
+                # an extent's change: the last whose point it holds (extents are matched
+                # by bbox, so this is the same test; the index's rounded boxes may match a
+                # hair more: then the batch's last)
+                found = [
+                    (e, max((i for b, i in located if _meets(b, e)), default=last))
+                    for e in extents[LAYER_LEVELS[dep]]
+                ]
                 if pending is not None:
-                    pending += [(dep, e) for e in found]
+                    pending += [(dep, e, i) for e, i in found]
                 else:
                     drop.setdefault(dep, []).extend(found)
         self.cache.invalidate_batch(
             {
-                dep: (boxes, heat_margin_deg if dep == "heatmap" else tile_pad_deg)
-                for dep, boxes in drop.items()
-            }
+                dep: ([b for b, _ in got], heat_margin_deg if dep == "heatmap" else tile_pad_deg)
+                for dep, got in drop.items()
+            },
+            upto={dep: [i for _, i in got] for dep, got in drop.items()},
         )
 
     def _refresh_due(self) -> bool:
@@ -618,9 +653,11 @@ class MapService:
             log.warning("metrics refresh failed (%s); frames dropped", exc)
             self.metrics.clear()
         by_layer: dict[str, list[BBox | None]] = {}
-        for layer, bbox in pending:
+        ids: dict[str, list[int]] = {}
+        for layer, bbox, i in pending:
             by_layer.setdefault(layer, []).append(bbox)
-        self.cache.invalidate_batch({k: (v, tile_pad_deg) for k, v in by_layer.items()})
+            ids.setdefault(layer, []).append(i)
+        self.cache.invalidate_batch({k: (v, tile_pad_deg) for k, v in by_layer.items()}, upto=ids)
         self.refreshes += 1
         with self._pending_lock:
             again = bool(self._pending)
@@ -636,16 +673,24 @@ class MapService:
             frames = [k for k in self.metrics.keys() if isinstance(k, tuple) and k[0] == "frame"]
             with self._pending_lock:
                 dirty, self._dirty = self._dirty, []
+                upto, self._dirty_upto = self._dirty_upto, 0
             codes_of: dict[str, list[str]] = {}  # touched units per level, one query each
             for key in frames:
                 _, level, window = key
                 df = self._refreshed_metrics(level, window, dirty, codes_of)
+                if int(df.attrs.get("upto", 0)) < upto:  # the changes it has folded in
+                    df.attrs = {**df.attrs, "upto": upto}
                 self.metrics.put(key, df)
                 self.metrics.discard(("index", level, window))
                 self.metrics.discard(("by_code", level, window))
             took = time.monotonic() - t0
             self._next_refresh = time.monotonic() + max(METRICS_REFRESH, 2.0 * took)
             log.debug("refreshed %d metrics frames in %.3f s", len(frames), took)
+
+
+def _meets(a: BBox, b: BBox) -> bool:
+    """Whether two WGS84 bboxes meet (edges included)."""
+    return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
 
 
 @dataclass(frozen=True)
@@ -657,6 +702,8 @@ class _MetricIndex:
     xmax: np.ndarray
     ymax: np.ndarray
     columns: dict[str, np.ndarray | None]
+    #: the change-log position the frame reflects (its ``upto``; 0 unknown)
+    upto: int = 0
 
     @classmethod
     def of(cls, df: pd.DataFrame) -> _MetricIndex:
@@ -664,7 +711,8 @@ class _MetricIndex:
         for f in UNIT_METRIC_FIELDS:
             cols[f] = df[f].to_numpy() if f in df else None
         b = {c: df[c].to_numpy(np.float64) for c in ("xmin", "ymin", "xmax", "ymax")}
-        return cls(b["xmin"], b["ymin"], b["xmax"], b["ymax"], cols)
+        upto = int(df.attrs.get("upto", 0))
+        return cls(b["xmin"], b["ymin"], b["xmax"], b["ymax"], cols, upto)
 
     def select(self, bbox: BBox) -> dict[str, list[Any] | None]:
         w, s, e, n = bbox

@@ -15,8 +15,18 @@ Redis. With ``GEOGRID_REDIS_URL`` set, tiles also go to Redis under a key prefix
 (``geogrid:`` by default) so that several server processes share them; each process still
 keeps its memory LRU in front and invalidates both when it sees a change. Redis keys:
 
-* ``{prefix}t:{layer}:{z}:{x}:{y}:{params}`` → ``etag \\n bytes`` (with the entry's TTL);
+* ``{prefix}t:{layer}:{z}:{x}:{y}:{params}`` → ``[stamp \\n] etag \\n bytes`` (with the
+  entry's TTL);
 * ``{prefix}i:{layer}:{z}`` → set of ``x:y:params`` (the index used for invalidation).
+
+Stamps (issue 12). Every process applies every change to its memory *and* to Redis. A
+tile may carry the change-log position its bytes already reflect (``put(stamp=)``: the
+last change the renderer had applied — for metric tiles, folded into its metrics frame);
+an invalidation with ``upto`` (the last change of the batch, or per bbox: the change it
+comes from — a tile's bar is then the last change that meets it) keeps the Redis entries
+stamped at or past it. So a tile another worker re-drew after the change survives this
+worker's (later) invalidation of it and is read from Redis instead of drawn again: one
+render per change and tile for all the workers, not one each.
 
 Races. A render that started before an invalidation must not re-insert stale bytes:
 :meth:`TileCache.token` is read before rendering and :meth:`TileCache.put` drops the
@@ -158,6 +168,8 @@ class TileCache:
                 log.warning("redis get failed: %s", exc)
                 raw = None
             if raw is not None:
+                if not raw.startswith(b'"'):  # a stamp first
+                    raw = raw.partition(b"\n")[2]
                 tag, _, data = raw.partition(b"\n")
                 self._store(key, _Entry(data, tag.decode(), None))
                 self.hits += 1
@@ -176,9 +188,11 @@ class TileCache:
         *,
         token: int | None = None,
         ttl: float | None = None,
+        stamp: int | None = None,
     ) -> str:
         """Store tile bytes; returns the ETag. Skipped (tag still returned) when ``token``
-        is older than the layer's last invalidation."""
+        is older than the layer's last invalidation. ``stamp``: the change-log position
+        the bytes reflect (see the module's "Stamps")."""
         tag = etag(data)
         if token is not None and token != self.token(layer):
             return tag
@@ -188,7 +202,9 @@ class TileCache:
             try:
                 pipe = self.redis.pipeline(transaction=False)
                 rk = self._rkey(layer, z, x, y, params)
-                pipe.set(rk, tag.encode() + b"\n" + data, ex=None if ttl is None else int(ttl))
+                head = b"" if stamp is None else b"%d\n" % stamp
+                value = head + tag.encode() + b"\n" + data
+                pipe.set(rk, value, ex=None if ttl is None else int(ttl))
                 pipe.sadd(self._ikey(layer, z), f"{x}:{y}:{params}")
                 pipe.execute()
             except Exception as exc:
@@ -232,12 +248,16 @@ class TileCache:
         bbox: Iterable[float] | None,
         zooms: Sequence[int] | None = None,
         pad: Callable[[int], float] | None = None,
+        *,
+        upto: int | None = None,
     ) -> int:
         """Drop the cached tiles of ``layers`` whose bounds intersect the WGS84 ``bbox``
         (west, south, east, north) at every zoom (or only ``zooms``); ``bbox=None`` drops
         every tile of the layers. ``pad(z)`` widens the bbox by that many degrees at zoom
-        ``z`` (tile buffers, kernel reach). Returns the entries dropped (memory + Redis)."""
-        return self.invalidate_many(layers, [bbox], zooms, pad)
+        ``z`` (tile buffers, kernel reach). ``upto``: the last change of the invalidation;
+        Redis entries stamped at or past it are kept (module's "Stamps"). Returns the
+        entries dropped (memory + Redis)."""
+        return self.invalidate_many(layers, [bbox], zooms, pad, upto=upto)
 
     def invalidate_many(
         self,
@@ -245,26 +265,41 @@ class TileCache:
         bboxes: Iterable[Iterable[float] | None],
         zooms: Sequence[int] | None = None,
         pad: Callable[[int], float] | None = None,
+        *,
+        upto: int | None = None,
     ) -> int:
         """:meth:`invalidate` for several bboxes at once (see :meth:`invalidate_batch`)."""
         boxes = list(bboxes)
-        return self.invalidate_batch({layer: (boxes, pad) for layer in set(layers)}, zooms)
+        return self.invalidate_batch(
+            {layer: (boxes, pad) for layer in set(layers)}, zooms, upto=upto
+        )
 
     def invalidate_batch(
         self,
         drops: Mapping[str, tuple[Sequence[Iterable[float] | None], Callable[[int], float] | None]],
         zooms: Sequence[int] | None = None,
+        *,
+        upto: int | Mapping[str, Sequence[int]] | None = None,
     ) -> int:
         """Drop the cached tiles meeting any of the bboxes given per layer
         (``{layer: (bboxes, pad)}``, as :meth:`invalidate`) in one pass: Redis's tile index
         is read with one SCAN and one pipeline for the whole batch, not per change and
         layer (issue 10: at 200 reports/s the per-change SCAN/SMEMBERS round trips were
-        most of a worker's time). Returns the entries dropped (memory + Redis)."""
+        most of a worker's time). ``upto`` as in :meth:`invalidate`, or per layer the change
+        of each bbox (aligned with the bboxes): a Redis tile is kept when stamped at or past
+        the last change whose bbox meets it. Returns the entries dropped (memory + Redis)."""
         todo: dict[str, tuple[list[BBox | None], Callable[[int], float] | None]] = {}
+        bars: dict[str, list[int]] | None = None if upto is None else {}
         for layer, (bboxes, pad) in drops.items():
             boxes = [None if b is None else _bbox(b) for b in bboxes]
-            if boxes:
-                todo[layer] = ([None] if any(b is None for b in boxes) else boxes, pad)
+            if not boxes:
+                continue
+            if bars is not None and upto is not None:
+                ids = [int(upto)] * len(boxes) if isinstance(upto, int) else list(upto[layer])
+                if len(ids) != len(boxes):
+                    raise ValueError(f"upto: {len(ids)} changes for {len(boxes)} bboxes")
+                bars[layer] = [max(ids)] if any(b is None for b in boxes) else ids
+            todo[layer] = ([None] if any(b is None for b in boxes) else boxes, pad)
         dropped = 0
         for layer, (boxes, pad) in todo.items():
             with self._lock:
@@ -281,7 +316,7 @@ class TileCache:
                                 dropped += 1
                             cells.pop(xy, None)
         if self.redis is not None and todo:
-            dropped += self._invalidate_redis(self.redis, todo, zooms)
+            dropped += self._invalidate_redis(self.redis, todo, zooms, bars)
         self.invalidated += dropped
         return dropped
 
@@ -290,6 +325,7 @@ class TileCache:
         r: redis.Redis,
         todo: Mapping[str, tuple[list[BBox | None], Callable[[int], float] | None]],
         zooms: Sequence[int] | None,
+        bars: Mapping[str, Sequence[int]] | None = None,
     ) -> int:
         try:
             head = f"{self.prefix}i:".encode()
@@ -306,6 +342,7 @@ class TileCache:
             found = cast(list[set[bytes]], pipe.execute())
             pipe = r.pipeline(transaction=False)
             n = 0
+            stale: list[str | int] = []  # with bars: (tile, index key, member, bar)
             for (layer, z), raw in zip(index, found, strict=True):
                 boxes, pad = todo[layer]
                 zbs = [_padded(b, pad, z) for b in boxes]
@@ -316,6 +353,16 @@ class TileCache:
                     xs, ys, params = m.split(":", 2)
                     x, y = int(xs), int(ys)
                     if every or any(x0 <= x <= x1 and y0 <= y <= y1 for x0, y0, x1, y1 in ranges):
+                        if bars is not None:
+                            ids = bars[layer]
+                            bar = max(
+                                i
+                                for zb, i in zip(zbs, ids, strict=True)
+                                if zb is None or _hit((x, y), zb, z)
+                            )
+                            rk = self._rkey(layer, z, x, y, params)
+                            stale += [rk, self._ikey(layer, z), m, bar]
+                            continue
                         gone.append(m)
                         pipe.delete(self._rkey(layer, z, x, y, params))
                 if gone:
@@ -323,6 +370,8 @@ class TileCache:
                     n += len(gone)
             if n:
                 pipe.execute()
+            if stale:
+                n += int(cast(int, r.eval(_DROP_OLDER, 0, *stale)))
             return n
         except Exception as exc:
             log.warning("redis invalidation failed, flushing the prefix: %s", exc)
@@ -348,6 +397,23 @@ class TileCache:
             self._index.clear()
         if self.redis is not None:
             self.redis.close()
+
+
+#: Lua: ARGV = (tile key, index key, member, bar) quadruples; deletes the tiles not
+#: stamped at or past their bar (and their index members); returns how many
+_DROP_OLDER = """
+local n = 0
+for i = 1, #ARGV, 4 do
+  local head = redis.call('GETRANGE', ARGV[i], 0, 24)
+  local stamp = tonumber(string.match(head, '^(%d+)\\n'))
+  if stamp == nil or stamp < tonumber(ARGV[i + 3]) then
+    redis.call('DEL', ARGV[i])
+    redis.call('SREM', ARGV[i + 1], ARGV[i + 2])
+    n = n + 1
+  end
+end
+return n
+"""
 
 
 def _bbox(bbox: Iterable[float]) -> BBox:
