@@ -83,7 +83,7 @@ def main() -> None:
         window = {"start": end - pd.Timedelta(days=30), "end": end, "now": end}
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
-            months = _write_months(frame, cats.set_index("code"), folder)
+            months = _write_months(frame, cats, folder)  # indexed by code
             print(f"history: {args.rows:,} incidents in {months} monthly GeoParquet files")
             print(f"{'run':40s} {'seconds':>8s} {'rows/s':>12s}")
             times = {}

@@ -129,29 +129,22 @@ def rename_table(conn: Connection, old: str, new: str) -> None:
     whose names start with ``old`` (a month loaded under a name of its own by a side
     connection takes its partition's name before it is attached)."""
     conn.exec_driver_sql(f"ALTER TABLE {_ident(old)} RENAME TO {_ident(new)}")
-    cons = conn.execute(
-        text(
-            "SELECT conname, conindid <> 0 AND contype IN ('p', 'u', 'x') FROM pg_constraint "
-            "WHERE conrelid = CAST(:t AS regclass) AND starts_with(conname, :p)"
+    # constraints first (a key constraint's index is renamed with it), then the indexes
+    # left with the old prefix
+    for rename, names_sql in (
+        (
+            f"ALTER TABLE {_ident(new)} RENAME CONSTRAINT {{}} TO {{}}",
+            "SELECT conname FROM pg_constraint "
+            "WHERE conrelid = CAST(:t AS regclass) AND starts_with(conname, :p)",
         ),
-        {"t": new, "p": old},
-    ).all()
-    for name, _ in cons:  # a key constraint's index is renamed with it
-        conn.exec_driver_sql(
-            f"ALTER TABLE {new} RENAME CONSTRAINT {_ident(name)} TO "
-            f"{_ident(new + name.removeprefix(old))}"
-        )
-    indexes = conn.execute(
-        text(
+        (
+            "ALTER INDEX {} RENAME TO {}",
             "SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
-            "WHERE x.indrelid = CAST(:t AS regclass) AND starts_with(i.relname, :p)"
+            "WHERE x.indrelid = CAST(:t AS regclass) AND starts_with(i.relname, :p)",
         ),
-        {"t": new, "p": old},
-    ).scalars()
-    for name in list(indexes):
-        conn.exec_driver_sql(
-            f"ALTER INDEX {_ident(name)} RENAME TO {_ident(new + name.removeprefix(old))}"
-        )
+    ):
+        for name in list(conn.execute(text(names_sql), {"t": new, "p": old}).scalars()):
+            conn.exec_driver_sql(rename.format(_ident(name), _ident(new + name.removeprefix(old))))
 
 
 def move_from_default(conn: Connection, parent: str, name: str, bounds: Bounds) -> int:
