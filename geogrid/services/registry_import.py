@@ -894,9 +894,9 @@ _INDEX_GROUPS: tuple[tuple[list[str], list[str]], ...] = (
 )  # fmt: skip
 
 
-def _index_group(engine: Engine, indexes: list[str], tables: list[str]) -> None:
+def _index_group(engine: Engine, indexes: list[str], tables: list[str], parallel: int) -> None:
     with engine.begin() as conn:
-        store.create_secondary_indexes(conn, indexes)
+        store.create_secondary_indexes(conn, indexes, parallel_workers=parallel)
     with engine.begin() as conn:
         store.analyze_registry(conn, tables)
 
@@ -909,10 +909,12 @@ def _index_and_analyze(engine: Engine, workers: int) -> None:
     are access paths only (``IF NOT EXISTS``: building them again is harmless)."""
     if workers <= 1:
         for indexes, tables in _INDEX_GROUPS:
-            _index_group(engine, indexes, tables)
+            _index_group(engine, indexes, tables, 2)
         return
+    # the two groups keep two cores busy: no parallel sort workers on top (they would
+    # only add their merge and start-up to the CPU spent)
     with ThreadPoolExecutor(max_workers=len(_INDEX_GROUPS)) as pool:
-        for f in [pool.submit(_index_group, engine, i, t) for i, t in _INDEX_GROUPS]:
+        for f in [pool.submit(_index_group, engine, i, t, 0) for i, t in _INDEX_GROUPS]:
             f.result()
 
 

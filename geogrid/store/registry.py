@@ -617,14 +617,19 @@ def create_unique_blind_index(conn: Connection) -> None:
     )
 
 
-def create_secondary_indexes(conn: Connection, names: Sequence[str] | None = None) -> None:
+def create_secondary_indexes(
+    conn: Connection, names: Sequence[str] | None = None, *, parallel_workers: int = 2
+) -> None:
     """(Re)create the secondary indexes dropped by :func:`drop_secondary_indexes` (only
-    ``names`` when given; the unique blind index too when ``names`` is None)."""
-    # sorts and GIN builds in memory, btree builds with parallel workers (this transaction
-    # only): a GIN build that overflows maintenance_work_mem writes and merges its runs
-    # again (the people's GIN holds ≈ 43 M entries at 6.62 M records)
+    ``names`` when given; the unique blind index too when ``names`` is None). A btree build
+    sorts with up to ``parallel_workers`` parallel workers (0: in this backend alone — what
+    a caller building indexes on several connections at once wants on a small machine:
+    each parallel sort costs more CPU in all than one sort)."""
+    # sorts and GIN builds in memory (this transaction only): a GIN build that overflows
+    # maintenance_work_mem writes and merges its runs again (the people's GIN holds
+    # ≈ 43 M entries at 6.62 M records)
     conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '1GB'")
-    conn.exec_driver_sql("SET LOCAL max_parallel_maintenance_workers = 2")
+    conn.exec_driver_sql(f"SET LOCAL max_parallel_maintenance_workers = {int(parallel_workers)}")
     if names is None:
         create_unique_blind_index(conn)
     for name, table, definition in SECONDARY_INDEXES:
