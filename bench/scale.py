@@ -109,7 +109,7 @@ def main() -> None:
             tail = frame.tail(args.postgis_rows)
             sub = Path(tmp) / "sub"
             sub.mkdir()
-            _write_months(tail, cats.set_index("code"), sub)
+            _write_months(tail, cats, sub)
             csv = Path(tmp) / "tail.csv"
             cols = ["source_id", "category", "description", "lon", "lat", "reported_at", "status"]
             cols += ["accepted_at", "dispatched_at", "resolved_at", "closed_at"]
