@@ -12,6 +12,6 @@ if [ -z "${GEOGRID_DATABASE_URL:-}" ]; then geogrid db up; fi
 geogrid db migrate
 # the synthetic base-information registry: 200,000 records by default so the first start
 # takes minutes; GEOGRID_DEMO_BASE_RECORDS=6620000 loads the Yulin report's full 6.62 million
-# (the whole demo load measured 1,549 s, ~26 min, on a 2-core machine under load 11–50)
+# (the whole demo load measured 185–192 s on a 2-core machine under load 4–13)
 geogrid demo load --if-empty --base-records "${GEOGRID_DEMO_BASE_RECORDS:-200000}"
 exec geogrid serve --host "${GEOGRID_HOST:-127.0.0.1}" --port "${GEOGRID_PORT:-8000}"
