@@ -99,6 +99,10 @@ def principal_of(account_id: int | None) -> str:
     return ANONYMOUS if account_id is None else f"account:{int(account_id)}"
 
 
+#: types :func:`encode` returns as they are
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def encode(value: Any) -> Any:
     """``value`` as JSON-ready data, date-times and dates tagged so :func:`decode` restores
     them; numpy scalars and Decimals become numbers, tuples lists.
@@ -107,6 +111,10 @@ def encode(value: Any) -> Any:
     >>> encode({"at": datetime(2026, 5, 1, 8, tzinfo=UTC), "n": np.int64(3)})
     {'at': {'$datetime': '2026-05-01T08:00:00+00:00'}, 'n': 3}
     """
+    if type(value) in _PLAIN:  # most values: no ABC checks (issue 10, the report path)
+        return value
+    if type(value) is dict:
+        return {str(k): encode(v) for k, v in value.items()}
     if isinstance(value, datetime):
         return {_DATETIME: value.isoformat()}
     if isinstance(value, date):
