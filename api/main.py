@@ -158,7 +158,9 @@ def create_app(database_url: str | None = None, settings: Settings | None = None
         app.state.offload.start(("api.routes.analytics",))
         prune = asyncio.create_task(_prune_keys_hourly(ctx))
         notifier = notifications_service.start_periodic(ctx.engine, ctx.settings)  # issue 13
-        ctx.live = LiveHub(ctx.engine, ctx.maps)  # issue 12: LISTEN/NOTIFY → SSE and caches
+        ctx.live = LiveHub(
+            ctx.engine, ctx.maps, ctx.tokens
+        )  # issue 12: LISTEN/NOTIFY → SSE and caches
         await ctx.live.start()
         try:
             yield

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -21,8 +22,9 @@ from small_city import GRIDS
 from typer.testing import CliRunner, Result
 
 from geogrid.cli import app as cli_app
+from geogrid.core.accounts import Account
 from geogrid.core.credentials import MAX_FAILED_LOGINS
-from geogrid.services.accounts import add_user, set_password
+from geogrid.services.accounts import TokenCache, add_user, revoke_all_tokens, set_password
 
 PASSWORD = "river-stone-lantern-42"
 ADMIN_PASSWORD = "admin-passphrase-for-tests"
@@ -323,6 +325,35 @@ def test_cli_login_passwd_tokens_revoke_rotate(city, server):
     assert none.exit_code == 2 and "TOKEN_ID or --all" in none.stderr
     nobody = _cli(city, "users", "unlock", "no-such-person")
     assert nobody.exit_code == 2 and "no account" in nobody.stderr
+
+
+def test_a_revocation_elsewhere_empties_the_servers_token_cache(city, server):
+    """Issue 10: the server keeps a checked token's account (no query per report); a
+    revocation written by another process reaches it through ``geogrid_auth`` at once —
+    not after the cache's lifetime (60 s while listening, 2 s without a listener)."""
+    acc, token = add_user(city.engine, "缓存测试", "worker", units=[GRIDS[0]])
+    bearer = {"Authorization": f"Bearer {token}"}
+    with _client(server) as c:
+        assert c.get("/session", headers=bearer).status_code == 200
+        assert c.get("/session", headers=bearer).status_code == 200  # answered from the cache
+        revoke_all_tokens(city.engine, acc.id)  # this process, not the server's
+        t0 = time.monotonic()
+        while c.get("/session", headers=bearer).status_code != 401:
+            assert time.monotonic() - t0 < 1.0, "a revoked token still served after 1 s"
+            time.sleep(0.05)
+
+
+def test_token_cache_drops_an_entry_read_before_a_change():
+    """An account read before a revocation and stored after the notification emptied the
+    cache would be served for the cache's lifetime: it is not stored."""
+    cache = TokenCache(ttl=60)
+    acc = Account(id=1, name="x", role="worker", units=(), ref=None, active=True)
+    before = cache.generation
+    cache.clear()  # the change's notification, while the read was under way
+    cache.put("h", acc, None, before)
+    assert cache.get("h") is None
+    cache.put("h", acc, None, cache.generation)
+    assert cache.get("h") == acc
 
 
 def test_cli_users_add_refuses_a_unit_that_does_not_exist(city):

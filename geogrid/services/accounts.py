@@ -57,6 +57,7 @@ from geogrid.store.engine import autocommit, transaction
 
 __all__ = [
     "TOKEN_CACHE_TTL",
+    "TOKEN_CACHE_TTL_WATCHED",
     "TokenCache",
     "TokenInfo",
     "SignedIn",
@@ -274,25 +275,45 @@ def list_users(bind: Engine | Connection, *, scope: Scope | None = None) -> pd.D
 
 
 # --------------------------------------------------------------------------- tokens
-#: seconds a process answers a token from its :class:`TokenCache` (issue 10)
+#: seconds a process answers a token from its :class:`TokenCache` (issue 10) while no
+#: listener tells it of changes
 TOKEN_CACHE_TTL = 2.0
+#: the same while the process listens to ``geogrid_auth`` (migration 0021: every change
+#: of an account, token, unit binding, team or terminal notifies, and the cache is
+#: emptied); an entry is read again this often (the token's ``last_used_at`` with it)
+TOKEN_CACHE_TTL_WATCHED = 60.0
 
 
 class TokenCache:
-    """The accounts of tokens authenticated in the last :data:`TOKEN_CACHE_TTL` seconds,
-    by token hash (one per running service, on its ``AppContext``).
+    """The accounts of tokens authenticated lately, by token hash (one per running service,
+    on its ``AppContext``).
 
     Why: a report's token lookup was a transaction of its own (a pool checkout, BEGIN, two
     SELECTs, COMMIT) per request — a fifth of a report's database round trips. A token
     revoked or rotated by this process (``/tokens``, ``/session``, ``/users``,
-    ``/terminals`` writes: :meth:`clear`) is refused at once; one revoked elsewhere (the
-    command line, another worker) within ``ttl`` seconds. An entry never outlives the
+    ``/terminals`` writes: :meth:`clear`) is refused at once. One revoked elsewhere (the
+    command line, another worker) is refused as soon as the process's listener hears of
+    it (:meth:`watch`: the ``geogrid_auth`` notification empties the cache), or within
+    :data:`TOKEN_CACHE_TTL` seconds while no listener is up. An entry never outlives the
     token's own expiry, and the once-a-minute ``last_used_at`` write still happens (an
-    entry is refreshed through :func:`authenticate` every ``ttl`` seconds).
+    entry is refreshed through :func:`authenticate` every :data:`TOKEN_CACHE_TTL_WATCHED`
+    seconds at most).
+
+    An entry read before a change and stored after the change's notification emptied the
+    cache would be stale: :func:`authenticate` notes :attr:`generation` before its query
+    and :meth:`put` drops the entry when the cache was emptied since.
     """
 
-    def __init__(self, ttl: float = TOKEN_CACHE_TTL, size: int = 10_000) -> None:
-        self.ttl, self.size = ttl, size
+    def __init__(
+        self,
+        ttl: float = TOKEN_CACHE_TTL,
+        size: int = 10_000,
+        watched_ttl: float = TOKEN_CACHE_TTL_WATCHED,
+    ) -> None:
+        self.ttl, self.size, self.watched_ttl = ttl, size, watched_ttl
+        self.watched = False
+        #: how many times the cache was emptied
+        self.generation = 0
         self._d: dict[str, tuple[float, datetime | None, Account]] = {}
         self._lock = threading.Lock()
 
@@ -307,17 +328,35 @@ class TokenCache:
             return None
         return account
 
-    def put(self, token_hash: str, account: Account, expires_at: datetime | None) -> None:
-        """Remember a token's account for ``ttl`` seconds (bounded: full → emptied)."""
+    def put(
+        self,
+        token_hash: str,
+        account: Account,
+        expires_at: datetime | None,
+        generation: int | None = None,
+    ) -> None:
+        """Remember a token's account (bounded: full → emptied) — unless the cache was
+        emptied since ``generation`` (the value of :attr:`generation` before the read)."""
+        ttl = self.watched_ttl if self.watched else self.ttl
         with self._lock:
+            if generation is not None and generation != self.generation:
+                return
             if len(self._d) >= self.size:
                 self._d.clear()
-            self._d[token_hash] = (time.monotonic() + self.ttl, expires_at, account)
+            self._d[token_hash] = (time.monotonic() + ttl, expires_at, account)
 
     def clear(self) -> None:
         """Forget every token (after a revocation, rotation or account change)."""
         with self._lock:
             self._d.clear()
+            self.generation += 1
+
+    def watch(self, up: bool) -> None:
+        """Whether a listener of ``geogrid_auth`` empties this cache on every change (its
+        entries then live :attr:`watched_ttl`); emptied at every change of state (what
+        was notified while the listener was down was not heard)."""
+        self.watched = up
+        self.clear()
 
 
 def cached_account(token: str, cache: TokenCache) -> Account | None:
@@ -350,10 +389,12 @@ def authenticate(
     if not token:
         raise Unauthorized("a bearer token is required: send 'Authorization: Bearer <token>'")
     digest = hash_token(token)
+    generation = None
     if cache is not None:
         known = cache.get(digest)
         if known is not None:
             return known
+        generation = cache.generation
     # autocommit: a read (and a once-a-minute touch) needs no BEGIN/COMMIT round trips
     with autocommit(bind) as c:
         row = store.token_by_hash(c, digest)
@@ -378,7 +419,7 @@ def authenticate(
         units = tuple(str(u) for u in row["units"] or ())
     account = _account(row, units)
     if cache is not None:
-        cache.put(digest, account, row["expires_at"])
+        cache.put(digest, account, row["expires_at"], generation)
     return account
 
 

@@ -34,8 +34,9 @@ from sqlalchemy import Engine
 
 from geogrid.core.live import CHANNEL, Batch, parse_batch, visible
 from geogrid.core.scope import Scope
+from geogrid.services.accounts import TokenCache
 from geogrid.services.mapservice import MapService
-from geogrid.store.notify import MAP_CHANNEL, dsn_of, listen
+from geogrid.store.notify import AUTH_CHANNEL, MAP_CHANNEL, dsn_of, listen
 
 __all__ = ["LiveEvent", "LiveHub", "Subscriber"]
 
@@ -89,9 +90,13 @@ class LiveHub:
         The map service whose caches follow the notifications.
     """
 
-    def __init__(self, engine: Engine, maps: MapService | None = None) -> None:
+    def __init__(
+        self, engine: Engine, maps: MapService | None = None, tokens: TokenCache | None = None
+    ) -> None:
         self.engine = engine
         self.maps = maps
+        #: issue 10: the process's token cache, emptied on every ``geogrid_auth``
+        self.tokens = tokens
         self.subscribers: set[Subscriber] = set()
         self.up = False
         self.received = 0
@@ -124,7 +129,9 @@ class LiveHub:
         backoff = 0.5
         while True:
             try:
-                await listen(dsn, (CHANNEL, MAP_CHANNEL), self._on_notify, on_ready=self._on_up)
+                await listen(
+                    dsn, (CHANNEL, MAP_CHANNEL, AUTH_CHANNEL), self._on_notify, on_ready=self._on_up
+                )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database went away: fall back, retry
@@ -144,6 +151,8 @@ class LiveHub:
         self.up = up
         if self.maps is not None:
             self.maps.set_push(up)
+        if self.tokens is not None and self.tokens.watched != up:
+            self.tokens.watch(up)
 
     # ------------------------------------------------------------------ subscribers
     def subscribe(self, scope: Scope) -> Subscriber:
@@ -158,6 +167,10 @@ class LiveHub:
     # ------------------------------------------------------------------ notifications
     def _on_notify(self, channel: str, payload: str) -> None:
         self.received += 1
+        if channel == AUTH_CHANNEL:
+            if self.tokens is not None:
+                self.tokens.clear()
+            return
         if channel == CHANNEL:
             batch = parse_batch(payload)
             if batch is not None:

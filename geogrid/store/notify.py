@@ -24,12 +24,14 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import Engine
 
-__all__ = ["MAP_CHANNEL", "Notifier", "dsn_of", "listen", "notifier"]
+__all__ = ["AUTH_CHANNEL", "MAP_CHANNEL", "Notifier", "dsn_of", "listen", "notifier"]
 
 log = logging.getLogger(__name__)
 
 #: the channel :func:`geogrid.store.changes.record_change` notifies on
 MAP_CHANNEL = "map_change"
+#: what accounts are made of changed (migration 0021): token caches are emptied
+AUTH_CHANNEL = "geogrid_auth"
 
 
 def dsn_of(engine: Engine) -> str:
