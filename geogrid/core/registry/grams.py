@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from geogrid.core.registry.ids import arrow_strings
+
 __all__ = ["normalise_text", "text_grams", "query_grams", "grams_lists", "grams_arrow"]
 
 
@@ -83,18 +85,9 @@ def grams_arrow(
 def _large_strings(texts: Sequence[str | None] | np.ndarray | pd.Series | pa.Array) -> pa.Array:
     """Texts as one Arrow ``large_string`` array (an Arrow-backed Series without a copy),
     missing ones as ``""``."""
-    if isinstance(texts, pd.Series):
-        texts = texts.array
     if isinstance(texts, np.ndarray | list | tuple):
         texts = np.asarray(texts, dtype=object)
-    arr = (
-        texts
-        if isinstance(texts, pa.Array | pa.ChunkedArray)
-        else pa.array(texts, from_pandas=True)
-    )
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-    return arr.cast(pa.large_string()).fill_null("")
+    return arrow_strings(texts).fill_null("")
 
 
 def _grams_utf8(arr: pa.Array) -> pa.ListArray:
