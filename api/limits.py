@@ -497,9 +497,12 @@ _REFUSED_S = 1.0
 _TARPIT_S = 1.0
 #: issue 10: a caller's server-time budget seen with at least :data:`_BUDGET_MARGIN`
 #: tenths left is not asked of the storage again for :data:`_BUDGET_RECHECK_S` seconds
-#: (a Redis round trip per request saved; what other processes charge meanwhile can
-#: overdraw the budget by at most their use in that time)
+#: per :data:`_BUDGET_MARGIN` tenths left, at most :data:`_BUDGET_RECHECK_MAX_S` (a Redis
+#: round trip per request saved — with 500 terminals reporting every few seconds, a
+#: fixed half second saved none; what other processes charge meanwhile can overdraw the
+#: budget by at most their use in that time, which is short when little is left)
 _BUDGET_RECHECK_S = 0.5
+_BUDGET_RECHECK_MAX_S = 5.0
 _BUDGET_MARGIN = 20
 
 
@@ -601,7 +604,8 @@ class _RateLimits:
             least = min(least, stats.remaining)
         if len(self._budget) >= _OWED_CALLERS:  # bounded: forget them
             self._budget.clear()
-        self._budget[who] = (now + _BUDGET_RECHECK_S, least)
+        recheck = min(_BUDGET_RECHECK_MAX_S, _BUDGET_RECHECK_S * least / _BUDGET_MARGIN)
+        self._budget[who] = (now + recheck, least)
         return None
 
     def repeated(self, klass: RequestClass, who: str) -> bool:

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI
 
 from api.errors import add_exception_handlers, document_errors
@@ -153,6 +154,10 @@ def create_app(database_url: str | None = None, settings: Settings | None = None
         app.state.ctx = ctx
         if ctx.settings.switch_interval_ms is not None:  # issue 10: see the setting
             sys.setswitchinterval(ctx.settings.switch_interval_ms / 1000)
+        # issue 10: as many request threads as the engine keeps connections for
+        anyio.to_thread.current_default_thread_limiter().total_tokens = (
+            ctx.settings.request_threads
+        )
         # issue 10: expensive analytics out of the serving process, in niced processes
         app.state.offload = Offload(ctx.settings.expensive_processes, ctx.settings.expensive_nice)
         app.state.offload.start(("api.routes.analytics",))

@@ -204,6 +204,11 @@ class Settings(BaseSettings):
     #: in threads beside the event loop; a thread whose database answer has arrived waits
     #: up to this long for the GIL while another runs Python, at each round trip
     switch_interval_ms: float | None = Field(default=None, gt=0, le=100)
+    #: issue 10: requests of a serving process running in threads at once (the sync
+    #: routes; anyio's default is 40) — and the database connections each process keeps
+    #: open for them (``geogrid.store.engine``), so a burst never opens and closes
+    #: connections. Two cores gain nothing from more than a few transactions at once
+    request_threads: int = Field(default=20, ge=1, le=200)
     tile_cache_size: int = 20_000
     city_file: Path | None = None
     city: City = City()

@@ -251,3 +251,36 @@ def test_invalidation_bar_is_the_last_change_meeting_the_tile(redis_prefix):
     fresh = TileCache(size=10, redis_url=REDIS_URL, prefix=redis_prefix)
     assert fresh.get("grids", 12, xw, yw) is not None  # its change (5) is folded in
     assert fresh.get("grids", 12, xe, ye) is None  # 20 is not
+
+
+def test_unit_boxes_answer_as_postgis_does(demo_db_url):
+    """issue 10: the extents a batch of incidents touches, from the units' boxes held in
+    memory (geogrid.core.unit_boxes), equal PostGIS's (store.changes.unit_extents_many)
+    on the demo: points as the changes carry them, wider boxes, boxes outside the city."""
+    from geogrid.core.unit_boxes import UnitBoxes
+    from geogrid.store import get_engine
+    from geogrid.store.changes import unit_boxes, unit_extents_many
+
+    levels = ["district", "street", "community", "grid"]
+    rng = np.random.default_rng(12)
+    engine = get_engine(demo_db_url)
+    with engine.connect() as conn:
+        index = UnitBoxes(unit_boxes(conn, levels))
+        w, s, e, n = conn.execute(
+            text(
+                "SELECT ST_XMin(x), ST_YMin(x), ST_XMax(x), ST_YMax(x) FROM "
+                "(SELECT ST_Extent(geom) AS x FROM unit WHERE level = 'district') q"
+            )
+        ).one()
+        xs, ys = rng.uniform(w - 0.05, e + 0.05, 300), rng.uniform(s - 0.05, n + 0.05, 300)
+        sizes = np.where(rng.random(300) < 0.8, 1e-7, rng.uniform(0.001, 0.05, 300))
+        boxes = [(x, y, x + d, y + d) for x, y, d in zip(xs, ys, sizes, strict=True)]
+        for batch in (boxes, boxes[:1], []):
+            want = unit_extents_many(conn, levels, batch)
+            got = index.extents(levels, batch)
+            assert set(got) == set(want)
+            for lv in levels:
+                assert len(got[lv]) == len(set(got[lv]))
+                a, b = np.array(sorted(got[lv])), np.array(sorted(want[lv]))
+                assert a.shape == b.shape and np.allclose(a, b, rtol=0, atol=1e-9), lv
+    assert len(index) > 0 and sum(len(v) for v in want.values()) == 0

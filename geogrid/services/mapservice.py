@@ -71,12 +71,13 @@ from geogrid.core.timewindow import (
     parse_time,
     round_window,
 )
+from geogrid.core.unit_boxes import UnitBoxes
 from geogrid.errors import InvalidInput
 from geogrid.services.metrics import metrics_frame, refresh_metrics_frame
 from geogrid.services.replica import ReadRouter
 from geogrid.services.tilecache import ChangeWatcher, Memo, TileCache, params_key
 from geogrid.settings import Settings
-from geogrid.store.changes import Change, changes_since, unit_extents_many
+from geogrid.store.changes import Change, changes_since, unit_boxes
 from geogrid.store.features import unit_extent
 from geogrid.store.incidents import category_table
 from geogrid.store.replica import primary_lsn
@@ -604,8 +605,7 @@ class MapService:
                     drop.setdefault(dep, []).append((ch.bbox, ch.id))
         if points:
             boxes = list({b for bs in points.values() for b in bs})
-            with self.engine.connect() as conn:
-                extents = unit_extents_many(conn, [LAYER_LEVELS[d] for d in points], boxes)
+            extents = self.unit_boxes().extents([LAYER_LEVELS[d] for d in points], boxes)
             located = [(c.bbox, c.id) for c in changes if c.bbox is not None]
             last = max(c.id for c in changes)
             for dep in points:
@@ -627,6 +627,17 @@ class MapService:
             },
             upto={dep: [i for _, i in got] for dep, got in drop.items()},
         )
+
+    def unit_boxes(self) -> UnitBoxes:
+        """The published units' boxes of every unit layer, indexed (issue 10: the extents a
+        batch of incidents touches, in memory — see :mod:`geogrid.core.unit_boxes`); read
+        again after a boundary change (``static`` is cleared) or a minute."""
+
+        def build() -> UnitBoxes:
+            with self.engine.connect() as conn:
+                return UnitBoxes(unit_boxes(conn, sorted(set(LAYER_LEVELS.values()))))
+
+        return self.static.get("unit_boxes", build)
 
     def _refresh_due(self) -> bool:
         return time.monotonic() >= self._next_refresh and not self._refresh_lock.locked()

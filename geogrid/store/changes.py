@@ -34,6 +34,7 @@ __all__ = [
     "changes_since",
     "unit_extents",
     "unit_extents_many",
+    "unit_boxes",
 ]
 
 
@@ -228,3 +229,21 @@ def unit_extents_many(
         if r[1] is not None:
             out[r[0]].append((float(r[1]), float(r[2]), float(r[3]), float(r[4])))
     return out
+
+
+def unit_boxes(
+    conn: Connection, levels: Sequence[str]
+) -> list[tuple[str, float, float, float, float]]:
+    """(level, west, south, east, north) of every published unit of ``levels``: the rows of
+    :class:`geogrid.core.unit_boxes.UnitBoxes`, which answers :func:`unit_extents_many`
+    in memory."""
+    rows = conn.execute(
+        text(
+            "SELECT u.level, ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) FROM unit u "
+            "JOIN boundary_version v ON v.id = u.version_id "
+            "CROSS JOIN LATERAL Box2D(u.geom) AS b "
+            "WHERE v.status = 'published' AND u.level = ANY(CAST(:lv AS text[]))"
+        ),
+        {"lv": list(levels)},
+    ).all()
+    return [(str(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4])) for r in rows]

@@ -41,6 +41,17 @@ def raw_dsn(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
+#: issue 10: connections an engine keeps open (opened lazily) beyond the setting
+#: ``request_threads`` (the serving process's request threads: ``api.main`` caps them to
+#: it), for background threads. A new PostgreSQL backend costs ~50 ms of CPU before its
+#: first PostGIS query (fork, catalogue, library load); with 10 kept and 20 overflow, a
+#: report burst past 10 concurrent transactions opened and closed overflow connections
+#: on every wave — the churn turned a busy moment at 150 reports/s into a collapse.
+POOL_SPARE = 5
+#: beyond the connections kept: opened when needed, closed when returned
+POOL_OVERFLOW = 10
+
+
 @lru_cache(maxsize=8)
 def _engine(url: str) -> Engine:
     # jit off: with monthly partitions a query's estimated cost passes jit_above_cost and
@@ -48,8 +59,8 @@ def _engine(url: str) -> Engine:
     # under load (the cheap class's 5 s budget ran out); our queries are short and indexed
     engine = create_engine(
         url,
-        pool_size=10,
-        max_overflow=20,
+        pool_size=get_settings().request_threads + POOL_SPARE,
+        max_overflow=POOL_OVERFLOW,
         pool_timeout=10,
         connect_args={"options": "-c jit=off"},
     )
