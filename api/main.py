@@ -155,9 +155,7 @@ def create_app(database_url: str | None = None, settings: Settings | None = None
         if ctx.settings.switch_interval_ms is not None:  # issue 10: see the setting
             sys.setswitchinterval(ctx.settings.switch_interval_ms / 1000)
         # issue 10: as many request threads as the engine keeps connections for
-        anyio.to_thread.current_default_thread_limiter().total_tokens = (
-            ctx.settings.request_threads
-        )
+        anyio.to_thread.current_default_thread_limiter().total_tokens = ctx.settings.request_threads
         # issue 10: expensive analytics out of the serving process, in niced processes
         app.state.offload = Offload(ctx.settings.expensive_processes, ctx.settings.expensive_nice)
         app.state.offload.start(("api.routes.analytics",))
