@@ -577,7 +577,8 @@ class _RateLimits:
                     wait = await self._wait(limiter, item, klass.value, who)
                     return self._refuse(key, wait, f"rate_limits_{kind}.{klass.value}")
             if klass is not RequestClass.CHEAP:
-                refusal = await self._check_budget(limiter, who, credentialed)
+                strict = klass is RequestClass.EXPENSIVE or upfront > 0
+                refusal = await self._check_budget(limiter, who, credentialed, strict)
                 if refusal is not None:
                     return self._refuse(key, refusal, f"time_budget_{kind}")
                 if upfront:
@@ -587,13 +588,31 @@ class _RateLimits:
         return None
 
     async def _check_budget(
-        self, limiter: SlidingWindowCounterRateLimiter, who: str, credentialed: bool
+        self,
+        limiter: SlidingWindowCounterRateLimiter,
+        who: str,
+        credentialed: bool,
+        strict: bool = True,
     ) -> float | None:
         """None when the caller has server time left, else the seconds to wait. A budget
-        seen with room to spare a moment ago is not asked again (:data:`_BUDGET_MARGIN`)."""
+        seen with room to spare a moment ago is not asked again (:data:`_BUDGET_MARGIN`),
+        nor one seen empty (until its window frees a tenth).
+
+        Unless ``strict`` (expensive requests), a caller this process has not seen lately
+        is served without asking: its budget is read when it is next charged
+        (:meth:`charge`, at each whole tenth of server time), which notes an empty one
+        here. Issue 10: a terminal reports every few minutes, so "seen lately" was never
+        true for it and every report paid a Redis round trip for a budget it was far from
+        spending; now a caller spending the budget through several processes is refused
+        by each after at most a tenth of a second of its time there."""
         now = time.monotonic()
         seen = self._budget.get(who)
-        if seen is not None and now < seen[0] and seen[1] >= _BUDGET_MARGIN:
+        if seen is not None and now < seen[0]:
+            if seen[1] >= _BUDGET_MARGIN:
+                return None
+            if seen[1] < 1:
+                return max(1.0, seen[0] - now)
+        elif seen is None and not strict:
             return None
         least = math.inf
         for item in self.time_account if credentialed else self.time_anonymous:
@@ -640,11 +659,24 @@ class _RateLimits:
             self._budget[who] = (seen[0], seen[1] - tenths)
         limiter = self._get()
         try:
+            least, wait = math.inf, 0.0
             for item in self.time_account if credentialed else self.time_anonymous:
-                left = (await limiter.get_window_stats(item, _TIME, who)).remaining
-                cost = min(tenths, left)
+                stats = await limiter.get_window_stats(item, _TIME, who)
+                cost = min(tenths, stats.remaining)
                 if cost > 0:
                     await limiter.hit(item, _TIME, who, cost=cost)
+                if stats.remaining - cost < least:
+                    least = stats.remaining - cost
+                    wait = max(1.0, stats.reset_time - time.time())
+            # what is left now, for :meth:`_check_budget` (empty: refused until it frees)
+            now = time.monotonic()
+            if len(self._budget) >= _OWED_CALLERS:
+                self._budget.clear()
+            if least < 1:
+                self._budget[who] = (now + min(wait, _REFUSED_S), least)
+            elif math.isfinite(least):
+                recheck = min(_BUDGET_RECHECK_MAX_S, _BUDGET_RECHECK_S * least / _BUDGET_MARGIN)
+                self._budget[who] = (now + recheck, least)
         except Exception:
             log.warning("rate-limit storage unavailable; time not charged", exc_info=True)
 
