@@ -214,6 +214,29 @@ def test_peek_reads_memory_only(redis_prefix):
     assert b.peek("grids", 12, 1, 2) is None
 
 
+def test_held_and_stamped_tiles_for_redraws(redis_prefix):
+    """Issue 12 (redraws before drops): ``held`` lists the memory keys an invalidation of
+    the same bboxes would drop, the most recently used first; ``stamped`` reads another
+    process's Redis tile only when stamped at or past a change."""
+    a = TileCache(size=10, redis_url=REDIS_URL, prefix=redis_prefix)
+    b = TileCache(size=10, redis_url=REDIS_URL, prefix=redis_prefix)
+    box = tile_bounds_lonlat(12, 3299, 1786)
+    inside = (box[0] + 1e-4, box[1] + 1e-4, box[0] + 2e-4, box[1] + 2e-4)
+    a.put("grids", 12, 3299, 1786, "w=1", b"first", stamp=7)
+    a.put("grids", 12, 3299, 1786, "w=2", b"second")
+    a.put("grids", 12, 3000, 1500, "w=1", b"far")
+    a.peek("grids", 12, 3299, 1786, "w=1")  # used last
+    drops = {"grids": ([inside], None)}
+    assert a.held(drops) == [("grids", 12, 3299, 1786, "w=1"), ("grids", 12, 3299, 1786, "w=2")]
+    assert a.held({"communities": ([inside], None)}) == []
+    key = ("grids", 12, 3299, 1786, "w=1")
+    assert b.stamped(key, 7) == (b"first", etag(b"first"))
+    assert b.stamped(key, 8) is None
+    assert b.stamped(("grids", 12, 3299, 1786, "w=2"), 0) is None  # not stamped
+    assert TileCache(size=10).stamped(key, 0) is None  # no Redis
+    assert a.invalidate_batch(drops) == 2 + 2 and a.held(drops) == []
+
+
 def test_stamped_tiles_outlive_older_invalidations_in_redis(redis_prefix):
     """Issue 12: an invalidation up to change N keeps the Redis tiles another worker drew
     having applied N (stamped ≥ N) — it reads them instead of drawing them again — and

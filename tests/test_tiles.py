@@ -33,6 +33,7 @@ from geogrid.core.tiles import (
     tile_bounds_lonlat,
     tile_range,
 )
+from geogrid.services.mapservice import METRICS_REFRESH
 
 YULIN = (109.55, 21.63, 110.90, 23.13)
 MVT = "application/vnd.mapbox-vector-tile"
@@ -341,6 +342,8 @@ def test_new_incident_changes_exactly_the_affected_tiles(edit_city):
         record_incident_change(conn, [p.x], [p.y], "create")
     home = (16, *tile_range((p.x, p.y, p.x, p.y), 16)[:2])
     _wait_applied(client, "incidents", home, before["incidents"][home])
+    # unit tiles follow with the next metrics refresh (at most METRICS_REFRESH s later)
+    _wait_applied(client, "grids", home, before["grids"][home], timeout=METRICS_REFRESH + 10)
     after = {lay: _etags(client, lay, tiles) for lay in ("incidents", "grids")}
     pt = (p.x, p.y, p.x, p.y)
     gb = tuple(grid.geometry.bounds)
@@ -466,7 +469,12 @@ def test_writes_refresh_the_metrics_instead_of_clearing_them(edit_city):
         report()
         assert svc.poll(force=True) == 1
         assert svc.refreshes == 1  # applied at once: the frame first, then the tiles
+        # drawn again by the refresh (issue 12): in memory with the new count, not missing
+        held = svc.cache.peek("grids", *home, win.key)
+        assert held is not None and _grid_incidents(held[0], grid["code"]) == n0 + 1
+        misses = svc.cache.misses
         assert _grid_incidents(svc.vector_tile("grids", *home, win)[0], grid["code"]) == n0 + 1
+        assert svc.cache.misses == misses
         frames = [k for k in svc.metrics.keys() if k[0] == "frame"]
         assert frames and svc.static.peek("bounds") is not None  # kept, not cleared
         report()  # right after a refresh: coalesced into the next one
@@ -477,6 +485,7 @@ def test_writes_refresh_the_metrics_instead_of_clearing_them(edit_city):
             time.sleep(0.1)
         assert svc.refreshes == 2
         assert _grid_incidents(svc.vector_tile("grids", *home, win)[0], grid["code"]) == n0 + 2
+        assert svc.cache.misses == misses
         assert svc.vector_tile("grids", *far, win)[1] == far_tag
     finally:
         svc.close()

@@ -241,6 +241,41 @@ class TileCache:
     def __len__(self) -> int:
         return len(self._lru)
 
+    def held(
+        self, drops: Mapping[str, tuple[Sequence[Iterable[float]], Callable[[int], float] | None]]
+    ) -> list[Key]:
+        """The keys in memory that :meth:`invalidate_batch` of ``drops`` would drop (same
+        bboxes and padding; no ``None`` bbox), the most recently used first — the tiles a
+        map service can draw again before dropping the old ones (issue 12)."""
+        found: set[Key] = set()
+        with self._lock:
+            for layer, (bboxes, pad) in drops.items():
+                for z, cells in self._index.get(layer, {}).items():
+                    for box in bboxes:
+                        for xy in _hits(cells.keys(), _padded(_bbox(box), pad, z), z):
+                            found.update((layer, z, xy[0], xy[1], p) for p in cells.get(xy, ()))
+            if not found:
+                return []
+            return [k for k in reversed(self._lru) if k in found]
+
+    def stamped(self, key: Key, at_least: int) -> tuple[bytes, str] | None:
+        """``(bytes, etag)`` of a tile another process stored in Redis with a stamp at or
+        past ``at_least`` (its bytes already reflect that change), else None."""
+        if self.redis is None:
+            return None
+        try:
+            raw = cast(bytes | None, self.redis.get(self._rkey(*key)))
+        except Exception as exc:
+            log.warning("redis get failed: %s", exc)
+            return None
+        if raw is None or raw.startswith(b'"'):
+            return None
+        head, _, rest = raw.partition(b"\n")
+        if not head.isdigit() or int(head) < at_least:
+            return None
+        tag, _, data = rest.partition(b"\n")
+        return data, tag.decode()
+
     # ------------------------------------------------------------------ invalidation
     def invalidate(
         self,
