@@ -227,7 +227,16 @@ def test_held_and_stamped_tiles_for_redraws(redis_prefix):
     a.put("grids", 12, 3000, 1500, "w=1", b"far")
     a.peek("grids", 12, 3299, 1786, "w=1")  # used last
     drops = {"grids": ([inside], None)}
-    assert a.held(drops) == [("grids", 12, 3299, 1786, "w=1"), ("grids", 12, 3299, 1786, "w=2")]
+    first, second = ("grids", 12, 3299, 1786, "w=1"), ("grids", 12, 3299, 1786, "w=2")
+    assert a.held(drops) == [(first, 0), (second, 0)]
+    # each with its bar: the last change whose bbox meets it
+    far = tile_bounds_lonlat(12, 3000, 1500)
+    two = {"grids": ([inside, inside, far], None)}
+    assert a.held(two, {"grids": [4, 9, 12]}) == [  # most recently used first
+        (first, 9),
+        (("grids", 12, 3000, 1500, "w=1"), 12),
+        (second, 9),
+    ]
     assert a.held({"communities": ([inside], None)}) == []
     key = ("grids", 12, 3299, 1786, "w=1")
     assert b.stamped(key, 7) == (b"first", etag(b"first"))

@@ -242,21 +242,28 @@ class TileCache:
         return len(self._lru)
 
     def held(
-        self, drops: Mapping[str, tuple[Sequence[Iterable[float]], Callable[[int], float] | None]]
-    ) -> list[Key]:
+        self,
+        drops: Mapping[str, tuple[Sequence[Iterable[float]], Callable[[int], float] | None]],
+        upto: Mapping[str, Sequence[int]] | None = None,
+    ) -> list[tuple[Key, int]]:
         """The keys in memory that :meth:`invalidate_batch` of ``drops`` would drop (same
         bboxes and padding; no ``None`` bbox), the most recently used first — the tiles a
-        map service can draw again before dropping the old ones (issue 12)."""
-        found: set[Key] = set()
+        map service can draw again before dropping the old ones (issue 12) — each with
+        its bar: the last change (``upto``, per layer aligned with the bboxes, as for
+        :meth:`invalidate_batch`) whose bbox meets it (0 without ``upto``)."""
+        found: dict[Key, int] = {}
         with self._lock:
             for layer, (bboxes, pad) in drops.items():
+                ids = list(upto[layer]) if upto is not None else [0] * len(bboxes)
                 for z, cells in self._index.get(layer, {}).items():
-                    for box in bboxes:
+                    for box, i in zip(bboxes, ids, strict=True):
                         for xy in _hits(cells.keys(), _padded(_bbox(box), pad, z), z):
-                            found.update((layer, z, xy[0], xy[1], p) for p in cells.get(xy, ()))
+                            for p in cells.get(xy, ()):
+                                key = (layer, z, xy[0], xy[1], p)
+                                found[key] = max(found.get(key, 0), int(i))
             if not found:
                 return []
-            return [k for k in reversed(self._lru) if k in found]
+            return [(k, found[k]) for k in reversed(self._lru) if k in found]
 
     def stamped(self, key: Key, at_least: int) -> tuple[bytes, str] | None:
         """``(bytes, etag)`` of a tile another process stored in Redis with a stamp at or
