@@ -621,11 +621,20 @@ class _RateLimits:
                 self._budget.pop(who, None)
                 return max(1.0, stats.reset_time - time.time())
             least = min(least, stats.remaining)
+        self._note_budget(who, now, least)
+        return None
+
+    def _note_budget(self, who: str, now: float, least: float, wait: float = 0.0) -> None:
+        """Remember the tenths a caller has left (``least``, read from the storage at
+        ``now``): kept longer the more room it has (:data:`_BUDGET_RECHECK_S`); an empty
+        budget is refused for ``wait`` seconds, at most :data:`_REFUSED_S`."""
         if len(self._budget) >= _OWED_CALLERS:  # bounded: forget them
             self._budget.clear()
-        recheck = min(_BUDGET_RECHECK_MAX_S, _BUDGET_RECHECK_S * least / _BUDGET_MARGIN)
-        self._budget[who] = (now + recheck, least)
-        return None
+        if least < 1:
+            self._budget[who] = (now + min(wait, _REFUSED_S), least)
+        else:
+            recheck = min(_BUDGET_RECHECK_MAX_S, _BUDGET_RECHECK_S * least / _BUDGET_MARGIN)
+            self._budget[who] = (now + recheck, least)
 
     def repeated(self, klass: RequestClass, who: str) -> bool:
         """Whether the caller was refused in this class less than a second ago already
@@ -669,14 +678,8 @@ class _RateLimits:
                     least = stats.remaining - cost
                     wait = max(1.0, stats.reset_time - time.time())
             # what is left now, for :meth:`_check_budget` (empty: refused until it frees)
-            now = time.monotonic()
-            if len(self._budget) >= _OWED_CALLERS:
-                self._budget.clear()
-            if least < 1:
-                self._budget[who] = (now + min(wait, _REFUSED_S), least)
-            elif math.isfinite(least):
-                recheck = min(_BUDGET_RECHECK_MAX_S, _BUDGET_RECHECK_S * least / _BUDGET_MARGIN)
-                self._budget[who] = (now + recheck, least)
+            if math.isfinite(least):
+                self._note_budget(who, time.monotonic(), least, wait)
         except Exception:
             log.warning("rate-limit storage unavailable; time not charged", exc_info=True)
 

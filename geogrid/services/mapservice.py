@@ -98,7 +98,8 @@ PUSH_FALLBACK = 5.0
 #: how long a unit (choropleth) tile may lag behind a report; incidents and heat tiles and
 #: the live feed follow at once. Each refresh draws the busy unit tiles again (a z12 grid
 #: tile is ~15 ms of PostGIS under load): at 40 reports/s every 2 s left cached tiles
-#: 2.0-2.6× below read-only, every 5 s 1.46× (one worker) and 1.79× (two: bench.tiles)
+#: 2.4× (one worker) and 3.6× (two) below read-only, every 5 s with the redraws 1.6-1.8×
+#: and 1.6-1.7× (bench.tiles)
 METRICS_REFRESH = 5.0
 #: issue 12: seconds a metrics refresh spends at most drawing again the unit tiles it
 #: changes (:meth:`MapService._redraw`); the tiles left over are dropped
