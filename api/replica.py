@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from geogrid.core.credentials import SESSION_COOKIE
 from geogrid.services.replica import begin_attempt
 
-__all__ = ["ReplicaMiddleware", "caller_key"]
+__all__ = ["ReplicaMiddleware", "caller_key", "replica_reads"]
 
 log = logging.getLogger("geogrid.api.replica")
 
@@ -68,6 +68,12 @@ def _reads(scope: Scope) -> Any:
     ctx = getattr(getattr(app, "state", None), "ctx", None)
     reads = getattr(ctx, "reads", None)
     return reads if reads is not None and reads.enabled else None
+
+
+def replica_reads(scope: Scope) -> bool:
+    """Whether the app reads from a replica: then a read goes through
+    :class:`ReplicaMiddleware` (answered again on the primary when the replica fails)."""
+    return _reads(scope) is not None
 
 
 class ReplicaMiddleware:

@@ -7,15 +7,17 @@ database (``GEOGRID_DATABASE_URL`` or ``--db``), first with one worker and then 
 ``--workers`` (default 2), and measures over HTTP:
 
 * **cold vs plain**: grid-layer vector tiles at z10 / z12 / z14 around the densest
-  district. For every tile, interleaved (so the machine's load hits both alike): our
+  district. For every tile, in random order (so the machine's load hits all alike): our
   server's first request of the tile over HTTP (a unique ``from`` makes every run's keys
-  cold; the window's metrics frame is built once beforehand and reported separately), and
-  the same tile as pg_tileserv would make it — one bare ``ST_AsMVT`` statement, no metrics,
-  no cache — run by this process over a connection checked out of a pooled engine per tile
-  (:func:`geogrid.store.tiles.plain_unit_tile`). Median and p95 ms, and the ratio of the
-  medians. Also our tile SQL with its metrics arrays alone (DB only);
-* **overhead**: ``GET /health`` and a cached tile (200, and 304 with ``If-None-Match``),
-  sequential on one keep-alive connection;
+  cold; the window's metrics frame is built once beforehand and reported separately); the
+  same tile as pg_tileserv would make it — one bare ``ST_AsMVT`` statement, no metrics, no
+  cache (:func:`geogrid.store.tiles.plain_unit_tile`) — over HTTP from a bare server on
+  the same uvicorn (:mod:`bench._bare_tiles`: "measured the same way"); and that statement
+  run by this process over a pooled connection in autocommit (no HTTP). Median and p95 ms,
+  and the ratios of the medians: cold / bare over HTTP (the target, ≤ 1.5×), our SQL with
+  its metrics arrays / the bare SQL (DB only), and cold over HTTP / bare in process;
+* **overhead**: ``GET /health``, a cached tile (200, and 304 with ``If-None-Match``) and
+  the bare server's 404 (the HTTP floor), sequential on one keep-alive connection each;
 * **cached throughput**: requests/s of cached z12 + z14 grid tiles with ``wrk`` (C, if
   installed; else an httpx asyncio generator, which needs a core of its own), with one and
   with ``--workers`` server processes sharing Redis;
@@ -55,6 +57,7 @@ from geogrid.services.tilecache import TileCache
 from geogrid.settings import get_settings
 from geogrid.store import get_engine
 from geogrid.store.changes import record_incident_change
+from geogrid.store.engine import autocommit
 from geogrid.store.tiles import plain_unit_tile, unit_tile
 
 CENTRE = (110.16, 22.64)  # Yuzhou district, where grids are densest
@@ -143,56 +146,110 @@ def _get_ms(client: httpx.Client, path: str, headers: dict[str, str] | None = No
     return ms
 
 
+def _get_404_ms(client: httpx.Client) -> float:
+    t = time.perf_counter()
+    client.get("/nothing")
+    return (time.perf_counter() - t) * 1000
+
+
 def _plain_ms(engine: Engine, z: int, x: int, y: int) -> float:
     t = time.perf_counter()
-    with engine.connect() as conn:  # checked out of the pool per tile, as a server would
+    with autocommit(engine) as conn:  # out of the pool per tile, one round trip (pg_tileserv)
         plain_unit_tile(conn, "grid", "grids", z, x, y)
     return (time.perf_counter() - t) * 1000
 
 
-def _cold_vs_plain(client: httpx.Client, engine: Engine, q: str, rows: list[Row]) -> list[str]:
-    """Cold HTTP tile and bare ST_AsMVT of the same tile, interleaved per tile."""
+def _start_bare(db: str | None) -> tuple[subprocess.Popen, httpx.Client]:
+    """The bare tile server (:mod:`bench._bare_tiles`) on a free port, one uvicorn worker."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ)
+    if db:
+        env["GEOGRID_DATABASE_URL"] = db
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "bench._bare_tiles:app", "--app-dir", str(root)]
+        + ["--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"],
+        env=env,
+    )
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            client.get("/grids/0/0/0.mvt").raise_for_status()  # its first connection too
+            return proc, client
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.terminate()
+    raise SystemExit(f"the bare tile server did not start (rc {proc.poll()})")
+
+
+def _cold_vs_plain(
+    client: httpx.Client, bare: httpx.Client, engine: Engine, q: str, rows: list[Row]
+) -> list[str]:
+    """Per tile, in random order (so the machine's load hits all alike): our cold tile over
+    HTTP, the bare server's tile over HTTP, bare ST_AsMVT in this process; then our SQL."""
     cached: list[str] = []
     svc = MapService(engine, get_settings(), cache=TileCache())
     win = svc.window()
     svc.unit_metrics("grid", win)  # not timed
     for z, span in ZOOM_SPAN.items():
         tiles = _tiles(z, span)
-        cold, plain, ours = [], [], []
+        cold: list[float] = []
+        http: list[float] = []
+        plain: list[float] = []
+        ours: list[float] = []
         for tz, tx, ty in tiles:
             path = f"/tiles/grids/{tz}/{tx}/{ty}.mvt{q}"
-            if random.random() < 0.5:  # alternate which of the two goes first
-                cold.append(_get_ms(client, path))
-                plain.append(_plain_ms(engine, tz, tx, ty))
-            else:
-                plain.append(_plain_ms(engine, tz, tx, ty))
-                cold.append(_get_ms(client, path))
+            for which in random.sample(range(3), 3):
+                if which == 0:
+                    cold.append(_get_ms(client, path))
+                elif which == 1:
+                    http.append(_get_ms(bare, f"/grids/{tz}/{tx}/{ty}.mvt"))
+                else:
+                    plain.append(_plain_ms(engine, tz, tx, ty))
             m = svc.tile_metrics("grid", win, tz, tx, ty)
             t = time.perf_counter()
-            with engine.connect() as conn:
+            with autocommit(engine) as conn:
                 unit_tile(conn, "grid", "grids", tz, tx, ty, metrics=m)
             ours.append((time.perf_counter() - t) * 1000)
             cached.append(path)
         size = np.mean([len(client.get(p).content) for p in cached[-len(tiles) :][:5]])
-        ratio = _stats(cold)[0] / _stats(plain)[0]
         rows.append(
             (f"grids z{z} HTTP cold ({len(tiles)} tiles, ~{size / 1024:.0f} KB)", *_fmt(cold), "")
         )
-        rows.append((f"grids z{z} bare ST_AsMVT, pooled connection", *_fmt(plain), ""))
-        rows.append((f"grids z{z} cold / bare ratio (medians)", f"{ratio:.2f}×", "", ""))
+        rows.append((f"grids z{z} bare ST_AsMVT server, HTTP (same uvicorn)", *_fmt(http), ""))
+        rows.append(
+            (f"grids z{z} cold / bare, both over HTTP", f"{_ratio(cold, http):.2f}×", "", "")
+        )
+        rows.append((f"grids z{z} bare ST_AsMVT in process (no HTTP)", *_fmt(plain), ""))
         rows.append((f"grids z{z} our SQL + metrics arrays (DB only)", *_fmt(ours), ""))
+        rows.append((f"grids z{z} our SQL / bare SQL", f"{_ratio(ours, plain):.2f}×", "", ""))
+        rows.append(
+            (f"grids z{z} HTTP cold / bare in process", f"{_ratio(cold, plain):.2f}×", "", "")
+        )
     svc.close()
     return cached
 
 
-def _overhead(client: httpx.Client, path: str, rows: list[Row], n: int = 200) -> None:
+def _ratio(a: list[float], b: list[float]) -> float:
+    """The ratio of the medians."""
+    return _stats(a)[0] / _stats(b)[0]
+
+
+def _overhead(
+    client: httpx.Client, path: str, rows: list[Row], bare: httpx.Client, n: int = 200
+) -> None:
     tag = client.get(path).headers["etag"]
-    hl, ok, nm = [], [], []
+    hl, ok, nm, bh = [], [], [], []
     for _ in range(n):  # interleaved
         hl.append(_get_ms(client, "/health"))
         ok.append(_get_ms(client, path))
         nm.append(_get_ms(client, path, {"If-None-Match": tag}))
+        bh.append(_get_404_ms(bare))
     rows.append(("GET /health (one keep-alive connection)", *_fmt(hl, 2), ""))
+    rows.append(("bare server's 404 (the HTTP floor: uvicorn + httpx)", *_fmt(bh, 2), ""))
     rows.append(("cached tile 200 (same connection)", *_fmt(ok, 2), ""))
     rows.append(("cached tile 304 If-None-Match (same connection)", *_fmt(nm, 2), ""))
 
@@ -458,9 +515,14 @@ def main(argv: list[str] | None = None) -> None:
         client.get(f"/tiles/grids/8/206/111.mvt{q}").raise_for_status()  # metrics of window
         ms = (time.perf_counter() - t) * 1000
         rows.append(("grid metrics frame for the window (once)", "", f"{ms:.0f}", ""))
-        cached = _cold_vs_plain(client, engine, q, rows)
-        load_paths = [p for p in cached if "/12/" in p or "/14/" in p]
-        _overhead(client, load_paths[0], rows)
+        bare_proc, bare = _start_bare(args.db)
+        try:
+            cached = _cold_vs_plain(client, bare, engine, q, rows)
+            load_paths = [p for p in cached if "/12/" in p or "/14/" in p]
+            _overhead(client, load_paths[0], rows, bare)
+        finally:
+            bare.close()
+            _stop(bare_proc)
         client.close()
         rows += _throughput(base, engine, load_paths, args, "1 worker", proc.pid)
     finally:

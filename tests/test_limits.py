@@ -287,3 +287,35 @@ def test_access_log_redacts_credentials(caplog):
     text = caplog.text
     assert "s3cr3t-T0KEN" not in text and "abc" not in text and "=pw" not in text
     assert "api_key=[redacted]" in text
+
+
+def test_statement_timeout_follows_the_budget_in_and_out_of_autocommit(db_url):
+    """``geogrid.store.limits``: every transaction runs under the budget in force — in a
+    transaction that rolls back (its SET undone with it, so the next one sets it again)
+    and in autocommit (the tile renders': there the SET stands)."""
+    from sqlalchemy import create_engine, text
+
+    from geogrid.store.engine import _normalise, autocommit
+    from geogrid.store.limits import install_statement_timeout, statement_timeout
+
+    engine = create_engine(_normalise(db_url), pool_size=1, max_overflow=0)
+    install_statement_timeout(engine)
+
+    def shown(auto: bool) -> str:
+        if auto:
+            with autocommit(engine) as conn:
+                return str(conn.execute(text("SHOW statement_timeout")).scalar())
+        with engine.connect() as conn:  # ends in a rollback
+            return str(conn.execute(text("SHOW statement_timeout")).scalar())
+
+    try:
+        for auto in (False, True, True, False, True, False, False):
+            for ms, want in ((300, "300ms"), (None, "0"), (2000, "2s"), (2000, "2s")):
+                with statement_timeout(ms):
+                    assert shown(auto) == want, (auto, ms)
+        with statement_timeout(250):  # a slow statement is cancelled in autocommit too
+            with pytest.raises(Exception, match="statement timeout"):
+                with autocommit(engine) as conn:
+                    conn.execute(text("SELECT pg_sleep(2)"))
+    finally:
+        engine.dispose()

@@ -423,6 +423,26 @@ def test_cached_tile_fast_path_answers_like_the_route(demo_http):
     assert r.status_code == 400 and r.json()["parameter"] == "from"
 
 
+def test_cold_tile_fast_path_draws_like_the_route(demo_http):
+    """A tile in no cache is drawn before routing too (issue 12: FastAPI's routing and
+    validation were a third of a cold z14 tile): the first request of each tile below, in
+    a window of its own, answers the bytes and headers the route then gives for it; a tile
+    outside the pyramid is still the route's 400, naming the parameter."""
+    window = {"from": "2026-07-03", "to": "2026-08-03"}  # no other test asks for it
+    for path in ("/tiles/grids/14/13198/7148.mvt", "/heatmap/13/6600/3574.png"):
+        head = demo_http.head(path, params=window)
+        assert head.status_code == 200 and not head.content
+        first = demo_http.get(path, params=window)
+        routed = demo_http.get(path, params={**window, "x": "1"})
+        assert first.status_code == routed.status_code == 200
+        assert first.content == routed.content and len(first.content) > 0
+        keep = ("etag", "cache-control", "content-type", "content-length")
+        assert {k: first.headers.get(k) for k in keep} == {k: routed.headers.get(k) for k in keep}
+        assert head.headers["etag"] == first.headers["etag"]
+    r = demo_http.get("/tiles/grids/3/9/1.mvt", params=window)
+    assert r.status_code == 400 and r.json()["parameter"] == "x/y"
+
+
 def _grid_incidents(data: bytes, code: str) -> int:
     feats = _decode(data)["grids"]["features"]
     return next(

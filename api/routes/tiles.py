@@ -11,13 +11,18 @@ gives 304 (:mod:`api.caching`).
 Everything is served by the app's :class:`~geogrid.services.mapservice.MapService`
 (``ctx.maps``, created with the app's context in its lifespan).
 
-Cached tiles (issue 12). :class:`CachedTiles`, an ASGI middleware installed inside the
-request limits (``api/main.py``), answers a ``GET``/``HEAD`` of a tile held in the map
-service's memory cache before routing: the same bytes and headers (``ETag``,
-``Cache-Control``, 304 on ``If-None-Match``) as the routes below, without FastAPI's route
-matching and dependency solving, which cost several times the lookup (bench.tiles). Any
-other request — a miss, a ``category`` filter (checked against the catalogue), a bad
-parameter, a change poll due — goes on to the routes unchanged.
+Tiles before routing (issue 12). :class:`CachedTiles`, an ASGI middleware installed
+inside the request limits (``api/main.py``), answers a plain ``GET``/``HEAD`` of a tile
+(no ``category``, no other parameter, a valid tile and window) before routing: one held in
+the map service's memory cache on the event loop, any other drawn (or read from Redis) in
+the thread pool through the same :func:`_shared` renders as the routes below — the same
+bytes and headers (``ETag``, ``Cache-Control``, 304 on ``If-None-Match``), without
+FastAPI's route matching, parameter validation and dependency solving, which cost several
+times a cached lookup and a third of a cold grid tile's own time at z14 (bench.tiles). Any
+other request — a ``category`` filter (checked against the catalogue), a bad parameter, a
+draw that failed (the route answers its error or 503), every tile while a replica serves
+reads (:class:`api.replica.ReplicaMiddleware` answers a failed replica read again on the
+primary) — goes on to the routes unchanged.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ from api.caching import etag_matches, etag_response
 from api.deps import ContextDep
 from api.models.common import error_responses
 from api.models.tiles import MVT, MVT_RESPONSES, PNG, PNG_RESPONSES, TileJSON
-from geogrid.core.tiles import LAYERS
+from api.replica import replica_reads as _replica_reads
+from geogrid.core.tiles import LAYERS, check_tile
 from geogrid.errors import GeogridError
 from geogrid.services.mapservice import MapService, Window
 
@@ -231,22 +237,47 @@ _CACHE_CONTROL = CACHE_CONTROL.encode()
 
 
 class CachedTiles:
-    """ASGI middleware: cached tiles answered from memory before routing (see above)."""
+    """ASGI middleware: tiles answered before routing (see the module's notes) — cached ones
+    from memory on the event loop, cold ones drawn in the thread pool (:func:`_shared`)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
-            hit = self._hit(scope)
-            if hit is not None:
-                await self._send(scope, send, *hit)
-                return
+            tile = self._tile(scope)
+            if tile is not None:
+                maps, layer, z, x, y, win, media = tile
+                hit = maps.cached(layer, z, x, y, win)
+                if hit is None and not _replica_reads(scope):
+                    hit = await self._draw(maps, layer, z, x, y, win)
+                if hit is not None:
+                    await self._send(scope, send, hit[0], hit[1], media)
+                    return
         await self.app(scope, receive, send)
 
     @staticmethod
-    def _hit(scope: Scope) -> tuple[bytes, str, bytes] | None:
-        """``(data, etag, media type)`` of a cached tile, or None (let the routes answer)."""
+    async def _draw(
+        maps: MapService, layer: str, z: int, x: int, y: int, win: Window
+    ) -> tuple[bytes, str] | None:
+        """A tile not in memory, drawn (or read from Redis) in the thread pool as the route
+        would; None when that failed: the route then answers (its error, its 503)."""
+        try:
+            if layer == "heatmap":
+                return await _shared(maps, (layer, z, x, y, win.key), maps.heat_tile, z, x, y, win)
+            return await _shared(
+                maps, (layer, z, x, y, win.key), maps.vector_tile, layer, z, x, y, win
+            )
+        except Exception:  # noqa: BLE001 — answered again by the route, which maps errors
+            return None
+
+    @staticmethod
+    def _tile(
+        scope: Scope,
+    ) -> tuple[MapService, str, int, int, int, Window, bytes] | None:
+        """``(map service, layer, z, x, y, window, media type)`` of a plain tile request
+        (no ``category``: it is checked against the catalogue, a database read; no other
+        parameter), or None: the routes answer it (and every bad parameter)."""
         path: str = scope["path"]
         if path.startswith("/tiles/"):
             m = _VECTOR.fullmatch(path)
@@ -274,11 +305,11 @@ class CachedTiles:
             return None
         maps: MapService = ctx.maps
         try:
+            check_tile(z, x, y)
             win = maps.window(q.get("from"), q.get("to"))
         except GeogridError:  # the route answers the error
             return None
-        hit = maps.cached(layer, z, x, y, win)
-        return None if hit is None else (hit[0], hit[1], media.encode())
+        return maps, layer, z, x, y, win, media.encode()
 
     @staticmethod
     async def _send(scope: Scope, send: Send, data: bytes, tag: str, media: bytes) -> None:

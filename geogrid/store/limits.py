@@ -68,7 +68,8 @@ def _on_begin(conn: Connection) -> None:
     # an int (checked above): SET does not take bound parameters
     conn.exec_driver_sql(f"SET statement_timeout = {int(ms)}" if ms else "RESET statement_timeout")
     info[_SET] = ms
-    info[_UNDONE] = True  # until this transaction commits
+    if not getattr(conn.connection.dbapi_connection, "autocommit", False):
+        info[_UNDONE] = True  # until this transaction commits (in autocommit it stands)
 
 
 def _on_commit(conn: Connection) -> None:
