@@ -12,6 +12,7 @@ for a database whose life is not one block.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ import psycopg
 
 from geogrid.services.database import get_engine, migrate
 
-__all__ = ["ADMIN_URL", "create_scratch", "drop_scratch", "scratch_database"]
+__all__ = ["ADMIN_URL", "create_scratch", "drop_scratch", "raw_copy_seconds", "scratch_database"]
 
 #: the default maintenance connection of the benches
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -77,3 +78,33 @@ def scratch_database(
             get_engine(url).dispose()
         else:
             drop_scratch(url, admin_url)
+
+
+def raw_copy_seconds(url: str, tables: list[str]) -> float:
+    """The database's floor for writing what ``tables`` hold: their rows, every column, the
+    body already encoded (``COPY … TO STDOUT (FORMAT BINARY)``, read first, not timed),
+    written by binary ``COPY … FROM STDIN`` into unindexed copies (``LIKE``, no indexes,
+    no constraints but NOT NULL), one table after another on one connection. Returns the
+    seconds of the writes; the copies are dropped."""
+    raw = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    total = 0.0
+    with psycopg.connect(raw) as pc:
+        for table in tables:
+            copy = f"{table}_raw_floor"
+            pc.execute(f"CREATE TABLE {copy} (LIKE {table})")
+            buf = bytearray()
+            with pc.cursor().copy(f"COPY (SELECT * FROM {table}) TO STDOUT (FORMAT BINARY)") as cp:
+                for chunk in cp:
+                    buf += chunk
+            pc.commit()
+            t0 = time.perf_counter()
+            with pc.cursor().copy(f"COPY {copy} FROM STDIN (FORMAT BINARY)") as cp:
+                view = memoryview(buf)
+                for i in range(0, len(view), 1 << 20):
+                    cp.write(view[i : i + (1 << 20)])
+            pc.commit()
+            total += time.perf_counter() - t0
+            del buf
+            pc.execute(f"DROP TABLE {copy}")
+            pc.commit()
+    return total

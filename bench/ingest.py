@@ -33,6 +33,7 @@ import geopandas as gpd
 import psycopg
 from sqlalchemy import text
 
+from bench._scratch import raw_copy_seconds
 from geogrid.core.catalogue import load_categories
 from geogrid.demo.boundaries import build_demo
 from geogrid.demo.incidents import LOCAL_TZ, build_incidents
@@ -97,22 +98,7 @@ def main() -> None:
             crs="EPSG:4326",
         )
         # raw binary COPY of the very rows geogrid stored, into an unindexed table
-        raw_url = url.replace("postgresql+psycopg://", "postgresql://", 1)
-        with psycopg.connect(raw_url) as pc:
-            pc.execute("CREATE TABLE incident_raw (LIKE incident)")
-            buf = bytearray()
-            with pc.cursor().copy("COPY (SELECT * FROM incident) TO STDOUT (FORMAT BINARY)") as cp:
-                for chunk in cp:
-                    buf += chunk
-            pc.commit()
-            t0 = time.perf_counter()
-            with pc.cursor().copy("COPY incident_raw FROM STDIN (FORMAT BINARY)") as cp:
-                view = memoryview(buf)
-                for i in range(0, len(view), 1 << 20):
-                    cp.write(view[i : i + (1 << 20)])
-            pc.commit()
-            t_raw = time.perf_counter() - t0
-            del buf
+        t_raw = raw_copy_seconds(url, ["incident"])
 
         t0 = time.perf_counter()
         gdf.to_postgis(

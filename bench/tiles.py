@@ -15,7 +15,9 @@ database (``GEOGRID_DATABASE_URL`` or ``--db``), first with one worker and then 
   the same uvicorn (:mod:`bench._bare_tiles`: "measured the same way"); and that statement
   run by this process over a pooled connection in autocommit (no HTTP). Median and p95 ms,
   and the ratios of the medians: cold / bare over HTTP (the target, ≤ 1.5×), our SQL with
-  its metrics arrays / the bare SQL (DB only), and cold over HTTP / bare in process;
+  its metrics arrays / the bare SQL (DB only), and cold over HTTP / bare in process. Eight
+  tiles of each zoom east of those are drawn first by every path, untimed: "cold" is a
+  tile in no cache, not a connection's first statements (plans, PostGIS's caches);
 * **overhead**: ``GET /health``, a cached tile (200, and 304 with ``If-None-Match``) and
   the bare server's 404 (the HTTP floor), sequential on one keep-alive connection each;
 * **cached throughput**: requests/s of cached z12 + z14 grid tiles with ``wrk`` (C, if
@@ -194,6 +196,22 @@ def _cold_vs_plain(
     svc = MapService(engine, get_settings(), cache=TileCache())
     win = svc.window()
     svc.unit_metrics("grid", win)  # not timed
+    for z, span in ZOOM_SPAN.items():  # warm-up, not timed: each path's connections
+        for tz, tx, ty in _tiles(z, span)[:8]:  # (plans, PostGIS's per-backend caches)
+            tx += 2 * span + 1  # tiles east of the measured ones (cold ones stay cold)
+            client.get(f"/tiles/grids/{tz}/{tx}/{ty}.mvt{q}").raise_for_status()
+            bare.get(f"/grids/{tz}/{tx}/{ty}.mvt").raise_for_status()
+            _plain_ms(engine, tz, tx, ty)
+            with autocommit(engine) as conn:
+                unit_tile(
+                    conn,
+                    "grid",
+                    "grids",
+                    tz,
+                    tx,
+                    ty,
+                    metrics=svc.tile_metrics("grid", win, tz, tx, ty),
+                )
     for z, span in ZOOM_SPAN.items():
         tiles = _tiles(z, span)
         cold: list[float] = []

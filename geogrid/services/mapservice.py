@@ -42,7 +42,7 @@ import math
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -83,7 +83,7 @@ from geogrid.store.features import unit_extent
 from geogrid.store.incidents import category_table
 from geogrid.store.replica import primary_lsn
 from geogrid.store.rollup import unit_codes_meeting
-from geogrid.store.tiles import incident_points, incident_tile, unit_tile
+from geogrid.store.tiles import MetricLiterals, incident_points, incident_tile, unit_tile
 
 __all__ = ["DEFAULT_DAYS", "METRIC_TTL", "MapService", "Window"]
 
@@ -458,10 +458,10 @@ class MapService:
     ) -> tuple[bytes, int]:
         """The tile's bytes and the change-log position its metrics reflect."""
         idx = self._metric_index(level, window)
-        metrics = idx.select(padded_tile_bounds_lonlat(z, x, y))
+        literals = idx.literals(padded_tile_bounds_lonlat(z, x, y))
         # autocommit: one statement, no BEGIN/ROLLBACK round trips (a tenth of a z14 tile)
         with autocommit(self.read_engine()) as conn:
-            data, _ = unit_tile(conn, level, layer, z, x, y, metrics=metrics)
+            data, _ = unit_tile(conn, level, layer, z, x, y, literals=literals)
         return data, idx.upto
 
     def heat_source(self, window: Window) -> HeatSource:
@@ -775,6 +775,8 @@ class _MetricIndex:
     columns: dict[str, np.ndarray | None]
     #: the change-log position the frame reflects (its ``upto``; 0 unknown)
     upto: int = 0
+    #: the tile statement's metric arrays, formatted once per frame (None: no metrics)
+    formatted: MetricLiterals | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, df: pd.DataFrame) -> _MetricIndex:
@@ -783,14 +785,24 @@ class _MetricIndex:
             cols[f] = df[f].to_numpy() if f in df else None
         b = {c: df[c].to_numpy(np.float64) for c in ("xmin", "ymin", "xmax", "ymax")}
         upto = int(df.attrs.get("upto", 0))
-        return cls(b["xmin"], b["ymin"], b["xmax"], b["ymax"], cols, upto)
+        return cls(b["xmin"], b["ymin"], b["xmax"], b["ymax"], cols, upto, MetricLiterals(cols))
 
-    def select(self, bbox: BBox) -> dict[str, list[Any] | None]:
+    def rows(self, bbox: BBox) -> np.ndarray:
+        """Positions of the units whose bbox meets ``bbox``."""
         w, s, e, n = bbox
-        i = np.flatnonzero(
+        return np.flatnonzero(
             (self.xmax >= w) & (self.xmin <= e) & (self.ymax >= s) & (self.ymin <= n)
         )
+
+    def select(self, bbox: BBox) -> dict[str, list[Any] | None]:
+        i = self.rows(bbox)
         return {k: None if a is None else a[i].tolist() for k, a in self.columns.items()}
+
+    def literals(self, bbox: BBox) -> dict[str, str]:
+        """The tile statement's metric arrays of the units meeting ``bbox``, from items
+        formatted once per frame (:class:`~geogrid.store.tiles.MetricLiterals`)."""
+        formatted = self.formatted or MetricLiterals(self.columns)
+        return formatted.params(self.rows(bbox))
 
 
 #: columns of :meth:`MapService.unit_metrics` that are not metrics of the window
