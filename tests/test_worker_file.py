@@ -320,3 +320,28 @@ def test_evaluation_page_on_a_phone(city, client, browser):
     page.wait_for_selector(".msg.err")
     assert "one answer per household" in page.inner_text("#msg")
     page.close()
+
+
+def test_worker_record_retry_with_the_same_key_adds_one_record(city, client):
+    """Exactly once: a record posted again with its Idempotency-Key answers the first one
+    (same id, no second row); the key with another record is a 409 naming the key."""
+    wid = city.accounts["w3"].id
+    auth = city.auth("community")
+    body = {"kind": "note", "title": "入户走访记录", "at": "2026-11-02T09:30:00+08:00"}
+    key = {"Idempotency-Key": "record-w3-0001"}
+    first = client.post(f"/workers/{wid}/records", json=body, headers={**auth, **key})
+    assert first.status_code == 201, first.text
+    again = client.post(f"/workers/{wid}/records", json=body, headers={**auth, **key})
+    assert again.status_code == 201 and again.json() == first.json()
+    other = client.post(
+        f"/workers/{wid}/records", json={**body, "title": "另一条"}, headers={**auth, **key}
+    )
+    assert other.status_code == 409 and "record-w3-0001" in other.json()["message"]
+    plain = client.post(f"/workers/{wid}/records", json=body, headers=auth)  # no key: new
+    assert plain.status_code == 201 and plain.json()["id"] != first.json()["id"]
+    titles = [
+        r["title"]
+        for r in client.get(f"/workers/{wid}/file", headers=auth).json()["records"]
+        if r["title"] == body["title"]
+    ]
+    assert len(titles) == 2

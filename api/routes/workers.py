@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, Response
 from api.auth import AccountDep
 from api.deps import EngineDep
 from api.models.common import error_responses
+from api.models.idempotency import IdempotencyKeyHeader
 from api.models.workers import Review, WorkerBrief, WorkerFile, WorkerRecord, WorkerRecordIn
 from geogrid.core.review import COMPONENT_NAMES, COMPONENTS
 from geogrid.services import review, worker_file
@@ -214,11 +215,17 @@ def get_file_html(
     status_code=status.HTTP_201_CREATED,
     response_model=WorkerRecord,
     summary="Add a training, award, note or complaint to a worker's file",
-    responses=error_responses(400, 401, 403, 404),
+    responses=error_responses(400, 401, 403, 404, 409),
 )
 def add_record(
-    engine: EngineDep, account: AccountDep, worker_id: WorkerId, body: WorkerRecordIn
+    engine: EngineDep,
+    account: AccountDep,
+    worker_id: WorkerId,
+    body: WorkerRecordIn,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> dict[str, Any]:
+    """A new record of the worker's file (their managers; 404 outside the caller's units).
+    A retry with the same ``Idempotency-Key`` answers the first record."""
     return worker_file.add_record(
         engine,
         account,
@@ -228,6 +235,7 @@ def add_record(
         at=body.at,
         detail=body.detail,
         verified=body.verified,
+        idempotency_key=idempotency_key,
     )
 
 

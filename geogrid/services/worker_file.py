@@ -34,7 +34,7 @@ from geogrid.core.accounts import Account
 from geogrid.core.hierarchy import LEVEL_COLUMN, parent_chain
 from geogrid.core.scope import Scope
 from geogrid.errors import Forbidden, InvalidInput, NotFound
-from geogrid.services import audit
+from geogrid.services import audit, idempotency
 from geogrid.services.register import PDF_FONT, monthly_register
 from geogrid.services.review import check_unit, review_frame, year_bounds
 from geogrid.settings import get_settings
@@ -300,8 +300,11 @@ def add_record(
     at: datetime | None = None,
     detail: str | None = None,
     verified: bool = False,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
-    """Add a training, award, note or complaint to a worker's file (their managers)."""
+    """Add a training, award, note or complaint to a worker's file (their managers). With
+    ``idempotency_key`` a retry of the same record answers the first one (no second row);
+    the same key for another record is a Conflict."""
     scope = _require(actor)
     if kind not in rv.RECORD_KINDS:
         raise InvalidInput("kind", kind, "one of " + ", ".join(rv.RECORD_KINDS))
@@ -309,8 +312,25 @@ def add_record(
         raise InvalidInput("title", title, "1 to 200 characters")
     if at is not None and at.tzinfo is None:
         raise InvalidInput("at", at.isoformat(), "a date-time with a time zone")
+    principal = idempotency.principal_of(actor.id)
     with transaction(bind) as c:
         _worker(c, scope, worker_id)
+        first = idempotency.replay_or_claim(
+            c,
+            idempotency_key,
+            principal=principal,
+            operation="worker_record",
+            request={
+                "worker_id": int(worker_id),
+                "kind": kind,
+                "title": title.strip(),
+                "at": at,
+                "detail": detail,
+                "verified": bool(verified),
+            },
+        )
+        if first is not None:
+            return first
         row = store.insert_record(
             c,
             {
@@ -330,6 +350,9 @@ def add_record(
             resource="worker",
             ids=[worker_id],
             detail={"kind": kind},
+        )
+        idempotency.remember(
+            c, idempotency_key, principal=principal, answer=row, resource_id=row.get("id")
         )
     return row
 
