@@ -84,15 +84,21 @@ def _fmt(ms: list[float], digits: int = 1) -> tuple[str, str]:
     return f"{med:.{digits}f}", f"{p95:.{digits}f}"
 
 
-def _start_server(
-    db: str | None, redis_url: str, workers: int, access_log: bool
-) -> tuple[subprocess.Popen, str]:
+def _port_and_env(db: str | None) -> tuple[int, dict[str, str]]:
+    """A free local port, and this process's environment with ``db`` as the database."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ)
     if db:
         env["GEOGRID_DATABASE_URL"] = db
+    return port, env
+
+
+def _start_server(
+    db: str | None, redis_url: str, workers: int, access_log: bool
+) -> tuple[subprocess.Popen, str]:
+    port, env = _port_and_env(db)
     env["GEOGRID_REDIS_URL"] = redis_url
     env["GEOGRID_RATE_LIMITS"] = "false"
     log = open(Path(tempfile.gettempdir()) / f"bench-tiles-server-{port}.log", "wb")  # noqa: SIM115
@@ -163,12 +169,7 @@ def _plain_ms(engine: Engine, z: int, x: int, y: int) -> float:
 
 def _start_bare(db: str | None) -> tuple[subprocess.Popen, httpx.Client]:
     """The bare tile server (:mod:`bench._bare_tiles`) on a free port, one uvicorn worker."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ)
-    if db:
-        env["GEOGRID_DATABASE_URL"] = db
+    port, env = _port_and_env(db)
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "bench._bare_tiles:app", "--app-dir", str(root)]
