@@ -53,6 +53,7 @@ __all__ = [
     "add_exception_handlers",
     "document_errors",
     "database_unavailable",
+    "DATABASE_ERRORS",
     "out_of_range",
     "RETRY_AFTER_DB",
     "GENERIC_ERRORS",
@@ -147,6 +148,17 @@ def validation_body(problems: Sequence[Any]) -> dict[str, Any]:
     }
 
 
+#: errors of a database that cannot answer now (down, no free connection, a statement
+#: cancelled by its timeout): 503 with Retry-After (:func:`database_unavailable`)
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    pg_errors.OperationalError,
+    pg_errors.InterfaceError,
+)
+
+
 def add_exception_handlers(app: FastAPI) -> None:
     """Answer every error of ``app`` with an :class:`ErrorBody`."""
 
@@ -178,13 +190,11 @@ def add_exception_handlers(app: FastAPI) -> None:
             getattr(exc, "headers", None),
         )
 
-    @app.exception_handler(sa_exc.OperationalError)
-    @app.exception_handler(sa_exc.InterfaceError)
-    @app.exception_handler(sa_exc.TimeoutError)
-    @app.exception_handler(pg_errors.OperationalError)
-    @app.exception_handler(pg_errors.InterfaceError)
     async def _database(request: Request, exc: Exception) -> GeogridJSONResponse:
         return database_unavailable(exc)
+
+    for kind in DATABASE_ERRORS:
+        app.add_exception_handler(kind, _database)
 
     @app.exception_handler(sa_exc.DataError)
     @app.exception_handler(pg_errors.DataError)

@@ -39,6 +39,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.caching import etag_matches, etag_response
 from api.deps import ContextDep
+from api.errors import DATABASE_ERRORS, database_unavailable
 from api.models.common import error_responses
 from api.models.tiles import MVT, MVT_RESPONSES, PNG, PNG_RESPONSES, TileJSON
 from api.replica import replica_reads as _replica_reads
@@ -250,7 +251,13 @@ class CachedTiles:
                 maps, layer, z, x, y, win, media = tile
                 hit = maps.cached(layer, z, x, y, win)
                 if hit is None and not _replica_reads(scope):
-                    hit = await self._draw(maps, layer, z, x, y, win)
+                    try:
+                        hit = await self._draw(maps, layer, z, x, y, win)
+                    except DATABASE_ERRORS as exc:  # answered as the route would, once
+                        await database_unavailable(exc)(scope, receive, send)
+                        return
+                    except Exception:  # noqa: BLE001 — the route answers it (its error)
+                        hit = None
                 if hit is not None:
                     await self._send(scope, send, hit[0], hit[1], media)
                     return
@@ -259,17 +266,14 @@ class CachedTiles:
     @staticmethod
     async def _draw(
         maps: MapService, layer: str, z: int, x: int, y: int, win: Window
-    ) -> tuple[bytes, str] | None:
+    ) -> tuple[bytes, str]:
         """A tile not in memory, drawn (or read from Redis) in the thread pool as the route
-        would; None when that failed: the route then answers (its error, its 503)."""
-        try:
-            if layer == "heatmap":
-                return await _shared(maps, (layer, z, x, y, win.key), maps.heat_tile, z, x, y, win)
-            return await _shared(
-                maps, (layer, z, x, y, win.key), maps.vector_tile, layer, z, x, y, win
-            )
-        except Exception:  # noqa: BLE001 — answered again by the route, which maps errors
-            return None
+        would. A database that cannot answer (down, or the statement over its budget) is
+        the caller's 503 at once, not a second try by the route; any other failure goes to
+        the route, which answers it as it answers its own."""
+        if layer == "heatmap":
+            return await _shared(maps, (layer, z, x, y, win.key), maps.heat_tile, z, x, y, win)
+        return await _shared(maps, (layer, z, x, y, win.key), maps.vector_tile, layer, z, x, y, win)
 
     @staticmethod
     def _tile(
