@@ -773,10 +773,10 @@ class _MetricIndex:
     xmax: np.ndarray
     ymax: np.ndarray
     columns: dict[str, np.ndarray | None]
+    #: the tile statement's metric arrays, formatted once per frame
+    formatted: MetricLiterals = field(repr=False, compare=False)
     #: the change-log position the frame reflects (its ``upto``; 0 unknown)
     upto: int = 0
-    #: the tile statement's metric arrays, formatted once per frame (None: no metrics)
-    formatted: MetricLiterals | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, df: pd.DataFrame) -> _MetricIndex:
@@ -785,7 +785,7 @@ class _MetricIndex:
             cols[f] = df[f].to_numpy() if f in df else None
         b = {c: df[c].to_numpy(np.float64) for c in ("xmin", "ymin", "xmax", "ymax")}
         upto = int(df.attrs.get("upto", 0))
-        return cls(b["xmin"], b["ymin"], b["xmax"], b["ymax"], cols, upto, MetricLiterals(cols))
+        return cls(b["xmin"], b["ymin"], b["xmax"], b["ymax"], cols, MetricLiterals(cols), upto)
 
     def rows(self, bbox: BBox) -> np.ndarray:
         """Positions of the units whose bbox meets ``bbox``."""
@@ -801,8 +801,7 @@ class _MetricIndex:
     def literals(self, bbox: BBox) -> dict[str, str]:
         """The tile statement's metric arrays of the units meeting ``bbox``, from items
         formatted once per frame (:class:`~geogrid.store.tiles.MetricLiterals`)."""
-        formatted = self.formatted or MetricLiterals(self.columns)
-        return formatted.params(self.rows(bbox))
+        return self.formatted.params(self.rows(bbox))
 
 
 #: columns of :meth:`MapService.unit_metrics` that are not metrics of the window

@@ -154,7 +154,7 @@ def _quoted(value: Any) -> str:
 #: the unit tile's statement (built once: a text() per call parsed its 20 parameters anew).
 #: The metrics are joined last, to the clipped tile geometries of a MATERIALIZED ``g``:
 #: joined to the units' full geometries (inlined), the join cost more than the rest of the
-#: metrics' work — a z10/z12 tile's SQL was 1.4x a bare ST_AsMVT's, now 0.95-1.0x
+#: metrics' work — a z10/z12 tile's SQL was 1.4x a bare ST_AsMVT's, now 1.03-1.13x
 #: (issue 12, bench.tiles); the features, their properties and geometries are the same
 _UNIT_TILE_SQL = text(
     "WITH env AS (SELECT ST_TileEnvelope(:z, :x, :y) AS e), "
