@@ -4,9 +4,9 @@
 The database gives per-unit sums (:func:`geogrid.store.metrics.aggregate_units`) or, on the
 time-travel path, the window's rows; this module turns rows into the same sums
 (:func:`aggregate_incident_rows`, the vectorised twin of the SQL), derives rates from sums
-(:func:`unit_metrics`: rates are recomputed from sums, never averaged), counts worker
-full-time equivalents (:func:`worker_fte`) and lays out weekly or monthly trends
-(:func:`fill_periods`). The definitions are in :mod:`geogrid.services.metrics`.
+(:func:`unit_metrics`: rates are recomputed from sums, never averaged; worker full-time
+equivalents come summed from :func:`geogrid.store.metrics.worker_fte`) and lays out weekly
+or monthly trends (:func:`fill_periods`). The definitions are in :mod:`geogrid.services.metrics`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from geogrid.core.hierarchy import ATTRIBUTION_COLUMNS, LEVEL_COLUMN
+from geogrid.core.hierarchy import LEVEL_COLUMN
 from geogrid.core.lifecycle import DONE_STATUSES, HANDLED_STATUSES
 from geogrid.core.loadindex import LoadWeights, load_score
 
@@ -26,9 +26,7 @@ __all__ = [
     "TREND_INTERVALS",
     "aggregate_incident_rows",
     "fill_periods",
-    "grid_chain",
     "unit_metrics",
-    "worker_fte",
 ]
 
 #: integer sums per unit of :func:`aggregate_incident_rows` (and of the SQL aggregate)
@@ -113,65 +111,6 @@ def aggregate_incident_rows(
     return sums.reset_index().rename(columns={"index": "code"})
 
 
-def grid_chain(parents: pd.DataFrame) -> pd.DataFrame:
-    """grid → community, street, district codes from a version's parent links.
-
-    Parameters
-    ----------
-    parents : DataFrame
-        code, level, parent_code of every unit of a version.
-
-    Returns
-    -------
-    DataFrame with :data:`~geogrid.core.hierarchy.ATTRIBUTION_COLUMNS`, one row per grid.
-
-    >>> p = pd.DataFrame({"code": ["g", "c", "s"], "level": ["grid", "community", "street"],
-    ...                   "parent_code": ["c", "s", "d"]})
-    >>> grid_chain(p).iloc[0].tolist()
-    ['g', 'c', 's', 'd']
-    """
-    parent = dict(zip(parents["code"], parents["parent_code"], strict=True))
-    grids = parents.loc[parents["level"] == "grid", ["code", "parent_code"]]
-    community = grids["parent_code"].astype(object)
-    street = community.map(parent)
-    cols = [
-        grids["code"].to_numpy(dtype=object),
-        community.to_numpy(dtype=object),
-        street.to_numpy(dtype=object),
-        street.map(parent).to_numpy(dtype=object),
-    ]
-    return pd.DataFrame(dict(zip(ATTRIBUTION_COLUMNS, cols, strict=True)))
-
-
-def worker_fte(worker_grids: pd.DataFrame, chain: pd.DataFrame, level: str) -> pd.Series:
-    """Worker full-time equivalents per unit code of a level: a worker serving *k* grids of
-    the version counts 1/k in each (grids not in ``chain`` are ignored), so FTEs add up.
-
-    Parameters
-    ----------
-    worker_grids : DataFrame
-        account_id, grid_code (one row per assignment).
-    chain : DataFrame
-        :func:`grid_chain` of the version.
-    level : str
-
-    >>> wg = pd.DataFrame({"account_id": [1, 1, 2], "grid_code": ["g1", "g2", "g2"]})
-    >>> chain = pd.DataFrame({"grid_code": ["g1", "g2"], "community_code": ["c", "c"],
-    ...                       "street_code": ["s", "s"], "district_code": ["d", "d"]})
-    >>> worker_fte(wg, chain, "grid").to_dict()
-    {'g1': 0.5, 'g2': 1.5}
-    """
-    up = dict(zip(chain["grid_code"], chain[LEVEL_COLUMN[level]], strict=True))
-    grids = worker_grids["grid_code"].to_numpy(dtype=object)
-    keep = np.fromiter((g in up for g in grids), dtype=bool, count=len(grids))
-    if not keep.any():
-        return pd.Series(dtype=float)
-    acc = worker_grids["account_id"].to_numpy()[keep]
-    _, inv, k = np.unique(acc, return_inverse=True, return_counts=True)
-    codes = np.array([up[g] for g in grids[keep]], dtype=object)
-    return pd.Series(1.0 / k[inv]).groupby(codes).sum()
-
-
 def unit_metrics(
     units: pd.DataFrame,
     aggregates: pd.DataFrame,
@@ -189,7 +128,7 @@ def unit_metrics(
     aggregates : DataFrame
         Per-code sums (:func:`aggregate_incident_rows` or the SQL aggregate).
     fte : Series
-        Worker FTEs by code (:func:`worker_fte`).
+        Worker FTEs by code (:func:`geogrid.store.metrics.worker_fte`).
     reference : (float, float, float)
         Grid means of the load index (:func:`geogrid.core.loadindex.grid_reference`).
     weights : LoadWeights

@@ -78,7 +78,9 @@ passed (``cache=ctx.unit_cache``); without one they are read afresh.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -97,9 +99,7 @@ from geogrid.core.unitmetrics import (
     TREND_INTERVALS,
     aggregate_incident_rows,
     fill_periods,
-    grid_chain,
     unit_metrics,
-    worker_fte,
 )
 from geogrid.errors import InvalidInput, NotFound
 from geogrid.services.attribution import attributor_for_version
@@ -202,14 +202,6 @@ def _units(conn: Connection, cache: UnitCache, level: str, vid: int) -> gpd.GeoD
     )
 
 
-def _chain(conn: Connection, cache: UnitCache, vid: int) -> pd.DataFrame:
-    """grid → community, street, district codes of a version, kept in ``cache``."""
-    fp = sm.unit_fingerprint(conn, vid, "grid")
-    return cache.get(
-        _database(conn), ("chain", vid), fp, lambda: grid_chain(sm.unit_parents(conn, vid))
-    )
-
-
 def _weights_of(conn: Connection, cache: UnitCache, units: gpd.GeoDataFrame, vid: int, kind: str):
     """Spatial weights of a version's units at a level, kept in ``cache``."""
     level = str(units["level"].iloc[0])
@@ -243,27 +235,68 @@ def _reattribute(conn: Connection, cache: UnitCache, df: pd.DataFrame, vid: int)
 # --------------------------------------------------------------------------- residents
 
 
-def _with_residents(
-    engine: Bind, out: pd.DataFrame, level: str, start: datetime, end: datetime
-) -> pd.DataFrame:
-    """``out`` with residents' satisfaction and evaluation (issue 14): answers given in
-    ``[start, end)`` grouped by the unit column of ``level`` (rows carry every level's
-    code, so upper levels are sums, and means are recomputed from the sums)."""
+def _resident_rows(
+    conn: Connection, level: str, start: datetime, end: datetime
+) -> dict[str, list[dict[str, Any]]]:
+    """Residents' satisfaction and evaluation answers given in ``[start, end)``, grouped by
+    the unit column of ``level`` (issue 14)."""
     column = f"{level}_code"
-    with _connect(engine) as conn:
-        parts = {
-            "satisfaction": store_residents.satisfaction_by_unit(conn, column, start, end),
-            "evaluation": store_residents.evaluation_by_unit(conn, column, start, end),
-        }
+    return {
+        "satisfaction": store_residents.satisfaction_by_unit(conn, column, start, end),
+        "evaluation": store_residents.evaluation_by_unit(conn, column, start, end),
+    }
+
+
+def _with_residents(out: pd.DataFrame, parts: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
+    """``out`` with residents' satisfaction and evaluation (issue 14) from
+    :func:`_resident_rows` (rows carry every level's code, so upper levels are sums, and
+    means are recomputed from the sums)."""
+    index = pd.Index(out["code"].to_numpy(dtype=object))
     for name, rows in parts.items():
-        # dict lookups (Series.map of a dict), not a Python call per unit
-        n = out["code"].map({r["code"]: int(r["n"]) for r in rows}).fillna(0).astype("int64")
-        total = out["code"].map({r["code"]: float(r["score_sum"]) for r in rows}).fillna(0.0)
-        total = total.astype(float)
+        n = np.zeros(len(index), dtype=np.int64)
+        total = np.zeros(len(index), dtype=float)
+        if rows:
+            pos = index.get_indexer([r["code"] for r in rows])
+            hit = pos >= 0
+            n[pos[hit]] = np.asarray([int(r["n"]) for r in rows], dtype=np.int64)[hit]
+            total[pos[hit]] = np.asarray([float(r["score_sum"]) for r in rows])[hit]
         score = "satisfaction" if name == "satisfaction" else "evaluation_score"
-        out[score] = (total / n.where(n > 0)).astype(float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[score] = np.where(n > 0, total / n, np.nan)
         out[f"{name}_answers"] = n
     return out
+
+
+@dataclass(frozen=True)
+class UnitFacts:
+    """What the metrics of a level need besides the incident aggregates: the version's
+    units (geometry cached), worker FTEs per unit, the grid totals of the load index
+    (number of grids, households, area in m²) and the residents' answers of the window."""
+
+    units: gpd.GeoDataFrame
+    fte: pd.Series
+    grid_totals: tuple[int, float, float]
+    residents: dict[str, list[dict[str, Any]]]
+
+
+def unit_facts(
+    engine: Bind,
+    level: str,
+    *,
+    version_id: int,
+    start: datetime,
+    end: datetime,
+    cache: UnitCache,
+) -> UnitFacts:
+    """The :class:`UnitFacts` of a version's units at a level for the window
+    ``[start, end)``."""
+    with _connect(engine) as conn:
+        return UnitFacts(
+            units=_units(conn, cache, level, version_id),
+            fte=sm.worker_fte(conn, version_id, level),
+            grid_totals=sm.grid_totals(conn, version_id),
+            residents=_resident_rows(conn, level, start, end),
+        )
 
 
 # --------------------------------------------------------------------------- metrics
@@ -311,15 +344,18 @@ def _compute(
             categories=_categories(conn, categories),
             past=t < now_d,
         )
-        # with an Engine the aggregate's statements run on pooled connections at once
+        # with an Engine the aggregate's statements run on pooled connections at once,
+        # and the units' facts are read on another one meanwhile (issue 12)
         bind = engine if isinstance(engine, Engine) else conn
-        rollup_zone = store_rollup.rollup_zone(conn)
-        if rollup_zone is not None:  # migration 0016: whole days from incident_daily
-            agg = store_rollup.aggregate_units_rollup(
-                bind, level, version_id=vid, zone=rollup_zone, **asdict(win)
-            )
-        else:
-            agg = sm.aggregate_units(bind, level, version_id=vid, **asdict(win))
+        with _FactsJob(engine, level, vid, start_d, end_d, cache) as facts_job:
+            rollup_zone = store_rollup.rollup_zone(conn)
+            if rollup_zone is not None:  # migration 0016: whole days from incident_daily
+                agg = store_rollup.aggregate_units_rollup(
+                    bind, level, version_id=vid, zone=rollup_zone, **asdict(win)
+                )
+            else:
+                agg = sm.aggregate_units(bind, level, version_id=vid, **asdict(win))
+            facts = facts_job.result(conn)
         path = "sql"
         if int(agg["mismatched"].sum()) > 0:
             rows = sm.metric_rows(conn, version_id=vid, with_points=True, **asdict(win))
@@ -341,7 +377,39 @@ def _compute(
         weights=w,
         cache=cache,
         path=path,
+        facts=facts,
     )
+
+
+class _FactsJob:
+    """:func:`unit_facts` read on a pooled connection of its own while the caller goes on
+    (with an Engine; with a Connection they are read on it when asked for)."""
+
+    def __init__(
+        self, engine: Bind, level: str, vid: int, start: datetime, end: datetime, cache: UnitCache
+    ) -> None:
+        self._level = level
+        self._kw: dict[str, Any] = dict(version_id=vid, start=start, end=end, cache=cache)
+        self._pool: ThreadPoolExecutor | None = None
+        self._future: Future[UnitFacts] | None = None
+        if isinstance(engine, Engine):
+            self._pool = ThreadPoolExecutor(max_workers=1)
+            # the request's statement budget (a context variable) goes with the statements
+            self._future = self._pool.submit(
+                contextvars.copy_context().run, unit_facts, engine, level, **self._kw
+            )
+
+    def __enter__(self) -> _FactsJob:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def result(self, conn: Connection) -> UnitFacts:
+        if self._future is None:
+            return unit_facts(conn, self._level, **self._kw)
+        return self._future.result()
 
 
 def metrics_from_aggregates(
@@ -358,15 +426,17 @@ def metrics_from_aggregates(
     weights: LoadWeights,
     cache: UnitCache,
     path: str,
+    facts: UnitFacts | None = None,
 ) -> gpd.GeoDataFrame:
     """The metrics of a version's units from per-unit sums (the SQL aggregate, its pandas
     twin, or the partial sums of a Dask cluster — :mod:`geogrid.services.scale`): units,
-    worker FTEs, the load index's grid means, the residents' figures, and ``attrs``."""
+    worker FTEs, the load index's grid means, the residents' figures, and ``attrs``.
+    ``facts``: the :func:`unit_facts` of the level and window when already read."""
     vid = version_id
-    with _connect(engine) as conn:
-        units = _units(conn, cache, level, vid)
-        fte = worker_fte(sm.worker_grids(conn), _chain(conn, cache, vid), level)
-        n_grids, hh_total, area_total = sm.grid_totals(conn, vid)
+    if facts is None:
+        facts = unit_facts(engine, level, version_id=vid, start=start, end=end, cache=cache)
+    units, fte = facts.units, facts.fte
+    n_grids, hh_total, area_total = facts.grid_totals
 
     # grid means for the load index: all attributed incidents belong to exactly one grid
     effort_total = float(agg.loc[agg["code"].notna(), "effort_incidents"].sum())
@@ -378,7 +448,7 @@ def metrics_from_aggregates(
     out = unit_metrics(
         pd.DataFrame(units.drop(columns="geometry")), agg, fte, reference=ref, weights=weights
     )
-    out = _with_residents(engine, out, level, start, end)  # issue 14
+    out = _with_residents(out, facts.residents)  # issue 14
     gdf = gpd.GeoDataFrame(out, geometry=units.geometry.values, crs="EPSG:4326")
     gdf.attrs.update(
         version_id=vid,

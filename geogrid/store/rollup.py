@@ -37,6 +37,7 @@ from sqlalchemy import Connection, Engine, text
 
 from geogrid.core.hierarchy import LEVEL_COLUMN
 from geogrid.core.lifecycle import DONE_STATUSES, HANDLED_STATUSES, OPEN_STATUSES
+from geogrid.store.columns import fetch_columns
 from geogrid.store.engine import connection as _connect
 
 __all__ = ["aggregate_units_rollup", "rollup_zone", "unit_codes_meeting", "whole_days"]
@@ -136,9 +137,10 @@ def aggregate_units_rollup(
     # one hash aggregate by code over the rollup's days and the edges' rows (a category's
     # effort joined per row, the version compared per row: no second grouping level)
     counts_sql = f"""
-        SELECT r.code, sum(r.inc)::bigint, sum(r.prev)::bigint,
-               sum(r.inc * c.effort)::float8,
-               (sum(r.inc + r.prev) FILTER (WHERE r.version_id IS DISTINCT FROM :v))::bigint
+        SELECT r.code, sum(r.inc)::bigint AS inc, sum(r.prev)::bigint AS prev,
+               sum(r.inc * c.effort)::float8 AS effort,
+               COALESCE(sum(r.inc + r.prev) FILTER (
+                   WHERE r.version_id IS DISTINCT FROM :v), 0)::bigint AS mismatched
         FROM (
             SELECT d.{col} AS code, d.version_id, d.category,
                    CASE WHEN d.day >= :w0 AND d.day < :w1 THEN d.incidents ELSE 0 END AS inc,
@@ -158,12 +160,12 @@ def aggregate_units_rollup(
     # or earlier and open now (or, for a past t, done after t)
     older_done = f"(i.reported_at >= :ps{' OR true' if past else ''})"
     backlog_sql = f"""
-        SELECT i.{col} AS code, count(*),
-               count(*) FILTER (WHERE i.due_at < :t),
+        SELECT i.{col} AS code, count(*) AS backlog,
+               count(*) FILTER (WHERE i.due_at < :t) AS overdue,
                count(*) FILTER (WHERE i.reported_at >= :s AND i.reported_at < :e
-                                AND i.due_at < :t),
+                                AND i.due_at < :t) AS overdue_window,
                count(*) FILTER (WHERE i.reported_at < :ps
-                                AND i.version_id IS DISTINCT FROM :v)
+                                AND i.version_id IS DISTINCT FROM :v) AS mismatched
         FROM incident i
         WHERE i.reported_at < :t AND {_CATS.format(a="i")} AND {code_i}
           AND (i.status IN ({_OPEN})
@@ -171,62 +173,64 @@ def aggregate_units_rollup(
         GROUP BY 1
     """
     resolved_sql = f"""
-        SELECT i.{col} AS code, count(*),
-               count(*) FILTER (WHERE i.resolved_at <= i.due_at),
-               percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (
-                   ORDER BY EXTRACT(EPOCH FROM i.resolved_at - i.reported_at) / 3600.0)
-        FROM incident i
-        WHERE i.reported_at >= :s AND i.reported_at < :e AND i.status IN ({_HANDLED})
-          AND i.resolved_at IS NOT NULL AND i.resolved_at <= :t AND {_CATS.format(a="i")}
-          AND {code_i}
-        GROUP BY 1
+        SELECT code, resolved, on_time, q[1] AS median, q[2] AS p90 FROM (
+            SELECT i.{col} AS code, count(*) AS resolved,
+                   count(*) FILTER (WHERE i.resolved_at <= i.due_at) AS on_time,
+                   percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (
+                       ORDER BY EXTRACT(EPOCH FROM i.resolved_at - i.reported_at) / 3600.0) AS q
+            FROM incident i
+            WHERE i.reported_at >= :s AND i.reported_at < :e AND i.status IN ({_HANDLED})
+              AND i.resolved_at IS NOT NULL AND i.resolved_at <= :t
+              AND {_CATS.format(a="i")} AND {code_i}
+            GROUP BY 1
+        ) r
     """
 
-    def run(sql: str) -> Sequence[Any]:
+    def run(sql: str, names: list[str]) -> list[list[Any]]:
         with _connect(bind) as c:
             c.execute(text("SET LOCAL work_mem = '64MB'"))
-            return c.execute(text(sql), params).all()
+            return fetch_columns(c, sql, params, names)
 
+    a_names = ["code", "inc", "prev", "effort", "mismatched"]
+    b_names = ["code", "backlog", "overdue", "overdue_window", "mismatched"]
+    r_names = ["code", "resolved", "on_time", "median", "p90"]
     if isinstance(bind, Engine):  # three pooled connections: the statements run at once
         with ThreadPoolExecutor(max_workers=2) as ex:
             # the request's statement budget (a context variable) goes with the statements
-            f_res = ex.submit(contextvars.copy_context().run, run, resolved_sql)
-            f_back = ex.submit(contextvars.copy_context().run, run, backlog_sql)
-            counts = run(counts_sql)
+            f_res = ex.submit(contextvars.copy_context().run, run, resolved_sql, r_names)
+            f_back = ex.submit(contextvars.copy_context().run, run, backlog_sql, b_names)
+            counts = run(counts_sql, a_names)
             backlog, resolved = f_back.result(), f_res.result()
     else:
-        counts, backlog, resolved = run(counts_sql), run(backlog_sql), run(resolved_sql)
+        counts = run(counts_sql, a_names)
+        backlog, resolved = run(backlog_sql, b_names), run(resolved_sql, r_names)
 
     # one row per code seen by any statement (a None code — outside every grid — is a key
-    # like any other); plain dicts: pandas merges cost more than the statements here
-    by_a = {r[0]: r[1:] for r in counts}
-    by_b = {r[0]: r[1:] for r in backlog}
-    by_r = {r[0]: r[1:] for r in resolved}
-    codes = list(dict.fromkeys([*by_a, *by_b, *by_r]))
-    za, zb, zr = (0, 0, 0.0, None), (0, 0, 0, 0), (0, 0, None)
-    ra = [by_a.get(c, za) for c in codes]
-    rb = [by_b.get(c, zb) for c in codes]
-    rr = [by_r.get(c, zr) for c in codes]
-    q = [(np.nan, np.nan) if x[2] is None else (float(x[2][0]), float(x[2][1])) for x in rr]
+    # like any other), each statement's columns scattered to their codes' positions
+    codes = list(dict.fromkeys([*counts[0], *backlog[0], *resolved[0]]))
+    at = {c: i for i, c in enumerate(codes)}
 
-    def ints(rows: list[Any], i: int) -> np.ndarray:
-        return np.fromiter((x[i] for x in rows), dtype=np.int64, count=len(rows))
+    def spread(cols: list[list[Any]], i: int, fill: float | int) -> np.ndarray:
+        out = np.full(len(codes), fill, dtype=float if isinstance(fill, float) else np.int64)
+        if cols[0]:
+            idx = np.fromiter(map(at.__getitem__, cols[0]), dtype=np.intp, count=len(cols[0]))
+            out[idx] = np.asarray(cols[i], dtype=out.dtype)
+        return out
 
     return pd.DataFrame(
         {
             "code": pd.Series(codes, dtype=object),
-            "incidents": ints(ra, 0),
-            "previous_incidents": ints(ra, 1),
-            "effort_incidents": np.fromiter((x[2] for x in ra), dtype=float, count=len(ra)),
-            "open_backlog": ints(rb, 0),
-            "overdue": ints(rb, 1),
-            "resolved": ints(rr, 0),
-            "resolved_on_time": ints(rr, 1),
-            "open_overdue_window": ints(rb, 2),
-            "mismatched": np.fromiter((x[3] or 0 for x in ra), dtype=np.int64, count=len(ra))
-            + ints(rb, 3),
-            "median_hours": np.array([x[0] for x in q], dtype=float),
-            "p90_hours": np.array([x[1] for x in q], dtype=float),
+            "incidents": spread(counts, 1, 0),
+            "previous_incidents": spread(counts, 2, 0),
+            "effort_incidents": spread(counts, 3, 0.0),
+            "open_backlog": spread(backlog, 1, 0),
+            "overdue": spread(backlog, 2, 0),
+            "resolved": spread(resolved, 1, 0),
+            "resolved_on_time": spread(resolved, 2, 0),
+            "open_overdue_window": spread(backlog, 3, 0),
+            "mismatched": spread(counts, 4, 0) + spread(backlog, 4, 0),
+            "median_hours": spread(resolved, 3, np.nan),
+            "p90_hours": spread(resolved, 4, np.nan),
         }
     )
 
