@@ -79,6 +79,7 @@ passed (``cache=ctx.unit_cache``); without one they are read afresh.
 from __future__ import annotations
 
 import contextvars
+import functools
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -395,9 +396,8 @@ class _FactsJob:
         if isinstance(engine, Engine):
             self._pool = ThreadPoolExecutor(max_workers=1)
             # the request's statement budget (a context variable) goes with the statements
-            self._future = self._pool.submit(
-                contextvars.copy_context().run, unit_facts, engine, level, **self._kw
-            )
+            read = functools.partial(unit_facts, engine, level, **self._kw)
+            self._future = self._pool.submit(contextvars.copy_context().run, read)
 
     def __enter__(self) -> _FactsJob:
         return self
