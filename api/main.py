@@ -10,6 +10,7 @@ a running service (engine, settings, caches) is one
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -165,6 +166,12 @@ def create_app(database_url: str | None = None, settings: Settings | None = None
             ctx.engine, ctx.maps, ctx.tokens
         )  # issue 12: LISTEN/NOTIFY → SSE and caches
         await ctx.live.start()
+        # issues 10 and 12: what start-up made (modules, the app, the context's caches)
+        # lives as long as the process; frozen out of the collector's sight (gc.freeze, as
+        # the Python documentation advises for long-lived servers), a full collection
+        # walks only what requests made since — it walked ~225,000 objects, pausing every
+        # request of the process for ~100 ms, every few map or metrics requests
+        gc.freeze()
         try:
             yield
         finally:

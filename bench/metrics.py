@@ -6,11 +6,24 @@
 With ``--incidents`` (issue 12, the daily rollup) each size gets a scratch database of its
 own (dropped at the end): the demo's boundaries, categories and workers, then that many
 synthetic incidents made in SQL (``INSERT … SELECT generate_series``, triggers off, the
-rollup rebuilt once after), spread over ``--span-days`` days. A month of grid metrics
+rollup rebuilt once after), spread over ``--span-days`` days — or, with ``--per-day N``,
+over as many days as N a day makes (a city's history growing at a fixed pace: each larger
+size adds older years, the last month is the same). ``--open-days D``: only incidents of
+the last D days may still be open (older ones were all resolved, closed, rejected or
+marked duplicate, in the same proportions) — a city that works its backlog off; without
+it 9 % of every year's incidents stay open for ever. A month of grid metrics
 (the 30 local days up to the last local midnight of the data, state read at its end) is
 timed through the base-table aggregate (``store.metrics.aggregate_units``, the path before
 0016) and through the rollup (``load_metrics`` as shipped): p50/p99 of ``--repeat`` warm
-runs each (interleaved), the ratio, and whether both give the same numbers.
+runs each (interleaved), the ratio, and whether both give the same numbers. The objects
+made before the timing are frozen out of the garbage collector's sight (``gc.freeze``),
+as the service does after start-up (``api.main``); the full collections of each run are
+counted and shown.
+
+    python -m bench.metrics --incidents 1000000 10000000 --per-day 548 --open-days 90
+
+is issue 12's "a month of grid metrics ≤ 100 ms at 10M incidents": the demo's pace
+(200,000 a year), 5 and 50 years of history.
 
 One month (the 30 days up to the last stored incident) at grid, community and district
 level; prints the median of ``--repeat`` warm runs (the first, cold run — which fills the
@@ -22,6 +35,7 @@ that both give the same numbers.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import time
@@ -38,12 +52,15 @@ from geogrid.core.loadindex import LoadWeights
 from geogrid.core.timewindow import resolve_window
 from geogrid.core.unitmetrics import aggregate_incident_rows
 from geogrid.services import metrics as gm
+from geogrid.services import partitions
 from geogrid.services.context import AppContext
 from geogrid.services.database import get_engine
 from geogrid.services.demo import load_demo
 from geogrid.services.unitcache import UnitCache
 from geogrid.settings import get_settings
+from geogrid.store import columns as store_columns
 from geogrid.store import metrics as sm
+from geogrid.store import rollup as store_rollup
 from geogrid.store.units import resolve_version
 
 
@@ -110,16 +127,19 @@ _GENERATE = """
                     WHEN y.status IN ('rejected', 'duplicate')
                     THEN y.rep + y.v * 48 * interval '1 hour' END AS clo
         FROM (
-            SELECT CAST(:t0 AS timestamptz) + random() * CAST(:span AS float8) * interval '1 second' AS rep,
+            SELECT s.rep,
                    CASE {cases} END AS status,
                    (random() - 0.5) * 0.002 AS jx, (random() - 0.5) * 0.002 AS jy,
                    floor(power(random(), 1.6) * CAST(:ngrids AS int))::int AS gi,
                    floor(random() * CAST(:ncats AS int))::int + 1 AS ci, random() AS u, random() AS v
-            FROM (SELECT n, random() AS r FROM generate_series(CAST(:lo AS bigint), CAST(:hi AS bigint)) n) s
+            FROM (SELECT n, random() AS r,
+                         CAST(:t0 AS timestamptz) + random() * CAST(:span AS float8) * interval '1 second' AS rep
+                  FROM generate_series(CAST(:lo AS bigint), CAST(:hi AS bigint)) n) s
         ) y
         JOIN _bench_grids g ON g.i = y.gi
         JOIN _bench_cats c ON c.i = y.ci
     ) x
+    ORDER BY rep
 """
 
 
@@ -139,11 +159,29 @@ def _demo_city(url: str, t0: float, say) -> int:
     return int(vid)
 
 
-def _grow(url: str, vid: int, have: int, n: int, span_days: int, say) -> None:
-    """Add synthetic incidents to ``url`` until it holds ``n`` (it holds ``have``)."""
+def _grow(
+    url: str,
+    vid: int,
+    have: int,
+    n: int,
+    span_days: float,
+    say,
+    *,
+    per_day: float | None = None,
+    open_days: float | None = None,
+) -> None:
+    """Add synthetic incidents to ``url`` until it holds ``n`` (it holds ``have``): over
+    ``span_days`` up to the end, or (``per_day``) over the days before the ``have`` already
+    there, at that pace. Before the last ``open_days`` days none is open."""
     engine = get_engine(url)
     t1 = time.perf_counter()
-    cases = " ".join(f"WHEN r < {b} THEN '{s}'" for b, s in _STATUS_MIX)
+    # the last year's months have their partitions, as a service makes them on demand;
+    # older months wait in the DEFAULT partition (a long history would be archived)
+    t_last = datetime(2026, 12, 1, tzinfo=UTC)
+    partitions.ensure_range(engine, t_last - timedelta(days=400), t_last)
+    # before :t_open only the done statuses (r moved past the open ones' share)
+    x = "(CASE WHEN s.rep < CAST(:t_open AS timestamptz) THEN 0.09 + s.r * 0.92 ELSE s.r END)"
+    cases = " ".join(f"WHEN {x} < {b} THEN '{s}'" for b, s in _STATUS_MIX)
     sql = _GENERATE.format(cases=cases)
     with engine.begin() as conn:
         conn.exec_driver_sql(
@@ -168,9 +206,17 @@ def _grow(url: str, vid: int, have: int, n: int, span_days: int, say) -> None:
         ).all()
         for name, _ in indexes:
             conn.exec_driver_sql(f'DROP INDEX "{name}"')
-    t_first = datetime(2026, 12, 1, tzinfo=UTC) - timedelta(days=span_days)
+    t_end = datetime(2026, 12, 1, tzinfo=UTC)
+    t_first = t_end - timedelta(days=span_days)
+    if per_day:  # the older history: (n - have) incidents before the have already there
+        t_first = t_end - timedelta(days=n / per_day)
+        span_days = (n - have) / per_day
+    t_open = None if open_days is None else t_end - timedelta(days=open_days)
+    # in time order, as reports arrive (a month's rows lie together on disk): chunk k of
+    # K covers the k-th slice of the span, its rows inserted sorted by report time
     chunk = 500_000
-    for lo in range(have + 1, n + 1, chunk):
+    slices = max(1, -(-(n - have) // chunk))
+    for k, lo in enumerate(range(have + 1, n + 1, chunk)):
         with engine.begin() as conn:
             # triggers off while generating (session_replication_role): the rollup is
             # rebuilt once below, as the migration's backfill does
@@ -181,8 +227,9 @@ def _grow(url: str, vid: int, have: int, n: int, span_days: int, say) -> None:
                 {
                     "lo": lo,
                     "hi": min(lo + chunk - 1, n),
-                    "t0": t_first,
-                    "span": span_days * 86400.0,
+                    "t0": t_first + timedelta(days=span_days * k / slices),
+                    "span": span_days / slices * 86400.0,
+                    "t_open": t_open,
                     "vid": vid,
                     "ngrids": ngrids,
                     "ncats": ncats,
@@ -261,11 +308,15 @@ def _rollup_vs_base(url: str, repeat: int, say) -> dict[str, float]:
     )
     t_base: list[float] = []
     t_roll: list[float] = []
+    gc.freeze()  # as the service after start-up (api.main)
+    full = gc.get_stats()[2]["collections"]
     for _ in range(repeat):
         for fn, out in ((base, t_base), (rolled, t_roll)):
             t0 = time.perf_counter()
             fn()
             out.append(time.perf_counter() - t0)
+    full = gc.get_stats()[2]["collections"] - full
+    gc.unfreeze()
     (b50, b99), (r50, r99) = _pct(t_base), _pct(t_roll)
     say(
         f"  month {start.date()} – {end.date()} ({tz}): {month:,} incidents in the window, "
@@ -274,15 +325,18 @@ def _rollup_vs_base(url: str, repeat: int, say) -> dict[str, float]:
     say(
         f"  a month of grid metrics ({int(b['code'].size):,} grids), {repeat} warm runs each: "
         f"base table p50 {b50:.0f} ms p99 {b99:.0f} ms | rollup p50 {r50:.0f} ms "
-        f"p99 {r99:.0f} ms | ratio base/rollup {b50 / r50:.2f}× | same numbers: {same}"
+        f"p99 {r99:.0f} ms | ratio base/rollup {b50 / r50:.2f}× | same numbers: {same} "
+        f"| full garbage collections in the {2 * repeat} runs: {full}"
     )
     _where_time_goes(engine, base, rolled, say)
     return {"base_p50": b50, "rollup_p50": r50}
 
 
 def _where_time_goes(engine: Engine, base, rolled, say) -> None:
-    """Each statement of both paths alone (EXPLAIN ANALYZE's execution time, serially),
-    with the plan's top node: where a month's time goes in the database."""
+    """Each statement of both paths that reads ``incident`` or the rollup, alone
+    (EXPLAIN ANALYZE's execution time, serially), with the plan's top node: where a month's
+    time goes in the database. Statements come from SQLAlchemy's events and from
+    :func:`geogrid.store.columns.fetch_columns` (which runs on the driver's cursor)."""
     for name, fn in (("base table", base), ("rollup", rolled)):
         seen: list[tuple[str, Any]] = []
 
@@ -290,20 +344,27 @@ def _where_time_goes(engine: Engine, base, rolled, say) -> None:
             if "FROM incident" in statement and "GROUP BY" in statement:
                 seen.append((statement, parameters))
 
+        def columns(conn, sql, params, names, seen=seen, real=store_columns.fetch_columns):
+            seen.append((store_columns.driver_sql(sql), dict(params)))
+            return real(conn, sql, params, names)
+
         event.listen(engine, "before_cursor_execute", grab)
+        store_rollup.fetch_columns = columns
         try:
             fn()
         finally:
             event.remove(engine, "before_cursor_execute", grab)
+            store_rollup.fetch_columns = store_columns.fetch_columns
         with engine.connect() as conn:
+            raw = conn.connection.driver_connection
             conn.exec_driver_sql("SET work_mem = '64MB'")
             for statement, parameters in seen:
                 try:
-                    plan = [r[0] for r in conn.exec_driver_sql(
-                        "EXPLAIN (ANALYZE, TIMING OFF) " + statement, parameters
-                    ).all()]  # fmt: skip
+                    with raw.cursor() as cur:
+                        cur.execute("EXPLAIN (ANALYZE, TIMING OFF) " + statement, parameters)
+                        plan = [r[0] for r in cur.fetchall()]
                 except Exception as exc:  # a statement the driver cannot EXPLAIN as is
-                    say(f"    {name}: EXPLAIN failed ({type(exc).__name__})")
+                    say(f"    {name}: EXPLAIN failed ({type(exc).__name__}: {exc})")
                     conn.rollback()
                     continue
                 took = next((p for p in plan if p.startswith("Execution Time")), "?")
@@ -321,6 +382,10 @@ def main(argv: list[str] | None = None) -> None:
         "--incidents", type=int, nargs="+", help="scratch databases of these sizes (rollup)"
     )
     ap.add_argument("--span-days", type=int, default=365, help="days the incidents span")
+    ap.add_argument(
+        "--per-day", type=float, help="incidents a day: the history grows with the size"
+    )
+    ap.add_argument("--open-days", type=float, help="only incidents of the last D days may be open")
     ap.add_argument("--keep", action="store_true", help="keep the scratch databases")
     args = ap.parse_args(argv)
     if args.incidents:
@@ -332,7 +397,10 @@ def main(argv: list[str] | None = None) -> None:
                 have = 0
                 for n in sorted(args.incidents):
                     say(f"{n:,} incidents (load average {os.getloadavg()[0]:.1f}):")
-                    _grow(url, vid, have, n, args.span_days, say)
+                    _grow(
+                        url, vid, have, n, args.span_days, say,
+                        per_day=args.per_day, open_days=args.open_days,
+                    )  # fmt: skip
                     have = n
                     _rollup_vs_base(url, args.repeat, say)
             finally:
