@@ -82,7 +82,13 @@ unit = Table(
     UniqueConstraint("version_id", "code", name="unit_version_code"),
     CheckConstraint(f"level IN {LEVELS!r}", name="unit_level"),
 )
-Index("unit_version_level", unit.c.version_id, unit.c.level)
+# 0022: covering what metrics read of every unit (index-only scans)
+Index(
+    "unit_version_level_facts",
+    unit.c.version_id,
+    unit.c.level,
+    postgresql_include=["id", "code", "parent_code", "households", "area_m2"],
+)
 Index("unit_geom", unit.c.geom, postgresql_using="gist")
 
 building = Table(
