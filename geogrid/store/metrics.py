@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, text
 
 from geogrid.core.hierarchy import LEVEL_COLUMN
 from geogrid.core.lifecycle import DONE_STATUSES, HANDLED_STATUSES, OPEN_STATUSES
+from geogrid.store.columns import fetch_columns
 from geogrid.store.engine import connection as _connect
 
 __all__ = [
@@ -315,21 +316,16 @@ def worker_fte(bind: Engine | Connection, version_id: int, level: str) -> pd.Ser
         joins += " JOIN unit c ON c.version_id = g.version_id AND c.code = g.parent_code"
     if level == "district":
         joins += " JOIN unit s ON s.version_id = c.version_id AND s.code = c.parent_code"
+    sql = (
+        f"SELECT x.code, sum(1.0::float8 / x.k) AS fte FROM ("
+        f"SELECT {up} AS code, count(*) OVER (PARTITION BY au.account_id) AS k "
+        "FROM account a JOIN account_unit au ON au.account_id = a.id "
+        "JOIN unit g ON g.version_id = :v AND g.level = 'grid' "
+        f"AND g.code = au.unit_code{joins} "
+        "WHERE a.role = 'worker' AND a.active) x GROUP BY x.code"
+    )
     with _connect(bind) as conn:
-        rows = conn.execute(
-            text(
-                f"SELECT x.code, sum(1.0::float8 / x.k) FROM ("
-                f"SELECT {up} AS code, count(*) OVER (PARTITION BY au.account_id) AS k "
-                "FROM account a JOIN account_unit au ON au.account_id = a.id "
-                "JOIN unit g ON g.version_id = :v AND g.level = 'grid' "
-                f"AND g.code = au.unit_code{joins} "
-                "WHERE a.role = 'worker' AND a.active) x GROUP BY x.code"
-            ),
-            {"v": version_id},
-        ).all()
-    if not rows:
-        return pd.Series(dtype=float)
-    codes, fte = zip(*rows, strict=True)
+        codes, fte = fetch_columns(conn, sql, {"v": version_id}, ["code", "fte"])
     return pd.Series(np.asarray(fte, dtype=float), index=pd.Index(codes, dtype=object))
 
 
