@@ -8,16 +8,48 @@ boundary polygons: 3–5 ms apiece at 8,798 grids. With ``id``, ``code``, ``pare
 ``households`` and ``area_m2`` in the ``(version_id, level)`` index they are index-only
 scans (units change only when a plan is published, so the visibility map stays set).
 
+And ``incident_daily_rebuild()`` writes the rollup in day order, as the triggers' upserts
+do: a month's rows lie together on disk. Rebuilt in hash order they were spread over
+every page — a month of grid metrics read 3,815 pages for 32,554 rows instead of ~460.
+
 Revision ID: 0022
 Revises: 0021
 """
 
 from alembic import op
 
+from geogrid.core.lifecycle import HANDLED_STATUSES
+
 revision = "0022"
 down_revision = "0021"
 branch_labels = None
 depends_on = None
+
+_KEY = "day, version_id, grid_code, community_code, street_code, district_code, category"
+_HANDLED = ", ".join(f"'{s}'" for s in HANDLED_STATUSES)  # constants of core, not input
+
+
+def _rebuild(order: str) -> str:
+    return f"""
+        CREATE OR REPLACE FUNCTION incident_daily_rebuild() RETURNS bigint
+        LANGUAGE plpgsql AS $$
+            DECLARE k bigint;
+            BEGIN
+                LOCK TABLE incident IN SHARE MODE;  -- no write may slip between the two
+                DELETE FROM incident_daily;
+                INSERT INTO incident_daily ({_KEY}, incidents, resolved)
+                SELECT {_KEY}, sum(n), sum(r) FROM (
+                    SELECT (reported_at AT TIME ZONE incident_daily_zone())::date AS day,
+                           version_id, grid_code, community_code, street_code,
+                           district_code, category, 1 AS n,
+                           CASE WHEN status IN ({_HANDLED}) THEN 1 ELSE 0 END AS r
+                    FROM incident) x
+                GROUP BY {_KEY}{order};
+                GET DIAGNOSTICS k = ROW_COUNT;
+                RETURN k;
+            END
+        $$
+    """
 
 
 def upgrade() -> None:
@@ -27,8 +59,10 @@ def upgrade() -> None:
     )
     op.execute("DROP INDEX unit_version_level")
     op.execute("ANALYZE unit")
+    op.execute(_rebuild(f" ORDER BY {_KEY}"))
 
 
 def downgrade() -> None:
     op.execute("CREATE INDEX unit_version_level ON unit (version_id, level)")
     op.execute("DROP INDEX unit_version_level_facts")
+    op.execute(_rebuild(""))
