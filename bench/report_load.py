@@ -69,6 +69,8 @@ class LoadResult:
     offered: int
     seconds: float
     latencies_ms: list[float] = field(default_factory=list)
+    #: when each answered request was due, seconds from the run's start (same order)
+    due_s: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
     #: CPU seconds the generator (this process) used during the run
     generator_cpu_s: float = 0.0
@@ -82,6 +84,20 @@ class LoadResult:
         """The ``q``-th percentile (0–100) of the latencies (ms); NaN when none."""
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
 
+    def timeline(self, step: float = 10.0) -> list[tuple[int, float, float]]:
+        """``(start s, p50, p99)`` of the requests due in each ``step`` seconds of the run:
+        where in the run a tail comes from (a stall, a burst of cache refreshes)."""
+        if not self.latencies_ms:
+            return []
+        due, lat = np.asarray(self.due_s), np.asarray(self.latencies_ms)
+        out = []
+        for lo in np.arange(0.0, max(self.seconds, float(due.max()) + 1e-9), step):
+            sel = lat[(due >= lo) & (due < lo + step)]
+            if sel.size:
+                out.append((int(lo), round(float(np.percentile(sel, 50)), 1),
+                            round(float(np.percentile(sel, 99)), 1)))  # fmt: skip
+        return out
+
     def summary(self) -> dict[str, float | int | dict[str, int]]:
         """Offered/achieved rates, p50/p90/p99/max (ms) and error counts."""
         return {
@@ -94,6 +110,7 @@ class LoadResult:
             "p90_ms": round(self.percentile(90), 1),
             "p99_ms": round(self.percentile(99), 1),
             "max_ms": round(max(self.latencies_ms), 1) if self.latencies_ms else float("nan"),
+            "p50_p99_per_10s": [f"{t}s {a}/{b}" for t, a, b in self.timeline()],
             "generator_cpu_s": round(self.generator_cpu_s, 2),
             # the generator's share of the machine's CPU time during the run
             "generator_cpu_share": round(
@@ -237,6 +254,7 @@ async def _run(
             return
         if 200 <= status < 300:
             result.latencies_ms.append((time.perf_counter() - due) * 1000.0)
+            result.due_s.append(due - t0)
         else:
             result.errors[str(status)] = result.errors.get(str(status), 0) + 1
 
@@ -389,7 +407,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rate", type=float, default=200.0, help="reports per second")
     ap.add_argument("--seconds", type=float, default=60.0, help="duration of the load (s)")
     ap.add_argument("--workers", type=int, default=2, help="server workers when started here")
-    ap.add_argument("--warmup", type=float, default=5.0, help="seconds at the rate first")
+    ap.add_argument(
+        "--warmup",
+        type=float,
+        default=10.0,
+        help="seconds at the rate first (10 s: every token seen by every worker, as a "
+        "fleet in service is)",
+    )
     ap.add_argument("--no-keys", action="store_true", help="no Idempotency-Key headers")
     ap.add_argument(
         "--checkout",

@@ -356,6 +356,20 @@ def test_token_cache_drops_an_entry_read_before_a_change():
     assert cache.get("h") == acc
 
 
+def test_token_cache_spreads_the_expiry_of_entries_stored_together():
+    """Tokens first seen together (a fleet after a restart) are read again spread over the
+    last quarter of the TTL, not all in the same second (issue 10)."""
+    cache = TokenCache(ttl=60)
+    acc = Account(id=1, name="x", role="worker", units=(), ref=None, active=True)
+    t0 = time.monotonic()
+    for k in range(200):
+        cache.put(f"h{k}", acc, None, cache.generation)
+    lives = [until - t0 for until, _, _ in cache._d.values()]
+    assert all(45 - 0.5 <= life <= 60 + 0.5 for life in lives)
+    assert max(lives) - min(lives) > 10  # spread, not one instant
+    assert all(cache.get(f"h{k}") == acc for k in range(200))
+
+
 def test_cli_users_add_refuses_a_unit_that_does_not_exist(city):
     res = _cli(city, "users", "add", "x", "--role", "community_admin", "--unit", "450902001009")
     assert res.exit_code == 2
