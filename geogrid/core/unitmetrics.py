@@ -162,7 +162,7 @@ def unit_metrics(
     households = units["households"].to_numpy(dtype=float)
     km2 = units["area_m2"].to_numpy(dtype=float) / 1e6
     inc = new["incidents"].astype(float)
-    fte_at = fte.reindex(index).to_numpy(dtype=float, na_value=0.0) if len(fte) else np.zeros(n)
+    workers = fte.reindex(index).to_numpy(dtype=float, na_value=0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         new["per_1000_residents"] = np.where(pop > 0, inc / pop * 1000.0, np.nan)
         new["per_km2"] = np.where(km2 > 0, inc / km2, np.nan)
@@ -170,7 +170,7 @@ def unit_metrics(
         new["resolved_within_limit_share"] = np.where(
             decided > 0, new["resolved_on_time"] / decided, np.nan
         )
-        new["workers"] = np.nan_to_num(fte_at, nan=0.0).round(6)
+        new["workers"] = workers.round(6)
         new["incidents_per_worker"] = np.where(new["workers"] > 0, inc / new["workers"], np.nan)
         prev = new["previous_incidents"].astype(float)
         new["change"] = new["incidents"] - new["previous_incidents"]

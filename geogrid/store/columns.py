@@ -17,25 +17,24 @@ with SQLAlchemy's ``:name`` placeholders, as every other statement of the store.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
+from sqlalchemy.dialects.postgresql import psycopg
+from sqlalchemy.engine import Dialect
 
-__all__ = ["fetch_columns"]
-
-#: ``:name`` placeholders (not the ``::type`` casts)
-_PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+__all__ = ["driver_sql", "fetch_columns"]
 
 
-def driver_sql(sql: str) -> str:
-    """``sql`` with SQLAlchemy's ``:name`` placeholders as psycopg's ``%(name)s``.
+def driver_sql(sql: str, dialect: Dialect | None = None) -> str:
+    """``sql`` with SQLAlchemy's ``:name`` placeholders as the driver's ``%(name)s`` (and
+    ``%`` doubled), compiled by SQLAlchemy for ``dialect`` (default: psycopg's).
 
     >>> driver_sql("SELECT CAST(:a AS int)::text, '5%' WHERE x = :b_1")
     "SELECT CAST(%(a)s AS int)::text, '5%%' WHERE x = %(b_1)s"
     """
-    return _PLACEHOLDER.sub(r"%(\1)s", sql.replace("%", "%%"))
+    return str(text(sql).compile(dialect=dialect or psycopg.dialect()))
 
 
 def fetch_columns(
@@ -48,7 +47,7 @@ def fetch_columns(
     integers, float8, booleans, timestamps): cast sums of integers (numeric) to bigint.
     """
     aggs = ", ".join(f'array_agg(q."{n}")' for n in names)
-    statement = f"SELECT {aggs} FROM ({driver_sql(sql)}) q"
+    statement = f"SELECT {aggs} FROM ({driver_sql(sql, conn.dialect)}) q"
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.cursor(binary=True) as cur:
