@@ -343,3 +343,72 @@ def test_one_city_wide_run_at_a_time(env):
         )
     assert notifications.refresh_notifications(city.engine) == []  # w1's is there already
     assert (city.accounts["w1"].id, "assigned", inc["id"]) in set(_rows(city))
+
+
+def _sweep(city):
+    with city.engine.connect() as c:
+        return c.execute(text("SELECT swept_at, full_at FROM notification_sweep")).one()
+
+
+def test_a_city_wide_run_goes_on_from_the_last(env):
+    """Issue 10: a city-wide run after another looks only at the incidents written since,
+    the ones coming due, and everything when who receives what changed — and finds what
+    a full run finds (checked by forgetting the last run and deriving everything again)."""
+    city, _ = env
+    acc = city.accounts
+    now = datetime.now(UTC)
+    notifications.refresh_notifications(city.engine, now)
+    swept, full = _sweep(city)
+    assert swept == now and full <= now
+
+    # a new report: its notice, in a run that is not full
+    t1 = now + timedelta(minutes=1)
+    fresh = _report(city, "w1", GRIDS[0])
+    new = notifications.refresh_notifications(city.engine, t1)
+    assert _sweep(city) == (t1, full)  # went on from the last run
+    assert {(a, k, i) for a, k, i in _rows(city) if i == fresh["id"]} == {
+        (acc["w1"].id, "assigned", fresh["id"])
+    }
+    assert len(new) == 1
+
+    # incidents not written since come due: due soon, then overdue, in later runs
+    coming = _report(city, "w2", GRIDS[1], hours_ago=21 + 40 / 60)  # garbage: due in 2h20
+    closing = _report(city, "w2", GRIDS[1], hours_ago=23 + 50 / 60)  # due in 10 min
+    t2 = t1 + timedelta(minutes=1)
+    assert len(notifications.refresh_notifications(city.engine, t2)) == 6  # w2; w3 (the team)
+    t3 = now + timedelta(minutes=30)
+    assert len(notifications.refresh_notifications(city.engine, t3)) == 4
+    assert _sweep(city) == (t3, full)  # still going on from the last full run
+    kinds = Counter(k for a, k, i in _rows(city) if i == coming["id"])
+    assert kinds == {"assigned": 2, "due_soon": 2}, kinds
+    kinds = Counter(k for a, k, i in _rows(city) if i == closing["id"])
+    assert kinds == {"assigned": 2, "due_soon": 2, "overdue": 2}, kinds
+
+    # who receives what changes: a new team covers w1's grid — a full run tells its member
+    team = teams.create_team(
+        city.engine,
+        name="一网格团队",
+        community_code=COMMUNITY,
+        grids=[GRIDS[0]],
+        actor=acc["community"],
+    )
+    teams.add_member(
+        city.engine,
+        team["id"],
+        account_id=acc["w2"].id,
+        role="building_head",
+        actor=acc["community"],
+    )
+    t5 = t3 + timedelta(minutes=1)
+    assert notifications.refresh_notifications(city.engine, t5)
+    assert _sweep(city) == (t5, t5)  # a full run
+    assert (acc["w2"].id, "assigned", fresh["id"]) in set(_rows(city))
+
+    # nothing missed: a full run at the same moment, the last run forgotten, adds nothing
+    t6 = t5 + timedelta(minutes=1)
+    fresh2 = _report(city, "w1", GRIDS[0])
+    assert len(notifications.refresh_notifications(city.engine, t6)) == 2  # w1 and w2
+    with city.engine.begin() as c:
+        c.execute(text("DELETE FROM notification_sweep"))
+    assert notifications.refresh_notifications(city.engine, t6) == []
+    assert (acc["w2"].id, "assigned", fresh2["id"]) in set(_rows(city))

@@ -171,7 +171,7 @@ class LiveHub:
             if self.tokens is not None:
                 self.tokens.clear()
             return
-        if channel == CHANNEL:
+        if channel == CHANNEL and self.subscribers:  # issue 10: no parse for nobody
             batch = parse_batch(payload)
             if batch is not None:
                 self.publish(batch)

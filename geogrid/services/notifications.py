@@ -46,6 +46,7 @@ from geogrid.store.engine import transaction
 
 __all__ = [
     "ESCALATE_EVENT",
+    "FULL_SWEEP",
     "MAX_ATTEMPTS",
     "RETRY_LATER_S",
     "refresh_notifications",
@@ -71,6 +72,9 @@ MAX_ATTEMPTS: Final[int] = 10
 #: seconds × 2^(runs-1), at most :data:`RETRY_LATER_CAP_S`
 RETRY_LATER_S: Final[float] = 60.0
 RETRY_LATER_CAP_S: Final[float] = 6 * 3600.0
+#: issue 10: a city-wide derivation looks at every open incident at least this often; in
+#: between it goes on from the last run (``notification_sweep``, revision 0023)
+FULL_SWEEP: Final[timedelta] = timedelta(hours=1)
 #: how long a claimed delivery is left to its sender before another may take it
 _LEASE = timedelta(minutes=5)
 
@@ -99,18 +103,47 @@ def refresh_notifications(
     s = settings or get_settings()
     when = _aware(now, "now") or datetime.now(UTC)
     with transaction(conn) as c:
-        if account_id is None and not locks.try_xact_lock(c, NOTIFY_LOCK_NAMESPACE, 0):
+        city_wide = account_id is None
+        if city_wide and not locks.try_xact_lock(c, NOTIFY_LOCK_NAMESPACE, 0):
             return []  # another process (an app worker, the CLI) is deriving them now
+        changed: store.Changed | None = None
+        if city_wide:
+            # issue 10: go on from the last city-wide run when it may (see _changed_since)
+            xmin = store.snapshot_xmin(c)  # before the derivation reads anything
+            who = store.recipients_digest(c)
+            last = store.last_sweep(c)
+            changed = _changed_since(last, when, who)
         ids = store.insert_missing(
             c,
             now=when,
             due_soon_until=when + timedelta(hours=float(s.notify_due_soon_hours)),
             escalate_kind=ESCALATE_EVENT,
             account_id=account_id,
+            changed=changed,
         )
+        if city_wide:
+            full_at = when if changed is None or last is None else last.full_at
+            store.record_sweep(c, store.Sweep(when, xmin, who, full_at))
         if ids and s.notify_channels:
             store.queue_deliveries(c, ids, list(s.notify_channels), when)
     return ids
+
+
+def _changed_since(last: store.Sweep | None, now: datetime, who: str) -> store.Changed | None:
+    """What a city-wide run at ``now`` must look at after ``last``: None for everything.
+
+    Everything when there was no run yet, when ``now`` is before the last run's (a run for
+    an earlier moment), when the last full run is :data:`FULL_SWEEP` old (a net under
+    anything missed), or when who receives what (``who``: the recipients' digest) is not
+    what it was. Otherwise the open incidents written by a transaction the last run could not
+    see — new reports, imports, assignments, escalations: each writes the incident row —
+    or due at or after the last run's time: the others' notices are all there already,
+    since nothing else they depend on changed."""
+    if last is None or now < last.swept_at or now - last.full_at >= FULL_SWEEP:
+        return None
+    if who != last.recipients:
+        return None
+    return store.Changed(since_xmin=last.since_xmin, due_since=last.swept_at)
 
 
 def _view(row: Mapping[str, Any]) -> dict[str, Any]:

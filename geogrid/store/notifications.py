@@ -10,6 +10,7 @@ second time (``UNIQUE(account_id, kind, incident_id)``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -38,7 +39,13 @@ from geogrid.store.tables import metadata
 __all__ = [
     "notification",
     "notification_delivery",
+    "Changed",
+    "Sweep",
     "insert_missing",
+    "last_sweep",
+    "snapshot_xmin",
+    "recipients_digest",
+    "record_sweep",
     "notification_rows",
     "mark_read",
     "queue_deliveries",
@@ -88,29 +95,113 @@ notification_delivery = Table(
 Bind = Engine | Connection
 
 
-def _recipients(one_account: bool) -> str:
+#: the incidents a city-wide run looks at when it goes on from the last one
+#: (:class:`Changed`): open, and written by a transaction the last run could not see, or
+#: due between the last run's time and the end of this run's due-soon window (the only
+#: ones whose overdue or due-soon notice may have come due since)
+_CHANGED_INCIDENTS = (
+    "SELECT i.id, i.assignee_id, i.assigned_unit, i.assigned_level, i.grid_code, i.status, "
+    f"i.due_at FROM incident i WHERE {OPEN_CONDITION} AND "
+    "(age(i.xmin) <= age(xid(CAST(:xmin AS xid8))) OR i.due_at BETWEEN :due_since AND :soon)"
+)
+#: a digest of who receives what: the active accounts' units and the teams' grids
+_RECIPIENTS_DIGEST = (
+    "SELECT md5(concat_ws('|', (SELECT string_agg(au.account_id || ':' || au.unit_code, ',' "
+    "ORDER BY au.account_id, au.unit_code) FROM account_unit au JOIN account a ON "
+    "a.id = au.account_id AND a.active), (SELECT string_agg(tm.account_id || ':' || "
+    "tg.grid_code, ',' ORDER BY tm.account_id, tg.grid_code) FROM team_member tm JOIN "
+    "team_grid tg ON tg.team_id = tm.team_id)))"
+)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The last city-wide derivation (table ``notification_sweep``, revision 0023)."""
+
+    #: the ``now`` it derived for
+    swept_at: datetime
+    #: the oldest transaction running when it started (``pg_snapshot_xmin``): every write
+    #: of an older transaction was visible to it
+    since_xmin: int
+    #: :func:`recipients_digest` when it ran
+    recipients: str
+    #: the ``now`` of the last full run
+    full_at: datetime
+
+
+@dataclass(frozen=True)
+class Changed:
+    """What a run going on from a :class:`Sweep` looks at: incidents written by
+    transactions from ``since_xmin`` on, or due at or after ``due_since``."""
+
+    since_xmin: int
+    due_since: datetime
+
+
+def last_sweep(conn: Connection) -> Sweep | None:
+    """The last city-wide run, or None (none yet)."""
+    row = conn.execute(
+        text(
+            "SELECT swept_at, since_xmin::text, recipients, full_at FROM notification_sweep "
+            "WHERE id = 1"
+        )
+    ).first()
+    return None if row is None else Sweep(row[0], int(row[1]), row[2], row[3])
+
+
+def snapshot_xmin(conn: Connection) -> int:
+    """The oldest transaction still running now (every older one has ended)."""
+    return int(conn.execute(text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")).one()[0])
+
+
+def recipients_digest(conn: Connection) -> str:
+    """A digest of who receives what (the active accounts' units, the teams' grids): a
+    notice owed to an account depends on nothing else of the accounts and teams."""
+    return str(conn.execute(text(_RECIPIENTS_DIGEST)).scalar_one())
+
+
+def record_sweep(conn: Connection, sweep: Sweep) -> None:
+    """Store ``sweep`` as the last city-wide run (in the run's transaction)."""
+    conn.execute(
+        text(
+            "INSERT INTO notification_sweep (id, swept_at, since_xmin, recipients, full_at) "
+            "VALUES (1, :at, CAST(:xmin AS xid8), :who, :full) ON CONFLICT (id) DO UPDATE "
+            "SET swept_at = EXCLUDED.swept_at, since_xmin = EXCLUDED.since_xmin, "
+            "recipients = EXCLUDED.recipients, full_at = EXCLUDED.full_at"
+        ),
+        {
+            "at": sweep.swept_at,
+            "xmin": str(sweep.since_xmin),
+            "who": sweep.recipients,
+            "full": sweep.full_at,
+        },
+    )
+
+
+def _recipients(one_account: bool, source: str = "incident") -> str:
     """(incident_id, account_id, why) of every open incident's recipients: ``task`` for
     the assignee, the accounts of the assigned unit and the members of teams covering the
     assigned grid; ``handed_up`` for the accounts and team members of the incident's grid
-    when it is assigned above the grid. ``one_account``: only the account ``:me``."""
+    when it is assigned above the grid. ``one_account``: only the account ``:me``.
+    ``source``: the table or CTE of incidents (``incident``, or the changed ones)."""
     me = "AND {col} = :me" if one_account else ""
     au = me.format(col="au.account_id")
     tm = me.format(col="tm.account_id")
     assignee = "AND i.assignee_id = :me" if one_account else "AND i.assignee_id IS NOT NULL"
     return (
         f"SELECT i.id AS incident_id, i.assignee_id AS account_id, 'task' AS why "
-        f"FROM incident i WHERE {OPEN_CONDITION} {assignee} "
+        f"FROM {source} i WHERE {OPEN_CONDITION} {assignee} "
         "UNION SELECT i.id, au.account_id, 'task' FROM account_unit au JOIN account a ON "
-        "a.id = au.account_id AND a.active JOIN incident i ON i.assigned_unit = au.unit_code "
+        f"a.id = au.account_id AND a.active JOIN {source} i ON i.assigned_unit = au.unit_code "
         f"AND {OPEN_CONDITION} WHERE TRUE {au} "
         "UNION SELECT i.id, tm.account_id, 'task' FROM team_member tm JOIN team_grid tg ON "
-        "tg.team_id = tm.team_id JOIN incident i ON i.assigned_unit = tg.grid_code AND "
+        f"tg.team_id = tm.team_id JOIN {source} i ON i.assigned_unit = tg.grid_code AND "
         f"i.assigned_level = 'grid' AND {OPEN_CONDITION} WHERE TRUE {tm} "
         "UNION SELECT i.id, au.account_id, 'handed_up' FROM account_unit au JOIN account a ON "
-        "a.id = au.account_id AND a.active JOIN incident i ON i.grid_code = au.unit_code AND "
+        f"a.id = au.account_id AND a.active JOIN {source} i ON i.grid_code = au.unit_code AND "
         f"i.assigned_level <> 'grid' AND {OPEN_CONDITION} WHERE TRUE {au} "
         "UNION SELECT i.id, tm.account_id, 'handed_up' FROM team_member tm JOIN team_grid tg "
-        "ON tg.team_id = tm.team_id JOIN incident i ON i.grid_code = tg.grid_code AND "
+        f"ON tg.team_id = tm.team_id JOIN {source} i ON i.grid_code = tg.grid_code AND "
         f"i.assigned_level <> 'grid' AND {OPEN_CONDITION} WHERE TRUE {tm}"
     )
 
@@ -122,6 +213,7 @@ def insert_missing(
     due_soon_until: datetime,
     escalate_kind: str,
     account_id: int | None = None,
+    changed: Changed | None = None,
 ) -> list[int]:
     """Insert the notifications the incidents call for at ``now`` and are not there yet;
     the ids inserted.
@@ -130,16 +222,23 @@ def insert_missing(
     ``escalated`` (an ``escalate_kind`` event exists: to the task's recipients and to the
     grid's people it was handed up from), ``overdue`` (a task past ``due_at``),
     ``due_soon`` (a task due between ``now`` and ``due_soon_until``).
-    ``account_id``: derive only that account's.
+    ``account_id``: derive only that account's. ``changed``: look only at the incidents
+    written or coming due since the last city-wide run (the recipients unchanged), not at
+    every open incident.
     """
     params: dict[str, Any] = {"now": now, "soon": due_soon_until, "esc": escalate_kind}
     if account_id is not None:
         params["me"] = int(account_id)
+    source, head = "incident", ""
+    if changed is not None:
+        # issue 10: the changed incidents, once, before the five joins of the recipients
+        source, head = "cand", f"cand AS MATERIALIZED ({_CHANGED_INCIDENTS}), "
+        params |= {"xmin": str(changed.since_xmin), "due_since": changed.due_since}
     sql = (
-        f"WITH r AS ({_recipients(account_id is not None)}), x AS (SELECT r.incident_id, "
-        "r.account_id, r.why, i.due_at, EXISTS (SELECT 1 FROM incident_event e WHERE "
-        "e.incident_id = i.id AND e.kind = :esc) AS escalated FROM r JOIN incident i ON "
-        "i.id = r.incident_id) "
+        f"WITH {head}r AS ({_recipients(account_id is not None, source)}), x AS (SELECT "
+        "r.incident_id, r.account_id, r.why, i.due_at, EXISTS (SELECT 1 FROM incident_event e "
+        "WHERE e.incident_id = i.id AND e.kind = :esc) AS escalated FROM r JOIN "
+        f"{source} i ON i.id = r.incident_id) "
         "INSERT INTO notification (account_id, kind, incident_id, created_at) "
         "SELECT x.account_id, k.kind, x.incident_id, :now FROM x CROSS JOIN LATERAL (VALUES "
         "(CASE WHEN x.why = 'task' AND NOT x.escalated THEN 'assigned' END), "
