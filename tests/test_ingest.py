@@ -493,11 +493,18 @@ def test_multi_month_load_into_new_and_existing_partitions(city, tmp_path):
     and a second import loads nothing."""
     from datetime import UTC, datetime
 
-    from geogrid.services import partitions
+    from geogrid.services import incidents, partitions
     from tests.test_partitions import assert_rollup_exact
 
     engine = city["engine"]
-    partitions.ensure(engine, datetime(2025, 2, 10, tzinfo=UTC))  # 2025-02 exists, empty
+    partitions.ensure(engine, datetime(2025, 2, 10, tzinfo=UTC))  # 2025-02 exists
+    incidents.create_incident(  # and holds a row (an empty one is replaced: below)
+        engine,
+        category="sanitation",
+        lon=float(city["lon"][0]),
+        lat=float(city["lat"][0]),
+        reported_at=datetime(2025, 2, 20, 2, tzinfo=UTC),
+    )
     df = _rows(city, 90, prefix="mm")
     months = np.array(["2025-01", "2025-02", "2025-03"])[np.arange(90) % 3]
     df["reported_at"] = [f"{m}-{1 + k % 27:02d}T08:30:00" for k, m in enumerate(months)]
@@ -549,6 +556,68 @@ def test_multi_month_load_into_new_and_existing_partitions(city, tmp_path):
     assert (again.loaded, again.already_stored) == (0, 90)
     with engine.connect() as conn:  # months attached whole are in the daily rollup too
         assert_rollup_exact(conn)
+
+
+def test_an_empty_partition_of_a_month_that_is_over_is_replaced(city, tmp_path):
+    """Issue 12: the empty partition of a past month (the service makes the last month's
+    ahead) does not send the month through the parent: the month is loaded standalone,
+    indexed once, and takes the empty partition's place — same name, same indexes, keys
+    and rollup exact. An empty partition of a month not over yet is kept."""
+    from datetime import UTC, datetime
+
+    from geogrid.services import partitions
+    from tests.test_partitions import assert_rollup_exact
+
+    engine = city["engine"]
+    partitions.ensure(engine, datetime(2025, 6, 10, tzinfo=UTC))  # 2025-06: empty, over
+    with engine.connect() as conn:
+        before = conn.execute(text("SELECT 'incident_p2025_06'::regclass::oid")).scalar_one()
+    df = _rows(city, 40, prefix="rp")
+    df["reported_at"] = [f"2025-06-{1 + k % 28:02d}T08:30:00" for k in range(40)]
+    p = tmp_path / "june.csv"
+    df.to_csv(p, index=False)
+    rep = import_incidents(engine, p, batch_size=15)
+    assert (rep.loaded, rep.months_new, rep.months_existing) == (40, ["2025-06"], 0)
+    with engine.connect() as conn:
+        after = conn.execute(text("SELECT 'incident_p2025_06'::regclass::oid")).scalar_one()
+        assert after != before  # another table took the month's place
+        homes = conn.execute(
+            text(
+                "SELECT tableoid::regclass::text, count(*) FROM incident "
+                "WHERE source_id LIKE 'rp-%' GROUP BY 1"
+            )
+        ).all()
+        assert homes == [("incident_p2025_06", 40)]
+        parent = conn.execute(
+            text("SELECT count(*) FROM pg_index WHERE indrelid = 'incident'::regclass")
+        ).scalar_one()
+        assert (
+            conn.execute(
+                text("SELECT count(*) FROM pg_indexes WHERE tablename = 'incident_p2025_06'")
+            ).scalar_one()
+            == parent
+        )
+        assert (
+            conn.execute(
+                text("SELECT count(*) FROM incident_key WHERE source_id LIKE 'rp-%'")
+            ).scalar_one()
+            == 40
+        )
+        assert_rollup_exact(conn)
+    again = import_incidents(engine, p, batch_size=15)
+    assert (again.loaded, again.already_stored) == (0, 40)
+
+    # this month's partition, empty or not, is never replaced: reports arrive there
+    from datetime import timedelta
+
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    partitions.ensure(engine, now)
+    df = _rows(city, 6, prefix="rn")
+    df["reported_at"] = [now.strftime("%Y-%m-%dT%H:%M:%S+00:00")] * 6
+    p = tmp_path / "now.csv"
+    df.to_csv(p, index=False)
+    rep = import_incidents(engine, p)
+    assert (rep.loaded, rep.months_new, rep.months_existing) == (6, [], 6)
 
 
 def _bulk_tables(engine) -> list[str]:

@@ -67,7 +67,13 @@ from geogrid.core.incident_files import (
     read_batches,
     rejected_rows,
 )
-from geogrid.core.partitioning import Bounds, month_range, months_covering, partition_name
+from geogrid.core.partitioning import (
+    Bounds,
+    month_of,
+    month_range,
+    months_covering,
+    partition_name,
+)
 from geogrid.core.scope import Scope
 from geogrid.errors import Conflict, DatabaseUnavailable, FileInputError, RowError
 from geogrid.services import audit, partitions
@@ -296,7 +302,11 @@ def _import(
     with engine.connect() as conn:
         cats = store.category_table(conn)
         workers = store.grid_workers(conn)
-        covered = [p.bounds for p in part_store.list_partitions(conn) if not p.is_default]
+        covered = [
+            p.bounds
+            for p in part_store.list_partitions(conn)
+            if not p.is_default and not (sides and _replaceable(conn, p, zone))
+        ]
     known = set(cats.index)
     routing = Routing.from_attributor(att, cats, workers)
     phases = report.phases
@@ -446,6 +456,23 @@ def _import(
     return report
 
 
+def _replaceable(conn: Connection, part: part_store.Partition, zone: str) -> bool:
+    """Issue 12: True for the empty partition of a whole month that is over (the service
+    makes the last month's, this one's and the next two ahead). An import replaces it
+    with the month loaded standalone (:meth:`_MonthLoad._replace`): through the parent, a
+    province's month (8.7 M rows) took 418 s of index upkeep. Never this month's or a
+    later one: reports arrive there, and the replacement holds ``incident`` exclusively."""
+    if part.is_default:
+        return False
+    b = part.bounds
+    whole = month_range(month_of(b.start, zone), zone)
+    return (
+        b.end <= datetime.now(UTC)
+        and (whole.start, whole.end) == (b.start, b.end)
+        and part_store.is_empty(conn, part.name)
+    )
+
+
 def _mask(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A boolean Arrow array as a NumPy mask (null → False)."""
     return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
@@ -590,7 +617,9 @@ class _MonthLoad:
     dealt out in turn) while this transaction writes their keys and rollup; without, all
     of it happens here. Rows of months that have a partition already are COPYed into an
     unindexed temporary table and go into ``incident`` with one INSERT sorted by time
-    (through the parent: its indexes and triggers). The partition lock
+    (through the parent: its indexes and triggers) — except an empty partition of a
+    month that is over, which the month loaded standalone replaces (with side
+    connections: :meth:`_replace`). The partition lock
     (:data:`geogrid.services.partitions.PARTITION_LOCK_NAMESPACE`) is held from the first
     new month on, so no other writer makes the same month meanwhile; a month made by
     someone between the start of the import and that moment goes through the parent.
@@ -607,6 +636,7 @@ class _MonthLoad:
         self.sides_wanted = max(0, sides)
         self.sides: list[_Side] = []
         self.side_of: dict[str, _Side] = {}  # bulk table → its side connection
+        self.replaces: dict[str, str] = {}  # bulk table → the empty partition it replaces
         self.token = secrets.token_hex(4)
         if self.sides_wanted:
             key = int.from_bytes(bytes.fromhex(self.token), "big", signed=True)
@@ -637,17 +667,27 @@ class _MonthLoad:
                 locks.xact_lock(self.conn, partitions.PARTITION_LOCK_NAMESPACE, 0)
                 self.locked = True
             bounds = month_range(month, self.zone)
-            taken = any(
-                not (p.end <= bounds.start or p.start >= bounds.end)
-                for p in (
-                    q.bounds for q in part_store.list_partitions(self.conn) if not q.is_default
-                )
+            meets = [
+                q
+                for q in part_store.list_partitions(self.conn)
+                if not q.is_default
+                and not (q.bounds.end <= bounds.start or q.bounds.start >= bounds.end)
+            ]
+            empty = (
+                meets[0].name
+                if self.sides_wanted
+                and len(meets) == 1
+                and _replaceable(self.conn, meets[0], self.zone)
+                else None
             )
+            taken = bool(meets) and empty is None
             if not taken and self.sides_wanted:
                 name = f"incident_bulk_{self.token}_{month[:4]}_{month[5:7]}"
                 if len(self.sides) < self.sides_wanted:
                     self.sides.append(_Side(self.engine))
                 self.side_of[name] = self.sides[len(self.side_of) % len(self.sides)]
+                if empty is not None:
+                    self.replaces[name] = empty
             elif not taken:
                 name = partition_name("incident", month)
                 part_store.create_month_table(self.conn, "incident", name, bounds)
@@ -689,6 +729,18 @@ class _MonthLoad:
         except (sa_exc.DBAPIError, psycopg.Error):
             pass
 
+    def _replace(self, old: str, name: str) -> None:
+        """Detach and drop the month's partition ``old`` (empty when the import began),
+        its rows written meanwhile moved into the loaded table ``name`` first: their keys
+        and rollup were written when they were inserted, and this table's rows have
+        theirs already, so nothing is counted twice. The detach waits for the statements
+        reading ``incident`` and holds it exclusively to the commit: the attaches and the
+        commit that follow are short. Months that are over only: no report waits on
+        the import's rollup rows while the import waits on the report."""
+        part_store.detach(self.conn, "incident", old)
+        part_store.move_rows(self.conn, old, name)
+        part_store.drop(self.conn, old)
+
     def finish(self) -> None:
         conn, report = self.conn, self.report
         t = time.perf_counter()
@@ -729,6 +781,8 @@ class _MonthLoad:
             final = name
             if name in self.side_of:
                 final = partition_name("incident", month)
+                if name in self.replaces:
+                    self._replace(self.replaces[name], name)
                 part_store.rename_table(conn, name, final)
                 incident_copy.primary_key_from_index(conn, final)
             part_store.attach(conn, "incident", final, month_range(month, self.zone))

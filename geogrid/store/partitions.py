@@ -36,6 +36,8 @@ __all__ = [
     "attach",
     "detach",
     "drop",
+    "is_empty",
+    "move_rows",
     "month_digest",
     "table_exists",
     "lock_timeout",
@@ -221,6 +223,27 @@ def add_partition(conn: Connection, parent: str, name: str, bounds: Bounds) -> i
 def detach(conn: Connection, parent: str, name: str) -> None:
     """Detach partition ``name`` from ``parent`` (it stays as a plain table)."""
     conn.exec_driver_sql(f"ALTER TABLE {_parent(parent)} DETACH PARTITION {_ident(name)}")
+
+
+def is_empty(conn: Connection, name: str) -> bool:
+    """True when table ``name`` holds no row."""
+    return not conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {_ident(name)})")).scalar_one()
+
+
+def move_rows(conn: Connection, source: str, target: str) -> int:
+    """Copy every row of table ``source`` into table ``target`` (same columns, by name);
+    the number of rows."""
+    cols = conn.execute(
+        text(
+            "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute "
+            "WHERE attrelid = CAST(:t AS regclass) AND attnum > 0 AND NOT attisdropped"
+        ),
+        {"t": _ident(target)},
+    ).scalar_one()
+    result = conn.exec_driver_sql(
+        f"INSERT INTO {_ident(target)} ({cols}) SELECT {cols} FROM {_ident(source)}"
+    )
+    return int(result.rowcount or 0)
 
 
 def drop(conn: Connection, name: str) -> None:
