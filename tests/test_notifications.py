@@ -64,23 +64,25 @@ def _rows(city):
         ).all()
 
 
-def test_derived_once_for_every_recipient(env):
-    city, _ = env
+def _team_with(city, name: str, grid: str, member: str) -> None:
+    """A team of the community covering ``grid``, with the account ``member`` in it."""
     acc = city.accounts
     team = teams.create_team(
-        city.engine,
-        name="二网格团队",
-        community_code=COMMUNITY,
-        grids=[GRIDS[1]],
-        actor=acc["community"],
+        city.engine, name=name, community_code=COMMUNITY, grids=[grid], actor=acc["community"]
     )
     teams.add_member(
         city.engine,
         team["id"],
-        account_id=acc["w3"].id,
+        account_id=acc[member].id,
         role="building_head",
         actor=acc["community"],
     )
+
+
+def test_derived_once_for_every_recipient(env):
+    city, _ = env
+    acc = city.accounts
+    _team_with(city, "二网格团队", GRIDS[1], "w3")
     fresh = _report(city, "w1", GRIDS[0])  # due in 24 h
     soon = _report(city, "w1", GRIDS[0], "small_ads", hours_ago=47)  # due in 1 h
     late = _report(city, "w2", GRIDS[1], hours_ago=30)  # overdue 6 h
@@ -385,20 +387,7 @@ def test_a_city_wide_run_goes_on_from_the_last(env):
     assert kinds == {"assigned": 2, "due_soon": 2, "overdue": 2}, kinds
 
     # who receives what changes: a new team covers w1's grid — a full run tells its member
-    team = teams.create_team(
-        city.engine,
-        name="一网格团队",
-        community_code=COMMUNITY,
-        grids=[GRIDS[0]],
-        actor=acc["community"],
-    )
-    teams.add_member(
-        city.engine,
-        team["id"],
-        account_id=acc["w2"].id,
-        role="building_head",
-        actor=acc["community"],
-    )
+    _team_with(city, "一网格团队", GRIDS[0], "w2")
     t5 = t3 + timedelta(minutes=1)
     assert notifications.refresh_notifications(city.engine, t5)
     assert _sweep(city) == (t5, t5)  # a full run
