@@ -137,8 +137,8 @@ def _changed_since(last: store.Sweep | None, now: datetime, who: str) -> store.C
     anything missed), or when who receives what (``who``: the recipients' digest) is not
     what it was. Otherwise the open incidents written by a transaction the last run could not
     see — new reports, imports, assignments, escalations: each writes the incident row —
-    or due at or after the last run's time: the others' notices are all there already,
-    since nothing else they depend on changed."""
+    or due between the last run's time and the end of this run's due-soon window: the
+    others' notices are all there already, since nothing else they depend on changed."""
     if last is None or now < last.swept_at or now - last.full_at >= FULL_SWEEP:
         return None
     if who != last.recipients:

@@ -132,7 +132,8 @@ class Sweep:
 @dataclass(frozen=True)
 class Changed:
     """What a run going on from a :class:`Sweep` looks at: incidents written by
-    transactions from ``since_xmin`` on, or due at or after ``due_since``."""
+    transactions from ``since_xmin`` on, or due from ``due_since`` to the end of the run's
+    due-soon window."""
 
     since_xmin: int
     due_since: datetime
