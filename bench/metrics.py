@@ -178,8 +178,8 @@ def _grow(
     t1 = time.perf_counter()
     # the last year's months have their partitions, as a service makes them on demand;
     # older months wait in the DEFAULT partition (a long history would be archived)
-    t_last = datetime(2026, 12, 1, tzinfo=UTC)
-    partitions.ensure_range(engine, t_last - timedelta(days=400), t_last)
+    t_end = datetime(2026, 12, 1, tzinfo=UTC)  # the history ends before this moment
+    partitions.ensure_range(engine, t_end - timedelta(days=400), t_end)
     # before :t_open only the done statuses (r moved past the open ones' share)
     x = "(CASE WHEN s.rep < CAST(:t_open AS timestamptz) THEN 0.09 + s.r * 0.92 ELSE s.r END)"
     cases = " ".join(f"WHEN {x} < {b} THEN '{s}'" for b, s in _STATUS_MIX)
@@ -207,7 +207,6 @@ def _grow(
         ).all()
         for name, _ in indexes:
             conn.exec_driver_sql(f'DROP INDEX "{name}"')
-    t_end = datetime(2026, 12, 1, tzinfo=UTC)
     t_first = t_end - timedelta(days=span_days)
     if per_day:  # the older history: (n - have) incidents before the have already there
         t_first = t_end - timedelta(days=n / per_day)
