@@ -179,10 +179,10 @@ def grids_from_db(url: str) -> gpd.GeoDataFrame:
         have = conn.execute(
             "SELECT to_regclass('unit') IS NOT NULL, to_regclass('boundary_version') IS NOT NULL"
         ).fetchone()
-        if not all(have):
+        if have is None or not all(have):
             raise RuntimeError(
-                f"{url}: tables unit/boundary_version not found (exist: unit={have[0]}, "
-                f"boundary_version={have[1]}); use --grids voronoi"
+                f"{url}: tables unit/boundary_version not found (exist: "
+                f"{tuple(have or ())}); use --grids voronoi"
             )
         rows = conn.execute(
             "SELECT code, ST_AsBinary(ST_Transform(geom, 4326)) FROM unit "

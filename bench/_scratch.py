@@ -12,6 +12,7 @@ for a database whose life is not one block.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -80,31 +81,86 @@ def scratch_database(
             drop_scratch(url, admin_url)
 
 
-def raw_copy_seconds(url: str, tables: list[str]) -> float:
+def _read_bodies(raw: str, table: str, parts: int) -> list[bytearray]:
+    """``table``'s rows as binary COPY bodies, dealt out by heap block into ``parts``."""
+    bodies = []
+    with psycopg.connect(raw) as pc:
+        for i in range(parts):
+            where = f" WHERE ((ctid::text::point)[0])::bigint % {parts} = {i}" if parts > 1 else ""
+            buf = bytearray()
+            with pc.cursor().copy(
+                f"COPY (SELECT * FROM {table}{where}) TO STDOUT (FORMAT BINARY)"
+            ) as cp:
+                for chunk in cp:
+                    buf += chunk
+            bodies.append(buf)
+    return bodies
+
+
+def _write_body(
+    conn: psycopg.Connection,
+    copy: str,
+    body: bytearray,
+    go: threading.Barrier,
+    errors: list[BaseException],
+) -> None:
+    """COPY ``body`` into the table ``copy`` in 1 MB writes once every writer is ready
+    (a failure is kept in ``errors``, raised again by the caller)."""
+    go.wait()
+    try:
+        with conn.cursor().copy(f"COPY {copy} FROM STDIN (FORMAT BINARY)") as cp:
+            view = memoryview(body)
+            for j in range(0, len(view), 1 << 20):
+                cp.write(view[j : j + (1 << 20)])
+        conn.commit()
+    except BaseException as exc:
+        errors.append(exc)
+
+
+def raw_copy_seconds(
+    url: str, tables: list[str], *, connections: int = 1, logged: bool = True
+) -> float:
     """The database's floor for writing what ``tables`` hold: their rows, every column, the
     body already encoded (``COPY … TO STDOUT (FORMAT BINARY)``, read first, not timed),
     written by binary ``COPY … FROM STDIN`` into unindexed copies (``LIKE``, no indexes,
-    no constraints but NOT NULL), one table after another on one connection. Returns the
-    seconds of the writes; the copies are dropped."""
+    no constraints but NOT NULL), one table after another. Returns the seconds of the
+    writes; the copies are dropped.
+
+    ``connections`` > 1: each table's rows are dealt out by heap block to that many
+    connections, which COPY their share into copies of their own at the same time — the
+    most the machine's cores can write. ``logged`` False: the copies are ``UNLOGGED`` (no
+    WAL, lost on a crash: no loader of data to keep may do that) — the ceiling with
+    durability taken away too."""
     raw = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    kind = "" if logged else "UNLOGGED "
     total = 0.0
-    with psycopg.connect(raw) as pc:
-        for table in tables:
-            copy = f"{table}_raw_floor"
-            pc.execute(f"CREATE TABLE {copy} (LIKE {table})")
-            buf = bytearray()
-            with pc.cursor().copy(f"COPY (SELECT * FROM {table}) TO STDOUT (FORMAT BINARY)") as cp:
-                for chunk in cp:
-                    buf += chunk
-            pc.commit()
+    for table in tables:
+        bodies = _read_bodies(raw, table, connections)
+        conns = [psycopg.connect(raw) for _ in range(connections)]
+        copies = [f"{table}_raw_floor_{i}" for i in range(connections)]
+        try:
+            for c, copy in zip(conns, copies, strict=True):
+                c.execute(f"CREATE {kind}TABLE {copy} (LIKE {table})")
+                c.commit()
+            go = threading.Barrier(connections + 1)
+            errors: list[BaseException] = []
+            threads = [
+                threading.Thread(target=_write_body, args=(c, copy, body, go, errors))
+                for c, copy, body in zip(conns, copies, bodies, strict=True)
+            ]
+            for th in threads:
+                th.start()
+            go.wait()
             t0 = time.perf_counter()
-            with pc.cursor().copy(f"COPY {copy} FROM STDIN (FORMAT BINARY)") as cp:
-                view = memoryview(buf)
-                for i in range(0, len(view), 1 << 20):
-                    cp.write(view[i : i + (1 << 20)])
-            pc.commit()
+            for th in threads:
+                th.join()
             total += time.perf_counter() - t0
-            del buf
-            pc.execute(f"DROP TABLE {copy}")
-            pc.commit()
+            if errors:
+                raise errors[0]
+        finally:
+            for c, copy in zip(conns, copies, strict=True):
+                c.rollback()
+                c.execute(f"DROP TABLE IF EXISTS {copy}")
+                c.commit()
+                c.close()
     return total

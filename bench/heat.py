@@ -47,16 +47,17 @@ BBOX = (109.55, 21.63, 110.89, 23.13)
 def yulin_points(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``n`` WGS84 points: Gaussian clusters plus ~15 % uniform over the Yulin bbox."""
     rng = np.random.default_rng(seed)
-    lon, lat = [], []
+    lons: list[np.ndarray] = []
+    lats: list[np.ndarray] = []
     used = 0
     for cx, cy, share, sd in _CLUSTERS:
         k = int(n * share)
-        lon.append(rng.normal(cx, sd, k))
-        lat.append(rng.normal(cy, sd, k))
+        lons.append(rng.normal(cx, sd, k))
+        lats.append(rng.normal(cy, sd, k))
         used += k
-    lon.append(rng.uniform(BBOX[0], BBOX[2], n - used))
-    lat.append(rng.uniform(BBOX[1], BBOX[3], n - used))
-    lon, lat = np.concatenate(lon), np.concatenate(lat)
+    lons.append(rng.uniform(BBOX[0], BBOX[2], n - used))
+    lats.append(rng.uniform(BBOX[1], BBOX[3], n - used))
+    lon, lat = np.concatenate(lons), np.concatenate(lats)
     lon = np.clip(lon, BBOX[0], BBOX[2])
     lat = np.clip(lat, BBOX[1], BBOX[3])
     perm = rng.permutation(n)

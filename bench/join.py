@@ -23,6 +23,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 
 import geopandas as gpd
 import numpy as np
@@ -37,7 +38,7 @@ from geogrid.core.locator import GridLocator
 def _timed(fn: Callable[[], np.ndarray], repeat: int) -> tuple[float, np.ndarray]:
     """Median wall time of ``repeat`` runs (one run if the first takes over 5 s)."""
     times = []
-    result = None
+    result = np.empty(0)
     for _ in range(repeat):
         t = time.perf_counter()
         result = fn()
@@ -247,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
     for n in sizes:
         x, y = lon[:n], lat[:n]
         loc.locate(x[: min(n, 1_000_000)], y[: min(n, 1_000_000)])  # warm-up
-        t_loc, ours = _timed(lambda x=x, y=y: loc.locate(x, y), args.repeat)
+        t_loc, ours = _timed(partial(loc.locate, x, y), args.repeat)
         rows.append(("geogrid GridLocator", n, n, t_loc, 0, ""))
 
         def add(name, m, fn, note="", n=n, t_loc=t_loc, ours=ours):

@@ -358,6 +358,7 @@ def _where_time_goes(engine: Engine, base, rolled, say) -> None:
             store_rollup.fetch_columns = store_columns.fetch_columns
         with engine.connect() as conn:
             raw = conn.connection.driver_connection
+            assert raw is not None  # a checked-out connection has its driver connection
             conn.exec_driver_sql("SET work_mem = '64MB'")
             for statement, parameters in seen:
                 try:
@@ -421,7 +422,7 @@ def main(argv: list[str] | None = None) -> None:
         f"median of {args.repeat} warm runs"
     )
     for level in ("grid", "community", "district"):
-        holder = {}
+        holder: dict[str, pd.DataFrame] = {}
 
         def run(level=level, holder=holder):
             holder["m"] = gm.load_metrics(
@@ -452,7 +453,7 @@ def main(argv: list[str] | None = None) -> None:
                 )
 
             _, sql_runs = _time(sql_only, args.repeat)
-            out = {}
+            out: dict[str, Any] = {}
 
             def pandas_only(level=level, out=out):
                 out["agg"], out["rows"] = _pandas_path(engine, level, start, end, tz)

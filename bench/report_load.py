@@ -98,7 +98,7 @@ class LoadResult:
                             round(float(np.percentile(sel, 99)), 1)))  # fmt: skip
         return out
 
-    def summary(self) -> dict[str, float | int | dict[str, int]]:
+    def summary(self) -> dict[str, float | int | dict[str, int] | list[str]]:
         """Offered/achieved rates, p50/p90/p99/max (ms) and error counts."""
         return {
             "offered": self.offered,
