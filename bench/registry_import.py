@@ -188,6 +188,7 @@ def main() -> None:
             flush=True,
         )
         print(f"load average after geogrid: {os.getloadavg()}", flush=True)
+        print(f"geogrid registry load: {t_geogrid:.1f} s = {n / t_geogrid:,.0f} rows/s", flush=True)
         if args.no_to_postgis:
             return
 
