@@ -3,7 +3,8 @@ as partitioned GeoParquet; the locator, Dask with 1 and 2 workers, ingest, PostG
 metrics and tiles.
 
     python -m bench.province [--grids 100000] [--incidents 100000000] [--scale-down 20]
-        [--cities 14] [--ingest-months 2] [--keep FOLDER] [--no-tiles]
+        [--cities 14] [--ingest-months 2] [--keep FOLDER] [--no-tiles] [--no-dask]
+        [--keep-db NAME]
         [--admin-url postgresql://postgres@127.0.0.1:5432/postgres]
 
 ``--incidents`` is the province's year (Guangxi: ~100 M); ``--scale-down N`` writes
@@ -35,7 +36,9 @@ printing its figure as it ends:
    req/s with 1 and 2 workers sharing Redis; Yulin, city 4509, is where bench.tiles looks)
    — its output is printed as it comes.
 
-The scratch database is dropped at the end; the GeoParquet folder too unless ``--keep``.
+The scratch database is dropped at the end unless ``--keep-db NAME`` (then it is named
+NAME and kept, e.g. for ``bench.tiles --db``); the GeoParquet folder too unless
+``--keep``. ``--no-dask`` skips phases 5 and 6.
 """
 
 from __future__ import annotations
@@ -326,6 +329,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--locate-points", type=int, default=2_000_000)
     ap.add_argument("--keep", type=Path, help="write the GeoParquet here and keep it")
     ap.add_argument("--no-tiles", action="store_true")
+    ap.add_argument(
+        "--no-dask", action="store_true", help="skip the Dask and Dask = PostGIS phases"
+    )
+    ap.add_argument(
+        "--keep-db",
+        metavar="NAME",
+        help="name the scratch database NAME (dropped first if it exists) and keep it",
+    )
     ap.add_argument("--tiles-seconds", type=float, default=5.0)
     ap.add_argument("--admin-url", default=ADMIN_URL)
     ap.add_argument("--counties", nargs="*", help="Yulin county codes per build (smoke runs)")
@@ -346,7 +357,9 @@ def main(argv: list[str] | None = None) -> None:
         f"{len(prov.units['street']):,} streets, {len(prov.units['district']):,} districts "
         f"in {args.cities} cities; {len(prov.pool):,} buildings; {t:.0f} s",
     )
-    with scratch_database(args.admin_url, prefix="geogrid_province") as url:
+    with scratch_database(
+        args.admin_url, prefix="geogrid_province", name=args.keep_db, keep=bool(args.keep_db)
+    ) as url:
         engine = get_engine(url)
         _, t = _timed(lambda: save_hierarchy(engine, prov.units, label="province", source="bench"))
         save_categories(engine, load_categories())
@@ -383,18 +396,19 @@ def main(argv: list[str] | None = None) -> None:
                 f"indexes = {sizes['total'] / rows:.0f} bytes/row "
                 f"({sizes['relations']} relation(s) under incident)",
             )
-            _dask(engine, Path(folder), window, args.n, att)
-
-            sub = tmp / "ingested"
-            sub.mkdir()
-            for f in written:
-                if f[10:17] in ingest:
-                    (sub / f).symlink_to(Path(folder) / f)
-            _equal(engine, sub, window)
+            if not args.no_dask:
+                _dask(engine, Path(folder), window, args.n, att)
+                sub = tmp / "ingested"
+                sub.mkdir()
+                for f in written:
+                    if f[10:17] in ingest:
+                        (sub / f).symlink_to(Path(folder) / f)
+                _equal(engine, sub, window)
             _postgis_month(engine, window)
         if not args.no_tiles:
             _tiles(url, args.tiles_seconds)
-    _say("done", f"{time.perf_counter() - t_all:.0f} s in all; {_load()}; scratch DB dropped")
+    kept = f"database {args.keep_db} kept" if args.keep_db else "scratch DB dropped"
+    _say("done", f"{time.perf_counter() - t_all:.0f} s in all; {_load()}; {kept}")
 
 
 if __name__ == "__main__":
