@@ -316,3 +316,33 @@ def test_unit_boxes_answer_as_postgis_does(demo_db_url):
                 a, b = np.array(sorted(got[lv])), np.array(sorted(want[lv]))
                 assert a.shape == b.shape and np.allclose(a, b, rtol=0, atol=1e-9), lv
     assert len(index) > 0 and sum(len(v) for v in want.values()) == 0
+
+
+def test_memo_get_or_stale_keeps_the_old_value_when_a_rebuild_fails():
+    """An expired value is answered while a rebuild runs; a rebuild that fails leaves the
+    old value (logged), the next call tries again; a clear() meanwhile is not undone."""
+    import threading
+
+    from geogrid.services.tilecache import Memo
+
+    m = Memo(ttl=0.0)  # expired as soon as stored
+    assert m.get("k", lambda: "v1") == "v1"
+    jobs: list = []
+
+    def fail() -> str:
+        raise RuntimeError("database down")
+
+    assert m.get_or_stale("k", fail, renew=jobs.append) == "v1"
+    assert m.get_or_stale("k", fail, renew=jobs.append) == "v1"
+    assert len(jobs) == 1  # one rebuild at a time
+    jobs.pop()()  # fails: kept
+    assert m.get_or_stale("k", lambda: "v2", renew=jobs.append) == "v1"
+    ran = threading.Thread(target=jobs.pop())
+    ran.start()
+    ran.join()
+    # a clear() while a rebuild runs: the rebuild is not stored, the next call builds
+    assert m.get_or_stale("k", lambda: "v3", renew=jobs.append) == "v2"
+    m.clear()
+    jobs.pop()()
+    assert "k" not in m.keys()
+    assert m.get_or_stale("k", lambda: "v4", renew=jobs.append) == "v4" and not jobs

@@ -509,3 +509,83 @@ def test_writes_refresh_the_metrics_instead_of_clearing_them(edit_city):
         assert svc.vector_tile("grids", *far, win)[1] == far_tag
     finally:
         svc.close()
+
+
+def test_an_expired_frame_is_answered_while_one_thread_builds_it_again(edit_city):
+    """A province's grid frame takes ~20 s (docs/scale.md): an expired frame is answered as
+    it is while one thread builds it again, and what was derived from it (the tiles' index)
+    follows the new frame instead of being served with it."""
+    from geogrid.services.mapservice import MapService
+    from geogrid.services.tilecache import TileCache
+    from geogrid.settings import get_settings
+
+    engine, _, city = edit_city
+    svc = MapService(engine, get_settings(), cache=TileCache(), metrics_ttl=0.5)
+    try:
+        win = svc.window()
+        first = svc.unit_metrics("grid", win)
+        index = svc._metric_index("grid", win)
+        assert svc._metric_index("grid", win) is index  # held with its frame
+        time.sleep(0.6)  # expired
+        assert svc.unit_metrics("grid", win) is first  # answered at once, renewed meanwhile
+        deadline = time.monotonic() + 30
+        while svc.unit_metrics("grid", win) is first and time.monotonic() < deadline:
+            time.sleep(0.05)
+        renewed = svc.unit_metrics("grid", win)
+        assert renewed is not first and len(renewed) == len(first) == len(city["grid"])
+        cols = [c for c in first.columns if c in renewed.columns]
+        pd.testing.assert_frame_equal(renewed[cols], first[cols])  # nothing changed
+        assert svc._metric_index("grid", win) is not index  # made again from the new frame
+    finally:
+        svc.close()
+
+
+def test_a_request_that_builds_a_frame_gives_it_the_standard_budget(edit_city):
+    """A frame is shared by every tile of its level and window: the request that builds it
+    lends it the standard class's statement budget, not its own (a tile's cheap 5 s ended a
+    province's grid frame in a 503 for every tile). The rollup is locked by another
+    transaction for 1.5 s: the metrics themselves, under a 0.5 s budget, are cancelled;
+    the map's frame, asked for under the same budget, waits and is built."""
+    import threading
+
+    from sqlalchemy.exc import OperationalError
+
+    from geogrid.services.limits import statement_timeout
+    from geogrid.services.mapservice import MapService
+    from geogrid.services.metrics import metrics_frame
+    from geogrid.services.tilecache import TileCache
+    from geogrid.settings import get_settings
+
+    engine, _, city = edit_city
+    svc = MapService(engine, get_settings(), cache=TileCache())
+    win = svc.window("2026-03-01", "2026-04-01")  # no other test asks for it
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with engine.begin() as conn:
+            conn.execute(text("LOCK TABLE incident_daily IN ACCESS EXCLUSIVE MODE"))
+            locked.set()
+            release.wait(1.5)
+
+    try:
+        for ask in ("metrics", "map"):
+            release.clear()
+            holder = threading.Thread(target=hold)
+            holder.start()
+            assert locked.wait(10)
+            locked.clear()
+            try:
+                with statement_timeout(500):
+                    if ask == "metrics":
+                        with pytest.raises(
+                            (OperationalError, psycopg.errors.QueryCanceled),
+                            match="statement timeout",
+                        ):
+                            metrics_frame(engine, "grid", start=win.start, end=win.end)
+                    else:
+                        frame = svc.unit_metrics("grid", win)
+                        assert len(frame) == len(city["grid"])
+            finally:
+                holder.join()
+    finally:
+        svc.close()

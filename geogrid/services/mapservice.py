@@ -41,10 +41,10 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -73,6 +73,7 @@ from geogrid.core.timewindow import (
 )
 from geogrid.core.unit_boxes import UnitBoxes
 from geogrid.errors import InvalidInput
+from geogrid.services.limits import current_statement_timeout, statement_timeout
 from geogrid.services.metrics import metrics_frame, refresh_metrics_frame
 from geogrid.services.replica import ReadRouter
 from geogrid.services.tilecache import ChangeWatcher, Memo, TileCache, params_key
@@ -88,6 +89,8 @@ from geogrid.store.tiles import MetricLiterals, incident_points, incident_tile, 
 __all__ = ["DEFAULT_DAYS", "METRIC_TTL", "MapService", "Window"]
 
 log = logging.getLogger("geogrid.services.mapservice")
+
+T = TypeVar("T")
 
 #: length of the default window (days back from today's 00:00 UTC)
 DEFAULT_DAYS = 30
@@ -342,17 +345,40 @@ class MapService:
     # ------------------------------------------------------------------ metrics
     def unit_metrics(self, level: str, window: Window) -> pd.DataFrame:
         """Metrics of the published units of ``level`` for ``window``: a DataFrame with
-        ``code``, the metric columns and the unit bbox ``xmin ymin xmax ymax`` (WGS84)."""
-        return self.metrics.get(
-            ("frame", level, window), lambda: self._build_metrics(level, window)
+        ``code``, the metric columns and the unit bbox ``xmin ymin xmax ymax`` (WGS84).
+
+        Built once and held :attr:`metrics_ttl` seconds; an expired frame is still
+        answered while one thread builds it again (a province's grid frame takes ~20 s:
+        only the first request of a level and window waits for it)."""
+        return self.metrics.get_or_stale(
+            ("frame", level, window), lambda: self._build_metrics(level, window), self._renew
         )
+
+    def _renew(self, job: Callable[[], None]) -> None:
+        """Run a frame's rebuild (:meth:`Memo.get_or_stale`) in a thread of its own."""
+        if not self._closed:
+            threading.Thread(target=job, name="geogrid-metrics-renew", daemon=True).start()
+
+    def _derived(
+        self, name: str, level: str, window: Window, make: Callable[[pd.DataFrame], T]
+    ) -> T:
+        """``make(frame)`` of the current :meth:`unit_metrics` frame, memoised with the frame
+        it was made from: a frame built again (renewed, refreshed) is a new object, so
+        what was derived from the one before is made again, never served with it."""
+        frame = self.unit_metrics(level, window)
+        key = (name, level, window)
+        held = self.metrics.peek(key)
+        if held is not None and held[0] is frame:
+            return cast(T, held[1])
+        value = make(frame)
+        self.metrics.put(key, (frame, value))
+        return value
 
     def metrics_by_code(self, level: str, window: Window) -> dict[str, dict[str, Any]]:
         """:meth:`unit_metrics` as ``code → {metric: value}`` (metric columns only: no
         names, populations or bboxes), memoised with the frame."""
 
-        def build() -> dict[str, dict[str, Any]]:
-            df = self.unit_metrics(level, window)
+        def build(df: pd.DataFrame) -> dict[str, dict[str, Any]]:
             cols = [c for c in df.columns if c not in _NOT_METRICS]
             recs = df[cols].to_dict("records")
             return {
@@ -360,17 +386,29 @@ class MapService:
                 for c, r in zip(df["code"], recs, strict=True)
             }
 
-        return self.metrics.get(("by_code", level, window), build)
+        return self._derived("by_code", level, window, build)
+
+    def _frame_timeout_ms(self) -> int | None:
+        """The statement budget of a frame's build: a frame is shared by every request of
+        its level and window (built once, see :meth:`unit_metrics`), so a request that
+        builds it has at least the *standard* class's budget, not its own — a map tile's
+        cheap 5 s ended a province's grid frame (~20 s) in a 503 for every tile. Without
+        a request's budget (a thread, the CLI) none is set, as before."""
+        current = current_statement_timeout()
+        if current is None:
+            return None
+        return max(current, int(self.settings.statement_timeouts.get("standard", current)))
 
     def _build_metrics(self, level: str, window: Window) -> pd.DataFrame:
         upto = self.watcher.last_id or 0  # committed before the build reads: included
-        gdf = metrics_frame(
-            self.read_engine(),
-            level,
-            start=window.start,
-            end=window.end,
-            categories=list(window.categories) if window.categories else None,
-        )
+        with statement_timeout(self._frame_timeout_ms()):
+            gdf = metrics_frame(
+                self.read_engine(),
+                level,
+                start=window.start,
+                end=window.end,
+                categories=list(window.categories) if window.categories else None,
+            )
         b = gdf.geometry.bounds
         df = pd.DataFrame(gdf.drop(columns="geometry"))
         df[["xmin", "ymin", "xmax", "ymax"]] = b.to_numpy()
@@ -455,9 +493,7 @@ class MapService:
         return self._metric_index(level, window).select(padded_tile_bounds_lonlat(z, x, y))
 
     def _metric_index(self, level: str, window: Window) -> _MetricIndex:
-        return self.metrics.get(
-            ("index", level, window), lambda: _MetricIndex.of(self.unit_metrics(level, window))
-        )
+        return self._derived("index", level, window, _MetricIndex.of)
 
     def _unit_tile(
         self, layer: str, level: str, z: int, x: int, y: int, window: Window

@@ -42,6 +42,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Generic, TypeVar, cast
 
 import redis
@@ -504,6 +505,7 @@ class Memo:
         self._d: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self._building: dict[Hashable, threading.Lock] = {}
+        self._renewing: set[Hashable] = set()  # keys built again by get_or_stale
         self.generation = 0
 
     def get(self, key: Hashable, build: Callable[[], T]) -> T:
@@ -528,6 +530,65 @@ class Memo:
                     while len(self._d) > self.size:
                         self._d.popitem(last=False)
         return value
+
+    def get_or_stale(
+        self, key: Hashable, build: Callable[[], T], renew: Callable[[Callable[[], None]], None]
+    ) -> T:
+        """As :meth:`get`, but an *expired* value is returned as it is while ``renew(job)``
+        builds it again once elsewhere (``renew`` runs ``job`` in a thread): a caller waits
+        for a build only when nothing is held (stale-while-revalidate). A failed rebuild is
+        logged and the stale value stays until the next try. What :meth:`clear` forgot is
+        built at once, as by :meth:`get`.
+
+        >>> m = Memo(ttl=0.0)  # every value expired as soon as it is stored
+        >>> m.get("a", lambda: 1)
+        1
+        >>> m.get_or_stale("a", lambda: 2, renew=lambda job: job())  # renewed meanwhile
+        1
+        >>> m.get_or_stale("a", lambda: 3, renew=lambda job: None)  # the renewed value
+        2
+        """
+        now = time.monotonic()
+        with self._lock:
+            hit = self._d.get(key)
+            if hit is not None and (self.ttl is None or now - hit[0] < self.ttl):
+                self._d.move_to_end(key)
+                return cast(T, hit[1])
+            renewing = hit is not None and key not in self._renewing
+            if renewing:
+                self._renewing.add(key)
+            gen = self.generation
+        if hit is None:
+            return self.get(key, build)
+        if renewing:
+            try:
+                renew(partial(self._renew, key, build, gen))
+            except BaseException:
+                with self._lock:
+                    self._renewing.discard(key)
+                raise
+        return cast(T, hit[1])
+
+    def _renew(self, key: Hashable, build: Callable[[], Any], gen: int) -> None:
+        """The background build of :meth:`get_or_stale` (one build per key at a time, as
+        :meth:`get`'s; not stored when :meth:`clear` or :meth:`discard` ran since it was
+        asked for: generation ``gen``)."""
+        try:
+            with self._lock:
+                lock = self._building.setdefault(key, threading.Lock())
+            with lock:
+                value = build()
+            with self._lock:
+                if gen == self.generation:
+                    self._d[key] = (time.monotonic(), value)
+                    self._d.move_to_end(key)
+                    while len(self._d) > self.size:
+                        self._d.popitem(last=False)
+        except Exception as exc:  # the stale value stays; the next get_or_stale tries again
+            log.warning("a background rebuild failed (%s); the previous value is kept", exc)
+        finally:
+            with self._lock:
+                self._renewing.discard(key)
 
     def clear(self) -> None:
         """Forget every value (a build in progress is not stored)."""
