@@ -173,10 +173,13 @@ def aggregate_units_rollup(
         GROUP BY 1
     """
     # hours as float8 (date_part): EXTRACT returns numeric since PostgreSQL 14, and the
-    # per-grid sorts of numerics were a third of this statement (issue 12)
+    # per-grid sorts of numerics were a third of this statement (issue 12). Grouped by the
+    # code in the C collation (the same groups: equality does not depend on it): the rows
+    # are sorted by memcmp, and the planner cannot walk the (code, reported_at) index for
+    # the order instead — at a province's month that visited 7.9 M rows at random, 17 s
     resolved_sql = f"""
         SELECT code, resolved, on_time, q[1] AS median, q[2] AS p90 FROM (
-            SELECT i.{col} AS code, count(*) AS resolved,
+            SELECT i.{col} COLLATE "C" AS code, count(*) AS resolved,
                    count(*) FILTER (WHERE i.resolved_at <= i.due_at) AS on_time,
                    percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (
                        ORDER BY date_part('epoch', i.resolved_at - i.reported_at) / 3600.0) AS q
