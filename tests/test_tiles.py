@@ -589,3 +589,45 @@ def test_a_request_that_builds_a_frame_gives_it_the_standard_budget(edit_city):
                 holder.join()
     finally:
         svc.close()
+
+
+def test_incident_points_read_by_binary_copy_equal_the_rows(edit_city):
+    """The heat map's points (binary COPY decoded by NumPy) are exactly the incidents of
+    the window and categories as plain SQL rows give them, as float8."""
+    from datetime import UTC, datetime
+
+    from geogrid.store.tiles import incident_points
+
+    engine, _, _ = edit_city
+    pts = [
+        (110.1 + i / 997, 22.6 + i / 1009, "sanitation" if i % 3 else "noise") for i in range(50)
+    ]
+    with engine.begin() as conn:
+        for i, (x, y, cat) in enumerate(pts):
+            conn.execute(
+                text(
+                    "INSERT INTO incident (category, reported_at, updated_at, status, grid_code, "
+                    "geom) VALUES (:c, :t, :t, 'reported', NULL, "
+                    "ST_SetSRID(ST_MakePoint(:x, :y), 4326))"
+                ),
+                {"c": cat, "t": datetime(2025, 3, 1 + i % 28, 12, tzinfo=UTC), "x": x, "y": y},
+            )
+    start, end = datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 3, 15, tzinfo=UTC)
+    try:
+        with engine.connect() as conn:
+            lon, lat = incident_points(conn, start=start, end=end, categories=["sanitation"])
+            rows = conn.execute(
+                text(
+                    "SELECT ST_X(geom), ST_Y(geom) FROM incident WHERE reported_at >= :s "
+                    "AND reported_at < :e AND category = 'sanitation' ORDER BY 1, 2"
+                ),
+                {"s": start, "e": end},
+            ).all()
+            none = incident_points(conn, start=end, end=end)
+        assert len(rows) > 10
+        got = sorted(zip(lon.tolist(), lat.tolist(), strict=True))
+        assert got == [(float(x), float(y)) for x, y in rows]
+        assert lon.dtype == lat.dtype == np.float64 and len(none[0]) == len(none[1]) == 0
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM incident WHERE reported_at < '2025-04-01'"))

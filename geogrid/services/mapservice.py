@@ -389,11 +389,12 @@ class MapService:
         return self._derived("by_code", level, window, build)
 
     def _frame_timeout_ms(self) -> int | None:
-        """The statement budget of a frame's build: a frame is shared by every request of
-        its level and window (built once, see :meth:`unit_metrics`), so a request that
-        builds it has at least the *standard* class's budget, not its own — a map tile's
-        cheap 5 s ended a province's grid frame (~20 s) in a 503 for every tile. Without
-        a request's budget (a thread, the CLI) none is set, as before."""
+        """The statement budget of a frame's build (and a heat source's): a frame is shared
+        by every request of its level and window (built once, see :meth:`unit_metrics`),
+        so a request that builds it has at least the *standard* class's budget, not its
+        own — a map tile's cheap 5 s ended a province's grid frame (~20 s) in a 503 for
+        every tile. Without a request's budget (a thread, the CLI) none is set, as
+        before."""
         current = current_statement_timeout()
         if current is None:
             return None
@@ -510,7 +511,8 @@ class MapService:
         """The incident points of ``window`` prepared for heat rendering (memoised)."""
 
         def build() -> HeatSource:
-            with self.read_engine().connect() as conn:
+            # shared by every heat tile of the window, as a frame: the standard budget
+            with statement_timeout(self._frame_timeout_ms()), self.read_engine().connect() as conn:
                 lon, lat = incident_points(
                     conn, start=window.start, end=window.end, categories=window.categories
                 )
