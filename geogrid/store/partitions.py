@@ -232,7 +232,8 @@ def is_empty(conn: Connection, name: str) -> bool:
 
 def move_rows(conn: Connection, source: str, target: str) -> int:
     """Copy every row of table ``source`` into table ``target`` (same columns, by name);
-    the number of rows."""
+    the number of rows. The rows stay in ``source``: the caller drops it after (a move,
+    as :meth:`geogrid.services.ingest._MonthLoad._replace` does)."""
     cols = conn.execute(
         text(
             "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute "
